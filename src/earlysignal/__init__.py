@@ -1,0 +1,2 @@
+"""Early Signal."""
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""The `earlysignal` command line: thin wrappers that parse options, call the library and show progress.
+
+Each command lives in the library module that does the work; this file only wires them up.
+User errors (`EarlySignalError`) print as one clear message and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from earlysignal.console import console
+from earlysignal.errors import EarlySignalError
+
+app = typer.Typer(
+    name="earlysignal",
+    help="Early Signal: point-in-time features, models, reasons and fairness audits from linked council records.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Project config YAML (default: conf/borough.yaml, else the packaged copy)."),
+]
+
+
+def user_errors_as_messages(func: F) -> F:
+    """Show an EarlySignalError as a plain red message and exit 2, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EarlySignalError as error:
+            console.print(f"[bold red]Error:[/bold red] {error}", highlight=False)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def main() -> None:  # pragma: no cover - console-script entry point
+    app()

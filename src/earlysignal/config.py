@@ -1,0 +1,354 @@
+"""The project config: one YAML file, validated by pydantic.
+
+Every stage takes a `ProjectConfig`. Errors name the YAML key and the bad value, so a
+typo in `conf/borough.yaml` reads as "label.horizon_months: Input should be greater
+than 0 (got -6)" rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from earlysignal.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
+
+OUTCOME_TYPES = (
+    "csc_referral",
+    "s47_enquiry",
+    "child_protection_plan",
+    "homelessness_acceptance",
+    "adult_safeguarding_concern",
+)
+
+Aggregate = Literal[
+    "count",
+    "sum",
+    "mean",
+    "max",
+    "distinct_types",
+    "days_since_last",
+    "days_since_first",
+    "trend",
+]
+Scope = Literal["resident", "household", "address"]
+StaticFeature = Literal["age", "months_at_address", "household_size", "household_children", "tenure"]
+ProtectedAttribute = Literal["sex", "ethnicity", "disability", "age_band"]
+
+_WINDOW_RE = re.compile(r"^(?:(\d+)([dmy])|all)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def window_days(window: str) -> int | None:
+    """Length of a window such as '30d', '6m' or '3y' in days; None for 'all'.
+
+    Months are 30 days and years 365 days, so windows are fixed lengths that SQL and
+    NumPy agree on exactly.
+    """
+    match = _WINDOW_RE.match(window)
+    if not match:
+        raise ValueError(f"window {window!r} is not of the form 30d, 6m, 3y or all")
+    if window == "all":
+        return None
+    number, unit = int(match.group(1)), match.group(2)
+    if number <= 0:
+        raise ValueError(f"window {window!r} must be longer than zero")
+    return number * {"d": 1, "m": 30, "y": 365}[unit]
+
+
+class ProjectSection(_Section):
+    name: str = "early-signal"
+    seed: int = 42
+
+
+class DataSection(_Section):
+    dir: Path = Path("data/synthetic/demo")
+
+
+class RecordingBias(_Section):
+    """Over-recording of one group's incidents by one or more services (synthetic worlds only)."""
+
+    attribute: Literal["ethnicity", "sex", "disability"] = "ethnicity"
+    group: str
+    factor: float = Field(gt=0)
+    sources: tuple[str, ...] = ("police", "social_care", "early_help")
+
+
+class SynthSection(_Section):
+    residents: int = Field(default=50_000, gt=0)
+    years: int = Field(default=10, gt=0, le=30)
+    seed: int = 42
+    world: Literal["standard", "null"] = "standard"
+    end_date: dt.date = dt.date(2026, 1, 1)
+    recording_bias: tuple[RecordingBias, ...] = ()
+
+
+class ContractSection(_Section):
+    outcome_types: tuple[str, ...] = OUTCOME_TYPES
+
+
+class TemporalSection(_Section):
+    first_as_of: dt.date
+    last_as_of: dt.date
+    frequency_months: int = Field(default=3, gt=0, le=24)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TemporalSection:
+        if self.last_as_of < self.first_as_of:
+            raise ValueError(
+                f"last_as_of ({self.last_as_of}) is before first_as_of ({self.first_as_of})"
+            )
+        return self
+
+
+class CohortSection(_Section):
+    min_age: int = Field(default=0, ge=0)
+    max_age: int = Field(default=17, ge=0)
+    require_residency: bool = True
+    exclude_open_outcomes: tuple[str, ...] = ("child_protection_plan",)
+
+
+class LabelSection(_Section):
+    name: str = "cpp_within_6m"
+    outcome_types: tuple[str, ...] = ("child_protection_plan",)
+    horizon_months: int = Field(default=6, gt=0)
+
+
+class MissingRule(_Section):
+    """What a feature holds when there is nothing to aggregate (e.g. days since last with no event)."""
+
+    rule: Literal["zero", "null", "constant"] = "zero"
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _constant_has_value(self) -> MissingRule:
+        if self.rule == "constant" and self.value is None:
+            raise ValueError("rule 'constant' needs a value")
+        return self
+
+
+class FeatureFamily(_Section):
+    """One source's events, aggregated over windows at one or more scopes."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: str
+    event_types: tuple[str, ...] = ()  # empty: every event type of the source
+    per_event_type: bool = True  # one feature set per event type, plus none for the whole family
+    scopes: tuple[Scope, ...] = ("resident",)
+    windows: tuple[str, ...] = ("90d", "365d", "3y")
+    aggregates: tuple[Aggregate, ...] = ("count",)
+    missing: dict[str, MissingRule] = Field(default_factory=dict)
+    description: str = ""  # plural noun phrase, e.g. "door replacements"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_parse(cls, windows: tuple[str, ...]) -> tuple[str, ...]:
+        for window in windows:
+            window_days(window)
+        return windows
+
+    @field_validator("missing")
+    @classmethod
+    def _missing_names_aggregates(cls, missing: dict[str, MissingRule]) -> dict[str, MissingRule]:
+        allowed = set(Aggregate.__args__)  # type: ignore[attr-defined]
+        for key in missing:
+            if key not in allowed:
+                raise ValueError(f"missing rule for unknown aggregate {key!r}; use one of {sorted(allowed)}")
+        return missing
+
+
+class FeaturesSection(_Section):
+    static: tuple[StaticFeature, ...] = (
+        "age",
+        "months_at_address",
+        "household_size",
+        "household_children",
+        "tenure",
+    )
+    # Protected characteristics travel alongside for the audit; they become model inputs
+    # only when listed here, deliberately.
+    protected_as_features: tuple[ProtectedAttribute, ...] = ()
+    families: tuple[FeatureFamily, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_family_names(self) -> FeaturesSection:
+        names = [f.name for f in self.families]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"feature family names must be unique; repeated: {duplicates}")
+        return self
+
+
+class ModelSection(_Section):
+    name: str = "earlysignal-cpp"
+    n_estimators: int = Field(default=600, gt=0)
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=31, gt=1)
+    min_child_samples: int = Field(default=50, gt=0)
+    early_stopping_rounds: int = Field(default=50, gt=0)
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+
+
+class TrainingSection(_Section):
+    history_years: float = Field(default=4, gt=0)
+    n_test_splits: int = Field(default=4, gt=0)
+    validation_as_of_count: int = Field(default=1, gt=0)
+    calibration_as_of_count: int = Field(default=1, gt=0)
+    bootstrap: int = Field(default=200, ge=0)
+
+
+class CapacitySection(_Section):
+    """How many cases the team can look at per as_of: an absolute k, a top share, or both (smaller wins)."""
+
+    k: int | None = Field(default=100, gt=0)
+    top_percent: float | None = Field(default=None, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _something_set(self) -> CapacitySection:
+        if self.k is None and self.top_percent is None:
+            raise ValueError("set capacity.k, capacity.top_percent or both")
+        return self
+
+
+class SuccessCriterion(_Section):
+    metric: Literal["precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision"] = (
+        "precision_at_capacity"
+    )
+    threshold: float = Field(default=0.65, ge=0, le=1)
+
+
+class AuditSection(_Section):
+    protected: tuple[ProtectedAttribute, ...] = ("sex", "ethnicity", "age_band", "disability")
+    intersections: tuple[tuple[ProtectedAttribute, ...], ...] = (("sex", "ethnicity"),)
+    reference_groups: dict[str, str] = Field(default_factory=dict)  # default: largest group
+    min_cell: int = Field(default=10, gt=0)
+    round_to: int = Field(default=5, gt=0)
+    ratio_band: tuple[float, float] = (0.8, 1.25)
+    bootstrap: int = Field(default=200, ge=0)
+
+
+class ScoringSection(_Section):
+    drift_warn_psi: float = Field(default=0.25, gt=0)
+
+
+class GovernanceSection(_Section):
+    """Algorithmic Transparency Recording Standard fields; empty ones show as NOT PROVIDED."""
+
+    owner: str = ""
+    purpose: str = ""
+    decision_point: str = ""
+    human_oversight: str = ""
+    lawful_basis: str = ""
+    dpia_reference: str = ""
+    equality_impact_assessment: str = ""
+    data_sharing_agreements: str = ""
+    challenge_contact: str = ""
+    monitoring: str = ""
+    retraining_cadence: str = ""
+    switch_off_criteria: str = ""
+
+
+class MlflowSection(_Section):
+    experiment: str = "early-signal"
+
+
+class ProjectConfig(_Section):
+    project: ProjectSection = ProjectSection()
+    data: DataSection = DataSection()
+    synth: SynthSection = SynthSection()
+    contract: ContractSection = ContractSection()
+    temporal: TemporalSection
+    cohort: CohortSection = CohortSection()
+    label: LabelSection = LabelSection()
+    features: FeaturesSection = FeaturesSection()
+    model: ModelSection = ModelSection()
+    training: TrainingSection = TrainingSection()
+    capacity: CapacitySection = CapacitySection()
+    success_criterion: SuccessCriterion = SuccessCriterion()
+    audit: AuditSection = AuditSection()
+    scoring: ScoringSection = ScoringSection()
+    governance: GovernanceSection = GovernanceSection()
+    mlflow: MlflowSection = MlflowSection()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ProjectConfig:
+        known = set(self.contract.outcome_types)
+        for key, values in (
+            ("label.outcome_types", self.label.outcome_types),
+            ("cohort.exclude_open_outcomes", self.cohort.exclude_open_outcomes),
+        ):
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(f"{key} names outcome types not in contract.outcome_types: {unknown}")
+        if self.cohort.max_age < self.cohort.min_age:
+            raise ValueError("cohort.max_age is below cohort.min_age")
+        return self
+
+    def as_of_dates(self) -> list[dt.date]:
+        """The as_of grid: first_as_of, then every frequency_months, up to last_as_of."""
+        dates: list[dt.date] = []
+        t = self.temporal
+        index = 0
+        while True:
+            months = t.first_as_of.month - 1 + index * t.frequency_months
+            current = dt.date(t.first_as_of.year + months // 12, months % 12 + 1, t.first_as_of.day)
+            if current > t.last_as_of:
+                return dates
+            dates.append(current)
+            index += 1
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source} is not a valid Early Signal config:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if "input" in item and item["type"] != "missing":
+            lines.append(f"  {key}: {message} (got {item['input']!r})")
+        else:
+            lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> ProjectConfig:
+    """Validate a config dict; raise ConfigError naming each bad key and value."""
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
+    """Read and validate a YAML config (default conf/borough.yaml, else the packaged copy)."""
+    if path is None:
+        path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else packaged_config_path()
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; pass --config PATH or create conf/borough.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections at the top level")
+    return config_from_dict(raw, source=str(path))
+
+
+def packaged_config_path() -> Path:
+    """The default borough config shipped inside the package (a copy of conf/borough.yaml)."""
+    return Path(__file__).parent / "conf" / "borough.yaml"
+
+
+def config_to_dict(config: ProjectConfig) -> dict[str, Any]:
+    """The config as plain JSON-compatible data (for hashing and MLflow logging)."""
+    return config.model_dump(mode="json")
