@@ -1,0 +1,54 @@
+"""Where MLflow keeps runs and the model registry.
+
+MLFLOW_TRACKING_URI wins when set (a team server, or a test's temporary store); otherwise
+an embedded SQLite store under ./mlruns/, which `mlflow ui` opens without a server:
+
+    mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+LOCAL_STORE_DIR = Path("mlruns")
+
+
+def local_tracking_uri(store_dir: Path = LOCAL_STORE_DIR) -> str:
+    """The embedded SQLite tracking URI for a store folder."""
+    return f"sqlite:///{(store_dir / 'mlflow.db').as_posix()}"
+
+
+def configure_tracking() -> str:
+    """Point MLflow at MLFLOW_TRACKING_URI, else the local SQLite store; return the URI in use."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        LOCAL_STORE_DIR.mkdir(parents=True, exist_ok=True)
+        uri = local_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def use_experiment(name: str) -> str:
+    """Create the experiment if needed (artifacts beside a local SQLite store) and make it active."""
+    uri = configure_tracking()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        artifact_location = None
+        if uri.startswith("sqlite:///"):
+            store = Path(uri.removeprefix("sqlite:///")).parent
+            artifact_location = (store / "artifacts").resolve().as_uri()
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def ui_command() -> str:
+    """The command that opens the MLflow UI on the store in use."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+    return f"mlflow ui --backend-store-uri {uri}"
