@@ -49,3 +49,59 @@ def user_errors_as_messages(func: F) -> F:
 
 def main() -> None:  # pragma: no cover - console-script entry point
     app()
+
+
+@app.command()
+@user_errors_as_messages
+def approve(
+    version: Annotated[str, typer.Option("--version", help="The registered model version being approved, e.g. 3.")],
+    approver: Annotated[
+        str, typer.Option("--approver", help="Name of the accountable person approving (stored in the registry).")
+    ],
+    report: Annotated[
+        Path, typer.Option("--report", help="The audit report (audit.html) the approver read; its SHA-256 is recorded.")
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Optional note, e.g. the board meeting and any conditions.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Approve a model version after its audit: record who, when and the hashes, and make it the champion."""
+    from earlysignal.approval import approve_model
+    from earlysignal.config import load_config
+    from earlysignal.tracking import configure_tracking
+
+    name = model or load_config(config).model.name
+    configure_tracking()
+    record = approve_model(name, version, approver=approver, report_path=report, note=note)
+    console.print(
+        f"[green]Approved[/green] {name} version {record.model_version} by {record.approver} "
+        f"at {record.approved_at}; alias 'champion' now points to it.\n"
+        f"  report sha256 {record.report_sha256}\n  model  sha256 {record.model_sha256}",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def revoke(
+    version: Annotated[str, typer.Option("--version", help="The registered model version whose approval ends.")],
+    by: Annotated[str, typer.Option("--by", help="Name of the person revoking the approval.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the approval is withdrawn (shown to the board).")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Withdraw a model version's approval; scoring with it stops until a version is approved again."""
+    from earlysignal.approval import revoke_approval
+    from earlysignal.config import load_config
+    from earlysignal.tracking import configure_tracking
+
+    name = model or load_config(config).model.name
+    configure_tracking()
+    revoke_approval(name, version, by=by, reason=reason)
+    console.print(f"[yellow]Revoked[/yellow] approval of {name} version {version} ({reason}).", highlight=False)
