@@ -1,0 +1,98 @@
+"""Baselines trained on the same splits as the model: the base-rate prior, one feature, logistic regression.
+
+A model earns its place only by beating these on the same test rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from earlysignal.errors import ConfigError
+
+# Preferred one-feature rankers, first present wins: prior children's social care contacts of
+# the household, then the resident's own, then any social care count (see docs/modeling.md).
+ONE_FEATURE_PREFERENCES = (
+    "household__social_care__contact__count__all",
+    "household__social_care__all__count__all",
+    "household__social_care__contact__count__3y",
+    "resident__social_care__contact__count__all",
+)
+
+
+class PriorBaseline:
+    """Scores everyone with the training base rate: the list is in resident_id order."""
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> PriorBaseline:
+        """Learn the base rate."""
+        self.rate_ = float(np.mean(y))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The base rate for every row."""
+        return np.full(len(frame), self.rate_)
+
+
+class OneFeatureRanker:
+    """Ranks by a single feature (higher = riskier); no probabilities."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> OneFeatureRanker:
+        """Nothing to learn; checks the feature exists."""
+        if self.feature not in frame.columns:
+            raise ConfigError(f"one-feature baseline: feature {self.feature!r} is not in the feature matrix")
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature's values (missing counts as lowest)."""
+        return frame[self.feature].astype(float).fillna(-np.inf).to_numpy()
+
+
+class LogisticBaseline:
+    """Standardised L2 logistic regression on the model's features (missing values filled with 0)."""
+
+    def __init__(self, seed: int = 0, max_iter: int = 300) -> None:
+        self.seed = seed
+        self.max_iter = max_iter
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
+        """Fit scaler and regression."""
+        self.pipeline_ = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
+        )
+        self.pipeline_.fit(_as_matrix(frame), y)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted probabilities."""
+        return self.pipeline_.predict_proba(_as_matrix(frame))[:, 1]
+
+
+def _as_matrix(frame: pd.DataFrame) -> np.ndarray:
+    return np.nan_to_num(frame.to_numpy(dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def choose_one_feature(feature_columns: list[str], configured: str | None = None) -> str:
+    """The one-feature baseline's feature: the configured one, else the first preferred one present."""
+    if configured:
+        if configured not in feature_columns:
+            raise ConfigError(
+                f"training.one_feature_baseline: {configured!r} is not a feature of the matrix; "
+                f"pick one of its feature columns (e.g. {feature_columns[:3]})"
+            )
+        return configured
+    for name in ONE_FEATURE_PREFERENCES:
+        if name in feature_columns:
+            return name
+    candidates = [c for c in feature_columns if "social_care" in c and "__count__" in c]
+    if candidates:
+        return candidates[0]
+    counts = [c for c in feature_columns if "__count__" in c]
+    if counts:
+        return counts[0]
+    raise ConfigError("one-feature baseline: no count feature in the matrix; set training.one_feature_baseline")

@@ -1,0 +1,75 @@
+"""Population stability index (PSI) of features and scores against the training reference.
+
+The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
+needs no training data. PSI = sum over bins of (actual - expected) * ln(actual / expected);
+by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DRIFT_BINS = 10
+_FLOOR = 1e-4  # empty bins would make the logarithm infinite
+
+
+def reference_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict[str, Any]:
+    """Quantile bin edges of a reference sample and the share in each bin (missing values get a bin)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)))
+        inner = edges[1:-1]
+    else:
+        inner = np.array([])
+    shares = _shares(values, inner)
+    return {"inner_edges": inner.tolist(), "shares": shares.tolist()}
+
+
+def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Share of values per bin: len(inner)+1 value bins, then one for missing."""
+    values = np.asarray(values, dtype=float)
+    missing = ~np.isfinite(values)
+    index = np.searchsorted(inner, values, side="right")
+    index[missing] = len(inner) + 1
+    counts = np.bincount(index, minlength=len(inner) + 2).astype(float)
+    return counts / max(len(values), 1)
+
+
+def psi(reference: dict[str, Any], values: np.ndarray) -> float:
+    """PSI of new values against a reference made by reference_bins()."""
+    inner = np.asarray(reference["inner_edges"], dtype=float)
+    expected = np.maximum(np.asarray(reference["shares"], dtype=float), _FLOOR)
+    actual = np.maximum(_shares(values, inner), _FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def build_reference(frame: pd.DataFrame, columns: Iterable[str], score: np.ndarray) -> dict[str, Any]:
+    """Reference bins for every feature column and for the score."""
+    return {
+        "features": {c: reference_bins(frame[c].to_numpy(dtype=float)) for c in columns},
+        "score": reference_bins(score),
+    }
+
+
+def drift_report(reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float) -> dict[str, Any]:
+    """PSI per feature and for the score, with the features above warn_psi listed (largest first)."""
+    feature_psi = {
+        c: psi(bins, frame[c].to_numpy(dtype=float))
+        for c, bins in reference["features"].items()
+        if c in frame.columns
+    }
+    score_psi = psi(reference["score"], score)
+    warnings = sorted((c for c, v in feature_psi.items() if v > warn_psi), key=lambda c: -feature_psi[c])
+    return {
+        "score_psi": score_psi,
+        "feature_psi": feature_psi,
+        "warn_psi": warn_psi,
+        "features_over_warn": warnings,
+        "score_over_warn": score_psi > warn_psi,
+        "max_feature_psi": max(feature_psi.values(), default=0.0),
+    }

@@ -1,0 +1,185 @@
+"""Evaluation metrics for a ranked list: AUC, average precision, Brier, precision/recall at capacity, lift, ECE.
+
+Everything is computed from one sorted list, with optional per-row weights, so the point
+estimate and every bootstrap replicate (a resample is a vector of multiplicities) use the same
+code. Ties: the list is ordered by score (descending), then a tie-break key (descending; the raw
+model margin for the model, so isotonic plateaus keep the booster's order), then resident_id
+(ascending). Threshold metrics (precision@k, recall@k) use that exact order; AUC and average
+precision treat rows equal in (score, tie-break) as tied, as scikit-learn does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.config import CapacitySection
+
+METRIC_NAMES = (
+    "roc_auc",
+    "average_precision",
+    "brier",
+    "precision_at_capacity",
+    "recall_at_capacity",
+    "lift_at_capacity",
+    "ece",
+)
+# Metrics that need a probability, not just an order (undefined for a pure ranker).
+PROBABILITY_METRICS = ("brier", "ece")
+ECE_BINS = 10
+
+
+def capacity_k(n_rows: int, capacity: CapacitySection) -> int:
+    """How many of n_rows the team can review: capacity.k and/or ceil(top_percent% of n); smaller wins."""
+    limits = []
+    if capacity.k is not None:
+        limits.append(capacity.k)
+    if capacity.top_percent is not None:
+        limits.append(math.ceil(capacity.top_percent / 100 * n_rows))
+    return max(0, min(min(limits), n_rows))
+
+
+def list_order(
+    score: np.ndarray, resident_id: Sequence[str] | np.ndarray, tiebreak: np.ndarray | None = None
+) -> np.ndarray:
+    """Row indices in list order: score desc, then tiebreak desc, then resident_id asc."""
+    score = np.asarray(score, dtype=float)
+    ids = np.asarray(resident_id, dtype=object).astype(str)
+    keys = [ids]
+    if tiebreak is not None:
+        keys.append(-np.asarray(tiebreak, dtype=float))
+    keys.append(-score)
+    return np.lexsort(keys)  # last key is the primary one
+
+
+def ranks(score: np.ndarray, resident_id: Sequence[str] | np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """1-based list positions (1 = highest score), using the documented tie handling."""
+    order = list_order(score, resident_id, tiebreak)
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.arange(1, len(order) + 1)
+    return out
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """One scorer's list for one as_of, pre-sorted so that weighted metrics are O(n)."""
+
+    order: np.ndarray  # row indices in list order
+    y: np.ndarray  # labels in list order (0/1 float)
+    p: np.ndarray | None  # probabilities in list order (None: a ranker without probabilities)
+    group_starts: np.ndarray  # start offsets of runs tied in (score, tiebreak), in list order
+    k: int
+
+    @classmethod
+    def build(
+        cls,
+        y: np.ndarray,
+        score: np.ndarray,
+        resident_id: Sequence[str] | np.ndarray,
+        k: int,
+        *,
+        tiebreak: np.ndarray | None = None,
+        is_probability: bool = True,
+    ) -> RankedList:
+        """Sort once; rows equal in (score, tiebreak) form tie groups."""
+        score = np.asarray(score, dtype=float)
+        order = list_order(score, resident_id, tiebreak)
+        s = score[order]
+        change = s[1:] != s[:-1]
+        if tiebreak is not None:
+            t = np.asarray(tiebreak, dtype=float)[order]
+            change |= t[1:] != t[:-1]
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1]) if len(s) else np.array([], dtype=np.int64)
+        y_sorted = np.asarray(y, dtype=float)[order]
+        return cls(order, y_sorted, s if is_probability else None, starts, k)
+
+    def metrics(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        """All metrics for this list; weights (per original row) are bootstrap multiplicities."""
+        n = len(self.y)
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)[self.order]
+        total = w.sum()
+        wp = w * self.y
+        wn = w - wp
+        positives, negatives = wp.sum(), wn.sum()
+        out: dict[str, float] = dict.fromkeys(METRIC_NAMES, float("nan"))
+        if total == 0:
+            return out
+        base_rate = positives / total
+        if len(self.group_starts):
+            gp = np.add.reduceat(wp, self.group_starts)
+            gn = np.add.reduceat(wn, self.group_starts)
+        else:
+            gp = gn = np.zeros(0)
+        if positives > 0 and negatives > 0:
+            # Mann-Whitney: each positive beats the negatives in lower groups, ties count a half.
+            neg_below = negatives - np.cumsum(gn)
+            out["roc_auc"] = float((gp * (neg_below + 0.5 * gn)).sum() / (positives * negatives))
+        if positives > 0:
+            tp = np.cumsum(gp)
+            flagged = tp + np.cumsum(gn)
+            # Groups emptied by a resample carry no weight; give them precision 0, not 0/0.
+            precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
+            out["average_precision"] = float((gp * precision).sum() / positives)
+        if self.k > 0:
+            cum = np.cumsum(w)
+            taken = np.clip(self.k - (cum - w), 0, w)  # units of each row inside the first k
+            top_pos = float((taken * self.y).sum())
+            out["precision_at_capacity"] = top_pos / self.k
+            out["recall_at_capacity"] = top_pos / positives if positives > 0 else float("nan")
+            out["lift_at_capacity"] = out["precision_at_capacity"] / base_rate if base_rate > 0 else float("nan")
+        if self.p is not None:
+            out["brier"] = float((w * (self.p - self.y) ** 2).sum() / total)
+            bins = np.minimum((self.p * ECE_BINS).astype(int), ECE_BINS - 1)
+            gap = np.bincount(bins, weights=w * (self.y - self.p), minlength=ECE_BINS)
+            out["ece"] = float(np.abs(gap).sum() / total)
+        return out
+
+
+def bootstrap_replicates(
+    lists: Mapping[str, RankedList], n_resamples: int, seed: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Metric values over bootstrap resamples of rows (residents within one as_of), paired across scorers."""
+    if not lists:
+        return {}
+    n = len(next(iter(lists.values())).y)
+    rng = np.random.default_rng(seed)
+    out = {name: {m: np.full(n_resamples, np.nan) for m in METRIC_NAMES} for name in lists}
+    for b in range(n_resamples):
+        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        for name, ranked in lists.items():
+            for metric, value in ranked.metrics(weights).items():
+                out[name][metric][b] = value
+    return out
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile interval of bootstrap values (None when there are none finite)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return None, None
+    alpha = (1 - level) / 2
+    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.DataFrame:
+    """Reliability table: per equal-width bin, count, mean predicted and observed rate."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    frame = pd.DataFrame({"bin": index, "p": p, "y": y})
+    table = frame.groupby("bin").agg(n=("y", "size"), mean_predicted=("p", "mean"), observed=("y", "mean"))
+    return table.reset_index()
+
+
+def precision_recall_curve_at_k(y: np.ndarray, order: np.ndarray, ks: Sequence[int]) -> pd.DataFrame:
+    """Precision@k and recall@k for several k along a list (order = row indices in list order)."""
+    y_sorted = np.asarray(y, dtype=float)[order]
+    cum = np.concatenate([[0.0], np.cumsum(y_sorted)])
+    positives = max(cum[-1], 1e-12)
+    rows = [{"k": k, "precision": cum[k] / k, "recall": cum[k] / positives} for k in ks if 0 < k <= len(y_sorted)]
+    return pd.DataFrame(rows)

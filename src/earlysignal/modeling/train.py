@@ -1,0 +1,512 @@
+"""Temporal training: rolling-origin splits, LightGBM with early stopping, calibration, baselines,
+metrics with bootstrap intervals, the pre-registered success criterion, and MLflow logging.
+
+`train_model(config)` is the whole stage: it reads (or builds) the feature matrix, evaluates on
+every test split, retrains the final model on all labelled history, logs everything to MLflow
+and registers the model with the alias `candidate`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from earlysignal.config import ProjectConfig, config_to_dict
+from earlysignal.console import console
+from earlysignal.errors import EarlySignalError
+from earlysignal.modeling import metrics as M
+from earlysignal.modeling.baselines import LogisticBaseline, OneFeatureRanker, PriorBaseline, choose_one_feature
+from earlysignal.modeling.calibration import Calibrator
+from earlysignal.modeling.drift import build_reference
+from earlysignal.modeling.pyfunc_model import EarlySignalModel
+from earlysignal.timesplits import Split, SplitPlan, plan_from_config, plan_table
+
+SCORERS = ("model", "prior", "one_feature", "logistic", "oracle")
+BASELINE_COLUMNS = {"prior": "score__prior", "one_feature": "score__one_feature", "logistic": "score__logistic"}
+EXPLAIN_SAMPLE_MAX = 20_000
+LOGISTIC_MAX_ROWS = 200_000  # logistic regression is a baseline; a seeded subsample bounds its cost
+DRIFT_REFERENCE_MAX_ROWS = 200_000
+PACKAGES = ("earlysignal", "lightgbm", "mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", "shap", "duckdb")
+
+
+class TrainingError(EarlySignalError):
+    """The feature matrix cannot support training (no labels, one class, too few dates...)."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced: the registered model and its evaluation."""
+
+    run_id: str
+    model_uri: str
+    model_name: str
+    model_version: str
+    metrics: dict[str, Any]
+    plan: SplitPlan
+    criterion_met: bool | None
+    test_predictions: pd.DataFrame = field(repr=False)
+    model: EarlySignalModel = field(repr=False)
+
+
+@dataclass
+class _Labelled:
+    """The labelled rows of the matrix as arrays, indexed by as_of date."""
+
+    frame: pd.DataFrame  # resident_id, as_of, label, attr__* (no feature columns: X holds them)
+    X: np.ndarray
+    y: np.ndarray
+    day: np.ndarray  # datetime64[D]
+
+    def mask(self, dates: tuple[dt.date, ...]) -> np.ndarray:
+        return np.isin(self.day, np.array(dates, dtype="datetime64[D]"))
+
+
+# --------------------------------------------------------------------------- matrix input
+
+
+def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any = None) -> Any:
+    """The feature matrix: a given FeatureMatrix, one read from a path, or built/reused from data_dir."""
+    if matrix is not None and hasattr(matrix, "frame"):
+        return matrix
+    from earlysignal import features
+
+    if matrix is not None:
+        path = Path(matrix)
+        if not path.exists():
+            raise TrainingError(f"feature matrix {path} does not exist; run `earlysignal features` first")
+        return features.read_feature_matrix(path)
+    built, status = features.build_or_reuse_feature_matrix(config, data_dir=data_dir)
+    console.print(f"Feature matrix: {status}")
+    return built
+
+
+def _labelled_rows(matrix: Any) -> _Labelled:
+    frame = matrix.frame
+    for column in ("resident_id", "as_of", "label"):
+        if column not in frame.columns:
+            raise TrainingError(f"feature matrix lacks the column {column!r}")
+    labelled = frame.loc[frame["label"].notna()]
+    if labelled.empty:
+        raise TrainingError(
+            "the feature matrix has no labelled rows: every as_of is within label.horizon_months of the "
+            "extract date; move temporal.last_as_of earlier or use data with a later extract date"
+        )
+    keep = ["resident_id", "as_of", "label", *[c for c in labelled.columns if c.startswith("attr__")]]
+    X = labelled[list(matrix.feature_columns)].to_numpy(dtype=np.float32)
+    y = labelled["label"].astype("int8").to_numpy()
+    day = labelled["as_of"].to_numpy().astype("datetime64[D]")
+    light = labelled[keep].reset_index(drop=True)
+    light["resident_id"] = light["resident_id"].astype(str)
+    return _Labelled(light, X, y, day)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def lightgbm_params(config: ProjectConfig) -> dict[str, Any]:
+    """LightGBM parameters from the config; seeded, deterministic, fixed thread count."""
+    m, seed = config.model, config.project.seed
+    return {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": m.learning_rate,
+        "num_leaves": m.num_leaves,
+        "min_child_samples": m.min_child_samples,
+        "seed": seed,
+        "bagging_seed": seed,
+        "feature_fraction_seed": seed,
+        "data_random_seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": config.training.num_threads,
+        "verbose": -1,
+    }
+
+
+@dataclass
+class _FittedSplit:
+    booster: lgb.Booster
+    calibrator: Calibrator
+    best_iteration: int
+
+
+def _fit_calibrated_booster(
+    data: _Labelled, split: Split, config: ProjectConfig, feature_names: list[str]
+) -> _FittedSplit:
+    fit, val, cal = data.mask(split.fit), data.mask(split.validation), data.mask(split.calibration)
+    for role, mask in (("fit", fit), ("validation", val), ("calibration", cal)):
+        if len(np.unique(data.y[mask])) < 2:
+            raise TrainingError(
+                f"split {split.name}: the {role} slice ({mask.sum()} rows) has only one label value; "
+                "use more as_of dates, a larger borough or a label with more positives"
+            )
+    params = lightgbm_params(config)
+    train_set = lgb.Dataset(data.X[fit], data.y[fit], feature_name=feature_names, free_raw_data=True, params={"verbose": -1})
+    valid_set = lgb.Dataset(data.X[val], data.y[val], reference=train_set)
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=config.model.n_estimators,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(config.model.early_stopping_rounds, verbose=False)],
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
+    # Round-trip through the text format (trimmed to the best iteration): the in-memory model is
+    # then byte-for-byte the one that gets logged.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    calibrator = Calibrator(config.model.calibration).fit(booster.predict(data.X[cal], raw_score=True), data.y[cal])
+    return _FittedSplit(booster, calibrator, best)
+
+
+def _oracle_scores(
+    data_dir: Path | None, frame: pd.DataFrame, config: ProjectConfig
+) -> np.ndarray | None:
+    """Oracle probabilities for test rows, when the data is a synthetic borough with ground truth."""
+    if data_dir is None or not (Path(data_dir) / "ground_truth").is_dir():
+        return None
+    try:
+        from earlysignal.synth import oracle_risk
+    except ImportError:
+        return None
+    out = np.full(len(frame), np.nan)
+    for as_of, index in frame.groupby("as_of").indices.items():
+        out[index] = oracle_risk(
+            Path(data_dir),
+            frame["resident_id"].iloc[index].tolist(),
+            pd.Timestamp(as_of).date(),
+            config.label.horizon_months,
+            list(config.label.outcome_types),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _ranked_lists(split_frame: pd.DataFrame, margin: np.ndarray, k: int) -> dict[str, M.RankedList]:
+    y = split_frame["label"].to_numpy(dtype=float)
+    ids = split_frame["resident_id"].to_numpy()
+    lists = {
+        "model": M.RankedList.build(y, split_frame["score"].to_numpy(), ids, k, tiebreak=margin),
+        "prior": M.RankedList.build(y, split_frame["score__prior"].to_numpy(), ids, k),
+        "one_feature": M.RankedList.build(y, split_frame["score__one_feature"].to_numpy(), ids, k, is_probability=False),
+        "logistic": M.RankedList.build(y, split_frame["score__logistic"].to_numpy(), ids, k),
+    }
+    oracle = split_frame["oracle"].to_numpy(dtype=float)
+    if np.isfinite(oracle).all():
+        lists["oracle"] = M.RankedList.build(y, oracle, ids, k)
+    return lists
+
+
+def _with_interval(value: float, replicates: np.ndarray | None) -> dict[str, float | None]:
+    low, high = M.interval(replicates) if replicates is not None else (None, None)
+    return {"value": None if not np.isfinite(value) else float(value), "ci_low": low, "ci_high": high}
+
+
+def evaluate_splits(
+    predictions: pd.DataFrame,
+    margins: dict[str, np.ndarray],
+    config: ProjectConfig,
+) -> dict[str, Any]:
+    """Per-split and summary metrics (mean over splits) for the model, baselines and oracle, with CIs."""
+    n_boot, seed = config.training.bootstrap, config.project.seed
+    splits_out, point, boots = [], {}, {}
+    for number, (name, part) in enumerate(predictions.groupby("split", sort=False)):
+        k = M.capacity_k(len(part), config.capacity)
+        lists = _ranked_lists(part, margins[name], k)
+        values = {s: r.metrics() for s, r in lists.items()}
+        reps = M.bootstrap_replicates(lists, n_boot, seed=seed * 1000 + number) if n_boot else {}
+        splits_out.append(
+            {
+                "split": name,
+                "test_as_of": pd.Timestamp(part["as_of"].iloc[0]).date().isoformat(),
+                "n": int(len(part)),
+                "positives": int(part["label"].sum()),
+                "base_rate": float(part["label"].mean()),
+                "k": k,
+                "scorers": {
+                    s: {m: _with_interval(v, reps.get(s, {}).get(m)) for m, v in vals.items()}
+                    for s, vals in values.items()
+                },
+            }
+        )
+        for s, vals in values.items():
+            for m, v in vals.items():
+                point.setdefault(s, {}).setdefault(m, []).append(v)
+                if reps:
+                    boots.setdefault(s, {}).setdefault(m, []).append(reps[s][m])
+    summary = {}
+    for s, per_metric in point.items():
+        summary[s] = {}
+        for m, values in per_metric.items():
+            mean = float(np.mean(values)) if len(values) == len(splits_out) else float("nan")
+            rep = np.mean(np.vstack(boots[s][m]), axis=0) if s in boots and len(boots[s][m]) == len(splits_out) else None
+            summary[s][m] = _with_interval(mean, rep)
+    return {"splits": splits_out, "summary": summary}
+
+
+def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    crit = config.success_criterion
+    entry = summary["model"].get(crit.metric, {})
+    value = entry.get("value")
+    met = None if value is None else bool(value >= crit.threshold)
+    return {
+        "metric": crit.metric,
+        "threshold": crit.threshold,
+        "value": value,
+        "ci_low": entry.get("ci_low"),
+        "ci_high": entry.get("ci_high"),
+        "met": met,
+        "statement": (
+            "not evaluable"
+            if met is None
+            else f"{'MET' if met else 'NOT MET'}: {crit.metric} = {value:.3f} "
+            f"(pre-registered threshold {crit.threshold:.3f})"
+        ),
+    }
+
+
+def _oracle_ratios(summary: dict[str, Any]) -> dict[str, float | None] | None:
+    if "oracle" not in summary:
+        return None
+    out = {}
+    for metric in ("roc_auc", "precision_at_capacity", "average_precision"):
+        model, oracle = summary["model"][metric]["value"], summary["oracle"][metric]["value"]
+        out[metric] = float(model / oracle) if model is not None and oracle else None
+    return out
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return result.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a model depends on."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _subsample(n: int, limit: int, seed: int) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def train_model(
+    config: ProjectConfig,
+    data_dir: str | Path | None = None,
+    matrix: Any = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    log_to_mlflow: bool = True,
+) -> TrainingResult:
+    """Train and evaluate on the temporal split plan, log to MLflow and register the `candidate` model."""
+    say = progress or (lambda message: None)
+    data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
+    say("feature matrix")
+    fm = load_matrix(config, data_dir if matrix is None else None, matrix)
+    feature_columns = list(fm.feature_columns)
+    if not feature_columns:
+        raise TrainingError("the feature matrix has no feature columns")
+    data = _labelled_rows(fm)
+    labelled_dates = sorted({pd.Timestamp(d).date() for d in np.unique(data.day)})
+    plan = plan_from_config(config, labelled_dates)
+    console.print(plan_table(plan))
+    one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
+    feature_frame_cache: dict[str, pd.DataFrame] = {}
+
+    def features_of(mask: np.ndarray, key: str) -> pd.DataFrame:
+        if key not in feature_frame_cache:
+            feature_frame_cache[key] = pd.DataFrame(data.X[mask], columns=feature_columns)
+        return feature_frame_cache[key]
+
+    parts, margins, best_iterations = [], {}, {}
+    for split in plan.splits:
+        say(f"{split.name}: training")
+        fitted = _fit_calibrated_booster(data, split, config, feature_columns)
+        best_iterations[split.name] = fitted.best_iteration
+        test = data.mask(split.test)
+        margin = fitted.booster.predict(data.X[test], raw_score=True)
+        part = data.frame.loc[test].reset_index(drop=True)
+        part.insert(2, "split", split.name)
+        part["score"] = fitted.calibrator.predict(margin)
+        # Baselines learn from every training date of the split (they need no early stopping).
+        train_mask = data.mask(split.training_dates)
+        train_X = features_of(train_mask, f"train:{split.name}")
+        test_X = features_of(test, f"test:{split.name}")
+        train_y = data.y[train_mask]
+        part["score__prior"] = PriorBaseline().fit(train_X, train_y).predict(test_X)
+        part["score__one_feature"] = OneFeatureRanker(one_feature).fit(train_X, train_y).predict(test_X)
+        sub = _subsample(len(train_y), LOGISTIC_MAX_ROWS, config.project.seed)
+        logistic = LogisticBaseline(seed=config.project.seed).fit(train_X.iloc[sub], train_y[sub])
+        part["score__logistic"] = logistic.predict(test_X)
+        feature_frame_cache.clear()
+        say(f"{split.name}: oracle")
+        oracle = _oracle_scores(data_dir, part, config)
+        part["oracle"] = pd.array(oracle if oracle is not None else [None] * len(part), dtype="Float64")
+        k = M.capacity_k(len(part), config.capacity)
+        part["rank"] = M.ranks(part["score"].to_numpy(), part["resident_id"].to_numpy(), tiebreak=margin)
+        part["flagged"] = part["rank"] <= k
+        margins[split.name] = margin
+        parts.append(part)
+    predictions = pd.concat(parts, ignore_index=True)
+    predictions["label"] = predictions["label"].astype("int8")
+    column_order = [
+        "resident_id", "as_of", "split", "label", "score", "score__prior", "score__one_feature",
+        "score__logistic", "oracle", "rank", "flagged",
+    ]
+    predictions = predictions[column_order + [c for c in predictions.columns if c.startswith("attr__")]]
+
+    say("metrics and bootstrap intervals")
+    evaluation = evaluate_splits(predictions, margins, config)
+    criterion = _criterion(config, evaluation["summary"])
+    metrics_doc = {
+        "label": {
+            "name": config.label.name,
+            "outcome_types": list(config.label.outcome_types),
+            "horizon_months": config.label.horizon_months,
+        },
+        "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
+        "capacity_k_per_as_of": {s["test_as_of"]: s["k"] for s in evaluation["splits"]},
+        "tie_handling": "list order: score desc, then raw model margin desc (model only), then resident_id asc",
+        "bootstrap": {"resamples": config.training.bootstrap, "seed": config.project.seed, "level": 0.95,
+                      "unit": "residents resampled within each test as_of"},
+        "one_feature_baseline": one_feature,
+        "best_iteration_per_split": best_iterations,
+        "splits": evaluation["splits"],
+        "summary": evaluation["summary"],
+        "success_criterion": criterion,
+        "oracle_ratio": _oracle_ratios(evaluation["summary"]),
+        "split_plan": plan.to_dict(),
+    }
+
+    say("final model")
+    final_fit = _fit_calibrated_booster(data, plan.final, config, feature_columns)
+    final_mask = data.mask(plan.final.training_dates)
+    reference_index = np.flatnonzero(final_mask)[
+        _subsample(int(final_mask.sum()), DRIFT_REFERENCE_MAX_ROWS, config.project.seed)
+    ]
+    reference_frame = pd.DataFrame(data.X[reference_index], columns=feature_columns)
+    reference_score = final_fit.calibrator.predict(final_fit.booster.predict(data.X[reference_index], raw_score=True))
+    model_info = {
+        "label": metrics_doc["label"],
+        "calibration": config.model.calibration,
+        "best_iteration": final_fit.best_iteration,
+        "training_as_of": [d.isoformat() for d in plan.final.training_dates],
+        "spec_hash": fm.metadata.get("spec_hash"),
+        "data_fingerprint": fm.metadata.get("data_fingerprint"),
+        "seed": config.project.seed,
+    }
+    model = EarlySignalModel.from_parts(
+        final_fit.booster,
+        final_fit.calibrator,
+        fm.metadata,
+        build_reference(reference_frame, feature_columns, reference_score),
+        model_info,
+    )
+    explain_sample = _explain_sample(fm, data, predictions, model, config)
+
+    if not log_to_mlflow:
+        return TrainingResult("", "", config.model.name, "", metrics_doc, plan, criterion["met"], predictions, model)
+    say("logging to MLflow")
+    from earlysignal.modeling.run_logging import log_training_run
+
+    run_id, version = log_training_run(
+        config=config,
+        fm=fm,
+        plan=plan,
+        predictions=predictions,
+        metrics_doc=metrics_doc,
+        explain_sample=explain_sample,
+        model=model,
+        reference_frame=reference_frame,
+        git_commit=_git_commit(),
+        versions=package_versions(),
+    )
+    from earlysignal.modeling.registry import version_uri
+
+    _print_summary(metrics_doc, config)
+    return TrainingResult(
+        run_id, version_uri(config.model.name, version), config.model.name, str(version),
+        metrics_doc, plan, criterion["met"], predictions, model,
+    )
+
+
+def _explain_sample(
+    fm: Any, data: _Labelled, predictions: pd.DataFrame, model: EarlySignalModel, config: ProjectConfig
+) -> pd.DataFrame:
+    """Up to EXPLAIN_SAMPLE_MAX test rows with features; score is the registered (final) model's."""
+    test_dates = tuple(sorted({pd.Timestamp(d).date() for d in predictions["as_of"].unique()}))
+    index = np.flatnonzero(data.mask(test_dates))
+    index = index[_subsample(len(index), EXPLAIN_SAMPLE_MAX, config.project.seed)]
+    features = pd.DataFrame(data.X[index], columns=list(fm.feature_columns))
+    base = data.frame.iloc[index].reset_index(drop=True)
+    out = pd.concat([base[["resident_id", "as_of", "label"]], features], axis=1)
+    out["label"] = out["label"].astype("int8")
+    out.insert(3, "score", model.predict_proba(features))
+    for column in [c for c in base.columns if c.startswith("attr__")]:
+        out[column] = base[column].to_numpy()
+    return out.sort_values(["as_of", "resident_id"], kind="stable").reset_index(drop=True)
+
+
+def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
+    from rich.table import Table
+
+    summary = metrics_doc["summary"]
+    table = Table(title="Test metrics, mean over splits (95% bootstrap interval)")
+    table.add_column("metric")
+    scorers = [s for s in SCORERS if s in summary]
+    for s in scorers:
+        table.add_column(s)
+    for metric in M.METRIC_NAMES:
+        cells = []
+        for s in scorers:
+            e = summary[s][metric]
+            if e["value"] is None:
+                cells.append("-")
+            elif e["ci_low"] is None:
+                cells.append(f"{e['value']:.3f}")
+            else:
+                cells.append(f"{e['value']:.3f} ({e['ci_low']:.3f}-{e['ci_high']:.3f})")
+        table.add_row(metric, *cells)
+    console.print(table)
+    crit = metrics_doc["success_criterion"]
+    colour = "green" if crit["met"] else "bold red"
+    console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
+    if metrics_doc.get("oracle_ratio"):
+        ratios = metrics_doc["oracle_ratio"]
+        console.print(
+            "Model / oracle: "
+            + ", ".join(f"{m} {v:.2f}" for m, v in ratios.items() if v is not None)
+        )
+
+
+def config_json(config: ProjectConfig) -> dict[str, Any]:
+    """The config as logged (config/config.json)."""
+    return config_to_dict(config)
+
+
+__all__ = ["TrainingError", "TrainingResult", "evaluate_splits", "lightgbm_params", "load_matrix", "train_model"]
