@@ -205,6 +205,9 @@ class TrainingSection(_Section):
     validation_as_of_count: int = Field(default=1, gt=0)
     calibration_as_of_count: int = Field(default=1, gt=0)
     bootstrap: int = Field(default=200, ge=0)
+    # Feature the one-feature baseline ranks by; empty: the household's prior social care contacts.
+    one_feature_baseline: str | None = None
+    num_threads: int = Field(default=2, gt=0)  # fixed, so LightGBM results do not depend on the machine
 
 
 class CapacitySection(_Section):
