@@ -105,3 +105,79 @@ def revoke(
     configure_tracking()
     revoke_approval(name, version, by=by, reason=reason)
     console.print(f"[yellow]Revoked[/yellow] approval of {name} version {version} ({reason}).", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def train(
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Borough data folder (default: data.dir from the config); the feature matrix is built or reused from it."),
+    ] = None,
+    matrix: Annotated[
+        Path | None,
+        typer.Option("--matrix", help="An existing feature matrix (Parquet with its JSON sidecar) to train on instead of building one."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train on temporal splits, compare with baselines, log to MLflow and register the model as 'candidate'."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.modeling.train import train_model
+
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("training", total=None)
+        result = train_model(project, data_dir=data, matrix=matrix,
+                             progress=lambda step: bar.update(task, description=f"training: {step}"))
+    console.print(
+        f"Registered [bold]{result.model_uri}[/bold] (alias 'candidate'), MLflow run {result.run_id}.\n"
+        f"Next: earlysignal audit --model {result.model_uri}",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def score(
+    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off date to score at (YYYY-MM-DD): only records known before it are used.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model URI (default: models:/<model.name>@champion, the approved model)."),
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: reports/scores/<model.name>-<as_of>/)."),
+    ] = None,
+    allow_unapproved: Annotated[
+        bool,
+        typer.Option("--allow-unapproved", help="Score with a model that has no champion approval (testing only; said loudly)."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Score the cohort at --as-of: ranked list with reasons, unscored list with reasons, drift summary."""
+    import datetime as dt
+
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.errors import EarlySignalError
+    from earlysignal.scoring import score_cohort
+
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("scoring", total=None)
+        result = score_cohort(project, day, model_uri=model, data_dir=data, out=out,
+                              allow_unapproved=allow_unapproved,
+                              progress=lambda step: bar.update(task, description=f"scoring: {step}"))
+    counts = result.summary["counts"]
+    console.print(
+        f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "
+        f"{counts['flagged']} flagged for review, {counts['unscored']} living in the borough not scored "
+        f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}",
+        highlight=False,
+    )

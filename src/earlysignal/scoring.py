@@ -1,0 +1,286 @@
+"""Score a cohort with an approved model: a ranked list with reasons, an unscored list, drift.
+
+The features are rebuilt with the spec the model was trained on (from the model's artefacts),
+never the current config's, so training and serving cannot drift apart silently. Nobody drops
+out silently either: everyone living in the borough at as_of who is not scored is listed with
+the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.atomic import write_csv, write_json, write_parquet
+from earlysignal.config import ProjectConfig
+from earlysignal.console import console
+from earlysignal.errors import ContractError, EarlySignalError
+from earlysignal.explain import top_reasons
+from earlysignal.modeling import metrics as M
+from earlysignal.modeling.drift import drift_report
+
+RANKED_COLUMNS = [
+    "resident_id", "as_of", "score", "rank", "percentile", "flagged",
+    "reason_1", "reason_2", "reason_3", "contribution_1", "contribution_2", "contribution_3",
+]
+
+
+@dataclass
+class ScoringResult:
+    """What a scoring run wrote, and the lists themselves."""
+
+    out_dir: Path
+    ranked_parquet: Path
+    ranked_csv: Path
+    unscored_parquet: Path
+    unscored_csv: Path
+    summary_json: Path
+    summary: dict[str, Any]
+    ranked: pd.DataFrame = field(repr=False)
+    unscored: pd.DataFrame = field(repr=False)
+
+
+def default_out_dir(config: ProjectConfig, as_of: dt.date) -> Path:
+    """reports/scores/<model.name>-<as_of>/"""
+    return Path("reports") / "scores" / f"{config.model.name}-{as_of.isoformat()}"
+
+
+def _required_sources(spec_config: ProjectConfig) -> set[str]:
+    return {family.source for family in spec_config.features.families}
+
+
+def check_sources(spec_config: ProjectConfig, data: Any, data_dir: Path) -> None:
+    """Raise if the data lacks a source the model's feature spec needs."""
+    present = set(data.events["source"].dropna().unique().tolist()) if len(data.events) else set()
+    declared = set((data.manifest or {}).get("sources", []) or [])
+    missing = sorted(_required_sources(spec_config) - present - declared)
+    if missing:
+        raise ContractError(
+            f"{data_dir}: the model's feature spec needs source(s) {missing}, which this data does not have "
+            "(no events, not listed in manifest.json 'sources'); supply those extracts or retrain without them"
+        )
+
+
+def _age_years(birth: pd.Series, as_of: dt.date) -> pd.Series:
+    born = pd.to_datetime(birth)
+    years = as_of.year - born.dt.year
+    before_birthday = (born.dt.month > as_of.month) | ((born.dt.month == as_of.month) & (born.dt.day > as_of.day))
+    return years - before_birthday.astype(int)
+
+
+def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_config: ProjectConfig) -> pd.DataFrame:
+    """Everyone living in the borough at as_of who is not in the scored cohort, with the reason why."""
+    ts = pd.Timestamp(as_of)
+    spells = data.residency
+    start = pd.to_datetime(spells["start_date"])
+    end = pd.to_datetime(spells["end_date"])
+    living = spells.loc[(start <= ts) & (end.isna() | (end > ts)), "resident_id"].astype(str).unique()
+    residents = data.residents.assign(resident_id=data.residents["resident_id"].astype(str)).set_index("resident_id")
+    ids = pd.Index(living).difference(pd.Index(sorted(scored_ids)))
+    frame = pd.DataFrame({"resident_id": ids.astype(str)})
+    known = frame["resident_id"].isin(residents.index)
+    reason = pd.Series("not in the cohort at as_of (see the cohort rules in docs/features.md)", index=frame.index)
+    if known.any():
+        rows = residents.reindex(frame["resident_id"])
+        age = _age_years(rows["birth_date"], as_of).to_numpy()
+        death = pd.to_datetime(rows["death_date"]).to_numpy()
+        cohort = spec_config.cohort
+        open_state = _open_outcome_ids(data, ts, cohort.exclude_open_outcomes)
+        in_open = frame["resident_id"].isin(open_state).to_numpy()
+        reasons = np.select(
+            [
+                ~known.to_numpy(),
+                ~pd.isna(death) & (death <= np.datetime64(ts)),
+                age < cohort.min_age,
+                age > cohort.max_age,
+                in_open,
+            ],
+            [
+                "no resident record for this residency spell",
+                "died before as_of",
+                f"younger than the cohort's minimum age ({cohort.min_age})",
+                f"older than the cohort's maximum age ({cohort.max_age})",
+                f"already in the outcome state at as_of ({', '.join(cohort.exclude_open_outcomes)} open)",
+            ],
+            default=reason.iloc[0] if len(reason) else "",
+        )
+        reason = pd.Series(reasons, index=frame.index)
+    frame["as_of"] = ts
+    frame["reason"] = reason.astype(str)
+    return frame.sort_values("resident_id", kind="stable").reset_index(drop=True)
+
+
+def _open_outcome_ids(data: Any, ts: pd.Timestamp, outcome_types: tuple[str, ...]) -> set[str]:
+    if not outcome_types or data.outcomes is None or data.outcomes.empty:
+        return set()
+    o = data.outcomes
+    started = pd.to_datetime(o["outcome_time"]) < ts
+    end = pd.to_datetime(o["end_time"])
+    open_now = o["outcome_type"].isin(outcome_types) & started & (end.isna() | (end > ts))
+    return set(o.loc[open_now, "resident_id"].astype(str))
+
+
+def rank_cohort(
+    frame: pd.DataFrame, score: np.ndarray, margin: np.ndarray, k: int
+) -> pd.DataFrame:
+    """resident_id, as_of, score, rank, percentile, flagged: rank by score, then margin, then resident_id."""
+    ids = frame["resident_id"].astype(str).to_numpy()
+    rank = M.ranks(score, ids, tiebreak=margin)
+    n = len(rank)
+    out = pd.DataFrame(
+        {
+            "resident_id": ids,
+            "as_of": frame["as_of"].to_numpy(),
+            "score": score,
+            "rank": rank,
+            # Share of the cohort ranked at or below this resident: 100 for the top of the list.
+            "percentile": np.round(100.0 * (n - rank + 1) / max(n, 1), 2),
+            "flagged": rank <= k,
+        },
+        index=frame.index,
+    )
+    return out
+
+
+def score_cohort(
+    config: ProjectConfig,
+    as_of: dt.date,
+    model_uri: str | None = None,
+    data_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    allow_unapproved: bool = False,
+    *,
+    progress: Callable[[str], None] | None = None,
+    log_to_mlflow: bool = True,
+) -> ScoringResult:
+    """Score everyone in the cohort at as_of with a registered model; write the lists and a summary."""
+    from earlysignal import contract, features
+    from earlysignal.approval import require_approved
+    from earlysignal.modeling.artifacts import load_scoring_model
+    from earlysignal.modeling.registry import resolve_model_version
+    from earlysignal.tracking import configure_tracking
+
+    say = progress or (lambda message: None)
+    configure_tracking()
+    model_uri = model_uri or f"models:/{config.model.name}@champion"
+    say("checking approval")
+    if allow_unapproved:
+        console.print(f"[yellow]Scoring with {model_uri} WITHOUT checking approval (--allow-unapproved).[/yellow]")
+    else:
+        require_approved(model_uri)
+    version = resolve_model_version(model_uri)
+    pinned = f"models:/{version.name}/{version.version}"
+    say("loading model")
+    model = load_scoring_model(pinned)
+    metadata = model.feature_metadata
+    spec = metadata.get("spec")
+    if not spec:
+        raise EarlySignalError(f"{pinned} carries no feature spec in its artefacts; retrain it with `earlysignal train`")
+    spec_config = features.config_with_spec(config, spec)
+    current_hash = features.spec_hash(config)
+    spec_note = "same as the current config"
+    if current_hash != metadata.get("spec_hash"):
+        spec_note = "differs from the current config; the model's own spec was used"
+        console.print(
+            "[yellow]The current config's feature spec differs from the one this model was trained with; "
+            "scoring with the model's spec.[/yellow]"
+        )
+    data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
+    say("loading data")
+    data = contract.load_linked_data(data_dir, spec_config)
+    check_sources(spec_config, data, data_dir)
+    if pd.Timestamp(as_of) > pd.Timestamp(data.extract_date) + pd.Timedelta(days=1):
+        console.print(f"[yellow]as_of {as_of} is after the data's extract date {data.extract_date}.[/yellow]")
+    say("building features")
+    fm = features.build_feature_matrix(spec_config, data, as_of_dates=[as_of], with_labels=False)
+    frame = fm.frame.reset_index(drop=True)
+    missing = [c for c in model.feature_columns if c not in frame.columns]
+    if missing:
+        raise EarlySignalError(f"the rebuilt features lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
+    say("scoring and reasons")
+    margin = model.raw_margin(frame)
+    score = model.calibrator.predict(margin)
+    k = M.capacity_k(len(frame), config.capacity)
+    ranked = rank_cohort(frame, score, margin, k)
+    reasons = top_reasons(model.contributions(frame), frame, model.feature_columns, metadata)
+    ranked = pd.concat([ranked, reasons], axis=1)[RANKED_COLUMNS]
+    ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
+    unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
+    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi)
+
+    out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
+    paths = {
+        "ranked_parquet": write_parquet(ranked, out_dir / "ranked.parquet"),
+        "ranked_csv": write_csv(ranked, out_dir / "ranked.csv"),
+        "unscored_parquet": write_parquet(unscored, out_dir / "unscored.parquet"),
+        "unscored_csv": write_csv(unscored, out_dir / "unscored.csv"),
+    }
+    summary = {
+        "model_uri": pinned,
+        "model_name": version.name,
+        "model_version": str(version.version),
+        "requested_model_uri": model_uri,
+        "approval_checked": not allow_unapproved,
+        "as_of": as_of.isoformat(),
+        "data_dir": str(data_dir),
+        "spec_hash": metadata.get("spec_hash"),
+        "spec": spec_note,
+        "capacity_k": k,
+        "counts": {
+            "scored": int(len(ranked)),
+            "flagged": int(ranked["flagged"].sum()),
+            "unscored": int(len(unscored)),
+            "unscored_by_reason": {str(r): int(c) for r, c in unscored["reason"].value_counts().sort_index().items()},
+        },
+        "score": {
+            "mean": float(np.mean(score)) if len(score) else None,
+            "flagged_min": float(ranked.loc[ranked["flagged"], "score"].min()) if k else None,
+        },
+        "drift": drift,
+        "contributions_scale": "log-odds of the uncalibrated model (LightGBM pred_contrib)",
+        "outputs": {key: str(path) for key, path in paths.items()},
+    }
+    paths["summary_json"] = write_json(summary, out_dir / "summary.json")
+    _report_drift(drift)
+    if log_to_mlflow:
+        _log_score_run(config, summary, out_dir)
+    return ScoringResult(out_dir, paths["ranked_parquet"], paths["ranked_csv"], paths["unscored_parquet"],
+                         paths["unscored_csv"], paths["summary_json"], summary, ranked, unscored)
+
+
+def _report_drift(drift: dict[str, Any]) -> None:
+    if drift["score_over_warn"]:
+        console.print(f"[bold yellow]Score drift: PSI {drift['score_psi']:.3f} > {drift['warn_psi']}[/bold yellow]")
+    if drift["features_over_warn"]:
+        top = ", ".join(f"{c} ({drift['feature_psi'][c]:.2f})" for c in drift["features_over_warn"][:5])
+        console.print(
+            f"[bold yellow]{len(drift['features_over_warn'])} feature(s) drifted beyond PSI "
+            f"{drift['warn_psi']}: {top}[/bold yellow]"
+        )
+
+
+def _log_score_run(config: ProjectConfig, summary: dict[str, Any], out_dir: Path) -> None:
+    """Counts, drift and the output path only: resident-level lists stay out of MLflow."""
+    import mlflow
+
+    from earlysignal.tracking import use_experiment
+
+    use_experiment(config.mlflow.experiment)
+    with mlflow.start_run(run_name=f"score {summary['as_of']}"):
+        mlflow.set_tags({"earlysignal.stage": "score", "model_uri": summary["model_uri"],
+                         "output_path": str(out_dir.resolve())})
+        mlflow.log_params({"as_of": summary["as_of"], "model_version": summary["model_version"],
+                           "approval_checked": str(summary["approval_checked"])})
+        counts = summary["counts"]
+        mlflow.log_metrics({
+            "scored": counts["scored"], "flagged": counts["flagged"], "unscored": counts["unscored"],
+            "score_psi": summary["drift"]["score_psi"], "max_feature_psi": summary["drift"]["max_feature_psi"],
+            "features_over_warn": len(summary["drift"]["features_over_warn"]),
+        })
+        mlflow.log_dict({"drift": summary["drift"], "counts": counts, "spec": summary["spec"]}, "score/summary.json")
