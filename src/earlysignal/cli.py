@@ -181,3 +181,54 @@ def score(
         f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors_as_messages
+def validate(
+    data_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Borough data folder holding residents, residency, events, outcomes (Parquet or CSV) and manifest.json (default: data.dir from the config)."),
+    ] = None,
+    quarantine: Annotated[
+        bool,
+        typer.Option("--quarantine/--no-quarantine", help="Write bad rows to DATA_DIR/quarantine/<table>.parquet with a reason each (default) or only count them."),
+    ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit with code 1 when any row is quarantined (for pipelines that must stop on bad rows)."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.contract import TABLE_NAMES, report_table, validate_directory
+
+    project = load_config(config)
+    folder = data_dir if data_dir is not None else project.data.dir
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("validating", total=len(TABLE_NAMES))
+        started: list[str] = []
+
+        def on_table(name: str) -> None:
+            if started:
+                bar.advance(task)
+            started.append(name)
+            bar.update(task, description=f"validating {name}")
+
+        linked = validate_directory(folder, config=project, write_quarantine=quarantine, on_table=on_table)
+        bar.advance(task)
+    report = linked.report
+    console.print(report_table(report))
+    for warning in report.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
+    for name, path in report.quarantine_files.items():
+        console.print(f"Quarantined {name} rows: {path}", highlight=False)
+    console.print(
+        f"{report.total_quarantined:,} rows quarantined; "
+        f"{sum(c.accepted for c in report.tables.values()):,} accepted.",
+        highlight=False,
+    )
+    if strict and report.total_quarantined:
+        raise typer.Exit(code=1)
