@@ -1,0 +1,128 @@
+"""Metrics agree with scikit-learn, handle ties deterministically, and bootstrap reproducibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from earlysignal.config import CapacitySection
+from earlysignal.modeling.calibration import Calibrator
+from earlysignal.modeling.metrics import RankedList, bootstrap_replicates, capacity_k, interval, ranks
+
+
+def _ids(n):
+    return np.array([f"R{i:05d}" for i in range(n)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 1), min_size=4, max_size=200),
+    resolution=st.sampled_from([2, 5, 100]),
+    seed=st.integers(0, 10_000),
+)
+def test_auc_average_precision_and_brier_match_scikit_learn_with_ties(labels, resolution, seed):
+    y = np.array(labels)
+    if y.min() == y.max():
+        return
+    p = np.round(np.random.default_rng(seed).random(len(y)) * resolution) / resolution  # many ties
+    m = RankedList.build(y, p, _ids(len(y)), k=3).metrics()
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["average_precision"] == pytest.approx(average_precision_score(y, p))
+    assert m["brier"] == pytest.approx(brier_score_loss(y, p))
+
+
+def test_precision_at_k_breaks_ties_by_resident_id_ascending():
+    y = np.array([1, 0, 0, 1])
+    score = np.array([0.5, 0.5, 0.5, 0.9])
+    ids = np.array(["R4", "R1", "R2", "R3"])
+    assert list(ranks(score, ids)) == [4, 2, 3, 1]
+    m = RankedList.build(y, score, ids, k=2).metrics()
+    # List: R3 (0.9, positive), then R1 (tied at 0.5, lowest id, negative).
+    assert m["precision_at_capacity"] == 0.5
+    assert m["recall_at_capacity"] == 0.5
+
+
+def test_tiebreak_key_orders_rows_with_equal_scores_before_resident_id():
+    score = np.array([0.2, 0.2, 0.2])
+    margin = np.array([-1.0, 3.0, 0.5])
+    assert list(ranks(score, _ids(3), tiebreak=margin)) == [3, 1, 2]
+
+
+def test_capacity_takes_the_smaller_of_k_and_top_percent():
+    assert capacity_k(1000, CapacitySection(k=100, top_percent=5)) == 50
+    assert capacity_k(1000, CapacitySection(k=30, top_percent=5)) == 30
+    assert capacity_k(1001, CapacitySection(k=None, top_percent=5)) == 51
+    assert capacity_k(20, CapacitySection(k=100)) == 20
+
+
+def test_lift_is_precision_over_base_rate():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    score = np.linspace(1, 0, 10)
+    m = RankedList.build(y, score, _ids(10), k=2).metrics()
+    assert m["precision_at_capacity"] == 1.0
+    assert m["lift_at_capacity"] == pytest.approx(5.0)
+
+
+def test_weights_are_the_same_as_duplicating_rows():
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.2).astype(int)
+    p = np.round(rng.random(300), 1)
+    ids = _ids(300)
+    weights = rng.integers(0, 4, 300)
+    weighted = RankedList.build(y, p, ids, k=25).metrics(weights)
+    rep = np.repeat(np.arange(300), weights)
+    dup_ids = np.array([f"{ids[i]}-{j}" for j, i in enumerate(rep)])
+    # Duplicates of one resident sit together in the list, as they tie on every key but the suffix.
+    duplicated = RankedList.build(y[rep], p[rep], dup_ids, k=25).metrics()
+    for name, value in weighted.items():
+        assert value == pytest.approx(duplicated[name]), name
+
+
+def test_expected_calibration_error_is_zero_when_each_bin_matches_its_rate():
+    y = np.array([1, 0, 0, 0, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.25, 0.25, 0.25, 0.25, 0.3333, 0.3333, 0.3333, 0.0, 0.0, 0.0])
+    p[4:7] = 2 / 3
+    m = RankedList.build(y, p, _ids(10), k=1).metrics()
+    assert m["ece"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_ranker_without_probabilities_has_no_brier_or_ece():
+    m = RankedList.build(np.array([1, 0, 0]), np.array([3.0, 1.0, 0.0]), _ids(3), k=1, is_probability=False).metrics()
+    assert np.isnan(m["brier"]) and np.isnan(m["ece"])
+    assert m["roc_auc"] == 1.0
+
+
+def test_bootstrap_is_seeded_and_its_interval_covers_the_estimate():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.1).astype(int)
+    p = np.clip(0.1 + 0.2 * y + rng.normal(0, 0.1, 2000), 0, 1)
+    lists = {"model": RankedList.build(y, p, _ids(2000), k=100)}
+    first = bootstrap_replicates(lists, 50, seed=7)
+    second = bootstrap_replicates(lists, 50, seed=7)
+    np.testing.assert_array_equal(first["model"]["roc_auc"], second["model"]["roc_auc"])
+    low, high = interval(first["model"]["roc_auc"])
+    assert low < lists["model"].metrics()["roc_auc"] < high
+
+
+def test_isotonic_calibrator_reproduces_scikit_learn_and_survives_serialisation():
+    rng = np.random.default_rng(1)
+    margin = rng.normal(size=500)
+    y = (rng.random(500) < 1 / (1 + np.exp(-2 * margin))).astype(int)
+    calibrator = Calibrator("isotonic").fit(margin, y)
+    reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(margin, y)
+    new = rng.normal(size=100) * 2
+    np.testing.assert_allclose(calibrator.predict(new), reference.predict(new))
+    np.testing.assert_array_equal(Calibrator.from_dict(calibrator.to_dict()).predict(new), calibrator.predict(new))
+
+
+def test_platt_calibrator_recovers_a_known_sigmoid():
+    rng = np.random.default_rng(2)
+    margin = rng.normal(size=20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(0.5 * margin - 1)))).astype(int)
+    calibrator = Calibrator("platt").fit(margin, y)
+    assert calibrator.slope_ == pytest.approx(0.5, abs=0.06)
+    assert calibrator.intercept_ == pytest.approx(-1.0, abs=0.06)
