@@ -1,0 +1,83 @@
+"""Reasons: exact TreeSHAP contributions rendered as plain English from the feature descriptions."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from synthetic_matrix import FEATURES, make_matrix
+
+from earlysignal.explain import describe, format_value, top_reasons
+from earlysignal.modeling.calibration import Calibrator
+from earlysignal.modeling.pyfunc_model import EarlySignalModel
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    fm = make_matrix(residents=1500, n_as_of=3, unlabelled_tail=0, seed=5)
+    X = fm.frame[fm.feature_columns].to_numpy(dtype=float)
+    y = fm.frame["label"].astype(int).to_numpy()
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "deterministic": True, "seed": 1},
+                        lgb.Dataset(X, y, feature_name=fm.feature_columns), num_boost_round=30)
+    calibrator = Calibrator("platt").fit(booster.predict(X, raw_score=True), y)
+    return fm, EarlySignalModel.from_parts(booster, calibrator, fm.metadata)
+
+
+def test_pred_contrib_equals_shap_tree_explainer_on_the_raw_booster(small_model):
+    fm, model = small_model
+    rows = fm.frame.iloc[:300]
+    contributions = model.contributions(rows)
+    explainer = shap.TreeExplainer(model.booster)
+    values = explainer.shap_values(rows[fm.feature_columns].to_numpy(dtype=float))
+    np.testing.assert_allclose(contributions[:, :-1], values, atol=1e-6)
+    np.testing.assert_allclose(contributions[:, -1], explainer.expected_value, atol=1e-6)
+
+
+def test_contributions_add_up_to_the_raw_margin_the_score_is_calibrated_from(small_model):
+    fm, model = small_model
+    rows = fm.frame.iloc[:200]
+    np.testing.assert_allclose(model.contributions(rows).sum(axis=1), model.raw_margin(rows), atol=1e-9)
+    assert np.all(np.diff(model.predict_proba(rows)[np.argsort(model.raw_margin(rows))]) >= -1e-12)
+
+
+def test_reasons_are_the_top_positive_contributions_in_plain_english():
+    columns = [name for name, _ in FEATURES]
+    metadata = {"features": [{"name": n, "description": d} for n, d in FEATURES], "feature_columns": columns}
+    values = pd.DataFrame([[3, 4, 1, 200, 0, 9]], columns=columns, dtype=float)
+    contributions = np.array([[0.2, 0.9, -0.5, 0.3, 0.0, 0.05, -2.0]])  # last: bias
+    reasons = top_reasons(contributions, values, columns, metadata)
+    assert reasons.loc[0, "reason_1"] == "4 door replacements at home in the last 12 months"
+    assert reasons.loc[0, "reason_2"] == "200 days since the last police call-out to the household"
+    assert reasons.loc[0, "reason_3"] == "3 children's social care contacts for the household, ever"
+    assert list(reasons.loc[0, ["contribution_1", "contribution_2", "contribution_3"]]) == [0.9, 0.3, 0.2]
+
+
+def test_imputed_values_and_imputed_flags_are_never_given_as_reasons():
+    columns = [name for name, _ in FEATURES]
+    metadata = {"features": [{"name": n, "description": d} for n, d in FEATURES], "feature_columns": columns}
+    # No police call-out on record: days_since_last holds the placeholder 9999 and its flag is 1.
+    values = pd.DataFrame([[0, 0, 0, 9999, 1, 9]], columns=columns, dtype=float)
+    contributions = np.array([[0.0, 0.0, 0.0, 0.8, 0.7, 0.1, -2.0]])
+    reasons = top_reasons(contributions, values, columns, metadata)
+    assert reasons.loc[0, "reason_1"] == "aged 9"
+    assert reasons.loc[0, "reason_2"] == "" and reasons.loc[0, "reason_3"] == ""
+    assert pd.isna(reasons.loc[0, "contribution_2"])
+
+
+def test_equal_contributions_go_to_the_feature_listed_first():
+    columns = [name for name, _ in FEATURES]
+    metadata = {"features": [{"name": n, "description": d} for n, d in FEATURES], "feature_columns": columns}
+    values = pd.DataFrame([[1, 1, 1, 5, 0, 3]], columns=columns, dtype=float)
+    contributions = np.array([[0.4, 0.4, 0.4, 0.0, 0.0, 0.0, 0.0]])
+    reasons = top_reasons(contributions, values, columns, metadata)
+    assert reasons.loc[0, "reason_1"].endswith("for the household, ever")
+    assert reasons.loc[0, "reason_2"].endswith("at home in the last 12 months")
+
+
+def test_values_read_naturally():
+    assert format_value(4.0) == "4"
+    assert format_value(2.71) == "2.7"
+    assert format_value(12000) == "12,000"
+    assert describe("x", 3, {}) == "x = 3"
