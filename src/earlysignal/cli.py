@@ -232,3 +232,46 @@ def validate(
     )
     if strict and report.total_quarantined:
         raise typer.Exit(code=1)
+
+
+@app.command()
+@user_errors_as_messages
+def features(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data", help="Borough data folder to read (default: data.dir from the config)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the Parquet matrix; the JSON sidecar goes to OUT.json (default: DATA/features/<label.name>.parquet)."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="Where the generated SQL runs; only 'duckdb' exists today."),
+    ] = "duckdb",
+    show_sql: Annotated[
+        bool,
+        typer.Option("--show-sql", help="Print every SQL statement the engine ran (nothing when the matrix is reused)."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Build the point-in-time feature matrix (cohort x as_of rows, label, features, attr__ columns), or reuse it when spec and data are unchanged."""
+    from earlysignal.config import load_config
+    from earlysignal.engines import get_engine
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, sidecar_path
+
+    project = load_config(config)
+    target = out if out is not None else default_matrix_path(project, data_dir)
+    with get_engine(engine) as runner:
+        matrix, status = build_or_reuse_feature_matrix(project, data_dir=data_dir, out=target, engine=runner, progress=True)
+        if show_sql:
+            for statement in runner.executed_sql:
+                console.print(statement + ";\n", markup=False, highlight=False)
+    meta = matrix.metadata
+    console.print(
+        f"{status}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
+        f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
+        highlight=False,
+    )
+    if status != "reused":
+        console.print(f"Timings (s): {meta['timings']}", highlight=False)

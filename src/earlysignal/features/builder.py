@@ -1,0 +1,793 @@
+"""The point-in-time feature builder: cohort x as_of rows, one column per generated feature.
+
+The engine does the heavy, data-sized work (filtering ~20M events and grouping them into
+(entity, event type, first_j, time bucket) groups; cohort; memberships; labels). NumPy then turns
+the groups into difference arrays along the as_of axis, takes running sums / maxima over j,
+aggregates over household members at each as_of and fills a dense float32 matrix. No event is
+ever joined to the as_of grid, so nothing is amplified.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.config import FeatureFamily, ProjectConfig
+from earlysignal.engines.base import Engine, get_engine
+from earlysignal.errors import ContractError, EarlySignalError
+from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
+from earlysignal.features.labels import build_labels
+from earlysignal.features.matrix import FeatureMatrix
+from earlysignal.features.spec import (
+    AGE_BANDS,
+    ETHNICITY_CODES,
+    NOT_RECORDED,
+    PROTECTED_COLUMNS,
+    TENURES,
+    FeatureDefinition,
+    age_band,
+    definitions_as_records,
+    family_definitions,
+    family_event_types,
+    feature_definitions,
+    spec_dict,
+    spec_hash,
+)
+from earlysignal.features.sql import TENURE_CODES, event_groups_sql, memberships_sql
+
+MICROSECONDS_PER_DAY = 86_400_000_000
+
+
+class LinkedDataLike(Protocol):
+    """What the builder reads from `earlysignal.contract.LinkedData`."""
+
+    residents: pd.DataFrame
+    residency: pd.DataFrame
+    events: pd.DataFrame
+    outcomes: pd.DataFrame
+    extract_date: dt.date
+
+
+_REQUIRED_COLUMNS = {
+    "residents": ("resident_id", "birth_date", "death_date", "sex", "ethnicity", "disability"),
+    "residency": ("resident_id", "household_id", "address_id", "start_date", "end_date", "tenure"),
+    "events": ("resident_id", "address_id", "source", "event_type", "event_time", "known_at", "value"),
+    "outcomes": ("resident_id", "outcome_type", "outcome_time", "known_at", "end_time"),
+}
+
+
+def _check_columns(data: LinkedDataLike) -> None:
+    for table, columns in _REQUIRED_COLUMNS.items():
+        frame = getattr(data, table)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ContractError(f"{table}: missing column(s) {missing}; the feature builder needs {list(columns)}")
+
+
+def _day_numbers(values: Any) -> np.ndarray:
+    """Dates or timestamps as whole days since 1970-01-01 (NaT -> min int64)."""
+    stamps = pd.to_datetime(pd.Series(values), errors="raise")
+    days = stamps.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT")).astype(np.int64)
+    return days
+
+
+def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dates = days.astype("datetime64[D]")
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day_of_month = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    return years, months, day_of_month
+
+
+def completed_years(birth_days: np.ndarray, as_of_days: np.ndarray) -> np.ndarray:
+    """Age in completed years (the birthday counts on its day; 29 Feb birthdays count on 1 Mar)."""
+    by, bm, bd = _ymd(birth_days)
+    ay, am, ad = _ymd(as_of_days)
+    return ay - by - ((am * 100 + ad) < (bm * 100 + bd)).astype(np.int64)
+
+
+def completed_months(since_days: np.ndarray, as_of_days: np.ndarray) -> np.ndarray:
+    """Whole calendar months from `since` to `as_of`."""
+    sy, sm, sd = _ymd(since_days)
+    ay, am, ad = _ymd(as_of_days)
+    return (ay - sy) * 12 + (am - sm) - (ad < sd).astype(np.int64)
+
+
+@dataclass
+class _Households:
+    """Members of the households that cohort rows live in, grouped by (household, j)."""
+
+    member_r: np.ndarray  # sorted by group
+    member_j: np.ndarray
+    starts: np.ndarray  # start offset of each (household, j) group
+    row_group: np.ndarray  # group index per cohort row (-1: not living anywhere)
+
+    def reduce(self, values: np.ndarray, how: str) -> np.ndarray:
+        """Sum / max / min of per-member values per cohort row's household at its as_of."""
+        fill = {"sum": 0.0, "max": -np.inf, "min": np.inf}[how]
+        out = np.full(self.row_group.size, fill, dtype=np.float64)
+        if self.starts.size == 0:
+            return out
+        ufunc = {"sum": np.add, "max": np.maximum, "min": np.minimum}[how]
+        grouped = ufunc.reduceat(values, self.starts)
+        valid = self.row_group >= 0
+        out[valid] = grouped[self.row_group[valid]]
+        return out
+
+
+@dataclass
+class _Context:
+    """Everything the column builders share for one build."""
+
+    engine: Engine
+    grid: AsOfGrid
+    cohort: Cohort
+    n_residents: int
+    n_addresses: int
+    household_of: np.ndarray  # [R, J] household index or -1
+    address_of: np.ndarray  # [R, J] address index or -1
+    tenure_of: np.ndarray  # [R, J] tenure code or -1
+    since_of: np.ndarray  # [R, J] day number the resident has lived at that address since
+    birth_days: np.ndarray  # [R]
+    households: _Households
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def row_address(self) -> np.ndarray:
+        return self.address_of[self.cohort.r_idx, self.cohort.j]
+
+
+def _households(
+    cohort: Cohort, household_of: np.ndarray, member_r: np.ndarray, member_j: np.ndarray, member_h: np.ndarray, J: int
+) -> _Households:
+    row_h = household_of[cohort.r_idx, cohort.j]
+    row_key = np.where(row_h >= 0, row_h.astype(np.int64) * J + cohort.j, -1)
+    wanted = np.unique(row_key[row_key >= 0])
+    member_key = member_h.astype(np.int64) * J + member_j
+    keep = np.isin(member_key, wanted)
+    member_key, member_r, member_j = member_key[keep], member_r[keep], member_j[keep]
+    order = np.argsort(member_key, kind="stable")
+    member_key, member_r, member_j = member_key[order], member_r[order], member_j[order]
+    if member_key.size:
+        boundaries = np.flatnonzero(np.diff(member_key)) + 1
+        starts = np.concatenate([[0], boundaries]).astype(np.int64)
+        group_keys = member_key[starts]
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+        group_keys = np.zeros(0, dtype=np.int64)
+    row_group = np.full(row_key.size, -1, dtype=np.int64)
+    valid = row_key >= 0
+    row_group[valid] = np.searchsorted(group_keys, row_key[valid])
+    return _Households(member_r=member_r, member_j=member_j, starts=starts, row_group=row_group)
+
+
+def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tuple[np.ndarray, int, int]:
+    residents = data.residents
+    resident_ids = pd.Index(residents["resident_id"].astype("str")).unique().sort_values()
+    if len(resident_ids) != len(residents):
+        raise ContractError("residents: resident_id is not unique")
+    household_ids = pd.Index(data.residency["household_id"].astype("str")).unique().sort_values()
+    address_ids = pd.Index(data.residency["address_id"].astype("str")).unique().sort_values()
+    engine.register("residents", residents)
+    engine.register("residency", data.residency)
+    engine.register("events", data.events)
+    engine.register("outcomes", data.outcomes)
+    engine.register(
+        "resident_index",
+        pd.DataFrame({"resident_id": resident_ids, "r_idx": np.arange(len(resident_ids), dtype=np.int32)}),
+    )
+    engine.register(
+        "household_index",
+        pd.DataFrame({"household_id": household_ids, "h_idx": np.arange(len(household_ids), dtype=np.int32)}),
+    )
+    engine.register(
+        "address_index",
+        pd.DataFrame({"address_id": address_ids, "a_idx": np.arange(len(address_ids), dtype=np.int32)}),
+    )
+    engine.register("grid", grid.frame())
+    return np.asarray(resident_ids, dtype=object), len(household_ids), len(address_ids)
+
+
+def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarray]:
+    table = engine.run(memberships_sql(engine.dialect))
+    r = table.column("r_idx").to_numpy().astype(np.int64)
+    j = table.column("j").to_numpy().astype(np.int64)
+    h = table.column("h_idx").to_numpy().astype(np.int64)
+    a = table.column("a_idx").to_numpy().astype(np.int64)
+    tenure = table.column("tenure_code").to_numpy().astype(np.int64)
+    since = _day_numbers(table.column("address_since").to_pandas())
+    if np.unique(r * J + j).size != r.size:
+        raise ContractError("residency: a resident has overlapping spells (two spells cover the same as_of date)")
+    shape = (n_residents, J)
+    household_of = np.full(shape, -1, dtype=np.int32)
+    address_of = np.full(shape, -1, dtype=np.int32)
+    tenure_of = np.full(shape, -1, dtype=np.int8)
+    since_of = np.zeros(shape, dtype=np.int64)
+    household_of[r, j] = h
+    address_of[r, j] = a
+    tenure_of[r, j] = tenure
+    since_of[r, j] = since
+    return {
+        "household_of": household_of,
+        "address_of": address_of,
+        "tenure_of": tenure_of,
+        "since_of": since_of,
+        "member_r": r,
+        "member_j": j,
+        "member_h": h,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Event families
+
+
+def _window_set(family: FeatureFamily) -> list[int | None]:
+    """Window lengths (days; None = all history) the family needs, including 2w for trends."""
+    windowed_aggregates = {"count", "sum", "mean", "max", "distinct_types", "trend"}
+    lengths: set[int | None] = set()
+    if windowed_aggregates & set(family.aggregates):
+        from earlysignal.config import window_days
+
+        for window in family.windows:
+            days = window_days(window)
+            lengths.add(days)
+            if "trend" in family.aggregates and days is not None:
+                lengths.add(2 * days)
+    return sorted(lengths, key=lambda d: -1 if d is None else d)
+
+
+@dataclass
+class _Groups:
+    """Grouped events of one family as NumPy arrays (one row per (entity, type, first_j, tb))."""
+
+    entity: np.ndarray
+    type_idx: np.ndarray
+    first_j: np.ndarray
+    last_j: dict[int | None, np.ndarray]
+    n: np.ndarray
+    s: np.ndarray | None
+    nv: np.ndarray | None
+    vmax: np.ndarray | None
+    last_day: np.ndarray
+    first_day: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> _Groups:
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[mask]
+
+        return _Groups(
+            entity=self.entity[mask],
+            type_idx=self.type_idx[mask],
+            first_j=self.first_j[mask],
+            last_j={w: lj[mask] for w, lj in self.last_j.items()},
+            n=self.n[mask],
+            s=pick(self.s),
+            nv=pick(self.nv),
+            vmax=pick(self.vmax),
+            last_day=self.last_day[mask],
+            first_day=self.first_day[mask],
+        )
+
+
+def _event_groups(
+    ctx: _Context, family: FeatureFamily, types: Sequence[str], entity: str, windows: list[int | None]
+) -> _Groups:
+    grid = ctx.grid
+    as_of_days = grid.days
+    threshold_days = np.unique(
+        np.concatenate([as_of_days - w for w in windows if w is not None] or [np.zeros(0, dtype=np.int64)])
+    )
+    thresholds = [dt.datetime.combine(EPOCH + dt.timedelta(days=int(d)), dt.time()) for d in threshold_days]
+    with_values = bool({"sum", "mean"} & set(family.aggregates))
+    with_max = "max" in family.aggregates
+    sql = event_groups_sql(
+        ctx.engine.dialect,
+        source=family.source,
+        event_types=types,
+        entity=entity,
+        grid=grid.timestamps,
+        thresholds=thresholds,
+        with_values=with_values,
+        with_max=with_max,
+    )
+    table = ctx.engine.run(sql)
+    tb = table.column("tb").to_numpy().astype(np.int64)
+    last_j: dict[int | None, np.ndarray] = {}
+    for w in windows:
+        if w is None:
+            last_j[w] = np.full(tb.size, grid.size - 1, dtype=np.int64)
+            continue
+        # tb = number of thresholds <= t, so the largest threshold <= t is threshold_days[tb-1];
+        # each window's own thresholds A_i - w are among them, hence this lookup is exact.
+        lookup = np.full(threshold_days.size + 1, -1, dtype=np.int64)
+        lookup[1:] = np.searchsorted(as_of_days - w, threshold_days, side="right") - 1
+        last_j[w] = lookup[tb]
+
+    def column(name: str, dtype: Any) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(dtype)
+
+    def days(name: str) -> np.ndarray:
+        micros = table.column(name).cast("int64").to_numpy()
+        return np.floor_divide(micros, MICROSECONDS_PER_DAY).astype(np.float64)
+
+    return _Groups(
+        entity=column("entity", np.int64),
+        type_idx=column("type_idx", np.int64),
+        first_j=column("first_j", np.int64),
+        last_j=last_j,
+        n=column("n", np.float64),
+        s=np.nan_to_num(column("s", np.float64), nan=0.0) if with_values else None,
+        nv=column("nv", np.float64) if with_values else None,
+        vmax=column("vmax", np.float64) if with_max else None,
+        last_day=days("t_last"),
+        first_day=days("t_first"),
+    )
+
+
+def _window_sums(groups: _Groups, window: int | None, weights: np.ndarray, n_entities: int, J: int) -> np.ndarray:
+    """[entities, J] sums of `weights` over events counting at each as_of, via a difference array."""
+    first, last = groups.first_j, groups.last_j[window]
+    valid = first <= last
+    width = J + 1
+    entity = groups.entity[valid]
+    w = weights[valid]
+    total = np.bincount(entity * width + first[valid], weights=w, minlength=n_entities * width)
+    total -= np.bincount(entity * width + last[valid] + 1, weights=w, minlength=n_entities * width)
+    dense = total.reshape(n_entities, width)[:, :J]
+    return np.cumsum(dense, axis=1)
+
+
+def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) -> np.ndarray:
+    """[entities, J] max value over events counting at each as_of (-inf where none)."""
+    assert groups.vmax is not None
+    out = np.full((n_entities, J), -np.inf)
+    has_value = ~np.isnan(groups.vmax)
+    first, last = groups.first_j, groups.last_j[window]
+    for j in range(J):
+        # A range-max has no difference-array form; one pass per as_of over the groups is cheap.
+        mask = has_value & (first <= j) & (last >= j)
+        np.maximum.at(out[:, j], groups.entity[mask], groups.vmax[mask])
+    return out
+
+
+def _running_extreme(groups: _Groups, how: str, n_entities: int, J: int) -> np.ndarray:
+    """[entities, J] latest (how='max') or earliest ('min') event day known before each as_of."""
+    if how == "max":
+        out = np.full((n_entities, J), -np.inf)
+        np.maximum.at(out, (groups.entity, groups.first_j), groups.last_day)
+        return np.maximum.accumulate(out, axis=1)
+    out = np.full((n_entities, J), np.inf)
+    np.minimum.at(out, (groups.entity, groups.first_j), groups.first_day)
+    return np.minimum.accumulate(out, axis=1)
+
+
+class _ScopeGatherer:
+    """Reads entity x as_of arrays at the cohort rows, for one scope."""
+
+    def __init__(self, ctx: _Context, scope: str) -> None:
+        self.ctx = ctx
+        self.scope = scope
+        cohort = ctx.cohort
+        if scope == "address":
+            self.rows = ctx.row_address.astype(np.int64)
+            self.valid = self.rows >= 0
+        self.j = cohort.j
+
+    def gather(self, dense: np.ndarray, how: str) -> np.ndarray:
+        """Values at cohort rows; `how` (sum/max/min) combines household members."""
+        ctx, cohort = self.ctx, self.ctx.cohort
+        if self.scope == "resident":
+            return dense[cohort.r_idx, cohort.j]
+        if self.scope == "address":
+            fill = {"sum": 0.0, "max": -np.inf, "min": np.inf}[how]
+            out = np.full(cohort.r_idx.size, fill)
+            out[self.valid] = dense[self.rows[self.valid], cohort.j[self.valid]]
+            return out
+        households = ctx.households
+        return households.reduce(dense[households.member_r, households.member_j], how)
+
+
+@dataclass
+class _TypeStats:
+    count: dict[int | None, np.ndarray] = field(default_factory=dict)
+    total: dict[int | None, np.ndarray] = field(default_factory=dict)
+    valued: dict[int | None, np.ndarray] = field(default_factory=dict)
+    vmax: dict[int | None, np.ndarray] = field(default_factory=dict)
+    last_day: np.ndarray | None = None
+    first_day: np.ndarray | None = None
+
+
+def _combine(stats: list[_TypeStats]) -> _TypeStats:
+    """Pool per-type statistics into the family's 'all' statistics."""
+    pooled = _TypeStats()
+    for attribute in ("count", "total", "valued"):
+        for w in getattr(stats[0], attribute):
+            getattr(pooled, attribute)[w] = np.sum([getattr(s, attribute)[w] for s in stats], axis=0)
+    for w in stats[0].vmax:
+        pooled.vmax[w] = np.max([s.vmax[w] for s in stats], axis=0)
+    if stats[0].last_day is not None:
+        pooled.last_day = np.max([s.last_day for s in stats], axis=0)
+    if stats[0].first_day is not None:
+        pooled.first_day = np.min([s.first_day for s in stats], axis=0)
+    return pooled
+
+
+def _family_columns(
+    ctx: _Context, family: FeatureFamily, definitions: list[FeatureDefinition]
+) -> dict[str, np.ndarray]:
+    """Values of one family's features (and imputed flags) at the cohort rows."""
+    types = family_event_types(family)
+    windows = _window_set(family)
+    J = ctx.grid.size
+    aggregates = set(family.aggregates)
+    need_values = bool({"sum", "mean"} & aggregates)
+    need_max = "max" in aggregates
+    need_last = "days_since_last" in aggregates
+    need_first = "days_since_first" in aggregates
+    columns: dict[str, np.ndarray] = {}
+    entity_scopes = {
+        "resident": [s for s in family.scopes if s in ("resident", "household")],
+        "address": [s for s in family.scopes if s == "address"],
+    }
+    as_of_days = ctx.grid.days[ctx.cohort.j].astype(np.float64)
+    for entity, scopes in entity_scopes.items():
+        if not scopes:
+            continue
+        started = time.perf_counter()
+        groups = _event_groups(ctx, family, types, entity, windows)
+        ctx.timings["engine_events"] = ctx.timings.get("engine_events", 0.0) + time.perf_counter() - started
+        started = time.perf_counter()
+        n_entities = ctx.n_residents if entity == "resident" else ctx.n_addresses
+        gatherers = {scope: _ScopeGatherer(ctx, scope) for scope in scopes}
+        per_scope: dict[str, list[_TypeStats]] = {scope: [] for scope in scopes}
+        for type_index in range(len(types)):
+            subset = groups.subset(groups.type_idx == type_index)
+            dense: dict[str, Any] = {}
+            for w in windows:
+                dense[("count", w)] = _window_sums(subset, w, subset.n, n_entities, J)
+                if need_values:
+                    dense[("total", w)] = _window_sums(subset, w, subset.s, n_entities, J)  # type: ignore[arg-type]
+                    dense[("valued", w)] = _window_sums(subset, w, subset.nv, n_entities, J)  # type: ignore[arg-type]
+                if need_max:
+                    dense[("vmax", w)] = _window_max(subset, w, n_entities, J)
+            if need_last:
+                dense["last"] = _running_extreme(subset, "max", n_entities, J)
+            if need_first:
+                dense["first"] = _running_extreme(subset, "min", n_entities, J)
+            for scope, gatherer in gatherers.items():
+                stats = _TypeStats()
+                for key, array in dense.items():
+                    if key == "last":
+                        stats.last_day = gatherer.gather(array, "max")
+                    elif key == "first":
+                        stats.first_day = gatherer.gather(array, "min")
+                    else:
+                        kind, w = key
+                        getattr(stats, kind)[w] = gatherer.gather(array, "max" if kind == "vmax" else "sum")
+                per_scope[scope].append(stats)
+            del dense
+        for scope in scopes:
+            by_key = {t: s for t, s in zip(types, per_scope[scope], strict=True)}
+            by_key["all"] = _combine(per_scope[scope]) if len(types) > 1 else per_scope[scope][0]
+            for definition in definitions:
+                if definition.scope != scope or definition.is_imputed_flag:
+                    continue
+                values, undefined = _aggregate_values(definition, by_key, per_scope[scope], as_of_days)
+                _apply_missing_rule(definition, values, undefined, columns)
+        ctx.timings["numpy_events"] = ctx.timings.get("numpy_events", 0.0) + time.perf_counter() - started
+    return columns
+
+
+def _aggregate_values(
+    definition: FeatureDefinition,
+    by_key: dict[str, _TypeStats],
+    per_type: list[_TypeStats],
+    as_of_days: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values, undefined mask or None) of one event feature at the cohort rows."""
+    stats = by_key[definition.event_type]
+    w = definition.window_days
+    aggregate = definition.aggregate
+    if aggregate == "count":
+        return stats.count[w], None
+    if aggregate == "sum":
+        # Totals come from +/- differences; force exact zeros where nothing counted.
+        return np.where(stats.valued[w] > 0, stats.total[w], 0.0), None
+    if aggregate == "mean":
+        valued = stats.valued[w]
+        undefined = valued <= 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(undefined, np.nan, stats.total[w] / np.where(undefined, 1.0, valued)), undefined
+    if aggregate == "max":
+        values = stats.vmax[w]
+        undefined = ~np.isfinite(values)
+        return np.where(undefined, np.nan, values), undefined
+    if aggregate == "trend":
+        assert w is not None
+        return 2.0 * stats.count[w] - stats.count[2 * w], None
+    if aggregate == "distinct_types":
+        return np.sum([(s.count[w] > 0) for s in per_type], axis=0).astype(np.float64), None
+    if aggregate == "days_since_last":
+        assert stats.last_day is not None
+        undefined = ~np.isfinite(stats.last_day)
+        return np.where(undefined, np.nan, as_of_days - stats.last_day), undefined
+    if aggregate == "days_since_first":
+        assert stats.first_day is not None
+        undefined = ~np.isfinite(stats.first_day)
+        return np.where(undefined, np.nan, as_of_days - stats.first_day), undefined
+    raise EarlySignalError(f"unknown aggregate {aggregate!r} in feature {definition.name}")
+
+
+def _apply_missing_rule(
+    definition: FeatureDefinition, values: np.ndarray, undefined: np.ndarray | None, columns: dict[str, np.ndarray]
+) -> None:
+    if undefined is not None and definition.missing_rule in ("zero", "constant"):
+        values = np.where(undefined, definition.missing_value, values)
+    columns[definition.name] = values
+    if definition.imputed_flag:
+        columns[definition.imputed_flag] = (
+            undefined.astype(np.float64) if undefined is not None else np.zeros(values.size)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Static features and protected attributes
+
+
+def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFrame) -> dict[str, np.ndarray]:
+    cohort = ctx.cohort
+    as_of_days = ctx.grid.days[cohort.j]
+    columns: dict[str, np.ndarray] = {}
+    tenure = ctx.tenure_of[cohort.r_idx, cohort.j]
+    housed = ctx.household_of[cohort.r_idx, cohort.j] >= 0
+    for static in config.features.static:
+        if static == "age":
+            columns["static__age"] = completed_years(ctx.birth_days[cohort.r_idx], as_of_days).astype(np.float64)
+        elif static == "months_at_address":
+            since = ctx.since_of[cohort.r_idx, cohort.j]
+            months = completed_months(since, as_of_days).astype(np.float64)
+            columns["static__months_at_address"] = np.where(housed, months, np.nan)
+        elif static == "household_size":
+            ones = np.ones(ctx.households.member_r.size)
+            columns["static__household_size"] = np.where(housed, ctx.households.reduce(ones, "sum"), np.nan)
+        elif static == "household_children":
+            members = ctx.households
+            member_age = completed_years(ctx.birth_days[members.member_r], ctx.grid.days[members.member_j])
+            children = (member_age < 18).astype(np.float64)
+            columns["static__household_children"] = np.where(housed, members.reduce(children, "sum"), np.nan)
+        elif static == "tenure":
+            for code, name in enumerate(TENURE_CODES):
+                columns[f"static__tenure__{name}"] = (tenure == code).astype(np.float64)
+    assert tuple(TENURE_CODES) == tuple(TENURES)
+    return columns
+
+
+def _attribute_columns(
+    ctx: _Context, residents: pd.DataFrame, resident_ids: np.ndarray
+) -> tuple[dict[str, pd.Series], np.ndarray]:
+    """The attr__* columns (strings, nulls as 'Not recorded') and each row's age."""
+    cohort = ctx.cohort
+    ordered = residents.set_index(residents["resident_id"].astype("str")).reindex(resident_ids)
+    rows = cohort.r_idx
+
+    def labelled(series: pd.Series, mapping: dict[Any, str] | None = None) -> pd.Series:
+        values = series.to_numpy(dtype=object)[rows]
+        out = np.full(values.size, NOT_RECORDED, dtype=object)
+        present = pd.notna(values)
+        if mapping is None:
+            out[present] = values[present].astype(str)
+        else:
+            out[present] = [mapping.get(v, NOT_RECORDED) for v in values[present]]
+        return pd.Series(out, dtype="str")
+
+    ages = completed_years(ctx.birth_days[rows], ctx.grid.days[cohort.j])
+    band_names = [age_band(a) for a in range(0, 130)]
+    attributes = {
+        "attr__sex": labelled(ordered["sex"]),
+        "attr__ethnicity": labelled(ordered["ethnicity"]),
+        "attr__disability": labelled(ordered["disability"].astype(object), {True: "Yes", False: "No"}),
+        "attr__age_band": pd.Series(
+            np.asarray(band_names, dtype=object)[np.clip(ages, 0, 129)], dtype="str"
+        ),
+    }
+    return attributes, ages
+
+
+def _protected_feature_columns(config: ProjectConfig, attributes: dict[str, pd.Series]) -> dict[str, np.ndarray]:
+    columns: dict[str, np.ndarray] = {}
+    band_codes = {f"{low}-{high}": i for i, (low, high) in enumerate(AGE_BANDS)} | {"65+": len(AGE_BANDS)}
+    for attribute in config.features.protected_as_features:
+        values = attributes[f"attr__{attribute}"].to_numpy(dtype=object)
+        if attribute == "sex":
+            mapping: dict[str, float] = {"F": 1.0, "M": 0.0}
+        elif attribute == "ethnicity":
+            mapping = {k: float(v) for k, v in ETHNICITY_CODES.items()}
+        elif attribute == "disability":
+            mapping = {"Yes": 1.0, "No": 0.0}
+        else:
+            mapping = {k: float(v) for k, v in band_codes.items()}
+        columns[f"protected__{attribute}"] = np.array([mapping.get(v, np.nan) for v in values], dtype=np.float64)
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_data(config: ProjectConfig) -> LinkedDataLike:
+    """Load the borough through the data contract (the only way data enters the builder)."""
+    try:
+        from earlysignal.contract import load_linked_data
+    except ImportError as error:  # pragma: no cover - until the contract module is installed
+        raise EarlySignalError(f"the data contract module is not available: {error}") from None
+    return load_linked_data(config.data.dir, config)
+
+
+def build_feature_matrix(
+    config: ProjectConfig,
+    data: LinkedDataLike | None = None,
+    *,
+    as_of_dates: Sequence[dt.date] | None = None,
+    with_labels: bool = True,
+    engine: Engine | None = None,
+    progress: bool = False,
+) -> FeatureMatrix:
+    """Build the point-in-time feature matrix: one row per (resident, as_of) in the cohort."""
+    from contextlib import nullcontext
+
+    from earlysignal.console import progress_bar
+
+    started_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    if data is None:
+        started = time.perf_counter()
+        data = load_data(config)
+        timings["load"] = time.perf_counter() - started
+    _check_columns(data)
+    definitions = feature_definitions(config)
+    grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label.horizon_months)
+    own_engine = engine is None
+    engine = engine or get_engine("duckdb")
+    families = config.features.families
+    bar = progress_bar(transient=True) if progress else nullcontext()
+    try:
+        with bar as bar_progress:
+            task = bar_progress.add_task("Building features", total=3 + len(families)) if progress else None
+
+            def step(description: str) -> None:
+                if progress:
+                    bar_progress.update(task, advance=1, description=description)
+
+            started = time.perf_counter()
+            resident_ids, n_households, n_addresses = _register_tables(engine, data, grid)
+            cohort = build_cohort(engine, config)
+            timings["cohort"] = time.perf_counter() - started
+            step("Residency at each as_of")
+            started = time.perf_counter()
+            members = _memberships(engine, resident_ids.size, grid.size)
+            birth_days = _day_numbers(
+                data.residents.set_index(data.residents["resident_id"].astype("str"))["birth_date"].reindex(
+                    resident_ids
+                )
+            )
+            households = _households(
+                cohort, members["household_of"], members["member_r"], members["member_j"], members["member_h"], grid.size
+            )
+            ctx = _Context(
+                engine=engine,
+                grid=grid,
+                cohort=cohort,
+                n_residents=resident_ids.size,
+                n_addresses=n_addresses,
+                household_of=members["household_of"],
+                address_of=members["address_of"],
+                tenure_of=members["tenure_of"],
+                since_of=members["since_of"],
+                birth_days=birth_days,
+                households=households,
+                timings=timings,
+            )
+            del members
+            timings["residency"] = time.perf_counter() - started
+            step("Labels")
+            started = time.perf_counter()
+            labels = (
+                build_labels(engine, config, grid, cohort, resident_ids.size, data.extract_date)
+                if with_labels
+                else pd.array([pd.NA] * len(cohort), dtype="Int8")
+            )
+            timings["labels"] = time.perf_counter() - started
+
+            static = _static_columns(ctx, config, data.residents)
+            attributes, _ = _attribute_columns(ctx, data.residents, resident_ids)
+            static.update(_protected_feature_columns(config, attributes))
+
+            model_definitions = [d for d in definitions]
+            matrix_values = np.empty((len(cohort), len(model_definitions)), dtype=np.float32, order="F")
+            position = {d.name: i for i, d in enumerate(model_definitions)}
+            for name, values in static.items():
+                matrix_values[:, position[name]] = values
+            for family in families:
+                step(f"Features: {family.name}")
+                family_defs = family_definitions(family)
+                for name, values in _family_columns(ctx, family, family_defs).items():
+                    matrix_values[:, position[name]] = values
+            step("Assembling the matrix")
+            started = time.perf_counter()
+            frame = _assemble_frame(resident_ids, grid, cohort, labels, model_definitions, matrix_values, attributes)
+            timings["assemble"] = time.perf_counter() - started
+    finally:
+        if own_engine:
+            engine.close()
+    timings["total"] = time.perf_counter() - started_all
+    metadata = _metadata(config, data, grid, frame, definitions, engine, timings, with_labels)
+    return FeatureMatrix(frame=frame, metadata=metadata)
+
+
+def _assemble_frame(
+    resident_ids: np.ndarray,
+    grid: AsOfGrid,
+    cohort: Cohort,
+    labels: Any,
+    definitions: list[FeatureDefinition],
+    values: np.ndarray,
+    attributes: dict[str, pd.Series],
+) -> pd.DataFrame:
+    as_of = np.array(grid.dates, dtype="datetime64[D]").astype("datetime64[us]")[cohort.j]
+    keys = pd.DataFrame(
+        {
+            "resident_id": pd.Series(resident_ids[cohort.r_idx], dtype="str"),
+            "as_of": pd.Series(as_of),
+            "label": pd.Series(labels, dtype="Int8"),
+        }
+    )
+    features = pd.DataFrame(values, columns=[d.name for d in definitions], copy=False)
+    attrs = pd.DataFrame(attributes)
+    return pd.concat([keys, features, attrs], axis=1, copy=False)
+
+
+def _metadata(
+    config: ProjectConfig,
+    data: LinkedDataLike,
+    grid: AsOfGrid,
+    frame: pd.DataFrame,
+    definitions: list[FeatureDefinition],
+    engine: Engine,
+    timings: dict[str, float],
+    with_labels: bool,
+) -> dict[str, Any]:
+    as_of_text = [d.isoformat() for d in grid.dates]
+    j_of = pd.Series(frame["as_of"].dt.strftime("%Y-%m-%d"))
+    rows = j_of.value_counts().reindex(as_of_text, fill_value=0)
+    prevalence: dict[str, float | None] = {}
+    label = frame["label"]
+    for day in as_of_text:
+        known = label[(j_of == day).to_numpy()].dropna()
+        prevalence[day] = float(known.mean()) if with_labels and len(known) else None
+    return {
+        "features": definitions_as_records(definitions),
+        "feature_columns": [d.name for d in definitions],
+        "protected_columns": list(PROTECTED_COLUMNS),
+        "label": {
+            "name": config.label.name,
+            "outcome_types": list(config.label.outcome_types),
+            "horizon_months": config.label.horizon_months,
+            "included": with_labels,
+        },
+        "spec": spec_dict(config),
+        "spec_hash": spec_hash(config),
+        "data_fingerprint": getattr(data, "fingerprint", None),
+        "extract_date": data.extract_date.isoformat(),
+        "as_of_dates": as_of_text,
+        "rows_per_as_of": {k: int(v) for k, v in rows.items()},
+        "label_prevalence_per_as_of": prevalence,
+        "engine": {"name": engine.name, "dialect": engine.dialect.name},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "dtypes": {"features": "float32", "label": "Int8", "as_of": "datetime64[us]"},
+    }

@@ -1,0 +1,100 @@
+"""The as_of grid and the cohort: who is eligible at each as_of."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.config import ProjectConfig
+from earlysignal.engines.base import Engine
+from earlysignal.errors import ConfigError
+from earlysignal.features.sql import cohort_sql
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Calendar months later, clamping the day to the month's end (31 Aug + 6 months = 28/29 Feb)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class AsOfGrid:
+    """The sorted, distinct as_of dates A_0 < A_1 < ... and their label horizon ends."""
+
+    dates: tuple[dt.date, ...]
+    horizon_months: int
+
+    @classmethod
+    def from_dates(cls, dates: Sequence[dt.date], horizon_months: int) -> AsOfGrid:
+        """Sort and de-duplicate; an empty grid is a config error."""
+        unique = tuple(sorted({d if not isinstance(d, dt.datetime) else d.date() for d in dates}))
+        if not unique:
+            raise ConfigError("temporal: the as_of grid is empty; check first_as_of, last_as_of and frequency")
+        return cls(unique, horizon_months)
+
+    @property
+    def size(self) -> int:
+        """Number of as_of dates (J)."""
+        return len(self.dates)
+
+    @property
+    def days(self) -> np.ndarray:
+        """Each as_of as days since 1970-01-01 (int64)."""
+        return np.array([(d - EPOCH).days for d in self.dates], dtype=np.int64)
+
+    @property
+    def timestamps(self) -> list[dt.datetime]:
+        """Each as_of at midnight."""
+        return [dt.datetime(d.year, d.month, d.day) for d in self.dates]
+
+    @property
+    def horizon_ends(self) -> list[dt.date]:
+        """as_of + horizon_months calendar months, per as_of."""
+        return [add_months(d, self.horizon_months) for d in self.dates]
+
+    def frame(self) -> pd.DataFrame:
+        """The `grid` table the SQL joins to: j, as_of, as_of_ts, horizon_end_ts."""
+        return pd.DataFrame(
+            {
+                "j": np.arange(self.size, dtype=np.int32),
+                "as_of": pd.Series(self.dates, dtype="date32[pyarrow]"),
+                "as_of_ts": pd.to_datetime(pd.Series(self.timestamps)).astype("datetime64[us]"),
+                "horizon_end_ts": pd.to_datetime(pd.Series(self.horizon_ends)).astype("datetime64[us]"),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Cohort rows as dense keys, sorted by (as_of index j, resident index r)."""
+
+    r_idx: np.ndarray
+    j: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.r_idx.size)
+
+
+def build_cohort(engine: Engine, config: ProjectConfig) -> Cohort:
+    """Run the cohort SQL (tables already registered) and return its rows in output order."""
+    cohort = config.cohort
+    sql = cohort_sql(
+        engine.dialect,
+        min_age=cohort.min_age,
+        max_age=cohort.max_age,
+        require_residency=cohort.require_residency,
+        exclude_open_outcomes=cohort.exclude_open_outcomes,
+    )
+    table = engine.run(sql)
+    r_idx = table.column("r_idx").to_numpy().astype(np.int64)
+    j = table.column("j").to_numpy().astype(np.int64)
+    order = np.lexsort((r_idx, j))
+    return Cohort(r_idx=r_idx[order], j=j[order])

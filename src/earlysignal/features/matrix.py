@@ -1,0 +1,141 @@
+"""The feature matrix on disk: a Parquet file plus a JSON sidecar (`<matrix>.json`, i.e. the
+Parquet path with `.json` appended), and reuse when spec and data are unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from earlysignal.atomic import atomic_path, write_json
+from earlysignal.errors import EarlySignalError
+from earlysignal.fingerprint import directory_sha256
+
+if TYPE_CHECKING:
+    from earlysignal.config import ProjectConfig
+    from earlysignal.engines.base import Engine
+
+# Folders inside a data directory that are outputs or answers, not inputs.
+FINGERPRINT_EXCLUDES = ("quarantine", "features", "ground_truth")
+
+
+@dataclass
+class FeatureMatrix:
+    """Rows (resident_id, as_of) with label, model features and attr__* columns, plus metadata."""
+
+    frame: pd.DataFrame
+    metadata: dict[str, Any]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The model inputs, in order."""
+        return list(self.metadata["feature_columns"])
+
+    @property
+    def protected_columns(self) -> list[str]:
+        """The attr__* columns that travel alongside for audits (not model inputs)."""
+        return list(self.metadata["protected_columns"])
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """The JSON sidecar beside a matrix: `features/x.parquet` -> `features/x.parquet.json`."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def write_feature_matrix(matrix: FeatureMatrix, path: str | os.PathLike[str]) -> Path:
+    """Write the matrix (Parquet, zstd) and its sidecar atomically; the sidecar is written last,
+    so a sidecar always describes a complete matrix."""
+    path = Path(path)
+    table = pa.Table.from_pandas(matrix.frame, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    write_json(matrix.metadata, sidecar_path(path))
+    return path
+
+
+def read_feature_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar of a matrix file."""
+    side = sidecar_path(path)
+    if not side.exists():
+        raise EarlySignalError(f"{side} does not exist; rebuild the matrix with `earlysignal features`")
+    try:
+        return json.loads(side.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise EarlySignalError(f"{side} is not valid JSON ({error}); rebuild the matrix") from None
+
+
+def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
+    """Read a matrix and its sidecar."""
+    path = Path(path)
+    if not path.exists():
+        raise EarlySignalError(f"feature matrix {path} does not exist; build it with `earlysignal features`")
+    metadata = read_feature_metadata(path)
+    frame = pd.read_parquet(path)
+    frame["label"] = frame["label"].astype("Int8")
+    missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
+    if missing:
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+    return FeatureMatrix(frame=frame, metadata=metadata)
+
+
+def data_fingerprint(data_dir: str | os.PathLike[str]) -> str:
+    """SHA-256 over the data folder's files, excluding quarantine/, features/ and ground_truth/."""
+    return directory_sha256(data_dir, exclude=FINGERPRINT_EXCLUDES)
+
+
+def default_matrix_path(config: ProjectConfig, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """`<data.dir>/features/<label.name>.parquet`."""
+    return Path(data_dir or config.data.dir) / "features" / f"{config.label.name}.parquet"
+
+
+def build_or_reuse_feature_matrix(
+    config: ProjectConfig,
+    data_dir: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    engine: Engine | None = None,
+    progress: bool = False,
+) -> tuple[FeatureMatrix, str]:
+    """Reuse the matrix at `out` when its spec hash and data fingerprint match; otherwise build and
+    write it. The string says 'reused', 'built: spec changed', 'built: data changed',
+    'built: spec and data changed' or 'built: no matrix'."""
+    from earlysignal.features.builder import build_feature_matrix, load_data
+    from earlysignal.features.spec import spec_hash
+
+    if data_dir is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": Path(data_dir)})})
+    data_dir = Path(config.data.dir)
+    if not data_dir.is_dir():
+        raise EarlySignalError(f"data folder {data_dir} does not exist; run `earlysignal synth` or pass --data DIR")
+    out = Path(out) if out is not None else default_matrix_path(config)
+    wanted_spec = spec_hash(config)
+    fingerprint = data_fingerprint(data_dir)
+    reason = "built: no matrix"
+    if out.exists() and sidecar_path(out).exists():
+        try:
+            previous = read_feature_metadata(out)
+        except EarlySignalError:
+            previous = {}
+        spec_changed = previous.get("spec_hash") != wanted_spec
+        data_changed = previous.get("data_fingerprint") != fingerprint
+        if not spec_changed and not data_changed:
+            return read_feature_matrix(out), "reused"
+        reason = (
+            "built: spec and data changed"
+            if spec_changed and data_changed
+            else "built: spec changed"
+            if spec_changed
+            else "built: data changed"
+        )
+    data = load_data(config)
+    matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
+    matrix.metadata["data_fingerprint"] = fingerprint
+    matrix.metadata["data_dir"] = str(data_dir)
+    write_feature_matrix(matrix, out)
+    return matrix, reason

@@ -1,0 +1,199 @@
+"""SQL text for the feature builder, rendered per dialect; nothing here executes anything.
+
+Registered table names the SQL expects:
+  residents, residency, events, outcomes   the contract tables (accepted rows)
+  resident_index(resident_id, r_idx)        dense integer keys, sorted by id
+  household_index(household_id, h_idx)
+  address_index(address_id, a_idx)
+  grid(j, as_of DATE, as_of_ts TIMESTAMP, horizon_end_ts TIMESTAMP)   the as_of grid
+
+The event query avoids joining events to the grid (which multiplies every event by every
+as_of whose window holds it). An event (event_time t, known_at k) counts for grid date A_j in a
+window of w days iff max(k, t) < A_j and t >= A_j - w, i.e. for the contiguous index range
+first_j <= j <= last_j(w). The SQL tags each event with first_j (how many grid dates are
+<= max(k, t)) and a time bucket tb (how many of the window thresholds A_i - w are <= t) and
+groups by (entity, event type, first_j, tb); every window's last_j is a function of tb, so one
+GROUP BY serves all windows, and the builder turns the groups into difference arrays along j.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from earlysignal.engines.base import Dialect
+
+TENURE_CODES = ("council", "housing_association", "private_rented", "owner_occupied")
+
+
+def bucket_expression(dialect: Dialect, expression: str, thresholds: Sequence[dt.datetime]) -> str:
+    """SQL for the number of thresholds (sorted ascending) that are <= expression.
+
+    Rendered as a balanced CASE tree, so each row makes log2(n) comparisons rather than n.
+    """
+    def render(low: int, high: int) -> str:
+        # The answer lies in [low, high]; thresholds[low:high] decide it.
+        if low == high:
+            return str(low)
+        middle = (low + high + 1) // 2
+        literal = dialect.timestamp_literal(thresholds[middle - 1])
+        return f"CASE WHEN {expression} >= {literal} THEN {render(middle, high)} ELSE {render(low, middle - 1)} END"
+
+    return render(0, len(thresholds))
+
+
+def _in_list(dialect: Dialect, values: Sequence[str]) -> str:
+    return ", ".join(dialect.string_literal(v) for v in values)
+
+
+def event_groups_sql(
+    dialect: Dialect,
+    *,
+    source: str,
+    event_types: Sequence[str],
+    entity: str,
+    grid: Sequence[dt.datetime],
+    thresholds: Sequence[dt.datetime],
+    with_values: bool,
+    with_max: bool,
+) -> str:
+    """Grouped events of one family keyed by resident (entity='resident') or address (entity='address').
+
+    Columns: entity, type_idx, first_j, tb, n, [s, nv], [vmax], t_last, t_first.
+    """
+    if entity == "resident":
+        join = "JOIN resident_index ix ON ix.resident_id = e.resident_id"
+        index_column = "ix.r_idx"
+    elif entity == "address":
+        join = "JOIN address_index ix ON ix.address_id = e.address_id"
+        index_column = "ix.a_idx"
+    else:  # pragma: no cover - programming error
+        raise ValueError(f"unknown entity {entity!r}")
+    type_case = " ".join(
+        f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in enumerate(event_types)
+    )
+    known = "GREATEST(e.known_at, e.event_time)"
+    value_columns = ""
+    if with_values:
+        value_columns += ",\n       SUM(value) AS s, COUNT(value) AS nv"
+    if with_max:
+        value_columns += ",\n       MAX(value) AS vmax"
+    return f"""WITH tagged AS (
+  SELECT {index_column} AS entity,
+         CASE e.event_type {type_case} END AS type_idx,
+         {bucket_expression(dialect, known, grid)} AS first_j,
+         {bucket_expression(dialect, "e.event_time", thresholds)} AS tb,
+         CAST(e.value AS DOUBLE) AS value,
+         e.event_time
+  FROM events e
+  {join}
+  WHERE e.source = {dialect.string_literal(source)}
+    AND e.event_type IN ({_in_list(dialect, event_types)})
+    AND {known} < {dialect.timestamp_literal(grid[-1])}
+)
+SELECT entity, type_idx, first_j, tb,
+       COUNT(*) AS n{value_columns},
+       MAX(event_time) AS t_last, MIN(event_time) AS t_first
+FROM tagged
+GROUP BY entity, type_idx, first_j, tb"""
+
+
+def memberships_sql(dialect: Dialect) -> str:
+    """Residency spells covering each grid date, with dense keys, tenure code and the date the
+    resident has lived at that address since (adjacent spells at one address are joined up)."""
+    tenure_case = " ".join(
+        f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in enumerate(TENURE_CODES)
+    )
+    return f"""WITH ordered AS (
+  SELECT resident_id, household_id, address_id, tenure,
+         CAST(start_date AS DATE) AS start_date, CAST(end_date AS DATE) AS end_date,
+         CASE WHEN LAG(address_id) OVER w = address_id
+                   AND LAG(CAST(end_date AS DATE)) OVER w = CAST(start_date AS DATE)
+              THEN 0 ELSE 1 END AS new_run
+  FROM residency
+  WINDOW w AS (PARTITION BY resident_id ORDER BY start_date)
+),
+runs AS (
+  SELECT *, SUM(new_run) OVER (PARTITION BY resident_id ORDER BY start_date
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run_id
+  FROM ordered
+),
+spells AS (
+  SELECT *, MIN(start_date) OVER (PARTITION BY resident_id, run_id) AS address_since
+  FROM runs
+)
+SELECT ri.r_idx, g.j, hi.h_idx, ai.a_idx,
+       CASE s.tenure {tenure_case} ELSE -1 END AS tenure_code,
+       s.address_since
+FROM spells s
+JOIN grid g ON s.start_date <= g.as_of AND (s.end_date IS NULL OR g.as_of < s.end_date)
+JOIN resident_index ri ON ri.resident_id = s.resident_id
+JOIN household_index hi ON hi.household_id = s.household_id
+JOIN address_index ai ON ai.address_id = s.address_id"""
+
+
+def _age_expression(birth: str, as_of: str) -> str:
+    # Completed years: the birthday this year has been reached when (month, day) >= birth's.
+    return (
+        f"(EXTRACT(YEAR FROM {as_of}) - EXTRACT(YEAR FROM {birth})"
+        f" - CASE WHEN EXTRACT(MONTH FROM {as_of}) * 100 + EXTRACT(DAY FROM {as_of})"
+        f" < EXTRACT(MONTH FROM {birth}) * 100 + EXTRACT(DAY FROM {birth}) THEN 1 ELSE 0 END)"
+    )
+
+
+def cohort_sql(
+    dialect: Dialect,
+    *,
+    min_age: int,
+    max_age: int,
+    require_residency: bool,
+    exclude_open_outcomes: Sequence[str],
+) -> str:
+    """(r_idx, j) of everyone eligible at each grid date: age in [min_age, max_age] (inclusive,
+    completed years), alive (death_date after as_of), living in the borough if required, and not
+    already in an excluded outcome state (started before as_of and not ended by as_of)."""
+    age = _age_expression("CAST(r.birth_date AS DATE)", "g.as_of")
+    steps = [
+        f"""candidates AS (
+  SELECT ri.r_idx, r.resident_id, g.j, g.as_of, g.as_of_ts
+  FROM residents r
+  JOIN resident_index ri ON ri.resident_id = r.resident_id
+  CROSS JOIN grid g
+  WHERE {age} BETWEEN {int(min_age)} AND {int(max_age)}
+    AND (r.death_date IS NULL OR CAST(r.death_date AS DATE) > g.as_of)
+)"""
+    ]
+    current = "candidates"
+    if require_residency:
+        steps.append(
+            f"""living AS (
+  SELECT c.* FROM {current} c
+  {dialect.semi_join} residency s
+    ON s.resident_id = c.resident_id
+   AND CAST(s.start_date AS DATE) <= c.as_of
+   AND (s.end_date IS NULL OR c.as_of < CAST(s.end_date AS DATE))
+)"""
+        )
+        current = "living"
+    if exclude_open_outcomes:
+        steps.append(
+            f"""not_open AS (
+  SELECT c.* FROM {current} c
+  {dialect.anti_join} outcomes o
+    ON o.resident_id = c.resident_id
+   AND o.outcome_type IN ({_in_list(dialect, exclude_open_outcomes)})
+   AND o.outcome_time < c.as_of_ts
+   AND (o.end_time IS NULL OR o.end_time > c.as_of_ts)
+)"""
+        )
+        current = "not_open"
+    return "WITH " + ",\n".join(steps) + f"\nSELECT r_idx, j FROM {current}"
+
+
+def label_positives_sql(dialect: Dialect, *, outcome_types: Sequence[str]) -> str:
+    """(r_idx, j) pairs with a labelled outcome in [as_of, as_of + horizon)."""
+    return f"""SELECT DISTINCT ri.r_idx, g.j
+FROM outcomes o
+JOIN resident_index ri ON ri.resident_id = o.resident_id
+JOIN grid g ON o.outcome_time >= g.as_of_ts AND o.outcome_time < g.horizon_end_ts
+WHERE o.outcome_type IN ({_in_list(dialect, outcome_types)})"""
