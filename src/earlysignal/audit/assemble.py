@@ -1,0 +1,394 @@
+"""Assemble the audit document (audit.json): every number the report shows, computed once.
+
+The HTML report is rendered from this document alone, so what the board reads and what is
+logged to MLflow cannot disagree. Group figures are already suppressed and rounded here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.approval import ApprovalRecord
+from earlysignal.audit.fairness import audit_fairness
+from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
+from earlysignal.audit.importance import global_importance
+from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
+from earlysignal.audit.suppression import round_count
+from earlysignal.config import ProjectConfig
+
+SCHEMA_VERSION = 1
+GOVERNANCE_LABELS = {
+    "owner": "Accountable owner",
+    "purpose": "Purpose",
+    "decision_point": "Decision point",
+    "human_oversight": "Human oversight",
+    "lawful_basis": "Lawful basis",
+    "dpia_reference": "Data protection impact assessment (DPIA)",
+    "equality_impact_assessment": "Equality impact assessment",
+    "data_sharing_agreements": "Data sharing agreements",
+    "challenge_contact": "How to challenge a decision",
+    "monitoring": "Monitoring",
+    "retraining_cadence": "Retraining cadence",
+    "switch_off_criteria": "Criteria for switching the model off",
+}
+OUTCOME_WORDS = {
+    "csc_referral": "a referral to children's social care",
+    "s47_enquiry": "a section 47 child protection enquiry",
+    "child_protection_plan": "a child protection plan",
+    "homelessness_acceptance": "being accepted as homeless",
+    "adult_safeguarding_concern": "an adult safeguarding concern",
+}
+METRIC_WORDS = {
+    "precision_at_capacity": "precision at capacity",
+    "recall_at_capacity": "recall at capacity",
+    "roc_auc": "AUC",
+    "average_precision": "average precision",
+    "brier": "Brier score",
+    "lift_at_capacity": "lift at capacity",
+    "ece": "expected calibration error",
+}
+K_CURVE_POINTS = 40
+CALIBRATION_BINS = 10
+
+
+def outcome_phrase(outcome_types: Sequence[str], horizon_months: int) -> tuple[str, str]:
+    """('a child protection plan', 'within 6 months') style words for the label."""
+    words = [OUTCOME_WORDS.get(o, o.replace("_", " ")) for o in outcome_types]
+    what = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    return what, f"within {horizon_months} months"
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def describe_feature(template: str) -> str:
+    """A feature description without its '{value}' placeholder, for a list of inputs."""
+    text = re.sub(r":?\s*\{value\}\s*$", "", template or "").strip()
+    return text.replace("{value}", "N")
+
+
+def _age_sort_key(label: str) -> tuple[float, str]:
+    match = re.match(r"^(\d+)", label)
+    return (float(match.group(1)) if match else math.inf, label)
+
+
+def test_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Rows the audit evaluates: test splits with a known label."""
+    frame = predictions
+    if "split" in frame.columns and frame["split"].astype(str).str.startswith("test").any():
+        frame = frame[frame["split"].astype(str).str.startswith("test")]
+    frame = frame[frame["label"].notna()].copy()
+    frame["label"] = frame["label"].astype(int)
+    frame["flagged"] = frame["flagged"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[str, Any]:
+    """Precision@k and recall@k, averaged over test as_of dates, at up to K_CURVE_POINTS values of k."""
+    per_date = []
+    max_k = 0
+    for _, part in frame.groupby("as_of", sort=True):
+        ordered = part.sort_values("rank", kind="stable")["label"].to_numpy(dtype=float)
+        per_date.append(ordered)
+        max_k = max(max_k, len(ordered))
+    capacity = max(capacity_per_as_of.values()) if capacity_per_as_of else max(1, max_k // 10)
+    upper = min(max_k, max(capacity * 3, 10))
+    ks = sorted({int(k) for k in np.unique(np.linspace(1, upper, K_CURVE_POINTS).round())} | {min(capacity, upper)})
+    precision, recall = [], []
+    for k in ks:
+        p_vals, r_vals = [], []
+        for labels in per_date:
+            top = labels[: min(k, len(labels))]
+            p_vals.append(top.sum() / len(top) if len(top) else np.nan)
+            total = labels.sum()
+            r_vals.append(top.sum() / total if total else np.nan)
+        precision.append(_num(np.nanmean(p_vals)))
+        recall.append(_num(np.nanmean(r_vals)))
+    return {"k": ks, "precision": precision, "recall": recall, "capacity": capacity}
+
+
+def calibration_curve(frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cell: int = 10) -> list[dict[str, Any]]:
+    """Reliability curve on score deciles: mean score vs observed rate per bin (bins under min_cell dropped)."""
+    scores = frame["score"].to_numpy(dtype=float)
+    labels = frame["label"].to_numpy(dtype=float)
+    edges = np.unique(np.quantile(scores, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return []
+    index = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for b in range(len(edges) - 1):
+        mask = index == b
+        if mask.sum() < min_cell:
+            continue
+        out.append(
+            {
+                "mean_score": float(scores[mask].mean()),
+                "observed": float(labels[mask].mean()),
+                "n": int(mask.sum()),
+            }
+        )
+    return out
+
+
+def flagged_outcomes(frame: pd.DataFrame, round_to: int) -> list[dict[str, Any]]:
+    """Per test as_of: how many were flagged and what share of them escalated."""
+    out = []
+    for as_of, part in frame.groupby("as_of", sort=True):
+        flagged = part[part["flagged"]]
+        out.append(
+            {
+                "as_of": pd.Timestamp(as_of).date().isoformat(),
+                "cohort": round_count(len(part), round_to),
+                "flagged": int(len(flagged)),
+                "escalated_share": _num(flagged["label"].mean()) if len(flagged) else None,
+                "missed_share": _num(1 - flagged["label"].sum() / part["label"].sum()) if part["label"].sum() else None,
+            }
+        )
+    return out
+
+
+def missingness(sample: pd.DataFrame, feature_columns: Sequence[str], protected: Sequence[str]) -> dict[str, Any]:
+    """Share not recorded per protected characteristic, and share missing per feature (where any)."""
+    attributes = []
+    for attribute in protected:
+        column = f"attr__{attribute}"
+        if column in sample.columns:
+            attributes.append(
+                {"attribute": attribute, "share_not_recorded": float((group_labels(sample, attribute) == NOT_RECORDED).mean())}
+            )
+    features = []
+    for name in feature_columns:
+        if name in sample.columns:
+            share = float(sample[name].isna().mean())
+            if share > 0:
+                features.append({"feature": name, "share_missing": share})
+    return {"attributes": attributes, "features": features, "rows": round_count(len(sample), 5)}
+
+
+def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    cohort = f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough at each as-of date"
+    features = data.get("features", [])
+    sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
+    return [
+        {"title": "Model details", "text": (
+            f"{model['name']} version {model['version']} (MLflow run {model['run_id']}): a LightGBM gradient-boosted "
+            f"tree model with {config.model.calibration} calibration, predicting {what} {when}. "
+            f"Feature spec hash {model.get('spec_hash') or 'not recorded'}; data fingerprint "
+            f"{model.get('data_fingerprint') or 'not recorded'}.")},
+        {"title": "Intended use", "text": (
+            f"To help a team decide whose case to look at first: {cohort} are ranked and the top "
+            f"{config.capacity.k or ''}{' / top ' + str(config.capacity.top_percent) + '%' if config.capacity.top_percent else ''} "
+            "per as-of date (the team's capacity) are flagged for a human review. Not for automated decisions, "
+            "not for eligibility, enforcement or any decision about an individual without a practitioner's judgement.")},
+        {"title": "Factors", "text": (
+            "Performance and error rates are reported by " + ", ".join(config.audit.protected)
+            + (" and the intersections " + "; ".join(" + ".join(i) for i in config.audit.intersections) if config.audit.intersections else "")
+            + ". Protected characteristics are not model inputs unless listed in features.protected_as_features "
+            f"(here: {', '.join(config.features.protected_as_features) or 'none'}).")},
+        {"title": "Metrics", "text": (
+            "Precision and recall at capacity (the share of flagged cases that escalated, and the share of escalations "
+            "flagged), AUC, average precision, calibration; the pre-registered criterion is "
+            f"{METRIC_WORDS.get(criterion.get('metric', ''), criterion.get('metric'))} ≥ {criterion.get('threshold')}.")},
+        {"title": "Evaluation data", "text": (
+            f"Later as-of dates held out in time (rolling origin): {', '.join(data.get('test_as_of', [])) or 'NOT PROVIDED'}. "
+            "Every test date lies after all data used to train the model evaluated on it.")},
+        {"title": "Training data", "text": (
+            f"Linked council records from: {sources}; {len(features)} features; as-of dates "
+            f"{data.get('period', {}).get('first_as_of')} to {data.get('period', {}).get('last_as_of')}; "
+            f"extract date {data.get('period', {}).get('extract_date')}.")},
+        {"title": "Quantitative analyses", "text": (
+            "Section 'Performance over time' gives metrics per test date with 95% bootstrap intervals against simple "
+            "baselines; section 'Fairness' gives metrics per group and intersection with disparity ratios and intervals.")},
+        {"title": "Ethical considerations", "text": (
+            "Administrative records reflect who is seen by services, not only who needs help: groups that are more "
+            "watched are more recorded (surveillance bias), and household- and address-level features attach others' "
+            "histories to a child. Being flagged can bring unwanted attention. The label is a recorded service decision, "
+            "not harm itself.")},
+        {"title": "Caveats and recommendations", "text": (
+            "Use the score only alongside what practitioners know; record overrides; re-run this audit at every retraining "
+            "and whenever the population or recording practice changes; do not use outside the cohort and label it was "
+            "validated for.")},
+    ]
+
+
+def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    period = data.get("period", {})
+    return [
+        f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
+        "reached services count as negatives, and decisions shaped by past practice are learned as if they were truth.",
+        f"The model was trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')} "
+        f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
+        "is unknown until re-audited.",
+        f"It has not been validated for anyone outside the cohort (ages {config.cohort.min_age}-{config.cohort.max_age}, "
+        "living in the borough), for other outcomes or horizons, for other councils, or as a threshold for any action.",
+        "Groups with fewer people or escalations than the small-number threshold are suppressed, so disparities in small "
+        "groups cannot be assessed from this report.",
+        "Fairness is assessed against recorded outcomes; if recording itself differs between groups, equal error rates on "
+        "recorded outcomes do not guarantee equal treatment.",
+    ]
+
+
+def build_audit(
+    *,
+    config: ProjectConfig,
+    model: dict[str, Any],
+    predictions: pd.DataFrame,
+    metrics: dict[str, Any],
+    feature_metadata: dict[str, Any],
+    explain_sample: pd.DataFrame,
+    contributions: np.ndarray | None,
+    approval: ApprovalRecord | None,
+    audit_config: ProjectConfig | None = None,
+) -> dict[str, Any]:
+    """The whole audit as JSON-ready data. `config` is the training run's; `audit_config` supplies audit and governance."""
+    settings = (audit_config or config).audit
+    governance = (audit_config or config).governance
+    seed = (audit_config or config).project.seed
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    frame = test_rows(predictions)
+    feature_columns = list(feature_metadata.get("feature_columns", []))
+    feature_records = feature_metadata.get("features", [])
+
+    # --- data
+    as_of_dates = [str(d) for d in feature_metadata.get("as_of_dates", [])]
+    rows_per = feature_metadata.get("rows_per_as_of", {}) or {}
+    prevalence = feature_metadata.get("label_prevalence_per_as_of", {}) or {}
+    cohort_rows = []
+    for as_of in sorted(set(rows_per) | set(prevalence)):
+        cohort_rows.append(
+            {
+                "as_of": str(as_of),
+                "cohort": round_count(rows_per[as_of], settings.round_to) if as_of in rows_per else None,
+                "prevalence": _num(prevalence.get(as_of)),
+            }
+        )
+    sources = sorted({str(f.get("source")) for f in feature_records if f.get("source")})
+    data = {
+        "sources": sources,
+        "period": {
+            "first_as_of": as_of_dates[0] if as_of_dates else None,
+            "last_as_of": as_of_dates[-1] if as_of_dates else None,
+            "extract_date": feature_metadata.get("extract_date"),
+        },
+        "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
+        "cohort_per_as_of": cohort_rows,
+        "missingness": missingness(explain_sample, feature_columns, settings.protected),
+        "features": [
+            {
+                "name": f.get("name"),
+                "description": describe_feature(str(f.get("description", ""))),
+                "source": f.get("source"),
+                "scope": f.get("scope"),
+                "window": f.get("window"),
+                "aggregate": f.get("aggregate"),
+            }
+            for f in feature_records
+            if f.get("name") in feature_columns or not feature_columns
+        ],
+    }
+
+    # --- performance
+    summary = metrics.get("summary", {})
+    criterion = metrics.get("success_criterion", {})
+    capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
+    performance = {
+        "splits": metrics.get("splits", []),
+        "summary": summary,
+        "k_curves": k_curves(frame, capacity_per),
+        "calibration": calibration_curve(frame, min_cell=settings.min_cell),
+        "flagged_outcomes": flagged_outcomes(frame, settings.round_to),
+        "bootstrap": metrics.get("bootstrap"),
+        "one_feature_baseline": metrics.get("one_feature_baseline"),
+        "capacity_k_per_as_of": capacity_per,
+    }
+
+    # --- fairness and small numbers
+    fairness = audit_fairness(
+        frame,
+        characteristics(settings.protected, settings.intersections),
+        reference_groups=dict(settings.reference_groups),
+        ratio_band=settings.ratio_band,
+        bootstrap=settings.bootstrap,
+        min_cell=settings.min_cell,
+        round_to=settings.round_to,
+        seed=seed,
+        outcome=f"{what} {when}",
+    )
+    for block in fairness["characteristics"]:  # type: ignore[union-attr]
+        if block.get("attributes") == ["age_band"]:
+            block["groups"].sort(key=lambda g: _age_sort_key(g["group"]))
+    suppressed = [
+        {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"]}
+        for c in fairness["characteristics"]  # type: ignore[union-attr]
+        for g in c.get("groups", [])
+        if g["suppressed"]
+    ]
+
+    # --- drivers
+    importance: list[dict[str, Any]] = []
+    usable = [c for c in feature_columns if c in explain_sample.columns]
+    if contributions is not None and usable:
+        contrib = pd.DataFrame(np.asarray(contributions)[:, : len(feature_columns)], columns=feature_columns)
+        importance = global_importance(explain_sample[feature_columns].reset_index(drop=True), contrib)
+    descriptions = {f["name"]: f["description"] for f in data["features"]}
+    for item in importance:
+        item["description"] = descriptions.get(item["feature"], "")
+    proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell) if usable else []
+    for item in proxies:
+        item["description"] = descriptions.get(item["feature"], "")
+
+    model_doc = dict(model)
+    model_doc["label"] = {
+        "name": config.label.name,
+        "outcome_types": list(config.label.outcome_types),
+        "horizon_months": config.label.horizon_months,
+        "words": f"{what} {when}",
+    }
+    headline = {m: summary.get("model", {}).get(m) for m in ("precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision")}
+    governance_fields = [
+        {"field": key, "label": label, "value": getattr(governance, key, "") or None}
+        for key, label in GOVERNANCE_LABELS.items()
+    ]
+    return {
+        "schema": SCHEMA_VERSION,
+        "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "model": model_doc,
+        "summary": {
+            "predicts": f"{what} {when}",
+            "cohort": f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough",
+            "decision_point": governance.decision_point or None,
+            "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
+            "headline": headline,
+            "criterion": criterion,
+            "findings": fairness["findings"],
+        },
+        "governance": governance_fields,
+        "model_card": _model_card(config, model_doc, data, criterion),
+        "data": data,
+        "performance": performance,
+        "fairness": fairness,
+        "small_numbers": {
+            "min_cell": settings.min_cell,
+            "round_to": settings.round_to,
+            "suppressed": suppressed,
+        },
+        "drivers": {"importance": importance, "proxy": proxies, "proxy_threshold": PROXY_AUC_WARN},
+        "limitations": _limitations(config, data),
+        "approval": approval.as_dict() if approval is not None else None,
+    }

@@ -1,0 +1,333 @@
+"""Fairness at the operating point: per-group metrics (fairlearn MetricFrame), disparity ratios
+against a reference group with stratified bootstrap intervals, and findings in plain words.
+
+The operating point is the model as used: the `flagged` column (the top of the list at capacity
+per as_of). Every rate below is computed on test rows whose label is known.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    false_negative_rate,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import precision_score, roc_auc_score
+
+from earlysignal.audit.groups import characteristic_key, labels_for, reference_group
+from earlysignal.audit.suppression import apply_suppression
+
+# Metrics whose disparity ratios are tested, with the words used to explain a finding.
+RATIO_METRICS: dict[str, str] = {
+    "selection_rate": "flagged",
+    "precision": "precision",
+    "recall": "recall",
+    "fpr": "false positive rate",
+    "fnr": "false negative rate",
+}
+
+GROUP_METRIC_COLUMNS = (
+    "prevalence",
+    "selection_rate",
+    "precision",
+    "recall",
+    "fpr",
+    "fnr",
+    "auc",
+    "mean_score",
+    "calibration_ratio",
+)
+COUNT_COLUMNS = ("n", "positives", "flagged")
+
+
+def _positives(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sum(y_true))
+
+
+def _flagged(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sum(y_pred))
+
+
+def _prevalence(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(y_true)) if len(y_true) else math.nan
+
+
+def _precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(precision_score(y_true, y_pred, zero_division=np.nan))
+
+
+def _auc(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> float:
+    # AUC is undefined for a group in which everyone (or no one) escalated.
+    if len(np.unique(y_true)) < 2:
+        return math.nan
+    return float(roc_auc_score(y_true, score))
+
+
+def _mean_score(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> float:
+    return float(np.mean(score)) if len(score) else math.nan
+
+
+def _calibration_ratio(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> float:
+    # Observed over expected: 1 means the scores match this group's escalation rate on average.
+    expected = float(np.sum(score))
+    return float(np.sum(y_true)) / expected if expected > 0 else math.nan
+
+
+def group_metric_frame(frame: pd.DataFrame, groups: pd.Series) -> MetricFrame:
+    """fairlearn MetricFrame of counts and rates per group, at the operating point (column `flagged`)."""
+    y_true = frame["label"].astype(int).to_numpy()
+    y_pred = frame["flagged"].astype(bool).astype(int).to_numpy()
+    score = frame["score"].astype(float).to_numpy()
+    return MetricFrame(
+        metrics={
+            "n": count,
+            "positives": _positives,
+            "flagged": _flagged,
+            "prevalence": _prevalence,
+            "selection_rate": selection_rate,
+            "precision": _precision,
+            "recall": true_positive_rate,
+            "fpr": false_positive_rate,
+            "fnr": false_negative_rate,
+            "auc": _auc,
+            "mean_score": _mean_score,
+            "calibration_ratio": _calibration_ratio,
+        },
+        y_true=y_true,
+        y_pred=y_pred,
+        sensitive_features=groups.to_numpy(),
+        sample_params={
+            "auc": {"score": score},
+            "mean_score": {"score": score},
+            "calibration_ratio": {"score": score},
+        },
+    )
+
+
+def _confusion_cells(frame: pd.DataFrame) -> np.ndarray:
+    """[TP, FP, FN, TN] counts."""
+    y = frame["label"].astype(int).to_numpy().astype(bool)
+    p = frame["flagged"].astype(bool).to_numpy()
+    return np.array([np.sum(y & p), np.sum(~y & p), np.sum(y & ~p), np.sum(~y & ~p)], dtype=np.int64)
+
+
+def _rates_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """Ratio metrics from confusion counts (last axis TP, FP, FN, TN); NaN where undefined."""
+    tp, fp, fn, tn = (cells[..., i].astype(float) for i in range(4))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = tp + fp + fn + tn
+        return {
+            "selection_rate": (tp + fp) / n,
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
+            "fpr": fp / (fp + tn),
+            "fnr": fn / (tp + fn),
+        }
+
+
+def _bootstrap_cells(cells: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    # Resampling a group's rows with replacement is a multinomial draw over its rows, so its
+    # confusion counts are multinomial over the four cells: the same bootstrap, without the rows.
+    n = int(cells.sum())
+    if n == 0:
+        return np.zeros((draws, 4), dtype=np.int64)
+    return rng.multinomial(n, cells / n, size=draws)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A ratio and its bootstrap percentile interval (None when the interval is undefined)."""
+
+    ratio: float | None
+    low: float | None
+    high: float | None
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def ratio_intervals(
+    group_cells: np.ndarray,
+    reference_cells: np.ndarray,
+    draws: int,
+    rng: np.random.Generator,
+    level: float = 0.95,
+) -> dict[str, Interval]:
+    """Disparity ratio (group / reference) per metric with a stratified bootstrap percentile interval."""
+    point_group = _rates_from_cells(group_cells)
+    point_reference = _rates_from_cells(reference_cells)
+    out: dict[str, Interval] = {}
+    if draws > 0:
+        boot_group = _rates_from_cells(_bootstrap_cells(group_cells, draws, rng))
+        boot_reference = _rates_from_cells(_bootstrap_cells(reference_cells, draws, rng))
+    for metric in RATIO_METRICS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = point_group[metric] / point_reference[metric]
+        low = high = None
+        if draws > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sample = boot_group[metric] / boot_reference[metric]
+            finite = sample[np.isfinite(sample)]
+            # An interval built from a minority of defined draws would pretend to a precision it lacks.
+            if len(finite) >= 0.95 * draws:
+                tail = (1 - level) / 2 * 100
+                low, high = np.percentile(finite, [tail, 100 - tail])
+                # A zero-width interval comes from a zero count (e.g. no flagged positives), which a
+                # bootstrap cannot vary: it is not evidence of certainty, so no interval is claimed.
+                if low == high:
+                    low = high = None
+        out[metric] = Interval(_finite_or_none(ratio), _finite_or_none(low), _finite_or_none(high))
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _people(group: str) -> str:
+    """'Black residents', 'residents aged 0-4', 'Female + Black residents'."""
+    if group[:1].isdigit():
+        return f"residents aged {group}"
+    return f"{group} residents"
+
+
+def finding_text(group: str, reference: str, metric: str, interval: Interval, outcome: str) -> str:
+    """One flagged disparity explained in words for a board."""
+    ratio = interval.ratio or 0.0
+    r, lo, hi = _fmt(ratio), _fmt(interval.low or 0), _fmt(interval.high or 0)
+    band = f"(95% interval {lo}–{hi})"
+    who, ref = _people(group), _people(reference)
+    more = ratio > 1
+    if metric == "selection_rate":
+        return f"{who} are flagged {r} times as often as {ref} {band}."
+    if metric == "precision":
+        return (
+            f"When {who} are flagged, the flag is borne out ({outcome}) {r} times as often as for flagged "
+            f"{ref} {band}" + ("." if more else ": more of their flags are false alarms.")
+        )
+    if metric == "recall":
+        return (
+            f"Of {who} who went on to {outcome}, the list found {r} times the share it found among {ref} {band}"
+            + ("." if more else ": more of their escalations are missed.")
+        )
+    if metric == "fpr":
+        return (
+            f"{who} who did not go on to {outcome} are flagged {r} times as often as {ref} who did not {band}"
+            + (": more unnecessary attention." if more else ".")
+        )
+    return (
+        f"{who} who went on to {outcome} are missed by the list {r} times as often as {ref} who did {band}"
+        + (": more escalations missed." if more else ".")
+    )
+
+
+def _json_number(value: object) -> float | None:
+    if value is None:
+        return None
+    value = float(value)  # type: ignore[arg-type]
+    return value if math.isfinite(value) else None
+
+
+def audit_fairness(
+    frame: pd.DataFrame,
+    characteristics_to_audit: Sequence[tuple[str, ...]],
+    *,
+    reference_groups: dict[str, str],
+    ratio_band: tuple[float, float],
+    bootstrap: int,
+    min_cell: int,
+    round_to: int,
+    seed: int,
+    outcome: str,
+) -> dict[str, object]:
+    """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed)."""
+    rng = np.random.default_rng(seed)
+    low_band, high_band = ratio_band
+    results: list[dict[str, object]] = []
+    findings: list[dict[str, object]] = []
+    for attributes in characteristics_to_audit:
+        key = characteristic_key(attributes)
+        try:
+            groups = labels_for(frame, attributes)
+        except KeyError as missing:
+            results.append({"key": key, "attributes": list(attributes), "missing_column": str(missing)})
+            continue
+        metric_frame = group_metric_frame(frame, groups)
+        table = metric_frame.by_group.reset_index()
+        table.columns = ["group", *table.columns[1:]]
+        table.insert(0, "characteristic", key)
+        table = table.sort_values("group", kind="stable").reset_index(drop=True)
+        reference = reference_group(groups, key, reference_groups, attributes)
+        shown = apply_suppression(
+            table,
+            min_cell=min_cell,
+            round_to=round_to,
+            count_columns=COUNT_COLUMNS,
+            figure_columns=GROUP_METRIC_COLUMNS,
+        )
+        reference_cells = _confusion_cells(frame[groups == reference])
+        reference_hidden = shown.loc[shown["group"] == reference, "suppressed"].notna().any()
+        rows: list[dict[str, object]] = []
+        for _, row in shown.iterrows():
+            entry: dict[str, object] = {
+                "group": row["group"],
+                "is_reference": row["group"] == reference,
+                "suppressed": None if pd.isna(row["suppressed"]) else str(row["suppressed"]),
+            }
+            for column in COUNT_COLUMNS:
+                entry[column] = None if pd.isna(row[column]) else int(row[column])
+            for column in GROUP_METRIC_COLUMNS:
+                entry[column] = _json_number(row[column])
+            entry["ratios"] = {}
+            if pd.isna(row["suppressed"]) and not reference_hidden and row["group"] != reference:
+                intervals = ratio_intervals(
+                    _confusion_cells(frame[groups == row["group"]]), reference_cells, bootstrap, rng
+                )
+                for metric, interval in intervals.items():
+                    flagged = (
+                        interval.ratio is not None
+                        and interval.low is not None
+                        and interval.high is not None
+                        and (interval.ratio < low_band or interval.ratio > high_band)
+                        and (interval.low > 1 or interval.high < 1)
+                    )
+                    entry["ratios"][metric] = {  # type: ignore[index]
+                        "ratio": interval.ratio,
+                        "low": interval.low,
+                        "high": interval.high,
+                        "finding": flagged,
+                    }
+                    if flagged:
+                        findings.append(
+                            {
+                                "characteristic": key,
+                                "group": row["group"],
+                                "reference": reference,
+                                "metric": metric,
+                                "metric_label": RATIO_METRICS[metric],
+                                "ratio": interval.ratio,
+                                "low": interval.low,
+                                "high": interval.high,
+                                "text": finding_text(row["group"], reference, metric, interval, outcome),
+                            }
+                        )
+            rows.append(entry)
+        results.append({"key": key, "attributes": list(attributes), "reference": reference, "groups": rows})
+    findings.sort(key=lambda f: -abs(math.log(max(f["ratio"], 1e-9))))  # type: ignore[arg-type]
+    return {
+        "ratio_band": list(ratio_band),
+        "bootstrap": bootstrap,
+        "ratio_metrics": RATIO_METRICS,
+        "characteristics": results,
+        "findings": findings,
+    }
