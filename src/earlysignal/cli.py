@@ -275,3 +275,82 @@ def features(
     )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def synth(
+    residents: Annotated[
+        int | None,
+        typer.Option("--residents", help="Approximate number of people living in the borough at any time (default: synth.residents)."),
+    ] = None,
+    years: Annotated[
+        int | None,
+        typer.Option("--years", help="Years of history before the extract date synth.end_date (default: synth.years)."),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Random seed; the same seed and options give byte-identical files (default: synth.seed)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write the borough into (default: data.dir from the config)."),
+    ] = None,
+    world: Annotated[
+        str | None,
+        typer.Option(
+            "--world",
+            help="'standard': outcomes driven by the latent household states; 'null': outcomes independent of "
+            "everything, so any model that beats chance is leaking (default: synth.world).",
+        ),
+    ] = None,
+    recording_bias: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recording-bias",
+            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...], e.g. "
+            "ethnicity=Black:1.8@police,social_care. ATTRIBUTE is ethnicity, sex or disability; sources default to "
+            "police,social_care,early_help. Repeatable; replaces synth.recording_bias when given.",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Generate a synthetic borough: contract tables, manifest.json and ground_truth/ (latent states, hazards)."""
+    from pydantic import ValidationError
+
+    from earlysignal.config import SynthSection, load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.errors import ConfigError
+    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias
+
+    project = load_config(config)
+    settings = project.synth.model_dump()
+    overrides = {"residents": residents, "years": years, "seed": seed, "world": world}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    if recording_bias:
+        settings["recording_bias"] = tuple(parse_recording_bias(text) for text in recording_bias)
+    try:
+        synth_settings = SynthSection.model_validate(settings)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in error.errors()
+        )
+        raise ConfigError(f"synth options are not valid: {problems}") from None
+    target = out if out is not None else project.data.dir
+    with progress_bar() as bar:
+        task = bar.add_task("synthetic borough", total=len(STAGES))
+        bar.update(task, description=f"synth: {STAGES[0]}")
+
+        def on_stage(stage: str) -> None:
+            bar.advance(task)
+            following = STAGES.index(stage) + 1
+            if following < len(STAGES):
+                bar.update(task, description=f"synth: {STAGES[following]}")
+
+        summary = generate_borough(target, synth_settings, on_stage=on_stage)
+    counts = ", ".join(f"{name} {n:,}" for name, n in summary.row_counts.items())
+    console.print(
+        f"Wrote {synth_settings.world} borough to {summary.out_dir}: {counts}; "
+        f"window {summary.window_start} to {summary.extract_date} (exclusive).",
+        highlight=False,
+    )

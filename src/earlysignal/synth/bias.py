@@ -26,7 +26,7 @@ SOURCES = (
     "social_care",
 )
 
-BIAS_FORM = "ATTRIBUTE=GROUP:FACTOR[@SOURCE,SOURCE...]"
+BIAS_FORM = "ATTRIBUTE=GROUP:FACTOR or ATTRIBUTE=GROUP:FACTOR@SOURCE,SOURCE,..."
 _BIAS_RE = re.compile(r"^\s*(\w+)\s*=\s*([^:@]+?)\s*:\s*([^@\s]+)\s*(?:@\s*(.*))?$")
 _TRUE = {"true", "yes", "1", "disabled"}
 _FALSE = {"false", "no", "0", "not_disabled"}
