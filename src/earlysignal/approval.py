@@ -60,6 +60,10 @@ class ApprovalRecord:
 def _client() -> Any:
     from mlflow import MlflowClient
 
+    from earlysignal.tracking import configure_tracking
+
+    # The project's one rule for where the registry is: MLFLOW_TRACKING_URI, else ./mlruns.
+    configure_tracking()
     return MlflowClient()
 
 
@@ -108,6 +112,9 @@ def model_artifact_sha256(model: str | tuple[str, str | int]) -> str:
     """SHA-256 over the files of a registered model version (a models:/ URI or (name, version))."""
     import mlflow
 
+    from earlysignal.tracking import configure_tracking
+
+    configure_tracking()
     if isinstance(model, str):
         name, version = resolve_model_version(model)
     else:

@@ -354,3 +354,55 @@ def synth(
         f"window {summary.window_start} to {summary.extract_date} (exclusive).",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors_as_messages
+def audit(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Registered model to audit: models:/NAME/VERSION or models:/NAME@ALIAS "
+            "(default: models:/<model.name>@candidate).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for audit.html and audit.json (default: reports/audit/<model>-v<version>/)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Audit a trained model for the governance board: fairness by group, small numbers, drivers, model card.
+
+    Writes one self-contained HTML report (printable to PDF) and audit.json with every number,
+    and logs both to the model's MLflow run under audit/.
+    """
+    from earlysignal.audit import run_audit
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+
+    project = load_config(config)
+    model_uri = model or f"models:/{project.model.name}@candidate"
+    with progress_bar(transient=True) as progress:
+        task = progress.add_task(f"auditing {model_uri}", total=None)
+        result = run_audit(model_uri, config=project if config is not None else None, out_dir=out)
+        progress.update(task, total=1, completed=1)
+    summary = result.audit["summary"]
+    criterion = summary["criterion"]
+    met = criterion.get("met")
+    colour = "green" if met else "bold red"
+    verdict = "MET" if met else ("NOT EVALUABLE" if met is None else "NOT MET")
+    console.print(f"Audited {result.model_name} version {result.model_version} (run {result.run_id}).", highlight=False)
+    console.print(f"[{colour}]Pre-registered success criterion {verdict}[/{colour}]", highlight=False)
+    findings = result.findings
+    if findings:
+        console.print(f"[bold red]{len(findings)} fairness finding(s) need the board's attention:[/bold red]")
+        for finding in findings[:5]:
+            console.print(f"  - {finding['text']}", highlight=False)
+    else:
+        console.print("[green]No fairness finding flagged.[/green]")
+    approval = result.audit.get("approval")
+    if not approval or approval.get("status") != "approved":
+        console.print("[bold red]NOT APPROVED[/bold red] for scoring.")
+    console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
