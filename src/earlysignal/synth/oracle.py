@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from earlysignal.errors import ContractError
@@ -25,30 +27,35 @@ from earlysignal.synth.adversity import STATES
 from earlysignal.synth.hazards import age_band, relative_hazard
 from earlysignal.synth.timeline import add_months
 
-_FAR = np.datetime64("2262-01-01", "D")
+_NEVER = np.int64(10**7)  # a day number far beyond any extract date: "no end"
 
 
 @dataclass(frozen=True)
 class _Truth:
-    index: pd.Index  # resident_id -> row of the arrays below
-    birth: np.ndarray  # datetime64[D]
+    resident_numbers: np.ndarray  # sorted numeric part of resident_id (IDs are R + digits)
+    birth: np.ndarray  # day numbers
     disabled: np.ndarray
     group: dict[str, np.ndarray]  # attribute -> per-resident value (strings)
-    residency: pd.DataFrame  # resident row, household_id, start, end
-    states: pd.DataFrame  # household_id, bit, start, end
-    reference: pd.DataFrame  # resident row, start, end
+    residency: dict[str, np.ndarray]  # row, household, start, end
+    states: dict[str, np.ndarray]  # household, bit, start, end
+    reference: dict[str, np.ndarray]  # row, start, end
+    n_households: int
     hazards: dict
 
 
-def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
     if not path.exists():
         raise ContractError(f"{path} is missing: oracle_risk needs a synthetic borough made by `earlysignal synth`")
-    return pq.read_table(path, columns=columns).to_pandas()
+    return pq.read_table(path, columns=columns)
 
 
-def _days(series: pd.Series) -> np.ndarray:
-    values = series.to_numpy(dtype="datetime64[D]", na_value=_FAR)
-    return values
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """The digits of IDs like R00012345 / H00000042 as integers (the generator's own format)."""
+    return pc.cast(pc.utf8_slice_codeunits(column, 1), pa.int64()).to_numpy()
+
+
+def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.fill_null(pc.cast(column, pa.int32()), int(_NEVER)).to_numpy().astype(np.int64)
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,48 +63,45 @@ def _load(data_dir: str, stamp: float) -> _Truth:
     root = Path(data_dir)
     truth = root / "ground_truth"
     residents = _read(root / "residents.parquet", ["resident_id", "birth_date"])
-    people = _read(truth / "people.parquet").set_index("resident_id").reindex(residents["resident_id"])
-    index = pd.Index(residents["resident_id"])
+    people = _read(truth / "people.parquet")
+    numbers = _numbers(residents.column("resident_id"))
+    if not np.array_equal(numbers, _numbers(people.column("resident_id"))):
+        raise ContractError(f"{truth / 'people.parquet'} does not list the same residents as residents.parquet")
     residency = _read(root / "residency.parquet", ["resident_id", "household_id", "start_date", "end_date"])
-    residency = pd.DataFrame(
-        {
-            "row": index.get_indexer(residency["resident_id"]),
-            "household_id": residency["household_id"].to_numpy(dtype=object),
-            "start": _days(residency["start_date"]),
-            "end": _days(residency["end_date"]),
-        }
-    )
     states = _read(truth / "household_states.parquet")
-    states = pd.DataFrame(
-        {
-            "household_id": states["household_id"].to_numpy(dtype=object),
-            "bit": np.left_shift(1, pd.Index(STATES).get_indexer(states["state"])).astype(np.int64),
-            "start": _days(states["start_date"]),
-            "end": _days(states["end_date"]),
-        }
-    )
     reference = _read(truth / "reference_persons.parquet")
-    reference = pd.DataFrame(
-        {
-            "row": index.get_indexer(reference["resident_id"]),
-            "start": _days(reference["start_date"]),
-            "end": _days(reference["end_date"]),
-        }
-    )
-    hazards = json.loads((truth / "hazards.json").read_text(encoding="utf-8"))
+    state_index = pd.Index(STATES).get_indexer(states.column("state").to_numpy(zero_copy_only=False))
+    households = {
+        "row": np.searchsorted(numbers, _numbers(residency.column("resident_id"))),
+        "household": _numbers(residency.column("household_id")),
+        "start": _day_numbers(residency.column("start_date")),
+        "end": _day_numbers(residency.column("end_date")),
+    }
+    state_rows = {
+        "household": _numbers(states.column("household_id")),
+        "bit": np.left_shift(1, state_index).astype(np.int64),
+        "start": _day_numbers(states.column("start_date")),
+        "end": _day_numbers(states.column("end_date")),
+    }
+    disabled = people.column("disabled").to_numpy(zero_copy_only=False).astype(bool)
     return _Truth(
-        index=index,
-        birth=_days(residents["birth_date"]),
-        disabled=people["disabled"].to_numpy(dtype=bool),
+        resident_numbers=numbers,
+        birth=_day_numbers(residents.column("birth_date")),
+        disabled=disabled,
         group={
-            "ethnicity": people["ethnicity"].to_numpy(dtype=object),
-            "sex": people["sex"].to_numpy(dtype=object),
-            "disability": np.where(people["disabled"].to_numpy(dtype=bool), "true", "false"),
+            "ethnicity": people.column("ethnicity").to_numpy(zero_copy_only=False),
+            "sex": people.column("sex").to_numpy(zero_copy_only=False),
+            "disability": np.where(disabled, "true", "false"),
         },
-        residency=residency,
-        states=states,
-        reference=reference,
-        hazards=hazards,
+        residency=households,
+        states=state_rows,
+        reference={
+            "row": np.searchsorted(numbers, _numbers(reference.column("resident_id"))),
+            "start": _day_numbers(reference.column("start_date")),
+            "end": _day_numbers(reference.column("end_date")),
+        },
+        n_households=int(max(households["household"].max(initial=0), state_rows["household"].max(initial=0))) + 1,
+        hazards=json.loads((truth / "hazards.json").read_text(encoding="utf-8")),
     )
 
 
@@ -116,30 +120,37 @@ def oracle_risk(
     known = {t for p in truth.hazards["processes"] for t in p["produces"]}
     if wanted - known:
         raise ContractError(f"oracle_risk: unknown outcome types {sorted(wanted - known)}; known: {sorted(known)}")
-    day = np.datetime64(as_of, "D")
+    day = (as_of - dt.date(1970, 1, 1)).days
     horizon_days = float((add_months(as_of, horizon_months) - as_of).days)
 
-    rows = truth.index.get_indexer(pd.Index(list(resident_ids)))
-    if (rows < 0).any():
-        missing = [resident_ids[i] for i in np.flatnonzero(rows < 0)[:5]]
+    ids = pa.array(list(resident_ids), pa.string())
+    try:
+        wanted_numbers = _numbers(ids) if len(ids) else np.array([], dtype=np.int64)
+    except pa.ArrowInvalid:  # some IDs are not ours: find them one by one
+        wanted_numbers = np.array(
+            [int(x[1:]) if x[:1] == "R" and x[1:].isdigit() else -1 for x in map(str, resident_ids)], dtype=np.int64
+        )
+    rows = np.searchsorted(truth.resident_numbers, wanted_numbers).clip(0, max(len(truth.resident_numbers) - 1, 0))
+    unknown = truth.resident_numbers[rows] != wanted_numbers if len(rows) else np.array([], dtype=bool)
+    if unknown.any():
+        missing = [resident_ids[i] for i in np.flatnonzero(unknown)[:5]]
         raise ContractError(f"oracle_risk: resident_id not in residents.parquet: {missing}")
     res = truth.residency
-    covering = res[(res["start"] <= day) & (res["end"] > day)]
-    household_of = np.full(len(truth.index), None, dtype=object)
-    household_of[covering["row"].to_numpy()] = covering["household_id"].to_numpy()
+    covering = (res["start"] <= day) & (res["end"] > day)
+    household_of = np.full(len(truth.resident_numbers), -1, dtype=np.int64)
+    household_of[res["row"][covering]] = res["household"][covering]
     st = truth.states
-    active = st[(st["start"] <= day) & (st["end"] > day)]
-    mask_by_household = active.groupby("household_id", sort=False)["bit"].sum()
+    active = (st["start"] <= day) & (st["end"] > day)
+    mask_by_household = np.zeros(truth.n_households, dtype=np.int64)
+    np.bitwise_or.at(mask_by_household, st["household"][active], st["bit"][active])
     households = household_of[rows]
-    living = pd.notna(households)
-    mask = (
-        pd.Series(households).map(mask_by_household).fillna(0).to_numpy(dtype=np.int64)
-    )
+    living = households >= 0
+    mask = np.where(living, mask_by_household[np.maximum(households, 0)], 0)
     ref = truth.reference
-    is_reference = np.zeros(len(truth.index), dtype=bool)
-    is_reference[ref.loc[(ref["start"] <= day) & (ref["end"] > day), "row"].to_numpy()] = True
+    is_reference = np.zeros(len(truth.resident_numbers), dtype=bool)
+    is_reference[ref["row"][(ref["start"] <= day) & (ref["end"] > day)]] = True
 
-    age_days = (day - truth.birth[rows]).astype(np.int64)
+    age_days = day - truth.birth[rows]
     band = age_band(age_days)
     null_world = truth.hazards["world"] == "null"
     total = np.zeros(len(rows))
@@ -152,10 +163,10 @@ def oracle_risk(
         if process.get("recorded_by"):
             for bias in truth.hazards.get("recording_bias", []):
                 if process["recorded_by"] in bias["sources"]:
-                    group = truth.group[bias["attribute"]][rows]
-                    target = bias["group"].lower() if bias["attribute"] == "disability" else bias["group"]
-                    hit = group == (("true" if target in {"true", "yes", "1", "disabled"} else "false")
-                                    if bias["attribute"] == "disability" else target)
+                    group = bias["group"]
+                    if bias["attribute"] == "disability":
+                        group = "true" if group.lower() in {"true", "yes", "1", "disabled"} else "false"
+                    hit = truth.group[bias["attribute"]][rows] == group
                     rate = np.where(hit, rate * bias["factor"], rate)
         total += rate
     risk = 1.0 - np.exp(-total * horizon_days)
