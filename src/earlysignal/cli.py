@@ -406,3 +406,38 @@ def audit(
     if not approval or approval.get("status") != "approved":
         console.print("[bold red]NOT APPROVED[/bold red] for scoring.")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def demo(
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Regenerate the synthetic borough even when one made with the same arguments exists."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run the whole story on the synthetic borough: synth, validate, features, train, audit, demo approval, score."""
+    from earlysignal.config import load_config
+    from earlysignal.demo import run_demo
+    from earlysignal.tracking import ui_command
+
+    project = load_config(config)
+    steps = ("synth", "validate", "features", "train", "audit", "approve", "score")
+
+    def announce(name: str) -> None:
+        console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
+
+    result = run_demo(project, fresh=fresh, step=announce)
+    console.rule("[bold]done")
+    verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
+    console.print(
+        f"Finished in {result.total_seconds:.0f} s "
+        f"({', '.join(f'{name} {seconds:.0f} s' for name, seconds in result.step_seconds.items())}).\n"
+        f"Pre-registered success criterion: {verdict[result.criterion_met]}.\n"
+        f"Audit report for the board:   {result.report_path}\n"
+        f"Ranked list for caseworkers:  {result.ranked_csv}\n"
+        f"Residents not scored, and why: {result.unscored_csv}\n"
+        f"Open MLflow:                  {ui_command()}",
+        highlight=False,
+    )
