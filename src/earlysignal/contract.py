@@ -82,6 +82,7 @@ class Column:
     nullable: bool = False
     optional: bool = False  # may be missing from the file; then it is all nulls
     allowed: tuple[str, ...] = ()
+    few_values: bool = False  # a handful of distinct values: kept dictionary-encoded while checking
 
 
 SCHEMAS: dict[str, tuple[Column, ...]] = {
@@ -105,8 +106,8 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
         Column("event_id", "id"),
         Column("resident_id", "id", nullable=True),
         Column("address_id", "id", nullable=True),
-        Column("source", "category"),
-        Column("event_type", "category"),
+        Column("source", "category", few_values=True),
+        Column("event_type", "category", few_values=True),
         Column("event_time", "timestamp"),
         Column("known_at", "timestamp"),
         Column("value", "float", nullable=True, optional=True),
@@ -252,6 +253,7 @@ def validate_directory(
         checks[name] = reasons.counts()
         context.remember(name, typed, accepted)
         frames[name] = _to_pandas(accepted)
+        del typed, accepted
         if write_quarantine:
             target = data_dir / QUARANTINE_DIR / f"{name}.parquet"
             if quarantined:
@@ -261,7 +263,7 @@ def validate_directory(
                 # A stale file from an earlier run would report problems this data no longer has.
                 target.unlink()
 
-    warnings.extend(_manifest_warnings(manifest, counts, frames["events"]))
+    warnings.extend(_manifest_warnings(manifest, counts, context.event_sources))
     report = ValidationReport(
         data_dir=data_dir,
         extract_date=extract_date,
@@ -344,7 +346,7 @@ def _manifest_extract_date(manifest: Mapping[str, Any], path: Path) -> dt.date:
 
 
 def _manifest_warnings(
-    manifest: Mapping[str, Any], counts: Mapping[str, TableCounts], events: pd.DataFrame
+    manifest: Mapping[str, Any], counts: Mapping[str, TableCounts], event_sources: set[str]
 ) -> list[str]:
     warnings = []
     for name, expected in manifest.get("row_counts", {}).items():
@@ -355,7 +357,7 @@ def _manifest_warnings(
             )
     listed = set(manifest.get("sources", []))
     if listed:
-        unlisted = sorted(set(events["source"].unique()) - listed)
+        unlisted = sorted(event_sources - listed)
         if unlisted:
             warnings.append(f"events hold sources not listed in manifest.json: {unlisted}")
     return warnings
@@ -370,7 +372,7 @@ def _read_and_type(name: str, path: Path) -> tuple[pa.Table, pa.Table, dict[str,
     """Read one table file; return (raw table, typed table, unparseable masks per column, warnings)."""
     if path.stat().st_size == 0:
         raise ContractError(f"{path.name} is empty (0 bytes); expected table {name} with a header row")
-    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
+    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, name)
     warnings: list[str] = []
     if raw.num_rows == 0 and name not in EMPTY_ALLOWED:
         raise ContractError(f"{path.name} has a header but no rows; table {name} cannot be empty")
@@ -402,9 +404,17 @@ def _read_and_type(name: str, path: Path) -> tuple[pa.Table, pa.Table, dict[str,
     return raw, typed, unparseable, warnings
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path, name: str) -> pa.Table:
     try:
-        return pq.read_table(path)
+        schema = pq.read_schema(path)
+        # Reading few-valued text columns as dictionaries skips decoding millions of strings
+        # and makes the vocabulary check a lookup on a few codes.
+        as_dictionary = [
+            c.name
+            for c in SCHEMAS[name]
+            if c.few_values and c.name in schema.names and _is_text(schema.field(c.name).type)
+        ]
+        return pq.read_table(path, read_dictionary=as_dictionary or None)
     except (pa.ArrowException, OSError) as error:
         raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
 
@@ -471,6 +481,8 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
     if pa.types.is_null(dtype):
         return array.cast(_arrow_type(kind)), None
     if kind in ("id", "category"):
+        if column.few_values and pa.types.is_dictionary(dtype) and _is_text(dtype):
+            return array, None  # decoded to plain strings by _decoded() once checks are done
         if _is_text(dtype):
             return array.cast(pa.string()), None
         if kind == "id" and pa.types.is_integer(dtype):
@@ -547,8 +559,17 @@ def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.
     return parsed, bad
 
 
+def _decoded(table: pa.Table) -> pa.Table:
+    """The table with dictionary-encoded text columns turned into plain strings."""
+    for index, column_type in enumerate(table.schema.types):
+        if pa.types.is_dictionary(column_type) and _is_text(column_type):
+            table = table.set_column(index, table.field(index).name, table.column(index).cast(pa.string()))
+    return table
+
+
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+    # split_blocks: no consolidation copy of same-dtype columns into 2-D blocks.
+    return _decoded(table).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get, split_blocks=True)
 
 
 def _np(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -608,6 +629,7 @@ class _Context:
     accepted_residents: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     seen_addresses: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     accepted_addresses: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    event_sources: set[str] = field(default_factory=set)
 
     def remember(self, name: str, typed: pa.Table, accepted: pa.Table) -> None:
         if name == "residents":
@@ -616,6 +638,8 @@ class _Context:
         elif name == "residency":
             self.seen_addresses = _distinct(typed.column("address_id"))
             self.accepted_addresses = _distinct(accepted.column("address_id"))
+        elif name == "events":
+            self.event_sources = {str(s) for s in _distinct(accepted.column("source")).to_pylist()}
 
 
 def _distinct(array: pa.ChunkedArray) -> pa.Array:
@@ -777,8 +801,10 @@ def _in_vocabulary(table: pa.Table) -> np.ndarray:
     parts = [np.zeros(0, dtype=bool)]
     # Sources and types have few distinct values: encode each batch once, then test codes, not strings.
     for batch in table.select(["source", "event_type"]).to_batches():
-        source = pc.dictionary_encode(batch.column(0))
-        event_type = pc.dictionary_encode(batch.column(1))
+        source, event_type = (
+            column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+            for column in batch.columns
+        )
         source_codes = pc.fill_null(source.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         type_codes = pc.fill_null(event_type.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         sources, types = source.dictionary.to_pylist(), event_type.dictionary.to_pylist()
@@ -824,7 +850,7 @@ _CHECKS: dict[str, Callable[[pa.Table, _Reasons, _Context], None]] = {
 def _write_quarantine(raw: pa.Table, reasons: _Reasons, target: Path) -> None:
     mask = ~reasons.ok()
     rows = np.flatnonzero(mask)
-    quarantined = raw.take(pa.array(rows))
+    quarantined = _decoded(raw.take(pa.array(rows)))
     for name in (ROW_NUMBER_COLUMN, REASON_COLUMN):
         if name in quarantined.column_names:
             quarantined = quarantined.drop_columns([name])
