@@ -227,6 +227,15 @@ def test_semicolon_delimited_csv_is_refused_naming_file_and_delimiter(tmp_path):
     assert "expected comma-separated" in message
 
 
+def test_csv_row_with_wrong_number_of_fields_is_refused_naming_the_file(tmp_path):
+    write_borough(tmp_path, fmt="csv")
+    with open(tmp_path / "outcomes.csv", "a", encoding="utf-8") as handle:
+        handle.write("R2,csc_referral,2023-02-01 12:00:00\n")
+    message = _refused(tmp_path)
+    assert "outcomes.csv cannot be read as CSV" in message
+    assert "Expected 5 columns, got 3" in message
+
+
 def test_utf16_csv_is_refused_with_advice(tmp_path):
     write_borough(tmp_path, fmt="csv")
     path = tmp_path / "outcomes.csv"
@@ -460,6 +469,14 @@ def test_no_quarantine_file_is_written_when_asked_not_to(tmp_path):
     assert linked.report.tables["events"].quarantined == 1
     assert linked.report.quarantine_files == {}
     assert not (tmp_path / "quarantine").exists()
+
+
+def test_quarantine_that_cannot_be_written_is_refused_with_advice(tmp_path):
+    write_borough(tmp_path, _with_events(_event(resident_id="R404")))
+    (tmp_path / "quarantine").write_text("a file where the quarantine folder should be", encoding="utf-8")
+    message = _refused(tmp_path)
+    assert "cannot write quarantine file" in message
+    assert "events.parquet" in message
 
 
 def test_validation_is_deterministic(tmp_path):

@@ -247,21 +247,30 @@ def validate_directory(
         _CHECKS[name](typed, reasons, context)
         accepted_mask = reasons.ok()
         accepted = typed if accepted_mask.all() else typed.filter(pa.array(accepted_mask))
-        quarantined = raw.num_rows - accepted.num_rows
-        reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=int(reasons.count()))
+        # Counted independently: rows in the file, rows that survived the filter, rows given a reason.
+        quarantined = reasons.count()
+        reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
         counts[name] = TableCounts(read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
         checks[name] = reasons.counts()
         context.remember(name, typed, accepted)
         frames[name] = _to_pandas(accepted)
+        accepted_rows = accepted.num_rows
         del typed, accepted
         if write_quarantine:
             target = data_dir / QUARANTINE_DIR / f"{name}.parquet"
-            if quarantined:
-                _write_quarantine(raw, reasons, target)
-                quarantine_files[name] = target
-            elif target.exists():
-                # A stale file from an earlier run would report problems this data no longer has.
-                target.unlink()
+            try:
+                if quarantined:
+                    written = _write_quarantine(raw, reasons, target)
+                    reconcile_counts(name, read=raw.num_rows, accepted=accepted_rows, quarantined=written)
+                    quarantine_files[name] = target
+                elif target.exists():
+                    # A stale file from an earlier run would report problems this data no longer has.
+                    target.unlink()
+            except OSError as error:
+                raise ContractError(
+                    f"cannot write quarantine file {target}: {error}; "
+                    "fix the folder's permissions or validate without writing quarantine files"
+                ) from None
 
     warnings.extend(_manifest_warnings(manifest, counts, context.event_sources))
     report = ValidationReport(
@@ -608,13 +617,16 @@ class _Reasons:
         return self.codes == 0
 
     def count(self) -> int:
+        """Rows quarantined."""
         return int(np.count_nonzero(self.codes))
 
     def counts(self) -> dict[str, int]:
+        """Rows quarantined per reason, in check order."""
         tally = np.bincount(self.codes, minlength=len(self.labels) + 1)
         return {label: int(tally[i + 1]) for i, label in enumerate(self.labels) if tally[i + 1]}
 
     def reason_array(self, mask: np.ndarray) -> pa.Array:
+        """The reason code of each row in mask, as text."""
         labels = np.array([""] + self.labels, dtype=object)
         return pa.array(labels[self.codes[mask]], type=pa.string())
 
@@ -847,7 +859,8 @@ _CHECKS: dict[str, Callable[[pa.Table, _Reasons, _Context], None]] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _write_quarantine(raw: pa.Table, reasons: _Reasons, target: Path) -> None:
+def _write_quarantine(raw: pa.Table, reasons: _Reasons, target: Path) -> int:
+    """Write the quarantined rows with row_number and reason; return how many were written."""
     mask = ~reasons.ok()
     rows = np.flatnonzero(mask)
     quarantined = _decoded(raw.take(pa.array(rows)))
@@ -858,6 +871,7 @@ def _write_quarantine(raw: pa.Table, reasons: _Reasons, target: Path) -> None:
     quarantined = quarantined.append_column(REASON_COLUMN, reasons.reason_array(mask))
     with atomic_path(target) as tmp:
         pq.write_table(quarantined, tmp, compression="zstd")
+    return quarantined.num_rows
 
 
 def report_table(report: ValidationReport) -> Any:
