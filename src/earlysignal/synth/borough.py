@@ -17,7 +17,7 @@ from earlysignal.synth import writer
 from earlysignal.synth.adversity import DA, FH, STATES, intersect_runs, simulate_states, state_runs
 from earlysignal.synth.bias import SOURCES, bias_to_json, check_recording_biases
 from earlysignal.synth.hazards import AGE_BAND_EDGES, PROCESSES, age_band
-from earlysignal.synth.outcomes import OUTCOME_CODES, generate_outcomes
+from earlysignal.synth.outcomes import OUTCOME_CODES, Outcomes, generate_outcomes
 from earlysignal.synth.people import (
     ETHNICITIES,
     HOUSEHOLD_KINDS,
@@ -40,9 +40,8 @@ from earlysignal.synth.timeline import DAYS_PER_YEAR, OPEN, Timeline, make_timel
 STAGES = ("people", "adversity", "splits and deaths", "services", "outcomes", "writing")
 # Monthly chance that someone in an abusive couple leaves with the children (new household, new address).
 SPLIT_HAZARD_PER_MONTH = 0.03
-# Addresses occupied at any time, allowing for vacancies, and the net growth from births, deaths and
-# splits over a window (measured; keeps the people living in the borough near --residents).
-POPULATION_SCALE = 1.02
+# Vacancies (~1% of addresses) and the net of births, deaths and splits nearly cancel, so the address
+# stock is simply residents / mean household size (measured: within 2% of --residents).
 
 StageCallback = Callable[[str], None]
 
@@ -148,7 +147,7 @@ def generate_borough(
     timeline = make_timeline(synth.end_date, synth.years)
     null_world = synth.world == "null"
 
-    n_addresses = max(int(round(synth.residents / (expected_household_size() * POPULATION_SCALE))), 1)
+    n_addresses = max(int(round(synth.residents / expected_household_size())), 1)
     households = occupy_addresses(rng["addresses"], n_addresses, timeline)
     people, members = populate(rng["people"], households, timeline)
     people, members = add_births(rng["births"], households, people, members, timeline)
@@ -255,7 +254,7 @@ def _write_all(
     runs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     references: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     events: dict[str, np.ndarray],
-    outcomes,  # noqa: ANN001 - Outcomes
+    outcomes: Outcomes,
     bases: dict[str, float],
     null_world: bool,
 ) -> dict[str, int]:

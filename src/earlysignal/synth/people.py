@@ -177,7 +177,6 @@ def occupy_addresses(rng: np.random.Generator, n_addresses: int, timeline: Timel
 def _adult_ages(rng: np.random.Generator, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ages in years of the first and (if any) second adult, by household kind."""
     n = len(kind)
-    first = np.empty(n)
     low = np.array([18, 20, 19, 21, 65, 65, 18], dtype=float)
     span = np.array([47, 45, 32, 32, 30, 28, 22], dtype=float)
     shape_a = np.array([1.5, 1.8, 2.0, 2.0, 1.2, 1.2, 1.5])
