@@ -749,7 +749,7 @@ def _assemble_frame(
     )
     features = pd.DataFrame(values, columns=[d.name for d in definitions], copy=False)
     attrs = pd.DataFrame(attributes)
-    return pd.concat([keys, features, attrs], axis=1, copy=False)
+    return pd.concat([keys, features, attrs], axis=1)
 
 
 def _metadata(

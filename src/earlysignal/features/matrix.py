@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,8 +134,11 @@ def build_or_reuse_feature_matrix(
             if spec_changed
             else "built: data changed"
         )
+    started = time.perf_counter()
     data = load_data(config)
+    loaded = time.perf_counter() - started
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
+    matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
     matrix.metadata["data_dir"] = str(data_dir)
     write_feature_matrix(matrix, out)
