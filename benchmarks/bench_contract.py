@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import statistics
@@ -188,11 +189,14 @@ def main() -> None:
             pq.read_table(folder / f"{name}.parquet")
         read_times.append(time.perf_counter() - started)
 
-    times = []
+    times, cpu_times = [], []
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         linked = load_linked_data(folder, write_quarantine=False)
         times.append(time.perf_counter() - started)
+        cpu_times.append(time.process_time() - cpu_started)
+    load_after = os.getloadavg()[0]
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     counts = linked.report.to_dict()["tables"]
     print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, python {platform.python_version()}")
@@ -200,7 +204,9 @@ def main() -> None:
     print(f"quarantined: {linked.report.total_quarantined}")
     print(f"read Parquet only: median {statistics.median(read_times):.2f} s over {args.repeat} runs")
     print(f"load_linked_data: median {statistics.median(times):.2f} s over {args.repeat} runs ({', '.join(f'{t:.2f}' for t in times)})")
+    print(f"load_linked_data CPU time (user+sys, all threads): median {statistics.median(cpu_times):.2f} s")
     print(f"peak RSS of the process: {peak_gb:.1f} GB")
+    print(f"machine load (1-min average) before/after: {load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
