@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import duckdb
 import numpy as np
@@ -409,8 +409,7 @@ def _read_and_type(name: str, path: Path) -> tuple[pa.Table, pa.Table, dict[str,
     for extra in raw.column_names:
         if extra not in contract_names and extra not in (REASON_COLUMN, ROW_NUMBER_COLUMN):
             typed_columns[extra] = raw.column(extra)
-    typed = pa.table(typed_columns) if typed_columns else raw
-    return raw, typed, unparseable, warnings
+    return raw, pa.table(typed_columns), unparseable, warnings
 
 
 def _read_parquet(path: Path, name: str) -> pa.Table:
@@ -524,7 +523,7 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
     raise AssertionError(f"unhandled column kind {kind}")  # pragma: no cover
 
 
-def _refuse_type(path: Path, column: Column, dtype: pa.DataType) -> None:
+def _refuse_type(path: Path, column: Column, dtype: pa.DataType) -> NoReturn:
     raise ContractError(
         f"{path.name}: column {column.name} has type {dtype}, which cannot be used as {_EXPECTED_TEXT[column.kind]}"
     )
@@ -552,10 +551,9 @@ def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.
             if column.kind == "float":
                 values = pd.to_numeric(series, errors="coerce").astype("float64")
             else:
-                values = pd.to_datetime(series, format="ISO8601", errors="coerce")
-                if getattr(values.dt, "tz", None) is not None:
-                    values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-                values = values.astype("datetime64[us]")
+                # utc=True: naive text is taken as UTC wall time, and text with an offset is converted to it.
+                values = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+                values = values.dt.tz_localize(None).astype("datetime64[us]")
             parsed = pa.chunked_array([pa.array(values, type=target, from_pandas=True)])
     bad = _np(pc.and_(pc.is_valid(array), pc.is_null(parsed)))
     given = int(pc.sum(pc.is_valid(array)).as_py() or 0)
