@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -515,3 +516,69 @@ def test_cli_validate_refused_file_exits_two_with_message_and_no_traceback(tmp_p
     assert "events.csv uses semicolon" in result.output
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, ContractError)  # handled: shown as a message, not raised
+
+
+# --- property: the vectorised overlap rule equals the pairwise definition -------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from earlysignal.contract import _overlapping_spells  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 40), st.one_of(st.none(), st.integers(1, 30))),
+        min_size=0,
+        max_size=14,
+    ),
+    st.lists(st.booleans(), min_size=14, max_size=14),
+)
+def test_overlap_detection_matches_the_pairwise_definition(raw_spells, eligible):
+    # Spells as (resident, start day, end day or None = open); end is exclusive.
+    spells = [(r, s, None if length is None else s + length) for r, s, length in raw_spells]
+    base = np.datetime64("2020-01-01", "us")
+    day = np.timedelta64(1, "D")
+    table = pa.table(
+        {
+            "resident_id": pa.array([f"R{r}" for r, _, _ in spells], pa.string()),
+            "start_date": pa.array([base + s * day for _, s, _ in spells], pa.timestamp("us")),
+            "end_date": pa.array([None if e is None else base + e * day for _, _, e in spells], pa.timestamp("us")),
+        }
+    )
+    candidates = np.array(eligible[: len(spells)], dtype=bool)
+    found = set(np.flatnonzero(_overlapping_spells(table, candidates)))
+
+    def overlaps(i: int, j: int) -> bool:
+        (ri, si, ei), (rj, sj, ej) = spells[i], spells[j]
+        end_i, end_j = (10**9 if ei is None else ei), (10**9 if ej is None else ej)
+        return ri == rj and si < end_j and sj < end_i
+
+    pool = [i for i in range(len(spells)) if candidates[i]]
+    expected = {i for i in pool if any(overlaps(i, j) for j in pool if j != i)}
+    assert found == expected
+
+
+from earlysignal.contract import _flag_duplicates, _Reasons  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["E1", "E2", "E3", None]), st.sampled_from([1.0, 2.0, None])), max_size=12))
+def test_duplicate_rule_keeps_first_of_identical_copies_and_drops_every_conflicting_copy(rows):
+    table = pa.table({"event_id": pa.array([k for k, _ in rows], pa.string()), "value": pa.array([v for _, v in rows], pa.float64())})
+    reasons = _Reasons(len(rows))
+    _flag_duplicates(table, reasons, "event_id", ("event_id", "value"))
+    labels = ["", *reasons.labels]
+    got = [labels[code] for code in reasons.codes]
+
+    expected = []
+    for i, (key, value) in enumerate(rows):
+        copies = [r for r in rows if r[0] == key] if key is not None else [(key, value)]
+        if len(copies) == 1:
+            expected.append("")
+        elif len(set(copies)) > 1:
+            expected.append("duplicate_event_id")
+        else:
+            expected.append("" if rows.index((key, value)) == i else "duplicate_row")
+    assert got == expected
