@@ -217,7 +217,9 @@ def test_csv_column_where_no_value_parses_is_refused(tmp_path):
     write_borough(tmp_path, tables, fmt="csv")
     message = _refused(tmp_path)
     assert "residents.csv: column birth_date: none of its 6 values can be read as a date" in message
-    assert "'02/03/1985'" in message
+    # The format is shown, not the value: error messages must not carry dates of birth.
+    assert "the first has the shape '99/99/9999'" in message
+    assert "1985" not in message
 
 
 def test_semicolon_delimited_csv_is_refused_naming_file_and_delimiter(tmp_path):
@@ -234,7 +236,8 @@ def test_csv_row_with_wrong_number_of_fields_is_refused_naming_the_file(tmp_path
         handle.write("R2,csc_referral,2023-02-01 12:00:00\n")
     message = _refused(tmp_path)
     assert "outcomes.csv cannot be read as CSV" in message
-    assert "Expected 5 columns, got 3" in message
+    assert "line 5 has 3 fields, expected 5" in message  # header + 3 outcomes, then the short row
+    assert "csc_referral" not in message  # where, not what: rows can hold personal data
 
 
 def test_utf16_csv_is_refused_with_advice(tmp_path):

@@ -448,10 +448,17 @@ def _read_csv(path: Path) -> pa.Table:
                     "values (re-export with ',' as the separator)"
                 )
     names = next(csv.reader([header]))
+    ragged: list[Any] = []
+
+    def on_invalid_row(row: Any) -> str:
+        ragged.append(row)
+        return "error"
+
     try:
         return pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(encoding="utf-8"),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid_row),
             # Everything is read as text and typed column by column, so one bad cell is one
             # quarantined row rather than a failed file.
             convert_options=pa_csv.ConvertOptions(
@@ -462,7 +469,27 @@ def _read_csv(path: Path) -> pa.Table:
             ),
         )
     except (pa.ArrowException, OSError) as error:
+        if ragged:
+            # Arrow's own message quotes the row; a row can hold a date of birth, so say where, not what.
+            row = ragged[0]
+            line = row.number if row.number is not None else _first_ragged_line(path, row.expected_columns)
+            where = f"line {line}" if line is not None else "a row"
+            raise ContractError(
+                f"{path.name} cannot be read as CSV: {where} has {row.actual_columns} fields, expected "
+                f"{row.expected_columns} (one per column of the header)"
+            ) from None
         raise ContractError(f"{path.name} cannot be read as CSV: {error}") from None
+
+
+def _first_ragged_line(path: Path, expected: int) -> int | None:
+    """The line number (header = line 1) of the first row with the wrong number of fields."""
+    # Only on the error path: Arrow's parallel reader does not know the row's position.
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        for fields in reader:
+            if len(fields) != expected and fields:
+                return reader.line_num
+    return None
 
 
 def _arrow_type(kind: Kind) -> pa.DataType:
@@ -561,7 +588,7 @@ def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.
         example = array.filter(pc.is_valid(array))[0].as_py()
         raise ContractError(
             f"{path.name}: column {column.name}: none of its {given} values can be read as "
-            f"{_EXPECTED_TEXT[column.kind]} (first value: {example!r})"
+            f"{_EXPECTED_TEXT[column.kind]} (the first has the shape {value_shape(example)!r})"
         )
     return parsed, bad
 
@@ -572,6 +599,12 @@ def _decoded(table: pa.Table) -> pa.Table:
         if pa.types.is_dictionary(column_type) and _is_text(column_type):
             table = table.set_column(index, table.field(index).name, table.column(index).cast(pa.string()))
     return table
+
+
+def value_shape(value: str, limit: int = 40) -> str:
+    """A value with digits shown as 9 and letters as a: its format, without what could be a birth date or a name."""
+    shape = "".join("9" if ch.isdigit() else "a" if ch.isalpha() else ch for ch in value[:limit])
+    return shape + ("..." if len(value) > limit else "")
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
