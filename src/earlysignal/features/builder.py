@@ -129,7 +129,8 @@ class _Context:
     grid: AsOfGrid
     cohort: Cohort
     n_residents: int
-    n_addresses: int
+    resident_entity: np.ndarray  # [R] compact key among residents whose events matter, or -1
+    address_entity: np.ndarray  # [addresses] compact key among cohort rows' addresses, or -1
     household_of: np.ndarray  # [R, J] household index or -1
     address_of: np.ndarray  # [R, J] address index or -1
     tenure_of: np.ndarray  # [R, J] tenure code or -1
@@ -144,30 +145,67 @@ class _Context:
 
 
 def _households(
-    cohort: Cohort, household_of: np.ndarray, member_r: np.ndarray, member_j: np.ndarray, member_h: np.ndarray, J: int
+    cohort: Cohort,
+    household_of: np.ndarray,
+    member_r: np.ndarray,
+    member_j: np.ndarray,
+    member_h: np.ndarray,
+    J: int,
+    n_households: int,
 ) -> _Households:
-    row_h = household_of[cohort.r_idx, cohort.j]
-    row_key = np.where(row_h >= 0, row_h.astype(np.int64) * J + cohort.j, -1)
-    wanted = np.unique(row_key[row_key >= 0])
+    row_h = household_of[cohort.r_idx, cohort.j].astype(np.int64)
+    housed = row_h >= 0
+    # Only households that hold a cohort row at that as_of matter.
+    wanted = np.zeros(n_households * J, dtype=bool)
+    wanted[row_h[housed] * J + cohort.j[housed]] = True
     member_key = member_h.astype(np.int64) * J + member_j
-    keep = np.isin(member_key, wanted)
+    keep = wanted[member_key]
     member_key, member_r, member_j = member_key[keep], member_r[keep], member_j[keep]
     order = np.argsort(member_key, kind="stable")
     member_key, member_r, member_j = member_key[order], member_r[order], member_j[order]
     if member_key.size:
-        boundaries = np.flatnonzero(np.diff(member_key)) + 1
-        starts = np.concatenate([[0], boundaries]).astype(np.int64)
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(member_key)) + 1]).astype(np.int64)
         group_keys = member_key[starts]
     else:
         starts = np.zeros(0, dtype=np.int64)
         group_keys = np.zeros(0, dtype=np.int64)
-    row_group = np.full(row_key.size, -1, dtype=np.int64)
-    valid = row_key >= 0
-    row_group[valid] = np.searchsorted(group_keys, row_key[valid])
+    row_group = np.full(row_h.size, -1, dtype=np.int64)
+    row_group[housed] = np.searchsorted(group_keys, row_h[housed] * J + cohort.j[housed])
     return _Households(member_r=member_r, member_j=member_j, starts=starts, row_group=row_group)
 
 
-def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tuple[np.ndarray, int, int]:
+def _register_event_entities(
+    engine: Engine,
+    cohort: Cohort,
+    households: _Households,
+    address_of: np.ndarray,
+    resident_ids: np.ndarray,
+    address_ids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compact keys for the residents and addresses whose events can reach a cohort row, registered
+    as event_residents / event_addresses so the engine drops every other event early."""
+    needed = np.zeros(resident_ids.size, dtype=bool)
+    needed[cohort.r_idx] = True
+    needed[households.member_r] = True
+    resident_entity = np.where(needed, np.cumsum(needed) - 1, -1)
+    row_address = address_of[cohort.r_idx, cohort.j].astype(np.int64)
+    used = np.zeros(address_ids.size, dtype=bool)
+    used[row_address[row_address >= 0]] = True
+    address_entity = np.where(used, np.cumsum(used) - 1, -1)
+    engine.register(
+        "event_residents",
+        pd.DataFrame({"resident_id": pd.Series(resident_ids[needed], dtype="str"),
+                      "entity": np.arange(int(needed.sum()), dtype=np.int32)}),
+    )
+    engine.register(
+        "event_addresses",
+        pd.DataFrame({"address_id": pd.Series(address_ids[used], dtype="str"),
+                      "entity": np.arange(int(used.sum()), dtype=np.int32)}),
+    )
+    return resident_entity, address_entity
+
+
+def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tuple[np.ndarray, int, np.ndarray]:
     residents = data.residents
     resident_ids = pd.Index(residents["resident_id"].astype("str")).unique().sort_values()
     if len(resident_ids) != len(residents):
@@ -191,7 +229,7 @@ def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tu
         pd.DataFrame({"address_id": address_ids, "a_idx": np.arange(len(address_ids), dtype=np.int32)}),
     )
     engine.register("grid", grid.frame())
-    return np.asarray(resident_ids, dtype=object), len(household_ids), len(address_ids)
+    return np.asarray(resident_ids, dtype=object), len(household_ids), np.asarray(address_ids, dtype=object)
 
 
 def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarray]:
@@ -202,14 +240,14 @@ def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarr
     a = table.column("a_idx").to_numpy().astype(np.int64)
     tenure = table.column("tenure_code").to_numpy().astype(np.int64)
     since = _day_numbers(table.column("address_since").to_pandas())
-    if np.unique(r * J + j).size != r.size:
-        raise ContractError("residency: a resident has overlapping spells (two spells cover the same as_of date)")
     shape = (n_residents, J)
     household_of = np.full(shape, -1, dtype=np.int32)
     address_of = np.full(shape, -1, dtype=np.int32)
     tenure_of = np.full(shape, -1, dtype=np.int8)
     since_of = np.zeros(shape, dtype=np.int64)
     household_of[r, j] = h
+    if np.count_nonzero(household_of >= 0) != r.size:
+        raise ContractError("residency: a resident has overlapping spells (two spells cover the same as_of date)")
     address_of[r, j] = a
     tenure_of[r, j] = tenure
     since_of[r, j] = since
@@ -332,66 +370,81 @@ def _event_groups(
 
 
 def _window_sums(groups: _Groups, window: int | None, weights: np.ndarray, n_entities: int, J: int) -> np.ndarray:
-    """[entities, J] sums of `weights` over events counting at each as_of, via a difference array."""
+    """[J, entities] sums of `weights` over events counting at each as_of, via a difference array:
+    +w at first_j, -w at last_j + 1, then a running sum down the as_of axis."""
     first, last = groups.first_j, groups.last_j[window]
     valid = first <= last
-    width = J + 1
     entity = groups.entity[valid]
     w = weights[valid]
-    total = np.bincount(entity * width + first[valid], weights=w, minlength=n_entities * width)
-    total -= np.bincount(entity * width + last[valid] + 1, weights=w, minlength=n_entities * width)
-    dense = total.reshape(n_entities, width)[:, :J]
-    return np.cumsum(dense, axis=1)
+    index = np.concatenate([first[valid] * n_entities + entity, (last[valid] + 1) * n_entities + entity])
+    dense = np.bincount(index, weights=np.concatenate([w, -w]), minlength=(J + 1) * n_entities)
+    dense = dense.reshape(J + 1, n_entities)[:J]
+    return _running(dense, np.add)
+
+
+def _running(dense: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """In-place running sum/max/min down the as_of axis of a [J, entities] array.
+
+    J whole-row operations on contiguous rows; about ten times faster than np.cumsum(axis=0).
+    """
+    for j in range(1, dense.shape[0]):
+        ufunc(dense[j], dense[j - 1], out=dense[j])
+    return dense
 
 
 def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) -> np.ndarray:
-    """[entities, J] max value over events counting at each as_of (-inf where none)."""
+    """[J, entities] max value over events counting at each as_of (-inf where none)."""
     assert groups.vmax is not None
-    out = np.full((n_entities, J), -np.inf)
+    out = np.full((J, n_entities), -np.inf)
     has_value = ~np.isnan(groups.vmax)
     first, last = groups.first_j, groups.last_j[window]
     for j in range(J):
         # A range-max has no difference-array form; one pass per as_of over the groups is cheap.
         mask = has_value & (first <= j) & (last >= j)
-        np.maximum.at(out[:, j], groups.entity[mask], groups.vmax[mask])
+        np.maximum.at(out[j], groups.entity[mask], groups.vmax[mask])
     return out
 
 
 def _running_extreme(groups: _Groups, how: str, n_entities: int, J: int) -> np.ndarray:
-    """[entities, J] latest (how='max') or earliest ('min') event day known before each as_of."""
+    """[J, entities] latest (how='max') or earliest ('min') event day known before each as_of."""
+    index = groups.first_j * n_entities + groups.entity
     if how == "max":
-        out = np.full((n_entities, J), -np.inf)
-        np.maximum.at(out, (groups.entity, groups.first_j), groups.last_day)
-        return np.maximum.accumulate(out, axis=1)
-    out = np.full((n_entities, J), np.inf)
-    np.minimum.at(out, (groups.entity, groups.first_j), groups.first_day)
-    return np.minimum.accumulate(out, axis=1)
+        out = np.full(J * n_entities, -np.inf)
+        np.maximum.at(out, index, groups.last_day)
+        return _running(out.reshape(J, n_entities), np.maximum)
+    out = np.full(J * n_entities, np.inf)
+    np.minimum.at(out, index, groups.first_day)
+    return _running(out.reshape(J, n_entities), np.minimum)
 
 
 class _ScopeGatherer:
-    """Reads entity x as_of arrays at the cohort rows, for one scope."""
+    """Reads [J, entities] arrays at the cohort rows, for one scope (flat indices computed once)."""
 
-    def __init__(self, ctx: _Context, scope: str) -> None:
+    def __init__(self, ctx: _Context, scope: str, n_entities: int) -> None:
         self.ctx = ctx
         self.scope = scope
         cohort = ctx.cohort
-        if scope == "address":
-            self.rows = ctx.row_address.astype(np.int64)
-            self.valid = self.rows >= 0
-        self.j = cohort.j
+        if scope == "resident":
+            self.flat = cohort.j * n_entities + ctx.resident_entity[cohort.r_idx]
+        elif scope == "address":
+            rows = ctx.row_address.astype(np.int64)
+            self.valid = rows >= 0
+            self.flat = cohort.j[self.valid] * n_entities + ctx.address_entity[rows[self.valid]]
+        else:
+            households = ctx.households
+            self.flat = households.member_j * n_entities + ctx.resident_entity[households.member_r]
 
     def gather(self, dense: np.ndarray, how: str) -> np.ndarray:
         """Values at cohort rows; `how` (sum/max/min) combines household members."""
-        ctx, cohort = self.ctx, self.ctx.cohort
+        flat = dense.reshape(-1)
         if self.scope == "resident":
-            return dense[cohort.r_idx, cohort.j]
+            return np.take(flat, self.flat)
         if self.scope == "address":
             fill = {"sum": 0.0, "max": -np.inf, "min": np.inf}[how]
-            out = np.full(cohort.r_idx.size, fill)
-            out[self.valid] = dense[self.rows[self.valid], cohort.j[self.valid]]
+            out = np.full(self.valid.size, fill)
+            out[self.valid] = np.take(flat, self.flat)
             return out
-        households = ctx.households
-        return households.reduce(dense[households.member_r, households.member_j], how)
+        return self.ctx.households.reduce(np.take(flat, self.flat), how)
 
 
 @dataclass
@@ -444,8 +497,8 @@ def _family_columns(
         groups = _event_groups(ctx, family, types, entity, windows)
         ctx.timings["engine_events"] = ctx.timings.get("engine_events", 0.0) + time.perf_counter() - started
         started = time.perf_counter()
-        n_entities = ctx.n_residents if entity == "resident" else ctx.n_addresses
-        gatherers = {scope: _ScopeGatherer(ctx, scope) for scope in scopes}
+        n_entities = int((ctx.resident_entity if entity == "resident" else ctx.address_entity).max(initial=-1)) + 1
+        gatherers = {scope: _ScopeGatherer(ctx, scope, n_entities) for scope in scopes}
         per_scope: dict[str, list[_TypeStats]] = {scope: [] for scope in scopes}
         for type_index in range(len(types)):
             subset = groups.subset(groups.type_idx == type_index)
@@ -665,7 +718,7 @@ def build_feature_matrix(
                     bar_progress.update(task, advance=1, description=description)
 
             started = time.perf_counter()
-            resident_ids, n_households, n_addresses = _register_tables(engine, data, grid)
+            resident_ids, n_households, address_ids = _register_tables(engine, data, grid)
             cohort = build_cohort(engine, config)
             timings["cohort"] = time.perf_counter() - started
             step("Residency at each as_of")
@@ -677,14 +730,24 @@ def build_feature_matrix(
                 )
             )
             households = _households(
-                cohort, members["household_of"], members["member_r"], members["member_j"], members["member_h"], grid.size
+                cohort,
+                members["household_of"],
+                members["member_r"],
+                members["member_j"],
+                members["member_h"],
+                grid.size,
+                n_households,
+            )
+            resident_entity, address_entity = _register_event_entities(
+                engine, cohort, households, members["address_of"], resident_ids, address_ids
             )
             ctx = _Context(
                 engine=engine,
                 grid=grid,
                 cohort=cohort,
                 n_residents=resident_ids.size,
-                n_addresses=n_addresses,
+                resident_entity=resident_entity,
+                address_entity=address_entity,
                 household_of=members["household_of"],
                 address_of=members["address_of"],
                 tenure_of=members["tenure_of"],

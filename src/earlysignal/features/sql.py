@@ -6,6 +6,9 @@ Registered table names the SQL expects:
   household_index(household_id, h_idx)
   address_index(address_id, a_idx)
   grid(j, as_of DATE, as_of_ts TIMESTAMP, horizon_end_ts TIMESTAMP)   the as_of grid
+  event_residents(resident_id, entity), event_addresses(address_id, entity)
+      the residents / addresses whose events can reach a cohort row (cohort members, members of
+      their households, their addresses), with compact keys; joining to them also filters events
 
 The event query avoids joining events to the grid (which multiplies every event by every
 as_of whose window holds it). An event (event_time t, known_at k) counts for grid date A_j in a
@@ -62,11 +65,11 @@ def event_groups_sql(
     Columns: entity, type_idx, first_j, tb, n, [s, nv], [vmax], t_last, t_first.
     """
     if entity == "resident":
-        join = "JOIN resident_index ix ON ix.resident_id = e.resident_id"
-        index_column = "ix.r_idx"
+        join = "JOIN event_residents ix ON ix.resident_id = e.resident_id"
+        index_column = "ix.entity"
     elif entity == "address":
-        join = "JOIN address_index ix ON ix.address_id = e.address_id"
-        index_column = "ix.a_idx"
+        join = "JOIN event_addresses ix ON ix.address_id = e.address_id"
+        index_column = "ix.entity"
     else:  # pragma: no cover - programming error
         raise ValueError(f"unknown entity {entity!r}")
     type_case = " ".join(
