@@ -240,6 +240,16 @@ def test_csv_row_with_wrong_number_of_fields_is_refused_naming_the_file(tmp_path
     assert "csc_referral" not in message  # where, not what: rows can hold personal data
 
 
+def test_csv_with_non_utf8_text_is_refused_naming_the_column(tmp_path):
+    write_borough(tmp_path, fmt="csv")
+    with open(tmp_path / "events.csv", "ab") as handle:
+        handle.write("E13,R1,A1,council_tax,summons,2021-02-01 09:00:00,2021-02-01 09:00:00,\n".encode())
+    path = tmp_path / "events.csv"
+    path.write_bytes(path.read_bytes().replace(b"summons,2021-02-01 09", "summons\u00a3,2021-02-01 09".encode("cp1252"), 1))
+    message = _refused(tmp_path)
+    assert "events.csv: column event_type holds text that is not UTF-8" in message
+
+
 def test_utf16_csv_is_refused_with_advice(tmp_path):
     write_borough(tmp_path, fmt="csv")
     path = tmp_path / "outcomes.csv"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import csv
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,6 +478,14 @@ def _read_csv(path: Path) -> pa.Table:
             raise ContractError(
                 f"{path.name} cannot be read as CSV: {where} has {row.actual_columns} fields, expected "
                 f"{row.expected_columns} (one per column of the header)"
+            ) from None
+        utf8 = re.search(r"CSV column #(\d+): .*invalid UTF8", str(error))
+        if utf8:
+            index = int(utf8.group(1))
+            column = names[index] if index < len(names) else f"#{index}"
+            raise ContractError(
+                f"{path.name}: column {column} holds text that is not UTF-8 (for example a '£' saved as "
+                "Windows-1252); save the file as UTF-8 CSV"
             ) from None
         raise ContractError(f"{path.name} cannot be read as CSV: {error}") from None
 
