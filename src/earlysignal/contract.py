@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import duckdb
 import numpy as np
@@ -37,6 +37,9 @@ import pyarrow.parquet as pq
 from earlysignal.atomic import atomic_path
 from earlysignal.config import ContractSection, ProjectConfig
 from earlysignal.errors import ContractError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 TABLE_NAMES: tuple[str, ...] = ("residents", "residency", "events", "outcomes")
 MANIFEST_NAME = "manifest.json"
@@ -914,7 +917,7 @@ def _write_quarantine(raw: pa.Table, reasons: _Reasons, target: Path) -> int:
     return quarantined.num_rows
 
 
-def report_table(report: ValidationReport) -> Any:
+def report_table(report: ValidationReport) -> Table:
     """A rich Table of read / accepted / quarantined per table, with one line per failing check."""
     from rich.table import Table
 
