@@ -34,7 +34,7 @@ from earlysignal.synth.people import (
     reference_intervals,
     split_candidates,
 )
-from earlysignal.synth.services import VOCABULARY, Pieces, generate_events
+from earlysignal.synth.services import US_PER_DAY, VOCABULARY, Pieces, generate_events
 from earlysignal.synth.timeline import DAYS_PER_YEAR, OPEN, Timeline, make_timeline
 
 STAGES = ("people", "adversity", "splits and deaths", "services", "outcomes", "writing")
@@ -174,7 +174,7 @@ def generate_borough(
 
     events = generate_events(
         rng["events"], member_pieces, reference_pieces, households, people, synth.recording_bias, timeline, splits
-    ).columns()
+    ).columns(timeline.start_day * US_PER_DAY, timeline.end_day * US_PER_DAY)
     done("services")
 
     outcomes, bases = generate_outcomes(
@@ -294,8 +294,7 @@ def _write_all(
         schema=writer.RESIDENCY_SCHEMA,
     ).sort_by([("resident_id", "ascending"), ("start_date", "ascending")])
 
-    in_window = (events["time_us"] >= t0 * writer.US_PER_DAY) & (events["known_us"] < t1 * writer.US_PER_DAY)
-    ev = {k: v[in_window] for k, v in events.items()}
+    ev = events
     n_events = len(ev["time_us"])
     sources = [s for s, _ in VOCABULARY]
     types = [t for _, t in VOCABULARY]
@@ -370,6 +369,7 @@ def _write_all(
             "seed": synth.seed,
             "world": synth.world,
             "recording_bias": [bias_to_json(b) for b in synth.recording_bias],
+            "end_date": synth.end_date.isoformat(),
             "ground_truth_row_counts": truth_counts,
         },
     }

@@ -173,18 +173,21 @@ class EventBuffer:
         self.known_us.append(known_us.astype(np.int64))
         self.value.append(np.full(n, np.nan) if value is None else value.astype(np.float64))
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """All events, sorted by event time (ties keep drawing order, so output is deterministic)."""
-        cols = {
-            "resident": np.concatenate(self.resident),
-            "address": np.concatenate(self.address),
-            "type_code": np.concatenate(self.type_code),
-            "time_us": np.concatenate(self.time_us),
-            "known_us": np.concatenate(self.known_us),
-            "value": np.concatenate(self.value),
+    def columns(self, start_us: int, end_us: int) -> dict[str, np.ndarray]:
+        """Events that happened from `start_us` on and were known before `end_us` (what an extract taken
+        then holds), sorted by event time; ties keep drawing order, so output is deterministic."""
+        time_us = np.concatenate(self.time_us)
+        known_us = np.concatenate(self.known_us)
+        keep = np.flatnonzero((time_us >= start_us) & (known_us < end_us))
+        order = keep[np.argsort(time_us[keep], kind="stable")]
+        return {
+            "resident": np.concatenate(self.resident)[order],
+            "address": np.concatenate(self.address)[order],
+            "type_code": np.concatenate(self.type_code)[order],
+            "time_us": time_us[order],
+            "known_us": known_us[order],
+            "value": np.concatenate(self.value)[order],
         }
-        order = np.argsort(cols["time_us"], kind="stable")
-        return {k: v[order] for k, v in cols.items()}
 
 
 def _lag_us(rng: np.random.Generator, n: int, lag: tuple[float, float]) -> np.ndarray:
