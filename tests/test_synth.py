@@ -403,3 +403,65 @@ def test_synth_command_writes_a_borough_and_explains_bad_options(tmp_path: Path)
     assert bad.exit_code == 2 and "--recording-bias" in bad.output and "Traceback" not in bad.output
     bad_world = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--world", "nul"])
     assert bad_world.exit_code == 2 and "--world" in bad_world.output
+
+
+# --- internal invariants ----------------------------------------------------------------------------
+
+
+def test_state_pieces_tile_each_interval_exactly_and_carry_the_month_state() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from earlysignal.synth.adversity import intersect_runs, state_runs
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        n_households = data.draw(st.integers(1, 5))
+        n_months = data.draw(st.integers(1, 8))
+        masks = np.array(
+            data.draw(st.lists(st.lists(st.integers(0, 3), min_size=n_months + 1, max_size=n_months + 1),
+                               min_size=n_households, max_size=n_households)),
+            dtype=np.uint8,
+        )
+        month_starts = np.cumsum([0] + data.draw(st.lists(st.integers(28, 31), min_size=n_months + 1,
+                                                          max_size=n_months + 1))).astype(np.int64) + 1000
+        runs = state_runs(masks, month_starts, first_month=1)  # month 0 is burn-in
+        lo, hi = int(month_starts[1]), int(month_starts[-1])
+        n = data.draw(st.integers(1, 6))
+        household = np.array(data.draw(st.lists(st.integers(0, n_households - 1), min_size=n, max_size=n)))
+        a = np.array(data.draw(st.lists(st.integers(lo, hi - 1), min_size=n, max_size=n)))
+        b = np.array([data.draw(st.integers(int(x) + 1, hi)) for x in a])
+        interval, start, end, mask = intersect_runs(household, a, b, runs)
+        for i in range(n):
+            mine = interval == i
+            assert (end[mine] - start[mine]).sum() == b[i] - a[i]
+            assert start[mine].min() == a[i] and end[mine].max() == b[i]
+            assert (start[mine][1:] == end[mine][:-1]).all()  # contiguous, no overlaps
+            for s, m in zip(start[mine], mask[mine], strict=True):
+                month = np.searchsorted(month_starts, s, side="right") - 1
+                assert m == masks[household[i], month]
+
+    check()
+
+
+def test_a_child_on_a_plan_never_starts_another_and_plans_are_for_children(synth_borough_small: Path) -> None:
+    outcomes = _read(synth_borough_small, "outcomes.parquet")
+    residents = _read(synth_borough_small, "residents.parquet").set_index("resident_id")
+    plans = outcomes[outcomes["outcome_type"] == "child_protection_plan"].sort_values(["resident_id", "outcome_time"])
+    previous_end = plans.groupby("resident_id")["end_time"].shift()
+    assert not (plans["outcome_time"] < previous_end).any()
+    birth = pd.to_datetime(residents.loc[plans["resident_id"], "birth_date"]).to_numpy()
+    age = (plans["outcome_time"].to_numpy() - birth).astype("timedelta64[D]").astype(int) / 365.25
+    assert (age < 18).all()
+    # Each plan comes with the referral and s47 enquiry that led to it, a few weeks earlier.
+    referrals = outcomes[outcomes["outcome_type"] == "csc_referral"]
+    paired = plans.merge(referrals, on="resident_id", suffixes=("", "_referral"))
+    gap = (paired["outcome_time"] - paired["outcome_time_referral"]).dt.days
+    led_to_plan = paired[(gap >= 14) & (gap <= 42)]
+    assert len(led_to_plan.drop_duplicates(["resident_id", "outcome_time"])) >= 0.9 * len(plans)
+
+
+def test_null_world_shares_people_and_events_with_the_standard_world(null_borough: Path, synth_borough_small: Path) -> None:
+    for name in ("residents.parquet", "residency.parquet", "events.parquet"):
+        assert (null_borough / name).read_bytes() == (synth_borough_small / name).read_bytes(), name
