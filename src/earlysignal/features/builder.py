@@ -266,21 +266,6 @@ def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarr
 # Event families
 
 
-def _window_set(family: FeatureFamily) -> list[int | None]:
-    """Window lengths (days; None = all history) the family needs, including 2w for trends."""
-    windowed_aggregates = {"count", "sum", "mean", "max", "distinct_types", "trend"}
-    lengths: set[int | None] = set()
-    if windowed_aggregates & set(family.aggregates):
-        from earlysignal.config import window_days
-
-        for window in family.windows:
-            days = window_days(window)
-            lengths.add(days)
-            if "trend" in family.aggregates and days is not None:
-                lengths.add(2 * days)
-    return sorted(lengths, key=lambda d: -1 if d is None else d)
-
-
 @dataclass
 class _Groups:
     """Grouped events of one family as NumPy arrays (one row per (entity, type, first_j, tb))."""
@@ -449,6 +434,8 @@ class _ScopeGatherer:
 
 @dataclass
 class _TypeStats:
+    """Per-scope statistics of one event type (or of the family pooled) at the cohort rows."""
+
     count: dict[int | None, np.ndarray] = field(default_factory=dict)
     total: dict[int | None, np.ndarray] = field(default_factory=dict)
     valued: dict[int | None, np.ndarray] = field(default_factory=dict)
@@ -456,96 +443,118 @@ class _TypeStats:
     last_day: np.ndarray | None = None
     first_day: np.ndarray | None = None
 
+    def pool(self, other: _TypeStats) -> None:
+        """Fold another type's statistics into this running pool (sums add, extremes combine)."""
+        for attribute in ("count", "total", "valued"):
+            mine, theirs = getattr(self, attribute), getattr(other, attribute)
+            for w, values in theirs.items():
+                mine[w] = values.copy() if w not in mine else mine[w] + values
+        for w, values in other.vmax.items():
+            self.vmax[w] = values.copy() if w not in self.vmax else np.maximum(self.vmax[w], values)
+        if other.last_day is not None:
+            self.last_day = other.last_day.copy() if self.last_day is None else np.maximum(self.last_day, other.last_day)
+        if other.first_day is not None:
+            self.first_day = (
+                other.first_day.copy() if self.first_day is None else np.minimum(self.first_day, other.first_day)
+            )
 
-def _combine(stats: list[_TypeStats]) -> _TypeStats:
-    """Pool per-type statistics into the family's 'all' statistics."""
-    pooled = _TypeStats()
-    for attribute in ("count", "total", "valued"):
-        for w in getattr(stats[0], attribute):
-            getattr(pooled, attribute)[w] = np.sum([getattr(s, attribute)[w] for s in stats], axis=0)
-    for w in stats[0].vmax:
-        pooled.vmax[w] = np.max([s.vmax[w] for s in stats], axis=0)
-    if stats[0].last_day is not None:
-        pooled.last_day = np.max([s.last_day for s in stats], axis=0)
-    if stats[0].first_day is not None:
-        pooled.first_day = np.min([s.first_day for s in stats], axis=0)
-    return pooled
+
+Sink = Any  # Callable[[str, np.ndarray], None]: stores one finished column
 
 
-def _family_columns(
-    ctx: _Context, family: FeatureFamily, definitions: list[FeatureDefinition]
-) -> dict[str, np.ndarray]:
-    """Values of one family's features (and imputed flags) at the cohort rows."""
+def _family_columns(ctx: _Context, family: FeatureFamily, definitions: list[FeatureDefinition], sink: Sink) -> None:
+    """Compute one family's features (and imputed flags) at the cohort rows and hand each to `sink`.
+
+    Streams type by type: each [J, entities] array is gathered to the cohort rows and dropped at
+    once, so memory holds one dense array and one type's gathered statistics at a time.
+    """
+    from earlysignal.config import window_days
+
     types = family_event_types(family)
-    windows = _window_set(family)
     J = ctx.grid.size
     aggregates = set(family.aggregates)
-    need_values = bool({"sum", "mean"} & aggregates)
-    need_max = "max" in aggregates
+    plain_windows = [window_days(w) for w in family.windows]
+    count_windows: set[int | None] = set()
+    if aggregates & {"count", "distinct_types", "sum", "mean", "trend"}:
+        count_windows.update(plain_windows)
+    if "trend" in aggregates:
+        count_windows.update(2 * w for w in plain_windows if w is not None)
+    value_windows = plain_windows if aggregates & {"sum", "mean"} else []
+    max_windows = plain_windows if "max" in aggregates else []
+    all_windows = sorted(count_windows | set(value_windows) | set(max_windows), key=lambda d: -1 if d is None else d)
     need_last = "days_since_last" in aggregates
     need_first = "days_since_first" in aggregates
-    columns: dict[str, np.ndarray] = {}
+    need_pooled = any(d.event_type == "all" and d.aggregate != "distinct_types" for d in definitions)
+    need_distinct = "distinct_types" in aggregates
     entity_scopes = {
         "resident": [s for s in family.scopes if s in ("resident", "household")],
         "address": [s for s in family.scopes if s == "address"],
     }
     as_of_days = ctx.grid.days[ctx.cohort.j].astype(np.float64)
+    n_rows = len(ctx.cohort)
     for entity, scopes in entity_scopes.items():
         if not scopes:
             continue
         started = time.perf_counter()
-        groups = _event_groups(ctx, family, types, entity, windows)
+        groups = _event_groups(ctx, family, types, entity, all_windows)
         ctx.timings["engine_events"] = ctx.timings.get("engine_events", 0.0) + time.perf_counter() - started
         started = time.perf_counter()
         n_entities = int((ctx.resident_entity if entity == "resident" else ctx.address_entity).max(initial=-1)) + 1
         gatherers = {scope: _ScopeGatherer(ctx, scope, n_entities) for scope in scopes}
-        per_scope: dict[str, list[_TypeStats]] = {scope: [] for scope in scopes}
-        for type_index in range(len(types)):
-            subset = groups.subset(groups.type_idx == type_index)
-            dense: dict[str, Any] = {}
-            for w in windows:
-                dense[("count", w)] = _window_sums(subset, w, subset.n, n_entities, J)
-                if need_values:
-                    dense[("total", w)] = _window_sums(subset, w, subset.s, n_entities, J)  # type: ignore[arg-type]
-                    dense[("valued", w)] = _window_sums(subset, w, subset.nv, n_entities, J)  # type: ignore[arg-type]
-                if need_max:
-                    dense[("vmax", w)] = _window_max(subset, w, n_entities, J)
-            if need_last:
-                dense["last"] = _running_extreme(subset, "max", n_entities, J)
-            if need_first:
-                dense["first"] = _running_extreme(subset, "min", n_entities, J)
-            for scope, gatherer in gatherers.items():
-                stats = _TypeStats()
-                for key, array in dense.items():
-                    if key == "last":
-                        stats.last_day = gatherer.gather(array, "max")
-                    elif key == "first":
-                        stats.first_day = gatherer.gather(array, "min")
+        pooled = {scope: _TypeStats() for scope in scopes}
+        distinct = {scope: {w: np.zeros(n_rows) for w in plain_windows} for scope in scopes}
+        order = np.argsort(groups.type_idx, kind="stable")
+        bounds = np.searchsorted(groups.type_idx[order], np.arange(len(types) + 1))
+        for type_index, event_type in enumerate(types):
+            subset = groups.subset(order[bounds[type_index] : bounds[type_index + 1]])
+            stats = {scope: _TypeStats() for scope in scopes}
+
+            def spread(kind: str, dense: np.ndarray, how: str, window: int | None = None) -> None:
+                for scope, gatherer in gatherers.items():
+                    values = gatherer.gather(dense, how)
+                    if kind == "last_day" or kind == "first_day":
+                        setattr(stats[scope], kind, values)
                     else:
-                        kind, w = key
-                        getattr(stats, kind)[w] = gatherer.gather(array, "max" if kind == "vmax" else "sum")
-                per_scope[scope].append(stats)
-            del dense
+                        getattr(stats[scope], kind)[window] = values
+
+            for w in sorted(count_windows, key=lambda d: -1 if d is None else d):
+                spread("count", _window_sums(subset, w, subset.n, n_entities, J), "sum", w)
+            for w in value_windows:
+                spread("total", _window_sums(subset, w, subset.s, n_entities, J), "sum", w)  # type: ignore[arg-type]
+                spread("valued", _window_sums(subset, w, subset.nv, n_entities, J), "sum", w)  # type: ignore[arg-type]
+            for w in max_windows:
+                spread("vmax", _window_max(subset, w, n_entities, J), "max", w)
+            if need_last:
+                spread("last_day", _running_extreme(subset, "max", n_entities, J), "max")
+            if need_first:
+                spread("first_day", _running_extreme(subset, "min", n_entities, J), "min")
+            for scope in scopes:
+                for definition in definitions:
+                    if definition.scope == scope and definition.event_type == event_type and not definition.is_imputed_flag:
+                        values, undefined = _aggregate_values(definition, stats[scope], None, as_of_days)
+                        _apply_missing_rule(definition, values, undefined, sink)
+                if need_pooled:
+                    pooled[scope].pool(stats[scope])
+                if need_distinct:
+                    for w in plain_windows:
+                        distinct[scope][w] += stats[scope].count[w] > 0
+            del stats, subset
         for scope in scopes:
-            by_key = {t: s for t, s in zip(types, per_scope[scope], strict=True)}
-            by_key["all"] = _combine(per_scope[scope]) if len(types) > 1 else per_scope[scope][0]
             for definition in definitions:
-                if definition.scope != scope or definition.is_imputed_flag:
-                    continue
-                values, undefined = _aggregate_values(definition, by_key, per_scope[scope], as_of_days)
-                _apply_missing_rule(definition, values, undefined, columns)
+                if definition.scope == scope and definition.event_type == "all" and not definition.is_imputed_flag:
+                    values, undefined = _aggregate_values(definition, pooled[scope], distinct[scope], as_of_days)
+                    _apply_missing_rule(definition, values, undefined, sink)
+        del groups, pooled, distinct
         ctx.timings["numpy_events"] = ctx.timings.get("numpy_events", 0.0) + time.perf_counter() - started
-    return columns
 
 
 def _aggregate_values(
     definition: FeatureDefinition,
-    by_key: dict[str, _TypeStats],
-    per_type: list[_TypeStats],
+    stats: _TypeStats,
+    distinct: dict[int | None, np.ndarray] | None,
     as_of_days: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(values, undefined mask or None) of one event feature at the cohort rows."""
-    stats = by_key[definition.event_type]
     w = definition.window_days
     aggregate = definition.aggregate
     if aggregate == "count":
@@ -566,7 +575,8 @@ def _aggregate_values(
         assert w is not None
         return 2.0 * stats.count[w] - stats.count[2 * w], None
     if aggregate == "distinct_types":
-        return np.sum([(s.count[w] > 0) for s in per_type], axis=0).astype(np.float64), None
+        assert distinct is not None
+        return distinct[w], None
     if aggregate == "days_since_last":
         assert stats.last_day is not None
         undefined = ~np.isfinite(stats.last_day)
@@ -579,15 +589,13 @@ def _aggregate_values(
 
 
 def _apply_missing_rule(
-    definition: FeatureDefinition, values: np.ndarray, undefined: np.ndarray | None, columns: dict[str, np.ndarray]
+    definition: FeatureDefinition, values: np.ndarray, undefined: np.ndarray | None, sink: Sink
 ) -> None:
     if undefined is not None and definition.missing_rule in ("zero", "constant"):
         values = np.where(undefined, definition.missing_value, values)
-    columns[definition.name] = values
+    sink(definition.name, values)
     if definition.imputed_flag:
-        columns[definition.imputed_flag] = (
-            undefined.astype(np.float64) if undefined is not None else np.zeros(values.size)
-        )
+        sink(definition.imputed_flag, undefined if undefined is not None else np.zeros(values.size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,11 +784,13 @@ def build_feature_matrix(
             position = {d.name: i for i, d in enumerate(model_definitions)}
             for name, values in static.items():
                 matrix_values[:, position[name]] = values
+
+            def sink(name: str, values: np.ndarray) -> None:
+                matrix_values[:, position[name]] = values
+
             for family in families:
                 step(f"Features: {family.name}")
-                family_defs = family_definitions(family)
-                for name, values in _family_columns(ctx, family, family_defs).items():
-                    matrix_values[:, position[name]] = values
+                _family_columns(ctx, family, family_definitions(family), sink)
             step("Assembling the matrix")
             started = time.perf_counter()
             frame = _assemble_frame(resident_ids, grid, cohort, labels, model_definitions, matrix_values, attributes)
@@ -803,16 +813,16 @@ def _assemble_frame(
     attributes: dict[str, pd.Series],
 ) -> pd.DataFrame:
     as_of = np.array(grid.dates, dtype="datetime64[D]").astype("datetime64[us]")[cohort.j]
-    keys = pd.DataFrame(
-        {
-            "resident_id": pd.Series(resident_ids[cohort.r_idx], dtype="str"),
-            "as_of": pd.Series(as_of),
-            "label": pd.Series(labels, dtype="Int8"),
-        }
-    )
-    features = pd.DataFrame(values, columns=[d.name for d in definitions], copy=False)
-    attrs = pd.DataFrame(attributes)
-    return pd.concat([keys, features, attrs], axis=1)
+    # Wrap the float32 block without copying it (it is the bulk of the memory), then add the
+    # key and attribute columns around it.
+    frame = pd.DataFrame(values, columns=[d.name for d in definitions], copy=False)
+    frame.insert(0, "label", pd.Series(labels, dtype="Int8"))
+    frame.insert(0, "as_of", pd.Series(as_of))
+    frame.insert(0, "resident_id", pd.Series(resident_ids[cohort.r_idx], dtype="str"))
+    for name, series in attributes.items():
+        frame[name] = series.to_numpy()
+        frame[name] = frame[name].astype("str")
+    return frame
 
 
 def _metadata(
