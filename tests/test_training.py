@@ -154,3 +154,35 @@ def test_a_matrix_without_labels_is_a_clear_error(tracking):
 def test_metrics_json_is_plain_json(trained):
     _, _, result = trained
     json.dumps(result.metrics, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- validity on the real pipeline
+
+@pytest.mark.slow
+def test_null_world_model_is_no_better_than_chance_on_test_rows():
+    from modeling_pipeline import trained_borough
+
+    summary = trained_borough("null").result.metrics["summary"]
+    assert abs(summary["model"]["roc_auc"]["value"] - 0.5) <= 0.05
+
+
+@pytest.mark.slow
+def test_standard_world_model_beats_every_baseline_on_average_precision():
+    from modeling_pipeline import trained_borough
+
+    summary = trained_borough("standard").result.metrics["summary"]
+    model_ap = summary["model"]["average_precision"]["value"]
+    for baseline in ("prior", "one_feature", "logistic"):
+        assert model_ap > summary[baseline]["average_precision"]["value"], baseline
+
+
+@pytest.mark.slow
+def test_standard_world_model_reaches_nine_tenths_of_the_oracle_auc():
+    from modeling_pipeline import trained_borough
+
+    result = trained_borough("standard").result
+    assert result.test_predictions["oracle"].notna().all()
+    ratio = result.metrics["oracle_ratio"]["roc_auc"]["value"]
+    summary = result.metrics["summary"]
+    assert ratio == pytest.approx(summary["model"]["roc_auc"]["value"] / summary["oracle"]["roc_auc"]["value"])
+    assert ratio >= 0.9

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,9 @@ def _log_metrics(metrics_doc: dict[str, Any]) -> None:
     crit = metrics_doc["success_criterion"]
     if crit["met"] is not None:
         summary["success_criterion.met"] = float(crit["met"])
-    for metric, ratio in (metrics_doc.get("oracle_ratio") or {}).items():
-        if ratio is not None:
-            summary[f"oracle_ratio.{metric}"] = ratio
+    for metric, entry in (metrics_doc.get("oracle_ratio") or {}).items():
+        if entry["value"] is not None:
+            summary[f"oracle_ratio.{metric}"] = entry["value"]
     mlflow.log_metrics(summary)
 
 
@@ -161,6 +162,8 @@ def log_training_run(
     versions: dict[str, str],
 ) -> tuple[str, str]:
     """Log a training run and register its model as `candidate`; return (run_id, model version)."""
+    # A progress bar per small artefact file is noise on the console.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     use_experiment(config.mlflow.experiment)
     crit = metrics_doc["success_criterion"]
     tags = {
