@@ -178,3 +178,13 @@ def test_global_importance_ranks_by_mean_absolute_contribution_with_direction() 
     assert importance[0]["direction"] == "higher values raise the score"
     assert importance[1]["direction"] == "higher values lower the score"
     assert sum(i["share"] for i in importance) == pytest.approx(1.0)
+
+
+def test_a_ratio_resting_on_fewer_than_min_cell_events_is_shown_but_never_a_finding() -> None:
+    # Precision 4/20 against 20/1000: a ratio of 10 on four flagged escalations.
+    group = np.array([4, 16, 6, 374])
+    reference = np.array([20, 980, 80, 8920])
+    intervals = ratio_intervals(group, reference, 300, np.random.default_rng(1), min_events=10)
+    assert intervals["precision"].ratio == pytest.approx(10.0)
+    assert not intervals["precision"].assessable
+    assert intervals["selection_rate"].assessable  # 20 flagged against 1000

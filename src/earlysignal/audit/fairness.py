@@ -150,6 +150,19 @@ class Interval:
     ratio: float | None
     low: float | None
     high: float | None
+    # False when the rate rests on fewer than min_events events in either group: shown, never a finding.
+    assessable: bool = True
+
+
+# The events each rate counts (indices into TP, FP, FN, TN): a rate estimated from a handful of
+# events swings wildly, and a percentile bootstrap of it is over-confident.
+_NUMERATOR_CELLS: dict[str, tuple[int, ...]] = {
+    "selection_rate": (0, 1),
+    "precision": (0,),
+    "recall": (0,),
+    "fpr": (1,),
+    "fnr": (2,),
+}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -162,8 +175,12 @@ def ratio_intervals(
     draws: int,
     rng: np.random.Generator,
     level: float = 0.95,
+    min_events: int = 0,
 ) -> dict[str, Interval]:
-    """Disparity ratio (group / reference) per metric with a stratified bootstrap percentile interval."""
+    """Disparity ratio (group / reference) per metric with a stratified bootstrap percentile interval.
+
+    A ratio whose rate counts fewer than min_events events in either group is marked not assessable.
+    """
     point_group = _rates_from_cells(group_cells)
     point_reference = _rates_from_cells(reference_cells)
     out: dict[str, Interval] = {}
@@ -186,7 +203,13 @@ def ratio_intervals(
                 # bootstrap cannot vary: it is not evidence of certainty, so no interval is claimed.
                 if low == high:
                     low = high = None
-        out[metric] = Interval(_finite_or_none(ratio), _finite_or_none(low), _finite_or_none(high))
+        events = min(
+            int(sum(group_cells[i] for i in _NUMERATOR_CELLS[metric])),
+            int(sum(reference_cells[i] for i in _NUMERATOR_CELLS[metric])),
+        )
+        out[metric] = Interval(
+            _finite_or_none(ratio), _finite_or_none(low), _finite_or_none(high), assessable=events >= min_events
+        )
     return out
 
 
@@ -291,11 +314,16 @@ def audit_fairness(
             entry["ratios"] = {}
             if pd.isna(row["suppressed"]) and not reference_hidden and row["group"] != reference:
                 intervals = ratio_intervals(
-                    _confusion_cells(frame[groups == row["group"]]), reference_cells, bootstrap, rng
+                    _confusion_cells(frame[groups == row["group"]]),
+                    reference_cells,
+                    bootstrap,
+                    rng,
+                    min_events=min_cell,
                 )
                 for metric, interval in intervals.items():
                     flagged = (
-                        interval.ratio is not None
+                        interval.assessable
+                        and interval.ratio is not None
                         and interval.low is not None
                         and interval.high is not None
                         and (interval.ratio < low_band or interval.ratio > high_band)
@@ -305,6 +333,7 @@ def audit_fairness(
                         "ratio": interval.ratio,
                         "low": interval.low,
                         "high": interval.high,
+                        "assessable": interval.assessable,
                         "finding": flagged,
                     }
                     if flagged:
