@@ -33,8 +33,10 @@ stages = {}
 summary = generate_borough(out, SynthSection(residents=residents, years=years, seed=seed),
                            on_stage=lambda s: stages.__setitem__(s, round(time.perf_counter() - start, 2)))
 wall = time.perf_counter() - start
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb, "rows": summary.row_counts, "stages": stages}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_mb, "rows": summary.row_counts, "stages": stages}))
 """
 
 
@@ -82,7 +84,7 @@ def main() -> None:
         for i in range(args.repeat):
             out = Path(tmp) / f"run{i}"
             runs.append(run_once(args.residents, args.years, args.seed, out))
-            print(f"run {i + 1}: {runs[-1]['wall_s']:.1f} s, peak RSS {runs[-1]['peak_rss_mb']:.0f} MB, "
+            print(f"run {i + 1}: {runs[-1]['wall_s']:.1f} s wall, {runs[-1]['cpu_s']:.1f} s CPU, peak RSS {runs[-1]['peak_rss_mb']:.0f} MB, "
                   f"stages {runs[-1]['stages']}", flush=True)
         oracle = time_oracle(Path(tmp) / f"run{args.repeat - 1}")
     print(json.dumps(
@@ -94,6 +96,8 @@ def main() -> None:
             "years": args.years,
             "median_wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
             "walls_s": [round(r["wall_s"], 2) for r in runs],
+            "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 2),
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "max_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs)),
             "rows": runs[-1]["rows"],
             "oracle_10k_residents": {k: round(v, 3) for k, v in oracle.items()},
