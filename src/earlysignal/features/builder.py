@@ -799,7 +799,7 @@ def build_feature_matrix(
         if own_engine:
             engine.close()
     timings["total"] = time.perf_counter() - started_all
-    metadata = _metadata(config, data, grid, frame, definitions, engine, timings, with_labels)
+    metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
@@ -830,19 +830,23 @@ def _metadata(
     data: LinkedDataLike,
     grid: AsOfGrid,
     frame: pd.DataFrame,
+    cohort: Cohort,
     definitions: list[FeatureDefinition],
     engine: Engine,
     timings: dict[str, float],
     with_labels: bool,
 ) -> dict[str, Any]:
     as_of_text = [d.isoformat() for d in grid.dates]
-    j_of = pd.Series(frame["as_of"].dt.strftime("%Y-%m-%d"))
-    rows = j_of.value_counts().reindex(as_of_text, fill_value=0)
-    prevalence: dict[str, float | None] = {}
+    j = cohort.j
+    rows = dict(zip(as_of_text, np.bincount(j, minlength=grid.size).tolist(), strict=True))
     label = frame["label"]
-    for day in as_of_text:
-        known = label[(j_of == day).to_numpy()].dropna()
-        prevalence[day] = float(known.mean()) if with_labels and len(known) else None
+    known = label.notna().to_numpy()
+    positives = np.bincount(j[known], weights=label[known].to_numpy(dtype=np.float64), minlength=grid.size)
+    labelled = np.bincount(j[known], minlength=grid.size)
+    prevalence: dict[str, float | None] = {
+        day: (float(positives[i] / labelled[i]) if with_labels and labelled[i] else None)
+        for i, day in enumerate(as_of_text)
+    }
     return {
         "features": definitions_as_records(definitions),
         "feature_columns": [d.name for d in definitions],
@@ -858,7 +862,7 @@ def _metadata(
         "data_fingerprint": getattr(data, "fingerprint", None),
         "extract_date": data.extract_date.isoformat(),
         "as_of_dates": as_of_text,
-        "rows_per_as_of": {k: int(v) for k, v in rows.items()},
+        "rows_per_as_of": rows,
         "label_prevalence_per_as_of": prevalence,
         "engine": {"name": engine.name, "dialect": engine.dialect.name},
         "timings": {k: round(v, 3) for k, v in timings.items()},
