@@ -45,3 +45,15 @@ def test_directory_hash_changes_with_content_and_honours_exclusions(tmp_path):
     assert directory_sha256(tmp_path, exclude=("quarantine",)) == before
     (tmp_path / "events.parquet").write_bytes(b"abd")
     assert directory_sha256(tmp_path, exclude=("quarantine",)) != before
+
+
+def test_atomic_output_gets_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json({"a": 1}, tmp_path / "report.json")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
