@@ -325,6 +325,9 @@ def _write_all(
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The manifest is written last; removing an old one first means an interrupted run never looks
+    # like a complete borough (the demo reuses a folder whose manifest matches its arguments).
+    (out_dir / "manifest.json").unlink(missing_ok=True)
     writer.write_table(residents, out_dir / "residents.parquet")
     writer.write_table(residency, out_dir / "residency.parquet")
     writer.write_table(events_table, out_dir / "events.parquet")
