@@ -112,7 +112,7 @@ def test_isotonic_calibrator_reproduces_scikit_learn_and_survives_serialisation(
     rng = np.random.default_rng(1)
     margin = rng.normal(size=500)
     y = (rng.random(500) < 1 / (1 + np.exp(-2 * margin))).astype(int)
-    calibrator = Calibrator("isotonic").fit(margin, y)
+    calibrator = Calibrator("isotonic", min_block=1).fit(margin, y)
     reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(margin, y)
     new = rng.normal(size=100) * 2
     np.testing.assert_allclose(calibrator.predict(new), reference.predict(new))
@@ -126,3 +126,14 @@ def test_platt_calibrator_recovers_a_known_sigmoid():
     calibrator = Calibrator("platt").fit(margin, y)
     assert calibrator.slope_ == pytest.approx(0.5, abs=0.06)
     assert calibrator.intercept_ == pytest.approx(-1.0, abs=0.06)
+
+
+def test_isotonic_calibration_never_rests_a_score_on_fewer_than_min_block_residents():
+    rng = np.random.default_rng(4)
+    margin = rng.normal(size=5000)
+    y = (rng.random(5000) < 0.02).astype(int)
+    y[np.argsort(margin)[-3:]] = 1  # the three highest margins are all positives
+    calibrator = Calibrator("isotonic", min_block=100).fit(margin, y)
+    assert calibrator.predict(np.array([10.0]))[0] < 0.2
+    assert Calibrator("isotonic", min_block=1).fit(margin, y).predict(np.array([10.0]))[0] == 1.0
+    assert abs(calibrator.predict(margin).mean() - y.mean()) < 0.002

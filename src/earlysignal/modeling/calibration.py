@@ -18,8 +18,9 @@ from earlysignal.errors import EarlySignalError
 class Calibrator:
     """Map raw margins to calibrated probabilities: isotonic (monotone steps) or Platt (a sigmoid)."""
 
-    def __init__(self, method: Literal["isotonic", "platt"] = "isotonic") -> None:
+    def __init__(self, method: Literal["isotonic", "platt"] = "isotonic", min_block: int = 100) -> None:
         self.method = method
+        self.min_block = min_block
 
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
         """Learn the mapping from a calibration slice's margins and 0/1 labels."""
@@ -31,7 +32,15 @@ class Calibrator:
                 "(training.calibration_as_of_count) or use a label with more positives"
             )
         if self.method == "isotonic":
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y)
+            # Fit on consecutive chunks of at least `min_block` rows (in margin order), so every
+            # calibrated value rests on enough residents: plain isotonic regression gives the top
+            # handful of a small slice a score of exactly 1.0.
+            order = np.argsort(margin, kind="stable")
+            chunks = np.array_split(order, max(1, len(order) // self.min_block))
+            x = np.array([margin[c].mean() for c in chunks])
+            rate = np.array([y[c].mean() for c in chunks])
+            size = np.array([len(c) for c in chunks], dtype=float)
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x, rate, sample_weight=size)
             self.x_thresholds_ = np.asarray(iso.X_thresholds_, dtype=float)
             self.y_thresholds_ = np.asarray(iso.y_thresholds_, dtype=float)
         elif self.method == "platt":
@@ -53,13 +62,14 @@ class Calibrator:
     def to_dict(self) -> dict[str, Any]:
         """The learned state as JSON-ready numbers."""
         if self.method == "isotonic":
-            return {"method": "isotonic", "x": self.x_thresholds_.tolist(), "y": self.y_thresholds_.tolist()}
+            return {"method": "isotonic", "min_block": self.min_block, "x": self.x_thresholds_.tolist(),
+                    "y": self.y_thresholds_.tolist()}
         return {"method": "platt", "slope": self.slope_, "intercept": self.intercept_}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Calibrator:
         """Rebuild a fitted calibrator from to_dict()'s output."""
-        calibrator = cls(state["method"])
+        calibrator = cls(state["method"], state.get("min_block", 100))
         if state["method"] == "isotonic":
             calibrator.x_thresholds_ = np.asarray(state["x"], dtype=float)
             calibrator.y_thresholds_ = np.asarray(state["y"], dtype=float)

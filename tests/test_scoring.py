@@ -1,0 +1,166 @@
+"""Scoring: approved models only, the model's own spec, ranked list with reasons, nobody dropped silently, drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from earlysignal.config import config_from_dict
+from earlysignal.errors import ContractError
+from earlysignal.modeling.drift import psi, reference_bins
+from earlysignal.scoring import RANKED_COLUMNS, score_cohort
+
+pytestmark = pytest.mark.slow
+AS_OF = dt.date(2025, 10, 1)  # on the training grid, after the last labelled date
+
+
+@pytest.fixture(scope="module")
+def borough():
+    from modeling_pipeline import trained_borough
+
+    return trained_borough("standard")
+
+
+@pytest.fixture(autouse=True)
+def tracking(borough, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", borough.tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def scored(borough, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scores")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", borough.tracking_uri)
+        yield score_cohort(borough.config, AS_OF, model_uri=borough.result.model_uri, out=out, allow_unapproved=True)
+
+
+def test_score_refuses_a_model_without_champion_approval(borough, tmp_path):
+    result = CliRunner().invoke(
+        __import__("earlysignal.cli", fromlist=["app"]).app,
+        ["score", "--as-of", AS_OF.isoformat(), "--model", borough.result.model_uri,
+         "--config", str(borough.config_path), "--out", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 2
+    assert "has not been approved for scoring" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_ranked_list_has_the_agreed_columns_and_flags_exactly_capacity(borough, scored):
+    ranked = pd.read_parquet(scored.ranked_parquet)
+    assert list(ranked.columns) == RANKED_COLUMNS
+    assert list(pd.read_csv(scored.ranked_csv).columns) == RANKED_COLUMNS
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["flagged"].sum() == borough.config.capacity.k
+    assert ranked["score"].is_monotonic_decreasing
+    assert ranked["percentile"].iloc[0] == 100.0
+    assert (ranked["as_of"] == pd.Timestamp(AS_OF)).all()
+
+
+def test_scores_equal_the_models_scores_on_the_training_matrix_rows_for_the_same_as_of(borough, scored):
+    from earlysignal.features import read_feature_matrix
+
+    matrix = read_feature_matrix(borough.data_dir / "features" / f"{borough.config.label.name}.parquet")
+    rows = matrix.frame[matrix.frame["as_of"] == pd.Timestamp(AS_OF)]
+    expected = pd.Series(borough.result.model.predict_proba(rows), index=rows["resident_id"].astype(str).to_numpy())
+    ranked = pd.read_parquet(scored.ranked_parquet).set_index("resident_id")
+    assert set(ranked.index) == set(expected.index)
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected.loc[ranked.index].to_numpy())
+
+
+def test_everyone_living_in_the_borough_is_either_scored_or_listed_with_a_reason(borough, scored):
+    residency = pd.read_parquet(borough.data_dir / "residency.parquet")
+    ts = pd.Timestamp(AS_OF)
+    living = residency[(pd.to_datetime(residency["start_date"]) <= ts)
+                       & (residency["end_date"].isna() | (pd.to_datetime(residency["end_date"]) > ts))]
+    living_ids = set(living["resident_id"].astype(str))
+    scored_ids = set(scored.ranked["resident_id"])
+    unscored = pd.read_parquet(scored.unscored_parquet)
+    assert scored_ids.isdisjoint(set(unscored["resident_id"]))
+    assert scored_ids | set(unscored["resident_id"]) == living_ids
+    assert unscored["reason"].str.len().gt(0).all()
+    reasons = set(unscored["reason"])
+    assert "older than the cohort's maximum age (17)" in reasons
+    assert scored.summary["counts"]["unscored"] == len(unscored)
+
+
+def test_flagged_residents_get_plain_english_reasons_from_the_models_feature_descriptions(borough, scored):
+    flagged = scored.ranked[scored.ranked["flagged"]]
+    assert (flagged["reason_1"].str.len() > 0).all()
+    assert (flagged["contribution_1"] > 0).all()
+    assert (flagged["contribution_1"] >= flagged["contribution_2"].fillna(0)).all()
+    descriptions = [f["description"] for f in borough.result.model.feature_metadata["features"]]
+    prefixes = {d.split("{value}")[-1].strip()[:25] for d in descriptions}
+    assert all(any(p and p in reason for p in prefixes) for reason in flagged["reason_1"])
+    assert not flagged["reason_1"].str.contains("9999").any()
+
+
+def test_summary_records_model_counts_and_drift_and_the_mlflow_run_holds_no_resident_data(scored):
+    summary = json.loads(scored.summary_json.read_text())
+    assert summary["model_uri"] == scored.summary["model_uri"]
+    assert summary["counts"]["scored"] == len(scored.ranked)
+    assert set(summary["drift"]) >= {"score_psi", "feature_psi", "features_over_warn"}
+    client = MlflowClient()
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`earlysignal.stage` = 'score'"
+    )
+    run = runs[0]
+    logged = json.dumps({"params": run.data.params, "tags": run.data.tags})
+    assert not any(rid in logged for rid in scored.ranked["resident_id"].head(200))
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "score")] == ["score/summary.json"]
+    assert run.data.metrics["scored"] == len(scored.ranked)
+
+
+def test_scoring_uses_the_models_feature_spec_when_the_config_has_changed(borough, scored, tmp_path):
+    raw = borough.config.model_dump(mode="json")
+    raw["features"]["families"] = [f for f in raw["features"]["families"] if f["name"] != "fire"]
+    changed = config_from_dict(raw)
+    result = score_cohort(changed, AS_OF, model_uri=borough.result.model_uri, out=tmp_path, allow_unapproved=True,
+                          log_to_mlflow=False)
+    assert result.summary["spec"].startswith("differs from the current config")
+    pd.testing.assert_frame_equal(result.ranked, scored.ranked)
+
+
+def test_data_lacking_a_source_the_models_spec_needs_is_an_error_naming_it(borough, tmp_path):
+    data = tmp_path / "no-fire"
+    shutil.copytree(borough.data_dir, data, ignore=shutil.ignore_patterns("features", "ground_truth"))
+    events = pd.read_parquet(data / "events.parquet")
+    events[events["source"] != "fire"].to_parquet(data / "events.parquet", index=False)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["sources"] = [s for s in manifest["sources"] if s != "fire"]
+    manifest["row_counts"]["events"] = int((events["source"] != "fire").sum())
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ContractError, match=r"needs source\(s\) \['fire'\]"):
+        score_cohort(borough.config, AS_OF, model_uri=borough.result.model_uri, data_dir=data,
+                     out=tmp_path / "out", allow_unapproved=True, log_to_mlflow=False)
+
+
+def test_after_approval_the_champion_is_scored_by_default(borough, tmp_path):
+    from earlysignal.approval import approve_model
+
+    report = tmp_path / "audit.html"
+    report.write_text(
+        f'<html><head><meta name="earlysignal-model" content="{borough.config.model.name}/'
+        f'{borough.result.model_version}"></head><body>audit</body></html>'
+    )
+    approve_model(borough.config.model.name, borough.result.model_version, approver="Test Approver", report_path=report)
+    result = score_cohort(borough.config, AS_OF, out=tmp_path / "out", log_to_mlflow=False)
+    assert result.summary["approval_checked"] is True
+    assert result.summary["model_uri"] == borough.result.model_uri
+
+
+def test_population_stability_index_is_zero_for_the_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    reference = reference_bins(rng.normal(size=20_000))
+    assert psi(reference, rng.normal(size=20_000)) < 0.01
+    assert psi(reference, rng.normal(loc=1.0, size=20_000)) > 0.25
+    counts = reference_bins(np.r_[np.zeros(900), np.ones(100), np.full(10, np.nan)])
+    assert psi(counts, np.r_[np.zeros(900), np.ones(100), np.full(10, np.nan)]) == pytest.approx(0.0)
