@@ -77,7 +77,7 @@ def _num(value: Any) -> float | None:
 
 def describe_feature(template: str) -> str:
     """A feature description without its '{value}' placeholder, for a list of inputs."""
-    text = re.sub(r":?\s*\{value\}\s*$", "", template or "").strip()
+    text = re.sub(r":\s*\{value\}\s*$", "", template or "").strip()
     return text.replace("{value}", "N")
 
 
@@ -179,6 +179,15 @@ def missingness(sample: pd.DataFrame, feature_columns: Sequence[str], protected:
     return {"attributes": attributes, "features": features, "rows": round_count(len(sample), 5)}
 
 
+def _capacity_words(config: ProjectConfig) -> str:
+    parts = []
+    if config.capacity.k is not None:
+        parts.append(str(config.capacity.k))
+    if config.capacity.top_percent is not None:
+        parts.append(f"{config.capacity.top_percent:g}%")
+    return " or ".join(parts) + (" (whichever is smaller)" if len(parts) == 2 else "")
+
+
 def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
     cohort = f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough at each as-of date"
@@ -192,8 +201,7 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
             f"{model.get('data_fingerprint') or 'not recorded'}.")},
         {"title": "Intended use", "text": (
             f"To help a team decide whose case to look at first: {cohort} are ranked and the top "
-            f"{config.capacity.k or ''}{' / top ' + str(config.capacity.top_percent) + '%' if config.capacity.top_percent else ''} "
-            "per as-of date (the team's capacity) are flagged for a human review. Not for automated decisions, "
+            f"{_capacity_words(config)} per as-of date (the team's capacity) are flagged for a human review. Not for automated decisions, "
             "not for eligibility, enforcement or any decision about an individual without a practitioner's judgement.")},
         {"title": "Factors", "text": (
             "Performance and error rates are reported by " + ", ".join(config.audit.protected)

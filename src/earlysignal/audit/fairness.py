@@ -356,7 +356,8 @@ def audit_fairness(
     return {
         "ratio_band": list(ratio_band),
         "bootstrap": bootstrap,
-        "ratio_metrics": RATIO_METRICS,
+        # A list, not a mapping: audit.json is written with sorted keys and the table keeps this order.
+        "ratio_metrics": [{"metric": m, "label": words} for m, words in RATIO_METRICS.items()],
         "characteristics": results,
         "findings": findings,
     }

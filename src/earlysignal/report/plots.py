@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 INK = "#1f2a44"
 ACCENT = "#0b6e99"
@@ -79,6 +80,11 @@ def ratio_plot(characteristic: dict[str, Any], metric: str, band: tuple[float, f
         axis.plot([r["ratio"]], [i], marker="o", color=colour)
     axis.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
     axis.set_xscale("log")
+    # Plain tick labels (0.5, 1, 2) rather than powers of ten: a board reads "twice as often".
+    values = [v for _, r in rows for v in (r["ratio"], r["low"], r["high"]) if v]
+    ticks = [t for t in (0.1, 0.25, 0.5, 0.8, 1, 1.25, 2, 4, 10) if min(values + [band[0]]) / 1.5 <= t <= max(values + [band[1]]) * 1.5]
+    axis.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel(f"{title} ratio vs {characteristic['reference']} (log scale; green band = {band[0]}–{band[1]})")
     axis.invert_yaxis()
     axis.grid(alpha=0.3, axis="x")
