@@ -22,6 +22,7 @@ import csv
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -773,17 +774,26 @@ def _flag_duplicates(table: pa.Table, reasons: _Reasons, key: str | None, compar
         reasons.flag(f"duplicate_{key}", conflicted)
 
 
+def _reference_masks(values: pa.ChunkedArray, accepted: pa.Array, seen: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(ids whose parent rows were all quarantined, ids never in the parent table); nulls are in neither."""
+    missing = _np(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=accepted))))
+    if not missing.any():
+        return missing, missing
+    was_seen = _np(pc.is_in(values, value_set=seen))
+    return missing & was_seen, missing & ~was_seen
+
+
 def _flag_reference(
     values: pa.ChunkedArray, accepted: pa.Array, seen: pa.Array, reasons: _Reasons, what: str
 ) -> None:
     """Unknown ids (never in the parent table) and ids whose parent rows were all quarantined."""
-    present = pc.is_valid(values)
-    missing = _np(pc.and_(present, pc.invert(pc.is_in(values, value_set=accepted))))
-    if not missing.any():
-        return
-    was_seen = _np(pc.is_in(values, value_set=seen))
-    reasons.flag(f"quarantined_{what}", missing & was_seen)
-    reasons.flag(f"unknown_{what}", missing & ~was_seen)
+    _flag_reference_masks(_reference_masks(values, accepted, seen), reasons, what)
+
+
+def _flag_reference_masks(masks: tuple[np.ndarray, np.ndarray], reasons: _Reasons, what: str) -> None:
+    quarantined, unknown = masks
+    reasons.flag(f"quarantined_{what}", quarantined)
+    reasons.flag(f"unknown_{what}", unknown)
 
 
 def _check_residents(table: pa.Table, reasons: _Reasons, context: _Context) -> None:
@@ -831,24 +841,31 @@ def _overlapping_spells(table: pa.Table, candidates: np.ndarray) -> np.ndarray:
 
 
 def _check_events(table: pa.Table, reasons: _Reasons, context: _Context) -> None:
-    _flag_nulls(table, reasons, "events")
-    reasons.flag(
-        "missing_resident_and_address",
-        _np(pc.and_(pc.is_null(table.column("resident_id")), pc.is_null(table.column("address_id")))),
-    )
-    reasons.flag("unknown_event_type", ~_in_vocabulary(table))
-    value = table.column("value")
-    reasons.flag("non_finite_value", _np(pc.invert(pc.is_finite(value))))
-    reasons.flag("negative_value", _np(pc.less(value, 0.0)))
-    reasons.flag("known_at_before_event_time", _np(pc.less(table.column("known_at"), table.column("event_time"))))
-    _flag_after_extract(table, reasons, ("event_time", "known_at"), context)
-    _flag_duplicates(table, reasons, "event_id", tuple(c.name for c in SCHEMAS["events"]))
-    _flag_reference(
-        table.column("resident_id"), context.accepted_residents, context.seen_residents, reasons, "resident"
-    )
-    _flag_reference(
-        table.column("address_id"), context.accepted_addresses, context.seen_addresses, reasons, "address"
-    )
+    # The two id lookups are the costliest scans and do not depend on other checks: they run on a
+    # second thread (Arrow releases the GIL) while the rest goes on; flags are still applied in order.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        residents = pool.submit(
+            _reference_masks, table.column("resident_id"), context.accepted_residents, context.seen_residents
+        )
+        addresses = pool.submit(
+            _reference_masks, table.column("address_id"), context.accepted_addresses, context.seen_addresses
+        )
+        _flag_nulls(table, reasons, "events")
+        reasons.flag(
+            "missing_resident_and_address",
+            _np(pc.and_(pc.is_null(table.column("resident_id")), pc.is_null(table.column("address_id")))),
+        )
+        reasons.flag("unknown_event_type", ~_in_vocabulary(table))
+        value = table.column("value")
+        reasons.flag("non_finite_value", _np(pc.invert(pc.is_finite(value))))
+        reasons.flag("negative_value", _np(pc.less(value, 0.0)))
+        reasons.flag(
+            "known_at_before_event_time", _np(pc.less(table.column("known_at"), table.column("event_time")))
+        )
+        _flag_after_extract(table, reasons, ("event_time", "known_at"), context)
+        _flag_duplicates(table, reasons, "event_id", tuple(c.name for c in SCHEMAS["events"]))
+        _flag_reference_masks(residents.result(), reasons, "resident")
+        _flag_reference_masks(addresses.result(), reasons, "address")
 
 
 def _in_vocabulary(table: pa.Table) -> np.ndarray:
