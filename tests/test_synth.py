@@ -22,6 +22,8 @@ from earlysignal.synth import generate_borough, oracle_risk, parse_recording_bia
 
 EXTRACT = dt.date(2026, 1, 1)
 AS_OF_DATES = [dt.date(y, m, 1) for y in (2021, 2022, 2023, 2024) for m in (1, 4, 7, 10)] + [dt.date(2025, 1, 1)]
+# Half-yearly, so 6-month outcome windows do not overlap and no outcome is counted twice.
+HALF_YEARS = [dt.date(y, m, 1) for y in (2021, 2022, 2023, 2024, 2025) for m in (1, 7)]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def _had_outcome(folder: Path, resident_ids: pd.Series, as_of: dt.date, months: 
 
 def _stacked_children(folder: Path, types: list[str], months: int = 6) -> pd.DataFrame:
     frames = []
-    for as_of in AS_OF_DATES:
+    for as_of in HALF_YEARS:
         children = _children_at(folder, as_of)
         children["as_of"] = as_of
         children["label"] = _had_outcome(folder, children["resident_id"], as_of, months, types)
@@ -86,13 +88,16 @@ def _stacked_children(folder: Path, types: list[str], months: int = 6) -> pd.Dat
 
 
 def _rate_ratio_ci(frame: pd.DataFrame, exposed: str) -> tuple[float, float, float]:
-    """Rate ratio of `label` between exposed and unexposed rows, with a 95% interval (log scale)."""
+    """Rate ratio of `label` between exposed and unexposed rows, with a 99% interval (log scale).
+
+    99% rather than 95% because the same child appears at several as_of dates (rows are clustered),
+    which makes the simple Poisson interval a little too narrow."""
     a = frame.loc[frame[exposed], "label"].sum()
     n1 = frame[exposed].sum()
     b = frame.loc[~frame[exposed], "label"].sum()
     n0 = (~frame[exposed]).sum()
     ratio = (a / n1) / (b / n0)
-    half = 1.96 * np.sqrt(1 / max(a, 0.5) + 1 / max(b, 0.5))
+    half = 2.58 * np.sqrt(1 / max(a, 0.5) + 1 / max(b, 0.5))
     return float(ratio), float(ratio * np.exp(-half)), float(ratio * np.exp(half))
 
 
@@ -465,3 +470,24 @@ def test_a_child_on_a_plan_never_starts_another_and_plans_are_for_children(synth
 def test_null_world_shares_people_and_events_with_the_standard_world(null_borough: Path, synth_borough_small: Path) -> None:
     for name in ("residents.parquet", "residency.parquet", "events.parquet"):
         assert (null_borough / name).read_bytes() == (synth_borough_small / name).read_bytes(), name
+
+
+def test_recording_bias_in_social_care_also_raises_the_groups_referrals_but_not_plans(
+    biased_borough: Path, synth_borough_small: Path
+) -> None:
+    truth = _read(synth_borough_small, "ground_truth/people.parquet").set_index("resident_id")
+
+    def counts(folder: Path) -> pd.DataFrame:
+        outcomes = _read(folder, "outcomes.parquet")
+        outcomes["black"] = truth.loc[outcomes["resident_id"], "ethnicity"].to_numpy() == "Black"
+        return outcomes.groupby(["outcome_type", "black"]).size()
+
+    standard, biased = counts(synth_borough_small), counts(biased_borough)
+    assert biased[("csc_referral", True)] / standard[("csc_referral", True)] > 1.8
+    assert biased[("csc_referral", False)] / standard[("csc_referral", False)] == pytest.approx(1.0, abs=0.15)
+    plans_standard = standard[("child_protection_plan", False)] + standard[("child_protection_plan", True)]
+    plans_biased = biased[("child_protection_plan", False)] + biased[("child_protection_plan", True)]
+    assert plans_biased == pytest.approx(plans_standard, rel=0.3)
+    hazards = json.loads((biased_borough / "ground_truth" / "hazards.json").read_text())
+    biased_processes = {p["name"] for p in hazards["processes"] if p["recorded_by"] == "social_care"}
+    assert biased_processes == {"csc_referral", "s47_enquiry"}
