@@ -268,96 +268,163 @@ def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarr
 
 @dataclass
 class _Groups:
-    """Grouped events of one family as NumPy arrays (one row per (entity, type, first_j, tb))."""
+    """Grouped events of one event type: one row per (entity, first_j, tb)."""
 
     entity: np.ndarray
-    type_idx: np.ndarray
     first_j: np.ndarray
-    last_j: dict[int | None, np.ndarray]
+    tb: np.ndarray
     n: np.ndarray
     s: np.ndarray | None
     nv: np.ndarray | None
     vmax: np.ndarray | None
     last_day: np.ndarray
     first_day: np.ndarray
+    lookups: dict[int | None, np.ndarray]
+    J: int
 
-    def subset(self, mask: np.ndarray) -> _Groups:
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[mask]
+    def last_j(self, window: int | None) -> np.ndarray:
+        """Last as_of index each group counts at, for a window of `window` days (None: all history)."""
+        if window is None:
+            return np.full(self.tb.size, self.J - 1, dtype=np.int64)
+        return self.lookups[window][self.tb]
+
+
+@dataclass
+class _EventTable:
+    """All families' grouped events for one entity kind, sorted by event kind."""
+
+    kinds: list[tuple[str, str]]
+    columns: dict[str, np.ndarray | None]
+    bounds: np.ndarray
+    lookups: dict[int | None, np.ndarray]
+    J: int
+
+    def groups(self, source: str, event_type: str) -> _Groups:
+        """The groups of one (source, event_type)."""
+        k = self.kinds.index((source, event_type))
+        part = slice(int(self.bounds[k]), int(self.bounds[k + 1]))
+
+        def pick(name: str, dtype: Any) -> np.ndarray | None:
+            values = self.columns[name]
+            return None if values is None else values[part].astype(dtype)
 
         return _Groups(
-            entity=self.entity[mask],
-            type_idx=self.type_idx[mask],
-            first_j=self.first_j[mask],
-            last_j={w: lj[mask] for w, lj in self.last_j.items()},
-            n=self.n[mask],
-            s=pick(self.s),
-            nv=pick(self.nv),
-            vmax=pick(self.vmax),
-            last_day=self.last_day[mask],
-            first_day=self.first_day[mask],
+            entity=pick("entity", np.int64),  # type: ignore[arg-type]
+            first_j=pick("first_j", np.int64),  # type: ignore[arg-type]
+            tb=pick("tb", np.int64),  # type: ignore[arg-type]
+            n=pick("n", np.float64),  # type: ignore[arg-type]
+            s=pick("s", np.float64),
+            nv=pick("nv", np.float64),
+            vmax=pick("vmax", np.float64),
+            last_day=pick("last_day", np.float64),  # type: ignore[arg-type]
+            first_day=pick("first_day", np.float64),  # type: ignore[arg-type]
+            lookups=self.lookups,
+            J=self.J,
         )
 
 
-def _event_groups(
-    ctx: _Context, family: FeatureFamily, types: Sequence[str], entity: str, windows: list[int | None]
-) -> _Groups:
+@dataclass(frozen=True)
+class _FamilyWindows:
+    plain: list[int | None]
+    count: list[int | None]
+    value: list[int | None]
+    maximum: list[int | None]
+
+    @property
+    def every(self) -> list[int | None]:
+        return sorted(set(self.count) | set(self.value) | set(self.maximum), key=lambda d: -1 if d is None else d)
+
+
+def _family_windows(family: FeatureFamily) -> _FamilyWindows:
+    """Window lengths (days; None = all history) each statistic of a family needs (2w for trends)."""
+    from earlysignal.config import window_days
+
+    aggregates = set(family.aggregates)
+    plain = [window_days(w) for w in family.windows]
+    count: set[int | None] = set()
+    if aggregates & {"count", "distinct_types", "sum", "mean", "trend"}:
+        count.update(plain)
+    if "trend" in aggregates:
+        count.update(2 * w for w in plain if w is not None)
+    order = lambda d: -1 if d is None else d  # noqa: E731
+    return _FamilyWindows(
+        plain=plain,
+        count=sorted(count, key=order),
+        value=plain if aggregates & {"sum", "mean"} else [],
+        maximum=plain if "max" in aggregates else [],
+    )
+
+
+def _entity_kind(scope: str) -> str:
+    return "address" if scope == "address" else "resident"
+
+
+def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) -> _EventTable | None:
+    """Run one grouped-events query for every family that reads `entity`-keyed events."""
+    users = [f for f in families if any(_entity_kind(s) == entity for s in f.scopes)]
+    if not users:
+        return None
+    kinds: list[tuple[str, str]] = []
+    windows: set[int | None] = set()
+    for family in users:
+        for event_type in family_event_types(family):
+            if (family.source, event_type) not in kinds:
+                kinds.append((family.source, event_type))
+        windows.update(_family_windows(family).every)
+    with_values = any({"sum", "mean"} & set(f.aggregates) for f in users)
+    with_max = any("max" in f.aggregates for f in users)
     grid = ctx.grid
     as_of_days = grid.days
-    threshold_days = np.unique(
-        np.concatenate([as_of_days - w for w in windows if w is not None] or [np.zeros(0, dtype=np.int64)])
-    )
+    lengths = [w for w in windows if w is not None]
+    threshold_days = np.unique(np.concatenate([as_of_days - w for w in lengths])) if lengths else np.zeros(0, np.int64)
     thresholds = [dt.datetime.combine(EPOCH + dt.timedelta(days=int(d)), dt.time()) for d in threshold_days]
-    with_values = bool({"sum", "mean"} & set(family.aggregates))
-    with_max = "max" in family.aggregates
-    sql = event_groups_sql(
-        ctx.engine.dialect,
-        source=family.source,
-        event_types=types,
-        entity=entity,
-        grid=grid.timestamps,
-        thresholds=thresholds,
-        with_values=with_values,
-        with_max=with_max,
+    table = ctx.engine.run(
+        event_groups_sql(
+            ctx.engine.dialect,
+            event_kinds=kinds,
+            entity=entity,
+            grid=grid.timestamps,
+            thresholds=thresholds,
+            with_values=with_values,
+            with_max=with_max,
+        )
     )
-    table = ctx.engine.run(sql)
-    tb = table.column("tb").to_numpy().astype(np.int64)
-    last_j: dict[int | None, np.ndarray] = {}
-    for w in windows:
-        if w is None:
-            last_j[w] = np.full(tb.size, grid.size - 1, dtype=np.int64)
-            continue
+    lookups: dict[int | None, np.ndarray] = {}
+    for w in lengths:
         # tb = number of thresholds <= t, so the largest threshold <= t is threshold_days[tb-1];
         # each window's own thresholds A_i - w are among them, hence this lookup is exact.
         lookup = np.full(threshold_days.size + 1, -1, dtype=np.int64)
         lookup[1:] = np.searchsorted(as_of_days - w, threshold_days, side="right") - 1
-        last_j[w] = lookup[tb]
+        lookups[w] = lookup
+    type_idx = table.column("type_idx").to_numpy().astype(np.int16)
+    order = np.argsort(type_idx, kind="stable")
+    bounds = np.searchsorted(type_idx[order], np.arange(len(kinds) + 1))
 
     def column(name: str, dtype: Any) -> np.ndarray:
-        return table.column(name).to_numpy(zero_copy_only=False).astype(dtype)
+        return table.column(name).to_numpy(zero_copy_only=False).astype(dtype)[order]
 
     def days(name: str) -> np.ndarray:
         micros = table.column(name).cast("int64").to_numpy()
-        return np.floor_divide(micros, MICROSECONDS_PER_DAY).astype(np.float64)
+        return np.floor_divide(micros, MICROSECONDS_PER_DAY).astype(np.int32)[order]
 
-    return _Groups(
-        entity=column("entity", np.int64),
-        type_idx=column("type_idx", np.int64),
-        first_j=column("first_j", np.int64),
-        last_j=last_j,
-        n=column("n", np.float64),
-        s=np.nan_to_num(column("s", np.float64), nan=0.0) if with_values else None,
-        nv=column("nv", np.float64) if with_values else None,
-        vmax=column("vmax", np.float64) if with_max else None,
-        last_day=days("t_last"),
-        first_day=days("t_first"),
-    )
+    columns: dict[str, np.ndarray | None] = {
+        "entity": column("entity", np.int32),
+        "first_j": column("first_j", np.int16),
+        "tb": column("tb", np.int16 if threshold_days.size < 32_000 else np.int32),
+        "n": column("n", np.int32),
+        "s": np.nan_to_num(column("s", np.float64), nan=0.0) if with_values else None,
+        "nv": column("nv", np.int32) if with_values else None,
+        "vmax": column("vmax", np.float64) if with_max else None,
+        "last_day": days("t_last"),
+        "first_day": days("t_first"),
+    }
+    return _EventTable(kinds=kinds, columns=columns, bounds=bounds, lookups=lookups, J=grid.size)
 
 
 def _window_sums(groups: _Groups, window: int | None, weights: np.ndarray, n_entities: int, J: int) -> np.ndarray:
     """[J, entities] sums of `weights` over events counting at each as_of, via a difference array:
     +w at first_j, -w at last_j + 1, then a running sum down the as_of axis."""
-    first, last = groups.first_j, groups.last_j[window]
+    first, last = groups.first_j, groups.last_j(window)
     valid = first <= last
     entity = groups.entity[valid]
     w = weights[valid]
@@ -382,7 +449,7 @@ def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) ->
     assert groups.vmax is not None
     out = np.full((J, n_entities), -np.inf)
     has_value = ~np.isnan(groups.vmax)
-    first, last = groups.first_j, groups.last_j[window]
+    first, last = groups.first_j, groups.last_j(window)
     for j in range(J):
         # A range-max has no difference-array form; one pass per as_of over the groups is cheap.
         mask = has_value & (first <= j) & (last >= j)
@@ -462,26 +529,24 @@ class _TypeStats:
 Sink = Any  # Callable[[str, np.ndarray], None]: stores one finished column
 
 
-def _family_columns(ctx: _Context, family: FeatureFamily, definitions: list[FeatureDefinition], sink: Sink) -> None:
+def _family_columns(
+    ctx: _Context,
+    family: FeatureFamily,
+    definitions: list[FeatureDefinition],
+    tables: dict[str, _EventTable | None],
+    sink: Sink,
+) -> None:
     """Compute one family's features (and imputed flags) at the cohort rows and hand each to `sink`.
 
     Streams type by type: each [J, entities] array is gathered to the cohort rows and dropped at
     once, so memory holds one dense array and one type's gathered statistics at a time.
     """
-    from earlysignal.config import window_days
-
     types = family_event_types(family)
     J = ctx.grid.size
     aggregates = set(family.aggregates)
-    plain_windows = [window_days(w) for w in family.windows]
-    count_windows: set[int | None] = set()
-    if aggregates & {"count", "distinct_types", "sum", "mean", "trend"}:
-        count_windows.update(plain_windows)
-    if "trend" in aggregates:
-        count_windows.update(2 * w for w in plain_windows if w is not None)
-    value_windows = plain_windows if aggregates & {"sum", "mean"} else []
-    max_windows = plain_windows if "max" in aggregates else []
-    all_windows = sorted(count_windows | set(value_windows) | set(max_windows), key=lambda d: -1 if d is None else d)
+    windows = _family_windows(family)
+    plain_windows, count_windows = windows.plain, windows.count
+    value_windows, max_windows = windows.value, windows.maximum
     need_last = "days_since_last" in aggregates
     need_first = "days_since_first" in aggregates
     need_pooled = any(d.event_type == "all" and d.aggregate != "distinct_types" for d in definitions)
@@ -495,18 +560,15 @@ def _family_columns(ctx: _Context, family: FeatureFamily, definitions: list[Feat
     for entity, scopes in entity_scopes.items():
         if not scopes:
             continue
-        started = time.perf_counter()
-        groups = _event_groups(ctx, family, types, entity, all_windows)
-        ctx.timings["engine_events"] = ctx.timings.get("engine_events", 0.0) + time.perf_counter() - started
+        table = tables[entity]
+        assert table is not None
         started = time.perf_counter()
         n_entities = int((ctx.resident_entity if entity == "resident" else ctx.address_entity).max(initial=-1)) + 1
         gatherers = {scope: _ScopeGatherer(ctx, scope, n_entities) for scope in scopes}
         pooled = {scope: _TypeStats() for scope in scopes}
         distinct = {scope: {w: np.zeros(n_rows) for w in plain_windows} for scope in scopes}
-        order = np.argsort(groups.type_idx, kind="stable")
-        bounds = np.searchsorted(groups.type_idx[order], np.arange(len(types) + 1))
-        for type_index, event_type in enumerate(types):
-            subset = groups.subset(order[bounds[type_index] : bounds[type_index + 1]])
+        for event_type in types:
+            subset = table.groups(family.source, event_type)
             stats = {scope: _TypeStats() for scope in scopes}
 
             def spread(kind: str, dense: np.ndarray, how: str, window: int | None = None) -> None:
@@ -517,7 +579,7 @@ def _family_columns(ctx: _Context, family: FeatureFamily, definitions: list[Feat
                     else:
                         getattr(stats[scope], kind)[window] = values
 
-            for w in sorted(count_windows, key=lambda d: -1 if d is None else d):
+            for w in count_windows:
                 spread("count", _window_sums(subset, w, subset.n, n_entities, J), "sum", w)
             for w in value_windows:
                 spread("total", _window_sums(subset, w, subset.s, n_entities, J), "sum", w)  # type: ignore[arg-type]
@@ -544,7 +606,7 @@ def _family_columns(ctx: _Context, family: FeatureFamily, definitions: list[Feat
                 if definition.scope == scope and definition.event_type == "all" and not definition.is_imputed_flag:
                     values, undefined = _aggregate_values(definition, pooled[scope], distinct[scope], as_of_days)
                     _apply_missing_rule(definition, values, undefined, sink)
-        del groups, pooled, distinct
+        del pooled, distinct
         ctx.timings["numpy_events"] = ctx.timings.get("numpy_events", 0.0) + time.perf_counter() - started
 
 
@@ -788,9 +850,13 @@ def build_feature_matrix(
             def sink(name: str, values: np.ndarray) -> None:
                 matrix_values[:, position[name]] = values
 
+            started = time.perf_counter()
+            tables = {entity: _event_table(ctx, families, entity) for entity in ("resident", "address")}
+            timings["engine_events"] = time.perf_counter() - started
             for family in families:
                 step(f"Features: {family.name}")
-                _family_columns(ctx, family, family_definitions(family), sink)
+                _family_columns(ctx, family, family_definitions(family), tables, sink)
+            del tables
             step("Assembling the matrix")
             started = time.perf_counter()
             frame = _assemble_frame(resident_ids, grid, cohort, labels, model_definitions, matrix_values, attributes)

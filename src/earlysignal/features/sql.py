@@ -13,7 +13,7 @@ Registered table names the SQL expects:
 The event query avoids joining events to the grid (which multiplies every event by every
 as_of whose window holds it). An event (event_time t, known_at k) counts for grid date A_j in a
 window of w days iff max(k, t) < A_j and t >= A_j - w, i.e. for the contiguous index range
-first_j <= j <= last_j(w). The SQL tags each event with first_j (how many grid dates are
+first_j <= j <= last_j(w). The SQL (one query per entity kind, all families at once) tags each event with first_j (how many grid dates are
 <= max(k, t)) and a time bucket tb (how many of the window thresholds A_i - w are <= t) and
 groups by (entity, event type, first_j, tb); every window's last_j is a function of tb, so one
 GROUP BY serves all windows, and the builder turns the groups into difference arrays along j.
@@ -52,29 +52,33 @@ def _in_list(dialect: Dialect, values: Sequence[str]) -> str:
 def event_groups_sql(
     dialect: Dialect,
     *,
-    source: str,
-    event_types: Sequence[str],
+    event_kinds: Sequence[tuple[str, str]],
     entity: str,
     grid: Sequence[dt.datetime],
     thresholds: Sequence[dt.datetime],
     with_values: bool,
     with_max: bool,
 ) -> str:
-    """Grouped events of one family keyed by resident (entity='resident') or address (entity='address').
+    """Grouped events of every (source, event_type) in `event_kinds`, keyed by resident
+    (entity='resident') or address (entity='address'); one scan of the events serves all families.
 
-    Columns: entity, type_idx, first_j, tb, n, [s, nv], [vmax], t_last, t_first.
+    Columns: entity, type_idx (position in event_kinds), first_j, tb, n, [s, nv], [vmax], t_last, t_first.
     """
     if entity == "resident":
         join = "JOIN event_residents ix ON ix.resident_id = e.resident_id"
-        index_column = "ix.entity"
     elif entity == "address":
         join = "JOIN event_addresses ix ON ix.address_id = e.address_id"
-        index_column = "ix.entity"
     else:  # pragma: no cover - programming error
         raise ValueError(f"unknown entity {entity!r}")
-    type_case = " ".join(
-        f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in enumerate(event_types)
-    )
+    by_source: dict[str, list[tuple[int, str]]] = {}
+    for index, (source, event_type) in enumerate(event_kinds):
+        by_source.setdefault(source, []).append((index, event_type))
+    type_case = "CASE e.source " + " ".join(
+        f"WHEN {dialect.string_literal(source)} THEN CASE e.event_type "
+        + " ".join(f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in types)
+        + " END"
+        for source, types in by_source.items()
+    ) + " END"
     known = "GREATEST(e.known_at, e.event_time)"
     value_columns = ""
     if with_values:
@@ -82,22 +86,22 @@ def event_groups_sql(
     if with_max:
         value_columns += ",\n       MAX(value) AS vmax"
     return f"""WITH tagged AS (
-  SELECT {index_column} AS entity,
-         CASE e.event_type {type_case} END AS type_idx,
+  SELECT ix.entity,
+         {type_case} AS type_idx,
          {bucket_expression(dialect, known, grid)} AS first_j,
          {bucket_expression(dialect, "e.event_time", thresholds)} AS tb,
          CAST(e.value AS DOUBLE) AS value,
          e.event_time
   FROM events e
   {join}
-  WHERE e.source = {dialect.string_literal(source)}
-    AND e.event_type IN ({_in_list(dialect, event_types)})
+  WHERE e.source IN ({_in_list(dialect, list(by_source))})
     AND {known} < {dialect.timestamp_literal(grid[-1])}
 )
 SELECT entity, type_idx, first_j, tb,
        COUNT(*) AS n{value_columns},
        MAX(event_time) AS t_last, MIN(event_time) AS t_first
 FROM tagged
+WHERE type_idx IS NOT NULL
 GROUP BY entity, type_idx, first_j, tb"""
 
 
