@@ -207,7 +207,9 @@ class TrainingSection(_Section):
     bootstrap: int = Field(default=200, ge=0)
     # Feature the one-feature baseline ranks by; empty: the household's prior social care contacts.
     one_feature_baseline: str | None = None
-    num_threads: int = Field(default=2, gt=0)  # fixed, so LightGBM results do not depend on the machine
+    # LightGBM threads, fixed so results do not depend on the machine. One by default: on a shared
+    # 2-core machine OpenMP threads spin-wait and two ran ~3x slower than one (docs/performance.md).
+    num_threads: int = Field(default=1, gt=0)
 
 
 class CapacitySection(_Section):

@@ -193,7 +193,8 @@ def score_cohort(
         )
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
     say("loading data")
-    data = contract.load_linked_data(data_dir, spec_config)
+    # Scoring only reads: quarantine files are the validate and features stages' job.
+    data = contract.load_linked_data(data_dir, spec_config, write_quarantine=False)
     check_sources(spec_config, data, data_dir)
     if pd.Timestamp(as_of) > pd.Timestamp(data.extract_date) + pd.Timedelta(days=1):
         console.print(f"[yellow]as_of {as_of} is after the data's extract date {data.extract_date}.[/yellow]")
