@@ -376,6 +376,46 @@ def test_oracle_is_higher_in_adversity_and_calibrated_on_average(synth_borough_s
     assert roc_auc_score(stacked["referral"], stacked["p_referral"]) > 0.6
 
 
+def test_oracle_chain_method_averages_the_state_over_the_horizon_and_stays_calibrated(synth_borough_small: Path) -> None:
+    frames = []
+    for as_of in HALF_YEARS[:-1]:
+        children = _children_at(synth_borough_small, as_of)
+        ids = children["resident_id"].tolist()
+        children["label"] = _had_outcome(synth_borough_small, children["resident_id"], as_of, 6, ["csc_referral"])
+        children["persist"] = oracle_risk(synth_borough_small, ids, as_of, 6, ["csc_referral"])
+        children["chain"] = oracle_risk(synth_borough_small, ids, as_of, 6, ["csc_referral"], method="chain")
+        frames.append(children)
+    stacked = pd.concat(frames, ignore_index=True)
+    expected, observed = stacked["chain"].sum(), stacked["label"].sum()
+    assert abs(observed - expected) < 3 * np.sqrt(expected) + 0.1 * expected
+    # Without adversity, states can only arrive over the horizon, so the chain's risk is never lower.
+    adverse = stacked["any_adversity"]
+    assert (stacked.loc[~adverse, "chain"] >= stacked.loc[~adverse, "persist"]).all()
+    assert (stacked.loc[adverse, "chain"] != stacked.loc[adverse, "persist"]).mean() > 0.9
+    # Over a single month the chain has no time to move: both methods agree.
+    ids, as_of = stacked["resident_id"][:500].tolist(), HALF_YEARS[0]
+    one_month = [oracle_risk(synth_borough_small, ids, as_of, 1, ["csc_referral"], method=m) for m in ("persist", "chain")]
+    np.testing.assert_allclose(one_month[0], one_month[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="method"):
+        oracle_risk(synth_borough_small, stacked["resident_id"][:3].tolist(), HALF_YEARS[0], 6, ["csc_referral"], method="x")
+
+
+def test_transition_matrices_match_the_simulated_chain() -> None:
+    from earlysignal.synth.adversity import chain_parameters, simulate_states, transition_matrices
+
+    matrices = transition_matrices(chain_parameters())
+    assert np.allclose(matrices.sum(axis=-1), 1.0)
+    rng = np.random.default_rng(0)
+    n = 100_000
+    for tenure, kind, start in ((0, 3, 0), (0, 3, 11), (3, 0, 6)):
+        masks = simulate_states(
+            rng, np.full(n, tenure, dtype=np.int8), np.full(n, kind, dtype=np.int8), 2,
+            start_month=np.zeros(n, dtype=np.int64), initial=np.full(n, start, dtype=np.uint8),
+        ).masks
+        observed = np.bincount(masks[:, 1], minlength=16) / n
+        assert np.abs(observed - matrices[tenure, kind, start]).max() < 0.005
+
+
 def test_oracle_is_nan_for_people_not_living_in_the_borough_and_rejects_unknown_ids(synth_borough_small: Path) -> None:
     residency = _read(synth_borough_small, "residency.parquet")
     later = residency.loc[residency["start_date"] > dt.date(2024, 1, 1), "resident_id"]

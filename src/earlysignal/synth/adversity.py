@@ -153,3 +153,35 @@ def intersect_runs(
     piece_end = np.minimum(run_end[run], end[interval])
     keep = piece_start < piece_end
     return interval[keep], piece_start[keep], piece_end[keep], run_mask[run][keep]
+
+
+def chain_parameters() -> dict[str, list]:
+    """The chain's parameters as plain data (written to ground_truth/hazards.json for the oracle)."""
+    return {
+        "onset": ONSET.tolist(),
+        "remission": REMISSION.tolist(),
+        "onset_boost": ONSET_BOOST.tolist(),
+        "tenure_onset": TENURE_ONSET.tolist(),
+        "kind_onset": KIND_ONSET.tolist(),
+    }
+
+
+def transition_matrices(params: dict[str, list]) -> np.ndarray:
+    """Monthly transition probabilities P[tenure, kind, from_mask, to_mask] of the chain in `params`.
+
+    Given the current mask, each state switches independently (one uniform draw each), so a row is a
+    product of per-state Bernoulli probabilities, exactly as `simulate_states` draws them.
+    """
+    onset = np.asarray(params["onset"], dtype=float)
+    remission = np.asarray(params["remission"], dtype=float)
+    boost = np.asarray(params["onset_boost"], dtype=float)
+    by_tenure = np.asarray(params["tenure_onset"], dtype=float)  # (state, tenure)
+    by_kind = np.asarray(params["kind_onset"], dtype=float)  # (state, kind)
+    bits = mask_bits(np.arange(N_MASKS))  # (mask, state)
+    boosted = onset[None, :] * np.prod(np.where(bits[:, None, :] == 1, boost[None, :, :], 1.0), axis=2)
+    static = by_tenure.T[:, None, :] * by_kind.T[None, :, :]  # (tenure, kind, state)
+    p_onset = np.clip(static[:, :, None, :] * boosted[None, None, :, :], 0.0, 1.0)  # (tenure, kind, mask, state)
+    p_on_next = np.where(bits[None, None, :, :] == 1, 1.0 - remission, p_onset)
+    to_bits = bits[None, None, None, :, :]  # (1, 1, 1, to_mask, state)
+    p = p_on_next[:, :, :, None, :]
+    return np.prod(np.where(to_bits == 1, p, 1.0 - p), axis=4)

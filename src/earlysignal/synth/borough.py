@@ -14,7 +14,15 @@ from earlysignal import __version__
 from earlysignal.config import SynthSection
 from earlysignal.errors import EarlySignalError
 from earlysignal.synth import writer
-from earlysignal.synth.adversity import DA, FH, STATES, intersect_runs, simulate_states, state_runs
+from earlysignal.synth.adversity import (
+    DA,
+    FH,
+    STATES,
+    chain_parameters,
+    intersect_runs,
+    simulate_states,
+    state_runs,
+)
 from earlysignal.synth.bias import SOURCES, bias_to_json, check_recording_biases
 from earlysignal.synth.hazards import AGE_BAND_EDGES, PROCESSES, age_band
 from earlysignal.synth.outcomes import OUTCOME_CODES, Outcomes, generate_outcomes
@@ -357,6 +365,8 @@ def _write_all(
             for p in PROCESSES
         ],
         "recording_bias": [bias_to_json(b) for b in synth.recording_bias] if not null_world else [],
+        # The latent chain, for oracle_risk(method="chain"); indices follow these tenure and kind lists.
+        "chain": {**chain_parameters(), "tenures": list(TENURES), "kinds": list(HOUSEHOLD_KINDS)},
     }
     writer.write_manifest(truth / "hazards.json", hazards)
     manifest = {

@@ -98,12 +98,22 @@ def state_multiplier(betas: tuple[float, ...] | np.ndarray) -> np.ndarray:
 
 
 def relative_hazard(
-    process: Process | dict, band: np.ndarray, mask: np.ndarray, disabled: np.ndarray, null_world: bool
+    process: Process | dict,
+    band: np.ndarray,
+    mask: np.ndarray,
+    disabled: np.ndarray,
+    null_world: bool,
+    state_part: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Hazard relative to the base rate (before recording bias): age x state x disability."""
+    """Hazard relative to the base rate (before recording bias): age x state x disability.
+
+    `state_part` replaces exp(betas . bits[mask]) per person when given (the oracle's chain method
+    passes the expected value over the horizon).
+    """
     get = (lambda k: process[k]) if isinstance(process, dict) else (lambda k: getattr(process, k))
     age = np.asarray(get("age_multipliers"), dtype=float)[band]
     if null_world:
         return (age > 0).astype(float)
     dis = np.where(disabled, float(get("disability_multiplier")), 1.0)
-    return age * state_multiplier(get("betas"))[mask] * dis
+    state = state_multiplier(get("betas"))[mask] if state_part is None else state_part
+    return age * state * dis

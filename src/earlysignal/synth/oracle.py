@@ -1,10 +1,12 @@
 """The oracle: the probability of an outcome given the true latent state, from a borough's ground truth.
 
 For a resident living in the borough at `as_of`, each process's daily hazard is computed from the
-household's latent state mask and the resident's age band *at as_of*, which are assumed to persist over
-the horizon; then P(at least one of the outcome types starts in [as_of, as_of + horizon)) =
-1 - exp(-sum of the hazards of processes that record any of those types * horizon days).
-Residents not living in the borough at as_of get NaN.
+household's latent state mask and the resident's age band *at as_of*; then P(at least one of the
+outcome types starts in [as_of, as_of + horizon)) = 1 - exp(-sum of the hazards of processes that record
+any of those types * horizon days). With method="persist" (the default) the state is assumed to last
+the whole horizon; with method="chain" the state part of each hazard is its expected value over the
+horizon under the household's monthly Markov chain, started from the state at as_of (the age band is
+still held fixed). Residents not living in the borough at as_of get NaN.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from earlysignal.errors import ContractError
-from earlysignal.synth.adversity import STATES
-from earlysignal.synth.hazards import age_band, relative_hazard
+from earlysignal.synth.adversity import STATES, transition_matrices
+from earlysignal.synth.hazards import age_band, relative_hazard, state_multiplier
 from earlysignal.synth.timeline import add_months
 
 _NEVER = np.int64(10**7)  # a day number far beyond any extract date: "no end"
@@ -40,6 +42,7 @@ class _Truth:
     states: dict[str, np.ndarray]  # household, bit, start, end
     reference: dict[str, np.ndarray]  # row, start, end
     n_households: int
+    household_combo: np.ndarray  # per household number: tenure * n_kinds + kind (-1 if unknown)
     hazards: dict
 
 
@@ -84,6 +87,16 @@ def _load(data_dir: str, stamp: float) -> _Truth:
         "end": _day_numbers(states.column("end_date")),
     }
     disabled = people.column("disabled").to_numpy(zero_copy_only=False).astype(bool)
+    hazards = json.loads((truth / "hazards.json").read_text(encoding="utf-8"))
+    n_households = int(max(households["household"].max(initial=0), state_rows["household"].max(initial=0))) + 1
+    combo = np.full(n_households, -1, dtype=np.int64)
+    if "chain" in hazards:
+        kinds = _read(truth / "households.parquet", ["household_id", "kind", "tenure"])
+        number = _numbers(kinds.column("household_id"))
+        keep = number < n_households
+        tenure = pd.Index(hazards["chain"]["tenures"]).get_indexer(kinds.column("tenure").to_numpy(zero_copy_only=False))
+        kind = pd.Index(hazards["chain"]["kinds"]).get_indexer(kinds.column("kind").to_numpy(zero_copy_only=False))
+        combo[number[keep]] = (tenure * len(hazards["chain"]["kinds"]) + kind)[keep]
     return _Truth(
         resident_numbers=numbers,
         birth=_day_numbers(residents.column("birth_date")),
@@ -100,9 +113,23 @@ def _load(data_dir: str, stamp: float) -> _Truth:
             "start": _day_numbers(reference.column("start_date")),
             "end": _day_numbers(reference.column("end_date")),
         },
-        n_households=int(max(households["household"].max(initial=0), state_rows["household"].max(initial=0))) + 1,
-        hazards=json.loads((truth / "hazards.json").read_text(encoding="utf-8")),
+        n_households=n_households,
+        household_combo=combo,
+        hazards=hazards,
     )
+
+
+def _expected_state_multiplier(chain: dict, betas: list[float], months: int) -> np.ndarray:
+    """E[exp(betas . bits(state))] averaged over `months` monthly steps, per (tenure*kind combo, start mask)."""
+    matrices = transition_matrices(chain)
+    n_tenures, n_kinds = matrices.shape[:2]
+    matrices = matrices.reshape(n_tenures * n_kinds, *matrices.shape[2:])
+    value = np.broadcast_to(state_multiplier(betas), (len(matrices), matrices.shape[1])).copy()
+    total = np.zeros_like(value)
+    for _ in range(max(months, 1)):
+        total += value
+        value = np.einsum("cij,cj->ci", matrices, value)  # E[g(s_{t+1}) | s_0] from E[g(s_t) | s_0]
+    return total / max(months, 1)
 
 
 def oracle_risk(
@@ -111,8 +138,14 @@ def oracle_risk(
     as_of: dt.date,
     horizon_months: int,
     outcome_types: Sequence[str],
+    method: str = "persist",
 ) -> np.ndarray:
-    """P(at least one of `outcome_types` starts in [as_of, as_of + horizon)) given the true latent state."""
+    """P(at least one of `outcome_types` starts in [as_of, as_of + horizon)) given the true latent state.
+
+    method: "persist" (state at as_of held over the horizon) or "chain" (expected over the latent chain).
+    """
+    if method not in ("persist", "chain"):
+        raise ValueError(f"oracle_risk: method must be 'persist' or 'chain', not {method!r}")
     data_dir = Path(data_dir)
     stamp = (data_dir / "ground_truth" / "hazards.json").stat().st_mtime if (data_dir / "ground_truth").exists() else 0.0
     truth = _load(str(data_dir.resolve()), stamp)
@@ -157,7 +190,16 @@ def oracle_risk(
     for process in truth.hazards["processes"]:
         if not wanted & set(process["produces"]):
             continue
-        rate = process["base_per_day"] * relative_hazard(process, band, mask, truth.disabled[rows], null_world)
+        state_part = None
+        if method == "chain" and not null_world:
+            if "chain" not in truth.hazards:
+                raise ContractError(f"{data_dir / 'ground_truth' / 'hazards.json'} has no chain parameters; regenerate it")
+            table = _expected_state_multiplier(truth.hazards["chain"], process["betas"], horizon_months)
+            combo = truth.household_combo[np.maximum(households, 0)]
+            state_part = np.where(combo >= 0, table[np.maximum(combo, 0), mask], state_multiplier(process["betas"])[mask])
+        rate = process["base_per_day"] * relative_hazard(
+            process, band, mask, truth.disabled[rows], null_world, state_part
+        )
         if process["who"] == "reference":
             rate = rate * is_reference[rows]
         if process.get("recorded_by"):
