@@ -339,13 +339,6 @@ def train_model(
     plan = plan_from_config(config, labelled_dates)
     console.print(plan_table(plan))
     one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
-    feature_frame_cache: dict[str, pd.DataFrame] = {}
-
-    def features_of(mask: np.ndarray, key: str) -> pd.DataFrame:
-        if key not in feature_frame_cache:
-            feature_frame_cache[key] = pd.DataFrame(data.X[mask], columns=feature_columns)
-        return feature_frame_cache[key]
-
     parts, margins, best_iterations = [], {}, {}
     for split in plan.splits:
         say(f"{split.name}: training")
@@ -357,16 +350,16 @@ def train_model(
         part.insert(2, "split", split.name)
         part["score"] = fitted.calibrator.predict(margin)
         # Baselines learn from every training date of the split (they need no early stopping).
-        train_mask = data.mask(split.training_dates)
-        train_X = features_of(train_mask, f"train:{split.name}")
-        test_X = features_of(test, f"test:{split.name}")
-        train_y = data.y[train_mask]
-        part["score__prior"] = PriorBaseline().fit(train_X, train_y).predict(test_X)
-        part["score__one_feature"] = OneFeatureRanker(one_feature).fit(train_X, train_y).predict(test_X)
-        sub = _subsample(len(train_y), LOGISTIC_MAX_ROWS, config.project.seed)
-        logistic = LogisticBaseline(seed=config.project.seed).fit(train_X.iloc[sub], train_y[sub])
+        train_index = np.flatnonzero(data.mask(split.training_dates))
+        test_X = pd.DataFrame(data.X[test], columns=feature_columns)
+        train_y = data.y[train_index]
+        part["score__prior"] = PriorBaseline().fit(test_X.iloc[:0], train_y).predict(test_X)
+        part["score__one_feature"] = OneFeatureRanker(one_feature).fit(test_X.iloc[:0], train_y).predict(test_X)
+        sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
+        logistic_X = pd.DataFrame(data.X[sub], columns=feature_columns)
+        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, data.y[sub])
         part["score__logistic"] = logistic.predict(test_X)
-        feature_frame_cache.clear()
+        del test_X, logistic_X
         say(f"{split.name}: oracle")
         oracle = _oracle_scores(data_dir, part, config)
         part["oracle"] = pd.array(oracle if oracle is not None else [None] * len(part), dtype="Float64")
