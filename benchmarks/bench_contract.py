@@ -167,6 +167,28 @@ def generate_borough(folder: Path, residents: int, events: int, seed: int = 0) -
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
+def corrupt_events(clean: Path, folder: Path, bad_rows: int, seed: int = 1) -> None:
+    """Copy a borough, breaking bad_rows events: half known before they happened, half of unknown residents."""
+    import shutil
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("residents", "residency", "outcomes"):
+        shutil.copy(clean / f"{name}.parquet", folder / f"{name}.parquet")
+    shutil.copy(clean / "manifest.json", folder / "manifest.json")
+    events = pq.read_table(clean / "events.parquet")
+    rows = rng.choice(events.num_rows, size=bad_rows, replace=False)
+    early, unknown = rows[: bad_rows // 2], rows[bad_rows // 2 :]
+    known_at = events.column("known_at").to_numpy().copy()
+    known_at[early] = events.column("event_time").to_numpy()[early] - np.timedelta64(1, "D")
+    resident = events.column("resident_id").to_pylist()
+    for row in unknown:
+        resident[row] = f"X{row}"
+    events = events.set_column(6, "known_at", pa.array(known_at, pa.timestamp("us")))
+    events = events.set_column(1, "resident_id", pa.array(resident, pa.string()))
+    pq.write_table(events, folder / "events.parquet")
+
+
 def main() -> None:
     """Generate (unless present) and validate a borough-sized folder; print medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,6 +196,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/earlysignal-bench-contract"))
+    parser.add_argument(
+        "--bad-rows", type=int, default=0, help="break this many events (measures filtering and quarantine writing)"
+    )
     args = parser.parse_args()
 
     folder = args.folder / f"r{args.residents}-e{args.events}"
@@ -181,6 +206,10 @@ def main() -> None:
         started = time.perf_counter()
         generate_borough(folder, args.residents, args.events)
         print(f"generated {folder} in {time.perf_counter() - started:.1f} s")
+    if args.bad_rows:
+        clean, folder = folder, args.folder / f"r{args.residents}-e{args.events}-bad{args.bad_rows}"
+        if not (folder / "manifest.json").exists():
+            corrupt_events(clean, folder, args.bad_rows)
 
     read_times = []
     for _ in range(args.repeat):
@@ -193,7 +222,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     for _ in range(args.repeat):
         started, cpu_started = time.perf_counter(), time.process_time()
-        linked = load_linked_data(folder, write_quarantine=False)
+        linked = load_linked_data(folder, write_quarantine=bool(args.bad_rows))
         times.append(time.perf_counter() - started)
         cpu_times.append(time.process_time() - cpu_started)
     load_after = os.getloadavg()[0]
@@ -201,7 +230,7 @@ def main() -> None:
     counts = linked.report.to_dict()["tables"]
     print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, python {platform.python_version()}")
     print(f"rows: {counts}")
-    print(f"quarantined: {linked.report.total_quarantined}")
+    print(f"quarantined: {linked.report.total_quarantined} {linked.report.checks['events']}")
     print(f"read Parquet only: median {statistics.median(read_times):.2f} s over {args.repeat} runs")
     print(f"load_linked_data: median {statistics.median(times):.2f} s over {args.repeat} runs ({', '.join(f'{t:.2f}' for t in times)})")
     print(f"load_linked_data CPU time (user+sys, all threads): median {statistics.median(cpu_times):.2f} s")
