@@ -105,17 +105,20 @@ class _Households:
 
     member_r: np.ndarray  # sorted by group
     member_j: np.ndarray
-    starts: np.ndarray  # start offset of each (household, j) group
+    starts: np.ndarray  # start offset of each (j, household) group
     row_group: np.ndarray  # group index per cohort row (-1: not living anywhere)
+    all_housed: bool = False
 
     def reduce(self, values: np.ndarray, how: str) -> np.ndarray:
         """Sum / max / min of per-member values per cohort row's household at its as_of."""
         fill = {"sum": 0.0, "max": -np.inf, "min": np.inf}[how]
-        out = np.full(self.row_group.size, fill, dtype=np.float64)
         if self.starts.size == 0:
-            return out
+            return np.full(self.row_group.size, fill, dtype=np.float64)
         ufunc = {"sum": np.add, "max": np.maximum, "min": np.minimum}[how]
         grouped = ufunc.reduceat(values, self.starts)
+        if self.all_housed:  # the usual case (cohort.require_residency): no masking needed
+            return np.take(grouped, self.row_group)
+        out = np.full(self.row_group.size, fill, dtype=np.float64)
         valid = self.row_group >= 0
         out[valid] = grouped[self.row_group[valid]]
         return out
@@ -155,10 +158,11 @@ def _households(
 ) -> _Households:
     row_h = household_of[cohort.r_idx, cohort.j].astype(np.int64)
     housed = row_h >= 0
-    # Only households that hold a cohort row at that as_of matter.
+    # Only households that hold a cohort row at that as_of matter. Groups are keyed (j, household)
+    # so that gathering members' values reads one as_of row of a [J, entities] array at a time.
     wanted = np.zeros(n_households * J, dtype=bool)
-    wanted[row_h[housed] * J + cohort.j[housed]] = True
-    member_key = member_h.astype(np.int64) * J + member_j
+    wanted[cohort.j[housed] * n_households + row_h[housed]] = True
+    member_key = member_j * n_households + member_h.astype(np.int64)
     keep = wanted[member_key]
     member_key, member_r, member_j = member_key[keep], member_r[keep], member_j[keep]
     order = np.argsort(member_key, kind="stable")
@@ -170,8 +174,10 @@ def _households(
         starts = np.zeros(0, dtype=np.int64)
         group_keys = np.zeros(0, dtype=np.int64)
     row_group = np.full(row_h.size, -1, dtype=np.int64)
-    row_group[housed] = np.searchsorted(group_keys, row_h[housed] * J + cohort.j[housed])
-    return _Households(member_r=member_r, member_j=member_j, starts=starts, row_group=row_group)
+    row_group[housed] = np.searchsorted(group_keys, cohort.j[housed] * n_households + row_h[housed])
+    return _Households(
+        member_r=member_r, member_j=member_j, starts=starts, row_group=row_group, all_housed=bool(housed.all())
+    )
 
 
 def _register_event_entities(
