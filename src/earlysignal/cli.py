@@ -200,7 +200,11 @@ def validate(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check."""
+    """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check.
+
+    Exit code 0 when the data is usable (bad rows are set aside in DATA_DIR/quarantine/), 1 with --strict when any
+    row was quarantined, 2 when a file cannot be used at all. The rules are in docs/data-contract.md.
+    """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
     from earlysignal.contract import TABLE_NAMES, report_table, validate_directory
