@@ -103,6 +103,16 @@ def test_csv_input_gives_the_same_accepted_rows_as_parquet(tmp_path):
         pd.testing.assert_frame_equal(getattr(from_csv, name), getattr(from_parquet, name), check_dtype=True)
 
 
+def test_formats_can_be_mixed_table_by_table(tmp_path):
+    write_borough(tmp_path)
+    (tmp_path / "residents.parquet").unlink()
+    clean_tables()["residents"].to_csv(tmp_path / "residents.csv", index=False)
+    linked = load_linked_data(tmp_path)
+    assert linked.report.files["residents"].name == "residents.csv"
+    assert linked.report.files["events"].name == "events.parquet"
+    assert linked.report.total_quarantined == 0
+
+
 def test_csv_with_utf8_byte_order_mark_is_accepted_and_the_mark_stripped(tmp_path):
     write_borough(tmp_path, fmt="csv")
     path = tmp_path / "residents.csv"
