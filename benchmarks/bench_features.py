@@ -146,6 +146,7 @@ def main() -> None:
         "median_write_s": round(median("write_s"), 1),
         "median_peak_rss_gb": round(median("peak_rss_gb"), 2),
         "max_peak_rss_gb": round(max(r["peak_rss_gb"] for r in results), 2),
+        "median_rss_after_load_gb": round(median("rss_after_load_gb"), 2),
         "loadavg_1min_before_runs": [round(b[0], 1) for b, _ in loads],
         "stages_first_run": first["stages"],
     }

@@ -6,8 +6,8 @@
     # then, from the project venv:
     .venv/bin/python benchmarks/bench_featuretools.py [--data DIR] [--residents 5000] [--runs 3]
 
-Slice: the first --residents cohort children (by resident_id) at 4 quarterly as_of dates, and
-their own resident-keyed events. Features: for every resident-keyed event type, the count in the
+Slice: the first --residents residents (by resident_id, any age, living in the borough) at 4
+quarterly as_of dates, and their own resident-keyed events. Features: for every resident-keyed event type, the count in the
 last 365 days and the days since the last event (whole history), i.e. resident scope.
 
 Making the semantics identical:
@@ -164,6 +164,8 @@ def _slice_config(config, data):
         })
     raw = config_to_dict(config)
     raw["features"] = {"static": [], "protected_as_features": [], "families": families}
+    # Residents of every age, so that adults' event types (council tax, benefits) are in the slice too.
+    raw["cohort"] = {**raw["cohort"], "min_age": 0, "max_age": 120}
     return config_from_dict(raw)
 
 
