@@ -513,6 +513,16 @@ def test_validation_is_deterministic(tmp_path):
     pd.testing.assert_frame_equal(second.events, first.events)
 
 
+def test_every_check_is_documented_with_its_reason_code():
+    from earlysignal.contract import CHECK_ORDER
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for table, codes in CHECK_ORDER.items():
+        for code in codes:
+            assert f"`{code}`" in docs, (table, code)
+    assert "`unparseable:<column>`" in docs
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -523,6 +533,17 @@ def test_cli_validate_prints_counts_table_and_exits_zero_for_good_data(tmp_path)
     assert "read" in result.output and "accepted" in result.output and "quarantined" in result.output
     assert "unknown_resident" in result.output
     assert "1 rows quarantined" in result.output
+
+
+def test_cli_validate_all_checks_lists_checks_no_row_failed(tmp_path):
+    write_borough(tmp_path)
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--all-checks", "--config", str(REPO_CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert "overlapping_residency" in result.output
+    assert "known_at_before_event_time" in result.output
+    plain = CliRunner().invoke(app, ["validate", str(tmp_path), "--config", str(REPO_CONFIG)])
+    assert "overlapping_residency" not in plain.output
+    assert "12 other checks" in plain.output  # residency: every check passed
 
 
 def test_cli_validate_strict_exits_one_when_rows_are_quarantined(tmp_path):

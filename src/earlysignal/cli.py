@@ -198,6 +198,10 @@ def validate(
         bool,
         typer.Option("--strict", help="Exit with code 1 when any row is quarantined (for pipelines that must stop on bad rows)."),
     ] = False,
+    all_checks: Annotated[
+        bool,
+        typer.Option("--all-checks", help="List every check with its count, including those no row failed (default: failing checks only)."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check.
@@ -224,7 +228,7 @@ def validate(
         linked = validate_directory(folder, config=project, write_quarantine=quarantine, on_table=on_table)
         bar.advance(task)
     report = linked.report
-    console.print(report_table(report))
+    console.print(report_table(report, all_checks=all_checks))
     for warning in report.warnings:
         console.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
     for name, path in report.quarantine_files.items():
