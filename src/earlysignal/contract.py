@@ -1027,5 +1027,6 @@ def report_table(report: ValidationReport, all_checks: bool = False) -> Table:
             for reason in passed:
                 table.add_row(f"  {reason}", "", "", "0", style="dim")
         elif passed:
-            table.add_row(f"  {len(passed)} other checks", "", "", "0", style="dim")
+            label = f"{len(passed)} other checks passed" if failing else f"all {len(passed)} checks passed"
+            table.add_row(f"  {label}", "", "", "0", style="dim")
     return table
