@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from earlysignal.config import FeatureFamily, ProjectConfig
 from earlysignal.engines.base import Engine, get_engine
@@ -245,7 +246,7 @@ def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarr
     h = table.column("h_idx").to_numpy().astype(np.int64)
     a = table.column("a_idx").to_numpy().astype(np.int64)
     tenure = table.column("tenure_code").to_numpy().astype(np.int64)
-    since = _day_numbers(table.column("address_since").to_pandas())
+    since = table.column("address_since").cast(pa.int32()).to_numpy().astype(np.int64)
     shape = (n_residents, J)
     household_of = np.full(shape, -1, dtype=np.int32)
     address_of = np.full(shape, -1, dtype=np.int32)
@@ -795,7 +796,7 @@ def build_feature_matrix(
 
             started = time.perf_counter()
             resident_ids, n_households, address_ids = _register_tables(engine, data, grid)
-            cohort = build_cohort(engine, config)
+            cohort = build_cohort(engine, config, grid)
             timings["cohort"] = time.perf_counter() - started
             step("Residency at each as_of")
             started = time.perf_counter()

@@ -83,7 +83,7 @@ class Cohort:
         return int(self.r_idx.size)
 
 
-def build_cohort(engine: Engine, config: ProjectConfig) -> Cohort:
+def build_cohort(engine: Engine, config: ProjectConfig, grid: AsOfGrid) -> Cohort:
     """Run the cohort SQL (tables already registered) and return its rows in output order."""
     cohort = config.cohort
     sql = cohort_sql(
@@ -92,6 +92,13 @@ def build_cohort(engine: Engine, config: ProjectConfig) -> Cohort:
         max_age=cohort.max_age,
         require_residency=cohort.require_residency,
         exclude_open_outcomes=cohort.exclude_open_outcomes,
+        # Loose bounds (a year is at most 366 days, at least 365): aged <= max_age at the first
+        # as_of means born after it minus (max_age + 1) years; aged >= min_age at the last means
+        # born no later than it minus min_age years.
+        birth_range=(
+            grid.dates[0] - dt.timedelta(days=366 * (cohort.max_age + 1)),
+            grid.dates[-1] - dt.timedelta(days=365 * cohort.min_age),
+        ),
     )
     table = engine.run(sql)
     r_idx = table.column("r_idx").to_numpy().astype(np.int64)

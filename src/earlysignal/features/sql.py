@@ -155,15 +155,25 @@ def cohort_sql(
     max_age: int,
     require_residency: bool,
     exclude_open_outcomes: Sequence[str],
+    birth_range: tuple[dt.date, dt.date] | None = None,
 ) -> str:
     """(r_idx, j) of everyone eligible at each grid date: age in [min_age, max_age] (inclusive,
     completed years), alive (death_date after as_of), living in the borough if required, and not
-    already in an excluded outcome state (started before as_of and not ended by as_of)."""
+    already in an excluded outcome state (started before as_of and not ended by as_of).
+
+    `birth_range` (after, not after) is a loose pre-filter on birth dates that can never drop an
+    eligible resident; it only spares the engine the residents x grid rows of the wrong ages."""
     age = _age_expression("CAST(r.birth_date AS DATE)", "g.as_of")
+    prefilter = ""
+    if birth_range is not None:
+        prefilter = (
+            f"\n  WHERE CAST(r.birth_date AS DATE) > {dialect.date_literal(birth_range[0])}"
+            f" AND CAST(r.birth_date AS DATE) <= {dialect.date_literal(birth_range[1])}"
+        )
     steps = [
         f"""candidates AS (
   SELECT ri.r_idx, r.resident_id, g.j, g.as_of, g.as_of_ts
-  FROM residents r
+  FROM (SELECT * FROM residents r{prefilter}) r
   JOIN resident_index ri ON ri.resident_id = r.resident_id
   CROSS JOIN grid g
   WHERE {age} BETWEEN {int(min_age)} AND {int(max_age)}
