@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -35,13 +36,25 @@ def _register_version() -> str:
     return str(info.registered_model_version)
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    # One SQLite store per module: creating one costs seconds of schema migrations.
+    folder = tmp_path_factory.mktemp("approval-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        use_experiment("approval-tests")
+        yield folder
+
+
 @pytest.fixture()
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    store = tmp_path / "store"
-    store.mkdir()
+def registry(store: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The module's store, with the toy model deleted after each test so versions start at 1 again."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     use_experiment("approval-tests")
-    return store
+    yield store
+    client = mlflow.MlflowClient()
+    if client.search_registered_models(filter_string=f"name='{NAME}'"):
+        client.delete_registered_model(NAME)
 
 
 @pytest.fixture()
