@@ -59,6 +59,15 @@ def test_explore_notebook_draws_a_journey_and_the_planted_signals(
     assert "domestic_abuse" in text
 
 
+def test_explore_notebook_synthesises_a_tiny_borough_when_given_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("EARLYSIGNAL_DATA_DIR", raising=False)
+    notebook = _execute("01-explore-linked-histories.ipynb", {}, monkeypatch, tmp_path)
+    text, images = _outputs(notebook)
+    assert "earlysignal-nb01-" in text and images >= 3
+
+
 def test_review_notebook_walks_through_metrics_reasons_and_the_audit(
     world: AuditWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
