@@ -27,9 +27,10 @@ CHROMIUM_FLAGS = (
     "--enable-logging=stderr",
     "--v=0",
 )
-# Chromium echoes page console messages (console.error, uncaught exceptions, failed loads) on
-# stderr as "...:INFO:CONSOLE:<line>] "message", source: ...".
-CONSOLE_LINE = re.compile(r":CONSOLE(?::\d+)?\]|Failed to load resource|net::ERR_")
+# Chromium echoes the page's console (console.error, uncaught exceptions, failed resource loads)
+# on stderr as "...:INFO:CONSOLE:<line>] "message", source: ...". Browser-internal noise (dbus,
+# GPU) has other tags and is ignored.
+CONSOLE_LINE = re.compile(r":CONSOLE(?::\d+)?\]")
 
 
 def _chromium() -> str:

@@ -153,7 +153,7 @@ def flagged_outcomes(frame: pd.DataFrame, round_to: int) -> list[dict[str, Any]]
             {
                 "as_of": pd.Timestamp(as_of).date().isoformat(),
                 "cohort": round_count(len(part), round_to),
-                "flagged": int(len(flagged)),
+                "flagged": round_count(len(flagged), round_to),
                 "escalated_share": _num(flagged["label"].mean()) if len(flagged) else None,
                 "missed_share": _num(1 - flagged["label"].sum() / part["label"].sum()) if part["label"].sum() else None,
             }
@@ -315,8 +315,13 @@ def build_audit(
     summary = metrics.get("summary", {})
     criterion = metrics.get("success_criterion", {})
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
+    # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
+    splits = [
+        {**split, **{key: round_count(split[key], settings.round_to) for key in ("n", "positives") if key in split}}
+        for split in metrics.get("splits", [])
+    ]
     performance = {
-        "splits": metrics.get("splits", []),
+        "splits": splits,
         "summary": summary,
         "k_curves": k_curves(frame, capacity_per),
         "calibration": calibration_curve(frame, min_cell=settings.min_cell),
