@@ -87,11 +87,8 @@ def _age_sort_key(label: str) -> tuple[float, str]:
 
 
 def test_rows(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Rows the audit evaluates: test splits with a known label."""
-    frame = predictions
-    if "split" in frame.columns and frame["split"].astype(str).str.startswith("test").any():
-        frame = frame[frame["split"].astype(str).str.startswith("test")]
-    frame = frame[frame["label"].notna()].copy()
+    """Rows the audit evaluates: the logged test predictions (one test as_of per split) with a known label."""
+    frame = predictions[predictions["label"].notna()].copy()
     frame["label"] = frame["label"].astype(int)
     frame["flagged"] = frame["flagged"].astype(bool)
     return frame.reset_index(drop=True)
