@@ -341,7 +341,7 @@ def build_audit(
         outcome=f"{what} {when}",
     )
     for block in fairness["characteristics"]:  # type: ignore[union-attr]
-        if block.get("attributes") == ["age_band"]:
+        if block.get("attributes") == ["age_band"] and "groups" in block:
             block["groups"].sort(key=lambda g: _age_sort_key(g["group"]))
     suppressed = [
         {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"]}

@@ -1,0 +1,68 @@
+"""The report renders from the audit document alone: missing inputs show loudly, approval shows who and when."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.approval import ApprovalRecord
+from earlysignal.audit import build_audit
+from earlysignal.config import load_config
+from earlysignal.report import SECTION_HEADINGS, render_audit_html
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _document(approval: ApprovalRecord | None) -> dict:
+    rng = np.random.default_rng(0)
+    n = 2000
+    predictions = pd.DataFrame(
+        {
+            "resident_id": [f"R{i:05d}" for i in range(n)],
+            "as_of": pd.Timestamp("2025-01-01"),
+            "split": "split_1",
+            "label": (rng.random(n) < 0.1).astype("int8"),
+            "score": rng.random(n),
+            "attr__sex": rng.choice(["F", "M"], n),
+            "attr__ethnicity": rng.choice(["White", "Black"], n),
+        }
+    )
+    predictions["rank"] = predictions["score"].rank(ascending=False, method="first").astype(int)
+    predictions["flagged"] = predictions["rank"] <= 200
+    sample = predictions.assign(x=rng.normal(size=n))
+    return build_audit(
+        config=load_config(REPO / "conf" / "borough.yaml"),
+        model={"name": "m", "version": "4", "run_id": "run"},
+        predictions=predictions,
+        metrics={"summary": {}, "splits": [], "success_criterion": {"metric": "precision_at_capacity", "threshold": 0.65}},
+        feature_metadata={"feature_columns": ["x"], "features": [{"name": "x", "description": "x is {value}"}]},
+        explain_sample=sample,
+        contributions=np.column_stack([sample["x"], np.zeros(n)]),
+        approval=approval,
+    )
+
+
+def test_a_characteristic_missing_from_the_predictions_shows_not_provided() -> None:
+    document = _document(None)
+    disability = next(c for c in document["fairness"]["characteristics"] if c["key"] == "disability")
+    assert disability["missing_column"] == "'attr__disability'"
+    html = render_audit_html(document)
+    assert re.findall(r"<h2>(.*?)</h2>", html) == list(SECTION_HEADINGS)
+    assert "The predictions carry no &#39;attr__disability&#39; column" in html
+    assert "NOT APPROVED" in html and "NOT EVALUABLE" in html
+    assert '<meta name="earlysignal-model" content="m/4">' in html
+    assert "R00001" not in html
+
+
+def test_an_approval_shows_who_approved_which_version_and_when() -> None:
+    record = ApprovalRecord(
+        model_name="m", model_version="4", status="approved", approver="A. Chair",
+        approved_at="2026-11-25T08:00:00Z", report_sha256="a" * 64, model_sha256="b" * 64, note="board meeting",
+    )
+    html = render_audit_html(_document(record))
+    assert "Approved by <strong>A. Chair</strong> at 2026-11-25T08:00:00Z (version 4)" in html
+    assert "b" * 64 in html and "board meeting" in html
+    assert "NOT APPROVED" not in html
