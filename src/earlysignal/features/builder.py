@@ -840,7 +840,7 @@ def build_feature_matrix(
             labels = (
                 build_labels(engine, config, grid, cohort, resident_ids.size, data.extract_date)
                 if with_labels
-                else pd.array([pd.NA] * len(cohort), dtype="Int8")
+                else pd.arrays.IntegerArray(np.zeros(len(cohort), np.int8), np.ones(len(cohort), bool))
             )
             timings["labels"] = time.perf_counter() - started
 
@@ -848,9 +848,9 @@ def build_feature_matrix(
             attributes, _ = _attribute_columns(ctx, data.residents, resident_ids)
             static.update(_protected_feature_columns(config, attributes))
 
-            model_definitions = [d for d in definitions]
-            matrix_values = np.empty((len(cohort), len(model_definitions)), dtype=np.float32, order="F")
-            position = {d.name: i for i, d in enumerate(model_definitions)}
+            # Fortran order: each feature column is contiguous, so filling one is a single write.
+            matrix_values = np.empty((len(cohort), len(definitions)), dtype=np.float32, order="F")
+            position = {d.name: i for i, d in enumerate(definitions)}
             for name, values in static.items():
                 matrix_values[:, position[name]] = values
 
@@ -866,7 +866,7 @@ def build_feature_matrix(
             del tables
             step("Assembling the matrix")
             started = time.perf_counter()
-            frame = _assemble_frame(resident_ids, grid, cohort, labels, model_definitions, matrix_values, attributes)
+            frame = _assemble_frame(resident_ids, grid, cohort, labels, definitions, matrix_values, attributes)
             timings["assemble"] = time.perf_counter() - started
     finally:
         if own_engine:
