@@ -141,6 +141,27 @@ def calibration_curve(frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cel
     return out
 
 
+def temporal_plan(split_plan: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per split (and the final model): which as-of dates it learnt from and which it was tested on."""
+    if not split_plan:
+        return []
+    rows = []
+    for split in [*split_plan.get("splits", []), split_plan.get("final")]:
+        if not split:
+            continue
+        learnt = sorted([*split.get("fit", []), *split.get("validation", []), *split.get("calibration", [])])
+        rows.append(
+            {
+                "split": "final model" if split.get("is_final") else split.get("name"),
+                "trained_from": learnt[0] if learnt else None,
+                "trained_to": learnt[-1] if learnt else None,
+                "calibration": ", ".join(split.get("calibration", [])),
+                "test": ", ".join(split.get("test", [])) or "(none: this is the registered model)",
+            }
+        )
+    return rows
+
+
 def flagged_outcomes(frame: pd.DataFrame, round_to: int) -> list[dict[str, Any]]:
     """Per test as_of: how many were flagged and what share of them escalated."""
     out = []
@@ -326,6 +347,8 @@ def build_audit(
         "bootstrap": metrics.get("bootstrap"),
         "one_feature_baseline": metrics.get("one_feature_baseline"),
         "capacity_k_per_as_of": capacity_per,
+        "temporal_plan": temporal_plan(metrics.get("split_plan")),
+        "label_horizon_months": config.label.horizon_months,
     }
 
     # --- fairness and small numbers
