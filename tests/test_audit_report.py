@@ -32,7 +32,11 @@ def fair(tmp_path_factory: pytest.TempPathFactory) -> AuditWorld:
 
 @pytest.fixture()
 def tracking(biased: AuditWorld, monkeypatch: pytest.MonkeyPatch) -> str:
+    from earlysignal.tracking import configure_tracking
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", biased.tracking_uri)
+    # MLflow's process-wide URI (set by any earlier test) wins over the variable: reset it too.
+    configure_tracking()
     return biased.tracking_uri
 
 
