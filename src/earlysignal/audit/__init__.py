@@ -15,7 +15,7 @@ from typing import Any
 from earlysignal.audit.assemble import build_audit
 from earlysignal.config import ProjectConfig
 
-__all__ = ["AuditResult", "build_audit", "default_output_dir", "run_audit"]
+__all__ = ["AuditResult", "build_audit", "default_output_dir", "load_audit", "run_audit"]
 
 
 @dataclass(frozen=True)
