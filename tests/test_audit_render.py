@@ -66,3 +66,13 @@ def test_an_approval_shows_who_approved_which_version_and_when() -> None:
     assert "Approved by <strong>A. Chair</strong> at 2026-11-25T08:00:00Z (version 4)" in html
     assert "b" * 64 in html and "board meeting" in html
     assert "NOT APPROVED" not in html
+
+
+def test_predictions_without_the_operating_point_are_a_clear_error() -> None:
+    import pytest
+
+    from earlysignal.audit.assemble import AuditError, evaluated_rows
+
+    frame = pd.DataFrame({"as_of": [pd.Timestamp("2025-01-01")], "label": [1], "score": [0.5], "rank": [1]})
+    with pytest.raises(AuditError, match=r"lacks column\(s\) \['flagged'\]"):
+        evaluated_rows(frame)

@@ -22,8 +22,14 @@ from earlysignal.audit.importance import global_importance
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
 from earlysignal.audit.suppression import round_count
 from earlysignal.config import ProjectConfig
+from earlysignal.errors import EarlySignalError
 
 SCHEMA_VERSION = 1
+REQUIRED_PREDICTION_COLUMNS = ("as_of", "label", "score", "rank", "flagged")
+
+
+class AuditError(EarlySignalError):
+    """The training run's artefacts cannot be audited (e.g. columns missing from its test predictions)."""
 GOVERNANCE_LABELS = {
     "owner": "Accountable owner",
     "purpose": "Purpose",
@@ -86,9 +92,17 @@ def _age_sort_key(label: str) -> tuple[float, str]:
     return (float(match.group(1)) if match else math.inf, label)
 
 
-def test_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+def evaluated_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     """Rows the audit evaluates: the logged test predictions (one test as_of per split) with a known label."""
+    missing = [c for c in REQUIRED_PREDICTION_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise AuditError(
+            f"evaluation/test_predictions.parquet lacks column(s) {missing}; the audit needs "
+            f"{list(REQUIRED_PREDICTION_COLUMNS)} (retrain with `earlysignal train`)"
+        )
     frame = predictions[predictions["label"].notna()].copy()
+    if frame.empty:
+        raise AuditError("evaluation/test_predictions.parquet has no rows with a known label: nothing to audit")
     frame["label"] = frame["label"].astype(int)
     frame["flagged"] = frame["flagged"].astype(bool)
     return frame.reset_index(drop=True)
@@ -287,7 +301,7 @@ def build_audit(
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
-    frame = test_rows(predictions)
+    frame = evaluated_rows(predictions)
     feature_columns = list(feature_metadata.get("feature_columns", []))
     feature_records = feature_metadata.get("features", [])
 
