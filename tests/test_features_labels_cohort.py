@@ -121,3 +121,19 @@ def test_protected_attributes_travel_alongside_and_unrecorded_is_shown():
         "F", "Not recorded", "Not recorded", "11-15",
     )
     assert not set(built.protected_columns) & set(built.feature_columns)
+
+
+def test_protected_characteristics_become_features_only_when_listed():
+    people = [{"id": "C1", "birth": dt.date(2012, 6, 1), "start": dt.date(2012, 6, 1)}]
+    config = _config()
+    listed = config.model_copy(update={"features": config.features.model_copy(
+        update={"protected_as_features": ("sex", "ethnicity", "disability", "age_band")})})
+    built = build_feature_matrix(listed, _borough(people, []))
+    row = built.frame.iloc[0]
+    assert [c for c in built.feature_columns if c.startswith("protected__")] == [
+        "protected__sex", "protected__ethnicity", "protected__disability", "protected__age_band",
+    ]
+    assert row["protected__sex"] == 1.0 and row["protected__age_band"] == 2.0
+    assert pd.isna(row["protected__ethnicity"]) and pd.isna(row["protected__disability"])
+    plain = build_feature_matrix(config, _borough(people, []))
+    assert not [c for c in plain.feature_columns if c.startswith("protected__")]

@@ -55,3 +55,14 @@ def test_default_borough_config_matches_the_naive_reference(borough):
     dates = config.as_of_dates()[::5]
     built = _assert_agrees(config, borough, as_of_dates=dates)
     assert np.all(np.isfinite(built.frame[built.feature_columns].to_numpy(dtype=np.float64)))
+
+
+def test_residents_not_living_in_the_borough_match_the_reference_when_residency_is_not_required(borough):
+    # Without a covering spell there is no household or address: counts are 0, recency and the
+    # household/address static features are missing, tenure is all zeros.
+    config = every_aggregate_config(
+        cohort__require_residency=False, cohort__exclude_open_outcomes=[], cohort__max_age=30
+    )
+    built = _assert_agrees(config, borough, as_of_dates=[dt.date(2016, 6, 1), dt.date(2024, 1, 1)])
+    unhoused = built.frame["static__household_size"].isna()
+    assert unhoused.any() and (~unhoused).any()
