@@ -57,8 +57,10 @@ def _child(args: argparse.Namespace) -> None:
                               out=Path(args.work) / "scores", allow_unapproved=True)
         extra = {"scored": result.summary["counts"]["scored"], "unscored": result.summary["counts"]["unscored"]}
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"stage": args.stage, "seconds": seconds, "peak_rss_gb": peak_kb / 1024**2, **extra}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds are reported beside wall time: on a shared machine the wall time includes waiting.
+    print(json.dumps({"stage": args.stage, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "peak_rss_gb": usage.ru_maxrss / 1024**2, "load_average": os.getloadavg(), **extra}))
 
 
 def _ensure_borough(args: argparse.Namespace) -> Path:
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--as-of", default="2025-10-01", help="as_of date scored")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-features"))
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-train-score"))
+    parser.add_argument("--score-only", metavar="MODEL_URI", help="skip features and training; score with this model")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -112,19 +115,23 @@ def main() -> None:
         return
     Path(args.work).mkdir(parents=True, exist_ok=True)
     data = _ensure_borough(args)
-    results: dict[str, list[dict]] = {"features": [_run_stage(args, "features", data)]}
-    print(json.dumps(results["features"][0]), flush=True)
-    for stage in ("train", "score"):
-        results[stage] = []
+    results: dict[str, list[dict]] = {"score": []}
+    if not args.score_only:
+        results = {"features": [_run_stage(args, "features", data)], "train": [], "score": []}
+        print(json.dumps(results["features"][0]), flush=True)
     for _ in range(args.runs):
-        trained = _run_stage(args, "train", data)
-        print(json.dumps(trained), flush=True)
-        results["train"].append(trained)
-        scored = _run_stage(args, "score", data, model=trained["model_uri"])
+        model = args.score_only
+        if not model:
+            trained = _run_stage(args, "train", data)
+            print(json.dumps(trained), flush=True)
+            results["train"].append(trained)
+            model = trained["model_uri"]
+        scored = _run_stage(args, "score", data, model=model)
         print(json.dumps(scored), flush=True)
         results["score"].append(scored)
     summary = {
         stage: {"median_seconds": statistics.median(r["seconds"] for r in runs),
+                "median_cpu_seconds": statistics.median(r.get("cpu_seconds", float("nan")) for r in runs),
                 "max_peak_rss_gb": max(r["peak_rss_gb"] for r in runs), "runs": len(runs)}
         for stage, runs in results.items()
     }

@@ -178,14 +178,19 @@ def _oracle_scores(
     except ImportError:
         return None
     out = np.full(len(frame), np.nan)
-    for as_of, index in frame.groupby("as_of").indices.items():
-        out[index] = oracle_risk(
-            Path(data_dir),
-            frame["resident_id"].iloc[index].tolist(),
-            pd.Timestamp(as_of).date(),
-            config.label.horizon_months,
-            list(config.label.outcome_types),
-        )
+    try:
+        for as_of, index in frame.groupby("as_of").indices.items():
+            out[index] = oracle_risk(
+                Path(data_dir),
+                frame["resident_id"].iloc[index].tolist(),
+                pd.Timestamp(as_of).date(),
+                config.label.horizon_months,
+                list(config.label.outcome_types),
+            )
+    except EarlySignalError as error:
+        # e.g. --matrix from one borough with data.dir pointing at another: no oracle, say why.
+        console.print(f"[yellow]No oracle comparison: {error}[/yellow]")
+        return None
     return out
 
 
