@@ -28,7 +28,13 @@ class DuckDBEngine(Engine):
         self.memory_limit = memory_limit
         self._connection = duckdb.connect(
             database=":memory:",
-            config={"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False},
+            config={
+                "threads": threads,
+                "memory_limit": memory_limit,
+                "preserve_insertion_order": False,
+                # Progress is shown by the CLI's own bar; DuckDB's would interleave with it.
+                "enable_progress_bar": False,
+            },
         )
         # Registered objects must stay alive while DuckDB scans them.
         self._tables: dict[str, TableLike] = {}

@@ -860,6 +860,10 @@ def build_feature_matrix(
             started = time.perf_counter()
             tables = {entity: _event_table(ctx, families, entity) for entity in ("resident", "address")}
             timings["engine_events"] = time.perf_counter() - started
+            grouped_rows = {
+                entity: int(table.columns["entity"].size) if table is not None else 0  # type: ignore[union-attr]
+                for entity, table in tables.items()
+            }
             for family in families:
                 step(f"Features: {family.name}")
                 _family_columns(ctx, family, family_definitions(family), tables, sink)
@@ -873,6 +877,7 @@ def build_feature_matrix(
             engine.close()
     timings["total"] = time.perf_counter() - started_all
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
+    metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
