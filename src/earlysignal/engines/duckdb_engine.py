@@ -32,10 +32,10 @@ class DuckDBEngine(Engine):
                 "threads": threads,
                 "memory_limit": memory_limit,
                 "preserve_insertion_order": False,
-                # Progress is shown by the CLI's own bar; DuckDB's would interleave with it.
-                "enable_progress_bar": False,
             },
         )
+        # Progress is shown by the CLI's own bar; DuckDB's would interleave with it.
+        self._connection.execute("SET enable_progress_bar = false")
         # Registered objects must stay alive while DuckDB scans them.
         self._tables: dict[str, TableLike] = {}
 
