@@ -209,3 +209,20 @@ def test_cli_approve_then_revoke_and_errors_show_without_traceback(registry: Pat
     assert missing.exit_code == 2
     assert "version 5 is not in the model registry" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_approval_records_the_criterion_and_findings_from_the_audit_beside_the_report(
+    registry: Path, report: Path
+) -> None:
+    import json
+
+    version = _register_version()
+    audit = {
+        "model": {"name": NAME, "version": version},
+        "summary": {"criterion": {"met": False}},
+        "fairness": {"findings": [{"text": "a"}, {"text": "b"}]},
+    }
+    (report.parent / "audit.json").write_text(json.dumps(audit), encoding="utf-8")
+    record = approve_model(NAME, version, approver="A. Chair", report_path=report)
+    assert (record.criterion, record.findings) == ("not met", 2)
+    assert approval_status(NAME, version) == record

@@ -179,12 +179,14 @@ def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_ap
          "--approver", "Chair of the Board", "--report", str(report)],
     )
     assert approved.exit_code == 0, approved.output
+    assert "success criterion was NOT MET" in approved.output and "fairness finding(s)" in approved.output
     require_approved(f"models:/{biased.model_name}@champion")
 
     again = runner.invoke(app, ["audit", "--model", biased.model_uri, "--out", str(tmp_path / "after")])
     assert again.exit_code == 0, again.output
     html = (tmp_path / "after" / "audit.html").read_text(encoding="utf-8")
     assert "Approved by <strong>Chair of the Board</strong>" in html
+    assert "the pre-registered criterion was NOT MET" in html
 
     missing = runner.invoke(app, ["audit", "--model", f"models:/{biased.model_name}/99"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output

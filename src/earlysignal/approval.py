@@ -9,6 +9,7 @@ approval was revoked, that is not the current champion, or whose files changed s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import tempfile
 from dataclasses import asdict, dataclass
@@ -46,6 +47,10 @@ class ApprovalRecord:
     revoked_by: str | None = None
     revoked_at: str | None = None
     revoke_reason: str | None = None
+    # What the approver accepted, from the audit.json beside the report: "met" / "not met", and how
+    # many fairness findings the report flagged. None when there was no audit.json to read.
+    criterion: str | None = None
+    findings: int | None = None
 
     @property
     def is_approved(self) -> bool:
@@ -155,6 +160,7 @@ def approve_model(
             f"audit report {report} describes model {named.group(1)}, not {name}/{version}; "
             f"approve with the report for {name} version {version}"
         )
+    criterion, findings = _audit_summary(report, name, version)
     record = ApprovalRecord(
         model_name=name,
         model_version=version,
@@ -165,20 +171,40 @@ def approve_model(
         model_sha256=model_artifact_sha256((name, version)),
         note=note,
         report_path=str(report),
+        criterion=criterion,
+        findings=findings,
     )
     client = _client()
     # A fresh approval replaces any earlier revocation of this version.
     existing = client.get_model_version(name, version).tags
-    for key in ("revoked_by", "revoked_at", "revoke_reason", "note"):
+    for key in ("revoked_by", "revoked_at", "revoke_reason", "note", "criterion", "findings"):
         if TAG_PREFIX + key in existing:
             client.delete_model_version_tag(name, version, TAG_PREFIX + key)
-    for key in ("approver", "approved_at", "report_sha256", "model_sha256", "note", "report_path"):
+    for key in ("approver", "approved_at", "report_sha256", "model_sha256", "note", "report_path", "criterion", "findings"):
         value = getattr(record, key)
         if value is not None:
             client.set_model_version_tag(name, version, TAG_PREFIX + key, str(value))
     client.set_model_version_tag(name, version, TAG_PREFIX + "status", STATUS_APPROVED)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return record
+
+
+def _audit_summary(report: Path, name: str, version: str) -> tuple[str | None, int | None]:
+    """Criterion verdict and number of findings from the audit.json written beside the report, if any."""
+    path = report.with_name("audit.json")
+    if not path.is_file():
+        return None, None
+    try:
+        audit = json.loads(path.read_text(encoding="utf-8"))
+        model = audit["model"]
+        if (str(model["name"]), str(model["version"])) != (name, version):
+            return None, None
+        met = audit["summary"]["criterion"].get("met")
+        verdict = None if met is None else ("met" if met else "not met")
+        return verdict, len(audit["fairness"]["findings"])
+    except (ValueError, KeyError, TypeError):
+        # A hand-edited or foreign audit.json says nothing reliable; the report hash is what counts.
+        return None, None
 
 
 def revoke_approval(name: str, version: str | int, by: str, reason: str) -> None:
@@ -218,6 +244,8 @@ def approval_status(name: str, version: str | int) -> ApprovalRecord | None:
         revoked_by=tags.get(TAG_PREFIX + "revoked_by"),
         revoked_at=tags.get(TAG_PREFIX + "revoked_at"),
         revoke_reason=tags.get(TAG_PREFIX + "revoke_reason"),
+        criterion=tags.get(TAG_PREFIX + "criterion"),
+        findings=int(tags[TAG_PREFIX + "findings"]) if TAG_PREFIX + "findings" in tags else None,
     )
 
 

@@ -77,6 +77,10 @@ def approve(
     name = model or load_config(config).model.name
     configure_tracking()
     record = approve_model(name, version, approver=approver, report_path=report, note=note)
+    if record.criterion == "not met":
+        console.print("[bold red]Note: the pre-registered success criterion was NOT MET in this audit.[/bold red]")
+    if record.findings:
+        console.print(f"[bold red]Note: the audit flagged {record.findings} fairness finding(s).[/bold red]")
     console.print(
         f"[green]Approved[/green] {name} version {record.model_version} by {record.approver} "
         f"at {record.approved_at}; alias 'champion' now points to it.\n"
