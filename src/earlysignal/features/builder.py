@@ -536,6 +536,23 @@ class _TypeStats:
 Sink = Any  # Callable[[str, np.ndarray], None]: stores one finished column
 
 
+def _spread(
+    stats: dict[str, _TypeStats],
+    gatherers: dict[str, _ScopeGatherer],
+    kind: str,
+    dense: np.ndarray,
+    how: str,
+    window: int | None = None,
+) -> None:
+    """Gather one [J, entities] statistic to the cohort rows of every scope (then it can be dropped)."""
+    for scope, gatherer in gatherers.items():
+        values = gatherer.gather(dense, how)
+        if kind in ("last_day", "first_day"):
+            setattr(stats[scope], kind, values)
+        else:
+            getattr(stats[scope], kind)[window] = values
+
+
 def _family_columns(
     ctx: _Context,
     family: FeatureFamily,
@@ -578,25 +595,19 @@ def _family_columns(
             subset = table.groups(family.source, event_type)
             stats = {scope: _TypeStats() for scope in scopes}
 
-            def spread(kind: str, dense: np.ndarray, how: str, window: int | None = None) -> None:
-                for scope, gatherer in gatherers.items():
-                    values = gatherer.gather(dense, how)
-                    if kind == "last_day" or kind == "first_day":
-                        setattr(stats[scope], kind, values)
-                    else:
-                        getattr(stats[scope], kind)[window] = values
-
             for w in count_windows:
-                spread("count", _window_sums(subset, w, subset.n, n_entities, J), "sum", w)
+                _spread(stats, gatherers, "count", _window_sums(subset, w, subset.n, n_entities, J), "sum", w)
             for w in value_windows:
-                spread("total", _window_sums(subset, w, subset.s, n_entities, J), "sum", w)  # type: ignore[arg-type]
-                spread("valued", _window_sums(subset, w, subset.nv, n_entities, J), "sum", w)  # type: ignore[arg-type]
+                totals = _window_sums(subset, w, subset.s, n_entities, J)  # type: ignore[arg-type]
+                _spread(stats, gatherers, "total", totals, "sum", w)
+                valued = _window_sums(subset, w, subset.nv, n_entities, J)  # type: ignore[arg-type]
+                _spread(stats, gatherers, "valued", valued, "sum", w)
             for w in max_windows:
-                spread("vmax", _window_max(subset, w, n_entities, J), "max", w)
+                _spread(stats, gatherers, "vmax", _window_max(subset, w, n_entities, J), "max", w)
             if need_last:
-                spread("last_day", _running_extreme(subset, "max", n_entities, J), "max")
+                _spread(stats, gatherers, "last_day", _running_extreme(subset, "max", n_entities, J), "max")
             if need_first:
-                spread("first_day", _running_extreme(subset, "min", n_entities, J), "min")
+                _spread(stats, gatherers, "first_day", _running_extreme(subset, "min", n_entities, J), "min")
             for scope in scopes:
                 for definition in definitions:
                     if definition.scope == scope and definition.event_type == event_type and not definition.is_imputed_flag:
