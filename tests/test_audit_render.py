@@ -76,3 +76,21 @@ def test_predictions_without_the_operating_point_are_a_clear_error() -> None:
     frame = pd.DataFrame({"as_of": [pd.Timestamp("2025-01-01")], "label": [1], "score": [0.5], "rank": [1]})
     with pytest.raises(AuditError, match=r"lacks column\(s\) \['flagged'\]"):
         evaluated_rows(frame)
+
+
+def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_groups() -> None:
+    from earlysignal.audit.assemble import recording_by_group
+
+    sample = pd.DataFrame(
+        {
+            "police_all": [3, 2, 4, 5, 1, 2, 3, 4, 2, 6] * 2 + [0] * 20 + [1],
+            "attr__ethnicity": ["Black"] * 20 + ["White"] * 20 + ["Other"],
+            "attr__disability": pd.array([None] * 5 + [False] * 36, dtype="boolean"),
+        }
+    )
+    records = [{"name": "police_all", "aggregate": "count", "window": "all"}]
+    rows = {(r["characteristic"], r["group"]): r for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5)}
+    assert rows[("ethnicity", "Black")]["share_no_recorded_events"] == 0.0
+    assert rows[("ethnicity", "White")]["share_no_recorded_events"] == 1.0
+    assert rows[("ethnicity", "Black")]["not_recorded"] == {"disability": 0.25}
+    assert rows[("ethnicity", "Other")] == {"characteristic": "ethnicity", "group": "Other", "n": None, "suppressed": True}

@@ -54,6 +54,10 @@ def test_recording_bias_against_black_residents_is_flagged_as_a_disparity(biased
             assert finding["ratio"] > 1.25 and finding["low"] > 1
     assert any(f["text"].startswith("Black residents are flagged") for f in findings if f["metric"] == "selection_rate")
     assert findings[0] in biased.audit["summary"]["findings"]
+    # The report also shows why: Black residents' files are fuller than White residents'.
+    recording = {(r["characteristic"], r["group"]): r for r in biased.audit["data"]["recording_by_group"]}
+    black, white = recording[("ethnicity", "Black")], recording[("ethnicity", "White")]
+    assert black["mean_recorded_events"] > white["mean_recorded_events"]
 
 
 def test_without_recording_bias_no_finding_is_flagged_for_black_residents(fair: AuditWorld) -> None:

@@ -211,6 +211,57 @@ def missingness(sample: pd.DataFrame, feature_columns: Sequence[str], protected:
     return {"attributes": attributes, "features": features, "rows": round_count(len(sample), 5)}
 
 
+def recording_by_group(
+    sample: pd.DataFrame,
+    feature_records: Sequence[dict[str, Any]],
+    protected: Sequence[str],
+    min_cell: int,
+    round_to: int,
+) -> list[dict[str, Any]]:
+    """Per group: how full its records are (share with no recorded event at all, mean recorded events),
+    and how often each other protected characteristic is not recorded. Groups under min_cell are suppressed.
+
+    A group whose files are fuller for the same need is more visible to the model (surveillance bias).
+    """
+    counts = [
+        str(f["name"]) for f in feature_records
+        if f.get("aggregate") == "count" and f.get("window") == "all" and f.get("name") in sample.columns
+    ] or [
+        str(f["name"]) for f in feature_records
+        if f.get("aggregate") == "count" and f.get("name") in sample.columns
+    ]
+    events = sample[counts].fillna(0).sum(axis=1) if counts else pd.Series(np.nan, index=sample.index)
+    labels = {a: group_labels(sample, a) for a in protected if f"attr__{a}" in sample.columns}
+    # Only characteristics that are ever unrecorded are worth a column.
+    gappy = [a for a, values in labels.items() if (values == NOT_RECORDED).any()]
+    rows: list[dict[str, Any]] = []
+    for attribute, groups in labels.items():
+        order = _age_sort_key if attribute == "age_band" else (lambda g: (0.0, g))
+        for group in sorted(groups.unique(), key=order):
+            members = groups == group
+            n = int(members.sum())
+            row: dict[str, Any] = {"characteristic": attribute, "group": group}
+            if n < min_cell:
+                row.update({"n": None, "suppressed": True})
+                rows.append(row)
+                continue
+            row.update(
+                {
+                    "n": round_count(n, round_to),
+                    "suppressed": False,
+                    "share_no_recorded_events": _num((events[members] == 0).mean()) if counts else None,
+                    "mean_recorded_events": _num(events[members].mean()) if counts else None,
+                    "not_recorded": {
+                        other: _num((labels[other][members] == NOT_RECORDED).mean())
+                        for other in gappy
+                        if other != attribute
+                    },
+                }
+            )
+            rows.append(row)
+    return rows
+
+
 def _capacity_words(config: ProjectConfig) -> str:
     parts = []
     if config.capacity.k is not None:
@@ -329,6 +380,9 @@ def build_audit(
         "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected),
+        "recording_by_group": recording_by_group(
+            explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
+        ),
         "features": [
             {
                 "name": f.get("name"),

@@ -12,7 +12,14 @@ INTERSECTION_JOIN = " + "
 # Raw values are pseudonymous-system codes; the report speaks in words.
 _DISPLAY: dict[str, dict[str, str]] = {
     "sex": {"F": "Female", "M": "Male"},
-    "disability": {"True": "Disabled", "False": "Not disabled", "1": "Disabled", "0": "Not disabled"},
+    "disability": {
+        "True": "Disabled",
+        "False": "Not disabled",
+        "1": "Disabled",
+        "0": "Not disabled",
+        "Yes": "Disabled",
+        "No": "Not disabled",
+    },
 }
 
 
