@@ -270,9 +270,9 @@ def _log_score_run(config: ProjectConfig, summary: dict[str, Any], out_dir: Path
     """Counts, drift and the output path only: resident-level lists stay out of MLflow."""
     import mlflow
 
-    from earlysignal.tracking import use_experiment
+    from earlysignal.modeling.run_logging import start_tracking
 
-    use_experiment(config.mlflow.experiment)
+    start_tracking(config)
     with mlflow.start_run(run_name=f"score {summary['as_of']}"):
         mlflow.set_tags({"earlysignal.stage": "score", "model_uri": summary["model_uri"],
                          "output_path": str(out_dir.resolve())})

@@ -31,7 +31,7 @@ from earlysignal.modeling import metrics as M  # noqa: E402
 from earlysignal.modeling.pyfunc_model import EarlySignalModel  # noqa: E402
 from earlysignal.modeling.registry import set_candidate  # noqa: E402
 from earlysignal.timesplits import SplitPlan, plan_figure  # noqa: E402
-from earlysignal.tracking import use_experiment  # noqa: E402
+from earlysignal.tracking import configure_tracking, use_experiment  # noqa: E402
 
 SCORER_COLOURS = {"model": "#4c72b0", "prior": "#999999", "one_feature": "#dd8452", "logistic": "#55a868", "oracle": "#8172b2"}
 SCORE_COLUMNS = {"model": "score", "prior": "score__prior", "one_feature": "score__one_feature",
@@ -137,6 +137,14 @@ def _metrics_over_time_figure(metrics_doc: dict[str, Any]) -> plt.Figure:
     return fig
 
 
+def start_tracking(config: ProjectConfig) -> None:
+    """Use the config's experiment, unless inside `mlflow run` (MLFLOW_RUN_ID set): then log into that run."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        configure_tracking()
+    else:
+        use_experiment(config.mlflow.experiment)
+
+
 def feature_list(metadata: dict[str, Any]) -> pd.DataFrame:
     """The model's inputs with their descriptions (one row per feature column)."""
     described = {f["name"]: f for f in metadata.get("features", [])}
@@ -164,7 +172,7 @@ def log_training_run(
     """Log a training run and register its model as `candidate`; return (run_id, model version)."""
     # A progress bar per small artefact file is noise on the console.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    use_experiment(config.mlflow.experiment)
+    start_tracking(config)
     crit = metrics_doc["success_criterion"]
     tags = {
         "earlysignal.stage": "train",
