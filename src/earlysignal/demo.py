@@ -44,26 +44,16 @@ class DemoResult:
 
 def _existing_borough_matches(data_dir: Path, synth: SynthSection) -> bool:
     """True when data_dir already holds a borough made with the same generator arguments."""
-    from earlysignal import __version__
-    from earlysignal.synth.bias import bias_to_json
+    from earlysignal.synth.borough import generator_arguments
 
     manifest_path = data_dir / "manifest.json"
     if not manifest_path.is_file():
         return False
     try:
-        generator = json.loads(manifest_path.read_text(encoding="utf-8")).get("generator", {})
+        recorded = json.loads(manifest_path.read_text(encoding="utf-8")).get("generator", {})
     except (OSError, ValueError):
         return False
-    wanted = {
-        "name": "earlysignal.synth",
-        "version": __version__,
-        "residents": synth.residents,
-        "years": synth.years,
-        "seed": synth.seed,
-        "world": synth.world,
-        "recording_bias": [bias_to_json(b) for b in synth.recording_bias],
-    }
-    return all(generator.get(key) == value for key, value in wanted.items())
+    return all(recorded.get(key) == value for key, value in generator_arguments(synth).items())
 
 
 def run_demo(

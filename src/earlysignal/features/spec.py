@@ -12,23 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
+from earlysignal.contract import EVENT_VOCABULARY
 from earlysignal.errors import ConfigError
 from earlysignal.fingerprint import stable_hash
 
-# The event vocabulary of the data contract, per source (used when a family lists no event types).
-EVENT_VOCABULARY: dict[str, tuple[str, ...]] = {
-    "housing_repairs": ("door_replacement", "lock_change", "window_repair", "damp_mould", "general_repair"),
-    "council_tax": ("arrears_reminder", "summons", "liability_order"),
-    "benefits": ("claim_start", "change_of_circumstances", "sanction"),
-    "school": ("absence", "fixed_term_exclusion", "permanent_exclusion"),
-    "police": ("domestic_incident", "callout", "missing_person"),
-    "fire": ("fire_callout",),
-    "ae": ("attendance", "injury_attendance"),
-    "asb": ("asb_report",),
-    "homelessness": ("approach",),
-    "early_help": ("contact",),
-    "social_care": ("contact",),
-}
 
 # Human labels (plural, singular) per (source, event_type); "contact" means different things per source.
 EVENT_LABELS: dict[tuple[str, str], tuple[str, str]] = {

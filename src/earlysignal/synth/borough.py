@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,20 @@ class BoroughSummary:
     row_counts: dict[str, int]
     extract_date: dt.date
     window_start: dt.date
+
+
+def generator_arguments(synth: SynthSection) -> dict[str, Any]:
+    """What made a borough, as recorded in manifest.json: same arguments, byte-identical files."""
+    return {
+        "name": "earlysignal.synth",
+        "version": __version__,
+        "residents": synth.residents,
+        "years": synth.years,
+        "seed": synth.seed,
+        "world": synth.world,
+        "recording_bias": [bias_to_json(b) for b in synth.recording_bias],
+        "end_date": synth.end_date.isoformat(),
+    }
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -374,17 +389,7 @@ def _write_all(
         "window_start": (dt.date(1970, 1, 1) + dt.timedelta(days=t0)).isoformat(),
         "sources": list(SOURCES),
         "row_counts": counts,
-        "generator": {
-            "name": "earlysignal.synth",
-            "version": __version__,
-            "residents": synth.residents,
-            "years": synth.years,
-            "seed": synth.seed,
-            "world": synth.world,
-            "recording_bias": [bias_to_json(b) for b in synth.recording_bias],
-            "end_date": synth.end_date.isoformat(),
-            "ground_truth_row_counts": truth_counts,
-        },
+        "generator": {**generator_arguments(synth), "ground_truth_row_counts": truth_counts},
     }
     writer.write_manifest(out_dir / "manifest.json", manifest)
     return counts
