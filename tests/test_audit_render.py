@@ -83,14 +83,22 @@ def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_gr
 
     sample = pd.DataFrame(
         {
-            "police_all": [3, 2, 4, 5, 1, 2, 3, 4, 2, 6] * 2 + [0] * 20 + [1],
-            "attr__ethnicity": ["Black"] * 20 + ["White"] * 20 + ["Other"],
-            "attr__disability": pd.array([None] * 5 + [False] * 36, dtype="boolean"),
+            "police_all": [3, 2, 4, 5, 1, 2, 3, 4, 2, 6] * 2 + [0] * 20 + [1] * 15 + [1],
+            "attr__ethnicity": ["Black"] * 20 + ["White"] * 20 + ["Asian"] * 15 + ["Other"],
+            "attr__disability": pd.array([None] * 5 + [False] * 51, dtype="boolean"),
         }
     )
     records = [{"name": "police_all", "aggregate": "count", "window": "all"}]
-    rows = {(r["characteristic"], r["group"]): r for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5)}
+    rows = {
+        (r["characteristic"], r["group"]): r
+        for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5)
+    }
     assert rows[("ethnicity", "Black")]["share_no_recorded_events"] == 0.0
     assert rows[("ethnicity", "White")]["share_no_recorded_events"] == 1.0
+    assert rows[("ethnicity", "Black")]["mean_recorded_events"] == 3.2
     assert rows[("ethnicity", "Black")]["not_recorded"] == {"disability": 0.25}
     assert rows[("ethnicity", "Other")] == {"characteristic": "ethnicity", "group": "Other", "n": None, "suppressed": True}
+    # Secondary suppression: with "Other" (1 row) hidden, the next smallest group (Asian, 15) goes too.
+    assert rows[("ethnicity", "Asian")]["suppressed"] is True
+    assert rows[("disability", "Not recorded")]["suppressed"] is True  # 5 rows
+    assert rows[("disability", "Not disabled")]["suppressed"] is True  # the only other disability group

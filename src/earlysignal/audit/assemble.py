@@ -20,7 +20,7 @@ from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
-from earlysignal.audit.suppression import round_count
+from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import EarlySignalError
 
@@ -234,31 +234,37 @@ def recording_by_group(
     labels = {a: group_labels(sample, a) for a in protected if f"attr__{a}" in sample.columns}
     # Only characteristics that are ever unrecorded are worth a column.
     gappy = [a for a, values in labels.items() if (values == NOT_RECORDED).any()]
+    sizes = pd.DataFrame(
+        [
+            {"characteristic": a, "group": g, "n": int((groups == g).sum())}
+            for a, groups in labels.items()
+            for g in sorted(groups.unique(), key=_age_sort_key if a == "age_band" else (lambda g: (0.0, g)))
+        ],
+        columns=["characteristic", "group", "n"],
+    )
+    # The same primary and secondary rules as the fairness tables, on group size alone.
+    hidden = suppression_reasons(sizes.assign(positives=sizes["n"]), min_cell).notna() if len(sizes) else []
     rows: list[dict[str, Any]] = []
-    for attribute, groups in labels.items():
-        order = _age_sort_key if attribute == "age_band" else (lambda g: (0.0, g))
-        for group in sorted(groups.unique(), key=order):
-            members = groups == group
-            n = int(members.sum())
-            row: dict[str, Any] = {"characteristic": attribute, "group": group}
-            if n < min_cell:
-                row.update({"n": None, "suppressed": True})
-                rows.append(row)
-                continue
-            row.update(
-                {
-                    "n": round_count(n, round_to),
-                    "suppressed": False,
-                    "share_no_recorded_events": _num((events[members] == 0).mean()) if counts else None,
-                    "mean_recorded_events": _num(events[members].mean()) if counts else None,
-                    "not_recorded": {
-                        other: _num((labels[other][members] == NOT_RECORDED).mean())
-                        for other in gappy
-                        if other != attribute
-                    },
-                }
-            )
+    for (_, size), is_hidden in zip(sizes.iterrows(), hidden, strict=True):
+        attribute, group = size["characteristic"], size["group"]
+        row: dict[str, Any] = {"characteristic": attribute, "group": group}
+        if is_hidden:
+            row.update({"n": None, "suppressed": True})
             rows.append(row)
+            continue
+        members = labels[attribute] == group
+        row.update(
+            {
+                "n": round_count(int(size["n"]), round_to),
+                "suppressed": False,
+                "share_no_recorded_events": _num((events[members] == 0).mean()) if counts else None,
+                "mean_recorded_events": _num(events[members].mean()) if counts else None,
+                "not_recorded": {
+                    other: _num((labels[other][members] == NOT_RECORDED).mean()) for other in gappy if other != attribute
+                },
+            }
+        )
+        rows.append(row)
     return rows
 
 
