@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from earlysignal.config import config_from_dict
 from earlysignal.errors import ContractError
-from earlysignal.modeling.drift import psi, reference_bins
+from earlysignal.modeling.drift import build_reference, drift_report, psi, reference_bins
 from earlysignal.scoring import RANKED_COLUMNS, score_cohort
 
 pytestmark = pytest.mark.slow
@@ -164,3 +164,18 @@ def test_population_stability_index_is_zero_for_the_same_distribution_and_large_
     assert psi(reference, rng.normal(loc=1.0, size=20_000)) > 0.25
     counts = reference_bins(np.r_[np.zeros(900), np.ones(100), np.full(10, np.nan)])
     assert psi(counts, np.r_[np.zeros(900), np.ones(100), np.full(10, np.nan)]) == pytest.approx(0.0)
+
+
+def test_drift_compares_with_training_rows_from_the_same_month_of_the_year():
+    rng = np.random.default_rng(1)
+    months = np.repeat([1, 4, 7, 10], 5000)
+    # A seasonal feature: October values run higher every year.
+    values = rng.poisson(np.where(months == 10, 7.0, 5.0)).astype(float)
+    frame = pd.DataFrame({"absence": values})
+    reference = build_reference(frame, ["absence"], rng.random(len(values)), months=months)
+    october = pd.DataFrame({"absence": rng.poisson(7.0, 5000).astype(float)})
+    seasonal = drift_report(reference, october, rng.random(5000), warn_psi=0.25, month=10)
+    assert seasonal["reference"] == "training as_of dates in month 10"
+    assert seasonal["feature_psi"]["absence"] < 0.05
+    pooled = drift_report(reference, october, rng.random(5000), warn_psi=0.25, month=None)
+    assert pooled["feature_psi"]["absence"] > seasonal["feature_psi"]["absence"]

@@ -213,7 +213,7 @@ def score_cohort(
     ranked = pd.concat([ranked, reasons], axis=1)[RANKED_COLUMNS]
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
     unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
-    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi)
+    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month)
 
     out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
     paths = {

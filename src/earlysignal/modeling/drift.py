@@ -1,7 +1,9 @@
 """Population stability index (PSI) of features and scores against the training reference.
 
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
-needs no training data. PSI = sum over bins of (actual - expected) * ln(actual / expected);
+needs no training data. Records such as school absence are seasonal, so the reference is kept per
+calendar month of the training as_of dates too, and scoring compares like with like (the same month
+of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
 """
 
@@ -48,16 +50,41 @@ def psi(reference: dict[str, Any], values: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def build_reference(frame: pd.DataFrame, columns: Iterable[str], score: np.ndarray) -> dict[str, Any]:
-    """Reference bins for every feature column and for the score."""
+def _bins_for(frame: pd.DataFrame, columns: list[str], score: np.ndarray) -> dict[str, Any]:
     return {
         "features": {c: reference_bins(frame[c].to_numpy(dtype=float)) for c in columns},
         "score": reference_bins(score),
     }
 
 
-def drift_report(reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float) -> dict[str, Any]:
+def build_reference(
+    frame: pd.DataFrame, columns: Iterable[str], score: np.ndarray, months: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Reference bins for every feature column and for the score: overall and per as_of calendar month."""
+    columns = list(columns)
+    reference = _bins_for(frame, columns, score)
+    if months is not None:
+        months = np.asarray(months)
+        reference["by_month"] = {
+            str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m])
+            for m in np.unique(months)
+        }
+    return reference
+
+
+def reference_for(reference: dict[str, Any], month: int | None) -> tuple[dict[str, Any], str]:
+    """The reference to compare with: the same calendar month's if there is one, else the overall one."""
+    by_month = reference.get("by_month", {})
+    if month is not None and str(month) in by_month:
+        return by_month[str(month)], f"training as_of dates in month {month}"
+    return reference, "all training as_of dates"
+
+
+def drift_report(
+    reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None
+) -> dict[str, Any]:
     """PSI per feature and for the score, with the features above warn_psi listed (largest first)."""
+    reference, compared_with = reference_for(reference, month)
     feature_psi = {
         c: psi(bins, frame[c].to_numpy(dtype=float))
         for c, bins in reference["features"].items()
@@ -66,6 +93,7 @@ def drift_report(reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarr
     score_psi = psi(reference["score"], score)
     warnings = sorted((c for c, v in feature_psi.items() if v > warn_psi), key=lambda c: -feature_psi[c])
     return {
+        "reference": compared_with,
         "score_psi": score_psi,
         "feature_psi": feature_psi,
         "warn_psi": warn_psi,

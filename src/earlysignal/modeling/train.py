@@ -425,7 +425,8 @@ def train_model(
         final_fit.booster,
         final_fit.calibrator,
         fm.metadata,
-        build_reference(reference_frame, feature_columns, reference_score),
+        build_reference(reference_frame, feature_columns, reference_score,
+                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1),
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)
