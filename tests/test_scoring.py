@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from earlysignal.cli import app
 from earlysignal.config import config_from_dict
 from earlysignal.errors import ContractError
 from earlysignal.modeling.drift import build_reference, drift_report, psi, reference_bins
@@ -44,7 +44,7 @@ def scored(borough, tmp_path_factory):
 
 def test_score_refuses_a_model_without_champion_approval(borough, tmp_path):
     result = CliRunner().invoke(
-        __import__("earlysignal.cli", fromlist=["app"]).app,
+        app,
         ["score", "--as-of", AS_OF.isoformat(), "--model", borough.result.model_uri,
          "--config", str(borough.config_path), "--out", str(tmp_path / "out")],
     )
