@@ -8,10 +8,33 @@ an embedded SQLite store under ./mlruns/, which `mlflow ui` opens without a serv
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import mlflow
+
+
+class _DropKnownNoise(logging.Filter):
+    """Drop MLflow messages that say nothing to an Early Signal user.
+
+    The store's schema migrations are routine, and the CloudPickle notice concerns models loaded
+    from untrusted sources; Early Signal only loads the versions it registered and hashed.
+    """
+
+    _NOISE = (
+        "Creating initial MLflow database tables",
+        "Updating database tables",
+        "Passing a Python object as `python_model`",
+        "Validating input example against model signature",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(fragment in record.getMessage() for fragment in self._NOISE)
+
+
+for _logger_name in ("mlflow.store.db.utils", "mlflow.pyfunc"):
+    logging.getLogger(_logger_name).addFilter(_DropKnownNoise())
 
 LOCAL_STORE_DIR = Path("mlruns")
 
