@@ -18,8 +18,9 @@ import mlflow
 class _DropKnownNoise(logging.Filter):
     """Drop MLflow messages that say nothing to an Early Signal user.
 
-    The store's schema migrations are routine, and the CloudPickle notice concerns models loaded
-    from untrusted sources; Early Signal only loads the versions it registered and hashed.
+    The store's schema migrations are routine. The CloudPickle notice is about loading models from
+    untrusted sources: the registry holds the versions Early Signal trained, and an approved
+    version's artefact hash is checked before it scores anyone.
     """
 
     _NOISE = (
