@@ -196,14 +196,14 @@ class ModelSection(_Section):
 
     name: str = "earlysignal-cpp"
     n_estimators: int = Field(default=1000, gt=0)
-    learning_rate: float = Field(default=0.03, gt=0)
+    learning_rate: float = Field(default=0.05, gt=0)
     num_leaves: int = Field(default=7, gt=1)
     min_child_samples: int = Field(default=300, gt=0)
     feature_fraction: float = Field(default=0.5, gt=0, le=1)
     bagging_fraction: float = Field(default=0.8, gt=0, le=1)
     bagging_freq: int = Field(default=1, ge=0)
     lambda_l2: float = Field(default=10.0, ge=0)
-    early_stopping_rounds: int = Field(default=100, gt=0)
+    early_stopping_rounds: int = Field(default=50, gt=0)
     calibration: Literal["isotonic", "platt"] = "isotonic"
 
 
