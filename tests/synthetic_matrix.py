@@ -7,11 +7,11 @@ check that training finds real signal and finds none where there is none.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from earlysignal.features import FeatureMatrix
 
 FEATURES = [
     ("household__social_care__contact__count__all", "{value} children's social care contacts for the household, ever"),
@@ -21,22 +21,6 @@ FEATURES = [
     ("household__police__callout__days_since_last__all_imputed", "no police call-out to the household on record"),
     ("static__age", "aged {value}"),
 ]
-
-
-@dataclass
-class SyntheticMatrix:
-    """Stands in for earlysignal.features.FeatureMatrix (same attributes)."""
-
-    frame: pd.DataFrame
-    metadata: dict[str, Any]
-
-    @property
-    def feature_columns(self) -> list[str]:
-        return list(self.metadata["feature_columns"])
-
-    @property
-    def protected_columns(self) -> list[str]:
-        return list(self.metadata["protected_columns"])
 
 
 def as_of_grid(first: dt.date, count: int) -> list[dt.date]:
@@ -49,7 +33,7 @@ def as_of_grid(first: dt.date, count: int) -> list[dt.date]:
 
 def make_matrix(
     residents: int = 3000, n_as_of: int = 16, seed: int = 0, null_world: bool = False, unlabelled_tail: int = 2
-) -> SyntheticMatrix:
+) -> FeatureMatrix:
     """Residents x quarterly as_of rows; the last `unlabelled_tail` dates have null labels."""
     rng = np.random.default_rng(seed)
     dates = as_of_grid(dt.date(2020, 1, 1), n_as_of)
@@ -112,4 +96,4 @@ def make_matrix(
         "extract_date": dates[-1].isoformat(),
         "as_of_dates": [d.isoformat() for d in dates],
     }
-    return SyntheticMatrix(frame, metadata)
+    return FeatureMatrix(frame, metadata)
