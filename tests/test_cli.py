@@ -1,0 +1,38 @@
+"""The command line: every stage is there, explains itself, and user errors carry no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from earlysignal.cli import app
+
+STAGES = ("synth", "validate", "features", "train", "audit", "approve", "revoke", "score", "demo")
+
+
+def test_every_stage_is_a_command_with_help():
+    runner = CliRunner()
+    listing = runner.invoke(app, ["--help"])
+    assert listing.exit_code == 0
+    for stage in STAGES:
+        assert stage in listing.output
+        assert runner.invoke(app, [stage, "--help"]).exit_code == 0
+
+
+def test_a_bad_config_is_a_message_and_exit_code_2_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("temporal: {first_as_of: 2020-01-01, last_as_of: 2019-01-01}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["features", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "last_as_of" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_python_dash_m_runs_the_same_cli():
+    completed = subprocess.run(
+        [sys.executable, "-m", "earlysignal", "--help"], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0
+    assert "demo" in completed.stdout
