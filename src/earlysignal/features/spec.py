@@ -8,6 +8,7 @@ used verbatim as reason codes ("4 door replacements at home in the last 12 month
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,21 +235,17 @@ def family_definitions(family: FeatureFamily) -> list[FeatureDefinition]:
                             event_labels(family.source, key) if key != "all" else (family.description, "event")
                         )
                         definitions.append(
-                            FeatureDefinition(
+                            dataclasses.replace(
+                                definition,
                                 name=flag,
-                                family=family.name,
-                                source=family.source,
-                                event_type=key,
-                                scope=scope,
-                                window=window,
-                                aggregate=aggregate,
                                 description=(
                                     f"no {singular}{SCOPE_PHRASES[scope]} on record, so "
                                     f"'{aggregate.replace('_', ' ')}' was filled in (flag = {{value}})"
                                 ),
                                 is_imputed_flag=True,
-                                event_types=definition.event_types,
-                                window_days=definition.window_days,
+                                missing_rule="zero",
+                                missing_value=None,
+                                imputed_flag=None,
                             )
                         )
     return definitions
