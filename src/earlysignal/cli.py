@@ -453,3 +453,30 @@ def demo(
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+
+
+@app.command("evaluation-purge")
+@user_errors_as_messages
+def evaluation_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete resident-level evaluation data whose retention (evaluation.retention_days) has passed.
+
+    Training keeps each run's test predictions and explanation sample in the local evaluation
+    store, never in MLflow; after the retention period they are purged here (run it on a schedule).
+    """
+    from earlysignal.config import load_config
+    from earlysignal.evaluation_store import purge_expired, store_root
+    from earlysignal.tracking import configure_tracking
+
+    project = load_config(config)
+    root = store_root(project.evaluation.dir, configure_tracking())
+    result = purge_expired(root, dry_run=dry_run)
+    verb = "Would purge" if dry_run else "Purged"
+    console.print(
+        f"{verb} {len(result.purged)} run(s) from {root}"
+        + (f": {', '.join(result.purged)}" if result.purged else "")
+        + f"; {len(result.kept)} run(s) within retention kept.",
+        highlight=False,
+    )

@@ -275,6 +275,15 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class EvaluationSection(_Section):
+    """The local evaluation store for resident-level evaluation data (never MLflow); see docs/modeling.md."""
+
+    # Folder of the store; empty: `evaluation/` beside the local MLflow store.
+    dir: str | None = None
+    # Days a training run's resident-level evaluation data is kept; `earlysignal evaluation-purge` deletes it after.
+    retention_days: int = Field(default=365, gt=0)
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = ProjectSection()
     data: DataSection = DataSection()
@@ -292,6 +301,7 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    evaluation: EvaluationSection = EvaluationSection()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ProjectConfig:
