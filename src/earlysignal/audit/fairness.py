@@ -149,6 +149,9 @@ def published_group_figures(row: pd.Series | dict, min_cell: int, round_to: int)
         "auc": published_figure(row.get("auc")),
         "mean_score": published_figure(row.get("mean_score"), 3),
     }
+    # Recall and FNR are one split of the positives (1 - each other): both go when either count is small.
+    if out["recall"] is None or out["fnr"] is None:
+        out["recall"] = out["fnr"] = None
     # Observed over expected, from the published prevalence: exact counts cannot be recovered by
     # multiplying it by the mean score.
     mean_score = row.get("mean_score")
@@ -424,11 +427,13 @@ def audit_fairness(
                 for metric, interval in intervals.items():
                     mine, theirs = figures.get(metric), reference_figures.get(metric)
                     ratio, note = published_ratio(mine, theirs)
+                    shown_rates = mine is not None and theirs is not None
+                    # An interval around a suppressed rate would describe the rate it hides.
                     interval = Interval(
                         ratio,
-                        published_figure(interval.low),
-                        published_figure(interval.high),
-                        assessable=interval.assessable and mine is not None and theirs is not None,
+                        published_figure(interval.low) if shown_rates else None,
+                        published_figure(interval.high) if shown_rates else None,
+                        assessable=interval.assessable and shown_rates,
                     )
                     flagged = (
                         interval.assessable
