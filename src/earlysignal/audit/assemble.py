@@ -98,12 +98,12 @@ def evaluated_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise AuditError(
-            f"evaluation/test_predictions.parquet lacks column(s) {missing}; the audit needs "
+            f"the test predictions (evaluation store) lack column(s) {missing}; the audit needs "
             f"{list(REQUIRED_PREDICTION_COLUMNS)} (retrain with `earlysignal train`)"
         )
     frame = predictions[predictions["label"].notna()].copy()
     if frame.empty:
-        raise AuditError("evaluation/test_predictions.parquet has no rows with a known label: nothing to audit")
+        raise AuditError("the test predictions (evaluation store) have no rows with a known label: nothing to audit")
     frame["label"] = frame["label"].astype(int)
     frame["flagged"] = frame["flagged"].astype(bool)
     return frame.reset_index(drop=True)
