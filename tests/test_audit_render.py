@@ -74,7 +74,7 @@ def test_predictions_without_the_operating_point_are_a_clear_error() -> None:
     from earlysignal.audit.assemble import AuditError, evaluated_rows
 
     frame = pd.DataFrame({"as_of": [pd.Timestamp("2025-01-01")], "label": [1], "score": [0.5], "rank": [1]})
-    with pytest.raises(AuditError, match=r"lacks column\(s\) \['flagged'\]"):
+    with pytest.raises(AuditError, match=r"test predictions \(evaluation store\) lack column\(s\) \['flagged'\]"):
         evaluated_rows(frame)
 
 
