@@ -120,6 +120,9 @@ def test_every_group_figure_matches_fairlearn_computed_independently(biased: Aud
                 "fpr": _published(fp, fp + tn),
                 "fnr": _published(fn, tp + fn),
             }
+            # Recall and FNR split the same escalations: when either rests on a small count, neither is shown.
+            if expected["recall"] is None or expected["fnr"] is None:
+                expected["recall"] = expected["fnr"] = None
             for metric, value in expected.items():
                 assert g[metric] == value, (block["key"], g["group"], metric)
             # AUC as the headline computes it: per test date on the list's order (score, then margin), averaged.
