@@ -289,3 +289,13 @@ def test_the_report_states_the_never_flagged_finding():
     assert "Black residents are never flagged, although about 40 of them went on to" in html
     assert any(f["metric_label"] == "never flagged" for f in audit["summary"]["findings"])
 
+
+
+def test_missed_share_is_withheld_with_the_small_count_of_escalations_found():
+    from earlysignal.audit.assemble import flagged_outcomes
+
+    # 4 of 31 escalations flagged: "missed 27 of 31" rounds to 25/30 or, worse, reads as all missed.
+    frame = pd.DataFrame({"as_of": pd.Timestamp("2025-01-01"), "label": [1] * 31 + [0] * 969,
+                          "flagged": [True] * 4 + [False] * 27 + [True] * 96 + [False] * 873})
+    (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
+    assert row == {"as_of": "2025-01-01", "cohort": 1000, "flagged": 100, "escalated_share": None, "missed_share": None}

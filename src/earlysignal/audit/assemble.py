@@ -20,7 +20,7 @@ from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
-from earlysignal.audit.disclosure import published_count, published_figure, published_rate
+from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import EarlySignalError
@@ -192,7 +192,11 @@ def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> 
                 "cohort": published_count(len(part), min_cell, round_to),
                 "flagged": published_count(len(flagged), min_cell, round_to),
                 "escalated_share": published_rate(found, len(flagged), min_cell, round_to),
-                "missed_share": published_rate(positives - found, positives, min_cell, round_to),
+                # Found and missed split the same escalations: with 1-9 found, "missed" would round to 100%.
+                "missed_share": (
+                    None if is_small(found, min_cell)
+                    else published_rate(positives - found, positives, min_cell, round_to)
+                ),
             }
         )
     return out
