@@ -34,6 +34,10 @@ class Dialect:
         """A quoted string literal (single quotes doubled)."""
         return "'" + value.replace("'", "''") + "'"
 
+    def quote(self, identifier: str) -> str:
+        """A quoted identifier (a column name from the data dictionary; double quotes doubled)."""
+        return '"' + identifier.replace('"', '""') + '"'
+
     def timestamp_literal(self, value: dt.datetime | dt.date) -> str:
         """A timestamp literal at microsecond precision."""
         if not isinstance(value, dt.datetime):

@@ -25,22 +25,22 @@ from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
 from earlysignal.features.labels import build_labels
 from earlysignal.features.matrix import FeatureMatrix
+from earlysignal.dictionary import DataDictionary, dictionary_for
 from earlysignal.features.spec import (
-    AGE_BANDS,
-    ETHNICITY_CODES,
-    NOT_RECORDED,
-    PROTECTED_COLUMNS,
-    TENURES,
+    AGE_BAND_ATTRIBUTE,
+    BUILT_IN_STATIC,
     FeatureDefinition,
     age_band,
     definitions_as_records,
     family_definitions,
     family_event_types,
     feature_definitions,
+    protected_codes,
     spec_dict,
     spec_hash,
+    static_attribute,
 )
-from earlysignal.features.sql import TENURE_CODES, event_groups_sql, memberships_sql
+from earlysignal.features.sql import event_groups_sql, memberships_sql
 
 MICROSECONDS_PER_DAY = 86_400_000_000
 
@@ -56,8 +56,8 @@ class LinkedDataLike(Protocol):
 
 
 _REQUIRED_COLUMNS = {
-    "residents": ("resident_id", "birth_date", "death_date", "sex", "ethnicity", "disability"),
-    "residency": ("resident_id", "household_id", "address_id", "start_date", "end_date", "tenure"),
+    "residents": ("resident_id",),
+    "residency": ("resident_id", "household_id", "address_id", "start_date", "end_date"),
     "events": ("resident_id", "address_id", "source", "event_type", "event_time", "known_at", "value"),
     "outcomes": ("resident_id", "outcome_type", "outcome_time", "known_at", "end_time"),
 }
@@ -69,6 +69,44 @@ def _check_columns(data: LinkedDataLike) -> None:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ContractError(f"{table}: missing column(s) {missing}; the feature builder needs {list(columns)}")
+
+
+def _uses_age(config: ProjectConfig) -> bool:
+    uses = "age" in config.features.static or AGE_BAND_ATTRIBUTE in config.features.protected_as_features
+    cohort = config.cohort
+    # An age-ranged cohort reads birth dates too (the cohort section's own fields, when it has them).
+    ranged = getattr(cohort, "min_age", 0) not in (0, None) or getattr(cohort, "max_age", None) is not None
+    return uses or ranged
+
+
+def check_inputs_usable(config: ProjectConfig, data: LinkedDataLike) -> None:
+    """Before any work: age needs birth dates, household/address scopes need residency.
+
+    Raises ConfigError naming the config key that asks for what the data cannot give.
+    """
+    from earlysignal.errors import ConfigError
+
+    residents = data.residents
+    if _uses_age(config):
+        births = residents["birth_date"] if "birth_date" in residents.columns else None
+        if births is None or not births.notna().any():
+            state = "absent" if births is None else "empty (no resident has one)"
+            raise ConfigError(
+                "features.static / cohort ages need residents.birth_date, which is "
+                f"{state}; remove age from features.static and the cohort's age range, or supply birth dates"
+            )
+    if len(data.residency) == 0:
+        wanted = sorted(
+            {f"features.families[{f.name}].scopes: {s}" for f in config.features.families for s in f.scopes if s != "resident"}
+            | {f"features.static: {s}" for s in config.features.static if BUILT_IN_STATIC.get(s, ("",))[0] == "residency"}
+        )
+        if getattr(config.cohort, "require_residency", False):
+            wanted.append("cohort.require_residency: true")
+        if wanted:
+            raise ConfigError(
+                "the data has no residency table (or no accepted residency rows), so households and addresses are "
+                f"unknown; these need it: {'; '.join(wanted)}"
+            )
 
 
 def _day_numbers(values: Any) -> np.ndarray:
@@ -137,10 +175,11 @@ class _Context:
     address_entity: np.ndarray  # [addresses] compact key among cohort rows' addresses, or -1
     household_of: np.ndarray  # [R, J] household index or -1
     address_of: np.ndarray  # [R, J] address index or -1
-    tenure_of: np.ndarray  # [R, J] tenure code or -1
+    spell_codes: dict[str, np.ndarray]  # residency category -> [R, J] code (position in declared values) or -1
     since_of: np.ndarray  # [R, J] day number the resident has lived at that address since
     birth_days: np.ndarray  # [R]
     households: _Households
+    dictionary: DataDictionary
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -239,29 +278,34 @@ def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tu
     return np.asarray(resident_ids, dtype=object), len(household_ids), np.asarray(address_ids, dtype=object)
 
 
-def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarray]:
-    table = engine.run(memberships_sql(engine.dialect))
+def _memberships(
+    engine: Engine, n_residents: int, J: int, categories: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    categories = categories or {}
+    table = engine.run(memberships_sql(engine.dialect, categories))
     r = table.column("r_idx").to_numpy().astype(np.int64)
     j = table.column("j").to_numpy().astype(np.int64)
     h = table.column("h_idx").to_numpy().astype(np.int64)
     a = table.column("a_idx").to_numpy().astype(np.int64)
-    tenure = table.column("tenure_code").to_numpy().astype(np.int64)
     since = table.column("address_since").cast(pa.int32()).to_numpy().astype(np.int64)
     shape = (n_residents, J)
     household_of = np.full(shape, -1, dtype=np.int32)
     address_of = np.full(shape, -1, dtype=np.int32)
-    tenure_of = np.full(shape, -1, dtype=np.int8)
     since_of = np.zeros(shape, dtype=np.int64)
     household_of[r, j] = h
     if np.count_nonzero(household_of >= 0) != r.size:
         raise ContractError("residency: a resident has overlapping spells (two spells cover the same as_of date)")
     address_of[r, j] = a
-    tenure_of[r, j] = tenure
+    spell_codes: dict[str, np.ndarray] = {}
+    for name in categories:
+        codes = np.full(shape, -1, dtype=np.int16)
+        codes[r, j] = table.column(f"code__{name}").to_numpy().astype(np.int16)
+        spell_codes[name] = codes
     since_of[r, j] = since
     return {
         "household_of": household_of,
         "address_of": address_of,
-        "tenure_of": tenure_of,
+        "spell_codes": spell_codes,
         "since_of": since_of,
         "member_r": r,
         "member_j": j,
@@ -374,7 +418,7 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
     kinds: list[tuple[str, str]] = []
     windows: set[int | None] = set()
     for family in users:
-        for event_type in family_event_types(family):
+        for event_type in family_event_types(family, ctx.dictionary):
             if (family.source, event_type) not in kinds:
                 kinds.append((family.source, event_type))
         windows.update(_family_windows(family).every)
@@ -565,7 +609,7 @@ def _family_columns(
     Streams type by type: each [J, entities] array is gathered to the cohort rows and dropped at
     once, so memory holds one dense array and one type's gathered statistics at a time.
     """
-    types = family_event_types(family)
+    types = family_event_types(family, ctx.dictionary)
     J = ctx.grid.size
     aggregates = set(family.aggregates)
     windows = _family_windows(family)
@@ -682,15 +726,17 @@ def _apply_missing_rule(
 # Static features and protected attributes
 
 
-def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFrame) -> dict[str, np.ndarray]:
+def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFrame, resident_ids: np.ndarray) -> dict[str, np.ndarray]:
     cohort = ctx.cohort
     as_of_days = ctx.grid.days[cohort.j]
     columns: dict[str, np.ndarray] = {}
-    tenure = ctx.tenure_of[cohort.r_idx, cohort.j]
     housed = ctx.household_of[cohort.r_idx, cohort.j] >= 0
+    ordered = residents.set_index(residents["resident_id"].astype("str")).reindex(resident_ids)
     for static in config.features.static:
         if static == "age":
-            columns["static__age"] = completed_years(ctx.birth_days[cohort.r_idx], as_of_days).astype(np.float64)
+            known = ctx.birth_days[cohort.r_idx] != np.iinfo(np.int64).min
+            ages = completed_years(np.where(known, ctx.birth_days[cohort.r_idx], 0), as_of_days).astype(np.float64)
+            columns["static__age"] = np.where(known, ages, np.nan)
         elif static == "months_at_address":
             since = ctx.since_of[cohort.r_idx, cohort.j]
             months = completed_months(since, as_of_days).astype(np.float64)
@@ -700,60 +746,88 @@ def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFram
             columns["static__household_size"] = np.where(housed, ctx.households.reduce(ones, "sum"), np.nan)
         elif static == "household_children":
             members = ctx.households
-            member_age = completed_years(ctx.birth_days[members.member_r], ctx.grid.days[members.member_j])
-            children = (member_age < 18).astype(np.float64)
+            births = ctx.birth_days[members.member_r]
+            born = births != np.iinfo(np.int64).min  # members without a recorded birth date are not counted
+            member_age = completed_years(np.where(born, births, 0), ctx.grid.days[members.member_j])
+            children = (born & (member_age < 18)).astype(np.float64)
             columns["static__household_children"] = np.where(housed, members.reduce(children, "sum"), np.nan)
-        elif static == "tenure":
-            for code, name in enumerate(TENURE_CODES):
-                columns[f"static__tenure__{name}"] = (tenure == code).astype(np.float64)
-    assert tuple(TENURE_CODES) == tuple(TENURES)
+        else:
+            columns.update(_attribute_static_columns(ctx, static, ordered, as_of_days))
     return columns
+
+
+def _attribute_static_columns(
+    ctx: _Context, name: str, ordered: pd.DataFrame, as_of_days: np.ndarray
+) -> dict[str, np.ndarray]:
+    """A declared attribute as static feature columns at each cohort row (one-hot for a category).
+
+    A residency category is the value of the spell covering as_of; a residents attribute is used only
+    from its `known_from` date on when the dictionary names one (null before).
+    """
+    table, spec = static_attribute(ctx.dictionary, name)
+    cohort = ctx.cohort
+    if table == "residency":
+        code = ctx.spell_codes[name][cohort.r_idx, cohort.j]
+        return {f"static__{name}__{value}": (code == i).astype(np.float64) for i, value in enumerate(spec.values)}
+    values = ordered[name].to_numpy(dtype=object)[cohort.r_idx] if name in ordered.columns else np.full(len(cohort), None)
+    known = np.ones(len(cohort), dtype=bool)
+    if spec.known_from is not None and spec.known_from in ordered.columns:
+        since = _day_numbers(ordered[spec.known_from])[cohort.r_idx]
+        known = (since != np.iinfo(np.int64).min) & (since < as_of_days)
+    present = pd.notna(values) & known
+    if spec.kind == "category":
+        return {
+            f"static__{name}__{value}": np.where(known, (values == value) & present, 0.0).astype(np.float64)
+            for value in spec.values
+        }
+    numbers = np.full(len(cohort), np.nan)
+    numbers[present] = values[present].astype(np.float64)
+    return {f"static__{name}": numbers}
 
 
 def _attribute_columns(
     ctx: _Context, residents: pd.DataFrame, resident_ids: np.ndarray
 ) -> tuple[dict[str, pd.Series], np.ndarray]:
-    """The attr__* columns (strings, nulls as 'Not recorded') and each row's age."""
+    """The attr__* columns, one per category or boolean attribute the dictionary declares (reporting
+    groups as text; nulls as the dictionary's not-recorded group), plus attr__age_band when birth
+    dates exist; and each row's age (-1 where the birth date is not recorded)."""
     cohort = ctx.cohort
     ordered = residents.set_index(residents["resident_id"].astype("str")).reindex(resident_ids)
     rows = cohort.r_idx
+    not_recorded = ctx.dictionary.not_recorded.group
 
-    def labelled(series: pd.Series, mapping: dict[Any, str] | None = None) -> pd.Series:
+    def labelled(series: pd.Series, mapping: dict[Any, str]) -> pd.Series:
         values = series.to_numpy(dtype=object)[rows]
-        out = np.full(values.size, NOT_RECORDED, dtype=object)
+        out = np.full(values.size, not_recorded, dtype=object)
         present = pd.notna(values)
-        if mapping is None:
-            out[present] = values[present].astype(str)
-        else:
-            out[present] = [mapping.get(v, NOT_RECORDED) for v in values[present]]
+        out[present] = [mapping.get(v, str(v)) for v in values[present]]
         return pd.Series(out, dtype="str")
 
-    ages = completed_years(ctx.birth_days[rows], ctx.grid.days[cohort.j])
-    band_names = [age_band(a) for a in range(0, 130)]
-    attributes = {
-        "attr__sex": labelled(ordered["sex"]),
-        "attr__ethnicity": labelled(ordered["ethnicity"]),
-        "attr__disability": labelled(ordered["disability"].astype(object), {True: "Yes", False: "No"}),
-        "attr__age_band": pd.Series(
-            np.asarray(band_names, dtype=object)[np.clip(ages, 0, 129)], dtype="str"
-        ),
-    }
+    attributes: dict[str, pd.Series] = {}
+    for name, spec in ctx.dictionary.categorical_attributes().items():
+        if name not in ordered.columns:
+            continue
+        if spec.kind == "boolean":
+            attributes[f"attr__{name}"] = labelled(ordered[name].astype(object), {True: "Yes", False: "No"})
+        else:
+            attributes[f"attr__{name}"] = labelled(ordered[name], dict(spec.groups))
+    known = ctx.birth_days[rows] != np.iinfo(np.int64).min
+    ages = np.where(known, completed_years(np.where(known, ctx.birth_days[rows], 0), ctx.grid.days[cohort.j]), -1)
+    if "birth_date" in ordered.columns and known.any():
+        band_names = np.asarray([age_band(a) for a in range(0, 130)] + [not_recorded], dtype=object)
+        attributes[f"attr__{AGE_BAND_ATTRIBUTE}"] = pd.Series(
+            band_names[np.where(known, np.clip(ages, 0, 129), 130)], dtype="str"
+        )
     return attributes, ages
 
 
-def _protected_feature_columns(config: ProjectConfig, attributes: dict[str, pd.Series]) -> dict[str, np.ndarray]:
+def _protected_feature_columns(
+    config: ProjectConfig, attributes: dict[str, pd.Series], dictionary: DataDictionary
+) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
-    band_codes = {f"{low}-{high}": i for i, (low, high) in enumerate(AGE_BANDS)} | {"65+": len(AGE_BANDS)}
     for attribute in config.features.protected_as_features:
+        mapping = protected_codes(dictionary, attribute)
         values = attributes[f"attr__{attribute}"].to_numpy(dtype=object)
-        if attribute == "sex":
-            mapping: dict[str, float] = {"F": 1.0, "M": 0.0}
-        elif attribute == "ethnicity":
-            mapping = {k: float(v) for k, v in ETHNICITY_CODES.items()}
-        elif attribute == "disability":
-            mapping = {"Yes": 1.0, "No": 0.0}
-        else:
-            mapping = {k: float(v) for k, v in band_codes.items()}
         columns[f"protected__{attribute}"] = np.array([mapping.get(v, np.nan) for v in values], dtype=np.float64)
     return columns
 
@@ -791,7 +865,14 @@ def build_feature_matrix(
         data = load_data(config)
         timings["load"] = time.perf_counter() - started
     _check_columns(data)
+    check_inputs_usable(config, data)
     definitions = feature_definitions(config)
+    dictionary = dictionary_for(config)
+    spell_categories = {
+        name: spec.values
+        for name, spec in dictionary.residency.items()
+        if name in config.features.static and spec.kind == "category" and name in data.residency.columns
+    }
     grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label.horizon_months)
     own_engine = engine is None
     engine = engine or get_engine("duckdb")
@@ -811,11 +892,15 @@ def build_feature_matrix(
             timings["cohort"] = time.perf_counter() - started
             step("Residency at each as_of")
             started = time.perf_counter()
-            members = _memberships(engine, resident_ids.size, grid.size)
-            birth_days = _day_numbers(
-                data.residents.set_index(data.residents["resident_id"].astype("str"))["birth_date"].reindex(
-                    resident_ids
+            members = _memberships(engine, resident_ids.size, grid.size, spell_categories)
+            birth_days = (
+                _day_numbers(
+                    data.residents.set_index(data.residents["resident_id"].astype("str"))["birth_date"].reindex(
+                        resident_ids
+                    )
                 )
+                if "birth_date" in data.residents.columns
+                else np.full(resident_ids.size, np.iinfo(np.int64).min, dtype=np.int64)
             )
             households = _households(
                 cohort,
@@ -838,10 +923,11 @@ def build_feature_matrix(
                 address_entity=address_entity,
                 household_of=members["household_of"],
                 address_of=members["address_of"],
-                tenure_of=members["tenure_of"],
+                spell_codes=members["spell_codes"],
                 since_of=members["since_of"],
                 birth_days=birth_days,
                 households=households,
+                dictionary=dictionary,
                 timings=timings,
             )
             del members
@@ -855,9 +941,9 @@ def build_feature_matrix(
             )
             timings["labels"] = time.perf_counter() - started
 
-            static = _static_columns(ctx, config, data.residents)
+            static = _static_columns(ctx, config, data.residents, resident_ids)
             attributes, _ = _attribute_columns(ctx, data.residents, resident_ids)
-            static.update(_protected_feature_columns(config, attributes))
+            static.update(_protected_feature_columns(config, attributes, dictionary))
 
             # Fortran order: each feature column is contiguous, so filling one is a single write.
             matrix_values = np.empty((len(cohort), len(definitions)), dtype=np.float32, order="F")
@@ -877,7 +963,7 @@ def build_feature_matrix(
             }
             for family in families:
                 step(f"Features: {family.name}")
-                _family_columns(ctx, family, family_definitions(family), tables, sink)
+                _family_columns(ctx, family, family_definitions(family, dictionary), tables, sink)
             del tables
             step("Assembling the matrix")
             started = time.perf_counter()
@@ -888,6 +974,7 @@ def build_feature_matrix(
             engine.close()
     timings["total"] = time.perf_counter() - started_all
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
+    metadata["protected_columns"] = sorted(attributes)
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
     return FeatureMatrix(frame=frame, metadata=metadata)
 
@@ -939,7 +1026,7 @@ def _metadata(
     return {
         "features": definitions_as_records(definitions),
         "feature_columns": [d.name for d in definitions],
-        "protected_columns": list(PROTECTED_COLUMNS),
+        "protected_columns": [],  # filled in by the caller from the attr__ columns built
         "label": {
             "name": config.label.name,
             "outcome_types": list(config.label.outcome_types),

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 
 from earlysignal.engines.base import Dialect
 
-TENURE_CODES = ("council", "housing_association", "private_rented", "owner_occupied")
-
 
 def bucket_expression(dialect: Dialect, expression: str, thresholds: Sequence[dt.datetime]) -> str:
     """SQL for the number of thresholds (sorted ascending) that are <= expression.
@@ -105,14 +103,22 @@ WHERE type_idx IS NOT NULL
 GROUP BY entity, type_idx, first_j, tb"""
 
 
-def memberships_sql(dialect: Dialect) -> str:
-    """Residency spells covering each grid date, with dense keys, tenure code and the date the
-    resident has lived at that address since (adjacent spells at one address are joined up)."""
-    tenure_case = " ".join(
-        f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in enumerate(TENURE_CODES)
+def memberships_sql(dialect: Dialect, categories: dict[str, Sequence[str]] | None = None) -> str:
+    """Residency spells covering each grid date, with dense keys, the date the resident has lived at
+    that address since (adjacent spells at one address are joined up), and for each residency
+    category attribute in `categories` (column -> declared codes) a `code__<column>` column: the
+    code's position in the list, -1 when not recorded or not declared."""
+    categories = categories or {}
+    code_columns = "".join(
+        f",\n       CASE s.{dialect.quote(name)} "
+        + " ".join(f"WHEN {dialect.string_literal(c)} THEN {i}" for i, c in enumerate(codes))
+        + f" ELSE -1 END AS {dialect.quote('code__' + name)}"
+        for name, codes in categories.items()
+        if codes
     )
+    spell_columns = "".join(f", {dialect.quote(name)}" for name, codes in categories.items() if codes)
     return f"""WITH ordered AS (
-  SELECT resident_id, household_id, address_id, tenure,
+  SELECT resident_id, household_id, address_id{spell_columns},
          CAST(start_date AS DATE) AS start_date, CAST(end_date AS DATE) AS end_date,
          CASE WHEN LAG(address_id) OVER w = address_id
                    AND LAG(CAST(end_date AS DATE)) OVER w = CAST(start_date AS DATE)
@@ -130,8 +136,7 @@ spells AS (
   FROM runs
 )
 SELECT ri.r_idx, g.j, hi.h_idx, ai.a_idx,
-       CASE s.tenure {tenure_case} ELSE -1 END AS tenure_code,
-       s.address_since
+       s.address_since{code_columns}
 FROM spells s
 JOIN grid g ON s.start_date <= g.as_of AND (s.end_date IS NULL OR g.as_of < s.end_date)
 JOIN resident_index ri ON ri.resident_id = s.resident_id
