@@ -299,6 +299,18 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
 
+    @field_validator("dictionary")
+    @classmethod
+    def _dictionary_found(cls, path: str | None) -> str | None:
+        """A relative path not resolved by load_config (a config built in code): try the working directory,
+        then the folder of the default config, then the packaged conf/ folder."""
+        if path is None or Path(path).is_absolute():
+            return path
+        for base in (Path.cwd(), DEFAULT_CONFIG_PATH.parent, packaged_config_path().parent):
+            if (base / path).is_file():
+                return str((base / path).resolve())
+        return path
+
     @model_validator(mode="before")
     @classmethod
     def _default_protected(cls, raw: Any) -> Any:
@@ -310,7 +322,7 @@ class ProjectConfig(_Section):
             return raw
         from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 
-        dictionary = load_dictionary(raw.get("dictionary") or packaged_dictionary_path())
+        dictionary = load_dictionary(ProjectConfig._dictionary_found(raw.get("dictionary")) or packaged_dictionary_path())
         protected = list(dictionary.categorical_attributes())
         if "birth_date" in dictionary.residents:
             protected.append(AGE_BAND)

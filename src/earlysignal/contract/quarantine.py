@@ -63,9 +63,8 @@ def report_table(report: ValidationReport, all_checks: bool = False) -> Table:
             table.add_row(f"  {column} read as not recorded", "", f"{n:,}", "", style="cyan")
         if report.dropped_columns.get(name):
             table.add_row(f"  dropped unknown columns: {', '.join(report.dropped_columns[name])}", "", "", "", style="cyan")
-        passed = [
-            reason for reason in CHECK_ORDER[name] if reason not in failing and "<" not in reason
-        ]
+        declared = report.check_names.get(name) or tuple(r for r in CHECK_ORDER[name] if "<" not in r)
+        passed = [reason for reason in declared if reason not in failing]
         if all_checks:
             for reason in passed:
                 table.add_row(f"  {reason}", "", "", "0", style="dim")

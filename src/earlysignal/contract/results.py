@@ -40,6 +40,7 @@ class ValidationReport:
     normalised: dict[str, dict[str, int]] = field(default_factory=dict)
     not_recorded: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    check_names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # every check run, per table, in order
 
     @property
     def total_quarantined(self) -> int:

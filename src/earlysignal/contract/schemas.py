@@ -179,3 +179,14 @@ def declared_check(table: str, reason: str) -> bool:
         if declared.endswith(">") and reason.startswith(declared.split("<", 1)[0]):
             return True
     return False
+
+
+def expanded_checks(table: str, columns: tuple[Column, ...]) -> tuple[str, ...]:
+    """The table's checks in order, with `invalid_value:<attribute>` expanded to each column that has allowed values."""
+    out: list[str] = []
+    for check in CHECK_ORDER[table]:
+        if check == "invalid_value:<attribute>":
+            out.extend(f"invalid_value:{c.name}" for c in columns if c.allowed)
+        else:
+            out.append(check)
+    return tuple(out)

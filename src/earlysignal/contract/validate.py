@@ -28,6 +28,7 @@ from earlysignal.contract.schemas import (
     OPTIONAL_TABLES,
     QUARANTINE_DIR,
     TABLE_NAMES,
+    expanded_checks,
     table_schemas,
 )
 from earlysignal.dictionary import dictionary_for
@@ -145,6 +146,7 @@ def validate_directory(
         normalised=normalised,
         not_recorded=not_recorded,
         dropped_columns=dropped,
+        check_names={name: expanded_checks(name, schemas[name]) for name in TABLE_NAMES},
     )
     return LinkedData(
         residents=frames["residents"],
