@@ -189,7 +189,7 @@ def _static_value(
     if kind == "age":
         return float(_age(_date(person["birth_date"]), as_of))
     if spell is None:
-        return 0.0 if kind == "tenure" else np.nan
+        return 0.0 if kind == "attribute" and definition.source == "residency" else np.nan
     if kind == "months_at_address":
         mine = residency[residency["resident_id"] == spell["resident_id"]]
         return float(_months_between(_address_since(mine, spell), as_of))
@@ -197,8 +197,9 @@ def _static_value(
         return float(len(members))
     if kind == "household_children":
         return float(sum(_age(_date(residents.loc[m, "birth_date"]), as_of) < 18 for m in members))
-    if kind == "tenure":
-        return float(spell["tenure"] == definition.name.removeprefix("static__tenure__"))
+    if kind == "attribute" and definition.source == "residency":
+        # A residency category one-hot: the spell's code equals this column's code (event_type holds it).
+        return float(spell[definition.name.split("__")[1]] == definition.event_type)
     raise AssertionError(f"unknown static feature {kind}")
 
 
