@@ -320,9 +320,9 @@ def synth(
         list[str] | None,
         typer.Option(
             "--recording-bias",
-            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...], e.g. "
-            "ethnicity=Black:1.8@police,social_care. ATTRIBUTE is ethnicity, sex or disability; sources default to "
-            "police,social_care,early_help. Repeatable; replaces synth.recording_bias when given.",
+            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...]: a group of a "
+            "synthetic person attribute and the sources that over-record it (docs/synthetic-borough.md lists them and "
+            "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
     config: ConfigOption = None,

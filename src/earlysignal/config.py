@@ -214,7 +214,7 @@ class TrainingSection(_Section):
     validation_as_of_count: int = Field(default=1, gt=0)
     calibration_as_of_count: int = Field(default=1, gt=0)
     bootstrap: int = Field(default=200, ge=0)
-    # Feature the one-feature baseline ranks by; empty: the household's prior social care contacts.
+    # Feature the one-feature baseline ranks by; empty: the first household count over the whole record.
     one_feature_baseline: str | None = None
     # LightGBM threads, fixed so results do not depend on the machine. One by default: on a shared
     # 2-core machine OpenMP threads spin-wait and two ran ~3x slower than one (docs/performance.md).

@@ -109,7 +109,7 @@ class AttributeSpec(_Model):
 
     kind: category (text codes), number, date or boolean. For categories, `values` lists the allowed
     raw codes (empty: any), `groups` maps raw codes to reporting groups (codes not listed report as
-    themselves), and `labels` gives wording for a code in reasons ("a council tenancy").
+    themselves), and `labels` gives wording for a code in reasons ("a social tenancy").
     `known_from` names a date column of the same table from which the value is known (static
     features use the value only from then on).
     """
