@@ -211,11 +211,12 @@ def validate(
     """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check.
 
     Exit code 0 when the data is usable (bad rows are set aside in DATA_DIR/quarantine/), 1 with --strict when any
-    row was quarantined, 2 when a file cannot be used at all. The rules are in docs/data-contract.md.
+    row was quarantined, 2 when a file cannot be used at all, a required table has no accepted row, or a table
+    quarantines more than contract.max_quarantine_share of its rows. The rules are in docs/data-contract.md.
     """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
-    from earlysignal.contract import TABLE_NAMES, report_table, validate_directory
+    from earlysignal.contract import TABLE_NAMES, report_table, require_usable, validate_directory
 
     project = load_config(config)
     folder = data_dir if data_dir is not None else project.data.dir
@@ -242,6 +243,7 @@ def validate(
         f"{sum(c.accepted for c in report.tables.values()):,} accepted.",
         highlight=False,
     )
+    require_usable(report, project.contract)  # nothing usable, or too much quarantined: exit 2 with the reasons
     if strict and report.total_quarantined:
         raise typer.Exit(code=1)
 

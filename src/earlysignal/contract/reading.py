@@ -127,9 +127,16 @@ class TypedTable:
 
 
 def read_table(
-    name: str, path: Path, columns: tuple[Column, ...], not_recorded: frozenset[str] = frozenset()
+    name: str,
+    path: Path,
+    columns: tuple[Column, ...],
+    not_recorded: frozenset[str] = frozenset(),
+    codes: Mapping[str, tuple[str, ...]] | None = None,
 ) -> TypedTable:
     """Read one table file and type it to `columns`; unknown columns are dropped with a warning.
+
+    `codes` gives the known codes of columns checked elsewhere (source, event_type, outcome_type), so
+    their spaces and letter case are normalised like declared attribute values.
 
     Raises ContractError for a file that cannot be used at all (empty, unreadable, a required column
     missing or of a type that cannot be coerced).
@@ -176,7 +183,8 @@ def read_table(
             if n_null:
                 nulled[column.name] = n_null
         if column.normalise and _is_text(array.type):
-            array, n_changed, n_null = normalise_codes(array, column.allowed, not_recorded if column.optional else frozenset())
+            known_codes = column.allowed or (codes or {}).get(column.name, ())
+            array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.optional else frozenset())
             if n_changed:
                 normalised[column.name] = n_changed
             if n_null:

@@ -87,13 +87,20 @@ def validate_directory(
         negative_pairs=frozenset(dictionary.negative_allowed_pairs()),
     )
     tokens = dictionary.not_recorded_tokens()
+    codes = {
+        "events": {
+            "source": tuple(dictionary.sources),
+            "event_type": tuple(sorted({t for _, t in dictionary.event_pairs()})),
+        },
+        "outcomes": {"outcome_type": context.outcome_types},
+    }
 
     for name in TABLE_NAMES:
         if on_table is not None:
             on_table(name)
         path = table_path(data_dir, name)
         files[name] = path
-        table = read_table(name, path, schemas[name], tokens)
+        table = read_table(name, path, schemas[name], tokens, codes.get(name))
         raw, typed = table.raw, table.typed
         warnings.extend(table.warnings)
         normalised[name], not_recorded[name], dropped[name] = table.normalised, table.not_recorded, table.dropped

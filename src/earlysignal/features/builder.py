@@ -841,7 +841,11 @@ def load_data(config: ProjectConfig) -> LinkedDataLike:
         from earlysignal.contract import load_linked_data
     except ImportError as error:  # pragma: no cover - until the contract module is installed
         raise EarlySignalError(f"the data contract module is not available: {error}") from None
-    return load_linked_data(config.data.dir, config)
+    from earlysignal.contract import require_usable
+
+    data = load_linked_data(config.data.dir, config)
+    require_usable(data.report, config.contract)
+    return data
 
 
 def build_feature_matrix(
