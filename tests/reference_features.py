@@ -86,6 +86,17 @@ def _event_feature(definition: FeatureDefinition, visible: list[tuple], as_of: d
         return (sum(values) / len(values), False) if values else (np.nan, True)
     if aggregate == "max":
         return (float(max(values)), False) if values else (np.nan, True)
+    if aggregate == "min":
+        return (float(min(values)), False) if values else (np.nan, True)
+    if aggregate in ("last", "first"):
+        valued = [(e[2], e[3]) for e in rows if e[3] is not None and not np.isnan(e[3])]
+        if not valued:
+            return np.nan, True
+        # The latest (earliest) event's value; events at the same moment: the largest value.
+        if aggregate == "last":
+            return float(max(valued)[1]), False
+        earliest = min(t for t, _ in valued)
+        return float(max(v for t, v in valued if t == earliest)), False
     if aggregate == "distinct_types":
         return float(len({e[1] for e in rows})), False
     if aggregate == "trend":

@@ -48,6 +48,18 @@ class Dialect:
         """A date literal."""
         return f"DATE '{value.isoformat()}'"
 
+    def value_of_latest(self, value: str, time: str) -> str:
+        """The value of the row with the latest time (ties: the largest value), over non-null values."""
+        return f"MAX_BY({value}, ARRAY({self.epoch_us(time)}, {value})) FILTER (WHERE {value} IS NOT NULL)"
+
+    def value_of_earliest(self, value: str, time: str) -> str:
+        """The value of the row with the earliest time (ties: the largest value), over non-null values."""
+        return f"MIN_BY({value}, ARRAY({self.epoch_us(time)}, -{value})) FILTER (WHERE {value} IS NOT NULL)"
+
+    def epoch_us(self, time: str) -> str:
+        """Microseconds since 1970-01-01 of a timestamp, as a DOUBLE (exact below 2**53)."""
+        return f"CAST(UNIX_MICROS({time}) AS DOUBLE)"
+
     def as_int(self, boolean_sql: str) -> str:
         """A boolean expression as 0/1 integer."""
         return f"CASE WHEN {boolean_sql} THEN 1 ELSE 0 END"

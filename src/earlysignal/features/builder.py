@@ -332,6 +332,25 @@ class _Groups:
     first_day: np.ndarray
     lookups: dict[int | None, np.ndarray]
     J: int
+    vmin: np.ndarray | None = None
+    v_last: np.ndarray | None = None
+    t_last_v: np.ndarray | None = None
+    v_first: np.ndarray | None = None
+    t_first_v: np.ndarray | None = None
+
+    def pick_inputs(self, aggregate: str) -> tuple[np.ndarray, np.ndarray]:
+        """(key, value) per group for a 'pick one event' aggregate: the largest key wins (ties: largest value)."""
+        if aggregate == "min":
+            assert self.vmin is not None
+            return -self.vmin, self.vmin
+        if aggregate == "last":
+            assert self.v_last is not None and self.t_last_v is not None
+            return self.t_last_v, self.v_last
+        if aggregate == "first":
+            assert self.v_first is not None and self.t_first_v is not None
+            return -self.t_first_v, self.v_first
+        assert self.vmax is not None
+        return self.vmax, self.vmax
 
     def last_j(self, window: int | None) -> np.ndarray:
         """Last as_of index each group counts at, for a window of `window` days (None: all history)."""
@@ -371,6 +390,11 @@ class _EventTable:
             first_day=pick("first_day", np.float64),  # type: ignore[arg-type]
             lookups=self.lookups,
             J=self.J,
+            vmin=pick("vmin", np.float64),
+            v_last=pick("v_last", np.float64),
+            t_last_v=pick("t_last_v", np.float64),
+            v_first=pick("v_first", np.float64),
+            t_first_v=pick("t_first_v", np.float64),
         )
 
 
@@ -380,10 +404,12 @@ class _FamilyWindows:
     count: list[int | None]
     value: list[int | None]
     maximum: list[int | None]
+    picks: dict[str, list[int | None]] = field(default_factory=dict)  # min / last / first -> windows
 
     @property
     def every(self) -> list[int | None]:
-        return sorted(set(self.count) | set(self.value) | set(self.maximum), key=lambda d: -1 if d is None else d)
+        picked = {w for windows in self.picks.values() for w in windows}
+        return sorted(set(self.count) | set(self.value) | set(self.maximum) | picked, key=lambda d: -1 if d is None else d)
 
 
 def _family_windows(family: FeatureFamily) -> _FamilyWindows:
@@ -403,7 +429,12 @@ def _family_windows(family: FeatureFamily) -> _FamilyWindows:
         count=sorted(count, key=order),
         value=plain if aggregates & {"sum", "mean"} else [],
         maximum=plain if "max" in aggregates else [],
+        picks={a: plain for a in PICK_AGGREGATES if a in aggregates},
     )
+
+
+# Aggregates that pick one event's value (the smallest, the latest, the earliest) within the window.
+PICK_AGGREGATES = ("min", "last", "first")
 
 
 def _entity_kind(scope: str) -> str:
@@ -424,6 +455,7 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
         windows.update(_family_windows(family).every)
     with_values = any({"sum", "mean"} & set(f.aggregates) for f in users)
     with_max = any("max" in f.aggregates for f in users)
+    with_pick = {a: any(a in f.aggregates for f in users) for a in PICK_AGGREGATES}
     grid = ctx.grid
     as_of_days = grid.days
     lengths = [w for w in windows if w is not None]
@@ -438,6 +470,9 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
             thresholds=thresholds,
             with_values=with_values,
             with_max=with_max,
+            with_min=with_pick["min"],
+            with_last=with_pick["last"],
+            with_first=with_pick["first"],
         )
     )
     lookups: dict[int | None, np.ndarray] = {}
@@ -466,6 +501,11 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
         "s": np.nan_to_num(column("s", np.float64), nan=0.0) if with_values else None,
         "nv": column("nv", np.int32) if with_values else None,
         "vmax": column("vmax", np.float64) if with_max else None,
+        "vmin": column("vmin", np.float64) if with_pick["min"] else None,
+        "v_last": column("v_last", np.float64) if with_pick["last"] else None,
+        "t_last_v": column("t_last_v", np.float64) if with_pick["last"] else None,
+        "v_first": column("v_first", np.float64) if with_pick["first"] else None,
+        "t_first_v": column("t_first_v", np.float64) if with_pick["first"] else None,
         "last_day": days("t_last"),
         "first_day": days("t_first"),
     }
@@ -506,6 +546,30 @@ def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) ->
         mask = has_value & (first <= j) & (last >= j)
         np.maximum.at(out[j], groups.entity[mask], groups.vmax[mask])
     return out
+
+
+def _window_pick(
+    groups: _Groups, aggregate: str, window: int | None, n_entities: int, J: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """([J, entities] key, [J, entities] value) of the event picked by a min / last / first aggregate among
+    the events counting at each as_of (key -inf where there is none)."""
+    key, value = groups.pick_inputs(aggregate)
+    out_key = np.full((J, n_entities), -np.inf)
+    out_value = np.full((J, n_entities), np.nan)
+    has_value = ~np.isnan(key) & ~np.isnan(value)
+    first, last = groups.first_j, groups.last_j(window)
+    for j in range(J):
+        rows = np.flatnonzero(has_value & (first <= j) & (last >= j))
+        if rows.size == 0:
+            continue
+        # Per entity, the row with the largest key (ties: the largest value) sorts last.
+        order = rows[np.lexsort((value[rows], key[rows], groups.entity[rows]))]
+        entity = groups.entity[order]
+        is_last = np.r_[entity[1:] != entity[:-1], True]
+        chosen = order[is_last]
+        out_key[j, groups.entity[chosen]] = key[chosen]
+        out_value[j, groups.entity[chosen]] = value[chosen]
+    return out_key, out_value
 
 
 def _running_extreme(groups: _Groups, how: str, n_entities: int, J: int) -> np.ndarray:
@@ -549,6 +613,30 @@ class _ScopeGatherer:
             return out
         return self.ctx.households.reduce(np.take(flat, self.flat), how)
 
+    def gather_pick(self, dense_key: np.ndarray, dense_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(key, value) at cohort rows; over household members, the member event with the largest key wins."""
+        flat_key, flat_value = dense_key.reshape(-1), dense_value.reshape(-1)
+        if self.scope == "resident":
+            return np.take(flat_key, self.flat), np.take(flat_value, self.flat)
+        if self.scope == "address":
+            key = np.full(self.valid.size, -np.inf)
+            value = np.full(self.valid.size, np.nan)
+            key[self.valid] = np.take(flat_key, self.flat)
+            value[self.valid] = np.take(flat_value, self.flat)
+            return key, value
+        households = self.ctx.households
+        member_key, member_value = np.take(flat_key, self.flat), np.take(flat_value, self.flat)
+        best_key = households.reduce(member_key, "max")
+        if households.starts.size == 0:
+            return best_key, np.full(best_key.size, np.nan)
+        group_max = np.maximum.reduceat(member_key, households.starts)
+        sizes = np.diff(np.r_[households.starts, member_key.size])
+        winner = member_key == np.repeat(group_max, sizes)
+        # Ties between members' events: the largest value, so the choice never depends on member order.
+        tied = np.where(winner & ~np.isnan(member_value), member_value, -np.inf)
+        best_value = households.reduce(tied, "max")
+        return best_key, np.where(np.isfinite(best_key), best_value, np.nan)
+
 
 @dataclass
 class _TypeStats:
@@ -558,6 +646,7 @@ class _TypeStats:
     total: dict[int | None, np.ndarray] = field(default_factory=dict)
     valued: dict[int | None, np.ndarray] = field(default_factory=dict)
     vmax: dict[int | None, np.ndarray] = field(default_factory=dict)
+    picks: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     last_day: np.ndarray | None = None
     first_day: np.ndarray | None = None
 
@@ -569,6 +658,13 @@ class _TypeStats:
                 mine[w] = values.copy() if w not in mine else mine[w] + values
         for w, values in other.vmax.items():
             self.vmax[w] = values.copy() if w not in self.vmax else np.maximum(self.vmax[w], values)
+        for name, (key, value) in other.picks.items():
+            if name not in self.picks:
+                self.picks[name] = (key.copy(), value.copy())
+                continue
+            mine_key, mine_value = self.picks[name]
+            theirs = (key > mine_key) | ((key == mine_key) & (np.nan_to_num(value, nan=-np.inf) > np.nan_to_num(mine_value, nan=-np.inf)))
+            self.picks[name] = (np.where(theirs, key, mine_key), np.where(theirs, value, mine_value))
         if other.last_day is not None:
             self.last_day = other.last_day.copy() if self.last_day is None else np.maximum(self.last_day, other.last_day)
         if other.first_day is not None:
@@ -648,6 +744,12 @@ def _family_columns(
                 _spread(stats, gatherers, "valued", valued, "sum", w)
             for w in max_windows:
                 _spread(stats, gatherers, "vmax", _window_max(subset, w, n_entities, J), "max", w)
+            for aggregate, pick_windows in windows.picks.items():
+                for w in pick_windows:
+                    dense_key, dense_value = _window_pick(subset, aggregate, w, n_entities, J)
+                    for scope, gatherer in gatherers.items():
+                        stats[scope].picks[(aggregate, w)] = gatherer.gather_pick(dense_key, dense_value)
+                    del dense_key, dense_value
             if need_last:
                 _spread(stats, gatherers, "last_day", _running_extreme(subset, "max", n_entities, J), "max")
             if need_first:
@@ -695,6 +797,10 @@ def _aggregate_values(
         values = stats.vmax[w]
         undefined = ~np.isfinite(values)
         return np.where(undefined, np.nan, values), undefined
+    if aggregate in PICK_AGGREGATES:
+        key, value = stats.picks[(aggregate, w)]
+        undefined = ~np.isfinite(key)
+        return np.where(undefined, np.nan, value), undefined
     if aggregate == "trend":
         assert w is not None
         return 2.0 * stats.count[w] - stats.count[2 * w], None

@@ -168,12 +168,17 @@ def _describe(
         return f"{value_phrase} on average per {singular}{where} {'' if window == 'all' else 'in '}{span}"
     if aggregate == "max":
         return f"{value_phrase} at most in one {singular}{where} {'' if window == 'all' else 'in '}{span}"
+    when = f"{'' if window == 'all' else 'in '}{span}"
+    if aggregate in ("min", "last", "first") and _is_reading(family, key, dictionary):
+        # A reading such as a lab value: "bilirubin last value 3.2 mg/dl in the last 12 months".
+        which = {"min": "lowest value", "last": "last value", "first": "first value"}[aggregate]
+        return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
     if aggregate == "min":
-        return f"{value_phrase} at least in one {singular}{where} {'' if window == 'all' else 'in '}{span}"
+        return f"{value_phrase} at least in one {singular}{where} {when}"
     if aggregate == "last":
-        return f"{_as_last(value_phrase)} at the last {singular}{where} {'' if window == 'all' else 'in '}{span}"
+        return f"{value_phrase} at the last {singular}{where} {when}"
     if aggregate == "first":
-        return f"{_as_first(value_phrase)} at the first {singular}{where} {'' if window == 'all' else 'in '}{span}"
+        return f"{value_phrase} at the first {singular}{where} {when}"
     if aggregate == "trend":
         period = _period(window)
         return f"{plural}{where} in {span} rose by {{value}} on the {period} before"
@@ -187,13 +192,11 @@ def _describe(
     raise ConfigError(f"features.families[{family.name}]: unknown aggregate {aggregate!r}")
 
 
-def _as_last(phrase: str) -> str:
-    """'bilirubin {value} mg/dl' -> 'bilirubin last value {value} mg/dl'; other phrases unchanged."""
-    return phrase.replace("{value}", "last value {value}", 1) if not phrase.startswith("{value}") else phrase
-
-
-def _as_first(phrase: str) -> str:
-    return phrase.replace("{value}", "first value {value}", 1) if not phrase.startswith("{value}") else phrase
+def _is_reading(family: FeatureFamily, key: str, dictionary: DataDictionary) -> bool:
+    """Whether the value is a measurement worded by default ('<label> {value} <unit>')."""
+    types = (key,) if key != "all" else dictionary.sources[family.source].event_types
+    specs = [dictionary.value_spec(family.source, t) for t in types]
+    return all(spec.meaning == "measure" and not spec.phrase for spec in specs)
 
 
 def _windows_for(family: FeatureFamily, aggregate: str) -> tuple[str, ...]:

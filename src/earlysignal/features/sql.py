@@ -56,11 +56,16 @@ def event_groups_sql(
     thresholds: Sequence[dt.datetime],
     with_values: bool,
     with_max: bool,
+    with_min: bool = False,
+    with_last: bool = False,
+    with_first: bool = False,
 ) -> str:
     """Grouped events of every (source, event_type) in `event_kinds`, keyed by resident
     (entity='resident') or address (entity='address'); one scan of the events serves all families.
 
-    Columns: entity, type_idx (position in event_kinds), first_j, tb, n, [s, nv], [vmax], t_last, t_first.
+    Columns: entity, type_idx (position in event_kinds), first_j, tb, n, [s, nv], [vmax], [vmin],
+    [v_last, t_last_v: the value of the group's latest valued event and its time in epoch microseconds],
+    [v_first, t_first_v: the same for the earliest], t_last, t_first.
     """
     if entity == "resident":
         join = "JOIN event_residents ix ON ix.resident_id = e.resident_id"
@@ -83,6 +88,18 @@ def event_groups_sql(
         value_columns += ",\n       SUM(value) AS s, COUNT(value) AS nv"
     if with_max:
         value_columns += ",\n       MAX(value) AS vmax"
+    if with_min:
+        value_columns += ",\n       MIN(value) AS vmin"
+    if with_last:
+        value_columns += (
+            f",\n       {dialect.value_of_latest('value', 'event_time')} AS v_last"
+            f",\n       MAX({dialect.epoch_us('event_time')}) FILTER (WHERE value IS NOT NULL) AS t_last_v"
+        )
+    if with_first:
+        value_columns += (
+            f",\n       {dialect.value_of_earliest('value', 'event_time')} AS v_first"
+            f",\n       MIN({dialect.epoch_us('event_time')}) FILTER (WHERE value IS NOT NULL) AS t_first_v"
+        )
     return f"""WITH tagged AS (
   SELECT ix.entity,
          {type_case} AS type_idx,
