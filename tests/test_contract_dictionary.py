@@ -233,3 +233,21 @@ def test_residency_table_may_be_absent(tmp_path):
     linked = load_linked_data(data, load_config(_council_config(tmp_path)))
     assert len(linked.residency) == 0 and linked.report.tables["residency"].read == 0
     assert any("table residency is absent" in w for w in linked.report.warnings)
+
+
+def test_a_quarantined_resident_living_here_is_listed_as_unscored_with_the_contract_reason(tmp_path):
+    from earlysignal.scoring import unscored_residents
+
+    tables = clean_tables()
+    tables["residents"].loc[0, "sex"] = "X"  # R1, living at A1 since 2015
+    tables["residents"].loc[5, "ethnicity"] = "Purple"  # R6, whose only spell ended in June 2019
+    write_borough(tmp_path, tables)
+    linked = load_linked_data(tmp_path)
+    config = load_config(REPO_CONFIG)
+    unscored = unscored_residents(linked, {"R2", "R3", "R5"}, dt.date(2024, 1, 1), config)
+    quarantined = unscored[unscored["reason"].str.startswith("quarantined by the data contract")]
+    assert quarantined[["resident_id", "reason"]].values.tolist() == [
+        ["R1", "quarantined by the data contract: invalid_value:sex"],
+    ]
+    assert "R6" not in set(unscored["resident_id"])  # not living here at as_of
+    assert sorted(linked.quarantined_residents["resident_id"].unique()) == ["R1", "R6"]

@@ -93,3 +93,6 @@ class LinkedData:
     extract_date: dt.date
     data_dir: Path
     report: ValidationReport
+    # Residents the contract quarantined, with their reason and their residency spells (which were
+    # quarantined with them), so `score` can list them as unscored rather than lose them.
+    quarantined_residents: pd.DataFrame | None = None

@@ -87,6 +87,7 @@ def validate_directory(
         negative_pairs=frozenset(dictionary.negative_allowed_pairs()),
     )
     tokens = dictionary.not_recorded_tokens()
+    quarantined_people: list[pd.DataFrame] = []
     codes = {
         "events": {
             "source": tuple(dictionary.sources),
@@ -116,6 +117,8 @@ def validate_directory(
         counts[name] = TableCounts(read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
         checks[name] = reasons.counts()
         context.remember(name, typed, accepted)
+        if name in ("residents", "residency") and quarantined:
+            quarantined_people.append(_quarantined_people(name, typed, reasons))
         if name == "events":
             _refuse_infinite_sums(accepted, np.flatnonzero(accepted_mask), path)
         if write_quarantine and not (name in OPTIONAL_TABLES and not path.exists()):
@@ -164,7 +167,34 @@ def validate_directory(
         extract_date=extract_date,
         data_dir=data_dir,
         report=report,
+        quarantined_residents=_people_frame(quarantined_people),
     )
+
+
+def _quarantined_people(name: str, typed: pa.Table, reasons: _Reasons) -> pd.DataFrame:
+    """Residents quarantined (with their own reason), or the residency spells of quarantined residents."""
+    mask = ~reasons.ok()
+    rows = typed.select(["resident_id"] + (["start_date", "end_date"] if name == "residency" else []))
+    frame = rows.filter(pa.array(mask)).to_pandas()
+    frame["reason"] = reasons.reason_array(mask).to_pandas()
+    frame = frame[frame["resident_id"].notna()]
+    if name == "residency":
+        return frame[frame["reason"] == "quarantined_resident"].drop(columns="reason")
+    return frame.drop_duplicates("resident_id")
+
+
+def _people_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per (quarantined resident, residency spell): resident_id, reason, start_date, end_date."""
+    columns = ["resident_id", "reason", "start_date", "end_date"]
+    residents = next((p for p in parts if "reason" in p.columns), None)
+    if residents is None:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c in ("resident_id", "reason") else "datetime64[us]") for c in columns})
+    spells = next((p for p in parts if "start_date" in p.columns), None)
+    if spells is None:
+        frame = residents.assign(start_date=pd.NaT, end_date=pd.NaT)
+    else:
+        frame = residents.merge(spells, on="resident_id", how="left")
+    return frame[columns].sort_values(["resident_id", "start_date"], kind="stable").reset_index(drop=True)
 
 
 def reconcile_counts(table: str, read: int, accepted: int, quarantined: int) -> None:
