@@ -251,3 +251,38 @@ def test_a_quarantined_resident_living_here_is_listed_as_unscored_with_the_contr
     ]
     assert "R6" not in set(unscored["resident_id"])  # not living here at as_of
     assert sorted(linked.quarantined_residents["resident_id"].unique()) == ["R1", "R6"]
+
+
+def _council_project(tmp_path: Path, **sections) -> object:
+    path = _council_config(tmp_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw.update(sections)
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_config(path)
+
+
+def test_asking_for_age_without_birth_dates_stops_before_any_work(tmp_path):
+    from earlysignal.errors import ConfigError
+    from earlysignal.features import build_feature_matrix
+
+    data = _write_two_people(tmp_path / "data")
+    (data / "residents.csv").write_text("resident_id,sex\nP1,male\nP2,female\n", encoding="utf-8")
+    config = _council_project(tmp_path, features={"static": ["age"], "families": []})
+    linked = load_linked_data(data, config)
+    with pytest.raises(ConfigError, match=r"need residents.birth_date, which is empty \(no resident has one\)"):
+        build_feature_matrix(config, linked)
+
+
+def test_household_scope_without_a_residency_table_is_a_config_error(tmp_path):
+    from earlysignal.errors import ConfigError
+    from earlysignal.features import build_feature_matrix
+
+    data = _write_two_people(tmp_path / "data")
+    (data / "residency.csv").unlink()
+    family = {"name": "jail", "source": "county_jail", "scopes": ["household"], "windows": ["all"],
+              "aggregates": ["count", "last"]}
+    config = _council_project(tmp_path, features={"static": [], "families": [family]},
+                              cohort={"exclude_open_outcomes": [], "require_residency": False})
+    linked = load_linked_data(data, config)
+    with pytest.raises(ConfigError, match=r"no residency table.*features.families\[jail\].scopes: household"):
+        build_feature_matrix(config, linked)
