@@ -286,3 +286,41 @@ def test_household_scope_without_a_residency_table_is_a_config_error(tmp_path):
     linked = load_linked_data(data, config)
     with pytest.raises(ConfigError, match=r"no residency table.*features.families\[jail\].scopes: household"):
         build_feature_matrix(config, linked)
+
+
+def test_council_features_use_declared_attributes_and_negative_last_values(tmp_path):
+    from earlysignal.features import build_feature_matrix
+
+    data = _write_two_people(tmp_path / "data")
+    (data / "residents.csv").write_text(
+        "resident_id,birth_date,sex,ethnicity,score,score_date\n"
+        "P1,1990-01-01,male,Hispanic,7,2021-06-01\n"
+        "P2,,female,White,2,2015-01-01\n",
+        encoding="utf-8",
+    )
+    council = yaml.safe_load(yaml.safe_dump(COUNCIL_DICTIONARY, sort_keys=False))
+    council["residents"]["score"] = {"kind": "number", "label": "risk score", "known_from": "score_date"}
+    council["residents"]["score_date"] = {"kind": "date"}
+    family = {"name": "jail", "source": "county_jail", "scopes": ["resident"], "windows": ["all"],
+              "aggregates": ["count", "last"]}
+    config = _council_project(
+        tmp_path,
+        temporal={"first_as_of": "2021-01-01", "last_as_of": "2023-01-01", "frequency_months": 12},
+        cohort={"min_age": 0, "max_age": 120, "exclude_open_outcomes": []},
+        features={"static": ["score", "tenure"], "families": [family]},
+    )
+    (tmp_path / "dictionary.yaml").write_text(yaml.safe_dump(council, sort_keys=False), encoding="utf-8")
+    linked = load_linked_data(data, config)
+    built = build_feature_matrix(config, linked)
+    frame = built.frame
+    # P2 has no birth date, so an age-ranged cohort cannot hold them; P1 is in it at all three dates.
+    assert frame["resident_id"].tolist() == ["P1", "P1", "P1"]
+    assert frame["static__score"].isna().tolist() == [True, False, False]  # known only from 2021-06-01
+    assert frame["static__score"].tolist()[1:] == [7.0, 7.0]
+    assert frame[["static__tenure__owned", "static__tenure__rented"]].to_numpy().sum() == 0  # tenure not recorded
+    assert frame["resident__jail__admission__last__all"].tolist() == [-1.0, -1.0, -1.0]
+    assert frame["attr__ethnicity"].tolist() == ["Hispanic or Latino"] * 3
+    descriptions = {f["name"]: f["description"] for f in built.metadata["features"]}
+    assert descriptions["resident__jail__admission__last__all"].format(value=-1) == (
+        "jail admission last value -1 points on record"
+    )

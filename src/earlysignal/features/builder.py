@@ -258,6 +258,10 @@ def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tu
         raise ContractError("residents: resident_id is not unique")
     household_ids = pd.Index(data.residency["household_id"].astype("str")).unique().sort_values()
     address_ids = pd.Index(data.residency["address_id"].astype("str")).unique().sort_values()
+    # The cohort and label SQL read birth and death dates; a dictionary may declare neither (all null then).
+    for column in ("birth_date", "death_date"):
+        if column not in residents.columns:
+            residents = residents.assign(**{column: pd.Series(pd.NaT, index=residents.index, dtype="datetime64[us]")})
     engine.register("residents", residents)
     engine.register("residency", data.residency)
     engine.register("events", data.events)

@@ -1,7 +1,7 @@
 """The feature spec: `config.features` expanded into named, described feature definitions.
 
 Names follow `scope__family__event_type-or-all__aggregate__window` (static features:
-`static__<name>`, tenure one-hot: `static__tenure__<tenure>`, imputation flags:
+`static__<name>`, a category attribute one-hot: `static__<attribute>__<code>`, imputation flags:
 `<feature>_imputed`). Descriptions are plain-English templates with a `{value}` slot,
 used verbatim as reason codes ("4 door replacements at home in the last 12 months").
 """
