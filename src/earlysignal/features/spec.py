@@ -396,8 +396,10 @@ def spec_dict(config: ProjectConfig) -> dict[str, Any]:
 
 
 def spec_hash(config: ProjectConfig) -> str:
-    """SHA-256 of the spec (cohort + label + temporal + features config)."""
-    return stable_hash(spec_dict(config))
+    """SHA-256 of the spec (cohort + label + temporal + features config) and the data dictionary's content,
+    whose codes and wording shape the matrix and its descriptions (wherever the file lives)."""
+    dictionary = dictionary_for(config).model_dump(mode="json", exclude={"path"})
+    return stable_hash({**spec_dict(config), "dictionary": dictionary})
 
 
 def config_with_spec(config: ProjectConfig, spec: dict[str, Any]) -> ProjectConfig:
