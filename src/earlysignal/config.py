@@ -411,8 +411,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of sections at the top level")
     if isinstance(raw.get("dictionary"), str) and not Path(raw["dictionary"]).is_absolute():
-        # The dictionary travels with its config file, wherever `earlysignal` is run from.
-        raw["dictionary"] = str((path.parent / raw["dictionary"]).resolve())
+        # The dictionary travels with its config file, wherever `earlysignal` is run from. A copy of a
+        # config without its dictionary folder finds the same relative path the way configs built in
+        # code do (working directory, conf/, the packaged conf/).
+        beside = path.parent / raw["dictionary"]
+        if beside.is_file():
+            raw["dictionary"] = str(beside.resolve())
     return config_from_dict(raw, source=str(path))
 
 
