@@ -324,3 +324,20 @@ def test_council_features_use_declared_attributes_and_negative_last_values(tmp_p
     assert descriptions["resident__jail__admission__last__all"].format(value=-1) == (
         "jail admission last value -1 points on record"
     )
+
+
+def test_features_refuses_to_write_a_matrix_with_no_rows(tmp_path):
+    write_borough(tmp_path / "data")
+    raw = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    raw["dictionary"] = str((REPO_CONFIG.parent / raw["dictionary"]).resolve())
+    raw["temporal"] = {"first_as_of": "2001-01-01", "last_as_of": "2001-07-01", "frequency_months": 3}
+    raw["contract"]["max_quarantine_share"] = 0.5
+    config = tmp_path / "empty.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    out = tmp_path / "matrix.parquet"
+    result = CliRunner().invoke(
+        app, ["features", "--data", str(tmp_path / "data"), "--out", str(out), "--config", str(config)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "the feature matrix has no rows" in " ".join(result.output.split())
+    assert not out.exists()
