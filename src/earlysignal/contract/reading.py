@@ -178,13 +178,13 @@ def read_table(
             typed_columns[column.name] = pa.chunked_array([pa.nulls(raw.num_rows, _arrow_type(column.kind))])
             continue
         array = raw.column(column.name)
-        if column.kind != "id" and column.optional and not_recorded and _is_text(array.type):
+        if column.not_recorded and not_recorded and _is_text(array.type):
             array, n_null = _null_not_recorded(array, not_recorded)
             if n_null:
                 nulled[column.name] = n_null
         if column.normalise and _is_text(array.type):
             known_codes = column.allowed or (codes or {}).get(column.name, ())
-            array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.optional else frozenset())
+            array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.not_recorded else frozenset())
             if n_changed:
                 normalised[column.name] = n_changed
             if n_null:

@@ -44,6 +44,7 @@ class Column:
     few_values: bool = False  # a handful of distinct values: kept dictionary-encoded while checking
     normalise: bool = False  # codes: surrounding spaces and letter case are normalised (and counted)
     warn_if_absent: bool = True
+    not_recorded: bool = False  # a person attribute: the dictionary's "not recorded" values read as null
 
 
 _RESIDENT_KEYS = (Column("resident_id", "id"),)
@@ -86,6 +87,7 @@ def attribute_column(name: str, spec: AttributeSpec) -> Column:
         optional=True,
         allowed=spec.values,
         normalise=spec.kind == "category",
+        not_recorded=True,
     )
 
 
