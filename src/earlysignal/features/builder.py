@@ -41,6 +41,7 @@ from earlysignal.features.spec import (
     static_attribute,
 )
 from earlysignal.features.sql import event_groups_sql, memberships_sql
+from earlysignal.fingerprint import stable_hash
 
 MICROSECONDS_PER_DAY = 86_400_000_000
 
@@ -1089,6 +1090,12 @@ def build_feature_matrix(
     timings["total"] = time.perf_counter() - started_all
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
     metadata["protected_columns"] = sorted(attributes)
+    # Which dictionary gave the codes and wording (its content hash, wherever the file lives).
+    metadata["dictionary"] = {
+        "name": dictionary.name,
+        "path": dictionary.path,
+        "sha256": stable_hash(dictionary.model_dump(mode="json", exclude={"path"})),
+    }
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
     return FeatureMatrix(frame=frame, metadata=metadata)
 
