@@ -320,6 +320,7 @@ def test_council_features_use_declared_attributes_and_negative_last_values(tmp_p
     assert frame[["static__tenure__owned", "static__tenure__rented"]].to_numpy().sum() == 0  # tenure not recorded
     assert frame["resident__jail__admission__last__all"].tolist() == [-1.0, -1.0, -1.0]
     assert frame["attr__ethnicity"].tolist() == ["Hispanic or Latino"] * 3
+    assert built.metadata["dictionary"]["name"] == "two-people"
     descriptions = {f["name"]: f["description"] for f in built.metadata["features"]}
     assert descriptions["resident__jail__admission__last__all"].format(value=-1) == (
         "jail admission last value -1 points on record"
