@@ -275,6 +275,12 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class IngestSection(_Section):
+    """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
+
+    mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = ProjectSection()
     data: DataSection = DataSection()
@@ -292,6 +298,7 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    ingest: IngestSection = IngestSection()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ProjectConfig:
