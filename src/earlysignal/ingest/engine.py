@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,9 +360,9 @@ def _process(
                 _assign(hit, entry, target_kind, target, coded_by)
         for rule in extract.rules:
             text = frame[rule.column]
-            hit = open_rows & (coded_by == "") & text.str.contains(rule.pattern, case=False, regex=True)
+            hit = open_rows & (coded_by == "") & _contains(text, rule.pattern)
             if rule.exclude:
-                hit &= ~text.str.contains(rule.exclude, case=False, regex=True)
+                hit &= ~_contains(text, rule.exclude)
             for col, allowed in rule.when.items():
                 hit &= frame[col].isin(allowed)
             _assign(hit, rule, target_kind, target, coded_by)
@@ -453,6 +454,13 @@ def _process(
         if key != "quarantine":
             report.outputs[key] = report.outputs.get(key, 0) + len(table)
     return out
+
+
+def _contains(text: pd.Series, pattern: str) -> pd.Series:
+    """Case-insensitive regex search; groups in a rule's pattern are for readability, not extraction."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
+        return text.str.contains(pattern, case=False, regex=True)
 
 
 def _assign(hit: pd.Series, item: Any, kind: pd.Series, target: pd.Series, coded_by: pd.Series) -> None:
