@@ -123,6 +123,7 @@ def test_door_replacement_rate_ratio_under_abuse_survives_coding(ingested: Path,
     rate_under = under.sum() / da_days
     rate_else = (~under).sum() / (all_days - da_days)
     assert da_days > 0 and under.sum() >= 5
+    print(f"door rate ratio under abuse {rate_under / rate_else:.1f} ({under.sum()} doors under abuse)")
     assert rate_under / rate_else > 3.0, (rate_under / rate_else, under.sum())
 
 

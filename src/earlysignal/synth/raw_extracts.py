@@ -462,9 +462,12 @@ def _noisy_dates(rng: np.random.Generator, dob: np.ndarray, u_typo: np.ndarray, 
 
 
 def _reformat(iso: str, fmt: str) -> str:
+    """An ISO date written in `fmt` (%Y, %m, %d only), textually: a keyed-in impossible date such as
+    29 February of a non-leap year stays as the system holds it."""
     if not iso:
         return ""
-    return dt.date.fromisoformat(iso).strftime(fmt)
+    y, m, d = iso.split("-")
+    return fmt.replace("%Y", y).replace("%m", m).replace("%d", d)
 
 
 def _date_text(values: pd.Series, fmt: str) -> pd.Series:
