@@ -14,8 +14,8 @@ entry, cancelled jobs). The truth behind every raw record goes to `ground_truth/
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from earlysignal.atomic import write_csv, write_json, write_parquet
 from earlysignal.synth import names as N
 
 RAW_DIR = "raw"
+# What a builder yields per raw file: (file name, the raw rows, the truth behind each row).
+Extracts = Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]
 PLACEHOLDER_BIRTH = "1900-01-01"
 ETHNICITY_ORDER = ("White", "Asian", "Black", "Mixed", "Other")
 # Raw ethnicity codes per system family, per true group (several codes each: systems record detail).
@@ -521,7 +523,7 @@ def _outcome_home(outcomes: pd.DataFrame, residency: pd.DataFrame) -> pd.DataFra
 # --------------------------------------------------------------------------------------------
 
 
-def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "school")
     attendance = ev[ev["event_type"] == "absence"].reset_index(drop=True)
     p = ctx.persons("school", attendance["resident_id"], attendance["home"])
@@ -561,7 +563,7 @@ def _codes(rng: np.random.Generator, table: dict, groups: pd.Series) -> np.ndarr
     return out
 
 
-def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "police")
     p = ctx.persons("police", ev["resident_id"], ev["home"])
     category = np.select(
@@ -581,7 +583,7 @@ def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residen
     yield "notifications", frame, _truth(ids, ev, "police/" + ev["event_type"])
 
 
-def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "social_care")
     care = outcomes[outcomes["outcome_type"].isin(
         ["csc_referral", "s47_enquiry", "child_protection_plan", "adult_safeguarding_concern"])]
@@ -620,7 +622,7 @@ def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     yield "episodes", frame, _truth(ids, oc.assign(event_id=None), "outcome/" + oc["outcome_type"])
 
 
-def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "early_help")
     who = pd.Index(sorted(set(ev["resident_id"])))
     pid = dict(zip(who, ctx.ids("EH", len(who), 6), strict=True))
@@ -635,7 +637,7 @@ def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, res
     yield "contacts", frame, _truth(ids, ev, "early_help/contact")
 
 
-def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "homelessness")
     p = ctx.persons("homelessness", ev["resident_id"], ev["home"])
     ids = ctx.ids("HC", len(ev), 7)
@@ -658,7 +660,7 @@ def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, r
     yield "decisions", frame, _truth(ids, oc.assign(event_id=None), "outcome/homelessness_acceptance")
 
 
-def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     rng = ctx.rng
     birth = ctx.people["birth_date"]
     spells = residency.assign(birth=residency["resident_id"].map(birth))
@@ -700,7 +702,7 @@ def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     yield "recovery", frame, _truth(ids, ev, "council_tax/" + ev["event_type"])
 
 
-def _benefits(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _benefits(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "benefits")
     who = pd.Index(sorted(set(ev["resident_id"])))
     claim = dict(zip(who, ctx.ids("HB", len(who), 7), strict=True))
@@ -720,7 +722,7 @@ INJURY_SNOMED = ("125605004", "283385000", "58124008", "110030002", "262525000")
 OTHER_SNOMED = ("233604007", "195967001", "22298006", "68566005", "29857009", "44054006", "161891005")
 
 
-def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "ae")
     p = ctx.persons("ae", ev["resident_id"], ev["home"])
     rng = ctx.rng
@@ -742,7 +744,7 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
 # --------------------------------------------------------------------------------------------
 
 
-def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "fire")
     a = ctx.addresses("lines", ev["home"])
     ids = ctx.ids("IRS", len(ev), 7)
@@ -754,7 +756,7 @@ def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency
     yield "incidents", frame, _truth(ids, ev, "fire/fire_callout")
 
 
-def _asb(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _asb(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "asb")
     a = ctx.addresses("police", ev["home"])
     ids = ctx.ids("ASB", len(ev), 6)
@@ -810,7 +812,7 @@ PRIORITY = {"door_replacement": ("1", "2"), "lock_change": ("1", "2", "3"), "win
             "damp_mould": ("4", "5"), "general_repair": ("2", "3", "4", "5", "5", "5")}
 
 
-def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, residency: pd.DataFrame):
+def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     """Repair job rows: the true repairs, sanctuary works after a known incident, voids, planned works,
     communal door-entry jobs and cancelled duplicates."""
     ev = _pick(events, "housing_repairs")
