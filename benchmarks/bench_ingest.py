@@ -59,7 +59,8 @@ print(json.dumps({"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "pea
 
 def _child(code: str, *args: str) -> dict:
     result = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, cwd=REPO)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
 
 
 def main() -> None:
@@ -73,9 +74,12 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, load {os.getloadavg()}")
-    made = _child(MAKE, str(args.residents), str(args.years), str(args.seed), str(work / "borough"))
-    print(f"synth {made['synth_s']:.1f}s, raw extracts {made['raw_s']:.1f}s ({made['raw_rows']:,} rows), "
-          f"peak RSS {made['peak_rss_mb']:.0f} MB")
+    if (work / "borough" / "raw" / "manifest.json").exists():
+        print(f"reusing the borough and raw extracts in {work / 'borough'}")
+    else:
+        made = _child(MAKE, str(args.residents), str(args.years), str(args.seed), str(work / "borough"))
+        print(f"synth {made['synth_s']:.1f}s, raw extracts {made['raw_s']:.1f}s ({made['raw_rows']:,} rows), "
+              f"peak RSS {made['peak_rss_mb']:.0f} MB")
     runs = []
     for i in range(args.repeat):
         started = time.perf_counter()
