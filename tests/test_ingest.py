@@ -206,18 +206,20 @@ MAPPING = {
 HEADER = "job_ref,address,postcode,raised,priority,sor,trade,text\n"
 
 
-def _run(tmp_path: Path, rows: str, mapping: dict | None = None) -> Path:
+def _run(tmp_path: Path, rows: str, mapping: dict | None = None, chunk_rows: int = 500_000) -> Path:
     raw = tmp_path / "raw"
     (raw / "repairs").mkdir(parents=True, exist_ok=True)
     (raw / "repairs" / "jobs.csv").write_text(rows)
     path = tmp_path / "housing_repairs.yaml"
     path.write_text(yaml.safe_dump(mapping or MAPPING))
     out = tmp_path / "out"
-    ingest(raw, out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, extract_date=dt.date(2025, 1, 1))
+    ingest(raw, out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, extract_date=dt.date(2025, 1, 1),
+           chunk_rows=chunk_rows)
     return out
 
 
-def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_rows", [500_000, 2])  # whole file, or chunks splitting the duplicate pair
+def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path, chunk_rows: int) -> None:
     out = _run(tmp_path, HEADER + "\n".join([
         "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,renew door",            # code list
         "J2,2 High St,N1 1AA,04/02/2024,5,MU9,CP,Renew FRONT DOOR",      # rule
@@ -228,7 +230,7 @@ def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path) -> None:
         ",7 High St,N1 1AA,08/02/2024,5,CP1,CP,x",                       # no record id
         "J8,8 High St,N1 1AA,09/02/2024,V15,CP1,CP,void front door",     # excluded
         "J9,9 High St,N1 1AA,09/02/2025,5,CP1,CP,x",                     # after the extract date
-    ]) + "\n")
+    ]) + "\n", chunk_rows=chunk_rows)
     q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
     assert q["reason"].to_dict() == {
         "J3": "unmapped_code:sor", "J4": "unmapped_code:sor", "J5": "unparseable_date:raised",
