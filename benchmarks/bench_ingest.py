@@ -86,7 +86,8 @@ def main() -> None:
         run = _child(INGEST, str(work / "borough" / "raw"), str(work / f"ingested_{i}"))
         run["process_s"] = time.perf_counter() - started
         runs.append(run)
-        print(f"ingest run {i + 1}: {run['wall_s']:.1f}s wall ({run['process_s']:.1f}s with start-up), "
+        print(f"ingest run {i + 1}: {run['wall_s']:.1f}s wall, {run['cpu_s']:.1f}s CPU "
+              f"({run['process_s']:.1f}s wall with start-up), "
               f"peak RSS {run['peak_rss_mb']:.0f} MB, {run['read']:,} rows read")
     print(f"median ingest {statistics.median(r['wall_s'] for r in runs):.1f}s; max peak RSS "
           f"{max(r['peak_rss_mb'] for r in runs):.0f} MB; outputs {runs[-1]['rows']}; load after {os.getloadavg()}")
