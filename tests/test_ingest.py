@@ -334,3 +334,20 @@ def test_a_recorded_date_without_time_makes_the_record_known_at_the_end_of_that_
     assert events["known_at"].tolist() == [pd.Timestamp("2024-02-04")]
     q = pd.read_parquet(out / "quarantine" / "police.parquet")
     assert q[["PoliceRef", "reason"]].values.tolist() == [["P2", "known_at_before_event_time"]]
+
+
+def test_ingest_loses_no_true_event_or_outcome_except_vague_repairs_and_restricted_contacts(
+    ingested: Path, raw_borough_tiny: Path
+) -> None:
+    true_events = pd.read_parquet(raw_borough_tiny / "events.parquet").groupby(["source", "event_type"]).size()
+    got = pd.read_parquet(ingested / "events.parquet")
+    got = got[got["event_type"] != "sanctuary_works"].groupby(["source", "event_type"]).size()
+    truth = pd.read_parquet(raw_borough_tiny / "ground_truth" / "raw_records.parquet")
+    vague = pd.read_parquet(ingested / "quarantine" / "housing_repairs.parquet")["job_ref"]
+    lost = truth[truth["record_id"].isin(vague)]["truth"].str.split("/", expand=True)
+    expected = true_events.sub(lost.groupby([0, 1]).size().rename_axis(["source", "event_type"]), fill_value=0)
+    expected.loc[("social_care", "contact")] -= int((truth["truth"] == "restricted").sum())
+    assert got.to_dict() == expected.astype(int).to_dict()
+    true_outcomes = pd.read_parquet(raw_borough_tiny / "outcomes.parquet")["outcome_type"].value_counts()
+    got_outcomes = pd.read_parquet(ingested / "outcomes.parquet")["outcome_type"].value_counts()
+    assert got_outcomes.to_dict() == true_outcomes.to_dict()
