@@ -278,6 +278,12 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class IngestSection(_Section):
+    """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
+
+    mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
+
+
 class ProjectConfig(_Section):
     # The data dictionary file (docs/data-contract.md); relative paths are resolved against the config
     # file's folder by load_config. None: the packaged synthetic-borough dictionary.
@@ -298,6 +304,7 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")
     @classmethod

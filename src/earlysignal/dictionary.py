@@ -213,6 +213,10 @@ class DataDictionary(_Model):
         """Every declared (source, event_type)."""
         return {(s, t) for s, source in self.sources.items() for t in source.event_types}
 
+    def event_types_by_source(self) -> dict[str, tuple[str, ...]]:
+        """Each source's declared event types, in declaration order (what `ingest` may code raw rows into)."""
+        return {name: tuple(source.event_types) for name, source in self.sources.items()}
+
     def negative_allowed_pairs(self) -> set[tuple[str, str]]:
         """(source, event_type) pairs whose value may be negative."""
         return {(s, t) for s, t in self.event_pairs() if self.value_spec(s, t).negative}
