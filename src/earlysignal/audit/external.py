@@ -151,12 +151,18 @@ def _age_band(age: int) -> str:
     return age_band(age)
 
 
-def join_attributes(scores: pd.DataFrame, residents: pd.DataFrame, protected: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+def join_attributes(
+    scores: pd.DataFrame, residents: pd.DataFrame, protected: tuple[str, ...], dictionary: Any = None
+) -> tuple[pd.DataFrame, int]:
     """scores with attr__<name> per protected characteristic, as it stood at each row's as_of; rows of
     residents the data does not know are dropped and counted.
 
-    `age_band` comes from birth_date at as_of; any other name is a residents column (null: Not recorded).
+    `age_band` comes from birth_date at as_of; any other name is a residents column, mapped to its
+    reporting groups by the data dictionary exactly as the feature matrix does (booleans as Yes/No,
+    nulls as the dictionary's not-recorded group).
     """
+    not_recorded = dictionary.not_recorded.group if dictionary is not None else NOT_RECORDED
+    specs = dictionary.categorical_attributes() if dictionary is not None else {}
     people = residents.copy()
     people["resident_id"] = people["resident_id"].astype("string")
     people = people.drop_duplicates("resident_id").set_index("resident_id")
@@ -175,11 +181,14 @@ def join_attributes(scores: pd.DataFrame, residents: pd.DataFrame, protected: tu
                 (as_of.dt.month == birth.dt.month) & (as_of.dt.day < birth.dt.day)
             )
             ages = (as_of.dt.year - birth.dt.year - before_birthday.astype(int)).to_numpy(dtype=float)
-            frame[column] = [NOT_RECORDED if pd.isna(a) else _age_band(int(a)) for a in ages]
+            frame[column] = [not_recorded if np.isnan(a) else _age_band(int(a)) for a in ages]
         elif attribute in people.columns:
+            spec = specs.get(attribute)
+            groups = dict(spec.groups) if spec is not None and spec.kind != "boolean" else {}
             values = matched[attribute].to_numpy(dtype=object)
             frame[column] = [
-                NOT_RECORDED if pd.isna(v) else ("Yes" if v is True else "No" if v is False else str(v))
+                not_recorded if pd.isna(v)
+                else ("Yes" if v is True or v is np.True_ else "No" if v is False or v is np.False_ else groups.get(v, str(v)))
                 for v in values
             ]
     return frame, unknown
@@ -221,16 +230,18 @@ def build_external_audit(
     """The external audit document (JSON-ready): counts, performance per as_of, fairness by group."""
     settings = config.audit
     path = Path(file_name)
+    from earlysignal.dictionary import dictionary_for
+
     cleaned, counts = clean_scores(scores, path, capacity, config.project.seed)
-    frame, unknown = join_attributes(cleaned, residents, tuple(settings.protected))
+    frame, unknown = join_attributes(cleaned, residents, tuple(settings.protected), dictionary_for(config))
     if frame.empty:
         raise ScoresFileError(
             f"{path}: none of its {len(cleaned)} labelled rows is a resident of the data ({unknown} unknown "
             "resident_id(s)); check that the file uses the same pseudonymous ids as the linked data"
         )
-    from earlysignal.audit.assemble import outcome_phrase
+    from earlysignal.audit.assemble import outcome_labels, outcome_phrase
 
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
     fairness = audit_fairness(
         frame,
         characteristics(settings.protected, settings.intersections),
