@@ -485,6 +485,8 @@ def build_audit(
         "calibration": calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to),
         "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell),
         "bootstrap": metrics.get("bootstrap"),
+        # Fraction and method only: the exact row counts stay in MLflow.
+        "sampling": {k: v for k, v in (metrics.get("sampling") or {}).items() if k != "fit_rows_per_split"} or None,
         "one_feature_baseline": metrics.get("one_feature_baseline"),
         "capacity_k_per_as_of": capacity_per,
         "temporal_plan": temporal_plan(metrics.get("split_plan")),

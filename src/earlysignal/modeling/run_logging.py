@@ -199,6 +199,12 @@ def log_training_run(
         folder = Path(tmp)
         mlflow.set_tags(tags)
         mlflow.log_params(_flat_params(config))
+        if metrics_doc.get("sampling"):
+            rows = metrics_doc["sampling"]["fit_rows_per_split"]
+            mlflow.set_tag("training.sampling", (
+                f"negative fraction {metrics_doc['sampling']['negative_fraction']}; booster fit rows used/total: "
+                + ", ".join(f"{name} {r['rows_used']}/{r['fit_rows']}" for name, r in rows.items())
+            )[:5000])
         _log_metrics(metrics_doc)
 
         write_json(config_to_dict(config), folder / "config" / "config.json")
