@@ -1,0 +1,157 @@
+"""The case list: what `score` writes for caseworkers beside ranked.csv.
+
+- reasons.parquet: resident_id, reason (1..3), feature, text, contribution: which feature each
+  reason on the ranked list came from, so a journey can highlight the events behind it;
+- reason_features.json: the definitions of those features (source, event types, scope, window);
+- case_list.html: the ranked list as one self-contained page (score band, rank, reasons), each
+  resident linking to their journey page (made, and its viewing logged, by `earlysignal journey`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.atomic import write_json, write_parquet, write_text
+from earlysignal.errors import EarlySignalError
+from earlysignal.explain import N_REASONS, describe, description_templates
+from earlysignal.journey import ReasonFeature
+
+REASONS_FILE = "reasons.parquet"
+REASON_FEATURES_FILE = "reason_features.json"
+CASE_LIST_FILE = "case_list.html"
+JOURNEY_DIR = "journeys"
+
+
+def reason_features(
+    ranked: pd.DataFrame,
+    contributions: np.ndarray,
+    values: pd.DataFrame,
+    feature_columns: Sequence[str],
+    feature_metadata: dict[str, Any],
+) -> pd.DataFrame:
+    """resident_id, reason, feature, text, contribution: the feature behind each non-empty reason.
+
+    `values` and `contributions` (pred_contrib, rows x features + bias) are row-aligned with each
+    other and hold a `resident_id` column; `ranked` has reason_i / contribution_i. A reason is
+    matched to the feature whose contribution equals contribution_i exactly and whose description
+    renders to reason_i, so the mapping follows whatever chose the reasons. Raises EarlySignalError
+    when a reason matches no feature (the list and the model disagree).
+    """
+    columns = list(feature_columns)
+    contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
+    row_of = pd.Series(np.arange(len(values)), index=values["resident_id"].astype(str).to_numpy())
+    templates = description_templates(feature_metadata)
+    value_matrix = values[columns].to_numpy(dtype=float)
+    records = []
+    for i in range(1, N_REASONS + 1):
+        text_col, contrib_col = f"reason_{i}", f"contribution_{i}"
+        if text_col not in ranked.columns:
+            continue
+        present = ranked[text_col].fillna("").astype(str) != ""
+        for rid, text, target in zip(
+            ranked.loc[present, "resident_id"].astype(str),
+            ranked.loc[present, text_col].astype(str),
+            ranked.loc[present, contrib_col].astype(float),
+            strict=True,
+        ):
+            r = int(row_of[rid])
+            candidates = np.flatnonzero(contrib[r] == target)
+            match = next((j for j in candidates if describe(columns[j], value_matrix[r, j], templates) == text), None)
+            if match is None:
+                raise EarlySignalError(
+                    f"reason {i} of resident {rid} ({text!r}) matches no feature of the model; the ranked list and "
+                    "the model disagree, so re-run `earlysignal score`"
+                )
+            records.append({"resident_id": rid, "reason": i, "feature": columns[match], "text": text,
+                            "contribution": float(target)})
+    frame = pd.DataFrame(records, columns=["resident_id", "reason", "feature", "text", "contribution"])
+    return frame.sort_values(["resident_id", "reason"], kind="stable").reset_index(drop=True)
+
+
+def score_band(flagged: bool, percentile: float, caseworker: Any) -> str:
+    """The band a caseworker sees: the flagged band for the list's top k, else the first configured
+    band whose min_percentile the resident's percentile reaches (bands sorted high to low)."""
+    if flagged:
+        return str(caseworker.flagged_band)
+    for band in sorted(caseworker.bands, key=lambda b: -b.min_percentile):
+        if percentile >= band.min_percentile:
+            return str(band.label)
+    return str(caseworker.bands[-1].label)  # unreachable: config requires a band at 0
+
+
+def journey_filename(resident_id: str) -> str:
+    """The journey page's file name inside the score folder's journeys/ (IDs are pseudonyms, not paths)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(resident_id))
+    return f"{JOURNEY_DIR}/{safe}.html"
+
+
+def write_case_list(
+    out_dir: Path,
+    ranked: pd.DataFrame,
+    values: pd.DataFrame,
+    contributions: np.ndarray,
+    feature_columns: Sequence[str],
+    feature_metadata: dict[str, Any],
+    spec_config: Any,
+    config: Any,
+    summary: dict[str, Any],
+) -> dict[str, Path]:
+    """Write reasons.parquet, reason_features.json and case_list.html into out_dir; return their paths."""
+    from earlysignal.features.spec import feature_definitions
+    from earlysignal.report.journey import render_case_list
+    from earlysignal.wording import wording_from_config
+
+    reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
+    by_name = {d.name: d for d in feature_definitions(spec_config)}
+    used = sorted(set(reasons["feature"]))
+    definitions = {name: ReasonFeature.from_record(by_name[name]).as_record() for name in used if name in by_name}
+    rows = case_list_rows(ranked, config.caseworker)
+    html = render_case_list(rows, summary, total=len(ranked), wording=wording_from_config(spec_config))
+    return {
+        "reasons_parquet": write_parquet(reasons, out_dir / REASONS_FILE),
+        "reason_features_json": write_json(definitions, out_dir / REASON_FEATURES_FILE),
+        "case_list_html": write_text(html, out_dir / CASE_LIST_FILE),
+    }
+
+
+def case_list_rows(ranked: pd.DataFrame, caseworker: Any) -> list[dict[str, Any]]:
+    """The rows the page lists: everyone flagged, then the next ranks up to caseworker.case_list_rows."""
+    ordered = ranked.sort_values("rank", kind="stable")
+    limit = max(int(ordered["flagged"].sum()), int(caseworker.case_list_rows))
+    rows = []
+    for row in ordered.head(limit).itertuples(index=False):
+        reasons = [getattr(row, f"reason_{i}") for i in range(1, N_REASONS + 1)]
+        rows.append({
+            "resident_id": str(row.resident_id),
+            "rank": int(row.rank),
+            "score": float(row.score),
+            "percentile": float(row.percentile),
+            "flagged": bool(row.flagged),
+            "band": score_band(bool(row.flagged), float(row.percentile), caseworker),
+            "reasons": [str(r) for r in reasons if isinstance(r, str) and r],
+            "journey": journey_filename(str(row.resident_id)),
+        })
+    return rows
+
+
+def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, ReasonFeature], dict[str, Any]]:
+    """(ranked, reasons, feature definitions by name, summary) from a score folder; clear errors when missing."""
+    needed = ["ranked.parquet", REASONS_FILE, REASON_FEATURES_FILE, "summary.json"]
+    missing = [name for name in needed if not (scores_dir / name).exists()]
+    if missing:
+        raise EarlySignalError(
+            f"{scores_dir}: no scored list with reasons here (missing {missing}); run "
+            "`earlysignal score --as-of DATE` first, or pass --scores with the folder it wrote"
+        )
+    ranked = pd.read_parquet(scores_dir / "ranked.parquet")
+    reasons = pd.read_parquet(scores_dir / REASONS_FILE)
+    records = json.loads((scores_dir / REASON_FEATURES_FILE).read_text(encoding="utf-8"))
+    definitions = {name: ReasonFeature.from_record(record) for name, record in records.items()}
+    summary = json.loads((scores_dir / "summary.json").read_text(encoding="utf-8"))
+    return ranked, reasons, definitions, summary

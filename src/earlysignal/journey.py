@@ -1,0 +1,321 @@
+"""The resident's journey: every touch point known before as_of, for a resident, their household and
+their home, with the events behind each reason of their score.
+
+A journey is built only from rows with `known_at < as_of` and `event_time < as_of` (outcomes:
+`known_at < as_of` and `outcome_time < as_of`), and household membership as it stood at as_of, so a
+caseworker sees what the model could have seen and nothing it could not. Other people are shown
+by role ("adult A") with their pseudonymous ID; nobody's name or address enters this module.
+
+Which events lie "behind a reason" follows the feature builder's own rules (features/builder.py):
+a reason names one feature (source, event types, scope, window, aggregate); its events are those
+of those types, in that scope (the resident; every member of their household at as_of; the
+address they live at on as_of), with event_time inside the window, known before as_of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.errors import EarlySignalError
+
+ADULT_AGE = 18  # roles: people under 18 are children in every UK service's usage
+
+
+class JourneyData(Protocol):
+    """What a journey reads (earlysignal.contract.LinkedData has these)."""
+
+    residents: pd.DataFrame
+    residency: pd.DataFrame
+    events: pd.DataFrame
+    outcomes: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReasonFeature:
+    """The part of a feature definition that says which events a reason stands on."""
+
+    name: str
+    source: str
+    event_types: tuple[str, ...]
+    scope: str  # resident, household, address or static
+    window_days: int | None  # None: the whole history
+    aggregate: str
+    description: str = ""
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ReasonFeature:
+        """From a FeatureDefinition or its JSON record (reason_features.json)."""
+        get = record.get if isinstance(record, Mapping) else (lambda key, default=None: getattr(record, key, default))
+        return cls(
+            name=str(get("name")),
+            source=str(get("source") or ""),
+            event_types=tuple(get("event_types") or ()),
+            scope=str(get("scope") or "static"),
+            window_days=None if get("window_days") is None else int(get("window_days")),
+            aggregate=str(get("aggregate") or ""),
+            description=str(get("description") or ""),
+        )
+
+    def as_record(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        record = asdict(self)
+        record["event_types"] = list(self.event_types)
+        return record
+
+
+@dataclass(frozen=True)
+class Household:
+    """Who the resident lived with, and where, on as_of (empty when they had no residency spell then)."""
+
+    resident_id: str
+    household_id: str | None
+    address_id: str | None
+    members: dict[str, str]  # resident_id -> role label; the resident is "the resident"
+
+
+def _stamp(as_of: dt.date | pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(as_of).normalize()
+
+
+def _age(birth: Any, as_of: pd.Timestamp) -> int | None:
+    if birth is None or pd.isna(birth):
+        return None
+    born = pd.Timestamp(birth)
+    return as_of.year - born.year - int((as_of.month, as_of.day) < (born.month, born.day))
+
+
+def household_at(data: JourneyData, resident_id: str, as_of: dt.date) -> Household:
+    """The resident's household and address on as_of, members labelled by role.
+
+    Membership is the residency spells covering as_of (start_date <= as_of < end_date), as the
+    feature builder uses it. Roles: "the resident", then "adult A", "adult B" ... and "child A" ...
+    ordered by age (oldest first), then pseudonymous ID, so labels are stable for one as_of.
+    """
+    ts = _stamp(as_of)
+    spells = data.residency
+    start = pd.to_datetime(spells["start_date"])
+    end = pd.to_datetime(spells["end_date"])
+    covering = spells[(start <= ts) & (end.isna() | (end > ts))]
+    own = covering[covering["resident_id"].astype(str) == str(resident_id)]
+    if own.empty:
+        return Household(str(resident_id), None, None, {str(resident_id): "the resident"})
+    if len(own) > 1:
+        raise EarlySignalError(
+            f"resident {resident_id} has {len(own)} residency spells covering {as_of}; the data contract allows one "
+            "(run `earlysignal validate` on this data)"
+        )
+    household_id = str(own["household_id"].iloc[0])
+    address_id = str(own["address_id"].iloc[0])
+    member_ids = sorted(set(covering.loc[covering["household_id"].astype(str) == household_id, "resident_id"].astype(str)))
+    births = data.residents.assign(resident_id=data.residents["resident_id"].astype(str)).set_index("resident_id")["birth_date"]
+    others = []
+    for member in member_ids:
+        if member == str(resident_id):
+            continue
+        age = _age(births.get(member), ts)
+        others.append((-(age if age is not None else -1), member, age))
+    members = {str(resident_id): "the resident"}
+    counters = {"adult": 0, "child": 0, "person": 0}
+    for _, member, age in sorted(others):
+        kind = "person" if age is None else ("child" if age < ADULT_AGE else "adult")
+        members[member] = f"{kind} {_letter(counters[kind])}"
+        counters[kind] += 1
+    return Household(str(resident_id), household_id, address_id, members)
+
+
+def _letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def known_events(data: JourneyData, household: Household, as_of: dt.date) -> pd.DataFrame:
+    """Events known before as_of about the resident, their household members (at as_of) or their home.
+
+    Columns: event_id, resident_id, address_id, source, event_type, event_time, known_at, value,
+    who (role label; "the home" for an event at the address not tied to a household member),
+    about ("resident", "household" or "home"). Sorted by event_time, then event_id.
+    """
+    ts = _stamp(as_of)
+    events = data.events
+    known = (pd.to_datetime(events["known_at"]) < ts) & (pd.to_datetime(events["event_time"]) < ts)
+    people = events["resident_id"].astype("str").isin(list(household.members))
+    at_home = (
+        events["address_id"].astype("str").eq(household.address_id).fillna(False)
+        if household.address_id is not None
+        else pd.Series(False, index=events.index)
+    )
+    rows = events.loc[known & (people.fillna(False) | at_home)].copy()
+    rows["resident_id"] = rows["resident_id"].astype("str")
+    member = rows["resident_id"].map(household.members)
+    rows["who"] = member.fillna("the home").astype(str)
+    rows["about"] = np.where(
+        rows["resident_id"] == household.resident_id, "resident", np.where(member.notna(), "household", "home")
+    )
+    # Someone outside the household recorded at the address (e.g. a previous tenant) stays anonymous.
+    rows.loc[rows["about"] == "home", "resident_id"] = pd.NA
+    rows["event_time"] = pd.to_datetime(rows["event_time"])
+    rows["known_at"] = pd.to_datetime(rows["known_at"])
+    columns = ["event_id", "resident_id", "address_id", "source", "event_type", "event_time", "known_at", "value",
+               "who", "about"]
+    return rows[columns].sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+
+
+def known_outcomes(data: JourneyData, household: Household, as_of: dt.date) -> pd.DataFrame:
+    """Outcomes (e.g. plans, enquiries) of the resident and household members recorded before as_of.
+
+    Columns: resident_id, outcome_type, outcome_time, known_at, end_time (null when it had not ended
+    by as_of, or ends only after it), who. Sorted by outcome_time.
+    """
+    ts = _stamp(as_of)
+    o = data.outcomes
+    time = pd.to_datetime(o["outcome_time"])
+    keep = (pd.to_datetime(o["known_at"]) < ts) & (time < ts) & o["resident_id"].astype(str).isin(list(household.members))
+    rows = o.loc[keep, ["resident_id", "outcome_type", "outcome_time", "known_at", "end_time"]].copy()
+    rows["resident_id"] = rows["resident_id"].astype(str)
+    rows["outcome_time"] = pd.to_datetime(rows["outcome_time"])
+    rows["known_at"] = pd.to_datetime(rows["known_at"])
+    end = pd.to_datetime(rows["end_time"])
+    # An end after as_of was not known on as_of: the state was still open then.
+    rows["end_time"] = end.where(end < ts)
+    rows["who"] = rows["resident_id"].map(household.members).astype(str)
+    return rows.sort_values(["outcome_time", "outcome_type"], kind="stable").reset_index(drop=True)
+
+
+def events_behind_reason(feature: ReasonFeature, events: pd.DataFrame, household: Household, as_of: dt.date) -> list[str]:
+    """IDs of the events a reason's feature counted for this resident at as_of (sorted by time, then ID).
+
+    `events` are the journey's events (known_events). Scope resident: the resident's own events;
+    household: events of anyone in the household on as_of (the resident included); address: events
+    recorded at their address on as_of. Window w days: event_time in [as_of - w, as_of); a trend
+    compares the last w days with the w days before, so both are shown ([as_of - 2w, as_of)).
+    days_since_last / days_since_first point at the single latest / earliest event (all of them
+    when several share that time). Static features (age, tenure, household size) and imputation
+    flags stand on no event: an empty list.
+    """
+    if feature.scope not in ("resident", "household", "address") or not feature.event_types:
+        return []
+    ts = _stamp(as_of)
+    rows = events[(events["source"] == feature.source) & events["event_type"].isin(feature.event_types)]
+    rows = rows[(pd.to_datetime(rows["known_at"]) < ts) & (pd.to_datetime(rows["event_time"]) < ts)]
+    if feature.scope == "resident":
+        rows = rows[rows["resident_id"].astype("str") == household.resident_id]
+    elif feature.scope == "household":
+        rows = rows[rows["resident_id"].astype("str").isin(list(household.members))] if household.household_id else rows.iloc[:0]
+    else:
+        rows = rows[rows["address_id"].astype("str") == household.address_id] if household.address_id else rows.iloc[:0]
+    times = pd.to_datetime(rows["event_time"])
+    if feature.aggregate in ("days_since_last", "days_since_first"):
+        if rows.empty:
+            return []
+        edge = times.max() if feature.aggregate == "days_since_last" else times.min()
+        rows = rows[times == edge]
+    elif feature.window_days is not None:
+        span = feature.window_days * (2 if feature.aggregate == "trend" else 1)
+        rows = rows[times >= ts - pd.Timedelta(days=span)]
+    ordered = rows.assign(_t=pd.to_datetime(rows["event_time"])).sort_values(["_t", "event_id"], kind="stable")
+    return ordered["event_id"].astype(str).tolist()
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason on the ranked list, with the feature it came from."""
+
+    rank: int  # 1..3
+    text: str
+    feature: ReasonFeature | None
+    contribution: float | None = None
+
+
+def build_journey(
+    data: JourneyData,
+    resident_id: str,
+    as_of: dt.date,
+    reasons: Sequence[Reason] = (),
+    wording: Any | None = None,
+    lane_order: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The journey as plain data (what the page shows and embeds): household, lanes, events, outcomes, reasons.
+
+    Every event carries `reasons`: the ranks of the reasons it lies behind. `wording` turns source,
+    event-type and outcome-type names into labels (earlysignal.wording.Wording); lanes follow
+    `lane_order` (the spec's family order), then any other source alphabetically.
+    Raises EarlySignalError when the resident is not in the residents table.
+    """
+    from earlysignal.wording import Wording
+
+    wording = wording or Wording()
+    ids = set(data.residents["resident_id"].astype(str))
+    if str(resident_id) not in ids:
+        raise EarlySignalError(
+            f"resident {resident_id!r} is not in the residents table of this data; check the pseudonymous ID "
+            "on the case list (IDs are case-sensitive)"
+        )
+    household = household_at(data, resident_id, as_of)
+    events = known_events(data, household, as_of)
+    outcomes = known_outcomes(data, household, as_of)
+    behind: dict[str, list[int]] = {}
+    reason_rows = []
+    for reason in reasons:
+        ids_behind = events_behind_reason(reason.feature, events, household, as_of) if reason.feature else []
+        for event_id in ids_behind:
+            behind.setdefault(event_id, []).append(reason.rank)
+        reason_rows.append({
+            "rank": reason.rank,
+            "text": reason.text,
+            "feature": reason.feature.name if reason.feature else None,
+            "scope": reason.feature.scope if reason.feature else None,
+            "contribution": reason.contribution,
+            "event_ids": ids_behind,
+        })
+    order = list(dict.fromkeys(list(lane_order)))
+    present = sorted(set(events["source"].astype(str)))
+    lanes = [s for s in order if s in present] + [s for s in present if s not in order]
+    event_rows = [
+        {
+            "event_id": str(row.event_id),
+            "source": str(row.source),
+            "lane": str(row.source),
+            "event_type": str(row.event_type),
+            "label": wording.event(str(row.source), str(row.event_type)),
+            "date": row.event_time.strftime("%Y-%m-%d"),
+            "time": row.event_time.isoformat(),
+            "known_at": row.known_at.isoformat(),
+            "value": None if pd.isna(row.value) else float(row.value),
+            "who": str(row.who),
+            "about": str(row.about),
+            "reasons": sorted(behind.get(str(row.event_id), [])),
+        }
+        for row in events.itertuples(index=False)
+    ]
+    outcome_rows = [
+        {
+            "outcome_type": str(row.outcome_type),
+            "label": wording.outcome(str(row.outcome_type)),
+            "date": row.outcome_time.strftime("%Y-%m-%d"),
+            "end": None if pd.isna(row.end_time) else pd.Timestamp(row.end_time).strftime("%Y-%m-%d"),
+            "who": str(row.who),
+        }
+        for row in outcomes.itertuples(index=False)
+    ]
+    return {
+        "resident_id": str(resident_id),
+        "as_of": pd.Timestamp(as_of).date().isoformat(),
+        "household": {
+            "members": [{"resident_id": rid, "role": role} for rid, role in household.members.items()],
+            "has_address": household.address_id is not None,
+        },
+        "lanes": [{"source": s, "label": wording.source(s)} for s in lanes],
+        "events": event_rows,
+        "outcomes": outcome_rows,
+        "reasons": reason_rows,
+    }
