@@ -319,3 +319,107 @@ def build_journey(
         "outcomes": outcome_rows,
         "reasons": reason_rows,
     }
+
+
+def reasons_for(
+    resident_id: str, ranked: pd.DataFrame, reasons: pd.DataFrame, definitions: Mapping[str, ReasonFeature]
+) -> list[Reason]:
+    """The resident's reasons from a score folder's ranked list and reasons.parquet, with their features."""
+    row = ranked[ranked["resident_id"].astype(str) == str(resident_id)]
+    if row.empty:
+        return []
+    mine = reasons[reasons["resident_id"].astype(str) == str(resident_id)].set_index("reason")
+    out = []
+    for i in range(1, 4):
+        text = row[f"reason_{i}"].iloc[0] if f"reason_{i}" in row else None
+        if not isinstance(text, str) or not text:
+            continue
+        feature = definitions.get(str(mine.loc[i, "feature"])) if i in mine.index else None
+        contribution = row[f"contribution_{i}"].iloc[0]
+        out.append(Reason(i, text, feature, None if pd.isna(contribution) else float(contribution)))
+    return out
+
+
+@dataclass(frozen=True)
+class JourneyPage:
+    """A written journey page, its data and the access-log entry that recorded the viewing."""
+
+    path: Any
+    journey: dict[str, Any]
+    entry: Any
+
+
+def view_journey(
+    config: Any,
+    resident_id: str,
+    as_of: dt.date,
+    *,
+    scores_dir: Any = None,
+    data_dir: Any = None,
+    viewer: str | None = None,
+    out: Any = None,
+    access_log: Any = None,
+) -> JourneyPage:
+    """Build a resident's journey at as_of, record the viewing in the access log, write the page.
+
+    Reads the score folder (default reports/scores/<model>-<as_of>/) for the reasons and the data
+    folder the list was scored from (default: the one summary.json names). Writes
+    <scores_dir>/journeys/<resident>.html unless `out` is given. The viewing is logged before the
+    page is written; nothing is logged when the resident is unknown. Raises EarlySignalError.
+    """
+    from pathlib import Path
+
+    from earlysignal import contract
+    from earlysignal.access_log import append_access, current_viewer
+    from earlysignal.atomic import write_text
+    from earlysignal.caselist import journey_filename, read_case_list_outputs, score_band
+    from earlysignal.report.journey import render_journey
+    from earlysignal.scoring import default_out_dir
+    from earlysignal.wording import wording_from_config
+
+    scores_dir = Path(scores_dir) if scores_dir is not None else default_out_dir(config, as_of)
+    ranked, reasons, definitions, summary = read_case_list_outputs(scores_dir)
+    if summary.get("as_of") != as_of.isoformat():
+        raise EarlySignalError(
+            f"{scores_dir} holds the list scored at {summary.get('as_of')}, not {as_of}; pass the matching --scores "
+            "folder or --as-of date"
+        )
+    data_dir = Path(data_dir) if data_dir is not None else Path(summary.get("data_dir") or config.data.dir)
+    data = contract.load_linked_data(data_dir, config, write_quarantine=False)
+    who = current_viewer(viewer)
+    journey = build_journey(
+        data, resident_id, as_of, reasons_for(resident_id, ranked, reasons, definitions),
+        wording=wording_from_config(config), lane_order=[f.source for f in config.features.families],
+    )
+    target = Path(out) if out is not None else scores_dir / journey_filename(resident_id)
+    log_path = Path(access_log) if access_log is not None else Path(config.caseworker.access_log)
+    entry = append_access(log_path, viewer=who, action="journey", resident_id=resident_id, as_of=as_of,
+                          output=str(target))
+    row = ranked[ranked["resident_id"].astype(str) == str(resident_id)]
+    score = None
+    if not row.empty:
+        first = row.iloc[0]
+        score = {"rank": int(first["rank"]), "score": float(first["score"]), "flagged": bool(first["flagged"]),
+                 "band": score_band(bool(first["flagged"]), float(first["percentile"]), config.caseworker)}
+    context = {
+        "score": score,
+        "scored": len(ranked),
+        "unscored_reason": _unscored_reason(scores_dir, resident_id),
+        "model": f"{summary.get('model_name')} version {summary.get('model_version')}",
+        "approval_checked": bool(summary.get("approval_checked")),
+        "access": asdict(entry),
+        "access_log": str(log_path),
+        "scores_dir": str(scores_dir),
+        "generated": entry.time,
+    }
+    path = write_text(render_journey(journey, context), target)
+    return JourneyPage(path, journey, entry)
+
+
+def _unscored_reason(scores_dir: Any, resident_id: str) -> str | None:
+    path = scores_dir / "unscored.parquet"
+    if not path.exists():
+        return None
+    unscored = pd.read_parquet(path)
+    hit = unscored.loc[unscored["resident_id"].astype(str) == str(resident_id), "reason"]
+    return None if hit.empty else str(hit.iloc[0])

@@ -104,7 +104,8 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
     height = TOP + LANE_HEIGHT * len(lanes) + 24
     return {"width": WIDTH, "height": height, "left": LEFT, "right": WIDTH - 20, "top": TOP,
             "lane_height": LANE_HEIGHT, "lanes": lanes, "markers": markers, "outcomes": outcome_marks,
-            "ticks": ticks, "as_of_x": x(journey["as_of"]), "member_colours": colour_of}
+            "ticks": ticks, "as_of_x": x(journey["as_of"]), "member_colours": colour_of,
+            "lane_labels": {lane["source"]: lane["label"] for lane in journey["lanes"]}}
 
 
 def render_journey(journey: dict[str, Any], context: dict[str, Any]) -> str:
