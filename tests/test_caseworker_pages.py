@@ -20,7 +20,9 @@ from earlysignal.report.journey import JUDGEMENT_NOTE
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, monkeypatch):
+    # explain reads the approval record from MLflow: keep that store inside the test's folder.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return caseworker_folder(tmp_path)
 
 

@@ -21,8 +21,8 @@ REASON_COLOURS = ("#c0392b", "#1f6fb2", "#7d3c98")  # reason 1, 2, 3
 MEMBER_COLOURS = ("#1f2a44", "#d35400", "#16a085", "#8e44ad", "#b7950b", "#2e86c1", "#a93226", "#5d6d7e")
 
 LANE_HEIGHT = 34
-LEFT = 190
-WIDTH = 1000
+LEFT = 250
+WIDTH = 1040
 TOP = 28
 
 
@@ -99,7 +99,9 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
     ticks = []
     year = start.year
     while pd.Timestamp(year=year, month=1, day=1) <= as_of:
-        ticks.append({"x": x(f"{year}-01-01"), "label": str(year)})
+        tick = x(f"{year}-01-01")
+        # A year label too close to the as_of line would run off the edge.
+        ticks.append({"x": tick, "label": str(year) if tick < WIDTH - 60 else ""})
         year += 1
     height = TOP + LANE_HEIGHT * len(lanes) + 24
     return {"width": WIDTH, "height": height, "left": LEFT, "right": WIDTH - 20, "top": TOP,
