@@ -450,9 +450,21 @@ def demo(
         f"Audit report for the board:   {result.report_path}\n"
         f"Ranked list for caseworkers:  {result.ranked_csv}\n"
         f"Residents not scored, and why: {result.unscored_csv}\n"
+        f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
+        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+
+
+def _first_journey_command(ranked_csv: Path) -> str:
+    """The journey command for the top of a ranked list (the demo's closing hint)."""
+    import pandas as pd
+
+    ranked = pd.read_csv(ranked_csv, nrows=1)
+    if ranked.empty:
+        return "(nobody was scored)"
+    return f"earlysignal journey --resident {ranked['resident_id'][0]} --as-of {str(ranked['as_of'][0])[:10]}"
 
 
 def _as_of_date(text: str) -> Any:
