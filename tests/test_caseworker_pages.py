@@ -133,3 +133,18 @@ def test_config_refuses_bands_that_leave_someone_out():
     raw["caseworker"] = {"bands": [{"label": "top", "min_percentile": 50}]}
     with pytest.raises(ConfigError, match="caseworker.bands"):
         config_from_dict(raw)
+
+
+@pytest.mark.parametrize("command", ["journey", "explain", "access-log"])
+def test_caseworker_commands_explain_themselves(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--config" in result.output
+
+
+def test_a_bad_as_of_is_a_message_and_exit_code_2(folder):
+    result = CliRunner().invoke(app, ["journey", "--resident", RESIDENT, "--as-of", "01/01/2025",
+                                      "--config", str(folder.config_path)])
+    assert result.exit_code == 2
+    assert "is not a date of the form YYYY-MM-DD" in result.output
+    assert "Traceback" not in result.output

@@ -182,7 +182,8 @@ def score(
     console.print(
         f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "
         f"{counts['flagged']} flagged for review, {counts['unscored']} living in the borough not scored "
-        f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}",
+        f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}"
+        f"\nCase list: {result.summary['outputs'].get('case_list_html')}",
         highlight=False,
     )
 
