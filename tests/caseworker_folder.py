@@ -71,8 +71,13 @@ def caseworker_folder(root: Path, challenge_contact: str = "") -> CaseworkerFold
         "contribution": [0.5, 0.9, 0.4, 0.1],
     })
     reasons.to_parquet(scores / "reasons.parquet", index=False)
-    (scores / "reason_features.json").write_text(
-        json.dumps({name: f.as_record() for name, f in REASON_FEATURES.items()}), encoding="utf-8")
+    # The model reads repairs at the address and police in the household; not school, not A&E.
+    model = {
+        "features": {name: f.as_record() for name, f in REASON_FEATURES.items()},
+        "sources": ["housing_repairs", "police"],
+        "source_labels": {"housing_repairs": "repairs", "police": "police call-outs"},
+    }
+    (scores / "model_features.json").write_text(json.dumps(model), encoding="utf-8")
     pd.DataFrame({"resident_id": ["res-mum"], "as_of": [pd.Timestamp(AS_OF)],
                   "reason": ["older than the cohort's maximum age (17)"]}).to_parquet(scores / "unscored.parquet", index=False)
     summary = {"model_uri": "models:/journey-test-model/1", "model_name": "journey-test-model", "model_version": "1",

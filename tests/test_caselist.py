@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from earlysignal.caselist import CASE_LIST_FILE, REASON_FEATURES_FILE, REASONS_FILE
+from earlysignal.caselist import CASE_LIST_FILE, MODEL_FEATURES_FILE, REASONS_FILE
 from earlysignal.journey import view_journey
 from earlysignal.scoring import score_cohort
 
@@ -37,7 +37,7 @@ def _template_pattern(template: str) -> re.Pattern[str]:
 def test_score_writes_the_case_list_beside_the_ranked_list(scored):
     _, result = scored
     for name, key in ((CASE_LIST_FILE, "case_list_html"), (REASONS_FILE, "reasons_parquet"),
-                      (REASON_FEATURES_FILE, "reason_features_json")):
+                      (MODEL_FEATURES_FILE, "model_features_json")):
         assert (result.out_dir / name).exists()
         assert result.summary["outputs"][key] == str(result.out_dir / name)
     html = (result.out_dir / CASE_LIST_FILE).read_text(encoding="utf-8")
@@ -51,7 +51,7 @@ def test_score_writes_the_case_list_beside_the_ranked_list(scored):
 def test_every_reason_on_the_list_is_traced_to_the_feature_it_describes(scored):
     _, result = scored
     reasons = pd.read_parquet(result.out_dir / REASONS_FILE)
-    definitions = json.loads((result.out_dir / REASON_FEATURES_FILE).read_text(encoding="utf-8"))
+    definitions = json.loads((result.out_dir / MODEL_FEATURES_FILE).read_text(encoding="utf-8"))["features"]
     ranked = result.ranked.set_index("resident_id")
     listed = sum(int((result.ranked[f"reason_{i}"].fillna("") != "").sum()) for i in (1, 2, 3))
     assert len(reasons) == listed > 0

@@ -108,3 +108,18 @@ def test_own_earlier_outcomes_are_listed_but_a_siblings_are_not():
     doc = _doc()
     assert doc["own_outcomes"] == [{"label": "s47 enquiry", "month": "March 2022"}]
     assert "csc referral" not in render_markdown(doc)
+
+
+def test_with_the_models_features_only_the_records_it_reads_are_counted():
+    from caseworker_folder import REASON_FEATURES
+
+    from earlysignal.caselist import ModelFeatures
+
+    model = ModelFeatures(dict(REASON_FEATURES), ["housing_repairs", "police"],
+                          {"housing_repairs": "repairs", "police": "police call-outs"})
+    doc = build_explanation(_config(), world(), RESIDENT, AS_OF, RANKED, SUMMARY, APPROVAL, model_features=model)
+    records = doc["records"]
+    assert records["total"] == 5
+    assert [(r["source"], r["about_you"], r["about_household"], r["about_home"]) for r in records["by_source"]] == [
+        ("Repairs", 0, 0, 2), ("Police call-outs", 0, 3, 0)
+    ]

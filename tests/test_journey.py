@@ -220,3 +220,24 @@ def test_wording_falls_back_to_the_name_in_words_for_an_unknown_source():
 def test_journey_of_an_unknown_resident_is_refused_with_the_id(data):
     with pytest.raises(EarlySignalError, match="'nobody' is not in the residents table"):
         build_journey(data, "nobody", AS_OF)
+
+
+def test_events_used_by_the_model_are_the_union_of_its_features_events(context):
+    from earlysignal.journey import events_used_by_model
+
+    household, events = context
+    features = [
+        feature("housing_repairs", ("door_replacement",), "address", 365, "count"),
+        feature("housing_repairs", ("door_replacement",), "address", 365, "sum"),  # same events as the count
+        feature("police", ("domestic_incident",), "household", None, "days_since_last"),
+        feature("school", ("absence",), "resident", 90, "trend"),
+        ReasonFeature("static__age", "residents", (), "static", None, "age"),
+    ]
+    assert events_used_by_model(features, events, household, AS_OF) == {"E04", "E01", "E07", "E15", "E16", "E09"}
+
+
+def test_journey_says_which_records_the_model_reads(data):
+    journey = build_journey(data, RESIDENT, AS_OF, REASONS, model_features=[r.feature for r in REASONS])
+    used = {e["event_id"] for e in journey["events"] if e["used"]}
+    assert used == {"E04", "E01", "E14", "E07", "E15"}
+    assert all(e["used"] is None for e in build_journey(data, RESIDENT, AS_OF, REASONS)["events"])

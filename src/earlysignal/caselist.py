@@ -2,7 +2,9 @@
 
 - reasons.parquet: resident_id, reason (1..3), feature, text, contribution: which feature each
   reason on the ranked list came from, so a journey can highlight the events behind it;
-- reason_features.json: the definitions of those features (source, event types, scope, window);
+- model_features.json: every feature of the model's own spec (source, event types, scope, window,
+  aggregate), its sources in spec order and their labels, so a journey can say which records the
+  model reads and an explanation can count exactly those;
 - case_list.html: the ranked list as one self-contained page (score band, rank, reasons), each
   resident linking to their journey page (made, and its viewing logged, by `earlysignal journey`).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from earlysignal.explain import N_REASONS, describe, description_templates
 from earlysignal.journey import ReasonFeature
 
 REASONS_FILE = "reasons.parquet"
-REASON_FEATURES_FILE = "reason_features.json"
+MODEL_FEATURES_FILE = "model_features.json"
 CASE_LIST_FILE = "case_list.html"
 JOURNEY_DIR = "journeys"
 
@@ -102,21 +105,47 @@ def write_case_list(
     config: Any,
     summary: dict[str, Any],
 ) -> dict[str, Path]:
-    """Write reasons.parquet, reason_features.json and case_list.html into out_dir; return their paths."""
-    from earlysignal.features.spec import feature_definitions
+    """Write reasons.parquet, model_features.json and case_list.html into out_dir; return their paths."""
     from earlysignal.report.journey import render_case_list
     from earlysignal.wording import wording_from_config
 
     reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
-    by_name = {d.name: d for d in feature_definitions(spec_config)}
-    used = sorted(set(reasons["feature"]))
-    definitions = {name: ReasonFeature.from_record(by_name[name]).as_record() for name in used if name in by_name}
     rows = case_list_rows(ranked, config.caseworker)
-    html = render_case_list(rows, summary, total=len(ranked), wording=wording_from_config(spec_config))
+    wording = wording_from_config(spec_config)
+    html = render_case_list(rows, summary, total=len(ranked), wording=wording)
     return {
         "reasons_parquet": write_parquet(reasons, out_dir / REASONS_FILE),
-        "reason_features_json": write_json(definitions, out_dir / REASON_FEATURES_FILE),
+        "model_features_json": write_json(model_features(spec_config), out_dir / MODEL_FEATURES_FILE),
         "case_list_html": write_text(html, out_dir / CASE_LIST_FILE),
+    }
+
+
+@dataclass(frozen=True)
+class ModelFeatures:
+    """What model_features.json holds: the spec's features by name, its sources in order, their labels."""
+
+    features: dict[str, ReasonFeature]
+    sources: list[str]
+    source_labels: dict[str, str]
+
+    def wording(self) -> Any:
+        """Labels as the model's spec words them."""
+        from earlysignal.wording import Wording
+
+        return Wording(dict(self.source_labels))
+
+
+def model_features(spec_config: Any) -> dict[str, Any]:
+    """model_features.json's content for a config carrying the model's spec (imputation flags left out)."""
+    from earlysignal.features.spec import feature_definitions
+    from earlysignal.wording import wording_from_config
+
+    definitions = [d for d in feature_definitions(spec_config) if not d.is_imputed_flag]
+    sources = list(dict.fromkeys(f.source for f in spec_config.features.families))
+    return {
+        "features": {d.name: ReasonFeature.from_record(d).as_record() for d in definitions},
+        "sources": sources,
+        "source_labels": dict(wording_from_config(spec_config).sources),
     }
 
 
@@ -140,9 +169,9 @@ def case_list_rows(ranked: pd.DataFrame, caseworker: Any) -> list[dict[str, Any]
     return rows
 
 
-def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, ReasonFeature], dict[str, Any]]:
-    """(ranked, reasons, feature definitions by name, summary) from a score folder; clear errors when missing."""
-    needed = ["ranked.parquet", REASONS_FILE, REASON_FEATURES_FILE, "summary.json"]
+def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, ModelFeatures, dict[str, Any]]:
+    """(ranked, reasons, the model's features, summary) from a score folder; clear errors when missing."""
+    needed = ["ranked.parquet", REASONS_FILE, MODEL_FEATURES_FILE, "summary.json"]
     missing = [name for name in needed if not (scores_dir / name).exists()]
     if missing:
         raise EarlySignalError(
@@ -151,7 +180,16 @@ def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame
         )
     ranked = pd.read_parquet(scores_dir / "ranked.parquet")
     reasons = pd.read_parquet(scores_dir / REASONS_FILE)
-    records = json.loads((scores_dir / REASON_FEATURES_FILE).read_text(encoding="utf-8"))
-    definitions = {name: ReasonFeature.from_record(record) for name, record in records.items()}
+    raw = json.loads((scores_dir / MODEL_FEATURES_FILE).read_text(encoding="utf-8"))
+    try:
+        model = ModelFeatures(
+            features={name: ReasonFeature.from_record(record) for name, record in raw["features"].items()},
+            sources=list(raw["sources"]),
+            source_labels=dict(raw["source_labels"]),
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise EarlySignalError(
+            f"{scores_dir / MODEL_FEATURES_FILE} is not as `score` writes it ({error!r}); re-run `earlysignal score`"
+        ) from None
     summary = json.loads((scores_dir / "summary.json").read_text(encoding="utf-8"))
-    return ranked, reasons, definitions, summary
+    return ranked, reasons, model, summary

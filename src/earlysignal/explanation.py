@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from earlysignal.errors import EarlySignalError
-from earlysignal.journey import Household, household_at, known_events, known_outcomes
+from earlysignal.journey import Household, events_used_by_model, household_at, known_events, known_outcomes
 
 NOT_PROVIDED = "NOT PROVIDED"
 
@@ -49,11 +49,15 @@ def _month(ts: pd.Timestamp) -> str:
     return ts.strftime("%B %Y")
 
 
-def records_used(events: pd.DataFrame, household: Household, wording: Any) -> dict[str, Any]:
-    """Counts of the records used, by source: about you, about others in the household (by role), about
-    the home; the first and last month; and counts by source and calendar year. No IDs."""
+def records_used(events: pd.DataFrame, household: Household, wording: Any, order: list[str] | None = None) -> dict[str, Any]:
+    """Counts of the records used, by source (in `order`, then alphabetically): about you, about others
+    in the household (by role), about the home; the first and last month; and counts by source and
+    calendar year. No IDs."""
+    present = sorted(events["source"].astype(str).unique().tolist()) if len(events) else []
+    ranked_sources = [s for s in (order or []) if s in present] + [s for s in present if s not in (order or [])]
     by_source = []
-    for source, rows in events.groupby("source", sort=True):
+    for source in ranked_sources:
+        rows = events[events["source"].astype(str) == source]
         by_source.append({
             "source": wording.source(str(source)),
             "about_you": int((rows["about"] == "resident").sum()),
@@ -68,9 +72,9 @@ def records_used(events: pd.DataFrame, household: Household, wording: Any) -> di
         events.assign(year=events["event_time"].dt.year).groupby(["source", "year"]).size() if len(events) else pd.Series(dtype=int)
     )
     by_year = [
-        {"source": wording.source(str(source)), "counts": [int(table.get((source, y), 0)) for y in years]}
-        for source in sorted(events["source"].unique().tolist())
-    ] if len(events) else []
+        {"source": wording.source(source), "counts": [int(table.get((source, y), 0)) for y in years]}
+        for source in ranked_sources
+    ]
     roles = [
         {"role": role, "records": int((events["who"] == role).sum())}
         for rid, role in household.members.items()
@@ -89,17 +93,24 @@ def build_explanation(
     summary: dict[str, Any],
     approval: dict[str, Any] | None,
     unscored_reason: str | None = None,
+    model_features: Any | None = None,
 ) -> dict[str, Any]:
-    """The document's content as plain data (the same for Markdown and HTML). Raises EarlySignalError
-    when the resident is not in the data."""
+    """The document's content as plain data (the same for Markdown and HTML). With `model_features`
+    (the model's spec, caselist.ModelFeatures) only the records the model reads are counted, in its
+    wording; without, every record known before as_of is. Raises EarlySignalError when the resident
+    is not in the data."""
     from earlysignal.caselist import score_band
     from earlysignal.wording import wording_from_config
 
     if str(resident_id) not in set(data.residents["resident_id"].astype(str)):
         raise EarlySignalError(f"resident {resident_id!r} is not in the residents table of this data; check the ID")
-    wording = wording_from_config(config)
+    wording = model_features.wording() if model_features is not None else wording_from_config(config)
     household = household_at(data, resident_id, as_of)
     events = known_events(data, household, as_of)
+    order = model_features.sources if model_features is not None else [f.source for f in config.features.families]
+    if model_features is not None:
+        used = events_used_by_model(model_features.features.values(), events, household, as_of)
+        events = events[events["event_id"].astype(str).isin(used)]
     own_outcomes = known_outcomes(data, household, as_of)
     own_outcomes = own_outcomes[own_outcomes["resident_id"] == str(resident_id)]
     row = ranked[ranked["resident_id"].astype(str) == str(resident_id)]
@@ -124,7 +135,7 @@ def build_explanation(
         "scored": scored,
         "unscored_reason": unscored_reason,
         "flagged_count": int(summary.get("counts", {}).get("flagged", 0)),
-        "records": records_used(events, household, wording),
+        "records": records_used(events, household, wording, order),
         "own_outcomes": [
             {"label": wording.outcome(str(o.outcome_type)), "month": _month(pd.Timestamp(o.outcome_time))}
             for o in own_outcomes.itertuples(index=False)
@@ -252,7 +263,7 @@ def write_explanation(
     from earlysignal.scoring import default_out_dir
 
     scores_dir = Path(scores_dir) if scores_dir is not None else default_out_dir(config, as_of)
-    ranked, _, _, summary = read_case_list_outputs(scores_dir)
+    ranked, _, model, summary = read_case_list_outputs(scores_dir)
     if summary.get("as_of") != as_of.isoformat():
         raise EarlySignalError(f"{scores_dir} holds the list scored at {summary.get('as_of')}, not {as_of}")
     data_dir = Path(data_dir) if data_dir is not None else Path(summary.get("data_dir") or config.data.dir)
@@ -260,7 +271,7 @@ def write_explanation(
     who = current_viewer(viewer)
     approval = approval_for(str(summary.get("model_name")), str(summary.get("model_version")))
     doc = build_explanation(config, data, resident_id, as_of, ranked, summary, approval,
-                            _unscored_reason(scores_dir, resident_id))
+                            _unscored_reason(scores_dir, resident_id), model_features=model)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(resident_id))
     folder = Path(out) if out is not None else scores_dir / "explanations" / safe
     log_path = Path(access_log) if access_log is not None else Path(config.caseworker.access_log)

@@ -50,7 +50,7 @@ class ReasonFeature:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ReasonFeature:
-        """From a FeatureDefinition or its JSON record (reason_features.json)."""
+        """From a FeatureDefinition or its JSON record (model_features.json)."""
         get = record.get if isinstance(record, Mapping) else (lambda key, default=None: getattr(record, key, default))
         return cls(
             name=str(get("name")),
@@ -226,6 +226,24 @@ def events_behind_reason(feature: ReasonFeature, events: pd.DataFrame, household
     return ordered["event_id"].astype(str).tolist()
 
 
+def events_used_by_model(
+    features: Iterable[ReasonFeature], events: pd.DataFrame, household: Household, as_of: dt.date
+) -> set[str]:
+    """IDs of the journey's events that at least one of the model's features reads at as_of (the union
+    of events_behind_reason over the features); a record of a source or type the model never reads,
+    or outside every window, is not in it."""
+    used: set[str] = set()
+    seen: set[tuple[Any, ...]] = set()
+    for feature in features:
+        key = (feature.source, feature.event_types, feature.scope, feature.window_days,
+               feature.aggregate if feature.aggregate in ("trend", "days_since_last", "days_since_first") else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        used.update(events_behind_reason(feature, events, household, as_of))
+    return used
+
+
 @dataclass(frozen=True)
 class Reason:
     """One reason on the ranked list, with the feature it came from."""
@@ -243,12 +261,14 @@ def build_journey(
     reasons: Sequence[Reason] = (),
     wording: Any | None = None,
     lane_order: Iterable[str] = (),
+    model_features: Iterable[ReasonFeature] | None = None,
 ) -> dict[str, Any]:
     """The journey as plain data (what the page shows and embeds): household, lanes, events, outcomes, reasons.
 
     Every event carries `reasons`: the ranks of the reasons it lies behind. `wording` turns source,
     event-type and outcome-type names into labels (earlysignal.wording.Wording); lanes follow
-    `lane_order` (the spec's family order), then any other source alphabetically.
+    `lane_order` (the spec's family order), then any other source alphabetically. With
+    `model_features`, each event says whether the model reads it (`used`); without, `used` is null.
     Raises EarlySignalError when the resident is not in the residents table.
     """
     from earlysignal.wording import Wording
@@ -263,6 +283,7 @@ def build_journey(
     household = household_at(data, resident_id, as_of)
     events = known_events(data, household, as_of)
     outcomes = known_outcomes(data, household, as_of)
+    used = None if model_features is None else events_used_by_model(model_features, events, household, as_of)
     behind: dict[str, list[int]] = {}
     reason_rows = []
     for reason in reasons:
@@ -294,6 +315,7 @@ def build_journey(
             "who": str(row.who),
             "about": str(row.about),
             "reasons": sorted(behind.get(str(row.event_id), [])),
+            "used": None if used is None else str(row.event_id) in used,
         }
         for row in events.itertuples(index=False)
     ]
@@ -375,10 +397,9 @@ def view_journey(
     from earlysignal.caselist import journey_filename, read_case_list_outputs, score_band
     from earlysignal.report.journey import render_journey
     from earlysignal.scoring import default_out_dir
-    from earlysignal.wording import wording_from_config
 
     scores_dir = Path(scores_dir) if scores_dir is not None else default_out_dir(config, as_of)
-    ranked, reasons, definitions, summary = read_case_list_outputs(scores_dir)
+    ranked, reasons, model, summary = read_case_list_outputs(scores_dir)
     if summary.get("as_of") != as_of.isoformat():
         raise EarlySignalError(
             f"{scores_dir} holds the list scored at {summary.get('as_of')}, not {as_of}; pass the matching --scores "
@@ -388,8 +409,8 @@ def view_journey(
     data = contract.load_linked_data(data_dir, config, write_quarantine=False)
     who = current_viewer(viewer)
     journey = build_journey(
-        data, resident_id, as_of, reasons_for(resident_id, ranked, reasons, definitions),
-        wording=wording_from_config(config), lane_order=[f.source for f in config.features.families],
+        data, resident_id, as_of, reasons_for(resident_id, ranked, reasons, model.features),
+        wording=model.wording(), lane_order=model.sources, model_features=model.features.values(),
     )
     target = Path(out) if out is not None else scores_dir / journey_filename(resident_id)
     log_path = Path(access_log) if access_log is not None else Path(config.caseworker.access_log)

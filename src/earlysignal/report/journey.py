@@ -88,6 +88,7 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
             "shape": shape,
             "fill": colour_of.get(event["who"], "#6b7280"),
             "reasons": event["reasons"],
+            "used": event.get("used"),
             "rings": [REASON_COLOURS[(r - 1) % len(REASON_COLOURS)] for r in event["reasons"]],
             "title": f"{event['date']}: {event['label']} ({event['who']})",
         })
