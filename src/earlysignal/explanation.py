@@ -247,11 +247,11 @@ def write_explanation(
     resident_id: str,
     as_of: dt.date,
     *,
-    scores_dir: Any = None,
-    data_dir: Any = None,
+    scores_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
     viewer: str | None = None,
-    out: Any = None,
-    access_log: Any = None,
+    out: str | Path | None = None,
+    access_log: str | Path | None = None,
 ) -> ExplanationFiles:
     """Write explanation.html and explanation.md (default <scores_dir>/explanations/<resident>/), logging
     the access first. Raises EarlySignalError when the score folder or the resident is missing."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -366,9 +367,9 @@ def reasons_for(
 class JourneyPage:
     """A written journey page, its data and the access-log entry that recorded the viewing."""
 
-    path: Any
+    path: Path
     journey: dict[str, Any]
-    entry: Any
+    entry: Any  # access_log.AccessEntry
 
 
 def view_journey(
@@ -376,11 +377,11 @@ def view_journey(
     resident_id: str,
     as_of: dt.date,
     *,
-    scores_dir: Any = None,
-    data_dir: Any = None,
+    scores_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
     viewer: str | None = None,
-    out: Any = None,
-    access_log: Any = None,
+    out: str | Path | None = None,
+    access_log: str | Path | None = None,
 ) -> JourneyPage:
     """Build a resident's journey at as_of, record the viewing in the access log, write the page.
 
@@ -389,8 +390,6 @@ def view_journey(
     <scores_dir>/journeys/<resident>.html unless `out` is given. The viewing is logged before the
     page is written; nothing is logged when the resident is unknown. Raises EarlySignalError.
     """
-    from pathlib import Path
-
     from earlysignal import contract
     from earlysignal.access_log import append_access, current_viewer
     from earlysignal.atomic import write_text
@@ -437,7 +436,7 @@ def view_journey(
     return JourneyPage(path, journey, entry)
 
 
-def _unscored_reason(scores_dir: Any, resident_id: str) -> str | None:
+def _unscored_reason(scores_dir: Path, resident_id: str) -> str | None:
     path = scores_dir / "unscored.parquet"
     if not path.exists():
         return None
