@@ -75,7 +75,10 @@ def caseworker_folder(root: Path, challenge_contact: str = "") -> CaseworkerFold
     model = {
         "features": {name: f.as_record() for name, f in REASON_FEATURES.items()},
         "sources": ["housing_repairs", "police"],
-        "source_labels": {"housing_repairs": "repairs", "police": "police call-outs"},
+        "wording": {"sources": {"housing_repairs": "repairs", "police": "police call-outs"},
+                    "events": {"housing_repairs/door_replacement": "door replacement",
+                               "police/domestic_incident": "domestic incident reported to police"},
+                    "outcomes": {"s47_enquiry": "section 47 enquiry"}},
     }
     (scores / "model_features.json").write_text(json.dumps(model), encoding="utf-8")
     pd.DataFrame({"resident_id": ["res-mum"], "as_of": [pd.Timestamp(AS_OF)],

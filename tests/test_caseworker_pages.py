@@ -43,6 +43,8 @@ def test_journey_page_highlights_the_records_behind_each_reason_beside_its_text(
     assert JUDGEMENT_NOTE in html
     assert "Rank 2 of 3" in html and "flagged for review" in html
     assert "NOT APPROVED" in html  # the list was scored with --allow-unapproved
+    # Labels come from the wording stored with the model's features, not from code.
+    assert "<td>section 47 enquiry</td>" in html and "<td>Repairs</td>" in html
 
 
 def test_journey_page_is_self_contained(folder):

@@ -114,9 +114,10 @@ def test_with_the_models_features_only_the_records_it_reads_are_counted():
     from caseworker_folder import REASON_FEATURES
 
     from earlysignal.caselist import ModelFeatures
+    from earlysignal.wording import Wording
 
     model = ModelFeatures(dict(REASON_FEATURES), ["housing_repairs", "police"],
-                          {"housing_repairs": "repairs", "police": "police call-outs"})
+                          Wording({"housing_repairs": "repairs", "police": "police call-outs"}))
     doc = build_explanation(_config(), world(), RESIDENT, AS_OF, RANKED, SUMMARY, APPROVAL, model_features=model)
     records = doc["records"]
     assert records["total"] == 5

@@ -24,6 +24,7 @@ from earlysignal.atomic import write_json, write_parquet, write_text
 from earlysignal.errors import EarlySignalError
 from earlysignal.explain import N_REASONS, describe, description_templates
 from earlysignal.journey import ReasonFeature
+from earlysignal.wording import Wording
 
 REASONS_FILE = "reasons.parquet"
 MODEL_FEATURES_FILE = "model_features.json"
@@ -122,17 +123,15 @@ def write_case_list(
 
 @dataclass(frozen=True)
 class ModelFeatures:
-    """What model_features.json holds: the spec's features by name, its sources in order, their labels."""
+    """What model_features.json holds: the spec's features by name, its sources in order, its wording."""
 
     features: dict[str, ReasonFeature]
     sources: list[str]
-    source_labels: dict[str, str]
+    labels: Wording
 
-    def wording(self) -> Any:
+    def wording(self) -> Wording:
         """Labels as the model's spec words them."""
-        from earlysignal.wording import Wording
-
-        return Wording(dict(self.source_labels))
+        return self.labels
 
 
 def model_features(spec_config: Any) -> dict[str, Any]:
@@ -145,7 +144,7 @@ def model_features(spec_config: Any) -> dict[str, Any]:
     return {
         "features": {d.name: ReasonFeature.from_record(d).as_record() for d in definitions},
         "sources": sources,
-        "source_labels": dict(wording_from_config(spec_config).sources),
+        "wording": wording_from_config(spec_config).as_record(),
     }
 
 
@@ -185,7 +184,7 @@ def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame
         model = ModelFeatures(
             features={name: ReasonFeature.from_record(record) for name, record in raw["features"].items()},
             sources=list(raw["sources"]),
-            source_labels=dict(raw["source_labels"]),
+            labels=Wording.from_record(raw["wording"]),
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise EarlySignalError(

@@ -1,16 +1,15 @@
 """Labels for sources, event types and outcome types on caseworker and resident pages.
 
-This is the one place those pages get their words from. Today the words come from the feature
-spec (each family's `description` and source name, and the spec's event labels); when the data
-dictionary YAML lands, `wording_from_config` reads it instead and no page changes.
+`wording_from_config` is the one place those pages get their words from: today the feature spec
+(each family's `description`, the spec's event labels) and the outcome type names; a data dictionary
+plugs in here and no page changes. A `Wording` is plain data, so `score` stores the model's own
+wording beside the list (model_features.json) and journeys read it from there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from earlysignal.features.spec import event_labels
 
 
 def _words(name: str) -> str:
@@ -22,6 +21,8 @@ class Wording:
     """Source, event-type and outcome-type labels; unknown names fall back to the name in words."""
 
     sources: dict[str, str] = field(default_factory=dict)
+    events: dict[str, str] = field(default_factory=dict)  # "source/event_type" -> singular label
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     def source(self, source: str) -> str:
         """A lane label, e.g. the family description 'police call-outs', capitalised."""
@@ -30,19 +31,32 @@ class Wording:
 
     def event(self, source: str, event_type: str) -> str:
         """One event, singular, e.g. 'door replacement'."""
-        return event_labels(source, event_type)[1]
+        return self.events.get(f"{source}/{event_type}") or _words(event_type)
 
     def outcome(self, outcome_type: str) -> str:
         """An outcome type in words, e.g. 'child protection plan'."""
-        return _words(outcome_type)
+        return self.outcomes.get(outcome_type) or _words(outcome_type)
+
+    def as_record(self) -> dict[str, dict[str, str]]:
+        """Plain JSON data."""
+        return {"sources": dict(self.sources), "events": dict(self.events), "outcomes": dict(self.outcomes)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Wording:
+        """From as_record()'s output."""
+        return cls(dict(record.get("sources", {})), dict(record.get("events", {})), dict(record.get("outcomes", {})))
 
 
 def wording_from_config(config: Any) -> Wording:
-    """The labels of a ProjectConfig (or a config dict's `features` section): one per family source."""
-    families = config.features.families if hasattr(config, "features") else config["features"]["families"]
+    """The labels of a ProjectConfig: one per family source, one per event type its families read,
+    one per outcome type of the contract."""
+    from earlysignal.features.spec import event_labels, family_event_types
+
     sources: dict[str, str] = {}
-    for family in families:
-        source = family.source if hasattr(family, "source") else family["source"]
-        description = family.description if hasattr(family, "description") else family.get("description", "")
-        sources.setdefault(source, description or _words(source))
-    return Wording(sources)
+    events: dict[str, str] = {}
+    for family in config.features.families:
+        sources.setdefault(family.source, family.description or _words(family.source))
+        for event_type in family_event_types(family):
+            events[f"{family.source}/{event_type}"] = event_labels(family.source, event_type)[1]
+    outcomes = {outcome: _words(outcome) for outcome in config.contract.outcome_types}
+    return Wording(sources, events, outcomes)
