@@ -203,28 +203,65 @@ def events_behind_reason(feature: ReasonFeature, events: pd.DataFrame, household
     when several share that time). Static features (age, tenure, household size) and imputation
     flags stand on no event: an empty list.
     """
+    return _behind(feature, _EventArrays.of(events), household, as_of)
+
+
+@dataclass(frozen=True)
+class _EventArrays:
+    """The journey's events as NumPy arrays, made once and reused for every feature of a model."""
+
+    ids: np.ndarray
+    source: np.ndarray
+    event_type: np.ndarray
+    people: np.ndarray
+    places: np.ndarray
+    times: np.ndarray
+    known: np.ndarray
+
+    @classmethod
+    def of(cls, events: pd.DataFrame) -> _EventArrays:
+        def text(column: str) -> np.ndarray:
+            values = events[column].astype(object)
+            return values.where(values.notna(), None).to_numpy()
+
+        return cls(
+            ids=events["event_id"].astype(str).to_numpy(dtype=object),
+            source=text("source"),
+            event_type=text("event_type"),
+            people=text("resident_id"),
+            places=text("address_id"),
+            times=pd.to_datetime(events["event_time"]).to_numpy(dtype="datetime64[us]"),
+            known=pd.to_datetime(events["known_at"]).to_numpy(dtype="datetime64[us]"),
+        )
+
+
+def _behind(feature: ReasonFeature, arrays: _EventArrays, household: Household, as_of: dt.date) -> list[str]:
     if feature.scope not in ("resident", "household", "address") or not feature.event_types:
         return []
-    ts = _stamp(as_of)
-    rows = events[(events["source"] == feature.source) & events["event_type"].isin(feature.event_types)]
-    rows = rows[(pd.to_datetime(rows["known_at"]) < ts) & (pd.to_datetime(rows["event_time"]) < ts)]
+    ts = np.datetime64(_stamp(as_of).to_datetime64(), "us")
+    times = arrays.times
+    mask = (
+        (arrays.source == feature.source)
+        & np.isin(arrays.event_type, list(feature.event_types))
+        & (arrays.known < ts) & (times < ts)
+    )
     if feature.scope == "resident":
-        rows = rows[rows["resident_id"].astype("str") == household.resident_id]
+        mask &= arrays.people == household.resident_id
     elif feature.scope == "household":
-        rows = rows[rows["resident_id"].astype("str").isin(list(household.members))] if household.household_id else rows.iloc[:0]
+        mask &= np.isin(arrays.people, list(household.members)) if household.household_id else False
     else:
-        rows = rows[rows["address_id"].astype("str") == household.address_id] if household.address_id else rows.iloc[:0]
-    times = pd.to_datetime(rows["event_time"])
+        mask &= (arrays.places == household.address_id) if household.address_id else False
     if feature.aggregate in ("days_since_last", "days_since_first"):
-        if rows.empty:
+        if not mask.any():
             return []
-        edge = times.max() if feature.aggregate == "days_since_last" else times.min()
-        rows = rows[times == edge]
+        edge = times[mask].max() if feature.aggregate == "days_since_last" else times[mask].min()
+        mask &= times == edge
     elif feature.window_days is not None:
         span = feature.window_days * (2 if feature.aggregate == "trend" else 1)
-        rows = rows[times >= ts - pd.Timedelta(days=span)]
-    ordered = rows.assign(_t=pd.to_datetime(rows["event_time"])).sort_values(["_t", "event_id"], kind="stable")
-    return ordered["event_id"].astype(str).tolist()
+        mask &= times >= ts - np.timedelta64(span, "D")
+    ids = arrays.ids[mask]
+    order = np.lexsort((ids.astype(str), times[mask]))
+    return [str(i) for i in ids[order]]
 
 
 def events_used_by_model(
@@ -233,6 +270,7 @@ def events_used_by_model(
     """IDs of the journey's events that at least one of the model's features reads at as_of (the union
     of events_behind_reason over the features); a record of a source or type the model never reads,
     or outside every window, is not in it."""
+    arrays = _EventArrays.of(events)
     used: set[str] = set()
     seen: set[tuple[Any, ...]] = set()
     for feature in features:
@@ -241,7 +279,7 @@ def events_used_by_model(
         if key in seen:
             continue
         seen.add(key)
-        used.update(events_behind_reason(feature, events, household, as_of))
+        used.update(_behind(feature, arrays, household, as_of))
     return used
 
 
