@@ -78,6 +78,7 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
         lane["y"] = y_of[lane["key"]]
     colour_of = {m["role"]: MEMBER_COLOURS[i % len(MEMBER_COLOURS)] for i, m in enumerate(journey["household"]["members"])}
     colour_of["the home"] = "#6b7280"
+    reason_text = {r["rank"]: r["text"] for r in journey["reasons"]}
     markers = []
     for event in journey["events"]:
         shape = {"resident": "circle", "household": "square", "home": "diamond"}[event["about"]]
@@ -90,7 +91,8 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
             "reasons": event["reasons"],
             "used": event.get("used"),
             "rings": [REASON_COLOURS[(r - 1) % len(REASON_COLOURS)] for r in event["reasons"]],
-            "title": f"{event['date']}: {event['label']} ({event['who']})",
+            "title": f"{event['date']}: {event['label']} ({event['who']})"
+            + "".join(f"\nreason {r}: {reason_text[r]}" for r in event["reasons"]),
         })
     outcome_marks = [
         {"x": x(o["date"]), "x_end": x(o["end"]) if o["end"] else None, "y": y_of["__outcomes__"],
@@ -108,7 +110,7 @@ def timeline(journey: dict[str, Any]) -> dict[str, Any]:
     return {"width": WIDTH, "height": height, "left": LEFT, "right": WIDTH - 20, "top": TOP,
             "lane_height": LANE_HEIGHT, "lanes": lanes, "markers": markers, "outcomes": outcome_marks,
             "ticks": ticks, "as_of_x": x(journey["as_of"]), "member_colours": colour_of,
-            "lane_labels": {lane["source"]: lane["label"] for lane in journey["lanes"]}}
+            "lane_labels": {lane["source"]: lane["label"] for lane in journey["lanes"]}, "reason_texts": reason_text}
 
 
 def render_journey(journey: dict[str, Any], context: dict[str, Any]) -> str:
