@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from earlysignal.caselist import CASE_LIST_FILE, MODEL_FEATURES_FILE, REASONS_FILE
+from earlysignal.caselist import CASE_LIST_FILE, MODEL_FEATURES_FILE, REASONS_FILE, marked
 from earlysignal.journey import view_journey
 from earlysignal.scoring import score_cohort
 
@@ -36,22 +36,23 @@ def _template_pattern(template: str) -> re.Pattern[str]:
 
 def test_score_writes_the_case_list_beside_the_ranked_list(scored):
     _, result = scored
+    # Scored with --allow-unapproved, so every file name says UNAPPROVED.
     for name, key in ((CASE_LIST_FILE, "case_list_html"), (REASONS_FILE, "reasons_parquet"),
                       (MODEL_FEATURES_FILE, "model_features_json")):
-        assert (result.out_dir / name).exists()
-        assert result.summary["outputs"][key] == str(result.out_dir / name)
-    html = (result.out_dir / CASE_LIST_FILE).read_text(encoding="utf-8")
+        assert (result.out_dir / marked(name, False)).exists()
+        assert result.summary["outputs"][key] == str(result.out_dir / marked(name, False))
+    html = (result.out_dir / "case_list-UNAPPROVED.html").read_text(encoding="utf-8")
     flagged = result.ranked[result.ranked["flagged"]]
     for rid in flagged["resident_id"]:
-        assert f'href="journeys/{rid}.html"' in html
+        assert f'href="journeys/{rid}-UNAPPROVED.html"' in html
     assert "never replaces, professional judgement" in html
     assert html.count("<tr class=\"flagged\"") == len(flagged)
 
 
 def test_every_reason_on_the_list_is_traced_to_the_feature_it_describes(scored):
     _, result = scored
-    reasons = pd.read_parquet(result.out_dir / REASONS_FILE)
-    definitions = json.loads((result.out_dir / MODEL_FEATURES_FILE).read_text(encoding="utf-8"))["features"]
+    reasons = pd.read_parquet(result.summary["outputs"]["reasons_parquet"])
+    definitions = json.loads(open(result.summary["outputs"]["model_features_json"], encoding="utf-8").read())["features"]
     ranked = result.ranked.set_index("resident_id")
     listed = sum(int((result.ranked[f"reason_{i}"].fillna("") != "").sum()) for i in (1, 2, 3))
     assert len(reasons) == listed > 0

@@ -34,7 +34,8 @@ def _behind(html: str, tag: str) -> dict[str, str]:
 def test_journey_page_highlights_the_records_behind_each_reason_beside_its_text(folder):
     page = view_journey(folder.config, RESIDENT, AS_OF, scores_dir=folder.scores_dir, viewer="A. Worker")
     html = page.path.read_text(encoding="utf-8")
-    assert page.path == folder.scores_dir / "journeys" / f"{RESIDENT}.html"
+    # The list was scored with --allow-unapproved: the page's name says so too.
+    assert page.path == folder.scores_dir / "journeys" / f"{RESIDENT}-UNAPPROVED.html"
     expected = {"E04": "1", "E01": "1", "E14": "2", "E07": "2", "E15": "2"}
     assert _behind(html, "tr") == expected
     assert _behind(html, "g") == expected
@@ -92,7 +93,7 @@ def test_explain_command_writes_html_and_markdown_without_other_residents(folder
                                       "--scores", str(folder.scores_dir), "--config", str(folder.config_path)])
     assert result.exit_code == 0, result.output
     assert "challenge_contact is NOT PROVIDED" in " ".join(result.output.split())
-    out = folder.scores_dir / "explanations" / RESIDENT
+    out = folder.scores_dir / "explanations" / f"{RESIDENT}-UNAPPROVED"
     for name in ("explanation.html", "explanation.md"):
         text = (out / name).read_text(encoding="utf-8")
         assert REASON_TEXTS[0] in text
@@ -150,3 +151,11 @@ def test_a_bad_as_of_is_a_message_and_exit_code_2(folder):
     assert result.exit_code == 2
     assert "is not a date of the form YYYY-MM-DD" in result.output
     assert "Traceback" not in result.output
+
+
+def test_files_from_an_unapproved_list_say_so_in_their_names():
+    from earlysignal.caselist import journey_filename, marked
+
+    assert marked("case_list.html", approved=True) == "case_list.html"
+    assert marked("case_list.html", approved=False) == "case_list-UNAPPROVED.html"
+    assert journey_filename("R0.1/2", approved=False) == "journeys/R0_1_2-UNAPPROVED.html"

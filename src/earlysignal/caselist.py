@@ -30,6 +30,17 @@ REASONS_FILE = "reasons.parquet"
 MODEL_FEATURES_FILE = "model_features.json"
 CASE_LIST_FILE = "case_list.html"
 JOURNEY_DIR = "journeys"
+UNAPPROVED = "UNAPPROVED"
+
+
+def marked(name: str, approved: bool) -> str:
+    """The file name as written: unchanged for an approved list, else with -UNAPPROVED before the
+    extension (case_list-UNAPPROVED.html), so a list scored with --allow-unapproved says so in every
+    file name."""
+    if approved:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-{UNAPPROVED}{dot}{suffix}"
 
 
 def reason_features(
@@ -89,10 +100,10 @@ def score_band(flagged: bool, percentile: float, caseworker: Any) -> str:
     return str(caseworker.bands[-1].label)  # unreachable: config requires a band at 0
 
 
-def journey_filename(resident_id: str) -> str:
+def journey_filename(resident_id: str, approved: bool = True) -> str:
     """The journey page's file name inside the score folder's journeys/ (IDs are pseudonyms, not paths)."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(resident_id))
-    return f"{JOURNEY_DIR}/{safe}.html"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(resident_id))
+    return f"{JOURNEY_DIR}/{marked(safe + '.html', approved)}"
 
 
 def write_case_list(
@@ -111,13 +122,14 @@ def write_case_list(
     from earlysignal.wording import wording_from_config
 
     reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
-    rows = case_list_rows(ranked, config.caseworker)
+    approved = bool(summary.get("approval_checked"))
+    rows = case_list_rows(ranked, config.caseworker, approved)
     wording = wording_from_config(spec_config)
     html = render_case_list(rows, summary, total=len(ranked), wording=wording)
     return {
-        "reasons_parquet": write_parquet(reasons, out_dir / REASONS_FILE),
-        "model_features_json": write_json(model_features(spec_config), out_dir / MODEL_FEATURES_FILE),
-        "case_list_html": write_text(html, out_dir / CASE_LIST_FILE),
+        "reasons_parquet": write_parquet(reasons, out_dir / marked(REASONS_FILE, approved)),
+        "model_features_json": write_json(model_features(spec_config), out_dir / marked(MODEL_FEATURES_FILE, approved)),
+        "case_list_html": write_text(html, out_dir / marked(CASE_LIST_FILE, approved)),
     }
 
 
@@ -148,7 +160,7 @@ def model_features(spec_config: Any) -> dict[str, Any]:
     }
 
 
-def case_list_rows(ranked: pd.DataFrame, caseworker: Any) -> list[dict[str, Any]]:
+def case_list_rows(ranked: pd.DataFrame, caseworker: Any, approved: bool = True) -> list[dict[str, Any]]:
     """The rows the page lists: everyone flagged, then the next ranks up to caseworker.case_list_rows."""
     ordered = ranked.sort_values("rank", kind="stable")
     limit = max(int(ordered["flagged"].sum()), int(caseworker.case_list_rows))
@@ -163,23 +175,44 @@ def case_list_rows(ranked: pd.DataFrame, caseworker: Any) -> list[dict[str, Any]
             "flagged": bool(row.flagged),
             "band": score_band(bool(row.flagged), float(row.percentile), caseworker),
             "reasons": [str(r) for r in reasons if isinstance(r, str) and r],
-            "journey": journey_filename(str(row.resident_id)),
+            "journey": journey_filename(str(row.resident_id), approved),
         })
     return rows
 
 
+def _summary_path(scores_dir: Path) -> Path | None:
+    for name in ("summary.json", marked("summary.json", False)):
+        if (scores_dir / name).exists():
+            return scores_dir / name
+    return None
+
+
+def score_file(scores_dir: Path, summary: dict[str, Any], key: str, name: str) -> Path | None:
+    """A file of a score folder: the one summary.json's outputs name (by file name, so the folder can
+    move), else the name marked as the list's approval says, else the plain name; None if none exists."""
+    candidates = []
+    if key in summary.get("outputs", {}):
+        candidates.append(Path(summary["outputs"][key]).name)
+    candidates += [marked(name, bool(summary.get("approval_checked"))), name]
+    return next((scores_dir / c for c in candidates if (scores_dir / c).exists()), None)
+
+
 def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, ModelFeatures, dict[str, Any]]:
     """(ranked, reasons, the model's features, summary) from a score folder; clear errors when missing."""
-    needed = ["ranked.parquet", REASONS_FILE, MODEL_FEATURES_FILE, "summary.json"]
-    missing = [name for name in needed if not (scores_dir / name).exists()]
+    summary_path = _summary_path(scores_dir)
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path else {}
+    files = {key: score_file(scores_dir, summary, key, name) for key, name in (
+        ("ranked_parquet", "ranked.parquet"), ("reasons_parquet", REASONS_FILE),
+        ("model_features_json", MODEL_FEATURES_FILE))}
+    missing = [name for name, path in (("summary.json", summary_path), *((k, v) for k, v in files.items())) if path is None]
     if missing:
         raise EarlySignalError(
             f"{scores_dir}: no scored list with reasons here (missing {missing}); run "
             "`earlysignal score --as-of DATE` first, or pass --scores with the folder it wrote"
         )
-    ranked = pd.read_parquet(scores_dir / "ranked.parquet")
-    reasons = pd.read_parquet(scores_dir / REASONS_FILE)
-    raw = json.loads((scores_dir / MODEL_FEATURES_FILE).read_text(encoding="utf-8"))
+    ranked = pd.read_parquet(files["ranked_parquet"])
+    reasons = pd.read_parquet(files["reasons_parquet"])
+    raw = json.loads(files["model_features_json"].read_text(encoding="utf-8"))
     try:
         model = ModelFeatures(
             features={name: ReasonFeature.from_record(record) for name, record in raw["features"].items()},
@@ -188,7 +221,6 @@ def read_case_list_outputs(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise EarlySignalError(
-            f"{scores_dir / MODEL_FEATURES_FILE} is not as `score` writes it ({error!r}); re-run `earlysignal score`"
+            f"{files['model_features_json']} is not as `score` writes it ({error!r}); re-run `earlysignal score`"
         ) from None
-    summary = json.loads((scores_dir / "summary.json").read_text(encoding="utf-8"))
     return ranked, reasons, model, summary

@@ -258,7 +258,7 @@ def write_explanation(
     from earlysignal import contract
     from earlysignal.access_log import append_access, current_viewer
     from earlysignal.atomic import write_text
-    from earlysignal.caselist import read_case_list_outputs
+    from earlysignal.caselist import marked, read_case_list_outputs
     from earlysignal.journey import _unscored_reason
     from earlysignal.scoring import default_out_dir
 
@@ -271,9 +271,9 @@ def write_explanation(
     who = current_viewer(viewer)
     approval = approval_for(str(summary.get("model_name")), str(summary.get("model_version")))
     doc = build_explanation(config, data, resident_id, as_of, ranked, summary, approval,
-                            _unscored_reason(scores_dir, resident_id), model_features=model)
+                            _unscored_reason(scores_dir, summary, resident_id), model_features=model)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(resident_id))
-    folder = Path(out) if out is not None else scores_dir / "explanations" / safe
+    folder = Path(out) if out is not None else scores_dir / "explanations" / marked(safe, bool(summary.get("approval_checked")))
     log_path = Path(access_log) if access_log is not None else Path(config.caseworker.access_log)
     entry = append_access(log_path, viewer=who, action="explanation", resident_id=resident_id, as_of=as_of,
                           output=str(folder))

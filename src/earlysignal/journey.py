@@ -449,7 +449,8 @@ def view_journey(
         data, resident_id, as_of, reasons_for(resident_id, ranked, reasons, model.features),
         wording=model.wording(), lane_order=model.sources, model_features=model.features.values(),
     )
-    target = Path(out) if out is not None else scores_dir / journey_filename(resident_id)
+    approved = bool(summary.get("approval_checked"))
+    target = Path(out) if out is not None else scores_dir / journey_filename(resident_id, approved)
     log_path = Path(access_log) if access_log is not None else Path(config.caseworker.access_log)
     entry = append_access(log_path, viewer=who, action="journey", resident_id=resident_id, as_of=as_of,
                           output=str(target))
@@ -462,7 +463,7 @@ def view_journey(
     context = {
         "score": score,
         "scored": len(ranked),
-        "unscored_reason": _unscored_reason(scores_dir, resident_id),
+        "unscored_reason": _unscored_reason(scores_dir, summary, resident_id),
         "model": f"{summary.get('model_name')} version {summary.get('model_version')}",
         "approval_checked": bool(summary.get("approval_checked")),
         "access": asdict(entry),
@@ -474,9 +475,11 @@ def view_journey(
     return JourneyPage(path, journey, entry)
 
 
-def _unscored_reason(scores_dir: Path, resident_id: str) -> str | None:
-    path = scores_dir / "unscored.parquet"
-    if not path.exists():
+def _unscored_reason(scores_dir: Path, summary: dict[str, Any], resident_id: str) -> str | None:
+    from earlysignal.caselist import score_file
+
+    path = score_file(scores_dir, summary, "unscored_parquet", "unscored.parquet")
+    if path is None:
         return None
     unscored = pd.read_parquet(path)
     hit = unscored.loc[unscored["resident_id"].astype(str) == str(resident_id), "reason"]
