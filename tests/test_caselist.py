@@ -75,3 +75,16 @@ def test_a_flagged_residents_count_reasons_highlight_as_many_records_as_they_cou
                 assert len(reason["event_ids"]) == number, reason
                 checked += 1
     assert checked > 0
+
+
+@pytest.mark.browser
+def test_the_case_list_score_wrote_renders_in_a_browser_without_console_errors(scored, tmp_path):
+    from test_report_browser import _chromium, _console_messages, _run
+
+    _chromium()
+    _, result = scored
+    page = result.out_dir / "case_list-UNAPPROVED.html"
+    rendered = _run(page, tmp_path, "--dump-dom")
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert _console_messages(rendered.stderr) == []
+    assert rendered.stdout.count('<tr class="flagged"') == int(result.ranked["flagged"].sum())
