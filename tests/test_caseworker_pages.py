@@ -159,3 +159,26 @@ def test_files_from_an_unapproved_list_say_so_in_their_names():
     assert marked("case_list.html", approved=True) == "case_list.html"
     assert marked("case_list.html", approved=False) == "case_list-UNAPPROVED.html"
     assert journey_filename("R0.1/2", approved=False) == "journeys/R0_1_2-UNAPPROVED.html"
+
+
+def test_each_reason_is_traced_to_the_feature_whose_contribution_and_wording_it_carries():
+    import numpy as np
+    import pandas as pd
+
+    from earlysignal.caselist import reason_features
+
+    values = pd.DataFrame({"resident_id": ["A", "B"], "f_doors": [3.0, 1.0], "f_calls": [2.0, 2.0]})
+    metadata = {"features": [{"name": "f_doors", "description": "{value} door replacements"},
+                             {"name": "f_calls", "description": "{value} call-outs"}]}
+    # B's two features contribute exactly as much: the wording decides.
+    contributions = np.array([[0.7, 0.2, -1.0], [0.3, 0.3, -1.0]])
+    ranked = pd.DataFrame({"resident_id": ["B", "A"], "reason_1": ["2 call-outs", "3 door replacements"],
+                           "contribution_1": [0.3, 0.7], "reason_2": ["1 door replacements", "2 call-outs"],
+                           "contribution_2": [0.3, 0.2], "reason_3": ["", ""], "contribution_3": [None, None]})
+    traced = reason_features(ranked, contributions, values, ["f_doors", "f_calls"], metadata)
+    assert traced[["resident_id", "reason", "feature"]].values.tolist() == [
+        ["A", 1, "f_doors"], ["A", 2, "f_calls"], ["B", 1, "f_calls"], ["B", 2, "f_doors"]
+    ]
+    ranked.loc[0, "reason_1"] = "2 things nobody described"
+    with pytest.raises(EarlySignalError, match="reason 1 of resident B .* matches no feature"):
+        reason_features(ranked, contributions, values, ["f_doors", "f_calls"], metadata)

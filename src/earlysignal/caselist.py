@@ -54,8 +54,9 @@ def reason_features(
 
     `values` and `contributions` (pred_contrib, rows x features + bias) are row-aligned with each
     other and hold a `resident_id` column; `ranked` has reason_i / contribution_i. A reason is
-    matched to the feature whose contribution equals contribution_i exactly and whose description
-    renders to reason_i, so the mapping follows whatever chose the reasons. Raises EarlySignalError
+    matched to the feature whose contribution equals contribution_i and whose description renders to
+    reason_i (failing that, the first feature whose description renders to reason_i), so the mapping
+    follows whatever chose the reasons. Raises EarlySignalError
     when a reason matches no feature (the list and the model disagree).
     """
     columns = list(feature_columns)
@@ -76,7 +77,9 @@ def reason_features(
             strict=True,
         ):
             r = int(row_of[rid])
-            candidates = np.flatnonzero(contrib[r] == target)
+            # The contribution pins the feature down; its rendered text confirms it (and decides when
+            # the contribution was rounded on the way, or two features contributed exactly as much).
+            candidates = [*np.flatnonzero(np.isclose(contrib[r], target, rtol=1e-9, atol=1e-12)), *range(len(columns))]
             match = next((j for j in candidates if describe(columns[j], value_matrix[r, j], templates) == text), None)
             if match is None:
                 raise EarlySignalError(
