@@ -90,6 +90,9 @@ def test_challenge_contact_is_shown_or_said_loudly_to_be_missing():
         (None, False, "NOT APPROVED: this list was made for testing without an approval check."),
         ({**APPROVAL, "status": "revoked", "revoked_by": "Board chair", "revoked_at": "2024-12-01T09:00:00+00:00"},
          True, "That approval was later withdrawn by Board chair on 2024-12-01."),
+        ({"status": "unverified", "error": "ledger entry 3 was deleted", "approver": "", "approved_at": "",
+          "revoked_by": None, "revoked_at": None},
+         True, "NOT PROVIDED: its approval record failed its checks (ledger entry 3 was deleted)."),
     ],
 )
 def test_a_missing_or_withdrawn_approval_is_stated(approval, checked, sentence):

@@ -37,8 +37,12 @@ def approval_for(model_name: str, model_version: str) -> dict[str, Any] | None:
     configure_tracking()
     try:
         record = approval_status(model_name, model_version)
-    except (MlflowException, EarlySignalError):
-        return None
+    except MlflowException:
+        return None  # the version is not in this registry
+    except EarlySignalError as error:
+        # The record exists but fails its checks: say so rather than pretend there is none.
+        return {"status": "unverified", "error": str(error), "approver": "", "approved_at": "",
+                "revoked_by": None, "revoked_at": None}
     if record is None:
         return None
     return {"status": record.status, "approver": record.approver, "approved_at": record.approved_at,
@@ -157,6 +161,9 @@ def _approval_sentence(doc: dict[str, Any]) -> str:
         return f"The score came from {model}. NOT APPROVED: this list was made for testing without an approval check."
     if approval is None:
         return f"The score came from {model}. NOT PROVIDED: no approval record could be found for it."
+    if approval["status"] == "unverified":
+        return (f"The score came from {model}. NOT PROVIDED: its approval record failed its checks "
+                f"({approval['error']}).")
     text = f"The score came from {model}, approved for use by {approval['approver']} on {approval['approved_at'][:10]}."
     if approval["status"] != "approved":
         text += f" That approval was later withdrawn by {approval['revoked_by']} on {(approval['revoked_at'] or '')[:10]}."
