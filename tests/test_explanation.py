@@ -44,10 +44,11 @@ def test_explanation_counts_the_records_used_by_source_and_who_they_are_about():
     rows = {r["source"]: (r["about_you"], r["about_household"], r["about_home"], r["first"], r["last"])
             for r in records["by_source"]}
     assert rows == {
-        "Repairs": (0, 0, 5, "May 2012", "March 2024"),
-        "Police call-outs": (0, 3, 1, "February 2013", "October 2024"),
-        "School attendance and exclusion records": (3, 0, 0, "May 2024", "November 2024"),
-        "A&E attendances": (0, 1, 0, "December 2024", "December 2024"),
+        # Labels are the data dictionary's source labels.
+        "Housing repairs": (0, 0, 5, "May 2012", "March 2024"),
+        "Police": (0, 3, 1, "February 2013", "October 2024"),
+        "School": (3, 0, 0, "May 2024", "November 2024"),
+        "A&E": (0, 1, 0, "December 2024", "December 2024"),
     }
     assert records["others"] == [{"role": "adult A", "records": 3}, {"role": "child A", "records": 1}]
     assert records["years"] == [2012, 2013, 2023, 2024]
@@ -62,7 +63,7 @@ def test_explanation_gives_the_band_reasons_model_and_approval():
     text = render_markdown(doc)
     assert "approved for use by Jo Bloggs, Director of Children's Services on 2024-11-20" in text
     assert "version 7 of the model earlysignal-cpp" in text
-    assert "the chance that a child protection plan starts within 6 months" in text
+    assert "the chance of a child protection plan within 6 months" in text
     assert "never replaces, professional judgement" in text
 
 
@@ -109,8 +110,8 @@ def test_a_resident_not_scored_is_told_why():
 
 def test_own_earlier_outcomes_are_listed_but_a_siblings_are_not():
     doc = _doc()
-    assert doc["own_outcomes"] == [{"label": "s47 enquiry", "month": "March 2022"}]
-    assert "csc referral" not in render_markdown(doc)
+    assert doc["own_outcomes"] == [{"label": "a section 47 child protection enquiry", "month": "March 2022"}]
+    assert "referral to children's social care" not in render_markdown(doc)
 
 
 def test_with_the_models_features_only_the_records_it_reads_are_counted():

@@ -203,13 +203,19 @@ def test_journey_marks_each_event_with_the_reasons_it_lies_behind(data):
     assert [r["event_ids"] for r in journey["reasons"]] == [["E04", "E01"], ["E14", "E07", "E15"], []]
 
 
-def test_journey_lanes_follow_the_given_order_and_labels_come_from_the_config(data):
+def test_journey_lanes_follow_the_given_order_and_labels_come_from_the_data_dictionary(data):
+    from earlysignal.dictionary import dictionary_for
+
     config = load_config("conf/borough.yaml")
+    dictionary = dictionary_for(config)
     journey = build_journey(data, RESIDENT, AS_OF, (), wording=wording_from_config(config),
                             lane_order=[f.source for f in config.features.families])
-    descriptions = {f.source: f.description for f in config.features.families}
     assert [lane["source"] for lane in journey["lanes"]] == ["housing_repairs", "school", "police", "ae"]
-    assert journey["lanes"][0]["label"].lower() == descriptions["housing_repairs"].lower()
+    for lane in journey["lanes"]:
+        assert lane["label"].lower() == dictionary.sources[lane["source"]].label.lower()
+    labels = {e["event_id"]: e["label"] for e in journey["events"]}
+    assert labels["E01"] == dictionary.event_type("housing_repairs", "door_replacement").label
+    assert journey["outcomes"][0]["label"] == dictionary.outcome_label("s47_enquiry")
 
 
 def test_wording_falls_back_to_the_name_in_words_for_an_unknown_source():

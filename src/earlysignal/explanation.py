@@ -135,7 +135,7 @@ def build_explanation(
     return {
         "resident_id": str(resident_id),
         "as_of": as_of.isoformat(),
-        "predicts": f"the chance that a {outcomes} starts within {label.horizon_months} months",
+        "predicts": f"the chance of {outcomes} within {label.horizon_months} months",
         "scored": scored,
         "unscored_reason": unscored_reason,
         "flagged_count": int(summary.get("counts", {}).get("flagged", 0)),

@@ -1,9 +1,8 @@
 """Labels for sources, event types and outcome types on caseworker and resident pages.
 
-`wording_from_config` is the one place those pages get their words from: today the feature spec
-(each family's `description`, the spec's event labels) and the outcome type names; a data dictionary
-plugs in here and no page changes. A `Wording` is plain data, so `score` stores the model's own
-wording beside the list (model_features.json) and journeys read it from there.
+`wording_from_config` is the one place those pages get their words from: the data dictionary's
+labels of sources, event types and outcome types. A `Wording` is plain data, so `score` stores the
+model's own wording beside the list (model_features.json) and journeys read it from there.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ class Wording:
     outcomes: dict[str, str] = field(default_factory=dict)
 
     def source(self, source: str) -> str:
-        """A lane label, e.g. the family description 'police call-outs', capitalised."""
+        """A lane label: the source's label, capitalised."""
         label = self.sources.get(source) or _words(source)
         return label[:1].upper() + label[1:]
 
@@ -48,15 +47,12 @@ class Wording:
 
 
 def wording_from_config(config: Any) -> Wording:
-    """The labels of a ProjectConfig: one per family source, one per event type its families read,
-    one per outcome type of the contract."""
-    from earlysignal.features.spec import event_labels, family_event_types
+    """The labels of a ProjectConfig's data dictionary: every declared source, event type and outcome type."""
+    from earlysignal.dictionary import dictionary_for
 
-    sources: dict[str, str] = {}
-    events: dict[str, str] = {}
-    for family in config.features.families:
-        sources.setdefault(family.source, family.description or _words(family.source))
-        for event_type in family_event_types(family):
-            events[f"{family.source}/{event_type}"] = event_labels(family.source, event_type)[1]
-    outcomes = {outcome: _words(outcome) for outcome in config.contract.outcome_types}
+    dictionary = dictionary_for(config)
+    sources = {name: spec.label for name, spec in dictionary.sources.items()}
+    events = {f"{name}/{event_type}": spec.label
+              for name, source in dictionary.sources.items() for event_type, spec in source.event_types.items()}
+    outcomes = {name: dictionary.outcome_label(name) for name in dictionary.outcomes}
     return Wording(sources, events, outcomes)
