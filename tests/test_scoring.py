@@ -188,6 +188,7 @@ def test_as_of_outside_the_datas_range_and_non_iso_dates_are_refused(borough, tm
         result = runner.invoke(app, [*base, "--as-of", as_of])
         assert result.exit_code == 2, result.output
         assert message in " ".join(result.output.split())
+        assert "Downloading artifacts" not in result.output  # MLflow's own progress bars stay quiet
     assert not (tmp_path / "out").exists()
 
 

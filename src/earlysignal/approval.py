@@ -126,7 +126,7 @@ def model_artifact_sha256(model: str | tuple[str, str | int]) -> str:
     """SHA-256 over the files of a registered model version (a models:/ URI or (name, version))."""
     import mlflow
 
-    from earlysignal.tracking import configure_tracking
+    from earlysignal.tracking import configure_tracking, quiet_downloads
 
     configure_tracking()
     if isinstance(model, str):
@@ -136,7 +136,8 @@ def model_artifact_sha256(model: str | tuple[str, str | int]) -> str:
         _get_version(name, version)
     with tempfile.TemporaryDirectory(prefix="earlysignal-approval-") as tmp:
         # Download into a fresh folder so a remote store and a local one hash the same way.
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+        with quiet_downloads():
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         return directory_sha256(local)
 
 

@@ -193,7 +193,30 @@ def score_cohort(
     progress: Callable[[str], None] | None = None,
     log_to_mlflow: bool = True,
 ) -> ScoringResult:
-    """Score everyone in the cohort at as_of with a registered model; write the lists and a summary."""
+    """Score everyone in the cohort at as_of with a registered model; write the lists and a summary.
+
+    Without allow_unapproved the version must pass every check of `require_approved`; with it,
+    every file written is marked UNAPPROVED (file name and `approval_status` column). Raises
+    ApprovalError, ContractError or EarlySignalError (as_of outside the data, missing sources).
+    """
+    from earlysignal.tracking import quiet_downloads
+
+    with quiet_downloads():
+        return _score_cohort(config, as_of, model_uri, data_dir, out, allow_unapproved, progress=progress,
+                             log_to_mlflow=log_to_mlflow)
+
+
+def _score_cohort(
+    config: ProjectConfig,
+    as_of: dt.date,
+    model_uri: str | None,
+    data_dir: str | Path | None,
+    out: str | Path | None,
+    allow_unapproved: bool,
+    *,
+    progress: Callable[[str], None] | None,
+    log_to_mlflow: bool,
+) -> ScoringResult:
     from earlysignal import contract, features
     from earlysignal.approval import require_approved
     from earlysignal.modeling.artifacts import load_scoring_model
