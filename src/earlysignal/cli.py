@@ -472,6 +472,12 @@ def audit(
     approval = result.audit.get("approval")
     if not approval or approval.get("status") != "approved":
         console.print("[bold red]NOT APPROVED[/bold red] for scoring.")
+    if result.html_path.name != "audit.html":
+        console.print(
+            f"[yellow]{result.html_path.with_name('audit.html')} is an approved report and was kept as it was read; "
+            f"this audit was written beside it.[/yellow]",
+            highlight=False,
+        )
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
 
 
