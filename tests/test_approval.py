@@ -422,3 +422,16 @@ def test_cli_approve_then_revoke_and_errors_show_without_traceback(
     again = runner.invoke(app, ["approve", *common, "--report", str(report)])
     said = " ".join(again.output.split())  # rich wraps long messages
     assert again.exit_code == 2 and "a revocation is final" in said and "Traceback" not in said
+
+
+def test_a_passphrase_protected_key_is_read_only_with_the_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private, public = generate_key_pair("B. Officer", tmp_path, passphrase="correct horse")
+    assert b"ENCRYPTED PRIVATE KEY" in private.read_bytes()
+    monkeypatch.delenv("EARLYSIGNAL_KEY_PASSPHRASE", raising=False)
+    with pytest.raises(ApprovalError, match=r"cannot be read .* set EARLYSIGNAL_KEY_PASSPHRASE"):
+        load_private_key(private)
+    monkeypatch.setenv("EARLYSIGNAL_KEY_PASSPHRASE", "correct horse")
+    from earlysignal.ledger import parse_public_key, public_key_text
+
+    assert public_key_text(load_private_key(private).public_key(), "B. Officer") == public.read_text().strip()
+    assert public_key_text(parse_public_key(str(public), "test")) == public.read_text().split(" B.")[0]

@@ -235,7 +235,10 @@ def _score_cohort(
         if approval.demo:
             console.print(f"[bold yellow]{model_uri} carries a DEMO approval (synthetic data only).[/bold yellow]")
     status = approval_label(approval)
-    version = resolve_model_version(model_uri)
+    # Score exactly the version whose approval was verified, not whatever the alias points to a moment later.
+    version = resolve_model_version(
+        model_uri if approval is None else f"models:/{approval.model_name}/{approval.model_version}"
+    )
     pinned = f"models:/{version.name}/{version.version}"
     say("loading model")
     model = load_scoring_model(pinned)
