@@ -375,6 +375,24 @@ def test_demo_key_approves_only_when_the_config_trusts_it_and_is_labelled_demo(
         require_approved(f"models:/{NAME}@champion", config)
 
 
+def test_the_demo_signs_its_labelled_approval_with_a_key_it_makes_beside_the_ledger(
+    config, ledger_dir: Path, tmp_path: Path
+) -> None:
+    from earlysignal.demo import DEMO_NOTE, demo_approve
+
+    version = _register_version()
+    report = _audit(config, version, tmp_path / "v1")
+    with pytest.raises(ApprovalError, match="approval.trust_demo_key is false in this config"):
+        demo_approve(config, NAME, version, report)
+    assert not (ledger_dir / "demo").exists()
+
+    trusting = config.model_copy(update={"approval": config.approval.model_copy(update={"trust_demo_key": True})})
+    key = demo_approve(trusting, NAME, version, report)
+    assert key == ledger_dir / "demo" / "demo-approver.key"
+    record = require_approved(f"models:/{NAME}@champion", trusting)
+    assert (record.approver, record.role, record.demo, record.note) == (DEMO_APPROVER_NAME, "demo", True, DEMO_NOTE)
+
+
 def test_keys_writes_a_private_key_readable_only_by_its_owner_outside_the_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
