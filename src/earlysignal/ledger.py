@@ -360,6 +360,7 @@ def archive_file(store: str | os.PathLike[str], source: str | os.PathLike[str], 
         return digest
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)  # left read-only by a copy killed before its rename
     shutil.copyfile(source, tmp)
     os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     os.replace(tmp, target)
