@@ -154,7 +154,7 @@ def test_audit_html_and_json_are_logged_to_the_model_run(biased: AuditWorld, tra
 
 
 def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_approval(
-    biased: AuditWorld, tracking: str, tmp_path: Path
+    biased: AuditWorld, tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import yaml
     from typer.testing import CliRunner
@@ -165,6 +165,8 @@ def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_ap
     from earlysignal.errors import ApprovalError
     from earlysignal.ledger import generate_key_pair
 
+    # This test's own ledger: other modules read the session's ledger with other approvers.
+    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))
     key, public = generate_key_pair("Chair of the Board", tmp_path / "keys")
     config_path = tmp_path / "borough.yaml"
     raw = biased.config.model_dump(mode="json")

@@ -192,11 +192,12 @@ def test_as_of_outside_the_datas_range_and_non_iso_dates_are_refused(borough, tm
     assert not (tmp_path / "out").exists()
 
 
-def test_after_approval_the_champion_is_scored_by_default(borough, tmp_path):
+def test_after_approval_the_champion_is_scored_by_default(borough, tmp_path, monkeypatch):
     from earlysignal.approval import approve_model, record_audit_report
     from earlysignal.config import ApprovalSection, ApproverEntry
     from earlysignal.ledger import generate_key_pair
 
+    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))  # this test's own ledger
     key, public = generate_key_pair("Test Approver", tmp_path / "keys")
     approvers = (ApproverEntry(name="Test Approver", role="Chair", public_key=str(public)),)
     config = borough.config.model_copy(update={"approval": ApprovalSection(approvers=approvers)})
