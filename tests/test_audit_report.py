@@ -153,8 +153,24 @@ def test_audit_html_and_json_are_logged_to_the_model_run(biased: AuditWorld, tra
     assert logged == {"audit/audit.html", "audit/audit.json"}
 
 
+@pytest.fixture()
+def own_ledger(biased: AuditWorld, tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An approval ledger for this test only; afterwards the shared registry loses the approval's traces
+    (checkpoint tag, alias, version tags), which other modules would otherwise check against their own ledger."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))
+    yield tmp_path / "approval"
+    client = MlflowClient()
+    client.delete_registered_model_tag(biased.model_name, "approval.ledger_checkpoint")
+    client.delete_registered_model_alias(biased.model_name, "champion")
+    for key in client.get_model_version(biased.model_name, biased.model_version).tags:
+        if key.startswith("approval."):
+            client.delete_model_version_tag(biased.model_name, biased.model_version, key)
+
+
 def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_approval(
-    biased: AuditWorld, tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    biased: AuditWorld, tracking: str, tmp_path: Path, own_ledger: Path
 ) -> None:
     import yaml
     from typer.testing import CliRunner
@@ -165,8 +181,6 @@ def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_ap
     from earlysignal.errors import ApprovalError
     from earlysignal.ledger import generate_key_pair
 
-    # This test's own ledger: other modules read the session's ledger with other approvers.
-    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))
     key, public = generate_key_pair("Chair of the Board", tmp_path / "keys")
     config_path = tmp_path / "borough.yaml"
     raw = biased.config.model_dump(mode="json")
