@@ -544,7 +544,6 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Ingest raw extracts with one mapping per source (ingest.mappings): code lists, rules, coverage, quarantine."""
-    import datetime as dt
 
     from earlysignal.config import load_config, packaged_config_path
     from earlysignal.console import progress_bar
@@ -554,10 +553,9 @@ def ingest(
     from earlysignal.ingest import resolve_mapping_paths
 
     project = load_config(config)
-    try:
-        date = dt.date.fromisoformat(extract_date) if extract_date else None
-    except ValueError:
-        raise ConfigError(f"--extract-date must be YYYY-MM-DD (got {extract_date!r})") from None
+    from earlysignal.dates import check_extract_date, parse_date
+
+    date = check_extract_date(parse_date(extract_date, "--extract-date"), "--extract-date") if extract_date else None
     paths = resolve_mapping_paths(list(project.ingest.mappings), packaged_config_path().parent)
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
