@@ -63,7 +63,7 @@ def test_manifest_extract_date_in_the_future_or_in_another_format_is_refused(tmp
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return write_folder(random_borough(seed=5, households=6, events_per_resident=10), tmp_path_factory.mktemp("borough"))
+    return write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path_factory.mktemp("borough"))
 
 
 def _config(folder, **features):
