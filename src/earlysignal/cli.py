@@ -55,12 +55,18 @@ def main() -> None:  # pragma: no cover - console-script entry point
 @user_errors_as_messages
 def approve(
     version: Annotated[str, typer.Option("--version", help="The registered model version being approved, e.g. 3.")],
-    approver: Annotated[
-        str, typer.Option("--approver", help="Name of the accountable person approving (stored in the registry).")
-    ],
     report: Annotated[
-        Path, typer.Option("--report", help="The audit report (audit.html) the approver read; its SHA-256 is recorded.")
+        Path,
+        typer.Option("--report", help="The audit report (audit.html) `earlysignal audit` wrote for this version; it is archived read-only."),
     ],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your Ed25519 private key (from `earlysignal keys`); its public key must be in approval.approvers."),
+    ],
+    approver: Annotated[
+        str | None,
+        typer.Option("--approver", help="Your name as approval.approvers lists it (optional cross-check of the key's owner)."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
     ] = None,
@@ -69,22 +75,30 @@ def approve(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Approve a model version after its audit: record who, when and the hashes, and make it the champion."""
-    from earlysignal.approval import approve_model
+    """Approve a model version after its audit: sign an entry in the approval ledger and make it the champion."""
+    from earlysignal.approval import approve_model, store_dir
     from earlysignal.config import load_config
+    from earlysignal.ledger import Ledger, entry_hash
     from earlysignal.tracking import configure_tracking
 
-    name = model or load_config(config).model.name
+    project = load_config(config)
+    name = model or project.model.name
     configure_tracking()
-    record = approve_model(name, version, approver=approver, report_path=report, note=note)
+    record = approve_model(name, version, report_path=report, key_path=key, config=project, note=note,
+                           approver=approver)
     if record.criterion == "not met":
         console.print("[bold red]Note: the pre-registered success criterion was NOT MET in this audit.[/bold red]")
     if record.findings:
         console.print(f"[bold red]Note: the audit flagged {record.findings} fairness finding(s).[/bold red]")
+    ledger = Ledger(store_dir(project))
+    entries = ledger.entries()
     console.print(
-        f"[green]Approved[/green] {name} version {record.model_version} by {record.approver} "
-        f"at {record.approved_at}; alias 'champion' now points to it.\n"
-        f"  report sha256 {record.report_sha256}\n  model  sha256 {record.model_sha256}",
+        f"[green]Approved[/green] {name} version {record.model_version} by {record.approver}"
+        f"{f' ({record.role})' if record.role else ''} at {record.approved_at}; signed ledger entry "
+        f"{record.ledger_seq} in {ledger.path}; alias 'champion' now points to it.\n"
+        f"  report sha256 {record.report_sha256} (archived: {record.report_path})\n"
+        f"  model  sha256 {record.model_sha256}\n"
+        f"  ledger head   {len(entries)}:{entry_hash(entries[-1])} (write this in the board's minutes)",
         highlight=False,
     )
 
@@ -92,23 +106,69 @@ def approve(
 @app.command()
 @user_errors_as_messages
 def revoke(
-    version: Annotated[str, typer.Option("--version", help="The registered model version whose approval ends.")],
-    by: Annotated[str, typer.Option("--by", help="Name of the person revoking the approval.")],
+    version: Annotated[str, typer.Option("--version", help="The registered model version whose approval ends (final).")],
     reason: Annotated[str, typer.Option("--reason", help="Why the approval is withdrawn (shown to the board).")],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your Ed25519 private key (from `earlysignal keys`); its public key must be in approval.approvers."),
+    ],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Your name as approval.approvers lists it (optional cross-check).")
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Withdraw a model version's approval; scoring with it stops until a version is approved again."""
+    """Withdraw a model version's approval for good (a signed ledger entry); scoring with it stops."""
     from earlysignal.approval import revoke_approval
     from earlysignal.config import load_config
     from earlysignal.tracking import configure_tracking
 
-    name = model or load_config(config).model.name
+    project = load_config(config)
+    name = model or project.model.name
     configure_tracking()
-    revoke_approval(name, version, by=by, reason=reason)
-    console.print(f"[yellow]Revoked[/yellow] approval of {name} version {version} ({reason}).", highlight=False)
+    record = revoke_approval(name, version, reason=reason, key_path=key, config=project, by=by)
+    console.print(
+        f"[yellow]Revoked[/yellow] approval of {name} version {version} by {record.revoked_by} ({reason}); "
+        "this is final for that version.",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def keys(
+    name: Annotated[str, typer.Option("--name", help="The approver's name; the files are named after it.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the key pair (default: ~/.config/earlysignal/keys, outside any repository)."),
+    ] = None,
+    passphrase: Annotated[
+        bool,
+        typer.Option("--passphrase", help="Encrypt the private key with a passphrase (asked for now; give it later in EARLYSIGNAL_KEY_PASSPHRASE)."),
+    ] = False,
+) -> None:
+    """Make an Ed25519 key pair for signing approvals; print the public key line for approval.approvers."""
+    from earlysignal.ledger import default_key_dir, generate_key_pair
+
+    folder = out if out is not None else default_key_dir()
+    secret = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True) if passphrase else None
+    private_path, public_path = generate_key_pair(name, folder, passphrase=secret)
+    inside = [p for p in [private_path.resolve(), *private_path.resolve().parents] if (p / ".git").exists()]
+    if inside:
+        console.print(
+            f"[bold yellow]Warning:[/bold yellow] {private_path} is inside the repository {inside[0]}; "
+            "move it somewhere only you can read and never commit it.",
+            highlight=False,
+        )
+    console.print(
+        f"Private key: {private_path} (mode 0600; keep it secret, sign with --key {private_path})\n"
+        f"Public key:  {public_path}\n"
+        "Ask the config's owner to add you to approval.approvers:\n"
+        f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -144,7 +204,7 @@ def train(
 @app.command()
 @user_errors_as_messages
 def score(
-    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off date to score at (YYYY-MM-DD): only records known before it are used.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off date to score at (YYYY-MM-DD, between the data's first records and its extract date): only records known before it are used.")],
     model: Annotated[
         str | None,
         typer.Option("--model", help="Model URI (default: models:/<model.name>@champion, the approved model)."),
@@ -161,17 +221,12 @@ def score(
     config: ConfigOption = None,
 ) -> None:
     """Score the cohort at --as-of: ranked list with reasons, unscored list with reasons, drift summary."""
-    import datetime as dt
-
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
-    from earlysignal.errors import EarlySignalError
+    from earlysignal.dates import parse_date
     from earlysignal.scoring import score_cohort
 
-    try:
-        day = dt.date.fromisoformat(as_of)
-    except ValueError:
-        raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    day = parse_date(as_of, "--as-of")
     project = load_config(config)
     with progress_bar(transient=True) as bar:
         task = bar.add_task("scoring", total=None)
@@ -434,6 +489,12 @@ def audit(
     approval = result.audit.get("approval")
     if not approval or approval.get("status") != "approved":
         console.print("[bold red]NOT APPROVED[/bold red] for scoring.")
+    if result.html_path.name != "audit.html":
+        console.print(
+            f"[yellow]{result.html_path.with_name('audit.html')} is an approved report and was kept as it was read; "
+            f"this audit was written beside it.[/yellow]",
+            highlight=False,
+        )
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
 
 
@@ -592,7 +653,6 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Ingest raw extracts with one mapping per source (ingest.mappings): code lists, rules, coverage, quarantine."""
-    import datetime as dt
 
     from earlysignal.config import load_config, packaged_config_path
     from earlysignal.console import progress_bar
@@ -602,10 +662,9 @@ def ingest(
     from earlysignal.ingest import resolve_mapping_paths
 
     project = load_config(config)
-    try:
-        date = dt.date.fromisoformat(extract_date) if extract_date else None
-    except ValueError:
-        raise ConfigError(f"--extract-date must be YYYY-MM-DD (got {extract_date!r})") from None
+    from earlysignal.dates import check_extract_date, parse_date
+
+    date = check_extract_date(parse_date(extract_date, "--extract-date"), "--extract-date") if extract_date else None
     paths = resolve_mapping_paths(list(project.ingest.mappings), packaged_config_path().parent)
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from earlysignal.dates import ConfigDate
 from earlysignal.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
@@ -88,7 +89,7 @@ class SynthSection(_Section):
     years: int = Field(default=10, gt=0, le=30)
     seed: int = 42
     world: Literal["standard", "null"] = "standard"
-    end_date: dt.date = dt.date(2026, 1, 1)
+    end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
 
 
@@ -100,8 +101,8 @@ class ContractSection(_Section):
 
 
 class TemporalSection(_Section):
-    first_as_of: dt.date
-    last_as_of: dt.date
+    first_as_of: ConfigDate
+    last_as_of: ConfigDate
     frequency_months: int = Field(default=3, gt=0, le=24)
 
     @model_validator(mode="after")
@@ -303,6 +304,23 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class ApproverEntry(_Section):
+    """One person allowed to approve: name, role and Ed25519 public key (OpenSSH line or a path to it)."""
+
+    name: str = Field(min_length=1)
+    role: str = ""
+    public_key: str = Field(min_length=1)
+
+
+class ApprovalSection(_Section):
+    """The approval ledger's folder and who may sign approvals (docs/audit.md)."""
+
+    store: Path = Path("reports/approval")
+    approvers: tuple[ApproverEntry, ...] = ()
+    # Trust the key pair `earlysignal demo` makes in <store>/demo/ (synthetic data only; false for a real borough).
+    trust_demo_key: bool = False
+
+
 class IngestSection(_Section):
     """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
 
@@ -330,6 +348,8 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     caseworker: CaseworkerSection = CaseworkerSection()
+    approval: ApprovalSection = ApprovalSection()
+
     ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")
