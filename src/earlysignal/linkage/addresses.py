@@ -1,0 +1,119 @@
+"""Give person and address records a UPRN from the council's gazetteer, without Splink.
+
+Matching runs in order and the first hit wins: (1) the record's own UPRN when the gazetteer has it;
+(2) the address's bag of tokens plus postcode; (3) the bag of tokens alone; (4) the house and flat
+numbers plus postcode. A key that points at more than one gazetteer address is ambiguous and never
+used. The bag of tokens (upper case, abbreviations expanded, "12C" split into "12 C", the words
+FLAT/APARTMENT/UNIT dropped, sorted, duplicates removed) makes "Flat 3, 12 High St" and
+"12 High Street Flat 3" one key. Unmatched addresses keep a keyed hash of their tokens, so people at
+the same unmatched address still share a household.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+# Common English street-address abbreviations (a property of the language, not of one borough).
+_ABBREVIATIONS = {
+    "RD": "ROAD", "ST": "STREET", "AVE": "AVENUE", "AV": "AVENUE", "LN": "LANE", "CT": "COURT",
+    "CL": "CLOSE", "DR": "DRIVE", "GDNS": "GARDENS", "GRN": "GREEN", "PL": "PLACE", "SQ": "SQUARE",
+    "TER": "TERRACE", "TERR": "TERRACE", "CRES": "CRESCENT", "HSE": "HOUSE", "APT": "FLAT",
+    "APARTMENT": "FLAT", "FLT": "FLAT", "RM": "ROOM", "WY": "WAY", "PK": "PARK", "EST": "ESTATE",
+}
+_DROP = {"FLAT", "UNIT", "THE", "ROOM"}
+_SPLIT_NUMBER_LETTER = re.compile(r"(\d)([A-Z])\b")
+_NON_ALNUM = re.compile(r"[^A-Z0-9]+")
+_POSTCODE_IN_TEXT = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b")
+
+
+def normalise_postcode(values: pd.Series) -> pd.Series:
+    """Upper case, no spaces ("e1 6an" -> "E16AN"); empty strings become null."""
+    out = values.astype("string").str.upper().str.replace(r"[^A-Z0-9]", "", regex=True)
+    return out.where(out.str.len() > 0)
+
+
+def address_tokens(text: str | None) -> tuple[str, ...]:
+    """Sorted distinct tokens of an address, abbreviations expanded, flat words dropped."""
+    if text is None or text != text:  # None or NaN
+        return ()
+    upper = _POSTCODE_IN_TEXT.sub(" ", str(text).upper())
+    upper = _SPLIT_NUMBER_LETTER.sub(r"\1 \2", upper)
+    tokens = {_ABBREVIATIONS.get(t, t) for t in _NON_ALNUM.split(upper) if t}
+    return tuple(sorted(tokens - _DROP))
+
+
+def _keys(text: pd.Series, postcode: pd.Series) -> pd.DataFrame:
+    tokens = [address_tokens(t) for t in text.astype("object").tolist()]
+    bag = pd.Series([" ".join(t) if t else None for t in tokens], index=text.index, dtype="object")
+    numbers = pd.Series(
+        [" ".join(x for x in t if x[0].isdigit()) or None for t in tokens], index=text.index, dtype="object"
+    )
+    pc = normalise_postcode(postcode).astype("object")
+    has_pc = pc.notna()
+    return pd.DataFrame(
+        {
+            "bag_pc": (bag + "|" + pc).where(bag.notna() & has_pc),
+            "bag": bag,
+            "num_pc": (numbers + "|" + pc).where(numbers.notna() & has_pc),
+        },
+        index=text.index,
+    )
+
+
+KEY_ORDER: tuple[str, ...] = ("uprn", "bag_pc", "bag", "num_pc")
+
+
+def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
+    """UPRN for each record (columns address_text, postcode, uprn).
+
+    Returns a frame on records' index with `matched_uprn` (string or null), `match_rule` (one of
+    KEY_ORDER or "unmatched") and `address_key` (the token bag + postcode, for unmatched ones).
+    """
+    gaz = gazetteer.reset_index(drop=True)
+    gaz_uprn = gaz["uprn"].astype("string")
+    gkeys = _keys(gaz["address_text"], gaz["postcode"])
+    out = pd.DataFrame(index=records.index)
+    matched = pd.Series(pd.NA, index=records.index, dtype="string")
+    rule = pd.Series("unmatched", index=records.index, dtype="object")
+    own = records["uprn"].astype("string")
+    hit = own.notna() & own.isin(set(gaz_uprn.dropna()))
+    matched[hit] = own[hit]
+    rule[hit] = "uprn"
+    rkeys = _keys(records["address_text"], records["postcode"])
+    for key in KEY_ORDER[1:]:
+        table = pd.DataFrame({"k": gkeys[key], "uprn": gaz_uprn}).dropna()
+        counts = table.groupby("k")["uprn"].nunique()
+        unique = table[table["k"].isin(counts.index[counts == 1])].drop_duplicates("k").set_index("k")["uprn"]
+        todo = matched.isna() & rkeys[key].notna()
+        found = rkeys.loc[todo, key].map(unique)
+        found = found[found.notna()]
+        matched[found.index] = found.astype("string")
+        rule[found.index] = key
+    out["matched_uprn"] = matched
+    out["match_rule"] = rule
+    out["address_key"] = rkeys["bag_pc"].where(rkeys["bag_pc"].notna(), rkeys["bag"])
+    return out
+
+
+def match_rates(rules: pd.Series) -> dict[str, float | int]:
+    """Counts per rule and the matched share (records with any address text, postcode or UPRN)."""
+    counts = {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
+    total = int(len(rules))
+    matched = total - counts.get("unmatched", 0)
+    return {"records": total, "matched": matched, "match_rate": round(matched / total, 4) if total else float("nan"),
+            "by_rule": counts}
+
+
+def gazetteer_tenure(gazetteer: pd.DataFrame, codes: dict[str, str], default: str) -> pd.Series:
+    """Contract tenure per gazetteer UPRN: `codes` maps the gazetteer's tenure; others get `default`."""
+    uprn = gazetteer["uprn"].astype("string")
+    if "tenure" in gazetteer.columns:
+        raw = gazetteer["tenure"].astype("object")
+        mapped = raw.map(lambda v: codes.get(str(v), codes.get(str(v).strip().lower())) if v == v and v is not None else None)
+    else:
+        mapped = pd.Series([None] * len(gazetteer), dtype="object")
+    values = np.where(pd.isna(mapped), default, mapped)
+    return pd.Series(values, index=uprn.values, dtype="object")
