@@ -326,6 +326,11 @@ def synth(
         ),
     ] = None,
     config: ConfigOption = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Also write raw/: each service's own extract (names, addresses, codes, free text), "
+                     "with the truth behind every raw record in ground_truth/raw_records.parquet."),
+    ] = False,
 ) -> None:
     """Generate a synthetic borough: contract tables, manifest.json and ground_truth/ (latent states, hazards)."""
     from pydantic import ValidationError
@@ -360,12 +365,21 @@ def synth(
                 bar.update(task, description=f"synth: {STAGES[following]}")
 
         summary = generate_borough(target, synth_settings, on_stage=on_stage)
+        if raw:
+            from earlysignal.synth.raw_extracts import write_raw_extracts
+
+            raw_task = bar.add_task("synth: raw extracts", total=1)
+            raw_counts = write_raw_extracts(summary.out_dir, synth_settings.seed)
+            bar.advance(raw_task)
     counts = ", ".join(f"{name} {n:,}" for name, n in summary.row_counts.items())
     console.print(
         f"Wrote {synth_settings.world} borough to {summary.out_dir}: {counts}; "
         f"window {summary.window_start} to {summary.extract_date} (exclusive).",
         highlight=False,
     )
+    if raw:
+        console.print(f"Raw extracts in {summary.out_dir / 'raw'}: {sum(raw_counts.values()):,} rows in "
+                      f"{len(raw_counts)} files.", highlight=False)
 
 
 @app.command()
