@@ -66,7 +66,7 @@ def test_person_links_hold_only_record_keys_resident_ids_and_probabilities(two_r
     residents = pd.read_parquet(two_runs["out1"] / "residents.parquet")
     assert set(links["resident_id"]) == set(residents["resident_id"])
     linked = links["match_probability"].dropna()
-    assert ((linked >= 0.95) & (linked <= 1)).all()
+    assert ((linked >= _config().linkage.threshold) & (linked <= 1)).all()
 
 
 def test_second_monthly_run_keeps_every_existing_resident_id_unless_it_merged(two_runs: dict[str, Path]) -> None:
@@ -231,7 +231,7 @@ def test_unlinked_rate_by_group_suppresses_small_counts_and_rounds_to_five() -> 
 
 def test_link_quality_reports_weights_pairs_times_and_groups(two_runs: dict[str, Path]) -> None:
     quality = json.loads((two_runs["out1"] / "link_quality.json").read_text())
-    assert quality["threshold"] == 0.95 and quality["pairs_compared"] > 0
+    assert quality["threshold"] == _config().linkage.threshold and quality["pairs_compared"] > 0
     assert set(quality["per_source"]) == {"ae", "police", "school"}
     assert sum(int(k) * v for k, v in quality["cluster_sizes"].items()) == quality["records"]
     levels = [w for w in quality["match_weights"] if w["comparison"] == "birth_date"]

@@ -301,7 +301,7 @@ class LinkageSection(_Section):
     """How `earlysignal link` joins person records into residents (Splink on DuckDB)."""
 
     # Pairs at or above this match probability are the same person (connected components).
-    threshold: float = Field(default=0.95, gt=0, lt=1)
+    threshold: float = Field(default=0.8, gt=0, lt=1)
     # A rule is a list of columns that must be equal, or a Splink SQL condition over l. and r. columns.
     blocking_rules: tuple[tuple[str, ...] | str, ...] = (
         ("source_person_key",),
@@ -318,6 +318,7 @@ class LinkageSection(_Section):
         LinkageComparison(kind="forename_surname", forename="first_name", surname="last_name", term_frequency=True),
         LinkageComparison(kind="date_of_birth", column="birth_date"),
         LinkageComparison(kind="postcode", column="postcode"),
+        LinkageComparison(kind="exact", column="uprn"),
         LinkageComparison(kind="exact", column="source_person_key"),
         LinkageComparison(kind="exact", column="nhs_number"),
         LinkageComparison(kind="exact", column="upn"),

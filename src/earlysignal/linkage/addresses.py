@@ -45,11 +45,16 @@ def address_tokens(text: str | None) -> tuple[str, ...]:
     return tuple(sorted(tokens - _DROP))
 
 
+def _unit(token: str) -> bool:
+    """House/flat numbers and single letters (flat B, 12C): they identify a dwelling, words do not."""
+    return token[0].isdigit() or len(token) == 1
+
+
 def _keys(text: pd.Series, postcode: pd.Series) -> pd.DataFrame:
     tokens = [address_tokens(t) for t in text.astype("object").tolist()]
     bag = pd.Series([" ".join(t) if t else None for t in tokens], index=text.index, dtype="object")
     numbers = pd.Series(
-        [" ".join(x for x in t if x[0].isdigit()) or None for t in tokens], index=text.index, dtype="object"
+        [" ".join(x for x in t if _unit(x)) or None for t in tokens], index=text.index, dtype="object"
     )
     pc = normalise_postcode(postcode).astype("object")
     has_pc = pc.notna()
@@ -63,10 +68,46 @@ def _keys(text: pd.Series, postcode: pd.Series) -> pd.DataFrame:
     )
 
 
-KEY_ORDER: tuple[str, ...] = ("uprn", "bag_pc", "bag", "num_pc")
+KEY_ORDER: tuple[str, ...] = ("uprn", "bag_pc", "bag", "num_pc", "pc_tokens", "tokens")
+
+
+def _best_candidate(rows: pd.DataFrame, candidates: pd.DataFrame, on: str, min_words: int) -> pd.Series:
+    """Among gazetteer candidates sharing `on` with a record (columns rid, on, tokens), the one holding
+    all of the record's numbers that shares the most words with it (then the fewest extra numbers);
+    at least `min_words` shared words; unique best only."""
+    if rows.empty:
+        return pd.Series(dtype="string")
+    pairs = rows.merge(candidates, on=on, suffixes=("", "_g"))
+    if pairs.empty:
+        return pd.Series(dtype="string")
+    scores = []
+    for mine, theirs in zip(pairs["tokens"].tolist(), pairs["tokens_g"].tolist()):
+        mine_n = {t for t in mine if _unit(t)}
+        their_n = {t for t in theirs if _unit(t)}
+        if not mine_n or not mine_n <= their_n:
+            scores.append(-1)
+            continue
+        words = len(set(mine) - mine_n & set(theirs))
+        scores.append(words * 100 - len(their_n - mine_n))
+    pairs["score"] = scores
+    pairs = pairs[pairs["score"] >= max(min_words * 100 - 99, 1)]
+    best = pairs.groupby("rid")["score"].transform("max")
+    top = pairs[pairs["score"] == best]
+    unique = top.groupby("rid")["uprn"].transform("nunique") == 1
+    return top[unique].drop_duplicates("rid").set_index("rid")["uprn"].astype("string")
 
 
 def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
+    """UPRN for each record, matching each distinct (address_text, postcode, uprn) once; see _match."""
+    columns = ["address_text", "postcode", "uprn"]
+    keys = records[columns].astype("string").fillna("\x00")
+    first = keys.groupby(columns, sort=False).ngroup()
+    distinct = records.loc[~first.duplicated().to_numpy(), columns]
+    result = _match(distinct.set_index(first[~first.duplicated()].to_numpy()), gazetteer)
+    return result.reindex(first.to_numpy()).set_index(records.index)
+
+
+def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
     """UPRN for each record (columns address_text, postcode, uprn).
 
     Returns a frame on records' index with `matched_uprn` (string or null), `match_rule` (one of
@@ -83,7 +124,7 @@ def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFr
     matched[hit] = own[hit]
     rule[hit] = "uprn"
     rkeys = _keys(records["address_text"], records["postcode"])
-    for key in KEY_ORDER[1:]:
+    for key in KEY_ORDER[1:-2]:
         table = pd.DataFrame({"k": gkeys[key], "uprn": gaz_uprn}).dropna()
         counts = table.groupby("k")["uprn"].nunique()
         unique = table[table["k"].isin(counts.index[counts == 1])].drop_duplicates("k").set_index("k")["uprn"]
@@ -92,6 +133,25 @@ def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFr
         found = found[found.notna()]
         matched[found.index] = found.astype("string")
         rule[found.index] = key
+    tokens = [address_tokens(t) for t in records["address_text"].astype("object").tolist()]
+    rkeys = rkeys.assign(pc=normalise_postcode(records["postcode"]).astype("object"), tokens=tokens)
+    gaz_tokens = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"),
+                               "tokens_g": [address_tokens(t) for t in gaz["address_text"].astype("object").tolist()],
+                               "uprn": gaz_uprn}).dropna(subset=["pc", "uprn"])
+    has_tokens = pd.Series([bool(t) for t in tokens], index=records.index)
+    todo = matched.isna() & rkeys["pc"].notna() & has_tokens
+    rows = rkeys.loc[todo, ["pc", "tokens"]].reset_index(names="rid")
+    found = _best_candidate(rows, gaz_tokens, "pc", min_words=1)
+    matched[found.index] = found
+    rule[found.index] = "pc_tokens"
+    # No postcode (or a wrong one): candidates are gazetteer addresses holding the record's first number.
+    todo = matched.isna() & has_tokens
+    first_number = pd.Series([next((t for t in ts if _unit(t)), None) for ts in tokens], index=records.index)
+    rows = rkeys.loc[todo, ["tokens"]].assign(num=first_number[todo]).dropna(subset=["num"]).reset_index(names="rid")
+    by_number = gaz_tokens.assign(num=[[t for t in ts if _unit(t)] for ts in gaz_tokens["tokens_g"]]).explode("num")
+    found = _best_candidate(rows, by_number.dropna(subset=["num"]).drop(columns="pc"), "num", min_words=2)
+    matched[found.index] = found
+    rule[found.index] = "tokens"
     out["matched_uprn"] = matched
     out["match_rule"] = rule
     out["address_key"] = rkeys["bag_pc"].where(rkeys["bag_pc"].notna(), rkeys["bag"])

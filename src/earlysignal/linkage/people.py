@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from earlysignal.config import LinkageComparison, LinkageSection
@@ -21,7 +22,7 @@ from earlysignal.errors import EarlySignalError
 # The standard person schema Splink sees (derived in `standardise`); config may use any of these.
 SCHEMA_COLUMNS: tuple[str, ...] = (
     "first_name", "middle_name", "last_name", "first_name_initial", "birth_date", "birth_year",
-    "postcode", "nhs_number", "upn", "source_person_key", "sex",
+    "postcode", "uprn", "nhs_number", "upn", "source_person_key", "sex",
 )
 
 
@@ -56,6 +57,9 @@ def standardise(records: pd.DataFrame, sex_codes: dict[str, str]) -> pd.DataFram
     pc = records["postcode"].astype("string").str.upper().str.replace(r"[^A-Z0-9]", "", regex=True)
     pc = pc.where(pc.str.len() >= 5)
     out["postcode"] = (pc.str.slice(0, -3) + " " + pc.str.slice(-3)).values
+    # The UPRN the address matcher gave the record (run.py), else the record's own.
+    uprn = records["matched_uprn"] if "matched_uprn" in records else records.get("uprn")
+    out["uprn"] = _clean_id(uprn).values if uprn is not None else pd.NA
     out["nhs_number"] = _clean_id(records["nhs_number"]).values if "nhs_number" in records else pd.NA
     out["upn"] = _clean_id(records["upn"]).values if "upn" in records else pd.NA
     spid = records["source_person_id"].astype("string")
@@ -113,6 +117,8 @@ class LinkResult:
     parameters: list[dict[str, Any]]
     prior: float
     seconds: dict[str, float] = field(default_factory=dict)
+    distinct_records: int = 0  # records Splink compared after collapsing identical ones
+    representative: np.ndarray | None = None  # per record, the unique_id of the identical record Splink saw
 
 
 def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> LinkResult:
@@ -126,6 +132,12 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> Lin
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
+    # Records identical in every linkage field (a pupil's monthly attendance rows) are one Splink row:
+    # repeats would otherwise pose as random pairs when u is sampled and swamp EM.
+    profile_columns = ["source_dataset", *SCHEMA_COLUMNS]
+    keys = people[profile_columns].astype("string").fillna("\x00")
+    representative = people["unique_id"].groupby([keys[c] for c in profile_columns], sort=False).transform("min")
+    people = people[people["unique_id"].to_numpy() == representative.to_numpy()]
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     db_api = DuckDBAPI(con)
@@ -187,4 +199,9 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> Lin
             )
     prior = float(model.get("probability_two_random_records_match", float("nan")))
     con.close()
-    return LinkResult(clusters, edges, pairs_compared, parameters, prior, seconds)
+    # Every record joins its representative's cluster.
+    cluster_of = clusters.set_index("unique_id")["cluster_id"]
+    clusters = pd.DataFrame({"unique_id": np.arange(len(representative), dtype=np.int64),
+                             "cluster_id": cluster_of.reindex(representative.to_numpy()).to_numpy()})
+    return LinkResult(clusters, edges, pairs_compared, parameters, prior, seconds, int(len(cluster_of)),
+                      representative.to_numpy(dtype=np.int64))

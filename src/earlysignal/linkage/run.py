@@ -205,6 +205,7 @@ def run_link(
     matches = addr.match_addresses(both, gazetteer)
     address_id = _address_ids(matches, secret)
     people["address_id"] = address_id.iloc[: len(people)].to_numpy()
+    people["matched_uprn"] = matches["matched_uprn"].iloc[: len(people)].to_numpy()
     address_records = address_records.assign(address_id=address_id.iloc[len(people):].to_numpy())
     tenure_by_uprn = addr.gazetteer_tenure(gazetteer, section.tenure_codes, section.default_tenure)
     tenure_by_address = {
@@ -234,11 +235,17 @@ def run_link(
     same = clusters[best["uid"].to_numpy()] == clusters[
         pd.concat([edges["unique_id_r"], edges["unique_id_l"]]).to_numpy()]
     best = best[same].groupby("uid")["match_probability"].max()
+    # Records Splink saw through an identical representative share its links; a repeat of a record
+    # is certain to be the same person as it.
+    rep = result.representative
+    repeated = pd.Series(rep).duplicated(keep=False).to_numpy()
+    record_best = best.reindex(rep).to_numpy()
+    record_best = np.where(repeated, 1.0, record_best)
     links = pd.DataFrame({
         "source": people["source"].astype(str).to_numpy(),
         "record_id": people["record_id"].astype(str).to_numpy(),
         "resident_id": people["resident_id"].to_numpy(),
-        "match_probability": best.reindex(standard["unique_id"]).to_numpy(),
+        "match_probability": record_best,
         "link_run_id": run_id,
         "cluster_change": change.to_numpy(),
     })
@@ -345,6 +352,7 @@ def run_link(
         "threshold": section.threshold,
         "prior_match_probability": result.prior,
         "pairs_compared": result.pairs_compared,
+        "distinct_records_compared": result.distinct_records,
         "per_source": per_source,
         "cluster_sizes": {str(int(k)): int(v) for k, v in size_counts.items()},
         "match_weights": result.parameters,
