@@ -256,3 +256,15 @@ def test_keyed_id_is_hmac_sha256() -> None:
 
     expected = "A" + hmac.new(b"k" * 32, b"uprn:1", hashlib.sha256).hexdigest()[:20]
     assert keyed_id(b"k" * 32, "A", "uprn:1") == expected
+
+
+def test_cli_link_without_a_secret_exits_2_with_how_to_create_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    write_ingested(tmp_path / "in", n_households=3)
+    monkeypatch.delenv("EARLYSIGNAL_LINK_SECRET", raising=False)
+    result = CliRunner().invoke(app, ["link", "--ingested", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "EARLYSIGNAL_LINK_SECRET" in result.output and not (tmp_path / "out").exists()

@@ -480,6 +480,10 @@ def link(
         Path | None,
         typer.Option("--previous", help="Last month's link output folder: its resident IDs are kept, and link_changes.parquet says which merged or split."),
     ] = None,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option("--ground-truth", help="Synthetic worlds: the true person per record (e.g. <synth dir>/ground_truth/raw_records.parquet); default linkage.ground_truth."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Link people and households across sources with Splink: stable keyed resident IDs, linked histories, link quality.
@@ -492,7 +496,7 @@ def link(
 
     project = load_config(config)
     with console.status("linking people with Splink"):
-        summary = run_link(ingested, out, project, previous=previous)
+        summary = run_link(ingested, out, project, previous=previous, ground_truth=ground_truth)
     quality = summary.quality
     console.print(
         f"Linked {summary.records:,} person records into {summary.residents:,} residents "

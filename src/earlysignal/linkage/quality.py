@@ -85,13 +85,21 @@ def suppressed_rates(unlinked: pd.Series, groups: pd.Series, min_cell: int, roun
 
 
 def read_ground_truth(path: Path) -> pd.DataFrame | None:
-    """The true person per record (source, record_id, person_id), or None when the file is absent."""
+    """The true person per record (source, record_id, person_id), or None when the file is absent.
+
+    The person column may be called person_id or resident_id (the synthetic borough's
+    ground_truth/raw_records.parquet); rows without a person (address-only records) are dropped.
+    """
     if not path.exists():
         return None
     truth = pd.read_parquet(path)
-    missing = {"source", "record_id", "person_id"} - set(truth.columns)
+    person = "person_id" if "person_id" in truth.columns else "resident_id"
+    missing = {"source", "record_id", person} - set(truth.columns)
     if missing:
         from earlysignal.errors import ContractError
 
-        raise ContractError(f"{path}: missing column(s) {sorted(missing)}; expected source, record_id, person_id")
-    return truth
+        raise ContractError(
+            f"{path}: missing column(s) {sorted(missing)}; expected source, record_id and person_id (or resident_id)"
+        )
+    truth = truth[["source", "record_id", person]].rename(columns={person: "person_id"}).dropna()
+    return truth.drop_duplicates(["source", "record_id"])

@@ -148,11 +148,16 @@ def _map_codes(values: pd.Series, codes: dict[str, Any]) -> pd.Series:
 
 
 def run_link(
-    ingested: str | Path, out_dir: str | Path, config: ProjectConfig, previous: str | Path | None = None
+    ingested: str | Path,
+    out_dir: str | Path,
+    config: ProjectConfig,
+    previous: str | Path | None = None,
+    ground_truth: str | Path | None = None,
 ) -> LinkSummary:
     """Link ingested records into the data contract in `out_dir` (see module docstring).
 
     `previous` is an earlier link run's output folder; its person_links keep residents' IDs stable.
+    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record.
     Raises ContractError for missing inputs or columns, ConfigError for bad linkage codes, SecretError
     when no linkage secret is set.
     """
@@ -368,10 +373,12 @@ def run_link(
     }
     if previous_links is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
-    truth_path = section.ground_truth
+    truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
     if truth_path is not None:
         truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
         truth = qual.read_ground_truth(truth_path)
+        if truth is None and ground_truth is not None:
+            raise ContractError(f"--ground-truth {truth_path} does not exist")
         if truth is not None:
             truth_by_key = truth.set_index(_record_key(truth))["person_id"].astype(str)
             quality["ground_truth"] = qual.pairwise_accuracy(pd.Series(clusters), record_keys.map(truth_by_key))
