@@ -268,3 +268,24 @@ def test_cli_link_without_a_secret_exits_2_with_how_to_create_one(tmp_path: Path
     result = CliRunner().invoke(app, ["link", "--ingested", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "EARLYSIGNAL_LINK_SECRET" in result.output and not (tmp_path / "out").exists()
+
+
+def test_privacy_scan_finds_no_identifier_in_the_feature_matrix_built_from_linked_data(
+    two_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    from earlysignal.config import packaged_config_path, load_config
+    from earlysignal.engines import get_engine
+    from earlysignal.features import build_or_reuse_feature_matrix
+
+    identifiers = _identifiers(two_runs["in2"])
+    single = {i for i in identifiers if " " not in i and "/" not in i and "," not in i}
+    with get_engine("duckdb") as runner:
+        matrix, _ = build_or_reuse_feature_matrix(
+            load_config(packaged_config_path()), data_dir=two_runs["out2"], out=tmp_path / "m.parquet", engine=runner
+        )
+    assert len(matrix.frame) > 0
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert [p.name for p in written] == ["m.parquet", "m.parquet.json"]
+    for path in written:
+        for cell in _cells(path):
+            assert not set(re.split(r"[^a-z0-9]+", cell)) & single, path.name
