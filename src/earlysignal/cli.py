@@ -512,3 +512,56 @@ def link(
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def ingest(
+    raw: Annotated[Path, typer.Option("--raw", help="Folder of raw departmental extracts (e.g. DATA/raw from `synth --raw`).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write person/address records, gazetteer, events, outcomes, coverage.")],
+    extract_date: Annotated[
+        str | None,
+        typer.Option("--extract-date", help="Date the extracts were taken, YYYY-MM-DD (default: extract_date in RAW/manifest.json)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ingest raw extracts with one mapping per source (ingest.mappings): code lists, rules, coverage, quarantine."""
+    import datetime as dt
+
+    from earlysignal.config import load_config, packaged_config_path
+    from earlysignal.console import progress_bar
+    from earlysignal.contract import EVENT_VOCABULARY
+    from earlysignal.errors import ConfigError
+    from earlysignal.ingest import ingest as run_ingest
+    from earlysignal.ingest import resolve_mapping_paths
+
+    project = load_config(config)
+    try:
+        date = dt.date.fromisoformat(extract_date) if extract_date else None
+    except ValueError:
+        raise ConfigError(f"--extract-date must be YYYY-MM-DD (got {extract_date!r})") from None
+    paths = resolve_mapping_paths(list(project.ingest.mappings), packaged_config_path().parent)
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(source: str, message: str, rows: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"ingest {source}", total=None)
+            bar.update(tasks[source], description=f"ingest {source}: {message} ({rows:,} rows read)")
+            if message == "done":
+                bar.update(tasks[source], total=1, completed=1)
+
+        summary = run_ingest(raw, out, paths, EVENT_VOCABULARY, project.contract.outcome_types, date, on_progress)
+    from rich.table import Table
+
+    table = Table(title=f"Ingested {raw} -> {out} (extract date {summary.extract_date})")
+    for column in ("source", "read", "mapped", "excluded", "quarantined", "read = mapped + excluded + quarantined"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for source, r in sorted(summary.reports.items()):
+        table.add_row(source, f"{r.read:,}", f"{r.mapped:,}", f"{r.excluded_total:,}", f"{r.quarantined_total:,}",
+                      "ok" if r.read == r.mapped + r.excluded_total + r.quarantined_total else "MISMATCH")
+    console.print(table)
+    counts = ", ".join(f"{name} {n:,}" for name, n in summary.row_counts.items())
+    console.print(f"Wrote {counts}; coverage in {out / 'coverage.md'}.", highlight=False)
+    if sum(r.mapped for r in summary.reports.values()) == 0:
+        raise ConfigError("nothing was usable: every row was excluded or quarantined; see coverage.md")

@@ -355,6 +355,12 @@ class LinkageSection(_Section):
     clerical_review: Path | None = None
 
 
+class IngestSection(_Section):
+    """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
+
+    mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = ProjectSection()
     data: DataSection = DataSection()
@@ -373,6 +379,7 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     linkage: LinkageSection = LinkageSection()
+    ingest: IngestSection = IngestSection()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ProjectConfig:

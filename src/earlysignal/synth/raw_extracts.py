@@ -59,9 +59,10 @@ class Style:
 STYLES: dict[str, Style] = {
     "school": Style(nickname=0.01, spelling=0.02, typo=0.01, swap=0.002, maiden=0.0, date_format="%Y-%m-%d"),
     "police": Style(nickname=0.15, spelling=0.08, typo=0.05, swap=0.03, maiden=0.2, dob_typo=0.03,
-                    dob_swap=0.02, dob_placeholder=0.02, dob_missing=0.03, postcode_missing=0.15, per_record=True,
+                    dob_swap=0.03, dob_placeholder=0.02, dob_missing=0.03, postcode_missing=0.15, per_record=True,
                     address="police", upper=True),
-    "social_care": Style(nickname=0.05, spelling=0.04, typo=0.02, swap=0.01, maiden=0.15, dob_placeholder=0.01),
+    "social_care": Style(nickname=0.05, spelling=0.04, typo=0.02, swap=0.01, maiden=0.15, dob_swap=0.01,
+                         dob_placeholder=0.01),
     "early_help": Style(nickname=0.08, spelling=0.05, typo=0.03, swap=0.01, maiden=0.15, dob_placeholder=0.02,
                         dob_missing=0.02, postcode_missing=0.05),
     "homelessness": Style(nickname=0.05, spelling=0.04, typo=0.03, swap=0.01, maiden=0.3, dob_placeholder=0.01),
@@ -79,7 +80,8 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
 
     Reads residents, residency, events, outcomes and ground_truth/ (as written by `generate_borough`);
     writes raw CSVs, the `addressbase` gazetteer, and ground_truth/raw_records.parquet (source,
-    record_id -> resident, household, address, true event or outcome) and ground_truth/addresses.parquet.
+    record_id -> resident, household, address, true event or outcome), ground_truth/addresses.parquet
+    (address_id -> UPRN) and ground_truth/identities.parquet (true names, birth dates, NHS numbers, UPNs).
     Deterministic in `seed` and the borough.
     """
     out_dir = Path(out_dir)
@@ -124,6 +126,9 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
     for col in columns:
         truth_all[col] = truth_all[col].astype("string")
     write_parquet(truth_all, out_dir / "ground_truth" / "raw_records.parquet")
+    identities = people.reset_index()[["resident_id", "first_name", "middle_name", "last_name", "maiden_name",
+                                       "birth_date", "sex", "nhs_number", "upn"]]
+    write_parquet(identities, out_dir / "ground_truth" / "identities.parquet")
     borough = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     write_json({"extract_date": borough["extract_date"], "window_start": borough["window_start"],
                 "files": counts, "generator": {"name": "earlysignal.synth.raw_extracts", "seed": seed}},
@@ -631,7 +636,9 @@ def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     # One liable-party row per adult spell at an address (from the 18th birthday if later).
     adult_at = pd.to_datetime(spells["birth"]) + pd.DateOffset(years=18)
     spells["start"] = np.maximum(pd.to_datetime(spells["start_date"]), adult_at)
-    spells = spells[pd.to_datetime(spells["end_date"]).fillna(pd.Timestamp("2100-01-01")) > spells["start"]]
+    extract_day = pd.Timestamp(events["known_at"].max()).normalize() + pd.Timedelta(days=1)
+    ends = pd.to_datetime(spells["end_date"]).fillna(pd.Timestamp("2100-01-01"))
+    spells = spells[(ends > spells["start"]) & (spells["start"] < extract_day)]
     spells = spells.reset_index(drop=True)
     accounts = spells["household_id"].unique()
     account = dict(zip(accounts, ctx.ids("CT", len(accounts), 8), strict=True))
@@ -757,6 +764,7 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
     "general_repair": ("leak under sink", "no hot water", "Toilet not flushing", "socket sparking",
                        "ceiling light not working", "kitchen cupboard door hanging off", "bath panel loose"),
 }
+VAGUE_TEXT = ("attend and make safe", "AS PER INSPECTION", "see notes", "tenant to advise on arrival")
 SANCTUARY_SOR = (("SAN00101", "MU", "SANCTUARY SCHEME - TARGET HARDENING"),
                  ("SAN00102", "CP", "SANCTUARY - FIT DOOR GUARD AND ADDITIONAL LOCKS"))
 SANCTUARY_TEXT = ("Sanctuary scheme: strengthen front door, fit door chain & extra locks",
@@ -786,7 +794,10 @@ def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, resi
         if m:
             code.append(MISC_CODE[0])
             trade.append(rng.choice(["MU", "CP"]))
-            text.append(FREE_TEXT[t][int(rng.integers(0, len(FREE_TEXT[t])))])
+            # Some operatives write nothing a rule can use: these show up as unmapped phrases.
+            vague = rng.random() < 0.04
+            text.append(VAGUE_TEXT[int(rng.integers(0, len(VAGUE_TEXT)))] if vague
+                        else FREE_TEXT[t][int(rng.integers(0, len(FREE_TEXT[t])))])
         else:
             c, tr, d = SOR[t][int(rng.integers(0, len(SOR[t])))]
             code.append(c)
