@@ -37,7 +37,7 @@ def normalise_postcode(values: pd.Series) -> pd.Series:
 
 def address_tokens(text: str | None) -> tuple[str, ...]:
     """Sorted distinct tokens of an address, abbreviations expanded, flat words dropped."""
-    if text is None or text != text:  # None or NaN
+    if text is None or pd.isna(text):
         return ()
     upper = _POSTCODE_IN_TEXT.sub(" ", str(text).upper())
     upper = _SPLIT_NUMBER_LETTER.sub(r"\1 \2", upper)
@@ -172,7 +172,7 @@ def gazetteer_tenure(gazetteer: pd.DataFrame, codes: dict[str, str], default: st
     uprn = gazetteer["uprn"].astype("string")
     if "tenure" in gazetteer.columns:
         raw = gazetteer["tenure"].astype("object")
-        mapped = raw.map(lambda v: codes.get(str(v), codes.get(str(v).strip().lower())) if v == v and v is not None else None)
+        mapped = raw.map(lambda v: codes.get(str(v), codes.get(str(v).strip().lower())) if not pd.isna(v) else None)
     else:
         mapped = pd.Series([None] * len(gazetteer), dtype="object")
     values = np.where(pd.isna(mapped), default, mapped)

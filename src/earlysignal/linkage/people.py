@@ -64,7 +64,7 @@ def standardise(records: pd.DataFrame, sex_codes: dict[str, str]) -> pd.DataFram
     out["upn"] = _clean_id(records["upn"]).values if "upn" in records else pd.NA
     spid = records["source_person_id"].astype("string")
     out["source_person_key"] = (records["source"].astype("string") + ":" + spid).where(spid.notna()).values
-    out["sex"] = records["sex"].astype("object").map(lambda v: sex_codes.get(str(v)) if v is not None and v == v else None).values
+    out["sex"] = records["sex"].astype("object").map(lambda v: sex_codes.get(str(v)) if not pd.isna(v) else None).values
     return out
 
 

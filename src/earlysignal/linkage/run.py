@@ -144,7 +144,7 @@ def _stable_ids(
 
 
 def _map_codes(values: pd.Series, codes: dict[str, Any]) -> pd.Series:
-    return values.map(lambda v: codes.get(str(v)) if v is not None and v == v else None)
+    return values.map(lambda v: codes.get(str(v)) if not pd.isna(v) else None)
 
 
 def run_link(
@@ -214,7 +214,7 @@ def run_link(
     address_records = address_records.assign(address_id=address_id.iloc[len(people):].to_numpy())
     tenure_by_uprn = addr.gazetteer_tenure(gazetteer, section.tenure_codes, section.default_tenure)
     tenure_by_address = {
-        keyed_id(secret, "A", "uprn:" + str(u)): t for u, t in tenure_by_uprn.items() if u is not None and u == u
+        keyed_id(secret, "A", "uprn:" + str(u)): t for u, t in tenure_by_uprn.items() if not pd.isna(u)
     }
     address_quality = {
         "person_records": addr.match_rates(matches["match_rule"].iloc[: len(people)]),
