@@ -308,7 +308,13 @@ def run_link(
         "known_at": pd.to_datetime(events["known_at"]).astype("datetime64[us]"),
         "value": events["value"].astype("float64") if "value" in events else np.nan,
     })
-    orphan = linked_events["resident_id"].isna() & linked_events["address_id"].isna()
+    # An address where no linked resident ever lived has no residency spell, so the contract cannot
+    # place it: a person event keeps its resident and drops the address; an address event is counted out.
+    lived_in = linked_events["address_id"].isin(set(residency["address_id"]))
+    unplaced = linked_events["address_id"].notna() & ~lived_in
+    linked_events.loc[unplaced & linked_events["resident_id"].notna(), "address_id"] = None
+    unplaced_address_events = int((unplaced & linked_events["resident_id"].isna()).sum())
+    orphan = linked_events["resident_id"].isna() & (linked_events["address_id"].isna() | unplaced)
     linked_events = linked_events[~orphan].reset_index(drop=True)
 
     okey = outcomes["source"].astype(str) + "|" + outcomes["person_record_id"].astype(str)
@@ -366,7 +372,8 @@ def run_link(
         "dropped": {
             "residents_without_birth_date_or_sex": int(len(dropped_residents)),
             "records_of_dropped_residents": int(people["resident_id"].isin(set(dropped_residents)).sum()),
-            "events_without_resident_or_address": int(orphan.sum()),
+            "events_without_resident_or_address": int(orphan.sum()) - unplaced_address_events,
+            "address_events_where_no_resident_lived": unplaced_address_events,
             "outcomes_without_resident": int((~keep_outcome).sum()),
         },
         "small_count_rule": {"min_cell": min_cell, "round_to": round_to},
