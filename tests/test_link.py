@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -289,3 +290,18 @@ def test_privacy_scan_finds_no_identifier_in_the_feature_matrix_built_from_linke
     for path in written:
         for cell in _cells(path):
             assert not set(re.split(r"[^a-z0-9]+", cell)) & single, path.name
+
+
+def test_previous_ids_stay_with_most_of_their_records_and_merges_and_splits_are_recorded() -> None:
+    from earlysignal.linkage.run import _stable_ids
+
+    previous = pd.DataFrame({"source": ["s"] * 6, "record_id": ["1", "2", "3", "4", "5", "6"],
+                             "resident_id": ["P1", "P1", "P2", "P3", "P3", "P3"]})
+    keys = pd.Series([f"s|{i}" for i in range(1, 8)])
+    clusters = np.array([0, 0, 0, 1, 1, 2, 3])  # P1+P2 merged; P3 split 2/1; record 7 is new
+    ids, labels, table = _stable_ids(keys, clusters, previous, b"k" * 32, "run")
+    assert ids.tolist()[:5] == ["P1", "P1", "P1", "P3", "P3"]
+    assert ids[5] not in {"P1", "P2", "P3"} and ids[6] not in {"P1", "P2", "P3", ids[5]}
+    assert labels.tolist() == ["merged"] * 3 + ["split", "split", "split", "new"]
+    rows = set(map(tuple, table.to_numpy()))
+    assert rows == {("P1", "P1", "kept"), ("P3", "P3", "kept"), ("P2", "P1", "merged"), ("P3", ids[5], "split")}

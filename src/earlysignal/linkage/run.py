@@ -109,37 +109,40 @@ def _stable_ids(
     frame = frame.merge(prev, on="key", how="left")
     counts = frame.dropna(subset=["prev"]).groupby(["prev", "anchor"]).size().rename("n").reset_index()
     home = counts.sort_values(["prev", "n", "anchor"], ascending=[True, False, True]).drop_duplicates("prev")
-    cluster_id: dict[str, str] = {}
-    change: dict[str, str] = {}
-    changes: list[dict[str, str]] = []
-    for anchor_key, group in home.sort_values(["anchor", "n", "prev"], ascending=[True, False, True]).groupby("anchor", sort=False):
-        keeper = group.iloc[0]["prev"]
-        cluster_id[anchor_key] = keeper
-        change[anchor_key] = "merged" if len(group) > 1 else "kept"
-        changes.append({"previous_resident_id": keeper, "resident_id": keeper, "change": "kept"})
-        for other in group["prev"].iloc[1:]:
-            changes.append({"previous_resident_id": other, "resident_id": keeper, "change": "merged"})
-    kept_ids = set(cluster_id.values())
-    for anchor_key in anchor.to_numpy():
-        if anchor_key in cluster_id:
-            continue
+    ranked = home.sort_values(["anchor", "n", "prev"], ascending=[True, False, True])
+    first_in_cluster = ~ranked["anchor"].duplicated()
+    keeper = ranked[first_in_cluster].set_index("anchor")["prev"]
+    homed = ranked.groupby("anchor").size()
+    cluster_id = keeper.to_dict()
+    change = pd.Series(np.where(homed > 1, "merged", "kept"), index=homed.index).to_dict()
+    merged = ranked[~first_in_cluster]
+    changes = [
+        pd.DataFrame({"previous_resident_id": keeper.to_numpy(), "resident_id": keeper.to_numpy(), "change": "kept"}),
+        pd.DataFrame({"previous_resident_id": merged["prev"].to_numpy(),
+                      "resident_id": merged["anchor"].map(keeper).to_numpy(), "change": "merged"}),
+    ]
+    fresh = [a for a in anchor.to_numpy() if a not in cluster_id]
+    taken = set(keeper.to_numpy()) | set(prev["prev"])
+    for anchor_key in fresh:
         new_id = provisional[anchor_key]
-        if new_id in kept_ids or new_id in set(prev["prev"]):
+        if new_id in taken:
             new_id = keyed_id(secret, "R", f"record:{anchor_key}|run:{run_id}")
         cluster_id[anchor_key] = new_id
         change[anchor_key] = "new"
     # Clusters holding some records of a previous resident who lives on elsewhere were split from it.
-    homes = dict(zip(home["prev"], home["anchor"]))
-    for row in counts.itertuples(index=False):
-        if homes[row.prev] != row.anchor:
-            changes.append({"previous_resident_id": row.prev, "resident_id": cluster_id[row.anchor], "change": "split"})
-            if change[row.anchor] == "new":
-                change[row.anchor] = "split"
-            if change[homes[row.prev]] == "kept":
-                change[homes[row.prev]] = "split"
+    homes = home.set_index("prev")["anchor"]
+    away = counts[counts["prev"].map(homes) != counts["anchor"]]
+    changes.append(pd.DataFrame({"previous_resident_id": away["prev"].to_numpy(),
+                                 "resident_id": away["anchor"].map(cluster_id).to_numpy(), "change": "split"}))
+    for anchor_key in away["anchor"]:
+        if change[anchor_key] == "new":
+            change[anchor_key] = "split"
+    for anchor_key in away["prev"].map(homes):
+        if change[anchor_key] == "kept":
+            change[anchor_key] = "split"
     ids = frame["anchor"].map(cluster_id)
     labels = frame["anchor"].map(change)
-    table = pd.DataFrame(changes, columns=["previous_resident_id", "resident_id", "change"]).drop_duplicates()
+    table = pd.concat(changes, ignore_index=True).drop_duplicates()
     return ids, labels, table.sort_values(["change", "previous_resident_id", "resident_id"]).reset_index(drop=True)
 
 
