@@ -22,7 +22,7 @@ from earlysignal.errors import EarlySignalError
 # The standard person schema Splink sees (derived in `standardise`); config may use any of these.
 SCHEMA_COLUMNS: tuple[str, ...] = (
     "first_name", "middle_name", "last_name", "first_name_initial", "birth_date", "birth_year",
-    "postcode", "uprn", "nhs_number", "upn", "source_person_key", "sex",
+    "postcode", "uprn", "nhs_number", "upn", "source_person_key", "sex", "full_name",
 )
 
 
@@ -51,6 +51,8 @@ def standardise(records: pd.DataFrame, sex_codes: dict[str, str]) -> pd.DataFram
     for name in ("first_name", "middle_name", "last_name"):
         out[name] = _clean_name(records[name]).values if name in records else pd.NA
     out["first_name_initial"] = out["first_name"].str.slice(0, 1)
+    # Forename + surname, for the term frequency of the whole name (common names say less).
+    out["full_name"] = (out["first_name"] + " " + out["last_name"]).astype("string")
     birth = pd.to_datetime(records["birth_date"], errors="coerce")
     out["birth_date"] = birth.dt.date.values
     out["birth_year"] = birth.dt.year.astype("Int64").values
@@ -89,7 +91,11 @@ def _comparison(spec: LinkageComparison) -> Any:
                 f"linkage.comparisons: column {column!r} is not in the standard person schema {list(SCHEMA_COLUMNS)}"
             )
     if spec.kind == "forename_surname":
-        comparison = cl.ForenameSurnameComparison(spec.forename, spec.surname)
+        # Splink adjusts the single-name levels by term frequency itself; the concatenated column adds
+        # the adjustment to the exact full-name level.
+        comparison = cl.ForenameSurnameComparison(
+            spec.forename, spec.surname, forename_surname_concat_col_name="full_name" if spec.term_frequency else None
+        )
     elif spec.kind == "name":
         comparison = cl.NameComparison(spec.column)
     elif spec.kind == "date_of_birth":
