@@ -334,6 +334,8 @@ class LinkageSection(_Section):
     # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
     em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date",), ("postcode", "last_name"))
     u_max_pairs: float = Field(default=2e6, gt=0)
+    # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
+    duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # The secret that keys resident, household and address IDs (HMAC-SHA256): an env var, else a file.
     secret_env: str = "EARLYSIGNAL_LINK_SECRET"
     secret_file: Path | None = None

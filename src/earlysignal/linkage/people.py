@@ -8,6 +8,7 @@ m/u parameters. Names and identifiers stay inside the DuckDB connection and are 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,8 +145,13 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> Lin
     keys = people[profile_columns].astype("string").fillna("\x00")
     representative = people["unique_id"].groupby([keys[c] for c in profile_columns], sort=False).transform("min")
     people = people[people["unique_id"].to_numpy() == representative.to_numpy()]
+    # DuckDB spills to disk beyond its memory limit; the spill holds names, so it goes to a private
+    # temporary folder that is removed when linking ends, never beside the outputs.
+    spill = tempfile.TemporaryDirectory(prefix="earlysignal-link-")
     con = duckdb.connect()
     con.execute("SET threads TO 2")
+    con.execute(f"SET memory_limit = '{section.duckdb_memory_limit}'")
+    con.execute(f"SET temp_directory = '{spill.name}'")
     db_api = DuckDBAPI(con)
     tables = []
     for source, frame in people.groupby("source_dataset", sort=True):
@@ -205,6 +211,7 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> Lin
             )
     prior = float(model.get("probability_two_random_records_match", float("nan")))
     con.close()
+    spill.cleanup()
     # Every record joins its representative's cluster.
     cluster_of = clusters.set_index("unique_id")["cluster_id"]
     clusters = pd.DataFrame({"unique_id": np.arange(len(representative), dtype=np.int64),
