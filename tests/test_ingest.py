@@ -123,6 +123,7 @@ def test_door_replacement_rate_ratio_under_abuse_survives_coding(ingested: Path,
     rate_under = under.sum() / da_days
     rate_else = (~under).sum() / (all_days - da_days)
     assert da_days > 0 and under.sum() >= 5
+    print(f"door rate ratio under abuse {rate_under / rate_else:.1f} ({under.sum()} doors under abuse)")
     assert rate_under / rate_else > 3.0, (rate_under / rate_else, under.sum())
 
 
@@ -313,3 +314,21 @@ def test_cli_ingest_prints_the_reconciliation_and_writes_outputs(raw_borough_tin
     assert "MISMATCH" not in result.output
     assert all(source in result.output for source in ("housing_repairs", "police", "school", "addressbase"))
     assert (tmp_path / "out" / "coverage.md").read_text().startswith("# Ingest coverage (extract date 2026-01-01)")
+
+
+def test_a_recorded_date_without_time_makes_the_record_known_at_the_end_of_that_day(tmp_path: Path) -> None:
+    mapping = yaml.safe_load((REPO / "conf" / "sources" / "police.yaml").read_text())
+    raw = tmp_path / "raw" / "police"
+    raw.mkdir(parents=True)
+    (raw / "notifications.csv").write_text(
+        "PoliceRef,IncidentDateTime,NotifiedDate,IncidentCategory,DASHRisk,Forename,Surname,DOB,Sex,Address,Postcode\n"
+        "P1,03/02/2024 13:42,03/02/2024,DA,HIGH,ANN,LEE,01/01/1990,Female,1 HIGH ST,N1 1AA\n"
+        "P2,03/02/2024 13:42,02/02/2024,DA,HIGH,ANN,LEE,01/01/1990,Female,1 HIGH ST,N1 1AA\n")
+    path = tmp_path / "police.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    out = tmp_path / "out"
+    ingest(tmp_path / "raw", out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, dt.date(2025, 1, 1))
+    events = pd.read_parquet(out / "events.parquet")
+    assert events["known_at"].tolist() == [pd.Timestamp("2024-02-04")]
+    q = pd.read_parquet(out / "quarantine" / "police.parquet")
+    assert q[["PoliceRef", "reason"]].values.tolist() == [["P2", "known_at_before_event_time"]]

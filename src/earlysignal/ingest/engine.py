@@ -494,7 +494,12 @@ def _known_at(frame: pd.DataFrame, time: pd.Series, extract: Extract, file: Path
         return time + lag
     if rule.rule == "column":
         spec = DateColumn(column=rule.column or "", format=rule.format)
-        return _parse_dates(frame[spec.column], spec, file, "known_at", mapping_path) + lag
+        recorded = _parse_dates(frame[spec.column], spec, file, "known_at", mapping_path)
+        # A recorded *date* (no time of day) says the record existed by the end of that day: taking the
+        # day's end never uses a record before it was known, and a same-day record is not "before" its event.
+        if (recorded.dropna() == recorded.dropna().dt.normalize()).all():
+            recorded = recorded + pd.Timedelta(days=1)
+        return recorded + lag
     # term_end: the end of the school term holding the event's month (a term may end in the next year).
     end_month = np.zeros(13, dtype=np.int64)
     end_day = np.zeros(13, dtype=np.int64)

@@ -20,10 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from earlysignal.errors import ConfigError
 
-PERSON_FIELDS = ("source_person_id", "first_name", "middle_name", "last_name", "birth_date", "sex", "postcode",
-                 "address_text", "uprn", "nhs_number", "upn", "seen_date", "seen_until")
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -14,8 +14,8 @@ entry, cancelled jobs). The truth behind every raw record goes to `ground_truth/
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from earlysignal.atomic import write_csv, write_json, write_parquet
 from earlysignal.synth import names as N
 
 RAW_DIR = "raw"
+# What a builder yields per raw file: (file name, the raw rows, the truth behind each row).
+Extracts = Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]
 PLACEHOLDER_BIRTH = "1900-01-01"
 ETHNICITY_ORDER = ("White", "Asian", "Black", "Mixed", "Other")
 # Raw ethnicity codes per system family, per true group (several codes each: systems record detail).
@@ -344,21 +346,20 @@ def _with_home(events: pd.DataFrame, residency: pd.DataFrame) -> pd.DataFrame:
         order by e.event_id
         """
     ).df()
-    # A person event with no spell covering it (a monthly record of a pupil who moved in that month)
-    # takes the person's spell nearest in time.
-    con.register("f", frame)
-    frame = con.execute(
-        """
-        select f.* replace (
-            coalesce(f.home, (select r.address_id from r where r.resident_id = f.resident_id
-                order by abs(date_diff('day', r.start_date, cast(f.event_time as date))), r.start_date limit 1)) as home,
-            coalesce(f.household_id, (select r.household_id from r where r.resident_id = f.resident_id
-                order by abs(date_diff('day', r.start_date, cast(f.event_time as date))), r.start_date limit 1))
-                as household_id)
-        from f order by f.event_id
-        """
-    ).df()
     con.close()
+    frame = frame.drop_duplicates("event_id").reset_index(drop=True)
+    # A person event with no spell covering it (a monthly record of a pupil who moved in that month)
+    # takes the person's spell starting nearest in time.
+    lost = frame["home"].isna() & frame["resident_id"].notna()
+    if lost.any():
+        left = frame.loc[lost, ["resident_id", "event_time"]].reset_index()
+        left["day"] = left["event_time"].astype("datetime64[us]").dt.normalize()
+        right = residency[["resident_id", "start_date", "address_id", "household_id"]].copy()
+        right["day"] = pd.to_datetime(right["start_date"]).astype("datetime64[us]")
+        near = pd.merge_asof(left.sort_values("day"), right.sort_values("day"), on="day", by="resident_id",
+                             direction="nearest").set_index("index")
+        frame.loc[near.index, "home"] = near["address_id"]
+        frame.loc[near.index, "household_id"] = near["household_id"]
     return frame.drop_duplicates("event_id").reset_index(drop=True)
 
 
@@ -368,6 +369,8 @@ class _Context:
     def __init__(self, book: pd.DataFrame, blocks: pd.DataFrame, people: pd.DataFrame, rng: np.random.Generator,
                  rng_ids: np.random.Generator) -> None:
         self.book = book.set_index("address_id")
+        self.position = pd.Series(np.arange(len(self.book), dtype=float), index=self.book.index)
+        self._cache: dict[str, np.ndarray] = {}
         self.blocks = blocks
         self.people = people
         self.rng = rng
@@ -429,18 +432,36 @@ class _Context:
 
     def addresses(self, style: str, homes: pd.Series) -> pd.DataFrame:
         """Address text and postcode of each address_id in `style` (missing postcodes at the style's rate)."""
-        book = self.book.reindex(homes.to_numpy())
-        variant = self.rng.random(len(book))
-        text = [("" if not isinstance(r.street, str) else _format_address(r, style, v))
-                for r, v in zip(book.itertuples(), variant, strict=True)] if style != "none" else [""] * len(book)
-        postcode = book["postcode"].fillna("").to_numpy(dtype=object).copy()
+        position = self.position.reindex(homes.to_numpy()).to_numpy()
+        known = ~np.isnan(position)
+        index = np.where(known, position, 0).astype(np.int64)
+        variant = self.rng.random(len(homes))
+        if style == "none":
+            text = np.full(len(homes), "", dtype=object)
+        else:
+            table = self._variants(style)
+            choice = (variant >= 0.4).astype(np.int64) + (variant >= 0.8)
+            text = table[index, choice]
+            text[~known] = ""
+        book = self.book
+        postcode = np.where(known, book["postcode"].to_numpy(dtype=object)[index], "").astype(object)
         rate = {"police": 0.15, "none": 0.05}.get(style, 0.02)
-        postcode[self.rng.random(len(book)) < rate] = ""
+        postcode[self.rng.random(len(homes)) < rate] = ""
         if style == "police":
-            postcode = np.array([p.replace(" ", "") if v < 0.5 else p for p, v in zip(postcode, variant, strict=True)],
-                                dtype=object)
-        return pd.DataFrame({"address": text, "postcode": postcode, "uprn": book["uprn"].to_numpy(),
-                             "property_ref": book["property_ref"].to_numpy()}, index=homes.index)
+            postcode = np.where(variant < 0.5, [p.replace(" ", "") for p in postcode], postcode).astype(object)
+        uprn = pd.array(np.where(known, book["uprn"].to_numpy()[index], 0), dtype="Int64")
+        uprn[~known] = pd.NA
+        prop = np.where(known, book["property_ref"].to_numpy(dtype=object)[index], None)
+        return pd.DataFrame({"address": text, "postcode": postcode, "uprn": uprn, "property_ref": prop},
+                            index=homes.index)
+
+    def _variants(self, style: str) -> np.ndarray:
+        """Every address written three ways in `style` (columns: flat-numbering variants), cached."""
+        if style not in self._cache:
+            rows = list(self.book.itertuples())
+            self._cache[style] = np.array([[_format_address(r, style, v) for v in (0.2, 0.6, 0.9)] for r in rows],
+                                          dtype=object).reshape(len(rows), 3)
+        return self._cache[style]
 
 
 def _noisy_dates(rng: np.random.Generator, dob: np.ndarray, u_typo: np.ndarray, u_swap: np.ndarray,
@@ -462,9 +483,12 @@ def _noisy_dates(rng: np.random.Generator, dob: np.ndarray, u_typo: np.ndarray, 
 
 
 def _reformat(iso: str, fmt: str) -> str:
+    """An ISO date written in `fmt` (%Y, %m, %d only), textually: a keyed-in impossible date such as
+    29 February of a non-leap year stays as the system holds it."""
     if not iso:
         return ""
-    return dt.date.fromisoformat(iso).strftime(fmt)
+    y, m, d = iso.split("-")
+    return fmt.replace("%Y", y).replace("%m", m).replace("%d", d)
 
 
 def _date_text(values: pd.Series, fmt: str) -> pd.Series:
@@ -499,11 +523,11 @@ def _outcome_home(outcomes: pd.DataFrame, residency: pd.DataFrame) -> pd.DataFra
 # --------------------------------------------------------------------------------------------
 
 
-def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "school")
     attendance = ev[ev["event_type"] == "absence"].reset_index(drop=True)
     p = ctx.persons("school", attendance["resident_id"], attendance["home"])
-    ethnic = [_code(ctx.rng, DFE_ETHNICITY, e) for e in p["ethnicity"]]
+    ethnic = _codes(ctx.rng, DFE_ETHNICITY, p["ethnicity"])
     ids = ctx.ids("ATT", len(attendance), 9)
     frame = pd.DataFrame({
         "AttendanceRecordID": ids, "UPN": p["upn"], "LegalForename": p["first_name"],
@@ -527,12 +551,19 @@ def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residen
     yield "exclusions", frame, _truth(ids, exc, "school/" + exc["event_type"])
 
 
-def _code(rng: np.random.Generator, table: dict, group: object) -> str:
-    options = table.get(group if isinstance(group, str) else None)
-    return options[int(rng.integers(0, len(options)))]
+def _codes(rng: np.random.Generator, table: dict, groups: pd.Series) -> np.ndarray:
+    """A raw code per record for each true group (null group: the system's 'not obtained' codes)."""
+    out = np.empty(len(groups), dtype=object)
+    values = groups.to_numpy(dtype=object)
+    missing = pd.isna(groups).to_numpy()
+    draws = rng.random(len(groups))
+    for group, options in table.items():
+        hit = missing if group is None else (values == group) & ~missing
+        out[hit] = np.asarray(options, dtype=object)[(draws[hit] * len(options)).astype(np.int64)]
+    return out
 
 
-def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "police")
     p = ctx.persons("police", ev["resident_id"], ev["home"])
     category = np.select(
@@ -552,7 +583,7 @@ def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residen
     yield "notifications", frame, _truth(ids, ev, "police/" + ev["event_type"])
 
 
-def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "social_care")
     care = outcomes[outcomes["outcome_type"].isin(
         ["csc_referral", "s47_enquiry", "child_protection_plan", "adult_safeguarding_concern"])]
@@ -566,7 +597,7 @@ def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     frame = pd.DataFrame({
         "contact_id": ids, "mosaic_person_id": ev["resident_id"].map(person_id),
         "first_name": p["first_name"], "last_name": p["last_name"], "date_of_birth": p["birth_date"],
-        "gender": p["sex"], "ethnicity": [_code(rng, DFE_ETHNICITY, e) for e in p["ethnicity"]],
+        "gender": p["sex"], "ethnicity": _codes(rng, DFE_ETHNICITY, p["ethnicity"]),
         "nhs_number": np.where(rng.random(len(ev)) < 0.6, p["nhs_number"], ""),
         "upn": np.where(rng.random(len(ev)) < 0.3, p["upn"], ""),
         "address": p["address"], "postcode": p["postcode"],
@@ -591,7 +622,7 @@ def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     yield "episodes", frame, _truth(ids, oc.assign(event_id=None), "outcome/" + oc["outcome_type"])
 
 
-def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "early_help")
     who = pd.Index(sorted(set(ev["resident_id"])))
     pid = dict(zip(who, ctx.ids("EH", len(who), 6), strict=True))
@@ -606,7 +637,7 @@ def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, res
     yield "contacts", frame, _truth(ids, ev, "early_help/contact")
 
 
-def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "homelessness")
     p = ctx.persons("homelessness", ev["resident_id"], ev["home"])
     ids = ctx.ids("HC", len(ev), 7)
@@ -629,7 +660,7 @@ def _homelessness(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, r
     yield "decisions", frame, _truth(ids, oc.assign(event_id=None), "outcome/homelessness_acceptance")
 
 
-def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     rng = ctx.rng
     birth = ctx.people["birth_date"]
     spells = residency.assign(birth=residency["resident_id"].map(birth))
@@ -671,7 +702,7 @@ def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     yield "recovery", frame, _truth(ids, ev, "council_tax/" + ev["event_type"])
 
 
-def _benefits(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _benefits(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "benefits")
     who = pd.Index(sorted(set(ev["resident_id"])))
     claim = dict(zip(who, ctx.ids("HB", len(who), 7), strict=True))
@@ -691,7 +722,7 @@ INJURY_SNOMED = ("125605004", "283385000", "58124008", "110030002", "262525000")
 OTHER_SNOMED = ("233604007", "195967001", "22298006", "68566005", "29857009", "44054006", "161891005")
 
 
-def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "ae")
     p = ctx.persons("ae", ev["resident_id"], ev["home"])
     rng = ctx.rng
@@ -702,7 +733,7 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
         "AttendanceIdentifier": ids,
         "NHSNumber": np.where(rng.random(len(ev)) < 0.95, p["nhs_number"], ""),
         "PersonBirthDate": p["birth_date"], "PersonStatedGenderCode": p["sex"].map({"M": "1", "F": "2"}),
-        "EthnicCategory": [_code(rng, NHS_ETHNICITY, e) for e in p["ethnicity"]], "Postcode": p["postcode"],
+        "EthnicCategory": _codes(rng, NHS_ETHNICITY, p["ethnicity"]), "Postcode": p["postcode"],
         "ArrivalDateTime": ev["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%S"), "DiagnosisSNOMED": dx,
     })
     yield "ecds", frame, _truth(ids, ev, "ae/" + ev["event_type"])
@@ -713,7 +744,7 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
 # --------------------------------------------------------------------------------------------
 
 
-def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "fire")
     a = ctx.addresses("lines", ev["home"])
     ids = ctx.ids("IRS", len(ev), 7)
@@ -725,7 +756,7 @@ def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency
     yield "incidents", frame, _truth(ids, ev, "fire/fire_callout")
 
 
-def _asb(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame):
+def _asb(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "asb")
     a = ctx.addresses("police", ev["home"])
     ids = ctx.ids("ASB", len(ev), 6)
@@ -781,7 +812,7 @@ PRIORITY = {"door_replacement": ("1", "2"), "lock_change": ("1", "2", "3"), "win
             "damp_mould": ("4", "5"), "general_repair": ("2", "3", "4", "5", "5", "5")}
 
 
-def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, residency: pd.DataFrame):
+def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     """Repair job rows: the true repairs, sanctuary works after a known incident, voids, planned works,
     communal door-entry jobs and cancelled duplicates."""
     ev = _pick(events, "housing_repairs")
