@@ -34,6 +34,9 @@ PERSON_COLUMNS = (
     "postcode", "address_text", "uprn", "nhs_number", "upn", "seen_date", "seen_until",
 )
 ADDRESS_COLUMNS = ("source", "record_id", "address_text", "postcode", "uprn")
+# The person-record fields linkage reads: records equal on all of them are linked once.
+PROFILE_COLUMNS = ("source", "source_person_id", "first_name", "middle_name", "last_name", "birth_date", "sex",
+                   "postcode", "matched_uprn", "nhs_number", "upn")
 GAZETTEER_COLUMNS = ("uprn", "address_text", "postcode")
 EVENT_COLUMNS = ("event_id", "source", "person_record_id", "address_record_id", "event_type", "event_time", "known_at")
 OUTCOME_COLUMNS = ("source", "person_record_id", "outcome_type", "outcome_time", "known_at")
@@ -225,14 +228,21 @@ def run_link(
     }
     seconds["addresses"] = time.perf_counter() - start
 
-    # People: Splink.
-    standard = standardise(people, section.sex_codes)
+    # People: Splink. Records repeating every linkage field (a pupil's monthly rows) are standardised
+    # and linked once, through their first occurrence.
+    start = time.perf_counter()
+    hashed = pd.util.hash_pandas_object(people[[c for c in PROFILE_COLUMNS if c in people]], index=False)
+    profile, _ = pd.factorize(hashed.to_numpy())
+    first_rows = pd.Series(np.arange(len(people))).groupby(profile, sort=True).first().to_numpy()
+    standard = standardise(people.iloc[first_rows].reset_index(drop=True), section.sex_codes)
+    seconds["standardise"] = time.perf_counter() - start
     result = link_people(standard, section, seed=config.project.seed)
     seconds.update({f"splink_{k}": v for k, v in result.seconds.items()})
 
     start = time.perf_counter()
     cluster_by_uid = result.clusters.set_index("unique_id")["cluster_id"]
-    clusters = cluster_by_uid.reindex(standard["unique_id"]).to_numpy()
+    distinct_clusters = cluster_by_uid.reindex(standard["unique_id"]).to_numpy()
+    clusters = distinct_clusters[profile]
     record_keys = _record_key(people)
     resident_id, change, change_table = _stable_ids(record_keys, clusters, previous_links, secret, run_id)
     people["resident_id"] = resident_id.to_numpy()
@@ -240,12 +250,12 @@ def run_link(
     edges = result.edges
     best = pd.concat([edges[["unique_id_l", "match_probability"]].rename(columns={"unique_id_l": "uid"}),
                       edges[["unique_id_r", "match_probability"]].rename(columns={"unique_id_r": "uid"})])
-    same = clusters[best["uid"].to_numpy()] == clusters[
+    same = distinct_clusters[best["uid"].to_numpy()] == distinct_clusters[
         pd.concat([edges["unique_id_r"], edges["unique_id_l"]]).to_numpy()]
     best = best[same].groupby("uid")["match_probability"].max()
     # Records Splink saw through an identical representative share its links; a repeat of a record
     # is certain to be the same person as it.
-    rep = result.representative
+    rep = result.representative[profile]
     repeated = pd.Series(rep).duplicated(keep=False).to_numpy()
     record_best = best.reindex(rep).to_numpy()
     record_best = np.where(repeated, 1.0, record_best)
@@ -260,8 +270,8 @@ def run_link(
 
     # Residents: attributes by the most-frequent-non-null-latest-on-ties rule.
     people["_seen"] = pd.to_datetime(people["seen_date"])
-    people["_birth"] = standard["birth_date"].to_numpy()
-    people["_sex"] = standard["sex"].to_numpy()
+    people["_birth"] = standard["birth_date"].to_numpy()[profile]
+    people["_sex"] = standard["sex"].to_numpy()[profile]
     people["_ethnicity"] = (
         _map_codes(people[section.ethnicity_column], section.ethnicity_codes) if section.ethnicity_column in people else None
     )
