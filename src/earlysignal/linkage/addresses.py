@@ -50,13 +50,11 @@ def _unit(token: str) -> bool:
     return token[0].isdigit() or len(token) == 1
 
 
-def _keys(text: pd.Series, postcode: pd.Series) -> pd.DataFrame:
-    tokens = [address_tokens(t) for t in text.astype("object").tolist()]
-    bag = pd.Series([" ".join(t) if t else None for t in tokens], index=text.index, dtype="object")
-    numbers = pd.Series(
-        [" ".join(x for x in t if _unit(x)) or None for t in tokens], index=text.index, dtype="object"
-    )
-    pc = normalise_postcode(postcode).astype("object")
+def _keys_from(tokens: list[tuple[str, ...]], postcode: pd.Series, index: pd.Index) -> pd.DataFrame:
+    """Match keys from address tokens: bag + postcode, bag, numbers + postcode."""
+    bag = pd.Series([" ".join(t) if t else None for t in tokens], index=index, dtype="object")
+    numbers = pd.Series([" ".join(x for x in t if _unit(x)) or None for t in tokens], index=index, dtype="object")
+    pc = pd.Series(normalise_postcode(postcode).astype("object").to_numpy(), index=index)
     has_pc = pc.notna()
     return pd.DataFrame(
         {
@@ -64,14 +62,14 @@ def _keys(text: pd.Series, postcode: pd.Series) -> pd.DataFrame:
             "bag": bag,
             "num_pc": (numbers + "|" + pc).where(numbers.notna() & has_pc),
         },
-        index=text.index,
+        index=index,
     )
 
 
 KEY_ORDER: tuple[str, ...] = ("uprn", "bag_pc", "bag", "num_pc", "pc_tokens", "tokens")
 
 
-def _best_candidate(rows: pd.DataFrame, candidates: pd.DataFrame, on: str, min_words: int) -> pd.Series:
+def _best_candidate(rows: pd.DataFrame, candidates: pd.DataFrame, on: list[str], min_words: int) -> pd.Series:
     """Among gazetteer candidates sharing `on` with a record (columns rid, on, tokens), the one holding
     all of the record's numbers that shares the most words with it (then the fewest extra numbers);
     at least `min_words` shared words; unique best only."""
@@ -115,47 +113,56 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
     """
     gaz = gazetteer.reset_index(drop=True)
     gaz_uprn = gaz["uprn"].astype("string")
-    gkeys = _keys(gaz["address_text"], gaz["postcode"])
-    out = pd.DataFrame(index=records.index)
+    gaz_tokens_list = [address_tokens(t) for t in gaz["address_text"].astype("object").tolist()]
+    gkeys = _keys_from(gaz_tokens_list, gaz["postcode"], gaz.index)
     matched = pd.Series(pd.NA, index=records.index, dtype="string")
     rule = pd.Series("unmatched", index=records.index, dtype="object")
+    address_key = pd.Series(None, index=records.index, dtype="object")
     own = records["uprn"].astype("string")
     hit = own.notna() & own.isin(set(gaz_uprn.dropna()))
     matched[hit] = own[hit]
     rule[hit] = "uprn"
-    rkeys = _keys(records["address_text"], records["postcode"])
+    rest = records.loc[~hit.to_numpy()]
+    if rest.empty:
+        return pd.DataFrame({"matched_uprn": matched, "match_rule": rule, "address_key": address_key})
+    # Only records without a known UPRN are tokenised: most of a big borough's records have one.
+    tokens = [address_tokens(t) for t in rest["address_text"].astype("object").tolist()]
+    rkeys = _keys_from(tokens, rest["postcode"], rest.index)
     for key in KEY_ORDER[1:-2]:
         table = pd.DataFrame({"k": gkeys[key], "uprn": gaz_uprn}).dropna()
         counts = table.groupby("k")["uprn"].nunique()
         unique = table[table["k"].isin(counts.index[counts == 1])].drop_duplicates("k").set_index("k")["uprn"]
-        todo = matched.isna() & rkeys[key].notna()
+        todo = matched[rest.index].isna() & rkeys[key].notna()
         found = rkeys.loc[todo, key].map(unique)
         found = found[found.notna()]
         matched[found.index] = found.astype("string")
         rule[found.index] = key
-    tokens = [address_tokens(t) for t in records["address_text"].astype("object").tolist()]
-    rkeys = rkeys.assign(pc=normalise_postcode(records["postcode"]).astype("object"), tokens=tokens)
-    gaz_tokens = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"),
-                               "tokens_g": [address_tokens(t) for t in gaz["address_text"].astype("object").tolist()],
-                               "uprn": gaz_uprn}).dropna(subset=["pc", "uprn"])
-    has_tokens = pd.Series([bool(t) for t in tokens], index=records.index)
-    todo = matched.isna() & rkeys["pc"].notna() & has_tokens
-    rows = rkeys.loc[todo, ["pc", "tokens"]].reset_index(names="rid")
-    found = _best_candidate(rows, gaz_tokens, "pc", min_words=1)
+    first_unit = pd.Series([next((t for t in ts if _unit(t)), None) for ts in tokens], index=rest.index, dtype="object")
+    longest_word = pd.Series(
+        [max((t for t in ts if not _unit(t) and len(t) >= 3), key=lambda w: (len(w), w), default=None) for ts in tokens],
+        index=rest.index, dtype="object")
+    rows = pd.DataFrame({"pc": normalise_postcode(rest["postcode"]).astype("object"), "unit": first_unit,
+                         "word": longest_word, "tokens": tokens}, index=rest.index)
+    gaz_rows = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"), "tokens_g": gaz_tokens_list,
+                             "uprn": gaz_uprn, "unit": [[t for t in ts if _unit(t)] for ts in gaz_tokens_list],
+                             "word": [[t for t in ts if not _unit(t) and len(t) >= 3] for ts in gaz_tokens_list]})
+    gaz_rows = gaz_rows.dropna(subset=["uprn"]).explode("unit").dropna(subset=["unit"])
+    # Within the postcode: candidates hold the record's first house/flat number (a cheap, lossless block,
+    # since a candidate must hold all the record's numbers).
+    todo = matched[rest.index].isna() & rows["pc"].notna() & rows["unit"].notna()
+    found = _best_candidate(rows.loc[todo, ["pc", "unit", "tokens"]].reset_index(names="rid"),
+                            gaz_rows.dropna(subset=["pc"])[["pc", "unit", "tokens_g", "uprn"]], ["pc", "unit"], min_words=1)
     matched[found.index] = found
     rule[found.index] = "pc_tokens"
-    # No postcode (or a wrong one): candidates are gazetteer addresses holding the record's first number.
-    todo = matched.isna() & has_tokens
-    first_number = pd.Series([next((t for t in ts if _unit(t)), None) for ts in tokens], index=records.index)
-    rows = rkeys.loc[todo, ["tokens"]].assign(num=first_number[todo]).dropna(subset=["num"]).reset_index(names="rid")
-    by_number = gaz_tokens.assign(num=[[t for t in ts if _unit(t)] for ts in gaz_tokens["tokens_g"]]).explode("num")
-    found = _best_candidate(rows, by_number.dropna(subset=["num"]).drop(columns="pc"), "num", min_words=2)
+    # No postcode (or a wrong one): candidates hold the record's first number and its longest word.
+    todo = matched[rest.index].isna() & rows["unit"].notna() & rows["word"].notna()
+    by_word = gaz_rows.explode("word").dropna(subset=["word"])[["unit", "word", "tokens_g", "uprn"]]
+    found = _best_candidate(rows.loc[todo, ["unit", "word", "tokens"]].reset_index(names="rid"), by_word,
+                            ["unit", "word"], min_words=2)
     matched[found.index] = found
     rule[found.index] = "tokens"
-    out["matched_uprn"] = matched
-    out["match_rule"] = rule
-    out["address_key"] = rkeys["bag_pc"].where(rkeys["bag_pc"].notna(), rkeys["bag"])
-    return out
+    address_key[rest.index] = rkeys["bag_pc"].where(rkeys["bag_pc"].notna(), rkeys["bag"])
+    return pd.DataFrame({"matched_uprn": matched, "match_rule": rule, "address_key": address_key})
 
 
 def match_rates(rules: pd.Series) -> dict[str, float | int]:
