@@ -12,12 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from earlysignal.config import OUTCOME_TYPES, packaged_config_path
-from earlysignal.contract import EVENT_VOCABULARY
+from earlysignal.config import packaged_config_path
+from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 from earlysignal.errors import ConfigError
 from earlysignal.ingest import IngestError, ingest, load_mapping, mapping_hash, resolve_mapping_paths
 
 REPO = Path(__file__).resolve().parents[1]
+DICTIONARY = load_dictionary(packaged_dictionary_path())
+EVENT_VOCABULARY = DICTIONARY.event_types_by_source()
+OUTCOME_TYPES = tuple(DICTIONARY.outcomes)
 MAPPINGS = sorted((REPO / "conf" / "sources").glob("*.yaml"))
 
 
@@ -206,18 +209,20 @@ MAPPING = {
 HEADER = "job_ref,address,postcode,raised,priority,sor,trade,text\n"
 
 
-def _run(tmp_path: Path, rows: str, mapping: dict | None = None) -> Path:
+def _run(tmp_path: Path, rows: str, mapping: dict | None = None, chunk_rows: int = 500_000) -> Path:
     raw = tmp_path / "raw"
     (raw / "repairs").mkdir(parents=True, exist_ok=True)
     (raw / "repairs" / "jobs.csv").write_text(rows)
     path = tmp_path / "housing_repairs.yaml"
     path.write_text(yaml.safe_dump(mapping or MAPPING))
     out = tmp_path / "out"
-    ingest(raw, out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, extract_date=dt.date(2025, 1, 1))
+    ingest(raw, out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, extract_date=dt.date(2025, 1, 1),
+           chunk_rows=chunk_rows)
     return out
 
 
-def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_rows", [500_000, 2])  # whole file, or chunks splitting the duplicate pair
+def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path, chunk_rows: int) -> None:
     out = _run(tmp_path, HEADER + "\n".join([
         "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,renew door",            # code list
         "J2,2 High St,N1 1AA,04/02/2024,5,MU9,CP,Renew FRONT DOOR",      # rule
@@ -228,7 +233,7 @@ def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path) -> None:
         ",7 High St,N1 1AA,08/02/2024,5,CP1,CP,x",                       # no record id
         "J8,8 High St,N1 1AA,09/02/2024,V15,CP1,CP,void front door",     # excluded
         "J9,9 High St,N1 1AA,09/02/2025,5,CP1,CP,x",                     # after the extract date
-    ]) + "\n")
+    ]) + "\n", chunk_rows=chunk_rows)
     q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
     assert q["reason"].to_dict() == {
         "J3": "unmapped_code:sor", "J4": "unmapped_code:sor", "J5": "unparseable_date:raised",
@@ -332,3 +337,20 @@ def test_a_recorded_date_without_time_makes_the_record_known_at_the_end_of_that_
     assert events["known_at"].tolist() == [pd.Timestamp("2024-02-04")]
     q = pd.read_parquet(out / "quarantine" / "police.parquet")
     assert q[["PoliceRef", "reason"]].values.tolist() == [["P2", "known_at_before_event_time"]]
+
+
+def test_ingest_loses_no_true_event_or_outcome_except_vague_repairs_and_restricted_contacts(
+    ingested: Path, raw_borough_tiny: Path
+) -> None:
+    true_events = pd.read_parquet(raw_borough_tiny / "events.parquet").groupby(["source", "event_type"]).size()
+    got = pd.read_parquet(ingested / "events.parquet")
+    got = got[got["event_type"] != "sanctuary_works"].groupby(["source", "event_type"]).size()
+    truth = pd.read_parquet(raw_borough_tiny / "ground_truth" / "raw_records.parquet")
+    vague = pd.read_parquet(ingested / "quarantine" / "housing_repairs.parquet")["job_ref"]
+    lost = truth[truth["record_id"].isin(vague)]["truth"].str.split("/", expand=True)
+    expected = true_events.sub(lost.groupby([0, 1]).size().rename_axis(["source", "event_type"]), fill_value=0)
+    expected.loc[("social_care", "contact")] -= int((truth["truth"] == "restricted").sum())
+    assert got.to_dict() == expected.astype(int).to_dict()
+    true_outcomes = pd.read_parquet(raw_borough_tiny / "outcomes.parquet")["outcome_type"].value_counts()
+    got_outcomes = pd.read_parquet(ingested / "outcomes.parquet")["outcome_type"].value_counts()
+    assert got_outcomes.to_dict() == true_outcomes.to_dict()

@@ -168,3 +168,15 @@ def test_repairs_hold_the_confounders_a_council_has(raw_borough: Path) -> None:
     # Free text varies in case and wording for the same true type.
     doors = jobs[jobs["truth"] == "housing_repairs/door_replacement"]["description"]
     assert doors.nunique() >= 5
+
+
+def test_cli_synth_raw_writes_the_raw_extracts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    result = CliRunner().invoke(app, ["synth", "--residents", "400", "--years", "2", "--out", str(tmp_path), "--raw"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "raw" / "housing_repairs" / "jobs.csv").exists()
+    assert (tmp_path / "ground_truth" / "raw_records.parquet").exists()
+    assert "Raw extracts in" in result.output

@@ -211,11 +211,12 @@ def validate(
     """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check.
 
     Exit code 0 when the data is usable (bad rows are set aside in DATA_DIR/quarantine/), 1 with --strict when any
-    row was quarantined, 2 when a file cannot be used at all. The rules are in docs/data-contract.md.
+    row was quarantined, 2 when a file cannot be used at all, a required table has no accepted row, or a table
+    quarantines more than contract.max_quarantine_share of its rows. The rules are in docs/data-contract.md.
     """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
-    from earlysignal.contract import TABLE_NAMES, report_table, validate_directory
+    from earlysignal.contract import TABLE_NAMES, report_table, require_usable, validate_directory
 
     project = load_config(config)
     folder = data_dir if data_dir is not None else project.data.dir
@@ -242,6 +243,7 @@ def validate(
         f"{sum(c.accepted for c in report.tables.values()):,} accepted.",
         highlight=False,
     )
+    require_usable(report, project.contract)  # nothing usable, or too much quarantined: exit 2 with the reasons
     if strict and report.total_quarantined:
         raise typer.Exit(code=1)
 
@@ -320,9 +322,9 @@ def synth(
         list[str] | None,
         typer.Option(
             "--recording-bias",
-            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...], e.g. "
-            "ethnicity=Black:1.8@police,social_care. ATTRIBUTE is ethnicity, sex or disability; sources default to "
-            "police,social_care,early_help. Repeatable; replaces synth.recording_bias when given.",
+            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...]: a group of a "
+            "synthetic person attribute and the sources that over-record it (docs/synthetic-borough.md lists them and "
+            "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
     config: ConfigOption = None,
@@ -530,7 +532,7 @@ def ingest(
 
     from earlysignal.config import load_config, packaged_config_path
     from earlysignal.console import progress_bar
-    from earlysignal.contract import EVENT_VOCABULARY
+    from earlysignal.dictionary import dictionary_for
     from earlysignal.errors import ConfigError
     from earlysignal.ingest import ingest as run_ingest
     from earlysignal.ingest import resolve_mapping_paths
@@ -551,7 +553,9 @@ def ingest(
             if message == "done":
                 bar.update(tasks[source], total=1, completed=1)
 
-        summary = run_ingest(raw, out, paths, EVENT_VOCABULARY, project.contract.outcome_types, date, on_progress)
+        dictionary = dictionary_for(project)
+        outcome_types = project.contract.outcome_types or tuple(dictionary.outcomes)
+        summary = run_ingest(raw, out, paths, dictionary.event_types_by_source(), outcome_types, date, on_progress)
     from rich.table import Table
 
     table = Table(title=f"Ingested {raw} -> {out} (extract date {summary.extract_date})")

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import contextlib
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from earlysignal.atomic import write_json, write_parquet, write_text
+from earlysignal.atomic import atomic_path, write_json, write_parquet, write_text
 from earlysignal.errors import EarlySignalError
 from earlysignal.ingest.mapping import DateColumn, Extract, SourceMapping, load_mapping, mapping_hash
 
@@ -79,11 +82,15 @@ class SourceReport:
             "share_mapped": round(self.mapped / self.read, 4) if self.read else None,
             "share_mapped_of_not_excluded": round(self.mapped / usable, 4) if usable else None,
             "hits_per_rule": dict(sorted(self.hits.items())),
-            "top_unmapped_codes": self.unmapped_codes, "top_unmapped_phrases": self.unmapped_phrases,
+            "top_unmapped_codes": _top(self.unmapped_codes), "top_unmapped_phrases": _top(self.unmapped_phrases),
             "placeholder_birth_dates": self.placeholder_birth_dates,
             "unparseable_birth_dates": self.unparseable_birth_dates,
             "known_at_capped_to_extract_date": self.known_at_capped, "outputs": self.outputs,
         }
+
+
+def _top(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_UNMAPPED])
 
 
 @dataclass
@@ -107,11 +114,14 @@ def ingest(
     outcome_types: tuple[str, ...] | list[str],
     extract_date: dt.date | None = None,
     on_progress: ProgressCallback | None = None,
+    chunk_rows: int = 500_000,
 ) -> IngestSummary:
     """Ingest every source mapped by `mapping_paths` from `raw_dir` into `out_dir`.
 
     `vocabulary` maps each source to its event types (the data dictionary); a mapping may add types it
     declares `non_feature_event_types`. `extract_date` defaults to `raw_dir/manifest.json`'s. Raises
+    Files are read `chunk_rows` rows at a time and outputs streamed to Parquet, so memory stays bounded
+    by the chunk and the per-source record-ID hashes. Raises
     IngestError for a file that cannot be used (missing file or column, unreadable encoding, a date format
     that matches no value) and ConfigError for a bad mapping; bad rows are quarantined, not raised.
     """
@@ -124,43 +134,47 @@ def ingest(
     _check_targets(mappings, vocabulary, outcome_types)
     cap = pd.Timestamp(extract_date)
 
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("person_records", "address_records", "gazetteer",
-                                                           "events", "outcomes")}
+    attributes = sorted({f"attr_{name}" for _, m in mappings for e in m.extracts if e.person
+                         for name in e.person.attributes})
     reports: dict[str, SourceReport] = {}
     quarantine: dict[str, list[pd.DataFrame]] = {}
     data_start: dict[str, str] = {}
-    for path, mapping in mappings:
-        report = reports.setdefault(mapping.source, SourceReport(mapping.source))
-        seen_ids: set[str] = set()
-        for extract in mapping.extracts:
-            files = sorted(p for p in raw_dir.glob(extract.glob) if p.is_file())
-            if not files:
-                raise IngestError(
-                    f"{path}: extract {extract.name!r}: no file in {raw_dir} matches glob {extract.glob!r}"
-                )
-            for file in files:
-                progress(mapping.source, f"{extract.name}: {file.name}", report.read)
-                frame = _read(file, extract, path)
-                report.files.append(str(file.relative_to(raw_dir)))
-                result = _process(frame, file, extract, mapping, path, report, seen_ids, cap)
-                for key, value in result.items():
-                    if key == "quarantine":
-                        quarantine.setdefault(mapping.source, []).append(value)
-                    else:
-                        parts[key].append(value)
-                times = [result[k][c] for k, c in (("events", "event_time"), ("outcomes", "outcome_time"))
-                         if k in result and len(result[k])]
-                if times:
-                    first = min(t.min() for t in times).date().isoformat()
-                    data_start[mapping.source] = min(data_start.get(mapping.source, first), first)
-        report.check()
-        progress(mapping.source, "done", report.read)
-
-    tables = {name: _finish(name, frames) for name, frames in parts.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.json").unlink(missing_ok=True)
-    for name, table in tables.items():
-        write_parquet(table, out_dir / f"{name}.parquet")
+    with contextlib.ExitStack() as stack:
+        # Outputs are streamed chunk by chunk into Parquet files renamed into place only on success.
+        sinks = {name: _Sink(stack.enter_context(atomic_path(out_dir / f"{name}.parquet")), name, attributes)
+                 for name in _SCHEMAS}
+        for path, mapping in mappings:
+            report = reports.setdefault(mapping.source, SourceReport(mapping.source))
+            seen_ids = np.array([], dtype=np.uint64)
+            for extract in mapping.extracts:
+                files = sorted(p for p in raw_dir.glob(extract.glob) if p.is_file())
+                if not files:
+                    raise IngestError(
+                        f"{path}: extract {extract.name!r}: no file in {raw_dir} matches glob {extract.glob!r}"
+                    )
+                for file in files:
+                    report.files.append(str(file.relative_to(raw_dir)))
+                    for frame in _read(file, extract, path, chunk_rows):
+                        progress(mapping.source, f"{extract.name}: {file.name}", report.read)
+                        result, seen_ids = _process(frame, file, extract, mapping, path, report, seen_ids, cap)
+                        del frame
+                        for key, value in result.items():
+                            if key == "quarantine":
+                                quarantine.setdefault(mapping.source, []).append(value)
+                            else:
+                                sinks[key].write(value)
+                        times = [result[k][c] for k, c in (("events", "event_time"), ("outcomes", "outcome_time"))
+                                 if k in result and len(result[k])]
+                        if times:
+                            first = min(t.min() for t in times).date().isoformat()
+                            data_start[mapping.source] = min(data_start.get(mapping.source, first), first)
+            report.check()
+            progress(mapping.source, "done", report.read)
+        for sink in sinks.values():
+            sink.close()
+    counts = {name: sink.rows for name, sink in sinks.items()}
     qdir = out_dir / QUARANTINE_DIR
     for source in reports:
         frames = quarantine.get(source, [])
@@ -174,7 +188,6 @@ def ingest(
     code_lists = {m.source: {"version": m.version, "sha256": mapping_hash(p), "file": str(p)} for p, m in mappings}
     combined = hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(code_lists.items())},
                                          sort_keys=True).encode()).hexdigest()
-    counts = {name: len(t) for name, t in tables.items()}
     manifest = {
         "extract_date": extract_date.isoformat(),
         "data_start": dict(sorted(data_start.items())),
@@ -227,32 +240,41 @@ def _check_targets(
 # --------------------------------------------------------------------------------------------
 
 
-def _read(file: Path, extract: Extract, mapping_path: Path) -> pd.DataFrame:
-    """All columns as text ('' for empty), plus the 1-based data row number."""
+def _read(file: Path, extract: Extract, mapping_path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Chunks of all columns as text ('' for empty), plus the 1-based data row number `__row`."""
     try:
         if extract.format == "parquet":
-            frame = pd.read_parquet(file)
-            frame = frame.astype("string").fillna("")
+            chunks: Iterable[pd.DataFrame] = (
+                b.to_pandas().astype("string").fillna("")
+                for b in pq.ParquetFile(file).iter_batches(batch_size=chunk_rows))
         else:
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding=extract.encoding,
-                                sep=extract.delimiter)
+            chunks = pd.read_csv(file, dtype=str, keep_default_na=False, encoding=extract.encoding,
+                                 sep=extract.delimiter, chunksize=chunk_rows)
+        offset = 0
+        for frame in chunks:
+            if offset == 0:
+                _check_columns(frame, file, extract, mapping_path)
+            frame["__row"] = np.arange(offset + 1, offset + len(frame) + 1)
+            offset += len(frame)
+            yield frame
     except UnicodeDecodeError as error:
         raise IngestError(
             f"{file}: cannot be read as {extract.encoding} ({error.reason} at byte {error.start}); set "
             f"encoding in {mapping_path} (extract {extract.name!r}), e.g. cp1252"
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, pa.ArrowInvalid) as error:
         raise IngestError(f"{file}: cannot be read as {extract.format}: {error}") from None
-    frame["__row"] = np.arange(1, len(frame) + 1)
+
+
+def _check_columns(frame: pd.DataFrame, file: Path, extract: Extract, mapping_path: Path) -> None:
     needed = _columns_used(extract)
     missing = [(col, key) for col, key in needed if col not in frame.columns]
     if missing:
         listed = "; ".join(f"column {col!r} (mapping key {key})" for col, key in missing)
         raise IngestError(
-            f"{file}: {listed} missing; the file has columns {[c for c in frame.columns if c != '__row']}. "
+            f"{file}: {listed} missing; the file has columns {list(frame.columns)}. "
             f"Fix the extract or {mapping_path} (extract {extract.name!r})"
         )
-    return frame
 
 
 def _columns_used(extract: Extract) -> list[tuple[str, str]]:
@@ -317,8 +339,8 @@ def _parse_dates(values: pd.Series, spec: DateColumn, file: Path, key: str, mapp
 
 def _process(
     frame: pd.DataFrame, file: Path, extract: Extract, mapping: SourceMapping, mapping_path: Path,
-    report: SourceReport, seen_ids: set[str], cap: pd.Timestamp,
-) -> dict[str, pd.DataFrame]:
+    report: SourceReport, seen_ids: np.ndarray, cap: pd.Timestamp,
+) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
     source = mapping.source
     n = len(frame)
     report.read += n
@@ -329,13 +351,15 @@ def _process(
         reason[mask] = why
 
     if extract.gazetteer is not None:
-        return _gazetteer(frame, extract, report, reason)
+        return _gazetteer(frame, extract, report, reason), seen_ids
 
     rid = frame[extract.record_id]
     fail(rid == "", f"missing_record_id:{extract.record_id}")
-    dup = rid.duplicated() | rid.isin(seen_ids)
-    fail(dup & (rid != ""), f"duplicate_record_id:{extract.record_id}")
-    seen_ids.update(rid[rid != ""])
+    # Record IDs seen earlier in the source are kept as 64-bit hashes: millions of IDs in little memory.
+    hashes = pd.util.hash_pandas_object(rid, index=False).to_numpy()
+    dup = rid.duplicated().to_numpy() | np.isin(hashes, seen_ids)
+    fail(dup & (rid != "").to_numpy(), f"duplicate_record_id:{extract.record_id}")
+    seen_ids = np.union1d(seen_ids, hashes[(rid != "").to_numpy()])
 
     time = None
     if extract.time is not None:
@@ -453,7 +477,7 @@ def _process(
     for key, table in out.items():
         if key != "quarantine":
             report.outputs[key] = report.outputs.get(key, 0) + len(table)
-    return out
+    return out, seen_ids
 
 
 def _contains(text: pd.Series, pattern: str) -> pd.Series:
@@ -473,17 +497,15 @@ def _assign(hit: pd.Series, item: Any, kind: pd.Series, target: pd.Series, coded
 
 def _count_unmapped(rows: pd.DataFrame, extract: Extract, report: SourceReport) -> None:
     if extract.codes is not None:
-        for code, count in rows[extract.codes.column].value_counts().head(TOP_UNMAPPED).items():
+        for code, count in rows[extract.codes.column].value_counts().items():
             key = f"{extract.codes.column}={code}"
             report.unmapped_codes[key] = report.unmapped_codes.get(key, 0) + int(count)
     text_cols = list(dict.fromkeys(r.column for r in extract.rules))
     for col in text_cols:
-        phrases = rows[col].str.lower().str.strip().value_counts().head(TOP_UNMAPPED)
+        phrases = rows[col].str.lower().str.strip().value_counts()
         for phrase, count in phrases.items():
             key = f"{col}={phrase}"
             report.unmapped_phrases[key] = report.unmapped_phrases.get(key, 0) + int(count)
-    report.unmapped_codes = dict(sorted(report.unmapped_codes.items(), key=lambda kv: -kv[1])[:TOP_UNMAPPED])
-    report.unmapped_phrases = dict(sorted(report.unmapped_phrases.items(), key=lambda kv: -kv[1])[:TOP_UNMAPPED])
 
 
 def _known_at(frame: pd.DataFrame, time: pd.Series, extract: Extract, file: Path, mapping_path: Path) -> pd.Series:
@@ -639,12 +661,12 @@ _SCHEMAS: dict[str, dict[str, str]] = {
 }
 
 
-def _finish(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+def _finish(name: str, frames: list[pd.DataFrame], attributes: list[str] | None = None) -> pd.DataFrame:
     """Concatenate one output's parts with its fixed column types (dates as Parquet date32)."""
     schema = _SCHEMAS[name]
     frames = [f for f in frames if len(f)]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in schema})
-    extra = sorted(c for c in table.columns if c not in schema)  # attr_* columns
+    extra = sorted(set(attributes or []) | {c for c in table.columns if c not in schema})  # attr_* columns
     table = table.reindex(columns=[*schema, *extra])
     for col, kind in schema.items():
         if kind == "date":
@@ -655,6 +677,29 @@ def _finish(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     for col in extra:
         table[col] = table[col].astype("string")
     return table
+
+
+class _Sink:
+    """One output Parquet file written chunk by chunk with a fixed schema (an empty file if no rows)."""
+
+    def __init__(self, path: Path, name: str, attributes: list[str]) -> None:
+        self.path, self.name = path, name
+        self.attributes = attributes if name == "person_records" else []
+        self.rows = 0
+        empty = _finish(name, [], self.attributes)
+        self.schema = pa.Schema.from_pandas(empty, preserve_index=False)
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame) == 0:
+            return
+        table = pa.Table.from_pandas(_finish(self.name, [frame], self.attributes), schema=self.schema,
+                                     preserve_index=False)
+        self.writer.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def coverage_markdown(coverage: dict[str, dict[str, Any]], extract_date: dt.date) -> str:
