@@ -8,13 +8,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from earlysignal.config import OUTCOME_TYPES, load_config, packaged_config_path
-from earlysignal.contract import EVENT_VOCABULARY, validate_directory
+from earlysignal.config import load_config, packaged_config_path
+from earlysignal.contract import validate_directory
+from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 from earlysignal.ingest import ingest
 from earlysignal.linkage.run import run_link
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "raw-borough-test-secret-" + "9" * 16
+DICTIONARY = load_dictionary(packaged_dictionary_path())
+EVENT_VOCABULARY = DICTIONARY.event_types_by_source()
+OUTCOME_TYPES = tuple(DICTIONARY.outcomes)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import pandas as pd
 
 from earlysignal.atomic import write_json, write_parquet
 from earlysignal.config import LinkageSection, ProjectConfig, config_to_dict
-from earlysignal.contract import ETHNICITIES, TENURES
 from earlysignal.errors import ConfigError, ContractError
 from earlysignal.fingerprint import file_sha256, stable_hash
 from earlysignal.linkage import addresses as addr
@@ -67,15 +66,23 @@ def _read(path: Path, required: tuple[str, ...], optional: bool = False) -> pd.D
     return frame
 
 
-def _check_codes(section: LinkageSection) -> None:
-    bad = {k: v for k, v in section.ethnicity_codes.items() if v not in ETHNICITIES}
-    if bad:
-        raise ConfigError(f"linkage.ethnicity_codes maps to values outside {list(ETHNICITIES)}: {bad}")
-    bad = {k: v for k, v in section.tenure_codes.items() if v not in TENURES}
-    if bad:
-        raise ConfigError(f"linkage.tenure_codes maps to values outside {list(TENURES)}: {bad}")
-    if section.default_tenure not in TENURES:
-        raise ConfigError(f"linkage.default_tenure must be one of {list(TENURES)}, got {section.default_tenure!r}")
+def _check_codes(section: LinkageSection, config: ProjectConfig) -> None:
+    """Linkage code maps must land on values the data dictionary declares (when it declares any)."""
+    from earlysignal.dictionary import dictionary_for
+
+    dictionary = dictionary_for(config)
+    for key, mapping, table, column in (
+        ("linkage.sex_codes", section.sex_codes, dictionary.residents, "sex"),
+        ("linkage.ethnicity_codes", section.ethnicity_codes, dictionary.residents, "ethnicity"),
+        ("linkage.tenure_codes", section.tenure_codes, dictionary.residency, "tenure"),
+    ):
+        allowed = table[column].values if column in table else ()
+        bad = {k: v for k, v in mapping.items() if allowed and v not in allowed}
+        if bad:
+            raise ConfigError(f"{key} maps to values outside data dictionary {column} values {list(allowed)}: {bad}")
+    tenures = dictionary.residency["tenure"].values if "tenure" in dictionary.residency else ()
+    if tenures and section.default_tenure not in tenures:
+        raise ConfigError(f"linkage.default_tenure must be one of {list(tenures)}, got {section.default_tenure!r}")
 
 
 def _record_key(frame: pd.DataFrame, record_column: str = "record_id") -> pd.Series:
@@ -169,7 +176,7 @@ def run_link(
     """
     ingested, out_dir = Path(ingested), Path(out_dir)
     section = config.linkage
-    _check_codes(section)
+    _check_codes(section, config)
     secret = load_secret(section)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
