@@ -350,7 +350,7 @@ class LinkageSection(_Section):
     disability_codes: dict[str, bool] = Field(default_factory=dict)
     # Gazetteer tenure -> contract tenure; addresses with none get default_tenure.
     tenure_codes: dict[str, str] = Field(default_factory=dict)
-    default_tenure: str = "private_rented"
+    default_tenure: str | None = None  # required by `link`: the data dictionary names the values
     # Sources whose person events are also recorded against the person record's address.
     address_events_sources: tuple[str, ...] = ()
     # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
