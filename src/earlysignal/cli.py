@@ -643,6 +643,51 @@ def access_log(
 
 @app.command()
 @user_errors_as_messages
+def link(
+    ingested: Annotated[
+        Path, typer.Option("--ingested", help="Folder written by `earlysignal ingest` (person_records.parquet, gazetteer.parquet, events.parquet ...).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the linked histories (residents, residency, events, outcomes, manifest.json), person_links.parquet and link_quality.json.")],
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="Last month's link output folder: its resident IDs are kept, and link_changes.parquet says which merged or split."),
+    ] = None,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option("--ground-truth", help="Synthetic worlds: the true person per record (e.g. <synth dir>/ground_truth/raw_records.parquet); default linkage.ground_truth."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Link people and households across sources with Splink: stable keyed resident IDs, linked histories, link quality.
+
+    Needs the linkage secret (env var EARLYSIGNAL_LINK_SECRET or linkage.secret_file; docs/ingest-and-link.md).
+    Names, addresses, NHS numbers and UPNs are never written. Check the result with `earlysignal validate OUT`.
+    """
+    from earlysignal.config import load_config
+    from earlysignal.linkage.run import run_link
+
+    project = load_config(config)
+    with console.status("linking people with Splink"):
+        summary = run_link(ingested, out, project, previous=previous, ground_truth=ground_truth)
+    quality = summary.quality
+    console.print(
+        f"Linked {summary.records:,} person records into {summary.residents:,} residents "
+        f"(run {summary.link_run_id}; {quality['pairs_compared']:,} pairs compared, threshold {quality['threshold']}).",
+        highlight=False,
+    )
+    if "ground_truth" in quality:
+        truth = quality["ground_truth"]
+        console.print(
+            f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
+            highlight=False,
+        )
+    if "changes_since_previous" in quality:
+        console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
+    console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
 def ingest(
     raw: Annotated[Path, typer.Option("--raw", help="Folder of raw departmental extracts (e.g. DATA/raw from `synth --raw`).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write person/address records, gazetteer, events, outcomes, coverage.")],
