@@ -325,6 +325,14 @@ def synth(
             "police,social_care,early_help. Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
+    recording_change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recording-change",
+            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD, e.g. police:0.2@2024-06-01: from that date "
+            "the source records 20% of what it did. Repeatable; replaces synth.recording_change when given.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic borough: contract tables, manifest.json and ground_truth/ (latent states, hazards)."""
@@ -333,7 +341,7 @@ def synth(
     from earlysignal.config import SynthSection, load_config
     from earlysignal.console import progress_bar
     from earlysignal.errors import ConfigError
-    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias
+    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias, parse_recording_change
 
     project = load_config(config)
     settings = project.synth.model_dump()
@@ -341,6 +349,8 @@ def synth(
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if recording_bias:
         settings["recording_bias"] = tuple(parse_recording_bias(text) for text in recording_bias)
+    if recording_change:
+        settings["recording_change"] = tuple(parse_recording_change(text) for text in recording_change)
     try:
         synth_settings = SynthSection.model_validate(settings)
     except ValidationError as error:
@@ -453,3 +463,55 @@ def demo(
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors_as_messages
+def monitor(
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Folder of past ranked lists written by `score` (default: monitoring.scores_dir)."),
+    ] = None,
+    audit_file: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.json holding the promised figures (default: monitoring.audit, else the "
+                     "latest list's model's reports/audit/<model>-v<version>/audit.json)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Monitor with what was known before this date, YYYY-MM-DD (default: the data's extract date)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder for monitor.html and monitor.json (default: reports/monitor/<model.name>-<date>/)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
+    per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
+    import datetime as dt
+
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.monitor import run_monitor
+
+    known_by = None
+    if as_of is not None:
+        try:
+            known_by = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        bar.add_task("monitoring", total=None)
+        result = run_monitor(project, data_dir=data, scores_dir=scores, audit_path=audit_file, out=out, known_by=known_by)
+    colours = {"green": "green", "amber": "yellow", "red": "bold red"}
+    for criterion in result.document["criteria"]:
+        colour = colours.get(criterion["status"], "white")
+        console.print(f"[{colour}]{criterion['status'].upper():>13}[/{colour}]  {criterion['name']}: {criterion['detail']}",
+                      highlight=False)
+    overall = result.document["overall"]
+    console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
+                  f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
