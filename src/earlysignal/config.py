@@ -334,6 +334,7 @@ class MonitoringSection(_Section):
     audit: Path | None = None  # audit.json holding the promise; default: reports/audit/<model>-v<version>/
     bootstrap: int = Field(default=200, ge=0)
     recent_months: int = Field(default=3, gt=0)  # complete months before the extract date compared
+    volume_alpha: float = Field(default=0.01, gt=0, lt=1)  # a volume drop chance explains (p >= alpha) stays green
     reference_start: dt.date | None = None  # default: temporal.first_as_of
     reference_end: dt.date | None = None  # default: the earliest list's as_of, else the recent months' start
     response: ServiceResponse | None = None

@@ -53,12 +53,14 @@ def _volume(criterion: SwitchOffCriterion, sources: Sequence[dict[str, Any]]) ->
     per_source = {}
     for item in sources:
         status = _banded(item["drop"], criterion.amber, criterion.red)  # type: ignore[arg-type]
+        if status in (AMBER, RED) and not item["significant"]:
+            status = GREEN  # a drop this size happens by chance in a source this small
         if item["silent_months"]:
             status = RED
         per_source[item["source"]] = status
     flagged = sorted(s for s, v in per_source.items() if v in (AMBER, RED))
     detail = (f"volume drop above {criterion.red:.0%} or a silent month is red, above "
-              f"{(criterion.amber or criterion.red):.0%} amber; "
+              f"{(criterion.amber or criterion.red):.0%} amber (drops that chance explains, p >= alpha, stay green); "
               + (f"flagged: {', '.join(f'{s} ({per_source[s]})' for s in flagged)}" if flagged else "no source flagged"))
     return {"status": worst(list(per_source.values())), "detail": detail, "per_source": per_source}
 

@@ -147,6 +147,7 @@ def build_monitor(
         (periods["reference_start"], periods["reference_end"]),
         (periods["recent_start"], periods["recent_end"]),
         known_by,
+        config.monitoring.volume_alpha,
     )
     for item in drift:
         item["monthly"] = {m: _count(c, config) for m, c in item["monthly"].items()}

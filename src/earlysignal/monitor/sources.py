@@ -65,6 +65,7 @@ def source_volume_drift(
     reference: tuple[dt.date, dt.date],
     recent: tuple[dt.date, dt.date],
     known_by: dt.date,
+    alpha: float = 0.01,
 ) -> list[dict[str, Any]]:
     """Per source: recent monthly volume against what the reference period leads one to expect, the drop
     (fraction, 0.8 = 80% fewer records), silent recent months and the event-type mix PSI.
@@ -72,8 +73,15 @@ def source_volume_drift(
     Periods are [start, end) of whole months. Sources that record late (school census a term in arrears,
     A&E a month or two) would look like they dropped in the last months, so the comparison is like for
     like: a recent month m, seen known_by - end(m) days after it ended, is compared with the reference
-    months' events known within the same number of days after their month ended.
+    months of the same calendar month (seasonal sources), counting their events known within the same
+    number of days after their month ended.
+
+    Small sources vary a lot from month to month by chance, so each drop carries the one-sided Poisson
+    probability of seeing so few records if nothing had changed (`p_value`); `significant` is p < alpha.
+    A recent month is silent when it has no records although the reference makes that improbable
+    (exp(-expected) < alpha).
     """
+    from scipy.stats import poisson
     ref_months = months_between(*reference)
     recent_months = months_between(*recent)
     volumes = monthly_volumes(events, sources, ref_months + recent_months)
@@ -84,15 +92,26 @@ def source_volume_drift(
     in_ref = (time >= pd.Timestamp(reference[0])) & (time < pd.Timestamp(reference[1]))
     in_recent = (time >= pd.Timestamp(recent[0])) & (time < pd.Timestamp(recent[1]))
     allowance = np.array([(known_by - _next_month(m)).days for m in recent_months], dtype=float)
+    # Records such as school absence are seasonal: a recent month is compared with the reference
+    # months of the same calendar month when the reference period has any, else with all of them.
+    ref_calendar = np.array([m.month for m in ref_months])
+    event_calendar = time.dt.month.to_numpy()
     out = []
     for source in sources:
         mine = (events["source"] == source).to_numpy()
-        ref_lags = lag_days.to_numpy()[mine & in_ref.to_numpy()]
+        ref_rows = mine & in_ref.to_numpy()
+        ref_lags = lag_days.to_numpy()[ref_rows]
+        ref_event_calendar = event_calendar[ref_rows]
         recent_counts = volumes.loc[source, recent_months].to_numpy(dtype=float)
-        expected = np.array([(ref_lags < a).sum() for a in allowance], dtype=float) / max(len(ref_months), 1)
-        drop = None
+        expected = np.zeros(len(recent_months))
+        for i, (m, a) in enumerate(zip(recent_months, allowance, strict=True)):
+            same = int((ref_calendar == m.month).sum())
+            pool = (ref_event_calendar == m.month) if same else np.ones(len(ref_lags), dtype=bool)
+            expected[i] = float(((ref_lags < a) & pool).sum()) / (same or max(len(ref_months), 1))
+        drop = p_value = None
         if ref_months and expected.sum() > 0:
             drop = 1.0 - float(recent_counts.sum() / expected.sum())
+            p_value = float(poisson.cdf(recent_counts.sum(), expected.sum()))
         mix = mix_psi(
             events.loc[mine & in_ref.to_numpy(), "event_type"].value_counts().to_dict(),
             events.loc[mine & in_recent.to_numpy(), "event_type"].value_counts().to_dict(),
@@ -104,9 +123,13 @@ def source_volume_drift(
             "recent_monthly_mean": float(recent_counts.mean()) if len(recent_counts) else None,
             "expected_recent_monthly_mean": float(expected.mean()) if len(expected) else None,
             "drop": drop,
-            # Silent: nothing recorded in a month in which the reference leads one to expect records.
+            "p_value": p_value,
+            "significant": p_value is not None and p_value < alpha,
+            # Silent: nothing recorded in a month in which the reference makes that improbable.
             "silent_months": [
-                m.isoformat() for m, c, e in zip(recent_months, recent_counts, expected, strict=True) if c == 0 and e >= 1
+                m.isoformat()
+                for m, c, e in zip(recent_months, recent_counts, expected, strict=True)
+                if c == 0 and np.exp(-e) < alpha
             ],
             "type_mix_psi": mix,
             "monthly": {m.isoformat(): int(c) for m, c in volumes.loc[source].items()},
