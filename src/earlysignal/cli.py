@@ -515,3 +515,54 @@ def monitor(
     console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
                   f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
                   highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def necessity(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Registered model whose audit folder (reports/audit/<model>-v<version>/) gets the "
+                     "result, so that `earlysignal audit` of that version includes it, e.g. models:/NAME@candidate."),
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="A feature matrix written by `features` (default: build or reuse one from --data).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Leave out only these sources / proxy groups (repeatable; default: every one)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder for necessity.json and necessity.html (default: the --model's audit folder, else reports/necessity/<model.name>/).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Necessity of each source for the DPIA: retrain on the same temporal splits without each source and each
+    proxy group (necessity.proxy_groups); loss in precision at capacity and AUC with paired bootstrap intervals."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.modeling.necessity import run_necessity
+
+    project = load_config(config)
+    if out is None and model is not None:
+        from earlysignal.audit import default_output_dir
+        from earlysignal.modeling.registry import resolve_model_version
+        from earlysignal.tracking import configure_tracking
+
+        configure_tracking()
+        version = resolve_model_version(model)
+        out = default_output_dir(version.name, str(version.version))
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("necessity", total=None)
+        names = [name.strip() for item in only for name in item.split(",") if name.strip()] if only else None
+        result = run_necessity(project, data_dir=data, matrix=matrix, out_dir=out, only=names,
+                               progress=lambda step: bar.update(task, description=f"necessity: {step}"))
+    document = result.document
+    for row in document["variants"]:
+        loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
+        shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
+        verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        console.print(
+            f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
+            f"AUC {shown['roc_auc']} -> {verdict}",
+            highlight=False,
+        )
+    console.print(f"Run time {document['seconds_total']:.0f} s.\nTable: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)

@@ -341,6 +341,22 @@ class MonitoringSection(_Section):
     switch_off: tuple[SwitchOffCriterion, ...] = Field(default_factory=_default_switch_off)
 
 
+class ProxyGroup(_Section):
+    """Features that stand in for a protected characteristic, left out together by `necessity`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    features: tuple[str, ...] = Field(min_length=1)  # feature names or shell patterns, e.g. static__age*
+    why: str = ""  # which characteristic they stand in for, shown in the report
+
+
+class NecessitySection(_Section):
+    """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
+
+    bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
+    fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    proxy_groups: tuple[ProxyGroup, ...] = ()
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = ProjectSection()
     data: DataSection = DataSection()
@@ -359,6 +375,7 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     monitoring: MonitoringSection = MonitoringSection()
+    necessity: NecessitySection = NecessitySection()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ProjectConfig:

@@ -83,6 +83,8 @@ def run_audit(
         audit_config=config,
     )
     folder = Path(out_dir) if out_dir is not None else default_output_dir(artifacts.model_name, artifacts.model_version)
+    if (folder / "necessity.json").exists():  # written by `earlysignal necessity --model` for this version
+        audit["necessity"] = json.loads((folder / "necessity.json").read_text(encoding="utf-8"))
     html_path = write_text(render_audit_html(audit), folder / "audit.html")
     json_path = write_json(audit, folder / "audit.json")
     if log_to_mlflow:
