@@ -84,3 +84,39 @@ def test_losing_signal_shows_as_a_positive_contribution_with_an_interval_above_z
     assert result["necessary"] is True
     assert result["without"]["roc_auc"] == pytest.approx(
         np.mean([paired_contribution(data, [w], [w], config, 0)["without"]["roc_auc"] for w in weak]))
+
+
+@pytest.mark.slow
+def test_necessity_command_writes_the_table_and_the_audit_report_includes_it(tmp_path_factory, monkeypatch) -> None:
+    from audit_world import audit_world
+    from typer.testing import CliRunner
+
+    from earlysignal.audit import run_audit
+    from earlysignal.cli import app
+
+    world = audit_world(tmp_path_factory.getbasetemp(), biased=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world.tracking_uri)
+    raw = world.config.model_dump(mode="json")
+    raw["necessity"].update(bootstrap=30, fairness_bootstrap=0)
+    config_path = tmp_path_factory.mktemp("necessity") / "borough.yaml"
+    config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    out = config_path.parent / "audit"
+    result = CliRunner().invoke(app, ["necessity", "--config", str(config_path), "--only", "housing_repairs,age_and_family",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "necessity.json").read_text())
+    assert [v["name"] for v in document["variants"]] == ["housing_repairs", "age_and_family"]
+    assert document["bootstrap"]["resamples"] == 30
+    for row in document["variants"]:
+        for metric in ("precision_at_capacity", "roc_auc"):
+            entry = row["contribution"][metric]
+            assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+        assert row["necessary"] == (row["name"] not in document["not_shown_necessary"])
+    assert "Run time" in result.output
+    report = run_audit(world.model_uri, out_dir=out, log_to_mlflow=False)
+    html = report.html_path.read_text(encoding="utf-8")
+    assert report.audit["necessity"] == document
+    assert html.count('<section id="necessity">') == 1
+    assert 'data-necessity="housing_repairs"' in html and 'data-necessity="age_and_family"' in html
+    assert html.index('<section id="necessity">') < html.index('<section id="approval">')
+    assert 'alt="Loss in precision at capacity and AUC without each source" src="data:image/png;base64,' in html
