@@ -234,3 +234,38 @@ def test_monitor_refuses_a_date_after_the_extract(boroughs: dict[str, Path], tmp
     assert result.exit_code == 2
     assert "after the data's extract date 2026-01-01" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_monitor_ignores_everything_recorded_after_the_monitoring_date(boroughs: dict[str, Path], tmp_path: Path) -> None:
+    import dataclasses
+
+    from earlysignal.monitor.past_lists import find_past_lists
+
+    config = config_from_dict(_tiny_config(boroughs["steady"]))
+    data = contract.load_linked_data(boroughs["steady"], config, write_quarantine=False)
+    as_of, known_by = dt.date(2024, 7, 1), dt.date(2025, 3, 1)
+    ids = data.residents["resident_id"].astype(str).iloc[:300].tolist()
+    ranked = pd.DataFrame({"resident_id": ids, "score": np.linspace(0.5, 0.0, 300), "rank": np.arange(1, 301)})
+    ranked["flagged"] = ranked["rank"] <= 30
+    (tmp_path / "list").mkdir()
+    ranked.to_parquet(tmp_path / "list" / "ranked.parquet")
+    (tmp_path / "list" / "summary.json").write_text(json.dumps({"as_of": as_of.isoformat(), "capacity_k": 30}))
+    lists = find_past_lists(tmp_path)
+    before = build_monitor(config, data, lists, None, known_by)
+    assert before["lists"][0]["labels_known"]
+
+    late = pd.Timestamp(known_by)
+    extra_outcomes = pd.DataFrame({"resident_id": ids[:30], "outcome_type": "child_protection_plan",
+                                   "outcome_time": pd.Timestamp("2024-08-01"), "known_at": late, "end_time": pd.NaT})
+    extra_events = data.events.loc[data.events["event_time"] < late].head(5000).assign(known_at=late)
+    perturbed = dataclasses.replace(
+        data,
+        outcomes=pd.concat([data.outcomes, extra_outcomes.astype(data.outcomes.dtypes.to_dict())], ignore_index=True),
+        events=pd.concat([data.events, extra_events], ignore_index=True),
+    )
+    assert build_monitor(config, perturbed, lists, None, known_by) == before
+    # The same outcomes known a day earlier do count: the check can fail.
+    known = dataclasses.replace(perturbed, outcomes=pd.concat(
+        [data.outcomes, extra_outcomes.assign(known_at=late - pd.Timedelta(days=1)).astype(data.outcomes.dtypes.to_dict())],
+        ignore_index=True))
+    assert build_monitor(config, known, lists, None, known_by)["lists"][0]["precision_at_capacity"]["value"] == 1.0

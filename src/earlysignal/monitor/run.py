@@ -142,8 +142,10 @@ def build_monitor(
 
     periods = monitoring_periods(config, lists, known_by)
     sources = list(dict.fromkeys(f.source for f in config.features.families))
+    # Point in time: a record the council only knew of at or after the monitoring date does not count.
+    known_events = data.events.loc[pd.to_datetime(data.events["known_at"]) < pd.Timestamp(known_by)]
     drift = source_volume_drift(
-        data.events, sources,
+        known_events, sources,
         (periods["reference_start"], periods["reference_end"]),
         (periods["recent_start"], periods["recent_end"]),
         known_by,
