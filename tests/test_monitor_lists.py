@@ -74,6 +74,9 @@ def test_closed_lists_get_realised_precision_with_intervals_and_the_open_one_wai
     [criterion] = [c for c in result.document["criteria"] if c["kind"] == "precision_below_promise"]
     assert criterion["evaluated_lists"] == 2
     assert criterion["status"] in ("green", "amber", "red")
+    final = next(r for r in world.audit["performance"]["temporal_plan"] if r["split"] == "final model")
+    periods = result.document["sources"]["periods"]
+    assert (periods["reference_start"], periods["reference_end"]) == (final["trained_from"], final["trained_to"])
     assert result.document["calibration"], "pooled calibration of the closed lists"
     assert all(c["n"] % world.config.audit.round_to == 0 for c in result.document["calibration"])
 

@@ -49,13 +49,28 @@ def _count(value: int, config: ProjectConfig) -> int | None:
     return round_count(value, config.audit.round_to)
 
 
-def monitoring_periods(config: ProjectConfig, lists: list[PastList], known_by: dt.date) -> dict[str, dt.date]:
-    """Reference and recent periods ([start, end) of whole months) for the source drift comparison."""
+def training_period(audit: dict[str, Any] | None) -> tuple[dt.date, dt.date] | None:
+    """First and last as_of dates the audited (final) model learnt from, from audit.json's temporal plan."""
+    for row in ((audit or {}).get("performance") or {}).get("temporal_plan") or []:
+        if row.get("split") == "final model" and row.get("trained_from") and row.get("trained_to"):
+            return dt.date.fromisoformat(str(row["trained_from"])), dt.date.fromisoformat(str(row["trained_to"]))
+    return None
+
+
+def monitoring_periods(
+    config: ProjectConfig, lists: list[PastList], known_by: dt.date, trained: tuple[dt.date, dt.date] | None = None
+) -> dict[str, dt.date]:
+    """Reference and recent periods ([start, end) of whole months) for the source drift comparison.
+
+    The reference is, in order of precedence: monitoring.reference_start/end; the audited model's training
+    as_of dates; temporal.first_as_of up to the earliest list (or up to the recent months).
+    """
     settings = config.monitoring
     recent_end = month_start(known_by)
     recent_start = add_months(recent_end, -settings.recent_months)
-    reference_start = settings.reference_start or config.temporal.first_as_of
-    reference_end = settings.reference_end or (lists[0].as_of if lists else recent_start)
+    default_start, default_end = trained or (config.temporal.first_as_of, lists[0].as_of if lists else recent_start)
+    reference_start = settings.reference_start or default_start
+    reference_end = settings.reference_end or default_end
     reference_end = min(month_start(reference_end), recent_start)
     reference_start = month_start(reference_start)
     if reference_start >= reference_end:
@@ -140,7 +155,7 @@ def build_monitor(
         for point in calibration:
             point["n"] = round_count(point["n"], config.audit.round_to)
 
-    periods = monitoring_periods(config, lists, known_by)
+    periods = monitoring_periods(config, lists, known_by, training_period(audit))
     sources = list(dict.fromkeys(f.source for f in config.features.families))
     # Point in time: a record the council only knew of at or after the monitoring date does not count.
     known_events = data.events.loc[pd.to_datetime(data.events["known_at"]) < pd.Timestamp(known_by)]
