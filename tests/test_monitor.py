@@ -100,6 +100,14 @@ def test_precision_criterion_turns_red_after_consecutive_lists_below_the_audits_
     assert result["bound"] == 0.4
 
 
+def test_lists_of_another_model_version_are_not_held_to_this_audits_promise() -> None:
+    criterion = SwitchOffCriterion(name="precision", kind="precision_below_promise", consecutive=2)
+    lists = [{**_entry("2024-01-01", 0.3), "model_version": "1"}, {**_entry("2024-04-01", 0.3), "model_version": "2"}]
+    promise = {"precision_at_capacity": {"value": 0.45, "ci_low": 0.4, "ci_high": 0.5}, "model_version": "2"}
+    [result] = evaluate_criteria([criterion], lists, promise, [], None)
+    assert (result["status"], result["evaluated_lists"]) == ("amber", 1)
+
+
 def test_source_criteria_band_by_thresholds_and_ignore_drops_chance_explains() -> None:
     volume = SwitchOffCriterion(name="volume", kind="source_volume_drop", amber=0.25, red=0.5)
     psi = SwitchOffCriterion(name="psi", kind="source_psi", amber=0.1, red=0.25)

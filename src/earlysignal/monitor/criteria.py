@@ -33,6 +33,10 @@ def _below_promise(criterion: SwitchOffCriterion, metric: str, lists: Sequence[d
         entry = promise[metric]
         bound = entry.get("ci_low") if entry.get("ci_low") is not None else entry.get("value")
     evaluated = [item for item in lists if item["labels_known"] and item[metric]["value"] is not None]
+    version = (promise or {}).get("model_version")
+    if version is not None:
+        # The audit promised this version's performance; lists made by other versions are not held to it.
+        evaluated = [item for item in evaluated if item.get("model_version") in (None, version)]
     if bound is None or not evaluated:
         why = "no audit promise to compare with" if bound is None else "no list's label horizon has closed yet"
         return {"status": NOT_EVALUABLE, "detail": why, "bound": bound, "streak": 0, "evaluated_lists": len(evaluated)}
