@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,13 +44,6 @@ GOVERNANCE_LABELS = {
     "retraining_cadence": "Retraining cadence",
     "switch_off_criteria": "Criteria for switching the model off",
 }
-OUTCOME_WORDS = {
-    "csc_referral": "a referral to children's social care",
-    "s47_enquiry": "a section 47 child protection enquiry",
-    "child_protection_plan": "a child protection plan",
-    "homelessness_acceptance": "being accepted as homeless",
-    "adult_safeguarding_concern": "an adult safeguarding concern",
-}
 METRIC_WORDS = {
     "precision_at_capacity": "precision at capacity",
     "recall_at_capacity": "recall at capacity",
@@ -64,9 +57,19 @@ K_CURVE_POINTS = 40
 CALIBRATION_BINS = 10
 
 
-def outcome_phrase(outcome_types: Sequence[str], horizon_months: int) -> tuple[str, str]:
-    """('a child protection plan', 'within 6 months') style words for the label."""
-    words = [OUTCOME_WORDS.get(o, o.replace("_", " ")) for o in outcome_types]
+def outcome_labels(config: ProjectConfig) -> dict[str, str]:
+    """Outcome type -> wording in reports, from the config's data dictionary."""
+    from earlysignal.dictionary import dictionary_for
+
+    return {name: spec.label for name, spec in dictionary_for(config).outcomes.items()}
+
+
+def outcome_phrase(
+    outcome_types: Sequence[str], horizon_months: int, labels: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """('a plan', 'within 6 months') style words for the label; `labels` are the data dictionary's outcome labels."""
+    labels = labels or {}
+    words = [labels.get(o, o.replace("_", " ")) for o in outcome_types]
     what = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     return what, f"within {horizon_months} months"
 
@@ -278,7 +281,7 @@ def _capacity_words(config: ProjectConfig) -> str:
 
 
 def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
     cohort = f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough at each as-of date"
     features = data.get("features", [])
     sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
@@ -324,7 +327,7 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
 
 
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
     period = data.get("period", {})
     return [
         f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
@@ -357,7 +360,7 @@ def build_audit(
     settings = (audit_config or config).audit
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
     frame = evaluated_rows(predictions)
     feature_columns = list(feature_metadata.get("feature_columns", []))
     feature_records = feature_metadata.get("features", [])
