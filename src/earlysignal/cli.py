@@ -331,8 +331,8 @@ def synth(
         list[str] | None,
         typer.Option(
             "--recording-change",
-            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD, e.g. police:0.2@2024-06-01: from that date "
-            "the source records 20% of what it did. Repeatable; replaces synth.recording_change when given.",
+            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD (factor 0.2: from that date the source records "
+            "20% of what it did; docs/synthetic-borough.md). Repeatable; replaces synth.recording_change when given.",
         ),
     ] = None,
     config: ConfigOption = None,
