@@ -383,6 +383,14 @@ def synth(
             "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
+    recording_change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recording-change",
+            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD (factor 0.2: from that date the source records "
+            "20% of what it did; docs/synthetic-borough.md). Repeatable; replaces synth.recording_change when given.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     raw: Annotated[
         bool,
@@ -396,7 +404,7 @@ def synth(
     from earlysignal.config import SynthSection, load_config
     from earlysignal.console import progress_bar
     from earlysignal.errors import ConfigError
-    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias
+    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias, parse_recording_change
 
     project = load_config(config)
     settings = project.synth.model_dump()
@@ -404,6 +412,8 @@ def synth(
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if recording_bias:
         settings["recording_bias"] = tuple(parse_recording_bias(text) for text in recording_bias)
+    if recording_change:
+        settings["recording_change"] = tuple(parse_recording_change(text) for text in recording_change)
     try:
         synth_settings = SynthSection.model_validate(settings)
     except ValidationError as error:
@@ -684,6 +694,109 @@ def link(
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def monitor(
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Folder of past ranked lists written by `score` (default: monitoring.scores_dir)."),
+    ] = None,
+    audit_file: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.json holding the promised figures (default: monitoring.audit, else the "
+                     "latest list's model's reports/audit/<model>-v<version>/audit.json)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Monitor with what was known before this date, YYYY-MM-DD (default: the data's extract date)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder for monitor.html and monitor.json (default: reports/monitor/<model.name>-<date>/)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
+    per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
+    import datetime as dt
+
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.monitor import run_monitor
+
+    known_by = None
+    if as_of is not None:
+        try:
+            known_by = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        bar.add_task("monitoring", total=None)
+        result = run_monitor(project, data_dir=data, scores_dir=scores, audit_path=audit_file, out=out, known_by=known_by)
+    colours = {"green": "green", "amber": "yellow", "red": "bold red"}
+    for criterion in result.document["criteria"]:
+        colour = colours.get(criterion["status"], "white")
+        console.print(f"[{colour}]{criterion['status'].upper():>13}[/{colour}]  {criterion['name']}: {criterion['detail']}",
+                      highlight=False)
+    overall = result.document["overall"]
+    console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
+                  f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def necessity(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Registered model whose audit folder (reports/audit/<model>-v<version>/) gets the "
+                     "result, so that `earlysignal audit` of that version includes it, e.g. models:/NAME@candidate."),
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="A feature matrix written by `features` (default: build or reuse one from --data).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Leave out only these sources / proxy groups (repeatable; default: every one)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder for necessity.json and necessity.html (default: the --model's audit folder, else reports/necessity/<model.name>/).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Necessity of each source for the DPIA: retrain on the same temporal splits without each source and each
+    proxy group (necessity.proxy_groups); loss in precision at capacity and AUC with paired bootstrap intervals."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.modeling.necessity import run_necessity
+
+    project = load_config(config)
+    if out is None and model is not None:
+        from earlysignal.audit import default_output_dir
+        from earlysignal.modeling.registry import resolve_model_version
+        from earlysignal.tracking import configure_tracking
+
+        configure_tracking()
+        version = resolve_model_version(model)
+        out = default_output_dir(version.name, str(version.version))
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("necessity", total=None)
+        names = [name.strip() for item in only for name in item.split(",") if name.strip()] if only else None
+        result = run_necessity(project, data_dir=data, matrix=matrix, out_dir=out, only=names,
+                               progress=lambda step: bar.update(task, description=f"necessity: {step}"))
+    document = result.document
+    for row in document["variants"]:
+        loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
+        shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
+        verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        console.print(
+            f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
+            f"AUC {shown['roc_auc']} -> {verdict}",
+            highlight=False,
+        )
+    console.print(f"Run time {document['seconds_total']:.0f} s.\nTable: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
 
 
 @app.command()
