@@ -466,17 +466,40 @@ def audit(
         typer.Option("--out", help="Folder for audit.html and audit.json (default: reports/audit/<model>-v<version>/)."),
     ] = None,
     config: ConfigOption = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Audit scores from elsewhere instead of a model: a CSV/Parquet file with "
+                     "resident_id, as_of, score, label and flagged (or pass --capacity)."),
+    ] = None,
+    source_name: Annotated[
+        str | None,
+        typer.Option("--source-name", help="Whose scores --scores holds, as the report should name them "
+                     "(e.g. \"Vendor X tool\")."),
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", help="With --scores and no flagged column: flag the top K of each as_of by score."),
+    ] = None,
+    scores_data: Annotated[
+        Path | None,
+        typer.Option("--scores-data", help="With --scores: the linked data whose residents' protected "
+                     "characteristics are joined (default: data.dir of the config)."),
+    ] = None,
 ) -> None:
     """Audit a trained model for the governance board: fairness by group, small numbers, drivers, model card.
 
     Writes one self-contained HTML report (printable to PDF) and audit.json with every number,
-    and logs both to the model's MLflow run under audit/.
+    and logs both to the model's MLflow run under audit/. With --scores, audits scores from
+    elsewhere (a vendor's tool, a manual list) the same way, on the same residents.
     """
     from earlysignal.audit import run_audit
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
 
     project = load_config(config)
+    if scores is not None:
+        _audit_external_scores(project, scores, source_name, capacity, scores_data, out)
+        return
     model_uri = model or f"models:/{project.model.name}@candidate"
     with progress_bar(transient=True) as progress:
         task = progress.add_task(f"auditing {model_uri}", total=None)
@@ -505,6 +528,36 @@ def audit(
             f"this audit was written beside it.[/yellow]",
             highlight=False,
         )
+    console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+def _audit_external_scores(
+    project: Any, scores: Path, source_name: str | None, capacity: int | None, data: Path | None, out: Path | None
+) -> None:
+    """`audit --scores`: the fairness audit of scores from elsewhere."""
+    from earlysignal.audit.external import audit_scores_file
+    from earlysignal.config import CapacitySection
+
+    if not source_name:
+        raise EarlySignalError("--scores needs --source-name: say whose scores these are (e.g. \"Vendor X tool\")")
+    result = audit_scores_file(
+        scores, project, source_name=source_name, data_dir=data, out_dir=out,
+        capacity=CapacitySection(k=capacity) if capacity is not None else None,
+    )
+    rows = result.audit["rows"]
+    console.print(
+        f"Audited scores from {source_name} ({scores.name}): {rows['audited']} rows (rounded); dropped "
+        f"{rows['unlabelled_dropped']} without a label and {rows['unknown_residents_dropped']} of residents "
+        "not in the data.",
+        highlight=False,
+    )
+    findings = result.audit["fairness"]["findings"]
+    if findings:
+        console.print(f"[bold red]{len(findings)} fairness finding(s):[/bold red]")
+        for finding in findings[:5]:
+            console.print(f"  - {finding['text']}", highlight=False)
+    else:
+        console.print("[green]No fairness finding flagged.[/green]")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
 
 
@@ -541,6 +594,33 @@ def demo(
         f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
         f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
         f"Open MLflow:                  {ui_command()}",
+        highlight=False,
+    )
+
+
+@app.command("evaluation-purge")
+@user_errors_as_messages
+def evaluation_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete resident-level evaluation data whose retention (evaluation.retention_days) has passed.
+
+    Training keeps each run's test predictions and explanation sample in the local evaluation
+    store, never in MLflow; after the retention period they are purged here (run it on a schedule).
+    """
+    from earlysignal.config import load_config
+    from earlysignal.evaluation_store import purge_expired, store_root
+    from earlysignal.tracking import configure_tracking
+
+    project = load_config(config)
+    root = store_root(project.evaluation.dir, configure_tracking())
+    result = purge_expired(root, dry_run=dry_run)
+    verb = "Would purge" if dry_run else "Purged"
+    console.print(
+        f"{verb} {len(result.purged)} run(s) from {root}"
+        + (f": {', '.join(result.purged)}" if result.purged else "")
+        + f"; {len(result.kept)} run(s) within retention kept.",
         highlight=False,
     )
 

@@ -485,6 +485,15 @@ class NecessitySection(_Section):
     proxy_groups: tuple[ProxyGroup, ...] = ()
 
 
+class EvaluationSection(_Section):
+    """The local evaluation store for resident-level evaluation data (never MLflow); see docs/modeling.md."""
+
+    # Folder of the store; empty: `evaluation/` beside the local MLflow store.
+    dir: str | None = None
+    # Days a training run's resident-level evaluation data is kept; `earlysignal evaluation-purge` deletes it after.
+    retention_days: int = Field(default=365, gt=0)
+
+
 class IngestSection(_Section):
     """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
 
@@ -512,13 +521,11 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     linkage: LinkageSection = LinkageSection()
+    evaluation: EvaluationSection = EvaluationSection()
     caseworker: CaseworkerSection = CaseworkerSection()
     approval: ApprovalSection = ApprovalSection()
-
-
     monitoring: MonitoringSection = MonitoringSection()
     necessity: NecessitySection = NecessitySection()
-
     ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")

@@ -104,3 +104,14 @@ def render_audit_html(audit: dict[str, Any]) -> str:
         headings=SECTION_HEADINGS,
         scorer_words=SCORER_WORDS,
     )
+
+
+def _count_or_dash(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def render_external_audit_html(audit: dict[str, Any]) -> str:
+    """The report HTML for an audit of scores from elsewhere (audit.external): names whose scores it audits."""
+    env = _environment()
+    env.filters["count_or_dash"] = _count_or_dash
+    return env.get_template("external_audit.html").render(audit=audit)
