@@ -84,7 +84,15 @@ def figures(audit: dict[str, Any]) -> dict[str, Any]:
         "calibration": plots.calibration_plot(audit["performance"]["calibration"]),
         "importance": plots.importance_plot(audit["drivers"]["importance"]),
         "ratios": ratio_figures,
+        "necessity_plot": _necessity_plot(audit),
     }
+
+
+def _necessity_plot(audit: dict[str, Any]) -> str | None:
+    # Imported here: the necessity renderer uses this module's Jinja environment.
+    from earlysignal.report.necessity_render import contribution_plot
+
+    return contribution_plot(audit["necessity"]) if audit.get("necessity") else None
 
 
 def render_audit_html(audit: dict[str, Any]) -> str:
