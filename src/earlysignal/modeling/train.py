@@ -184,7 +184,9 @@ def _fit_calibrated_booster(
     )
     fit_index = fit_index[keep]
     train_set = lgb.Dataset(
-        data.X[fit_index], data.y[fit_index], weight=weight, feature_name=feature_names, free_raw_data=True,
+        # No weights at all without sampling, so the default fit is exactly the unsampled one.
+        data.X[fit_index], data.y[fit_index], weight=weight if len(keep) < int(fit.sum()) else None,
+        feature_name=feature_names, free_raw_data=True,
         params={"verbose": -1},
     )
     valid_set = lgb.Dataset(data.X[val], data.y[val], reference=train_set)
@@ -433,8 +435,16 @@ def train_model(
         part["score__prior"] = PriorBaseline().fit(test_X.iloc[:0], train_y).predict(test_X)
         part["score__one_feature"] = OneFeatureRanker(one_feature).fit(test_X.iloc[:0], train_y).predict(test_X)
         sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
+        logistic_weight = None
+        if config.training.negative_sample_fraction < 1:
+            # The baseline was the largest fixed cost once the booster sampled: it gets the same sampling.
+            keep, logistic_weight = negative_sample(
+                data.y[sub], config.training.negative_sample_fraction,
+                _split_seed(config.project.seed, f"{split.name}/logistic"),
+            )
+            sub = sub[keep]
         logistic_X = pd.DataFrame(data.X[sub], columns=feature_columns)
-        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, data.y[sub])
+        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, data.y[sub], logistic_weight)
         part["score__logistic"] = logistic.predict(test_X)
         del test_X, logistic_X
         say(f"{split.name}: oracle")
