@@ -60,3 +60,62 @@ def test_addresses_of_the_synthetic_borough_mostly_get_a_uprn(linked: dict[str, 
     with_text = int(records["address_text"].notna().sum() + records["uprn"].notna().sum()
                     - (records["address_text"].notna() & records["uprn"].notna()).sum())
     assert addresses["person_records"]["matched"] >= 0.95 * with_text
+
+
+@pytest.fixture(scope="module")
+def linked_features(linked: dict[str, Path]) -> pd.DataFrame:
+    """The feature matrix built from the linked-by-us histories (not the synthetic truth), quarterly over 2 years."""
+    import datetime as dt
+
+    from earlysignal.features.builder import build_feature_matrix
+
+    config = load_config(packaged_config_path())
+    config = config.model_copy(update={"data": config.data.model_copy(update={"dir": linked["linked"]})})
+    as_ofs = [dt.date(2023, 1, 1) + pd.DateOffset(months=3 * i) for i in range(8)]
+    matrix = build_feature_matrix(config, as_of_dates=[d.date() for d in as_ofs], with_labels=False)
+    return matrix.frame
+
+
+def test_sanctuary_works_reach_the_linked_events_but_never_a_feature(
+    linked: dict[str, Path], linked_features: pd.DataFrame
+) -> None:
+    events = pd.read_parquet(linked["linked"] / "events.parquet", columns=["event_type"])
+    assert (events["event_type"] == "sanctuary_works").sum() > 0
+    assert [c for c in linked_features.columns if "sanctuary" in c] == []
+    assert any("door_replacement" in c for c in linked_features.columns)
+
+
+def test_door_replacement_feature_is_raised_under_true_domestic_abuse_after_linking(
+    linked: dict[str, Path], linked_features: pd.DataFrame
+) -> None:
+    borough = linked["borough"]
+    # Each linked resident stands for the true person behind most of its records.
+    links = pd.read_parquet(linked["linked"] / "person_links.parquet", columns=["source", "record_id", "resident_id"])
+    truth = pd.read_parquet(borough / "ground_truth" / "raw_records.parquet", columns=["source", "record_id", "resident_id"])
+    truth = truth.rename(columns={"resident_id": "true_resident_id"}).dropna()
+    pairs = links.merge(truth, on=["source", "record_id"])
+    true_of = pairs.groupby("resident_id")["true_resident_id"].agg(lambda s: s.mode().iloc[0])
+    rows = linked_features[["resident_id", "as_of"]].copy()
+    door = [c for c in linked_features.columns if "door_replacement" in c and c.endswith("count__365d")]
+    assert len(door) == 1, door
+    rows["doors"] = linked_features[door[0]].fillna(0).to_numpy()
+    rows["true_resident_id"] = rows["resident_id"].map(true_of)
+    rows["as_of"] = pd.to_datetime(rows["as_of"])
+    # Was the true household under domestic abuse at any time in the 365 days before as_of?
+    residency = pd.read_parquet(borough / "residency.parquet", columns=["resident_id", "household_id", "start_date", "end_date"])
+    states = pd.read_parquet(borough / "ground_truth" / "household_states.parquet")
+    abuse = states[states["state"] == "domestic_abuse"][["household_id", "start_date", "end_date"]]
+    spells = residency.rename(columns={"resident_id": "true_resident_id"}).merge(abuse, on="household_id", suffixes=("", "_da"))
+    joined = rows.reset_index().merge(spells, on="true_resident_id")
+    far = pd.Timestamp("2100-01-01")
+    lo = joined["as_of"] - pd.Timedelta(days=365)
+    live = (pd.to_datetime(joined["start_date"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date"]).fillna(far) > lo)
+    abused = (pd.to_datetime(joined["start_date_da"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date_da"]).fillna(far) > lo)
+    under = set(joined.loc[live & abused, "index"])
+    rows["under_abuse"] = rows.index.isin(under)
+    share_under = (rows.loc[rows["under_abuse"], "doors"] > 0).mean()
+    share_else = (rows.loc[~rows["under_abuse"], "doors"] > 0).mean()
+    assert rows["under_abuse"].sum() >= 50 and share_else > 0
+    print(f"door feature > 0: {share_under:.3f} under abuse vs {share_else:.4f} otherwise "
+          f"(ratio {share_under / share_else:.1f}, {rows['under_abuse'].sum()} rows under abuse)")
+    assert share_under / share_else > 3.0, (share_under, share_else)
