@@ -19,6 +19,7 @@ from earlysignal.approval import ApprovalRecord
 from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
+from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
 from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
@@ -389,6 +390,7 @@ def build_audit(
         "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected),
+        "linkage": linkage_section(feature_metadata.get("linkage")),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),

@@ -30,6 +30,7 @@ from earlysignal.config import ProjectConfig, config_to_dict  # noqa: E402
 from earlysignal.modeling import metrics as M  # noqa: E402
 from earlysignal.modeling.pyfunc_model import EarlySignalModel  # noqa: E402
 from earlysignal.modeling.registry import set_candidate  # noqa: E402
+from earlysignal.provenance import provenance_tags  # noqa: E402
 from earlysignal.timesplits import SplitPlan, plan_figure  # noqa: E402
 from earlysignal.tracking import configure_tracking, use_experiment  # noqa: E402
 
@@ -184,6 +185,7 @@ def log_training_run(
         "success_criterion.threshold": str(crit["threshold"]),
         "success_criterion.met": {True: "met", False: "not met", None: "not evaluable"}[crit["met"]],
         **{f"version.{name}": version for name, version in versions.items()},
+        **provenance_tags(fm.metadata.get("linkage")),
     }
     with mlflow.start_run(run_name=f"train {config.label.name}") as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
