@@ -67,13 +67,26 @@ def linked_features(linked: dict[str, Path]) -> pd.DataFrame:
     """The feature matrix built from the linked-by-us histories (not the synthetic truth), quarterly over 2 years."""
     import datetime as dt
 
-    from earlysignal.features.builder import build_feature_matrix
+    from earlysignal.features import build_or_reuse_feature_matrix
 
     config = load_config(packaged_config_path())
-    config = config.model_copy(update={"data": config.data.model_copy(update={"dir": linked["linked"]})})
-    as_ofs = [dt.date(2023, 1, 1) + pd.DateOffset(months=3 * i) for i in range(8)]
-    matrix = build_feature_matrix(config, as_of_dates=[d.date() for d in as_ofs], with_labels=False)
+    config = config.model_copy(update={"temporal": config.temporal.model_copy(
+        update={"first_as_of": dt.date(2023, 1, 1), "last_as_of": dt.date(2024, 10, 1)})})
+    out = linked["linked"].parent / "features" / "matrix.parquet"
+    matrix, _ = build_or_reuse_feature_matrix(config, data_dir=linked["linked"], out=out)
     return matrix.frame
+
+
+def test_feature_sidecar_records_the_link_run_and_code_list_hash(linked: dict[str, Path], linked_features: pd.DataFrame) -> None:
+    from earlysignal.features.matrix import read_feature_metadata
+
+    sidecar = read_feature_metadata(linked["linked"].parent / "features" / "matrix.parquet")
+    ingest_manifest = json.loads((linked["ingested"] / "manifest.json").read_text())
+    link_manifest = json.loads((linked["linked"] / "manifest.json").read_text())
+    assert sidecar["linkage"]["link_run_id"] == link_manifest["link_run_id"]
+    assert sidecar["linkage"]["code_lists_sha256"] == ingest_manifest["code_lists_sha256"]
+    assert len(ingest_manifest["code_lists_sha256"]) == 64
+    assert sidecar["linkage"]["quality"]["threshold"] == 0.8
 
 
 def test_sanctuary_works_reach_the_linked_events_but_never_a_feature(
