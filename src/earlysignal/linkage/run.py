@@ -81,6 +81,11 @@ def _check_codes(section: LinkageSection, config: ProjectConfig) -> None:
         if bad:
             raise ConfigError(f"{key} maps to values outside data dictionary {column} values {list(allowed)}: {bad}")
     tenures = dictionary.residency["tenure"].values if "tenure" in dictionary.residency else ()
+    if section.default_tenure is None:
+        raise ConfigError(
+            "linkage.default_tenure is not set: name the tenure (one of the data dictionary's values "
+            f"{list(tenures)}) given to addresses the housing stock list does not hold"
+        )
     if tenures and section.default_tenure not in tenures:
         raise ConfigError(f"linkage.default_tenure must be one of {list(tenures)}, got {section.default_tenure!r}")
 
