@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from earlysignal.dates import ConfigDate
 from earlysignal.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
@@ -83,13 +84,22 @@ class RecordingBias(_Section):
     sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/bias.py)
 
 
+class RecordingChange(_Section):
+    """From `start` on, a source records only `factor` of what it did before (synthetic worlds only)."""
+
+    source: str
+    factor: float = Field(ge=0, le=1)
+    start: dt.date
+
+
 class SynthSection(_Section):
     residents: int = Field(default=50_000, gt=0)
     years: int = Field(default=10, gt=0, le=30)
     seed: int = 42
     world: Literal["standard", "null"] = "standard"
-    end_date: dt.date = dt.date(2026, 1, 1)
+    end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
+    recording_change: tuple[RecordingChange, ...] = ()
 
 
 class ContractSection(_Section):
@@ -100,8 +110,8 @@ class ContractSection(_Section):
 
 
 class TemporalSection(_Section):
-    first_as_of: dt.date
-    last_as_of: dt.date
+    first_as_of: ConfigDate
+    last_as_of: ConfigDate
     frequency_months: int = Field(default=3, gt=0, le=24)
 
     @model_validator(mode="after")
@@ -303,6 +313,23 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class ApproverEntry(_Section):
+    """One person allowed to approve: name, role and Ed25519 public key (OpenSSH line or a path to it)."""
+
+    name: str = Field(min_length=1)
+    role: str = ""
+    public_key: str = Field(min_length=1)
+
+
+class ApprovalSection(_Section):
+    """The approval ledger's folder and who may sign approvals (docs/audit.md)."""
+
+    store: Path = Path("reports/approval")
+    approvers: tuple[ApproverEntry, ...] = ()
+    # Trust the key pair `earlysignal demo` makes in <store>/demo/ (synthetic data only; false for a real borough).
+    trust_demo_key: bool = False
+
+
 class LinkageComparison(_Section):
     """One Splink comparison over columns of the standard person schema (docs/ingest-and-link.md).
 
@@ -385,6 +412,88 @@ class LinkageSection(_Section):
     clerical_review: Path | None = None
 
 
+class SwitchOffCriterion(_Section):
+    """One switch-off criterion the board declared; `monitor` shows it green, amber or red.
+
+    - precision_below_promise / recall_below_promise: a list's realised value below the lower bound of
+      the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
+    - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
+      (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
+    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["precision_below_promise", "recall_below_promise", "source_volume_drop", "source_psi"]
+    consecutive: int = Field(default=2, gt=0)
+    amber: float | None = Field(default=None, ge=0)
+    red: float | None = Field(default=None, ge=0)
+    text: str = ""  # the board's own wording, shown beside the status
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SwitchOffCriterion:
+        if self.kind in ("source_volume_drop", "source_psi"):
+            if self.red is None:
+                raise ValueError(f"criterion {self.name!r} ({self.kind}) needs a 'red' threshold")
+            if self.amber is not None and self.amber > self.red:
+                raise ValueError(f"criterion {self.name!r}: amber ({self.amber}) is above red ({self.red})")
+        return self
+
+
+class ServiceResponse(_Section):
+    """The event that shows a flagged resident received a service response (e.g. an early help contact)."""
+
+    source: str
+    event_types: tuple[str, ...] = ()  # empty: any event of the source
+    within_days: int = Field(default=90, gt=0)
+
+
+def _default_switch_off() -> tuple[SwitchOffCriterion, ...]:
+    return (
+        SwitchOffCriterion(name="precision_below_promise", kind="precision_below_promise", consecutive=2),
+        SwitchOffCriterion(name="source_volume_drop", kind="source_volume_drop", amber=0.25, red=0.5),
+        SwitchOffCriterion(name="source_psi", kind="source_psi", amber=0.1, red=0.25),
+    )
+
+
+class MonitoringSection(_Section):
+    """`earlysignal monitor`: how past lists are judged and what would switch the model off."""
+
+    scores_dir: Path = Path("reports/scores")
+    audit: Path | None = None  # audit.json holding the promise; default: reports/audit/<model>-v<version>/
+    bootstrap: int = Field(default=200, ge=0)
+    recent_months: int = Field(default=3, gt=0)  # complete months before the extract date compared
+    volume_alpha: float = Field(default=0.01, gt=0, lt=1)  # a volume drop chance explains (p >= alpha) stays green
+    reference_start: dt.date | None = None  # default: temporal.first_as_of
+    reference_end: dt.date | None = None  # default: the earliest list's as_of, else the recent months' start
+    response: ServiceResponse | None = None
+    switch_off: tuple[SwitchOffCriterion, ...] = Field(default_factory=_default_switch_off)
+
+
+class ProxyGroup(_Section):
+    """Features that stand in for a protected characteristic, left out together by `necessity`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    features: tuple[str, ...] = Field(min_length=1)  # feature names or shell patterns, e.g. static__age*
+    why: str = ""  # which characteristic they stand in for, shown in the report
+
+
+class NecessitySection(_Section):
+    """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
+
+    bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
+    fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    proxy_groups: tuple[ProxyGroup, ...] = ()
+
+
+class EvaluationSection(_Section):
+    """The local evaluation store for resident-level evaluation data (never MLflow); see docs/modeling.md."""
+
+    # Folder of the store; empty: `evaluation/` beside the local MLflow store.
+    dir: str | None = None
+    # Days a training run's resident-level evaluation data is kept; `earlysignal evaluation-purge` deletes it after.
+    retention_days: int = Field(default=365, gt=0)
+
+
 class IngestSection(_Section):
     """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
 
@@ -412,7 +521,11 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     linkage: LinkageSection = LinkageSection()
+    evaluation: EvaluationSection = EvaluationSection()
     caseworker: CaseworkerSection = CaseworkerSection()
+    approval: ApprovalSection = ApprovalSection()
+    monitoring: MonitoringSection = MonitoringSection()
+    necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")

@@ -23,11 +23,11 @@ from earlysignal.journey import Household, events_used_by_model, household_at, k
 NOT_PROVIDED = "NOT PROVIDED"
 
 
-def approval_for(model_name: str, model_version: str) -> dict[str, Any] | None:
-    """Who approved the model version and when: {status, approver, approved_at, revoked_by, revoked_at}, or None.
+def approval_for(model_name: str, model_version: str, config: Any = None) -> dict[str, Any] | None:
+    """Who approved the model version and when, as the verified signed ledger has it, or None.
 
-    The one place this document reads the approval record, so a new approval store (a signed ledger)
-    only changes this function. None when the version was never approved or cannot be found.
+    Returns {status, approver, role, demo, approved_at, revoked_by, revoked_at}; None when the version
+    was never approved or cannot be found. The one place this document reads the approval record.
     """
     from mlflow.exceptions import MlflowException
 
@@ -36,17 +36,17 @@ def approval_for(model_name: str, model_version: str) -> dict[str, Any] | None:
 
     configure_tracking()
     try:
-        record = approval_status(model_name, model_version)
+        record = approval_status(model_name, model_version, config)
     except MlflowException:
         return None  # the version is not in this registry
     except EarlySignalError as error:
         # The record exists but fails its checks: say so rather than pretend there is none.
-        return {"status": "unverified", "error": str(error), "approver": "", "approved_at": "",
-                "revoked_by": None, "revoked_at": None}
+        return {"status": "unverified", "error": str(error), "approver": "", "role": "", "demo": False,
+                "approved_at": "", "revoked_by": None, "revoked_at": None}
     if record is None:
         return None
-    return {"status": record.status, "approver": record.approver, "approved_at": record.approved_at,
-            "revoked_by": record.revoked_by, "revoked_at": record.revoked_at}
+    return {"status": record.status, "approver": record.approver, "role": record.role, "demo": record.demo,
+            "approved_at": record.approved_at, "revoked_by": record.revoked_by, "revoked_at": record.revoked_at}
 
 
 def _month(ts: pd.Timestamp) -> str:
@@ -276,7 +276,7 @@ def write_explanation(
     data_dir = Path(data_dir) if data_dir is not None else Path(summary.get("data_dir") or config.data.dir)
     data = contract.load_linked_data(data_dir, config, write_quarantine=False)
     who = current_viewer(viewer)
-    approval = approval_for(str(summary.get("model_name")), str(summary.get("model_version")))
+    approval = approval_for(str(summary.get("model_name")), str(summary.get("model_version")), config)
     doc = build_explanation(config, data, resident_id, as_of, ranked, summary, approval,
                             _unscored_reason(scores_dir, summary, resident_id), model_features=model)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(resident_id))
