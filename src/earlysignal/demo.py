@@ -76,7 +76,7 @@ def _demo_link_config(config: ProjectConfig, data_dir: Path) -> ProjectConfig:
     section = config.linkage
     if os.environ.get(section.secret_env, "").strip() or section.secret_file is not None:
         return config
-    secret_path = data_dir / "demo-link-secret"
+    secret_path = (data_dir / "demo-link-secret").resolve()
     if not secret_path.is_file():
         from earlysignal.atomic import write_text
 
@@ -106,7 +106,8 @@ def _ingest_and_link(config: ProjectConfig, data_dir: Path, timed: Callable[[str
             highlight=False,
         )
     with timed("link"):
-        truth = data_dir / "ground_truth" / "raw_records.parquet"
+        # Absolute: run_link reads a relative ground-truth path as relative to the ingested folder.
+        truth = (data_dir / "ground_truth" / "raw_records.parquet").resolve()
         linked_summary = run_link(ingested, linked, _demo_link_config(config, data_dir),
                                   ground_truth=truth if truth.is_file() else None)
         quality = linked_summary.quality
