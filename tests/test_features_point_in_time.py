@@ -152,6 +152,8 @@ def _one_child(events: list[tuple[str, dt.datetime, dt.datetime, float | None]])
 def _callout_config():
     return config_from_dict({
         "temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
+        "cohort": {"min_age": 0, "max_age": 17},
+        "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
         "features": {"static": [], "families": [{
             "name": "police", "source": "police", "event_types": ["callout"],
             "scopes": ["resident", "household", "address"], "windows": ["90d", "all"],

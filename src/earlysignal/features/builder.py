@@ -23,7 +23,7 @@ from earlysignal.config import FeatureFamily, ProjectConfig
 from earlysignal.engines.base import Engine, get_engine
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
-from earlysignal.features.labels import build_labels
+from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
 from earlysignal.features.matrix import FeatureMatrix
 from earlysignal.features.spec import (
     AGE_BANDS,
@@ -792,7 +792,7 @@ def build_feature_matrix(
         timings["load"] = time.perf_counter() - started
     _check_columns(data)
     definitions = feature_definitions(config)
-    grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label.horizon_months)
+    grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label)
     own_engine = engine is None
     engine = engine or get_engine("duckdb")
     families = config.features.families
@@ -848,9 +848,14 @@ def build_feature_matrix(
             timings["residency"] = time.perf_counter() - started
             step("Labels")
             started = time.perf_counter()
-            labels = (
-                build_labels(engine, config, grid, cohort, resident_ids.size, data.extract_date)
+            timing = (
+                build_label_timing(engine, config, grid, cohort, data.residents, resident_ids, data.extract_date)
                 if with_labels
+                else None
+            )
+            labels = (
+                timing.at(None, data.extract_date)
+                if timing is not None
                 else pd.arrays.IntegerArray(np.zeros(len(cohort), np.int8), np.ones(len(cohort), bool))
             )
             timings["labels"] = time.perf_counter() - started
@@ -882,6 +887,8 @@ def build_feature_matrix(
             step("Assembling the matrix")
             started = time.perf_counter()
             frame = _assemble_frame(resident_ids, grid, cohort, labels, definitions, matrix_values, attributes)
+            if timing is not None:
+                add_label_timing_columns(frame, timing)
             timings["assemble"] = time.perf_counter() - started
     finally:
         if own_engine:
@@ -889,6 +896,7 @@ def build_feature_matrix(
     timings["total"] = time.perf_counter() - started_all
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
+    metadata["label"].update(label_metadata(config, timing, labels))
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
