@@ -23,6 +23,7 @@ from earlysignal.config import FeatureFamily, ProjectConfig
 from earlysignal.engines.base import Engine, get_engine
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
+from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start
 from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
 from earlysignal.features.matrix import FeatureMatrix
 from earlysignal.features.spec import (
@@ -793,6 +794,8 @@ def build_feature_matrix(
     _check_columns(data)
     definitions = feature_definitions(config)
     grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label)
+    starts = data_starts(getattr(data, "manifest", None))
+    check_min_history(config, grid.dates, starts[0])
     own_engine = engine is None
     engine = engine or get_engine("duckdb")
     families = config.features.families
@@ -884,6 +887,9 @@ def build_feature_matrix(
                 step(f"Features: {family.name}")
                 _family_columns(ctx, family, family_definitions(family), tables, sink)
             del tables
+            incomplete = null_windows_before_data_start(
+                matrix_values, position, definitions, grid.days[cohort.j], *starts
+            )
             step("Assembling the matrix")
             started = time.perf_counter()
             frame = _assemble_frame(resident_ids, grid, cohort, labels, definitions, matrix_values, attributes)
@@ -897,6 +903,7 @@ def build_feature_matrix(
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
     metadata["label"].update(label_metadata(config, timing, labels))
+    metadata["windows_before_data_start"] = incomplete  # {feature: cells nulled}
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 

@@ -159,7 +159,7 @@ def empty_input_message(matrix: Any) -> str:
         open_windows = int((frame["label_window_end"].to_numpy().astype("datetime64[D]")
                             > np.datetime64(extract, "D")).sum())
         censored = int(frame["label_censored"].to_numpy(dtype=bool).sum()) if "label_censored" in frame.columns else 0
-    parts = [f"the feature matrix has {n} rows but none has a known label"]
+    parts = [f"the feature matrix has no labelled rows ({n} rows, none with a known label)"]
     if open_windows:
         parts.append(
             f"{open_windows} row(s) have label windows ({meta.get('label', {}).get('horizon', 'the horizon')}) "
