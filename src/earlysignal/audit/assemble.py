@@ -64,11 +64,12 @@ K_CURVE_POINTS = 40
 CALIBRATION_BINS = 10
 
 
-def outcome_phrase(outcome_types: Sequence[str], horizon_months: int) -> tuple[str, str]:
-    """('a child protection plan', 'within 6 months') style words for the label."""
+def outcome_phrase(outcome_types: Sequence[str], horizon_months: int | float | str | None) -> tuple[str, str]:
+    """('a child protection plan', 'within 6 months') style words for the label; a string horizon
+    (label.horizon_text, e.g. '91 days') is used as it is."""
     words = [OUTCOME_WORDS.get(o, o.replace("_", " ")) for o in outcome_types]
     what = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-    return what, f"within {horizon_months} months"
+    return what, f"within {horizon_months}" if isinstance(horizon_months, str) else f"within {horizon_months} months"
 
 
 def _num(value: Any) -> float | None:
@@ -278,8 +279,8 @@ def _capacity_words(config: ProjectConfig) -> str:
 
 
 def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
-    cohort = f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough at each as-of date"
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
+    cohort = config.cohort.describe()
     features = data.get("features", [])
     sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
     return [
@@ -324,7 +325,7 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
 
 
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
     period = data.get("period", {})
     return [
         f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
@@ -332,8 +333,8 @@ def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
         f"The model was trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')} "
         f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
         "is unknown until re-audited.",
-        f"It has not been validated for anyone outside the cohort (ages {config.cohort.min_age}-{config.cohort.max_age}, "
-        "living in the borough), for other outcomes or horizons, for other councils, or as a threshold for any action.",
+        f"It has not been validated for anyone outside the cohort ({config.cohort.describe()}), "
+        "for other outcomes or horizons, for other councils, or as a threshold for any action.",
         "Groups with fewer people or escalations than the small-number threshold are suppressed, so disparities in small "
         "groups cannot be assessed from this report.",
         "Fairness is assessed against recorded outcomes; if recording itself differs between groups, equal error rates on "
@@ -357,7 +358,7 @@ def build_audit(
     settings = (audit_config or config).audit
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
     frame = evaluated_rows(predictions)
     feature_columns = list(feature_metadata.get("feature_columns", []))
     feature_records = feature_metadata.get("features", [])
@@ -478,7 +479,7 @@ def build_audit(
         "model": model_doc,
         "summary": {
             "predicts": f"{what} {when}",
-            "cohort": f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough",
+            "cohort": config.cohort.describe(),
             "decision_point": governance.decision_point or None,
             "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
             "headline": headline,

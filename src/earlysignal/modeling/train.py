@@ -241,6 +241,10 @@ def _oracle_scores(
     """Oracle probabilities for test rows, when the data is a synthetic borough with ground truth."""
     if data_dir is None or not (Path(data_dir) / "ground_truth").is_dir():
         return None
+    if not isinstance(config.label.horizon_months, int):
+        # The synthetic world's oracle knows whole calendar months only.
+        console.print(f"[yellow]No oracle comparison: it needs a whole-month horizon, not {config.label.horizon_text}[/yellow]")
+        return None
     try:
         from earlysignal.synth import oracle_risk
     except ImportError:
