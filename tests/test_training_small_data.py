@@ -3,6 +3,7 @@ n_test_splits 0 trains only the final model (NOT EVALUATED), and an empty input 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,19 @@ def test_all_censored_matrix_says_censored_not_extract_date():
         "the feature matrix has no labelled rows (200 rows, none with a known label); 200 row(s) are censored "
         "(follow-up ended inside the window: moved away, died or label.censoring.end_column): see label.censoring"
     )
+
+
+def test_audit_of_a_model_with_no_test_split_says_not_evaluated(tmp_path, monkeypatch):
+    from earlysignal.audit import run_audit
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    matrix = make_matrix(residents=300, n_as_of=6, seed=3, unlabelled_tail=0)
+    trained = train_model(_config(n_test_splits=0), matrix=matrix, data_dir=tmp_path / "no-data")
+    result = run_audit(trained.model_uri, out_dir=tmp_path / "report")
+    summary = result.audit["summary"]
+    assert summary["evaluated"] is False and summary["criterion"]["met"] is None
+    assert summary["criterion"]["statement"].startswith("NOT EVALUATED")
+    assert result.audit["fairness"]["findings"] == [] and result.audit["performance"]["splits"] == []
+    html = result.html_path.read_text(encoding="utf-8")
+    assert re.search(r"Pre-registered success criterion:\s+NOT EVALUATED</p>", html)
+    assert html.count("NOT EVALUATED") >= 3  # criterion, performance and fairness say so

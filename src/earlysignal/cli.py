@@ -425,6 +425,8 @@ def audit(
     met = criterion.get("met")
     colour = "green" if met else "bold red"
     verdict = "MET" if met else ("NOT EVALUABLE" if met is None else "NOT MET")
+    if not summary.get("evaluated", True):
+        verdict = "NOT EVALUATED (no test split: training.n_test_splits 0 or every split skipped)"
     console.print(f"Audited {result.model_name} version {result.model_version} (run {result.run_id}).", highlight=False)
     console.print(f"[{colour}]Pre-registered success criterion {verdict}[/{colour}]", highlight=False)
     findings = result.findings

@@ -359,7 +359,10 @@ def build_audit(
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
-    frame = evaluated_rows(predictions)
+    # A model trained with training.n_test_splits 0 (or whose every split was skipped) has no test
+    # rows: every place a metric would be says NOT EVALUATED instead.
+    evaluated = bool(metrics.get("evaluated", True))
+    frame = evaluated_rows(predictions) if evaluated else predictions.iloc[:0]
     feature_columns = list(feature_metadata.get("feature_columns", []))
     feature_records = feature_metadata.get("features", [])
 
@@ -416,18 +419,23 @@ def build_audit(
     performance = {
         "splits": splits,
         "summary": summary,
-        "k_curves": k_curves(frame, capacity_per),
-        "calibration": calibration_curve(frame, min_cell=settings.min_cell),
-        "flagged_outcomes": flagged_outcomes(frame, settings.round_to),
+        "k_curves": k_curves(frame, capacity_per) if evaluated else {},
+        "calibration": calibration_curve(frame, min_cell=settings.min_cell) if evaluated else [],
+        "flagged_outcomes": flagged_outcomes(frame, settings.round_to) if evaluated else [],
+        "evaluated": evaluated,
         "bootstrap": metrics.get("bootstrap"),
         "one_feature_baseline": metrics.get("one_feature_baseline"),
         "capacity_k_per_as_of": capacity_per,
         "temporal_plan": temporal_plan(metrics.get("split_plan")),
         "label_horizon_months": config.label.horizon_months,
+        "label_horizon": config.label.horizon_text,
     }
 
     # --- fairness and small numbers
-    fairness = audit_fairness(
+    fairness = {
+        "ratio_band": list(settings.ratio_band), "bootstrap": settings.bootstrap,
+        "ratio_metrics": [], "characteristics": [], "findings": [], "evaluated": False,
+    } if not evaluated else audit_fairness(
         frame,
         characteristics(settings.protected, settings.intersections),
         reference_groups=dict(settings.reference_groups),
@@ -484,6 +492,7 @@ def build_audit(
             "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
             "headline": headline,
             "criterion": criterion,
+            "evaluated": evaluated,
             "findings": fairness["findings"],
         },
         "governance": governance_fields,
