@@ -53,10 +53,6 @@ def world_config(data_dir: Path, biased: bool) -> ProjectConfig:
         recording_bias=[{"attribute": "ethnicity", "group": "Black", "factor": BIAS_FACTOR}] if biased else [],
     )
     raw["label"].update(name="csc_referral_12m", outcome_types=["csc_referral"], horizon_months=12)
-    # These worlds were sized (5,000 residents) for labels without follow-up censoring; with it, the
-    # rows of children who move away or die inside the 12-month window leave the test set and a
-    # small ethnic group falls under the small-number threshold. Censoring has its own tests.
-    raw["label"]["censoring"] = {"residency": False, "death": False, "end_column": None}
     raw["temporal"].update(first_as_of="2022-01-01", last_as_of="2025-04-01")
     # The test worlds pin every model setting rather than inherit the borough defaults, which are
     # tuned for a full borough: findings depend on the model, and these worlds must not move when
