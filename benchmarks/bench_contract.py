@@ -25,7 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from earlysignal.contract import EVENT_VOCABULARY, load_linked_data
+from earlysignal.contract import load_linked_data
+from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
+
+# The synthetic borough's event types, from its data dictionary.
+_DICTIONARY = load_dictionary(packaged_dictionary_path())
+EVENT_VOCABULARY = {s: tuple(spec.event_types) for s, spec in _DICTIONARY.sources.items()}
 
 EXTRACT_DATE = dt.date(2026, 1, 1)
 YEARS = 10

@@ -16,3 +16,17 @@ def synth_borough_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth_borough_small")
     generate_borough(out, SynthSection(residents=12_000, years=5, seed=7))
     return out
+
+
+@pytest.fixture(scope="session")
+def raw_borough_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ~2,500-resident, 4-year borough (seed 11) with raw departmental extracts in raw/, generated once."""
+    from earlysignal.config import SynthSection
+    from earlysignal.synth import generate_borough
+    from earlysignal.synth.raw_extracts import write_raw_extracts
+
+    out = tmp_path_factory.mktemp("raw_borough_tiny")
+    settings = SynthSection(residents=2500, years=4, seed=11)
+    generate_borough(out, settings)
+    write_raw_extracts(out, settings.seed)
+    return out

@@ -241,8 +241,8 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "event_types": ["arrears_reminder", "summons"],
                     "scopes": ["resident", "household", "address"],
                     "windows": ["30d", "365d", "3y"],
-                    "aggregates": ["count", "sum", "mean", "max", "trend", "days_since_first"],
-                    "missing": {"mean": {"rule": "zero"}, "days_since_first": {"rule": "null"}},
+                    "aggregates": ["count", "sum", "mean", "max", "trend", "days_since_first", "min", "last", "first"],
+                    "missing": {"mean": {"rule": "zero"}, "days_since_first": {"rule": "null"}, "last": {"rule": "zero"}},
                     "description": "council tax recovery actions",
                 },
                 {
@@ -252,8 +252,8 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "per_event_type": False,
                     "scopes": ["resident", "household"],
                     "windows": ["90d", "365d"],
-                    "aggregates": ["count", "sum", "mean", "max", "distinct_types", "trend", "days_since_last"],
-                    "missing": {"max": {"rule": "constant", "value": -1}},
+                    "aggregates": ["count", "sum", "mean", "max", "distinct_types", "trend", "days_since_last", "last", "min"],
+                    "missing": {"max": {"rule": "constant", "value": -1}, "min": {"rule": "constant", "value": -1}},
                     "description": "school records",
                 },
                 {

@@ -86,6 +86,17 @@ def _event_feature(definition: FeatureDefinition, visible: list[tuple], as_of: d
         return (sum(values) / len(values), False) if values else (np.nan, True)
     if aggregate == "max":
         return (float(max(values)), False) if values else (np.nan, True)
+    if aggregate == "min":
+        return (float(min(values)), False) if values else (np.nan, True)
+    if aggregate in ("last", "first"):
+        valued = [(e[2], e[3]) for e in rows if e[3] is not None and not np.isnan(e[3])]
+        if not valued:
+            return np.nan, True
+        # The latest (earliest) event's value; events at the same moment: the largest value.
+        if aggregate == "last":
+            return float(max(valued)[1]), False
+        earliest = min(t for t, _ in valued)
+        return float(max(v for t, v in valued if t == earliest)), False
     if aggregate == "distinct_types":
         return float(len({e[1] for e in rows})), False
     if aggregate == "trend":
@@ -212,7 +223,7 @@ def _static_value(
     if kind == "age":
         return float(_age(_date(person["birth_date"]), as_of))
     if spell is None:
-        return 0.0 if kind == "tenure" else np.nan
+        return 0.0 if kind == "attribute" and definition.source == "residency" else np.nan
     if kind == "months_at_address":
         mine = residency[residency["resident_id"] == spell["resident_id"]]
         return float(_months_between(_address_since(mine, spell), as_of))
@@ -220,8 +231,9 @@ def _static_value(
         return float(len(members))
     if kind == "household_children":
         return float(sum(_age(_date(residents.loc[m, "birth_date"]), as_of) < 18 for m in members))
-    if kind == "tenure":
-        return float(spell["tenure"] == definition.name.removeprefix("static__tenure__"))
+    if kind == "attribute" and definition.source == "residency":
+        # A residency category one-hot: the spell's code equals this column's code (event_type holds it).
+        return float(spell[definition.name.split("__")[1]] == definition.event_type)
     raise AssertionError(f"unknown static feature {kind}")
 
 

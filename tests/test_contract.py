@@ -440,7 +440,7 @@ def test_conflicting_duplicate_resident_is_quarantined_with_all_their_rows(tmp_p
 def test_invalid_category_values_are_quarantined_naming_the_column(tmp_path):
     tables = clean_tables()
     tables["residents"].loc[0, "sex"] = "female"
-    tables["residents"].loc[1, "ethnicity"] = "Unknown"
+    tables["residents"].loc[1, "ethnicity"] = "Martian"
     tables["residency"].loc[6, "tenure"] = "freehold"
     linked = _load(tmp_path, tables)
     _assert_reconciled(linked)
@@ -526,9 +526,21 @@ def test_every_check_is_documented_with_its_reason_code():
 # --- command line --------------------------------------------------------------------------
 
 
+def _config_allowing(tmp_path: Path, share: float) -> Path:
+    """The repository config with contract.max_quarantine_share raised (one bad row in 13 is 7.7%)."""
+    import yaml
+
+    raw = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    raw["dictionary"] = str((REPO_CONFIG.parent / raw["dictionary"]).resolve())
+    raw["contract"]["max_quarantine_share"] = share
+    path = tmp_path.parent / f"{tmp_path.name}-config.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
 def test_cli_validate_prints_counts_table_and_exits_zero_for_good_data(tmp_path):
     write_borough(tmp_path, _with_events(_event(resident_id="R404")))
-    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--config", str(REPO_CONFIG)])
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--config", str(_config_allowing(tmp_path, 0.1))])
     assert result.exit_code == 0, result.output
     assert "read" in result.output and "accepted" in result.output and "quarantined" in result.output
     assert "unknown_resident" in result.output
@@ -543,13 +555,20 @@ def test_cli_validate_all_checks_lists_checks_no_row_failed(tmp_path):
     assert "known_at_before_event_time" in result.output
     plain = CliRunner().invoke(app, ["validate", str(tmp_path), "--config", str(REPO_CONFIG)])
     assert "overlapping_residency" not in plain.output
-    assert "all 12 checks passed" in plain.output  # residency
+    assert "all 11 checks passed" in plain.output  # residency
 
 
 def test_cli_validate_strict_exits_one_when_rows_are_quarantined(tmp_path):
     write_borough(tmp_path, _with_events(_event(resident_id="R404")))
-    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--strict", "--config", str(REPO_CONFIG)])
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--strict", "--config", str(_config_allowing(tmp_path, 0.1))])
     assert result.exit_code == 1
+
+
+def test_cli_validate_exits_two_when_a_table_quarantines_more_than_the_limit(tmp_path):
+    write_borough(tmp_path, _with_events(_event(resident_id="R404")))
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--config", str(REPO_CONFIG)])
+    assert result.exit_code == 2
+    assert "events: 1 of 13 rows (7.7%) quarantined, above the limit of 1.0%" in " ".join(result.output.split())
 
 
 def test_cli_validate_refused_file_exits_two_with_message_and_no_traceback(tmp_path):

@@ -118,7 +118,7 @@ def test_protected_attributes_travel_alongside_and_unrecorded_is_shown():
     built = build_feature_matrix(_config(), _borough(people, []))
     row = built.frame.iloc[0]
     assert (row["attr__sex"], row["attr__ethnicity"], row["attr__disability"], row["attr__age_band"]) == (
-        "F", "Not recorded", "Not recorded", "11-15",
+        "Female", "Not recorded", "Not recorded", "11-15",  # sex as its reporting group in the dictionary
     )
     assert not set(built.protected_columns) & set(built.feature_columns)
 
@@ -133,7 +133,8 @@ def test_protected_characteristics_become_features_only_when_listed():
     assert [c for c in built.feature_columns if c.startswith("protected__")] == [
         "protected__sex", "protected__ethnicity", "protected__disability", "protected__age_band",
     ]
-    assert row["protected__sex"] == 1.0 and row["protected__age_band"] == 2.0
+    # Codes are positions of the dictionary's reporting groups (Female, Male) and of the age bands.
+    assert row["protected__sex"] == 0.0 and row["protected__age_band"] == 2.0
     assert pd.isna(row["protected__ethnicity"]) and pd.isna(row["protected__disability"])
     plain = build_feature_matrix(config, _borough(people, []))
     assert not [c for c in plain.feature_columns if c.startswith("protected__")]

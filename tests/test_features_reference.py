@@ -34,7 +34,8 @@ def test_every_aggregate_and_scope_matches_the_naive_reference(borough):
     built = _assert_agrees(config, borough)
     aggregates = {f["aggregate"] for f in built.metadata["features"]}
     scopes = {f["scope"] for f in built.metadata["features"]}
-    assert {"count", "sum", "mean", "max", "distinct_types", "days_since_last", "days_since_first", "trend"} <= aggregates
+    assert {"count", "sum", "mean", "max", "min", "last", "first", "distinct_types", "days_since_last",
+            "days_since_first", "trend"} <= aggregates
     assert {"resident", "household", "address", "static"} <= scopes
     # The comparison means something only if features actually vary.
     varying = [c for c in built.feature_columns if built.frame[c].nunique() > 1]

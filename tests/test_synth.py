@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from earlysignal.cli import app
 from earlysignal.config import RecordingBias, SynthSection
-from earlysignal.contract import EVENT_VOCABULARY, load_linked_data
+from earlysignal.contract import load_linked_data
+from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 from earlysignal.errors import ConfigError
 from earlysignal.synth import generate_borough, oracle_risk, parse_recording_bias
+from earlysignal.synth.bias import DEFAULT_BIAS_SOURCES
 
 EXTRACT = dt.date(2026, 1, 1)
 AS_OF_DATES = [dt.date(y, m, 1) for y in (2021, 2022, 2023, 2024) for m in (1, 4, 7, 10)] + [dt.date(2025, 1, 1)]
@@ -123,8 +125,11 @@ def test_tables_have_exactly_the_contract_columns_and_types(synth_borough_small:
 def test_events_use_the_shared_vocabulary_and_are_known_after_they_happen(synth_borough_small: Path) -> None:
     events = _read(synth_borough_small, "events.parquet")
     pairs = set(map(tuple, events[["source", "event_type"]].drop_duplicates().to_numpy()))
-    vocabulary = {(s, t) for s, types in EVENT_VOCABULARY.items() for t in types}
-    assert pairs == vocabulary  # every type appears, and nothing else does
+    dictionary = load_dictionary(packaged_dictionary_path())
+    declared = dictionary.event_pairs()
+    features = {(s, t) for s, t in declared if dictionary.event_type(s, t).feature}
+    assert pairs <= declared  # nothing outside the synthetic borough's dictionary
+    assert features <= pairs  # every event type a feature can use appears
     assert events["event_id"].is_unique
     assert (events["known_at"] >= events["event_time"]).all()
     assert (events["resident_id"].notna() | events["address_id"].notna()).all()
@@ -338,7 +343,7 @@ def test_recording_bias_raises_the_groups_recorded_events_for_the_same_latent_st
 def test_recording_bias_option_parses_and_rejects_bad_forms() -> None:
     bias = parse_recording_bias("ethnicity=Black:1.8@police,social_care")
     assert (bias.attribute, bias.group, bias.factor, bias.sources) == ("ethnicity", "Black", 1.8, ("police", "social_care"))
-    assert parse_recording_bias("sex=M:2").sources == RecordingBias(group="M", factor=2).sources
+    assert parse_recording_bias("sex=M:2").sources == DEFAULT_BIAS_SOURCES
     for bad, message in (
         ("ethnicity=Black", "not of the form"),
         ("ethnicity=Purple:2", "Purple"),

@@ -215,11 +215,12 @@ def validate(
     """Check a borough folder against the data contract: counts read / accepted / quarantined per table and check.
 
     Exit code 0 when the data is usable (bad rows are set aside in DATA_DIR/quarantine/), 1 with --strict when any
-    row was quarantined, 2 when a file cannot be used at all. The rules are in docs/data-contract.md.
+    row was quarantined, 2 when a file cannot be used at all, a required table has no accepted row, or a table
+    quarantines more than contract.max_quarantine_share of its rows. The rules are in docs/data-contract.md.
     """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
-    from earlysignal.contract import TABLE_NAMES, report_table, validate_directory
+    from earlysignal.contract import TABLE_NAMES, report_table, require_usable, validate_directory
 
     project = load_config(config)
     if data_dir is not None and data_option is not None and data_dir != data_option:
@@ -248,6 +249,7 @@ def validate(
         f"{sum(c.accepted for c in report.tables.values()):,} accepted.",
         highlight=False,
     )
+    require_usable(report, project.contract)  # nothing usable, or too much quarantined: exit 2 with the reasons
     if strict and report.total_quarantined:
         raise typer.Exit(code=1)
 
@@ -340,12 +342,17 @@ def synth(
         list[str] | None,
         typer.Option(
             "--recording-bias",
-            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...], e.g. "
-            "ethnicity=Black:1.8@police,social_care. ATTRIBUTE is ethnicity, sex or disability; sources default to "
-            "police,social_care,early_help. Repeatable; replaces synth.recording_bias when given.",
+            help="Over-record one group's incidents, as ATTRIBUTE=GROUP:FACTOR\\[@SOURCE,SOURCE...]: a group of a "
+            "synthetic person attribute and the sources that over-record it (docs/synthetic-borough.md lists them and "
+            "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
     config: ConfigOption = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Also write raw/: each service's own extract (names, addresses, codes, free text), "
+                     "with the truth behind every raw record in ground_truth/raw_records.parquet."),
+    ] = False,
 ) -> None:
     """Generate a synthetic borough: contract tables, manifest.json and ground_truth/ (latent states, hazards)."""
     from pydantic import ValidationError
@@ -380,12 +387,21 @@ def synth(
                 bar.update(task, description=f"synth: {STAGES[following]}")
 
         summary = generate_borough(target, synth_settings, on_stage=on_stage)
+        if raw:
+            from earlysignal.synth.raw_extracts import write_raw_extracts
+
+            raw_task = bar.add_task("synth: raw extracts", total=1)
+            raw_counts = write_raw_extracts(summary.out_dir, synth_settings.seed)
+            bar.advance(raw_task)
     counts = ", ".join(f"{name} {n:,}" for name, n in summary.row_counts.items())
     console.print(
         f"Wrote {synth_settings.world} borough to {summary.out_dir}: {counts}; "
         f"window {summary.window_start} to {summary.extract_date} (exclusive).",
         highlight=False,
     )
+    if raw:
+        console.print(f"Raw extracts in {summary.out_dir / 'raw'}: {sum(raw_counts.values()):,} rows in "
+                      f"{len(raw_counts)} files.", highlight=False)
 
 
 @app.command()
@@ -475,3 +491,58 @@ def demo(
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors_as_messages
+def ingest(
+    raw: Annotated[Path, typer.Option("--raw", help="Folder of raw departmental extracts (e.g. DATA/raw from `synth --raw`).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write person/address records, gazetteer, events, outcomes, coverage.")],
+    extract_date: Annotated[
+        str | None,
+        typer.Option("--extract-date", help="Date the extracts were taken, YYYY-MM-DD (default: extract_date in RAW/manifest.json)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ingest raw extracts with one mapping per source (ingest.mappings): code lists, rules, coverage, quarantine."""
+    import datetime as dt
+
+    from earlysignal.config import load_config, packaged_config_path
+    from earlysignal.console import progress_bar
+    from earlysignal.dictionary import dictionary_for
+    from earlysignal.errors import ConfigError
+    from earlysignal.ingest import ingest as run_ingest
+    from earlysignal.ingest import resolve_mapping_paths
+
+    project = load_config(config)
+    try:
+        date = dt.date.fromisoformat(extract_date) if extract_date else None
+    except ValueError:
+        raise ConfigError(f"--extract-date must be YYYY-MM-DD (got {extract_date!r})") from None
+    paths = resolve_mapping_paths(list(project.ingest.mappings), packaged_config_path().parent)
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(source: str, message: str, rows: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"ingest {source}", total=None)
+            bar.update(tasks[source], description=f"ingest {source}: {message} ({rows:,} rows read)")
+            if message == "done":
+                bar.update(tasks[source], total=1, completed=1)
+
+        dictionary = dictionary_for(project)
+        outcome_types = project.contract.outcome_types or tuple(dictionary.outcomes)
+        summary = run_ingest(raw, out, paths, dictionary.event_types_by_source(), outcome_types, date, on_progress)
+    from rich.table import Table
+
+    table = Table(title=f"Ingested {raw} -> {out} (extract date {summary.extract_date})")
+    for column in ("source", "read", "mapped", "excluded", "quarantined", "read = mapped + excluded + quarantined"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for source, r in sorted(summary.reports.items()):
+        table.add_row(source, f"{r.read:,}", f"{r.mapped:,}", f"{r.excluded_total:,}", f"{r.quarantined_total:,}",
+                      "ok" if r.read == r.mapped + r.excluded_total + r.quarantined_total else "MISMATCH")
+    console.print(table)
+    counts = ", ".join(f"{name} {n:,}" for name, n in summary.row_counts.items())
+    console.print(f"Wrote {counts}; coverage in {out / 'coverage.md'}.", highlight=False)
+    if sum(r.mapped for r in summary.reports.values()) == 0:
+        raise ConfigError("nothing was usable: every row was excluded or quarantined; see coverage.md")

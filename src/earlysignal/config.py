@@ -23,14 +23,6 @@ from earlysignal.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
 
-OUTCOME_TYPES = (
-    "csc_referral",
-    "s47_enquiry",
-    "child_protection_plan",
-    "homelessness_acceptance",
-    "adult_safeguarding_concern",
-)
-
 Aggregate = Literal[
     "count",
     "sum",
@@ -40,10 +32,17 @@ Aggregate = Literal[
     "days_since_last",
     "days_since_first",
     "trend",
+    "last",
+    "min",
+    "first",
 ]
 Scope = Literal["resident", "household", "address"]
-StaticFeature = Literal["age", "months_at_address", "household_size", "household_children", "tenure"]
-ProtectedAttribute = Literal["sex", "ethnicity", "disability", "age_band"]
+# A built-in (age, months_at_address, household_size, household_children) or an attribute the data
+# dictionary declares for residents or residency (checked when features are defined).
+StaticFeature = str
+# Any categorical or boolean attribute the data dictionary declares for residents, or the derived age_band.
+ProtectedAttribute = str
+AGE_BAND = "age_band"
 
 _WINDOW_RE = re.compile(r"^(?:(\d+)([dmy])|all)$")
 
@@ -81,10 +80,10 @@ class DataSection(_Section):
 class RecordingBias(_Section):
     """Over-recording of one group's incidents by one or more services (synthetic worlds only)."""
 
-    attribute: Literal["ethnicity", "sex", "disability"] = "ethnicity"
+    attribute: str
     group: str
     factor: float = Field(gt=0)
-    sources: tuple[str, ...] = ("police", "social_care", "early_help")
+    sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/bias.py)
 
 
 class SynthSection(_Section):
@@ -97,7 +96,10 @@ class SynthSection(_Section):
 
 
 class ContractSection(_Section):
-    outcome_types: tuple[str, ...] = OUTCOME_TYPES
+    # Outcome types accepted from outcomes; empty: every outcome type the data dictionary declares.
+    outcome_types: tuple[str, ...] = ()
+    # Validation stops (non-zero exit) when any table quarantines a larger share of its rows than this.
+    max_quarantine_share: float = Field(default=0.01, ge=0, le=1)
 
 
 class TemporalSection(_Section):
@@ -336,7 +338,6 @@ class FeaturesSection(_Section):
         "months_at_address",
         "household_size",
         "household_children",
-        "tenure",
     )
     # Protected characteristics travel alongside for the audit; they become model inputs
     # only when listed here, deliberately.
@@ -376,7 +377,7 @@ class TrainingSection(_Section):
     validation_as_of_count: int = Field(default=1, gt=0)
     calibration_as_of_count: int = Field(default=1, gt=0)
     bootstrap: int = Field(default=200, ge=0)
-    # Feature the one-feature baseline ranks by; empty: the household's prior social care contacts.
+    # Feature the one-feature baseline ranks by; empty: the first household count over the whole record.
     one_feature_baseline: str | None = None
     # LightGBM threads, fixed so results do not depend on the machine. One by default: on a shared
     # 2-core machine OpenMP threads spin-wait and two ran ~3x slower than one (docs/performance.md).
@@ -404,8 +405,10 @@ class SuccessCriterion(_Section):
 
 
 class AuditSection(_Section):
-    protected: tuple[ProtectedAttribute, ...] = ("sex", "ethnicity", "age_band", "disability")
-    intersections: tuple[tuple[ProtectedAttribute, ...], ...] = (("sex", "ethnicity"),)
+    # Empty: every category/boolean attribute the data dictionary declares for residents, plus age_band
+    # when it declares birth_date (filled in by ProjectConfig).
+    protected: tuple[ProtectedAttribute, ...] = ()
+    intersections: tuple[tuple[ProtectedAttribute, ...], ...] = ()
     reference_groups: dict[str, str] = Field(default_factory=dict)  # default: largest group
     min_cell: int = Field(default=10, gt=0)
     round_to: int = Field(default=5, gt=0)
@@ -438,7 +441,16 @@ class MlflowSection(_Section):
     experiment: str = "early-signal"
 
 
+class IngestSection(_Section):
+    """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
+
+    mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
+
+
 class ProjectConfig(_Section):
+    # The data dictionary file (docs/data-contract.md); relative paths are resolved against the config
+    # file's folder by load_config. None: the packaged synthetic-borough dictionary.
+    dictionary: str | None = None
     project: ProjectSection = ProjectSection()
     data: DataSection = DataSection()
     synth: SynthSection = SynthSection()
@@ -455,10 +467,61 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    ingest: IngestSection = IngestSection()
+
+    @field_validator("dictionary")
+    @classmethod
+    def _dictionary_found(cls, path: str | None) -> str | None:
+        """A relative path not resolved by load_config (a config built in code): try the working directory,
+        then the folder of the default config, then the packaged conf/ folder."""
+        if path is None or Path(path).is_absolute():
+            return path
+        for base in (Path.cwd(), DEFAULT_CONFIG_PATH.parent, packaged_config_path().parent):
+            if (base / path).is_file():
+                return str((base / path).resolve())
+        return path
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_protected(cls, raw: Any) -> Any:
+        """audit.protected defaults to the dictionary's groupable attributes (names live in YAML, not here)."""
+        if not isinstance(raw, dict):
+            return raw
+        audit = raw.get("audit")
+        if isinstance(audit, AuditSection) or (isinstance(audit, dict) and audit.get("protected")):
+            return raw
+        from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
+
+        dictionary = load_dictionary(ProjectConfig._dictionary_found(raw.get("dictionary")) or packaged_dictionary_path())
+        protected = list(dictionary.categorical_attributes())
+        if "birth_date" in dictionary.residents:
+            protected.append(AGE_BAND)
+        return {**raw, "audit": {**(audit if isinstance(audit, dict) else {}), "protected": protected}}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ProjectConfig:
-        known = set(self.contract.outcome_types)
+        from earlysignal.dictionary import AttributeSpec, dictionary_for
+
+        dictionary = dictionary_for(self)
+        declared = set(dictionary.outcomes)
+        unknown_contract = sorted(set(self.contract.outcome_types) - declared)
+        if unknown_contract:
+            raise ValueError(
+                f"contract.outcome_types names outcome types not declared in the data dictionary: {unknown_contract}"
+            )
+        known = set(self.contract.outcome_types) or declared
+        groupable: dict[str, AttributeSpec] = dictionary.categorical_attributes()
+        for key, attributes in (
+            ("audit.protected", self.audit.protected),
+            ("audit.intersections", tuple(a for group in self.audit.intersections for a in group)),
+            ("features.protected_as_features", self.features.protected_as_features),
+        ):
+            unknown = sorted({a for a in attributes if a != AGE_BAND and a not in groupable})
+            if unknown:
+                raise ValueError(
+                    f"{key} names attributes the data dictionary does not declare as category or boolean columns "
+                    f"of residents: {unknown}; declared: {sorted(groupable)} (and {AGE_BAND})"
+                )
         for key, values in (
             ("label.outcome_types", self.label.outcome_types),
             ("cohort.exclude_open_outcomes", self.cohort.exclude_open_outcomes),
@@ -469,7 +532,7 @@ class ProjectConfig(_Section):
         ):
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ValueError(f"{key} names outcome types not in contract.outcome_types: {unknown}")
+                raise ValueError(f"{key} names outcome types not in the data dictionary's outcomes: {unknown}")
         if (
             self.cohort.max_age is not None
             and self.cohort.min_age is not None
@@ -525,6 +588,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ProjectConfig:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of sections at the top level")
+    if isinstance(raw.get("dictionary"), str) and not Path(raw["dictionary"]).is_absolute():
+        # The dictionary travels with its config file, wherever `earlysignal` is run from. A copy of a
+        # config without its dictionary folder finds the same relative path the way configs built in
+        # code do (working directory, conf/, the packaged conf/).
+        beside = path.parent / raw["dictionary"]
+        if beside.is_file():
+            raw["dictionary"] = str(beside.resolve())
     return config_from_dict(raw, source=str(path))
 
 

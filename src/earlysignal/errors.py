@@ -19,3 +19,7 @@ class ContractError(EarlySignalError):
 
 class ApprovalError(EarlySignalError):
     """A model is not approved for scoring, or its approval no longer matches its artefact."""
+
+
+class UnusableDataError(ContractError):
+    """Validation left nothing usable (a required table with no accepted rows) or quarantined too much."""

@@ -97,8 +97,8 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
             [
                 ~known.to_numpy(),
                 ~pd.isna(death) & (death <= np.datetime64(ts)),
-                age < cohort.min_age,
-                age > cohort.max_age,
+                age < (cohort.min_age if cohort.min_age is not None else -np.inf),
+                age > (cohort.max_age if cohort.max_age is not None else np.inf),
                 in_open,
             ],
             [
@@ -113,14 +113,31 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
         reason = pd.Series(reasons, index=frame.index)
     frame["as_of"] = ts
     frame["reason"] = reason.astype(str)
+    frame = pd.concat([frame, quarantined_living(data, ts)], ignore_index=True)
     return frame.sort_values("resident_id", kind="stable").reset_index(drop=True)
+
+
+QUARANTINED_PREFIX = "quarantined by the data contract: "
+
+
+def quarantined_living(data: Any, ts: pd.Timestamp) -> pd.DataFrame:
+    """Residents the data contract quarantined whose residency spell covers as_of, with the contract's reason."""
+    people = getattr(data, "quarantined_residents", None)
+    if people is None or people.empty:
+        return pd.DataFrame({"resident_id": pd.Series(dtype="str"), "as_of": pd.Series(dtype="datetime64[us]"),
+                             "reason": pd.Series(dtype="str")})
+    start, end = pd.to_datetime(people["start_date"]), pd.to_datetime(people["end_date"])
+    living = people[(start <= ts) & (end.isna() | (end > ts))].drop_duplicates("resident_id")
+    return pd.DataFrame({"resident_id": living["resident_id"].astype(str).to_numpy(), "as_of": ts,
+                         "reason": (QUARANTINED_PREFIX + living["reason"].astype(str)).to_numpy()})
 
 
 def _open_outcome_ids(data: Any, ts: pd.Timestamp, outcome_types: tuple[str, ...]) -> set[str]:
     if not outcome_types or data.outcomes is None or data.outcomes.empty:
         return set()
     o = data.outcomes
-    started = pd.to_datetime(o["outcome_time"]) < ts
+    # As the cohort does: an outcome counts from when it was known (recorded), not only when it began.
+    started = (pd.to_datetime(o["outcome_time"]) < ts) & (pd.to_datetime(o["known_at"]) < ts)
     end = pd.to_datetime(o["end_time"])
     open_now = o["outcome_type"].isin(outcome_types) & started & (end.isna() | (end > ts))
     return set(o.loc[open_now, "resident_id"].astype(str))
@@ -213,6 +230,12 @@ def score_cohort(
     ranked = pd.concat([ranked, reasons], axis=1)[RANKED_COLUMNS]
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
     unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
+    n_quarantined = int(unscored["reason"].str.startswith(QUARANTINED_PREFIX).sum())
+    if n_quarantined:
+        console.print(
+            f"[yellow]{n_quarantined:,} resident(s) living here at {as_of} were quarantined by the data contract and "
+            "could not be scored; they are listed in unscored.csv with the reason.[/yellow]"
+        )
     drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month)
 
     out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
@@ -237,6 +260,7 @@ def score_cohort(
             "scored": int(len(ranked)),
             "flagged": int(ranked["flagged"].sum()),
             "unscored": int(len(unscored)),
+            "unscored_quarantined": n_quarantined,
             "unscored_by_reason": {str(r): int(c) for r, c in unscored["reason"].value_counts().sort_index().items()},
         },
         "score": {

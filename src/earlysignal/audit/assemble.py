@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,13 +44,6 @@ GOVERNANCE_LABELS = {
     "retraining_cadence": "Retraining cadence",
     "switch_off_criteria": "Criteria for switching the model off",
 }
-OUTCOME_WORDS = {
-    "csc_referral": "a referral to children's social care",
-    "s47_enquiry": "a section 47 child protection enquiry",
-    "child_protection_plan": "a child protection plan",
-    "homelessness_acceptance": "being accepted as homeless",
-    "adult_safeguarding_concern": "an adult safeguarding concern",
-}
 METRIC_WORDS = {
     "precision_at_capacity": "precision at capacity",
     "recall_at_capacity": "recall at capacity",
@@ -64,10 +57,20 @@ K_CURVE_POINTS = 40
 CALIBRATION_BINS = 10
 
 
-def outcome_phrase(outcome_types: Sequence[str], horizon_months: int | float | str | None) -> tuple[str, str]:
-    """('a child protection plan', 'within 6 months') style words for the label; a string horizon
-    (label.horizon_text, e.g. '91 days') is used as it is."""
-    words = [OUTCOME_WORDS.get(o, o.replace("_", " ")) for o in outcome_types]
+def outcome_labels(config: ProjectConfig) -> dict[str, str]:
+    """Outcome type -> wording in reports, from the config's data dictionary."""
+    from earlysignal.dictionary import dictionary_for
+
+    return {name: spec.label for name, spec in dictionary_for(config).outcomes.items()}
+
+
+def outcome_phrase(
+    outcome_types: Sequence[str], horizon_months: int | float | str | None, labels: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """('a plan', 'within 6 months') style words for the label; `labels` are the data dictionary's outcome
+    labels; a string horizon (label.horizon_text, e.g. '91 days') is used as it is."""
+    labels = labels or {}
+    words = [labels.get(o, o.replace("_", " ")) for o in outcome_types]
     what = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     return what, f"within {horizon_months}" if isinstance(horizon_months, str) else f"within {horizon_months} months"
 
@@ -279,7 +282,7 @@ def _capacity_words(config: ProjectConfig) -> str:
 
 
 def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     cohort = config.cohort.describe()
     features = data.get("features", [])
     sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
@@ -325,7 +328,7 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
 
 
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     period = data.get("period", {})
     return [
         f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
@@ -358,7 +361,7 @@ def build_audit(
     settings = (audit_config or config).audit
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     # A model trained with training.n_test_splits 0 (or whose every split was skipped) has no test
     # rows: every place a metric would be says NOT EVALUATED instead.
     evaluated = bool(metrics.get("evaluated", True))

@@ -202,7 +202,7 @@ def _fmt(value: float) -> str:
 
 
 def _people(group: str) -> str:
-    """'Black residents', 'residents aged 0-4', 'Female + Black residents'."""
+    """'<group> residents', 'residents aged 0-4', '<group> + <group> residents'."""
     if group[:1].isdigit():
         return f"residents aged {group}"
     return f"{group} residents"

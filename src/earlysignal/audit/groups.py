@@ -9,9 +9,8 @@ import pandas as pd
 NOT_RECORDED = "Not recorded"
 INTERSECTION_JOIN = " + "
 
-# Raw values are pseudonymous-system codes; the report speaks in words.
+# attr__ columns already hold the data dictionary's reporting groups; booleans still read as words.
 _DISPLAY: dict[str, dict[str, str]] = {
-    "sex": {"F": "Female", "M": "Male"},
     "disability": {
         "True": "Disabled",
         "False": "Not disabled",
@@ -46,7 +45,7 @@ def group_labels(frame: pd.DataFrame, attribute: str) -> pd.Series:
 
 
 def intersection_labels(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.Series:
-    """Readable group label per row for an intersection, e.g. 'Female + Black'."""
+    """Readable group label per row for an intersection, e.g. 'Group A + Disabled'."""
     parts = [group_labels(frame, attribute) for attribute in attributes]
     combined = parts[0]
     for part in parts[1:]:
@@ -84,7 +83,7 @@ def reference_group(
             wanted = value
     counts = groups.value_counts()
     if wanted is not None:
-        # Accept raw codes too ("F"), mapped part by part ("F + White" -> "Female + White").
+        # Accept raw boolean codes too, mapped part by part ("Group A + True" -> "Group A + Disabled").
         parts = [p.strip() for p in str(wanted).split("+")]
         mapped = [
             _DISPLAY.get(attribute, {}).get(part, part) for attribute, part in zip(attributes, parts, strict=False)

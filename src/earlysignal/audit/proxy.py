@@ -1,7 +1,7 @@
 """Proxy check: how well each model input, on its own, predicts each protected characteristic.
 
-A feature that separates one ethnic group from the rest with an AUC of 0.8 carries that
-characteristic into the model even though ethnicity is not an input. The board sees which.
+A feature that separates one group of a protected characteristic from the rest with an AUC of 0.8
+carries that characteristic into the model even though the characteristic is not an input. The board sees which.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class Dialect:
         """A quoted string literal (single quotes doubled)."""
         return "'" + value.replace("'", "''") + "'"
 
+    def quote(self, identifier: str) -> str:
+        """A quoted identifier (a column name from the data dictionary; double quotes doubled)."""
+        return '"' + identifier.replace('"', '""') + '"'
+
     def timestamp_literal(self, value: dt.datetime | dt.date) -> str:
         """A timestamp literal at microsecond precision."""
         if not isinstance(value, dt.datetime):
@@ -43,6 +47,18 @@ class Dialect:
     def date_literal(self, value: dt.date) -> str:
         """A date literal."""
         return f"DATE '{value.isoformat()}'"
+
+    def value_of_latest(self, value: str, time: str) -> str:
+        """The value of the row with the latest time (ties: the largest value), over non-null values."""
+        return f"MAX_BY({value}, ARRAY({self.epoch_us(time)}, {value})) FILTER (WHERE {value} IS NOT NULL)"
+
+    def value_of_earliest(self, value: str, time: str) -> str:
+        """The value of the row with the earliest time (ties: the largest value), over non-null values."""
+        return f"MIN_BY({value}, ARRAY({self.epoch_us(time)}, -{value})) FILTER (WHERE {value} IS NOT NULL)"
+
+    def epoch_us(self, time: str) -> str:
+        """Microseconds since 1970-01-01 of a timestamp, as a DOUBLE (exact below 2**53)."""
+        return f"CAST(UNIX_MICROS({time}) AS DOUBLE)"
 
     def as_int(self, boolean_sql: str) -> str:
         """A boolean expression as 0/1 integer."""

@@ -9,11 +9,20 @@ from earlysignal.engines.base import Dialect, Engine, TableLike
 
 
 class DuckDBDialect(Dialect):
-    """DuckDB differs from the default only in how semi and anti joins are spelled."""
+    """DuckDB differs from the default in how semi and anti joins, arg-max and epoch microseconds are spelled."""
 
     name = "duckdb"
     semi_join = "SEMI JOIN"
     anti_join = "ANTI JOIN"
+
+    def value_of_latest(self, value: str, time: str) -> str:
+        return f"arg_max({value}, [{self.epoch_us(time)}, {value}]) FILTER (WHERE {value} IS NOT NULL)"
+
+    def value_of_earliest(self, value: str, time: str) -> str:
+        return f"arg_min({value}, [{self.epoch_us(time)}, -{value}]) FILTER (WHERE {value} IS NOT NULL)"
+
+    def epoch_us(self, time: str) -> str:
+        return f"CAST(epoch_us({time}) AS DOUBLE)"
 
 
 class DuckDBEngine(Engine):

@@ -26,22 +26,23 @@ from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
 from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start
 from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
 from earlysignal.features.matrix import FeatureMatrix
+from earlysignal.dictionary import DataDictionary, dictionary_for
 from earlysignal.features.spec import (
-    AGE_BANDS,
-    ETHNICITY_CODES,
-    NOT_RECORDED,
-    PROTECTED_COLUMNS,
-    TENURES,
+    AGE_BAND_ATTRIBUTE,
+    BUILT_IN_STATIC,
     FeatureDefinition,
     age_band,
     definitions_as_records,
     family_definitions,
     family_event_types,
     feature_definitions,
+    protected_codes,
     spec_dict,
     spec_hash,
+    static_attribute,
 )
-from earlysignal.features.sql import TENURE_CODES, event_groups_sql, memberships_sql
+from earlysignal.features.sql import event_groups_sql, memberships_sql
+from earlysignal.fingerprint import stable_hash
 
 MICROSECONDS_PER_DAY = 86_400_000_000
 
@@ -57,8 +58,8 @@ class LinkedDataLike(Protocol):
 
 
 _REQUIRED_COLUMNS = {
-    "residents": ("resident_id", "birth_date", "death_date", "sex", "ethnicity", "disability"),
-    "residency": ("resident_id", "household_id", "address_id", "start_date", "end_date", "tenure"),
+    "residents": ("resident_id",),
+    "residency": ("resident_id", "household_id", "address_id", "start_date", "end_date"),
     "events": ("resident_id", "address_id", "source", "event_type", "event_time", "known_at", "value"),
     "outcomes": ("resident_id", "outcome_type", "outcome_time", "known_at", "end_time"),
 }
@@ -70,6 +71,44 @@ def _check_columns(data: LinkedDataLike) -> None:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ContractError(f"{table}: missing column(s) {missing}; the feature builder needs {list(columns)}")
+
+
+def _uses_age(config: ProjectConfig) -> bool:
+    uses = "age" in config.features.static or AGE_BAND_ATTRIBUTE in config.features.protected_as_features
+    cohort = config.cohort
+    # An age-ranged cohort reads birth dates too (the cohort section's own fields, when it has them).
+    ranged = getattr(cohort, "min_age", 0) not in (0, None) or getattr(cohort, "max_age", None) is not None
+    return uses or ranged
+
+
+def check_inputs_usable(config: ProjectConfig, data: LinkedDataLike) -> None:
+    """Before any work: age needs birth dates, household/address scopes need residency.
+
+    Raises ConfigError naming the config key that asks for what the data cannot give.
+    """
+    from earlysignal.errors import ConfigError
+
+    residents = data.residents
+    if _uses_age(config):
+        births = residents["birth_date"] if "birth_date" in residents.columns else None
+        if births is None or not births.notna().any():
+            state = "absent" if births is None else "empty (no resident has one)"
+            raise ConfigError(
+                "features.static / cohort ages need residents.birth_date, which is "
+                f"{state}; remove age from features.static and the cohort's age range, or supply birth dates"
+            )
+    if len(data.residency) == 0:
+        wanted = sorted(
+            {f"features.families[{f.name}].scopes: {s}" for f in config.features.families for s in f.scopes if s != "resident"}
+            | {f"features.static: {s}" for s in config.features.static if BUILT_IN_STATIC.get(s, ("",))[0] == "residency"}
+        )
+        if getattr(config.cohort, "require_residency", False):
+            wanted.append("cohort.require_residency: true")
+        if wanted:
+            raise ConfigError(
+                "the data has no residency table (or no accepted residency rows), so households and addresses are "
+                f"unknown; these need it: {'; '.join(wanted)}"
+            )
 
 
 def _day_numbers(values: Any) -> np.ndarray:
@@ -138,10 +177,11 @@ class _Context:
     address_entity: np.ndarray  # [addresses] compact key among cohort rows' addresses, or -1
     household_of: np.ndarray  # [R, J] household index or -1
     address_of: np.ndarray  # [R, J] address index or -1
-    tenure_of: np.ndarray  # [R, J] tenure code or -1
+    spell_codes: dict[str, np.ndarray]  # residency category -> [R, J] code (position in declared values) or -1
     since_of: np.ndarray  # [R, J] day number the resident has lived at that address since
     birth_days: np.ndarray  # [R]
     households: _Households
+    dictionary: DataDictionary
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -220,6 +260,10 @@ def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tu
         raise ContractError("residents: resident_id is not unique")
     household_ids = pd.Index(data.residency["household_id"].astype("str")).unique().sort_values()
     address_ids = pd.Index(data.residency["address_id"].astype("str")).unique().sort_values()
+    # The cohort and label SQL read birth and death dates; a dictionary may declare neither (all null then).
+    for column in ("birth_date", "death_date"):
+        if column not in residents.columns:
+            residents = residents.assign(**{column: pd.Series(pd.NaT, index=residents.index, dtype="datetime64[us]")})
     engine.register("residents", residents)
     engine.register("residency", data.residency)
     engine.register("events", data.events)
@@ -240,29 +284,34 @@ def _register_tables(engine: Engine, data: LinkedDataLike, grid: AsOfGrid) -> tu
     return np.asarray(resident_ids, dtype=object), len(household_ids), np.asarray(address_ids, dtype=object)
 
 
-def _memberships(engine: Engine, n_residents: int, J: int) -> dict[str, np.ndarray]:
-    table = engine.run(memberships_sql(engine.dialect))
+def _memberships(
+    engine: Engine, n_residents: int, J: int, categories: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    categories = categories or {}
+    table = engine.run(memberships_sql(engine.dialect, categories))
     r = table.column("r_idx").to_numpy().astype(np.int64)
     j = table.column("j").to_numpy().astype(np.int64)
     h = table.column("h_idx").to_numpy().astype(np.int64)
     a = table.column("a_idx").to_numpy().astype(np.int64)
-    tenure = table.column("tenure_code").to_numpy().astype(np.int64)
     since = table.column("address_since").cast(pa.int32()).to_numpy().astype(np.int64)
     shape = (n_residents, J)
     household_of = np.full(shape, -1, dtype=np.int32)
     address_of = np.full(shape, -1, dtype=np.int32)
-    tenure_of = np.full(shape, -1, dtype=np.int8)
     since_of = np.zeros(shape, dtype=np.int64)
     household_of[r, j] = h
     if np.count_nonzero(household_of >= 0) != r.size:
         raise ContractError("residency: a resident has overlapping spells (two spells cover the same as_of date)")
     address_of[r, j] = a
-    tenure_of[r, j] = tenure
+    spell_codes: dict[str, np.ndarray] = {}
+    for name in categories:
+        codes = np.full(shape, -1, dtype=np.int16)
+        codes[r, j] = table.column(f"code__{name}").to_numpy().astype(np.int16)
+        spell_codes[name] = codes
     since_of[r, j] = since
     return {
         "household_of": household_of,
         "address_of": address_of,
-        "tenure_of": tenure_of,
+        "spell_codes": spell_codes,
         "since_of": since_of,
         "member_r": r,
         "member_j": j,
@@ -289,6 +338,25 @@ class _Groups:
     first_day: np.ndarray
     lookups: dict[int | None, np.ndarray]
     J: int
+    vmin: np.ndarray | None = None
+    v_last: np.ndarray | None = None
+    t_last_v: np.ndarray | None = None
+    v_first: np.ndarray | None = None
+    t_first_v: np.ndarray | None = None
+
+    def pick_inputs(self, aggregate: str) -> tuple[np.ndarray, np.ndarray]:
+        """(key, value) per group for a 'pick one event' aggregate: the largest key wins (ties: largest value)."""
+        if aggregate == "min":
+            assert self.vmin is not None
+            return -self.vmin, self.vmin
+        if aggregate == "last":
+            assert self.v_last is not None and self.t_last_v is not None
+            return self.t_last_v, self.v_last
+        if aggregate == "first":
+            assert self.v_first is not None and self.t_first_v is not None
+            return -self.t_first_v, self.v_first
+        assert self.vmax is not None
+        return self.vmax, self.vmax
 
     def last_j(self, window: int | None) -> np.ndarray:
         """Last as_of index each group counts at, for a window of `window` days (None: all history)."""
@@ -328,6 +396,11 @@ class _EventTable:
             first_day=pick("first_day", np.float64),  # type: ignore[arg-type]
             lookups=self.lookups,
             J=self.J,
+            vmin=pick("vmin", np.float64),
+            v_last=pick("v_last", np.float64),
+            t_last_v=pick("t_last_v", np.float64),
+            v_first=pick("v_first", np.float64),
+            t_first_v=pick("t_first_v", np.float64),
         )
 
 
@@ -337,10 +410,12 @@ class _FamilyWindows:
     count: list[int | None]
     value: list[int | None]
     maximum: list[int | None]
+    picks: dict[str, list[int | None]] = field(default_factory=dict)  # min / last / first -> windows
 
     @property
     def every(self) -> list[int | None]:
-        return sorted(set(self.count) | set(self.value) | set(self.maximum), key=lambda d: -1 if d is None else d)
+        picked = {w for windows in self.picks.values() for w in windows}
+        return sorted(set(self.count) | set(self.value) | set(self.maximum) | picked, key=lambda d: -1 if d is None else d)
 
 
 def _family_windows(family: FeatureFamily) -> _FamilyWindows:
@@ -360,7 +435,12 @@ def _family_windows(family: FeatureFamily) -> _FamilyWindows:
         count=sorted(count, key=order),
         value=plain if aggregates & {"sum", "mean"} else [],
         maximum=plain if "max" in aggregates else [],
+        picks={a: plain for a in PICK_AGGREGATES if a in aggregates},
     )
+
+
+# Aggregates that pick one event's value (the smallest, the latest, the earliest) within the window.
+PICK_AGGREGATES = ("min", "last", "first")
 
 
 def _entity_kind(scope: str) -> str:
@@ -375,12 +455,13 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
     kinds: list[tuple[str, str]] = []
     windows: set[int | None] = set()
     for family in users:
-        for event_type in family_event_types(family):
+        for event_type in family_event_types(family, ctx.dictionary):
             if (family.source, event_type) not in kinds:
                 kinds.append((family.source, event_type))
         windows.update(_family_windows(family).every)
     with_values = any({"sum", "mean"} & set(f.aggregates) for f in users)
     with_max = any("max" in f.aggregates for f in users)
+    with_pick = {a: any(a in f.aggregates for f in users) for a in PICK_AGGREGATES}
     grid = ctx.grid
     as_of_days = grid.days
     lengths = [w for w in windows if w is not None]
@@ -395,6 +476,9 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
             thresholds=thresholds,
             with_values=with_values,
             with_max=with_max,
+            with_min=with_pick["min"],
+            with_last=with_pick["last"],
+            with_first=with_pick["first"],
         )
     )
     lookups: dict[int | None, np.ndarray] = {}
@@ -423,6 +507,11 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
         "s": np.nan_to_num(column("s", np.float64), nan=0.0) if with_values else None,
         "nv": column("nv", np.int32) if with_values else None,
         "vmax": column("vmax", np.float64) if with_max else None,
+        "vmin": column("vmin", np.float64) if with_pick["min"] else None,
+        "v_last": column("v_last", np.float64) if with_pick["last"] else None,
+        "t_last_v": column("t_last_v", np.float64) if with_pick["last"] else None,
+        "v_first": column("v_first", np.float64) if with_pick["first"] else None,
+        "t_first_v": column("t_first_v", np.float64) if with_pick["first"] else None,
         "last_day": days("t_last"),
         "first_day": days("t_first"),
     }
@@ -463,6 +552,30 @@ def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) ->
         mask = has_value & (first <= j) & (last >= j)
         np.maximum.at(out[j], groups.entity[mask], groups.vmax[mask])
     return out
+
+
+def _window_pick(
+    groups: _Groups, aggregate: str, window: int | None, n_entities: int, J: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """([J, entities] key, [J, entities] value) of the event picked by a min / last / first aggregate among
+    the events counting at each as_of (key -inf where there is none)."""
+    key, value = groups.pick_inputs(aggregate)
+    out_key = np.full((J, n_entities), -np.inf)
+    out_value = np.full((J, n_entities), np.nan)
+    has_value = ~np.isnan(key) & ~np.isnan(value)
+    first, last = groups.first_j, groups.last_j(window)
+    for j in range(J):
+        rows = np.flatnonzero(has_value & (first <= j) & (last >= j))
+        if rows.size == 0:
+            continue
+        # Per entity, the row with the largest key (ties: the largest value) sorts last.
+        order = rows[np.lexsort((value[rows], key[rows], groups.entity[rows]))]
+        entity = groups.entity[order]
+        is_last = np.r_[entity[1:] != entity[:-1], True]
+        chosen = order[is_last]
+        out_key[j, groups.entity[chosen]] = key[chosen]
+        out_value[j, groups.entity[chosen]] = value[chosen]
+    return out_key, out_value
 
 
 def _running_extreme(groups: _Groups, how: str, n_entities: int, J: int) -> np.ndarray:
@@ -506,6 +619,30 @@ class _ScopeGatherer:
             return out
         return self.ctx.households.reduce(np.take(flat, self.flat), how)
 
+    def gather_pick(self, dense_key: np.ndarray, dense_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(key, value) at cohort rows; over household members, the member event with the largest key wins."""
+        flat_key, flat_value = dense_key.reshape(-1), dense_value.reshape(-1)
+        if self.scope == "resident":
+            return np.take(flat_key, self.flat), np.take(flat_value, self.flat)
+        if self.scope == "address":
+            key = np.full(self.valid.size, -np.inf)
+            value = np.full(self.valid.size, np.nan)
+            key[self.valid] = np.take(flat_key, self.flat)
+            value[self.valid] = np.take(flat_value, self.flat)
+            return key, value
+        households = self.ctx.households
+        member_key, member_value = np.take(flat_key, self.flat), np.take(flat_value, self.flat)
+        best_key = households.reduce(member_key, "max")
+        if households.starts.size == 0:
+            return best_key, np.full(best_key.size, np.nan)
+        group_max = np.maximum.reduceat(member_key, households.starts)
+        sizes = np.diff(np.r_[households.starts, member_key.size])
+        winner = member_key == np.repeat(group_max, sizes)
+        # Ties between members' events: the largest value, so the choice never depends on member order.
+        tied = np.where(winner & ~np.isnan(member_value), member_value, -np.inf)
+        best_value = households.reduce(tied, "max")
+        return best_key, np.where(np.isfinite(best_key), best_value, np.nan)
+
 
 @dataclass
 class _TypeStats:
@@ -515,6 +652,7 @@ class _TypeStats:
     total: dict[int | None, np.ndarray] = field(default_factory=dict)
     valued: dict[int | None, np.ndarray] = field(default_factory=dict)
     vmax: dict[int | None, np.ndarray] = field(default_factory=dict)
+    picks: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     last_day: np.ndarray | None = None
     first_day: np.ndarray | None = None
 
@@ -526,6 +664,13 @@ class _TypeStats:
                 mine[w] = values.copy() if w not in mine else mine[w] + values
         for w, values in other.vmax.items():
             self.vmax[w] = values.copy() if w not in self.vmax else np.maximum(self.vmax[w], values)
+        for name, (key, value) in other.picks.items():
+            if name not in self.picks:
+                self.picks[name] = (key.copy(), value.copy())
+                continue
+            mine_key, mine_value = self.picks[name]
+            theirs = (key > mine_key) | ((key == mine_key) & (np.nan_to_num(value, nan=-np.inf) > np.nan_to_num(mine_value, nan=-np.inf)))
+            self.picks[name] = (np.where(theirs, key, mine_key), np.where(theirs, value, mine_value))
         if other.last_day is not None:
             self.last_day = other.last_day.copy() if self.last_day is None else np.maximum(self.last_day, other.last_day)
         if other.first_day is not None:
@@ -566,7 +711,7 @@ def _family_columns(
     Streams type by type: each [J, entities] array is gathered to the cohort rows and dropped at
     once, so memory holds one dense array and one type's gathered statistics at a time.
     """
-    types = family_event_types(family)
+    types = family_event_types(family, ctx.dictionary)
     J = ctx.grid.size
     aggregates = set(family.aggregates)
     windows = _family_windows(family)
@@ -605,6 +750,12 @@ def _family_columns(
                 _spread(stats, gatherers, "valued", valued, "sum", w)
             for w in max_windows:
                 _spread(stats, gatherers, "vmax", _window_max(subset, w, n_entities, J), "max", w)
+            for aggregate, pick_windows in windows.picks.items():
+                for w in pick_windows:
+                    dense_key, dense_value = _window_pick(subset, aggregate, w, n_entities, J)
+                    for scope, gatherer in gatherers.items():
+                        stats[scope].picks[(aggregate, w)] = gatherer.gather_pick(dense_key, dense_value)
+                    del dense_key, dense_value
             if need_last:
                 _spread(stats, gatherers, "last_day", _running_extreme(subset, "max", n_entities, J), "max")
             if need_first:
@@ -652,6 +803,10 @@ def _aggregate_values(
         values = stats.vmax[w]
         undefined = ~np.isfinite(values)
         return np.where(undefined, np.nan, values), undefined
+    if aggregate in PICK_AGGREGATES:
+        key, value = stats.picks[(aggregate, w)]
+        undefined = ~np.isfinite(key)
+        return np.where(undefined, np.nan, value), undefined
     if aggregate == "trend":
         assert w is not None
         return 2.0 * stats.count[w] - stats.count[2 * w], None
@@ -683,15 +838,17 @@ def _apply_missing_rule(
 # Static features and protected attributes
 
 
-def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFrame) -> dict[str, np.ndarray]:
+def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFrame, resident_ids: np.ndarray) -> dict[str, np.ndarray]:
     cohort = ctx.cohort
     as_of_days = ctx.grid.days[cohort.j]
     columns: dict[str, np.ndarray] = {}
-    tenure = ctx.tenure_of[cohort.r_idx, cohort.j]
     housed = ctx.household_of[cohort.r_idx, cohort.j] >= 0
+    ordered = residents.set_index(residents["resident_id"].astype("str")).reindex(resident_ids)
     for static in config.features.static:
         if static == "age":
-            columns["static__age"] = completed_years(ctx.birth_days[cohort.r_idx], as_of_days).astype(np.float64)
+            known = ctx.birth_days[cohort.r_idx] != np.iinfo(np.int64).min
+            ages = completed_years(np.where(known, ctx.birth_days[cohort.r_idx], 0), as_of_days).astype(np.float64)
+            columns["static__age"] = np.where(known, ages, np.nan)
         elif static == "months_at_address":
             since = ctx.since_of[cohort.r_idx, cohort.j]
             months = completed_months(since, as_of_days).astype(np.float64)
@@ -701,60 +858,88 @@ def _static_columns(ctx: _Context, config: ProjectConfig, residents: pd.DataFram
             columns["static__household_size"] = np.where(housed, ctx.households.reduce(ones, "sum"), np.nan)
         elif static == "household_children":
             members = ctx.households
-            member_age = completed_years(ctx.birth_days[members.member_r], ctx.grid.days[members.member_j])
-            children = (member_age < 18).astype(np.float64)
+            births = ctx.birth_days[members.member_r]
+            born = births != np.iinfo(np.int64).min  # members without a recorded birth date are not counted
+            member_age = completed_years(np.where(born, births, 0), ctx.grid.days[members.member_j])
+            children = (born & (member_age < 18)).astype(np.float64)
             columns["static__household_children"] = np.where(housed, members.reduce(children, "sum"), np.nan)
-        elif static == "tenure":
-            for code, name in enumerate(TENURE_CODES):
-                columns[f"static__tenure__{name}"] = (tenure == code).astype(np.float64)
-    assert tuple(TENURE_CODES) == tuple(TENURES)
+        else:
+            columns.update(_attribute_static_columns(ctx, static, ordered, as_of_days))
     return columns
+
+
+def _attribute_static_columns(
+    ctx: _Context, name: str, ordered: pd.DataFrame, as_of_days: np.ndarray
+) -> dict[str, np.ndarray]:
+    """A declared attribute as static feature columns at each cohort row (one-hot for a category).
+
+    A residency category is the value of the spell covering as_of; a residents attribute is used only
+    from its `known_from` date on when the dictionary names one (null before).
+    """
+    table, spec = static_attribute(ctx.dictionary, name)
+    cohort = ctx.cohort
+    if table == "residency":
+        code = ctx.spell_codes[name][cohort.r_idx, cohort.j]
+        return {f"static__{name}__{value}": (code == i).astype(np.float64) for i, value in enumerate(spec.values)}
+    values = ordered[name].to_numpy(dtype=object)[cohort.r_idx] if name in ordered.columns else np.full(len(cohort), None)
+    known = np.ones(len(cohort), dtype=bool)
+    if spec.known_from is not None and spec.known_from in ordered.columns:
+        since = _day_numbers(ordered[spec.known_from])[cohort.r_idx]
+        known = (since != np.iinfo(np.int64).min) & (since < as_of_days)
+    present = pd.notna(values) & known
+    if spec.kind == "category":
+        return {
+            f"static__{name}__{value}": np.where(known, (values == value) & present, 0.0).astype(np.float64)
+            for value in spec.values
+        }
+    numbers = np.full(len(cohort), np.nan)
+    numbers[present] = values[present].astype(np.float64)
+    return {f"static__{name}": numbers}
 
 
 def _attribute_columns(
     ctx: _Context, residents: pd.DataFrame, resident_ids: np.ndarray
 ) -> tuple[dict[str, pd.Series], np.ndarray]:
-    """The attr__* columns (strings, nulls as 'Not recorded') and each row's age."""
+    """The attr__* columns, one per category or boolean attribute the dictionary declares (reporting
+    groups as text; nulls as the dictionary's not-recorded group), plus attr__age_band when birth
+    dates exist; and each row's age (-1 where the birth date is not recorded)."""
     cohort = ctx.cohort
     ordered = residents.set_index(residents["resident_id"].astype("str")).reindex(resident_ids)
     rows = cohort.r_idx
+    not_recorded = ctx.dictionary.not_recorded.group
 
-    def labelled(series: pd.Series, mapping: dict[Any, str] | None = None) -> pd.Series:
+    def labelled(series: pd.Series, mapping: dict[Any, str]) -> pd.Series:
         values = series.to_numpy(dtype=object)[rows]
-        out = np.full(values.size, NOT_RECORDED, dtype=object)
+        out = np.full(values.size, not_recorded, dtype=object)
         present = pd.notna(values)
-        if mapping is None:
-            out[present] = values[present].astype(str)
-        else:
-            out[present] = [mapping.get(v, NOT_RECORDED) for v in values[present]]
+        out[present] = [mapping.get(v, str(v)) for v in values[present]]
         return pd.Series(out, dtype="str")
 
-    ages = completed_years(ctx.birth_days[rows], ctx.grid.days[cohort.j])
-    band_names = [age_band(a) for a in range(0, 130)]
-    attributes = {
-        "attr__sex": labelled(ordered["sex"]),
-        "attr__ethnicity": labelled(ordered["ethnicity"]),
-        "attr__disability": labelled(ordered["disability"].astype(object), {True: "Yes", False: "No"}),
-        "attr__age_band": pd.Series(
-            np.asarray(band_names, dtype=object)[np.clip(ages, 0, 129)], dtype="str"
-        ),
-    }
+    attributes: dict[str, pd.Series] = {}
+    for name, spec in ctx.dictionary.categorical_attributes().items():
+        if name not in ordered.columns:
+            continue
+        if spec.kind == "boolean":
+            attributes[f"attr__{name}"] = labelled(ordered[name].astype(object), {True: "Yes", False: "No"})
+        else:
+            attributes[f"attr__{name}"] = labelled(ordered[name], dict(spec.groups))
+    known = ctx.birth_days[rows] != np.iinfo(np.int64).min
+    ages = np.where(known, completed_years(np.where(known, ctx.birth_days[rows], 0), ctx.grid.days[cohort.j]), -1)
+    if "birth_date" in ordered.columns and known.any():
+        band_names = np.asarray([age_band(a) for a in range(0, 130)] + [not_recorded], dtype=object)
+        attributes[f"attr__{AGE_BAND_ATTRIBUTE}"] = pd.Series(
+            band_names[np.where(known, np.clip(ages, 0, 129), 130)], dtype="str"
+        )
     return attributes, ages
 
 
-def _protected_feature_columns(config: ProjectConfig, attributes: dict[str, pd.Series]) -> dict[str, np.ndarray]:
+def _protected_feature_columns(
+    config: ProjectConfig, attributes: dict[str, pd.Series], dictionary: DataDictionary
+) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
-    band_codes = {f"{low}-{high}": i for i, (low, high) in enumerate(AGE_BANDS)} | {"65+": len(AGE_BANDS)}
     for attribute in config.features.protected_as_features:
+        mapping = protected_codes(dictionary, attribute)
         values = attributes[f"attr__{attribute}"].to_numpy(dtype=object)
-        if attribute == "sex":
-            mapping: dict[str, float] = {"F": 1.0, "M": 0.0}
-        elif attribute == "ethnicity":
-            mapping = {k: float(v) for k, v in ETHNICITY_CODES.items()}
-        elif attribute == "disability":
-            mapping = {"Yes": 1.0, "No": 0.0}
-        else:
-            mapping = {k: float(v) for k, v in band_codes.items()}
         columns[f"protected__{attribute}"] = np.array([mapping.get(v, np.nan) for v in values], dtype=np.float64)
     return columns
 
@@ -768,7 +953,11 @@ def load_data(config: ProjectConfig) -> LinkedDataLike:
         from earlysignal.contract import load_linked_data
     except ImportError as error:  # pragma: no cover - until the contract module is installed
         raise EarlySignalError(f"the data contract module is not available: {error}") from None
-    return load_linked_data(config.data.dir, config)
+    from earlysignal.contract import require_usable
+
+    data = load_linked_data(config.data.dir, config)
+    require_usable(data.report, config.contract)
+    return data
 
 
 def build_feature_matrix(
@@ -792,7 +981,14 @@ def build_feature_matrix(
         data = load_data(config)
         timings["load"] = time.perf_counter() - started
     _check_columns(data)
+    check_inputs_usable(config, data)
     definitions = feature_definitions(config)
+    dictionary = dictionary_for(config)
+    spell_categories = {
+        name: spec.values
+        for name, spec in dictionary.residency.items()
+        if name in config.features.static and spec.kind == "category" and name in data.residency.columns
+    }
     grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label)
     starts = data_starts(getattr(data, "manifest", None))
     check_min_history(config, grid.dates, starts[0])
@@ -814,11 +1010,15 @@ def build_feature_matrix(
             timings["cohort"] = time.perf_counter() - started
             step("Residency at each as_of")
             started = time.perf_counter()
-            members = _memberships(engine, resident_ids.size, grid.size)
-            birth_days = _day_numbers(
-                data.residents.set_index(data.residents["resident_id"].astype("str"))["birth_date"].reindex(
-                    resident_ids
+            members = _memberships(engine, resident_ids.size, grid.size, spell_categories)
+            birth_days = (
+                _day_numbers(
+                    data.residents.set_index(data.residents["resident_id"].astype("str"))["birth_date"].reindex(
+                        resident_ids
+                    )
                 )
+                if "birth_date" in data.residents.columns
+                else np.full(resident_ids.size, np.iinfo(np.int64).min, dtype=np.int64)
             )
             households = _households(
                 cohort,
@@ -841,10 +1041,11 @@ def build_feature_matrix(
                 address_entity=address_entity,
                 household_of=members["household_of"],
                 address_of=members["address_of"],
-                tenure_of=members["tenure_of"],
+                spell_codes=members["spell_codes"],
                 since_of=members["since_of"],
                 birth_days=birth_days,
                 households=households,
+                dictionary=dictionary,
                 timings=timings,
             )
             del members
@@ -863,9 +1064,9 @@ def build_feature_matrix(
             )
             timings["labels"] = time.perf_counter() - started
 
-            static = _static_columns(ctx, config, data.residents)
+            static = _static_columns(ctx, config, data.residents, resident_ids)
             attributes, _ = _attribute_columns(ctx, data.residents, resident_ids)
-            static.update(_protected_feature_columns(config, attributes))
+            static.update(_protected_feature_columns(config, attributes, dictionary))
 
             # Fortran order: each feature column is contiguous, so filling one is a single write.
             matrix_values = np.empty((len(cohort), len(definitions)), dtype=np.float32, order="F")
@@ -885,7 +1086,7 @@ def build_feature_matrix(
             }
             for family in families:
                 step(f"Features: {family.name}")
-                _family_columns(ctx, family, family_definitions(family), tables, sink)
+                _family_columns(ctx, family, family_definitions(family, dictionary), tables, sink)
             del tables
             incomplete = null_windows_before_data_start(
                 matrix_values, position, definitions, grid.days[cohort.j], *starts
@@ -901,6 +1102,13 @@ def build_feature_matrix(
             engine.close()
     timings["total"] = time.perf_counter() - started_all
     metadata = _metadata(config, data, grid, frame, cohort, definitions, engine, timings, with_labels)
+    metadata["protected_columns"] = sorted(attributes)
+    # Which dictionary gave the codes and wording (its content hash, wherever the file lives).
+    metadata["dictionary"] = {
+        "name": dictionary.name,
+        "path": dictionary.path,
+        "sha256": stable_hash(dictionary.model_dump(mode="json", exclude={"path"})),
+    }
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
     metadata["label"].update(label_metadata(config, timing, labels))
     metadata["windows_before_data_start"] = incomplete  # {feature: cells nulled}
@@ -954,7 +1162,7 @@ def _metadata(
     return {
         "features": definitions_as_records(definitions),
         "feature_columns": [d.name for d in definitions],
-        "protected_columns": list(PROTECTED_COLUMNS),
+        "protected_columns": [],  # filled in by the caller from the attr__ columns built
         "label": {
             "name": config.label.name,
             "outcome_types": list(config.label.outcome_types),

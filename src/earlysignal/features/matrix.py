@@ -141,5 +141,13 @@ def build_or_reuse_feature_matrix(
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
     matrix.metadata["data_dir"] = str(data_dir)
+    if len(matrix.frame) == 0:
+        # An empty matrix written with success would let every later stage fail far from the cause.
+        raise EarlySignalError(
+            f"the feature matrix has no rows: no resident of {data_dir} is in the cohort at any of the "
+            f"{len(matrix.metadata['as_of_dates'])} as_of dates ({matrix.metadata['as_of_dates'][:1]} ... "
+            f"{matrix.metadata['as_of_dates'][-1:]}); check the cohort section and temporal.first_as_of/last_as_of "
+            f"against the data (residents accepted: {len(data.residents):,}); nothing was written to {out}"
+        )
     write_feature_matrix(matrix, out)
     return matrix, reason

@@ -1,7 +1,7 @@
 """The feature spec: `config.features` expanded into named, described feature definitions.
 
 Names follow `scope__family__event_type-or-all__aggregate__window` (static features:
-`static__<name>`, tenure one-hot: `static__tenure__<tenure>`, imputation flags:
+`static__<name>`, a category attribute one-hot: `static__<attribute>__<code>`, imputation flags:
 `<feature>_imputed`). Descriptions are plain-English templates with a `{value}` slot,
 used verbatim as reason codes ("4 door replacements at home in the last 12 months").
 """
@@ -13,66 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
-from earlysignal.contract import EVENT_VOCABULARY
+from earlysignal.dictionary import AttributeSpec, DataDictionary, dictionary_for
 from earlysignal.errors import ConfigError
 from earlysignal.fingerprint import stable_hash
 
 
-# Human labels (plural, singular) per (source, event_type); "contact" means different things per source.
-EVENT_LABELS: dict[tuple[str, str], tuple[str, str]] = {
-    ("housing_repairs", "door_replacement"): ("door replacements", "door replacement"),
-    ("housing_repairs", "lock_change"): ("lock changes", "lock change"),
-    ("housing_repairs", "window_repair"): ("window repairs", "window repair"),
-    ("housing_repairs", "damp_mould"): ("damp and mould repairs", "damp and mould repair"),
-    ("housing_repairs", "general_repair"): ("general repairs", "general repair"),
-    ("council_tax", "arrears_reminder"): ("council tax arrears reminders", "council tax arrears reminder"),
-    ("council_tax", "summons"): ("council tax summonses", "council tax summons"),
-    ("council_tax", "liability_order"): ("council tax liability orders", "council tax liability order"),
-    ("benefits", "claim_start"): ("benefit claims started", "benefit claim started"),
-    ("benefits", "change_of_circumstances"): (
-        "benefit changes of circumstances",
-        "benefit change of circumstances",
-    ),
-    ("benefits", "sanction"): ("benefit sanctions", "benefit sanction"),
-    ("school", "absence"): ("months with school absence", "month with school absence"),
-    ("school", "fixed_term_exclusion"): ("fixed-term school exclusions", "fixed-term school exclusion"),
-    ("school", "permanent_exclusion"): ("permanent school exclusions", "permanent school exclusion"),
-    ("police", "domestic_incident"): ("domestic incidents reported to police", "domestic incident reported to police"),
-    ("police", "callout"): ("police call-outs", "police call-out"),
-    ("police", "missing_person"): ("missing person reports", "missing person report"),
-    ("fire", "fire_callout"): ("fire service call-outs", "fire service call-out"),
-    ("ae", "attendance"): ("A&E attendances", "A&E attendance"),
-    ("ae", "injury_attendance"): ("A&E attendances for injury", "A&E attendance for injury"),
-    ("asb", "asb_report"): ("anti-social behaviour reports", "anti-social behaviour report"),
-    ("homelessness", "approach"): ("homelessness approaches", "homelessness approach"),
-    ("early_help", "contact"): ("early help contacts", "early help contact"),
-    ("social_care", "contact"): ("children's social care contacts", "children's social care contact"),
-}
-
-# What an event's `value` measures, as a phrase around "{value}" (sum/mean/max descriptions).
-VALUE_PHRASES: dict[str, str] = {
-    "council_tax": "£{value} owed",
-    "school": "{value} school sessions missed",
-}
-
 SCOPE_PHRASES = {"resident": "", "household": " in the household", "address": " at home"}
-
-TENURES = ("council", "housing_association", "private_rented", "owner_occupied")
-TENURE_LABELS = {
-    "council": "a council tenancy",
-    "housing_association": "a housing association tenancy",
-    "private_rented": "privately rented",
-    "owner_occupied": "owner occupied",
-}
 
 # Aggregates that are always defined (0 when nothing happened) versus those that can be undefined.
 ALWAYS_DEFINED = ("count", "sum", "distinct_types", "trend")
-CAN_BE_MISSING = ("mean", "max", "days_since_last", "days_since_first")
+CAN_BE_MISSING = ("mean", "max", "min", "last", "first", "days_since_last", "days_since_first")
 WINDOWLESS = ("days_since_last", "days_since_first")
 
 AGE_BANDS = ((0, 4), (5, 10), (11, 15), (16, 17), (18, 24), (25, 34), (35, 44), (45, 54), (55, 64))
 NOT_RECORDED = "Not recorded"
-PROTECTED_COLUMNS = ("attr__sex", "attr__ethnicity", "attr__disability", "attr__age_band")
+AGE_BAND_ATTRIBUTE = "age_band"
 
 
 @dataclass(frozen=True)
@@ -104,10 +59,11 @@ class FeatureDefinition:
         return record
 
 
-def event_labels(source: str, event_type: str) -> tuple[str, str]:
-    """(plural, singular) human label for an event type, falling back to the type name."""
-    if (source, event_type) in EVENT_LABELS:
-        return EVENT_LABELS[(source, event_type)]
+def event_labels(source: str, event_type: str, dictionary: DataDictionary | None = None) -> tuple[str, str]:
+    """(plural, singular) human label for an event type from the data dictionary, else from the type name."""
+    if dictionary is not None and (source, event_type) in dictionary.event_pairs():
+        spec = dictionary.event_type(source, event_type)
+        return spec.plural_label, spec.label
     words = event_type.replace("_", " ")
     return f"{words} events", f"{words} event"
 
@@ -133,16 +89,34 @@ def _period(window: str) -> str:
     return window_phrase(window).removeprefix("the last ")
 
 
-def family_event_types(family: FeatureFamily) -> tuple[str, ...]:
-    """The family's event types: as listed, else the source's whole vocabulary."""
-    if family.event_types:
-        return family.event_types
-    if family.source in EVENT_VOCABULARY:
-        return EVENT_VOCABULARY[family.source]
-    raise ConfigError(
-        f"features.families[{family.name}].event_types is empty and source {family.source!r} is not in the "
-        f"built-in vocabulary ({sorted(EVENT_VOCABULARY)}); list the event types to use"
-    )
+def family_event_types(family: FeatureFamily, dictionary: DataDictionary) -> tuple[str, ...]:
+    """The family's event types: as listed, else every type of the source the dictionary allows as a feature.
+
+    Raises ConfigError for a source or type the dictionary does not declare, or a type it marks
+    `feature: false` (e.g. works done because abuse is already known).
+    """
+    key = f"features.families[{family.name}]"
+    if family.source not in dictionary.sources:
+        raise ConfigError(
+            f"{key}.source: {family.source!r} is not a source of data dictionary {dictionary.path or dictionary.name}; "
+            f"declared sources: {sorted(dictionary.sources)}"
+        )
+    declared = dictionary.sources[family.source].event_types
+    if not family.event_types:
+        return tuple(t for t, spec in declared.items() if spec.feature)
+    for event_type in family.event_types:
+        if event_type not in declared:
+            raise ConfigError(
+                f"{key}.event_types: {event_type!r} is not an event type of source {family.source} in data dictionary "
+                f"{dictionary.path or dictionary.name}; declared: {sorted(declared)}"
+            )
+        if not declared[event_type].feature:
+            why = declared[event_type].why_not_feature or "the data dictionary marks it feature: false"
+            raise ConfigError(
+                f"{key}.event_types: {family.source}/{event_type} must never be a feature ({why}); "
+                "remove it from the family"
+            )
+    return family.event_types
 
 
 def _missing_rule(family: FeatureFamily, aggregate: str) -> tuple[str, float | None]:
@@ -163,14 +137,28 @@ def _missing_rule(family: FeatureFamily, aggregate: str) -> tuple[str, float | N
     return "null", None
 
 
-def _describe(family: FeatureFamily, key: str, scope: str, aggregate: str, window: str) -> str:
+def _value_phrase(family: FeatureFamily, key: str, types: tuple[str, ...], dictionary: DataDictionary) -> str:
+    """How one value reads ('£{value} owed', 'bilirubin {value} mg/dl'): the type's, or the source's for a pool."""
+    if key != "all":
+        return dictionary.value_spec(family.source, key).wording(dictionary.event_type(family.source, key).label)
+    phrases = {dictionary.value_spec(family.source, t).wording(dictionary.event_type(family.source, t).label) for t in types}
+    if len(phrases) == 1:
+        return phrases.pop()
+    source = dictionary.sources[family.source]
+    return source.value.wording(source.label)
+
+
+def _describe(
+    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary,
+    types: tuple[str, ...],
+) -> str:
     if key == "all":
         plural = family.description or family.name.replace("_", " ") + " events"
         singular = plural[:-1] if plural.endswith("s") else plural
     else:
-        plural, singular = event_labels(family.source, key)
+        plural, singular = event_labels(family.source, key, dictionary)
     where = SCOPE_PHRASES[scope]
-    value_phrase = VALUE_PHRASES.get(family.source, "{value} in recorded value")
+    value_phrase = _value_phrase(family, key, types, dictionary)
     span = window_phrase(window)
     if aggregate == "count":
         return f"{{value}} {plural}{where} {span}" if window == "all" else f"{{value}} {plural}{where} in {span}"
@@ -180,6 +168,17 @@ def _describe(family: FeatureFamily, key: str, scope: str, aggregate: str, windo
         return f"{value_phrase} on average per {singular}{where} {'' if window == 'all' else 'in '}{span}"
     if aggregate == "max":
         return f"{value_phrase} at most in one {singular}{where} {'' if window == 'all' else 'in '}{span}"
+    when = f"{'' if window == 'all' else 'in '}{span}"
+    if aggregate in ("min", "last", "first") and _is_reading(family, key, dictionary):
+        # A reading such as a lab value: "bilirubin last value 3.2 mg/dl in the last 12 months".
+        which = {"min": "lowest value", "last": "last value", "first": "first value"}[aggregate]
+        return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
+    if aggregate == "min":
+        return f"{value_phrase} at least in one {singular}{where} {when}"
+    if aggregate == "last":
+        return f"{value_phrase} at the last {singular}{where} {when}"
+    if aggregate == "first":
+        return f"{value_phrase} at the first {singular}{where} {when}"
     if aggregate == "trend":
         period = _period(window)
         return f"{plural}{where} in {span} rose by {{value}} on the {period} before"
@@ -193,6 +192,13 @@ def _describe(family: FeatureFamily, key: str, scope: str, aggregate: str, windo
     raise ConfigError(f"features.families[{family.name}]: unknown aggregate {aggregate!r}")
 
 
+def _is_reading(family: FeatureFamily, key: str, dictionary: DataDictionary) -> bool:
+    """Whether the value is a measurement worded by default ('<label> {value} <unit>')."""
+    types = (key,) if key != "all" else dictionary.sources[family.source].event_types
+    specs = [dictionary.value_spec(family.source, t) for t in types]
+    return all(spec.meaning == "measure" and not spec.phrase for spec in specs)
+
+
 def _windows_for(family: FeatureFamily, aggregate: str) -> tuple[str, ...]:
     if aggregate in WINDOWLESS:
         return ("all",)  # recency looks at the whole history; a window would only repeat the count
@@ -201,9 +207,9 @@ def _windows_for(family: FeatureFamily, aggregate: str) -> tuple[str, ...]:
     return family.windows
 
 
-def family_definitions(family: FeatureFamily) -> list[FeatureDefinition]:
-    """Every feature (and imputation flag) one family generates, in a stable order."""
-    types = family_event_types(family)
+def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> list[FeatureDefinition]:
+    """Every feature (and imputation flag) one family generates, in a stable order (wording from the dictionary)."""
+    types = family_event_types(family, dictionary)
     keys = list(types) if family.per_event_type else ["all"]
     definitions: list[FeatureDefinition] = []
     for scope in family.scopes:
@@ -222,7 +228,7 @@ def family_definitions(family: FeatureFamily) -> list[FeatureDefinition]:
                         scope=scope,
                         window=window,
                         aggregate=aggregate,
-                        description=_describe(family, key, scope, aggregate, window),
+                        description=_describe(family, key, scope, aggregate, window, dictionary, types),
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
@@ -232,7 +238,7 @@ def family_definitions(family: FeatureFamily) -> list[FeatureDefinition]:
                     definitions.append(definition)
                     if flag:
                         plural, singular = (
-                            event_labels(family.source, key) if key != "all" else (family.description, "event")
+                            event_labels(family.source, key, dictionary) if key != "all" else (family.description, "event")
                         )
                         definitions.append(
                             dataclasses.replace(
@@ -251,44 +257,85 @@ def family_definitions(family: FeatureFamily) -> list[FeatureDefinition]:
     return definitions
 
 
+BUILT_IN_STATIC = {
+    "age": ("residents", "aged {value}"),
+    "months_at_address": ("residency", "{value} months at the current address"),
+    "household_size": ("residency", "{value} people in the household"),
+    "household_children": ("residency", "{value} children (under 18) in the household"),
+}
+
+
+def static_attribute(dictionary: DataDictionary, name: str) -> tuple[str, AttributeSpec]:
+    """(table, spec) of a declared attribute used as a static feature; ConfigError if it cannot be one."""
+    for table in ("residents", "residency"):
+        spec = dictionary.attribute(table, name)
+        if spec is not None:
+            if spec.kind == "date":
+                raise ConfigError(f"features.static: {name} is a date; dates are not features (use age for birth_date)")
+            if spec.kind == "category" and not spec.values:
+                raise ConfigError(
+                    f"features.static: {name} is a category without declared values in data dictionary "
+                    f"{dictionary.path or dictionary.name}; list its values so its one-hot columns are fixed"
+                )
+            return table, spec
+    built_in = ", ".join(BUILT_IN_STATIC)
+    raise ConfigError(
+        f"features.static: {name!r} is neither a built-in static feature ({built_in}) nor an attribute declared in "
+        f"data dictionary {dictionary.path or dictionary.name} (residents: {sorted(dictionary.residents)}; "
+        f"residency: {sorted(dictionary.residency)})"
+    )
+
+
+def _attribute_definitions(name: str, table: str, spec: AttributeSpec) -> list[FeatureDefinition]:
+    label = spec.label or name.replace("_", " ")
+    common = dict(family="static", source=table, scope="static", window="", aggregate="attribute")
+    if spec.kind == "category":
+        where = "home is" if table == "residency" else f"{label} recorded as"
+        return [
+            FeatureDefinition(
+                name=f"static__{name}__{code}",
+                event_type=code,
+                description=f"{where} {spec.labels.get(code, spec.group_of(code))} (1 = yes, 0 = no): {{value}}",
+                missing_rule="zero",
+                **common,  # type: ignore[arg-type]
+            )
+            for code in spec.values
+        ]
+    if spec.kind == "boolean":
+        description = f"{label} (1 = yes, 0 = no): {{value}}"
+    else:
+        description = f"{label} {{value}}"
+    return [
+        FeatureDefinition(
+            name=f"static__{name}", event_type="", description=description, missing_rule="null", **common  # type: ignore[arg-type]
+        )
+    ]
+
+
 def static_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
-    """Static features at as_of (age, months at address, household size/children, tenure one-hot),
-    plus protected characteristics when `features.protected_as_features` lists them."""
-    descriptions = {
-        "age": "aged {value}",
-        "months_at_address": "{value} months at the current address",
-        "household_size": "{value} people in the household",
-        "household_children": "{value} children (under 18) in the household",
-    }
+    """Static features at as_of: built-ins (age, months at address, household size/children) and declared
+    attributes (category one-hot over its declared codes; number and boolean as they are), plus protected
+    characteristics when `features.protected_as_features` lists them. Wording comes from the dictionary."""
+    dictionary = dictionary_for(config)
     definitions: list[FeatureDefinition] = []
     for static in config.features.static:
-        if static == "tenure":
-            for tenure in TENURES:
-                definitions.append(
-                    FeatureDefinition(
-                        name=f"static__tenure__{tenure}",
-                        family="static",
-                        source="residency",
-                        event_type="",
-                        scope="static",
-                        window="",
-                        aggregate="tenure",
-                        description=f"home is {TENURE_LABELS[tenure]} (1 = yes, 0 = no): {{value}}",
-                    )
-                )
-        else:
+        if static in BUILT_IN_STATIC:
+            source, description = BUILT_IN_STATIC[static]
             definitions.append(
                 FeatureDefinition(
                     name=f"static__{static}",
                     family="static",
-                    source="residents" if static == "age" else "residency",
+                    source=source,
                     event_type="",
                     scope="static",
                     window="",
                     aggregate=static,
-                    description=descriptions[static],
+                    description=description,
                 )
             )
+        else:
+            table, spec = static_attribute(dictionary, static)
+            definitions.extend(_attribute_definitions(static, table, spec))
     for attribute in config.features.protected_as_features:
         definitions.append(
             FeatureDefinition(
@@ -299,27 +346,42 @@ def static_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
                 scope="static",
                 window="",
                 aggregate=attribute,
-                description=_PROTECTED_DESCRIPTIONS[attribute],
+                description=protected_description(dictionary, attribute),
                 missing_rule="null",
             )
         )
     return definitions
 
 
-_PROTECTED_DESCRIPTIONS = {
-    "sex": "sex recorded as female (1) or male (0): {value}",
-    "ethnicity": "recorded ethnic group (code {value}: 0 White, 1 Asian, 2 Black, 3 Mixed, 4 Other)",
-    "disability": "recorded disability (1 = yes, 0 = no): {value}",
-    "age_band": "age band (code {value})",
-}
-ETHNICITY_CODES = {"White": 0, "Asian": 1, "Black": 2, "Mixed": 3, "Other": 4}
+def protected_codes(dictionary: DataDictionary, attribute: str) -> dict[str, float]:
+    """Numeric code of each reporting group of a protected attribute, when it is a model input."""
+    if attribute == AGE_BAND_ATTRIBUTE:
+        bands = [f"{low}-{high}" for low, high in AGE_BANDS] + ["65+"]
+        return {band: float(i) for i, band in enumerate(bands)}
+    spec = dictionary.residents[attribute]
+    if spec.kind == "boolean":
+        return {"Yes": 1.0, "No": 0.0}
+    return {group: float(i) for i, group in enumerate(spec.reporting_groups())}
+
+
+def protected_description(dictionary: DataDictionary, attribute: str) -> str:
+    """Reason wording of a protected attribute used as a model input, with its code table."""
+    if attribute == AGE_BAND_ATTRIBUTE:
+        return "age band (code {value})"
+    spec = dictionary.residents[attribute]
+    label = spec.label or attribute.replace("_", " ")
+    if spec.kind == "boolean":
+        return f"{label} (1 = yes, 0 = no): {{value}}"
+    codes = ", ".join(f"{int(code)} {group}" for group, code in protected_codes(dictionary, attribute).items())
+    return f"recorded {label} (code {{value}}: {codes})"
 
 
 def feature_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
     """All model-input definitions in column order: static first, then each family's features."""
     definitions = static_definitions(config)
+    dictionary = dictionary_for(config)
     for family in config.features.families:
-        definitions.extend(family_definitions(family))
+        definitions.extend(family_definitions(family, dictionary))
     names = [d.name for d in definitions]
     if len(set(names)) != len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -334,8 +396,10 @@ def spec_dict(config: ProjectConfig) -> dict[str, Any]:
 
 
 def spec_hash(config: ProjectConfig) -> str:
-    """SHA-256 of the spec (cohort + label + temporal + features config)."""
-    return stable_hash(spec_dict(config))
+    """SHA-256 of the spec (cohort + label + temporal + features config) and the data dictionary's content,
+    whose codes and wording shape the matrix and its descriptions (wherever the file lives)."""
+    dictionary = dictionary_for(config).model_dump(mode="json", exclude={"path"})
+    return stable_hash({**spec_dict(config), "dictionary": dictionary})
 
 
 def config_with_spec(config: ProjectConfig, spec: dict[str, Any]) -> ProjectConfig:
@@ -363,10 +427,7 @@ def definitions_as_records(definitions: list[FeatureDefinition]) -> list[dict[st
 
 
 __all__ = [
-    "EVENT_LABELS",
-    "EVENT_VOCABULARY",
     "FeatureDefinition",
-    "PROTECTED_COLUMNS",
     "age_band",
     "config_with_spec",
     "definitions_as_records",

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 
 from earlysignal.engines.base import Dialect
 
-TENURE_CODES = ("council", "housing_association", "private_rented", "owner_occupied")
-
 
 def bucket_expression(dialect: Dialect, expression: str, thresholds: Sequence[dt.datetime]) -> str:
     """SQL for the number of thresholds (sorted ascending) that are <= expression.
@@ -58,11 +56,16 @@ def event_groups_sql(
     thresholds: Sequence[dt.datetime],
     with_values: bool,
     with_max: bool,
+    with_min: bool = False,
+    with_last: bool = False,
+    with_first: bool = False,
 ) -> str:
     """Grouped events of every (source, event_type) in `event_kinds`, keyed by resident
     (entity='resident') or address (entity='address'); one scan of the events serves all families.
 
-    Columns: entity, type_idx (position in event_kinds), first_j, tb, n, [s, nv], [vmax], t_last, t_first.
+    Columns: entity, type_idx (position in event_kinds), first_j, tb, n, [s, nv], [vmax], [vmin],
+    [v_last, t_last_v: the value of the group's latest valued event and its time in epoch microseconds],
+    [v_first, t_first_v: the same for the earliest], t_last, t_first.
     """
     if entity == "resident":
         join = "JOIN event_residents ix ON ix.resident_id = e.resident_id"
@@ -85,6 +88,18 @@ def event_groups_sql(
         value_columns += ",\n       SUM(value) AS s, COUNT(value) AS nv"
     if with_max:
         value_columns += ",\n       MAX(value) AS vmax"
+    if with_min:
+        value_columns += ",\n       MIN(value) AS vmin"
+    if with_last:
+        value_columns += (
+            f",\n       {dialect.value_of_latest('value', 'event_time')} AS v_last"
+            f",\n       MAX({dialect.epoch_us('event_time')}) FILTER (WHERE value IS NOT NULL) AS t_last_v"
+        )
+    if with_first:
+        value_columns += (
+            f",\n       {dialect.value_of_earliest('value', 'event_time')} AS v_first"
+            f",\n       MIN({dialect.epoch_us('event_time')}) FILTER (WHERE value IS NOT NULL) AS t_first_v"
+        )
     return f"""WITH tagged AS (
   SELECT ix.entity,
          {type_case} AS type_idx,
@@ -105,14 +120,22 @@ WHERE type_idx IS NOT NULL
 GROUP BY entity, type_idx, first_j, tb"""
 
 
-def memberships_sql(dialect: Dialect) -> str:
-    """Residency spells covering each grid date, with dense keys, tenure code and the date the
-    resident has lived at that address since (adjacent spells at one address are joined up)."""
-    tenure_case = " ".join(
-        f"WHEN {dialect.string_literal(t)} THEN {i}" for i, t in enumerate(TENURE_CODES)
+def memberships_sql(dialect: Dialect, categories: dict[str, Sequence[str]] | None = None) -> str:
+    """Residency spells covering each grid date, with dense keys, the date the resident has lived at
+    that address since (adjacent spells at one address are joined up), and for each residency
+    category attribute in `categories` (column -> declared codes) a `code__<column>` column: the
+    code's position in the list, -1 when not recorded or not declared."""
+    categories = categories or {}
+    code_columns = "".join(
+        f",\n       CASE s.{dialect.quote(name)} "
+        + " ".join(f"WHEN {dialect.string_literal(c)} THEN {i}" for i, c in enumerate(codes))
+        + f" ELSE -1 END AS {dialect.quote('code__' + name)}"
+        for name, codes in categories.items()
+        if codes
     )
+    spell_columns = "".join(f", {dialect.quote(name)}" for name, codes in categories.items() if codes)
     return f"""WITH ordered AS (
-  SELECT resident_id, household_id, address_id, tenure,
+  SELECT resident_id, household_id, address_id{spell_columns},
          CAST(start_date AS DATE) AS start_date, CAST(end_date AS DATE) AS end_date,
          CASE WHEN LAG(address_id) OVER w = address_id
                    AND LAG(CAST(end_date AS DATE)) OVER w = CAST(start_date AS DATE)
@@ -130,8 +153,7 @@ spells AS (
   FROM runs
 )
 SELECT ri.r_idx, g.j, hi.h_idx, ai.a_idx,
-       CASE s.tenure {tenure_case} ELSE -1 END AS tenure_code,
-       s.address_since
+       s.address_since{code_columns}
 FROM spells s
 JOIN grid g ON s.start_date <= g.as_of AND (s.end_date IS NULL OR g.as_of < s.end_date)
 JOIN resident_index ri ON ri.resident_id = s.resident_id

@@ -13,14 +13,8 @@ from sklearn.preprocessing import StandardScaler
 
 from earlysignal.errors import ConfigError
 
-# Preferred one-feature rankers, first present wins: prior children's social care contacts of
-# the household, then the resident's own, then any social care count (see docs/modeling.md).
-ONE_FEATURE_PREFERENCES = (
-    "household__social_care__contact__count__all",
-    "household__social_care__all__count__all",
-    "household__social_care__contact__count__3y",
-    "resident__social_care__contact__count__all",
-)
+# With no training.one_feature_baseline configured, the first household count over the whole record,
+# else the first count feature, ranks (which source that is belongs in the config, not here).
 
 
 class PriorBaseline:
@@ -86,10 +80,7 @@ def choose_one_feature(feature_columns: list[str], configured: str | None = None
                 f"pick one of its feature columns (e.g. {feature_columns[:3]})"
             )
         return configured
-    for name in ONE_FEATURE_PREFERENCES:
-        if name in feature_columns:
-            return name
-    candidates = [c for c in feature_columns if "social_care" in c and "__count__" in c]
+    candidates = [c for c in feature_columns if c.startswith("household__") and c.endswith("__count__all")]
     if candidates:
         return candidates[0]
     counts = [c for c in feature_columns if "__count__" in c]

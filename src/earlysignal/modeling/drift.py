@@ -1,7 +1,7 @@
 """Population stability index (PSI) of features and scores against the training reference.
 
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
-needs no training data. Records such as school absence are seasonal, so the reference is kept per
+needs no training data. Some records (e.g. term-time ones) are seasonal, so the reference is kept per
 calendar month of the training as_of dates too, and scoring compares like with like (the same month
 of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.

@@ -26,6 +26,10 @@ SOURCES = (
     "social_care",
 )
 
+# Services that over-record a group's incidents when a bias names no sources.
+DEFAULT_BIAS_SOURCES = ("police", "social_care", "early_help")
+BIAS_ATTRIBUTES = ("ethnicity", "sex", "disability")
+
 BIAS_FORM = "ATTRIBUTE=GROUP:FACTOR or ATTRIBUTE=GROUP:FACTOR@SOURCE,SOURCE,..."
 _BIAS_RE = re.compile(r"^\s*(\w+)\s*=\s*([^:@]+?)\s*:\s*([^@\s]+)\s*(?:@\s*(.*))?$")
 _TRUE = {"true", "yes", "1", "disabled"}
@@ -45,8 +49,9 @@ def parse_recording_bias(text: str) -> RecordingBias:
     except ValueError:
         raise ConfigError(f"--recording-bias {text!r}: factor {factor_text!r} is not a number") from None
     fields: dict[str, object] = {"attribute": attribute, "group": group, "factor": factor}
-    if sources_text:
-        fields["sources"] = tuple(s.strip() for s in sources_text.split(",") if s.strip())
+    fields["sources"] = (
+        tuple(s.strip() for s in sources_text.split(",") if s.strip()) if sources_text else DEFAULT_BIAS_SOURCES
+    )
     try:
         bias = RecordingBias(**fields)
     except ValidationError as error:
@@ -59,6 +64,8 @@ def parse_recording_bias(text: str) -> RecordingBias:
 def check_recording_biases(biases: Sequence[RecordingBias], where: str = "synth.recording_bias") -> None:
     """Raise ConfigError if a bias names an unknown group or source."""
     for bias in biases:
+        if bias.attribute not in BIAS_ATTRIBUTES:
+            raise ConfigError(f"{where}: attribute {bias.attribute!r} is not one of {list(BIAS_ATTRIBUTES)}")
         if bias.attribute == "ethnicity" and bias.group not in ETHNICITIES:
             raise ConfigError(f"{where}: ethnicity group {bias.group!r} is not one of {list(ETHNICITIES)}")
         if bias.attribute == "sex" and bias.group not in ("F", "M"):
@@ -83,11 +90,11 @@ def bias_multiplier(people: People, biases: Sequence[RecordingBias], source: str
     """Per-person factor by which `source` over-records this person's incidents (1 for most)."""
     factor = np.ones(len(people))
     for bias in biases:
-        if source in bias.sources:
+        if source in (bias.sources or DEFAULT_BIAS_SOURCES):
             factor = np.where(in_group(people, bias), factor * bias.factor, factor)
     return factor
 
 
 def bias_to_json(bias: RecordingBias) -> dict[str, object]:
     """The bias as plain data for manifest.json."""
-    return {"attribute": bias.attribute, "group": bias.group, "factor": bias.factor, "sources": list(bias.sources)}
+    return {"attribute": bias.attribute, "group": bias.group, "factor": bias.factor, "sources": list(bias.sources or DEFAULT_BIAS_SOURCES)}
