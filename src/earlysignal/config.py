@@ -241,13 +241,23 @@ class LabelSection(_Section):
     is given once: `horizon: {months: 6}` or one of horizon_days / horizon_weeks / horizon_months."""
 
     name: str = Field(default="label", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    outcome_types: tuple[str, ...] = Field(min_length=1)
+    # No default outcome: building labels with none named is an error (features/labels.py).
+    outcome_types: tuple[str, ...] = ()
     horizon: Horizon | None = None
     # int | float: a whole number stays an int (6 months reads as "6 months", not "6.0").
     horizon_days: int | float | None = Field(default=None, gt=0)
     horizon_weeks: int | float | None = Field(default=None, gt=0)
     horizon_months: int | float | None = Field(default=None, gt=0)
     censoring: LabelCensoring = LabelCensoring()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_horizon(cls, raw: Any) -> Any:
+        # No horizon given at all: 6 calendar months (the documented default).
+        keys = ("horizon", "horizon_days", "horizon_weeks", "horizon_months")
+        if isinstance(raw, dict) and all(raw.get(key) is None for key in keys):
+            return {**raw, "horizon_months": 6}
+        return raw
 
     @model_validator(mode="after")
     def _one_horizon(self) -> LabelSection:
@@ -257,8 +267,8 @@ class LabelSection(_Section):
         ]
         if len(given) != 1:
             raise ValueError(
-                "give the label horizon exactly once: horizon: {months: 6}, or one of horizon_days, "
-                f"horizon_weeks, horizon_months (got {given or 'none'})"
+                "give the label horizon at most once: horizon: {months: 6}, or one of horizon_days, "
+                f"horizon_weeks, horizon_months (got {given})"
             )
         return self
 
@@ -457,7 +467,7 @@ class ProjectConfig(_Section):
     contract: ContractSection = ContractSection()
     temporal: TemporalSection
     cohort: CohortSection = CohortSection()
-    label: LabelSection
+    label: LabelSection = LabelSection()
     features: FeaturesSection = FeaturesSection()
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
