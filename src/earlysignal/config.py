@@ -447,6 +447,31 @@ class GovernanceSection(_Section):
     switch_off_criteria: str = ""
 
 
+class ScoreBand(_Section):
+    label: str
+    min_percentile: float = Field(ge=0, le=100)
+
+
+class CaseworkerSection(_Section):
+    """The case list, journeys and explanations (docs/caseworker.md)."""
+
+    access_log: str = "reports/access/access-log.jsonl"
+    case_list_rows: int = Field(default=500, gt=0)
+    flagged_band: str = "flagged for review"
+    bands: tuple[ScoreBand, ...] = (
+        ScoreBand(label="top 10%", min_percentile=90),
+        ScoreBand(label="top 25%", min_percentile=75),
+        ScoreBand(label="lower 75%", min_percentile=0),
+    )
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_cover_everyone(cls, bands: tuple[ScoreBand, ...]) -> tuple[ScoreBand, ...]:
+        if not bands or min(b.min_percentile for b in bands) > 0:
+            raise ValueError("needs a band with min_percentile 0, so every resident falls in one")
+        return bands
+
+
 class MlflowSection(_Section):
     experiment: str = "early-signal"
 
@@ -477,6 +502,7 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    caseworker: CaseworkerSection = CaseworkerSection()
     ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")

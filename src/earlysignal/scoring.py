@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.atomic import write_csv, write_json, write_parquet
+from earlysignal.caselist import write_case_list
 from earlysignal.config import ProjectConfig
 from earlysignal.console import console
 from earlysignal.errors import ContractError, EarlySignalError
@@ -226,7 +227,8 @@ def score_cohort(
     score = model.calibrator.predict(margin)
     k = M.capacity_k(len(frame), config.capacity)
     ranked = rank_cohort(frame, score, margin, k)
-    reasons = top_reasons(model.contributions(frame), frame, model.feature_columns, metadata)
+    contributions = model.contributions(frame)
+    reasons = top_reasons(contributions, frame, model.feature_columns, metadata)
     ranked = pd.concat([ranked, reasons], axis=1)[RANKED_COLUMNS]
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
     unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
@@ -271,6 +273,9 @@ def score_cohort(
         "contributions_scale": "log-odds of the uncalibrated model (LightGBM pred_contrib)",
         "outputs": {key: str(path) for key, path in paths.items()},
     }
+    case_list = write_case_list(out_dir, ranked, frame, contributions, model.feature_columns, metadata,
+                                spec_config, config, summary)
+    summary["outputs"].update({key: str(path) for key, path in case_list.items()})
     paths["summary_json"] = write_json(summary, out_dir / "summary.json")
     _report_drift(drift)
     if log_to_mlflow:
