@@ -225,12 +225,15 @@ def log_training_run(
         write_json(versions, folder / "environment" / "versions.json")
         for sub in ("config", "features", "evaluation", "split_plan", "environment"):
             mlflow.log_artifacts(str(folder / sub), artifact_path=sub)
-        for name, figure in (
-            ("split_plan/split_plan.png", plan_figure(plan)),
-            ("plots/precision_recall_at_k.png", _precision_at_k_figure(predictions, metrics_doc)),
-            ("plots/calibration.png", _calibration_figure(predictions)),
-            ("plots/metrics_over_time.png", _metrics_over_time_figure(metrics_doc)),
-        ):
+        figures = [("split_plan/split_plan.png", lambda: plan_figure(plan))]
+        if len(predictions):  # empty when nothing was evaluated (n_test_splits 0): no test plots
+            figures += [
+                ("plots/precision_recall_at_k.png", lambda: _precision_at_k_figure(predictions, metrics_doc)),
+                ("plots/calibration.png", lambda: _calibration_figure(predictions)),
+                ("plots/metrics_over_time.png", lambda: _metrics_over_time_figure(metrics_doc)),
+            ]
+        for name, draw in figures:
+            figure = draw()
             mlflow.log_figure(figure, name)
             plt.close(figure)
 
