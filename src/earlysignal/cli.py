@@ -250,6 +250,10 @@ def validate(
         Path | None,
         typer.Argument(help="Borough data folder holding residents, residency, events, outcomes (Parquet or CSV) and manifest.json (default: data.dir from the config)."),
     ] = None,
+    data_option: Annotated[
+        Path | None,
+        typer.Option("--data", help="The same borough data folder, as the other commands take it (instead of DATA_DIR)."),
+    ] = None,
     quarantine: Annotated[
         bool,
         typer.Option("--quarantine/--no-quarantine", help="Write bad rows to DATA_DIR/quarantine/<table>.parquet with a reason each (default) or only count them."),
@@ -275,7 +279,9 @@ def validate(
     from earlysignal.contract import TABLE_NAMES, report_table, require_usable, validate_directory
 
     project = load_config(config)
-    folder = data_dir if data_dir is not None else project.data.dir
+    if data_dir is not None and data_option is not None and data_dir != data_option:
+        raise typer.BadParameter(f"DATA_DIR {data_dir} and --data {data_option} differ; give one of them")
+    folder = data_dir or data_option or project.data.dir
     with progress_bar(transient=True) as bar:
         task = bar.add_task("validating", total=len(TABLE_NAMES))
         started: list[str] = []
@@ -343,6 +349,20 @@ def features(
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
+    label = meta.get("label", {})
+    if label.get("included", True):
+        console.print(
+            f"Label {label.get('name')} ({label.get('horizon', '')}): {label.get('censored_rows', 0):,} row(s) censored "
+            "(follow-up ended inside the window without the outcome: label null, see label.censoring)",
+            highlight=False,
+        )
+    short = meta.get("windows_before_data_start") or {}
+    if short:
+        console.print(
+            f"[yellow]{len(short)} feature(s) reach back before their source's data start at some as_of dates "
+            f"({sum(short.values()):,} cells set to null); see docs/features.md[/yellow]",
+            highlight=False,
+        )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
 
@@ -510,6 +530,8 @@ def audit(
     met = criterion.get("met")
     colour = "green" if met else "bold red"
     verdict = "MET" if met else ("NOT EVALUABLE" if met is None else "NOT MET")
+    if not summary.get("evaluated", True):
+        verdict = "NOT EVALUATED (no test split: training.n_test_splits 0 or every split skipped)"
     console.print(f"Audited {result.model_name} version {result.model_version} (run {result.run_id}).", highlight=False)
     console.print(f"[{colour}]Pre-registered success criterion {verdict}[/{colour}]", highlight=False)
     findings = result.findings
@@ -569,19 +591,24 @@ def demo(
         typer.Option("--fresh", help="Regenerate the synthetic borough even when one made with the same arguments exists."),
     ] = False,
     config: ConfigOption = None,
+    linked: Annotated[
+        bool,
+        typer.Option("--linked", help="Start from the synthetic borough's true linkage instead of its raw extracts "
+                     "(skips ingest and link)."),
+    ] = False,
 ) -> None:
-    """Run the whole story on the synthetic borough: synth, validate, features, train, audit, demo approval, score."""
+    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval, score."""
     from earlysignal.config import load_config
-    from earlysignal.demo import run_demo
+    from earlysignal.demo import DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
     from earlysignal.tracking import ui_command
 
     project = load_config(config)
-    steps = ("synth", "validate", "features", "train", "audit", "approve", "score")
+    steps = DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW
 
     def announce(name: str) -> None:
         console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
 
-    result = run_demo(project, fresh=fresh, step=announce)
+    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked)
     console.rule("[bold]done")
     verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
     console.print(

@@ -19,6 +19,7 @@ from earlysignal.approval import ApprovalRecord
 from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
+from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.suppression import round_count, suppression_reasons
@@ -66,13 +67,14 @@ def outcome_labels(config: ProjectConfig) -> dict[str, str]:
 
 
 def outcome_phrase(
-    outcome_types: Sequence[str], horizon_months: int, labels: Mapping[str, str] | None = None
+    outcome_types: Sequence[str], horizon_months: int | float | str | None, labels: Mapping[str, str] | None = None
 ) -> tuple[str, str]:
-    """('a plan', 'within 6 months') style words for the label; `labels` are the data dictionary's outcome labels."""
+    """('a plan', 'within 6 months') style words for the label; `labels` are the data dictionary's outcome
+    labels; a string horizon (label.horizon_text, e.g. '91 days') is used as it is."""
     labels = labels or {}
     words = [labels.get(o, o.replace("_", " ")) for o in outcome_types]
     what = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-    return what, f"within {horizon_months} months"
+    return what, f"within {horizon_months}" if isinstance(horizon_months, str) else f"within {horizon_months} months"
 
 
 def _num(value: Any) -> float | None:
@@ -341,8 +343,8 @@ def _capacity_words(config: ProjectConfig) -> str:
 
 
 def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
-    cohort = f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough at each as-of date"
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
+    cohort = config.cohort.describe()
     features = data.get("features", [])
     sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
     return [
@@ -387,7 +389,7 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
 
 
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     period = data.get("period", {})
     return [
         f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
@@ -395,8 +397,8 @@ def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
         f"The model was trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')} "
         f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
         "is unknown until re-audited.",
-        f"It has not been validated for anyone outside the cohort (ages {config.cohort.min_age}-{config.cohort.max_age}, "
-        "living in the borough), for other outcomes or horizons, for other councils, or as a threshold for any action.",
+        f"It has not been validated for anyone outside the cohort ({config.cohort.describe()}), "
+        "for other outcomes or horizons, for other councils, or as a threshold for any action.",
         "Groups with fewer people or escalations than the small-number threshold are suppressed, so disparities in small "
         "groups cannot be assessed from this report.",
         "Fairness is assessed against recorded outcomes; if recording itself differs between groups, equal error rates on "
@@ -420,8 +422,11 @@ def build_audit(
     settings = (audit_config or config).audit
     governance = (audit_config or config).governance
     seed = (audit_config or config).project.seed
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
-    frame = evaluated_rows(predictions)
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
+    # A model trained with training.n_test_splits 0 (or whose every split was skipped) has no test
+    # rows: every place a metric would be says NOT EVALUATED instead.
+    evaluated = bool(metrics.get("evaluated", True))
+    frame = evaluated_rows(predictions) if evaluated else predictions.iloc[:0]
     feature_columns = list(feature_metadata.get("feature_columns", []))
     feature_records = feature_metadata.get("features", [])
 
@@ -455,6 +460,7 @@ def build_audit(
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
                                    settings.round_to),
+        "linkage": linkage_section(feature_metadata.get("linkage")),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),
@@ -481,9 +487,11 @@ def build_audit(
     performance = {
         "splits": splits,
         "summary": summary,
-        "k_curves": k_curves(frame, capacity_per),
-        "calibration": calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to),
-        "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell),
+        "k_curves": k_curves(frame, capacity_per) if evaluated else {},
+        "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
+                        if evaluated else []),
+        "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
+        "evaluated": evaluated,
         "bootstrap": metrics.get("bootstrap"),
         # Fraction and method only: the exact row counts stay in MLflow.
         "sampling": {k: v for k, v in (metrics.get("sampling") or {}).items() if k != "fit_rows_per_split"} or None,
@@ -491,10 +499,14 @@ def build_audit(
         "capacity_k_per_as_of": capacity_per,
         "temporal_plan": temporal_plan(metrics.get("split_plan")),
         "label_horizon_months": config.label.horizon_months,
+        "label_horizon": config.label.horizon_text,
     }
 
     # --- fairness and small numbers
-    fairness = audit_fairness(
+    fairness = {
+        "ratio_band": list(settings.ratio_band), "bootstrap": settings.bootstrap,
+        "ratio_metrics": [], "characteristics": [], "findings": [], "evaluated": False,
+    } if not evaluated else audit_fairness(
         frame,
         characteristics(settings.protected, settings.intersections),
         reference_groups=dict(settings.reference_groups),
@@ -546,11 +558,12 @@ def build_audit(
         "model": model_doc,
         "summary": {
             "predicts": f"{what} {when}",
-            "cohort": f"residents aged {config.cohort.min_age}-{config.cohort.max_age} living in the borough",
+            "cohort": config.cohort.describe(),
             "decision_point": governance.decision_point or None,
             "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
             "headline": headline,
             "criterion": criterion,
+            "evaluated": evaluated,
             "findings": fairness["findings"],
         },
         "governance": governance_fields,

@@ -241,7 +241,7 @@ def build_external_audit(
         )
     from earlysignal.audit.assemble import outcome_labels, outcome_phrase
 
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     fairness = audit_fairness(
         frame,
         characteristics(settings.protected, settings.intersections),

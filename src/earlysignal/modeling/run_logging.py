@@ -32,6 +32,7 @@ from earlysignal.evaluation_store import store_root, write_evaluation  # noqa: E
 from earlysignal.modeling import metrics as M  # noqa: E402
 from earlysignal.modeling.pyfunc_model import EarlySignalModel  # noqa: E402
 from earlysignal.modeling.registry import set_candidate  # noqa: E402
+from earlysignal.provenance import provenance_tags  # noqa: E402
 from earlysignal.timesplits import SplitPlan, plan_figure  # noqa: E402
 from earlysignal.tracking import configure_tracking, use_experiment  # noqa: E402
 
@@ -194,6 +195,7 @@ def log_training_run(
         "success_criterion.threshold": str(crit["threshold"]),
         "success_criterion.met": {True: "met", False: "not met", None: "not evaluable"}[crit["met"]],
         **{f"version.{name}": version for name, version in versions.items()},
+        **provenance_tags(fm.metadata.get("linkage")),
     }
     with mlflow.start_run(run_name=f"train {config.label.name}") as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -229,12 +231,15 @@ def log_training_run(
         write_json(versions, folder / "environment" / "versions.json")
         for sub in ("config", "features", "evaluation", "split_plan", "environment"):
             mlflow.log_artifacts(str(folder / sub), artifact_path=sub)
-        for name, figure in (
-            ("split_plan/split_plan.png", plan_figure(plan)),
-            ("plots/precision_recall_at_k.png", _precision_at_k_figure(predictions, metrics_doc)),
-            ("plots/calibration.png", _calibration_figure(predictions)),
-            ("plots/metrics_over_time.png", _metrics_over_time_figure(metrics_doc)),
-        ):
+        figures = [("split_plan/split_plan.png", lambda: plan_figure(plan))]
+        if len(predictions):  # empty when nothing was evaluated (n_test_splits 0): no test plots
+            figures += [
+                ("plots/precision_recall_at_k.png", lambda: _precision_at_k_figure(predictions, metrics_doc)),
+                ("plots/calibration.png", lambda: _calibration_figure(predictions)),
+                ("plots/metrics_over_time.png", lambda: _metrics_over_time_figure(metrics_doc)),
+            ]
+        for name, draw in figures:
+            figure = draw()
             mlflow.log_figure(figure, name)
             plt.close(figure)
 

@@ -395,6 +395,9 @@ def _write_all(
     manifest = {
         "extract_date": synth.end_date.isoformat(),
         "window_start": (dt.date(1970, 1, 1) + dt.timedelta(days=t0)).isoformat(),
+        # When the records begin (features/history.py); every synthetic source starts together.
+        "data_start": (dt.date(1970, 1, 1) + dt.timedelta(days=t0)).isoformat(),
+        "source_data_starts": {},
         "sources": list(SOURCES),
         "row_counts": counts,
         "generator": {**generator_arguments(synth), "ground_truth_row_counts": truth_counts},
