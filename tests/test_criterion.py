@@ -110,9 +110,9 @@ def test_report_shows_an_unreachable_threshold_as_beyond_the_oracle(audit_inputs
                  "oracle_ci_high": 0.101}
     document = build_audit(metrics={"summary": {}, "splits": [], "success_criterion": criterion}, **audit_inputs)
     assert _ceiling_sentence(render_audit_html(document)) == (
-        "Ceiling in this synthetic world: the oracle, which knows every resident&#39;s true risk, reaches 0.082 "
+        "Ceiling in this synthetic world: the oracle, which knows every resident's true risk, reaches 0.082 "
         "(95% interval 0.054–0.101) on this metric, so the threshold of 0.65 is beyond what even a "
-        "perfect-knowledge model reaches here and NOT MET says nothing about this model."
+        "perfect-knowledge model reaches here: no model can be expected to meet it."
     )
 
 
@@ -124,7 +124,7 @@ def test_report_takes_the_ceiling_from_the_oracle_summary_and_states_the_share_a
                            **audit_inputs)
     assert document["summary"]["criterion"]["oracle_value"] == 40.0
     assert _ceiling_sentence(render_audit_html(document)) == (
-        "Ceiling in this synthetic world: the oracle, which knows every resident&#39;s true risk, reaches 40.000 "
+        "Ceiling in this synthetic world: the oracle, which knows every resident's true risk, reaches 40.000 "
         "(95% interval 30.000–50.000) on this metric, so the threshold asks for 25.0% of what a "
         "perfect-knowledge model reaches here."
     )
