@@ -421,10 +421,20 @@ class CapacitySection(_Section):
 
 
 class SuccessCriterion(_Section):
-    metric: Literal["precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision"] = (
-        "precision_at_capacity"
-    )
-    threshold: float = Field(default=0.65, ge=0, le=1)
+    metric: Literal[
+        "precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision", "lift_at_capacity"
+    ] = "precision_at_capacity"
+    threshold: float = Field(default=0.65, ge=0)
+
+    @model_validator(mode="after")
+    def _threshold_in_range(self) -> SuccessCriterion:
+        # Lift is a multiple of the base rate (e.g. 10); every other metric is a share between 0 and 1.
+        if self.metric != "lift_at_capacity" and self.threshold > 1:
+            raise ValueError(
+                f"threshold {self.threshold} is above 1, but {self.metric} is a share between 0 and 1; "
+                "only lift_at_capacity (a multiple of the base rate) takes thresholds above 1"
+            )
+        return self
 
 
 class AuditSection(_Section):

@@ -480,7 +480,12 @@ def build_audit(
 
     # --- performance
     summary = metrics.get("summary", {})
-    criterion = metrics.get("success_criterion", {})
+    criterion = dict(metrics.get("success_criterion", {}))
+    # Runs logged before the criterion carried the oracle's value: take it from the oracle's summary row.
+    if criterion.get("oracle_value") is None and criterion.get("metric") in summary.get("oracle", {}):
+        oracle_entry = summary["oracle"][criterion["metric"]]
+        criterion.update(oracle_value=oracle_entry.get("value"), oracle_ci_low=oracle_entry.get("ci_low"),
+                         oracle_ci_high=oracle_entry.get("ci_high"))
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
     # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
     splits = [published_split(split, settings.min_cell, settings.round_to) for split in metrics.get("splits", [])]

@@ -416,6 +416,8 @@ def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]
     entry = summary["model"].get(crit.metric, {})
     value = entry.get("value")
     met = None if value is None else bool(value >= crit.threshold)
+    # Synthetic worlds only: what a perfect-knowledge model reaches on the same metric (the ceiling).
+    oracle = summary.get("oracle", {}).get(crit.metric, {})
     return {
         "metric": crit.metric,
         "threshold": crit.threshold,
@@ -423,6 +425,9 @@ def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]
         "ci_low": entry.get("ci_low"),
         "ci_high": entry.get("ci_high"),
         "met": met,
+        "oracle_value": oracle.get("value"),
+        "oracle_ci_low": oracle.get("ci_low"),
+        "oracle_ci_high": oracle.get("ci_high"),
         "statement": (
             "not evaluable"
             if met is None
@@ -738,6 +743,8 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     crit = metrics_doc["success_criterion"]
     colour = "green" if crit["met"] else "bold red"
     console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
+    if crit.get("oracle_value") is not None:
+        console.print(f"Ceiling in this synthetic world: the oracle reaches {crit['metric']} = {crit['oracle_value']:.3f}")
     if metrics_doc.get("oracle_ratio"):
         ratios = metrics_doc["oracle_ratio"]
         console.print(
