@@ -48,6 +48,7 @@ class FeatureDefinition:
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
     window_days: int | None = None
+    description_one: str = ""  # the template when the value is exactly 1 ("1 referral"); empty: description
 
     def public_record(self) -> dict[str, Any]:
         """The sidecar's view of this feature."""
@@ -56,6 +57,8 @@ class FeatureDefinition:
         record["is_imputed_flag"] = self.is_imputed_flag
         record["missing_rule"] = self.missing_rule
         record["missing_value"] = self.missing_value
+        if self.description_one:
+            record["description_one"] = self.description_one
         return record
 
 
@@ -193,6 +196,18 @@ def _describe(
     raise ConfigError(f"features.families[{family.name}]: unknown aggregate {aggregate!r}")
 
 
+def _describe_one(
+    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary
+) -> str:
+    """A count's template for a value of exactly 1, with the singular label ("1 referral in ..."); else ""."""
+    if aggregate != "count" or key == "all":
+        return ""
+    _, singular = event_labels(family.source, key, dictionary)
+    where = SCOPE_PHRASES[scope]
+    span = window_phrase(window)
+    return f"{{value}} {singular}{where} {span}" if window == "all" else f"{{value}} {singular}{where} in {span}"
+
+
 def _is_reading(family: FeatureFamily, key: str, dictionary: DataDictionary) -> bool:
     """Whether the value is a measurement worded by default ('<label> {value} <unit>')."""
     types = (key,) if key != "all" else dictionary.sources[family.source].event_types
@@ -230,6 +245,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         window=window,
                         aggregate=aggregate,
                         description=_describe(family, key, scope, aggregate, window, dictionary, types),
+                        description_one=_describe_one(family, key, scope, aggregate, window, dictionary),
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
