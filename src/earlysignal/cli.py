@@ -591,19 +591,24 @@ def demo(
         typer.Option("--fresh", help="Regenerate the synthetic borough even when one made with the same arguments exists."),
     ] = False,
     config: ConfigOption = None,
+    linked: Annotated[
+        bool,
+        typer.Option("--linked", help="Start from the synthetic borough's true linkage instead of its raw extracts "
+                     "(skips ingest and link)."),
+    ] = False,
 ) -> None:
-    """Run the whole story on the synthetic borough: synth, validate, features, train, audit, demo approval, score."""
+    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval, score."""
     from earlysignal.config import load_config
-    from earlysignal.demo import run_demo
+    from earlysignal.demo import DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
     from earlysignal.tracking import ui_command
 
     project = load_config(config)
-    steps = ("synth", "validate", "features", "train", "audit", "approve", "score")
+    steps = DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW
 
     def announce(name: str) -> None:
         console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
 
-    result = run_demo(project, fresh=fresh, step=announce)
+    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked)
     console.rule("[bold]done")
     verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
     console.print(

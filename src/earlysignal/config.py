@@ -402,6 +402,9 @@ class TrainingSection(_Section):
     # LightGBM threads, fixed so results do not depend on the machine. One by default: on a shared
     # 2-core machine OpenMP threads spin-wait and two ran ~3x slower than one (docs/performance.md).
     num_threads: int = Field(default=1, gt=0)
+    # Share of negative rows of each fit slice the booster learns from (every positive is kept;
+    # kept negatives weigh 1 / share). 1.0: no sampling. Validation, calibration and test use all rows.
+    negative_sample_fraction: float = Field(default=1.0, gt=0, le=1)
 
 
 class CapacitySection(_Section):

@@ -19,6 +19,7 @@ from earlysignal.approval import ApprovalRecord
 from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
+from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.suppression import round_count, suppression_reasons
@@ -459,6 +460,7 @@ def build_audit(
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
                                    settings.round_to),
+        "linkage": linkage_section(feature_metadata.get("linkage")),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),
@@ -491,6 +493,8 @@ def build_audit(
         "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
         "evaluated": evaluated,
         "bootstrap": metrics.get("bootstrap"),
+        # Fraction and method only: the exact row counts stay in MLflow.
+        "sampling": {k: v for k, v in (metrics.get("sampling") or {}).items() if k != "fit_rows_per_split"} or None,
         "one_feature_baseline": metrics.get("one_feature_baseline"),
         "capacity_k_per_as_of": capacity_per,
         "temporal_plan": temporal_plan(metrics.get("split_plan")),

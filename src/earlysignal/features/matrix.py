@@ -189,6 +189,10 @@ def build_or_reuse_feature_matrix(
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
     matrix.metadata["data_dir"] = str(data_dir)
+    from earlysignal.provenance import linkage_provenance
+
+    # The code lists' hash and the link run behind the data travel with every downstream artefact.
+    matrix.metadata["linkage"] = linkage_provenance(data_dir)
     if len(matrix.frame) == 0:
         # An empty matrix written with success would let every later stage fail far from the cause.
         raise EarlySignalError(

@@ -54,12 +54,15 @@ class LogisticBaseline:
         self.seed = seed
         self.max_iter = max_iter
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
-        """Fit scaler and regression."""
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LogisticBaseline:
+        """Fit scaler and regression; sample_weight (shape (n,)) weighs the regression's rows."""
         self.pipeline_ = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
         )
-        self.pipeline_.fit(_as_matrix(frame), y)
+        if sample_weight is None:
+            self.pipeline_.fit(_as_matrix(frame), y)
+        else:
+            self.pipeline_.fit(_as_matrix(frame), y, logisticregression__sample_weight=sample_weight)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
