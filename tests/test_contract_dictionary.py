@@ -342,3 +342,45 @@ def test_features_refuses_to_write_a_matrix_with_no_rows(tmp_path):
     assert result.exit_code == 2, result.output
     assert "the feature matrix has no rows" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_min_and_max_of_a_negative_balance_read_as_lowest_and_highest_record():
+    from earlysignal.config import FeatureFamily
+    from earlysignal.dictionary import dictionary_from_dict
+    from earlysignal.features.spec import family_definitions
+
+    dictionary = dictionary_from_dict({
+        "name": "arrears",
+        "sources": {"rent": {"label": "rent account", "event_types": {"statement": {
+            "label": "rent statement",
+            "value": {"meaning": "money", "unit": "GBP", "negative": True, "phrase": "rent balance £{value}"},
+        }}}},
+    })
+    family = FeatureFamily(name="rent", source="rent", windows=["90d"], aggregates=["min", "last"], per_event_type=True)
+    descriptions = {d.name: d.description for d in family_definitions(family, dictionary)}
+    assert descriptions["resident__rent__statement__min__90d"].format(value=-50) == (
+        "rent balance £-50 at the lowest rent statement in the last 3 months"
+    )
+    assert descriptions["resident__rent__statement__last__90d"].format(value=120) == (
+        "rent balance £120 at the last rent statement in the last 3 months"
+    )
+
+
+def test_a_count_of_one_reads_in_the_singular_in_reasons():
+    from earlysignal.config import FeatureFamily
+    from earlysignal.dictionary import dictionary_from_dict
+    from earlysignal.explain import describe, description_templates
+    from earlysignal.features.spec import family_definitions
+
+    dictionary = dictionary_from_dict({
+        "name": "care",
+        "sources": {"asc": {"label": "adult social care", "event_types": {
+            "assessment": {"label": "care needs assessment"}}}},
+    })
+    family = FeatureFamily(name="asc", source="asc", windows=["90d", "all"], aggregates=["count"])
+    templates = description_templates({"features": [d.public_record() for d in family_definitions(family, dictionary)]})
+    name = "resident__asc__assessment__count__90d"
+    assert describe(name, 1.0, templates) == "1 care needs assessment in the last 3 months"
+    assert describe(name, 2.0, templates) == "2 care needs assessments in the last 3 months"
+    assert describe(name, 0.0, templates) == "0 care needs assessments in the last 3 months"
+    assert describe("resident__asc__assessment__count__all", 1.0, templates) == "1 care needs assessment on record"

@@ -267,3 +267,19 @@ def test_resident_level_evaluation_data_is_in_the_local_store_with_the_hashes_ml
         assert tags[f"evaluation.sha256.{name}"] == store["files"][name]["sha256"]
     stored = pd.read_parquet(folder / "test_predictions.parquet")
     pd.testing.assert_frame_equal(stored, result.test_predictions)
+
+
+def test_one_feature_baseline_prefers_a_whole_record_count_over_a_short_window_count():
+    from earlysignal.modeling.baselines import choose_one_feature
+
+    columns = [
+        "static__age",
+        "resident__rent__statement__count__90d",
+        "resident__rent__statement__last__90d",
+        "resident__asc__referral__count__all",
+    ]
+    assert choose_one_feature(columns) == "resident__asc__referral__count__all"
+    assert choose_one_feature(columns + ["household__police__callout__count__all"]) == (
+        "household__police__callout__count__all"
+    )
+    assert choose_one_feature(columns[:3]) == "resident__rent__statement__count__90d"

@@ -19,6 +19,9 @@ IMPUTED_SUFFIX = "_imputed"
 N_REASONS = 3
 
 
+ONE_SUFFIX = "#one"  # description_templates key of a feature's template for the value 1
+
+
 def format_value(value: float) -> str:
     """A feature value for a sentence: whole numbers without decimals, others to one decimal place."""
     if not np.isfinite(value):
@@ -31,6 +34,8 @@ def format_value(value: float) -> str:
 def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
     """One feature and its value as a sentence from its description template ("{value} ...")."""
     template = descriptions.get(feature) or f"{feature} = {{value}}"
+    if value == 1 and descriptions.get(feature + ONE_SUFFIX):
+        template = descriptions[feature + ONE_SUFFIX]
     if "{value}" not in template:
         return template
     return template.replace("{value}", format_value(value))
@@ -38,7 +43,12 @@ def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
 
 def description_templates(feature_metadata: dict[str, Any]) -> dict[str, str]:
     """Feature name -> description template, from the feature-matrix sidecar."""
-    return {f["name"]: f.get("description", "") for f in feature_metadata.get("features", [])}
+    templates = {f["name"]: f.get("description", "") for f in feature_metadata.get("features", [])}
+    # A count of exactly 1 reads in the singular ("1 referral"), from its own template.
+    templates.update(
+        {f["name"] + ONE_SUFFIX: f["description_one"] for f in feature_metadata.get("features", []) if f.get("description_one")}
+    )
+    return templates
 
 
 def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:

@@ -48,6 +48,7 @@ class FeatureDefinition:
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
     window_days: int | None = None
+    description_one: str = ""  # the template when the value is exactly 1 ("1 referral"); empty: description
 
     def public_record(self) -> dict[str, Any]:
         """The sidecar's view of this feature."""
@@ -56,6 +57,8 @@ class FeatureDefinition:
         record["is_imputed_flag"] = self.is_imputed_flag
         record["missing_rule"] = self.missing_rule
         record["missing_value"] = self.missing_value
+        if self.description_one:
+            record["description_one"] = self.description_one
         return record
 
 
@@ -174,7 +177,8 @@ def _describe(
         which = {"min": "lowest value", "last": "last value", "first": "first value"}[aggregate]
         return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
     if aggregate == "min":
-        return f"{value_phrase} at least in one {singular}{where} {when}"
+        # "at least in one" read as a lower bound on one record; the minimum is the lowest record.
+        return f"{value_phrase} at the lowest {singular}{where} {when}"
     if aggregate == "last":
         return f"{value_phrase} at the last {singular}{where} {when}"
     if aggregate == "first":
@@ -190,6 +194,18 @@ def _describe(
     if aggregate == "days_since_first":
         return f"{{value}} days since the first {singular}{where}"
     raise ConfigError(f"features.families[{family.name}]: unknown aggregate {aggregate!r}")
+
+
+def _describe_one(
+    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary
+) -> str:
+    """A count's template for a value of exactly 1, with the singular label ("1 referral in ..."); else ""."""
+    if aggregate != "count" or key == "all":
+        return ""
+    _, singular = event_labels(family.source, key, dictionary)
+    where = SCOPE_PHRASES[scope]
+    span = window_phrase(window)
+    return f"{{value}} {singular}{where} {span}" if window == "all" else f"{{value}} {singular}{where} in {span}"
 
 
 def _is_reading(family: FeatureFamily, key: str, dictionary: DataDictionary) -> bool:
@@ -229,6 +245,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         window=window,
                         aggregate=aggregate,
                         description=_describe(family, key, scope, aggregate, window, dictionary, types),
+                        description_one=_describe_one(family, key, scope, aggregate, window, dictionary),
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
