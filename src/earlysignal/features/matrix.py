@@ -78,7 +78,12 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     if not path.exists():
         raise EarlySignalError(f"feature matrix {path} does not exist; build it with `earlysignal features`")
     metadata = read_feature_metadata(path)
-    frame = pd.read_parquet(path)
+    if path.is_dir():  # a partitioned build (features/partition.py): one part file per partition
+        from earlysignal.features.partition import read_partitioned_frame
+
+        frame = read_partitioned_frame(path)
+    else:
+        frame = pd.read_parquet(path)
     frame["label"] = frame["label"].astype("Int8")
     missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
     if missing:
