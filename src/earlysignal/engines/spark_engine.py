@@ -18,7 +18,8 @@ from earlysignal.engines.base import Dialect, Engine, TableLike
 # and these are not applied (docs/spark.md).
 LOCAL_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.driver.memory": "2g",
