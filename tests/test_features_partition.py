@@ -82,3 +82,27 @@ def test_every_part_holds_whole_households(borough, tmp_path):
     in_matrix = residency.dropna(subset=["part"])
     assert in_matrix.groupby("household_id")["part"].nunique().max() == 1
     assert len(set(part_of.values())) == 4
+
+
+def test_a_memory_budget_in_config_writes_part_files_that_are_reused_like_a_single_file(tmp_path):
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import build_or_reuse_feature_matrix
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    whole, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=tmp_path / "whole.parquet")
+    assert status == "built: no matrix"
+    raw["build"] = {"partitions": 3}
+    out = tmp_path / "parts.parquet"
+    parted, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "built: no matrix" and out.is_dir()
+    assert parted.metadata["partitions"]["count"] == 3
+    # Partitions with no cohort row write no part file.
+    assert len(list(out.glob("part-*.parquet"))) == parted.metadata["partitions"]["parts"] >= 1
+    pd.testing.assert_frame_equal(parted.frame, whole.frame)
+    assert parted.metadata["data_fingerprint"] == whole.metadata["data_fingerprint"]
+    again, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "reused"
+    pd.testing.assert_frame_equal(again.frame, whole.frame)

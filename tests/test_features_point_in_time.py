@@ -113,7 +113,7 @@ def _assert_perturbation_changes_nothing(as_of, actions, seed, engine):
 
 
 @pytest.mark.spark
-@settings(max_examples=3, deadline=None, derandomize=True,
+@settings(max_examples=2, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     as_of=st.sampled_from(AS_OF_CHOICES),

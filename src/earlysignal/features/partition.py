@@ -144,10 +144,12 @@ def build_partitioned_feature_matrix(
     as_of_dates: Sequence[dt.date] | None = None,
     with_labels: bool = True,
     engine: Any = None,
+    extra_metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the feature matrix partition by partition into the folder `out` (one Parquet part file per
     non-empty partition, rows sorted by (as_of, resident_id) within each) with a sidecar `out.json`;
-    the folder is replaced only when every part is written. Returns the sidecar's metadata.
+    the folder is replaced only when every part is written. Returns the sidecar's metadata (with
+    `extra_metadata` merged in).
 
     `partitions` overrides the count chosen from `build.memory_budget_gb`. Raises ConfigError for a
     count below 1."""
@@ -217,6 +219,7 @@ def build_partitioned_feature_matrix(
     timings["total"] = time.perf_counter() - started_all
     metadata["timings"] = {k: round(v, 3) for k, v in timings.items()}
     metadata["partitions"] = {"count": partitions, "parts": len(part_rows), "rows_per_part": part_rows}
+    metadata.update(extra_metadata or {})
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     os.replace(tmp, out)
