@@ -1,6 +1,7 @@
 """Benchmark the partitioned (bounded-memory) feature build at several population sizes (not run by CI).
 
     .venv/bin/python benchmarks/bench_partitioned.py --residents 250000 1000000 --budget-gb 1.5
+    .venv/bin/python benchmarks/bench_partitioned.py --residents 50000 --partitions 4 --engine spark
 
 For each size a synthetic borough is generated once (cached under --cache), then one child process per
 run loads it through the data contract and builds the matrix with `build_partitioned_feature_matrix`
@@ -31,17 +32,19 @@ def _child(args: argparse.Namespace) -> None:
     from earlysignal.features.partition import build_partitioned_feature_matrix
 
     config = load_config(args.config)
-    config = config.model_copy(
-        update={"build": config.build.model_copy(update={"memory_budget_gb": args.budget_gb})}
-    )
+    config = config.model_copy(update={"build": config.build.model_copy(
+        update={"memory_budget_gb": args.budget_gb, "partitions": args.partitions, "engine": args.engine}
+    )})
     started = time.perf_counter()
     data = load_linked_data(args.data, config, write_quarantine=False)
     load_s = time.perf_counter() - started
     rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     cpu_before = os.times()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet")
+    from earlysignal.engines import get_engine
+
+    with tempfile.TemporaryDirectory() as folder, get_engine(args.engine) as engine:
+        metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet", engine=engine)
         build_s = time.perf_counter() - started
         on_disk = sum(p.stat().st_size for p in (Path(folder) / "matrix.parquet").glob("part-*"))
     cpu_after = os.times()
@@ -57,6 +60,8 @@ def _child(args: argparse.Namespace) -> None:
         "rss_after_load_gb": rss_after_load,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "parquet_gb": on_disk / 1e9,
+        "engine": args.engine,
+        "stages_summed_over_partitions": metadata["timings"],
     }))
 
 
@@ -84,6 +89,8 @@ def main() -> None:
     parser.add_argument("--residents", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--budget-gb", type=float, default=1.5, help="build.memory_budget_gb for the partitioned build")
+    parser.add_argument("--partitions", type=int, default=None, help="build.partitions (overrides the budget)")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"])
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-features"))
     parser.add_argument("--config", default="conf/borough.yaml")
     parser.add_argument("--runs", type=int, default=1)
@@ -100,7 +107,9 @@ def main() -> None:
         for run in range(args.runs):
             before = os.getloadavg()[0]
             command = [sys.executable, __file__, "--child", "--data", str(folder), "--config", args.config,
-                       "--budget-gb", str(args.budget_gb)]
+                       "--budget-gb", str(args.budget_gb), "--engine", args.engine]
+            if args.partitions:
+                command += ["--partitions", str(args.partitions)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
             result["loadavg"] = [before, os.getloadavg()[0]]
