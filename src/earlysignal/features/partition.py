@@ -187,7 +187,8 @@ def build_partitioned_feature_matrix(
         if len(frame) == 0:
             continue
         order = np.lexsort((frame["resident_id"].to_numpy(dtype=object).astype(str), frame["as_of"].to_numpy()))
-        frame = frame.iloc[order].reset_index(drop=True)
+        if not np.array_equal(order, np.arange(order.size)):  # the builder's (j, r_idx) order already is this
+            frame = frame.iloc[order].reset_index(drop=True)
         pq.write_table(
             pa.Table.from_pandas(frame, preserve_index=False), tmp / PART_NAME.format(len(part_rows)), compression="zstd"
         )
