@@ -57,7 +57,7 @@ def test_partition_count_follows_the_memory_budget():
         partition_count(10, 2, 5, 0.0)
 
 
-@pytest.mark.parametrize("partitions", [1, 2, 5, 17])
+@pytest.mark.parametrize("partitions", [2, 5, 17])
 def test_partitioned_build_equals_the_whole_build_value_for_value(borough, whole, tmp_path, partitions):
     out = tmp_path / "matrix.parquet"
     metadata = build_partitioned_feature_matrix(every_aggregate_config(), borough, out, partitions=partitions)

@@ -115,21 +115,49 @@ def partition_count(
     return max(1, math.ceil(needed))
 
 
-def partition_data(data: Any, resident_partition: np.ndarray, partition: int) -> PartitionData:
+@dataclasses.dataclass
+class PartitionIndex:
+    """Partition number per row of each input table, worked out once per build (-1: no partition's)."""
+
+    residents: np.ndarray
+    residency: np.ndarray
+    event_resident: np.ndarray  # the partition of the event's resident
+    event_address: np.ndarray  # the partition of the event's address (every resident there is in it)
+    outcomes: np.ndarray
+
+    @classmethod
+    def of(cls, data: Any, resident_partition: np.ndarray) -> PartitionIndex:
+        """Index `data`'s tables by `resident_partition` ([R] partition per row of data.residents)."""
+        ids = pd.Index(data.residents["resident_id"].astype("str"))
+
+        def of_residents(column: pd.Series) -> np.ndarray:
+            position = ids.get_indexer(column.astype("str"))
+            return np.where(position >= 0, resident_partition[position], -1)
+
+        spell = of_residents(data.residency["resident_id"])
+        addresses = data.residency["address_id"].astype("str")
+        known = spell >= 0
+        # Components keep addresses whole, so every spell at an address names the same partition.
+        address_partition = pd.Series(spell[known], index=addresses[known].to_numpy()).groupby(level=0).first()
+        event_address = address_partition.reindex(data.events["address_id"].astype("str")).to_numpy()
+        return cls(
+            residents=resident_partition,
+            residency=spell,
+            event_resident=of_residents(data.events["resident_id"]),
+            event_address=np.where(np.isnan(event_address), -1, event_address).astype(np.int64),
+            outcomes=of_residents(data.outcomes["resident_id"]),
+        )
+
+
+def partition_data(data: Any, index: PartitionIndex, partition: int) -> PartitionData:
     """The residents of one partition with their spells and outcomes, and every event that is theirs
     or happened at one of their addresses (an event can belong to two partitions; each uses its side)."""
-    ids = data.residents["resident_id"].astype("str")
-    mine = resident_partition == partition
-    resident_set = pd.Index(ids[mine].unique())
-    residency = data.residency[data.residency["resident_id"].astype("str").isin(resident_set)]
-    address_set = pd.Index(residency["address_id"].astype("str").unique())
-    events = data.events
-    keep = events["resident_id"].astype("str").isin(resident_set) | events["address_id"].astype("str").isin(address_set)
+    events = (index.event_resident == partition) | (index.event_address == partition)
     return PartitionData(
-        residents=data.residents[mine],
-        residency=residency,
-        events=events[keep.to_numpy()],
-        outcomes=data.outcomes[data.outcomes["resident_id"].astype("str").isin(resident_set)],
+        residents=data.residents[index.residents == partition],
+        residency=data.residency[index.residency == partition],
+        events=data.events[events],
+        outcomes=data.outcomes[index.outcomes == partition],
         extract_date=data.extract_date,
         fingerprint=getattr(data, "fingerprint", None),
     )
@@ -167,6 +195,7 @@ def build_partitioned_feature_matrix(
         )
     components = household_components(data.residents, data.residency)
     resident_partition = assign_partitions(components, np.ones(components.size), partitions)
+    index = PartitionIndex.of(data, resident_partition)
 
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -179,7 +208,7 @@ def build_partitioned_feature_matrix(
     timings: dict[str, float] = {}
     part_rows: list[int] = []
     for partition in range(partitions):
-        subset = partition_data(data, resident_partition, partition)
+        subset = partition_data(data, index, partition)
         if len(subset.residents) == 0:
             continue
         matrix = build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
@@ -250,6 +279,7 @@ def iter_partitions(path: str | os.PathLike[str], columns: Sequence[str] | None 
 __all__ = [
     "FeatureMatrix",
     "PartitionData",
+    "PartitionIndex",
     "assign_partitions",
     "build_partitioned_feature_matrix",
     "estimated_build_bytes",
