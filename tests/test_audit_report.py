@@ -153,20 +153,41 @@ def test_audit_html_and_json_are_logged_to_the_model_run(biased: AuditWorld, tra
     assert logged == {"audit/audit.html", "audit/audit.json"}
 
 
+@pytest.fixture()
+def own_ledger(biased: AuditWorld, tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An approval ledger for this test only; afterwards the shared registry loses the approval's traces
+    (checkpoint tag, alias, version tags), which other modules would otherwise check against their own ledger."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))
+    yield tmp_path / "approval"
+    client = MlflowClient()
+    client.delete_registered_model_tag(biased.model_name, "approval.ledger_checkpoint")
+    client.delete_registered_model_alias(biased.model_name, "champion")
+    for key in client.get_model_version(biased.model_name, biased.model_version).tags:
+        if key.startswith("approval."):
+            client.delete_model_version_tag(biased.model_name, biased.model_version, key)
+
+
 def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_approval(
-    biased: AuditWorld, tracking: str, tmp_path: Path
+    biased: AuditWorld, tracking: str, tmp_path: Path, own_ledger: Path
 ) -> None:
     import yaml
     from typer.testing import CliRunner
 
     from earlysignal.approval import require_approved
     from earlysignal.cli import app
+    from earlysignal.config import config_from_dict
     from earlysignal.errors import ApprovalError
+    from earlysignal.ledger import generate_key_pair
 
+    key, public = generate_key_pair("Chair of the Board", tmp_path / "keys")
     config_path = tmp_path / "borough.yaml"
     raw = biased.config.model_dump(mode="json")
     raw["governance"]["owner"] = "Director of Children's Services"
+    raw["approval"] = {"approvers": [{"name": "Chair of the Board", "role": "Chair", "public_key": str(public)}]}
     config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    project = config_from_dict(raw)
     runner = CliRunner()
     out = tmp_path / "report"
     audited = runner.invoke(app, ["audit", "--model", biased.model_uri, "--out", str(out), "--config", str(config_path)])
@@ -174,21 +195,24 @@ def test_cli_audit_then_approve_lets_the_model_score_and_the_report_shows_the_ap
     assert "NOT APPROVED" in audited.output and "fairness finding" in audited.output
     report = out / "audit.html"
     assert "Director of Children&#39;s Services" in report.read_text(encoding="utf-8")
+    read_by_the_board = report.read_bytes()
 
     with pytest.raises(ApprovalError, match="has not been approved"):
-        require_approved(biased.model_uri)
+        require_approved(biased.model_uri, project)
     approved = runner.invoke(
         app,
-        ["approve", "--model", biased.model_name, "--version", biased.model_version,
-         "--approver", "Chair of the Board", "--report", str(report)],
+        ["approve", "--model", biased.model_name, "--version", biased.model_version, "--key", str(key),
+         "--approver", "Chair of the Board", "--report", str(report), "--config", str(config_path)],
     )
     assert approved.exit_code == 0, approved.output
     assert "success criterion was NOT MET" in approved.output and "fairness finding(s)" in approved.output
-    require_approved(f"models:/{biased.model_name}@champion")
+    require_approved(f"models:/{biased.model_name}@champion", project)
 
-    again = runner.invoke(app, ["audit", "--model", biased.model_uri, "--out", str(tmp_path / "after")])
+    again = runner.invoke(app, ["audit", "--model", biased.model_uri, "--out", str(out), "--config", str(config_path)])
     assert again.exit_code == 0, again.output
-    html = (tmp_path / "after" / "audit.html").read_text(encoding="utf-8")
+    assert report.read_bytes() == read_by_the_board  # the approved report is never overwritten
+    (newer,) = [p for p in out.glob("audit-*.html")]
+    html = newer.read_text(encoding="utf-8")
     assert "Approved by <strong>Chair of the Board</strong>" in html
     assert "the pre-registered criterion was NOT MET" in html
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from earlysignal.dates import ConfigDate
 from earlysignal.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
@@ -88,7 +89,7 @@ class SynthSection(_Section):
     years: int = Field(default=10, gt=0, le=30)
     seed: int = 42
     world: Literal["standard", "null"] = "standard"
-    end_date: dt.date = dt.date(2026, 1, 1)
+    end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
 
 
@@ -100,8 +101,8 @@ class ContractSection(_Section):
 
 
 class TemporalSection(_Section):
-    first_as_of: dt.date
-    last_as_of: dt.date
+    first_as_of: ConfigDate
+    last_as_of: ConfigDate
     frequency_months: int = Field(default=3, gt=0, le=24)
 
     @model_validator(mode="after")
@@ -274,8 +275,132 @@ class GovernanceSection(_Section):
     switch_off_criteria: str = ""
 
 
+class ScoreBand(_Section):
+    label: str
+    min_percentile: float = Field(ge=0, le=100)
+
+
+class CaseworkerSection(_Section):
+    """The case list, journeys and explanations (docs/caseworker.md)."""
+
+    access_log: str = "reports/access/access-log.jsonl"
+    case_list_rows: int = Field(default=500, gt=0)
+    flagged_band: str = "flagged for review"
+    bands: tuple[ScoreBand, ...] = (
+        ScoreBand(label="top 10%", min_percentile=90),
+        ScoreBand(label="top 25%", min_percentile=75),
+        ScoreBand(label="lower 75%", min_percentile=0),
+    )
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_cover_everyone(cls, bands: tuple[ScoreBand, ...]) -> tuple[ScoreBand, ...]:
+        if not bands or min(b.min_percentile for b in bands) > 0:
+            raise ValueError("needs a band with min_percentile 0, so every resident falls in one")
+        return bands
+
+
 class MlflowSection(_Section):
     experiment: str = "early-signal"
+
+
+class ApproverEntry(_Section):
+    """One person allowed to approve: name, role and Ed25519 public key (OpenSSH line or a path to it)."""
+
+    name: str = Field(min_length=1)
+    role: str = ""
+    public_key: str = Field(min_length=1)
+
+
+class ApprovalSection(_Section):
+    """The approval ledger's folder and who may sign approvals (docs/audit.md)."""
+
+    store: Path = Path("reports/approval")
+    approvers: tuple[ApproverEntry, ...] = ()
+    # Trust the key pair `earlysignal demo` makes in <store>/demo/ (synthetic data only; false for a real borough).
+    trust_demo_key: bool = False
+
+
+class LinkageComparison(_Section):
+    """One Splink comparison over columns of the standard person schema (docs/ingest-and-link.md).
+
+    kinds: forename_surname (forename + surname, with swaps), name, date_of_birth, postcode, exact.
+    """
+
+    kind: Literal["forename_surname", "name", "date_of_birth", "postcode", "exact"]
+    column: str | None = None
+    forename: str | None = None
+    surname: str | None = None
+    term_frequency: bool = False
+
+    @model_validator(mode="after")
+    def _columns_named(self) -> LinkageComparison:
+        if self.kind == "forename_surname":
+            if not (self.forename and self.surname):
+                raise ValueError("a forename_surname comparison needs forename and surname")
+        elif not self.column:
+            raise ValueError(f"a {self.kind} comparison needs column")
+        return self
+
+
+class LinkageSection(_Section):
+    """How `earlysignal link` joins person records into residents (Splink on DuckDB)."""
+
+    # Pairs at or above this match probability are the same person (connected components).
+    threshold: float = Field(default=0.8, gt=0, lt=1)
+    # A rule is a list of columns that must be equal, or a Splink SQL condition over l. and r. columns.
+    blocking_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("source_person_key",),
+        ("nhs_number",),
+        ("upn",),
+        ("first_name", "last_name"),
+        ("birth_date", "postcode"),
+        ("birth_date", "last_name"),
+        ("birth_date", "first_name"),
+        ("last_name", "first_name_initial", "birth_year"),
+        'l."first_name" = r."last_name" AND l."last_name" = r."first_name"',
+    )
+    comparisons: tuple[LinkageComparison, ...] = (
+        LinkageComparison(kind="forename_surname", forename="first_name", surname="last_name", term_frequency=True),
+        LinkageComparison(kind="date_of_birth", column="birth_date"),
+        LinkageComparison(kind="postcode", column="postcode"),
+        LinkageComparison(kind="exact", column="uprn"),
+        LinkageComparison(kind="exact", column="source_person_key"),
+        LinkageComparison(kind="exact", column="nhs_number"),
+        LinkageComparison(kind="exact", column="upn"),
+        LinkageComparison(kind="exact", column="sex"),
+    )
+    # Rules trusted to admit almost no false matches: they estimate the prior match probability.
+    deterministic_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("first_name", "last_name", "birth_date"),
+        ("nhs_number",),
+        ("upn",),
+    )
+    deterministic_recall: float = Field(default=0.7, gt=0, le=1)
+    # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
+    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date",), ("postcode", "last_name"))
+    u_max_pairs: float = Field(default=2e6, gt=0)
+    # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
+    duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
+    # The secret that keys resident, household and address IDs (HMAC-SHA256): an env var, else a file.
+    secret_env: str = "EARLYSIGNAL_LINK_SECRET"
+    secret_file: Path | None = None
+    # Raw codes of each source system -> contract values.
+    sex_codes: dict[str, Literal["F", "M"]] = Field(default_factory=dict)
+    ethnicity_column: str = "attr_ethnicity"
+    ethnicity_codes: dict[str, str] = Field(default_factory=dict)
+    disability_column: str = "attr_disability"
+    disability_codes: dict[str, bool] = Field(default_factory=dict)
+    # Gazetteer tenure -> contract tenure; addresses with none get default_tenure.
+    tenure_codes: dict[str, str] = Field(default_factory=dict)
+    default_tenure: str | None = None  # required by `link`: the data dictionary names the values
+    # Sources whose person events are also recorded against the person record's address.
+    address_events_sources: tuple[str, ...] = ()
+    # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
+    # paths are read from the ingested folder. Real data: clerically reviewed pairs
+    # (source_l, record_id_l, source_r, record_id_r, is_match).
+    ground_truth: Path | None = Path("ground_truth/person_records.parquet")
+    clerical_review: Path | None = None
 
 
 class IngestSection(_Section):
@@ -315,6 +440,10 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    linkage: LinkageSection = LinkageSection()
+    caseworker: CaseworkerSection = CaseworkerSection()
+    approval: ApprovalSection = ApprovalSection()
+
     ingest: IngestSection = IngestSection()
     build: BuildSection = BuildSection()
 
