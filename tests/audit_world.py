@@ -46,7 +46,9 @@ def world_config(data_dir: Path, biased: bool) -> ProjectConfig:
     raw["data"]["dir"] = str(data_dir)
     raw["synth"].update(
         residents=RESIDENTS,
-        years=6,
+        # Nine years: three before the first as_of, so 3-year windows are complete (windows that
+        # reach before the data start are null, docs/features.md).
+        years=9,
         seed=7,
         recording_bias=[{"attribute": "ethnicity", "group": "Black", "factor": BIAS_FACTOR}] if biased else [],
     )

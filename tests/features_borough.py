@@ -221,7 +221,7 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
     """A config whose families cover every aggregate, scope, window kind and missing rule."""
     raw: dict[str, Any] = {
         "temporal": {"first_as_of": "2019-01-01", "last_as_of": "2025-10-01", "frequency_months": 3},
-        "cohort": {"min_age": 0, "max_age": 17},
+        "cohort": {"min_age": 0, "max_age": 17, "exclude_open_outcomes": ["child_protection_plan"]},
         "label": {"name": "cpp_within_6m", "outcome_types": ["child_protection_plan"], "horizon_months": 6},
         "features": {
             "families": [

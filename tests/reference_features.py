@@ -105,6 +105,22 @@ def _event_feature(definition: FeatureDefinition, visible: list[tuple], as_of: d
     raise AssertionError(f"unknown aggregate {aggregate}")
 
 
+def _residency_run_end(spells: pd.DataFrame, as_of: dt.date) -> dt.date | None:
+    """The day continuous residency covering as_of ends (None: still living there), walking spells."""
+    end = as_of
+    while True:
+        longer = [
+            _date(s.end_date)
+            for s in spells.itertuples()
+            if _date(s.start_date) <= end and (_date(s.end_date) is None or _date(s.end_date) > end)
+        ]
+        if not longer:
+            return end
+        if any(e is None for e in longer):
+            return None
+        end = max(longer)
+
+
 def reference_matrix(config: ProjectConfig, data: Any, as_of_dates: list[dt.date] | None = None) -> pd.DataFrame:
     """Rows (resident_id, as_of) sorted by (as_of, resident_id), with label and every feature column."""
     definitions = feature_definitions(config)
@@ -148,6 +164,7 @@ def reference_matrix(config: ProjectConfig, data: Any, as_of_dates: list[dt.date
             open_state = mine[
                 mine["outcome_type"].isin(cohort.exclude_open_outcomes)
                 & (mine["outcome_time"] < cutoff)
+                & (mine["known_at"] < cutoff)
                 & (mine["end_time"].isna() | (mine["end_time"] > cutoff))
             ]
             if len(open_state):
@@ -163,6 +180,12 @@ def reference_matrix(config: ProjectConfig, data: Any, as_of_dates: list[dt.date
                     & (mine["outcome_time"] < pd.Timestamp(horizon_end))
                 ]
                 row["label"] = int(len(hits) > 0)
+                # Censoring: follow-up (death, the end of continuous residency) ends inside the window.
+                follow_up_end = _residency_run_end(spells_of[resident_id], as_of) if spell is not None else None
+                if death is not None:
+                    follow_up_end = death if follow_up_end is None else min(follow_up_end, death)
+                if not hits.size and follow_up_end is not None and follow_up_end < horizon_end:
+                    row["label"] = pd.NA
             members = [r for r, s in living.items() if spell is not None and s["household_id"] == spell["household_id"]]
             address = spell["address_id"] if spell is not None else None
             scoped = {

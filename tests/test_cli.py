@@ -36,3 +36,20 @@ def test_python_dash_m_runs_the_same_cli():
     )
     assert completed.returncode == 0
     assert "demo" in completed.stdout
+
+
+def test_every_command_that_reads_data_takes_data_dir():
+    runner = CliRunner()
+    for stage in ("validate", "features", "train", "score"):
+        assert "--data" in runner.invoke(app, [stage, "--help"], env={"COLUMNS": "200"}).output, stage
+
+
+def test_validate_reads_the_folder_given_by_data(tmp_path):
+    from contract_fixtures import write_borough
+
+    folder = write_borough(tmp_path / "borough")
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder), "--no-quarantine"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "0 rows quarantined" in result.output
+    clash = CliRunner().invoke(app, ["validate", str(folder), "--data", str(tmp_path)])
+    assert clash.exit_code == 2

@@ -18,7 +18,7 @@ MIDNIGHT = dt.datetime(2024, 1, 1)
 def _config(horizon: int = 6, **cohort):
     return config_from_dict({
         "temporal": {"first_as_of": AS_OF.isoformat(), "last_as_of": AS_OF.isoformat()},
-        "cohort": {"min_age": 0, "max_age": 17, **cohort},
+        "cohort": {"min_age": 0, "max_age": 17, "exclude_open_outcomes": ["child_protection_plan"], **cohort},
         "label": {"name": "cpp", "outcome_types": ["child_protection_plan"], "horizon_months": horizon},
         "features": {"families": []},
     })

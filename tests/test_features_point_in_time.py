@@ -10,14 +10,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from earlysignal.config import config_from_dict
+from earlysignal.config import EventKind, PriorOutcomeRule, RecentEventRule, config_from_dict
 from earlysignal.features import build_feature_matrix
 from features_borough import every_aggregate_config, random_borough, typed
 
 BOROUGH = random_borough(seed=2, households=12, events_per_resident=30)
 CONFIG = every_aggregate_config()
 AS_OF_CHOICES = [dt.date(2019, 1, 1), dt.date(2021, 4, 1), dt.date(2022, 7, 15), dt.date(2024, 10, 1), dt.date(2025, 7, 1)]
-ACTIONS = ("delete", "shift", "revalue", "retype", "add", "late_record", "outcomes", "move_out", "die_later")
+ACTIONS = ("delete", "shift", "revalue", "retype", "add", "late_record", "outcomes", "move_out", "die_later",
+           "late_outcome")
+# Actions that touch nothing a label reads (outcomes in the window, follow-up): labels must not move.
+LABEL_NEUTRAL = ("delete", "shift", "revalue", "retype", "add", "late_record", "late_outcome")
+# The same borough under every kind of cohort rule: a recent event, a prior outcome, an open outcome.
+RULES_CONFIG = every_aggregate_config().model_copy(update={"cohort": every_aggregate_config().cohort.model_copy(update={
+    "require_recent_events": (RecentEventRule(events=(EventKind(source="council_tax"), EventKind(source="school")),
+                                              within_days=365),),
+    "exclude_prior_outcomes": (PriorOutcomeRule(outcome_types=("csc_referral",), within_days=180),),
+})})
 
 
 def _features(borough, as_of: dt.date, engine=None) -> pd.DataFrame:
@@ -77,6 +86,19 @@ def _after_cutoff_perturbed(borough, as_of: dt.date, actions: set[str], seed: in
         extra["outcome_time"] = cutoff + pd.to_timedelta(rng.integers(0, 300, size=len(extra)), unit="D")
         extra["known_at"] = extra["outcome_time"]
         outcomes = pd.concat([outcomes, extra], ignore_index=True)
+    if "late_outcome" in actions:
+        # Outcomes that started before as_of but were recorded at or after it: not known at as_of.
+        residents = borough.residents["resident_id"].tolist()
+        late = pd.DataFrame([{
+            "resident_id": residents[int(rng.integers(len(residents)))],
+            "outcome_type": ("child_protection_plan", "csc_referral")[i % 2],
+            "outcome_time": cutoff - pd.Timedelta(days=int(rng.integers(1, 150))),
+            "known_at": cutoff + pd.Timedelta(minutes=int(rng.integers(0, 60 * 24 * 90))),
+            "end_time": None,
+        } for i in range(10)])
+        late = typed({"residents": borough.residents, "residency": borough.residency,
+                      "events": borough.events.iloc[:0], "outcomes": late}).outcomes
+        outcomes = pd.concat([outcomes, late], ignore_index=True)
     residency = borough.residency.copy()
     if "move_out" in actions:
         # Open spells end after as_of and a new spell elsewhere starts: a future move.
@@ -131,6 +153,41 @@ def test_spark_and_duckdb_give_identical_matrices_after_perturbation(spark_engin
     pd.testing.assert_frame_equal(_features(perturbed, AS_OF_CHOICES[2]), _features(perturbed, AS_OF_CHOICES[2], spark_engine))
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    as_of=st.sampled_from(AS_OF_CHOICES),
+    actions=st.sets(st.sampled_from(ACTIONS), min_size=1),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_nothing_known_at_or_after_as_of_changes_cohort_membership_under_every_rule(as_of, actions, seed):
+    perturbed = _after_cutoff_perturbed(BOROUGH, as_of, actions, seed)
+    before = build_feature_matrix(RULES_CONFIG, BOROUGH, as_of_dates=[as_of])
+    after = build_feature_matrix(RULES_CONFIG, perturbed, as_of_dates=[as_of])
+    assert len(before.frame) > 0
+    columns = ["resident_id", "as_of", *before.feature_columns]
+    pd.testing.assert_frame_equal(before.frame[columns], after.frame[columns])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    as_of=st.sampled_from(AS_OF_CHOICES[:4]),
+    actions=st.sets(st.sampled_from(ACTIONS), min_size=1),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_labels_move_only_by_the_label_rules(as_of, actions, seed):
+    from reference_features import reference_matrix
+
+    perturbed = _after_cutoff_perturbed(BOROUGH, as_of, actions, seed)
+    before = build_feature_matrix(CONFIG, BOROUGH, as_of_dates=[as_of]).frame
+    after = build_feature_matrix(CONFIG, perturbed, as_of_dates=[as_of]).frame
+    if set(actions) <= set(LABEL_NEUTRAL):
+        pd.testing.assert_series_equal(before["label"], after["label"])
+    # Whatever moved, it moved exactly as the naive reference says (window, censoring, extract date).
+    expected = reference_matrix(CONFIG, perturbed, as_of_dates=[as_of])
+    assert list(after["resident_id"]) == list(expected["resident_id"])
+    assert after["label"].astype(object).fillna(-1).tolist() == expected["label"].astype(object).fillna(-1).tolist()
+
+
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), as_of=st.sampled_from(AS_OF_CHOICES))
 def test_shuffling_input_rows_changes_nothing(seed, as_of):
@@ -176,6 +233,8 @@ def _one_child(events: list[tuple[str, dt.datetime, dt.datetime, float | None]])
 def _callout_config():
     return config_from_dict({
         "temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
+        "cohort": {"min_age": 0, "max_age": 17},
+        "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
         "features": {"static": [], "families": [{
             "name": "police", "source": "police", "event_types": ["callout"],
             "scopes": ["resident", "household", "address"], "windows": ["90d", "all"],

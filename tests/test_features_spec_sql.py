@@ -21,6 +21,7 @@ def _family(**overrides):
               "scopes": ["address"], "windows": ["365d"], "aggregates": ["count"]}
     family.update(overrides)
     return config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
+                             "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
                              "features": {"static": [], "families": [family]}})
 
 

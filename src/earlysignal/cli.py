@@ -250,6 +250,10 @@ def validate(
         Path | None,
         typer.Argument(help="Borough data folder holding residents, residency, events, outcomes (Parquet or CSV) and manifest.json (default: data.dir from the config)."),
     ] = None,
+    data_option: Annotated[
+        Path | None,
+        typer.Option("--data", help="The same borough data folder, as the other commands take it (instead of DATA_DIR)."),
+    ] = None,
     quarantine: Annotated[
         bool,
         typer.Option("--quarantine/--no-quarantine", help="Write bad rows to DATA_DIR/quarantine/<table>.parquet with a reason each (default) or only count them."),
@@ -275,7 +279,9 @@ def validate(
     from earlysignal.contract import TABLE_NAMES, report_table, require_usable, validate_directory
 
     project = load_config(config)
-    folder = data_dir if data_dir is not None else project.data.dir
+    if data_dir is not None and data_option is not None and data_dir != data_option:
+        raise typer.BadParameter(f"DATA_DIR {data_dir} and --data {data_option} differ; give one of them")
+    folder = data_dir or data_option or project.data.dir
     with progress_bar(transient=True) as bar:
         task = bar.add_task("validating", total=len(TABLE_NAMES))
         started: list[str] = []
@@ -343,6 +349,20 @@ def features(
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
+    label = meta.get("label", {})
+    if label.get("included", True):
+        console.print(
+            f"Label {label.get('name')} ({label.get('horizon', '')}): {label.get('censored_rows', 0):,} row(s) censored "
+            "(follow-up ended inside the window without the outcome: label null, see label.censoring)",
+            highlight=False,
+        )
+    short = meta.get("windows_before_data_start") or {}
+    if short:
+        console.print(
+            f"[yellow]{len(short)} feature(s) reach back before their source's data start at some as_of dates "
+            f"({sum(short.values()):,} cells set to null); see docs/features.md[/yellow]",
+            highlight=False,
+        )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
 
@@ -383,6 +403,14 @@ def synth(
             "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
+    recording_change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recording-change",
+            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD (factor 0.2: from that date the source records "
+            "20% of what it did; docs/synthetic-borough.md). Repeatable; replaces synth.recording_change when given.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     raw: Annotated[
         bool,
@@ -396,7 +424,7 @@ def synth(
     from earlysignal.config import SynthSection, load_config
     from earlysignal.console import progress_bar
     from earlysignal.errors import ConfigError
-    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias
+    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias, parse_recording_change
 
     project = load_config(config)
     settings = project.synth.model_dump()
@@ -404,6 +432,8 @@ def synth(
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if recording_bias:
         settings["recording_bias"] = tuple(parse_recording_bias(text) for text in recording_bias)
+    if recording_change:
+        settings["recording_change"] = tuple(parse_recording_change(text) for text in recording_change)
     try:
         synth_settings = SynthSection.model_validate(settings)
     except ValidationError as error:
@@ -456,17 +486,40 @@ def audit(
         typer.Option("--out", help="Folder for audit.html and audit.json (default: reports/audit/<model>-v<version>/)."),
     ] = None,
     config: ConfigOption = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Audit scores from elsewhere instead of a model: a CSV/Parquet file with "
+                     "resident_id, as_of, score, label and flagged (or pass --capacity)."),
+    ] = None,
+    source_name: Annotated[
+        str | None,
+        typer.Option("--source-name", help="Whose scores --scores holds, as the report should name them "
+                     "(e.g. \"Vendor X tool\")."),
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", help="With --scores and no flagged column: flag the top K of each as_of by score."),
+    ] = None,
+    scores_data: Annotated[
+        Path | None,
+        typer.Option("--scores-data", help="With --scores: the linked data whose residents' protected "
+                     "characteristics are joined (default: data.dir of the config)."),
+    ] = None,
 ) -> None:
     """Audit a trained model for the governance board: fairness by group, small numbers, drivers, model card.
 
     Writes one self-contained HTML report (printable to PDF) and audit.json with every number,
-    and logs both to the model's MLflow run under audit/.
+    and logs both to the model's MLflow run under audit/. With --scores, audits scores from
+    elsewhere (a vendor's tool, a manual list) the same way, on the same residents.
     """
     from earlysignal.audit import run_audit
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
 
     project = load_config(config)
+    if scores is not None:
+        _audit_external_scores(project, scores, source_name, capacity, scores_data, out)
+        return
     model_uri = model or f"models:/{project.model.name}@candidate"
     with progress_bar(transient=True) as progress:
         task = progress.add_task(f"auditing {model_uri}", total=None)
@@ -477,6 +530,8 @@ def audit(
     met = criterion.get("met")
     colour = "green" if met else "bold red"
     verdict = "MET" if met else ("NOT EVALUABLE" if met is None else "NOT MET")
+    if not summary.get("evaluated", True):
+        verdict = "NOT EVALUATED (no test split: training.n_test_splits 0 or every split skipped)"
     console.print(f"Audited {result.model_name} version {result.model_version} (run {result.run_id}).", highlight=False)
     console.print(f"[{colour}]Pre-registered success criterion {verdict}[/{colour}]", highlight=False)
     findings = result.findings
@@ -495,6 +550,36 @@ def audit(
             f"this audit was written beside it.[/yellow]",
             highlight=False,
         )
+    console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+def _audit_external_scores(
+    project: Any, scores: Path, source_name: str | None, capacity: int | None, data: Path | None, out: Path | None
+) -> None:
+    """`audit --scores`: the fairness audit of scores from elsewhere."""
+    from earlysignal.audit.external import audit_scores_file
+    from earlysignal.config import CapacitySection
+
+    if not source_name:
+        raise EarlySignalError("--scores needs --source-name: say whose scores these are (e.g. \"Vendor X tool\")")
+    result = audit_scores_file(
+        scores, project, source_name=source_name, data_dir=data, out_dir=out,
+        capacity=CapacitySection(k=capacity) if capacity is not None else None,
+    )
+    rows = result.audit["rows"]
+    console.print(
+        f"Audited scores from {source_name} ({scores.name}): {rows['audited']} rows (rounded); dropped "
+        f"{rows['unlabelled_dropped']} without a label and {rows['unknown_residents_dropped']} of residents "
+        "not in the data.",
+        highlight=False,
+    )
+    findings = result.audit["fairness"]["findings"]
+    if findings:
+        console.print(f"[bold red]{len(findings)} fairness finding(s):[/bold red]")
+        for finding in findings[:5]:
+            console.print(f"  - {finding['text']}", highlight=False)
+    else:
+        console.print("[green]No fairness finding flagged.[/green]")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
 
 
@@ -531,6 +616,33 @@ def demo(
         f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
         f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
         f"Open MLflow:                  {ui_command()}",
+        highlight=False,
+    )
+
+
+@app.command("evaluation-purge")
+@user_errors_as_messages
+def evaluation_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete resident-level evaluation data whose retention (evaluation.retention_days) has passed.
+
+    Training keeps each run's test predictions and explanation sample in the local evaluation
+    store, never in MLflow; after the retention period they are purged here (run it on a schedule).
+    """
+    from earlysignal.config import load_config
+    from earlysignal.evaluation_store import purge_expired, store_root
+    from earlysignal.tracking import configure_tracking
+
+    project = load_config(config)
+    root = store_root(project.evaluation.dir, configure_tracking())
+    result = purge_expired(root, dry_run=dry_run)
+    verb = "Would purge" if dry_run else "Purged"
+    console.print(
+        f"{verb} {len(result.purged)} run(s) from {root}"
+        + (f": {', '.join(result.purged)}" if result.purged else "")
+        + f"; {len(result.kept)} run(s) within retention kept.",
         highlight=False,
     )
 
@@ -684,6 +796,109 @@ def link(
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def monitor(
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Folder of past ranked lists written by `score` (default: monitoring.scores_dir)."),
+    ] = None,
+    audit_file: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.json holding the promised figures (default: monitoring.audit, else the "
+                     "latest list's model's reports/audit/<model>-v<version>/audit.json)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Monitor with what was known before this date, YYYY-MM-DD (default: the data's extract date)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder for monitor.html and monitor.json (default: reports/monitor/<model.name>-<date>/)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
+    per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
+    import datetime as dt
+
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.monitor import run_monitor
+
+    known_by = None
+    if as_of is not None:
+        try:
+            known_by = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        bar.add_task("monitoring", total=None)
+        result = run_monitor(project, data_dir=data, scores_dir=scores, audit_path=audit_file, out=out, known_by=known_by)
+    colours = {"green": "green", "amber": "yellow", "red": "bold red"}
+    for criterion in result.document["criteria"]:
+        colour = colours.get(criterion["status"], "white")
+        console.print(f"[{colour}]{criterion['status'].upper():>13}[/{colour}]  {criterion['name']}: {criterion['detail']}",
+                      highlight=False)
+    overall = result.document["overall"]
+    console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
+                  f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def necessity(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Registered model whose audit folder (reports/audit/<model>-v<version>/) gets the "
+                     "result, so that `earlysignal audit` of that version includes it, e.g. models:/NAME@candidate."),
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="A feature matrix written by `features` (default: build or reuse one from --data).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Leave out only these sources / proxy groups (repeatable; default: every one)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder for necessity.json and necessity.html (default: the --model's audit folder, else reports/necessity/<model.name>/).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Necessity of each source for the DPIA: retrain on the same temporal splits without each source and each
+    proxy group (necessity.proxy_groups); loss in precision at capacity and AUC with paired bootstrap intervals."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.modeling.necessity import run_necessity
+
+    project = load_config(config)
+    if out is None and model is not None:
+        from earlysignal.audit import default_output_dir
+        from earlysignal.modeling.registry import resolve_model_version
+        from earlysignal.tracking import configure_tracking
+
+        configure_tracking()
+        version = resolve_model_version(model)
+        out = default_output_dir(version.name, str(version.version))
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("necessity", total=None)
+        names = [name.strip() for item in only for name in item.split(",") if name.strip()] if only else None
+        result = run_necessity(project, data_dir=data, matrix=matrix, out_dir=out, only=names,
+                               progress=lambda step: bar.update(task, description=f"necessity: {step}"))
+    document = result.document
+    for row in document["variants"]:
+        loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
+        shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
+        verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        console.print(
+            f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
+            f"AUC {shown['roc_auc']} -> {verdict}",
+            highlight=False,
+        )
+    console.print(f"Run time {document['seconds_total']:.0f} s.\nTable: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
 
 
 @app.command()

@@ -7,9 +7,12 @@ than 0 (got -6)" rather than a traceback.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import math
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +87,14 @@ class RecordingBias(_Section):
     sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/bias.py)
 
 
+class RecordingChange(_Section):
+    """From `start` on, a source records only `factor` of what it did before (synthetic worlds only)."""
+
+    source: str
+    factor: float = Field(ge=0, le=1)
+    start: dt.date
+
+
 class SynthSection(_Section):
     residents: int = Field(default=50_000, gt=0)
     years: int = Field(default=10, gt=0, le=30)
@@ -91,6 +102,7 @@ class SynthSection(_Section):
     world: Literal["standard", "null"] = "standard"
     end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
+    recording_change: tuple[RecordingChange, ...] = ()
 
 
 class ContractSection(_Section):
@@ -104,6 +116,9 @@ class TemporalSection(_Section):
     first_as_of: ConfigDate
     last_as_of: ConfigDate
     frequency_months: int = Field(default=3, gt=0, le=24)
+    # as_of dates less than this many days after the data start (manifest.json data_start) are
+    # refused: too little history for any feature to mean what it says.
+    min_history_days: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> TemporalSection:
@@ -114,17 +129,184 @@ class TemporalSection(_Section):
         return self
 
 
+class EventKind(_Section):
+    """One (source, event_type) of the data dictionary; no event_type: any event of the source."""
+
+    source: str = Field(min_length=1)
+    event_type: str | None = None
+
+
+class RecentEventRule(_Section):
+    """Cohort rule: at least one listed event happened, and was known, in the `within_days` days
+    before as_of (e.g. screened, referred, released, discharged)."""
+
+    events: tuple[EventKind, ...] = Field(min_length=1)
+    within_days: int = Field(gt=0)
+
+
+class PriorOutcomeRule(_Section):
+    """Cohort rule: nobody with a listed outcome that started, and was known, before as_of, ever
+    (within_days null) or within the last `within_days` days."""
+
+    outcome_types: tuple[str, ...] = Field(min_length=1)
+    within_days: int | None = Field(default=None, gt=0)
+
+
 class CohortSection(_Section):
-    min_age: int = Field(default=0, ge=0)
-    max_age: int = Field(default=17, ge=0)
+    """Who is eligible at each as_of; every rule given must hold (rules compose with AND).
+    Outcome types and event kinds come from the project YAML, never from defaults."""
+
+    min_age: int | None = Field(default=None, ge=0)  # null: no lower age bound
+    max_age: int | None = Field(default=None, ge=0)  # null: no upper age bound
     require_residency: bool = True
-    exclude_open_outcomes: tuple[str, ...] = ("child_protection_plan",)
+    exclude_open_outcomes: tuple[str, ...] = ()
+    require_recent_events: tuple[RecentEventRule, ...] = ()
+    exclude_prior_outcomes: tuple[PriorOutcomeRule, ...] = ()
+
+    @property
+    def uses_age(self) -> bool:
+        """True when an age bound is set (the cohort then needs birth_date)."""
+        return self.min_age is not None or self.max_age is not None
+
+    def describe(self) -> str:
+        """The cohort in words, e.g. 'residents aged 0-17 living in the area at each as-of date'."""
+        parts = ["residents"]
+        if self.min_age is not None and self.max_age is not None:
+            parts.append(f"aged {self.min_age}-{self.max_age}")
+        elif self.min_age is not None:
+            parts.append(f"aged {self.min_age} or over")
+        elif self.max_age is not None:
+            parts.append(f"aged {self.max_age} or under")
+        if self.require_residency:
+            parts.append("living in the area")
+        for rule in self.require_recent_events:
+            kinds = ", ".join(f"{k.source}/{k.event_type or '*'}" for k in rule.events)
+            parts.append(f"with {kinds} in the {rule.within_days} days before")
+        return " ".join(parts) + " at each as-of date"
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _add_calendar_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def horizon_end(as_of: dt.date, *, days: float | None = None, weeks: float | None = None,
+                months: float | None = None) -> dt.date:
+    """The first day after a label window that starts on `as_of` (the window is [as_of, end)).
+
+    The calendar rule: days and weeks (7 days) are rounded to the nearest whole day, halves up.
+    Months: the whole months are calendar months (the day clamped to the month's end, so 31 Aug +
+    6 months = 28/29 Feb); a fraction f of a month is f times the length in days of the calendar
+    month that follows, rounded to the nearest day, halves up (1 Jan + 0.25 months = 1 Jan + 8 days,
+    as 0.25 x 31 = 7.75; 1 Feb 2025 + 0.25 months = 8 Feb). Decimal inputs are used exactly
+    (0.1 is 1/10, not its binary float). A window is at least one day. Raises ValueError if no
+    unit or more than one is given.
+    """
+    given = [v for v in (days, weeks, months) if v is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one of days, weeks, months")
+    if months is not None:
+        exact = Fraction(str(months))
+        whole = math.floor(exact)
+        base = _add_calendar_months(as_of, whole)
+        span = (_add_calendar_months(as_of, whole + 1) - base).days
+        end = base + dt.timedelta(days=_round_half_up((exact - whole) * span))
+    else:
+        length = Fraction(str(days)) if days is not None else Fraction(str(weeks)) * 7
+        end = as_of + dt.timedelta(days=_round_half_up(length))
+    return max(end, as_of + dt.timedelta(days=1))
+
+
+class Horizon(_Section):
+    """A label horizon in one unit: {months: 6}, {weeks: 13} or {days: 91}; floats allowed."""
+
+    days: int | float | None = Field(default=None, gt=0)
+    weeks: int | float | None = Field(default=None, gt=0)
+    months: int | float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> Horizon:
+        given = [n for n in ("days", "weeks", "months") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of days, weeks, months (got {given or 'none'})")
+        return self
+
+
+class LabelCensoring(_Section):
+    """What ends a person's follow-up. A row whose follow-up ends inside its label window without
+    the outcome gets a null label (censored), never 0. The extract date always ends follow-up."""
+
+    residency: bool = True  # leaving the area: the end of the residency run covering as_of
+    death: bool = True  # residents.death_date
+    end_column: str | None = None  # a date column of residents, e.g. an end-of-follow-up date
 
 
 class LabelSection(_Section):
-    name: str = "cpp_within_6m"
-    outcome_types: tuple[str, ...] = ("child_protection_plan",)
-    horizon_months: int = Field(default=6, gt=0)
+    """The outcome to predict. Outcome types come from the project YAML (no defaults). The horizon
+    is given once: `horizon: {months: 6}` or one of horizon_days / horizon_weeks / horizon_months."""
+
+    name: str = Field(default="label", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # No default outcome: building labels with none named is an error (features/labels.py).
+    outcome_types: tuple[str, ...] = ()
+    horizon: Horizon | None = None
+    # int | float: a whole number stays an int (6 months reads as "6 months", not "6.0").
+    horizon_days: int | float | None = Field(default=None, gt=0)
+    horizon_weeks: int | float | None = Field(default=None, gt=0)
+    horizon_months: int | float | None = Field(default=None, gt=0)
+    censoring: LabelCensoring = LabelCensoring()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_horizon(cls, raw: Any) -> Any:
+        # No horizon given at all: 6 calendar months (the documented default).
+        keys = ("horizon", "horizon_days", "horizon_weeks", "horizon_months")
+        if isinstance(raw, dict) and all(raw.get(key) is None for key in keys):
+            return {**raw, "horizon_months": 6}
+        return raw
+
+    @model_validator(mode="after")
+    def _one_horizon(self) -> LabelSection:
+        given = [
+            key for key in ("horizon", "horizon_days", "horizon_weeks", "horizon_months")
+            if getattr(self, key) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give the label horizon at most once: horizon: {months: 6}, or one of horizon_days, "
+                f"horizon_weeks, horizon_months (got {given})"
+            )
+        return self
+
+    @property
+    def horizon_unit(self) -> tuple[str, int | float]:
+        """('days' | 'weeks' | 'months', amount)."""
+        if self.horizon is not None:
+            for unit in ("days", "weeks", "months"):
+                value = getattr(self.horizon, unit)
+                if value is not None:
+                    return unit, value
+        for unit in ("days", "weeks", "months"):
+            value = getattr(self, f"horizon_{unit}")
+            if value is not None:
+                return unit, value
+        raise AssertionError("validated: one horizon is set")  # pragma: no cover
+
+    @property
+    def horizon_text(self) -> str:
+        """The horizon in words, e.g. '6 months', '0.25 months', '91 days'."""
+        unit, amount = self.horizon_unit
+        number = f"{amount:g}"
+        return f"{number} {unit[:-1] if amount == 1 else unit}"
+
+    def window_end(self, as_of: dt.date) -> dt.date:
+        """First day after the label window [as_of, end) (see `horizon_end` for the calendar rule)."""
+        unit, amount = self.horizon_unit
+        return horizon_end(as_of, **{unit: amount})
 
 
 class MissingRule(_Section):
@@ -211,7 +393,7 @@ class ModelSection(_Section):
 
 class TrainingSection(_Section):
     history_years: float = Field(default=4, gt=0)
-    n_test_splits: int = Field(default=4, gt=0)
+    n_test_splits: int = Field(default=4, ge=0)  # 0: train only the final model (NOT EVALUATED)
     validation_as_of_count: int = Field(default=1, gt=0)
     calibration_as_of_count: int = Field(default=1, gt=0)
     bootstrap: int = Field(default=200, ge=0)
@@ -403,6 +585,88 @@ class LinkageSection(_Section):
     clerical_review: Path | None = None
 
 
+class SwitchOffCriterion(_Section):
+    """One switch-off criterion the board declared; `monitor` shows it green, amber or red.
+
+    - precision_below_promise / recall_below_promise: a list's realised value below the lower bound of
+      the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
+    - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
+      (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
+    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["precision_below_promise", "recall_below_promise", "source_volume_drop", "source_psi"]
+    consecutive: int = Field(default=2, gt=0)
+    amber: float | None = Field(default=None, ge=0)
+    red: float | None = Field(default=None, ge=0)
+    text: str = ""  # the board's own wording, shown beside the status
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SwitchOffCriterion:
+        if self.kind in ("source_volume_drop", "source_psi"):
+            if self.red is None:
+                raise ValueError(f"criterion {self.name!r} ({self.kind}) needs a 'red' threshold")
+            if self.amber is not None and self.amber > self.red:
+                raise ValueError(f"criterion {self.name!r}: amber ({self.amber}) is above red ({self.red})")
+        return self
+
+
+class ServiceResponse(_Section):
+    """The event that shows a flagged resident received a service response (e.g. an early help contact)."""
+
+    source: str
+    event_types: tuple[str, ...] = ()  # empty: any event of the source
+    within_days: int = Field(default=90, gt=0)
+
+
+def _default_switch_off() -> tuple[SwitchOffCriterion, ...]:
+    return (
+        SwitchOffCriterion(name="precision_below_promise", kind="precision_below_promise", consecutive=2),
+        SwitchOffCriterion(name="source_volume_drop", kind="source_volume_drop", amber=0.25, red=0.5),
+        SwitchOffCriterion(name="source_psi", kind="source_psi", amber=0.1, red=0.25),
+    )
+
+
+class MonitoringSection(_Section):
+    """`earlysignal monitor`: how past lists are judged and what would switch the model off."""
+
+    scores_dir: Path = Path("reports/scores")
+    audit: Path | None = None  # audit.json holding the promise; default: reports/audit/<model>-v<version>/
+    bootstrap: int = Field(default=200, ge=0)
+    recent_months: int = Field(default=3, gt=0)  # complete months before the extract date compared
+    volume_alpha: float = Field(default=0.01, gt=0, lt=1)  # a volume drop chance explains (p >= alpha) stays green
+    reference_start: dt.date | None = None  # default: temporal.first_as_of
+    reference_end: dt.date | None = None  # default: the earliest list's as_of, else the recent months' start
+    response: ServiceResponse | None = None
+    switch_off: tuple[SwitchOffCriterion, ...] = Field(default_factory=_default_switch_off)
+
+
+class ProxyGroup(_Section):
+    """Features that stand in for a protected characteristic, left out together by `necessity`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    features: tuple[str, ...] = Field(min_length=1)  # feature names or shell patterns, e.g. static__age*
+    why: str = ""  # which characteristic they stand in for, shown in the report
+
+
+class NecessitySection(_Section):
+    """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
+
+    bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
+    fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    proxy_groups: tuple[ProxyGroup, ...] = ()
+
+
+class EvaluationSection(_Section):
+    """The local evaluation store for resident-level evaluation data (never MLflow); see docs/modeling.md."""
+
+    # Folder of the store; empty: `evaluation/` beside the local MLflow store.
+    dir: str | None = None
+    # Days a training run's resident-level evaluation data is kept; `earlysignal evaluation-purge` deletes it after.
+    retention_days: int = Field(default=365, gt=0)
+
+
 class IngestSection(_Section):
     """Where `earlysignal ingest` finds one mapping YAML per source (globs, relative to the working folder)."""
 
@@ -441,9 +705,11 @@ class ProjectConfig(_Section):
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
     linkage: LinkageSection = LinkageSection()
+    evaluation: EvaluationSection = EvaluationSection()
     caseworker: CaseworkerSection = CaseworkerSection()
     approval: ApprovalSection = ApprovalSection()
-
+    monitoring: MonitoringSection = MonitoringSection()
+    necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
     build: BuildSection = BuildSection()
 
@@ -503,11 +769,19 @@ class ProjectConfig(_Section):
         for key, values in (
             ("label.outcome_types", self.label.outcome_types),
             ("cohort.exclude_open_outcomes", self.cohort.exclude_open_outcomes),
+            *(
+                (f"cohort.exclude_prior_outcomes.{i}.outcome_types", rule.outcome_types)
+                for i, rule in enumerate(self.cohort.exclude_prior_outcomes)
+            ),
         ):
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ValueError(f"{key} names outcome types not in the data dictionary's outcomes: {unknown}")
-        if self.cohort.max_age < self.cohort.min_age:
+        if (
+            self.cohort.max_age is not None
+            and self.cohort.min_age is not None
+            and self.cohort.max_age < self.cohort.min_age
+        ):
             raise ValueError("cohort.max_age is below cohort.min_age")
         return self
 

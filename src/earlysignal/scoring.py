@@ -100,8 +100,8 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
             [
                 ~known.to_numpy(),
                 ~pd.isna(death) & (death <= np.datetime64(ts)),
-                age < cohort.min_age,
-                age > cohort.max_age,
+                age < (cohort.min_age if cohort.min_age is not None else -np.inf),
+                age > (cohort.max_age if cohort.max_age is not None else np.inf),
                 in_open,
             ],
             [
@@ -139,7 +139,8 @@ def _open_outcome_ids(data: Any, ts: pd.Timestamp, outcome_types: tuple[str, ...
     if not outcome_types or data.outcomes is None or data.outcomes.empty:
         return set()
     o = data.outcomes
-    started = pd.to_datetime(o["outcome_time"]) < ts
+    # As the cohort does: an outcome counts from when it was known (recorded), not only when it began.
+    started = (pd.to_datetime(o["outcome_time"]) < ts) & (pd.to_datetime(o["known_at"]) < ts)
     end = pd.to_datetime(o["end_time"])
     open_now = o["outcome_type"].isin(outcome_types) & started & (end.isna() | (end > ts))
     return set(o.loc[open_now, "resident_id"].astype(str))

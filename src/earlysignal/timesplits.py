@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,14 +59,29 @@ class SplitPlan:
 
     splits: tuple[Split, ...]
     final: Split
-    horizon_months: int
+    horizon_months: int | float | None
     history_months: int
     labelled_dates: tuple[dt.date, ...] = field(default=())
+    horizon_text: str = ""
+    # as_of -> end of its label window; default: as_of + horizon_months calendar months.
+    window_end: Callable[[dt.date], dt.date] | None = field(default=None, compare=False, repr=False)
+
+    def end_of(self, day: dt.date) -> dt.date:
+        """The end of the label window that starts at `day`."""
+        if self.window_end is not None:
+            return self.window_end(day)
+        return add_months(day, int(self.horizon_months or 0))
+
+    @property
+    def horizon_words(self) -> str:
+        """The label horizon in words, e.g. '6 months'."""
+        return self.horizon_text or f"{self.horizon_months} months"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of the whole plan."""
         return {
             "horizon_months": self.horizon_months,
+            "horizon": self.horizon_words,
             "history_months": self.history_months,
             "labelled_dates": [d.isoformat() for d in self.labelled_dates],
             "splits": [s.to_dict() for s in self.splits],
@@ -78,7 +93,7 @@ class SplitPlan:
         for split in self.splits:
             first_test = min(split.test)
             for day in split.training_dates:
-                if add_months(day, self.horizon_months) > first_test:
+                if self.end_of(day) > first_test:
                     raise SplitPlanError(
                         f"split {split.name}: training as_of {day} has a label window ending after "
                         f"the test as_of {first_test}"
@@ -113,11 +128,13 @@ def _training_slices(
 def plan_splits(
     labelled_dates: Iterable[dt.date],
     *,
-    horizon_months: int,
+    horizon_months: int | float | None = None,
     history_years: float,
     n_test_splits: int,
     validation_as_of_count: int = 1,
     calibration_as_of_count: int = 1,
+    window_end: Callable[[dt.date], dt.date] | None = None,
+    horizon_text: str = "",
 ) -> SplitPlan:
     """Plan rolling-origin splits: the latest ``n_test_splits`` labelled as_of dates are the tests.
 
@@ -125,6 +142,12 @@ def plan_splits(
     restricted to ``history_years`` before the newest candidate. The final model uses every
     labelled date up to the newest (its own validation and calibration slices included).
     """
+    if window_end is None and horizon_months is None:
+        raise SplitPlanError("plan_splits needs horizon_months or window_end")
+    if n_test_splits < 0:
+        raise SplitPlanError(f"training.n_test_splits must be 0 or more, got {n_test_splits}")
+    months = int(horizon_months or 0)
+    end_of = window_end or (lambda day: add_months(day, months))
     dates = sorted(set(labelled_dates))
     history_months = max(1, round(history_years * 12))
     if len(dates) < n_test_splits + 1:
@@ -132,9 +155,10 @@ def plan_splits(
             f"{len(dates)} labelled as_of date(s) cannot support training.n_test_splits={n_test_splits}"
         )
     splits = []
-    for number, test_date in enumerate(dates[-n_test_splits:], start=1):
+    # n_test_splits 0: no test split, only the final model (dates[-0:] would be every date).
+    for number, test_date in enumerate(dates[len(dates) - n_test_splits :], start=1):
         name = f"split_{number}"
-        candidates = [d for d in dates if add_months(d, horizon_months) <= test_date]
+        candidates = [d for d in dates if end_of(d) <= test_date]
         fit, validation, calibration = _training_slices(
             candidates, history_months, validation_as_of_count, calibration_as_of_count, name
         )
@@ -143,7 +167,9 @@ def plan_splits(
         dates, history_months, validation_as_of_count, calibration_as_of_count, "final"
     )
     final = Split("final", (), fit, validation, calibration, is_final=True)
-    plan = SplitPlan(tuple(splits), final, horizon_months, history_months, tuple(dates))
+    plan = SplitPlan(
+        tuple(splits), final, horizon_months, history_months, tuple(dates), horizon_text, window_end
+    )
     plan.check_no_leakage()
     return plan
 
@@ -154,6 +180,8 @@ def plan_from_config(config: ProjectConfig, labelled_dates: Iterable[dt.date]) -
     return plan_splits(
         labelled_dates,
         horizon_months=config.label.horizon_months,
+        window_end=config.label.window_end,
+        horizon_text=config.label.horizon_text,
         history_years=t.history_years,
         n_test_splits=t.n_test_splits,
         validation_as_of_count=t.validation_as_of_count,
@@ -172,7 +200,7 @@ def plan_table(plan: SplitPlan) -> Any:
             return days[0].isoformat()
         return f"{min(days).isoformat()} .. {max(days).isoformat()} ({len(days)})"
 
-    table = Table(title=f"Temporal split plan (label horizon {plan.horizon_months} months)")
+    table = Table(title=f"Temporal split plan (label horizon {plan.horizon_words})")
     for column in ("split", "fit", "calibration", "validation (early stopping)", "test"):
         table.add_column(column)
     for split in (*plan.splits, plan.final):
@@ -200,7 +228,7 @@ def plan_figure(plan: SplitPlan) -> Any:
     ax.set_yticks(range(len(rows)), [s.name for s in rows])
     ax.invert_yaxis()
     ax.xaxis_date()
-    ax.set_title(f"Temporal split plan: label windows close before each test as_of (horizon {plan.horizon_months} months)")
+    ax.set_title(f"Temporal split plan: label windows close before each test as_of (horizon {plan.horizon_words})")
     ax.legend(handles=[Patch(color=c, label=r) for r, c in colours.items()], loc="lower left", ncol=4, fontsize=8)
     fig.tight_layout()
     return fig

@@ -86,6 +86,8 @@ def run_audit(
         audit_config=config,
     )
     folder = Path(out_dir) if out_dir is not None else default_output_dir(artifacts.model_name, artifacts.model_version)
+    if (folder / "necessity.json").exists():  # written by `earlysignal necessity --model` for this version
+        audit["necessity"] = json.loads((folder / "necessity.json").read_text(encoding="utf-8"))
     html = render_audit_html(audit)
     # A report someone approved is never overwritten; it stays as it was read (and in the archive).
     html_target, json_target = protected_report_paths(approval_config, folder, html)

@@ -24,7 +24,8 @@ from earlysignal.engines.base import Engine
 from earlysignal.engines.registry import get_engine
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
-from earlysignal.features.labels import build_labels
+from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start
+from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
 from earlysignal.features.matrix import FeatureMatrix
 from earlysignal.dictionary import DataDictionary, dictionary_for
 from earlysignal.features.spec import (
@@ -989,7 +990,9 @@ def build_feature_matrix(
         for name, spec in dictionary.residency.items()
         if name in config.features.static and spec.kind == "category" and name in data.residency.columns
     }
-    grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label.horizon_months)
+    grid = AsOfGrid.from_dates(as_of_dates if as_of_dates is not None else config.as_of_dates(), config.label)
+    starts = data_starts(getattr(data, "manifest", None))
+    check_min_history(config, grid.dates, starts[0])
     own_engine = engine is None
     engine = engine or get_engine("duckdb")
     families = config.features.families
@@ -1050,9 +1053,14 @@ def build_feature_matrix(
             timings["residency"] = time.perf_counter() - started
             step("Labels")
             started = time.perf_counter()
-            labels = (
-                build_labels(engine, config, grid, cohort, resident_ids.size, data.extract_date)
+            timing = (
+                build_label_timing(engine, config, grid, cohort, data.residents, resident_ids, data.extract_date)
                 if with_labels
+                else None
+            )
+            labels = (
+                timing.at(None, data.extract_date)
+                if timing is not None
                 else pd.arrays.IntegerArray(np.zeros(len(cohort), np.int8), np.ones(len(cohort), bool))
             )
             timings["labels"] = time.perf_counter() - started
@@ -1081,9 +1089,14 @@ def build_feature_matrix(
                 step(f"Features: {family.name}")
                 _family_columns(ctx, family, family_definitions(family, dictionary), tables, sink)
             del tables
+            incomplete = null_windows_before_data_start(
+                matrix_values, position, definitions, grid.days[cohort.j], *starts
+            )
             step("Assembling the matrix")
             started = time.perf_counter()
             frame = _assemble_frame(resident_ids, grid, cohort, labels, definitions, matrix_values, attributes)
+            if timing is not None:
+                add_label_timing_columns(frame, timing)
             timings["assemble"] = time.perf_counter() - started
     finally:
         if own_engine:
@@ -1098,6 +1111,8 @@ def build_feature_matrix(
         "sha256": stable_hash(dictionary.model_dump(mode="json", exclude={"path"})),
     }
     metadata["engine_grouped_event_rows"] = grouped_rows  # how much left the engine, per entity kind
+    metadata["label"].update(label_metadata(config, timing, labels))
+    metadata["windows_before_data_start"] = incomplete  # {feature: cells nulled}
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from earlysignal.config import ProjectConfig
+from earlysignal.config import LabelSection, ProjectConfig
 from earlysignal.engines.base import Engine
 from earlysignal.errors import ConfigError
 from earlysignal.features.sql import cohort_sql
@@ -27,18 +27,28 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 @dataclass(frozen=True)
 class AsOfGrid:
-    """The sorted, distinct as_of dates A_0 < A_1 < ... and their label horizon ends."""
+    """The sorted, distinct as_of dates A_0 < A_1 < ... and their label window ends."""
 
     dates: tuple[dt.date, ...]
-    horizon_months: int
+    ends: tuple[dt.date, ...]
 
     @classmethod
-    def from_dates(cls, dates: Sequence[dt.date], horizon_months: int) -> AsOfGrid:
-        """Sort and de-duplicate; an empty grid is a config error."""
+    def from_dates(
+        cls, dates: Sequence[dt.date], horizon: int | LabelSection | Callable[[dt.date], dt.date]
+    ) -> AsOfGrid:
+        """Sort and de-duplicate; `horizon` is whole calendar months, a LabelSection or a function
+        as_of -> window end. An empty grid is a config error."""
         unique = tuple(sorted({d if not isinstance(d, dt.datetime) else d.date() for d in dates}))
         if not unique:
             raise ConfigError("temporal: the as_of grid is empty; check first_as_of, last_as_of and frequency")
-        return cls(unique, horizon_months)
+        if isinstance(horizon, LabelSection):
+            end_of = horizon.window_end
+        elif callable(horizon):
+            end_of = horizon
+        else:
+            months = int(horizon)
+            end_of = lambda day: add_months(day, months)  # noqa: E731
+        return cls(unique, tuple(end_of(d) for d in unique))
 
     @property
     def size(self) -> int:
@@ -57,8 +67,8 @@ class AsOfGrid:
 
     @property
     def horizon_ends(self) -> list[dt.date]:
-        """as_of + horizon_months calendar months, per as_of."""
-        return [add_months(d, self.horizon_months) for d in self.dates]
+        """The end of each as_of's label window [as_of, end) (label.window_end), per as_of."""
+        return list(self.ends)
 
     def frame(self) -> pd.DataFrame:
         """The `grid` table the SQL joins to: j, as_of, as_of_ts, horizon_end_ts."""
@@ -84,21 +94,37 @@ class Cohort:
 
 
 def build_cohort(engine: Engine, config: ProjectConfig, grid: AsOfGrid) -> Cohort:
-    """Run the cohort SQL (tables already registered) and return its rows in output order."""
+    """Run the cohort SQL (tables already registered) and return its rows in output order.
+
+    Registers `cohort_lookback` (j, since_0, ...) when a rule looks back a number of days."""
     cohort = config.cohort
+    lookback_days = [rule.within_days for rule in cohort.require_recent_events] + [
+        rule.within_days for rule in cohort.exclude_prior_outcomes if rule.within_days is not None
+    ]
+    if lookback_days:
+        lookback = pd.DataFrame({"j": np.arange(grid.size, dtype=np.int32)})
+        for number, days in enumerate(lookback_days):
+            lookback[f"since_{number}"] = pd.to_datetime(
+                pd.Series([t - dt.timedelta(days=days) for t in grid.timestamps])
+            ).astype("datetime64[us]")
+        engine.register("cohort_lookback", lookback)
+    birth_range = None
+    if cohort.uses_age:
+        # Loose bounds (a year is at most 366 days, at least 365): aged <= max_age at the first
+        # as_of means born after it minus (max_age + 1) years; aged >= min_age at the last means
+        # born no later than it minus min_age years.
+        low = grid.dates[0] - dt.timedelta(days=366 * (cohort.max_age + 1)) if cohort.max_age is not None else dt.date(1, 1, 1)
+        high = grid.dates[-1] - dt.timedelta(days=365 * (cohort.min_age or 0))
+        birth_range = (low, high)
     sql = cohort_sql(
         engine.dialect,
         min_age=cohort.min_age,
         max_age=cohort.max_age,
         require_residency=cohort.require_residency,
         exclude_open_outcomes=cohort.exclude_open_outcomes,
-        # Loose bounds (a year is at most 366 days, at least 365): aged <= max_age at the first
-        # as_of means born after it minus (max_age + 1) years; aged >= min_age at the last means
-        # born no later than it minus min_age years.
-        birth_range=(
-            grid.dates[0] - dt.timedelta(days=366 * (cohort.max_age + 1)),
-            grid.dates[-1] - dt.timedelta(days=365 * cohort.min_age),
-        ),
+        birth_range=birth_range,
+        recent_events=[[(k.source, k.event_type) for k in rule.events] for rule in cohort.require_recent_events],
+        prior_outcomes=[(rule.outcome_types, rule.within_days is not None) for rule in cohort.exclude_prior_outcomes],
     )
     table = engine.run(sql)
     r_idx = table.column("r_idx").to_numpy().astype(np.int64)

@@ -1,30 +1,221 @@
-"""Labels: did a labelled outcome start in [as_of, as_of + horizon)? Unknown (null) when the
-window passes the extract date, never 0."""
+"""Labels: did a labelled outcome start in [as_of, window end)? Unknown (null), never 0, when the
+window passes the extract date or when the person's follow-up ended inside the window without
+the outcome (censored: left the area, died, an end-of-follow-up date).
+
+A label is also a statement about what was known when. Each row carries, besides its label as
+known at the extract date, what is needed to recompute it as known at any earlier date T
+(`label_at`): the window end, the first time a labelled outcome in the window was recorded
+(`label_known_at`) and whether follow-up ended inside the window (`label_censored`). Training for
+a test date T uses `label_at(T)`, so a plan recorded after T never labels a training row.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from earlysignal.config import ProjectConfig
 from earlysignal.engines.base import Engine
+from earlysignal.errors import ConfigError
 from earlysignal.features.cohort import AsOfGrid, Cohort
-from earlysignal.features.sql import label_positives_sql
+from earlysignal.features.sql import _in_list
+
+# The matrix columns that carry a label's timing (not model inputs).
+LABEL_TIMING_COLUMNS = ("label_window_end", "label_known_at", "label_censored")
+_OPEN_END = "DATE '9999-12-31'"
+
+
+@dataclass(frozen=True)
+class LabelTiming:
+    """Per cohort row: window end (datetime64[D]), first recording of an in-window labelled outcome
+    (datetime64[us], NaT if none) and whether follow-up ended inside the window."""
+
+    window_end: np.ndarray
+    known_at: np.ndarray
+    censored: np.ndarray
+
+    def at(self, cut: dt.date | None, extract_date: dt.date) -> pd.arrays.IntegerArray:
+        """Labels as known at `cut` (None: at the extract date, everything in the data known)."""
+        return label_at(self.window_end, self.known_at, self.censored, cut=cut, extract_date=extract_date)
+
+
+def label_at(
+    window_end: np.ndarray,
+    known_at: np.ndarray,
+    censored: np.ndarray,
+    *,
+    cut: dt.date | None,
+    extract_date: dt.date,
+) -> pd.arrays.IntegerArray:
+    """Nullable Int8 labels (n rows) as they were knowable at `cut`.
+
+    1: a labelled outcome in the window was recorded before `cut` (any record in the data when
+    cut is None); null: the window had not closed by min(cut, extract_date) or, without a known
+    outcome, follow-up ended inside the window; 0 otherwise. An outcome recorded on or after `cut`
+    gives 0, not null: on that day the records said nothing happened, and nulling it would pick
+    training rows by what was learned later.
+    """
+    limit = np.datetime64(extract_date if cut is None else min(cut, extract_date), "D")
+    ends = np.asarray(window_end).astype("datetime64[D]")
+    recorded = np.asarray(known_at).astype("datetime64[us]")
+    if cut is None:
+        positive = ~np.isnat(recorded)
+    else:
+        positive = ~np.isnat(recorded) & (recorded < np.datetime64(cut, "us"))
+    unknown = (ends > limit) | (~positive & np.asarray(censored, dtype=bool))
+    values = positive.astype(np.int8)
+    values[unknown] = 0
+    return pd.arrays.IntegerArray(values, unknown)
+
+
+def _positives_sql(config: ProjectConfig, engine: Engine) -> str:
+    types = _in_list(engine.dialect, config.label.outcome_types)
+    return f"""SELECT ri.r_idx, g.j, MIN(GREATEST(o.known_at, o.outcome_time)) AS known
+FROM outcomes o
+JOIN resident_index ri ON ri.resident_id = o.resident_id
+JOIN grid g ON o.outcome_time >= g.as_of_ts AND o.outcome_time < g.horizon_end_ts
+WHERE o.outcome_type IN ({types})
+GROUP BY ri.r_idx, g.j"""
+
+
+def _residency_end_sql() -> str:
+    """(r_idx, j, run_end): the day a resident's continuous residency covering as_of ends (moving
+    between addresses in the area is not leaving it; the open end is 9999-12-31)."""
+    return f"""WITH spells AS (
+  SELECT resident_id, CAST(start_date AS DATE) AS sd, COALESCE(CAST(end_date AS DATE), {_OPEN_END}) AS ed
+  FROM residency
+),
+ordered AS (
+  SELECT *, MAX(ed) OVER (PARTITION BY resident_id ORDER BY sd, ed
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+  FROM spells
+),
+runs AS (
+  SELECT *, SUM(CASE WHEN prev_end IS NOT NULL AND sd <= prev_end THEN 0 ELSE 1 END)
+              OVER (PARTITION BY resident_id ORDER BY sd, ed ROWS UNBOUNDED PRECEDING) AS run_id
+  FROM ordered
+),
+spans AS (
+  SELECT resident_id, run_id, MIN(sd) AS run_start, MAX(ed) AS run_end FROM runs GROUP BY resident_id, run_id
+)
+SELECT ri.r_idx, g.j, s.run_end
+FROM spans s
+JOIN grid g ON s.run_start <= g.as_of AND g.as_of < s.run_end
+JOIN resident_index ri ON ri.resident_id = s.resident_id"""
+
+
+def _resident_dates(residents: pd.DataFrame, column: str, resident_ids: np.ndarray) -> np.ndarray:
+    """A date column of residents as datetime64[D] per resident index (NaT when empty)."""
+    if column not in residents.columns:
+        raise ConfigError(
+            f"label.censoring.end_column: residents has no column {column!r}; declare it in the data "
+            "dictionary as a date attribute or remove the key"
+        )
+    series = residents.set_index(residents["resident_id"].astype("str"))[column].reindex(resident_ids)
+    try:
+        stamps = pd.to_datetime(series, errors="raise")
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"label.censoring.end_column: residents.{column} is not a date column ({error})") from None
+    return stamps.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
+
+
+def build_label_timing(
+    engine: Engine,
+    config: ProjectConfig,
+    grid: AsOfGrid,
+    cohort: Cohort,
+    residents: pd.DataFrame,
+    resident_ids: np.ndarray,
+    extract_date: dt.date,
+) -> LabelTiming:
+    """Window end, first recording of a labelled outcome and censoring per cohort row (n rows).
+
+    Follow-up ends at the earliest of: the end of the residency run covering as_of
+    (label.censoring.residency), death_date (label.censoring.death), the residents column named by
+    label.censoring.end_column, and the extract date. A row is censored when that end falls before
+    its window end. Raises ConfigError if end_column is missing or not a date.
+    """
+    if not config.label.outcome_types:
+        raise ConfigError("label.outcome_types is empty: name the outcome type(s) the label predicts in the project YAML")
+    n = len(cohort)
+    window_end = np.array(grid.ends, dtype="datetime64[D]")[cohort.j]
+    table = engine.run(_positives_sql(config, engine))
+    known_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    if table.num_rows:
+        size = max(grid.size, 1)
+        keys = table.column("r_idx").to_numpy().astype(np.int64) * size + table.column("j").to_numpy().astype(np.int64)
+        recorded = table.column("known").to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        order = np.argsort(keys)
+        keys, recorded = keys[order], recorded[order]
+        row_keys = cohort.r_idx * size + cohort.j
+        position = np.clip(np.searchsorted(keys, row_keys), 0, keys.size - 1)
+        hit = keys[position] == row_keys
+        known_at[hit] = recorded[position[hit]]
+    follow_up_end = np.full(n, np.datetime64(extract_date, "D"), dtype="datetime64[D]")
+    censoring = config.label.censoring
+    if censoring.residency:
+        runs = engine.run(_residency_end_sql())
+        run_end = np.full((resident_ids.size, grid.size), np.datetime64("NaT"), dtype="datetime64[D]")
+        if runs.num_rows:
+            run_end[
+                runs.column("r_idx").to_numpy().astype(np.int64), runs.column("j").to_numpy().astype(np.int64)
+            ] = runs.column("run_end").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        row_end = run_end[cohort.r_idx, cohort.j]
+        follow_up_end = np.where(np.isnat(row_end), follow_up_end, np.minimum(follow_up_end, row_end))
+    # death_date is optional in the contract: no column, nobody is known to have died.
+    columns = (["death_date"] if censoring.death and "death_date" in residents.columns else []) + (
+        [censoring.end_column] if censoring.end_column else []
+    )
+    for column in columns:
+        ends = _resident_dates(residents, column, resident_ids)[cohort.r_idx]
+        follow_up_end = np.where(np.isnat(ends), follow_up_end, np.minimum(follow_up_end, ends))
+    # The extract date is handled by label_at (window not closed); censoring is about the person.
+    censored = (follow_up_end < window_end) & (follow_up_end < np.datetime64(extract_date, "D"))
+    return LabelTiming(window_end=window_end, known_at=known_at, censored=censored)
 
 
 def build_labels(
     engine: Engine, config: ProjectConfig, grid: AsOfGrid, cohort: Cohort, n_residents: int, extract_date: dt.date
 ) -> pd.arrays.IntegerArray:
-    """A nullable Int8 label per cohort row: 1, 0, or <NA> where as_of + horizon > extract_date."""
-    table = engine.run(label_positives_sql(engine.dialect, outcome_types=config.label.outcome_types))
-    positive_keys = table.column("r_idx").to_numpy().astype(np.int64) * grid.size + table.column(
-        "j"
-    ).to_numpy().astype(np.int64)
-    row_keys = cohort.r_idx * grid.size + cohort.j
-    values = np.isin(row_keys, positive_keys).astype(np.int8)
-    unknown_j = np.array([end > extract_date for end in grid.horizon_ends], dtype=bool)
-    mask = unknown_j[cohort.j]
-    values[mask] = 0
-    return pd.arrays.IntegerArray(values, mask)
+    """A nullable Int8 label per cohort row as known at the extract date, without person
+    censoring (kept for callers that have no residents table; the builder uses build_label_timing)."""
+    timing = build_label_timing(
+        engine,
+        config.model_copy(
+            update={"label": config.label.model_copy(update={"censoring": config.label.censoring.model_copy(
+                update={"residency": False, "death": False, "end_column": None})})}
+        ),
+        grid,
+        cohort,
+        pd.DataFrame({"resident_id": pd.Series([], dtype="str")}),
+        np.zeros(n_residents, dtype=object),
+        extract_date,
+    )
+    return timing.at(None, extract_date)
+
+
+def add_label_timing_columns(frame: pd.DataFrame, timing: LabelTiming) -> None:
+    """Put the label's timing beside it in the matrix (in place): label_window_end (datetime64[us]),
+    label_known_at (datetime64[us], NaT when no labelled outcome in the window), label_censored."""
+    position = list(frame.columns).index("label") + 1
+    frame.insert(position, "label_window_end", timing.window_end.astype("datetime64[us]"))
+    frame.insert(position + 1, "label_known_at", timing.known_at.astype("datetime64[us]"))
+    frame.insert(position + 2, "label_censored", timing.censored.astype(bool))
+
+
+def label_metadata(config: ProjectConfig, timing: LabelTiming | None, labels: pd.arrays.IntegerArray) -> dict:
+    """The sidecar's label facts: horizon in words and the censored-row count (null labels because
+    follow-up ended inside the window without the outcome)."""
+    label = config.label
+    censored = 0
+    if timing is not None:
+        censored = int(np.count_nonzero(np.asarray(labels.isna()) & timing.censored))
+    return {
+        "horizon": label.horizon_text,
+        "censoring": label.censoring.model_dump(mode="json"),
+        "censored_rows": censored,
+        "timing_columns": list(LABEL_TIMING_COLUMNS) if timing is not None else [],
+    }

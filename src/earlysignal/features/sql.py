@@ -173,33 +173,52 @@ def _age_expression(birth: str, as_of: str) -> str:
 def cohort_sql(
     dialect: Dialect,
     *,
-    min_age: int,
-    max_age: int,
+    min_age: int | None,
+    max_age: int | None,
     require_residency: bool,
     exclude_open_outcomes: Sequence[str],
     birth_range: tuple[dt.date, dt.date] | None = None,
+    recent_events: Sequence[Sequence[tuple[str, str | None]]] = (),
+    prior_outcomes: Sequence[tuple[Sequence[str], bool]] = (),
 ) -> str:
     """(r_idx, j) of everyone eligible at each grid date: age in [min_age, max_age] (inclusive,
-    completed years), alive (death_date after as_of), living in the borough if required, and not
-    already in an excluded outcome state (started before as_of and not ended by as_of).
+    completed years; a None bound is no bound), alive (death_date after as_of), living in the
+    borough if required, not already in an excluded outcome state (started and known before as_of,
+    not ended by as_of), with at least one event of each `recent_events` rule (a list of
+    (source, event_type or None)) happened and known in [lookback, as_of), and with no outcome of
+    any `prior_outcomes` rule (outcome types, windowed?) started and known before as_of (after its
+    lookback when windowed).
+
+    Rules with a lookback read it from the registered table cohort_lookback(j, since_0, since_1,
+    ...): `since_i` is as_of minus rule i's days, numbered recent-event rules first, then windowed
+    prior-outcome rules in order. What counts is when the council knew (known_at), never only when
+    it happened: cohort membership at as_of uses nothing recorded on or after as_of.
 
     `birth_range` (after, not after) is a loose pre-filter on birth dates that can never drop an
     eligible resident; it only spares the engine the residents x grid rows of the wrong ages."""
-    age = _age_expression("CAST(r.birth_date AS DATE)", "g.as_of")
     prefilter = ""
     if birth_range is not None:
         prefilter = (
             f"\n  WHERE CAST(r.birth_date AS DATE) > {dialect.date_literal(birth_range[0])}"
             f" AND CAST(r.birth_date AS DATE) <= {dialect.date_literal(birth_range[1])}"
         )
+    conditions = ["(r.death_date IS NULL OR CAST(r.death_date AS DATE) > g.as_of)"]
+    if min_age is not None or max_age is not None:
+        age = _age_expression("CAST(r.birth_date AS DATE)", "g.as_of")
+        if min_age is not None:
+            conditions.append(f"{age} >= {int(min_age)}")
+        if max_age is not None:
+            conditions.append(f"{age} <= {int(max_age)}")
+    n_lookbacks = len(recent_events) + sum(1 for _, windowed in prior_outcomes if windowed)
+    lookback_columns = "".join(f", lb.since_{i}" for i in range(n_lookbacks))
+    lookback_join = "\n  JOIN cohort_lookback lb ON lb.j = g.j" if n_lookbacks else ""
     steps = [
         f"""candidates AS (
-  SELECT ri.r_idx, r.resident_id, g.j, g.as_of, g.as_of_ts
+  SELECT ri.r_idx, r.resident_id, g.j, g.as_of, g.as_of_ts{lookback_columns}
   FROM (SELECT * FROM residents r{prefilter}) r
   JOIN resident_index ri ON ri.resident_id = r.resident_id
-  CROSS JOIN grid g
-  WHERE {age} BETWEEN {int(min_age)} AND {int(max_age)}
-    AND (r.death_date IS NULL OR CAST(r.death_date AS DATE) > g.as_of)
+  CROSS JOIN grid g{lookback_join}
+  WHERE {" AND ".join(conditions)}
 )"""
     ]
     current = "candidates"
@@ -214,6 +233,8 @@ def cohort_sql(
 )"""
         )
         current = "living"
+    # Outcomes count from when they were known (a plan recorded late was not known at as_of).
+    outcome_known = "GREATEST(o.known_at, o.outcome_time)"
     if exclude_open_outcomes:
         steps.append(
             f"""not_open AS (
@@ -222,10 +243,47 @@ def cohort_sql(
     ON o.resident_id = c.resident_id
    AND o.outcome_type IN ({_in_list(dialect, exclude_open_outcomes)})
    AND o.outcome_time < c.as_of_ts
+   AND {outcome_known} < c.as_of_ts
    AND (o.end_time IS NULL OR o.end_time > c.as_of_ts)
 )"""
         )
         current = "not_open"
+    lookback = 0
+    for number, kinds in enumerate(recent_events):
+        matches = " OR ".join(
+            f"(e.source = {dialect.string_literal(source)}"
+            + (f" AND e.event_type = {dialect.string_literal(event_type)})" if event_type is not None else ")")
+            for source, event_type in kinds
+        )
+        steps.append(
+            f"""recent_{number} AS (
+  SELECT c.* FROM {current} c
+  {dialect.semi_join} events e
+    ON e.resident_id = c.resident_id
+   AND ({matches})
+   AND e.event_time < c.as_of_ts
+   AND GREATEST(e.known_at, e.event_time) < c.as_of_ts
+   AND e.event_time >= c.since_{lookback}
+)"""
+        )
+        current = f"recent_{number}"
+        lookback += 1
+    for number, (outcome_types, windowed) in enumerate(prior_outcomes):
+        window = ""
+        if windowed:
+            window = f"\n   AND o.outcome_time >= c.since_{lookback}"
+            lookback += 1
+        steps.append(
+            f"""no_prior_{number} AS (
+  SELECT c.* FROM {current} c
+  {dialect.anti_join} outcomes o
+    ON o.resident_id = c.resident_id
+   AND o.outcome_type IN ({_in_list(dialect, outcome_types)})
+   AND o.outcome_time < c.as_of_ts
+   AND {outcome_known} < c.as_of_ts{window}
+)"""
+        )
+        current = f"no_prior_{number}"
     return "WITH " + ",\n".join(steps) + f"\nSELECT r_idx, j FROM {current}"
 
 

@@ -57,6 +57,10 @@ class TrainingResult:
     model: EarlySignalModel = field(repr=False)
 
 
+class SingleClassSliceError(TrainingError):
+    """A slice of a split holds one label value only: that split cannot be fitted or evaluated."""
+
+
 @dataclass
 class _Labelled:
     """The labelled rows of the matrix as arrays, indexed by as_of date."""
@@ -65,9 +69,29 @@ class _Labelled:
     X: np.ndarray
     y: np.ndarray
     day: np.ndarray  # datetime64[D]
+    # Label timing (label_window_end, label_known_at, label_censored) when the matrix has it.
+    timing: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    extract_date: dt.date | None = None
+    usable: np.ndarray | None = None  # rows whose label is known in this view (None: all)
 
     def mask(self, dates: tuple[dt.date, ...]) -> np.ndarray:
-        return np.isin(self.day, np.array(dates, dtype="datetime64[D]"))
+        found = np.isin(self.day, np.array(dates, dtype="datetime64[D]"))
+        return found if self.usable is None else found & self.usable
+
+    def as_known_at(self, cut: dt.date) -> _Labelled:
+        """The same rows with labels as they were known at `cut` (a split's test date): an outcome
+        recorded on or after `cut` does not label a training row; rows whose label was unknown
+        then (censored, nothing recorded yet) are left out. X is shared, not copied."""
+        if self.timing is None or self.extract_date is None:
+            return self
+        from earlysignal.features.labels import label_at
+
+        labels = label_at(*self.timing, cut=cut, extract_date=self.extract_date)
+        known = ~np.asarray(labels.isna())
+        return _Labelled(
+            self.frame, self.X, np.asarray(labels.fillna(0)).astype(np.int8), self.day,
+            self.timing, self.extract_date, known,
+        )
 
 
 # --------------------------------------------------------------------------- matrix input
@@ -96,17 +120,57 @@ def _labelled_rows(matrix: Any) -> _Labelled:
             raise TrainingError(f"feature matrix lacks the column {column!r}")
     labelled = frame.loc[frame["label"].notna()]
     if labelled.empty:
-        raise TrainingError(
-            "the feature matrix has no labelled rows: every as_of is within label.horizon_months of the "
-            "extract date; move temporal.last_as_of earlier or use data with a later extract date"
-        )
+        raise TrainingError(empty_input_message(matrix))
     keep = ["resident_id", "as_of", "label", *[c for c in labelled.columns if c.startswith("attr__")]]
     X = labelled[list(matrix.feature_columns)].to_numpy(dtype=np.float32)
     y = labelled["label"].astype("int8").to_numpy()
     day = labelled["as_of"].to_numpy().astype("datetime64[D]")
     light = labelled[keep].reset_index(drop=True)
     light["resident_id"] = light["resident_id"].astype(str)
-    return _Labelled(light, X, y, day)
+    timing = None
+    extract = matrix.metadata.get("extract_date")
+    if all(c in labelled.columns for c in ("label_window_end", "label_known_at", "label_censored")) and extract:
+        timing = (
+            labelled["label_window_end"].to_numpy().astype("datetime64[D]"),
+            labelled["label_known_at"].to_numpy().astype("datetime64[us]"),
+            labelled["label_censored"].to_numpy(dtype=bool),
+        )
+    extract_date = dt.date.fromisoformat(extract) if extract else None
+    return _Labelled(light, X, y, day, timing, extract_date)
+
+
+def empty_input_message(matrix: Any) -> str:
+    """Why a matrix has no labelled rows, in words: no cohort rows at all, windows past the extract
+    date, censored follow-up, or labels not built; names the counts and what to change."""
+    frame, meta = matrix.frame, matrix.metadata
+    n = len(frame)
+    if n == 0:
+        return (
+            "the feature matrix has 0 rows: nobody met the cohort rules at any as_of date "
+            f"({len(meta.get('as_of_dates', []))} date(s) from temporal.first_as_of to temporal.last_as_of). "
+            "Check the cohort section (age range, residency, recent-event and prior-outcome rules) "
+            "against the data, and that the as_of dates fall inside the data's time span"
+        )
+    if not meta.get("label", {}).get("included", True):
+        return f"the feature matrix has {n} rows but was built without labels (scoring matrix); rebuild it with labels"
+    extract = meta.get("extract_date")
+    open_windows = censored = 0
+    if "label_window_end" in frame.columns and extract:
+        open_windows = int((frame["label_window_end"].to_numpy().astype("datetime64[D]")
+                            > np.datetime64(extract, "D")).sum())
+        censored = int(frame["label_censored"].to_numpy(dtype=bool).sum()) if "label_censored" in frame.columns else 0
+    parts = [f"the feature matrix has no labelled rows ({n} rows, none with a known label)"]
+    if open_windows:
+        parts.append(
+            f"{open_windows} row(s) have label windows ({meta.get('label', {}).get('horizon', 'the horizon')}) "
+            f"ending after the extract date {extract}: move temporal.last_as_of earlier or use a later extract"
+        )
+    if censored:
+        parts.append(
+            f"{censored} row(s) are censored (follow-up ended inside the window: moved away, died or "
+            "label.censoring.end_column): see label.censoring"
+        )
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -149,7 +213,7 @@ def _fit_calibrated_booster(
     fit, val, cal = data.mask(split.fit), data.mask(split.validation), data.mask(split.calibration)
     for role, mask in (("fit", fit), ("validation", val), ("calibration", cal)):
         if len(np.unique(data.y[mask])) < 2:
-            raise TrainingError(
+            raise SingleClassSliceError(
                 f"split {split.name}: the {role} slice ({mask.sum()} rows) has only one label value; "
                 "use more as_of dates, a larger borough or a label with more positives"
             )
@@ -171,11 +235,43 @@ def _fit_calibrated_booster(
     return _FittedSplit(booster, calibrator, best)
 
 
+# A model that gives this share of its training rows one and the same raw score cannot rank them.
+DEGENERATE_MODAL_SHARE = 0.99
+
+
+def degenerate_model_reason(booster: lgb.Booster, margin: np.ndarray) -> str | None:
+    """Why a fitted booster cannot rank anyone (no split in any tree, or near-constant scores), else None.
+
+    margin: the booster's raw scores on the rows it learnt from, shape (n,).
+    """
+    trees = booster.dump_model().get("tree_info", [])
+    if not any(tree.get("num_leaves", 1) > 1 for tree in trees):
+        return (
+            f"the model has no splits ({len(trees)} tree(s), each a single leaf): every resident gets the same "
+            "score. Typical cause: model.min_child_samples "
+            "is larger than the data can support; lower it or use more as_of dates"
+        )
+    margin = np.asarray(margin, dtype=float)
+    if len(margin):
+        _, counts = np.unique(margin, return_counts=True)
+        share = counts.max() / len(margin)
+        if share >= DEGENERATE_MODAL_SHARE:
+            return (
+                f"the model's scores are near-constant: {share:.1%} of the residents it learnt from share one score, "
+                "so it cannot rank them; lower model.min_child_samples or use more as_of dates"
+            )
+    return None
+
+
 def _oracle_scores(
     data_dir: Path | None, frame: pd.DataFrame, config: ProjectConfig
 ) -> np.ndarray | None:
     """Oracle probabilities for test rows, when the data is a synthetic borough with ground truth."""
     if data_dir is None or not (Path(data_dir) / "ground_truth").is_dir():
+        return None
+    if not isinstance(config.label.horizon_months, int):
+        # The synthetic world's oracle knows whole calendar months only.
+        console.print(f"[yellow]No oracle comparison: it needs a whole-month horizon, not {config.label.horizon_text}[/yellow]")
         return None
     try:
         from earlysignal.synth import oracle_risk
@@ -348,25 +444,38 @@ def train_model(
     plan = plan_from_config(config, labelled_dates)
     console.print(plan_table(plan))
     one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
-    parts, margins, best_iterations = [], {}, {}
+    parts, margins, best_iterations, skipped = [], {}, {}, []
     for split in plan.splits:
         say(f"{split.name}: training")
-        fitted = _fit_calibrated_booster(data, split, config, feature_columns)
-        best_iterations[split.name] = fitted.best_iteration
+        # Training labels as known on the test date: nothing recorded later may teach the model.
+        known = data.as_known_at(min(split.test))
         test = data.mask(split.test)
+        try:
+            if len(np.unique(data.y[test])) < 2:
+                raise SingleClassSliceError(
+                    f"split {split.name}: the test slice ({int(test.sum())} rows) has only one label value"
+                )
+            fitted = _fit_calibrated_booster(known, split, config, feature_columns)
+        except SingleClassSliceError as error:
+            console.print(f"[yellow]Skipped {split.name} (test as_of {min(split.test)}): {error}[/yellow]")
+            skipped.append({"split": split.name, "test_as_of": min(split.test).isoformat(), "reason": str(error)})
+            continue
+        best_iterations[split.name] = fitted.best_iteration
         margin = fitted.booster.predict(data.X[test], raw_score=True)
         part = data.frame.loc[test].reset_index(drop=True)
         part.insert(2, "split", split.name)
         part["score"] = fitted.calibrator.predict(margin)
+        # The booster's raw margin breaks ties between equal calibrated scores everywhere (list, metrics, audit).
+        part["margin"] = margin
         # Baselines learn from every training date of the split (they need no early stopping).
-        train_index = np.flatnonzero(data.mask(split.training_dates))
+        train_index = np.flatnonzero(known.mask(split.training_dates))
         test_X = pd.DataFrame(data.X[test], columns=feature_columns)
-        train_y = data.y[train_index]
+        train_y = known.y[train_index]
         part["score__prior"] = PriorBaseline().fit(test_X.iloc[:0], train_y).predict(test_X)
         part["score__one_feature"] = OneFeatureRanker(one_feature).fit(test_X.iloc[:0], train_y).predict(test_X)
         sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
         logistic_X = pd.DataFrame(data.X[sub], columns=feature_columns)
-        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, data.y[sub])
+        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, known.y[sub])
         part["score__logistic"] = logistic.predict(test_X)
         del test_X, logistic_X
         say(f"{split.name}: oracle")
@@ -377,26 +486,43 @@ def train_model(
         part["flagged"] = part["rank"] <= k
         margins[split.name] = margin
         parts.append(part)
-    predictions = pd.concat(parts, ignore_index=True)
-    predictions["label"] = predictions["label"].astype("int8")
     column_order = [
-        "resident_id", "as_of", "split", "label", "score", "score__prior", "score__one_feature",
+        "resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
         "score__logistic", "oracle", "rank", "flagged",
     ]
-    predictions = predictions[column_order + [c for c in predictions.columns if c.startswith("attr__")]]
+    attr_columns = [c for c in data.frame.columns if c.startswith("attr__")]
+    if parts:
+        predictions = pd.concat(parts, ignore_index=True)
+    else:
+        predictions = _empty_predictions(data.frame, column_order)
+    predictions["label"] = predictions["label"].astype("int8")
+    predictions = predictions[column_order + attr_columns]
 
     say("metrics and bootstrap intervals")
-    evaluation = evaluate_splits(predictions, margins, config)
-    criterion = _criterion(config, evaluation["summary"])
+    evaluated = bool(parts)
+    if evaluated:
+        evaluation = evaluate_splits(predictions, margins, config)
+        criterion = _criterion(config, evaluation["summary"])
+    else:
+        evaluation = {"splits": [], "summary": {}, "oracle_ratio": None}
+        criterion = _not_evaluated_criterion(config, plan, skipped)
+        console.print(f"[bold yellow]{criterion['statement']}[/bold yellow]")
     metrics_doc = {
+        "evaluated": evaluated,
+        "skipped_splits": skipped,
         "label": {
             "name": config.label.name,
             "outcome_types": list(config.label.outcome_types),
             "horizon_months": config.label.horizon_months,
+            "horizon": config.label.horizon_text,
+            "training_labels": "as known on each split's test date (label_known_at before it)",
         },
         "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
         "capacity_k_per_as_of": {s["test_as_of"]: s["k"] for s in evaluation["splits"]},
-        "tie_handling": "list order: score desc, then raw model margin desc (model only), then resident_id asc",
+        "tie_handling": (
+            "list order: score desc, then raw model margin desc (model only), then resident_id asc; metrics "
+            "count rows equal in (score, margin) as ties (threshold metrics take their expected value)"
+        ),
         "bootstrap": {"resamples": config.training.bootstrap, "seed": config.project.seed, "level": 0.95,
                       "unit": "residents resampled within each test as_of"},
         "one_feature_baseline": one_feature,
@@ -434,8 +560,13 @@ def train_model(
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)
+    degenerate = degenerate_model_reason(final_fit.booster, final_fit.booster.predict(data.X[final_mask], raw_score=True))
+    if degenerate:
+        metrics_doc["not_registered"] = degenerate
 
     if not log_to_mlflow:
+        if degenerate:
+            raise TrainingError(f"the model was not registered as candidate: {degenerate}")
         return TrainingResult("", "", config.model.name, "", metrics_doc, plan, criterion["met"], predictions, model)
     say("logging to MLflow")
     from earlysignal.modeling.run_logging import log_training_run
@@ -452,13 +583,51 @@ def train_model(
         git_commit=_git_commit(),
         versions=package_versions(),
     )
+    if degenerate:
+        raise TrainingError(
+            f"the model was not registered as candidate: {degenerate}. MLflow run {run_id} records this "
+            "(tag earlysignal.not_registered)"
+        )
     from earlysignal.modeling.registry import version_uri
 
-    _print_summary(metrics_doc, config)
+    if evaluated:
+        _print_summary(metrics_doc, config)
     return TrainingResult(
         run_id, version_uri(config.model.name, version), config.model.name, str(version),
         metrics_doc, plan, criterion["met"], predictions, model,
     )
+
+
+def _empty_predictions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """A zero-row predictions table with the usual columns (no split was evaluated)."""
+    out = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+    out["resident_id"] = pd.Series(dtype="str")
+    out["as_of"] = pd.Series(dtype=frame["as_of"].dtype)
+    out["split"] = pd.Series(dtype="str")
+    out["label"] = pd.Series(dtype="int8")
+    out["rank"] = pd.Series(dtype="int64")
+    out["flagged"] = pd.Series(dtype="bool")
+    for column in [c for c in frame.columns if c.startswith("attr__")]:
+        out[column] = pd.Series(dtype="str")
+    return out
+
+
+def _not_evaluated_criterion(config: ProjectConfig, plan: SplitPlan, skipped: list[dict[str, str]]) -> dict[str, Any]:
+    """The success criterion when no test split was evaluated: NOT EVALUATED, with the reason."""
+    crit = config.success_criterion
+    if not plan.splits:
+        why = "training.n_test_splits is 0, so no test split was held out"
+    else:
+        why = f"every test split was skipped ({len(skipped)}: one label value in a slice)"
+    return {
+        "metric": crit.metric,
+        "threshold": crit.threshold,
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "met": None,
+        "statement": f"NOT EVALUATED: {why}; only the final model was trained",
+    }
 
 
 def _explain_sample(
@@ -515,4 +684,4 @@ def config_json(config: ProjectConfig) -> dict[str, Any]:
     return config_to_dict(config)
 
 
-__all__ = ["TrainingError", "TrainingResult", "evaluate_splits", "lightgbm_params", "load_matrix", "train_model"]
+__all__ = ["SingleClassSliceError", "TrainingError", "TrainingResult", "evaluate_splits", "lightgbm_params", "load_matrix", "train_model"]
