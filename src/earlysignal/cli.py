@@ -322,9 +322,9 @@ def features(
         typer.Option("--out", help="Where to write the Parquet matrix; the JSON sidecar goes to OUT.json (default: DATA/features/<label.name>.parquet)."),
     ] = None,
     engine: Annotated[
-        str,
-        typer.Option("--engine", help="Where the generated SQL runs; only 'duckdb' exists today."),
-    ] = "duckdb",
+        str | None,
+        typer.Option("--engine", help="Where the generated SQL runs: duckdb or spark (default: build.engine from the config)."),
+    ] = None,
     show_sql: Annotated[
         bool,
         typer.Option("--show-sql", help="Print every SQL statement the engine ran (nothing when the matrix is reused)."),
@@ -338,7 +338,7 @@ def features(
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
-    with get_engine(engine) as runner:
+    with get_engine(engine or project.build.engine) as runner:
         matrix, status = build_or_reuse_feature_matrix(project, data_dir=data_dir, out=target, engine=runner, progress=True)
         if show_sql:
             for statement in runner.executed_sql:

@@ -686,6 +686,17 @@ class IngestSection(_Section):
     mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
 
 
+class BuildSection(_Section):
+    """How the feature matrix is built: which engine runs the SQL and how the population is partitioned
+    (docs/config.md). None of it changes a feature value, so none of it is in the spec hash."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    # Partitions are chosen so each one's estimated build fits this many GB (features/partition.py);
+    # None: the whole population in one partition (one Parquet file).
+    memory_budget_gb: float | None = Field(default=None, gt=0)
+    partitions: int | None = Field(default=None, gt=0)  # a fixed count overrides the budget
+
+
 class ProjectConfig(_Section):
     # The data dictionary file (docs/data-contract.md); relative paths are resolved against the config
     # file's folder by load_config. None: the packaged synthetic-borough dictionary.
@@ -713,6 +724,7 @@ class ProjectConfig(_Section):
     monitoring: MonitoringSection = MonitoringSection()
     necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
+    build: BuildSection = BuildSection()
 
     @field_validator("dictionary")
     @classmethod
