@@ -253,6 +253,26 @@ def test_a_quarantined_resident_living_here_is_listed_as_unscored_with_the_contr
     assert sorted(linked.quarantined_residents["resident_id"].unique()) == ["R1", "R6"]
 
 
+def test_a_resident_whose_residency_spell_was_quarantined_is_listed_as_unscored_once(tmp_path):
+    from earlysignal.scoring import unscored_residents
+
+    tables = clean_tables()
+    extra = tables["residency"].iloc[[1, 2]].copy()
+    extra.iloc[0, extra.columns.get_loc("start_date")] = dt.date(2018, 1, 1)  # R2 also at A1 from 2018: overlaps
+    extra.iloc[0, extra.columns.get_loc("address_id")] = "A2"
+    tables["residency"] = pd.concat([tables["residency"], extra], ignore_index=True)  # R3's spell twice
+    write_borough(tmp_path, tables)
+    linked = load_linked_data(tmp_path)
+    assert linked.report.checks["residency"] == {"duplicate_row": 1, "overlapping_residency": 2}
+    config = load_config(REPO_CONFIG)
+    unscored = unscored_residents(linked, {"R3", "R5"}, dt.date(2024, 1, 1), config)
+    quarantined = unscored[unscored["reason"].str.startswith("quarantined by the data contract")]
+    assert quarantined[["resident_id", "reason"]].values.tolist() == [
+        ["R2", "quarantined by the data contract: overlapping_residency"],
+    ]
+    assert unscored["resident_id"].is_unique and "R3" not in set(unscored["resident_id"])
+
+
 def _council_project(tmp_path: Path, **sections) -> object:
     path = _council_config(tmp_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))

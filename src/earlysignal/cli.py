@@ -663,12 +663,10 @@ def _first_journey_command(ranked_csv: Path) -> str:
 
 
 def _as_of_date(text: str) -> Any:
-    import datetime as dt
+    # The one parser: date.fromisoformat would also take 20210101 and 2021-W01-1, which score refuses.
+    from earlysignal.dates import parse_date
 
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise EarlySignalError(f"--as-of {text!r} is not a date of the form YYYY-MM-DD") from None
+    return parse_date(text, "--as-of")
 
 
 @app.command()
@@ -828,18 +826,13 @@ def monitor(
 ) -> None:
     """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
     per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
-    import datetime as dt
-
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
     from earlysignal.monitor import run_monitor
 
     known_by = None
     if as_of is not None:
-        try:
-            known_by = dt.date.fromisoformat(as_of)
-        except ValueError:
-            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+        known_by = _as_of_date(as_of)
     project = load_config(config)
     with progress_bar(transient=True) as bar:
         bar.add_task("monitoring", total=None)

@@ -31,9 +31,19 @@ def format_value(value: float) -> str:
     return f"{value:,.1f}"
 
 
+YES_NO = " (1 = yes, 0 = no): {value}"
+# Aggregates whose value is a concern only above zero: no events, nothing owed or no rise is not a reason.
+CONCERN_ABOVE_ZERO = ("count", "sum", "distinct_types", "trend")
+
+
 def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
-    """One feature and its value as a sentence from its description template ("{value} ...")."""
+    """One feature and its value as a sentence from its description template ("{value} ...").
+
+    A yes/no feature that is yes reads as its words ("home is privately rented"), not "(1 = yes...): 1".
+    """
     template = descriptions.get(feature) or f"{feature} = {{value}}"
+    if template.endswith(YES_NO) and value == 1:
+        return template[: -len(YES_NO)]
     if value == 1 and descriptions.get(feature + ONE_SUFFIX):
         template = descriptions[feature + ONE_SUFFIX]
     if "{value}" not in template:
@@ -69,6 +79,26 @@ def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np
     return mask
 
 
+def concern_mask(values: pd.DataFrame, feature_columns: Sequence[str], feature_metadata: dict[str, Any]) -> np.ndarray:
+    """Which (row, feature) cells state a concern and so may be a reason, whatever their contribution.
+
+    A count, sum or trend is a concern only above zero ("0 months with school absence", "rose by -1"
+    are not reasons to review anyone); a yes/no feature only when it is yes. Other values (ages,
+    days since an event that happened) are facts about the resident and are kept.
+    """
+    columns = list(feature_columns)
+    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
+    mask = np.ones((len(values), len(columns)), dtype=bool)
+    for j, name in enumerate(columns):
+        record = records.get(name, {})
+        column = values[name].to_numpy(dtype=float)
+        if record.get("aggregate") in CONCERN_ABOVE_ZERO:
+            mask[:, j] = column > 0
+        elif str(record.get("description", "")).endswith(YES_NO):
+            mask[:, j] = column == 1
+    return mask
+
+
 def top_reasons(
     contributions: np.ndarray,
     values: pd.DataFrame,
@@ -76,7 +106,8 @@ def top_reasons(
     feature_metadata: dict[str, Any],
     n: int = N_REASONS,
 ) -> pd.DataFrame:
-    """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only).
+    """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only),
+    among values that state a concern (`concern_mask`).
 
     contributions is pred_contrib (rows x features + bias). Ties in contribution go to the
     feature listed first in the spec. Rows with fewer than n positive contributions get empty
@@ -84,7 +115,8 @@ def top_reasons(
     """
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
-    usable = np.where(explainable_mask(values, columns) & (contrib > 0), contrib, -np.inf)
+    allowed = explainable_mask(values, columns) & concern_mask(values, columns, feature_metadata)
+    usable = np.where(allowed & (contrib > 0), contrib, -np.inf)
     # Stable sort on the negated contributions keeps the spec order among equal contributions.
     order = np.argsort(-usable, axis=1, kind="stable")[:, :n]
     templates = description_templates(feature_metadata)
