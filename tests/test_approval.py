@@ -434,7 +434,7 @@ def test_keys_writes_a_private_key_readable_only_by_its_owner_outside_the_reposi
     assert public.read_text().startswith("ssh-ed25519 ") and public.read_text().strip().endswith("Jane Smith, DCS")
     assert f'public_key: "{public.read_text().strip()}"' in made.output
     again = runner.invoke(app, ["keys", "--name", "Jane Smith, DCS"])
-    assert again.exit_code == 2 and "already exists; a key is never overwritten" in again.output
+    assert again.exit_code == 2 and "already exists; a key is never overwritten" in " ".join(again.output.split())
 
 
 def test_cli_approve_then_revoke_and_errors_show_without_traceback(
