@@ -133,12 +133,12 @@ def read_table(
     columns: tuple[Column, ...],
     not_recorded: frozenset[str] = frozenset(),
     codes: Mapping[str, tuple[str, ...]] | None = None,
-    filters: Any = None,
+    rows: pa.Table | None = None,
 ) -> TypedTable:
     """Read one table file and type it to `columns`; unknown columns are dropped with a warning.
 
-    `filters` (a pyarrow.compute expression on the file's columns; Parquet only) reads only the
-    matching rows, for a slice of the borough (contract/slice.py); a filtered read may have no rows.
+    `rows`: some of the file's rows already read (a slice of the borough, contract/slice.py), typed
+    here as if read from `path`; a slice may have no rows.
 
     `codes` gives the known codes of columns checked elsewhere (source, event_type, outcome_type), so
     their spaces and letter case are normalised like declared attribute values.
@@ -151,9 +151,12 @@ def read_table(
         return TypedTable(empty, empty, {}, [f"table {name} is absent; household and address scopes cannot be used"])
     if path.stat().st_size == 0:
         raise ContractError(f"{path.name} is empty (0 bytes); expected table {name} with a header row")
-    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns, filters)
+    if rows is not None:
+        raw = rows
+    else:
+        raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
     warnings: list[str] = []
-    if raw.num_rows == 0 and name not in EMPTY_ALLOWED and filters is None:
+    if raw.num_rows == 0 and name not in EMPTY_ALLOWED and rows is None:
         raise ContractError(f"{path.name} has a header but no rows; table {name} cannot be empty")
     if raw.num_rows == 0:
         warnings.append(f"{path.name} has no rows")
@@ -268,7 +271,7 @@ def normalise_codes(
     return pa.chunked_array(chunks), changed, nulled
 
 
-def _read_parquet(path: Path, columns: tuple[Column, ...], filters: Any = None) -> pa.Table:
+def _read_parquet(path: Path, columns: tuple[Column, ...]) -> pa.Table:
     try:
         schema = pq.read_schema(path)
         # Reading few-valued text columns as dictionaries skips decoding millions of strings
@@ -278,7 +281,7 @@ def _read_parquet(path: Path, columns: tuple[Column, ...], filters: Any = None) 
             for c in columns
             if c.few_values and c.name in schema.names and _is_text(schema.field(c.name).type)
         ]
-        return pq.read_table(path, read_dictionary=as_dictionary or None, filters=filters)
+        return pq.read_table(path, read_dictionary=as_dictionary or None)
     except (pa.ArrowException, OSError) as error:
         raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
 

@@ -2,7 +2,8 @@
 contract's own reading and row checks, without reading or checking everyone else's.
 
 A caseworker's journey or a resident's explanation needs a few hundred rows of a borough of millions.
-`load_resident_slice` reads, with Parquet row filters, only:
+`load_resident_slice` keeps only these rows (events are filtered by DuckDB as it reads the Parquet file,
+the small tables after reading them):
 
 - residency: the resident's spells, the spells of their household on as_of, every spell at an
   address one of the slice's events is recorded at (the address check looks those up), and every
@@ -23,14 +24,12 @@ loaded instead (`load_linked_data`), with the same result.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from earlysignal.config import ContractSection, ProjectConfig
@@ -70,79 +69,82 @@ def _filterable(paths: dict[str, Path]) -> bool:
     return True
 
 
-def _isin(column: str, values: Iterable[str]) -> ds.Expression:
-    return pc.field(column).isin(pa.array(sorted(set(values)), pa.string()))
-
-
 def _text(values: pa.ChunkedArray | pa.Array) -> set[str]:
     return {str(v) for v in pc.unique(values.drop_null()).to_pylist()}
 
 
-def _raw(path: Path, expression: ds.Expression | None, columns: list[str] | None = None) -> pa.Table:
-    """The rows of a Parquet file matching expression (None: all; file order kept), for choosing the slice."""
-    if not path.exists():
-        return pa.table({})
-    return pq.read_table(path, columns=columns, filters=expression)
+def _where(table: pa.Table, column: str, values: set[str]) -> pa.Array:
+    """Rows of table whose column is one of values (null: no)."""
+    if column not in table.column_names or not values:
+        return pa.array(np.zeros(table.num_rows, dtype=bool))
+    return pc.fill_null(pc.is_in(table.column(column), pa.array(sorted(values), pa.string())), False)
 
 
 def _covering(spells: pa.Table, as_of: dt.date) -> pa.Table:
     """Spells covering as_of (start <= as_of < end, open end), as household_at reads them."""
     if spells.num_rows == 0:
         return spells
-    frame = spells.to_pandas()
+    frame = spells.select(["start_date", "end_date"]).to_pandas()
     ts = pd.Timestamp(as_of)
     start = pd.to_datetime(frame["start_date"], errors="coerce")
     end = pd.to_datetime(frame["end_date"], errors="coerce")
     return spells.filter(pa.array(((start <= ts) & (end.isna() | (end > ts))).to_numpy()))
 
 
-def _slice_filters(paths: dict[str, Path], resident_id: str, as_of: dt.date) -> dict[str, ds.Expression]:
-    """The row filter of each table for one resident's slice."""
-    residency_path = paths["residency"]
-    own = _covering(_raw(residency_path, pc.field("resident_id") == resident_id), as_of)
+def _events_of(path: Path, members: set[str], homes: set[str]) -> pa.Table:
+    """Events of the members or at the homes, and every other copy of their event IDs, in file order.
+
+    DuckDB reads the filter columns first and the rest only for matching rows, so this is one pass
+    over a file of millions of events rather than a full decode."""
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        connection.register("slice_members", pa.table({"id": pa.array(sorted(members), pa.string())}))
+        connection.register("slice_homes", pa.table({"id": pa.array(sorted(homes), pa.string())}))
+        mine = ("(resident_id IN (SELECT id FROM slice_members) OR address_id IN (SELECT id FROM slice_homes))")
+        source = "'" + str(path).replace("'", "''") + "'"
+        table = connection.sql(
+            f"""SELECT * EXCLUDE (file_row_number) FROM read_parquet({source}, file_row_number = true)
+            WHERE {mine} OR event_id IN (SELECT event_id FROM read_parquet({source}) WHERE {mine})
+            ORDER BY file_row_number"""
+        ).to_arrow_table()
+    finally:
+        connection.close()
+    return table
+
+
+def _read(path: Path) -> pa.Table:
+    return pq.read_table(path) if path.exists() else pa.table({})
+
+
+def _slice_rows(paths: dict[str, Path], resident_id: str, as_of: dt.date) -> dict[str, pa.Table]:
+    """Each table's rows for one resident's slice, as stored in the files (file order kept)."""
+    spells = _read(paths["residency"])
+    own = _covering(spells.filter(_where(spells, "resident_id", {resident_id})), as_of)
     households = _text(own.column("household_id")) if own.num_rows else set()
     homes = _text(own.column("address_id")) if own.num_rows else set()
     members = {resident_id}
     if households:
-        family = _covering(_raw(residency_path, _isin("household_id", households)), as_of)
+        family = _covering(spells.filter(_where(spells, "household_id", households)), as_of)
         members |= _text(family.column("resident_id"))
-    event_filter = _isin("resident_id", members)
-    if homes:
-        event_filter = event_filter | _isin("address_id", homes)
-    # One read of the events' ID columns decides the slice; the rows themselves are read once, later.
-    keys = _raw(paths["events"], None, ["event_id", "resident_id", "address_id"])
-    mine = pc.is_in(keys.column("resident_id"), pa.array(sorted(members), pa.string()))
-    if homes:
-        mine = pc.or_(mine, pc.is_in(keys.column("address_id"), pa.array(sorted(homes), pa.string())))
-    mine = pc.fill_null(mine, False)
-    ids = _text(keys.column("event_id").filter(mine))
-    if ids:
-        # Copies of these events elsewhere in the file decide which copy the duplicate check keeps.
-        event_filter = event_filter | _isin("event_id", ids)
-        mine = pc.or_(mine, pc.fill_null(pc.is_in(keys.column("event_id"), pa.array(sorted(ids), pa.string())), False))
-    events = keys.filter(mine)
+    events = _events_of(paths["events"], members, homes)
     places = homes | (_text(events.column("address_id")) if events.num_rows else set())
-    residency_filter = _isin("resident_id", members)
-    if households:
-        residency_filter = residency_filter | _isin("household_id", households)
-    if places:
-        residency_filter = residency_filter | _isin("address_id", places)
-    spells = _raw(residency_path, residency_filter, ["resident_id"])
-    if spells.num_rows:
-        # Every spell of everyone named: the overlap check compares a person's spells with each other.
-        residency_filter = residency_filter | _isin("resident_id", _text(spells.column("resident_id")))
-        spells = _raw(residency_path, residency_filter, ["resident_id"])
-    outcome_filter = _isin("resident_id", members)
-    outcomes = _raw(paths["outcomes"], outcome_filter, ["resident_id"])
-    people = set(members)
-    for table in (spells, events, outcomes):
-        if table.num_rows:
-            people |= _text(table.column("resident_id"))
+    chosen = pc.or_(pc.or_(_where(spells, "resident_id", members), _where(spells, "household_id", households)),
+                    _where(spells, "address_id", places))
+    named = _text(spells.column("resident_id").filter(chosen)) if spells.num_rows else set()
+    # Every spell of everyone named: the overlap check compares a person's spells with each other.
+    residency = spells.filter(pc.or_(chosen, _where(spells, "resident_id", named))) if spells.num_rows else spells
+    outcomes = _read(paths["outcomes"])
+    outcomes = outcomes.filter(_where(outcomes, "resident_id", members)) if outcomes.num_rows else outcomes
+    # Outcomes are the members' only, so they name no one the others do not.
+    people = members | named | (_text(events.column("resident_id")) if events.num_rows else set())
+    residents = _read(paths["residents"])
     return {
-        "residents": _isin("resident_id", people),
-        "residency": residency_filter,
-        "events": event_filter,
-        "outcomes": outcome_filter,
+        "residents": residents.filter(_where(residents, "resident_id", people)),
+        "residency": residency,
+        "events": events,
+        "outcomes": outcomes,
     }
 
 
@@ -177,14 +179,14 @@ def load_resident_slice(
                    "event_type": tuple(sorted({t for _, t in dictionary.event_pairs()}))},
         "outcomes": {"outcome_type": context.outcome_types},
     }
-    filters = _slice_filters(paths, str(resident_id), as_of)
+    rows = _slice_rows(paths, str(resident_id), as_of)
     frames: dict[str, pd.DataFrame] = {}
     counts: dict[str, TableCounts] = {}
     checks: dict[str, dict[str, int]] = {}
     warnings: list[str] = []
     for name in TABLE_NAMES:
         table = read_table(name, paths[name], schemas[name], dictionary.not_recorded_tokens(), codes.get(name),
-                           filters=filters[name] if paths[name].exists() else None)
+                           rows=rows[name] if paths[name].exists() else None)
         warnings.extend(table.warnings)
         reasons = _Reasons(table.typed.num_rows, name)
         for column, mask in table.unparseable.items():
