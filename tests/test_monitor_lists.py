@@ -4,6 +4,7 @@ one open), the audit's promise, and the page in headless Chromium."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -111,3 +112,29 @@ def test_monitoring_page_renders_in_headless_chromium_without_console_errors(mon
     closed = [e for e in result.document["lists"] if e["labels_known"]]
     assert "<th>censored (of them flagged)</th>" in run.stdout
     assert len(re.findall(r'<td class="n" data-censored="', run.stdout)) == len(closed)
+
+
+def test_demo_after_the_list_writes_a_journey_an_explanation_and_the_monitor_report(
+    monitored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earlysignal.access_log import verify_access_log
+    from earlysignal.demo import DEMO_VIEWER, demo_after_list
+
+    world, scores, _ = monitored
+    monkeypatch.chdir(tmp_path)  # the access log and the monitor report go to the config's relative paths
+    folder = scores / f"list-{CLOSED[1]}"
+    with tracking_at(world.tracking_uri):
+        after = demo_after_list(world.config, folder, world.data_dir)
+    ranked = pd.read_parquet(folder / "ranked-UNAPPROVED.parquet")
+    top = ranked.loc[ranked["flagged"]].sort_values("rank")["resident_id"].iloc[0]
+    assert after.resident_id == str(top)
+    assert after.case_list == folder / "case_list-UNAPPROVED.html" and after.case_list.exists()
+    assert after.journey.exists() and after.explanation.exists()
+    assert str(top) in after.journey.read_text(encoding="utf-8")
+    assert after.monitor_html.exists() and after.monitor_overall in ("green", "amber", "red")
+    log = Path(world.config.caseworker.access_log)
+    check = verify_access_log(log)
+    assert check.intact and check.entries == 2
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(e["viewer"], e["action"], e["resident_id"]) for e in entries] == [
+        (DEMO_VIEWER, "journey", str(top)), (DEMO_VIEWER, "explanation", str(top))]

@@ -596,19 +596,26 @@ def demo(
         typer.Option("--linked", help="Start from the synthetic borough's true linkage instead of its raw extracts "
                      "(skips ingest and link)."),
     ] = False,
+    necessity: Annotated[
+        bool,
+        typer.Option("--necessity", help="Also run the necessity analysis (retrains once per source: several times "
+                     "the training time) and re-audit so the report has the necessity table."),
+    ] = False,
 ) -> None:
-    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval, score."""
+    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval,
+    score, then a flagged child's journey and explanation letter, and monitoring (--necessity: the DPIA table too)."""
     from earlysignal.config import load_config
-    from earlysignal.demo import DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
+    from earlysignal.demo import DEMO_STEPS_AFTER_LIST, DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
     from earlysignal.tracking import ui_command
 
     project = load_config(config)
-    steps = DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW
+    steps = (DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW) + DEMO_STEPS_AFTER_LIST + (
+        ("necessity",) if necessity else ())
 
     def announce(name: str) -> None:
         console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
 
-    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked)
+    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked, after_list=True, necessity=necessity)
     console.rule("[bold]done")
     verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
     console.print(
@@ -623,6 +630,24 @@ def demo(
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+    if result.after_list is not None:
+        _print_after_list(result.after_list)
+
+
+def _print_after_list(after: Any) -> None:
+    """Where the demo's steps after the list wrote their pages (demo.AfterList)."""
+    lines = [f"Case list (open in a browser):     {after.case_list}"]
+    if after.journey is not None:
+        lines += [f"Journey of {after.resident_id} (top flagged): {after.journey}",
+                  f"Explanation letter for them:       {after.explanation}"]
+    lines.append(f"Monitoring report ({after.monitor_overall}): {after.monitor_html}")
+    if after.necessity_html is not None:
+        lines += [f"Necessity of each source (DPIA):   {after.necessity_html}",
+                  f"Audit report with that table:      {after.audit_with_necessity}"]
+    else:
+        lines.append("Necessity of each source (DPIA):   not run (slow); `make demo-necessity` or "
+                     "`earlysignal demo --necessity`")
+    console.print("\n".join(lines), highlight=False)
 
 
 @app.command("evaluation-purge")
