@@ -636,7 +636,7 @@ def demo(
 
 def _print_after_list(after: Any) -> None:
     """Where the demo's steps after the list wrote their pages (demo.AfterList)."""
-    lines = [f"Case list (open in a browser):     {after.case_list}"]
+    lines: list[str] = []
     if after.journey is not None:
         lines += [f"Journey of {after.resident_id} (top flagged): {after.journey}",
                   f"Explanation letter for them:       {after.explanation}"]
