@@ -182,3 +182,28 @@ def test_the_scan_names_the_file_and_kind_of_a_planted_identifier(
     findings = scan_files(sorted(p for p in copy.rglob("*") if p.is_file()), identifiers)
     assert [f.split(": ")[0] for f in findings] == [str(html)] * len(findings)
     assert kind in {f.split(": ")[1].split(" (")[0] for f in findings}, findings
+
+
+def test_sanctuary_works_reach_the_linked_events_but_never_a_model_feature_or_a_reason(after_link: dict[str, Path]) -> None:
+    """Sanctuary / target-hardening works are done because abuse is already known: they must not become an
+    early warning. They are in the linked events (so the check below is not empty) and nowhere in the model's
+    features, the ranked lists' reasons, the case list or the explanation letter."""
+    import json
+
+    root = after_link["root"]
+    events = pd.read_parquet(root / "linked" / "events.parquet", columns=["event_type"])
+    assert (events["event_type"] == "sanctuary_works").sum() > 0
+    for day in SCORED_AT:
+        scores = root / "scores" / day
+        features = json.loads((scores / "model_features.json").read_text(encoding="utf-8"))["features"]
+        assert len(features) > 50 and [f for f in features if "sanctuary" in f] == []
+        ranked = pd.read_csv(scores / "ranked.csv")
+        reasons = ranked[[c for c in ranked.columns if c.startswith("reason_")]].astype(str)
+        assert reasons.notna().any().any()
+        assert not reasons.apply(lambda s: s.str.contains("sanctuary|target-hardening", case=False)).any().any()
+        for name in ("reasons.parquet", "case_list.html"):
+            text = " ".join(pd.read_parquet(scores / name).astype(str).to_numpy().ravel()) if name.endswith(".parquet") \
+                else (scores / name).read_text(encoding="utf-8")
+            assert "sanctuary" not in text.lower() and "target-hardening" not in text.lower(), (day, name)
+    letter = (root / "explain" / "explanation.md").read_text(encoding="utf-8").lower()
+    assert "sanctuary" not in letter and "target-hardening" not in letter
