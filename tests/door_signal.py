@@ -38,13 +38,20 @@ def under_abuse(matrix: pd.DataFrame, linked: Path, borough: Path) -> pd.Series:
     return pd.Series(np.isin(np.arange(len(rows)), list(under)), index=matrix.index, name="under_abuse")
 
 
-def door_importance(matrix: pd.DataFrame, feature_columns: list[str], target: pd.Series, seed: int = 0) -> dict[str, object]:
+def door_importance(matrix: pd.DataFrame, feature_columns: list[str], target: pd.Series, seed: int = 0,
+                    shuffle_door: bool = False) -> dict[str, object]:
     """Fit a small LightGBM (deterministic, one thread) of `target` on every feature and rank the features by
-    mean |SHAP contribution| over all rows. Returns the door feature's name, rank (1 = most important),
-    mean |SHAP| and share of the total, and any feature naming sanctuary works."""
+    mean |SHAP contribution| over all rows. Returns the door 365-day count's rank (1 = most important), mean
+    |SHAP| and share of the total; the door-replacement family's (every window, days since) best rank and
+    share; and any feature naming sanctuary works. `shuffle_door` permutes the door rows first (a control
+    with the same values and no signal)."""
     import lightgbm as lgb
 
     X = matrix[feature_columns].astype("float64")
+    if shuffle_door:
+        family = [c for c in feature_columns if "door_replacement" in c]
+        order = np.random.default_rng(seed).permutation(len(X))
+        X[family] = X[family].to_numpy()[order]
     booster = lgb.train(
         {"objective": "binary", "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 20, "verbose": -1,
          "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": seed},
@@ -56,6 +63,10 @@ def door_importance(matrix: pd.DataFrame, feature_columns: list[str], target: pd
     if len(door) != 1:
         raise AssertionError(f"expected one door-replacement {DOOR_FEATURE_SUFFIX} feature, found {door}")
     name = door[0]
-    return {"feature": name, "rank": int(list(ranked.index).index(name)) + 1, "mean_abs_shap": float(ranked[name]),
+    family = [c for c in feature_columns if "door_replacement" in c]
+    order = list(ranked.index)
+    return {"feature": name, "rank": order.index(name) + 1, "mean_abs_shap": float(ranked[name]),
             "share": float(ranked[name] / ranked.sum()), "features": len(feature_columns),
+            "family_best_rank": min(order.index(c) for c in family) + 1,
+            "family_share": float(ranked[family].sum() / ranked.sum()),
             "sanctuary_features": [c for c in feature_columns if "sanctuary" in c]}
