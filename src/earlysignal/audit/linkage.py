@@ -55,8 +55,10 @@ def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
         "residents": quality.get("residents"),
         "pairs_compared": quality.get("pairs_compared"),
         "per_source": [
-            {"source": s, **v, **{f"truth_{k}": ((quality.get("ground_truth") or {}).get("per_source") or {}).get(s, {}).get(k)
-                                  for k in ("precision", "recall")}}
+            # Link runs before the per-source dropped share and accuracy existed leave them None.
+            {"source": s, "dropped_records": None, "dropped_share": None, **v,
+             **{f"truth_{k}": ((quality.get("ground_truth") or {}).get("per_source") or {}).get(s, {}).get(k)
+                for k in ("precision", "recall")}}
             for s, v in sorted((quality.get("per_source") or {}).items())
         ],
         "cluster_sizes": [{"size": band, "clusters": n, "share": round(n / total, 4) if total else None}
