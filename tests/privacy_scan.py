@@ -1,5 +1,5 @@
 """The privacy scan: look for the raw extracts' names, dates of birth, NHS numbers, UPNs, addresses,
-postcodes and UPRNs in files written after `link` (docs/ingest-and-link.md, "Privacy boundary").
+postcodes, UPRNs and systems' own person IDs in files written after `link` (docs/ingest-and-link.md, "Privacy boundary").
 
 `raw_identifiers` reads identifiers from the ingest output (the person records, address records and
 gazetteer, exactly as the raw files gave them); `scan_files` reads every file (Parquet cell by cell,
@@ -67,6 +67,8 @@ def raw_identifiers(ingested: Path, born_before: dt.date) -> Identifiers:
     found.phrases["name"] = {f"{a} {b}".lower() for a, b in zip(full["first_name"], full["last_name"])}
     found.tokens["nhs_number"] = {re.sub(r"\D", "", v) for v in _values(people, "nhs_number")} - {""}
     found.tokens["upn"] = _values(people, "upn")
+    # A system's own person ID (pupil ID, council-tax party, claim reference) identifies the person to that system.
+    found.tokens["system_person_id"] = {v for v in _values(people, "source_person_id") if TOKEN.fullmatch(v) and len(v) >= 6}
     found.tokens["uprn"] = _values(people, "uprn") | _values(addresses, "uprn") | _values(gazetteer, "uprn")
     postcodes = _values(people, "postcode") | _values(addresses, "postcode") | _values(gazetteer, "postcode")
     found.phrases["postcode"] = {p for p in postcodes if " " in p}

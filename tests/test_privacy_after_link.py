@@ -150,7 +150,8 @@ def test_no_name_birth_date_nhs_number_upn_address_or_postcode_after_link(after_
     identifiers = raw_identifiers(after_link["ingested"], BORN_BEFORE)
     counts = identifiers.count()
     # The scan looks for thousands of values of every kind, not an empty list.
-    assert all(counts[k] > 300 for k in ("name", "nhs_number", "upn", "uprn", "postcode", "address", "date_of_birth")), counts
+    assert all(counts[k] > 300 for k in ("name", "nhs_number", "upn", "uprn", "postcode", "address", "date_of_birth",
+                                          "system_person_id")), counts
     assert _scan(after_link["root"], identifiers) == []
 
 
