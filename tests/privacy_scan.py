@@ -62,7 +62,9 @@ def raw_identifiers(ingested: Path, born_before: dt.date) -> Identifiers:
     own = _own_vocabulary()
     found = Identifiers()
     firsts, lasts = _values(people, "first_name"), _values(people, "last_name")
-    found.tokens["name"] = {n for n in firsts | lasts if TOKEN.fullmatch(n) and len(n) >= 3 and n not in own}
+    # Single names of four letters or more: shorter ones turn up by chance in binary stores (the SQLite
+    # file); a short name is still found with its other half as a full name.
+    found.tokens["name"] = {n for n in firsts | lasts if TOKEN.fullmatch(n) and len(n) >= 4 and n not in own}
     full = people[["first_name", "last_name"]].dropna()
     found.phrases["name"] = {f"{a} {b}".lower() for a, b in zip(full["first_name"], full["last_name"])}
     found.tokens["nhs_number"] = {re.sub(r"\D", "", v) for v in _values(people, "nhs_number")} - {""}
@@ -85,12 +87,19 @@ def raw_identifiers(ingested: Path, born_before: dt.date) -> Identifiers:
     return found
 
 
+IMAGES = (".png", ".jpg", ".jpeg", ".gif")
+# Embedded images (base64) are pixels, not text: their random letters are not looked at.
+DATA_URI = re.compile(r"data:[a-z/+.-]+;base64,[a-z0-9+/=]+")
+
+
 def _texts(path: Path) -> list[str]:
+    if path.suffix.lower() in IMAGES:
+        return []
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
         cells = [str(v) for column in frame.columns for v in frame[column].dropna().astype(str).unique()]
         return [" | ".join(map(str, frame.columns)).lower(), *(c.lower() for c in cells)]
-    return [path.read_bytes().decode("utf-8", errors="replace").lower()]
+    return [DATA_URI.sub(" ", path.read_bytes().decode("utf-8", errors="replace").lower())]
 
 
 def scan_files(paths: list[Path], identifiers: Identifiers) -> list[str]:
