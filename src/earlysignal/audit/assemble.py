@@ -16,6 +16,13 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.approval import ApprovalRecord
+from earlysignal.audit.consistency import (
+    findings_note,
+    opposing_drivers,
+    protected_inputs,
+    protected_inputs_sentence,
+    ratio_table_note,
+)
 from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
@@ -342,7 +349,9 @@ def _capacity_words(config: ProjectConfig) -> str:
     return " or ".join(parts) + (" (whichever is smaller)" if len(parts) == 2 else "")
 
 
-def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
+def _model_card(
+    config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any], inputs_sentence: str = ""
+) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     cohort = config.cohort.describe()
     features = data.get("features", [])
@@ -360,8 +369,8 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
         {"title": "Factors", "text": (
             "Performance and error rates are reported by " + ", ".join(config.audit.protected)
             + (" and the intersections " + "; ".join(" + ".join(i) for i in config.audit.intersections) if config.audit.intersections else "")
-            + ". Protected characteristics are not model inputs unless listed in features.protected_as_features "
-            f"(here: {', '.join(config.features.protected_as_features) or 'none'}).")},
+            # Said from the model's own inputs: "not inputs" beside a model that uses age would contradict itself.
+            + ". " + inputs_sentence)},
         {"title": "Metrics", "text": (
             "Precision and recall at capacity (the share of flagged cases that escalated, and the share of escalations "
             "flagged), AUC, average precision, calibration; the pre-registered criterion is "
@@ -542,8 +551,23 @@ def build_audit(
     for item in importance:
         item["description"] = descriptions.get(item["feature"], "")
     proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell) if usable else []
+    # Which inputs are a protected characteristic (or stand in for one): from the model's feature list.
+    protected_names = list(dict.fromkeys([*settings.protected, *config.features.protected_as_features]))
+    inputs = protected_inputs(
+        feature_records, feature_columns, protected_names, (audit_config or config).necessity.proxy_groups
+    )
+    inputs_sentence = protected_inputs_sentence(inputs, protected_names)
+    data["protected_inputs"] = inputs
+    data["protected_inputs_sentence"] = inputs_sentence
+    direct_inputs = {(i["feature"], i["characteristic"]) for i in inputs if i["kind"] != "declared proxy"}
     for item in proxies:
         item["description"] = descriptions.get(item["feature"], "")
+        # A feature that is the characteristic itself is not a hidden proxy: it says so instead.
+        item["is_input_for"] = sorted(c for f, c in direct_inputs if f == item["feature"])
+    for block in fairness["characteristics"]:  # type: ignore[union-attr]
+        if "groups" in block:
+            block["ratio_note"] = ratio_table_note(block, settings.min_cell)
+    fairness["findings_note"] = None if fairness["findings"] else findings_note(fairness, settings.min_cell)
 
     model_doc = dict(model)
     model_doc["label"] = {
@@ -570,9 +594,10 @@ def build_audit(
             "criterion": criterion,
             "evaluated": evaluated,
             "findings": fairness["findings"],
+            "findings_note": fairness["findings_note"],
         },
         "governance": governance_fields,
-        "model_card": _model_card(config, model_doc, data, criterion),
+        "model_card": _model_card(config, model_doc, data, criterion, inputs_sentence),
         "data": data,
         "performance": performance,
         "fairness": fairness,
@@ -581,7 +606,8 @@ def build_audit(
             "round_to": settings.round_to,
             "suppressed": suppressed,
         },
-        "drivers": {"importance": importance, "proxy": proxies, "proxy_threshold": PROXY_AUC_WARN},
+        "drivers": {"importance": importance, "proxy": proxies, "proxy_threshold": PROXY_AUC_WARN,
+                    "opposing": opposing_drivers(importance, feature_records)},
         "limitations": _limitations(config, data),
         "approval": approval.as_dict() if approval is not None else None,
     }

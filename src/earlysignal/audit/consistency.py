@@ -1,0 +1,204 @@
+"""Sentences that keep the audit report from contradicting itself, derived from what the model really is.
+
+The report states facts in several places (the model card, the proxy check, the fairness tables, the
+drivers); each sentence here is computed from the same audit document, so that "protected characteristics
+are not model inputs" is never printed beside a model that uses age, an empty table is replaced by one
+sentence saying why it is empty, and two related drivers that point opposite ways are explained.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from earlysignal.features.spec import AGE_BAND_ATTRIBUTE, window_phrase
+
+RAISES = "higher values raise the score"
+LOWERS = "higher values lower the score"
+
+
+def characteristic_words(attribute: str) -> str:
+    """'age_band' -> 'age band': a characteristic's name as a board reads it."""
+    return attribute.replace("_", " ")
+
+
+def protected_inputs(
+    feature_records: Sequence[Mapping[str, Any]],
+    feature_columns: Sequence[str],
+    protected: Sequence[str],
+    proxy_groups: Sequence[Any] = (),
+) -> list[dict[str, str]]:
+    """Model inputs that are a protected characteristic, or stand in for one by declaration.
+
+    Returns one dict per input: feature, characteristic (an audit.protected name, or a proxy group's
+    name) and kind: 'characteristic' (protected__<name>, or a declared attribute in audit.protected used
+    as a static feature), 'direct proxy' (age in years when age_band is protected) or 'declared proxy'
+    (matched by a necessity.proxy_groups pattern; `why` carries the group's own words).
+    """
+    used = set(feature_columns) if feature_columns else {str(r.get("name")) for r in feature_records}
+    records = {str(r.get("name")): r for r in feature_records}
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for name in [n for n in feature_columns] or list(records):
+        if name not in used or name.endswith("_imputed"):
+            continue
+        record = records.get(name, {})
+        parts = name.split("__")
+        attribute = None
+        kind = "characteristic"
+        if parts[0] == "protected" and len(parts) >= 2:
+            attribute = parts[1]
+        elif parts[0] == "static" and len(parts) >= 2:
+            if parts[1] in protected and record.get("aggregate", "attribute") == "attribute":
+                attribute = parts[1]
+            elif record.get("aggregate", parts[1]) == "age" and AGE_BAND_ATTRIBUTE in protected:
+                # Age in years fixes the age band exactly: the characteristic itself, in finer steps.
+                attribute, kind = AGE_BAND_ATTRIBUTE, "direct proxy"
+        if attribute is not None:
+            out.append({"feature": name, "characteristic": attribute, "kind": kind, "why": ""})
+            seen.add(name)
+    for group in proxy_groups:
+        for name in feature_columns:
+            if name in seen or name.endswith("_imputed"):
+                continue
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in group.features):
+                out.append({"feature": name, "characteristic": group.name, "kind": "declared proxy",
+                            "why": group.why})
+                seen.add(name)
+    return out
+
+
+def protected_inputs_sentence(inputs: Sequence[Mapping[str, str]], protected: Sequence[str]) -> str:
+    """One sentence on whether protected characteristics are model inputs, from the model's own inputs."""
+    direct = [i for i in inputs if i["kind"] != "declared proxy"]
+    declared = [i for i in inputs if i["kind"] == "declared proxy"]
+    named = ", ".join(characteristic_words(a) for a in protected) or "none declared"
+    if not direct:
+        text = f"No protected characteristic ({named}) is a model input"
+    else:
+        by_characteristic: dict[str, list[str]] = {}
+        for item in direct:
+            by_characteristic.setdefault(item["characteristic"], []).append(item["feature"])
+        listed = "; ".join(
+            f"{characteristic_words(c)} (through {', '.join(features)})" for c, features in by_characteristic.items()
+        )
+        text = f"Protected characteristics are model inputs: {listed}"
+    if declared:
+        groups: dict[str, list[str]] = {}
+        whys: dict[str, str] = {}
+        for item in declared:
+            groups.setdefault(item["characteristic"], []).append(item["feature"])
+            whys[item["characteristic"]] = item["why"]
+        listed = "; ".join(
+            f"{', '.join(features)}" + (f" ({whys[name]})" if whys[name] else f" (proxy group {name})")
+            for name, features in groups.items()
+        )
+        text += f". Inputs declared to stand in for one: {listed}"
+    return text + ". Other inputs may still act as proxies (see the proxy check)."
+
+
+def ratio_table_note(block: Mapping[str, Any], min_cell: int) -> str | None:
+    """Why a characteristic has no disparity ratio to show (None when it has at least one)."""
+    groups = block.get("groups") or []
+    if any(g.get("ratios") for g in groups):
+        return None
+    key = block.get("key", "")
+    if len(groups) <= 1:
+        only = groups[0]["group"] if groups else "none"
+        return f"No disparity ratio for {key}: every resident audited is in one group ({only}), so there is nothing to compare."
+    reference = next((g for g in groups if g.get("is_reference")), None)
+    if reference is not None and reference.get("suppressed") == "secondary":
+        return (
+            f"No disparity ratio for {key}: the reference group ({reference['group']}) is hidden to protect a "
+            f"smaller suppressed group (fewer than {min_cell} people or escalations), so no group can be compared with it."
+        )
+    if reference is not None and reference.get("suppressed"):
+        return (
+            f"No disparity ratio for {key}: the reference group ({reference['group']}) has fewer than {min_cell} "
+            "people or escalations and is suppressed, so no group can be compared with it."
+        )
+    return (
+        f"No disparity ratio for {key}: every group other than the reference ({block.get('reference')}) is "
+        f"suppressed (fewer than {min_cell} people or escalations, or hidden to protect a smaller group)."
+    )
+
+
+def findings_note(fairness: Mapping[str, Any], min_cell: int) -> str:
+    """The sentence shown where the findings table would be, when there are no findings.
+
+    Distinguishes 'nothing could be assessed' from 'assessed, nothing flagged'.
+    """
+    if not fairness.get("evaluated", True) and not fairness.get("characteristics"):
+        return "No finding: the fairness audit was not evaluated (the model has no test predictions)."
+    assessable = [
+        r
+        for block in fairness.get("characteristics", [])
+        for g in block.get("groups") or []
+        for r in (g.get("ratios") or {}).values()
+        if r.get("assessable") and r.get("low") is not None
+    ]
+    band = fairness.get("ratio_band", [0.8, 1.25])
+    if not assessable:
+        return (
+            "No finding, but none could have been: no group was large enough to compare with its reference "
+            f"after small-number suppression (at least {min_cell} people, {min_cell} escalations and "
+            f"{min_cell} events behind each rate), so this report cannot show whether the list treats groups alike."
+        )
+    return (
+        f"No disparity was flagged: every ratio that could be assessed ({len(assessable)}) is inside the "
+        f"{band[0]}–{band[1]} band or its interval includes equality. Suppressed groups could not be assessed "
+        "(see Small numbers)."
+    )
+
+
+def _driver_words(item: Mapping[str, Any], fallback: str) -> str:
+    # Descriptions read "N door replacements ..." once their value slot is gone; the sentence names the thing.
+    text = str(item.get("description") or fallback)
+    return text[2:] if text.startswith("N ") else text
+
+
+def _over(window: str) -> str:
+    phrase = window_phrase(window)
+    return "the whole record" if phrase == "on record" else phrase
+
+
+def opposing_drivers(
+    importance: Sequence[Mapping[str, Any]], feature_records: Sequence[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """Pairs of related drivers (same source, event type and aggregate; other window or scope) whose
+    directions are opposite, each with a one-line explanation in plain words."""
+    records = {str(r.get("name")): r for r in feature_records}
+    directed = [i for i in importance if i.get("direction") in (RAISES, LOWERS)]
+    out: list[dict[str, str]] = []
+    for position, first in enumerate(directed):
+        for second in directed[position + 1:]:
+            a, b = records.get(str(first["feature"])), records.get(str(second["feature"]))
+            if not a or not b or first["direction"] == second["direction"]:
+                continue
+            same = all(a.get(k) == b.get(k) for k in ("source", "family", "event_type", "aggregate"))
+            if not same or a.get("is_imputed_flag") or b.get("is_imputed_flag") or not a.get("window"):
+                continue
+            up, down = (first, second) if first["direction"] == RAISES else (second, first)
+            up_record, down_record = records[str(up["feature"])], records[str(down["feature"])]
+            up_words = _driver_words(up, str(up["feature"]))
+            down_words = _driver_words(down, str(down["feature"]))
+            if up_record.get("window") != down_record.get("window") and up_record.get("scope") == down_record.get("scope"):
+                why = (
+                    f"the model reads the two together, so for the same number over {_over(str(down_record['window']))}, "
+                    f"more of them in {_over(str(up_record['window']))} raises the score; older history counts for "
+                    "less than recent history, and neither means these events protect anyone."
+                )
+            else:
+                why = (
+                    "the model reads them together: each one's effect is for the same value of the other, so the "
+                    "second one's pull down is a correction to the first, not a sign that these events protect anyone."
+                )
+            out.append(
+                {
+                    "raises": str(up["feature"]),
+                    "lowers": str(down["feature"]),
+                    "text": f"'{up_words}' raises the score while '{down_words}' lowers it: {why}",
+                }
+            )
+    return out
