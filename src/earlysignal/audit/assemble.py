@@ -121,8 +121,14 @@ def evaluated_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[str, Any]:
-    """Precision@k and recall@k, averaged over test as_of dates, at up to K_CURVE_POINTS values of k."""
+def k_curves(
+    frame: pd.DataFrame, capacity_per_as_of: dict[str, int], min_cell: int = 10, round_to: int = 5
+) -> dict[str, Any]:
+    """Precision@k and recall@k, averaged over test as_of dates, at up to K_CURVE_POINTS values of k.
+
+    Each point is computed from the rounded number of escalations in the top k (None when, at some
+    date, that number is 1 to min_cell - 1): an exact precision@k times the public k is a count.
+    """
     per_date = []
     max_k = 0
     for _, part in frame.groupby("as_of", sort=True):
@@ -137,11 +143,11 @@ def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[st
         p_vals, r_vals = [], []
         for labels in per_date:
             top = labels[: min(k, len(labels))]
-            p_vals.append(top.sum() / len(top) if len(top) else np.nan)
-            total = labels.sum()
-            r_vals.append(top.sum() / total if total else np.nan)
-        precision.append(_num(np.nanmean(p_vals)))
-        recall.append(_num(np.nanmean(r_vals)))
+            found = published_count(top.sum(), min_cell, round_to)
+            p_vals.append(found / len(top) if len(top) and found is not None else None)
+            r_vals.append(published_rate(top.sum(), labels.sum(), min_cell, round_to))
+        precision.append(None if any(v is None for v in p_vals) else _num(np.mean(p_vals)))
+        recall.append(None if any(v is None for v in r_vals) else _num(np.mean(r_vals)))
     return {"k": ks, "precision": precision, "recall": recall, "capacity": capacity}
 
 
@@ -340,6 +346,77 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
     return out
 
 
+def _split_cells_small(split: dict[str, Any], scorer: str, min_cell: int) -> bool:
+    """True when the flagged who escalated, the flagged who did not, or the escalations missed at capacity
+    number 1 to min_cell - 1 in this split: an interval resampled around them would describe them."""
+    precision = ((split.get("scorers", {}).get(scorer) or {}).get("precision_at_capacity") or {}).get("value")
+    if precision is None:
+        return True
+    k, positives = int(split["k"]), int(split["positives"])
+    found = precision * k
+    return any(0 < round(c, 6) < min_cell for c in (found, k - found, positives - found))
+
+
+def published_summary(
+    summary: dict[str, Any], splits: Sequence[dict[str, Any]], published_splits: Sequence[dict[str, Any]],
+    min_cell: int, round_to: int,
+) -> dict[str, Any]:
+    """The summary over test dates as published: precision, recall and lift at capacity are the mean of the
+    per-date figures computed from rounded counts (None when any is suppressed), and their intervals are
+    kept only when no count behind them is small in any test date (docs/adr/0015).
+
+    `splits` are the training run's exact splits, `published_splits` the same after `published_split`.
+    """
+    out: dict[str, Any] = {}
+    for scorer, metrics in summary.items():
+        values = {m: dict(v) if isinstance(v, dict) else v for m, v in metrics.items()}
+        if splits and len(splits) == len(published_splits):
+            small = any(_split_cells_small(split, scorer, min_cell) for split in splits)
+            for metric in THRESHOLD_METRICS:
+                if metric not in values:
+                    continue
+                shown = [((p.get("scorers", {}).get(scorer) or {}).get(metric) or {}).get("value")
+                         for p in published_splits]
+                value = None if any(v is None for v in shown) else float(np.mean(shown))
+                entry = values[metric]
+                values[metric] = {
+                    "value": value,
+                    "ci_low": None if small or value is None else entry.get("ci_low"),
+                    "ci_high": None if small or value is None else entry.get("ci_high"),
+                }
+        out[scorer] = values
+    return out
+
+
+def published_criterion(criterion: dict[str, Any], summary: dict[str, Any], round_to: int = 5) -> dict[str, Any]:
+    """The criterion as published: its value and interval from the published summary; `met` stays the
+    pre-registered verdict on the exact figure, and `note` says so when the shown figure sits on the other
+    side of the threshold (so the report never shows MET beside a figure that reads NOT MET)."""
+    out = dict(criterion)
+    metric, threshold, met = out.get("metric"), out.get("threshold"), out.get("met")
+    if metric in THRESHOLD_METRICS and metric in summary.get("model", {}):
+        entry = summary["model"][metric]
+        out.update(value=entry.get("value"), ci_low=entry.get("ci_low"), ci_high=entry.get("ci_high"))
+        if "oracle" in summary and metric in summary["oracle"]:
+            oracle = summary["oracle"][metric]
+            out.update(oracle_value=oracle.get("value"), oracle_ci_low=oracle.get("ci_low"),
+                       oracle_ci_high=oracle.get("ci_high"))
+    value = out.get("value")
+    out["note"] = None
+    if met is not None and value is None:
+        out["note"] = (f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} "
+                       f"{threshold}; the figure itself is not shown because a count behind it is small.")
+    elif met is not None and threshold is not None and (value >= threshold) != bool(met):
+        out["note"] = (
+            f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} {threshold}; "
+            f"the {value:.3f} shown is computed from counts rounded to the nearest {round_to} and so falls on the other side."
+        )
+    if met is not None:
+        shown = "not shown (small numbers)" if value is None else f"{value:.3f}"
+        out["statement"] = f"{'MET' if met else 'NOT MET'}: {metric} = {shown} (pre-registered threshold {threshold:.3f})"
+    return out
+
+
 def _capacity_words(config: ProjectConfig) -> str:
     parts = []
     if config.capacity.k is not None:
@@ -498,10 +575,13 @@ def build_audit(
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
     # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
     splits = [published_split(split, settings.min_cell, settings.round_to) for split in metrics.get("splits", [])]
+    # The summary and the criterion show the same figures as the per-date tables, from rounded counts.
+    summary = published_summary(summary, metrics.get("splits", []), splits, settings.min_cell, settings.round_to)
+    criterion = published_criterion(criterion, summary, settings.round_to)
     performance = {
         "splits": splits,
         "summary": summary,
-        "k_curves": k_curves(frame, capacity_per) if evaluated else {},
+        "k_curves": k_curves(frame, capacity_per, settings.min_cell, settings.round_to) if evaluated else {},
         "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
                         if evaluated else []),
         "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
