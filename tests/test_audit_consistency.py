@@ -189,3 +189,59 @@ def test_related_drivers_pointing_the_same_way_need_no_explanation(without_prote
     audit, html = without_protected
     assert audit["drivers"]["opposing"] == []
     assert "Related drivers pointing opposite ways" not in html
+
+
+def _variant(name: str, necessary: bool, kind: str = "source") -> dict:
+    interval = {"value": 0.01, "ci_low": -0.01, "ci_high": 0.03}
+    return {"kind": kind, "name": name, "why": "", "n_features": 4, "necessary": necessary, "seconds": 1.0,
+            "contribution": {"precision_at_capacity": interval, "roc_auc": interval},
+            "fairness": {"findings": 0, "gone": [], "new": []}}
+
+
+def test_the_data_section_and_the_necessity_table_read_as_one_account(without_protected) -> None:
+    import copy
+
+    from earlysignal.audit.consistency import necessity_notes
+
+    audit = copy.deepcopy(without_protected[0])
+    audit["data"]["sources"] = ["police", "repairs", "residency", "residents", "school"]
+    audit["necessity"] = {
+        "rule": "necessary: the interval lies above 0", "bootstrap": {"resamples": 10}, "seconds_total": 5.0,
+        "full": {"metrics": {"precision_at_capacity": 0.3, "roc_auc": 0.7}, "fairness_findings": 2},
+        "variants": [_variant("repairs", True), _variant("school", False), _variant("benefits", False)],
+        "not_shown_necessary": ["school", "benefits"],
+    }
+    sentence, notes = necessity_notes(audit)
+    assert sentence == (
+        "Of these, school is not shown to be necessary (see 'Necessity of each source'): the model did as well "
+        "without it on the same test dates."
+    )
+    assert notes == [
+        "Necessity was not measured for police: the necessity run did not leave it out, so this report cannot say "
+        "whether this model needs it.",
+        "The necessity run left out benefits, which this model does not use: it was made for another feature set; "
+        "re-run `earlysignal necessity` for this model version.",
+        "The necessity run's full model, retrained for the comparison, has 2 fairness finding(s) where this audit of "
+        "the registered model has 0: the necessity table compares retrained models with each other, not with the "
+        "registered model.",
+    ]
+    audit["data"]["necessity_sentence"], audit["necessity_notes"] = sentence, notes
+    html = html_lib.unescape(render_audit_html(audit))
+    assert sentence in html and all(note in html for note in notes)
+
+
+def test_link_quality_counts_are_rounded_and_small_bands_withheld_like_every_count() -> None:
+    from earlysignal.audit.linkage import linkage_section
+
+    section = linkage_section(
+        {"quality": {"records": 37404, "residents": 4154, "cluster_sizes": {"1": 2399, "2": 1754, "80": 1},
+                     "per_source": {"ae": {"records": 6036, "linked_share": 0.8671}}}},
+        min_cell=10, round_to=5,
+    )
+    assert (section["records"], section["residents"]) == (37405, 4155)
+    assert section["per_source"] == [{"source": "ae", "records": 6035, "linked_share": 0.8671}]
+    assert section["cluster_sizes"] == [
+        {"size": "1", "clusters": 2400, "share": 2400 / 4155},
+        {"size": "2", "clusters": 1755, "share": 1755 / 4155},
+        {"size": "51+", "clusters": None, "share": None},
+    ]

@@ -546,7 +546,7 @@ def build_audit(
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
                                    settings.round_to),
-        "linkage": linkage_section(feature_metadata.get("linkage")),
+        "linkage": linkage_section(feature_metadata.get("linkage"), settings.min_cell, settings.round_to),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),

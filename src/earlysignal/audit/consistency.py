@@ -202,3 +202,52 @@ def opposing_drivers(
                 }
             )
     return out
+
+
+# Contract tables that static features come from: not sources a necessity run leaves out.
+PERSON_TABLES = ("residents", "residency")
+
+
+def _them(names: Sequence[str]) -> tuple[str, str, str]:
+    return ("it", "is", "was") if len(names) == 1 else ("them", "are", "were")
+
+
+def necessity_notes(audit: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """(sentence for the Data section, notes for the necessity block) reconciling the sources the model uses
+    with what `earlysignal necessity` measured; (None, []) without a necessity document."""
+    necessity = audit.get("necessity")
+    if not necessity:
+        return None, []
+    used = [s for s in audit["data"].get("sources", []) if s not in PERSON_TABLES]
+    measured = [v["name"] for v in necessity.get("variants", []) if v.get("kind") == "source"]
+    notes: list[str] = []
+    missing = [s for s in used if s not in measured]
+    if missing:
+        it, _, were = _them(missing)
+        notes.append(
+            f"Necessity was not measured for {', '.join(missing)}: the necessity run did not leave {it} out, so this "
+            "report cannot say whether this model needs " + ("it." if it == "it" else "them.")
+        )
+    extra = [s for s in measured if s not in used]
+    if extra:
+        notes.append(
+            f"The necessity run left out {', '.join(extra)}, which this model does not use: it was made for another "
+            "feature set; re-run `earlysignal necessity` for this model version."
+        )
+    findings = len(audit.get("fairness", {}).get("findings", []))
+    full = (necessity.get("full") or {}).get("fairness_findings")
+    if full is not None and full != findings:
+        notes.append(
+            f"The necessity run's full model, retrained for the comparison, has {full} fairness finding(s) where this "
+            f"audit of the registered model has {findings}: the necessity table compares retrained models with each "
+            "other, not with the registered model."
+        )
+    unneeded = [s for s in necessity.get("not_shown_necessary", []) if s in used]
+    sentence = None
+    if unneeded:
+        it, are, _ = _them(unneeded)
+        sentence = (
+            f"Of these, {', '.join(unneeded)} {are} not shown to be necessary (see 'Necessity of each source'): "
+            f"the model did as well without {it} on the same test dates."
+        )
+    return sentence, notes

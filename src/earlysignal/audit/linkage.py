@@ -22,13 +22,18 @@ def _band(size: int) -> str:
     return str(size)
 
 
-def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
+def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to: int = 5) -> dict[str, Any] | None:
     """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
 
     Returns link_run_id, code-list hashes, threshold, per-source linked shares, clusters per size band
     (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
-    clerical-review precision/recall/F1 when present, and unlinked rates by sex, ethnicity, age band, tenure.
+    clerical-review precision/recall/F1 when present, and unlinked rates by group.
+
+    Counts of records and residents are rounded to round_to like every count in the report, and a
+    cluster-size band of 1 to min_cell - 1 residents shows no count or share (small numbers).
     """
+    from earlysignal.audit.disclosure import published_count, published_rate
+
     if not linkage:
         return None
     quality = linkage.get("quality") or {}
@@ -50,11 +55,16 @@ def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
         "code_lists": linkage.get("code_lists") or {},
         "threshold": quality.get("threshold"),
         "prior_match_probability": quality.get("prior_match_probability"),
-        "records": quality.get("records"),
-        "residents": quality.get("residents"),
+        "records": None if quality.get("records") is None else published_count(quality["records"], min_cell, round_to),
+        "residents": (None if quality.get("residents") is None
+                      else published_count(quality["residents"], min_cell, round_to)),
         "pairs_compared": quality.get("pairs_compared"),
-        "per_source": [{"source": s, **v} for s, v in sorted((quality.get("per_source") or {}).items())],
-        "cluster_sizes": [{"size": band, "clusters": n, "share": round(n / total, 4) if total else None}
+        "per_source": [
+            {"source": s, **v, **({"records": published_count(v["records"], min_cell, round_to)} if "records" in v else {})}
+            for s, v in sorted((quality.get("per_source") or {}).items())
+        ],
+        "cluster_sizes": [{"size": band, "clusters": published_count(n, min_cell, round_to),
+                           "share": published_rate(n, total, min_cell, round_to)}
                           for band, n in bands.items()],
         "match_weights": weights,
         "ground_truth": quality.get("ground_truth"),
