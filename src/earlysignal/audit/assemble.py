@@ -24,7 +24,7 @@ from earlysignal.audit.consistency import (
     ratio_table_note,
 )
 from earlysignal.audit.fairness import audit_fairness
-from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
+from earlysignal.audit.groups import characteristics, group_labels, not_recorded_mask, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
 from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
@@ -226,16 +226,18 @@ def missingness(
     protected: Sequence[str],
     min_cell: int = 10,
     round_to: int = 5,
+    not_recorded_group: str = NOT_RECORDED,
 ) -> dict[str, Any]:
     """Share not recorded per protected characteristic, and share missing per feature (where any).
 
+    Not recorded: null, blank, or the data dictionary's not-recorded group (`not_recorded_group`).
     Shares are computed from rounded counts; a share resting on 1 to min_cell - 1 residents is None.
     """
     attributes = []
     for attribute in protected:
         column = f"attr__{attribute}"
         if column in sample.columns:
-            missing = int((group_labels(sample, attribute) == NOT_RECORDED).sum())
+            missing = int(not_recorded_mask(group_labels(sample, attribute), not_recorded_group).sum())
             attributes.append(
                 {"attribute": attribute, "share_not_recorded": published_rate(missing, len(sample), min_cell, round_to)}
             )
@@ -256,6 +258,8 @@ def recording_by_group(
     protected: Sequence[str],
     min_cell: int,
     round_to: int,
+    not_recorded_group: str = NOT_RECORDED,
+    group_words: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per group: how full its records are (share with no recorded event at all, mean recorded events),
     and how often each other protected characteristic is not recorded. Groups under min_cell are suppressed.
@@ -270,9 +274,9 @@ def recording_by_group(
         if f.get("aggregate") == "count" and f.get("name") in sample.columns
     ]
     events = sample[counts].fillna(0).sum(axis=1) if counts else pd.Series(np.nan, index=sample.index)
-    labels = {a: group_labels(sample, a) for a in protected if f"attr__{a}" in sample.columns}
+    labels = {a: group_labels(sample, a, group_words) for a in protected if f"attr__{a}" in sample.columns}
     # Only characteristics that are ever unrecorded are worth a column.
-    gappy = [a for a, values in labels.items() if (values == NOT_RECORDED).any()]
+    gappy = [a for a, values in labels.items() if not_recorded_mask(values, not_recorded_group).any()]
     sizes = pd.DataFrame(
         [
             {"characteristic": a, "group": g, "n": int((groups == g).sum())}
@@ -303,7 +307,8 @@ def recording_by_group(
                 "mean_recorded_events": published_figure(events[members].mean(), 1) if counts else None,
                 "not_recorded": {
                     other: published_rate(
-                        int((labels[other][members] == NOT_RECORDED).sum()), int(members.sum()), min_cell, round_to
+                        int(not_recorded_mask(labels[other][members], not_recorded_group).sum()), int(members.sum()),
+                        min_cell, round_to,
                     )
                     for other in gappy if other != attribute
                 },
@@ -517,6 +522,10 @@ def build_audit(
     feature_records = feature_metadata.get("features", [])
 
     # --- data
+    from earlysignal.dictionary import dictionary_for
+
+    not_recorded_group = dictionary_for(config).not_recorded.group
+    group_words = dictionary_for(config).boolean_group_words()
     as_of_dates = [str(d) for d in feature_metadata.get("as_of_dates", [])]
     rows_per = feature_metadata.get("rows_per_as_of", {}) or {}
     prevalence = feature_metadata.get("label_prevalence_per_as_of", {}) or {}
@@ -545,10 +554,11 @@ def build_audit(
         "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
-                                   settings.round_to),
+                                   settings.round_to, not_recorded_group),
         "linkage": linkage_section(feature_metadata.get("linkage"), settings.min_cell, settings.round_to),
         "recording_by_group": recording_by_group(
-            explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
+            explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to,
+            not_recorded_group, group_words,
         ),
         "features": [
             {
@@ -610,6 +620,7 @@ def build_audit(
         round_to=settings.round_to,
         seed=seed,
         outcome=f"{what} {when}",
+        group_words=group_words,
     )
     for block in fairness["characteristics"]:  # type: ignore[union-attr]
         if block.get("attributes") == ["age_band"] and "groups" in block:
@@ -630,7 +641,7 @@ def build_audit(
     descriptions = {f["name"]: f["description"] for f in data["features"]}
     for item in importance:
         item["description"] = descriptions.get(item["feature"], "")
-    proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell) if usable else []
+    proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell, group_words) if usable else []
     # Which inputs are a protected characteristic (or stand in for one): from the model's feature list.
     protected_names = list(dict.fromkeys([*settings.protected, *config.features.protected_as_features]))
     inputs = protected_inputs(

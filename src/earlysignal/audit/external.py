@@ -255,6 +255,7 @@ def build_external_audit(
         round_to=settings.round_to,
         seed=config.project.seed,
         outcome=f"{what} {when}",
+        group_words=dictionary_for(config).boolean_group_words(),
     )
     return {
         "schema": SCHEMA_VERSION,

@@ -16,7 +16,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import roc_auc_score
 
-from earlysignal.audit.groups import characteristic_key, labels_for, reference_group
+from earlysignal.audit.groups import GroupWords, characteristic_key, labels_for, reference_group
 from earlysignal.audit.disclosure import published_count, published_figure, published_rate
 from earlysignal.audit.suppression import apply_suppression, round_count
 from earlysignal.modeling.metrics import tie_order_key
@@ -404,8 +404,12 @@ def audit_fairness(
     round_to: int,
     seed: int,
     outcome: str,
+    group_words: GroupWords | None = None,
 ) -> dict[str, object]:
-    """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed)."""
+    """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed).
+
+    `group_words` are the data dictionary's words for boolean groups (DataDictionary.boolean_group_words).
+    """
     rng = np.random.default_rng(seed)
     low_band, high_band = ratio_band
     results: list[dict[str, object]] = []
@@ -413,14 +417,14 @@ def audit_fairness(
     for attributes in characteristics_to_audit:
         key = characteristic_key(attributes)
         try:
-            groups = labels_for(frame, attributes)
+            groups = labels_for(frame, attributes, group_words)
         except KeyError as missing:
             results.append({"key": key, "attributes": list(attributes), "missing_column": str(missing)})
             continue
         table = group_table(frame, groups)
         table.insert(0, "characteristic", key)
         table = table.sort_values("group", kind="stable").reset_index(drop=True)
-        reference = reference_group(groups, key, reference_groups, attributes)
+        reference = reference_group(groups, key, reference_groups, attributes, group_words)
         shown = apply_suppression(
             table,
             min_cell=min_cell,

@@ -134,7 +134,8 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     frame["label"] = frame["label"].astype("Int8")
     missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
     if missing:
-        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}{more}")
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
