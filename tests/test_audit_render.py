@@ -80,6 +80,7 @@ def test_predictions_without_the_operating_point_are_a_clear_error() -> None:
 
 def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_groups() -> None:
     from earlysignal.audit.assemble import recording_by_group
+    from earlysignal.dictionary import dictionary_for
 
     sample = pd.DataFrame(
         {
@@ -91,7 +92,8 @@ def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_gr
     records = [{"name": "police_all", "aggregate": "count", "window": "all"}]
     rows = {
         (r["characteristic"], r["group"]): r
-        for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5)
+        for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5,
+                                    group_words=dictionary_for(load_config(REPO / "conf" / "borough.yaml")).boolean_group_words())
     }
     assert rows[("ethnicity", "Black")]["share_no_recorded_events"] == 0.0
     assert rows[("ethnicity", "White")]["share_no_recorded_events"] == 1.0
