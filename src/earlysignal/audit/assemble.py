@@ -465,7 +465,8 @@ def _model_card(
             f"{data.get('period', {}).get('first_as_of')} to {data.get('period', {}).get('last_as_of')}; "
             f"extract date {data.get('period', {}).get('extract_date')}.")},
         {"title": "Quantitative analyses", "text": (
-            "Section 'Performance over time' gives metrics per test date with 95% bootstrap intervals against simple "
+            "Section 'Performance over time' gives metrics per test date (with 95% bootstrap intervals where no "
+            "count behind them is small) against simple "
             "baselines; section 'Fairness' gives metrics per group and intersection with disparity ratios and intervals.")},
         {"title": "Ethical considerations", "text": (
             "Administrative records reflect who is seen by services, not only who needs help: groups that are more "
