@@ -245,3 +245,32 @@ def test_link_quality_counts_are_rounded_and_small_bands_withheld_like_every_cou
         {"size": "2", "clusters": 1755, "share": 1755 / 4155},
         {"size": "51+", "clusters": None, "share": None},
     ]
+
+
+def test_related_drivers_of_different_aggregates_pointing_opposite_ways_share_one_line() -> None:
+    from earlysignal.audit.consistency import opposing_drivers
+
+    # The demo's school absence: months with absence lower the score while sessions missed raise it.
+    months = {"name": "household__school__absence__count__3y", "family": "school", "source": "school",
+              "event_type": "absence", "scope": "household", "window": "3y", "aggregate": "count",
+              "description": "N months with school absence in the household in the last 3 years"}
+    sessions = {**months, "name": "household__school__absence__sum__3y", "aggregate": "sum",
+                "description": "N school sessions missed in the household in the last 3 years"}
+    since = {**months, "name": "household__school__absence__days_since_last__all", "aggregate": "days_since_last",
+             "window": "all", "description": "N days since the last month with school absence in the household"}
+    importance = [
+        {"feature": months["name"], "direction": "higher values lower the score", "description": months["description"]},
+        {"feature": sessions["name"], "direction": "higher values raise the score", "description": sessions["description"]},
+        {"feature": since["name"], "direction": "higher values lower the score", "description": since["description"]},
+    ]
+    assert opposing_drivers(importance, [months, sessions, since]) == [{
+        "raises": [sessions["name"]],
+        "lowers": [months["name"]],
+        "text": (
+            "'school sessions missed in the household in the last 3 years' raises the score while 'months with "
+            "school absence in the household in the last 3 years' lowers it: the model reads them together, so "
+            "for the same number of months with school absence in the household in the last 3 years, more school "
+            "sessions missed in the household in the last 3 years raises the score; the pull down is that "
+            "comparison, not a sign that these events protect anyone."
+        ),
+    }]

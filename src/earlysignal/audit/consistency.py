@@ -163,44 +163,64 @@ def _over(window: str) -> str:
     return "the whole record" if phrase == "on record" else phrase
 
 
+def _quoted(items: Sequence[Mapping[str, Any]]) -> str:
+    words = [f"'{_driver_words(i, str(i['feature']))}'" for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def opposing_drivers(
     importance: Sequence[Mapping[str, Any]], feature_records: Sequence[Mapping[str, Any]]
-) -> list[dict[str, str]]:
-    """Pairs of related drivers (same source, event type and aggregate; other window or scope) whose
-    directions are opposite, each with a one-line explanation in plain words."""
+) -> list[dict[str, Any]]:
+    """One line per set of related drivers (same source and event type: other window, scope or aggregate) that
+    point opposite ways in the global importance, in plain words.
+
+    'Days since' features are left out: their direction reads the other way round by nature (fewer days
+    since the last event is more recent), so they never contradict a count.
+    """
     records = {str(r.get("name")): r for r in feature_records}
-    directed = [i for i in importance if i.get("direction") in (RAISES, LOWERS)]
-    out: list[dict[str, str]] = []
-    for position, first in enumerate(directed):
-        for second in directed[position + 1:]:
-            a, b = records.get(str(first["feature"])), records.get(str(second["feature"]))
-            if not a or not b or first["direction"] == second["direction"]:
-                continue
-            same = all(a.get(k) == b.get(k) for k in ("source", "family", "event_type", "aggregate"))
-            if not same or a.get("is_imputed_flag") or b.get("is_imputed_flag") or not a.get("window"):
-                continue
-            up, down = (first, second) if first["direction"] == RAISES else (second, first)
-            up_record, down_record = records[str(up["feature"])], records[str(down["feature"])]
-            up_words = _driver_words(up, str(up["feature"]))
-            down_words = _driver_words(down, str(down["feature"]))
-            if up_record.get("window") != down_record.get("window") and up_record.get("scope") == down_record.get("scope"):
-                why = (
-                    f"the model reads the two together, so for the same number over {_over(str(down_record['window']))}, "
-                    f"more of them in {_over(str(up_record['window']))} raises the score; older history counts for "
-                    "less than recent history, and neither means these events protect anyone."
-                )
-            else:
-                why = (
-                    "the model reads them together: each one's effect is for the same value of the other, so the "
-                    "second one's pull down is a correction to the first, not a sign that these events protect anyone."
-                )
-            out.append(
-                {
-                    "raises": str(up["feature"]),
-                    "lowers": str(down["feature"]),
-                    "text": f"'{up_words}' raises the score while '{down_words}' lowers it: {why}",
-                }
+    families: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for item in importance:
+        record = records.get(str(item["feature"]))
+        if (
+            not record
+            or item.get("direction") not in (RAISES, LOWERS)
+            or record.get("is_imputed_flag")
+            or not record.get("window")
+            or str(record.get("aggregate", "")).startswith("days_since")
+        ):
+            continue
+        families.setdefault((record.get("source"), record.get("family"), record.get("event_type")), []).append(item)
+    out: list[dict[str, Any]] = []
+    for items in families.values():
+        ups = [i for i in items if i["direction"] == RAISES]
+        downs = [i for i in items if i["direction"] == LOWERS]
+        if not ups or not downs:
+            continue
+        up_record, down_record = records[str(ups[0]["feature"])], records[str(downs[0]["feature"])]
+        raise_verb = "raises" if len(ups) == 1 else "raise"
+        lower_verb = "lowers" if len(downs) == 1 else "lower"
+        head = f"{_quoted(ups)} {raise_verb} the score while {_quoted(downs)} {lower_verb} it"
+        same_but_window = all(up_record.get(k) == down_record.get(k) for k in ("aggregate", "scope"))
+        if len(ups) == 1 and len(downs) == 1 and same_but_window and up_record.get("window") != down_record.get("window"):
+            why = (
+                f"the model reads the two together, so for the same number over {_over(str(down_record['window']))}, "
+                f"more of them in {_over(str(up_record['window']))} raises the score; older history counts for "
+                "less than recent history, and neither means these events protect anyone."
             )
+        else:
+            why = (
+                f"the model reads them together, so for the same number of "
+                f"{_driver_words(downs[0], str(downs[0]['feature']))}, more "
+                f"{_driver_words(ups[0], str(ups[0]['feature']))} raises the score; the pull down is that "
+                "comparison, not a sign that these events protect anyone."
+            )
+        out.append(
+            {
+                "raises": [str(i["feature"]) for i in ups],
+                "lowers": [str(i["feature"]) for i in downs],
+                "text": f"{head}: {why}",
+            }
+        )
     return out
 
 
