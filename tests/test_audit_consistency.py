@@ -274,3 +274,21 @@ def test_related_drivers_of_different_aggregates_pointing_opposite_ways_share_on
             "comparison, not a sign that these events protect anyone."
         ),
     }]
+
+
+def test_a_group_hidden_only_in_a_data_table_is_listed_under_small_numbers() -> None:
+    # 408 women among 2,000 test rows, but only 8 of them in the 200-row explanation sample.
+    frame = _frame()
+    frame["attr__sex"] = "Male"
+    frame.loc[list(range(8)) + list(range(1000, 1400)), "attr__sex"] = "Female"
+    sample = frame.head(200).assign(**{RECENT["name"]: 1.0})
+    audit, html = _audit(frame, [RECENT], sample, np.column_stack([np.zeros(200), np.zeros(200)]))
+    sex = next(b for b in audit["fairness"]["characteristics"] if b["key"] == "sex")
+    assert [g["suppressed"] for g in sex["groups"]] == [None, None]
+    assert [row for row in audit["small_numbers"]["suppressed"] if row["characteristic"] == "sex"] == [
+        {"characteristic": "sex", "group": "Female", "reason": "sample", "table": "Records by group"},
+        {"characteristic": "sex", "group": "Male", "reason": "sample", "table": "Records by group"},
+    ]
+    assert "No group needed suppression." not in html
+    assert ("<td>Records by group</td><td>sex</td><td>Female</td><td>fewer than 10 in the explanation sample, or "
+            "hidden to protect such a group</td>") in html

@@ -627,10 +627,20 @@ def build_audit(
         if block.get("attributes") == ["age_band"] and "groups" in block:
             block["groups"].sort(key=lambda g: _age_sort_key(g["group"]))
     suppressed = [
-        {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"]}
+        {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"], "table": "Fairness"}
         for c in fairness["characteristics"]  # type: ignore[union-attr]
         for g in c.get("groups", [])
         if g["suppressed"]
+    ]
+    # Every table that hides a group is listed, so "No group needed suppression" is never printed beside a
+    # Data table that shows one suppressed.
+    suppressed += [
+        {"characteristic": r["characteristic"], "group": r["group"], "reason": "sample", "table": "Records by group"}
+        for r in data["recording_by_group"] if r.get("suppressed")
+    ]
+    suppressed += [
+        {"characteristic": r["characteristic"], "group": r["group"], "reason": "linkage", "table": "Who fails to link"}
+        for r in (data["linkage"] or {}).get("unlinked_by_group", []) if r.get("suppressed")
     ]
 
     # --- drivers
