@@ -394,4 +394,26 @@ def test_the_summary_and_criterion_show_the_per_date_figures_from_rounded_counts
     small = {**split, "scorers": {"model": {"precision_at_capacity": {"value": 0.07, "ci_low": 0.03, "ci_high": 0.12}}}}
     hidden = published_summary({"model": {"precision_at_capacity": {"value": 0.07, "ci_low": 0.03, "ci_high": 0.12}}},
                                [small], [published_split(small, MIN_CELL, ROUND_TO)], MIN_CELL, ROUND_TO)
-    assert hidden["model"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None}
+    assert hidden["model"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None, "pooled": True}
+
+
+def test_a_summary_over_dates_with_small_counts_is_pooled_from_rounded_totals():
+    from earlysignal.audit.assemble import published_split, published_summary
+
+    # Four test dates, 4 of 100 flagged escalating at each (40 escalations each): no date's figure can be shown,
+    # but the 16 over all dates can, rounded to 15: 15 / 400.
+    splits = [{"split": f"split_{i}", "test_as_of": f"2025-0{i}-01", "n": 1000, "positives": 40, "base_rate": 0.04,
+               "k": 100, "scorers": {"model": {"precision_at_capacity": {"value": 0.04, "ci_low": 0.01, "ci_high": 0.08},
+                                               "recall_at_capacity": {"value": 0.1, "ci_low": 0.03, "ci_high": 0.2}}}}
+              for i in range(1, 5)]
+    summary = {"model": {"precision_at_capacity": {"value": 0.04, "ci_low": 0.025, "ci_high": 0.055},
+                         "recall_at_capacity": {"value": 0.1, "ci_low": 0.06, "ci_high": 0.14},
+                         "lift_at_capacity": {"value": 1.0, "ci_low": 0.6, "ci_high": 1.4}}}
+    shown = published_summary(summary, splits, [published_split(s, MIN_CELL, ROUND_TO) for s in splits],
+                              MIN_CELL, ROUND_TO)
+    assert [published_split(s, MIN_CELL, ROUND_TO)["scorers"]["model"]["precision_at_capacity"]["value"]
+            for s in splits] == [None] * 4
+    assert shown["model"]["precision_at_capacity"] == {"value": 15 / 400, "ci_low": 0.025, "ci_high": 0.055,
+                                                       "pooled": True}
+    assert shown["model"]["recall_at_capacity"] == {"value": 15 / 160, "ci_low": 0.06, "ci_high": 0.14, "pooled": True}
+    assert shown["model"]["lift_at_capacity"]["value"] == (15 / 400) / (160 / 4000)

@@ -351,44 +351,70 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
     return out
 
 
-def _split_cells_small(split: dict[str, Any], scorer: str, min_cell: int) -> bool:
-    """True when the flagged who escalated, the flagged who did not, or the escalations missed at capacity
-    number 1 to min_cell - 1 in this split: an interval resampled around them would describe them."""
+def _found(split: dict[str, Any], scorer: str) -> float | None:
+    """Flagged residents who escalated in one split (precision at capacity times k; may be fractional with ties)."""
     precision = ((split.get("scorers", {}).get(scorer) or {}).get("precision_at_capacity") or {}).get("value")
-    if precision is None:
-        return True
-    k, positives = int(split["k"]), int(split["positives"])
-    found = precision * k
-    return any(0 < round(c, 6) < min_cell for c in (found, k - found, positives - found))
+    return None if precision is None else round(float(precision) * int(split["k"]), 6)
+
+
+def _small(count: float, min_cell: int) -> bool:
+    return 0 < count < min_cell
 
 
 def published_summary(
     summary: dict[str, Any], splits: Sequence[dict[str, Any]], published_splits: Sequence[dict[str, Any]],
     min_cell: int, round_to: int,
 ) -> dict[str, Any]:
-    """The summary over test dates as published: precision, recall and lift at capacity are the mean of the
-    per-date figures computed from rounded counts (None when any is suppressed), and their intervals are
-    kept only when no count behind them is small in any test date (docs/adr/0015).
+    """The summary over test dates as published (docs/adr/0015), for precision, recall and lift at capacity:
+
+    - the mean of the per-date figures computed from rounded counts, with the training run's interval,
+      when no date has a small count of flagged who escalated, flagged who did not, or escalations missed;
+    - else the figure pooled over the test dates from rounded totals (`pooled: true`), with the interval
+      only when none of those totals is small; None when the total of flagged who escalated is small.
 
     `splits` are the training run's exact splits, `published_splits` the same after `published_split`.
     """
     out: dict[str, Any] = {}
     for scorer, metrics in summary.items():
         values = {m: dict(v) if isinstance(v, dict) else v for m, v in metrics.items()}
-        if splits and len(splits) == len(published_splits):
-            small = any(_split_cells_small(split, scorer, min_cell) for split in splits)
+        found = [_found(split, scorer) for split in splits]
+        if splits and len(splits) == len(published_splits) and all(f is not None for f in found):
+            ks = [int(split["k"]) for split in splits]
+            positives = [int(split["positives"]) for split in splits]
+            ns = [int(split["n"]) for split in splits]
+            per_date_small = any(
+                _small(f, min_cell) or _small(k - f, min_cell) or _small(p - f, min_cell)  # type: ignore[operator]
+                for f, k, p in zip(found, ks, positives, strict=True)
+            )
+            total = float(sum(found))  # type: ignore[arg-type]
+            totals_small = any(_small(c, min_cell) for c in (total, sum(ks) - total, sum(positives) - total))
+            shown_total = published_count(total, min_cell, round_to)
+            base = published_rate(sum(positives), sum(ns), min_cell, round_to)
+            pooled = {
+                "precision_at_capacity": None if shown_total is None else shown_total / sum(ks),
+                "recall_at_capacity": published_rate(total, sum(positives), min_cell, round_to),
+                "lift_at_capacity": (shown_total / sum(ks)) / base if shown_total is not None and base else None,
+            }
             for metric in THRESHOLD_METRICS:
                 if metric not in values:
                     continue
-                shown = [((p.get("scorers", {}).get(scorer) or {}).get(metric) or {}).get("value")
-                         for p in published_splits]
-                value = None if any(v is None for v in shown) else float(np.mean(shown))
-                entry = values[metric]
-                values[metric] = {
-                    "value": value,
-                    "ci_low": None if small or value is None else entry.get("ci_low"),
-                    "ci_high": None if small or value is None else entry.get("ci_high"),
-                }
+                entry = values[metric] if isinstance(values[metric], dict) else {}
+                if not per_date_small:
+                    shown = [((p.get("scorers", {}).get(scorer) or {}).get(metric) or {}).get("value")
+                             for p in published_splits]
+                    value = None if any(v is None for v in shown) else float(np.mean(shown))
+                    values[metric] = {"value": value, "ci_low": entry.get("ci_low") if value is not None else None,
+                                      "ci_high": entry.get("ci_high") if value is not None else None}
+                else:
+                    value = pooled[metric]
+                    keep = value is not None and not totals_small
+                    values[metric] = {"value": value, "ci_low": entry.get("ci_low") if keep else None,
+                                      "ci_high": entry.get("ci_high") if keep else None, "pooled": True}
+        elif splits:
+            # A scorer missing from some test date has no mean over the dates to show.
+            for metric in THRESHOLD_METRICS:
+                if metric in values:
+                    values[metric] = {"value": None, "ci_low": None, "ci_high": None}
         out[scorer] = values
     return out
 
