@@ -52,6 +52,10 @@ def test_a_characteristic_missing_from_the_predictions_shows_not_provided() -> N
     html = render_audit_html(document)
     assert re.findall(r"<h2>(.*?)</h2>", html) == list(SECTION_HEADINGS)
     assert "The predictions carry no &#39;attr__disability&#39; column" in html
+    factors = next(item["text"] for item in document["model_card"] if item["title"] == "Factors")
+    assert factors.startswith("Performance and error rates are reported by sex, ethnicity, age_band, disability and "
+                              "the intersections sex + ethnicity (age_band, disability: not in the test predictions, "
+                              "so not audited).")
     assert "NOT APPROVED" in html and "NOT EVALUABLE" in html
     assert '<meta name="earlysignal-model" content="m/4">' in html
     assert "R00001" not in html

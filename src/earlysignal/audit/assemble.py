@@ -458,7 +458,8 @@ def _capacity_words(config: ProjectConfig) -> str:
 
 
 def _model_card(
-    config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any], inputs_sentence: str = ""
+    config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any], inputs_sentence: str = "",
+    not_audited: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     cohort = config.cohort.describe()
@@ -477,6 +478,8 @@ def _model_card(
         {"title": "Factors", "text": (
             "Performance and error rates are reported by " + ", ".join(config.audit.protected)
             + (" and the intersections " + "; ".join(" + ".join(i) for i in config.audit.intersections) if config.audit.intersections else "")
+            # A characteristic the Fairness section shows as NOT PROVIDED is not "reported by" here either.
+            + (f" ({', '.join(not_audited)}: not in the test predictions, so not audited)" if not_audited else "")
             # Said from the model's own inputs: "not inputs" beside a model that uses age would contradict itself.
             + ". " + inputs_sentence)},
         {"title": "Metrics", "text": (
@@ -725,7 +728,10 @@ def build_audit(
             "findings_note": fairness["findings_note"],
         },
         "governance": governance_fields,
-        "model_card": _model_card(config, model_doc, data, criterion, inputs_sentence),
+        "model_card": _model_card(
+            config, model_doc, data, criterion, inputs_sentence,
+            [c["key"] for c in fairness["characteristics"] if c.get("missing_column")],  # type: ignore[union-attr]
+        ),
         "data": data,
         "performance": performance,
         "fairness": fairness,
