@@ -86,3 +86,17 @@ def test_drifted_features_cut_at_five_say_how_many_more_and_where() -> None:
         "feature_3 (0.60), feature_4 (0.50) ... and 2 more (see reports/scores/2025-01-01/summary.json)"
     )
     assert not re.search(r"feature_[56]", text)
+
+
+def test_every_matrix_build_status_reads_as_what_was_done() -> None:
+    from earlysignal.features import matrix_status_words
+
+    assert {status: matrix_status_words(status) for status in (
+        "built: no matrix", "reused", "built: spec changed", "built: data changed", "built: spec and data changed",
+    )} == {
+        "built: no matrix": "Built the feature matrix (first build: none existed yet)",
+        "reused": "Reused the feature matrix (spec and data unchanged)",
+        "built: spec changed": "Rebuilt the feature matrix (spec changed)",
+        "built: data changed": "Rebuilt the feature matrix (data changed)",
+        "built: spec and data changed": "Rebuilt the feature matrix (spec and data changed)",
+    }

@@ -334,7 +334,7 @@ def features(
     """Build the point-in-time feature matrix (cohort x as_of rows, label, features, attr__ columns), or reuse it when spec and data are unchanged."""
     from earlysignal.config import load_config
     from earlysignal.engines import get_engine
-    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, sidecar_path
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words, sidecar_path
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
@@ -345,7 +345,7 @@ def features(
                 console.print(statement + ";\n", markup=False, highlight=False)
     meta = matrix.metadata
     console.print(
-        f"{_matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
+        f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
@@ -365,15 +365,6 @@ def features(
         )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
-
-
-def _matrix_status_words(status: str) -> str:
-    """What `features` did, in words, from build_or_reuse_feature_matrix's status ('built: no matrix' -> a first build)."""
-    if status == "reused":
-        return "Reused the feature matrix (spec and data unchanged)"
-    if status == "built: no matrix":
-        return "Built the feature matrix (first build: none existed yet)"
-    return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
 
 
 @app.command()

@@ -149,6 +149,16 @@ def default_matrix_path(config: ProjectConfig, data_dir: str | os.PathLike[str] 
     return Path(data_dir or config.data.dir) / "features" / f"{config.label.name}.parquet"
 
 
+def matrix_status_words(status: str) -> str:
+    """What a build did, in words for the console, from build_or_reuse_feature_matrix's status string
+    ('built: no matrix' -> 'Built the feature matrix (first build: none existed yet)')."""
+    if status == "reused":
+        return "Reused the feature matrix (spec and data unchanged)"
+    if status == "built: no matrix":
+        return "Built the feature matrix (first build: none existed yet)"
+    return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
+
+
 def build_or_reuse_feature_matrix(
     config: ProjectConfig,
     data_dir: str | os.PathLike[str] | None = None,
