@@ -239,7 +239,8 @@ def test_link_quality_counts_are_rounded_and_small_bands_withheld_like_every_cou
         min_cell=10, round_to=5,
     )
     assert (section["records"], section["residents"]) == (37405, 4155)
-    assert section["per_source"] == [{"source": "ae", "records": 6035, "linked_share": 0.8671}]
+    assert section["per_source"] == [{"source": "ae", "records": 6035, "linked_share": 0.8671, "dropped_records": None,
+                                      "dropped_share": None, "truth_precision": None, "truth_recall": None}]
     assert section["cluster_sizes"] == [
         {"size": "1", "clusters": 2400, "share": 2400 / 4155},
         {"size": "2", "clusters": 1755, "share": 1755 / 4155},

@@ -25,7 +25,8 @@ def _band(size: int) -> str:
 def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to: int = 5) -> dict[str, Any] | None:
     """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
 
-    Returns link_run_id, code-list hashes, threshold, per-source linked shares, clusters per size band
+    Returns link_run_id, code-list hashes, threshold, per-source linked and dropped shares (with the source's
+    pairwise precision and recall against ground truth when known), clusters per size band
     (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
     clerical-review precision/recall/F1 when present, and unlinked rates by group.
 
@@ -60,7 +61,13 @@ def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to
                       else published_count(quality["residents"], min_cell, round_to)),
         "pairs_compared": quality.get("pairs_compared"),
         "per_source": [
-            {"source": s, **v, **({"records": published_count(v["records"], min_cell, round_to)} if "records" in v else {})}
+            # Link runs before the per-source dropped share and accuracy existed leave them None. Counts are
+            # rounded (None when small) like every count in the report.
+            {"source": s, "dropped_records": None, "dropped_share": None, **v,
+             **{k: published_count(v[k], min_cell, round_to) for k in ("records", "dropped_records")
+                if v.get(k) is not None},
+             **{f"truth_{k}": ((quality.get("ground_truth") or {}).get("per_source") or {}).get(s, {}).get(k)
+                for k in ("precision", "recall")}}
             for s, v in sorted((quality.get("per_source") or {}).items())
         ],
         "cluster_sizes": [{"size": band, "clusters": published_count(n, min_cell, round_to),
