@@ -334,7 +334,7 @@ def features(
     """Build the point-in-time feature matrix (cohort x as_of rows, label, features, attr__ columns), or reuse it when spec and data are unchanged."""
     from earlysignal.config import load_config
     from earlysignal.engines import get_engine
-    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, sidecar_path
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words, sidecar_path
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
@@ -345,7 +345,7 @@ def features(
                 console.print(statement + ";\n", markup=False, highlight=False)
     meta = matrix.metadata
     console.print(
-        f"{status}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
+        f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
@@ -537,8 +537,7 @@ def audit(
     findings = result.findings
     if findings:
         console.print(f"[bold red]{len(findings)} fairness finding(s) need the board's attention:[/bold red]")
-        for finding in findings[:5]:
-            console.print(f"  - {finding['text']}", highlight=False)
+        _print_cut_list([f"  - {finding['text']}" for finding in findings], result.html_path)
     else:
         console.print("[green]No fairness finding flagged.[/green]")
     approval = result.audit.get("approval")
@@ -551,6 +550,17 @@ def audit(
             highlight=False,
         )
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+def _print_cut_list(lines: list[str], where: Path) -> None:
+    """The first few lines of a console list, then '... and N more (see FILE)' when it was cut."""
+    from earlysignal.console import CONSOLE_LIST_LIMIT, and_more
+
+    for line in lines[:CONSOLE_LIST_LIMIT]:
+        console.print(line, highlight=False)
+    more = and_more(len(lines), CONSOLE_LIST_LIMIT, where)
+    if more:
+        console.print(more, highlight=False)
 
 
 def _audit_external_scores(
@@ -576,8 +586,7 @@ def _audit_external_scores(
     findings = result.audit["fairness"]["findings"]
     if findings:
         console.print(f"[bold red]{len(findings)} fairness finding(s):[/bold red]")
-        for finding in findings[:5]:
-            console.print(f"  - {finding['text']}", highlight=False)
+        _print_cut_list([f"  - {finding['text']}" for finding in findings], result.html_path)
     else:
         console.print("[green]No fairness finding flagged.[/green]")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)

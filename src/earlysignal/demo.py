@@ -225,7 +225,7 @@ def run_demo(
     from earlysignal.audit import run_audit
     from earlysignal.console import progress_bar
     from earlysignal.contract import load_linked_data, report_table
-    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words
     from earlysignal.modeling.train import train_model
     from earlysignal.scoring import score_cohort
     from earlysignal.synth import generate_borough
@@ -274,7 +274,8 @@ def run_demo(
         matrix_path = default_matrix_path(config, data_dir)
         matrix, status = build_or_reuse_feature_matrix(config, data_dir=data_dir, out=matrix_path)
         console.print(
-            f"Feature matrix {status}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} features.",
+            f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} features"
+            f" -> {matrix_path}",
             highlight=False,
         )
 

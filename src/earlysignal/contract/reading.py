@@ -186,10 +186,14 @@ def read_table(
             typed_columns[column.name] = pa.chunked_array([pa.nulls(raw.num_rows, _arrow_type(column.kind))])
             continue
         array = raw.column(column.name)
+        if column.not_recorded and column.kind != "date" and array.null_count:
+            # Empty cells (CSV reads them as null) and nulls are "not recorded" as much as "Unknown" is. A null
+            # date is left out: an empty death_date says the person is alive, not that it went unrecorded.
+            nulled[column.name] = array.null_count
         if column.not_recorded and not_recorded and _is_text(array.type):
             array, n_null = _null_not_recorded(array, not_recorded)
             if n_null:
-                nulled[column.name] = n_null
+                nulled[column.name] = nulled.get(column.name, 0) + n_null
         if column.normalise and _is_text(array.type):
             known_codes = column.allowed or (codes or {}).get(column.name, ())
             array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.not_recorded else frozenset())
