@@ -352,8 +352,13 @@ def _refuse_infinite_sums(accepted: pa.Table, file_rows: np.ndarray, path: Path)
     source, event_type = infinite.index[0]
     rows = frame.index[(frame["source"] == source) & (frame["event_type"] == event_type)]
     largest = frame.loc[rows, "magnitude"].sort_values(ascending=False, kind="stable").index[:5]
-    where = ", ".join(f"row {int(file_rows[i]) + 1}" for i in sorted(largest))
-    raise ContractError(
+    raise _infinite_sum_error(path, source, event_type, [int(file_rows[i]) + 1 for i in sorted(largest)])
+
+
+def _infinite_sum_error(path: Path, source: str, event_type: str, rows: list[int]) -> ContractError:
+    """The error for values of one event type adding up to infinity; `rows` are 1-based data rows."""
+    where = ", ".join(f"row {row}" for row in rows)
+    return ContractError(
         f"{path.name}: column value: the values of {source}/{event_type} add up to infinity, so sums, means and "
         f"trends of them cannot be computed; the largest are in {where} (1-based data rows). Check the unit of "
         f"value for this event type (a value such as 1e308 is not a real measurement) and correct or remove them"
