@@ -260,7 +260,10 @@ def _stream_events(
     dropped: tuple[str, ...] = ()
     warnings: list[str] = []
     sources: set[str] = set()
-    unreadable: dict[str, list[int]] = {}  # column -> [values given, values unparseable]
+    # Per column, values that could not be parsed and values that were: a column none of whose values
+    # parse is refused, as read_table does, whichever batches its values fell in.
+    unreadable: dict[str, int] = {}
+    parsed: dict[str, int] = {}
     first_bad: dict[str, Any] = {}
     totals: pd.Series | None = None
     largest: list[pd.DataFrame] = []
@@ -283,11 +286,11 @@ def _stream_events(
                 reasons = _Reasons(typed.num_rows, "events")
                 for column, mask in table.unparseable.items():
                     reasons.flag(f"unparseable:{column}", mask)
-                    tally = unreadable.setdefault(column, [0, 0])
-                    tally[0] += int(pc.sum(pc.is_valid(typed.column(column))).as_py() or 0) + int(mask.sum())
-                    tally[1] += int(mask.sum())
+                    unreadable[column] = unreadable.get(column, 0) + int(mask.sum())
                     if column not in first_bad and mask.any():
                         first_bad[column] = raw.column(column)[int(np.flatnonzero(mask)[0])].as_py()
+                for column in typed.column_names:
+                    parsed[column] = parsed.get(column, 0) + typed.num_rows - typed.column(column).null_count
                 CHECKS["events"](typed, reasons, context)
                 ok = reasons.ok()
                 accepted = decoded(typed if ok.all() else typed.filter(pa.array(ok)))
@@ -336,8 +339,9 @@ def _stream_events(
     finally:
         context.event_duplicates = None
         writers.close()
-    for column, (given, bad) in unreadable.items():
-        if given and given == bad:
+    for column, bad in unreadable.items():
+        given = bad + parsed.get(column, 0)
+        if bad and given == bad:
             kind = next(c.kind for c in columns if c.name == column)
             raise ContractError(
                 f"{path.name}: column {column}: none of its {given} values can be read as "
