@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import os
 import shutil
@@ -36,6 +37,8 @@ from scipy.sparse.csgraph import connected_components
 from earlysignal.atomic import write_json
 from earlysignal.errors import ConfigError, EarlySignalError
 from earlysignal.features.matrix import FeatureMatrix, sidecar_path
+
+_log = logging.getLogger(__name__)
 
 # Bytes the builder holds per cohort row and feature: the float32 matrix, plus the Arrow copy
 # made while writing the part file (zstd pages are small next to it).
@@ -292,6 +295,26 @@ def _build_parts(
     """Build every partition's rows from `subsets` (PartitionData per partition, in order) into part files."""
     from earlysignal.features.builder import build_feature_matrix
 
+    def matrices():  # type: ignore[no-untyped-def]
+        for subset in subsets:
+            if len(subset.residents) == 0:
+                continue
+            yield build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
+
+    return _write_parts(matrices(), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+
+
+def _write_parts(
+    matrices: Any,
+    partitions: int,
+    out: Path,
+    grid_dates: list[dt.date],
+    with_labels: bool,
+    extra_metadata: dict[str, Any] | None,
+    started_all: float,
+) -> dict[str, Any]:
+    """Write each partition's matrix (FeatureMatrix per non-empty partition, in order) as a part file, then
+    the sidecar with the counts, prevalences and timings summed over partitions; returns the sidecar."""
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -302,11 +325,8 @@ def _build_parts(
     labelled: dict[str, int] = {}
     timings: dict[str, float] = {}
     part_rows: list[int] = []
-    for subset in subsets:
-        if len(subset.residents) == 0:
-            continue
-        matrix = build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
-        del subset
+    for matrix in matrices:
+        _log.info("partition part %d of at most %d built: %d rows", len(part_rows) + 1, partitions, len(matrix.frame))
         frame = matrix.frame
         if len(frame) == 0:
             continue
