@@ -106,3 +106,20 @@ def test_a_memory_budget_in_config_writes_part_files_that_are_reused_like_a_sing
     again, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
     assert status == "reused"
     pd.testing.assert_frame_equal(again.frame, whole.frame)
+
+
+@pytest.mark.spark
+def test_partitions_built_in_spark_tasks_through_apply_in_pandas_equal_the_whole_build(tmp_path):
+    pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install -e '.[spark]'")
+    from earlysignal.engines.spark_engine import local_session
+    from earlysignal.features.spark_partitions import build_partitioned_feature_matrix_on_spark
+
+    borough = random_borough(seed=3, households=12, events_per_resident=15)
+    config = every_aggregate_config()
+    whole = build_feature_matrix(config, borough)
+    out = tmp_path / "matrix.parquet"
+    metadata = build_partitioned_feature_matrix_on_spark(config, borough, out, local_session(), partitions=3)
+    assert metadata["partitions"]["count"] == 3
+    assert metadata["rows_per_as_of"] == whole.metadata["rows_per_as_of"]
+    assert metadata["feature_columns"] == whole.feature_columns
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)

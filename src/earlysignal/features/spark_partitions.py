@@ -52,6 +52,7 @@ def _ipc(frame: pd.DataFrame) -> bytes:
 
 
 def _from_ipc(blob: bytes) -> pd.DataFrame:
+    """A contract table back from IPC, with the contract's dtypes (nullable booleans as LinkedData has)."""
     from earlysignal.contract.reading import to_pandas
 
     return to_pandas(pa.ipc.open_stream(blob).read_all())
@@ -107,11 +108,11 @@ def build_partitioned_feature_matrix_on_spark(
         from earlysignal.features.builder import build_feature_matrix
 
         if people_pdf.empty:
-            return pd.DataFrame({PARTITION_COLUMN: pd.Series([], dtype="int64"), "matrix": [], "metadata": []})
+            return _no_rows()
         partition = int(people_pdf[PARTITION_COLUMN].iloc[0])
         tables = {name: _from_ipc(bytes(people_pdf[name].iloc[0])) for name in ("residents", "residency", "outcomes")}
         if len(tables["residents"]) == 0:
-            return pd.DataFrame({PARTITION_COLUMN: pd.Series([], dtype="int64"), "matrix": [], "metadata": []})
+            return _no_rows()
         events_part = events_pdf.sort_values("_es_row", kind="stable").drop(columns=[PARTITION_COLUMN, "_es_row"])
         events_part = _restore_dtypes(events_part.reset_index(drop=True), event_dtypes)
         subset = PartitionData(
@@ -123,10 +124,11 @@ def build_partitioned_feature_matrix_on_spark(
             matrix = build_feature_matrix(
                 task_config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine
             )
+        # object columns: PySpark converts them itself (pandas' Arrow-backed str would reach it chunked).
         return pd.DataFrame({
-            PARTITION_COLUMN: [partition],
-            "matrix": [_ipc(matrix.frame)],
-            "metadata": [json.dumps(matrix.metadata, default=str)],
+            PARTITION_COLUMN: pd.Series([partition], dtype="int64"),
+            "matrix": pd.Series([_ipc(matrix.frame)], dtype=object),
+            "metadata": pd.Series([json.dumps(matrix.metadata, default=str)], dtype=object),
         })
 
     from earlysignal.engines.spark_engine import _spark_ready
@@ -142,9 +144,19 @@ def build_partitioned_feature_matrix_on_spark(
 
     def matrices():  # type: ignore[no-untyped-def]
         for row in result.toLocalIterator():
-            yield FeatureMatrix(frame=_from_ipc(bytes(row["matrix"])), metadata=json.loads(row["metadata"]))
+            # Plain to_pandas: the frame's own pandas metadata restores its dtypes (bool stays bool).
+            frame = pa.ipc.open_stream(bytes(row["matrix"])).read_all().to_pandas()
+            yield FeatureMatrix(frame=frame, metadata=json.loads(row["metadata"]))
 
     return _write_parts(matrices(), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({
+        PARTITION_COLUMN: pd.Series([], dtype="int64"),
+        "matrix": pd.Series([], dtype=object),
+        "metadata": pd.Series([], dtype=object),
+    })
 
 
 def _restore_dtypes(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
