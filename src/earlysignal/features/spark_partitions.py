@@ -35,6 +35,7 @@ from earlysignal.features.partition import (
     PartitionData,
     PartitionIndex,
     _chosen_partitions,
+    _of_residents,
     _write_parts,
     assign_partitions,
     household_components,
@@ -69,40 +70,55 @@ def build_partitioned_feature_matrix_on_spark(
     with_labels: bool = True,
     extra_metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the matrix of `data` (LinkedData-like) partition by partition in Spark tasks (applyInPandas
-    over the partitions of features/partition.py) and write it into the folder `out` as
-    build_partitioned_feature_matrix does (same part files, same sidecar). `session` is a SparkSession
-    (local or a cluster's). Raises ConfigError for a partition count below 1."""
+    """Build the matrix of `data` partition by partition in Spark tasks (applyInPandas over the partitions
+    of features/partition.py) and write it into the folder `out` as build_partitioned_feature_matrix does
+    (same part files, same sidecar). `session` is a SparkSession (local or a cluster's).
+
+    `data` is LinkedData-like (events in memory: Spark groups them by partition and hands each task its
+    own) or the StreamedData of contract/streaming.py (each task reads its partition's events file, so no
+    event passes through the driver; `partitions` is then data.partitions). Raises ConfigError for a
+    partition count below 1."""
     started_all = time.perf_counter()
     out = Path(out)
     grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
-    partitions = _chosen_partitions(config, len(data.residents), grid_dates, partitions)
-    components = household_components(data.residents, data.residency)
-    resident_partition = assign_partitions(components, np.ones(components.size), partitions)
-    index = PartitionIndex.of(data, resident_partition)
-
-    # The events, once per partition that reads them: their resident's, and their address's when another.
-    extra = (index.event_address >= 0) & (index.event_address != index.event_resident)
-    own = index.event_resident >= 0
-    rows = np.concatenate([np.flatnonzero(own), np.flatnonzero(extra)])
-    events = data.events.iloc[rows].reset_index(drop=True)
-    events.insert(0, PARTITION_COLUMN, np.concatenate([index.event_resident[own], index.event_address[extra]]))
-    events.insert(1, "_es_row", rows)  # file order within a partition, restored in the task
-    event_dtypes = {c: str(t) for c, t in data.events.dtypes.items()}
+    streamed = hasattr(data, "events_of")
+    if streamed:
+        # StreamedData: partitions are assigned and each one's accepted events are in a file already;
+        # the tasks read their own file (the folder must be on storage the executors see).
+        partitions = data.partitions
+        of_resident = data.resident_partition
+        of_spell = _of_residents(data.residents, of_resident, data.residency["resident_id"])
+        of_outcome = _of_residents(data.residents, of_resident, data.outcomes["resident_id"])
+        events_dir = str(data.events_dir)
+        events_schema = data.events_schema.serialize().to_pybytes()
+    else:
+        partitions = _chosen_partitions(config, len(data.residents), grid_dates, partitions)
+        components = household_components(data.residents, data.residency)
+        resident_partition = assign_partitions(components, np.ones(components.size), partitions)
+        index = PartitionIndex.of(data, resident_partition)
+        of_resident, of_spell, of_outcome = index.residents, index.residency, index.outcomes
+        # The events, once per partition that reads them: their resident's, and their address's when another.
+        extra = (index.event_address >= 0) & (index.event_address != index.event_resident)
+        own = index.event_resident >= 0
+        rows = np.concatenate([np.flatnonzero(own), np.flatnonzero(extra)])
+        events = data.events.iloc[rows].reset_index(drop=True)
+        events.insert(0, PARTITION_COLUMN, np.concatenate([index.event_resident[own], index.event_address[extra]]))
+        events.insert(1, "_es_row", rows)  # file order within a partition, restored in the task
+        event_dtypes = {c: str(t) for c, t in data.events.dtypes.items()}
 
     # Each partition's residents, spells and outcomes as one row of Arrow IPC blobs (they are small next
     # to the events, and IPC keeps their dtypes exactly).
     people = pd.DataFrame({
         PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
-        "residents": [_ipc(data.residents[index.residents == p]) for p in range(partitions)],
-        "residency": [_ipc(data.residency[index.residency == p]) for p in range(partitions)],
-        "outcomes": [_ipc(data.outcomes[index.outcomes == p]) for p in range(partitions)],
+        "residents": [_ipc(data.residents[of_resident == p]) for p in range(partitions)],
+        "residency": [_ipc(data.residency[of_spell == p]) for p in range(partitions)],
+        "outcomes": [_ipc(data.outcomes[of_outcome == p]) for p in range(partitions)],
     })
 
     config_json = config.model_dump_json()
     extract_date = data.extract_date
 
-    def build_one(events_pdf: pd.DataFrame, people_pdf: pd.DataFrame) -> pd.DataFrame:
+    def build_one(events_pdf: pd.DataFrame | None, people_pdf: pd.DataFrame) -> pd.DataFrame:
         from earlysignal.config import ProjectConfig
         from earlysignal.engines import get_engine
         from earlysignal.features.builder import build_feature_matrix
@@ -113,8 +129,11 @@ def build_partitioned_feature_matrix_on_spark(
         tables = {name: _from_ipc(bytes(people_pdf[name].iloc[0])) for name in ("residents", "residency", "outcomes")}
         if len(tables["residents"]) == 0:
             return _no_rows()
-        events_part = events_pdf.sort_values("_es_row", kind="stable").drop(columns=[PARTITION_COLUMN, "_es_row"])
-        events_part = _restore_dtypes(events_part.reset_index(drop=True), event_dtypes)
+        if events_pdf is None:
+            events_part = _events_file(events_dir, partition, events_schema)
+        else:
+            events_part = events_pdf.sort_values("_es_row", kind="stable").drop(columns=[PARTITION_COLUMN, "_es_row"])
+            events_part = _restore_dtypes(events_part.reset_index(drop=True), event_dtypes)
         subset = PartitionData(
             residents=tables["residents"], residency=tables["residency"], events=events_part,
             outcomes=tables["outcomes"], extract_date=extract_date,
@@ -133,14 +152,18 @@ def build_partitioned_feature_matrix_on_spark(
 
     from earlysignal.engines.spark_engine import _spark_ready
 
-    events_sdf = session.createDataFrame(_spark_ready(pa.Table.from_pandas(events, preserve_index=False)))
+    schema = f"{PARTITION_COLUMN} long, matrix binary, metadata string"
     people_sdf = session.createDataFrame(people)
-    result = (
-        events_sdf.groupBy(PARTITION_COLUMN)
-        .cogroup(people_sdf.groupBy(PARTITION_COLUMN))
-        .applyInPandas(build_one, schema=f"{PARTITION_COLUMN} long, matrix binary, metadata string")
-        .orderBy(PARTITION_COLUMN)
-    )
+    if streamed:
+        grouped = people_sdf.groupBy(PARTITION_COLUMN).applyInPandas(lambda pdf: build_one(None, pdf), schema=schema)
+    else:
+        events_sdf = session.createDataFrame(_spark_ready(pa.Table.from_pandas(events, preserve_index=False)))
+        grouped = (
+            events_sdf.groupBy(PARTITION_COLUMN)
+            .cogroup(people_sdf.groupBy(PARTITION_COLUMN))
+            .applyInPandas(build_one, schema=schema)
+        )
+    result = grouped.orderBy(PARTITION_COLUMN)
 
     def matrices():  # type: ignore[no-untyped-def]
         for row in result.toLocalIterator():
@@ -149,6 +172,18 @@ def build_partitioned_feature_matrix_on_spark(
             yield FeatureMatrix(frame=frame, metadata=json.loads(row["metadata"]))
 
     return _write_parts(matrices(), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+
+
+def _events_file(folder: str, partition: int, schema: bytes) -> pd.DataFrame:
+    """One partition's accepted events from the streamed contract's file (StreamedData.events_of)."""
+    import pyarrow.parquet as pq
+
+    from earlysignal.contract.reading import to_pandas
+    from earlysignal.contract.streaming import EVENTS_PART
+
+    path = Path(folder) / EVENTS_PART.format(partition)
+    table = pq.read_table(path) if path.exists() else pa.ipc.read_schema(pa.py_buffer(schema)).empty_table()
+    return to_pandas(table)
 
 
 def _no_rows() -> pd.DataFrame:
