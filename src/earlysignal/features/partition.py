@@ -233,7 +233,7 @@ def build_partitioned_feature_matrix_from_folder(
     end. `on_loaded(data)` is called once validation is done (the contract report is data.report).
     Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
     from earlysignal.contract import require_usable
-    from earlysignal.contract.streaming import load_partitioned_data
+    from earlysignal.contract.streaming import EVENTS_PART, load_partitioned_data
 
     started_all = time.perf_counter()
     out = Path(out)
@@ -267,7 +267,7 @@ def build_partitioned_feature_matrix_from_folder(
                     outcomes=data.outcomes[outcome == partition],
                     extract_date=data.extract_date,
                 )
-                (data.events_dir / f"events-{partition:05d}.parquet").unlink(missing_ok=True)
+                (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
 
         return _build_parts(
             config, subsets(), data.partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all
