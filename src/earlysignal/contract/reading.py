@@ -155,11 +155,29 @@ def read_table(
         raw = rows
     else:
         raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
-    warnings: list[str] = []
     if raw.num_rows == 0 and name not in EMPTY_ALLOWED and rows is None:
         raise ContractError(f"{path.name} has a header but no rows; table {name} cannot be empty")
+    table = type_table(raw, path, columns, not_recorded, codes)
     if raw.num_rows == 0:
-        warnings.append(f"{path.name} has no rows")
+        table.warnings.insert(0, f"{path.name} has no rows")
+    return table
+
+
+def type_table(
+    raw: pa.Table,
+    path: Path,
+    columns: tuple[Column, ...],
+    not_recorded: frozenset[str] = frozenset(),
+    codes: Mapping[str, tuple[str, ...]] | None = None,
+    refuse_unreadable_column: bool = True,
+) -> TypedTable:
+    """Type the rows `raw` read from `path` (a whole file, or one batch of it) to `columns`; see read_table.
+
+    With refuse_unreadable_column=False a text column none of whose values parse is not refused here
+    (a batch can hold only bad values of a column the rest of the file has good ones in); the caller
+    decides over the whole file. Raises ContractError for a missing required column or an unusable type.
+    """
+    warnings: list[str] = []
     known = {c.name for c in columns}
     dropped = tuple(c for c in raw.column_names if c not in known)
     if dropped:
@@ -201,7 +219,7 @@ def read_table(
                 normalised[column.name] = n_changed
             if n_null:
                 nulled[column.name] = nulled.get(column.name, 0) + n_null
-        typed, bad = _coerce(array, column, path)
+        typed, bad = _coerce(array, column, path, refuse_unreadable_column)
         typed_columns[column.name] = typed
         if bad is not None and bad.any():
             unparseable[column.name] = bad
@@ -380,7 +398,9 @@ def _is_text(dtype: pa.DataType) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
 
 
-def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.ChunkedArray, np.ndarray | None]:
+def _coerce(
+    array: pa.ChunkedArray, column: Column, path: Path, refuse_unreadable_column: bool = True
+) -> tuple[pa.ChunkedArray, np.ndarray | None]:
     """Cast one column to its contract type; return it and a mask of values that could not be parsed."""
     dtype = array.type
     kind = column.kind
@@ -400,7 +420,7 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
             typed = array.cast(TIMESTAMP, safe=False)
             bad = None
         elif _is_text(dtype):
-            typed, bad = _parse_text(array.cast(pa.string()), column, path)
+            typed, bad = _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         else:
             _refuse_type(path, column, dtype)
         if kind == "date":
@@ -410,13 +430,13 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
         if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
             return array.cast(pa.float64()), None
         if _is_text(dtype):
-            return _parse_text(array.cast(pa.string()), column, path)
+            return _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         _refuse_type(path, column, dtype)
     if kind == "bool":
         if pa.types.is_boolean(dtype):
             return array, None
         if pa.types.is_integer(dtype) or _is_text(dtype):
-            return _parse_text(array.cast(pa.string()), column, path)
+            return _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         _refuse_type(path, column, dtype)
     raise AssertionError(f"unhandled column kind {kind}")  # pragma: no cover
 
@@ -431,7 +451,9 @@ _TRUE_TEXT = ("true", "t", "1", "yes", "y")
 _FALSE_TEXT = ("false", "f", "0", "no", "n")
 
 
-def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _parse_text(
+    array: pa.ChunkedArray, column: Column, path: Path, refuse_unreadable_column: bool = True
+) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Parse text into the column's type; unparseable cells become null and are flagged."""
     target = _arrow_type(column.kind)
     if column.kind == "bool":
@@ -455,7 +477,7 @@ def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.
             parsed = pa.chunked_array([pa.array(values, type=target, from_pandas=True)])
     bad = _np(pc.and_(pc.is_valid(array), pc.is_null(parsed)))
     given = int(pc.sum(pc.is_valid(array)).as_py() or 0)
-    if given and int(bad.sum()) == given:
+    if refuse_unreadable_column and given and int(bad.sum()) == given:
         example = array.filter(pc.is_valid(array))[0].as_py()
         raise ContractError(
             f"{path.name}: column {column.name}: none of its {given} values can be read as "

@@ -198,19 +198,20 @@ def build_or_reuse_feature_matrix(
             if spec_changed
             else "built: data changed"
         )
-    started = time.perf_counter()
-    data = load_data(config)
-    loaded = time.perf_counter() - started
     build = getattr(config, "build", None)
     if build is not None and (build.memory_budget_gb is not None or build.partitions is not None):
-        # Bounded memory: the matrix is built partition by partition into a folder of part files.
-        from earlysignal.features.partition import build_partitioned_feature_matrix
+        # Bounded memory: the matrix is built partition by partition into a folder of part files, and
+        # the events are validated in batches and read back one partition at a time.
+        from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
-        metadata = build_partitioned_feature_matrix(
-            config, data, out, engine=engine,
+        build_partitioned_feature_matrix_from_folder(
+            config, data_dir, out, engine=engine,
             extra_metadata={"data_fingerprint": fingerprint, "data_dir": str(data_dir)},
         )
         return read_feature_matrix(out), reason
+    started = time.perf_counter()
+    data = load_data(config)
+    loaded = time.perf_counter() - started
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
