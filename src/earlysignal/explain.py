@@ -46,10 +46,11 @@ def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np
 
     Imputed-flag columns are never reasons themselves, and a feature whose value was imputed for
     that row (e.g. "days since the last call-out" when there was none) is not either: its number
-    is a placeholder, not a fact about the resident.
+    is a placeholder, not a fact about the resident. A missing value (e.g. a lab result's last value
+    when there was no test in the window) is not a reason either: it would read "unknown mg/dl".
     """
     columns = list(feature_columns)
-    mask = np.ones((len(values), len(columns)), dtype=bool)
+    mask = np.isfinite(values[columns].to_numpy(dtype=float))
     present = set(columns)
     for j, name in enumerate(columns):
         if name.endswith(IMPUTED_SUFFIX):

@@ -166,13 +166,13 @@ def _describe(
         return f"{value_phrase} in total across {plural}{where} {'' if window == 'all' else 'in '}{span}"
     if aggregate == "mean":
         return f"{value_phrase} on average per {singular}{where} {'' if window == 'all' else 'in '}{span}"
-    if aggregate == "max":
-        return f"{value_phrase} at most in one {singular}{where} {'' if window == 'all' else 'in '}{span}"
     when = f"{'' if window == 'all' else 'in '}{span}"
-    if aggregate in ("min", "last", "first") and _is_reading(family, key, dictionary):
+    if aggregate in ("min", "max", "last", "first") and _is_reading(family, key, dictionary):
         # A reading such as a lab value: "bilirubin last value 3.2 mg/dl in the last 12 months".
-        which = {"min": "lowest value", "last": "last value", "first": "first value"}[aggregate]
+        which = {"min": "lowest value", "max": "highest value", "last": "last value", "first": "first value"}[aggregate]
         return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
+    if aggregate == "max":
+        return f"{value_phrase} at most in one {singular}{where} {when}"
     if aggregate == "min":
         return f"{value_phrase} at least in one {singular}{where} {when}"
     if aggregate == "last":
