@@ -68,7 +68,7 @@ def _council_config(tmp_path: Path) -> Path:
     raw["dictionary"] = "dictionary.yaml"
     raw["contract"] = {"outcome_types": ["rearrest"]}
     raw["cohort"] = {"exclude_open_outcomes": []}
-    raw["label"] = {"name": "rearrest", "outcome_types": ["rearrest"]}
+    raw["label"] = {"name": "rearrest", "outcome_types": ["rearrest"], "horizon_months": 6}
     raw["features"] = {"static": ["age"], "families": []}
     raw["audit"] = {"protected": ["sex", "ethnicity"], "intersections": []}
     path = tmp_path / "council.yaml"

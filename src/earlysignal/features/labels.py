@@ -163,7 +163,10 @@ def build_label_timing(
             ] = runs.column("run_end").to_numpy(zero_copy_only=False).astype("datetime64[D]")
         row_end = run_end[cohort.r_idx, cohort.j]
         follow_up_end = np.where(np.isnat(row_end), follow_up_end, np.minimum(follow_up_end, row_end))
-    columns = (["death_date"] if censoring.death else []) + (
+    # Without a death_date column (the dictionary declares none) no death is known to end follow-up;
+    # a named end_column that is missing stays an error, since the config asked for it by name.
+    has_deaths = "death_date" in residents.columns
+    columns = (["death_date"] if censoring.death and has_deaths else []) + (
         [censoring.end_column] if censoring.end_column else []
     )
     for column in columns:
