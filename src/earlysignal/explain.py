@@ -28,12 +28,57 @@ def format_value(value: float) -> str:
     return f"{value:,.1f}"
 
 
-def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
-    """One feature and its value as a sentence from its description template ("{value} ...")."""
-    template = descriptions.get(feature) or f"{feature} = {{value}}"
+YES_NO = " (1 = yes, 0 = no): {value}"
+# Aggregates whose value 0 says nothing happened: never a concern, so never a reason.
+NOTHING_WHEN_ZERO = ("count", "sum", "distinct_types", "trend")
+
+
+def format_money(value: float) -> str:
+    """An amount in pounds with pence and thousands separators: 2842.9 -> "£2,842.90", -5 -> "-£5.00"."""
+    if not np.isfinite(value):
+        return "unknown"
+    return f"{'-' if value < 0 else ''}£{abs(value):,.2f}"
+
+
+def reason_sentence(record: dict[str, Any], value: float) -> str:
+    """One feature's sidecar record and value as a sentence a caseworker reads.
+
+    Uses `description_one` when the value is exactly 1 ("1 month ..."); a yes/no attribute reads as its label
+    (or "<label>: no"); a negative trend reads as a fall ("fell by 2"); money reads "£2,842.90".
+    """
+    name = str(record.get("name", ""))
+    template = str(record.get("description") or f"{name} = {{value}}")
+    if value == 1 and record.get("description_one"):
+        template = str(record["description_one"])
     if "{value}" not in template:
         return template
+    if template.endswith(YES_NO):
+        base = template[: -len(YES_NO)]
+        return base if value >= 0.5 else f"{base}: no"
+    if "rose by {value}" in template and np.isfinite(value) and value < 0:
+        template, value = template.replace("rose by {value}", "fell by {value}"), -value
+    if "£{value}" in template:
+        template = template.replace("£{value}", format_money(value))
     return template.replace("{value}", format_value(value))
+
+
+def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Which values of one feature say something about the person that can be a reason (bool per row).
+
+    A count, sum or trend of 0 says nothing happened ("0 months with school absence", "rose by 0"); a 0 in
+    one code's 0/1 column of a category ("home is owner occupied ... 0") says the person is not in it.
+    """
+    values = np.asarray(values, dtype=float)
+    aggregate = record.get("aggregate", "")
+    one_hot = aggregate == "attribute" and bool(record.get("event_type"))
+    if aggregate in NOTHING_WHEN_ZERO or one_hot:
+        return values != 0
+    return np.ones(values.shape, dtype=bool)
+
+
+def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
+    """One feature and its value as a sentence from its description template ("{value} ...")."""
+    return reason_sentence({"name": feature, "description": descriptions.get(feature, "")}, value)
 
 
 def description_templates(feature_metadata: dict[str, Any]) -> dict[str, str]:
@@ -75,11 +120,14 @@ def top_reasons(
     """
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
-    usable = np.where(explainable_mask(values, columns) & (contrib > 0), contrib, -np.inf)
+    records = {f["name"]: f for f in feature_metadata.get("features", [])}
+    value_matrix = values[columns].to_numpy(dtype=float)
+    concern = np.column_stack(
+        [is_concern(records.get(name, {"name": name}), value_matrix[:, j]) for j, name in enumerate(columns)]
+    ) if columns else np.ones((len(values), 0), dtype=bool)
+    usable = np.where(explainable_mask(values, columns) & concern & (contrib > 0), contrib, -np.inf)
     # Stable sort on the negated contributions keeps the spec order among equal contributions.
     order = np.argsort(-usable, axis=1, kind="stable")[:, :n]
-    templates = description_templates(feature_metadata)
-    value_matrix = values[columns].to_numpy(dtype=float)
     rows = np.arange(len(values))
     out: dict[str, Any] = {}
     for i in range(n):
@@ -87,7 +135,7 @@ def top_reasons(
         chosen = usable[rows, j] if order.shape[1] > i else np.full(len(values), -np.inf)
         valid = np.isfinite(chosen)
         out[f"reason_{i + 1}"] = [
-            describe(columns[jj], value_matrix[r, jj], templates) if ok else ""
+            reason_sentence(records.get(columns[jj], {"name": columns[jj]}), value_matrix[r, jj]) if ok else ""
             for r, jj, ok in zip(rows, j, valid, strict=True)
         ]
         out[f"contribution_{i + 1}"] = pd.array(np.where(valid, chosen, np.nan), dtype="Float64")

@@ -48,6 +48,7 @@ class FeatureDefinition:
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
     window_days: int | None = None
+    description_one: str = ""  # the wording when the value is exactly 1 ("1 month ..."), when it differs
 
     def public_record(self) -> dict[str, Any]:
         """The sidecar's view of this feature."""
@@ -56,6 +57,8 @@ class FeatureDefinition:
         record["is_imputed_flag"] = self.is_imputed_flag
         record["missing_rule"] = self.missing_rule
         record["missing_value"] = self.missing_value
+        if self.description_one:
+            record["description_one"] = self.description_one
         return record
 
 
@@ -229,6 +232,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         window=window,
                         aggregate=aggregate,
                         description=_describe(family, key, scope, aggregate, window, dictionary, types),
+                        description_one=_describe_one(family, key, scope, aggregate, window, dictionary, types),
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
@@ -256,6 +260,24 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         )
     return definitions
 
+
+def _describe_one(
+    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary,
+    types: tuple[str, ...],
+) -> str:
+    """A count's wording for exactly one event ("1 month with school absence"); "" for other aggregates."""
+    if aggregate != "count":
+        return ""
+    if key == "all":
+        plural = family.description or family.name.replace("_", " ") + " events"
+        singular = plural[:-1] if plural.endswith("s") else plural
+    else:
+        plural, singular = event_labels(family.source, key, dictionary)
+    many = _describe(family, key, scope, aggregate, window, dictionary, types)
+    return many.replace(f"{{value}} {plural}", f"{{value}} {singular}", 1)
+
+
+BUILT_IN_STATIC_ONE = {"months_at_address": "{value} month at the current address"}
 
 BUILT_IN_STATIC = {
     "age": ("residents", "aged {value}"),
@@ -331,6 +353,7 @@ def static_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
                     window="",
                     aggregate=static,
                     description=description,
+                    description_one=BUILT_IN_STATIC_ONE.get(static, ""),
                 )
             )
         else:
