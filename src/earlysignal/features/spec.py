@@ -277,7 +277,11 @@ def _describe_one(
     return many.replace(f"{{value}} {plural}", f"{{value}} {singular}", 1)
 
 
-BUILT_IN_STATIC_ONE = {"months_at_address": "{value} month at the current address"}
+BUILT_IN_STATIC_ONE = {
+    "months_at_address": "{value} month at the current address",
+    "household_size": "{value} person in the household",
+    "household_children": "{value} child (under 18) in the household",
+}
 
 BUILT_IN_STATIC = {
     "age": ("residents", "aged {value}"),
