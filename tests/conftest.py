@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ def synth_borough_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth_borough_small")
     generate_borough(out, SynthSection(residents=12_000, years=5, seed=7))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def approval_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One approval ledger folder for the session, so no test reads or writes the repository's reports/approval.
+
+    Session-wide because module fixtures audit models before any test runs; tests that need an empty
+    ledger point EARLYSIGNAL_APPROVAL_STORE at their own folder.
+    """
+    folder = tmp_path_factory.mktemp("approval-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

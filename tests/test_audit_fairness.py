@@ -56,7 +56,8 @@ def _block(result: dict, key: str) -> dict:
 
 def test_group_figures_equal_an_independent_fairlearn_metricframe() -> None:
     frame = predictions()
-    result = run(frame)
+    # No rounding or small-number rule here: the figures themselves are under test.
+    result = run(frame, min_cell=1, round_to=1)
     groups = group_labels(frame, "ethnicity")
     independent = MetricFrame(
         metrics={
@@ -69,14 +70,17 @@ def test_group_figures_equal_an_independent_fairlearn_metricframe() -> None:
         y_pred=frame["flagged"].astype(int),
         sensitive_features=groups,
     ).by_group
-    shown = [g for g in _block(result, "ethnicity")["groups"] if not g["suppressed"]]
-    assert {g["group"] for g in shown} == {"White", "Black", "Asian"}
+    shown = [g for g in _block(result, "ethnicity")["groups"] if not g["suppressed"] and g["positives"] >= 1]
+    assert {g["group"] for g in shown} >= {"White", "Black", "Asian"}
     for g in shown:
-        for metric in ("selection_rate", "recall", "fpr", "precision"):
+        for metric in ("selection_rate", "recall", "fpr"):
             assert g[metric] == pytest.approx(independent.loc[g["group"], metric], abs=1e-12)
+        if g["flagged"]:
+            assert g["precision"] == pytest.approx(independent.loc[g["group"], "precision"], abs=1e-12)
         members = frame[groups == g["group"]]
-        assert g["auc"] == pytest.approx(roc_auc_score(members["label"], members["score"]))
-        assert g["n"] % 5 == 0 and abs(g["n"] - len(members)) <= 2
+        # AUC is published to two decimals (more would pin down the exact counts behind rounded ones).
+        assert g["auc"] == round(roc_auc_score(members["label"], members["score"]), 2)
+        assert g["n"] == len(members)
 
 
 def test_the_largest_group_is_the_reference_unless_configured() -> None:

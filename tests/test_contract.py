@@ -273,7 +273,7 @@ def test_utf16_csv_is_refused_with_advice(tmp_path):
         (None, "manifest.json is missing"),
         ("{not json", "manifest.json is not valid JSON"),
         (json.dumps({"sources": []}), "key extract_date is missing"),
-        (json.dumps({"extract_date": "01/01/2026"}), "key extract_date must be a date YYYY-MM-DD, found '01/01/2026'"),
+        (json.dumps({"extract_date": "01/01/2026"}), "key extract_date must be a date written YYYY-MM-DD, e.g. 2021-01-01; got '01/01/2026'"),
         (json.dumps({"extract_date": "2026-01-01", "sources": "police"}), "key sources must be a list"),
     ],
 )

@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from earlysignal.config import CapacitySection
 from earlysignal.modeling.calibration import Calibrator
-from earlysignal.modeling.metrics import RankedList, bootstrap_replicates, capacity_k, interval, ranks
+from earlysignal.modeling.metrics import RankedList, bootstrap_replicates, capacity_k, interval, ranks, tie_order_key
 
 
 def _ids(n):
@@ -35,15 +35,39 @@ def test_auc_average_precision_and_brier_match_scikit_learn_with_ties(labels, re
     assert m["brier"] == pytest.approx(brier_score_loss(y, p))
 
 
-def test_precision_at_k_breaks_ties_by_resident_id_ascending():
+def test_written_list_breaks_ties_by_resident_id_but_precision_at_k_counts_them_as_ties():
     y = np.array([1, 0, 0, 1])
     score = np.array([0.5, 0.5, 0.5, 0.9])
     ids = np.array(["R4", "R1", "R2", "R3"])
     assert list(ranks(score, ids)) == [4, 2, 3, 1]
     m = RankedList.build(y, score, ids, k=2).metrics()
-    # List: R3 (0.9, positive), then R1 (tied at 0.5, lowest id, negative).
-    assert m["precision_at_capacity"] == 0.5
-    assert m["recall_at_capacity"] == 0.5
+    # R3 (0.9, positive) takes one place; the second goes to one of three tied rows, one of them positive.
+    assert m["precision_at_capacity"] == pytest.approx((1 + 1 / 3) / 2)
+    assert m["recall_at_capacity"] == pytest.approx((1 + 1 / 3) / 2)
+    # Renaming residents (which changes the written order of the tie) changes no metric.
+    renamed = RankedList.build(y, score, np.array(["R1", "R4", "R3", "R2"]), k=2).metrics()
+    assert renamed["precision_at_capacity"] == m["precision_at_capacity"]
+
+
+def test_a_constant_scorer_gains_no_lift_from_the_order_of_resident_ids():
+    # Every positive has the lowest ids: a list in id order would show lift 10 at k=10.
+    y = np.array([1] * 10 + [0] * 90)
+    m = RankedList.build(y, np.full(100, 0.1), _ids(100), k=10).metrics()
+    assert m["precision_at_capacity"] == pytest.approx(0.1)
+    assert m["lift_at_capacity"] == pytest.approx(1.0)
+    assert m["roc_auc"] == pytest.approx(0.5)
+
+
+def test_ties_in_score_and_margin_are_ties_but_a_different_margin_orders_them():
+    y = np.array([0, 1, 0, 1])
+    score = np.array([0.3, 0.3, 0.3, 0.3])  # one isotonic plateau
+    margin = np.array([0.1, 0.4, 0.2, 0.3])
+    m = RankedList.build(y, score, _ids(4), k=2, tiebreak=margin).metrics()
+    assert m["precision_at_capacity"] == 1.0  # the two highest margins are the positives
+    assert m["roc_auc"] == 1.0
+    key = tie_order_key(score, margin)
+    assert roc_auc_score(y, key) == m["roc_auc"]
+    assert list(tie_order_key(np.array([0.2, 0.2, 0.5]), np.array([1.0, 1.0, 0.0]))) == [1.0, 1.0, 2.0]
 
 
 def test_tiebreak_key_orders_rows_with_equal_scores_before_resident_id():
@@ -115,7 +139,8 @@ def test_isotonic_calibrator_reproduces_scikit_learn_and_survives_serialisation(
     calibrator = Calibrator("isotonic", min_block=1).fit(margin, y)
     reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(margin, y)
     new = rng.normal(size=100) * 2
-    np.testing.assert_allclose(calibrator.predict(new), reference.predict(new))
+    floor = 0.5 / 501  # no probability closer to 0 or 1 than a 500-row slice can support
+    np.testing.assert_allclose(calibrator.predict(new), np.clip(reference.predict(new), floor, 1 - floor))
     np.testing.assert_array_equal(Calibrator.from_dict(calibrator.to_dict()).predict(new), calibrator.predict(new))
 
 
@@ -135,5 +160,24 @@ def test_isotonic_calibration_never_rests_a_score_on_fewer_than_min_block_reside
     y[np.argsort(margin)[-3:]] = 1  # the three highest margins are all positives
     calibrator = Calibrator("isotonic", min_block=100).fit(margin, y)
     assert calibrator.predict(np.array([10.0]))[0] < 0.2
-    assert Calibrator("isotonic", min_block=1).fit(margin, y).predict(np.array([10.0]))[0] == 1.0
+    assert Calibrator("isotonic", min_block=1).fit(margin, y).predict(np.array([10.0]))[0] == 1 - 0.5 / 5001
     assert abs(calibrator.predict(margin).mean() - y.mean()) < 0.002
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_calibrated_probabilities_are_never_exactly_zero_or_one(method):
+    # Many residents below any positive: plain isotonic regression gives them exactly 0.
+    margin = np.concatenate([np.linspace(-30, -10, 400), np.linspace(10, 30, 100)])
+    y = np.concatenate([np.zeros(400), np.ones(100)]).astype(int)
+    calibrator = Calibrator(method, min_block=100).fit(margin, y)
+    p = calibrator.predict(np.array([-1e6, -30.0, 0.0, 30.0, 1e6]))
+    floor = 0.5 / (500 + 1)
+    assert calibrator.floor_ == floor
+    assert p.min() >= floor and p.max() <= 1 - floor
+    assert (0 < p).all() and (p < 1).all()
+    rebuilt = Calibrator.from_dict(calibrator.to_dict())
+    np.testing.assert_array_equal(rebuilt.predict(margin), calibrator.predict(margin))
+    if method == "isotonic":
+        # The 400 rows below every positive would be exactly 0; they read as the floor instead.
+        assert calibrator.predict(np.array([-30.0]))[0] == floor
+        assert calibrator.predict(np.array([30.0]))[0] == 1 - floor

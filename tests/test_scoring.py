@@ -143,18 +143,76 @@ def test_data_lacking_a_source_the_models_spec_needs_is_an_error_naming_it(borou
                      out=tmp_path / "out", allow_unapproved=True, log_to_mlflow=False)
 
 
-def test_after_approval_the_champion_is_scored_by_default(borough, tmp_path):
-    from earlysignal.approval import approve_model
-
-    report = tmp_path / "audit.html"
-    report.write_text(
-        f'<html><head><meta name="earlysignal-model" content="{borough.config.model.name}/'
-        f'{borough.result.model_version}"></head><body>audit</body></html>'
+def test_registry_tags_and_alias_forged_through_mlflow_do_not_let_score_run(borough, tmp_path):
+    name, version = borough.config.model.name, borough.result.model_version
+    client = MlflowClient()
+    for key, value in {"status": "approved", "approver": "Forger", "model_sha256": "x", "report_sha256": "y"}.items():
+        client.set_model_version_tag(name, version, f"approval.{key}", value)
+    client.set_registered_model_alias(name, "champion", version)
+    result = CliRunner().invoke(
+        app, ["score", "--as-of", AS_OF.isoformat(), "--config", str(borough.config_path), "--out", str(tmp_path / "out")]
     )
-    approve_model(borough.config.model.name, borough.result.model_version, approver="Test Approver", report_path=report)
-    result = score_cohort(borough.config, AS_OF, out=tmp_path / "out", log_to_mlflow=False)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert f"model {name} version {version} has not been approved for scoring: the approval ledger" in said
+    assert "(registry tags and aliases do not count)" in said
+    assert not (tmp_path / "out").exists()
+
+
+def test_unapproved_scores_are_marked_in_every_file_name_and_row(scored):
+    assert {p.name for p in scored.out_dir.iterdir()} == {
+        "ranked-UNAPPROVED.parquet", "ranked-UNAPPROVED.csv", "unscored-UNAPPROVED.parquet",
+        "unscored-UNAPPROVED.csv", "summary-UNAPPROVED.json",
+    }
+    for path in (scored.ranked_parquet, scored.unscored_parquet):
+        assert set(pd.read_parquet(path)["approval_status"]) == {"UNAPPROVED"}
+    for path in (scored.ranked_csv, scored.unscored_csv):
+        assert set(pd.read_csv(path)["approval_status"]) == {"UNAPPROVED"}
+    summary = json.loads(scored.summary_json.read_text())
+    assert (summary["approval_checked"], summary["approval_status"], summary["approval"]) == (False, "UNAPPROVED", None)
+
+
+def test_as_of_outside_the_datas_range_and_non_iso_dates_are_refused(borough, tmp_path):
+    manifest = json.loads((borough.data_dir / "manifest.json").read_text())
+    extract = dt.date.fromisoformat(manifest["extract_date"])
+    start = dt.date.fromisoformat(manifest["window_start"])
+    runner = CliRunner()
+    base = ["score", "--model", borough.result.model_uri, "--allow-unapproved", "--config", str(borough.config_path),
+            "--out", str(tmp_path / "out")]
+    cases = {
+        (extract + dt.timedelta(days=1)).isoformat(): f"is after the extract date of {borough.data_dir} ({extract})",
+        (start - dt.timedelta(days=1)).isoformat(): f"is before the records in {borough.data_dir} start ({start})",
+        "2021/01/01": "--as-of must be a date written YYYY-MM-DD, e.g. 2021-01-01; got '2021/01/01'",
+    }
+    for as_of, message in cases.items():
+        result = runner.invoke(app, [*base, "--as-of", as_of])
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(result.output.split())
+        assert "Downloading artifacts" not in result.output  # MLflow's own progress bars stay quiet
+    assert not (tmp_path / "out").exists()
+
+
+def test_after_approval_the_champion_is_scored_by_default(borough, tmp_path, monkeypatch):
+    from earlysignal.approval import approve_model, record_audit_report
+    from earlysignal.config import ApprovalSection, ApproverEntry
+    from earlysignal.ledger import generate_key_pair
+
+    monkeypatch.setenv("EARLYSIGNAL_APPROVAL_STORE", str(tmp_path / "approval"))  # this test's own ledger
+    key, public = generate_key_pair("Test Approver", tmp_path / "keys")
+    approvers = (ApproverEntry(name="Test Approver", role="Chair", public_key=str(public)),)
+    config = borough.config.model_copy(update={"approval": ApprovalSection(approvers=approvers)})
+    name, version = config.model.name, borough.result.model_version
+    report, audit_json = tmp_path / "audit.html", tmp_path / "audit.json"
+    report.write_text(f"<html><body>audit of {name} {version}</body></html>")
+    audit_json.write_text("{}")
+    record_audit_report(config, name, version, report, audit_json)
+    approve_model(name, version, report_path=report, key_path=key, config=config)
+    result = score_cohort(config, AS_OF, out=tmp_path / "out", log_to_mlflow=False)
     assert result.summary["approval_checked"] is True
+    assert result.summary["approval_status"] == "approved"
+    assert result.summary["approval"]["approver"] == "Test Approver"
     assert result.summary["model_uri"] == borough.result.model_uri
+    assert result.ranked_csv.name == "ranked.csv" and set(result.ranked["approval_status"]) == {"approved"}
 
 
 def test_population_stability_index_is_zero_for_the_same_distribution_and_large_for_a_shift():

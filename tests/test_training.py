@@ -70,7 +70,7 @@ def test_audit_artifacts_are_logged_at_the_agreed_paths_with_the_agreed_columns(
     assert artifacts.run_id == result.run_id and artifacts.model_version == result.model_version
     assert artifacts.config == config
     assert artifacts.feature_metadata["feature_columns"] == matrix.feature_columns
-    expected = ["resident_id", "as_of", "split", "label", "score", "score__prior", "score__one_feature",
+    expected = ["resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
                 "score__logistic", "oracle", "rank", "flagged"]
     assert list(artifacts.test_predictions.columns[: len(expected)]) == expected
     assert {"attr__sex", "attr__ethnicity", "attr__disability", "attr__age_band"} <= set(artifacts.test_predictions)
@@ -113,8 +113,13 @@ def test_criterion_is_reported_in_metrics_json_and_as_an_mlflow_tag(trained):
     assert run.data.metrics["success_criterion.met"] == float(crit["met"])
     for key in ("spec_hash", "data_fingerprint", "git_commit", "version.lightgbm"):
         assert run.data.tags[key]
-    per_split = MlflowClient().get_metric_history(result.run_id, "model.roc_auc")
+    per_split = MlflowClient().get_metric_history(result.run_id, "split.model.roc_auc")
     assert [m.step for m in per_split] == [1, 2, 3]
+    # The name the MLflow UI shows is the mean over test splits, as the report says.
+    split_values = [s["scorers"]["model"]["precision_at_capacity"]["value"] for s in result.metrics["splits"]]
+    shown = run.data.metrics["model.precision_at_capacity"]
+    assert shown == pytest.approx(np.mean(split_values))
+    assert shown == result.metrics["summary"]["model"]["precision_at_capacity"]["value"]
 
 
 def test_metrics_carry_bootstrap_intervals_for_model_and_baselines(trained):
@@ -186,3 +191,75 @@ def test_standard_world_model_reaches_nine_tenths_of_the_oracle_auc():
     summary = result.metrics["summary"]
     assert ratio == pytest.approx(summary["model"]["roc_auc"]["value"] / summary["oracle"]["roc_auc"]["value"])
     assert ratio >= 0.9
+
+
+# --------------------------------------------------------------------------- scores, ties, degenerate models, evaluation store
+
+
+def test_test_scores_are_probabilities_strictly_between_zero_and_one(trained):
+    _, _, result = trained
+    scores = result.test_predictions["score"]
+    assert scores.min() > 0 and scores.max() < 1
+
+
+def test_the_prior_baseline_gains_no_lift_from_the_order_of_tied_scores(trained):
+    _, _, result = trained
+    for split in result.metrics["splits"]:
+        prior = split["scorers"]["prior"]
+        assert prior["lift_at_capacity"]["value"] == pytest.approx(1.0)
+        assert prior["precision_at_capacity"]["value"] == pytest.approx(split["base_rate"])
+
+
+def test_a_model_with_no_splits_is_never_registered_as_candidate_and_the_run_says_why(tracking):
+    from earlysignal.modeling.train import TrainingError
+
+    config = small_config(model={"name": "no-splits-model", "min_child_samples": 1_000_000},
+                          training={"bootstrap": 0, "n_test_splits": 1})
+    matrix = make_matrix(residents=600, n_as_of=10, seed=5)
+    with pytest.raises(TrainingError, match="not registered as candidate: the model has no splits"):
+        train_model(config, matrix=matrix)
+    client = MlflowClient()
+    assert client.search_model_versions("name='no-splits-model'") == []
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`earlysignal.not_registered` != ''",
+                              output_format="list")
+    assert any("min_child_samples" in r.data.tags["earlysignal.not_registered"] for r in runs)
+
+
+def _all_artifact_files(client: MlflowClient, run_id: str, path: str | None = None) -> list[str]:
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files.extend(_all_artifact_files(client, run_id, item.path) if item.is_dir else [item.path])
+    return files
+
+
+def test_no_resident_level_artefact_is_logged_to_mlflow(trained, tmp_path):
+    _, _, result = trained
+    client = MlflowClient()
+    files = _all_artifact_files(client, result.run_id)
+    assert "evaluation/metrics.json" in files and "evaluation/store.json" in files
+    local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(tmp_path)))
+    for path in local.rglob("*.parquet"):
+        columns = set(pd.read_parquet(path).columns)
+        assert not columns & {"resident_id", "label", "as_of"}, f"{path.relative_to(local)} is resident-level"
+    resident_ids = set(result.test_predictions["resident_id"].astype(str))
+    for path in local.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", errors="ignore")
+            found = [rid for rid in list(resident_ids)[:300] if rid in text]
+            assert not found, f"{path.relative_to(local)} holds resident ids {found[:3]}"
+
+
+def test_resident_level_evaluation_data_is_in_the_local_store_with_the_hashes_mlflow_holds(trained, tracking):
+    from earlysignal.evaluation_store import store_root
+
+    config, _, result = trained
+    folder = store_root(None, f"sqlite:///{tracking / 'mlflow.db'}") / result.run_id
+    store = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=result.run_id,
+                                                                artifact_path="evaluation/store.json")).read_text())
+    assert store["retention_days"] == config.evaluation.retention_days
+    tags = MlflowClient().get_run(result.run_id).data.tags
+    for name in ("test_predictions", "explain_sample"):
+        assert (folder / f"{name}.parquet").exists()
+        assert tags[f"evaluation.sha256.{name}"] == store["files"][name]["sha256"]
+    stored = pd.read_parquet(folder / "test_predictions.parquet")
+    pd.testing.assert_frame_equal(stored, result.test_predictions)

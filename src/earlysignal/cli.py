@@ -55,12 +55,18 @@ def main() -> None:  # pragma: no cover - console-script entry point
 @user_errors_as_messages
 def approve(
     version: Annotated[str, typer.Option("--version", help="The registered model version being approved, e.g. 3.")],
-    approver: Annotated[
-        str, typer.Option("--approver", help="Name of the accountable person approving (stored in the registry).")
-    ],
     report: Annotated[
-        Path, typer.Option("--report", help="The audit report (audit.html) the approver read; its SHA-256 is recorded.")
+        Path,
+        typer.Option("--report", help="The audit report (audit.html) `earlysignal audit` wrote for this version; it is archived read-only."),
     ],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your Ed25519 private key (from `earlysignal keys`); its public key must be in approval.approvers."),
+    ],
+    approver: Annotated[
+        str | None,
+        typer.Option("--approver", help="Your name as approval.approvers lists it (optional cross-check of the key's owner)."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
     ] = None,
@@ -69,22 +75,30 @@ def approve(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Approve a model version after its audit: record who, when and the hashes, and make it the champion."""
-    from earlysignal.approval import approve_model
+    """Approve a model version after its audit: sign an entry in the approval ledger and make it the champion."""
+    from earlysignal.approval import approve_model, store_dir
     from earlysignal.config import load_config
+    from earlysignal.ledger import Ledger, entry_hash
     from earlysignal.tracking import configure_tracking
 
-    name = model or load_config(config).model.name
+    project = load_config(config)
+    name = model or project.model.name
     configure_tracking()
-    record = approve_model(name, version, approver=approver, report_path=report, note=note)
+    record = approve_model(name, version, report_path=report, key_path=key, config=project, note=note,
+                           approver=approver)
     if record.criterion == "not met":
         console.print("[bold red]Note: the pre-registered success criterion was NOT MET in this audit.[/bold red]")
     if record.findings:
         console.print(f"[bold red]Note: the audit flagged {record.findings} fairness finding(s).[/bold red]")
+    ledger = Ledger(store_dir(project))
+    entries = ledger.entries()
     console.print(
-        f"[green]Approved[/green] {name} version {record.model_version} by {record.approver} "
-        f"at {record.approved_at}; alias 'champion' now points to it.\n"
-        f"  report sha256 {record.report_sha256}\n  model  sha256 {record.model_sha256}",
+        f"[green]Approved[/green] {name} version {record.model_version} by {record.approver}"
+        f"{f' ({record.role})' if record.role else ''} at {record.approved_at}; signed ledger entry "
+        f"{record.ledger_seq} in {ledger.path}; alias 'champion' now points to it.\n"
+        f"  report sha256 {record.report_sha256} (archived: {record.report_path})\n"
+        f"  model  sha256 {record.model_sha256}\n"
+        f"  ledger head   {len(entries)}:{entry_hash(entries[-1])} (write this in the board's minutes)",
         highlight=False,
     )
 
@@ -92,23 +106,69 @@ def approve(
 @app.command()
 @user_errors_as_messages
 def revoke(
-    version: Annotated[str, typer.Option("--version", help="The registered model version whose approval ends.")],
-    by: Annotated[str, typer.Option("--by", help="Name of the person revoking the approval.")],
+    version: Annotated[str, typer.Option("--version", help="The registered model version whose approval ends (final).")],
     reason: Annotated[str, typer.Option("--reason", help="Why the approval is withdrawn (shown to the board).")],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your Ed25519 private key (from `earlysignal keys`); its public key must be in approval.approvers."),
+    ],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Your name as approval.approvers lists it (optional cross-check).")
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Registered model name (default: model.name from the config).")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Withdraw a model version's approval; scoring with it stops until a version is approved again."""
+    """Withdraw a model version's approval for good (a signed ledger entry); scoring with it stops."""
     from earlysignal.approval import revoke_approval
     from earlysignal.config import load_config
     from earlysignal.tracking import configure_tracking
 
-    name = model or load_config(config).model.name
+    project = load_config(config)
+    name = model or project.model.name
     configure_tracking()
-    revoke_approval(name, version, by=by, reason=reason)
-    console.print(f"[yellow]Revoked[/yellow] approval of {name} version {version} ({reason}).", highlight=False)
+    record = revoke_approval(name, version, reason=reason, key_path=key, config=project, by=by)
+    console.print(
+        f"[yellow]Revoked[/yellow] approval of {name} version {version} by {record.revoked_by} ({reason}); "
+        "this is final for that version.",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def keys(
+    name: Annotated[str, typer.Option("--name", help="The approver's name; the files are named after it.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the key pair (default: ~/.config/earlysignal/keys, outside any repository)."),
+    ] = None,
+    passphrase: Annotated[
+        bool,
+        typer.Option("--passphrase", help="Encrypt the private key with a passphrase (asked for now; give it later in EARLYSIGNAL_KEY_PASSPHRASE)."),
+    ] = False,
+) -> None:
+    """Make an Ed25519 key pair for signing approvals; print the public key line for approval.approvers."""
+    from earlysignal.ledger import default_key_dir, generate_key_pair
+
+    folder = out if out is not None else default_key_dir()
+    secret = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True) if passphrase else None
+    private_path, public_path = generate_key_pair(name, folder, passphrase=secret)
+    inside = [p for p in [private_path.resolve(), *private_path.resolve().parents] if (p / ".git").exists()]
+    if inside:
+        console.print(
+            f"[bold yellow]Warning:[/bold yellow] {private_path} is inside the repository {inside[0]}; "
+            "move it somewhere only you can read and never commit it.",
+            highlight=False,
+        )
+    console.print(
+        f"Private key: {private_path} (mode 0600; keep it secret, sign with --key {private_path})\n"
+        f"Public key:  {public_path}\n"
+        "Ask the config's owner to add you to approval.approvers:\n"
+        f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -144,7 +204,7 @@ def train(
 @app.command()
 @user_errors_as_messages
 def score(
-    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off date to score at (YYYY-MM-DD): only records known before it are used.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off date to score at (YYYY-MM-DD, between the data's first records and its extract date): only records known before it are used.")],
     model: Annotated[
         str | None,
         typer.Option("--model", help="Model URI (default: models:/<model.name>@champion, the approved model)."),
@@ -161,17 +221,12 @@ def score(
     config: ConfigOption = None,
 ) -> None:
     """Score the cohort at --as-of: ranked list with reasons, unscored list with reasons, drift summary."""
-    import datetime as dt
-
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
-    from earlysignal.errors import EarlySignalError
+    from earlysignal.dates import parse_date
     from earlysignal.scoring import score_cohort
 
-    try:
-        day = dt.date.fromisoformat(as_of)
-    except ValueError:
-        raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    day = parse_date(as_of, "--as-of")
     project = load_config(config)
     with progress_bar(transient=True) as bar:
         task = bar.add_task("scoring", total=None)
@@ -182,7 +237,8 @@ def score(
     console.print(
         f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "
         f"{counts['flagged']} flagged for review, {counts['unscored']} living in the borough not scored "
-        f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}",
+        f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}"
+        f"\nCase list: {result.summary['outputs'].get('case_list_html')}",
         highlight=False,
     )
 
@@ -347,6 +403,14 @@ def synth(
             "the default sources). Repeatable; replaces synth.recording_bias when given.",
         ),
     ] = None,
+    recording_change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recording-change",
+            help="Plant a recording change, as SOURCE:FACTOR@YYYY-MM-DD (factor 0.2: from that date the source records "
+            "20% of what it did; docs/synthetic-borough.md). Repeatable; replaces synth.recording_change when given.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     raw: Annotated[
         bool,
@@ -360,7 +424,7 @@ def synth(
     from earlysignal.config import SynthSection, load_config
     from earlysignal.console import progress_bar
     from earlysignal.errors import ConfigError
-    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias
+    from earlysignal.synth import STAGES, generate_borough, parse_recording_bias, parse_recording_change
 
     project = load_config(config)
     settings = project.synth.model_dump()
@@ -368,6 +432,8 @@ def synth(
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if recording_bias:
         settings["recording_bias"] = tuple(parse_recording_bias(text) for text in recording_bias)
+    if recording_change:
+        settings["recording_change"] = tuple(parse_recording_change(text) for text in recording_change)
     try:
         synth_settings = SynthSection.model_validate(settings)
     except ValidationError as error:
@@ -420,17 +486,40 @@ def audit(
         typer.Option("--out", help="Folder for audit.html and audit.json (default: reports/audit/<model>-v<version>/)."),
     ] = None,
     config: ConfigOption = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Audit scores from elsewhere instead of a model: a CSV/Parquet file with "
+                     "resident_id, as_of, score, label and flagged (or pass --capacity)."),
+    ] = None,
+    source_name: Annotated[
+        str | None,
+        typer.Option("--source-name", help="Whose scores --scores holds, as the report should name them "
+                     "(e.g. \"Vendor X tool\")."),
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", help="With --scores and no flagged column: flag the top K of each as_of by score."),
+    ] = None,
+    scores_data: Annotated[
+        Path | None,
+        typer.Option("--scores-data", help="With --scores: the linked data whose residents' protected "
+                     "characteristics are joined (default: data.dir of the config)."),
+    ] = None,
 ) -> None:
     """Audit a trained model for the governance board: fairness by group, small numbers, drivers, model card.
 
     Writes one self-contained HTML report (printable to PDF) and audit.json with every number,
-    and logs both to the model's MLflow run under audit/.
+    and logs both to the model's MLflow run under audit/. With --scores, audits scores from
+    elsewhere (a vendor's tool, a manual list) the same way, on the same residents.
     """
     from earlysignal.audit import run_audit
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
 
     project = load_config(config)
+    if scores is not None:
+        _audit_external_scores(project, scores, source_name, capacity, scores_data, out)
+        return
     model_uri = model or f"models:/{project.model.name}@candidate"
     with progress_bar(transient=True) as progress:
         task = progress.add_task(f"auditing {model_uri}", total=None)
@@ -455,6 +544,42 @@ def audit(
     approval = result.audit.get("approval")
     if not approval or approval.get("status") != "approved":
         console.print("[bold red]NOT APPROVED[/bold red] for scoring.")
+    if result.html_path.name != "audit.html":
+        console.print(
+            f"[yellow]{result.html_path.with_name('audit.html')} is an approved report and was kept as it was read; "
+            f"this audit was written beside it.[/yellow]",
+            highlight=False,
+        )
+    console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+def _audit_external_scores(
+    project: Any, scores: Path, source_name: str | None, capacity: int | None, data: Path | None, out: Path | None
+) -> None:
+    """`audit --scores`: the fairness audit of scores from elsewhere."""
+    from earlysignal.audit.external import audit_scores_file
+    from earlysignal.config import CapacitySection
+
+    if not source_name:
+        raise EarlySignalError("--scores needs --source-name: say whose scores these are (e.g. \"Vendor X tool\")")
+    result = audit_scores_file(
+        scores, project, source_name=source_name, data_dir=data, out_dir=out,
+        capacity=CapacitySection(k=capacity) if capacity is not None else None,
+    )
+    rows = result.audit["rows"]
+    console.print(
+        f"Audited scores from {source_name} ({scores.name}): {rows['audited']} rows (rounded); dropped "
+        f"{rows['unlabelled_dropped']} without a label and {rows['unknown_residents_dropped']} of residents "
+        "not in the data.",
+        highlight=False,
+    )
+    findings = result.audit["fairness"]["findings"]
+    if findings:
+        console.print(f"[bold red]{len(findings)} fairness finding(s):[/bold red]")
+        for finding in findings[:5]:
+            console.print(f"  - {finding['text']}", highlight=False)
+    else:
+        console.print("[green]No fairness finding flagged.[/green]")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
 
 
@@ -488,9 +613,292 @@ def demo(
         f"Audit report for the board:   {result.report_path}\n"
         f"Ranked list for caseworkers:  {result.ranked_csv}\n"
         f"Residents not scored, and why: {result.unscored_csv}\n"
+        f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
+        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+
+
+@app.command("evaluation-purge")
+@user_errors_as_messages
+def evaluation_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete resident-level evaluation data whose retention (evaluation.retention_days) has passed.
+
+    Training keeps each run's test predictions and explanation sample in the local evaluation
+    store, never in MLflow; after the retention period they are purged here (run it on a schedule).
+    """
+    from earlysignal.config import load_config
+    from earlysignal.evaluation_store import purge_expired, store_root
+    from earlysignal.tracking import configure_tracking
+
+    project = load_config(config)
+    root = store_root(project.evaluation.dir, configure_tracking())
+    result = purge_expired(root, dry_run=dry_run)
+    verb = "Would purge" if dry_run else "Purged"
+    console.print(
+        f"{verb} {len(result.purged)} run(s) from {root}"
+        + (f": {', '.join(result.purged)}" if result.purged else "")
+        + f"; {len(result.kept)} run(s) within retention kept.",
+        highlight=False,
+    )
+
+
+def _first_journey_command(ranked_csv: Path) -> str:
+    """The journey command for the top of a ranked list (the demo's closing hint)."""
+    import pandas as pd
+
+    ranked = pd.read_csv(ranked_csv, nrows=1)
+    if ranked.empty:
+        return "(nobody was scored)"
+    return f"earlysignal journey --resident {ranked['resident_id'][0]} --as-of {str(ranked['as_of'][0])[:10]}"
+
+
+def _as_of_date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise EarlySignalError(f"--as-of {text!r} is not a date of the form YYYY-MM-DD") from None
+
+
+@app.command()
+@user_errors_as_messages
+def journey(
+    resident: Annotated[str, typer.Option("--resident", help="The resident's pseudonymous ID, as on the case list.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The date the list was scored at (YYYY-MM-DD).")],
+    viewer: Annotated[
+        str | None, typer.Option("--viewer", help="Who is viewing, for the access log (default: the operating-system user).")
+    ] = None,
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="The score folder (default: reports/scores/<model.name>-<as_of>/).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Borough data folder (default: the one the list was scored from).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Page to write (default: <scores>/journeys/<resident>.html).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a resident's journey page: every record known before --as-of about them, their household and
+    their home, with the records behind each reason highlighted. The viewing is recorded in the access log."""
+    from earlysignal.config import load_config
+    from earlysignal.journey import view_journey
+
+    project = load_config(config)
+    page = view_journey(project, resident, _as_of_date(as_of), scores_dir=scores, data_dir=data, viewer=viewer, out=out)
+    console.print(
+        f"Journey of {resident} at {as_of}: {len(page.journey['events'])} records, "
+        f"{sum(1 for e in page.journey['events'] if e['reasons'])} behind its reasons.\n"
+        f"Page: {page.path}\nAccess logged as entry {page.entry.seq} ({page.entry.viewer}, {page.entry.time}) "
+        f"in {project.caseworker.access_log}",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def explain(
+    resident: Annotated[str, typer.Option("--resident", help="The resident's pseudonymous ID.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The date the list was scored at (YYYY-MM-DD).")],
+    viewer: Annotated[
+        str | None, typer.Option("--viewer", help="Who is writing it, for the access log (default: the operating-system user).")
+    ] = None,
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="The score folder (default: reports/scores/<model.name>-<as_of>/).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Borough data folder (default: the one the list was scored from).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write into (default: <scores>/explanations/<resident>/).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a plain-English explanation for the resident (subject access request or challenge):
+    explanation.html (prints to PDF) and explanation.md. Recorded in the access log."""
+    from earlysignal.config import load_config
+    from earlysignal.explanation import NOT_PROVIDED, write_explanation
+
+    project = load_config(config)
+    files = write_explanation(project, resident, _as_of_date(as_of), scores_dir=scores, data_dir=data,
+                              viewer=viewer, out=out)
+    if files.document["challenge_contact"] == NOT_PROVIDED:
+        console.print("[bold red]governance.challenge_contact is NOT PROVIDED: the document cannot tell the resident "
+                      "whom to contact. Set it in the config before sending.[/bold red]")
+    console.print(f"Explanation: {files.html}\nPlain text:  {files.markdown}", highlight=False)
+
+
+@app.command("access-log")
+@user_errors_as_messages
+def access_log(
+    log: Annotated[
+        Path | None, typer.Option("--log", help="The access log (default: caseworker.access_log from the config).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Verify the access log's hash chain and show its size and head hash; exit 2 if it was altered."""
+    from earlysignal.access_log import AccessLogError, verify_access_log
+    from earlysignal.config import load_config
+
+    path = log if log is not None else Path(load_config(config).caseworker.access_log)
+    check = verify_access_log(path)
+    if not check.intact:
+        raise AccessLogError(f"{path}: the access log has been altered:\n  " + "\n  ".join(check.problems))
+    console.print(f"{path}: {check.entries} entries, chain intact. Head hash {check.head}", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def link(
+    ingested: Annotated[
+        Path, typer.Option("--ingested", help="Folder written by `earlysignal ingest` (person_records.parquet, gazetteer.parquet, events.parquet ...).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the linked histories (residents, residency, events, outcomes, manifest.json), person_links.parquet and link_quality.json.")],
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="Last month's link output folder: its resident IDs are kept, and link_changes.parquet says which merged or split."),
+    ] = None,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option("--ground-truth", help="Synthetic worlds: the true person per record (e.g. <synth dir>/ground_truth/raw_records.parquet); default linkage.ground_truth."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Link people and households across sources with Splink: stable keyed resident IDs, linked histories, link quality.
+
+    Needs the linkage secret (env var EARLYSIGNAL_LINK_SECRET or linkage.secret_file; docs/ingest-and-link.md).
+    Names, addresses, NHS numbers and UPNs are never written. Check the result with `earlysignal validate OUT`.
+    """
+    from earlysignal.config import load_config
+    from earlysignal.linkage.run import run_link
+
+    project = load_config(config)
+    with console.status("linking people with Splink"):
+        summary = run_link(ingested, out, project, previous=previous, ground_truth=ground_truth)
+    quality = summary.quality
+    console.print(
+        f"Linked {summary.records:,} person records into {summary.residents:,} residents "
+        f"(run {summary.link_run_id}; {quality['pairs_compared']:,} pairs compared, threshold {quality['threshold']}).",
+        highlight=False,
+    )
+    if "ground_truth" in quality:
+        truth = quality["ground_truth"]
+        console.print(
+            f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
+            highlight=False,
+        )
+    if "changes_since_previous" in quality:
+        console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
+    console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def monitor(
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Folder of past ranked lists written by `score` (default: monitoring.scores_dir)."),
+    ] = None,
+    audit_file: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.json holding the promised figures (default: monitoring.audit, else the "
+                     "latest list's model's reports/audit/<model>-v<version>/audit.json)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Monitor with what was known before this date, YYYY-MM-DD (default: the data's extract date)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder for monitor.html and monitor.json (default: reports/monitor/<model.name>-<date>/)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
+    per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
+    import datetime as dt
+
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.monitor import run_monitor
+
+    known_by = None
+    if as_of is not None:
+        try:
+            known_by = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+    project = load_config(config)
+    with progress_bar(transient=True) as bar:
+        bar.add_task("monitoring", total=None)
+        result = run_monitor(project, data_dir=data, scores_dir=scores, audit_path=audit_file, out=out, known_by=known_by)
+    colours = {"green": "green", "amber": "yellow", "red": "bold red"}
+    for criterion in result.document["criteria"]:
+        colour = colours.get(criterion["status"], "white")
+        console.print(f"[{colour}]{criterion['status'].upper():>13}[/{colour}]  {criterion['name']}: {criterion['detail']}",
+                      highlight=False)
+    overall = result.document["overall"]
+    console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
+                  f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
+
+
+@app.command()
+@user_errors_as_messages
+def necessity(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Registered model whose audit folder (reports/audit/<model>-v<version>/) gets the "
+                     "result, so that `earlysignal audit` of that version includes it, e.g. models:/NAME@candidate."),
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Borough data folder (default: data.dir from the config).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="A feature matrix written by `features` (default: build or reuse one from --data).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Leave out only these sources / proxy groups (repeatable; default: every one)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder for necessity.json and necessity.html (default: the --model's audit folder, else reports/necessity/<model.name>/).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Necessity of each source for the DPIA: retrain on the same temporal splits without each source and each
+    proxy group (necessity.proxy_groups); loss in precision at capacity and AUC with paired bootstrap intervals."""
+    from earlysignal.config import load_config
+    from earlysignal.console import progress_bar
+    from earlysignal.modeling.necessity import run_necessity
+
+    project = load_config(config)
+    if out is None and model is not None:
+        from earlysignal.audit import default_output_dir
+        from earlysignal.modeling.registry import resolve_model_version
+        from earlysignal.tracking import configure_tracking
+
+        configure_tracking()
+        version = resolve_model_version(model)
+        out = default_output_dir(version.name, str(version.version))
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("necessity", total=None)
+        names = [name.strip() for item in only for name in item.split(",") if name.strip()] if only else None
+        result = run_necessity(project, data_dir=data, matrix=matrix, out_dir=out, only=names,
+                               progress=lambda step: bar.update(task, description=f"necessity: {step}"))
+    document = result.document
+    for row in document["variants"]:
+        loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
+        shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
+        verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        console.print(
+            f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
+            f"AUC {shown['roc_auc']} -> {verdict}",
+            highlight=False,
+        )
+    console.print(f"Run time {document['seconds_total']:.0f} s.\nTable: {result.html_path}\nNumbers: {result.json_path}",
+                  highlight=False)
 
 
 @app.command()
@@ -505,7 +913,6 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Ingest raw extracts with one mapping per source (ingest.mappings): code lists, rules, coverage, quarantine."""
-    import datetime as dt
 
     from earlysignal.config import load_config, packaged_config_path
     from earlysignal.console import progress_bar
@@ -515,10 +922,9 @@ def ingest(
     from earlysignal.ingest import resolve_mapping_paths
 
     project = load_config(config)
-    try:
-        date = dt.date.fromisoformat(extract_date) if extract_date else None
-    except ValueError:
-        raise ConfigError(f"--extract-date must be YYYY-MM-DD (got {extract_date!r})") from None
+    from earlysignal.dates import check_extract_date, parse_date
+
+    date = check_extract_date(parse_date(extract_date, "--extract-date"), "--extract-date") if extract_date else None
     paths = resolve_mapping_paths(list(project.ingest.mappings), packaged_config_path().parent)
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}

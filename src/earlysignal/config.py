@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from earlysignal.dates import ConfigDate
 from earlysignal.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
@@ -86,13 +87,22 @@ class RecordingBias(_Section):
     sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/bias.py)
 
 
+class RecordingChange(_Section):
+    """From `start` on, a source records only `factor` of what it did before (synthetic worlds only)."""
+
+    source: str
+    factor: float = Field(ge=0, le=1)
+    start: dt.date
+
+
 class SynthSection(_Section):
     residents: int = Field(default=50_000, gt=0)
     years: int = Field(default=10, gt=0, le=30)
     seed: int = 42
     world: Literal["standard", "null"] = "standard"
-    end_date: dt.date = dt.date(2026, 1, 1)
+    end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
+    recording_change: tuple[RecordingChange, ...] = ()
 
 
 class ContractSection(_Section):
@@ -103,8 +113,8 @@ class ContractSection(_Section):
 
 
 class TemporalSection(_Section):
-    first_as_of: dt.date
-    last_as_of: dt.date
+    first_as_of: ConfigDate
+    last_as_of: ConfigDate
     frequency_months: int = Field(default=3, gt=0, le=24)
     # as_of dates less than this many days after the data start (manifest.json data_start) are
     # refused: too little history for any feature to mean what it says.
@@ -437,8 +447,214 @@ class GovernanceSection(_Section):
     switch_off_criteria: str = ""
 
 
+class ScoreBand(_Section):
+    label: str
+    min_percentile: float = Field(ge=0, le=100)
+
+
+class CaseworkerSection(_Section):
+    """The case list, journeys and explanations (docs/caseworker.md)."""
+
+    access_log: str = "reports/access/access-log.jsonl"
+    case_list_rows: int = Field(default=500, gt=0)
+    flagged_band: str = "flagged for review"
+    bands: tuple[ScoreBand, ...] = (
+        ScoreBand(label="top 10%", min_percentile=90),
+        ScoreBand(label="top 25%", min_percentile=75),
+        ScoreBand(label="lower 75%", min_percentile=0),
+    )
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_cover_everyone(cls, bands: tuple[ScoreBand, ...]) -> tuple[ScoreBand, ...]:
+        if not bands or min(b.min_percentile for b in bands) > 0:
+            raise ValueError("needs a band with min_percentile 0, so every resident falls in one")
+        return bands
+
+
 class MlflowSection(_Section):
     experiment: str = "early-signal"
+
+
+class ApproverEntry(_Section):
+    """One person allowed to approve: name, role and Ed25519 public key (OpenSSH line or a path to it)."""
+
+    name: str = Field(min_length=1)
+    role: str = ""
+    public_key: str = Field(min_length=1)
+
+
+class ApprovalSection(_Section):
+    """The approval ledger's folder and who may sign approvals (docs/audit.md)."""
+
+    store: Path = Path("reports/approval")
+    approvers: tuple[ApproverEntry, ...] = ()
+    # Trust the key pair `earlysignal demo` makes in <store>/demo/ (synthetic data only; false for a real borough).
+    trust_demo_key: bool = False
+
+
+class LinkageComparison(_Section):
+    """One Splink comparison over columns of the standard person schema (docs/ingest-and-link.md).
+
+    kinds: forename_surname (forename + surname, with swaps), name, date_of_birth, postcode, exact.
+    """
+
+    kind: Literal["forename_surname", "name", "date_of_birth", "postcode", "exact"]
+    column: str | None = None
+    forename: str | None = None
+    surname: str | None = None
+    term_frequency: bool = False
+
+    @model_validator(mode="after")
+    def _columns_named(self) -> LinkageComparison:
+        if self.kind == "forename_surname":
+            if not (self.forename and self.surname):
+                raise ValueError("a forename_surname comparison needs forename and surname")
+        elif not self.column:
+            raise ValueError(f"a {self.kind} comparison needs column")
+        return self
+
+
+class LinkageSection(_Section):
+    """How `earlysignal link` joins person records into residents (Splink on DuckDB)."""
+
+    # Pairs at or above this match probability are the same person (connected components).
+    threshold: float = Field(default=0.8, gt=0, lt=1)
+    # A rule is a list of columns that must be equal, or a Splink SQL condition over l. and r. columns.
+    blocking_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("source_person_key",),
+        ("nhs_number",),
+        ("upn",),
+        ("first_name", "last_name"),
+        ("birth_date", "postcode"),
+        ("birth_date", "last_name"),
+        ("birth_date", "first_name"),
+        ("last_name", "first_name_initial", "birth_year"),
+        'l."first_name" = r."last_name" AND l."last_name" = r."first_name"',
+    )
+    comparisons: tuple[LinkageComparison, ...] = (
+        LinkageComparison(kind="forename_surname", forename="first_name", surname="last_name", term_frequency=True),
+        LinkageComparison(kind="date_of_birth", column="birth_date"),
+        LinkageComparison(kind="postcode", column="postcode"),
+        LinkageComparison(kind="exact", column="uprn"),
+        LinkageComparison(kind="exact", column="source_person_key"),
+        LinkageComparison(kind="exact", column="nhs_number"),
+        LinkageComparison(kind="exact", column="upn"),
+        LinkageComparison(kind="exact", column="sex"),
+    )
+    # Rules trusted to admit almost no false matches: they estimate the prior match probability.
+    deterministic_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("first_name", "last_name", "birth_date"),
+        ("nhs_number",),
+        ("upn",),
+    )
+    deterministic_recall: float = Field(default=0.7, gt=0, le=1)
+    # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
+    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date",), ("postcode", "last_name"))
+    u_max_pairs: float = Field(default=2e6, gt=0)
+    # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
+    duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
+    # The secret that keys resident, household and address IDs (HMAC-SHA256): an env var, else a file.
+    secret_env: str = "EARLYSIGNAL_LINK_SECRET"
+    secret_file: Path | None = None
+    # Raw codes of each source system -> contract values.
+    sex_codes: dict[str, Literal["F", "M"]] = Field(default_factory=dict)
+    ethnicity_column: str = "attr_ethnicity"
+    ethnicity_codes: dict[str, str] = Field(default_factory=dict)
+    disability_column: str = "attr_disability"
+    disability_codes: dict[str, bool] = Field(default_factory=dict)
+    # Gazetteer tenure -> contract tenure; addresses with none get default_tenure.
+    tenure_codes: dict[str, str] = Field(default_factory=dict)
+    default_tenure: str | None = None  # required by `link`: the data dictionary names the values
+    # Sources whose person events are also recorded against the person record's address.
+    address_events_sources: tuple[str, ...] = ()
+    # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
+    # paths are read from the ingested folder. Real data: clerically reviewed pairs
+    # (source_l, record_id_l, source_r, record_id_r, is_match).
+    ground_truth: Path | None = Path("ground_truth/person_records.parquet")
+    clerical_review: Path | None = None
+
+
+class SwitchOffCriterion(_Section):
+    """One switch-off criterion the board declared; `monitor` shows it green, amber or red.
+
+    - precision_below_promise / recall_below_promise: a list's realised value below the lower bound of
+      the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
+    - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
+      (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
+    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["precision_below_promise", "recall_below_promise", "source_volume_drop", "source_psi"]
+    consecutive: int = Field(default=2, gt=0)
+    amber: float | None = Field(default=None, ge=0)
+    red: float | None = Field(default=None, ge=0)
+    text: str = ""  # the board's own wording, shown beside the status
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SwitchOffCriterion:
+        if self.kind in ("source_volume_drop", "source_psi"):
+            if self.red is None:
+                raise ValueError(f"criterion {self.name!r} ({self.kind}) needs a 'red' threshold")
+            if self.amber is not None and self.amber > self.red:
+                raise ValueError(f"criterion {self.name!r}: amber ({self.amber}) is above red ({self.red})")
+        return self
+
+
+class ServiceResponse(_Section):
+    """The event that shows a flagged resident received a service response (e.g. an early help contact)."""
+
+    source: str
+    event_types: tuple[str, ...] = ()  # empty: any event of the source
+    within_days: int = Field(default=90, gt=0)
+
+
+def _default_switch_off() -> tuple[SwitchOffCriterion, ...]:
+    return (
+        SwitchOffCriterion(name="precision_below_promise", kind="precision_below_promise", consecutive=2),
+        SwitchOffCriterion(name="source_volume_drop", kind="source_volume_drop", amber=0.25, red=0.5),
+        SwitchOffCriterion(name="source_psi", kind="source_psi", amber=0.1, red=0.25),
+    )
+
+
+class MonitoringSection(_Section):
+    """`earlysignal monitor`: how past lists are judged and what would switch the model off."""
+
+    scores_dir: Path = Path("reports/scores")
+    audit: Path | None = None  # audit.json holding the promise; default: reports/audit/<model>-v<version>/
+    bootstrap: int = Field(default=200, ge=0)
+    recent_months: int = Field(default=3, gt=0)  # complete months before the extract date compared
+    volume_alpha: float = Field(default=0.01, gt=0, lt=1)  # a volume drop chance explains (p >= alpha) stays green
+    reference_start: dt.date | None = None  # default: temporal.first_as_of
+    reference_end: dt.date | None = None  # default: the earliest list's as_of, else the recent months' start
+    response: ServiceResponse | None = None
+    switch_off: tuple[SwitchOffCriterion, ...] = Field(default_factory=_default_switch_off)
+
+
+class ProxyGroup(_Section):
+    """Features that stand in for a protected characteristic, left out together by `necessity`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    features: tuple[str, ...] = Field(min_length=1)  # feature names or shell patterns, e.g. static__age*
+    why: str = ""  # which characteristic they stand in for, shown in the report
+
+
+class NecessitySection(_Section):
+    """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
+
+    bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
+    fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    proxy_groups: tuple[ProxyGroup, ...] = ()
+
+
+class EvaluationSection(_Section):
+    """The local evaluation store for resident-level evaluation data (never MLflow); see docs/modeling.md."""
+
+    # Folder of the store; empty: `evaluation/` beside the local MLflow store.
+    dir: str | None = None
+    # Days a training run's resident-level evaluation data is kept; `earlysignal evaluation-purge` deletes it after.
+    retention_days: int = Field(default=365, gt=0)
 
 
 class IngestSection(_Section):
@@ -467,6 +683,12 @@ class ProjectConfig(_Section):
     scoring: ScoringSection = ScoringSection()
     governance: GovernanceSection = GovernanceSection()
     mlflow: MlflowSection = MlflowSection()
+    linkage: LinkageSection = LinkageSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    caseworker: CaseworkerSection = CaseworkerSection()
+    approval: ApprovalSection = ApprovalSection()
+    monitoring: MonitoringSection = MonitoringSection()
+    necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
 
     @field_validator("dictionary")

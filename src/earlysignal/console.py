@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -13,7 +15,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+PIPE_WIDTH = 120
+
+
+def _console() -> Console:
+    """Rich on stderr; when that is not a terminal (a pipe, a log file, CI), PIPE_WIDTH columns rather than
+    rich's 80, so tables keep their interval columns. COLUMNS, when set, wins."""
+    made = Console(stderr=True)
+    if not made.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        made = Console(stderr=True, width=PIPE_WIDTH)
+    return made
+
+
+console = _console()
 
 
 def progress_bar(transient: bool = False) -> Progress:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from earlysignal.config import ProjectConfig, SynthSection
 from earlysignal.console import console
+from earlysignal.ledger import DEMO_APPROVER_NAME as DEMO_APPROVER
 
-DEMO_APPROVER = "DEMO APPROVAL (synthetic data; not a governance decision)"
 DEMO_NOTE = (
     "Approved automatically by `earlysignal demo` so that the scoring step can run. "
     "A real model version is approved by a named person after the governance board has read its audit report."
@@ -56,6 +56,26 @@ def _existing_borough_matches(data_dir: Path, synth: SynthSection) -> bool:
     return all(recorded.get(key) == value for key, value in generator_arguments(synth).items())
 
 
+def demo_approve(config: ProjectConfig, name: str, version: str | int, report_path: str | Path) -> Path:
+    """Sign the demo's labelled approval of (name, version) with the demo key; returns the key's path.
+
+    The key pair is made on first use in `<approval.store>/demo/` (git-ignored); the config's
+    `approval.trust_demo_key` is what makes it count. Raises ApprovalError when that is false.
+    """
+    from earlysignal.approval import approve_model, store_dir
+    from earlysignal.errors import ApprovalError
+    from earlysignal.ledger import ensure_demo_key
+
+    if not config.approval.trust_demo_key:
+        raise ApprovalError(
+            "the demo approves with its own key, but approval.trust_demo_key is false in this config; "
+            "set it to true for the synthetic borough (never for a real one)"
+        )
+    demo_key = ensure_demo_key(store_dir(config))
+    approve_model(name, version, report_path=report_path, key_path=demo_key, config=config, note=DEMO_NOTE)
+    return demo_key
+
+
 def run_demo(
     config: ProjectConfig,
     *,
@@ -63,7 +83,7 @@ def run_demo(
     step: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run every stage on the config's synthetic borough and return where the outputs are."""
-    from earlysignal.approval import approve_model
+    from earlysignal.console import progress_bar
     from earlysignal.audit import run_audit
     from earlysignal.contract import load_linked_data, report_table
     from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path
@@ -106,17 +126,21 @@ def run_demo(
         )
 
     with timed("train"):
-        trained = train_model(config, data_dir=data_dir, matrix=matrix)
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task("training", total=None)
+            trained = train_model(config, data_dir=data_dir, matrix=matrix,
+                                  progress=lambda stage: bar.update(task, description=f"training: {stage}"))
 
     version_uri = f"models:/{trained.model_name}/{trained.model_version}"
     with timed("audit"):
         audited = run_audit(version_uri, config=config)
 
     with timed("approve"):
-        approve_model(trained.model_name, trained.model_version, DEMO_APPROVER, audited.html_path, note=DEMO_NOTE)
+        demo_key = demo_approve(config, trained.model_name, trained.model_version, audited.html_path)
         console.print(
-            f"[bold yellow]Demo approval[/bold yellow] of {trained.model_name} version {trained.model_version}: "
-            "recorded only so the scoring step can run; a real approval is a board's decision.",
+            f"[bold yellow]Demo approval[/bold yellow] of {trained.model_name} version {trained.model_version}, "
+            f"signed with the demo key {demo_key}: recorded only so the scoring step can run; a real approval is "
+            "a board's decision, signed with a named approver's key.",
             highlight=False,
         )
 

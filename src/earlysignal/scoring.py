@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.atomic import write_csv, write_json, write_parquet
+from earlysignal.caselist import write_case_list
 from earlysignal.config import ProjectConfig
 from earlysignal.console import console
+from earlysignal.dates import check_as_of_in_range
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.explain import top_reasons
 from earlysignal.modeling import metrics as M
@@ -28,6 +30,7 @@ from earlysignal.modeling.drift import drift_report
 RANKED_COLUMNS = [
     "resident_id", "as_of", "score", "rank", "percentile", "flagged",
     "reason_1", "reason_2", "reason_3", "contribution_1", "contribution_2", "contribution_3",
+    "approval_status",
 ]
 
 
@@ -143,6 +146,38 @@ def _open_outcome_ids(data: Any, ts: pd.Timestamp, outcome_types: tuple[str, ...
     return set(o.loc[open_now, "resident_id"].astype(str))
 
 
+UNAPPROVED = "UNAPPROVED"
+
+
+def approval_label(approval: Any) -> str:
+    """'approved', 'demo-approved' (the synthetic demo's key) or 'UNAPPROVED' (--allow-unapproved)."""
+    if approval is None:
+        return UNAPPROVED
+    return "demo-approved" if approval.demo else "approved"
+
+
+def output_name(name: str, approval: Any) -> str:
+    """ranked.csv, or ranked-UNAPPROVED.csv when the scores did not pass the approval gate."""
+    if approval is not None:
+        return name
+    stem, _, suffix = name.partition(".")
+    return f"{stem}-{UNAPPROVED}.{suffix}"
+
+
+def data_start(data: Any) -> dt.date | None:
+    """When the data's records start: manifest window_start, else the earliest event date."""
+    from earlysignal.dates import parse_date
+
+    manifest = data.manifest or {}
+    if manifest.get("window_start") is not None:
+        return parse_date(manifest["window_start"], "manifest.json: key window_start")
+    if data.events is None or data.events.empty:
+        return None
+    column = "event_time" if "event_time" in data.events.columns else "known_at"
+    earliest = pd.to_datetime(data.events[column]).min()
+    return None if pd.isna(earliest) else earliest.date()
+
+
 def rank_cohort(
     frame: pd.DataFrame, score: np.ndarray, margin: np.ndarray, k: int
 ) -> pd.DataFrame:
@@ -176,7 +211,30 @@ def score_cohort(
     progress: Callable[[str], None] | None = None,
     log_to_mlflow: bool = True,
 ) -> ScoringResult:
-    """Score everyone in the cohort at as_of with a registered model; write the lists and a summary."""
+    """Score everyone in the cohort at as_of with a registered model; write the lists and a summary.
+
+    Without allow_unapproved the version must pass every check of `require_approved`; with it,
+    every file written is marked UNAPPROVED (file name and `approval_status` column). Raises
+    ApprovalError, ContractError or EarlySignalError (as_of outside the data, missing sources).
+    """
+    from earlysignal.tracking import quiet_downloads
+
+    with quiet_downloads():
+        return _score_cohort(config, as_of, model_uri, data_dir, out, allow_unapproved, progress=progress,
+                             log_to_mlflow=log_to_mlflow)
+
+
+def _score_cohort(
+    config: ProjectConfig,
+    as_of: dt.date,
+    model_uri: str | None,
+    data_dir: str | Path | None,
+    out: str | Path | None,
+    allow_unapproved: bool,
+    *,
+    progress: Callable[[str], None] | None,
+    log_to_mlflow: bool,
+) -> ScoringResult:
     from earlysignal import contract, features
     from earlysignal.approval import require_approved
     from earlysignal.modeling.artifacts import load_scoring_model
@@ -187,11 +245,18 @@ def score_cohort(
     configure_tracking()
     model_uri = model_uri or f"models:/{config.model.name}@champion"
     say("checking approval")
+    approval = None
     if allow_unapproved:
         console.print(f"[yellow]Scoring with {model_uri} WITHOUT checking approval (--allow-unapproved).[/yellow]")
     else:
-        require_approved(model_uri)
-    version = resolve_model_version(model_uri)
+        approval = require_approved(model_uri, config)
+        if approval.demo:
+            console.print(f"[bold yellow]{model_uri} carries a DEMO approval (synthetic data only).[/bold yellow]")
+    status = approval_label(approval)
+    # Score exactly the version whose approval was verified, not whatever the alias points to a moment later.
+    version = resolve_model_version(
+        model_uri if approval is None else f"models:/{approval.model_name}/{approval.model_version}"
+    )
     pinned = f"models:/{version.name}/{version.version}"
     say("loading model")
     model = load_scoring_model(pinned)
@@ -213,8 +278,7 @@ def score_cohort(
     # Scoring only reads: quarantine files are the validate and features stages' job.
     data = contract.load_linked_data(data_dir, spec_config, write_quarantine=False)
     check_sources(spec_config, data, data_dir)
-    if pd.Timestamp(as_of) > pd.Timestamp(data.extract_date) + pd.Timedelta(days=1):
-        console.print(f"[yellow]as_of {as_of} is after the data's extract date {data.extract_date}.[/yellow]")
+    check_as_of_in_range(as_of, data_start(data), data.extract_date, data_dir)
     say("building features")
     fm = features.build_feature_matrix(spec_config, data, as_of_dates=[as_of], with_labels=False)
     frame = fm.frame.reset_index(drop=True)
@@ -226,8 +290,9 @@ def score_cohort(
     score = model.calibrator.predict(margin)
     k = M.capacity_k(len(frame), config.capacity)
     ranked = rank_cohort(frame, score, margin, k)
-    reasons = top_reasons(model.contributions(frame), frame, model.feature_columns, metadata)
-    ranked = pd.concat([ranked, reasons], axis=1)[RANKED_COLUMNS]
+    contributions = model.contributions(frame)
+    reasons = top_reasons(contributions, frame, model.feature_columns, metadata)
+    ranked = pd.concat([ranked, reasons], axis=1).assign(approval_status=status)[RANKED_COLUMNS]
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
     unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
     n_quarantined = int(unscored["reason"].str.startswith(QUARANTINED_PREFIX).sum())
@@ -238,12 +303,14 @@ def score_cohort(
         )
     drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month)
 
+    # Every file says whether its scores passed the approval gate: a column, and the file name.
+    unscored["approval_status"] = status
     out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
     paths = {
-        "ranked_parquet": write_parquet(ranked, out_dir / "ranked.parquet"),
-        "ranked_csv": write_csv(ranked, out_dir / "ranked.csv"),
-        "unscored_parquet": write_parquet(unscored, out_dir / "unscored.parquet"),
-        "unscored_csv": write_csv(unscored, out_dir / "unscored.csv"),
+        "ranked_parquet": write_parquet(ranked, out_dir / output_name("ranked.parquet", approval)),
+        "ranked_csv": write_csv(ranked, out_dir / output_name("ranked.csv", approval)),
+        "unscored_parquet": write_parquet(unscored, out_dir / output_name("unscored.parquet", approval)),
+        "unscored_csv": write_csv(unscored, out_dir / output_name("unscored.csv", approval)),
     }
     summary = {
         "model_uri": pinned,
@@ -251,6 +318,8 @@ def score_cohort(
         "model_version": str(version.version),
         "requested_model_uri": model_uri,
         "approval_checked": not allow_unapproved,
+        "approval_status": status,
+        "approval": approval.as_dict() if approval is not None else None,
         "as_of": as_of.isoformat(),
         "data_dir": str(data_dir),
         "spec_hash": metadata.get("spec_hash"),
@@ -271,7 +340,10 @@ def score_cohort(
         "contributions_scale": "log-odds of the uncalibrated model (LightGBM pred_contrib)",
         "outputs": {key: str(path) for key, path in paths.items()},
     }
-    paths["summary_json"] = write_json(summary, out_dir / "summary.json")
+    case_list = write_case_list(out_dir, ranked, frame, contributions, model.feature_columns, metadata,
+                                spec_config, config, summary)
+    summary["outputs"].update({key: str(path) for key, path in case_list.items()})
+    paths["summary_json"] = write_json(summary, out_dir / output_name("summary.json", approval))
     _report_drift(drift)
     if log_to_mlflow:
         _log_score_run(config, summary, out_dir)

@@ -8,8 +8,10 @@ an embedded SQLite store under ./mlruns/, which `mlflow ui` opens without a serv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -70,6 +72,21 @@ def use_experiment(name: str) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """Inside the block, MLflow does not draw its artefact download bars (unless the user set
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR themselves): stages show their own progress."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def ui_command() -> str:

@@ -52,13 +52,16 @@ def run_audit(
     The training run's own config defines the label, cohort and capacity; `config`, when given,
     supplies the audit settings and governance record (they may be updated after training).
     """
-    from earlysignal.approval import approval_status
+    from earlysignal.approval import approval_status, protected_report_paths, record_audit_report
     from earlysignal.atomic import write_json, write_text
+    from earlysignal.config import load_config
     from earlysignal.modeling.artifacts import load_scoring_model, load_training_artifacts
     from earlysignal.report.render import render_audit_html
     from earlysignal.tracking import configure_tracking
 
     configure_tracking()
+    # Approvals are checked against today's approvers and ledger, never the training run's copy.
+    approval_config = config if config is not None else load_config()
     artifacts = load_training_artifacts(model_uri)
     model = load_scoring_model(artifacts.model_uri)
     sample = artifacts.explain_sample
@@ -79,12 +82,18 @@ def run_audit(
         feature_metadata=metadata,
         explain_sample=sample,
         contributions=contributions,
-        approval=approval_status(artifacts.model_name, artifacts.model_version),
+        approval=approval_status(artifacts.model_name, artifacts.model_version, approval_config),
         audit_config=config,
     )
     folder = Path(out_dir) if out_dir is not None else default_output_dir(artifacts.model_name, artifacts.model_version)
-    html_path = write_text(render_audit_html(audit), folder / "audit.html")
-    json_path = write_json(audit, folder / "audit.json")
+    if (folder / "necessity.json").exists():  # written by `earlysignal necessity --model` for this version
+        audit["necessity"] = json.loads((folder / "necessity.json").read_text(encoding="utf-8"))
+    html = render_audit_html(audit)
+    # A report someone approved is never overwritten; it stays as it was read (and in the archive).
+    html_target, json_target = protected_report_paths(approval_config, folder, html)
+    html_path = write_text(html, html_target)
+    json_path = write_json(audit, json_target)
+    record_audit_report(approval_config, artifacts.model_name, artifacts.model_version, html_path, json_path)
     if log_to_mlflow:
         from mlflow import MlflowClient
 

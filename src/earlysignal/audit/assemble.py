@@ -20,6 +20,7 @@ from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
+from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import EarlySignalError
@@ -101,12 +102,12 @@ def evaluated_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise AuditError(
-            f"evaluation/test_predictions.parquet lacks column(s) {missing}; the audit needs "
+            f"the test predictions (evaluation store) lack column(s) {missing}; the audit needs "
             f"{list(REQUIRED_PREDICTION_COLUMNS)} (retrain with `earlysignal train`)"
         )
     frame = predictions[predictions["label"].notna()].copy()
     if frame.empty:
-        raise AuditError("evaluation/test_predictions.parquet has no rows with a known label: nothing to audit")
+        raise AuditError("the test predictions (evaluation store) have no rows with a known label: nothing to audit")
     frame["label"] = frame["label"].astype(int)
     frame["flagged"] = frame["flagged"].astype(bool)
     return frame.reset_index(drop=True)
@@ -136,7 +137,9 @@ def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[st
     return {"k": ks, "precision": precision, "recall": recall, "capacity": capacity}
 
 
-def calibration_curve(frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cell: int = 10) -> list[dict[str, Any]]:
+def calibration_curve(
+    frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cell: int = 10, round_to: int = 5
+) -> list[dict[str, Any]]:
     """Reliability curve on score deciles: mean score vs observed rate per bin (bins under min_cell dropped)."""
     scores = frame["score"].to_numpy(dtype=float)
     labels = frame["label"].to_numpy(dtype=float)
@@ -151,9 +154,10 @@ def calibration_curve(frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cel
             continue
         out.append(
             {
-                "mean_score": float(scores[mask].mean()),
-                "observed": float(labels[mask].mean()),
-                "n": int(mask.sum()),
+                "mean_score": published_figure(scores[mask].mean(), 3),
+                # From rounded counts; a band with 1-9 escalations shows no observed rate (small numbers).
+                "observed": published_rate(labels[mask].sum(), mask.sum(), min_cell, round_to),
+                "n": published_count(int(mask.sum()), min_cell, round_to),
             }
         )
     return out
@@ -180,39 +184,56 @@ def temporal_plan(split_plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
-def flagged_outcomes(frame: pd.DataFrame, round_to: int) -> list[dict[str, Any]]:
-    """Per test as_of: how many were flagged and what share of them escalated."""
+def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> list[dict[str, Any]]:
+    """Per test as_of: how many were flagged and what share of them escalated (shares from rounded counts)."""
     out = []
     for as_of, part in frame.groupby("as_of", sort=True):
         flagged = part[part["flagged"]]
+        found, positives = int(flagged["label"].sum()), int(part["label"].sum())
         out.append(
             {
                 "as_of": pd.Timestamp(as_of).date().isoformat(),
-                "cohort": round_count(len(part), round_to),
-                "flagged": round_count(len(flagged), round_to),
-                "escalated_share": _num(flagged["label"].mean()) if len(flagged) else None,
-                "missed_share": _num(1 - flagged["label"].sum() / part["label"].sum()) if part["label"].sum() else None,
+                "cohort": published_count(len(part), min_cell, round_to),
+                "flagged": published_count(len(flagged), min_cell, round_to),
+                "escalated_share": published_rate(found, len(flagged), min_cell, round_to),
+                # Found and missed split the same escalations: with 1-9 found, "missed" would round to 100%.
+                "missed_share": (
+                    None if is_small(found, min_cell)
+                    else published_rate(positives - found, positives, min_cell, round_to)
+                ),
             }
         )
     return out
 
 
-def missingness(sample: pd.DataFrame, feature_columns: Sequence[str], protected: Sequence[str]) -> dict[str, Any]:
-    """Share not recorded per protected characteristic, and share missing per feature (where any)."""
+def missingness(
+    sample: pd.DataFrame,
+    feature_columns: Sequence[str],
+    protected: Sequence[str],
+    min_cell: int = 10,
+    round_to: int = 5,
+) -> dict[str, Any]:
+    """Share not recorded per protected characteristic, and share missing per feature (where any).
+
+    Shares are computed from rounded counts; a share resting on 1 to min_cell - 1 residents is None.
+    """
     attributes = []
     for attribute in protected:
         column = f"attr__{attribute}"
         if column in sample.columns:
+            missing = int((group_labels(sample, attribute) == NOT_RECORDED).sum())
             attributes.append(
-                {"attribute": attribute, "share_not_recorded": float((group_labels(sample, attribute) == NOT_RECORDED).mean())}
+                {"attribute": attribute, "share_not_recorded": published_rate(missing, len(sample), min_cell, round_to)}
             )
     features = []
     for name in feature_columns:
         if name in sample.columns:
-            share = float(sample[name].isna().mean())
-            if share > 0:
-                features.append({"feature": name, "share_missing": share})
-    return {"attributes": attributes, "features": features, "rows": round_count(len(sample), 5)}
+            missing = int(sample[name].isna().sum())
+            if missing > 0:
+                features.append(
+                    {"feature": name, "share_missing": published_rate(missing, len(sample), min_cell, round_to)}
+                )
+    return {"attributes": attributes, "features": features, "rows": published_count(len(sample), min_cell, round_to)}
 
 
 def recording_by_group(
@@ -261,15 +282,54 @@ def recording_by_group(
             {
                 "n": round_count(int(size["n"]), round_to),
                 "suppressed": False,
-                "share_no_recorded_events": _num((events[members] == 0).mean()) if counts else None,
-                "mean_recorded_events": _num(events[members].mean()) if counts else None,
+                "share_no_recorded_events": (
+                    published_rate(int((events[members] == 0).sum()), int(members.sum()), min_cell, round_to)
+                    if counts else None
+                ),
+                "mean_recorded_events": published_figure(events[members].mean(), 1) if counts else None,
                 "not_recorded": {
-                    other: _num((labels[other][members] == NOT_RECORDED).mean()) for other in gappy if other != attribute
+                    other: published_rate(
+                        int((labels[other][members] == NOT_RECORDED).sum()), int(members.sum()), min_cell, round_to
+                    )
+                    for other in gappy if other != attribute
                 },
             }
         )
         rows.append(row)
     return rows
+
+
+THRESHOLD_METRICS = ("precision_at_capacity", "recall_at_capacity", "lift_at_capacity")
+
+
+def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict[str, Any]:
+    """One test split's metrics as published: counts rounded, base rate and threshold metrics from rounded counts.
+
+    Precision at capacity times k (public) is the number of flagged residents who escalated, so it
+    is recomputed from that number rounded (None when it is 1 to min_cell - 1); recall and lift follow.
+    Intervals of threshold metrics are dropped (they are resampled from the exact counts).
+    """
+    n, positives, k = int(split["n"]), int(split["positives"]), int(split["k"])
+    out = {**split, "n": published_count(n, min_cell, round_to), "positives": published_count(positives, min_cell, round_to),
+           "base_rate": published_rate(positives, n, min_cell, round_to)}
+    scorers = {}
+    for scorer, values in split.get("scorers", {}).items():
+        values = dict(values)
+        precision = (values.get("precision_at_capacity") or {}).get("value")
+        if precision is not None and k > 0:
+            found = round(precision * k, 6)  # an expected count when ties straddle k: may be fractional
+            shown = published_count(found, min_cell, round_to)
+            base = out["base_rate"]
+            recomputed = {
+                "precision_at_capacity": None if shown is None else shown / k,
+                "recall_at_capacity": published_rate(found, positives, min_cell, round_to),
+                "lift_at_capacity": (shown / k) / base if shown is not None and base else None,
+            }
+            for metric in THRESHOLD_METRICS:
+                values[metric] = {"value": recomputed[metric], "ci_low": None, "ci_high": None}
+        scorers[scorer] = values
+    out["scorers"] = scorers
+    return out
 
 
 def _capacity_words(config: ProjectConfig) -> str:
@@ -379,7 +439,12 @@ def build_audit(
             {
                 "as_of": str(as_of),
                 "cohort": round_count(rows_per[as_of], settings.round_to) if as_of in rows_per else None,
-                "prevalence": _num(prevalence.get(as_of)),
+                # From the rounded cohort and the rounded number of escalations, like every published rate.
+                "prevalence": (
+                    published_rate(round(float(prevalence[as_of]) * rows_per[as_of]), rows_per[as_of],
+                                   settings.min_cell, settings.round_to)
+                    if as_of in rows_per and _num(prevalence.get(as_of)) is not None else None
+                ),
             }
         )
     sources = sorted({str(f.get("source")) for f in feature_records if f.get("source")})
@@ -392,7 +457,8 @@ def build_audit(
         },
         "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
         "cohort_per_as_of": cohort_rows,
-        "missingness": missingness(explain_sample, feature_columns, settings.protected),
+        "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
+                                   settings.round_to),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),
@@ -415,16 +481,14 @@ def build_audit(
     criterion = metrics.get("success_criterion", {})
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
     # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
-    splits = [
-        {**split, **{key: round_count(split[key], settings.round_to) for key in ("n", "positives") if key in split}}
-        for split in metrics.get("splits", [])
-    ]
+    splits = [published_split(split, settings.min_cell, settings.round_to) for split in metrics.get("splits", [])]
     performance = {
         "splits": splits,
         "summary": summary,
         "k_curves": k_curves(frame, capacity_per) if evaluated else {},
-        "calibration": calibration_curve(frame, min_cell=settings.min_cell) if evaluated else [],
-        "flagged_outcomes": flagged_outcomes(frame, settings.round_to) if evaluated else [],
+        "calibration": calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
+        if evaluated else [],
+        "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
         "evaluated": evaluated,
         "bootstrap": metrics.get("bootstrap"),
         "one_feature_baseline": metrics.get("one_feature_baseline"),

@@ -17,7 +17,9 @@ from fairlearn.metrics import MetricFrame
 from sklearn.metrics import roc_auc_score
 
 from earlysignal.audit.groups import characteristic_key, labels_for, reference_group
+from earlysignal.audit.disclosure import published_count, published_figure, published_rate
 from earlysignal.audit.suppression import apply_suppression
+from earlysignal.modeling.metrics import tie_order_key
 
 # Metrics whose disparity ratios are tested, with the words used to explain a finding.
 RATIO_METRICS: dict[str, str] = {
@@ -42,15 +44,37 @@ GROUP_METRIC_COLUMNS = (
 COUNT_COLUMNS = ("n", "positives", "flagged")
 
 
-def _group_summary(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """[n, TP, FP, FN, TN, sum of scores, AUC] for one group (AUC NaN when the group has one class)."""
+def _group_summary(
+    y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray, order: np.ndarray, period: np.ndarray
+) -> np.ndarray:
+    """[n, TP, FP, FN, TN, sum of scores, AUC] for one group.
+
+    AUC is computed as the headline AUC is: on the list's ordering (`order`: equal where the list
+    ties), within each test as_of (`period`), then averaged over the as_of dates where the group has
+    both classes (NaN when it has none).
+    """
     y = np.asarray(y_true).astype(bool)
     p = np.asarray(y_pred).astype(bool)
     s = np.asarray(score, dtype=float)
-    auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else math.nan
+    key = np.asarray(order, dtype=float)
+    period = np.asarray(period)
+    aucs = []
+    for value in np.unique(period):
+        inside = period == value
+        if 0 < y[inside].sum() < inside.sum():
+            aucs.append(float(roc_auc_score(y[inside], key[inside])))
+    auc = float(np.mean(aucs)) if aucs else math.nan
     return np.array(
         [len(y), np.sum(y & p), np.sum(~y & p), np.sum(y & ~p), np.sum(~y & ~p), s.sum(), auc], dtype=float
     )
+
+
+def order_key(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the list's ordering within its as_of: score, then the raw margin when the frame has one."""
+    score = frame["score"].astype(float).to_numpy()
+    if "margin" not in frame.columns or frame["margin"].isna().any():
+        return score
+    return tie_order_key(score, frame["margin"].astype(float).to_numpy())
 
 
 def group_metric_frame(frame: pd.DataFrame, groups: pd.Series) -> MetricFrame:
@@ -60,12 +84,19 @@ def group_metric_frame(frame: pd.DataFrame, groups: pd.Series) -> MetricFrame:
     for every metric and group, which at borough scale (200k rows) cost a minute for twelve metrics;
     every rate follows exactly from the counts (`group_table`).
     """
+    period = frame["as_of"].astype(str).to_numpy() if "as_of" in frame.columns else np.zeros(len(frame))
     return MetricFrame(
         metrics={"summary": _group_summary},
         y_true=frame["label"].astype(int).to_numpy(),
         y_pred=frame["flagged"].astype(bool).astype(int).to_numpy(),
         sensitive_features=groups.to_numpy(),
-        sample_params={"summary": {"score": frame["score"].astype(float).to_numpy()}},
+        sample_params={
+            "summary": {
+                "score": frame["score"].astype(float).to_numpy(),
+                "order": order_key(frame),
+                "period": period,
+            }
+        },
     )
 
 
@@ -80,6 +111,10 @@ def group_table(frame: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
                 {
                     "group": group,
                     "n": n,
+                    "tp": tp,
+                    "fp": fp,
+                    "fn": fn,
+                    "tn": tn,
                     "positives": tp + fn,
                     "flagged": tp + fp,
                     "prevalence": (tp + fn) / n if n else math.nan,
@@ -95,6 +130,37 @@ def group_table(frame: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def published_group_figures(row: pd.Series | dict, min_cell: int, round_to: int) -> dict[str, float | None]:
+    """A group's rates as published: from its rounded counts, None where a count behind them is small.
+
+    row holds the exact counts n, tp, fp, fn, tn and the exact figures auc and mean_score.
+    """
+    n, tp, fp, fn, tn = (float(row[c]) for c in ("n", "tp", "fp", "fn", "tn"))
+    positives, flagged, negatives = tp + fn, tp + fp, fp + tn
+    out = {
+        "prevalence": published_rate(positives, n, min_cell, round_to),
+        "selection_rate": published_rate(flagged, n, min_cell, round_to),
+        "precision": published_rate(tp, flagged, min_cell, round_to),
+        "recall": published_rate(tp, positives, min_cell, round_to),
+        "fpr": published_rate(fp, negatives, min_cell, round_to),
+        "fnr": published_rate(fn, positives, min_cell, round_to),
+        "auc": published_figure(row.get("auc")),
+        "mean_score": published_figure(row.get("mean_score"), 3),
+    }
+    # Recall and FNR are one split of the positives (1 - each other): both go when either count is small.
+    if out["recall"] is None or out["fnr"] is None:
+        out["recall"] = out["fnr"] = None
+    # Observed over expected, from the published prevalence: exact counts cannot be recovered by
+    # multiplying it by the mean score.
+    mean_score = row.get("mean_score")
+    out["calibration_ratio"] = (
+        published_figure(out["prevalence"] / mean_score)
+        if out["prevalence"] is not None and mean_score and math.isfinite(mean_score) and mean_score > 0
+        else None
+    )
+    return out
 
 
 def _confusion_cells(frame: pd.DataFrame) -> np.ndarray:
@@ -238,6 +304,57 @@ def finding_text(group: str, reference: str, metric: str, interval: Interval, ou
     )
 
 
+def published_ratio(group_rate: float | None, reference_rate: float | None) -> tuple[float | None, str | None]:
+    """(group / reference, note): zero and undefined ratios are said in words, never left as NaN or inf."""
+    if group_rate is None or reference_rate is None:
+        return None, "not shown: a rate behind it is suppressed (small numbers)"
+    if reference_rate == 0:
+        if group_rate == 0:
+            return None, "undefined: the rate is 0 in both groups"
+        return None, "undefined: the reference group's rate is 0"
+    return published_figure(group_rate / reference_rate), ("the group's rate is 0" if group_rate == 0 else None)
+
+
+def zero_flag_finding(
+    key: str,
+    group: str,
+    reference: str,
+    counts: pd.Series,
+    reference_counts: pd.Series,
+    entry: dict[str, object],
+    reference_figures: dict[str, float | None],
+    outcome: str,
+    min_cell: int,
+) -> dict[str, object] | None:
+    """The finding for a group never flagged while it has escalations (or flagged beside a never-flagged reference).
+
+    A bootstrap cannot put an interval on a zero count, so these are stated from the counts themselves:
+    at least min_cell escalations in the group (it is shown at all only then) and none of them found.
+    """
+    flagged, positives = float(counts["flagged"]), float(counts["positives"])
+    reference_flagged = float(reference_counts["flagged"])
+    who, ref = _people(group), _people(reference)
+    if flagged == 0 and positives >= min_cell and reference_flagged >= min_cell:
+        recall = reference_figures.get("recall")
+        text = (
+            f"{who} are never flagged, although about {entry['positives']} of them went on to {outcome}; "
+            f"the list flags {ref}"
+            + (f" and finds {recall:.0%} of their escalations" if recall is not None else "")
+            + ". This is the largest disparity possible: none of this group's escalations is found."
+        )
+        return {"characteristic": key, "group": group, "reference": reference, "metric": "selection_rate",
+                "metric_label": "never flagged", "ratio": 0.0, "low": None, "high": None, "text": text}
+    if reference_flagged == 0 and flagged >= min_cell:
+        text = (
+            f"{who} are flagged (about {entry['flagged']} of them) while {ref}, the reference group, are never "
+            "flagged: the ratio is undefined and the disparity is as large as it can be."
+        )
+        return {"characteristic": key, "group": group, "reference": reference, "metric": "selection_rate",
+                "metric_label": "flagged while the reference group never is", "ratio": None, "low": None,
+                "high": None, "text": text}
+    return None
+
+
 def _json_number(value: object) -> float | None:
     if value is None:
         return None
@@ -282,19 +399,24 @@ def audit_fairness(
         )
         reference_cells = _confusion_cells(frame[groups == reference])
         reference_hidden = shown.loc[shown["group"] == reference, "suppressed"].notna().any()
+        exact = table.set_index("group")
+        reference_figures = published_group_figures(exact.loc[reference], min_cell, round_to)
         rows: list[dict[str, object]] = []
         for _, row in shown.iterrows():
+            hidden = not pd.isna(row["suppressed"])
+            counts = exact.loc[row["group"]]
             entry: dict[str, object] = {
                 "group": row["group"],
                 "is_reference": row["group"] == reference,
-                "suppressed": None if pd.isna(row["suppressed"]) else str(row["suppressed"]),
+                "suppressed": None if not hidden else str(row["suppressed"]),
             }
+            figures = {} if hidden else published_group_figures(counts, min_cell, round_to)
             for column in COUNT_COLUMNS:
-                entry[column] = None if pd.isna(row[column]) else int(row[column])
+                entry[column] = None if hidden else published_count(counts[column], min_cell, round_to)
             for column in GROUP_METRIC_COLUMNS:
-                entry[column] = _json_number(row[column])
+                entry[column] = figures.get(column)
             entry["ratios"] = {}
-            if pd.isna(row["suppressed"]) and not reference_hidden and row["group"] != reference:
+            if not hidden and not reference_hidden and row["group"] != reference:
                 intervals = ratio_intervals(
                     _confusion_cells(frame[groups == row["group"]]),
                     reference_cells,
@@ -303,6 +425,16 @@ def audit_fairness(
                     min_events=min_cell,
                 )
                 for metric, interval in intervals.items():
+                    mine, theirs = figures.get(metric), reference_figures.get(metric)
+                    ratio, note = published_ratio(mine, theirs)
+                    shown_rates = mine is not None and theirs is not None
+                    # An interval around a suppressed rate would describe the rate it hides.
+                    interval = Interval(
+                        ratio,
+                        published_figure(interval.low) if shown_rates else None,
+                        published_figure(interval.high) if shown_rates else None,
+                        assessable=interval.assessable and shown_rates,
+                    )
                     flagged = (
                         interval.assessable
                         and interval.ratio is not None
@@ -317,6 +449,7 @@ def audit_fairness(
                         "high": interval.high,
                         "assessable": interval.assessable,
                         "finding": flagged,
+                        "note": note,
                     }
                     if flagged:
                         findings.append(
@@ -332,9 +465,17 @@ def audit_fairness(
                                 "text": finding_text(row["group"], reference, metric, interval, outcome),
                             }
                         )
+                zero = zero_flag_finding(
+                    key, row["group"], reference, counts, exact.loc[reference], entry, reference_figures, outcome, min_cell
+                )
+                if zero is not None:
+                    entry["ratios"]["selection_rate"]["finding"] = True  # type: ignore[index]
+                    findings.append(zero)
             rows.append(entry)
         results.append({"key": key, "attributes": list(attributes), "reference": reference, "groups": rows})
-    findings.sort(key=lambda f: -abs(math.log(max(f["ratio"], 1e-9))))  # type: ignore[arg-type]
+    # Largest disparities first; a group never flagged (ratio 0) or flagged beside a never-flagged
+    # reference (ratio undefined) is the largest possible.
+    findings.sort(key=lambda f: -math.inf if f["ratio"] in (None, 0) else -abs(math.log(f["ratio"])))  # type: ignore[arg-type]
     return {
         "ratio_band": list(ratio_band),
         "bootstrap": bootstrap,

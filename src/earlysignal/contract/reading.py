@@ -34,7 +34,7 @@ from earlysignal.contract.schemas import (
     Column,
     Kind,
 )
-from earlysignal.errors import ContractError
+from earlysignal.errors import ContractError, EarlySignalError
 
 
 def table_path(data_dir: Path, name: str) -> Path:
@@ -82,12 +82,13 @@ def _manifest_extract_date(manifest: Mapping[str, Any], path: Path) -> dt.date:
     value = manifest.get("extract_date")
     if value is None:
         raise ContractError(f"{path}: key extract_date is missing; expected the data end as YYYY-MM-DD")
+    from earlysignal.dates import check_extract_date, parse_date
+
     try:
-        if not isinstance(value, str) or len(value) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ContractError(f"{path}: key extract_date must be a date YYYY-MM-DD, found {value!r}") from None
+        day = parse_date(value, f"{path}: key extract_date")
+        return check_extract_date(day, str(path))
+    except EarlySignalError as error:
+        raise ContractError(str(error)) from None
 
 
 def _manifest_warnings(

@@ -50,26 +50,73 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def write_feature_matrix(matrix: FeatureMatrix, path: str | os.PathLike[str]) -> Path:
-    """Write the matrix (Parquet, zstd) and its sidecar atomically; the sidecar is written last,
-    so a sidecar always describes a complete matrix."""
+# The Parquet file carries its own copy of the sidecar in its schema metadata, so the one atomic
+# rename of the Parquet file is what commits a new matrix; the sidecar is a readable copy of it.
+EMBEDDED_METADATA_KEY = b"earlysignal.matrix"
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files a killed write of this matrix or its sidecar left behind; returns them.
+
+    Two `features` runs writing the same matrix at once are not supported: one would remove the other's.
+    """
     path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [
+        p for name in (path.name, sidecar_path(path).name) for p in path.parent.glob(f".{name}.*.tmp") if p.is_file()
+    ]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def write_feature_matrix(matrix: FeatureMatrix, path: str | os.PathLike[str]) -> Path:
+    """Write the matrix (Parquet, zstd, with the metadata embedded) and then its sidecar, each atomically.
+
+    Killed before the Parquet rename, the old matrix and sidecar stay; killed after it, the new Parquet
+    holds the new metadata and the next read rewrites the sidecar from it. Stale temporary files from
+    an earlier killed write are removed first.
+    """
+    path = Path(path)
+    remove_stale_temporaries(path)
     table = pa.Table.from_pandas(matrix.frame, preserve_index=False)
+    embedded = json.dumps(matrix.metadata, sort_keys=True, default=str).encode("utf-8")
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), EMBEDDED_METADATA_KEY: embedded})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     write_json(matrix.metadata, sidecar_path(path))
     return path
 
 
-def read_feature_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The sidecar of a matrix file."""
-    side = sidecar_path(path)
-    if not side.exists():
-        raise EarlySignalError(f"{side} does not exist; rebuild the matrix with `earlysignal features`")
+def _embedded_metadata(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
     try:
-        return json.loads(side.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise EarlySignalError(f"{side} is not valid JSON ({error}); rebuild the matrix") from None
+        raw = (pq.read_schema(path).metadata or {}).get(EMBEDDED_METADATA_KEY)
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return json.loads(raw) if raw else None
+
+
+def read_feature_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a matrix file: its sidecar, repaired from the Parquet's embedded copy when a killed
+    write left the sidecar missing or describing the previous matrix."""
+    side = sidecar_path(path)
+    embedded = _embedded_metadata(Path(path))
+    sidecar: dict[str, Any] | None = None
+    if side.exists():
+        try:
+            sidecar = json.loads(side.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            if embedded is None:
+                raise EarlySignalError(f"{side} is not valid JSON ({error}); rebuild the matrix") from None
+    if embedded is not None and sidecar != embedded:
+        write_json(embedded, side)
+        return embedded
+    if sidecar is None:
+        raise EarlySignalError(f"{side} does not exist; rebuild the matrix with `earlysignal features`")
+    return sidecar
 
 
 def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
@@ -115,10 +162,11 @@ def build_or_reuse_feature_matrix(
     if not data_dir.is_dir():
         raise EarlySignalError(f"data folder {data_dir} does not exist; run `earlysignal synth` or pass --data DIR")
     out = Path(out) if out is not None else default_matrix_path(config)
+    remove_stale_temporaries(out)
     wanted_spec = spec_hash(config)
     fingerprint = data_fingerprint(data_dir)
     reason = "built: no matrix"
-    if out.exists() and sidecar_path(out).exists():
+    if out.exists() and (sidecar_path(out).exists() or _embedded_metadata(out) is not None):
         try:
             previous = read_feature_metadata(out)
         except EarlySignalError:

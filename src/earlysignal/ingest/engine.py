@@ -202,9 +202,12 @@ def ingest(
 
 def _extract_date_from(raw_dir: Path) -> dt.date:
     path = raw_dir / "manifest.json"
+    from earlysignal.dates import parse_date
+    from earlysignal.errors import EarlySignalError
+
     try:
-        return dt.date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["extract_date"])
-    except (OSError, KeyError, ValueError, TypeError):
+        return parse_date(json.loads(path.read_text(encoding="utf-8"))["extract_date"], f"{path}: extract_date")
+    except (OSError, KeyError, ValueError, TypeError, EarlySignalError):
         raise IngestError(
             f"no extract date: pass --extract-date YYYY-MM-DD or put {{\"extract_date\": ...}} in {path}"
         ) from None

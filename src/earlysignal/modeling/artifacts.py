@@ -1,4 +1,8 @@
-"""Read back what a training run logged, by registered model URI (for audit, scoring and notebooks)."""
+"""Read back what a training run logged, by registered model URI (for audit, scoring and notebooks).
+
+Resident-level evaluation data comes from the local evaluation store, checked against the hashes
+the run logged (earlysignal.evaluation_store).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pandas as pd
 
 from earlysignal.config import ProjectConfig, config_from_dict
 from earlysignal.errors import EarlySignalError
+from earlysignal.evaluation_store import read_evaluation, store_root
 from earlysignal.modeling.pyfunc_model import EarlySignalModel
 from earlysignal.modeling.registry import resolve_model_version
 from earlysignal.tracking import configure_tracking
@@ -52,16 +57,22 @@ def load_training_artifacts(model_uri: str) -> TrainingArtifacts:
     if not run_id:
         raise EarlySignalError(f"{model_uri} (version {version.version}) is not linked to a training run")
     config_raw = json.loads(_download(run_id, "config/config.json").read_text(encoding="utf-8"))
+    config = config_from_dict(config_raw, source=f"config of run {run_id}")
+    manifest = json.loads(_download(run_id, "evaluation/store.json").read_text(encoding="utf-8"))
+    recorded = Path(manifest["root"])
+    # The store as recorded at training time, else where this machine's config and tracking URI put it.
+    root = recorded if (recorded / run_id).is_dir() else store_root(config.evaluation.dir, mlflow.get_tracking_uri())
+    evaluation = read_evaluation(manifest, root)
     return TrainingArtifacts(
         run_id=run_id,
         model_uri=f"models:/{version.name}/{version.version}",
         model_name=version.name,
         model_version=str(version.version),
-        config=config_from_dict(config_raw, source=f"config of run {run_id}"),
+        config=config,
         feature_metadata=json.loads(_download(run_id, "features/feature_spec.json").read_text(encoding="utf-8")),
-        test_predictions=pd.read_parquet(_download(run_id, "evaluation/test_predictions.parquet")),
+        test_predictions=evaluation["test_predictions"],
         metrics=json.loads(_download(run_id, "evaluation/metrics.json").read_text(encoding="utf-8")),
-        explain_sample=pd.read_parquet(_download(run_id, "evaluation/explain_sample.parquet")),
+        explain_sample=evaluation["explain_sample"],
     )
 
 

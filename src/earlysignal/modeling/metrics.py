@@ -4,8 +4,10 @@ Everything is computed from one sorted list, with optional per-row weights, so t
 estimate and every bootstrap replicate (a resample is a vector of multiplicities) use the same
 code. Ties: the list is ordered by score (descending), then a tie-break key (descending; the raw
 model margin for the model, so isotonic plateaus keep the booster's order), then resident_id
-(ascending). Threshold metrics (precision@k, recall@k) use that exact order; AUC and average
-precision treat rows equal in (score, tie-break) as tied, as scikit-learn does.
+(ascending) so that a written list has one order. Every metric treats rows equal in
+(score, tie-break) as tied: AUC and average precision as scikit-learn does, and threshold metrics
+(precision@k, recall@k, lift) as their expected value when the tied rows straddling k are taken
+in random order. No scorer gains or loses from the order of resident ids.
 """
 
 from __future__ import annotations
@@ -125,9 +127,14 @@ class RankedList:
             precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
             out["average_precision"] = float((gp * precision).sum() / positives)
         if self.k > 0:
-            cum = np.cumsum(w)
-            taken = np.clip(self.k - (cum - w), 0, w)  # units of each row inside the first k
-            top_pos = float((taken * self.y).sum())
+            # Expected positives in the first k when tied rows are taken in random order: a tie
+            # group straddling k contributes its share of the remaining places times its positive
+            # rate, so a constant scorer (the prior baseline) gains no lift from tie order.
+            gw = gp + gn
+            before = np.cumsum(gw) - gw
+            taken = np.clip(self.k - before, 0, gw)
+            share = np.divide(taken, gw, out=np.zeros_like(gw), where=gw > 0)
+            top_pos = float((share * gp).sum())
             out["precision_at_capacity"] = top_pos / self.k
             out["recall_at_capacity"] = top_pos / positives if positives > 0 else float("nan")
             out["lift_at_capacity"] = out["precision_at_capacity"] / base_rate if base_rate > 0 else float("nan")
@@ -183,3 +190,37 @@ def precision_recall_curve_at_k(y: np.ndarray, order: np.ndarray, ks: Sequence[i
     positives = max(cum[-1], 1e-12)
     rows = [{"k": k, "precision": cum[k] / k, "recall": cum[k] / positives} for k in ks if 0 < k <= len(y_sorted)]
     return pd.DataFrame(rows)
+
+
+def expected_curve_at_k(ranked: RankedList, ks: Sequence[int]) -> pd.DataFrame:
+    """Precision@k and recall@k along a list, tied rows counted as ties (their expected share), for several k."""
+    if not len(ranked.y):
+        return pd.DataFrame(columns=["k", "precision", "recall"])
+    gp = np.add.reduceat(ranked.y, ranked.group_starts)
+    gw = np.add.reduceat(np.ones_like(ranked.y), ranked.group_starts)
+    before = np.cumsum(gw) - gw
+    positives = max(float(ranked.y.sum()), 1e-12)
+    rows = []
+    for k in ks:
+        if not 0 < k <= len(ranked.y):
+            continue
+        top = float((np.clip(k - before, 0, gw) / gw * gp).sum())
+        rows.append({"k": k, "precision": top / k, "recall": top / positives})
+    return pd.DataFrame(rows)
+
+
+def tie_order_key(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """A number per row whose order is the list's (score, then tiebreak), equal exactly where rows tie.
+
+    Use it wherever a metric must see the same ties as RankedList (e.g. a group's AUC in the audit).
+    """
+    score = np.asarray(score, dtype=float)
+    if tiebreak is None:
+        return score
+    tiebreak = np.asarray(tiebreak, dtype=float)
+    order = np.lexsort([tiebreak, score])  # ascending: score first, then tiebreak
+    s, t = score[order], tiebreak[order]
+    change = np.concatenate([[True], (s[1:] != s[:-1]) | (t[1:] != t[:-1])]) if len(s) else np.array([], bool)
+    key = np.empty(len(s), dtype=float)
+    key[order] = np.cumsum(change)
+    return key

@@ -2,7 +2,8 @@
 artefacts for the audit, and the registered pyfunc model (alias `candidate`).
 
 Artefact paths are a contract with the audit stage (see docs/modeling.md):
-evaluation/test_predictions.parquet, evaluation/metrics.json, evaluation/explain_sample.parquet,
+evaluation/metrics.json, evaluation/store.json (the SHA-256 and expiry of the resident-level test
+predictions and explanation sample, which live in the local evaluation store, never in MLflow),
 features/feature_spec.json, config/config.json, model/ (the pyfunc model).
 """
 
@@ -27,6 +28,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from earlysignal.atomic import write_json, write_parquet  # noqa: E402
 from earlysignal.config import ProjectConfig, config_to_dict  # noqa: E402
+from earlysignal.evaluation_store import store_root, write_evaluation  # noqa: E402
 from earlysignal.modeling import metrics as M  # noqa: E402
 from earlysignal.modeling.pyfunc_model import EarlySignalModel  # noqa: E402
 from earlysignal.modeling.registry import set_candidate  # noqa: E402
@@ -51,14 +53,17 @@ def _flat_params(config: ProjectConfig) -> dict[str, str]:
 
 
 def _log_metrics(metrics_doc: dict[str, Any]) -> None:
-    """Per-split metrics as steps (step = split number), summaries with their intervals."""
+    """Per-split metrics as `split.<scorer>.<metric>` steps (step = split number); `<scorer>.<metric>` and
+    `summary.<scorer>.<metric>` are the mean over test splits, with intervals."""
     for step, split in enumerate(metrics_doc["splits"], start=1):
         values = {}
         for scorer, per_metric in split["scorers"].items():
             for metric, entry in per_metric.items():
                 if entry["value"] is not None:
-                    values[f"{scorer}.{metric}"] = entry["value"]
-        values["test.n"], values["test.positives"], values["test.k"] = split["n"], split["positives"], split["k"]
+                    values[f"split.{scorer}.{metric}"] = entry["value"]
+        values["split.test.n"], values["split.test.positives"], values["split.test.k"] = (
+            split["n"], split["positives"], split["k"]
+        )
         mlflow.log_metrics(values, step=step)
     summary = {}
     for scorer, per_metric in metrics_doc["summary"].items():
@@ -68,6 +73,10 @@ def _log_metrics(metrics_doc: dict[str, Any]) -> None:
                 if value is not None and math.isfinite(value):
                     suffix = "" if key == "value" else f".{key}"
                     summary[f"summary.{scorer}.{metric}{suffix}"] = value
+                    if key == "value":
+                        # The name the MLflow UI shows in its runs table is the mean over test splits,
+                        # as the report says; per-split values are the `split.` metrics (step = split).
+                        summary[f"{scorer}.{metric}"] = value
     crit = metrics_doc["success_criterion"]
     if crit["met"] is not None:
         summary["success_criterion.met"] = float(crit["met"])
@@ -87,8 +96,9 @@ def _precision_at_k_figure(predictions: pd.DataFrame, metrics_doc: dict[str, Any
         curves = []
         for _, part in predictions.groupby("split", sort=False):
             tiebreak = -part["rank"].to_numpy(dtype=float) if scorer == "model" else None
-            order = M.list_order(part[column].to_numpy(dtype=float), part["resident_id"].to_numpy(), tiebreak)
-            curves.append(M.precision_recall_curve_at_k(part["label"].to_numpy(), order, ks).set_index("k"))
+            ranked = M.RankedList.build(part["label"].to_numpy(), part[column].to_numpy(dtype=float),
+                                        part["resident_id"].to_numpy(), 0, tiebreak=tiebreak)
+            curves.append(M.expected_curve_at_k(ranked, ks).set_index("k"))
         mean = pd.concat(curves).groupby(level=0).mean()
         axes[0].plot(mean.index, mean["precision"], label=scorer, color=SCORER_COLOURS[scorer])
         axes[1].plot(mean.index, mean["recall"], label=scorer, color=SCORER_COLOURS[scorer])
@@ -199,9 +209,16 @@ def log_training_run(
             + "".join(f"| `{r.feature}` | {r.description} |\n" for r in feature_list(fm.metadata).itertuples()),
             encoding="utf-8",
         )
-        write_parquet(predictions, folder / "evaluation" / "test_predictions.parquet")
+        # Resident-level evaluation data stays in the local evaluation store; MLflow gets its hashes only.
+        store = write_evaluation(
+            store_root(config.evaluation.dir, mlflow.get_tracking_uri()),
+            run.info.run_id,
+            {"test_predictions": predictions, "explain_sample": explain_sample},
+            config.evaluation.retention_days,
+        )
+        write_json(store, folder / "evaluation" / "store.json")
+        mlflow.set_tags({f"evaluation.sha256.{name}": entry["sha256"] for name, entry in store["files"].items()})
         write_json(metrics_doc, folder / "evaluation" / "metrics.json")
-        write_parquet(explain_sample, folder / "evaluation" / "explain_sample.parquet")
         write_json(plan.to_dict(), folder / "split_plan" / "split_plan.json")
         write_json(versions, folder / "environment" / "versions.json")
         for sub in ("config", "features", "evaluation", "split_plan", "environment"):
@@ -228,10 +245,14 @@ def log_training_run(
             artifacts=artifacts,
             signature=signature,
             input_example=example,
-            registered_model_name=config.model.name,
+            # A model that cannot rank anyone is logged for inspection but never registered.
+            registered_model_name=None if metrics_doc.get("not_registered") else config.model.name,
             pip_requirements=[f"{name}=={v}" for name, v in versions.items() if name != "earlysignal"
                               and v != "not installed"],
         )
+        if metrics_doc.get("not_registered"):
+            mlflow.set_tag("earlysignal.not_registered", str(metrics_doc["not_registered"])[:5000])
+            return run.info.run_id, ""
         version = str(info.registered_model_version)
         set_candidate(config.model.name, version)
         client = MlflowClient()

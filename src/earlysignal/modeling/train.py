@@ -235,6 +235,34 @@ def _fit_calibrated_booster(
     return _FittedSplit(booster, calibrator, best)
 
 
+# A model that gives this share of its training rows one and the same raw score cannot rank them.
+DEGENERATE_MODAL_SHARE = 0.99
+
+
+def degenerate_model_reason(booster: lgb.Booster, margin: np.ndarray) -> str | None:
+    """Why a fitted booster cannot rank anyone (no split in any tree, or near-constant scores), else None.
+
+    margin: the booster's raw scores on the rows it learnt from, shape (n,).
+    """
+    trees = booster.dump_model().get("tree_info", [])
+    if not any(tree.get("num_leaves", 1) > 1 for tree in trees):
+        return (
+            f"the model has no splits ({len(trees)} tree(s), each a single leaf): every resident gets the same "
+            "score. Typical cause: model.min_child_samples "
+            "is larger than the data can support; lower it or use more as_of dates"
+        )
+    margin = np.asarray(margin, dtype=float)
+    if len(margin):
+        _, counts = np.unique(margin, return_counts=True)
+        share = counts.max() / len(margin)
+        if share >= DEGENERATE_MODAL_SHARE:
+            return (
+                f"the model's scores are near-constant: {share:.1%} of the residents it learnt from share one score, "
+                "so it cannot rank them; lower model.min_child_samples or use more as_of dates"
+            )
+    return None
+
+
 def _oracle_scores(
     data_dir: Path | None, frame: pd.DataFrame, config: ProjectConfig
 ) -> np.ndarray | None:
@@ -437,6 +465,8 @@ def train_model(
         part = data.frame.loc[test].reset_index(drop=True)
         part.insert(2, "split", split.name)
         part["score"] = fitted.calibrator.predict(margin)
+        # The booster's raw margin breaks ties between equal calibrated scores everywhere (list, metrics, audit).
+        part["margin"] = margin
         # Baselines learn from every training date of the split (they need no early stopping).
         train_index = np.flatnonzero(known.mask(split.training_dates))
         test_X = pd.DataFrame(data.X[test], columns=feature_columns)
@@ -457,7 +487,7 @@ def train_model(
         margins[split.name] = margin
         parts.append(part)
     column_order = [
-        "resident_id", "as_of", "split", "label", "score", "score__prior", "score__one_feature",
+        "resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
         "score__logistic", "oracle", "rank", "flagged",
     ]
     attr_columns = [c for c in data.frame.columns if c.startswith("attr__")]
@@ -489,7 +519,10 @@ def train_model(
         },
         "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
         "capacity_k_per_as_of": {s["test_as_of"]: s["k"] for s in evaluation["splits"]},
-        "tie_handling": "list order: score desc, then raw model margin desc (model only), then resident_id asc",
+        "tie_handling": (
+            "list order: score desc, then raw model margin desc (model only), then resident_id asc; metrics "
+            "count rows equal in (score, margin) as ties (threshold metrics take their expected value)"
+        ),
         "bootstrap": {"resamples": config.training.bootstrap, "seed": config.project.seed, "level": 0.95,
                       "unit": "residents resampled within each test as_of"},
         "one_feature_baseline": one_feature,
@@ -527,8 +560,13 @@ def train_model(
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)
+    degenerate = degenerate_model_reason(final_fit.booster, final_fit.booster.predict(data.X[final_mask], raw_score=True))
+    if degenerate:
+        metrics_doc["not_registered"] = degenerate
 
     if not log_to_mlflow:
+        if degenerate:
+            raise TrainingError(f"the model was not registered as candidate: {degenerate}")
         return TrainingResult("", "", config.model.name, "", metrics_doc, plan, criterion["met"], predictions, model)
     say("logging to MLflow")
     from earlysignal.modeling.run_logging import log_training_run
@@ -545,6 +583,11 @@ def train_model(
         git_commit=_git_commit(),
         versions=package_versions(),
     )
+    if degenerate:
+        raise TrainingError(
+            f"the model was not registered as candidate: {degenerate}. MLflow run {run_id} records this "
+            "(tag earlysignal.not_registered)"
+        )
     from earlysignal.modeling.registry import version_uri
 
     if evaluated:

@@ -44,6 +44,8 @@ def k_curve_plot(curves: dict[str, Any]) -> str | None:
 
 def calibration_plot(points: list[dict[str, Any]]) -> str | None:
     """Reliability curve: observed escalation rate against mean predicted score per score band."""
+    # Bands whose observed rate is suppressed (small numbers) are left out of the curve.
+    points = [p for p in points if p.get("observed") is not None and p.get("mean_score") is not None]
     if not points:
         return None
     figure, axis = plt.subplots(figsize=(4.2, 3.6))
@@ -66,7 +68,8 @@ def ratio_plot(characteristic: dict[str, Any], metric: str, band: tuple[float, f
     rows = [
         (g["group"], g["ratios"][metric])
         for g in characteristic.get("groups", [])
-        if metric in g.get("ratios", {}) and g["ratios"][metric]["ratio"] is not None
+        # A ratio of 0 (a group never flagged) has no place on a log scale; the findings say it in words.
+        if metric in g.get("ratios", {}) and g["ratios"][metric]["ratio"]
     ]
     if not rows:
         return None

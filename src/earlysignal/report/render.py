@@ -84,7 +84,15 @@ def figures(audit: dict[str, Any]) -> dict[str, Any]:
         "calibration": plots.calibration_plot(audit["performance"]["calibration"]),
         "importance": plots.importance_plot(audit["drivers"]["importance"]),
         "ratios": ratio_figures,
+        "necessity_plot": _necessity_plot(audit),
     }
+
+
+def _necessity_plot(audit: dict[str, Any]) -> str | None:
+    # Imported here: the necessity renderer uses this module's Jinja environment.
+    from earlysignal.report.necessity_render import contribution_plot
+
+    return contribution_plot(audit["necessity"]) if audit.get("necessity") else None
 
 
 def render_audit_html(audit: dict[str, Any]) -> str:
@@ -96,3 +104,14 @@ def render_audit_html(audit: dict[str, Any]) -> str:
         headings=SECTION_HEADINGS,
         scorer_words=SCORER_WORDS,
     )
+
+
+def _count_or_dash(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def render_external_audit_html(audit: dict[str, Any]) -> str:
+    """The report HTML for an audit of scores from elsewhere (audit.external): names whose scores it audits."""
+    env = _environment()
+    env.filters["count_or_dash"] = _count_or_dash
+    return env.get_template("external_audit.html").render(audit=audit)

@@ -25,6 +25,7 @@ from earlysignal.synth.adversity import (
     state_runs,
 )
 from earlysignal.synth.bias import SOURCES, bias_to_json, check_recording_biases
+from earlysignal.synth.recording_change import change_to_json, check_recording_changes, recording_kept
 from earlysignal.synth.hazards import AGE_BAND_EDGES, PROCESSES, age_band
 from earlysignal.synth.outcomes import OUTCOME_CODES, Outcomes, generate_outcomes
 from earlysignal.synth.people import (
@@ -80,6 +81,8 @@ def generator_arguments(synth: SynthSection) -> dict[str, Any]:
         "world": synth.world,
         "recording_bias": [bias_to_json(b) for b in synth.recording_bias],
         "end_date": synth.end_date.isoformat(),
+        # Only when set, so that boroughs made without a change keep their exact manifest.
+        **({"recording_change": [change_to_json(c) for c in synth.recording_change]} if synth.recording_change else {}),
     }
 
 
@@ -162,6 +165,7 @@ def generate_borough(
     """Generate a synthetic borough into `out_dir` (contract tables, manifest.json and ground_truth/)."""
     synth = synth or SynthSection()
     check_recording_biases(synth.recording_bias)
+    check_recording_changes(synth.recording_change)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SynthError(f"--out {out_dir} exists and is not a folder")
@@ -198,6 +202,10 @@ def generate_borough(
     events = generate_events(
         rng["events"], member_pieces, reference_pieces, households, people, synth.recording_bias, timeline, splits
     ).columns(timeline.start_day * US_PER_DAY, timeline.end_day * US_PER_DAY)
+    if synth.recording_change:
+        source_names = np.array([s for s, _ in VOCABULARY])
+        kept = recording_kept(synth.seed, synth.recording_change, source_names[events["type_code"]], events["time_us"])
+        events = {name: column[kept] for name, column in events.items()}
     done("services")
 
     outcomes, bases = generate_outcomes(

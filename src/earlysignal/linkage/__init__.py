@@ -1,0 +1,1 @@
+"""Linkage: person and address records from ingest -> residents, households and linked histories (Splink)."""

@@ -1,0 +1,105 @@
+"""Link quality for the board: linked shares, cluster sizes, weights, pairwise accuracy, unlinked rate by group."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+AGE_BANDS: tuple[tuple[int, int | None, str], ...] = (
+    (0, 4, "0-4"), (5, 10, "5-10"), (11, 15, "11-15"), (16, 17, "16-17"), (18, 24, "18-24"),
+    (25, 44, "25-44"), (45, 64, "45-64"), (65, None, "65+"),
+)
+
+
+def _pairs(counts: pd.Series) -> int:
+    n = counts.to_numpy(dtype=np.int64)
+    return int((n * (n - 1) // 2).sum())
+
+
+def pairwise_accuracy(predicted: pd.Series, truth: pd.Series) -> dict[str, float | int]:
+    """Pairwise precision, recall and F1 of a clustering against true entity labels (aligned Series).
+
+    A pair counts as predicted when both records share a cluster and as true when they share an entity.
+    """
+    frame = pd.DataFrame({"c": predicted.to_numpy(), "t": truth.to_numpy()}).dropna()
+    tp = _pairs(frame.groupby(["c", "t"]).size())
+    pred = _pairs(frame.groupby("c").size())
+    true = _pairs(frame.groupby("t").size())
+    precision = tp / pred if pred else float("nan")
+    recall = tp / true if true else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if pred and true and (precision + recall) else float("nan")
+    return {"records": int(len(frame)), "true_pairs": true, "predicted_pairs": pred, "true_positive_pairs": tp,
+            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def clerical_accuracy(reviewed: pd.DataFrame, cluster_of: pd.Series) -> dict[str, float | int]:
+    """Precision/recall from clerically reviewed pairs (source_l, record_id_l, source_r, record_id_r, is_match).
+
+    `cluster_of` is indexed by "source|record_id". Pairs naming unknown records are counted and skipped.
+    """
+    left = (reviewed["source_l"].astype(str) + "|" + reviewed["record_id_l"].astype(str)).map(cluster_of)
+    right = (reviewed["source_r"].astype(str) + "|" + reviewed["record_id_r"].astype(str)).map(cluster_of)
+    known = left.notna() & right.notna()
+    linked = (left == right)[known]
+    truth = reviewed["is_match"].astype(bool)[known]
+    tp = int((linked & truth).sum())
+    precision = tp / int(linked.sum()) if linked.any() else float("nan")
+    recall = tp / int(truth.sum()) if truth.any() else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if linked.any() and truth.any() and (precision + recall) else float("nan")
+    return {"pairs_reviewed": int(len(reviewed)), "pairs_unknown_records": int((~known).sum()),
+            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def age_band(birth_date: pd.Series, on: dt.date) -> pd.Series:
+    """Age band on a date from birth dates (nulls stay null)."""
+    birth = pd.to_datetime(birth_date)
+    ref = pd.Timestamp(on)
+    age = ref.year - birth.dt.year - ((birth.dt.month > ref.month) | ((birth.dt.month == ref.month) & (birth.dt.day > ref.day))).astype(int)
+    out = pd.Series(pd.NA, index=birth_date.index, dtype="object")
+    for low, high, label in AGE_BANDS:
+        mask = (age >= low) if high is None else ((age >= low) & (age <= high))
+        out[mask.fillna(False)] = label
+    return out
+
+
+def suppressed_rates(unlinked: pd.Series, groups: pd.Series, min_cell: int, round_to: int) -> list[dict[str, Any]]:
+    """Unlinked rate per group: counts under `min_cell` suppressed, others rounded to `round_to`,
+    the rate recomputed from the rounded counts."""
+    frame = pd.DataFrame({"u": unlinked.astype(bool).to_numpy(), "g": groups.astype("object").fillna("unknown").to_numpy()})
+    rows = []
+    for group, part in frame.groupby("g", sort=True):
+        records, failed = int(len(part)), int(part["u"].sum())
+        if records < min_cell:
+            rows.append({"group": str(group), "records": None, "unlinked": None, "unlinked_rate": None, "suppressed": True})
+            continue
+        r_records = int(round_to * round(records / round_to))
+        r_failed = None if failed < min_cell else int(round_to * round(failed / round_to))
+        rate = round(r_failed / r_records, 3) if r_failed is not None and r_records else None
+        rows.append({"group": str(group), "records": r_records, "unlinked": r_failed, "unlinked_rate": rate,
+                     "suppressed": r_failed is None})
+    return rows
+
+
+def read_ground_truth(path: Path) -> pd.DataFrame | None:
+    """The true person per record (source, record_id, person_id), or None when the file is absent.
+
+    The person column may be called person_id or resident_id (the synthetic borough's
+    ground_truth/raw_records.parquet); rows without a person (address-only records) are dropped.
+    """
+    if not path.exists():
+        return None
+    truth = pd.read_parquet(path)
+    person = "person_id" if "person_id" in truth.columns else "resident_id"
+    missing = {"source", "record_id", person} - set(truth.columns)
+    if missing:
+        from earlysignal.errors import ContractError
+
+        raise ContractError(
+            f"{path}: missing column(s) {sorted(missing)}; expected source, record_id and person_id (or resident_id)"
+        )
+    truth = truth[["source", "record_id", person]].rename(columns={person: "person_id"}).dropna()
+    return truth.drop_duplicates(["source", "record_id"])

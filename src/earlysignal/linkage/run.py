@@ -1,0 +1,445 @@
+"""`earlysignal link`: ingested person/address records -> linked histories in the data contract.
+
+Inputs are what `earlysignal ingest` writes (docs/ingest-and-link.md). Outputs: residents, residency,
+events, outcomes, manifest.json (read by `earlysignal validate`), person_links.parquet,
+link_changes.parquet (when a previous run is given) and link_quality.json. Names, addresses, NHS
+numbers, UPNs and UPRNs stay in memory: every ID written is a keyed hash or a source record ID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.atomic import write_json, write_parquet
+from earlysignal.config import LinkageSection, ProjectConfig, config_to_dict
+from earlysignal.errors import ConfigError, ContractError
+from earlysignal.fingerprint import file_sha256, stable_hash
+from earlysignal.linkage import addresses as addr
+from earlysignal.linkage import histories as hist
+from earlysignal.linkage import quality as qual
+from earlysignal.linkage.people import link_people, standardise
+from earlysignal.linkage.secret import keyed_id, load_secret
+
+PERSON_COLUMNS = (
+    "source", "record_id", "source_person_id", "first_name", "middle_name", "last_name", "birth_date", "sex",
+    "postcode", "address_text", "uprn", "nhs_number", "upn", "seen_date", "seen_until",
+)
+ADDRESS_COLUMNS = ("source", "record_id", "address_text", "postcode", "uprn")
+# The person-record fields linkage reads: records equal on all of them are linked once.
+PROFILE_COLUMNS = ("source", "source_person_id", "first_name", "middle_name", "last_name", "birth_date", "sex",
+                   "postcode", "matched_uprn", "nhs_number", "upn")
+GAZETTEER_COLUMNS = ("uprn", "address_text", "postcode")
+EVENT_COLUMNS = ("event_id", "source", "person_record_id", "address_record_id", "event_type", "event_time", "known_at")
+OUTCOME_COLUMNS = ("source", "person_record_id", "outcome_type", "outcome_time", "known_at")
+OUTPUT_FILES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet", "person_links.parquet",
+                "link_quality.json", "manifest.json")
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    """What one link run wrote: its ID, the output folder, and headline figures."""
+
+    link_run_id: str
+    out_dir: Path
+    residents: int
+    records: int
+    quality: dict[str, Any]
+
+
+def _read(path: Path, required: tuple[str, ...], optional: bool = False) -> pd.DataFrame | None:
+    if not path.exists():
+        if optional:
+            return None
+        raise ContractError(f"{path} is missing; run `earlysignal ingest` first (docs/ingest-and-link.md)")
+    frame = pd.read_parquet(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ContractError(f"{path}: missing column(s) {missing}; the ingest-link interface needs {list(required)}")
+    return frame
+
+
+def _check_codes(section: LinkageSection, config: ProjectConfig) -> None:
+    """Linkage code maps must land on values the data dictionary declares (when it declares any)."""
+    from earlysignal.dictionary import dictionary_for
+
+    dictionary = dictionary_for(config)
+    for key, mapping, table, column in (
+        ("linkage.sex_codes", section.sex_codes, dictionary.residents, "sex"),
+        ("linkage.ethnicity_codes", section.ethnicity_codes, dictionary.residents, "ethnicity"),
+        ("linkage.tenure_codes", section.tenure_codes, dictionary.residency, "tenure"),
+    ):
+        allowed = table[column].values if column in table else ()
+        bad = {k: v for k, v in mapping.items() if allowed and v not in allowed}
+        if bad:
+            raise ConfigError(f"{key} maps to values outside data dictionary {column} values {list(allowed)}: {bad}")
+    tenures = dictionary.residency["tenure"].values if "tenure" in dictionary.residency else ()
+    if section.default_tenure is None:
+        raise ConfigError(
+            "linkage.default_tenure is not set: name the tenure (one of the data dictionary's values "
+            f"{list(tenures)}) given to addresses the housing stock list does not hold"
+        )
+    if tenures and section.default_tenure not in tenures:
+        raise ConfigError(f"linkage.default_tenure must be one of {list(tenures)}, got {section.default_tenure!r}")
+
+
+def _record_key(frame: pd.DataFrame, record_column: str = "record_id") -> pd.Series:
+    return frame["source"].astype(str) + "|" + frame[record_column].astype(str)
+
+
+def _address_ids(matches: pd.DataFrame, secret: bytes) -> pd.Series:
+    """Keyed address IDs: from the UPRN when matched, else from the address tokens (null when none)."""
+    keys = np.where(matches["matched_uprn"].notna(), "uprn:" + matches["matched_uprn"].astype(str),
+                    np.where(matches["address_key"].notna(), "text:" + matches["address_key"].astype(str), None))
+    cache = {k: keyed_id(secret, "A", k) for k in pd.unique(keys[pd.notna(keys)])}
+    return pd.Series([cache.get(k) if k is not None else None for k in keys], index=matches.index, dtype="object")
+
+
+def _stable_ids(
+    record_keys: pd.Series, clusters: np.ndarray, previous: pd.DataFrame | None, secret: bytes, run_id: str
+) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """Resident ID and change label per record, and the change table against the previous run.
+
+    A new cluster's ID is the keyed hash of its smallest record key. With a previous run, each previous
+    resident ID stays with the cluster holding most of its records (ties: the smaller cluster anchor);
+    a cluster home to several previous IDs keeps the one with most records and the others are
+    `merged` into it; other clusters holding some of a previous ID's records are `split` from it.
+    """
+    frame = pd.DataFrame({"key": record_keys.to_numpy(), "cluster": clusters})
+    anchor = frame.groupby("cluster")["key"].min()
+    frame["anchor"] = frame["cluster"].map(anchor)
+    provisional = {a: keyed_id(secret, "R", "record:" + a) for a in anchor.to_numpy()}
+    if previous is None:
+        ids = frame["anchor"].map(provisional)
+        return ids, pd.Series("new", index=frame.index), pd.DataFrame(
+            columns=["previous_resident_id", "resident_id", "change"])
+    prev = previous.assign(key=_record_key(previous))[["key", "resident_id"]].rename(columns={"resident_id": "prev"})
+    frame = frame.merge(prev, on="key", how="left")
+    counts = frame.dropna(subset=["prev"]).groupby(["prev", "anchor"]).size().rename("n").reset_index()
+    home = counts.sort_values(["prev", "n", "anchor"], ascending=[True, False, True]).drop_duplicates("prev")
+    ranked = home.sort_values(["anchor", "n", "prev"], ascending=[True, False, True])
+    first_in_cluster = ~ranked["anchor"].duplicated()
+    keeper = ranked[first_in_cluster].set_index("anchor")["prev"]
+    homed = ranked.groupby("anchor").size()
+    cluster_id = keeper.to_dict()
+    change = pd.Series(np.where(homed > 1, "merged", "kept"), index=homed.index).to_dict()
+    merged = ranked[~first_in_cluster]
+    changes = [
+        pd.DataFrame({"previous_resident_id": keeper.to_numpy(), "resident_id": keeper.to_numpy(), "change": "kept"}),
+        pd.DataFrame({"previous_resident_id": merged["prev"].to_numpy(),
+                      "resident_id": merged["anchor"].map(keeper).to_numpy(), "change": "merged"}),
+    ]
+    fresh = [a for a in anchor.to_numpy() if a not in cluster_id]
+    taken = set(keeper.to_numpy()) | set(prev["prev"])
+    for anchor_key in fresh:
+        new_id = provisional[anchor_key]
+        if new_id in taken:
+            new_id = keyed_id(secret, "R", f"record:{anchor_key}|run:{run_id}")
+        cluster_id[anchor_key] = new_id
+        change[anchor_key] = "new"
+    # Clusters holding some records of a previous resident who lives on elsewhere were split from it.
+    homes = home.set_index("prev")["anchor"]
+    away = counts[counts["prev"].map(homes) != counts["anchor"]]
+    changes.append(pd.DataFrame({"previous_resident_id": away["prev"].to_numpy(),
+                                 "resident_id": away["anchor"].map(cluster_id).to_numpy(), "change": "split"}))
+    for anchor_key in away["anchor"]:
+        if change[anchor_key] == "new":
+            change[anchor_key] = "split"
+    for anchor_key in away["prev"].map(homes):
+        if change[anchor_key] == "kept":
+            change[anchor_key] = "split"
+    ids = frame["anchor"].map(cluster_id)
+    labels = frame["anchor"].map(change)
+    table = pd.concat(changes, ignore_index=True).drop_duplicates()
+    return ids, labels, table.sort_values(["change", "previous_resident_id", "resident_id"]).reset_index(drop=True)
+
+
+def _map_codes(values: pd.Series, codes: dict[str, Any]) -> pd.Series:
+    return values.map(lambda v: codes.get(str(v)) if not pd.isna(v) else None)
+
+
+def run_link(
+    ingested: str | Path,
+    out_dir: str | Path,
+    config: ProjectConfig,
+    previous: str | Path | None = None,
+    ground_truth: str | Path | None = None,
+) -> LinkSummary:
+    """Link ingested records into the data contract in `out_dir` (see module docstring).
+
+    `previous` is an earlier link run's output folder; its person_links keep residents' IDs stable.
+    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record.
+    Raises ContractError for missing inputs or columns, ConfigError for bad linkage codes, SecretError
+    when no linkage secret is set.
+    """
+    ingested, out_dir = Path(ingested), Path(out_dir)
+    section = config.linkage
+    _check_codes(section, config)
+    secret = load_secret(section)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    people = _read(ingested / "person_records.parquet", PERSON_COLUMNS)
+    address_records = _read(ingested / "address_records.parquet", ADDRESS_COLUMNS, optional=True)
+    if address_records is None:
+        address_records = pd.DataFrame({c: pd.Series(dtype="object") for c in ADDRESS_COLUMNS})
+    gazetteer = _read(ingested / "gazetteer.parquet", GAZETTEER_COLUMNS)
+    events = _read(ingested / "events.parquet", EVENT_COLUMNS)
+    outcomes = _read(ingested / "outcomes.parquet", OUTCOME_COLUMNS, optional=True)
+    if outcomes is None:
+        outcomes = pd.DataFrame({c: pd.Series(dtype="object") for c in OUTCOME_COLUMNS})
+    manifest_path = ingested / "manifest.json"
+    if not manifest_path.exists():
+        raise ContractError(f"{manifest_path} is missing; expected the ingest manifest with extract_date")
+    ingest_manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if "extract_date" not in ingest_manifest:
+        raise ContractError(f"{manifest_path}: key extract_date is missing; expected YYYY-MM-DD")
+    extract_date = dt.date.fromisoformat(str(ingest_manifest["extract_date"]))
+    if people.empty:
+        raise ContractError(f"{ingested / 'person_records.parquet'} has no rows; nothing to link")
+    duplicated = people.duplicated(["source", "record_id"])
+    if duplicated.any():
+        raise ContractError(
+            f"{ingested / 'person_records.parquet'}: {int(duplicated.sum())} rows repeat a (source, record_id); "
+            "record_id must be unique within its source"
+        )
+    previous_links = None
+    if previous is not None:
+        previous_links = _read(Path(previous) / "person_links.parquet", ("source", "record_id", "resident_id"))
+    inputs = {name: file_sha256(ingested / name) for name in sorted(p.name for p in ingested.glob("*.parquet"))}
+    run_id = stable_hash({
+        "inputs": inputs, "linkage": config_to_dict(config)["linkage"], "seed": config.project.seed,
+        "previous": None if previous_links is None else stable_hash(previous_links[["source", "record_id", "resident_id"]].astype(str).values.tolist()),
+    })[:16]
+    seconds["read"] = time.perf_counter() - start
+
+    # Addresses: every person and address record gets an address_id (keyed) where it has any address.
+    start = time.perf_counter()
+    both = pd.concat(
+        [people[list(ADDRESS_COLUMNS)].assign(kind="person"), address_records[list(ADDRESS_COLUMNS)].assign(kind="address")],
+        ignore_index=True,
+    )
+    matches = addr.match_addresses(both, gazetteer)
+    address_id = _address_ids(matches, secret)
+    people["address_id"] = address_id.iloc[: len(people)].to_numpy()
+    people["matched_uprn"] = matches["matched_uprn"].iloc[: len(people)].to_numpy()
+    address_records = address_records.assign(address_id=address_id.iloc[len(people):].to_numpy())
+    tenure_by_uprn = addr.gazetteer_tenure(gazetteer, section.tenure_codes, section.default_tenure)
+    tenure_by_address = {
+        keyed_id(secret, "A", "uprn:" + str(u)): t for u, t in tenure_by_uprn.items() if not pd.isna(u)
+    }
+    address_quality = {
+        "person_records": addr.match_rates(matches["match_rule"].iloc[: len(people)]),
+        "address_records": addr.match_rates(matches["match_rule"].iloc[len(people):]),
+    }
+    seconds["addresses"] = time.perf_counter() - start
+
+    # People: Splink. Records repeating every linkage field (a pupil's monthly rows) are standardised
+    # and linked once, through their first occurrence.
+    start = time.perf_counter()
+    hashed = pd.util.hash_pandas_object(people[[c for c in PROFILE_COLUMNS if c in people]], index=False)
+    profile, _ = pd.factorize(hashed.to_numpy())
+    first_rows = pd.Series(np.arange(len(people))).groupby(profile, sort=True).first().to_numpy()
+    standard = standardise(people.iloc[first_rows].reset_index(drop=True), section.sex_codes)
+    seconds["standardise"] = time.perf_counter() - start
+    result = link_people(standard, section, seed=config.project.seed)
+    seconds.update({f"splink_{k}": v for k, v in result.seconds.items()})
+
+    start = time.perf_counter()
+    cluster_by_uid = result.clusters.set_index("unique_id")["cluster_id"]
+    distinct_clusters = cluster_by_uid.reindex(standard["unique_id"]).to_numpy()
+    clusters = distinct_clusters[profile]
+    record_keys = _record_key(people)
+    resident_id, change, change_table = _stable_ids(record_keys, clusters, previous_links, secret, run_id)
+    people["resident_id"] = resident_id.to_numpy()
+    # A record's match probability: its strongest link inside its cluster (null when it stands alone).
+    edges = result.edges
+    best = pd.concat([edges[["unique_id_l", "match_probability"]].rename(columns={"unique_id_l": "uid"}),
+                      edges[["unique_id_r", "match_probability"]].rename(columns={"unique_id_r": "uid"})])
+    same = distinct_clusters[best["uid"].to_numpy()] == distinct_clusters[
+        pd.concat([edges["unique_id_r"], edges["unique_id_l"]]).to_numpy()]
+    best = best[same].groupby("uid")["match_probability"].max()
+    # Records Splink saw through an identical representative share its links; a repeat of a record
+    # is certain to be the same person as it.
+    rep = result.representative[profile]
+    repeated = pd.Series(rep).duplicated(keep=False).to_numpy()
+    record_best = best.reindex(rep).to_numpy()
+    record_best = np.where(repeated, 1.0, record_best)
+    links = pd.DataFrame({
+        "source": people["source"].astype(str).to_numpy(),
+        "record_id": people["record_id"].astype(str).to_numpy(),
+        "resident_id": people["resident_id"].to_numpy(),
+        "match_probability": record_best,
+        "link_run_id": run_id,
+        "cluster_change": change.to_numpy(),
+    })
+
+    # Residents: attributes by the most-frequent-non-null-latest-on-ties rule.
+    people["_seen"] = pd.to_datetime(people["seen_date"])
+    people["_birth"] = standard["birth_date"].to_numpy()[profile]
+    people["_sex"] = standard["sex"].to_numpy()[profile]
+    people["_ethnicity"] = (
+        _map_codes(people[section.ethnicity_column], section.ethnicity_codes) if section.ethnicity_column in people else None
+    )
+    people["_disability"] = (
+        _map_codes(people[section.disability_column], section.disability_codes) if section.disability_column in people else None
+    )
+    ids = pd.Index(pd.unique(people["resident_id"]), name="resident_id")
+    residents = pd.DataFrame(index=ids)
+    for column, source in (("birth_date", "_birth"), ("sex", "_sex"), ("ethnicity", "_ethnicity"), ("disability", "_disability")):
+        residents[column] = hist.most_frequent_latest(people, "resident_id", source, "_seen").reindex(ids)
+    usable = residents["birth_date"].notna() & residents["sex"].notna()
+    dropped_residents = residents.index[~usable]
+    residents = residents[usable].reset_index()
+    residents["birth_date"] = pd.to_datetime(residents["birth_date"]).astype("datetime64[s]").dt.date
+    residents["disability"] = residents["disability"].astype("boolean")
+    residents = residents.sort_values("resident_id").reset_index(drop=True)
+    kept = set(residents["resident_id"])
+
+    # Residency and households.
+    obs = people.loc[people["resident_id"].isin(kept), ["resident_id", "address_id", "seen_date", "seen_until"]]
+    spells = hist.residency_spells(obs)
+    spells["household_id"] = hist.household_ids(spells, secret).to_numpy()
+    spells["tenure"] = hist.spell_tenure(spells["address_id"], tenure_by_address, section.default_tenure)
+    residency = spells[["resident_id", "household_id", "address_id", "start_date", "end_date", "tenure"]].copy()
+    residency["start_date"] = residency["start_date"].dt.date
+    residency["end_date"] = pd.to_datetime(residency["end_date"]).dt.date
+    residency = residency.sort_values(["resident_id", "start_date"]).reset_index(drop=True)
+
+    # Events: person events by resident (and address for configured sources), address events by address.
+    person_lookup = people.set_index(record_keys)[["resident_id", "address_id"]]
+    address_lookup = address_records.set_index(_record_key(address_records))["address_id"]
+    pkey = events["source"].astype(str) + "|" + events["person_record_id"].astype(str)
+    akey = events["source"].astype(str) + "|" + events["address_record_id"].astype(str)
+    has_person = events["person_record_id"].notna()
+    ev_resident = pkey.map(person_lookup["resident_id"]).where(has_person)
+    ev_resident = ev_resident.where(ev_resident.isin(kept))
+    ev_address = akey.map(address_lookup).where(events["address_record_id"].notna())
+    from_person = pkey.map(person_lookup["address_id"]).where(has_person & events["source"].isin(section.address_events_sources))
+    ev_address = ev_address.where(ev_address.notna(), from_person)
+    linked_events = pd.DataFrame({
+        "event_id": events["event_id"].astype(str),
+        "resident_id": ev_resident.astype("object"),
+        "address_id": ev_address.astype("object"),
+        "source": events["source"].astype(str),
+        "event_type": events["event_type"].astype(str),
+        "event_time": pd.to_datetime(events["event_time"]).astype("datetime64[us]"),
+        "known_at": pd.to_datetime(events["known_at"]).astype("datetime64[us]"),
+        "value": events["value"].astype("float64") if "value" in events else np.nan,
+    })
+    # An address where no linked resident ever lived has no residency spell, so the contract cannot
+    # place it: a person event keeps its resident and drops the address; an address event is counted out.
+    lived_in = linked_events["address_id"].isin(set(residency["address_id"]))
+    unplaced = linked_events["address_id"].notna() & ~lived_in
+    linked_events.loc[unplaced & linked_events["resident_id"].notna(), "address_id"] = None
+    unplaced_address_events = int((unplaced & linked_events["resident_id"].isna()).sum())
+    orphan = linked_events["resident_id"].isna() & (linked_events["address_id"].isna() | unplaced)
+    linked_events = linked_events[~orphan].reset_index(drop=True)
+
+    okey = outcomes["source"].astype(str) + "|" + outcomes["person_record_id"].astype(str)
+    out_resident = okey.map(person_lookup["resident_id"])
+    keep_outcome = out_resident.isin(kept)
+    linked_outcomes = pd.DataFrame({
+        "resident_id": out_resident[keep_outcome].astype(str).to_numpy(),
+        "outcome_type": outcomes.loc[keep_outcome, "outcome_type"].astype(str).to_numpy(),
+        "outcome_time": pd.to_datetime(outcomes.loc[keep_outcome, "outcome_time"]).astype("datetime64[us]").to_numpy(),
+        "known_at": pd.to_datetime(outcomes.loc[keep_outcome, "known_at"]).astype("datetime64[us]").to_numpy(),
+        "end_time": (pd.to_datetime(outcomes.loc[keep_outcome, "end_time"]).astype("datetime64[us]").to_numpy()
+                     if "end_time" in outcomes else pd.NaT),
+    })
+    seconds["histories"] = time.perf_counter() - start
+
+    # Quality.
+    start = time.perf_counter()
+    cluster_sizes = pd.Series(clusters).map(pd.Series(clusters).value_counts())
+    sources_per_cluster = pd.DataFrame({"c": clusters, "s": people["source"].to_numpy()}).groupby("c")["s"].nunique()
+    multi_source = pd.Series(clusters).map(sources_per_cluster) > 1
+    linked = (cluster_sizes > 1).to_numpy()
+    per_source = {}
+    for source, idx in people.groupby("source").indices.items():
+        per_source[str(source)] = {
+            "records": int(len(idx)),
+            "linked_share": round(float(linked[idx].mean()), 4),
+            "linked_to_other_source_share": round(float(multi_source.to_numpy()[idx].mean()), 4),
+        }
+    size_counts = pd.Series(clusters).value_counts().value_counts().sort_index()
+    resident_attrs = people[["resident_id"]].merge(
+        residents[["resident_id", "sex", "ethnicity", "birth_date"]], on="resident_id", how="left")
+    last_spell = residency.sort_values("start_date").drop_duplicates("resident_id", keep="last").set_index("resident_id")["tenure"]
+    min_cell, round_to = config.audit.min_cell, config.audit.round_to
+    unlinked = pd.Series(~linked)
+    by_group = {
+        "sex": qual.suppressed_rates(unlinked, resident_attrs["sex"], min_cell, round_to),
+        "ethnicity": qual.suppressed_rates(unlinked, resident_attrs["ethnicity"], min_cell, round_to),
+        "age_band": qual.suppressed_rates(unlinked, qual.age_band(resident_attrs["birth_date"], extract_date), min_cell, round_to),
+        "tenure": qual.suppressed_rates(unlinked, resident_attrs["resident_id"].map(last_spell), min_cell, round_to),
+    }
+    quality: dict[str, Any] = {
+        "link_run_id": run_id,
+        "records": int(len(people)),
+        "residents": int(len(residents)),
+        "clusters": int(len(pd.unique(clusters))),
+        "threshold": section.threshold,
+        "prior_match_probability": result.prior,
+        "pairs_compared": result.pairs_compared,
+        "distinct_records_compared": result.distinct_records,
+        "per_source": per_source,
+        "cluster_sizes": {str(int(k)): int(v) for k, v in size_counts.items()},
+        "match_weights": result.parameters,
+        "addresses": address_quality,
+        "unlinked_by_group": by_group,
+        "dropped": {
+            "residents_without_birth_date_or_sex": int(len(dropped_residents)),
+            "records_of_dropped_residents": int(people["resident_id"].isin(set(dropped_residents)).sum()),
+            "events_without_resident_or_address": int(orphan.sum()) - unplaced_address_events,
+            "address_events_where_no_resident_lived": unplaced_address_events,
+            "outcomes_without_resident": int((~keep_outcome).sum()),
+        },
+        "small_count_rule": {"min_cell": min_cell, "round_to": round_to},
+    }
+    if previous_links is not None:
+        quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
+    truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
+    if truth_path is not None:
+        truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
+        truth = qual.read_ground_truth(truth_path)
+        if truth is None and ground_truth is not None:
+            raise ContractError(f"--ground-truth {truth_path} does not exist")
+        if truth is not None:
+            truth_by_key = truth.set_index(_record_key(truth))["person_id"].astype(str)
+            quality["ground_truth"] = qual.pairwise_accuracy(pd.Series(clusters), record_keys.map(truth_by_key))
+    if section.clerical_review is not None:
+        review_path = Path(section.clerical_review)
+        if not review_path.exists():
+            raise ContractError(f"linkage.clerical_review {review_path} does not exist")
+        reviewed = pd.read_parquet(review_path) if review_path.suffix == ".parquet" else pd.read_csv(review_path)
+        quality["clerical_review"] = qual.clerical_accuracy(reviewed, pd.Series(clusters, index=record_keys.to_numpy()))
+    seconds["quality"] = time.perf_counter() - start
+    quality["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+
+    # Write everything atomically.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_parquet(residents, out_dir / "residents.parquet")
+    write_parquet(residency, out_dir / "residency.parquet")
+    write_parquet(linked_events, out_dir / "events.parquet")
+    write_parquet(linked_outcomes, out_dir / "outcomes.parquet")
+    write_parquet(links, out_dir / "person_links.parquet")
+    if previous_links is not None:
+        write_parquet(change_table, out_dir / "link_changes.parquet")
+    write_json(quality, out_dir / "link_quality.json")
+    manifest = {
+        "extract_date": extract_date.isoformat(),
+        "sources": sorted(set(linked_events["source"]) | set(people["source"].astype(str))),
+        "row_counts": {"residents": len(residents), "residency": len(residency), "events": len(linked_events),
+                       "outcomes": len(linked_outcomes)},
+        "link_run_id": run_id,
+        "ingest": {k: v for k, v in ingest_manifest.items() if k != "extract_date"},
+    }
+    write_json(manifest, out_dir / "manifest.json")
+    return LinkSummary(run_id, out_dir, len(residents), len(people), quality)

@@ -1,0 +1,263 @@
+"""Necessity of each source (UK GDPR data minimisation): retrain on the same temporal splits leaving out
+one source at a time (every feature family of that source, at every scope, with its imputation flags)
+and each config-declared protected-characteristic proxy group, and measure what each costs.
+
+A variant's contribution is full model minus variant, on the same test rows and the same bootstrap
+resamples (paired), averaged over the test splits as the training summary is. A source whose
+contribution interval includes 0 for both precision at capacity and AUC is "not shown to be necessary".
+The fairness findings of every variant are recomputed, so the board sees whether leaving a source out
+would remove or create a disparity.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.config import ProjectConfig
+from earlysignal.errors import ConfigError, EarlySignalError
+from earlysignal.features.spec import feature_definitions
+from earlysignal.modeling import metrics as M
+from earlysignal.modeling.train import _fit_calibrated_booster, _labelled_rows, _Labelled, load_matrix
+from earlysignal.timesplits import plan_from_config
+
+CONTRIBUTION_METRICS = ("precision_at_capacity", "roc_auc")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class NecessityResult:
+    """What a necessity run wrote."""
+
+    json_path: Path
+    html_path: Path
+    document: dict[str, Any]
+
+
+def feature_groups(config: ProjectConfig, feature_columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The variants to leave out: one per source the feature families use, then one per proxy group.
+
+    Each: {kind: 'source'|'proxy_group', name, why, columns}. Raises ConfigError when a proxy group's
+    pattern matches no feature column (a typo would otherwise leave nothing out, silently).
+    """
+    columns = list(feature_columns)
+    source_of = {d.name: d.source for d in feature_definitions(config)}
+    groups: list[dict[str, Any]] = []
+    for source in dict.fromkeys(f.source for f in config.features.families):
+        mine = [c for c in columns if source_of.get(c) == source]
+        if mine:
+            groups.append({"kind": "source", "name": source, "why": "", "columns": mine})
+    for index, group in enumerate(config.necessity.proxy_groups):
+        chosen: list[str] = []
+        for pattern in group.features:
+            hits = [c for c in columns if fnmatch.fnmatchcase(c, pattern)]
+            if not hits:
+                raise ConfigError(
+                    f"necessity.proxy_groups.{index}.features: {pattern!r} matches no feature column of the matrix "
+                    f"(e.g. {columns[:3]}); fix the name or pattern"
+                )
+            chosen.extend(c for c in hits if c not in chosen)
+        groups.append({"kind": "proxy_group", "name": group.name, "why": group.why, "columns": chosen})
+    return groups
+
+
+def _subset(data: _Labelled, keep: np.ndarray) -> _Labelled:
+    return _Labelled(data.frame, data.X[:, keep], data.y, data.day)
+
+
+def _test_predictions(data: _Labelled, plan: Any, config: ProjectConfig, names: list[str]) -> list[dict[str, Any]]:
+    """Per split: test row mask, calibrated scores and raw margins of a model trained on these columns."""
+    out = []
+    for split in plan.splits:
+        fitted = _fit_calibrated_booster(data, split, config, names)
+        test = data.mask(split.test)
+        margin = fitted.booster.predict(data.X[test], raw_score=True)
+        out.append({"split": split.name, "test": test, "margin": margin, "score": fitted.calibrator.predict(margin)})
+    return out
+
+
+def _with_interval(value: float, replicates: np.ndarray | None) -> dict[str, float | None]:
+    low, high = M.interval(replicates) if replicates is not None else (None, None)
+    return {"value": float(value) if np.isfinite(value) else None, "ci_low": low, "ci_high": high}
+
+
+def paired_contribution(
+    data: _Labelled, full: list[dict[str, Any]], variant: list[dict[str, Any]], config: ProjectConfig, bootstrap: int
+) -> dict[str, Any]:
+    """Full minus variant per metric: point (mean over splits) and a paired 95% bootstrap interval, plus the
+    variant's own metrics. Resamples are seeded per split, so every variant sees the same resamples."""
+    seed = config.project.seed
+    diffs: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
+    own: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
+    reps: dict[str, list[np.ndarray]] = {m: [] for m in CONTRIBUTION_METRICS}
+    for number, (f, v) in enumerate(zip(full, variant, strict=True)):
+        part = data.frame.loc[f["test"]]
+        y = data.y[f["test"]].astype(float)
+        ids = part["resident_id"].to_numpy()
+        k = M.capacity_k(len(part), config.capacity)
+        lists = {
+            "full": M.RankedList.build(y, f["score"], ids, k, tiebreak=f["margin"]),
+            "variant": M.RankedList.build(y, v["score"], ids, k, tiebreak=v["margin"]),
+        }
+        point = {name: ranked.metrics() for name, ranked in lists.items()}
+        boot = M.bootstrap_replicates(lists, bootstrap, seed=seed * 1000 + number) if bootstrap else {}
+        for m in CONTRIBUTION_METRICS:
+            diffs[m].append(point["full"][m] - point["variant"][m])
+            own[m].append(point["variant"][m])
+            if boot:
+                reps[m].append(boot["full"][m] - boot["variant"][m])
+    out: dict[str, Any] = {"contribution": {}, "without": {}}
+    for m in CONTRIBUTION_METRICS:
+        replicates = np.mean(np.vstack(reps[m]), axis=0) if reps[m] else None
+        out["contribution"][m] = _with_interval(float(np.mean(diffs[m])), replicates)
+        out["without"][m] = float(np.mean(own[m]))
+    lows = [out["contribution"][m]["ci_low"] for m in CONTRIBUTION_METRICS]
+    out["necessary"] = any(low is not None and low > 0 for low in lows)
+    return out
+
+
+def _fairness_findings(data: _Labelled, predictions: list[dict[str, Any]], config: ProjectConfig) -> list[dict[str, Any]]:
+    """The audit's fairness findings on a variant's test predictions (same settings as the audit)."""
+    from earlysignal.audit.assemble import outcome_phrase
+    from earlysignal.audit.fairness import audit_fairness
+    from earlysignal.audit.groups import characteristics
+
+    parts = []
+    for p in predictions:
+        part = data.frame.loc[p["test"]].copy()
+        part["score"] = p["score"]
+        k = M.capacity_k(len(part), config.capacity)
+        rank = M.ranks(p["score"], part["resident_id"].to_numpy(), tiebreak=p["margin"])
+        part["flagged"] = rank <= k
+        part["label"] = data.y[p["test"]].astype(int)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    settings = config.audit
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months)
+    result = audit_fairness(
+        frame,
+        characteristics(settings.protected, settings.intersections),
+        reference_groups=dict(settings.reference_groups),
+        ratio_band=settings.ratio_band,
+        bootstrap=config.necessity.fairness_bootstrap,
+        min_cell=settings.min_cell,
+        round_to=settings.round_to,
+        seed=config.project.seed,
+        outcome=f"{what} {when}",
+    )
+    return list(result["findings"])  # type: ignore[arg-type]
+
+
+def _finding_key(finding: dict[str, Any]) -> str:
+    return f"{finding['characteristic']}|{finding['group']}|{finding['metric']}"
+
+
+def build_necessity(
+    config: ProjectConfig,
+    matrix: Any,
+    *,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The necessity document: per left-out source / proxy group, its contribution with paired intervals,
+    the variant's metrics, fairness findings gained and lost, and run times (seconds).
+
+    only: names of sources / proxy groups to evaluate (default all). Raises EarlySignalError for an
+    unknown name.
+    """
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    feature_columns = list(matrix.feature_columns)
+    data = _labelled_rows(matrix)
+    labelled_dates = sorted({pd.Timestamp(d).date() for d in np.unique(data.day)})
+    plan = plan_from_config(config, labelled_dates)
+    groups = feature_groups(config, feature_columns)
+    if only:
+        unknown = sorted(set(only) - {g["name"] for g in groups})
+        if unknown:
+            raise EarlySignalError(
+                f"--only {unknown}: not a source of the feature families or a necessity.proxy_groups name; "
+                f"choose from {[g['name'] for g in groups]}"
+            )
+        groups = [g for g in groups if g["name"] in set(only)]
+    bootstrap = config.necessity.bootstrap
+
+    say("full model")
+    t0 = time.perf_counter()
+    full = _test_predictions(data, plan, config, feature_columns)
+    full_findings = _fairness_findings(data, full, config)
+    full_seconds = time.perf_counter() - t0
+    full_keys = {_finding_key(f): f for f in full_findings}
+    rows = []
+    for group in groups:
+        say(f"without {group['name']}")
+        t0 = time.perf_counter()
+        keep = np.array([c not in set(group["columns"]) for c in feature_columns])
+        if not keep.any():
+            raise EarlySignalError(f"leaving out {group['name']} leaves no feature columns to train on")
+        names = [c for c, k in zip(feature_columns, keep, strict=True) if k]
+        variant = _test_predictions(_subset(data, keep), plan, config, names)
+        entry = paired_contribution(data, full, variant, config, bootstrap)
+        findings = {_finding_key(f): f for f in _fairness_findings(data, variant, config)}
+        rows.append({
+            "kind": group["kind"],
+            "name": group["name"],
+            "why": group["why"],
+            "n_features": len(group["columns"]),
+            **entry,
+            "fairness": {
+                "findings": len(findings),
+                "gone": [full_keys[k]["text"] for k in sorted(set(full_keys) - set(findings))],
+                "new": [findings[k]["text"] for k in sorted(set(findings) - set(full_keys))],
+            },
+            "seconds": round(time.perf_counter() - t0, 1),
+        })
+    # Full-model metrics, for reading the contributions against.
+    base = paired_contribution(data, full, full, config, 0)["without"]
+    return {
+        "schema": SCHEMA_VERSION,
+        "label": config.label.name,
+        "splits": [s.name for s in plan.splits],
+        "test_as_of": [str(d) for s in plan.splits for d in s.test],
+        "bootstrap": {"resamples": bootstrap, "seed": config.project.seed, "level": 0.95, "paired": True,
+                      "unit": "residents resampled within each test as_of; the same resamples for every variant"},
+        "full": {"metrics": base, "fairness_findings": len(full_findings), "seconds": round(full_seconds, 1)},
+        "variants": rows,
+        "not_shown_necessary": [r["name"] for r in rows if not r["necessary"]],
+        "seconds_total": round(time.perf_counter() - started, 1),
+        "rule": ("necessary: the 95% paired interval of the loss in precision at capacity or in AUC when the "
+                 "source is left out lies above 0; otherwise not shown to be necessary"),
+    }
+
+
+def run_necessity(
+    config: ProjectConfig,
+    data_dir: str | Path | None = None,
+    matrix: Any = None,
+    out_dir: str | Path | None = None,
+    *,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NecessityResult:
+    """Build (or reuse) the feature matrix, run the necessity analysis, write necessity.json and .html.
+
+    out_dir defaults to reports/necessity/<model.name>/; put it in an audit's folder
+    (reports/audit/<model>-v<version>/) and `earlysignal audit` adds it to that report.
+    """
+    from earlysignal.atomic import write_json, write_text
+    from earlysignal.report.necessity_render import render_necessity_html
+
+    data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
+    fm = load_matrix(config, data_dir if matrix is None else None, matrix)
+    document = build_necessity(config, fm, only=only, progress=progress)
+    folder = Path(out_dir) if out_dir is not None else Path("reports") / "necessity" / config.model.name
+    json_path = write_json(document, folder / "necessity.json")
+    html_path = write_text(render_necessity_html(document), folder / "necessity.html")
+    return NecessityResult(json_path, html_path, document)

@@ -1,0 +1,301 @@
+"""Published numbers cannot be worked back to a small count, and a group never flagged is a finding.
+
+The attack below is what a reader of audit.json and the report could do: take every published
+number (and every product and quotient of two of them), and look for a denominator, within the
+rounding of a published count, that turns it into a whole count under the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from earlysignal.audit import build_audit
+from earlysignal.audit.fairness import audit_fairness
+from earlysignal.config import load_config
+from earlysignal.report import render_audit_html
+
+REPO = Path(__file__).resolve().parents[1]
+MIN_CELL, ROUND_TO = 10, 5
+
+
+def _world() -> pd.DataFrame:
+    """1,000 test rows on one date: 300 women (71 escalate, 9 of them flagged), 700 men (100 escalate).
+
+    The list flags 100: the 9 women who escalate, and 40 men who escalate and 51 who do not.
+    """
+    rng = np.random.default_rng(0)
+    sex = np.array(["Female"] * 300 + ["Male"] * 700)  # reporting groups, as the feature builder writes them
+    label = np.zeros(1000, dtype=int)
+    label[:71] = 1
+    label[300:400] = 1
+    flagged = np.zeros(1000, dtype=bool)
+    flagged[:9] = True
+    flagged[300:340] = True
+    flagged[400:451] = True
+    margin = np.where(flagged, 2.0, -2.0) + rng.normal(0, 0.5, 1000) + 0.3 * label
+    frame = pd.DataFrame(
+        {
+            "resident_id": [f"R{i:05d}" for i in range(1000)],
+            "as_of": pd.Timestamp("2025-01-01"),
+            "split": "split_1",
+            "label": label.astype("int8"),
+            "score": 1 / (1 + np.exp(-margin)),
+            "margin": margin,
+            "attr__sex": sex,
+            "attr__ethnicity": rng.choice(["White", "Black", "Asian"], 1000, p=[0.6, 0.25, 0.15]),
+        }
+    )
+    frame["rank"] = (-frame["margin"]).rank(method="first").astype(int)
+    frame["flagged"] = flagged
+    return frame
+
+
+def _published_document(frame: pd.DataFrame) -> tuple[dict, str]:
+    n = len(frame)
+    k = int(frame["flagged"].sum())
+    found = int(frame.loc[frame["flagged"], "label"].sum())
+    positives = int(frame["label"].sum())
+    split = {
+        "split": "split_1", "test_as_of": "2025-01-01", "n": n, "positives": positives,
+        "base_rate": positives / n, "k": k,
+        "scorers": {"model": {"precision_at_capacity": {"value": found / k, "ci_low": None, "ci_high": None},
+                              "recall_at_capacity": {"value": found / positives, "ci_low": None, "ci_high": None}}},
+    }
+    audit = build_audit(
+        config=load_config(REPO / "conf" / "borough.yaml"),
+        model={"name": "m", "version": "1", "run_id": "run"},
+        predictions=frame,
+        metrics={"summary": {}, "splits": [split], "capacity_k_per_as_of": {"2025-01-01": k},
+                 "success_criterion": {"metric": "precision_at_capacity", "threshold": 0.65}},
+        feature_metadata={"feature_columns": ["x"], "features": [{"name": "x", "description": "x is {value}"}],
+                          "rows_per_as_of": {"2025-01-01": n}, "label_prevalence_per_as_of": {"2025-01-01": positives / n}},
+        explain_sample=frame.assign(x=np.arange(n, dtype=float)),
+        contributions=np.column_stack([np.arange(n, dtype=float), np.zeros(n)]),
+        approval=None,
+    )
+    return json.loads(json.dumps(audit, default=str)), render_audit_html(audit)
+
+
+def _numbers(document: object) -> tuple[list[float], list[int]]:
+    """Every number in a JSON document: floats (rates, ratios...) and whole counts."""
+    floats, counts = [], []
+
+    def walk(value: object) -> None:
+        if isinstance(value, bool) or value is None:
+            return
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, int):
+            counts.append(value)
+        elif isinstance(value, float):
+            floats.append(value)
+        elif isinstance(value, str):
+            for number in re.findall(r"\d+\.\d+", value):
+                floats.append(float(number))
+
+    walk(document)
+    return floats, counts
+
+
+def group_numbers(document: dict, key: str, label: str) -> list[float]:
+    """Every number published about one group, and what a reader derives from them with related rows.
+
+    A group's ratio times the reference group's rate is the group's rate; a group's calibration ratio
+    times its mean score is its prevalence. (Numbers about other rows say nothing about this group:
+    a coincidental 0.2 elsewhere "recovers" 2 of 10 for any group with ten flagged.)
+    """
+    block = next(b for b in document["fairness"]["characteristics"] if b["key"] == key)
+    groups = block.get("groups", [])
+    reference = next((g for g in groups if g["is_reference"]), {})
+    row = next(g for g in groups if g["group"] == label)
+    out, _ = _numbers(row)
+    for metric, entry in row.get("ratios", {}).items():
+        for value in (entry["ratio"], entry["low"], entry["high"]):
+            if value is not None and reference.get(metric) is not None:
+                out.append(value * reference[metric])
+    if row.get("calibration_ratio") is not None and row.get("mean_score") is not None:
+        out.append(row["calibration_ratio"] * row["mean_score"])
+    for finding in document["fairness"]["findings"]:
+        if finding["characteristic"] == key and finding["group"] == label:
+            out.extend(_numbers(finding)[0])
+    return out
+
+
+def recovered(published: list[float], small: int, denominator: int) -> bool:
+    """True when a published (or derived) number pins `small` / `denominator` exactly.
+
+    The attacker knows the denominator only to within the rounding (+-2); the attack succeeds when
+    exactly one denominator in that window turns a number into a whole count under the threshold,
+    and that count is the true one.
+    """
+    window = np.arange(denominator - 2, denominator + 3)
+    for value in {v for v in published if 0 < v <= 1}:
+        hits = [(round(value * d), d) for d in window if abs(value * d - round(value * d)) < 1e-9
+                and 0 < round(value * d) < MIN_CELL]
+        if len(hits) == 1 and hits[0] == (small, denominator):
+            return True
+    return False
+
+
+def test_the_attack_recovers_a_small_count_from_an_exact_rate_beside_a_rounded_count():
+    # What audit.json published before: female recall 0.1267605 beside "70 positives",
+    assert recovered([9 / 71, 0.5, 0.1], small=9, denominator=71)
+    # or its recall ratio against men (40/100) with the men's recall beside it.
+    ratio = (9 / 71) / (40 / 100)
+    document = {"fairness": {"findings": [], "characteristics": [{"key": "sex", "groups": [
+        {"group": "Male", "is_reference": True, "recall": 40 / 100, "ratios": {}},
+        {"group": "Female", "is_reference": False, "ratios": {"recall": {"ratio": ratio, "low": None, "high": None}}},
+    ]}]}}
+    assert recovered(group_numbers(document, "sex", "Female"), small=9, denominator=71)
+
+
+def test_no_count_under_the_threshold_can_be_recovered_from_everything_published():
+    frame = _world()
+    # The report is rendered from audit.json alone (report/render.py), so searching the document
+    # searches every figure the report can show, at full precision.
+    document, html = _published_document(frame)
+    assert "9/71" not in html and "12.68%" not in html and "12.7%" not in html
+    # The truth the attacker is after: every small cell of every group, with each of its denominators.
+    targets = []
+    for key, attributes in (("sex", ["sex"]), ("ethnicity", ["ethnicity"]), ("sex + ethnicity", ["sex", "ethnicity"])):
+        labels = frame[[f"attr__{a}" for a in attributes]].astype(str).agg(" + ".join, axis=1)
+        for raw, part in frame.groupby(labels):
+            label = str(raw)
+            y, p = part["label"].astype(bool), part["flagged"]
+            cells = {"tp": int((y & p).sum()), "fp": int((~y & p).sum()), "fn": int((y & ~p).sum()),
+                     "flagged": int(p.sum()), "positives": int(y.sum()), "n": len(part)}
+            denominators = {len(part), int(y.sum()), int(p.sum()), int((~y).sum())}
+            for name, value in cells.items():
+                if 0 < value < MIN_CELL:
+                    targets.extend((key, label, name, value, d) for d in denominators if d >= value)
+    assert ("sex", "Female", "tp", 9, 71) in targets  # the example from the issue is among them
+    for key, label, name, value, denominator in targets:
+        published = group_numbers(document, key, label)
+        assert not recovered(published, value, denominator), (key, label, name, value, denominator)
+    # No small count is published as a count either (rounded to 5 or 10 it would still say "few").
+    sex = next(c for c in document["fairness"]["characteristics"] if c["key"] == "sex")
+    female = next(g for g in sex["groups"] if g["group"] == "Female")
+    assert female["flagged"] is None and female["recall"] is None and female["precision"] is None
+
+
+def test_a_suppressed_count_cannot_be_worked_out_by_differencing_the_total():
+    frame = _world()
+    document, _ = _published_document(frame)
+    sex = next(c for c in document["fairness"]["characteristics"] if c["key"] == "sex")
+    male = next(g for g in sex["groups"] if g["group"] == "Male")
+    total_flagged = int(frame["flagged"].sum())  # public: the team's capacity
+    # Female flagged = total - male flagged; the attacker knows male flagged only to within rounding.
+    window = {total_flagged - m for m in range(male["flagged"] - 2, male["flagged"] + 3)}
+    assert len(window) == 5 and 9 in window
+
+
+def test_published_rates_are_computed_from_the_rounded_counts():
+    frame = _world()
+    document, _ = _published_document(frame)
+    for block in document["fairness"]["characteristics"]:
+        for g in block.get("groups", []):
+            if g["suppressed"] is None:
+                assert g["prevalence"] == pytest.approx(g["positives"] / g["n"], abs=1e-15)
+                if g["flagged"] is not None:
+                    assert g["selection_rate"] == pytest.approx(g["flagged"] / g["n"], abs=1e-15)
+    for row in document["performance"]["flagged_outcomes"]:
+        assert row["cohort"] % ROUND_TO == 0 and row["flagged"] % ROUND_TO == 0
+        assert row["escalated_share"] == 50 / 100  # 49 escalated among 100 flagged: rounded to 50
+    split = document["performance"]["splits"][0]
+    assert split["scorers"]["model"]["precision_at_capacity"]["value"] == 50 / 100
+    assert split["base_rate"] == 170 / 1000
+
+
+# --------------------------------------------------------------------------- zero and undefined ratios
+
+
+def _never_flagged_world(reference_flags: bool = True) -> pd.DataFrame:
+    """A group of 400 with 40 escalations never flagged, beside a reference of 1,000 flagged at recall 0.2."""
+    group = np.array(["Black"] * 400 + ["White"] * 1000)
+    label = np.zeros(1400, dtype=int)
+    label[:40] = 1
+    label[400:600] = 1
+    flagged = np.zeros(1400, dtype=bool)
+    if reference_flags:
+        flagged[400:440] = True  # 40 of the 200 White escalations: recall 0.2
+        flagged[600:660] = True
+    else:
+        flagged[:30] = True  # only the other way round: 30 Black escalations, no White flags
+    return pd.DataFrame({"label": label, "flagged": flagged, "score": np.where(flagged, 0.6, 0.1),
+                         "attr__ethnicity": group})
+
+
+def _fairness(frame: pd.DataFrame) -> dict:
+    return audit_fairness(frame, [("ethnicity",)], reference_groups={"ethnicity": "White"}, ratio_band=(0.8, 1.25),
+                          bootstrap=200, min_cell=MIN_CELL, round_to=ROUND_TO, seed=1, outcome="a referral")
+
+
+def test_a_group_never_flagged_while_it_has_escalations_is_a_finding_in_words():
+    result = _fairness(_never_flagged_world())
+    findings = [f for f in result["findings"] if f["group"] == "Black"]
+    assert len(findings) == 1 and findings[0] is result["findings"][0]  # the largest disparity comes first
+    finding = findings[0]
+    assert finding["ratio"] == 0.0 and finding["metric_label"] == "never flagged"
+    assert finding["text"] == (
+        "Black residents are never flagged, although about 40 of them went on to a referral; the list flags "
+        "White residents and finds 20% of their escalations. This is the largest disparity possible: none of "
+        "this group's escalations is found."
+    )
+    black = next(g for g in result["characteristics"][0]["groups"] if g["group"] == "Black")
+    assert black["flagged"] == 0 and black["recall"] == 0.0
+    assert black["ratios"]["recall"]["ratio"] == 0.0 and black["ratios"]["recall"]["note"] == "the group's rate is 0"
+
+
+def test_flags_beside_a_never_flagged_reference_are_a_finding_with_an_undefined_ratio():
+    result = _fairness(_never_flagged_world(reference_flags=False))
+    finding = next(f for f in result["findings"] if f["group"] == "Black")
+    assert finding["ratio"] is None
+    assert finding["text"].startswith("Black residents are flagged (about 30 of them) while White residents")
+    black = next(g for g in result["characteristics"][0]["groups"] if g["group"] == "Black")
+    assert black["ratios"]["selection_rate"] == {
+        "ratio": None, "low": None, "high": None, "assessable": False, "finding": True,
+        "note": "undefined: the reference group's rate is 0",
+    }
+    json.dumps(result, allow_nan=False)
+
+
+def test_the_report_states_the_never_flagged_finding():
+    frame = _never_flagged_world().assign(
+        resident_id=[f"R{i:05d}" for i in range(1400)], as_of=pd.Timestamp("2025-01-01"), split="split_1",
+        attr__sex=np.tile(["Female", "Male"], 700),
+    )
+    frame["rank"] = (-frame["score"]).rank(method="first").astype(int)
+    audit = build_audit(
+        config=load_config(REPO / "conf" / "borough.yaml"),
+        model={"name": "m", "version": "1", "run_id": "run"},
+        predictions=frame,
+        metrics={"summary": {}, "splits": [], "success_criterion": {"metric": "precision_at_capacity", "threshold": 0.65}},
+        feature_metadata={"feature_columns": [], "features": []},
+        explain_sample=frame,
+        contributions=None,
+        approval=None,
+    )
+    html = render_audit_html(audit)
+    assert "Black residents are never flagged, although about 40 of them went on to" in html
+    assert any(f["metric_label"] == "never flagged" for f in audit["summary"]["findings"])
+
+
+
+def test_missed_share_is_withheld_with_the_small_count_of_escalations_found():
+    from earlysignal.audit.assemble import flagged_outcomes
+
+    # 4 of 31 escalations flagged: "missed 27 of 31" rounds to 25/30 or, worse, reads as all missed.
+    frame = pd.DataFrame({"as_of": pd.Timestamp("2025-01-01"), "label": [1] * 31 + [0] * 969,
+                          "flagged": [True] * 4 + [False] * 27 + [True] * 96 + [False] * 873})
+    (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
+    assert row == {"as_of": "2025-01-01", "cohort": 1000, "flagged": 100, "escalated_share": None, "missed_share": None}

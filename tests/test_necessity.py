@@ -1,0 +1,122 @@
+"""Necessity of each source: which columns each variant leaves out, paired contributions, the audit block."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from earlysignal.config import config_from_dict, load_config
+from earlysignal.errors import ConfigError
+from earlysignal.features.spec import feature_definitions
+from earlysignal.modeling.necessity import feature_groups, paired_contribution
+from earlysignal.modeling.train import _Labelled
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(**necessity):
+    raw = yaml.safe_load((REPO / "conf" / "borough.yaml").read_text(encoding="utf-8"))
+    raw["necessity"].update(necessity)
+    return config_from_dict(raw)
+
+
+def test_leaving_out_a_source_removes_every_feature_built_from_it_at_every_scope() -> None:
+    config = load_config(REPO / "conf" / "borough.yaml")
+    columns = [d.name for d in feature_definitions(config)]
+    groups = {g["name"]: g for g in feature_groups(config, columns)}
+    assert list(groups)[:len(config.features.families)] == [f.source for f in config.features.families]
+    police = groups["police"]["columns"]
+    assert police == [c for c in columns if "__police__" in c]
+    assert any(c.startswith("household__police__") for c in police)
+    assert any(c.startswith("address__police__") for c in police)
+    assert any(c.endswith("_imputed") for c in police)  # imputation flags go with their feature
+    assert all(c not in police for c in columns if c.startswith("static__"))
+    proxy = groups["age_and_family"]
+    assert proxy["kind"] == "proxy_group"
+    assert proxy["columns"] == ["static__age", "static__household_size", "static__household_children"]
+
+
+def test_proxy_group_pattern_matching_no_feature_is_a_config_error() -> None:
+    config = _config(proxy_groups=[{"name": "age", "features": ["static__age", "static__agee*"]}])
+    columns = [d.name for d in feature_definitions(config)]
+    with pytest.raises(ConfigError, match=r"necessity\.proxy_groups\.0\.features: 'static__agee\*' matches no feature"):
+        feature_groups(config, columns)
+
+
+def _predictions(rng: np.random.Generator, y: np.ndarray, signal: float) -> dict:
+    margin = signal * y + rng.normal(size=len(y))
+    return {"margin": margin, "score": 1 / (1 + np.exp(-margin))}
+
+
+@pytest.fixture(scope="module")
+def two_dates():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = (rng.random(2 * n) < 0.1).astype(np.int8)
+    frame = pd.DataFrame({"resident_id": [f"R{i:05d}" for i in range(2 * n)]})
+    data = _Labelled(frame, np.zeros((2 * n, 1), dtype=np.float32), y, np.repeat(np.array(["2024-01-01", "2024-04-01"], dtype="datetime64[D]"), n))
+    tests = [np.arange(2 * n) < n, np.arange(2 * n) >= n]
+    strong = [{"test": t, **_predictions(rng, y[t], 2.0)} for t in tests]
+    weak = [{"test": t, **_predictions(rng, y[t], 0.5)} for t in tests]
+    return data, strong, weak
+
+
+def test_a_variant_identical_to_the_full_model_contributes_exactly_zero(two_dates) -> None:
+    data, strong, _ = two_dates
+    config = _config(bootstrap=50)
+    result = paired_contribution(data, strong, strong, config, 50)
+    for metric in ("precision_at_capacity", "roc_auc"):
+        assert result["contribution"][metric] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert result["necessary"] is False
+
+
+def test_losing_signal_shows_as_a_positive_contribution_with_an_interval_above_zero(two_dates) -> None:
+    data, strong, weak = two_dates
+    config = _config(bootstrap=50)
+    result = paired_contribution(data, strong, weak, config, 50)
+    auc = result["contribution"]["roc_auc"]
+    assert auc["ci_low"] > 0 and auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+    assert result["necessary"] is True
+    assert result["without"]["roc_auc"] == pytest.approx(
+        np.mean([paired_contribution(data, [w], [w], config, 0)["without"]["roc_auc"] for w in weak]))
+
+
+@pytest.mark.slow
+def test_necessity_command_writes_the_table_and_the_audit_report_includes_it(tmp_path_factory, monkeypatch) -> None:
+    from audit_world import audit_world
+    from typer.testing import CliRunner
+
+    from earlysignal.audit import run_audit
+    from earlysignal.cli import app
+
+    world = audit_world(tmp_path_factory.getbasetemp(), biased=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world.tracking_uri)
+    raw = world.config.model_dump(mode="json")
+    raw["necessity"].update(bootstrap=30, fairness_bootstrap=0)
+    config_path = tmp_path_factory.mktemp("necessity") / "borough.yaml"
+    config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    out = config_path.parent / "audit"
+    result = CliRunner().invoke(app, ["necessity", "--config", str(config_path), "--only", "housing_repairs,age_and_family",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "necessity.json").read_text())
+    assert [v["name"] for v in document["variants"]] == ["housing_repairs", "age_and_family"]
+    assert document["bootstrap"]["resamples"] == 30
+    for row in document["variants"]:
+        for metric in ("precision_at_capacity", "roc_auc"):
+            entry = row["contribution"][metric]
+            assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+        assert row["necessary"] == (row["name"] not in document["not_shown_necessary"])
+    assert "Run time" in result.output
+    report = run_audit(world.model_uri, out_dir=out, log_to_mlflow=False)
+    html = report.html_path.read_text(encoding="utf-8")
+    assert report.audit["necessity"] == document
+    assert html.count('<section id="necessity">') == 1
+    assert 'data-necessity="housing_repairs"' in html and 'data-necessity="age_and_family"' in html
+    assert html.index('<section id="necessity">') < html.index('<section id="approval">')
+    assert 'alt="Loss in precision at capacity and AUC without each source" src="data:image/png;base64,' in html
