@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_train_score.py                        # 250k residents, default config
     .venv/bin/python benchmarks/bench_train_score.py --residents 20000 --runs 1
+    .venv/bin/python benchmarks/bench_train_score.py --runs 1 --negative-sample-fraction 0.1   # sampled fit
 
 Stages, each in its own child process so that its peak RSS (ru_maxrss) is its own:
   features  build the feature matrix once (the feature builder's figure; needed as training input)
@@ -33,6 +34,12 @@ def _child(args: argparse.Namespace) -> None:
     from earlysignal.config import load_config
 
     config = load_config(args.config)
+    if args.negative_sample_fraction is not None:
+        from earlysignal.config import config_from_dict
+
+        raw = config.model_dump(mode="json")
+        raw["training"]["negative_sample_fraction"] = args.negative_sample_fraction
+        config = config_from_dict(raw)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(args.work) / 'mlflow.db'}"
     matrix_path = Path(args.work) / "matrix.parquet"
     started = time.perf_counter()
@@ -48,6 +55,7 @@ def _child(args: argparse.Namespace) -> None:
         result = train_model(config, data_dir=args.data, matrix=matrix_path)
         extra = {"model_uri": result.model_uri, "test_rows": len(result.test_predictions),
                  "best_iterations": result.metrics["best_iteration_per_split"],
+                 "negative_sample_fraction": result.metrics["sampling"]["negative_fraction"],
                  "auc": result.metrics["summary"]["model"]["roc_auc"]["value"],
                  "oracle_ratio_auc": (result.metrics["oracle_ratio"] or {}).get("roc_auc", {}).get("value")}
     elif args.stage == "score":
@@ -86,6 +94,8 @@ def _ensure_borough(args: argparse.Namespace) -> Path:
 def _run_stage(args: argparse.Namespace, stage: str, data: Path, model: str | None = None) -> dict:
     command = [sys.executable, __file__, "--child", "--stage", stage, "--data", str(data), "--work", args.work,
                "--config", args.config, "--as-of", args.as_of]
+    if args.negative_sample_fraction is not None:
+        command += ["--negative-sample-fraction", str(args.negative_sample_fraction)]
     if model:
         command += ["--model", model]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -102,6 +112,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of train and score (median reported)")
     parser.add_argument("--config", default="conf/borough.yaml")
     parser.add_argument("--as-of", default="2025-10-01", help="as_of date scored")
+    parser.add_argument("--negative-sample-fraction", type=float, default=None,
+                        help="override training.negative_sample_fraction (share of negatives the booster fits on)")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-features"))
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-train-score"))
     parser.add_argument("--score-only", metavar="MODEL_URI", help="skip features and training; score with this model")

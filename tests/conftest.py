@@ -44,3 +44,29 @@ def raw_borough_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_borough(out, settings)
     write_raw_extracts(out, settings.seed)
     return out
+
+
+# The feature tests run on every engine (as Splink tests every backend). Spark reuses one local
+# session for the whole test run; each test gets a fresh engine (its own temporary views).
+FEATURE_ENGINES = ("duckdb", pytest.param("spark", marks=pytest.mark.spark))
+
+
+@pytest.fixture(params=FEATURE_ENGINES)
+def feature_engine(request: pytest.FixtureRequest):
+    """A feature engine by name: DuckDB, then Spark in local mode (skipped when PySpark is not installed)."""
+    from earlysignal.engines import get_engine
+
+    if request.param == "spark":
+        pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install -e '.[spark]'")
+    with get_engine(request.param) as engine:
+        yield engine
+
+
+@pytest.fixture
+def spark_engine():
+    """The Spark engine in local mode (skipped when PySpark is not installed)."""
+    from earlysignal.engines import get_engine
+
+    pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install -e '.[spark]'")
+    with get_engine("spark") as engine:
+        yield engine

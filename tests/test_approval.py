@@ -256,6 +256,30 @@ def test_editing_the_archived_report_fails_the_report_check(
     )
 
 
+def test_editing_the_archived_audit_json_fails_the_report_check(
+    config, chair_key: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    # audit.json holds every number the report shows and the verdict the ledger entry summarises:
+    # an approval covers it as much as the HTML.
+    version, report = _approved_version(config, chair_key, tmp_path)
+    entry = Ledger(ledger_dir).entries()[-1]
+    archived = archive_path(ledger_dir, entry["audit_json_sha256"], ".json")
+    os.chmod(archived, 0o644)
+    audit = json.loads(archived.read_text(encoding="utf-8"))
+    audit["summary"]["criterion"]["met"] = True
+    archived.write_text(json.dumps(audit), encoding="utf-8")
+
+    with pytest.raises(ApprovalError) as caught:
+        require_approved(f"models:/{NAME}@champion", config)
+    assert str(caught.value).startswith(
+        f"report check failed: the archived audit.json {archived} hashes to {file_sha256(archived)[:12]}, "
+        f"not the approved {entry['audit_json_sha256'][:12]}"
+    )
+    archived.unlink()
+    with pytest.raises(ApprovalError, match=r"^report check failed: the approved audit.json .* is missing"):
+        require_approved(f"models:/{NAME}@champion", config)
+
+
 def test_replaying_another_versions_approval_fails_the_signature_check(
     config, chair_key: Path, ledger_dir: Path, tmp_path: Path
 ) -> None:
@@ -410,7 +434,7 @@ def test_keys_writes_a_private_key_readable_only_by_its_owner_outside_the_reposi
     assert public.read_text().startswith("ssh-ed25519 ") and public.read_text().strip().endswith("Jane Smith, DCS")
     assert f'public_key: "{public.read_text().strip()}"' in made.output
     again = runner.invoke(app, ["keys", "--name", "Jane Smith, DCS"])
-    assert again.exit_code == 2 and "already exists; a key is never overwritten" in again.output
+    assert again.exit_code == 2 and "already exists; a key is never overwritten" in " ".join(again.output.split())
 
 
 def test_cli_approve_then_revoke_and_errors_show_without_traceback(

@@ -152,3 +152,16 @@ def test_cli_audits_a_vendor_file_against_the_linked_data(synth_borough_small: P
     assert "Fairness audit of scores from Vendor X tool" in (out / "audit.html").read_text(encoding="utf-8")
     missing = CliRunner().invoke(app, ["audit", "--scores", str(path), "--scores-data", str(synth_borough_small)])
     assert missing.exit_code == 2 and "--scores needs --source-name" in missing.output
+
+
+def test_scores_that_are_not_probabilities_such_as_negative_balances_are_ranked_not_binned():
+    from sklearn.metrics import roc_auc_score
+
+    residents = _residents()
+    scores = _scores(residents)
+    balance = scores.assign(score=(scores["score"] - 0.9) * 1000)  # a rent balance: mostly negative, some above 1
+    audit = _audit(balance, residents)
+    first = balance[balance["as_of"] == "2024-01-01"]
+    expected = roc_auc_score(first["label"], first["score"])
+    assert audit["performance"][0]["as_of"] == "2024-01-01"
+    assert audit["performance"][0]["auc"] == pytest.approx(expected, abs=0.0051)

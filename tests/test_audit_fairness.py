@@ -192,3 +192,15 @@ def test_a_ratio_resting_on_fewer_than_min_cell_events_is_shown_but_never_a_find
     assert intervals["precision"].ratio == pytest.approx(10.0)
     assert not intervals["precision"].assessable
     assert intervals["selection_rate"].assessable  # 20 flagged against 1000
+
+
+def test_a_declared_boolean_attribute_reads_as_words_not_yes_and_no():
+    from earlysignal.audit.groups import group_labels
+
+    frame = pd.DataFrame({"attr__care_leaver": ["Yes", "No", None, "Yes"]})
+    assert group_labels(frame, "care_leaver").tolist() == [
+        "Care leaver", "Not care leaver", "Not recorded", "Care leaver"
+    ]
+    assert finding_text("Care leaver", "Not care leaver", "selection_rate", Interval(2.9, 1.91, 3.73), "x").startswith(
+        "Care leaver residents are flagged 2.90 times as often as Not care leaver residents"
+    )

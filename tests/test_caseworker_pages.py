@@ -149,7 +149,7 @@ def test_a_bad_as_of_is_a_message_and_exit_code_2(folder):
     result = CliRunner().invoke(app, ["journey", "--resident", RESIDENT, "--as-of", "01/01/2025",
                                       "--config", str(folder.config_path)])
     assert result.exit_code == 2
-    assert "is not a date of the form YYYY-MM-DD" in result.output
+    assert "--as-of must be a date written YYYY-MM-DD, e.g. 2021-01-01; got '01/01/2025'" in result.output
     assert "Traceback" not in result.output
 
 

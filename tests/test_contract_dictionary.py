@@ -253,6 +253,26 @@ def test_a_quarantined_resident_living_here_is_listed_as_unscored_with_the_contr
     assert sorted(linked.quarantined_residents["resident_id"].unique()) == ["R1", "R6"]
 
 
+def test_a_resident_whose_residency_spell_was_quarantined_is_listed_as_unscored_once(tmp_path):
+    from earlysignal.scoring import unscored_residents
+
+    tables = clean_tables()
+    extra = tables["residency"].iloc[[1, 2]].copy()
+    extra.iloc[0, extra.columns.get_loc("start_date")] = dt.date(2018, 1, 1)  # R2 also at A1 from 2018: overlaps
+    extra.iloc[0, extra.columns.get_loc("address_id")] = "A2"
+    tables["residency"] = pd.concat([tables["residency"], extra], ignore_index=True)  # R3's spell twice
+    write_borough(tmp_path, tables)
+    linked = load_linked_data(tmp_path)
+    assert linked.report.checks["residency"] == {"duplicate_row": 1, "overlapping_residency": 2}
+    config = load_config(REPO_CONFIG)
+    unscored = unscored_residents(linked, {"R3", "R5"}, dt.date(2024, 1, 1), config)
+    quarantined = unscored[unscored["reason"].str.startswith("quarantined by the data contract")]
+    assert quarantined[["resident_id", "reason"]].values.tolist() == [
+        ["R2", "quarantined by the data contract: overlapping_residency"],
+    ]
+    assert unscored["resident_id"].is_unique and "R3" not in set(unscored["resident_id"])
+
+
 def _council_project(tmp_path: Path, **sections) -> object:
     path = _council_config(tmp_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -342,3 +362,45 @@ def test_features_refuses_to_write_a_matrix_with_no_rows(tmp_path):
     assert result.exit_code == 2, result.output
     assert "the feature matrix has no rows" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_min_and_max_of_a_negative_balance_read_as_lowest_and_highest_record():
+    from earlysignal.config import FeatureFamily
+    from earlysignal.dictionary import dictionary_from_dict
+    from earlysignal.features.spec import family_definitions
+
+    dictionary = dictionary_from_dict({
+        "name": "arrears",
+        "sources": {"rent": {"label": "rent account", "event_types": {"statement": {
+            "label": "rent statement",
+            "value": {"meaning": "money", "unit": "GBP", "negative": True, "phrase": "rent balance £{value}"},
+        }}}},
+    })
+    family = FeatureFamily(name="rent", source="rent", windows=["90d"], aggregates=["min", "last"], per_event_type=True)
+    descriptions = {d.name: d.description for d in family_definitions(family, dictionary)}
+    assert descriptions["resident__rent__statement__min__90d"].format(value=-50) == (
+        "rent balance £-50 at the lowest rent statement in the last 3 months"
+    )
+    assert descriptions["resident__rent__statement__last__90d"].format(value=120) == (
+        "rent balance £120 at the last rent statement in the last 3 months"
+    )
+
+
+def test_a_count_of_one_reads_in_the_singular_in_reasons():
+    from earlysignal.config import FeatureFamily
+    from earlysignal.dictionary import dictionary_from_dict
+    from earlysignal.explain import describe, description_templates
+    from earlysignal.features.spec import family_definitions
+
+    dictionary = dictionary_from_dict({
+        "name": "care",
+        "sources": {"asc": {"label": "adult social care", "event_types": {
+            "assessment": {"label": "care needs assessment"}}}},
+    })
+    family = FeatureFamily(name="asc", source="asc", windows=["90d", "all"], aggregates=["count"])
+    templates = description_templates({"features": [d.public_record() for d in family_definitions(family, dictionary)]})
+    name = "resident__asc__assessment__count__90d"
+    assert describe(name, 1.0, templates) == "1 care needs assessment in the last 3 months"
+    assert describe(name, 2.0, templates) == "2 care needs assessments in the last 3 months"
+    assert describe(name, 0.0, templates) == "0 care needs assessments in the last 3 months"
+    assert describe("resident__asc__assessment__count__all", 1.0, templates) == "1 care needs assessment on record"

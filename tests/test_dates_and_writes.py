@@ -31,6 +31,21 @@ def test_the_one_date_parser_accepts_yyyy_mm_dd_and_date_objects_only():
         parse_date("2021-02-30", "--as-of")
 
 
+@pytest.mark.parametrize("text", ["20210101", "2021-W01-1", "2021/01/01"])
+@pytest.mark.parametrize("command", [["journey", "--resident", "R1"], ["explain", "--resident", "R1"], ["monitor"]])
+def test_every_command_with_an_as_of_refuses_the_formats_score_refuses(command, text, tmp_path):
+    # Python's date.fromisoformat accepts 20210101 and 2021-W01-1; the one parser refuses them, everywhere.
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+    from earlysignal.config import packaged_config_path
+
+    result = CliRunner().invoke(app, [*command, "--as-of", text, "--config", str(packaged_config_path())],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 2, result.output
+    assert f"--as-of must be a date written YYYY-MM-DD, e.g. 2021-01-01; got '{text}'" in result.output
+
+
 def test_config_dates_follow_the_same_rule_as_the_command_line():
     raw = config_to_dict(every_aggregate_config())
     assert config_from_dict(raw).temporal.first_as_of == dt.date.fromisoformat(raw["temporal"]["first_as_of"])

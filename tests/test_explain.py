@@ -66,6 +66,30 @@ def test_imputed_values_and_imputed_flags_are_never_given_as_reasons():
     assert pd.isna(reasons.loc[0, "contribution_2"])
 
 
+def test_a_value_that_states_no_concern_is_never_a_reason():
+    features = [
+        ("school_absence_count", "count", "{value} months with school absence in the household in the last 3 months"),
+        ("school_absence_trend", "trend", "months with school absence in the last 3 months rose by {value} on the 3 months before"),
+        ("arrears_sum", "sum", "£{value} owed in total across council tax arrears reminders in the last 3 years"),
+        ("private_rented", "attribute", "home is privately rented (1 = yes, 0 = no): {value}"),
+        ("repairs_count", "count", "{value} general repairs at home in the last 3 years"),
+    ]
+    columns = [name for name, _, _ in features]
+    metadata = {"features": [{"name": n, "aggregate": a, "description": d} for n, a, d in features],
+                "feature_columns": columns}
+    values = pd.DataFrame([[0, -1, 0, 0, 2], [0, 0, 0, 1, 0], [3, 2, 120, 0, 0]], columns=columns, dtype=float)
+    contributions = np.array([[0.9, 0.8, 0.7, 0.6, 0.1, -2.0], [0.9, 0.8, 0.7, 0.6, 0.5, -2.0],
+                              [0.3, 0.2, 0.1, 0.9, 0.9, -2.0]])
+    reasons = top_reasons(contributions, values, columns, metadata)
+    assert reasons[["reason_1", "reason_2", "reason_3"]].values.tolist() == [
+        ["2 general repairs at home in the last 3 years", "", ""],
+        ["home is privately rented", "", ""],
+        ["3 months with school absence in the household in the last 3 months",
+         "months with school absence in the last 3 months rose by 2 on the 3 months before",
+         "£120.00 owed in total across council tax arrears reminders in the last 3 years"],
+    ]
+
+
 def test_equal_contributions_go_to_the_feature_listed_first():
     columns = [name for name, _ in FEATURES]
     metadata = {"features": [{"name": n, "description": d} for n, d in FEATURES], "feature_columns": columns}

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +29,8 @@ RULES_CONFIG = every_aggregate_config().model_copy(update={"cohort": every_aggre
 })})
 
 
-def _features(borough, as_of: dt.date) -> pd.DataFrame:
-    built = build_feature_matrix(CONFIG, borough, as_of_dates=[as_of])
+def _features(borough, as_of: dt.date, engine=None) -> pd.DataFrame:
+    built = build_feature_matrix(CONFIG, borough, as_of_dates=[as_of], engine=engine)
     return built.frame[["resident_id", "as_of", *built.feature_columns, *built.protected_columns]]
 
 
@@ -124,9 +125,32 @@ def _after_cutoff_perturbed(borough, as_of: dt.date, actions: set[str], seed: in
     seed=st.integers(0, 2**31 - 1),
 )
 def test_nothing_known_at_or_after_as_of_changes_any_feature(as_of, actions, seed):
-    before = _features(BOROUGH, as_of)
-    after = _features(_after_cutoff_perturbed(BOROUGH, as_of, actions, seed), as_of)
+    _assert_perturbation_changes_nothing(as_of, actions, seed, engine=None)
+
+
+def _assert_perturbation_changes_nothing(as_of, actions, seed, engine):
+    before = _features(BOROUGH, as_of, engine)
+    after = _features(_after_cutoff_perturbed(BOROUGH, as_of, actions, seed), as_of, engine)
     pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.spark
+@settings(max_examples=2, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    as_of=st.sampled_from(AS_OF_CHOICES),
+    actions=st.just(set(ACTIONS)),  # every perturbation at once: each Spark build costs seconds
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_nothing_known_at_or_after_as_of_changes_any_feature_on_spark(spark_engine, as_of, actions, seed):
+    _assert_perturbation_changes_nothing(as_of, actions, seed, engine=spark_engine)
+
+
+@pytest.mark.spark
+def test_spark_and_duckdb_give_identical_matrices_after_perturbation(spark_engine):
+    # The same perturbed borough, both engines: identical frames, not merely both invariant.
+    perturbed = _after_cutoff_perturbed(BOROUGH, AS_OF_CHOICES[2], set(ACTIONS), seed=5)
+    pd.testing.assert_frame_equal(_features(perturbed, AS_OF_CHOICES[2]), _features(perturbed, AS_OF_CHOICES[2], spark_engine))
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -106,5 +106,5 @@ def test_engine_runs_sql_on_registered_tables_and_logs_it():
 
 
 def test_unknown_engine_is_a_clear_error():
-    with pytest.raises(EarlySignalError, match="unknown engine 'spark'"):
-        get_engine("spark")
+    with pytest.raises(EarlySignalError, match="unknown engine 'presto'; available engines: duckdb, spark"):
+        get_engine("presto")

@@ -101,3 +101,48 @@ def test_report_prints_to_a_multi_page_pdf(report: Path, tmp_path: Path) -> None
     assert data.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
     assert pages >= len(SECTION_HEADINGS)  # a page break before every section
+
+
+LINK_QUALITY = {
+    "threshold": 0.8, "prior_match_probability": 0.00012, "records": 37404, "residents": 5301, "pairs_compared": 15927,
+    "per_source": {"ae": {"records": 6036, "linked_share": 0.8671, "linked_to_other_source_share": 0.3393},
+                   "school": {"records": 18787, "linked_share": 0.9995, "linked_to_other_source_share": 0.839}},
+    "cluster_sizes": {"1": 2399, "2": 805, "3": 535, "4": 371, "12": 43, "80": 1},
+    "match_weights": [{"comparison": "first_name_last_name", "level": "Exact match on full_name",
+                       "m_probability": 0.8, "u_probability": 0.0002}],
+    "ground_truth": {"precision": 0.9902, "recall": 0.9551, "f1": 0.9723},
+    "unlinked_by_group": {
+        "sex": [{"group": "F", "records": 18000, "suppressed": False, "unlinked": 1200, "unlinked_rate": 0.0667}],
+        "ethnicity": [{"group": "GRO", "records": 35, "suppressed": True, "unlinked": None, "unlinked_rate": None}],
+        "age_band": [{"group": "25-44", "records": 4475, "suppressed": False, "unlinked": 445, "unlinked_rate": 0.099}],
+        "tenure": [{"group": "private_rented", "records": 9000, "suppressed": False, "unlinked": 900, "unlinked_rate": 0.1}],
+    },
+}
+
+
+def test_the_data_section_shows_link_quality_in_the_browser(report: Path, tmp_path: Path) -> None:
+    import json
+
+    from earlysignal.audit.linkage import linkage_section
+    from earlysignal.report.render import render_audit_html
+
+    audit = json.loads((report.parent / "audit.json").read_text(encoding="utf-8"))
+    audit["data"]["linkage"] = linkage_section({"link_run_id": "L20261130T1200", "code_lists_sha256": "ab" * 32,
+                                                "code_lists": {}, "quality": LINK_QUALITY})
+    page = tmp_path / "audit-linked.html"
+    page.write_text(render_audit_html(audit), encoding="utf-8")
+    result = _run(page, tmp_path, "--dump-dom")
+    assert result.returncode == 0 and _console_messages(result.stderr) == []
+    dom = result.stdout
+    linkage = dom[dom.index('<div id="linkage">'):dom.index("</div>", dom.index('<div id="linkage">'))]
+    assert dom.index("<h2>Data</h2>") < dom.index('<div id="linkage">') < dom.index("<h2>Performance over time</h2>")
+    assert "<strong>0.8</strong>" in linkage and "L20261130T1200" in linkage and "ab" * 32 in linkage
+    assert "precision <strong>0.990</strong>, recall <strong>0.955</strong>, F1 <strong>0.972</strong>" in linkage
+    assert re.search(r"<td>ae</td><td class=\"n\">6036</td><td class=\"n\">86.7%</td><td class=\"n\">33.9%</td>", linkage)
+    # 2,399 of 4,154 residents have a single record; 12 and 80 records fall in the 11-20 and 51+ bands.
+    assert re.search(r"<td>1</td><td class=\"n\">2399</td><td class=\"n\">57.8%</td>", linkage)
+    assert "<td>11-20</td>" in linkage and "<td>51+</td>" in linkage
+    assert re.search(r"<td>tenure</td><td>private_rented</td><td class=\"n\">9000</td><td class=\"n\">900</td>"
+                     r"<td class=\"n\">10.0%</td>", linkage)
+    assert re.search(r"<td>ethnicity</td><td>GRO</td><td colspan=\"3\" class=\"suppressed\">suppressed</td>", linkage)
+    assert "<td class=\"n\">11.97</td>" in linkage  # log2(0.8 / 0.0002)

@@ -162,7 +162,8 @@ def test_registry_tags_and_alias_forged_through_mlflow_do_not_let_score_run(boro
 def test_unapproved_scores_are_marked_in_every_file_name_and_row(scored):
     assert {p.name for p in scored.out_dir.iterdir()} == {
         "ranked-UNAPPROVED.parquet", "ranked-UNAPPROVED.csv", "unscored-UNAPPROVED.parquet",
-        "unscored-UNAPPROVED.csv", "summary-UNAPPROVED.json",
+        "unscored-UNAPPROVED.csv", "summary-UNAPPROVED.json", "case_list-UNAPPROVED.html",
+        "reasons-UNAPPROVED.parquet", "model_features-UNAPPROVED.json",
     }
     for path in (scored.ranked_parquet, scored.unscored_parquet):
         assert set(pd.read_parquet(path)["approval_status"]) == {"UNAPPROVED"}

@@ -105,8 +105,10 @@ def test_exactly_capacity_residents_are_flagged_per_as_of_from_the_top_of_the_li
 def test_criterion_is_reported_in_metrics_json_and_as_an_mlflow_tag(trained):
     config, _, result = trained
     crit = result.metrics["success_criterion"]
-    model_value = result.metrics["summary"]["model"]["precision_at_capacity"]["value"]
+    model_value = result.metrics["summary"]["model"][config.success_criterion.metric]["value"]
+    assert crit["metric"] == config.success_criterion.metric
     assert crit["value"] == model_value
+    assert crit["oracle_value"] is None  # no ground truth, so no ceiling to show
     assert crit["met"] == (model_value >= config.success_criterion.threshold)
     run = MlflowClient().get_run(result.run_id)
     assert run.data.tags["success_criterion.met"] == ("met" if crit["met"] else "not met")
@@ -191,6 +193,8 @@ def test_standard_world_model_reaches_nine_tenths_of_the_oracle_auc():
     summary = result.metrics["summary"]
     assert ratio == pytest.approx(summary["model"]["roc_auc"]["value"] / summary["oracle"]["roc_auc"]["value"])
     assert ratio >= 0.9
+    crit = result.metrics["success_criterion"]
+    assert crit["oracle_value"] == summary["oracle"][crit["metric"]]["value"]
 
 
 # --------------------------------------------------------------------------- scores, ties, degenerate models, evaluation store
@@ -263,3 +267,19 @@ def test_resident_level_evaluation_data_is_in_the_local_store_with_the_hashes_ml
         assert tags[f"evaluation.sha256.{name}"] == store["files"][name]["sha256"]
     stored = pd.read_parquet(folder / "test_predictions.parquet")
     pd.testing.assert_frame_equal(stored, result.test_predictions)
+
+
+def test_one_feature_baseline_prefers_a_whole_record_count_over_a_short_window_count():
+    from earlysignal.modeling.baselines import choose_one_feature
+
+    columns = [
+        "static__age",
+        "resident__rent__statement__count__90d",
+        "resident__rent__statement__last__90d",
+        "resident__asc__referral__count__all",
+    ]
+    assert choose_one_feature(columns) == "resident__asc__referral__count__all"
+    assert choose_one_feature(columns + ["household__police__callout__count__all"]) == (
+        "household__police__callout__count__all"
+    )
+    assert choose_one_feature(columns[:3]) == "resident__rent__statement__count__90d"

@@ -469,7 +469,7 @@ def require_approved(model_uri: str, config: ProjectConfig) -> ApprovalRecord:
 
     Checks, in order: the ledger's chain and head, each signature on this model's entries against
     `approval.approvers`, that the version has an approval that was not revoked, that it is the
-    ledger's champion, that the archived report still hashes to the approved SHA-256, and that
+    ledger's champion, that the archived report and audit.json still hash to the approved SHA-256, and that
     the model's artefact files still hash to the approved SHA-256.
     """
     from earlysignal.ledger import archive_path
@@ -514,6 +514,22 @@ def require_approved(model_uri: str, config: ProjectConfig) -> ApprovalRecord:
             f"approved {record.report_sha256[:12]}; it was edited after approval. Do not score; restore it from a "
             "backup and find out who changed it"
         )
+    # audit.json holds every number the HTML shows and the verdict the entry summarises: check it the same way.
+    approved_json = next((e for e in entries if e.get("seq") == record.ledger_seq), {}).get("audit_json_sha256")
+    if approved_json:
+        archived_json = archive_path(store, str(approved_json), ".json")
+        if not archived_json.is_file():
+            raise ApprovalError(
+                f"report check failed: the approved audit.json {archived_json} is missing from the archive; "
+                "restore it from a backup (its name is its SHA-256) before scoring"
+            )
+        actual_json = file_sha256(archived_json)
+        if actual_json != approved_json:
+            raise ApprovalError(
+                f"report check failed: the archived audit.json {archived_json} hashes to {actual_json[:12]}, not "
+                f"the approved {str(approved_json)[:12]}; it was edited after approval. Do not score; restore it "
+                "from a backup and find out who changed it"
+            )
     actual = model_artifact_sha256((name, version))
     if actual != record.model_sha256:
         raise ApprovalError(

@@ -322,9 +322,9 @@ def features(
         typer.Option("--out", help="Where to write the Parquet matrix; the JSON sidecar goes to OUT.json (default: DATA/features/<label.name>.parquet)."),
     ] = None,
     engine: Annotated[
-        str,
-        typer.Option("--engine", help="Where the generated SQL runs; only 'duckdb' exists today."),
-    ] = "duckdb",
+        str | None,
+        typer.Option("--engine", help="Where the generated SQL runs: duckdb or spark (default: build.engine from the config)."),
+    ] = None,
     show_sql: Annotated[
         bool,
         typer.Option("--show-sql", help="Print every SQL statement the engine ran (nothing when the matrix is reused)."),
@@ -338,7 +338,7 @@ def features(
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
-    with get_engine(engine) as runner:
+    with get_engine(engine or project.build.engine) as runner:
         matrix, status = build_or_reuse_feature_matrix(project, data_dir=data_dir, out=target, engine=runner, progress=True)
         if show_sql:
             for statement in runner.executed_sql:
@@ -591,19 +591,24 @@ def demo(
         typer.Option("--fresh", help="Regenerate the synthetic borough even when one made with the same arguments exists."),
     ] = False,
     config: ConfigOption = None,
+    linked: Annotated[
+        bool,
+        typer.Option("--linked", help="Start from the synthetic borough's true linkage instead of its raw extracts "
+                     "(skips ingest and link)."),
+    ] = False,
 ) -> None:
-    """Run the whole story on the synthetic borough: synth, validate, features, train, audit, demo approval, score."""
+    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval, score."""
     from earlysignal.config import load_config
-    from earlysignal.demo import run_demo
+    from earlysignal.demo import DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
     from earlysignal.tracking import ui_command
 
     project = load_config(config)
-    steps = ("synth", "validate", "features", "train", "audit", "approve", "score")
+    steps = DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW
 
     def announce(name: str) -> None:
         console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
 
-    result = run_demo(project, fresh=fresh, step=announce)
+    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked)
     console.rule("[bold]done")
     verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
     console.print(
@@ -658,12 +663,10 @@ def _first_journey_command(ranked_csv: Path) -> str:
 
 
 def _as_of_date(text: str) -> Any:
-    import datetime as dt
+    # The one parser: date.fromisoformat would also take 20210101 and 2021-W01-1, which score refuses.
+    from earlysignal.dates import parse_date
 
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise EarlySignalError(f"--as-of {text!r} is not a date of the form YYYY-MM-DD") from None
+    return parse_date(text, "--as-of")
 
 
 @app.command()
@@ -823,18 +826,13 @@ def monitor(
 ) -> None:
     """Monitor past lists for the board: realised precision/recall against the audit, calibration, data drift
     per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
-    import datetime as dt
-
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
     from earlysignal.monitor import run_monitor
 
     known_by = None
     if as_of is not None:
-        try:
-            known_by = dt.date.fromisoformat(as_of)
-        except ValueError:
-            raise EarlySignalError(f"--as-of {as_of!r} is not a date of the form YYYY-MM-DD") from None
+        known_by = _as_of_date(as_of)
     project = load_config(config)
     with progress_bar(transient=True) as bar:
         bar.add_task("monitoring", total=None)

@@ -251,13 +251,23 @@ class LabelSection(_Section):
     is given once: `horizon: {months: 6}` or one of horizon_days / horizon_weeks / horizon_months."""
 
     name: str = Field(default="label", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    outcome_types: tuple[str, ...] = Field(min_length=1)
+    # No default outcome: building labels with none named is an error (features/labels.py).
+    outcome_types: tuple[str, ...] = ()
     horizon: Horizon | None = None
     # int | float: a whole number stays an int (6 months reads as "6 months", not "6.0").
     horizon_days: int | float | None = Field(default=None, gt=0)
     horizon_weeks: int | float | None = Field(default=None, gt=0)
     horizon_months: int | float | None = Field(default=None, gt=0)
     censoring: LabelCensoring = LabelCensoring()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_horizon(cls, raw: Any) -> Any:
+        # No horizon given at all: 6 calendar months (the documented default).
+        keys = ("horizon", "horizon_days", "horizon_weeks", "horizon_months")
+        if isinstance(raw, dict) and all(raw.get(key) is None for key in keys):
+            return {**raw, "horizon_months": 6}
+        return raw
 
     @model_validator(mode="after")
     def _one_horizon(self) -> LabelSection:
@@ -267,8 +277,8 @@ class LabelSection(_Section):
         ]
         if len(given) != 1:
             raise ValueError(
-                "give the label horizon exactly once: horizon: {months: 6}, or one of horizon_days, "
-                f"horizon_weeks, horizon_months (got {given or 'none'})"
+                "give the label horizon at most once: horizon: {months: 6}, or one of horizon_days, "
+                f"horizon_weeks, horizon_months (got {given})"
             )
         return self
 
@@ -392,6 +402,9 @@ class TrainingSection(_Section):
     # LightGBM threads, fixed so results do not depend on the machine. One by default: on a shared
     # 2-core machine OpenMP threads spin-wait and two ran ~3x slower than one (docs/performance.md).
     num_threads: int = Field(default=1, gt=0)
+    # Share of negative rows of each fit slice the booster learns from (every positive is kept;
+    # kept negatives weigh 1 / share). 1.0: no sampling. Validation, calibration and test use all rows.
+    negative_sample_fraction: float = Field(default=1.0, gt=0, le=1)
 
 
 class CapacitySection(_Section):
@@ -408,10 +421,20 @@ class CapacitySection(_Section):
 
 
 class SuccessCriterion(_Section):
-    metric: Literal["precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision"] = (
-        "precision_at_capacity"
-    )
-    threshold: float = Field(default=0.65, ge=0, le=1)
+    metric: Literal[
+        "precision_at_capacity", "recall_at_capacity", "roc_auc", "average_precision", "lift_at_capacity"
+    ] = "precision_at_capacity"
+    threshold: float = Field(default=0.65, ge=0)
+
+    @model_validator(mode="after")
+    def _threshold_in_range(self) -> SuccessCriterion:
+        # Lift is a multiple of the base rate (e.g. 10); every other metric is a share between 0 and 1.
+        if self.metric != "lift_at_capacity" and self.threshold > 1:
+            raise ValueError(
+                f"threshold {self.threshold} is above 1, but {self.metric} is a share between 0 and 1; "
+                "only lift_at_capacity (a multiple of the base rate) takes thresholds above 1"
+            )
+        return self
 
 
 class AuditSection(_Section):
@@ -663,6 +686,17 @@ class IngestSection(_Section):
     mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
 
 
+class BuildSection(_Section):
+    """How the feature matrix is built: which engine runs the SQL and how the population is partitioned
+    (docs/config.md). None of it changes a feature value, so none of it is in the spec hash."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    # Partitions are chosen so each one's estimated build fits this many GB (features/partition.py);
+    # None: the whole population in one partition (one Parquet file).
+    memory_budget_gb: float | None = Field(default=None, gt=0)
+    partitions: int | None = Field(default=None, gt=0)  # a fixed count overrides the budget
+
+
 class ProjectConfig(_Section):
     # The data dictionary file (docs/data-contract.md); relative paths are resolved against the config
     # file's folder by load_config. None: the packaged synthetic-borough dictionary.
@@ -673,7 +707,7 @@ class ProjectConfig(_Section):
     contract: ContractSection = ContractSection()
     temporal: TemporalSection
     cohort: CohortSection = CohortSection()
-    label: LabelSection
+    label: LabelSection = LabelSection()
     features: FeaturesSection = FeaturesSection()
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
@@ -690,6 +724,7 @@ class ProjectConfig(_Section):
     monitoring: MonitoringSection = MonitoringSection()
     necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
+    build: BuildSection = BuildSection()
 
     @field_validator("dictionary")
     @classmethod

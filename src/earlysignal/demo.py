@@ -1,6 +1,8 @@
 """The whole story on the embedded synthetic borough, in one call.
 
-synth -> validate -> features -> train -> audit -> approve (a labelled demo approval) -> score.
+From raw extracts (the default): synth (with each service's raw extract) -> ingest -> link -> validate
+-> features -> train -> audit -> approve (a labelled demo approval) -> score. With `from_raw=False`
+the already-linked synthetic tables are used and ingest and link are skipped.
 Each step is the same library function the individual commands use; nothing here is demo-only
 except the choice of inputs and the approval's wording.
 """
@@ -36,6 +38,7 @@ class DemoResult:
     unscored_csv: Path
     criterion_met: bool | None
     step_seconds: dict[str, float] = field(default_factory=dict)
+    link_quality: dict[str, object] | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -54,6 +57,67 @@ def _existing_borough_matches(data_dir: Path, synth: SynthSection) -> bool:
     except (OSError, ValueError):
         return False
     return all(recorded.get(key) == value for key, value in generator_arguments(synth).items())
+
+
+DEMO_STEPS_FROM_RAW = ("synth", "ingest", "link", "validate", "features", "train", "audit", "approve", "score")
+DEMO_STEPS_LINKED = ("synth", "validate", "features", "train", "audit", "approve", "score")
+
+
+def _demo_link_config(config: ProjectConfig, data_dir: Path) -> ProjectConfig:
+    """The config with a linkage secret: the configured one, else a demo secret kept beside the synthetic data.
+
+    The synthetic borough holds no real person, so a secret generated once and kept (mode 0600) in
+    the demo's own data folder is enough, and keeps the demo's resident IDs the same from run to run.
+    A real council's secret lives outside the data folder (docs/ingest-and-link.md, "The secret").
+    """
+    import os
+    import secrets
+
+    section = config.linkage
+    if os.environ.get(section.secret_env, "").strip() or section.secret_file is not None:
+        return config
+    secret_path = (data_dir / "demo-link-secret").resolve()
+    if not secret_path.is_file():
+        from earlysignal.atomic import write_text
+
+        write_text(secrets.token_hex(32) + "\n", secret_path)
+        secret_path.chmod(0o600)
+    return config.model_copy(update={"linkage": section.model_copy(update={"secret_file": secret_path})})
+
+
+def _ingest_and_link(config: ProjectConfig, data_dir: Path, timed: Callable[[str], contextlib.AbstractContextManager[None]]) -> tuple[Path, dict[str, object]]:
+    """Ingest data_dir/raw into data_dir/ingested and link it into data_dir/linked; returns (linked dir, link quality)."""
+    from earlysignal.config import packaged_config_path
+    from earlysignal.dictionary import dictionary_for
+    from earlysignal.ingest import ingest, resolve_mapping_paths
+    from earlysignal.linkage.run import run_link
+
+    ingested, linked = data_dir / "ingested", data_dir / "linked"
+    with timed("ingest"):
+        dictionary = dictionary_for(config)
+        outcome_types = config.contract.outcome_types or tuple(dictionary.outcomes)
+        paths = resolve_mapping_paths(list(config.ingest.mappings), packaged_config_path().parent)
+        summary = ingest(data_dir / "raw", ingested, paths, dictionary.event_types_by_source(), outcome_types)
+        reports = summary.reports.values()
+        console.print(
+            f"Ingested {len(summary.reports)} sources: {sum(r.read for r in reports):,} raw rows read = "
+            f"{sum(r.mapped for r in reports):,} mapped + {sum(r.excluded_total for r in reports):,} excluded + "
+            f"{sum(r.quarantined_total for r in reports):,} quarantined (coverage: {ingested / 'coverage.md'}).",
+            highlight=False,
+        )
+    with timed("link"):
+        # Absolute: run_link reads a relative ground-truth path as relative to the ingested folder.
+        truth = (data_dir / "ground_truth" / "raw_records.parquet").resolve()
+        linked_summary = run_link(ingested, linked, _demo_link_config(config, data_dir),
+                                  ground_truth=truth if truth.is_file() else None)
+        quality = linked_summary.quality
+        line = (f"Linked {linked_summary.records:,} person records into {linked_summary.residents:,} residents "
+                f"({quality['pairs_compared']:,} pairs compared, threshold {quality['threshold']})")
+        if "ground_truth" in quality:
+            t = quality["ground_truth"]
+            line += f"; against the true people: precision {t['precision']}, recall {t['recall']}, F1 {t['f1']}"
+        console.print(line + ".", highlight=False)
+    return linked, quality
 
 
 def demo_approve(config: ProjectConfig, name: str, version: str | int, report_path: str | Path) -> Path:
@@ -81,10 +145,16 @@ def run_demo(
     *,
     fresh: bool = False,
     step: Callable[[str], None] | None = None,
+    from_raw: bool = True,
 ) -> DemoResult:
-    """Run every stage on the config's synthetic borough and return where the outputs are."""
-    from earlysignal.console import progress_bar
+    """Run every stage on the config's synthetic borough and return where the outputs are.
+
+    from_raw: start from the services' raw extracts (synth --raw -> ingest -> link), as a council
+    would; False uses the synthetic borough's true linkage directly. Steps are DEMO_STEPS_FROM_RAW
+    or DEMO_STEPS_LINKED, in order. Raises what the stages raise (ConfigError, ContractError, SecretError...).
+    """
     from earlysignal.audit import run_audit
+    from earlysignal.console import progress_bar
     from earlysignal.contract import load_linked_data, report_table
     from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path
     from earlysignal.modeling.train import train_model
@@ -103,7 +173,10 @@ def run_demo(
         timings[name] = round(time.perf_counter() - started, 1)
 
     with timed("synth"):
-        if not fresh and _existing_borough_matches(data_dir, config.synth):
+        reuse = not fresh and _existing_borough_matches(data_dir, config.synth)
+        if reuse and from_raw and not (data_dir / "raw" / "manifest.json").is_file():
+            reuse = False
+        if reuse:
             console.print(f"Reusing the synthetic borough in {data_dir} (same generator arguments).", highlight=False)
         else:
             summary = generate_borough(data_dir, config.synth)
@@ -112,6 +185,17 @@ def run_demo(
                 f"{summary.row_counts.get('events', 0):,} events into {data_dir}.",
                 highlight=False,
             )
+            if from_raw:
+                from earlysignal.synth.raw_extracts import write_raw_extracts
+
+                raw_counts = write_raw_extracts(summary.out_dir, config.synth.seed)
+                console.print(f"Wrote each service's raw extract: {sum(raw_counts.values()):,} rows in "
+                              f"{len(raw_counts)} files in {data_dir / 'raw'}.", highlight=False)
+
+    link_quality: dict[str, object] | None = None
+    if from_raw:
+        # Everything after link reads only the linked-by-us histories, never the synthetic truth.
+        data_dir, link_quality = _ingest_and_link(config, data_dir, timed)
 
     with timed("validate"):
         linked = load_linked_data(data_dir, config)
@@ -157,4 +241,5 @@ def run_demo(
         unscored_csv=Path(scored.unscored_csv),
         criterion_met=trained.criterion_met,
         step_seconds=timings,
+        link_quality=link_quality,
     )

@@ -19,6 +19,9 @@ IMPUTED_SUFFIX = "_imputed"
 N_REASONS = 3
 
 
+ONE_SUFFIX = "#one"  # description_templates key of a feature's template for the value 1
+
+
 def format_value(value: float) -> str:
     """A feature value for a sentence: whole numbers without decimals, others to one decimal place."""
     if not np.isfinite(value):
@@ -29,8 +32,8 @@ def format_value(value: float) -> str:
 
 
 YES_NO = " (1 = yes, 0 = no): {value}"
-# Aggregates whose value 0 says nothing happened: never a concern, so never a reason.
-NOTHING_WHEN_ZERO = ("count", "sum", "distinct_types", "trend")
+# Aggregates whose value is a concern only above zero: no events, nothing owed or no rise is not a reason.
+CONCERN_ABOVE_ZERO = ("count", "sum", "distinct_types", "trend")
 
 
 def format_money(value: float) -> str:
@@ -63,27 +66,48 @@ def reason_sentence(record: dict[str, Any], value: float) -> str:
 
 
 def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
-    """Which values of one feature say something about the person that can be a reason (bool per row).
+    """Which values of one feature state a concern and so may be a reason (bool per row).
 
-    A count, sum or trend of 0 says nothing happened ("0 months with school absence", "rose by 0"); a 0 in
-    one code's 0/1 column of a category ("home is owner occupied ... 0") says the person is not in it.
+    A count, sum or trend is a concern only above zero ("0 months with school absence", "rose by 0",
+    "fell by 2" are not reasons to review anyone); a yes/no feature, or one code's 0/1 column of a
+    category ("home is owner occupied"), only when it is yes. Other values (ages, days since an event
+    that happened) are facts about the resident and are kept.
     """
     values = np.asarray(values, dtype=float)
     aggregate = record.get("aggregate", "")
     one_hot = aggregate == "attribute" and bool(record.get("event_type"))
-    if aggregate in NOTHING_WHEN_ZERO or one_hot:
-        return values != 0
+    if aggregate in CONCERN_ABOVE_ZERO:
+        return values > 0
+    if one_hot or str(record.get("description", "")).endswith(YES_NO):
+        return values == 1
     return np.ones(values.shape, dtype=bool)
 
 
+def concern_mask(values: pd.DataFrame, feature_columns: Sequence[str], feature_metadata: dict[str, Any]) -> np.ndarray:
+    """Which (row, feature) cells state a concern (`is_concern`), whatever their contribution (rows x features)."""
+    columns = list(feature_columns)
+    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
+    mask = np.ones((len(values), len(columns)), dtype=bool)
+    for j, name in enumerate(columns):
+        mask[:, j] = is_concern(records.get(name, {"name": name}), values[name].to_numpy(dtype=float))
+    return mask
+
+
 def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
-    """One feature and its value as a sentence from its description template ("{value} ...")."""
-    return reason_sentence({"name": feature, "description": descriptions.get(feature, "")}, value)
+    """One feature and its value as a sentence from its description templates (`description_templates`)."""
+    record = {"name": feature, "description": descriptions.get(feature, ""),
+              "description_one": descriptions.get(feature + ONE_SUFFIX, "")}
+    return reason_sentence(record, value)
 
 
 def description_templates(feature_metadata: dict[str, Any]) -> dict[str, str]:
     """Feature name -> description template, from the feature-matrix sidecar."""
-    return {f["name"]: f.get("description", "") for f in feature_metadata.get("features", [])}
+    templates = {f["name"]: f.get("description", "") for f in feature_metadata.get("features", [])}
+    # A count of exactly 1 reads in the singular ("1 referral"), from its own template.
+    templates.update(
+        {f["name"] + ONE_SUFFIX: f["description_one"] for f in feature_metadata.get("features", []) if f.get("description_one")}
+    )
+    return templates
 
 
 def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:
@@ -101,7 +125,7 @@ def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np
         if name.endswith(IMPUTED_SUFFIX):
             mask[:, j] = False
         elif name + IMPUTED_SUFFIX in present or name + IMPUTED_SUFFIX in values.columns:
-            mask[:, j] = values[name + IMPUTED_SUFFIX].to_numpy(dtype=float) < 0.5
+            mask[:, j] &= values[name + IMPUTED_SUFFIX].to_numpy(dtype=float) < 0.5
     return mask
 
 
@@ -112,7 +136,8 @@ def top_reasons(
     feature_metadata: dict[str, Any],
     n: int = N_REASONS,
 ) -> pd.DataFrame:
-    """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only).
+    """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only),
+    among values that state a concern (`concern_mask`).
 
     contributions is pred_contrib (rows x features + bias). Ties in contribution go to the
     feature listed first in the spec. Rows with fewer than n positive contributions get empty
@@ -122,10 +147,8 @@ def top_reasons(
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
     records = {f["name"]: f for f in feature_metadata.get("features", [])}
     value_matrix = values[columns].to_numpy(dtype=float)
-    concern = np.column_stack(
-        [is_concern(records.get(name, {"name": name}), value_matrix[:, j]) for j, name in enumerate(columns)]
-    ) if columns else np.ones((len(values), 0), dtype=bool)
-    usable = np.where(explainable_mask(values, columns) & concern & (contrib > 0), contrib, -np.inf)
+    allowed = explainable_mask(values, columns) & concern_mask(values, columns, feature_metadata)
+    usable = np.where(allowed & (contrib > 0), contrib, -np.inf)
     # Stable sort on the negated contributions keeps the spec order among equal contributions.
     order = np.argsort(-usable, axis=1, kind="stable")[:, :n]
     rows = np.arange(len(values))

@@ -48,6 +48,7 @@ class ReasonFeature:
     window_days: int | None  # None: the whole history
     aggregate: str
     description: str = ""
+    description_one: str = ""  # the template for the value 1 (a count in the singular); empty: description
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ReasonFeature:
@@ -61,6 +62,7 @@ class ReasonFeature:
             window_days=None if get("window_days") is None else int(get("window_days")),
             aggregate=str(get("aggregate") or ""),
             description=str(get("description") or ""),
+            description_one=str(get("description_one") or ""),
         )
 
     def as_record(self) -> dict[str, Any]:

@@ -116,7 +116,10 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
         reason = pd.Series(reasons, index=frame.index)
     frame["as_of"] = ts
     frame["reason"] = reason.astype(str)
-    frame = pd.concat([frame, quarantined_living(data, ts)], ignore_index=True)
+    quarantined = quarantined_living(data, ts)
+    # A quarantined spell beside an accepted one (a duplicated move) leaves the resident listed once, where they are.
+    quarantined = quarantined[~quarantined["resident_id"].isin(set(frame["resident_id"]) | set(scored_ids))]
+    frame = pd.concat([frame, quarantined], ignore_index=True)
     return frame.sort_values("resident_id", kind="stable").reset_index(drop=True)
 
 

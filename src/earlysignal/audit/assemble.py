@@ -19,6 +19,7 @@ from earlysignal.approval import ApprovalRecord
 from earlysignal.audit.fairness import audit_fairness
 from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
+from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.suppression import round_count, suppression_reasons
@@ -459,6 +460,7 @@ def build_audit(
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
                                    settings.round_to),
+        "linkage": linkage_section(feature_metadata.get("linkage")),
         "recording_by_group": recording_by_group(
             explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
         ),
@@ -478,7 +480,12 @@ def build_audit(
 
     # --- performance
     summary = metrics.get("summary", {})
-    criterion = metrics.get("success_criterion", {})
+    criterion = dict(metrics.get("success_criterion", {}))
+    # Runs logged before the criterion carried the oracle's value: take it from the oracle's summary row.
+    if criterion.get("oracle_value") is None and criterion.get("metric") in summary.get("oracle", {}):
+        oracle_entry = summary["oracle"][criterion["metric"]]
+        criterion.update(oracle_value=oracle_entry.get("value"), oracle_ci_low=oracle_entry.get("ci_low"),
+                         oracle_ci_high=oracle_entry.get("ci_high"))
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
     # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
     splits = [published_split(split, settings.min_cell, settings.round_to) for split in metrics.get("splits", [])]
@@ -486,11 +493,13 @@ def build_audit(
         "splits": splits,
         "summary": summary,
         "k_curves": k_curves(frame, capacity_per) if evaluated else {},
-        "calibration": calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
-        if evaluated else [],
+        "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
+                        if evaluated else []),
         "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
         "evaluated": evaluated,
         "bootstrap": metrics.get("bootstrap"),
+        # Fraction and method only: the exact row counts stay in MLflow.
+        "sampling": {k: v for k, v in (metrics.get("sampling") or {}).items() if k != "fit_rows_per_split"} or None,
         "one_feature_baseline": metrics.get("one_feature_baseline"),
         "capacity_k_per_as_of": capacity_per,
         "temporal_plan": temporal_plan(metrics.get("split_plan")),

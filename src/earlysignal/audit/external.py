@@ -201,7 +201,10 @@ def _performance(frame: pd.DataFrame, min_cell: int, round_to: int) -> list[dict
         flagged = part["flagged"].to_numpy(dtype=bool)
         y = part["label"].to_numpy(dtype=int)
         found, positives = int(y[flagged].sum()), int(y.sum())
-        ranked = M.RankedList.build(y, part["score"].to_numpy(), part["resident_id"].to_numpy(), 0)
+        # Scores from elsewhere only rank (a balance, a points total): never treat them as probabilities.
+        ranked = M.RankedList.build(
+            y, part["score"].to_numpy(), part["resident_id"].to_numpy(), 0, is_probability=False
+        )
         auc = ranked.metrics()["roc_auc"]
         out.append(
             {
@@ -241,7 +244,7 @@ def build_external_audit(
         )
     from earlysignal.audit.assemble import outcome_labels, outcome_phrase
 
-    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_months, outcome_labels(config))
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     fairness = audit_fairness(
         frame,
         characteristics(settings.protected, settings.intersections),

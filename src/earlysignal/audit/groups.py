@@ -22,6 +22,14 @@ _DISPLAY: dict[str, dict[str, str]] = {
 }
 
 
+def _boolean_display(attribute: str) -> dict[str, str]:
+    """Words for a boolean attribute's Yes/No groups, from its name: 'care_leaver' -> 'Care leaver' /
+    'Not care leaver', so a finding never reads 'Yes residents are flagged ... as often as No residents'."""
+    words = attribute.replace("_", " ").strip()
+    yes, no = words[:1].upper() + words[1:], f"Not {words}"
+    return {"Yes": yes, "True": yes, "No": no, "False": no}
+
+
 def attribute_column(attribute: str) -> str:
     """The predictions column that carries a protected attribute (attr__<name>)."""
     return f"attr__{attribute}"
@@ -39,7 +47,7 @@ def group_labels(frame: pd.DataFrame, attribute: str) -> pd.Series:
         raise KeyError(column)
     raw = frame[column]
     labels = raw.astype("string")
-    mapping = _DISPLAY.get(attribute, {})
+    mapping = _DISPLAY.get(attribute) or _boolean_display(attribute)
     labels = labels.map(lambda value: NOT_RECORDED if pd.isna(value) else mapping.get(str(value), str(value)))
     return pd.Series(labels.astype(str).to_numpy(), index=frame.index, name=characteristic_key([attribute]))
 

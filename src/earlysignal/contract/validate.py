@@ -179,21 +179,37 @@ def _quarantined_people(name: str, typed: pa.Table, reasons: _Reasons) -> pd.Dat
     frame["reason"] = reasons.reason_array(mask).to_pandas()
     frame = frame[frame["resident_id"].notna()]
     if name == "residency":
-        return frame[frame["reason"] == "quarantined_resident"].drop(columns="reason")
+        # Spells of quarantined residents take the resident's reason; any other quarantined spell keeps
+        # its own (an overlapping or duplicate move), so its resident is not lost from the lists either.
+        return frame.assign(spell_reason=frame["reason"].where(frame["reason"] != "quarantined_resident")).drop(
+            columns="reason"
+        )
     return frame.drop_duplicates("resident_id")
 
 
 def _people_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """One row per (quarantined resident, residency spell): resident_id, reason, start_date, end_date."""
     columns = ["resident_id", "reason", "start_date", "end_date"]
+    empty = pd.DataFrame({c: pd.Series(dtype="str" if c in ("resident_id", "reason") else "datetime64[us]") for c in columns})
     residents = next((p for p in parts if "reason" in p.columns), None)
+    all_spells = next((p for p in parts if "start_date" in p.columns), None)
+    own = pd.DataFrame(columns=columns)
+    if all_spells is not None:
+        # Spells quarantined for their own reason, of residents whose record was accepted.
+        own = all_spells[all_spells["spell_reason"].notna()].rename(columns={"spell_reason": "reason"})[columns]
+        if residents is not None:
+            own = own[~own["resident_id"].isin(residents["resident_id"])]
     if residents is None:
-        return pd.DataFrame({c: pd.Series(dtype="str" if c in ("resident_id", "reason") else "datetime64[us]") for c in columns})
-    spells = next((p for p in parts if "start_date" in p.columns), None)
-    if spells is None:
+        if own.empty:
+            return empty
+        return own.sort_values(["resident_id", "start_date"], kind="stable").reset_index(drop=True)
+    if all_spells is None:
         frame = residents.assign(start_date=pd.NaT, end_date=pd.NaT)
     else:
+        spells = all_spells[all_spells["spell_reason"].isna()].drop(columns="spell_reason")
         frame = residents.merge(spells, on="resident_id", how="left")
+    if not own.empty:
+        frame = pd.concat([frame[columns], own], ignore_index=True)
     return frame[columns].sort_values(["resident_id", "start_date"], kind="stable").reset_index(drop=True)
 
 

@@ -4,7 +4,8 @@ Generation and execution are kept apart (as Splink does): `earlysignal.features.
 plain SQL text from the feature spec using a `Dialect` for the few constructs that differ
 between backends, and an `Engine` only registers tables and runs text. A Spark engine would
 subclass `Engine` (register = `createOrReplaceTempView`, run = `spark.sql(sql).toArrow()`) and
-provide a `Dialect`; nothing in the feature builder would change.
+provide a `Dialect`; nothing in the feature builder changes. Engines are found by name through
+`earlysignal.engines.registry`, so this module imports no backend.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Mapping
 import pandas as pd
 import pyarrow as pa
 
-from earlysignal.errors import EarlySignalError
 
 TableLike = pd.DataFrame | pa.Table
 
@@ -98,11 +98,3 @@ class Engine(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def get_engine(name: str = "duckdb", **options: object) -> Engine:
-    """An engine by name; only 'duckdb' exists today ('spark' is planned, see docs/features.md)."""
-    if name == "duckdb":
-        from earlysignal.engines.duckdb_engine import DuckDBEngine
-
-        return DuckDBEngine(**options)  # type: ignore[arg-type]
-    raise EarlySignalError(f"unknown engine {name!r}; available engines: duckdb")

@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from earlysignal.config import FeatureFamily, ProjectConfig
-from earlysignal.engines.base import Engine, get_engine
+from earlysignal.engines.base import Engine
+from earlysignal.engines.registry import get_engine
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
 from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start

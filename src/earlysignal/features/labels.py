@@ -138,6 +138,8 @@ def build_label_timing(
     label.censoring.end_column, and the extract date. A row is censored when that end falls before
     its window end. Raises ConfigError if end_column is missing or not a date.
     """
+    if not config.label.outcome_types:
+        raise ConfigError("label.outcome_types is empty: name the outcome type(s) the label predicts in the project YAML")
     n = len(cohort)
     window_end = np.array(grid.ends, dtype="datetime64[D]")[cohort.j]
     table = engine.run(_positives_sql(config, engine))
@@ -163,10 +165,8 @@ def build_label_timing(
             ] = runs.column("run_end").to_numpy(zero_copy_only=False).astype("datetime64[D]")
         row_end = run_end[cohort.r_idx, cohort.j]
         follow_up_end = np.where(np.isnat(row_end), follow_up_end, np.minimum(follow_up_end, row_end))
-    # Without a death_date column (the dictionary declares none) no death is known to end follow-up;
-    # a named end_column that is missing stays an error, since the config asked for it by name.
-    has_deaths = "death_date" in residents.columns
-    columns = (["death_date"] if censoring.death and has_deaths else []) + (
+    # death_date is optional in the contract: no column, nobody is known to have died.
+    columns = (["death_date"] if censoring.death and "death_date" in residents.columns else []) + (
         [censoring.end_column] if censoring.end_column else []
     )
     for column in columns:

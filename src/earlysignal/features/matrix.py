@@ -125,7 +125,12 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     if not path.exists():
         raise EarlySignalError(f"feature matrix {path} does not exist; build it with `earlysignal features`")
     metadata = read_feature_metadata(path)
-    frame = pd.read_parquet(path)
+    if path.is_dir():  # a partitioned build (features/partition.py): one part file per partition
+        from earlysignal.features.partition import read_partitioned_frame
+
+        frame = read_partitioned_frame(path)
+    else:
+        frame = pd.read_parquet(path)
     frame["label"] = frame["label"].astype("Int8")
     missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
     if missing:
@@ -185,10 +190,24 @@ def build_or_reuse_feature_matrix(
     started = time.perf_counter()
     data = load_data(config)
     loaded = time.perf_counter() - started
+    build = getattr(config, "build", None)
+    if build is not None and (build.memory_budget_gb is not None or build.partitions is not None):
+        # Bounded memory: the matrix is built partition by partition into a folder of part files.
+        from earlysignal.features.partition import build_partitioned_feature_matrix
+
+        metadata = build_partitioned_feature_matrix(
+            config, data, out, engine=engine,
+            extra_metadata={"data_fingerprint": fingerprint, "data_dir": str(data_dir)},
+        )
+        return read_feature_matrix(out), reason
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
     matrix.metadata["data_dir"] = str(data_dir)
+    from earlysignal.provenance import linkage_provenance
+
+    # The code lists' hash and the link run behind the data travel with every downstream artefact.
+    matrix.metadata["linkage"] = linkage_provenance(data_dir)
     if len(matrix.frame) == 0:
         # An empty matrix written with success would let every later stage fail far from the cause.
         raise EarlySignalError(

@@ -177,7 +177,8 @@ def _describe(
     if aggregate == "max":
         return f"{value_phrase} at most in one {singular}{where} {when}"
     if aggregate == "min":
-        return f"{value_phrase} at least in one {singular}{where} {when}"
+        # "at least in one" read as a lower bound on one record; the minimum is the lowest record.
+        return f"{value_phrase} at the lowest {singular}{where} {when}"
     if aggregate == "last":
         return f"{value_phrase} at the last {singular}{where} {when}"
     if aggregate == "first":

@@ -54,12 +54,15 @@ class LogisticBaseline:
         self.seed = seed
         self.max_iter = max_iter
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
-        """Fit scaler and regression."""
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LogisticBaseline:
+        """Fit scaler and regression; sample_weight (shape (n,)) weighs the regression's rows."""
         self.pipeline_ = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
         )
-        self.pipeline_.fit(_as_matrix(frame), y)
+        if sample_weight is None:
+            self.pipeline_.fit(_as_matrix(frame), y)
+        else:
+            self.pipeline_.fit(_as_matrix(frame), y, logisticregression__sample_weight=sample_weight)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -72,7 +75,9 @@ def _as_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 def choose_one_feature(feature_columns: list[str], configured: str | None = None) -> str:
-    """The one-feature baseline's feature: the configured one, else the first preferred one present."""
+    """The one-feature baseline's feature: the configured one, else the first household count over the
+    whole record, else the first count over the whole record (any scope), else the first count.
+    Raises ConfigError when the configured one is absent or no count feature exists."""
     if configured:
         if configured not in feature_columns:
             raise ConfigError(
@@ -83,6 +88,11 @@ def choose_one_feature(feature_columns: list[str], configured: str | None = None
     candidates = [c for c in feature_columns if c.startswith("household__") and c.endswith("__count__all")]
     if candidates:
         return candidates[0]
+    # A count over the whole record says how much contact a person had; a short-window count of a
+    # regular record (a monthly statement) is nearly constant and would make a meaningless baseline.
+    whole_record = [c for c in feature_columns if c.endswith("__count__all")]
+    if whole_record:
+        return whole_record[0]
     counts = [c for c in feature_columns if "__count__" in c]
     if counts:
         return counts[0]

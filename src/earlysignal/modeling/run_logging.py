@@ -32,6 +32,7 @@ from earlysignal.evaluation_store import store_root, write_evaluation  # noqa: E
 from earlysignal.modeling import metrics as M  # noqa: E402
 from earlysignal.modeling.pyfunc_model import EarlySignalModel  # noqa: E402
 from earlysignal.modeling.registry import set_candidate  # noqa: E402
+from earlysignal.provenance import provenance_tags  # noqa: E402
 from earlysignal.timesplits import SplitPlan, plan_figure  # noqa: E402
 from earlysignal.tracking import configure_tracking, use_experiment  # noqa: E402
 
@@ -194,11 +195,18 @@ def log_training_run(
         "success_criterion.threshold": str(crit["threshold"]),
         "success_criterion.met": {True: "met", False: "not met", None: "not evaluable"}[crit["met"]],
         **{f"version.{name}": version for name, version in versions.items()},
+        **provenance_tags(fm.metadata.get("linkage")),
     }
     with mlflow.start_run(run_name=f"train {config.label.name}") as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         mlflow.set_tags(tags)
         mlflow.log_params(_flat_params(config))
+        if metrics_doc.get("sampling"):
+            rows = metrics_doc["sampling"]["fit_rows_per_split"]
+            mlflow.set_tag("training.sampling", (
+                f"negative fraction {metrics_doc['sampling']['negative_fraction']}; booster fit rows used/total: "
+                + ", ".join(f"{name} {r['rows_used']}/{r['fit_rows']}" for name, r in rows.items())
+            )[:5000])
         _log_metrics(metrics_doc)
 
         write_json(config_to_dict(config), folder / "config" / "config.json")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import subprocess
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,11 +201,34 @@ def lightgbm_params(config: ProjectConfig) -> dict[str, Any]:
     }
 
 
+def negative_sample(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep every positive and a seeded `fraction` of negatives; weights undo the sampling.
+
+    y: 0/1 labels, shape (n,). Returns (positions kept, ascending, shape (m,); float weights, shape (m,):
+    1 for positives, n_negatives / n_negatives_kept for kept negatives, so weighted counts equal the
+    full slice's). fraction 1.0 keeps every row with weight 1. Raises ValueError outside (0, 1].
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"training.negative_sample_fraction must be in (0, 1], got {fraction}")
+    y = np.asarray(y)
+    if fraction >= 1:
+        return np.arange(len(y)), np.ones(len(y))
+    negatives = np.flatnonzero(y == 0)
+    n_keep = max(1, int(round(fraction * len(negatives)))) if len(negatives) else 0
+    kept_negatives = np.random.default_rng(seed).choice(negatives, size=n_keep, replace=False)
+    keep = np.sort(np.concatenate([np.flatnonzero(y != 0), kept_negatives]))
+    # The realised ratio (not 1 / fraction) so the weighted negative count is exact.
+    weight = np.where(y[keep] == 0, len(negatives) / max(n_keep, 1), 1.0)
+    return keep, weight
+
+
 @dataclass
 class _FittedSplit:
     booster: lgb.Booster
     calibrator: Calibrator
     best_iteration: int
+    fit_rows_used: int = 0  # rows the booster learnt from after negative sampling
+    fit_rows: int = 0  # rows of the fit slice
 
 
 def _fit_calibrated_booster(
@@ -218,7 +242,17 @@ def _fit_calibrated_booster(
                 "use more as_of dates, a larger borough or a label with more positives"
             )
     params = lightgbm_params(config)
-    train_set = lgb.Dataset(data.X[fit], data.y[fit], feature_name=feature_names, free_raw_data=True, params={"verbose": -1})
+    fit_index = np.flatnonzero(fit)
+    keep, weight = negative_sample(
+        data.y[fit_index], config.training.negative_sample_fraction, _split_seed(config.project.seed, split.name)
+    )
+    fit_index = fit_index[keep]
+    train_set = lgb.Dataset(
+        # No weights at all without sampling, so the default fit is exactly the unsampled one.
+        data.X[fit_index], data.y[fit_index], weight=weight if len(keep) < int(fit.sum()) else None,
+        feature_name=feature_names, free_raw_data=True,
+        params={"verbose": -1},
+    )
     valid_set = lgb.Dataset(data.X[val], data.y[val], reference=train_set)
     booster = lgb.train(
         params,
@@ -232,7 +266,12 @@ def _fit_calibrated_booster(
     # then byte-for-byte the one that gets logged.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     calibrator = Calibrator(config.model.calibration).fit(booster.predict(data.X[cal], raw_score=True), data.y[cal])
-    return _FittedSplit(booster, calibrator, best)
+    return _FittedSplit(booster, calibrator, best, int(len(fit_index)), int(fit.sum()))
+
+
+def _split_seed(seed: int, split_name: str) -> int:
+    """A seed per split, stable across runs and Python processes (no salted hash())."""
+    return int(seed) * 1_000_003 + zlib.crc32(split_name.encode())
 
 
 # A model that gives this share of its training rows one and the same raw score cannot rank them.
@@ -377,6 +416,8 @@ def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]
     entry = summary["model"].get(crit.metric, {})
     value = entry.get("value")
     met = None if value is None else bool(value >= crit.threshold)
+    # Synthetic worlds only: what a perfect-knowledge model reaches on the same metric (the ceiling).
+    oracle = summary.get("oracle", {}).get(crit.metric, {})
     return {
         "metric": crit.metric,
         "threshold": crit.threshold,
@@ -384,6 +425,9 @@ def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]
         "ci_low": entry.get("ci_low"),
         "ci_high": entry.get("ci_high"),
         "met": met,
+        "oracle_value": oracle.get("value"),
+        "oracle_ci_low": oracle.get("ci_low"),
+        "oracle_ci_high": oracle.get("ci_high"),
         "statement": (
             "not evaluable"
             if met is None
@@ -444,7 +488,7 @@ def train_model(
     plan = plan_from_config(config, labelled_dates)
     console.print(plan_table(plan))
     one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
-    parts, margins, best_iterations, skipped = [], {}, {}, []
+    parts, margins, best_iterations, skipped, fit_rows = [], {}, {}, [], {}
     for split in plan.splits:
         say(f"{split.name}: training")
         # Training labels as known on the test date: nothing recorded later may teach the model.
@@ -461,6 +505,7 @@ def train_model(
             skipped.append({"split": split.name, "test_as_of": min(split.test).isoformat(), "reason": str(error)})
             continue
         best_iterations[split.name] = fitted.best_iteration
+        fit_rows[split.name] = {"fit_rows": fitted.fit_rows, "rows_used": fitted.fit_rows_used}
         margin = fitted.booster.predict(data.X[test], raw_score=True)
         part = data.frame.loc[test].reset_index(drop=True)
         part.insert(2, "split", split.name)
@@ -474,8 +519,16 @@ def train_model(
         part["score__prior"] = PriorBaseline().fit(test_X.iloc[:0], train_y).predict(test_X)
         part["score__one_feature"] = OneFeatureRanker(one_feature).fit(test_X.iloc[:0], train_y).predict(test_X)
         sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
+        logistic_weight = None
+        if config.training.negative_sample_fraction < 1:
+            # The baseline was the largest fixed cost once the booster sampled: it gets the same sampling.
+            keep, logistic_weight = negative_sample(
+                known.y[sub], config.training.negative_sample_fraction,
+                _split_seed(config.project.seed, f"{split.name}/logistic"),
+            )
+            sub = sub[keep]
         logistic_X = pd.DataFrame(data.X[sub], columns=feature_columns)
-        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, known.y[sub])
+        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, known.y[sub], logistic_weight)
         part["score__logistic"] = logistic.predict(test_X)
         del test_X, logistic_X
         say(f"{split.name}: oracle")
@@ -527,6 +580,7 @@ def train_model(
                       "unit": "residents resampled within each test as_of"},
         "one_feature_baseline": one_feature,
         "best_iteration_per_split": best_iterations,
+        "sampling": _sampling_doc(config, fit_rows),
         "splits": evaluation["splits"],
         "summary": evaluation["summary"],
         "success_criterion": criterion,
@@ -536,6 +590,9 @@ def train_model(
 
     say("final model")
     final_fit = _fit_calibrated_booster(data, plan.final, config, feature_columns)
+    metrics_doc["sampling"]["fit_rows_per_split"]["final"] = {
+        "fit_rows": final_fit.fit_rows, "rows_used": final_fit.fit_rows_used,
+    }
     final_mask = data.mask(plan.final.training_dates)
     reference_index = np.flatnonzero(final_mask)[
         _subsample(int(final_mask.sum()), DRIFT_REFERENCE_MAX_ROWS, config.project.seed)
@@ -596,6 +653,21 @@ def train_model(
         run_id, version_uri(config.model.name, version), config.model.name, str(version),
         metrics_doc, plan, criterion["met"], predictions, model,
     )
+
+
+def _sampling_doc(config: ProjectConfig, fit_rows: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """How the booster's fit rows were sampled (for metrics.json, MLflow and the report)."""
+    fraction = config.training.negative_sample_fraction
+    return {
+        "negative_fraction": fraction,
+        "method": (
+            "all rows" if fraction >= 1 else
+            "every positive and a seeded share of negatives of each fit slice; kept negatives weigh "
+            "(negatives in the slice) / (negatives kept). Early stopping, calibration and evaluation use all rows"
+        ),
+        "seed": config.project.seed,
+        "fit_rows_per_split": dict(fit_rows),
+    }
 
 
 def _empty_predictions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -671,6 +743,8 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     crit = metrics_doc["success_criterion"]
     colour = "green" if crit["met"] else "bold red"
     console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
+    if crit.get("oracle_value") is not None:
+        console.print(f"Ceiling in this synthetic world: the oracle reaches {crit['metric']} = {crit['oracle_value']:.3f}")
     if metrics_doc.get("oracle_ratio"):
         ratios = metrics_doc["oracle_ratio"]
         console.print(

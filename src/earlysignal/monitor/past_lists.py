@@ -30,15 +30,18 @@ class PastList:
 def find_past_lists(scores_dir: str | Path) -> list[PastList]:
     """Every list under scores_dir (folders with summary.json and ranked.parquet), oldest as_of first.
 
+    Lists scored with --allow-unapproved (summary-UNAPPROVED.json, ranked-UNAPPROVED.parquet) are found
+    too; their summary says so (`approval_checked` false), and the report shows it.
     Raises EarlySignalError when a folder has a summary but its list cannot be read.
     """
     root = Path(scores_dir)
     if not root.is_dir():
         return []
     found: list[PastList] = []
-    for summary_path in sorted(root.glob("*/summary.json")):
+    summaries = sorted([*root.glob("*/summary.json"), *root.glob("*/summary-UNAPPROVED.json")])
+    for summary_path in summaries:
         folder = summary_path.parent
-        ranked_path = folder / "ranked.parquet"
+        ranked_path = folder / summary_path.name.replace("summary", "ranked").replace(".json", ".parquet")
         try:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
             as_of = dt.date.fromisoformat(str(summary["as_of"]))
@@ -47,7 +50,9 @@ def find_past_lists(scores_dir: str | Path) -> list[PastList]:
                 f"{summary_path}: not a summary written by `earlysignal score` ({error}); move it out of {root}"
             ) from None
         if not ranked_path.exists():
-            raise EarlySignalError(f"{folder}: summary.json but no ranked.parquet; re-run `earlysignal score` or remove the folder")
+            raise EarlySignalError(
+                f"{folder}: {summary_path.name} but no {ranked_path.name}; re-run `earlysignal score` or remove the folder"
+            )
         ranked = pd.read_parquet(ranked_path, columns=["resident_id", "score", "rank", "flagged"])
         ranked["resident_id"] = ranked["resident_id"].astype(str)
         found.append(PastList(folder, as_of, summary, ranked))

@@ -1,0 +1,140 @@
+"""Benchmark the partitioned (bounded-memory) feature build at several population sizes (not run by CI).
+
+    .venv/bin/python benchmarks/bench_partitioned.py --residents 250000 1000000 --budget-gb 1.5
+    .venv/bin/python benchmarks/bench_partitioned.py --residents 50000 --partitions 4 --engine spark
+
+For each size a synthetic borough is generated once (cached under --cache), then one child process per
+run loads it through the data contract and builds the matrix with `build_partitioned_feature_matrix`
+into a temporary folder, so peak RSS (ru_maxrss) is that run's alone. Printed per size: input rows,
+partitions, wall and CPU time of the build, RSS after loading and at peak; at the end the growth
+exponents b of wall ~ N^b and peak RSS ~ N^b fitted by least squares on log-log (needs two sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child(args: argparse.Namespace) -> None:
+    from earlysignal.config import load_config
+    from earlysignal.contract import load_linked_data
+    from earlysignal.features.partition import build_partitioned_feature_matrix
+
+    config = load_config(args.config)
+    config = config.model_copy(update={"build": config.build.model_copy(
+        update={"memory_budget_gb": args.budget_gb, "partitions": args.partitions, "engine": args.engine}
+    )})
+    started = time.perf_counter()
+    data = load_linked_data(args.data, config, write_quarantine=False)
+    load_s = time.perf_counter() - started
+    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    cpu_before = os.times()
+    started = time.perf_counter()
+    from earlysignal.engines import get_engine
+
+    with tempfile.TemporaryDirectory() as folder, get_engine(args.engine) as engine:
+        metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet", engine=engine)
+        build_s = time.perf_counter() - started
+        on_disk = sum(p.stat().st_size for p in (Path(folder) / "matrix.parquet").glob("part-*"))
+    cpu_after = os.times()
+    print("RESULT " + json.dumps({
+        "residents": int(len(data.residents)),
+        "events": int(len(data.events)),
+        "rows": int(sum(metadata["partitions"]["rows_per_part"])),
+        "feature_columns": len(metadata["feature_columns"]),
+        "partitions": metadata["partitions"]["count"],
+        "load_s": load_s,
+        "build_s": build_s,
+        "build_cpu_s": (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
+        "rss_after_load_gb": rss_after_load,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "parquet_gb": on_disk / 1e9,
+        "engine": args.engine,
+        "stages_summed_over_partitions": metadata["timings"],
+    }))
+
+
+def _borough(residents: int, seed: int, cache: str) -> Path:
+    folder = Path(cache) / f"r{residents}-s{seed}"
+    if not (folder / "manifest.json").exists():
+        from earlysignal.config import SynthSection
+        from earlysignal.synth.borough import generate_borough
+
+        print(f"generating a {residents:,}-resident borough in {folder} ...", flush=True)
+        started = time.perf_counter()
+        generate_borough(folder, SynthSection(residents=residents, seed=seed))
+        print(f"  generated in {time.perf_counter() - started:.0f} s", flush=True)
+    return folder
+
+
+def _exponent(sizes: list[float], values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--budget-gb", type=float, default=1.5, help="build.memory_budget_gb for the partitioned build")
+    parser.add_argument("--partitions", type=int, default=None, help="build.partitions (overrides the budget)")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"])
+    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-features"))
+    parser.add_argument("--config", default="conf/borough.yaml")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    summary = []
+    for residents in args.residents:
+        folder = _borough(residents, args.seed, args.cache)
+        results = []
+        for run in range(args.runs):
+            before = os.getloadavg()[0]
+            command = [sys.executable, __file__, "--child", "--data", str(folder), "--config", args.config,
+                       "--budget-gb", str(args.budget_gb), "--engine", args.engine]
+            if args.partitions:
+                command += ["--partitions", str(args.partitions)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
+            result["loadavg"] = [before, os.getloadavg()[0]]
+            results.append(result)
+            print(f"{residents:,} run {run + 1}: {json.dumps(result)}", flush=True)
+        median = {key: statistics.median(r[key] for r in results)
+                  for key in ("build_s", "build_cpu_s", "peak_rss_gb", "rss_after_load_gb", "load_s")}
+        summary.append({"synth_residents": residents, **results[0], **median})
+    report = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "budget_gb": args.budget_gb,
+        "sizes": summary,
+    }
+    if len(summary) >= 2:
+        sizes = [s["synth_residents"] for s in summary]
+        report["wall_exponent"] = _exponent(sizes, [s["build_s"] for s in summary])
+        report["cpu_exponent"] = _exponent(sizes, [s["build_cpu_s"] for s in summary])
+        report["peak_rss_exponent"] = _exponent(sizes, [s["peak_rss_gb"] for s in summary])
+        report["build_rss_exponent"] = _exponent(
+            sizes, [max(s["peak_rss_gb"] - s["rss_after_load_gb"], 0.01) for s in summary]
+        )
+    print("SUMMARY " + json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The audit's linkage section: how well the records were joined up, read from the link output.
+
+Everything here comes from link_quality.json as `earlysignal link` wrote it (carried in the feature
+sidecar under `linkage`); the unlinked-by-group table is already suppressed and rounded there with
+the audit's `min_cell` and `round_to`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Cluster sizes (records per resident) shown to the board in these bands.
+CLUSTER_BANDS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, 50), (51, None))
+GROUP_ORDER = ("sex", "ethnicity", "age_band", "tenure")
+
+
+def _band(size: int) -> str:
+    for low, high in CLUSTER_BANDS:
+        if size >= low and (high is None or size <= high):
+            return str(low) if low == high else f"{low}+" if high is None else f"{low}-{high}"
+    return str(size)
+
+
+def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
+
+    Returns link_run_id, code-list hashes, threshold, per-source linked shares, clusters per size band
+    (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
+    clerical-review precision/recall/F1 when present, and unlinked rates by sex, ethnicity, age band, tenure.
+    """
+    if not linkage:
+        return None
+    quality = linkage.get("quality") or {}
+    sizes = {int(k): int(v) for k, v in (quality.get("cluster_sizes") or {}).items()}
+    total = sum(sizes.values())
+    bands: dict[str, int] = {}
+    for size, count in sorted(sizes.items()):
+        bands[_band(size)] = bands.get(_band(size), 0) + count
+    weights = []
+    for level in quality.get("match_weights") or []:
+        m, u = level.get("m_probability"), level.get("u_probability")
+        weight = math.log2(m / u) if m and u and m > 0 and u > 0 else None
+        weights.append({"comparison": level.get("comparison"), "level": level.get("level"),
+                        "m": m, "u": u, "weight": None if weight is None else round(weight, 2)})
+    groups = quality.get("unlinked_by_group") or {}
+    return {
+        "link_run_id": linkage.get("link_run_id"),
+        "code_lists_sha256": linkage.get("code_lists_sha256"),
+        "code_lists": linkage.get("code_lists") or {},
+        "threshold": quality.get("threshold"),
+        "prior_match_probability": quality.get("prior_match_probability"),
+        "records": quality.get("records"),
+        "residents": quality.get("residents"),
+        "pairs_compared": quality.get("pairs_compared"),
+        "per_source": [{"source": s, **v} for s, v in sorted((quality.get("per_source") or {}).items())],
+        "cluster_sizes": [{"size": band, "clusters": n, "share": round(n / total, 4) if total else None}
+                          for band, n in bands.items()],
+        "match_weights": weights,
+        "ground_truth": quality.get("ground_truth"),
+        "clerical_review": quality.get("clerical_review"),
+        "unlinked_by_group": [
+            {"characteristic": name, **row}
+            for name in [*GROUP_ORDER, *sorted(set(groups) - set(GROUP_ORDER))]
+            for row in groups.get(name, [])
+        ],
+    }

@@ -1,0 +1,100 @@
+"""The Spark engine: the same generated SQL on a SparkSession (local mode here, a cluster in production).
+
+Tables are handed over as Arrow (no row-by-row pickling) and results come back as Arrow, so the
+builder's NumPy step sees exactly what it sees from DuckDB. The session time zone is UTC: the
+contract's timestamps carry no zone, and any other zone would move events across as_of boundaries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from earlysignal.engines.base import Dialect, Engine, TableLike
+
+# Local-mode settings for one machine; on a cluster the session comes from spark-submit / Databricks
+# and these are not applied (docs/spark.md).
+LOCAL_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "2g",
+    "spark.sql.ansi.enabled": "false",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+class SparkDialect(Dialect):
+    """Spark SQL: identifiers in backticks; arg-max, FILTER, UNIX_MICROS and LEFT SEMI/ANTI as the default."""
+
+    name = "spark"
+
+    def quote(self, identifier: str) -> str:
+        """A backtick-quoted identifier (backticks doubled): Spark reads double quotes as strings."""
+        return "`" + identifier.replace("`", "``") + "`"
+
+
+def _spark_ready(table: pa.Table) -> pa.Table:
+    """Arrow types Spark reads: large strings as strings, timestamps at microseconds without a zone."""
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            kind = pa.string()
+        elif pa.types.is_timestamp(kind):
+            kind = pa.timestamp("us")
+        elif pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        fields.append(pa.field(field.name, kind))
+    return table.cast(pa.schema(fields))
+
+
+def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """The process's SparkSession in local mode (created once, then reused), UTC throughout."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
+    builder = SparkSession.builder.master(master).appName("earlysignal")
+    for key, value in {**LOCAL_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkEngine(Engine):
+    """Runs SQL on a SparkSession: the one given (a cluster's), else a local one shared by the process."""
+
+    name = "spark"
+    dialect = SparkDialect()
+
+    def __init__(self, session: object | None = None, master: str = "local[2]", conf: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.session = session if session is not None else local_session(master, conf)
+        # Session time zone is what turns naive timestamps into instants; anything but UTC shifts events.
+        self.session.conf.set("spark.sql.session.timeZone", "UTC")  # type: ignore[attr-defined]
+        self._views: dict[str, TableLike] = {}
+
+    def register(self, name: str, table: TableLike) -> None:
+        """Expose a DataFrame or Arrow table as a temporary view `name`."""
+        if self._views.get(name) is table:
+            return
+        arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+        frame = self.session.createDataFrame(_spark_ready(arrow))  # type: ignore[attr-defined]
+        frame.createOrReplaceTempView(name)
+        self._views[name] = table
+
+    def _execute(self, sql: str) -> pa.Table:
+        return self.session.sql(sql).toArrow()  # type: ignore[attr-defined,no-any-return]
+
+    def close(self) -> None:
+        """Drop this engine's views; the session stays up for the next engine in the process."""
+        catalog = self.session.catalog  # type: ignore[attr-defined]
+        for name in self._views:
+            catalog.dropTempView(name)
+        self._views.clear()

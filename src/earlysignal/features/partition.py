@@ -1,0 +1,291 @@
+"""Bounded-memory builds: split the population into partitions that keep every household and
+address whole, build each partition's rows on its own and write them as partitioned Parquet.
+
+A resident's features read their own events, their household's members' events at each as_of and
+the events at their address. So a partition must hold, for every resident in it, everyone they
+ever shared a household or an address with: the connected components of the graph whose nodes are
+residents, households and addresses and whose edges are residency spells. Components are packed
+into partitions (largest first, into the lightest partition), so the rows of each partition are
+exactly the rows the whole-population build gives for those residents, value for value.
+
+What bounds memory is the feature matrix and the per-as_of arrays the builder holds for a partition
+(see `estimated_build_bytes`); the accepted input tables are still read whole by the data contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from earlysignal.atomic import write_json
+from earlysignal.errors import ConfigError, EarlySignalError
+from earlysignal.features.matrix import FeatureMatrix, sidecar_path
+
+# Bytes the builder holds per cohort row and feature: the float32 matrix, plus the Arrow copy
+# made while writing the part file (zstd pages are small next to it).
+BYTES_PER_CELL = 4 + 4
+# Bytes per resident and as_of for the dense [R, J] residency arrays (household, address: int32;
+# address_since: int64) and the membership rows the engine returns.
+BYTES_PER_RESIDENT_AS_OF = 4 + 4 + 8 + 16
+# Bytes per cohort row outside the matrix: keys, label, resident_id text, attribute text columns.
+BYTES_PER_ROW = 200
+PART_NAME = "part-{:05d}.parquet"
+
+
+@dataclasses.dataclass
+class PartitionData:
+    """The subset of a borough's accepted tables one partition needs (same attributes as LinkedData)."""
+
+    residents: pd.DataFrame
+    residency: pd.DataFrame
+    events: pd.DataFrame
+    outcomes: pd.DataFrame
+    extract_date: dt.date
+    fingerprint: str | None = None
+
+
+def household_components(residents: pd.DataFrame, residency: pd.DataFrame) -> np.ndarray:
+    """Component number per row of `residents` ([R] int64, numbered from 0): residents linked by any
+    chain of shared households or addresses share a number; a resident with no spell is alone."""
+    ids = pd.Index(residents["resident_id"].astype("str"))
+    n = len(ids)
+    r = ids.get_indexer(residency["resident_id"].astype("str"))
+    spells = r >= 0  # spells of residents outside the table are not part of any build
+    households = pd.factorize(residency["household_id"].astype("str").to_numpy()[spells])[0]
+    addresses = pd.factorize(residency["address_id"].astype("str").to_numpy()[spells])[0]
+    n_households = int(households.max()) + 1 if households.size else 0
+    n_addresses = int(addresses.max()) + 1 if addresses.size else 0
+    r = r[spells]
+    rows = np.concatenate([r, r])
+    cols = np.concatenate([n + households, n + n_households + addresses])
+    size = n + n_households + n_addresses
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(size, size))
+    _, labels = connected_components(graph, directed=False)
+    # Renumber in order of first appearance among residents, so numbering does not depend on scipy's.
+    return pd.factorize(labels[:n])[0].astype(np.int64)
+
+
+def assign_partitions(components: np.ndarray, weights: np.ndarray, partitions: int) -> np.ndarray:
+    """Partition number per row: whole components packed largest first into the lightest partition
+    (ties: the lower number), so partitions are balanced by `weights` and the result is deterministic."""
+    if partitions < 1:
+        raise ConfigError(f"build.partitions must be at least 1, got {partitions}")
+    n_components = int(components.max()) + 1 if components.size else 0
+    component_weight = np.bincount(components, weights=weights, minlength=n_components)
+    order = np.lexsort((np.arange(n_components), -component_weight))
+    load = np.zeros(partitions)
+    component_partition = np.zeros(n_components, dtype=np.int64)
+    for component in order:
+        target = int(np.argmin(load))
+        component_partition[component] = target
+        load[target] += component_weight[component]
+    return component_partition[components]
+
+
+def estimated_build_bytes(n_residents: int, n_as_of: int, n_features: int, cohort_share: float = 1.0) -> int:
+    """Peak bytes the builder holds for `n_residents` over `n_as_of` dates and `n_features` columns,
+    with `cohort_share` of resident x as_of pairs in the cohort (the input tables not counted)."""
+    rows = n_residents * n_as_of * cohort_share
+    return int(rows * (n_features * BYTES_PER_CELL + BYTES_PER_ROW) + n_residents * n_as_of * BYTES_PER_RESIDENT_AS_OF)
+
+
+def partition_count(
+    n_residents: int, n_as_of: int, n_features: int, budget_gb: float | None, cohort_share: float = 1.0
+) -> int:
+    """Partitions needed so each one's estimated build fits `budget_gb` (None: one partition)."""
+    if budget_gb is None:
+        return 1
+    if budget_gb <= 0:
+        raise ConfigError(f"build.memory_budget_gb must be positive, got {budget_gb}")
+    needed = estimated_build_bytes(n_residents, n_as_of, n_features, cohort_share) / (budget_gb * 1024**3)
+    return max(1, math.ceil(needed))
+
+
+@dataclasses.dataclass
+class PartitionIndex:
+    """Partition number per row of each input table, worked out once per build (-1: no partition's)."""
+
+    residents: np.ndarray
+    residency: np.ndarray
+    event_resident: np.ndarray  # the partition of the event's resident
+    event_address: np.ndarray  # the partition of the event's address (every resident there is in it)
+    outcomes: np.ndarray
+
+    @classmethod
+    def of(cls, data: Any, resident_partition: np.ndarray) -> PartitionIndex:
+        """Index `data`'s tables by `resident_partition` ([R] partition per row of data.residents)."""
+        ids = pd.Index(data.residents["resident_id"].astype("str"))
+
+        def of_residents(column: pd.Series) -> np.ndarray:
+            position = ids.get_indexer(column.astype("str"))
+            return np.where(position >= 0, resident_partition[position], -1)
+
+        spell = of_residents(data.residency["resident_id"])
+        addresses = data.residency["address_id"].astype("str")
+        known = spell >= 0
+        # Components keep addresses whole, so every spell at an address names the same partition.
+        address_partition = pd.Series(spell[known], index=addresses[known].to_numpy()).groupby(level=0).first()
+        event_address = address_partition.reindex(data.events["address_id"].astype("str")).to_numpy()
+        return cls(
+            residents=resident_partition,
+            residency=spell,
+            event_resident=of_residents(data.events["resident_id"]),
+            event_address=np.where(np.isnan(event_address), -1, event_address).astype(np.int64),
+            outcomes=of_residents(data.outcomes["resident_id"]),
+        )
+
+
+def partition_data(data: Any, index: PartitionIndex, partition: int) -> PartitionData:
+    """The residents of one partition with their spells and outcomes, and every event that is theirs
+    or happened at one of their addresses (an event can belong to two partitions; each uses its side)."""
+    events = (index.event_resident == partition) | (index.event_address == partition)
+    return PartitionData(
+        residents=data.residents[index.residents == partition],
+        residency=data.residency[index.residency == partition],
+        events=data.events[events],
+        outcomes=data.outcomes[index.outcomes == partition],
+        extract_date=data.extract_date,
+        fingerprint=getattr(data, "fingerprint", None),
+    )
+
+
+def build_partitioned_feature_matrix(
+    config: Any,
+    data: Any,
+    out: str | os.PathLike[str],
+    *,
+    partitions: int | None = None,
+    as_of_dates: Sequence[dt.date] | None = None,
+    with_labels: bool = True,
+    engine: Any = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the feature matrix partition by partition into the folder `out` (one Parquet part file per
+    non-empty partition, rows sorted by (as_of, resident_id) within each) with a sidecar `out.json`;
+    the folder is replaced only when every part is written. Returns the sidecar's metadata (with
+    `extra_metadata` merged in).
+
+    `partitions` overrides the count chosen from `build.memory_budget_gb`. Raises ConfigError for a
+    count below 1."""
+    from earlysignal.features.builder import build_feature_matrix
+    from earlysignal.features.spec import feature_definitions
+
+    started_all = time.perf_counter()
+    out = Path(out)
+    grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
+    n_features = len(feature_definitions(config))
+    build = getattr(config, "build", None)
+    if partitions is None:
+        partitions = (build.partitions if build is not None else None) or partition_count(
+            len(data.residents), len(grid_dates), n_features, build.memory_budget_gb if build is not None else None
+        )
+    components = household_components(data.residents, data.residency)
+    resident_partition = assign_partitions(components, np.ones(components.size), partitions)
+    index = PartitionIndex.of(data, resident_partition)
+
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    metadata: dict[str, Any] | None = None
+    rows_per_as_of: dict[str, int] = {}
+    positives: dict[str, float] = {}
+    labelled: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    part_rows: list[int] = []
+    for partition in range(partitions):
+        subset = partition_data(data, index, partition)
+        if len(subset.residents) == 0:
+            continue
+        matrix = build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
+        frame = matrix.frame
+        if len(frame) == 0:
+            continue
+        order = np.lexsort((frame["resident_id"].to_numpy(dtype=object).astype(str), frame["as_of"].to_numpy()))
+        if not np.array_equal(order, np.arange(order.size)):  # the builder's (j, r_idx) order already is this
+            frame = frame.iloc[order].reset_index(drop=True)
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), tmp / PART_NAME.format(len(part_rows)), compression="zstd"
+        )
+        part_rows.append(len(frame))
+        metadata = metadata or matrix.metadata
+        label = frame["label"]
+        for day, count in matrix.metadata["rows_per_as_of"].items():
+            rows_per_as_of[day] = rows_per_as_of.get(day, 0) + count
+        days = frame["as_of"].dt.strftime("%Y-%m-%d").to_numpy()
+        known = label.notna().to_numpy()
+        for day in np.unique(days[known]):
+            at = known & (days == day)
+            positives[day] = positives.get(day, 0.0) + float(label[at].astype("float64").sum())
+            labelled[day] = labelled.get(day, 0) + int(at.sum())
+        for key, value in matrix.metadata["timings"].items():
+            timings[key] = timings.get(key, 0.0) + value
+        del matrix, frame
+    if metadata is None:
+        shutil.rmtree(tmp)
+        raise EarlySignalError(
+            f"the feature matrix has no rows: no resident is in the cohort at any of the {len(grid_dates)} as_of dates; "
+            f"nothing was written to {out}"
+        )
+    metadata = dict(metadata)
+    metadata["rows_per_as_of"] = {d: rows_per_as_of.get(d, 0) for d in metadata["as_of_dates"]}
+    metadata["label_prevalence_per_as_of"] = {
+        d: (positives.get(d, 0.0) / labelled[d] if with_labels and labelled.get(d) else None) for d in metadata["as_of_dates"]
+    }
+    timings["total"] = time.perf_counter() - started_all
+    metadata["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    metadata["partitions"] = {"count": partitions, "parts": len(part_rows), "rows_per_part": part_rows}
+    metadata.update(extra_metadata or {})
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(tmp, out)
+    write_json(metadata, sidecar_path(out))
+    return metadata
+
+
+def read_partitioned_frame(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """All part files of a partitioned matrix (only `columns` when given), rows in (as_of, resident_id)
+    order, the order of the whole-population build."""
+    parts = sorted(Path(path).glob("part-*.parquet"))
+    if not parts:
+        raise EarlySignalError(f"{path} holds no part files; rebuild the matrix with `earlysignal features`")
+    frame = pq.read_table(parts, columns=list(columns) if columns is not None else None).to_pandas()
+    if "as_of" in frame.columns and "resident_id" in frame.columns:
+        order = np.lexsort((frame["resident_id"].to_numpy(dtype=object).astype(str), frame["as_of"].to_numpy()))
+        frame = frame.iloc[order].reset_index(drop=True)
+    return frame
+
+
+def iter_partitions(path: str | os.PathLike[str], columns: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+    """Yield each part file of a partitioned matrix as a DataFrame (for scoring one partition at a time)."""
+    for part in sorted(Path(path).glob("part-*.parquet")):
+        yield pq.read_table(part, columns=list(columns) if columns is not None else None).to_pandas()
+
+
+__all__ = [
+    "FeatureMatrix",
+    "PartitionData",
+    "PartitionIndex",
+    "assign_partitions",
+    "build_partitioned_feature_matrix",
+    "estimated_build_bytes",
+    "household_components",
+    "iter_partitions",
+    "partition_count",
+    "partition_data",
+    "read_partitioned_frame",
+]

@@ -1,0 +1,47 @@
+"""Engines by name: the registry, the Spark dialect, and the command line's --engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from earlysignal.cli import app
+from earlysignal.engines import engine_names, get_engine
+from earlysignal.errors import EarlySignalError
+
+
+def test_the_registry_names_duckdb_and_spark():
+    assert engine_names() == ["duckdb", "spark"]
+    with pytest.raises(EarlySignalError, match="unknown engine 'hive'; available engines: duckdb, spark"):
+        get_engine("hive")
+
+
+def test_the_engine_interface_imports_no_backend():
+    # The old default in base.py imported DuckDB's engine (a circle); backends now load only by name.
+    code = (
+        "import sys, earlysignal.engines, earlysignal.engines.base; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('earlysignal.engines.duckdb_engine', 'earlysignal.engines.spark_engine', 'pyspark')))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_spark_dialect_quotes_identifiers_with_backticks_and_keeps_ansi_joins():
+    pytest.importorskip("pyspark")
+    from earlysignal.engines.spark_engine import SparkDialect
+
+    dialect = SparkDialect()
+    assert dialect.quote("code__tenure") == "`code__tenure`"
+    assert dialect.quote("odd`name") == "`odd``name`"
+    assert dialect.semi_join == "LEFT SEMI JOIN" and dialect.anti_join == "LEFT ANTI JOIN"
+
+
+def test_an_unknown_engine_on_the_command_line_is_a_message_not_a_traceback(tmp_path):
+    result = CliRunner().invoke(app, ["features", "--engine", "hive", "--data", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "unknown engine 'hive'" in result.output
+    assert "Traceback" not in result.output

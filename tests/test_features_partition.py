@@ -1,0 +1,108 @@
+"""Partitioned builds: households and addresses stay whole, and the rows equal the whole build's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from earlysignal.errors import ConfigError
+from earlysignal.features import build_feature_matrix
+from earlysignal.features.matrix import read_feature_matrix
+from earlysignal.features.partition import (
+    assign_partitions,
+    build_partitioned_feature_matrix,
+    household_components,
+    partition_count,
+    read_partitioned_frame,
+)
+from features_borough import every_aggregate_config, random_borough
+
+
+@pytest.fixture(scope="module")
+def borough():
+    return random_borough(seed=3, households=30, events_per_resident=30)
+
+
+@pytest.fixture(scope="module")
+def whole(borough):
+    return build_feature_matrix(every_aggregate_config(), borough)
+
+
+def test_residents_sharing_a_household_or_an_address_share_a_component():
+    residents = pd.DataFrame({"resident_id": pd.Series(["R1", "R2", "R3", "R4", "R5"], dtype="str")})
+    residency = pd.DataFrame({
+        "resident_id": pd.Series(["R1", "R2", "R3", "R3", "R4"], dtype="str"),
+        "household_id": pd.Series(["H1", "H1", "H2", "H3", "H4"], dtype="str"),
+        "address_id": pd.Series(["A1", "A1", "A2", "A3", "A3"], dtype="str"),
+    })
+    # R1-R2 share H1; R3 moved from A2 to A3, where R4 lives in another household; R5 has no spell.
+    assert household_components(residents, residency).tolist() == [0, 0, 1, 1, 2]
+
+
+def test_components_are_packed_whole_and_balanced():
+    components = np.array([0, 0, 0, 1, 1, 2, 3, 4])
+    partition = assign_partitions(components, np.ones(components.size), 2)
+    for component in np.unique(components):
+        assert np.unique(partition[components == component]).size == 1
+    assert np.bincount(partition).tolist() == [4, 4]
+
+
+def test_partition_count_follows_the_memory_budget():
+    assert partition_count(250_000, 20, 230, None) == 1
+    # 250k x 20 rows x (230 x 8 + 200) bytes + 250k x 20 x 32 bytes = 10.36e9 bytes: 10 GB -> 1 GB parts.
+    assert partition_count(250_000, 20, 230, 1.0) == 10
+    assert partition_count(250_000, 20, 230, 4.0) == 3
+    with pytest.raises(ConfigError, match="memory_budget_gb"):
+        partition_count(10, 2, 5, 0.0)
+
+
+@pytest.mark.parametrize("partitions", [2, 5, 17])
+def test_partitioned_build_equals_the_whole_build_value_for_value(borough, whole, tmp_path, partitions):
+    out = tmp_path / "matrix.parquet"
+    metadata = build_partitioned_feature_matrix(every_aggregate_config(), borough, out, partitions=partitions)
+    assert metadata["partitions"]["count"] == partitions
+    assert sum(metadata["partitions"]["rows_per_part"]) == len(whole.frame)
+    assert metadata["rows_per_as_of"] == whole.metadata["rows_per_as_of"]
+    assert metadata["label_prevalence_per_as_of"] == pytest.approx(whole.metadata["label_prevalence_per_as_of"])
+    assert metadata["feature_columns"] == whole.feature_columns
+    frame = read_partitioned_frame(out)
+    pd.testing.assert_frame_equal(frame, whole.frame)
+    pd.testing.assert_frame_equal(read_feature_matrix(out).frame, whole.frame)
+
+
+def test_every_part_holds_whole_households(borough, tmp_path):
+    out = tmp_path / "matrix.parquet"
+    build_partitioned_feature_matrix(every_aggregate_config(), borough, out, partitions=4)
+    part_of = {}
+    for number, part in enumerate(sorted(out.glob("part-*.parquet"))):
+        for resident in pd.read_parquet(part, columns=["resident_id"])["resident_id"].unique():
+            part_of[resident] = number
+    residency = borough.residency.assign(part=borough.residency["resident_id"].map(part_of))
+    in_matrix = residency.dropna(subset=["part"])
+    assert in_matrix.groupby("household_id")["part"].nunique().max() == 1
+    assert len(set(part_of.values())) == 4
+
+
+def test_a_memory_budget_in_config_writes_part_files_that_are_reused_like_a_single_file(tmp_path):
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import build_or_reuse_feature_matrix
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    whole, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=tmp_path / "whole.parquet")
+    assert status == "built: no matrix"
+    raw["build"] = {"partitions": 3}
+    out = tmp_path / "parts.parquet"
+    parted, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "built: no matrix" and out.is_dir()
+    assert parted.metadata["partitions"]["count"] == 3
+    # Partitions with no cohort row write no part file.
+    assert len(list(out.glob("part-*.parquet"))) == parted.metadata["partitions"]["parts"] >= 1
+    pd.testing.assert_frame_equal(parted.frame, whole.frame)
+    assert parted.metadata["data_fingerprint"] == whole.metadata["data_fingerprint"]
+    again, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "reused"
+    pd.testing.assert_frame_equal(again.frame, whole.frame)
