@@ -377,12 +377,14 @@ def test_min_and_max_of_a_negative_balance_read_as_lowest_and_highest_record():
         }}}},
     })
     family = FeatureFamily(name="rent", source="rent", windows=["90d"], aggregates=["min", "last"], per_event_type=True)
-    descriptions = {d.name: d.description for d in family_definitions(family, dictionary)}
-    assert descriptions["resident__rent__statement__min__90d"].format(value=-50) == (
-        "rent balance £-50 at the lowest rent statement in the last 3 months"
+    from earlysignal.explain import reason_sentence
+
+    records = {d.name: d.public_record() for d in family_definitions(family, dictionary)}
+    assert reason_sentence(records["resident__rent__statement__min__90d"], -50) == (
+        "rent balance -£50.00 at the lowest rent statement in the last 3 months"
     )
-    assert descriptions["resident__rent__statement__last__90d"].format(value=120) == (
-        "rent balance £120 at the last rent statement in the last 3 months"
+    assert reason_sentence(records["resident__rent__statement__last__90d"], 120) == (
+        "rent balance £120.00 at the last rent statement in the last 3 months"
     )
 
 

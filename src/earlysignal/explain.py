@@ -36,23 +36,35 @@ YES_NO = " (1 = yes, 0 = no): {value}"
 CONCERN_ABOVE_ZERO = ("count", "sum", "distinct_types", "trend")
 
 
-def format_money(value: float) -> str:
-    """An amount in pounds with pence and thousands separators: 2842.9 -> "£2,842.90", -5 -> "-£5.00"."""
+def format_money(value: float, decimals: int = 2) -> str:
+    """An amount in pounds with separators, pence unless decimals=0: 2842.9 -> "£2,842.90", -5 -> "-£5.00"."""
     if not np.isfinite(value):
         return "unknown"
-    return f"{'-' if value < 0 else ''}£{abs(value):,.2f}"
+    return f"{'-' if value < 0 else ''}£{abs(value):,.{decimals}f}"
+
+
+def _number(value: float, decimals: int | None) -> str:
+    if decimals is None or not np.isfinite(value):
+        return format_value(value)
+    return f"{value:,.{decimals}f}"
 
 
 def reason_sentence(record: dict[str, Any], value: float) -> str:
-    """One feature's sidecar record and value as a sentence a caseworker reads.
+    """One feature's sidecar record and value as the sentence a caseworker reads (the one wording function
+    behind the ranked list, the case list, journeys and explanation letters).
 
-    Uses `description_one` when the value is exactly 1 ("1 month ..."); a yes/no attribute reads as its label
-    (or "<label>: no"); a negative trend reads as a fall ("fell by 2"); money reads "£2,842.90".
+    Uses `description_one` when the value is exactly 1 ("1 month ..."), `description_negative` with the
+    value's size when it is below zero ("£50 in credit", "rent balance -£50"); a yes/no attribute reads as
+    its label (or "<label>: no"); a negative trend reads as a fall ("fell by 2"); money reads "£2,842.90",
+    or whole pounds when the record's `value_decimals` is 0.
     """
     name = str(record.get("name", ""))
     template = str(record.get("description") or f"{name} = {{value}}")
+    decimals = record.get("value_decimals")
     if value == 1 and record.get("description_one"):
         template = str(record["description_one"])
+    elif np.isfinite(value) and value < 0 and record.get("description_negative"):
+        template, value = str(record["description_negative"]), -value
     if "{value}" not in template:
         return template
     if template.endswith(YES_NO):
@@ -61,8 +73,10 @@ def reason_sentence(record: dict[str, Any], value: float) -> str:
     if "rose by {value}" in template and np.isfinite(value) and value < 0:
         template, value = template.replace("rose by {value}", "fell by {value}"), -value
     if "£{value}" in template:
-        template = template.replace("£{value}", format_money(value))
-    return template.replace("{value}", format_value(value))
+        # The sign goes before the pound sign ("-£50", never "£-50"); pence unless the dictionary says whole pounds.
+        money = format_money(value, 2 if decimals is None else int(decimals))
+        return template.replace("£{value}", money).replace("{value}", money.replace("£", "", 1))
+    return template.replace("{value}", _number(value, None if decimals is None else int(decimals)))
 
 
 def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
@@ -129,6 +143,15 @@ def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np
     return mask
 
 
+def reason_fact(record: dict[str, Any]) -> str:
+    """The fact a feature states, the same for its windows: "family/event_type/scope/aggregate" for an event
+    feature ("3 repairs in the last 6 months" and "... 12 months" state one fact), else its name."""
+    window, scope = str(record.get("window") or ""), str(record.get("scope") or "static")
+    if not window or scope == "static" or record.get("is_imputed_flag"):
+        return str(record.get("name", ""))
+    return "/".join(str(record.get(key) or "") for key in ("family", "event_type", "scope", "aggregate"))
+
+
 def top_reasons(
     contributions: np.ndarray,
     values: pd.DataFrame,
@@ -137,11 +160,12 @@ def top_reasons(
     n: int = N_REASONS,
 ) -> pd.DataFrame:
     """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only),
-    among values that state a concern (`concern_mask`).
+    among values that state a concern (`concern_mask`), one per fact (`reason_fact`).
 
-    contributions is pred_contrib (rows x features + bias). Ties in contribution go to the
-    feature listed first in the spec. Rows with fewer than n positive contributions get empty
-    reasons and null contributions for the rest.
+    contributions is pred_contrib (rows x features + bias). Of the windows of one fact, only the one
+    contributing most is a reason, so a count is not repeated once per window. Ties in contribution go
+    to the feature listed first in the spec. Rows with fewer than n such features get empty reasons and
+    null contributions for the rest.
     """
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
@@ -149,19 +173,32 @@ def top_reasons(
     value_matrix = values[columns].to_numpy(dtype=float)
     allowed = explainable_mask(values, columns) & concern_mask(values, columns, feature_metadata)
     usable = np.where(allowed & (contrib > 0), contrib, -np.inf)
+    facts = np.array([reason_fact(records.get(name, {"name": name})) for name in columns], dtype=object)
     # Stable sort on the negated contributions keeps the spec order among equal contributions.
-    order = np.argsort(-usable, axis=1, kind="stable")[:, :n]
+    order = np.argsort(-usable, axis=1, kind="stable")
+    picked = np.full((len(values), n), -1, dtype=np.int64)
+    for r in range(len(values)):
+        seen: set[str] = set()
+        k = 0
+        for j in order[r]:
+            if k == n or not np.isfinite(usable[r, j]):
+                break
+            if facts[j] in seen:
+                continue
+            seen.add(facts[j])
+            picked[r, k] = j
+            k += 1
     rows = np.arange(len(values))
     out: dict[str, Any] = {}
     for i in range(n):
-        j = order[:, i] if order.shape[1] > i else np.zeros(len(values), dtype=int)
-        chosen = usable[rows, j] if order.shape[1] > i else np.full(len(values), -np.inf)
-        valid = np.isfinite(chosen)
+        j = np.maximum(picked[:, i], 0)
+        valid = picked[:, i] >= 0
+        chosen = np.where(valid, usable[rows, j] if columns else np.nan, np.nan)
         out[f"reason_{i + 1}"] = [
             reason_sentence(records.get(columns[jj], {"name": columns[jj]}), value_matrix[r, jj]) if ok else ""
             for r, jj, ok in zip(rows, j, valid, strict=True)
         ]
-        out[f"contribution_{i + 1}"] = pd.array(np.where(valid, chosen, np.nan), dtype="Float64")
+        out[f"contribution_{i + 1}"] = pd.array(chosen, dtype="Float64")
         out[f"contribution_{i + 1}"][~valid] = pd.NA
     ordered = {}
     for i in range(n):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
-from earlysignal.dictionary import AttributeSpec, DataDictionary, dictionary_for
+from earlysignal.dictionary import AttributeSpec, DataDictionary, ValueSpec, dictionary_for
 from earlysignal.errors import ConfigError
 from earlysignal.fingerprint import stable_hash
 
@@ -49,6 +49,8 @@ class FeatureDefinition:
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
     window_days: int | None = None
     description_one: str = ""  # the wording when the value is exactly 1 ("1 month ..."), when it differs
+    description_negative: str = ""  # the wording of a value below zero, {value} its size ("-£{value} ...")
+    value_decimals: int | None = None  # digits after the point in reasons (2 for money); None: up to one
 
     def public_record(self) -> dict[str, Any]:
         """The sidecar's view of this feature."""
@@ -59,6 +61,10 @@ class FeatureDefinition:
         record["missing_value"] = self.missing_value
         if self.description_one:
             record["description_one"] = self.description_one
+        if self.description_negative:
+            record["description_negative"] = self.description_negative
+        if self.value_decimals is not None:
+            record["value_decimals"] = self.value_decimals
         return record
 
 
@@ -140,6 +146,24 @@ def _missing_rule(family: FeatureFamily, aggregate: str) -> tuple[str, float | N
     return "null", None
 
 
+# Aggregates whose value is an event's `value` (money, a reading...), worded with the dictionary's value phrase.
+VALUE_AGGREGATES = ("sum", "mean", "max", "min", "last", "first")
+
+
+def _value_spec(
+    family: FeatureFamily, key: str, types: tuple[str, ...], dictionary: DataDictionary
+) -> tuple[ValueSpec, str]:
+    """(value spec, label) whose wording a feature's value takes: the type's, or the source's for a pool of
+    types that do not all read alike."""
+    if key != "all":
+        return dictionary.value_spec(family.source, key), dictionary.event_type(family.source, key).label
+    pairs = [(dictionary.value_spec(family.source, t), dictionary.event_type(family.source, t).label) for t in types]
+    if len({spec.wording(label) for spec, label in pairs}) == 1 and len({spec for spec, _ in pairs}) == 1:
+        return pairs[0]
+    source = dictionary.sources[family.source]
+    return source.value, source.label
+
+
 def _value_phrase(family: FeatureFamily, key: str, types: tuple[str, ...], dictionary: DataDictionary) -> str:
     """How one value reads ('£{value} owed', 'bilirubin {value} mg/dl'): the type's, or the source's for a pool."""
     if key != "all":
@@ -151,9 +175,23 @@ def _value_phrase(family: FeatureFamily, key: str, types: tuple[str, ...], dicti
     return source.value.wording(source.label)
 
 
+def _value_wording(
+    family: FeatureFamily, key: str, aggregate: str, window: str, scope: str, dictionary: DataDictionary,
+    types: tuple[str, ...],
+) -> tuple[str, int | None]:
+    """(template for a value below zero, digits after the point) of a feature whose value is an event's value:
+    ("-£{value} owed in total ...", 2) for money; ("", None) for counts, trends and recency."""
+    if aggregate not in VALUE_AGGREGATES:
+        return "", None
+    spec, label = _value_spec(family, key, types, dictionary)
+    negative = spec.negative_wording(label)
+    template = _describe(family, key, scope, aggregate, window, dictionary, types, value_phrase=negative) if negative else ""
+    return template, spec.shown_decimals
+
+
 def _describe(
     family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary,
-    types: tuple[str, ...],
+    types: tuple[str, ...], value_phrase: str = "",
 ) -> str:
     if key == "all":
         plural = family.description or family.name.replace("_", " ") + " events"
@@ -161,7 +199,7 @@ def _describe(
     else:
         plural, singular = event_labels(family.source, key, dictionary)
     where = SCOPE_PHRASES[scope]
-    value_phrase = _value_phrase(family, key, types, dictionary)
+    value_phrase = value_phrase or _value_phrase(family, key, types, dictionary)
     span = window_phrase(window)
     if aggregate == "count":
         return f"{{value}} {plural}{where} {span}" if window == "all" else f"{{value}} {plural}{where} in {span}"
@@ -224,6 +262,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                 for window in _windows_for(family, aggregate):
                     name = f"{scope}__{family.name}__{key}__{aggregate}__{window}"
                     flag = f"{name}_imputed" if rule in ("zero", "constant") and aggregate in CAN_BE_MISSING else None
+                    negative, decimals = _value_wording(family, key, aggregate, window, scope, dictionary, types)
                     definition = FeatureDefinition(
                         name=name,
                         family=family.name,
@@ -234,6 +273,8 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         aggregate=aggregate,
                         description=_describe(family, key, scope, aggregate, window, dictionary, types),
                         description_one=_describe_one(family, key, scope, aggregate, window, dictionary, types),
+                        description_negative=negative,
+                        value_decimals=decimals,
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
@@ -254,6 +295,9 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                                     f"'{aggregate.replace('_', ' ')}' was filled in (flag = {{value}})"
                                 ),
                                 is_imputed_flag=True,
+                                description_one="",
+                                description_negative="",
+                                value_decimals=None,
                                 missing_rule="zero",
                                 missing_value=None,
                                 imputed_flag=None,
