@@ -41,7 +41,9 @@ def _pipeline(example: str, model: str, as_of: str, tmp_path: Path, monkeypatch)
     _run(["audit", "--model", f"models:/{model}/1", "--out", str(tmp_path / "audit"), "--config", config])
     _run(["score", "--as-of", as_of, "--model", f"models:/{model}/1", "--data", str(data),
           "--out", str(tmp_path / "scores"), "--allow-unapproved", "--config", config])
-    ranked = pd.read_csv(tmp_path / "scores" / "ranked.csv", dtype={"reason_1": str, "reason_2": str, "reason_3": str})
+    # Scored with --allow-unapproved, so every file name says so.
+    ranked = pd.read_csv(tmp_path / "scores" / "ranked-UNAPPROVED.csv",
+                         dtype={"reason_1": str, "reason_2": str, "reason_3": str})
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text(encoding="utf-8"))
     return validated, ranked, audit
 
