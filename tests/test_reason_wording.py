@@ -151,3 +151,15 @@ def test_one_fact_is_one_reason_whatever_the_number_of_windows(records):
     ]
     assert reasons["contribution_1"].tolist() == [0.5, 0.5]
     assert reasons["contribution_2"].tolist()[0] == 0.2 and pd.isna(reasons.loc[1, "contribution_2"])
+
+
+@pytest.mark.parametrize(("feature", "value", "sentence"), [
+    ("resident__labs__bilirubin__count__all", 1, "1 bilirubin result on record"),
+    ("resident__labs__bilirubin__count__365d", 3, "3 bilirubin results in the last 12 months"),
+    ("resident__labs__bilirubin__last__all", 3.2, "bilirubin last value 3.2 mg/dl on record"),
+    ("resident__labs__platelets__count__all", 1, "1 platelet count on record"),
+])
+def test_a_count_of_readings_counts_results_while_a_reading_names_the_measurement(feature, value, sentence):
+    config = load_config(REPO / "examples" / "pbcseq" / "config.yaml")
+    records = {d.name: d.public_record() for d in feature_definitions(config)}
+    assert reason_sentence(records[feature], value) == sentence

@@ -101,6 +101,8 @@ class EventTypeSpec(_Model):
 
     label: str
     plural: str = ""
+    # One event in counts and recency when `label` names a measurement ('bilirubin' -> 'bilirubin result').
+    singular: str = ""
     value: ValueSpec | None = None  # None: the source's value spec
     feature: bool = True  # false: never a model input (e.g. works done because abuse is already known)
     why_not_feature: str = ""

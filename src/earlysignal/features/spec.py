@@ -72,7 +72,7 @@ def event_labels(source: str, event_type: str, dictionary: DataDictionary | None
     """(plural, singular) human label for an event type from the data dictionary, else from the type name."""
     if dictionary is not None and (source, event_type) in dictionary.event_pairs():
         spec = dictionary.event_type(source, event_type)
-        return spec.plural_label, spec.label
+        return spec.plural_label, spec.singular or spec.label
     words = event_type.replace("_", " ")
     return f"{words} events", f"{words} event"
 
