@@ -133,8 +133,12 @@ def read_table(
     columns: tuple[Column, ...],
     not_recorded: frozenset[str] = frozenset(),
     codes: Mapping[str, tuple[str, ...]] | None = None,
+    rows: pa.Table | None = None,
 ) -> TypedTable:
     """Read one table file and type it to `columns`; unknown columns are dropped with a warning.
+
+    `rows`: some of the file's rows already read (a slice of the borough, contract/slice.py), typed
+    here as if read from `path`; a slice may have no rows.
 
     `codes` gives the known codes of columns checked elsewhere (source, event_type, outcome_type), so
     their spaces and letter case are normalised like declared attribute values.
@@ -147,9 +151,12 @@ def read_table(
         return TypedTable(empty, empty, {}, [f"table {name} is absent; household and address scopes cannot be used"])
     if path.stat().st_size == 0:
         raise ContractError(f"{path.name} is empty (0 bytes); expected table {name} with a header row")
-    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
+    if rows is not None:
+        raw = rows
+    else:
+        raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
     warnings: list[str] = []
-    if raw.num_rows == 0 and name not in EMPTY_ALLOWED:
+    if raw.num_rows == 0 and name not in EMPTY_ALLOWED and rows is None:
         raise ContractError(f"{path.name} has a header but no rows; table {name} cannot be empty")
     if raw.num_rows == 0:
         warnings.append(f"{path.name} has no rows")
@@ -179,10 +186,14 @@ def read_table(
             typed_columns[column.name] = pa.chunked_array([pa.nulls(raw.num_rows, _arrow_type(column.kind))])
             continue
         array = raw.column(column.name)
+        if column.not_recorded and column.kind != "date" and array.null_count:
+            # Empty cells (CSV reads them as null) and nulls are "not recorded" as much as "Unknown" is. A null
+            # date is left out: an empty death_date says the person is alive, not that it went unrecorded.
+            nulled[column.name] = array.null_count
         if column.not_recorded and not_recorded and _is_text(array.type):
             array, n_null = _null_not_recorded(array, not_recorded)
             if n_null:
-                nulled[column.name] = n_null
+                nulled[column.name] = nulled.get(column.name, 0) + n_null
         if column.normalise and _is_text(array.type):
             known_codes = column.allowed or (codes or {}).get(column.name, ())
             array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.not_recorded else frozenset())

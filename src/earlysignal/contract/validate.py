@@ -157,6 +157,7 @@ def validate_directory(
         not_recorded=not_recorded,
         dropped_columns=dropped,
         check_names={name: expanded_checks(name, schemas[name]) for name in TABLE_NAMES},
+        absent_tables=tuple(name for name in TABLE_NAMES if name in OPTIONAL_TABLES and not files[name].exists()),
     )
     return LinkedData(
         residents=frames["residents"],

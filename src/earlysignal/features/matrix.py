@@ -134,7 +134,8 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     frame["label"] = frame["label"].astype("Int8")
     missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
     if missing:
-        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}{more}")
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
@@ -146,6 +147,16 @@ def data_fingerprint(data_dir: str | os.PathLike[str]) -> str:
 def default_matrix_path(config: ProjectConfig, data_dir: str | os.PathLike[str] | None = None) -> Path:
     """`<data.dir>/features/<label.name>.parquet`."""
     return Path(data_dir or config.data.dir) / "features" / f"{config.label.name}.parquet"
+
+
+def matrix_status_words(status: str) -> str:
+    """What a build did, in words for the console, from build_or_reuse_feature_matrix's status string
+    ('built: no matrix' -> 'Built the feature matrix (first build: none existed yet)')."""
+    if status == "reused":
+        return "Reused the feature matrix (spec and data unchanged)"
+    if status == "built: no matrix":
+        return "Built the feature matrix (first build: none existed yet)"
+    return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
 
 
 def build_or_reuse_feature_matrix(
