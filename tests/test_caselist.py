@@ -31,7 +31,7 @@ def scored(tmp_path_factory):
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(template).replace(re.escape("{value}"), r"(-?[\d,]+(?:\.\d)?|unknown)") + "$")
+    return re.compile("^" + re.escape(template).replace(re.escape("{value}"), r"(-?[\d,]+(?:\.\d{1,2})?|unknown)") + "$")
 
 
 def test_score_writes_the_case_list_beside_the_ranked_list(scored):

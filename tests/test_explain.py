@@ -86,7 +86,7 @@ def test_a_value_that_states_no_concern_is_never_a_reason():
         ["home is privately rented", "", ""],
         ["3 months with school absence in the household in the last 3 months",
          "months with school absence in the last 3 months rose by 2 on the 3 months before",
-         "£120 owed in total across council tax arrears reminders in the last 3 years"],
+         "£120.00 owed in total across council tax arrears reminders in the last 3 years"],
     ]
 
 
@@ -105,3 +105,17 @@ def test_values_read_naturally():
     assert format_value(2.71) == "2.7"
     assert format_value(12000) == "12,000"
     assert describe("x", 3, {}) == "x = 3"
+
+
+def test_a_missing_value_is_never_given_as_a_reason():
+    # A lab's last value with no test in the window is null; LightGBM still routes it down a branch
+    # and may give it a positive contribution, but "albumin last value unknown g/dl" is no reason.
+    columns = ["labs__albumin__last__365d", "labs__bilirubin__last__all"]
+    metadata = {"features": [
+        {"name": columns[0], "description": "albumin last value {value} g/dl in the last 12 months"},
+        {"name": columns[1], "description": "bilirubin last value {value} mg/dl on record"},
+    ], "feature_columns": columns}
+    values = pd.DataFrame([[np.nan, 3.2]], columns=columns, dtype=float)
+    reasons = top_reasons(np.array([[0.9, 0.4, -1.0]]), values, columns, metadata)
+    assert reasons.loc[0, "reason_1"] == "bilirubin last value 3.2 mg/dl on record"
+    assert reasons.loc[0, "reason_2"] == ""
