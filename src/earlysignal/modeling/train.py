@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import re
 import subprocess
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +234,22 @@ class _FittedSplit:
     fit_rows: int = 0  # rows of the fit slice
 
 
+# LightGBM refuses these in feature names ("special JSON characters"); a dictionary's category codes
+# (e.g. "US:NIH") become one-hot column names, so they can hold them.
+_LIGHTGBM_SPECIAL = re.compile(r'[",:\[\]{}]')
+
+
+def lightgbm_feature_names(names: list[str]) -> list[str]:
+    """Matrix column names -> names LightGBM accepts, in the same order and still unique.
+
+    JSON special characters (`" , : [ ] { }`) become `_`; a name that then collides gets `__<position>`.
+    Only the booster's internal names change: the matrix, reasons and scores keep the column names,
+    since the booster is always fed arrays in column order."""
+    cleaned = [_LIGHTGBM_SPECIAL.sub("_", name) for name in names]
+    counts = Counter(cleaned)
+    return [name if counts[name] == 1 else f"{name}__{i}" for i, name in enumerate(cleaned)]
+
+
 def _fit_calibrated_booster(
     data: _Labelled, split: Split, config: ProjectConfig, feature_names: list[str]
 ) -> _FittedSplit:
@@ -251,7 +269,7 @@ def _fit_calibrated_booster(
     train_set = lgb.Dataset(
         # No weights at all without sampling, so the default fit is exactly the unsampled one.
         data.X[fit_index], data.y[fit_index], weight=weight if len(keep) < int(fit.sum()) else None,
-        feature_name=feature_names, free_raw_data=True,
+        feature_name=lightgbm_feature_names(feature_names), free_raw_data=True,
         params={"verbose": -1},
     )
     valid_set = lgb.Dataset(data.X[val], data.y[val], reference=train_set)
