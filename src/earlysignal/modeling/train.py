@@ -475,6 +475,23 @@ def _with_interval(value: float, replicates: np.ndarray | None) -> dict[str, flo
     return {"value": None if not np.isfinite(value) else float(value), "ci_low": low, "ci_high": high}
 
 
+def _bootstrap_all(
+    all_lists: list[dict[str, M.RankedList]], n_boot: int, seed: int, n_jobs: int
+) -> list[dict[str, dict[str, np.ndarray]]]:
+    """Bootstrap replicates per split (split number i resampled with seed * 1000 + i), in up to n_jobs
+    worker processes: each split's resamples depend on its own seed only, so the result is the same."""
+    if not n_boot:
+        return [{} for _ in all_lists]
+    seeds = [seed * 1000 + number for number in range(len(all_lists))]
+    if min(n_jobs, len(all_lists)) <= 1:
+        return [M.bootstrap_replicates(lists, n_boot, seed=s) for lists, s in zip(all_lists, seeds, strict=True)]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(n_jobs, len(all_lists)), backend="loky")(
+        delayed(M.bootstrap_replicates)(lists, n_boot, seed=s) for lists, s in zip(all_lists, seeds, strict=True)
+    )
+
+
 def evaluate_splits(
     predictions: pd.DataFrame,
     margins: dict[str, np.ndarray],
@@ -483,11 +500,13 @@ def evaluate_splits(
     """Per-split and summary metrics (mean over splits) for the model, baselines and oracle, with CIs."""
     n_boot, seed = config.training.bootstrap, config.project.seed
     splits_out, point, boots = [], {}, {}
-    for number, (name, part) in enumerate(predictions.groupby("split", sort=False)):
-        k = M.capacity_k(len(part), config.capacity)
-        lists = _ranked_lists(part, margins[name], k)
+    groups = list(predictions.groupby("split", sort=False))
+    ks = [M.capacity_k(len(part), config.capacity) for _, part in groups]
+    all_lists = [_ranked_lists(part, margins[name], k) for (name, part), k in zip(groups, ks, strict=True)]
+    all_reps = _bootstrap_all(all_lists, n_boot, seed, config.training.n_jobs)
+    for number, (name, part) in enumerate(groups):
+        k, lists, reps = ks[number], all_lists[number], all_reps[number]
         values = {s: r.metrics() for s, r in lists.items()}
-        reps = M.bootstrap_replicates(lists, n_boot, seed=seed * 1000 + number) if n_boot else {}
         splits_out.append(
             {
                 "split": name,
