@@ -9,17 +9,20 @@ from synthetic_matrix import make_matrix
 from test_training import small_config
 
 from earlysignal.errors import ConfigError
+from earlysignal.features import write_feature_matrix
 from earlysignal.modeling.train import train_model
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(tmp_path_factory):
     matrix = make_matrix(residents=1500, n_as_of=12, seed=5)
     sampling = {"negative_sample_fraction": 0.5}
     two = small_config(training={**sampling, "n_jobs": 2})
     one = small_config(training={**sampling, "n_jobs": 1})
     first = train_model(two, matrix=matrix, log_to_mlflow=False)
-    second = train_model(two, matrix=matrix, log_to_mlflow=False)
+    # The second run reads the matrix from its file (features column by column, shared with the workers).
+    path = write_feature_matrix(matrix, tmp_path_factory.mktemp("matrix") / "matrix.parquet")
+    second = train_model(two, matrix=path, log_to_mlflow=False)
     serial = train_model(one, matrix=matrix, log_to_mlflow=False)
     return first, second, serial
 
@@ -33,7 +36,7 @@ def _same(a, b) -> None:
     assert a.metrics["sampling"] == b.metrics["sampling"]
 
 
-def test_two_training_runs_in_two_processes_give_identical_models_scores_and_metrics(runs):
+def test_two_training_runs_in_two_processes_one_from_the_matrix_file_give_identical_results(runs):
     first, second, _ = runs
     _same(first, second)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import subprocess
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,20 +116,78 @@ def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any
     return built
 
 
-def _labelled_rows(matrix: Any) -> _Labelled:
+@dataclass
+class _LeanMatrix:
+    """A single-file matrix read for training without its feature columns in a frame: each feature column
+    is read from the Parquet file on its own, straight into the labelled array (at 250,000 residents the
+    full frame is 1.6 GB that training never needs)."""
+
+    frame: pd.DataFrame  # every column but the features
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.metadata["feature_columns"])
+
+    def feature_values(self, column: str) -> np.ndarray:
+        """One feature column, all rows, float32 with NaN for missing."""
+        import pyarrow.parquet as pq
+
+        if not hasattr(self, "_file"):
+            self._file = pq.ParquetFile(self.path)
+        return np.asarray(self._file.read(columns=[column]).column(0).to_numpy(), dtype=np.float32)
+
+
+def _read_lean_matrix(path: Path) -> _LeanMatrix:
+    """Read a single-file matrix as _LeanMatrix (the same checks and label type as read_feature_matrix)."""
+    import pyarrow.parquet as pq
+
+    from earlysignal.features.matrix import read_feature_metadata
+
+    metadata = read_feature_metadata(path)
+    names = pq.read_schema(path).names
+    missing = [c for c in metadata["feature_columns"] if c not in names]
+    if missing:
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+    features = set(metadata["feature_columns"])
+    frame = pd.read_parquet(path, columns=[c for c in names if c not in features])
+    if "label" in frame.columns:
+        frame["label"] = frame["label"].astype("Int8")
+    return _LeanMatrix(frame, metadata, path)
+
+
+def _shared_scratch() -> str | None:
+    """Where the feature array is kept for the worker processes: shared memory when the system has it."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _feature_array(shape: tuple[int, int], scratch: Path | None) -> np.ndarray:
+    """An empty float32 array; memory-mapped in `scratch` when given, so worker processes map this one
+    copy instead of each receiving (or joblib writing out) another."""
+    if scratch is None:
+        return np.empty(shape, dtype=np.float32)
+    return np.lib.format.open_memmap(scratch / "features.npy", mode="w+", dtype=np.float32, shape=shape)
+
+
+def _labelled_rows(matrix: Any, scratch: Path | None = None) -> _Labelled:
     frame = matrix.frame
     for column in ("resident_id", "as_of", "label"):
         if column not in frame.columns:
             raise TrainingError(f"feature matrix lacks the column {column!r}")
     has_label = frame["label"].notna().to_numpy()
-    labelled = frame.loc[has_label, [c for c in frame.columns if c not in set(matrix.feature_columns)]]
+    feature_columns = list(matrix.feature_columns)
+    labelled = frame.loc[has_label, [c for c in frame.columns if c not in set(feature_columns)]]
     if labelled.empty:
         raise TrainingError(empty_input_message(matrix))
     keep = ["resident_id", "as_of", "label", *[c for c in labelled.columns if c.startswith("attr__")]]
     # Filled column by column: one float32 copy of the labelled features, never a second frame of them.
-    X = np.empty((len(labelled), len(matrix.feature_columns)), dtype=np.float32)
-    for j, column in enumerate(matrix.feature_columns):
-        X[:, j] = frame[column].to_numpy(dtype=np.float32, na_value=np.nan)[has_label]
+    X = _feature_array((len(labelled), len(feature_columns)), scratch)
+    read = getattr(matrix, "feature_values", None)
+    for j, column in enumerate(feature_columns):
+        values = read(column) if read else frame[column].to_numpy(dtype=np.float32, na_value=np.nan)
+        X[:, j] = values[has_label]
     y = labelled["label"].astype("int8").to_numpy()
     day = labelled["as_of"].to_numpy().astype("datetime64[D]")
     light = labelled[keep].reset_index(drop=True)
@@ -614,14 +674,32 @@ def train_model(
     log_to_mlflow: bool = True,
 ) -> TrainingResult:
     """Train and evaluate on the temporal split plan, log to MLflow and register the `candidate` model."""
+    if config.training.n_jobs <= 1:
+        return _train_model(config, data_dir, matrix, progress, log_to_mlflow, None)
+    # The feature array is shared with the worker processes through a file in a folder removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="earlysignal-train-", dir=_shared_scratch()) as scratch:
+        return _train_model(config, data_dir, matrix, progress, log_to_mlflow, Path(scratch))
+
+
+def _train_model(
+    config: ProjectConfig,
+    data_dir: str | Path | None,
+    matrix: Any,
+    progress: Callable[[str], None] | None,
+    log_to_mlflow: bool,
+    scratch: Path | None,
+) -> TrainingResult:
     say = progress or (lambda message: None)
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
     say("feature matrix")
-    fm = load_matrix(config, data_dir if matrix is None else None, matrix)
+    if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).is_file():
+        fm = _read_lean_matrix(Path(matrix))
+    else:
+        fm = load_matrix(config, data_dir if matrix is None else None, matrix)
     feature_columns = list(fm.feature_columns)
     if not feature_columns:
         raise TrainingError("the feature matrix has no feature columns")
-    data = _labelled_rows(fm)
+    data = _labelled_rows(fm, scratch)
     if not hasattr(matrix, "frame"):
         # The matrix was read here, so nobody else holds its frame: after X is built only its metadata is
         # used, and freeing the feature columns (1.6 GB at 250,000 residents) leaves room for the workers.
