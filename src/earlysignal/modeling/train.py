@@ -299,8 +299,8 @@ class _FittedSplit:
 class _SplitTask:
     """One independent fit (a test split or the final model), as positions into the labelled rows.
 
-    y holds the labels as known for this split (shape (n,), int8); `usable` the rows whose label was
-    known (None: all). test and baseline_train are None for the final model (nothing to evaluate)."""
+    y holds the labels as known for this split (shape (n,), int8); the slices hold only rows whose label
+    was known then. test and baseline_train are None for the final model (nothing to evaluate)."""
 
     name: str
     y: np.ndarray
