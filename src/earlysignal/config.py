@@ -405,6 +405,9 @@ class TrainingSection(_Section):
     # Share of negative rows of each fit slice the booster learns from (every positive is kept;
     # kept negatives weigh 1 / share). 1.0: no sampling. Validation, calibration and test use all rows.
     negative_sample_fraction: float = Field(default=1.0, gt=0, le=1)
+    # Worker processes for the independent fits (test splits, final model), each with num_threads
+    # LightGBM threads and one BLAS thread: every fit is seeded, so results do not depend on it.
+    n_jobs: int = Field(default=2, gt=0)
 
 
 class CapacitySection(_Section):
