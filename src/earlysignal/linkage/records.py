@@ -1,13 +1,14 @@
-"""Per-record work of `earlysignal link` in DuckDB, so pandas only ever sees one row per run of records.
+"""Per-record work of `earlysignal link` in DuckDB, so pandas only sees one row per group of repeats.
 
 A borough's person records repeat: a pupil is one record per school month, a benefit claim one per
-assessment. Consecutive records of one source person that are identical in every person field
-(names, birth date, sex, address, identifiers, attributes) form a *run*; linkage, address matching
-and resident attributes need one row per run (the kept record, the run's smallest record ID, with
-the run's size and first and last seen dates). Everything that is per record (the alias from each
-record to its kept record, residency observations, mapping events and outcomes to residents, the
+assessment. Records of one source identical in every person field (names, birth date, sex, address,
+identifiers, attributes; only record ID and seen dates differ) form a *group*; linkage, address
+matching and resident attributes need one row per group (the kept record, the group's smallest record
+ID, with the group's size and first and last seen dates). Everything that is per record (each
+record's kept record, residency observations, mapping events and outcomes to residents, the
 person-link table, accuracy against ground truth) stays here, in a DuckDB connection that spills to
-a private temporary folder (it holds names) removed on close.
+a private temporary folder (it holds names) removed on close. Outputs equal those computed record by
+record: counts are weighted by group size and residency reads every record's own dates.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 from earlysignal.atomic import atomic_path
 from earlysignal.errors import ContractError
 
-# Columns that describe the record rather than the person: they may differ within a run.
+# Columns that describe the record rather than the person: they may differ within a group.
 RECORD_COLUMNS = ("source", "record_id", "seen_date", "seen_until")
 
 
@@ -36,11 +37,11 @@ def _literal(value: Path | str) -> str:
 
 
 class RecordStore:
-    """The person records of one ingested folder, collapsed into runs, with per-record lookups in DuckDB.
+    """The person records of one ingested folder, collapsed into groups, with per-record lookups in DuckDB.
 
-    Use as a context manager. `kept` (pandas, one row per run, in file order of the run's first record) holds
-    every person column plus `n_records` (run size) and `first_seen` / `last_seen` (dates). Raises
-    ContractError when a (source, record_id) repeats.
+    Use as a context manager. `kept` (pandas, one row per group, in file order of the group's first
+    record) holds every person column plus `n_records` (group size), `first_seen` / `last_seen` (dates)
+    and `kept_idx` (row position). Raises ContractError when a (source, record_id) repeats.
     """
 
     def __init__(self, person_records: Path, memory_limit: str) -> None:
@@ -70,38 +71,31 @@ class RecordStore:
         src = f"read_parquet({_literal(self.path)}, file_row_number = true)"
         columns = [r[0] for r in self.con.sql(f"DESCRIBE SELECT * FROM read_parquet({_literal(self.path)})").fetchall()]
         identity = [c for c in columns if c not in RECORD_COLUMNS]
-        ident = "struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in identity) + ")"
-        order = "PARTITION BY source, source_person_id ORDER BY seen_date NULLS LAST, record_id"
-        # A run starts at a record without a source person ID (nothing says it repeats another), or
-        # where any person field differs from the same person's previous record.
+        # Records of one source identical in every person field are one row for linkage; the window
+        # gives each record its group's smallest record ID, size and first and last seen dates.
+        group = "PARTITION BY " + ", ".join(_quote(c) for c in ["source", *identity])
         self.con.execute(f"""
             CREATE TEMP TABLE alias AS
-            WITH flagged AS (
-                SELECT file_row_number AS row_no, source, record_id, source_person_id, seen_date, seen_until,
-                       CASE WHEN source_person_id IS NULL THEN 1
-                            WHEN {ident} IS DISTINCT FROM lag({ident}) OVER w THEN 1 ELSE 0 END AS new_run
-                FROM {src} WINDOW w AS ({order})
-            )
-            SELECT row_no, source, record_id, seen_date, seen_until,
-                   source_person_id,
-                   sum(new_run) OVER ({order} ROWS UNBOUNDED PRECEDING) AS run_no
-            FROM flagged
+            SELECT file_row_number AS row_no, source, record_id, seen_date, seen_until,
+                   min(record_id) OVER w AS kept_record_id, count(*) OVER w AS n_records,
+                   min(seen_date) OVER w AS first_seen, max(seen_date) OVER w AS last_seen,
+                   min(file_row_number) OVER w AS first_row
+            FROM {src} WINDOW w AS ({group})
         """)
         duplicates = self.con.execute(
-            "SELECT count(*) - count(DISTINCT (source, record_id)) FROM alias").fetchall()[0][0]  # type: ignore[index]
+            "SELECT count(*) - count(DISTINCT (source, record_id)) FROM alias").fetchall()[0][0]
         if duplicates:
             raise ContractError(
                 f"{self.path}: {int(duplicates)} rows repeat a (source, record_id); record_id must be unique within its source"
             )
         self.con.execute("""
-            CREATE TEMP TABLE runs AS
-            SELECT source, source_person_id, run_no, min(record_id) AS kept_record_id, count(*) AS n_records,
-                   min(seen_date) AS first_seen, max(seen_date) AS last_seen, min(row_no) AS first_row
-            FROM alias GROUP BY ALL
+            CREATE TEMP TABLE groups AS
+            SELECT source, kept_record_id, n_records, first_seen, last_seen, first_row
+            FROM alias WHERE record_id = kept_record_id
         """)
         kept = self.con.sql(f"""
             SELECT p.* EXCLUDE (file_row_number), r.n_records, r.first_seen, r.last_seen
-            FROM {src} p JOIN runs r ON p.source = r.source AND p.record_id = r.kept_record_id
+            FROM {src} p JOIN groups r ON p.source = r.source AND p.record_id = r.kept_record_id
             ORDER BY r.first_row
         """).df()
         # Text as the nullable string dtype ingest wrote (pandas reads it back so), whatever DuckDB returns.
@@ -109,18 +103,15 @@ class RecordStore:
         kept = kept.astype({c: "string" for c in text if c in kept.columns})
         kept.insert(len(kept.columns), "kept_idx", np.arange(len(kept), dtype=np.int64))
         self.con.register("kept_rows", kept[["source", "record_id", "kept_idx"]])
-        # alias: every record -> its run's kept record (by position in `kept`).
+        # record_kept: every record -> its group's kept record (by position in `kept`).
         self.con.execute("""
             CREATE TEMP TABLE record_kept AS
             SELECT a.row_no, a.source, a.record_id, a.seen_date, a.seen_until, k.kept_idx
-            FROM alias a
-            JOIN runs r ON a.source = r.source AND a.source_person_id IS NOT DISTINCT FROM r.source_person_id
-                       AND a.run_no = r.run_no
-            JOIN kept_rows k ON k.source = r.source AND k.record_id = r.kept_record_id
+            FROM alias a JOIN kept_rows k ON k.source = a.source AND k.record_id = a.kept_record_id
         """)
         self.con.unregister("kept_rows")
         self.con.execute("DROP TABLE alias")
-        self.con.execute("DROP TABLE runs")
+        self.con.execute("DROP TABLE groups")
         return kept
 
     @property

@@ -227,7 +227,7 @@ def _run_link(
     section = config.linkage
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    # One row per run of identical records (records.py); `weight` is how many records each stands for.
+    # One row per group of identical records (records.py); `weight` is how many records each stands for.
     people = store.kept
     weight = people["n_records"].to_numpy(dtype=np.int64)
     total_records = int(weight.sum())
@@ -293,7 +293,7 @@ def _run_link(
     cluster_by_uid = result.clusters.set_index("unique_id")["cluster_id"]
     distinct_clusters = cluster_by_uid.reindex(standard["unique_id"]).to_numpy()
     clusters = distinct_clusters[profile]
-    # A run's kept record is its smallest record ID, so the smallest key of a cluster is a kept record's.
+    # A group's kept record is its smallest record ID, so the smallest key of a cluster is a kept record's.
     record_keys = _record_key(people)
     previous_counts, previous_ids = None, None
     if previous_path is not None:
@@ -311,7 +311,7 @@ def _run_link(
         pd.concat([edges["unique_id_r"], edges["unique_id_l"]]).to_numpy()]
     best = best[same].groupby("uid")["match_probability"].max()
     # Records Splink saw through an identical representative share its links; a repeat of a record
-    # (another record of its run, or of its profile) is certain to be the same person as it.
+    # (another record of its group, or of its profile) is certain to be the same person as it.
     rep = result.representative[profile]
     repeated = pd.Series(rep).duplicated(keep=False).to_numpy() | (weight > 1)
     record_best = best.reindex(rep).to_numpy()
