@@ -142,7 +142,8 @@ class RecordStore:
     def counts_by_kept(self, table: Path | pd.DataFrame, value: str) -> pd.DataFrame:
         """Records per (kept record, `value`) for a per-record table with source and record_id columns.
 
-        `table` is a Parquet path or a DataFrame; rows naming no known record are left out.
+        `table` is a Parquet path or a DataFrame; rows naming no known record are left out, and a record
+        listed twice counts once (with the smaller value).
         Returns kept_idx, value, n.
         """
         relation = f"read_parquet({_literal(table)})" if isinstance(table, Path) else "given"
@@ -150,8 +151,8 @@ class RecordStore:
             self.con.register("given", table)
         out = self.con.sql(f"""
             SELECT r.kept_idx, CAST(g.{_quote(value)} AS VARCHAR) AS value, count(*) AS n
-            FROM (SELECT DISTINCT ON (source, record_id) source, record_id, {_quote(value)} FROM {relation}
-                  WHERE {_quote(value)} IS NOT NULL ORDER BY source, record_id, {_quote(value)}) g
+            FROM (SELECT source, record_id, min({_quote(value)}) AS {_quote(value)} FROM {relation}
+                  WHERE {_quote(value)} IS NOT NULL GROUP BY ALL) g
             JOIN record_kept r ON r.source = CAST(g.source AS VARCHAR) AND r.record_id = CAST(g.record_id AS VARCHAR)
             GROUP BY ALL
         """).df()
