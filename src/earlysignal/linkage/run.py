@@ -407,6 +407,8 @@ def _run_link(
     sources_per_cluster = pd.DataFrame({"c": clusters, "s": people["source"].to_numpy()}).groupby("c")["s"].nunique()
     multi_source = (cluster_series.map(sources_per_cluster) > 1).to_numpy()
     linked = (cluster_sizes > 1).to_numpy()
+    # Records of residents without a birth date or a sex cannot enter the contract (counted per source).
+    record_dropped = people["resident_id"].isin(set(dropped_residents)).to_numpy()
     per_source = {}
     for source, idx in people.groupby("source").indices.items():
         w = weight[idx]
@@ -414,6 +416,8 @@ def _run_link(
             "records": int(w.sum()),
             "linked_share": round(float((linked[idx] * w).sum() / w.sum()), 4),
             "linked_to_other_source_share": round(float((multi_source[idx] * w).sum() / w.sum()), 4),
+            "dropped_records": int((record_dropped[idx] * w).sum()),
+            "dropped_share": round(float((record_dropped[idx] * w).sum() / w.sum()), 4),
         }
     size_counts = cluster_records.value_counts().sort_index()
     resident_attrs = people[["resident_id"]].merge(
@@ -463,9 +467,12 @@ def _run_link(
         if truth_path.exists():
             person = qual.ground_truth_person_column(truth_path)
             counts = store.counts_by_kept(truth_path, person)
-            quality["ground_truth"] = qual.pairwise_accuracy_counted(pd.DataFrame({
-                "c": clusters[counts["kept_idx"].to_numpy(dtype=np.int64)], "t": counts["value"].to_numpy(),
-                "n": counts["n"].to_numpy(dtype=np.int64)}))
+            kept_at = counts["kept_idx"].to_numpy(dtype=np.int64)
+            true_counts = pd.DataFrame({"c": clusters[kept_at], "t": counts["value"].to_numpy(),
+                                        "n": counts["n"].to_numpy(dtype=np.int64)})
+            quality["ground_truth"] = qual.pairwise_accuracy_counted(true_counts)
+            quality["ground_truth"]["per_source"] = qual.pairwise_accuracy_by_source(
+                true_counts["c"], true_counts["t"], pd.Series(people["source"].to_numpy()[kept_at]), true_counts["n"])
     if section.clerical_review is not None:
         review_path = Path(section.clerical_review)
         if not review_path.exists():
