@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo demo-necessity test install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Early Signal needs Python >= 3.11, found " + sys.version'
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/earlysignal demo
+
+# The demo plus the necessity of each source (retrains once per source: allow several times the training time).
+demo-necessity: $(STAMP)
+	$(BIN)/earlysignal demo --necessity
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

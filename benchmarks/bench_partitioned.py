@@ -5,9 +5,12 @@
 
 For each size a synthetic borough is generated once (cached under --cache), then one child process per
 run loads it through the data contract and builds the matrix with `build_partitioned_feature_matrix`
-into a temporary folder, so peak RSS (ru_maxrss) is that run's alone. Printed per size: input rows,
-partitions, wall and CPU time of the build, RSS after loading and at peak; at the end the growth
-exponents b of wall ~ N^b and peak RSS ~ N^b fitted by least squares on log-log (needs two sizes).
+into a temporary folder, so peak RSS (ru_maxrss) is that run's alone. By default the child uses
+`build_partitioned_feature_matrix_from_folder` (events validated in batches and read back one partition at
+a time); `--input whole` loads the contract's tables whole first, the earlier way. Printed per size: input
+rows, partitions, wall and CPU time of loading (validation, events split per partition) and of the build,
+RSS after loading and at peak; at the end the growth exponents b of total wall, CPU and peak RSS ~ N^b
+fitted by least squares on log-log (needs two sizes). `--data-dir` measures existing borough folders.
 """
 
 from __future__ import annotations
@@ -28,41 +31,76 @@ from pathlib import Path
 
 def _child(args: argparse.Namespace) -> None:
     from earlysignal.config import load_config
-    from earlysignal.contract import load_linked_data
-    from earlysignal.features.partition import build_partitioned_feature_matrix
+    from earlysignal.engines import get_engine
 
+    import logging
+
+    class _WithRss(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            return f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} peak RSS {rss:.2f} GB  {record.getMessage()}"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_WithRss())
+    logging.getLogger("earlysignal.features.partition").addHandler(handler)
+    logging.getLogger("earlysignal.features.partition").setLevel(logging.INFO)
     config = load_config(args.config)
     config = config.model_copy(update={"build": config.build.model_copy(
         update={"memory_budget_gb": args.budget_gb, "partitions": args.partitions, "engine": args.engine}
     )})
     started = time.perf_counter()
-    data = load_linked_data(args.data, config, write_quarantine=False)
-    load_s = time.perf_counter() - started
-    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    cpu_before = os.times()
-    started = time.perf_counter()
-    from earlysignal.engines import get_engine
+    cpu_start = os.times()
+    loaded: dict[str, float] = {}
 
-    with tempfile.TemporaryDirectory() as folder, get_engine(args.engine) as engine:
-        metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet", engine=engine)
-        build_s = time.perf_counter() - started
+    def on_loaded(data) -> None:  # type: ignore[no-untyped-def]
+        loaded["s"] = time.perf_counter() - started
+        loaded["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        loaded["cpu"] = _cpu(cpu_start)
+        loaded["residents"] = len(data.residents)
+        loaded["events"] = data.report.tables["events"].accepted
+
+    with tempfile.TemporaryDirectory(dir=args.work) as folder, get_engine(args.engine) as engine:
+        if args.input == "whole":
+            from earlysignal.contract import load_linked_data
+            from earlysignal.features.partition import build_partitioned_feature_matrix
+
+            data = load_linked_data(args.data, config, write_quarantine=False)
+            on_loaded(data)
+            metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet", engine=engine)
+        else:
+            from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
+
+            metadata = build_partitioned_feature_matrix_from_folder(
+                config, args.data, Path(folder) / "matrix.parquet", engine=engine, write_quarantine=False,
+                on_loaded=on_loaded,
+            )
+        total_s = time.perf_counter() - started
         on_disk = sum(p.stat().st_size for p in (Path(folder) / "matrix.parquet").glob("part-*"))
-    cpu_after = os.times()
+    total_cpu = _cpu(cpu_start)
     print("RESULT " + json.dumps({
-        "residents": int(len(data.residents)),
-        "events": int(len(data.events)),
+        "residents": loaded["residents"],
+        "events": loaded["events"],
         "rows": int(sum(metadata["partitions"]["rows_per_part"])),
         "feature_columns": len(metadata["feature_columns"]),
         "partitions": metadata["partitions"]["count"],
-        "load_s": load_s,
-        "build_s": build_s,
-        "build_cpu_s": (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
-        "rss_after_load_gb": rss_after_load,
+        "input": args.input,
+        "load_s": loaded["s"],
+        "load_cpu_s": loaded["cpu"],
+        "build_s": total_s - loaded["s"],
+        "build_cpu_s": total_cpu - loaded["cpu"],
+        "total_s": total_s,
+        "total_cpu_s": total_cpu,
+        "rss_after_load_gb": loaded["rss"],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "parquet_gb": on_disk / 1e9,
         "engine": args.engine,
         "stages_summed_over_partitions": metadata["timings"],
     }))
+
+
+def _cpu(since: os.times_result) -> float:
+    now = os.times()
+    return (now.user - since.user) + (now.system - since.system)
 
 
 def _borough(residents: int, seed: int, cache: str) -> Path:
@@ -94,6 +132,13 @@ def main() -> None:
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "earlysignal-bench-features"))
     parser.add_argument("--config", default="conf/borough.yaml")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--input", default="per-partition", choices=["per-partition", "whole"],
+                        help="per-partition: events validated in batches and read back per partition (default); "
+                        "whole: the contract's tables loaded whole first (the earlier way)")
+    parser.add_argument("--work", default=None, help="folder for the temporary matrix and event files")
+    parser.add_argument("--data-dir", nargs="+", default=None,
+                        help="existing borough folders to measure instead of generating (one per --residents)")
+    parser.add_argument("--progress", default=None, help="file for the child's per-partition progress and errors")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,22 +146,32 @@ def main() -> None:
         _child(args)
         return
     summary = []
-    for residents in args.residents:
-        folder = _borough(residents, args.seed, args.cache)
+    if args.data_dir and len(args.data_dir) != len(args.residents):
+        parser.error("give one --data-dir per --residents")
+    for number, residents in enumerate(args.residents):
+        folder = Path(args.data_dir[number]) if args.data_dir else _borough(residents, args.seed, args.cache)
         results = []
         for run in range(args.runs):
             before = os.getloadavg()[0]
             command = [sys.executable, __file__, "--child", "--data", str(folder), "--config", args.config,
-                       "--budget-gb", str(args.budget_gb), "--engine", args.engine]
+                       "--budget-gb", str(args.budget_gb), "--engine", args.engine, "--input", args.input]
+            if args.work:
+                command += ["--work", args.work]
             if args.partitions:
                 command += ["--partitions", str(args.partitions)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            # The child's progress (one line per partition, with its peak RSS so far) goes to --progress.
+            with open(args.progress or os.devnull, "a") as progress:
+                child = subprocess.run(command, stdout=subprocess.PIPE, stderr=progress, text=True)
+            if child.returncode != 0:
+                sys.exit(f"the build of {folder} failed (exit {child.returncode}); see {args.progress or 'stderr (pass --progress FILE)'}")
+            output = child.stdout
             result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
             result["loadavg"] = [before, os.getloadavg()[0]]
             results.append(result)
             print(f"{residents:,} run {run + 1}: {json.dumps(result)}", flush=True)
         median = {key: statistics.median(r[key] for r in results)
-                  for key in ("build_s", "build_cpu_s", "peak_rss_gb", "rss_after_load_gb", "load_s")}
+                  for key in ("build_s", "build_cpu_s", "peak_rss_gb", "rss_after_load_gb", "load_s", "load_cpu_s",
+                              "total_s", "total_cpu_s")}
         summary.append({"synth_residents": residents, **results[0], **median})
     report = {
         "date": dt.date.today().isoformat(),
@@ -127,8 +182,10 @@ def main() -> None:
     }
     if len(summary) >= 2:
         sizes = [s["synth_residents"] for s in summary]
-        report["wall_exponent"] = _exponent(sizes, [s["build_s"] for s in summary])
-        report["cpu_exponent"] = _exponent(sizes, [s["build_cpu_s"] for s in summary])
+        # Load (validation and splitting the events) and build together: with events read per partition
+        # the two are one pipeline.
+        report["wall_exponent"] = _exponent(sizes, [s["total_s"] for s in summary])
+        report["cpu_exponent"] = _exponent(sizes, [s["total_cpu_s"] for s in summary])
         report["peak_rss_exponent"] = _exponent(sizes, [s["peak_rss_gb"] for s in summary])
         report["build_rss_exponent"] = _exponent(
             sizes, [max(s["peak_rss_gb"] - s["rss_after_load_gb"], 0.01) for s in summary]

@@ -3,7 +3,7 @@ postcodes, UPRNs and systems' own person IDs in files written after `link` (docs
 
 `raw_identifiers` reads identifiers from the ingest output (the person records, address records and
 gazetteer, exactly as the raw files gave them); `scan_files` reads every file (Parquet cell by cell,
-everything else as text, binary files such as the MLflow SQLite store as bytes) and returns one
+SQLite stores such as MLflow's table by table, cell by cell, everything else as text) and returns one
 finding per file and kind of identifier.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +63,8 @@ def raw_identifiers(ingested: Path, born_before: dt.date) -> Identifiers:
     own = _own_vocabulary()
     found = Identifiers()
     firsts, lasts = _values(people, "first_name"), _values(people, "last_name")
-    # Single names of four letters or more: shorter ones turn up by chance in binary stores (the SQLite
-    # file); a short name is still found with its other half as a full name.
+    # Single names of four letters or more: shorter ones turn up by chance in binary files (a pickled
+    # model); a short name is still found with its other half as a full name.
     found.tokens["name"] = {n for n in firsts | lasts if TOKEN.fullmatch(n) and len(n) >= 4 and n not in own}
     full = people[["first_name", "last_name"]].dropna()
     found.phrases["name"] = {f"{a} {b}".lower() for a, b in zip(full["first_name"], full["last_name"])}
@@ -92,9 +93,30 @@ IMAGES = (".png", ".jpg", ".jpeg", ".gif")
 DATA_URI = re.compile(r"data:[a-z/+.-]+;base64,[a-z0-9+/=]+")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _sqlite_cells(path: Path) -> list[str]:
+    # Cells, not the file's bytes: free pages and b-tree bytes decode to chance letter runs ("lowa").
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        tables = [row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")]
+        cells: list[str] = []
+        for table in tables:
+            for row in connection.execute(f'select * from "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", errors="replace")
+                    if value is not None:
+                        cells.append(str(value).lower())
+    return cells
+
+
 def _texts(path: Path) -> list[str]:
     if path.suffix.lower() in IMAGES:
         return []
+    with path.open("rb") as handle:
+        if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+            return _sqlite_cells(path)
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
         cells = [str(v) for column in frame.columns for v in frame[column].dropna().astype(str).unique()]

@@ -477,3 +477,34 @@ def test_a_passphrase_protected_key_is_read_only_with_the_passphrase(tmp_path: P
 
     assert public_key_text(load_private_key(private).public_key(), "B. Officer") == public.read_text().strip()
     assert public_key_text(parse_public_key(str(public), "test")) == public.read_text().split(" B.")[0]
+
+
+# --- the resident's explanation reads the same ledger ---------------------------------------------------------
+
+
+def test_the_explanation_names_who_approved_the_model_and_when_and_a_later_withdrawal(
+    config, chair_key: Path, tmp_path: Path
+) -> None:
+    from caseworker_folder import caseworker_folder
+    from journey_world import AS_OF, RESIDENT
+
+    from earlysignal.explanation import write_explanation
+
+    version, _ = _approved_version(config, chair_key, tmp_path)
+    folder = caseworker_folder(tmp_path / "caseworker", challenge_contact="Data Protection Officer, dpo@example.org")
+    summary = json.loads((folder.scores_dir / "summary.json").read_text(encoding="utf-8"))
+    summary.update(model_name=NAME, model_version=version, model_uri=f"models:/{NAME}/{version}", approval_checked=True)
+    (folder.scores_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    project = folder.config.model_copy(update={"approval": config.approval})
+    approved = approval_status(NAME, version, config)
+
+    files = write_explanation(project, RESIDENT, AS_OF, scores_dir=folder.scores_dir, viewer="DPO", out=tmp_path / "a")
+    assert (files.document["approval"]["approver"], files.document["approval"]["approved_at"]) == (
+        "A. Chair", approved.approved_at)
+    sentence = f"approved for use by A. Chair on {approved.approved_at[:10]}."
+    assert sentence in files.markdown.read_text(encoding="utf-8") and sentence in files.html.read_text(encoding="utf-8")
+
+    revoked = revoke_approval(NAME, version, "drift", key_path=chair_key, config=config)
+    again = write_explanation(project, RESIDENT, AS_OF, scores_dir=folder.scores_dir, viewer="DPO", out=tmp_path / "b")
+    assert f"That approval was later withdrawn by A. Chair on {revoked.revoked_at[:10]}." in again.markdown.read_text(
+        encoding="utf-8")

@@ -299,3 +299,121 @@ def test_missed_share_is_withheld_with_the_small_count_of_escalations_found():
                           "flagged": [True] * 4 + [False] * 27 + [True] * 96 + [False] * 873})
     (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
     assert row == {"as_of": "2025-01-01", "cohort": 1000, "flagged": 100, "escalated_share": None, "missed_share": None}
+
+
+# --------------------------------------------------------------------------- intervals (docs/adr/0015)
+
+
+def _small_cell_world(female_false_alarms: int) -> pd.DataFrame:
+    """300 women (71 escalate, 40 of them flagged, plus `female_false_alarms` flagged who did not) and 700 men
+    (100 escalate, 40 flagged, plus 54 - female_false_alarms flagged who did not): the list flags 134 either way.
+
+    Between 3 and 4 women's false alarms every count the report publishes rounds the same, so nothing it
+    publishes, intervals included, may differ.
+    """
+    rng = np.random.default_rng(0)
+    sex = np.array(["Female"] * 300 + ["Male"] * 700)
+    label = np.zeros(1000, dtype=int)
+    label[:71] = 1
+    label[300:400] = 1
+    flagged = np.zeros(1000, dtype=bool)
+    flagged[:40] = True
+    flagged[100:100 + female_false_alarms] = True
+    flagged[300:340] = True
+    flagged[400:400 + 54 - female_false_alarms] = True
+    margin = np.linspace(3, -3, 1000) + rng.normal(0, 0.5, 1000)  # scores and ranks fixed in both worlds
+    frame = pd.DataFrame(
+        {
+            "resident_id": [f"R{i:05d}" for i in range(1000)],
+            "as_of": pd.Timestamp("2025-01-01"),
+            "split": "split_1",
+            "label": label.astype("int8"),
+            "score": 1 / (1 + np.exp(-margin)),
+            "margin": margin,
+            # One characteristic only: in an intersection the changed residents could cross a rounding boundary,
+            # which is a change in a published rounded count, not a leak.
+            "attr__sex": sex,
+        }
+    )
+    frame["rank"] = (-frame["margin"]).rank(method="first").astype(int)
+    frame["flagged"] = flagged
+    return frame
+
+
+def test_an_interval_resting_on_a_small_cell_is_withheld_with_it():
+    document, html = _published_document(_small_cell_world(3))
+    sex = next(c for c in document["fairness"]["characteristics"] if c["key"] == "sex")
+    female = next(g for g in sex["groups"] if g["group"] == "Female")
+    # 40 of 43 flagged women escalated: the precision (from rounded counts) is shown, its 3 false alarms are not,
+    # and neither is an interval that a bootstrap of those 3 would give.
+    assert female["precision"] == 40 / 45 and female["fpr"] is None
+    assert female["ratios"]["precision"]["ratio"] is not None
+    assert female["ratios"]["precision"]["low"] is None and female["ratios"]["precision"]["high"] is None
+    assert female["ratios"]["precision"]["assessable"] is False and female["ratios"]["precision"]["finding"] is False
+    # Rates resting on large cells keep their interval.
+    assert female["ratios"]["recall"]["low"] is not None and female["ratios"]["selection_rate"]["low"] is not None
+
+
+def test_nothing_published_tells_apart_two_worlds_that_differ_only_in_a_small_cell():
+    # The recovery attack on intervals: an interval resampled from exact counts moves with a count of 3 or 4
+    # false alarms. Published from rounded counts only, every number (intervals included) is the same.
+    three, html_three = _published_document(_small_cell_world(3))
+    four, html_four = _published_document(_small_cell_world(4))
+    for document in (three, four):
+        document.pop("generated_at")
+    assert three == four
+    strip = re.compile(r"generated \S+")
+    assert strip.sub("", html_three) == strip.sub("", html_four)
+    # ...and the attack on exact rates still finds nothing under the threshold.
+    assert not recovered(group_numbers(three, "sex", "Female"), 3, 43)
+
+
+def test_the_summary_and_criterion_show_the_per_date_figures_from_rounded_counts():
+    from earlysignal.audit.assemble import published_criterion, published_split, published_summary
+
+    # One test date: 49 of 100 flagged escalated (exact 0.49), 170 escalations. Published: 50 / 100.
+    split = {"split": "split_1", "test_as_of": "2025-01-01", "n": 1000, "positives": 170, "base_rate": 0.17, "k": 100,
+             "scorers": {"model": {"precision_at_capacity": {"value": 0.49, "ci_low": 0.39, "ci_high": 0.59},
+                                   "recall_at_capacity": {"value": 49 / 170, "ci_low": 0.22, "ci_high": 0.36},
+                                   "roc_auc": {"value": 0.71, "ci_low": 0.67, "ci_high": 0.75}}}}
+    summary = {"model": {key: dict(value) for key, value in split["scorers"]["model"].items()}}
+    shown = published_summary(summary, [split], [published_split(split, MIN_CELL, ROUND_TO)], MIN_CELL, ROUND_TO)
+    assert shown["model"]["precision_at_capacity"] == {"value": 0.5, "ci_low": 0.39, "ci_high": 0.59}
+    assert shown["model"]["recall_at_capacity"]["value"] == 50 / 170
+    assert shown["model"]["roc_auc"] == {"value": 0.71, "ci_low": 0.67, "ci_high": 0.75}
+    criterion = published_criterion(
+        {"metric": "precision_at_capacity", "threshold": 0.5, "value": 0.49, "met": False}, shown, ROUND_TO
+    )
+    assert criterion["value"] == 0.5 and criterion["met"] is False
+    assert criterion["note"] == (
+        "The criterion was judged on the exact figure, which is below 0.5; the 0.500 shown is computed from "
+        "counts rounded to the nearest 5 and so falls on the other side."
+    )
+    assert criterion["statement"] == "NOT MET: precision_at_capacity = 0.500 (pre-registered threshold 0.500)"
+    # With 7 of 100 flagged escalating, neither the figure nor its interval is published.
+    small = {**split, "scorers": {"model": {"precision_at_capacity": {"value": 0.07, "ci_low": 0.03, "ci_high": 0.12}}}}
+    hidden = published_summary({"model": {"precision_at_capacity": {"value": 0.07, "ci_low": 0.03, "ci_high": 0.12}}},
+                               [small], [published_split(small, MIN_CELL, ROUND_TO)], MIN_CELL, ROUND_TO)
+    assert hidden["model"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None, "pooled": True}
+
+
+def test_a_summary_over_dates_with_small_counts_is_pooled_from_rounded_totals():
+    from earlysignal.audit.assemble import published_split, published_summary
+
+    # Four test dates, 4 of 100 flagged escalating at each (40 escalations each): no date's figure can be shown,
+    # but the 16 over all dates can, rounded to 15: 15 / 400.
+    splits = [{"split": f"split_{i}", "test_as_of": f"2025-0{i}-01", "n": 1000, "positives": 40, "base_rate": 0.04,
+               "k": 100, "scorers": {"model": {"precision_at_capacity": {"value": 0.04, "ci_low": 0.01, "ci_high": 0.08},
+                                               "recall_at_capacity": {"value": 0.1, "ci_low": 0.03, "ci_high": 0.2}}}}
+              for i in range(1, 5)]
+    summary = {"model": {"precision_at_capacity": {"value": 0.04, "ci_low": 0.025, "ci_high": 0.055},
+                         "recall_at_capacity": {"value": 0.1, "ci_low": 0.06, "ci_high": 0.14},
+                         "lift_at_capacity": {"value": 1.0, "ci_low": 0.6, "ci_high": 1.4}}}
+    shown = published_summary(summary, splits, [published_split(s, MIN_CELL, ROUND_TO) for s in splits],
+                              MIN_CELL, ROUND_TO)
+    assert [published_split(s, MIN_CELL, ROUND_TO)["scorers"]["model"]["precision_at_capacity"]["value"]
+            for s in splits] == [None] * 4
+    assert shown["model"]["precision_at_capacity"] == {"value": 15 / 400, "ci_low": 0.025, "ci_high": 0.055,
+                                                       "pooled": True}
+    assert shown["model"]["recall_at_capacity"] == {"value": 15 / 160, "ci_low": 0.06, "ci_high": 0.14, "pooled": True}
+    assert shown["model"]["lift_at_capacity"]["value"] == (15 / 400) / (160 / 4000)

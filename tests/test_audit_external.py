@@ -103,6 +103,13 @@ def test_the_report_says_whose_scores_it_audits_and_how_many_rows_were_dropped()
     html = render_external_audit_html(audit)
     assert "Fairness audit of scores from Vendor X tool" in html
     assert "scores produced by Vendor X tool</strong>, not by an Early Signal model" in html
+    # With no finding the report says whether anything could be assessed, from the same document.
+    assert audit["fairness"]["findings"] == []
+    assessed = sum(1 for block in audit["fairness"]["characteristics"] for g in block.get("groups", [])
+                   for r in g["ratios"].values() if r["assessable"] and r["low"] is not None)
+    note = (f"No disparity was flagged: every ratio that could be assessed ({assessed}) is inside the 0.8–1.25 band "
+            "or its interval includes equality. Suppressed groups could not be assessed (see Small numbers).")
+    assert assessed > 0 and audit["fairness"]["findings_note"] == note and note in html
 
 
 @pytest.mark.parametrize(

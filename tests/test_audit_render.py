@@ -52,6 +52,10 @@ def test_a_characteristic_missing_from_the_predictions_shows_not_provided() -> N
     html = render_audit_html(document)
     assert re.findall(r"<h2>(.*?)</h2>", html) == list(SECTION_HEADINGS)
     assert "The predictions carry no &#39;attr__disability&#39; column" in html
+    factors = next(item["text"] for item in document["model_card"] if item["title"] == "Factors")
+    assert factors.startswith("Performance and error rates are reported by sex, ethnicity, age_band, disability and "
+                              "the intersections sex + ethnicity (age_band, disability: not in the test predictions, "
+                              "so not audited).")
     assert "NOT APPROVED" in html and "NOT EVALUABLE" in html
     assert '<meta name="earlysignal-model" content="m/4">' in html
     assert "R00001" not in html
@@ -80,6 +84,7 @@ def test_predictions_without_the_operating_point_are_a_clear_error() -> None:
 
 def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_groups() -> None:
     from earlysignal.audit.assemble import recording_by_group
+    from earlysignal.dictionary import dictionary_for
 
     sample = pd.DataFrame(
         {
@@ -91,7 +96,8 @@ def test_recording_by_group_shows_whose_files_are_fuller_and_suppresses_small_gr
     records = [{"name": "police_all", "aggregate": "count", "window": "all"}]
     rows = {
         (r["characteristic"], r["group"]): r
-        for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5)
+        for r in recording_by_group(sample, records, ["ethnicity", "disability"], 10, 5,
+                                    group_words=dictionary_for(load_config(REPO / "conf" / "borough.yaml")).boolean_group_words())
     }
     assert rows[("ethnicity", "Black")]["share_no_recorded_events"] == 0.0
     assert rows[("ethnicity", "White")]["share_no_recorded_events"] == 1.0

@@ -90,6 +90,7 @@ def _count(kind: str):
 
 
 def test_every_group_figure_matches_fairlearn_computed_independently(biased: AuditWorld, tracking: str) -> None:
+    from earlysignal.dictionary import dictionary_for
     from earlysignal.modeling.artifacts import load_training_artifacts
 
     predictions = load_training_artifacts(biased.model_uri).test_predictions
@@ -98,7 +99,7 @@ def test_every_group_figure_matches_fairlearn_computed_independently(biased: Aud
     html = biased.report.read_text(encoding="utf-8")
     checked = 0
     for block in audit["fairness"]["characteristics"]:
-        groups = labels_for(rows, block["attributes"])
+        groups = labels_for(rows, block["attributes"], dictionary_for(biased.config).boolean_group_words())
         frame = MetricFrame(
             metrics={"n": count, "tp": _count("tp"), "fp": _count("fp"), "fn": _count("fn"), "tn": _count("tn")},
             y_true=rows["label"].astype(int),

@@ -94,7 +94,7 @@ def test_two_person_borough_is_accepted_whole_when_its_dictionary_declares_its_c
         "residents": (2, 2, 0), "residency": (2, 2, 0), "events": (2, 2, 0), "outcomes": (1, 1, 0),
     }
     assert report.normalised == {"residents": {"sex": 2}, "residency": {}, "events": {}, "outcomes": {}}
-    assert report.not_recorded["residency"] == {"tenure": 1}  # "unknown"; the empty cell was null already
+    assert report.not_recorded["residency"] == {"tenure": 2}  # "unknown" and the empty cell: both not recorded
     assert list(linked.residents["sex"]) == ["Male", "Female"]
     assert list(linked.residents["ethnicity"]) == ["Hispanic", "White"]
     assert linked.residents["birth_date"].isna().tolist() == [False, True]
@@ -173,7 +173,8 @@ def test_whitespace_and_letter_case_in_codes_are_normalised_and_counted(tmp_path
         "residents": {"sex": 1}, "residency": {"tenure": 1}, "events": {"source": 1, "event_type": 1},
         "outcomes": {"outcome_type": 1},
     }
-    assert linked.report.not_recorded["residents"] == {"ethnicity": 1}
+    # " not stated " and R3's null ethnicity; R2's null disability.
+    assert linked.report.not_recorded["residents"] == {"ethnicity": 2, "disability": 1}
     assert linked.events.loc[0, "source"] == "council_tax" and linked.events.loc[1, "event_type"] == "door_replacement"
     assert linked.residents.loc[0, "sex"] == "F" and pd.isna(linked.residents.loc[1, "ethnicity"])
     assert linked.outcomes.loc[0, "outcome_type"] == "csc_referral"

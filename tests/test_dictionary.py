@@ -33,6 +33,8 @@ def _synthetic_names() -> set[str]:
     for attributes in (dictionary.residents, dictionary.residency):
         for spec in attributes.values():
             names |= set(spec.values) | set(spec.groups.values())
+            # A boolean's group words ("Disabled") are the borough's wording as much as a category's groups are.
+            names |= {word for word in (spec.yes_group, spec.no_group) if word}
     return names
 
 
@@ -47,7 +49,8 @@ def _code_files() -> list[Path]:
 
 def test_no_name_of_the_synthetic_borough_appears_in_code_outside_synth():
     names = _synthetic_names()
-    assert {"housing_repairs", "sanctuary_works", "child_protection_plan", "owner_occupied", "White"} <= names
+    assert {"housing_repairs", "sanctuary_works", "child_protection_plan", "owner_occupied", "White", "Disabled",
+            "Not disabled"} <= names
     found: list[str] = []
     for path in _code_files():
         text = path.read_text(encoding="utf-8")
@@ -149,3 +152,29 @@ def test_value_wording_comes_from_meaning_and_unit():
     )
     assert dictionary.value_spec("lab", "bilirubin").wording("bilirubin") == "bilirubin {value} mg/dl"
     assert dictionary.value_spec("lab", "fee").wording("fee") == "£{value}"
+
+
+def test_the_name_check_would_catch_a_boolean_group_worded_in_code(tmp_path):
+    # What src/earlysignal/audit/groups.py once held: the synthetic borough's disability wording as a constant.
+    leaked = tmp_path / "groups.py"
+    leaked.write_text('_DISPLAY = {"disability": {"True": "Disabled", "False": "Not disabled"}}\n', encoding="utf-8")
+    text = leaked.read_text(encoding="utf-8")
+    caught = [n for n in sorted(_synthetic_names() - TOO_SHORT_TO_SEARCH)
+              if re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", text)]
+    assert caught == ["Disabled", "Not disabled"]
+
+
+def test_boolean_groups_read_in_the_dictionary_s_words():
+    import pandas as pd
+
+    from earlysignal.audit.groups import group_labels
+
+    dictionary = load_dictionary(SYNTHETIC)
+    frame = pd.DataFrame({"attr__disability": ["Yes", "No", None, " "]})
+    labels = group_labels(frame, "disability", dictionary.boolean_group_words())
+    assert list(labels) == ["Disabled", "Not disabled", "Not recorded", "Not recorded"]
+    # Without declared words a boolean reads from its name, never as bare Yes/No.
+    assert list(group_labels(frame.rename(columns={"attr__disability": "attr__care_leaver"}), "care_leaver")) == [
+        "Care leaver", "Not care leaver", "Not recorded", "Not recorded"]
+    with pytest.raises(Exception, match="yes_group and no_group apply only to kind 'boolean'"):
+        dictionary_from_dict({"name": "x", "sources": {}, "residents": {"sex": {"kind": "category", "yes_group": "A"}}})

@@ -113,9 +113,15 @@ def test_features_command_builds_then_reuses_and_shows_sql(folder, tmp_path):
     runner = CliRunner()
     first = runner.invoke(app, ["features", "--config", str(config_path), "--out", str(out), "--show-sql"])
     assert first.exit_code == 0, first.output
-    assert "built: no matrix" in first.output and "GROUP BY entity, type_idx, first_j, tb" in first.output
+    lines = " ".join(first.output.split())  # the console wraps long lines
+    built = len(pd.read_parquet(out))
+    # What was built, never "built: no matrix": rows, columns and the file.
+    assert f"Built the feature matrix (first build: none existed yet): {built:,} rows x " in lines
+    assert f"-> {out} (+ cli.parquet.json)" in lines
+    assert "no matrix" not in first.output and "GROUP BY entity, type_idx, first_j, tb" in first.output
     second = runner.invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
-    assert second.exit_code == 0 and "reused" in second.output
+    assert second.exit_code == 0
+    assert f"Reused the feature matrix (spec and data unchanged): {built:,} rows x " in " ".join(second.output.split())
 
 
 def test_features_command_names_a_missing_data_folder(tmp_path):

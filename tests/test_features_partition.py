@@ -106,3 +106,46 @@ def test_a_memory_budget_in_config_writes_part_files_that_are_reused_like_a_sing
     again, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
     assert status == "reused"
     pd.testing.assert_frame_equal(again.frame, whole.frame)
+
+
+@pytest.mark.spark
+def test_partitions_built_in_spark_tasks_through_apply_in_pandas_equal_the_whole_build(tmp_path):
+    pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install -e '.[spark]'")
+    from earlysignal.engines.spark_engine import local_session
+    from earlysignal.features.spark_partitions import build_partitioned_feature_matrix_on_spark
+
+    borough = random_borough(seed=3, households=12, events_per_resident=15)
+    config = every_aggregate_config()
+    whole = build_feature_matrix(config, borough)
+    out = tmp_path / "matrix.parquet"
+    metadata = build_partitioned_feature_matrix_on_spark(config, borough, out, local_session(), partitions=3)
+    assert metadata["partitions"]["count"] == 3
+    assert metadata["rows_per_as_of"] == whole.metadata["rows_per_as_of"]
+    assert metadata["feature_columns"] == whole.feature_columns
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)
+
+
+@pytest.mark.spark
+def test_spark_tasks_reading_their_own_partition_s_events_file_equal_the_whole_build(tmp_path):
+    pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install -e '.[spark]'")
+    from earlysignal.contract.streaming import load_partitioned_data
+    from earlysignal.engines.spark_engine import local_session
+    from earlysignal.features.spark_partitions import build_partitioned_feature_matrix_on_spark
+    from features_borough import write_folder
+
+    borough = random_borough(seed=3, households=12, events_per_resident=15)
+    config = every_aggregate_config()
+    whole = build_feature_matrix(config, borough)
+    folder = write_folder(borough, tmp_path / "borough")
+    work = tmp_path / "events"
+    work.mkdir()
+
+    def three(residents, residency):
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), 3), 3
+
+    data = load_partitioned_data(folder, config, work, three, write_quarantine=False, batch_rows=100)
+    out = tmp_path / "matrix.parquet"
+    metadata = build_partitioned_feature_matrix_on_spark(config, data, out, local_session())
+    assert metadata["partitions"]["count"] == 3
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)

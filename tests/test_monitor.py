@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,24 @@ def _outcomes(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
     return frame
 
 
+def _people(ids: list[str], outcomes: pd.DataFrame, spells: dict[str, list[tuple[str, str | None]]] | None = None,
+            deaths: dict[str, str] | None = None) -> SimpleNamespace:
+    """Residents living in the area from 2020 with no end unless `spells` says otherwise."""
+    spells = spells or {}
+    rows = [(rid, f"H{rid}", f"A{rid}{n}", start, end)
+            for rid in ids for n, (start, end) in enumerate(spells.get(rid, [("2020-01-01", None)]))]
+    residency = pd.DataFrame(rows, columns=["resident_id", "household_id", "address_id", "start_date", "end_date"])
+    for column in ("start_date", "end_date"):
+        residency[column] = pd.to_datetime(residency[column])
+    residents = pd.DataFrame({"resident_id": ids, "birth_date": pd.Timestamp("2015-01-01"),
+                              "death_date": pd.to_datetime([(deaths or {}).get(rid) for rid in ids])})
+    return SimpleNamespace(residents=residents, residency=residency, outcomes=outcomes, extract_date=dt.date(2026, 1, 1))
+
+
+def _config() -> object:
+    return config_from_dict(yaml.safe_load((REPO / "conf" / "borough.yaml").read_text(encoding="utf-8")))
+
+
 # --- labels: only what was known by the monitoring date ------------------------------------------
 
 
@@ -44,17 +63,57 @@ def test_label_ignores_outcome_recorded_after_the_monitoring_date() -> None:
         ("R4", "s47_enquiry", "2024-03-01", "2024-03-02"),  # not the labelled outcome
         ("R5", "child_protection_plan", "2023-12-31", "2024-01-01"),  # before as_of
     ])
-    labels = realised_labels(["R1", "R2", "R3", "R4", "R5", "R6"], dt.date(2024, 1, 1), outcomes,
-                             ["child_protection_plan"], 6, known_by=dt.date(2025, 1, 1))
+    ids = ["R1", "R2", "R3", "R4", "R5", "R6"]
+    data = _people(ids, outcomes)
+    labels = realised_labels(_config(), data, ids, dt.date(2024, 1, 1), known_by=dt.date(2025, 1, 1))
     assert labels.tolist() == [1, 0, 0, 0, 0, 0]
-    later = realised_labels(["R2"], dt.date(2024, 1, 1), outcomes, ["child_protection_plan"], 6, dt.date(2025, 3, 1))
+    later = realised_labels(_config(), data, ["R2"], dt.date(2024, 1, 1), dt.date(2025, 3, 1))
     assert later.tolist() == [1]
 
 
 def test_label_is_unknown_while_the_horizon_is_open() -> None:
     outcomes = _outcomes([("R1", "child_protection_plan", "2024-03-01", "2024-03-05")])
-    assert realised_labels(["R1"], dt.date(2024, 1, 1), outcomes, ["child_protection_plan"], 6, dt.date(2024, 6, 30)) is None
-    assert realised_labels(["R1"], dt.date(2024, 1, 1), outcomes, ["child_protection_plan"], 6, dt.date(2024, 7, 1)).tolist() == [1]
+    data = _people(["R1"], outcomes)
+    assert realised_labels(_config(), data, ["R1"], dt.date(2024, 1, 1), dt.date(2024, 6, 30)) is None
+    assert realised_labels(_config(), data, ["R1"], dt.date(2024, 1, 1), dt.date(2024, 7, 1)).tolist() == [1]
+
+
+def test_a_resident_who_left_inside_the_window_without_the_outcome_is_not_a_realised_negative() -> None:
+    outcomes = _outcomes([("R3", "child_protection_plan", "2024-02-01", "2024-02-02")])
+    ids = ["R1", "R2", "R3", "R4", "R5"]
+    spells = {
+        "R1": [("2020-01-01", "2024-03-01")],  # left the area inside [2024-01-01, 2024-07-01)
+        "R3": [("2020-01-01", "2024-03-01")],  # had the outcome, then left: a realised positive
+        "R4": [("2020-01-01", "2024-03-01"), ("2024-03-01", None)],  # moved within the area: followed up
+        "R5": [("2020-01-01", "2024-09-01")],  # left after the window closed
+    }
+    data = _people(ids, outcomes, spells, deaths={"R2": "2024-05-01"})
+    as_of, known_by = dt.date(2024, 1, 1), dt.date(2025, 1, 1)
+    labels = realised_labels(_config(), data, ids, as_of, known_by)
+    assert labels.isna().tolist() == [True, True, False, False, False]
+    assert labels.fillna(-1).tolist() == [-1, -1, 1, 0, 0]
+    # Perturbation: the same people followed up to the window's end are realised negatives.
+    stayed = _people(ids, outcomes, {**spells, "R1": [("2020-01-01", None)]})
+    assert realised_labels(_config(), stayed, ids, as_of, known_by).fillna(-1).tolist() == [0, 0, 1, 0, 0]
+    # Censoring switched off in the config: the leaver reads as a negative again (the check can fail).
+    config = _config()
+    off = config.model_copy(update={"label": config.label.model_copy(update={
+        "censoring": config.label.censoring.model_copy(update={"residency": False, "death": False})})})
+    assert realised_labels(off, data, ids, as_of, known_by).tolist() == [0, 0, 1, 0, 0]
+
+
+def test_censored_residents_are_left_out_of_realised_precision_and_recall() -> None:
+    ranked = pd.DataFrame({"resident_id": [f"R{i}" for i in range(8)], "score": np.linspace(0.9, 0.2, 8),
+                           "rank": np.arange(1, 9)})
+    # Ranks 1-4 flagged; rank 2 moved away (unknown), rank 6 died (unknown).
+    labels = pd.array([1, None, 0, 1, 0, None, 1, 0], dtype="Int8")
+    result = list_performance(ranked, labels, k=4, bootstrap=0, seed=0)
+    assert result["precision_at_capacity"]["value"] == pytest.approx(2 / 3)  # 2 of the 3 known flagged
+    assert result["recall_at_capacity"]["value"] == pytest.approx(2 / 3)  # 2 of the 3 known positives
+    assert result["base_rate"] == pytest.approx(3 / 6)
+    # Read as negatives instead, the flagged leaver would lower precision to 2 of 4.
+    as_negative = list_performance(ranked, labels.fillna(0), k=4, bootstrap=0, seed=0)
+    assert as_negative["precision_at_capacity"]["value"] == pytest.approx(2 / 4)
 
 
 def test_realised_precision_and_recall_at_capacity_follow_the_list_order() -> None:

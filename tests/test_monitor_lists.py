@@ -4,6 +4,7 @@ one open), the audit's promise, and the page in headless Chromium."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from audit_world import AuditWorld, audit_world, tracking_at
 
+from earlysignal.audit.suppression import round_count
 from earlysignal.monitor import run_monitor
 from earlysignal.scoring import score_cohort
 
@@ -34,26 +36,32 @@ def monitored(tmp_path_factory: pytest.TempPathFactory):
     return world, scores, result
 
 
-def test_realised_labels_equal_the_feature_matrix_labels_for_closed_horizons(monitored) -> None:
+def _matrix_labels(world: AuditWorld, as_of: dt.date, resident_ids: pd.Series) -> pd.Series:
     from earlysignal.features import read_feature_matrix
+
+    matrix = read_feature_matrix(world.data_dir / "features" / f"{world.config.label.name}.parquet").frame
+    rows = matrix[matrix["as_of"] == pd.Timestamp(as_of)]
+    rows.index = rows["resident_id"].astype(str)
+    return rows.loc[resident_ids, "label"]
+
+
+def test_realised_labels_equal_the_feature_matrix_labels_censoring_included(monitored) -> None:
+    from earlysignal import contract
     from earlysignal.monitor.realised import realised_labels
 
-    world, scores, _ = monitored
-    matrix = read_feature_matrix(world.data_dir / "features" / f"{world.config.label.name}.parquet").frame
-    outcomes = pd.read_parquet(world.data_dir / "outcomes.parquet")
-    for as_of in CLOSED:
+    world, scores, result = monitored
+    data = contract.load_linked_data(world.data_dir, world.config, write_quarantine=False)
+    for entry, as_of in zip(result.document["lists"], CLOSED, strict=False):
         ranked = pd.read_parquet(scores / f"list-{as_of}" / "ranked-UNAPPROVED.parquet")
-        rows = matrix[matrix["as_of"] == pd.Timestamp(as_of)]
-        rows.index = rows["resident_id"].astype(str)
-        matrix_labels = rows.loc[ranked["resident_id"], "label"]
-        got = realised_labels(ranked["resident_id"].tolist(), as_of, outcomes, world.config.label.outcome_types,
-                              world.config.label.horizon_months, dt.date(2026, 1, 1))
-        # The matrix leaves censored follow-up (moved away, died) unlabelled; monitoring does not censor
-        # per person yet, so the comparison is over the rows the matrix labels.
-        known = matrix_labels.notna().to_numpy()
-        expected = matrix_labels[known].astype(int).to_numpy()
-        assert known.any() and expected.sum() > 0
-        np.testing.assert_array_equal(np.asarray(got)[known], expected)
+        expected = _matrix_labels(world, as_of, ranked["resident_id"].astype(str))
+        got = realised_labels(world.config, data, ranked["resident_id"].tolist(), as_of, data.extract_date)
+        # Same nulls (censored: moved away or died inside the window) and same 0/1 elsewhere.
+        assert got.isna().tolist() == expected.isna().tolist()
+        assert expected.isna().sum() > 0 and expected.fillna(0).sum() > 0
+        assert got.fillna(-1).tolist() == expected.astype("Int8").fillna(-1).tolist()
+        censored = int(expected.isna().sum())
+        assert entry["censored"] == (None if censored < world.config.audit.min_cell
+                                     else round_count(censored, world.config.audit.round_to))
 
 
 def test_closed_lists_get_realised_precision_with_intervals_and_the_open_one_waits(monitored) -> None:
@@ -68,8 +76,11 @@ def test_closed_lists_get_realised_precision_with_intervals_and_the_open_one_wai
         end = pd.Timestamp(entry["horizon_end"])
         hit = outcomes[outcomes["outcome_type"].isin(world.config.label.outcome_types)
                        & (outcomes["outcome_time"] >= start) & (outcomes["outcome_time"] < end)]
-        flagged = ranked.loc[ranked["flagged"], "resident_id"]
-        assert entry["precision_at_capacity"]["value"] == pytest.approx(flagged.isin(hit["resident_id"]).mean())
+        flagged = ranked.loc[ranked["flagged"], "resident_id"].astype(str)
+        # Flagged residents censored in the matrix (moved away, died, no outcome) are not counted either way.
+        followed = flagged[_matrix_labels(world, dt.date.fromisoformat(entry["as_of"]), flagged).notna().to_numpy()]
+        assert len(followed) < len(flagged) or entry["flagged_censored"] == 0
+        assert entry["precision_at_capacity"]["value"] == pytest.approx(followed.isin(hit["resident_id"]).mean())
         p = entry["precision_at_capacity"]
         assert p["ci_low"] <= p["value"] <= p["ci_high"]
     assert lists[2]["precision_at_capacity"]["value"] is None
@@ -98,3 +109,32 @@ def test_monitoring_page_renders_in_headless_chromium_without_console_errors(mon
                         "Data drift per source"]
     assert len(re.findall(r'<img alt="Monthly records: ', run.stdout)) == len(result.document["sources"]["per_source"])
     assert re.search(r'<img alt="Realised precision at capacity[^"]*" src="data:image/png;base64,', run.stdout)
+    closed = [e for e in result.document["lists"] if e["labels_known"]]
+    assert "<th>censored (of them flagged)</th>" in run.stdout
+    assert len(re.findall(r'<td class="n" data-censored="', run.stdout)) == len(closed)
+
+
+def test_demo_after_the_list_writes_a_journey_an_explanation_and_the_monitor_report(
+    monitored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earlysignal.access_log import verify_access_log
+    from earlysignal.demo import DEMO_VIEWER, demo_after_list
+
+    world, scores, _ = monitored
+    monkeypatch.chdir(tmp_path)  # the access log and the monitor report go to the config's relative paths
+    folder = scores / f"list-{CLOSED[1]}"
+    with tracking_at(world.tracking_uri):
+        after = demo_after_list(world.config, folder, world.data_dir)
+    ranked = pd.read_parquet(folder / "ranked-UNAPPROVED.parquet")
+    top = ranked.loc[ranked["flagged"]].sort_values("rank")["resident_id"].iloc[0]
+    assert after.resident_id == str(top)
+    assert after.case_list == folder / "case_list-UNAPPROVED.html" and after.case_list.exists()
+    assert after.journey.exists() and after.explanation.exists()
+    assert str(top) in after.journey.read_text(encoding="utf-8")
+    assert after.monitor_html.exists() and after.monitor_overall in ("green", "amber", "red")
+    log = Path(world.config.caseworker.access_log)
+    check = verify_access_log(log)
+    assert check.intact and check.entries == 2
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(e["viewer"], e["action"], e["resident_id"]) for e in entries] == [
+        (DEMO_VIEWER, "journey", str(top)), (DEMO_VIEWER, "explanation", str(top))]

@@ -179,6 +179,25 @@ def test_the_scan_names_the_file_and_kind_of_a_planted_identifier(after_link: di
     assert kind in {f.split(": ")[1].split(" (")[0] for f in findings}, findings
 
 
+def test_the_scan_reads_the_mlflow_store_cell_by_cell_and_finds_a_planted_name(after_link: dict[str, Path], tmp_path: Path) -> None:
+    """The SQLite store is read as cells, not bytes, so chance letter runs in its pages are no finding while a
+    name written into a run's tag is one."""
+    import sqlite3
+
+    identifiers = raw_identifiers(after_link["ingested"], BORN_BEFORE)
+    store = tmp_path / "mlflow.db"
+    shutil.copyfile(after_link["root"] / "mlflow" / "mlflow.db", store)
+    assert scan_files([store], identifiers) == []
+    people = pd.read_parquet(after_link["ingested"] / "person_records.parquet")
+    name = f"{people['first_name'].dropna().iloc[0]} {people['last_name'].dropna().iloc[0]}"
+    with sqlite3.connect(store) as connection:
+        run_uuid = connection.execute("select run_uuid from runs limit 1").fetchone()[0]
+        connection.execute("insert into tags (key, value, run_uuid) values (?, ?, ?)", ("planted", name, run_uuid))
+    findings = scan_files([store], identifiers)
+    assert [f.split(": ")[0] for f in findings] == [str(store)]
+    assert findings[0].split(": ")[1].startswith("name ("), findings
+
+
 def test_sanctuary_works_reach_the_linked_events_but_never_a_model_feature_or_a_reason(after_link: dict[str, Path]) -> None:
     """Sanctuary / target-hardening works are done because abuse is already known: they must not become an
     early warning. They are in the linked events (so the check below is not empty) and nowhere in the model's

@@ -334,7 +334,7 @@ def features(
     """Build the point-in-time feature matrix (cohort x as_of rows, label, features, attr__ columns), or reuse it when spec and data are unchanged."""
     from earlysignal.config import load_config
     from earlysignal.engines import get_engine
-    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, sidecar_path
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words, sidecar_path
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
@@ -345,7 +345,7 @@ def features(
                 console.print(statement + ";\n", markup=False, highlight=False)
     meta = matrix.metadata
     console.print(
-        f"{status}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
+        f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
@@ -537,8 +537,7 @@ def audit(
     findings = result.findings
     if findings:
         console.print(f"[bold red]{len(findings)} fairness finding(s) need the board's attention:[/bold red]")
-        for finding in findings[:5]:
-            console.print(f"  - {finding['text']}", highlight=False)
+        _print_cut_list([f"  - {finding['text']}" for finding in findings], result.html_path)
     else:
         console.print("[green]No fairness finding flagged.[/green]")
     approval = result.audit.get("approval")
@@ -551,6 +550,17 @@ def audit(
             highlight=False,
         )
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
+
+
+def _print_cut_list(lines: list[str], where: Path) -> None:
+    """The first few lines of a console list, then '... and N more (see FILE)' when it was cut."""
+    from earlysignal.console import CONSOLE_LIST_LIMIT, and_more
+
+    for line in lines[:CONSOLE_LIST_LIMIT]:
+        console.print(line, highlight=False)
+    more = and_more(len(lines), CONSOLE_LIST_LIMIT, where)
+    if more:
+        console.print(more, highlight=False)
 
 
 def _audit_external_scores(
@@ -576,8 +586,7 @@ def _audit_external_scores(
     findings = result.audit["fairness"]["findings"]
     if findings:
         console.print(f"[bold red]{len(findings)} fairness finding(s):[/bold red]")
-        for finding in findings[:5]:
-            console.print(f"  - {finding['text']}", highlight=False)
+        _print_cut_list([f"  - {finding['text']}" for finding in findings], result.html_path)
     else:
         console.print("[green]No fairness finding flagged.[/green]")
     console.print(f"Report: {result.html_path}\nNumbers: {result.json_path}", highlight=False)
@@ -596,19 +605,26 @@ def demo(
         typer.Option("--linked", help="Start from the synthetic borough's true linkage instead of its raw extracts "
                      "(skips ingest and link)."),
     ] = False,
+    necessity: Annotated[
+        bool,
+        typer.Option("--necessity", help="Also run the necessity analysis (retrains once per source: several times "
+                     "the training time) and re-audit so the report has the necessity table."),
+    ] = False,
 ) -> None:
-    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval, score."""
+    """Run the whole story from raw extracts: synth, ingest, link, validate, features, train, audit, demo approval,
+    score, then a flagged child's journey and explanation letter, and monitoring (--necessity: the DPIA table too)."""
     from earlysignal.config import load_config
-    from earlysignal.demo import DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
+    from earlysignal.demo import DEMO_STEPS_AFTER_LIST, DEMO_STEPS_FROM_RAW, DEMO_STEPS_LINKED, run_demo
     from earlysignal.tracking import ui_command
 
     project = load_config(config)
-    steps = DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW
+    steps = (DEMO_STEPS_LINKED if linked else DEMO_STEPS_FROM_RAW) + DEMO_STEPS_AFTER_LIST + (
+        ("necessity",) if necessity else ())
 
     def announce(name: str) -> None:
         console.rule(f"[bold]{steps.index(name) + 1}/{len(steps)} {name}")
 
-    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked)
+    result = run_demo(project, fresh=fresh, step=announce, from_raw=not linked, after_list=True, necessity=necessity)
     console.rule("[bold]done")
     verdict = {True: "[green]met[/green]", False: "[bold red]not met[/bold red]", None: "not evaluable"}
     console.print(
@@ -623,6 +639,24 @@ def demo(
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
+    if result.after_list is not None:
+        _print_after_list(result.after_list)
+
+
+def _print_after_list(after: Any) -> None:
+    """Where the demo's steps after the list wrote their pages (demo.AfterList)."""
+    lines: list[str] = []
+    if after.journey is not None:
+        lines += [f"Journey of {after.resident_id} (top flagged): {after.journey}",
+                  f"Explanation letter for them:       {after.explanation}"]
+    lines.append(f"Monitoring report ({after.monitor_overall}): {after.monitor_html}")
+    if after.necessity_html is not None:
+        lines += [f"Necessity of each source (DPIA):   {after.necessity_html}",
+                  f"Audit report with that table:      {after.audit_with_necessity}"]
+    else:
+        lines.append("Necessity of each source (DPIA):   not run (slow); `make demo-necessity` or "
+                     "`earlysignal demo --necessity`")
+    console.print("\n".join(lines), highlight=False)
 
 
 @app.command("evaluation-purge")

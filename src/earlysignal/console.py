@@ -42,3 +42,13 @@ def progress_bar(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+CONSOLE_LIST_LIMIT = 5
+
+
+def and_more(total: int, shown: int, where: str | os.PathLike[str] | None = None) -> str | None:
+    """'... and N more (see FILE)' under a console list cut to `shown` of `total` items; None when nothing was cut."""
+    if total <= shown:
+        return None
+    return f"  ... and {total - shown} more" + (f" (see {where})" if where is not None else "")

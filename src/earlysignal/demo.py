@@ -39,6 +39,7 @@ class DemoResult:
     criterion_met: bool | None
     step_seconds: dict[str, float] = field(default_factory=dict)
     link_quality: dict[str, object] | None = None
+    after_list: AfterList | None = None  # the steps after the list (journey, explanation, monitor, necessity)
 
     @property
     def total_seconds(self) -> float:
@@ -61,6 +62,70 @@ def _existing_borough_matches(data_dir: Path, synth: SynthSection) -> bool:
 
 DEMO_STEPS_FROM_RAW = ("synth", "ingest", "link", "validate", "features", "train", "audit", "approve", "score")
 DEMO_STEPS_LINKED = ("synth", "validate", "features", "train", "audit", "approve", "score")
+# After the list: a flagged child's journey and explanation letter, then monitoring; necessity on request
+# (it retrains the model once per source, so it takes several times as long as training).
+DEMO_STEPS_AFTER_LIST = ("journey", "monitor")
+DEMO_VIEWER = "earlysignal demo"
+
+
+@dataclass
+class AfterList:
+    """Where the demo's steps after the list wrote their pages."""
+
+    case_list: Path
+    resident_id: str | None  # the top flagged resident whose journey and explanation were written
+    journey: Path | None
+    explanation: Path | None
+    monitor_html: Path
+    monitor_overall: str
+    necessity_html: Path | None = None
+    audit_with_necessity: Path | None = None
+
+
+def demo_after_list(config: ProjectConfig, scores_dir: Path, data_dir: Path, timed: Callable[[str], contextlib.AbstractContextManager[None]] | None = None) -> AfterList:
+    """Write the top flagged resident's journey and explanation (access-logged as viewed by
+    DEMO_VIEWER) and run `monitor` over the score folders beside scores_dir. Raises what they raise."""
+    import datetime as dt
+
+    from earlysignal.caselist import CASE_LIST_FILE, marked, read_case_list_outputs
+    from earlysignal.explanation import write_explanation
+    from earlysignal.journey import view_journey
+    from earlysignal.monitor import run_monitor
+
+    timed = timed or (lambda name: contextlib.nullcontext())
+    ranked, _, _, summary = read_case_list_outputs(scores_dir)
+    as_of = dt.date.fromisoformat(str(summary["as_of"]))
+    flagged = ranked.loc[ranked["flagged"].astype(bool)].sort_values("rank")
+    resident = str(flagged["resident_id"].iloc[0]) if len(flagged) else None
+    journey = explanation = None
+    with timed("journey"):
+        if resident is not None:
+            journey = view_journey(config, resident, as_of, scores_dir=scores_dir, data_dir=data_dir,
+                                   viewer=DEMO_VIEWER).path
+            explanation = write_explanation(config, resident, as_of, scores_dir=scores_dir, data_dir=data_dir,
+                                            viewer=DEMO_VIEWER).html
+    with timed("monitor"):
+        monitored = run_monitor(config, data_dir=data_dir, scores_dir=scores_dir.parent)
+    case_list = scores_dir / marked(CASE_LIST_FILE, bool(summary.get("approval_checked")))
+    return AfterList(case_list, resident, journey, explanation, monitored.html_path,
+                     str(monitored.document["overall"]))
+
+
+def demo_necessity(config: ProjectConfig, data_dir: Path, model_uri: str) -> tuple[Path, Path]:
+    """Run the necessity analysis for the demo's model into its audit folder, then re-audit the version
+    so the report has the necessity table (an approved report is never overwritten: the re-audit is
+    written beside it). Returns (necessity.html, the audit report with the table)."""
+    from earlysignal.audit import default_output_dir, run_audit
+    from earlysignal.modeling.necessity import run_necessity
+    from earlysignal.modeling.registry import resolve_model_version
+    from earlysignal.tracking import configure_tracking
+
+    configure_tracking()
+    version = resolve_model_version(model_uri)
+    folder = default_output_dir(version.name, str(version.version))
+    result = run_necessity(config, data_dir=data_dir, out_dir=folder)
+    audited = run_audit(model_uri, config=config)
+    return result.html_path, Path(audited.html_path)
 
 
 def _demo_link_config(config: ProjectConfig, data_dir: Path) -> ProjectConfig:
@@ -146,17 +211,21 @@ def run_demo(
     fresh: bool = False,
     step: Callable[[str], None] | None = None,
     from_raw: bool = True,
+    after_list: bool = False,
+    necessity: bool = False,
 ) -> DemoResult:
     """Run every stage on the config's synthetic borough and return where the outputs are.
 
     from_raw: start from the services' raw extracts (synth --raw -> ingest -> link), as a council
     would; False uses the synthetic borough's true linkage directly. Steps are DEMO_STEPS_FROM_RAW
-    or DEMO_STEPS_LINKED, in order. Raises what the stages raise (ConfigError, ContractError, SecretError...).
+    or DEMO_STEPS_LINKED, in order; with after_list, then DEMO_STEPS_AFTER_LIST (a flagged child's journey
+    and explanation, monitoring), and with necessity also "necessity". Raises what the stages raise
+    (ConfigError, ContractError, SecretError...).
     """
     from earlysignal.audit import run_audit
     from earlysignal.console import progress_bar
     from earlysignal.contract import load_linked_data, report_table
-    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path
+    from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words
     from earlysignal.modeling.train import train_model
     from earlysignal.scoring import score_cohort
     from earlysignal.synth import generate_borough
@@ -205,7 +274,8 @@ def run_demo(
         matrix_path = default_matrix_path(config, data_dir)
         matrix, status = build_or_reuse_feature_matrix(config, data_dir=data_dir, out=matrix_path)
         console.print(
-            f"Feature matrix {status}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} features.",
+            f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} features"
+            f" -> {matrix_path}",
             highlight=False,
         )
 
@@ -232,7 +302,15 @@ def run_demo(
     with timed("score"):
         scored = score_cohort(config, as_of=linked.extract_date, data_dir=data_dir)
 
+    after: AfterList | None = None
+    if after_list or necessity:
+        after = demo_after_list(config, Path(scored.ranked_csv).parent, data_dir, timed)
+    if necessity and after is not None:
+        with timed("necessity"):
+            after.necessity_html, after.audit_with_necessity = demo_necessity(config, data_dir, version_uri)
+
     return DemoResult(
+        after_list=after,
         data_dir=data_dir,
         matrix_path=matrix_path,
         model_uri=version_uri,

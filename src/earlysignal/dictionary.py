@@ -121,11 +121,16 @@ class AttributeSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     negative: bool = True
     known_from: str | None = None
+    # A boolean's reporting groups in words (e.g. "Care leaver" / "Not a care leaver"); empty: from the column name.
+    yes_group: str = ""
+    no_group: str = ""
 
     @model_validator(mode="after")
     def _codes_are_declared(self) -> AttributeSpec:
         if self.kind != "category" and (self.values or self.groups or self.labels):
             raise ValueError(f"values, groups and labels apply only to kind 'category' (this is {self.kind!r})")
+        if self.kind != "boolean" and (self.yes_group or self.no_group):
+            raise ValueError(f"yes_group and no_group apply only to kind 'boolean' (this is {self.kind!r})")
         if self.values:
             unknown = sorted((set(self.groups) | set(self.labels)) - set(self.values))
             if unknown:
@@ -234,9 +239,19 @@ class DataDictionary(_Model):
         """Residents' attributes that can define groups (category and boolean)."""
         return {n: s for n, s in self.residents.items() if s.kind in ("category", "boolean")}
 
+    def boolean_group_words(self) -> dict[str, dict[str, str]]:
+        """Per boolean attribute of residents with declared words: raw value ('Yes', 'True', '1', 'No', ...) ->
+        its reporting group (its yes_group or no_group)."""
+        words: dict[str, dict[str, str]] = {}
+        for name, spec in self.residents.items():
+            if spec.kind == "boolean" and spec.yes_group and spec.no_group:
+                words[name] = {**dict.fromkeys(("Yes", "True", "1", "true"), spec.yes_group),
+                               **dict.fromkeys(("No", "False", "0", "false"), spec.no_group)}
+        return words
+
     def not_recorded_tokens(self) -> frozenset[str]:
-        """The 'not recorded' raw values, stripped and lower-cased."""
-        return frozenset(v.strip().lower() for v in self.not_recorded.values)
+        """The 'not recorded' raw values, stripped and lower-cased; a blank (empty or only spaces) always is one."""
+        return frozenset(v.strip().lower() for v in self.not_recorded.values) | {""}
 
 
 def _format_error(error: ValidationError, source: str) -> str:

@@ -262,8 +262,8 @@ def write_explanation(
 ) -> ExplanationFiles:
     """Write explanation.html and explanation.md (default <scores_dir>/explanations/<resident>/), logging
     the access first. Raises EarlySignalError when the score folder or the resident is missing."""
-    from earlysignal import contract
     from earlysignal.access_log import append_access, current_viewer
+    from earlysignal.contract.slice import load_resident_slice
     from earlysignal.atomic import write_text
     from earlysignal.caselist import marked, read_case_list_outputs
     from earlysignal.journey import _unscored_reason
@@ -274,7 +274,7 @@ def write_explanation(
     if summary.get("as_of") != as_of.isoformat():
         raise EarlySignalError(f"{scores_dir} holds the list scored at {summary.get('as_of')}, not {as_of}")
     data_dir = Path(data_dir) if data_dir is not None else Path(summary.get("data_dir") or config.data.dir)
-    data = contract.load_linked_data(data_dir, config, write_quarantine=False)
+    data = load_resident_slice(data_dir, config, str(resident_id), as_of)
     who = current_viewer(viewer)
     approval = approval_for(str(summary.get("model_name")), str(summary.get("model_version")), config)
     doc = build_explanation(config, data, resident_id, as_of, ranked, summary, approval,

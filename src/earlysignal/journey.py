@@ -430,8 +430,8 @@ def view_journey(
     <scores_dir>/journeys/<resident>.html unless `out` is given. The viewing is logged before the
     page is written; nothing is logged when the resident is unknown. Raises EarlySignalError.
     """
-    from earlysignal import contract
     from earlysignal.access_log import append_access, current_viewer
+    from earlysignal.contract.slice import load_resident_slice
     from earlysignal.atomic import write_text
     from earlysignal.caselist import journey_filename, read_case_list_outputs, score_band
     from earlysignal.report.journey import render_journey
@@ -445,7 +445,7 @@ def view_journey(
             "folder or --as-of date"
         )
     data_dir = Path(data_dir) if data_dir is not None else Path(summary.get("data_dir") or config.data.dir)
-    data = contract.load_linked_data(data_dir, config, write_quarantine=False)
+    data = load_resident_slice(data_dir, config, str(resident_id), as_of)
     who = current_viewer(viewer)
     journey = build_journey(
         data, resident_id, as_of, reasons_for(resident_id, ranked, reasons, model.features),

@@ -347,21 +347,26 @@ def _score_cohort(
                                 spec_config, config, summary)
     summary["outputs"].update({key: str(path) for key, path in case_list.items()})
     paths["summary_json"] = write_json(summary, out_dir / output_name("summary.json", approval))
-    _report_drift(drift)
+    _report_drift(drift, paths["summary_json"])
     if log_to_mlflow:
         _log_score_run(config, summary, out_dir)
     return ScoringResult(out_dir, paths["ranked_parquet"], paths["ranked_csv"], paths["unscored_parquet"],
                          paths["unscored_csv"], paths["summary_json"], summary, ranked, unscored)
 
 
-def _report_drift(drift: dict[str, Any]) -> None:
+def _report_drift(drift: dict[str, Any], summary_json: Path | None = None) -> None:
+    from earlysignal.console import CONSOLE_LIST_LIMIT, and_more
+
     if drift["score_over_warn"]:
         console.print(f"[bold yellow]Score drift: PSI {drift['score_psi']:.3f} > {drift['warn_psi']}[/bold yellow]")
     if drift["features_over_warn"]:
-        top = ", ".join(f"{c} ({drift['feature_psi'][c]:.2f})" for c in drift["features_over_warn"][:5])
+        drifted = drift["features_over_warn"]
+        top = ", ".join(f"{c} ({drift['feature_psi'][c]:.2f})" for c in drifted[:CONSOLE_LIST_LIMIT])
+        more = and_more(len(drifted), CONSOLE_LIST_LIMIT, summary_json)
         console.print(
-            f"[bold yellow]{len(drift['features_over_warn'])} feature(s) drifted beyond PSI "
-            f"{drift['warn_psi']}: {top}[/bold yellow]"
+            f"[bold yellow]{len(drifted)} feature(s) drifted beyond PSI {drift['warn_psi']}: {top}"
+            + (f"\n{more}" if more else "") + "[/bold yellow]",
+            highlight=False,
         )
 
 

@@ -88,6 +88,10 @@ def run_audit(
     folder = Path(out_dir) if out_dir is not None else default_output_dir(artifacts.model_name, artifacts.model_version)
     if (folder / "necessity.json").exists():  # written by `earlysignal necessity --model` for this version
         audit["necessity"] = json.loads((folder / "necessity.json").read_text(encoding="utf-8"))
+        from earlysignal.audit.consistency import necessity_notes
+
+        # The Data section's sources and the necessity table must read as one account.
+        audit["data"]["necessity_sentence"], audit["necessity_notes"] = necessity_notes(audit)
     html = render_audit_html(audit)
     # A report someone approved is never overwritten; it stays as it was read (and in the archive).
     html_target, json_target = protected_report_paths(approval_config, folder, html)

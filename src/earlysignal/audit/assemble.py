@@ -16,8 +16,15 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.approval import ApprovalRecord
+from earlysignal.audit.consistency import (
+    findings_note,
+    opposing_drivers,
+    protected_inputs,
+    protected_inputs_sentence,
+    ratio_table_note,
+)
 from earlysignal.audit.fairness import audit_fairness
-from earlysignal.audit.groups import characteristics, group_labels, NOT_RECORDED
+from earlysignal.audit.groups import characteristics, group_labels, not_recorded_mask, NOT_RECORDED
 from earlysignal.audit.importance import global_importance
 from earlysignal.audit.linkage import linkage_section
 from earlysignal.audit.proxy import PROXY_AUC_WARN, proxy_check
@@ -114,8 +121,14 @@ def evaluated_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[str, Any]:
-    """Precision@k and recall@k, averaged over test as_of dates, at up to K_CURVE_POINTS values of k."""
+def k_curves(
+    frame: pd.DataFrame, capacity_per_as_of: dict[str, int], min_cell: int = 10, round_to: int = 5
+) -> dict[str, Any]:
+    """Precision@k and recall@k, averaged over test as_of dates, at up to K_CURVE_POINTS values of k.
+
+    Each point is computed from the rounded number of escalations in the top k (None when, at some
+    date, that number is 1 to min_cell - 1): an exact precision@k times the public k is a count.
+    """
     per_date = []
     max_k = 0
     for _, part in frame.groupby("as_of", sort=True):
@@ -130,11 +143,11 @@ def k_curves(frame: pd.DataFrame, capacity_per_as_of: dict[str, int]) -> dict[st
         p_vals, r_vals = [], []
         for labels in per_date:
             top = labels[: min(k, len(labels))]
-            p_vals.append(top.sum() / len(top) if len(top) else np.nan)
-            total = labels.sum()
-            r_vals.append(top.sum() / total if total else np.nan)
-        precision.append(_num(np.nanmean(p_vals)))
-        recall.append(_num(np.nanmean(r_vals)))
+            found = published_count(top.sum(), min_cell, round_to)
+            p_vals.append(found / len(top) if len(top) and found is not None else None)
+            r_vals.append(published_rate(top.sum(), labels.sum(), min_cell, round_to))
+        precision.append(None if any(v is None for v in p_vals) else _num(np.mean(p_vals)))
+        recall.append(None if any(v is None for v in r_vals) else _num(np.mean(r_vals)))
     return {"k": ks, "precision": precision, "recall": recall, "capacity": capacity}
 
 
@@ -213,16 +226,18 @@ def missingness(
     protected: Sequence[str],
     min_cell: int = 10,
     round_to: int = 5,
+    not_recorded_group: str = NOT_RECORDED,
 ) -> dict[str, Any]:
     """Share not recorded per protected characteristic, and share missing per feature (where any).
 
+    Not recorded: null, blank, or the data dictionary's not-recorded group (`not_recorded_group`).
     Shares are computed from rounded counts; a share resting on 1 to min_cell - 1 residents is None.
     """
     attributes = []
     for attribute in protected:
         column = f"attr__{attribute}"
         if column in sample.columns:
-            missing = int((group_labels(sample, attribute) == NOT_RECORDED).sum())
+            missing = int(not_recorded_mask(group_labels(sample, attribute), not_recorded_group).sum())
             attributes.append(
                 {"attribute": attribute, "share_not_recorded": published_rate(missing, len(sample), min_cell, round_to)}
             )
@@ -243,6 +258,8 @@ def recording_by_group(
     protected: Sequence[str],
     min_cell: int,
     round_to: int,
+    not_recorded_group: str = NOT_RECORDED,
+    group_words: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per group: how full its records are (share with no recorded event at all, mean recorded events),
     and how often each other protected characteristic is not recorded. Groups under min_cell are suppressed.
@@ -257,9 +274,9 @@ def recording_by_group(
         if f.get("aggregate") == "count" and f.get("name") in sample.columns
     ]
     events = sample[counts].fillna(0).sum(axis=1) if counts else pd.Series(np.nan, index=sample.index)
-    labels = {a: group_labels(sample, a) for a in protected if f"attr__{a}" in sample.columns}
+    labels = {a: group_labels(sample, a, group_words) for a in protected if f"attr__{a}" in sample.columns}
     # Only characteristics that are ever unrecorded are worth a column.
-    gappy = [a for a, values in labels.items() if (values == NOT_RECORDED).any()]
+    gappy = [a for a, values in labels.items() if not_recorded_mask(values, not_recorded_group).any()]
     sizes = pd.DataFrame(
         [
             {"characteristic": a, "group": g, "n": int((groups == g).sum())}
@@ -290,7 +307,8 @@ def recording_by_group(
                 "mean_recorded_events": published_figure(events[members].mean(), 1) if counts else None,
                 "not_recorded": {
                     other: published_rate(
-                        int((labels[other][members] == NOT_RECORDED).sum()), int(members.sum()), min_cell, round_to
+                        int(not_recorded_mask(labels[other][members], not_recorded_group).sum()), int(members.sum()),
+                        min_cell, round_to,
                     )
                     for other in gappy if other != attribute
                 },
@@ -333,6 +351,103 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
     return out
 
 
+def _found(split: dict[str, Any], scorer: str) -> float | None:
+    """Flagged residents who escalated in one split (precision at capacity times k; may be fractional with ties)."""
+    precision = ((split.get("scorers", {}).get(scorer) or {}).get("precision_at_capacity") or {}).get("value")
+    return None if precision is None else round(float(precision) * int(split["k"]), 6)
+
+
+def _small(count: float, min_cell: int) -> bool:
+    return 0 < count < min_cell
+
+
+def published_summary(
+    summary: dict[str, Any], splits: Sequence[dict[str, Any]], published_splits: Sequence[dict[str, Any]],
+    min_cell: int, round_to: int,
+) -> dict[str, Any]:
+    """The summary over test dates as published (docs/adr/0015), for precision, recall and lift at capacity:
+
+    - the mean of the per-date figures computed from rounded counts, with the training run's interval,
+      when no date has a small count of flagged who escalated, flagged who did not, or escalations missed;
+    - else the figure pooled over the test dates from rounded totals (`pooled: true`), with the interval
+      only when none of those totals is small; None when the total of flagged who escalated is small.
+
+    `splits` are the training run's exact splits, `published_splits` the same after `published_split`.
+    """
+    out: dict[str, Any] = {}
+    for scorer, metrics in summary.items():
+        values = {m: dict(v) if isinstance(v, dict) else v for m, v in metrics.items()}
+        found = [_found(split, scorer) for split in splits]
+        if splits and len(splits) == len(published_splits) and all(f is not None for f in found):
+            ks = [int(split["k"]) for split in splits]
+            positives = [int(split["positives"]) for split in splits]
+            ns = [int(split["n"]) for split in splits]
+            per_date_small = any(
+                _small(f, min_cell) or _small(k - f, min_cell) or _small(p - f, min_cell)  # type: ignore[operator]
+                for f, k, p in zip(found, ks, positives, strict=True)
+            )
+            total = float(sum(found))  # type: ignore[arg-type]
+            totals_small = any(_small(c, min_cell) for c in (total, sum(ks) - total, sum(positives) - total))
+            shown_total = published_count(total, min_cell, round_to)
+            base = published_rate(sum(positives), sum(ns), min_cell, round_to)
+            pooled = {
+                "precision_at_capacity": None if shown_total is None else shown_total / sum(ks),
+                "recall_at_capacity": published_rate(total, sum(positives), min_cell, round_to),
+                "lift_at_capacity": (shown_total / sum(ks)) / base if shown_total is not None and base else None,
+            }
+            for metric in THRESHOLD_METRICS:
+                if metric not in values:
+                    continue
+                entry = values[metric] if isinstance(values[metric], dict) else {}
+                if not per_date_small:
+                    shown = [((p.get("scorers", {}).get(scorer) or {}).get(metric) or {}).get("value")
+                             for p in published_splits]
+                    value = None if any(v is None for v in shown) else float(np.mean(shown))
+                    values[metric] = {"value": value, "ci_low": entry.get("ci_low") if value is not None else None,
+                                      "ci_high": entry.get("ci_high") if value is not None else None}
+                else:
+                    value = pooled[metric]
+                    keep = value is not None and not totals_small
+                    values[metric] = {"value": value, "ci_low": entry.get("ci_low") if keep else None,
+                                      "ci_high": entry.get("ci_high") if keep else None, "pooled": True}
+        elif splits:
+            # A scorer missing from some test date has no mean over the dates to show.
+            for metric in THRESHOLD_METRICS:
+                if metric in values:
+                    values[metric] = {"value": None, "ci_low": None, "ci_high": None}
+        out[scorer] = values
+    return out
+
+
+def published_criterion(criterion: dict[str, Any], summary: dict[str, Any], round_to: int = 5) -> dict[str, Any]:
+    """The criterion as published: its value and interval from the published summary; `met` stays the
+    pre-registered verdict on the exact figure, and `note` says so when the shown figure sits on the other
+    side of the threshold (so the report never shows MET beside a figure that reads NOT MET)."""
+    out = dict(criterion)
+    metric, threshold, met = out.get("metric"), out.get("threshold"), out.get("met")
+    if metric in THRESHOLD_METRICS and metric in summary.get("model", {}):
+        entry = summary["model"][metric]
+        out.update(value=entry.get("value"), ci_low=entry.get("ci_low"), ci_high=entry.get("ci_high"))
+        if "oracle" in summary and metric in summary["oracle"]:
+            oracle = summary["oracle"][metric]
+            out.update(oracle_value=oracle.get("value"), oracle_ci_low=oracle.get("ci_low"),
+                       oracle_ci_high=oracle.get("ci_high"))
+    value = out.get("value")
+    out["note"] = None
+    if met is not None and value is None:
+        out["note"] = (f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} "
+                       f"{threshold}; the figure itself is not shown because a count behind it is small.")
+    elif met is not None and threshold is not None and (value >= threshold) != bool(met):
+        out["note"] = (
+            f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} {threshold}; "
+            f"the {value:.3f} shown is computed from counts rounded to the nearest {round_to} and so falls on the other side."
+        )
+    if met is not None:
+        shown = "not shown (small numbers)" if value is None else f"{value:.3f}"
+        out["statement"] = f"{'MET' if met else 'NOT MET'}: {metric} = {shown} (pre-registered threshold {threshold:.3f})"
+    return out
+
+
 def _capacity_words(config: ProjectConfig) -> str:
     parts = []
     if config.capacity.k is not None:
@@ -342,7 +457,10 @@ def _capacity_words(config: ProjectConfig) -> str:
     return " or ".join(parts) + (" (whichever is smaller)" if len(parts) == 2 else "")
 
 
-def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any]) -> list[dict[str, str]]:
+def _model_card(
+    config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any], inputs_sentence: str = "",
+    not_audited: Sequence[str] = (),
+) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     cohort = config.cohort.describe()
     features = data.get("features", [])
@@ -360,8 +478,10 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
         {"title": "Factors", "text": (
             "Performance and error rates are reported by " + ", ".join(config.audit.protected)
             + (" and the intersections " + "; ".join(" + ".join(i) for i in config.audit.intersections) if config.audit.intersections else "")
-            + ". Protected characteristics are not model inputs unless listed in features.protected_as_features "
-            f"(here: {', '.join(config.features.protected_as_features) or 'none'}).")},
+            # A characteristic the Fairness section shows as NOT PROVIDED is not "reported by" here either.
+            + (f" ({', '.join(not_audited)}: not in the test predictions, so not audited)" if not_audited else "")
+            # Said from the model's own inputs: "not inputs" beside a model that uses age would contradict itself.
+            + ". " + inputs_sentence)},
         {"title": "Metrics", "text": (
             "Precision and recall at capacity (the share of flagged cases that escalated, and the share of escalations "
             "flagged), AUC, average precision, calibration; the pre-registered criterion is "
@@ -374,7 +494,8 @@ def _model_card(config: ProjectConfig, model: dict[str, Any], data: dict[str, An
             f"{data.get('period', {}).get('first_as_of')} to {data.get('period', {}).get('last_as_of')}; "
             f"extract date {data.get('period', {}).get('extract_date')}.")},
         {"title": "Quantitative analyses", "text": (
-            "Section 'Performance over time' gives metrics per test date with 95% bootstrap intervals against simple "
+            "Section 'Performance over time' gives metrics per test date (with 95% bootstrap intervals where no "
+            "count behind them is small) against simple "
             "baselines; section 'Fairness' gives metrics per group and intersection with disparity ratios and intervals.")},
         {"title": "Ethical considerations", "text": (
             "Administrative records reflect who is seen by services, not only who needs help: groups that are more "
@@ -431,6 +552,10 @@ def build_audit(
     feature_records = feature_metadata.get("features", [])
 
     # --- data
+    from earlysignal.dictionary import dictionary_for
+
+    not_recorded_group = dictionary_for(config).not_recorded.group
+    group_words = dictionary_for(config).boolean_group_words()
     as_of_dates = [str(d) for d in feature_metadata.get("as_of_dates", [])]
     rows_per = feature_metadata.get("rows_per_as_of", {}) or {}
     prevalence = feature_metadata.get("label_prevalence_per_as_of", {}) or {}
@@ -459,10 +584,11 @@ def build_audit(
         "test_as_of": sorted({pd.Timestamp(d).date().isoformat() for d in frame["as_of"].unique()}),
         "cohort_per_as_of": cohort_rows,
         "missingness": missingness(explain_sample, feature_columns, settings.protected, settings.min_cell,
-                                   settings.round_to),
-        "linkage": linkage_section(feature_metadata.get("linkage")),
+                                   settings.round_to, not_recorded_group),
+        "linkage": linkage_section(feature_metadata.get("linkage"), settings.min_cell, settings.round_to),
         "recording_by_group": recording_by_group(
-            explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to
+            explain_sample, feature_records, settings.protected, settings.min_cell, settings.round_to,
+            not_recorded_group, group_words,
         ),
         "features": [
             {
@@ -489,10 +615,13 @@ def build_audit(
     capacity_per = {str(k): int(v) for k, v in (metrics.get("capacity_k_per_as_of") or {}).items()}
     # The training run's exact counts stay in MLflow; the audit shows them rounded like every other count.
     splits = [published_split(split, settings.min_cell, settings.round_to) for split in metrics.get("splits", [])]
+    # The summary and the criterion show the same figures as the per-date tables, from rounded counts.
+    summary = published_summary(summary, metrics.get("splits", []), splits, settings.min_cell, settings.round_to)
+    criterion = published_criterion(criterion, summary, settings.round_to)
     performance = {
         "splits": splits,
         "summary": summary,
-        "k_curves": k_curves(frame, capacity_per) if evaluated else {},
+        "k_curves": k_curves(frame, capacity_per, settings.min_cell, settings.round_to) if evaluated else {},
         "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
                         if evaluated else []),
         "flagged_outcomes": flagged_outcomes(frame, settings.round_to, settings.min_cell) if evaluated else [],
@@ -521,15 +650,26 @@ def build_audit(
         round_to=settings.round_to,
         seed=seed,
         outcome=f"{what} {when}",
+        group_words=group_words,
     )
     for block in fairness["characteristics"]:  # type: ignore[union-attr]
         if block.get("attributes") == ["age_band"] and "groups" in block:
             block["groups"].sort(key=lambda g: _age_sort_key(g["group"]))
     suppressed = [
-        {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"]}
+        {"characteristic": c["key"], "group": g["group"], "reason": g["suppressed"], "table": "Fairness"}
         for c in fairness["characteristics"]  # type: ignore[union-attr]
         for g in c.get("groups", [])
         if g["suppressed"]
+    ]
+    # Every table that hides a group is listed, so "No group needed suppression" is never printed beside a
+    # Data table that shows one suppressed.
+    suppressed += [
+        {"characteristic": r["characteristic"], "group": r["group"], "reason": "sample", "table": "Records by group"}
+        for r in data["recording_by_group"] if r.get("suppressed")
+    ]
+    suppressed += [
+        {"characteristic": r["characteristic"], "group": r["group"], "reason": "linkage", "table": "Who fails to link"}
+        for r in (data["linkage"] or {}).get("unlinked_by_group", []) if r.get("suppressed")
     ]
 
     # --- drivers
@@ -541,9 +681,24 @@ def build_audit(
     descriptions = {f["name"]: f["description"] for f in data["features"]}
     for item in importance:
         item["description"] = descriptions.get(item["feature"], "")
-    proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell) if usable else []
+    proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell, group_words) if usable else []
+    # Which inputs are a protected characteristic (or stand in for one): from the model's feature list.
+    protected_names = list(dict.fromkeys([*settings.protected, *config.features.protected_as_features]))
+    inputs = protected_inputs(
+        feature_records, feature_columns, protected_names, (audit_config or config).necessity.proxy_groups
+    )
+    inputs_sentence = protected_inputs_sentence(inputs, protected_names)
+    data["protected_inputs"] = inputs
+    data["protected_inputs_sentence"] = inputs_sentence
+    direct_inputs = {(i["feature"], i["characteristic"]) for i in inputs if i["kind"] != "declared proxy"}
     for item in proxies:
         item["description"] = descriptions.get(item["feature"], "")
+        # A feature that is the characteristic itself is not a hidden proxy: it says so instead.
+        item["is_input_for"] = sorted(c for f, c in direct_inputs if f == item["feature"])
+    for block in fairness["characteristics"]:  # type: ignore[union-attr]
+        if "groups" in block:
+            block["ratio_note"] = ratio_table_note(block, settings.min_cell)
+    fairness["findings_note"] = None if fairness["findings"] else findings_note(fairness, settings.min_cell)
 
     model_doc = dict(model)
     model_doc["label"] = {
@@ -570,9 +725,13 @@ def build_audit(
             "criterion": criterion,
             "evaluated": evaluated,
             "findings": fairness["findings"],
+            "findings_note": fairness["findings_note"],
         },
         "governance": governance_fields,
-        "model_card": _model_card(config, model_doc, data, criterion),
+        "model_card": _model_card(
+            config, model_doc, data, criterion, inputs_sentence,
+            [c["key"] for c in fairness["characteristics"] if c.get("missing_column")],  # type: ignore[union-attr]
+        ),
         "data": data,
         "performance": performance,
         "fairness": fairness,
@@ -581,7 +740,8 @@ def build_audit(
             "round_to": settings.round_to,
             "suppressed": suppressed,
         },
-        "drivers": {"importance": importance, "proxy": proxies, "proxy_threshold": PROXY_AUC_WARN},
+        "drivers": {"importance": importance, "proxy": proxies, "proxy_threshold": PROXY_AUC_WARN,
+                    "opposing": opposing_drivers(importance, feature_records)},
         "limitations": _limitations(config, data),
         "approval": approval.as_dict() if approval is not None else None,
     }

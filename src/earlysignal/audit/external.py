@@ -255,7 +255,12 @@ def build_external_audit(
         round_to=settings.round_to,
         seed=config.project.seed,
         outcome=f"{what} {when}",
+        group_words=dictionary_for(config).boolean_group_words(),
     )
+    from earlysignal.audit.consistency import findings_note
+
+    # "No disparity" only when something could be assessed; otherwise say that nothing could be.
+    fairness["findings_note"] = None if fairness["findings"] else findings_note(fairness, settings.min_cell)
     return {
         "schema": SCHEMA_VERSION,
         "kind": "external scores",

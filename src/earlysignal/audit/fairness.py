@@ -16,9 +16,9 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import roc_auc_score
 
-from earlysignal.audit.groups import characteristic_key, labels_for, reference_group
+from earlysignal.audit.groups import GroupWords, characteristic_key, labels_for, reference_group
 from earlysignal.audit.disclosure import published_count, published_figure, published_rate
-from earlysignal.audit.suppression import apply_suppression
+from earlysignal.audit.suppression import apply_suppression, round_count
 from earlysignal.modeling.metrics import tie_order_key
 
 # Metrics whose disparity ratios are tested, with the words used to explain a finding.
@@ -215,6 +215,37 @@ _NUMERATOR_CELLS: dict[str, tuple[int, ...]] = {
 }
 
 
+# The other cells of each rate's denominator: a percentile interval's width reflects them too (the
+# precision of 50 flagged with 1 false alarm has a lower end near 0.93, with 2 near 0.90).
+_REST_CELLS: dict[str, tuple[int, ...]] = {
+    "selection_rate": (2, 3),
+    "precision": (1,),
+    "recall": (2,),
+    "fpr": (3,),
+    "fnr": (0,),
+}
+
+
+def interval_would_disclose(group_cells: np.ndarray, reference_cells: np.ndarray, metric: str, min_cell: int) -> bool:
+    """True when a count behind `metric` (its events, or the rest of its denominator) is 1 to min_cell - 1 in
+    either group: an interval resampled from those cells would describe a count the report suppresses."""
+    for cells in (group_cells, reference_cells):
+        for indices in (_NUMERATOR_CELLS[metric], _REST_CELLS[metric]):
+            if 0 < int(sum(int(cells[i]) for i in indices)) < min_cell:
+                return True
+    return False
+
+
+def rounded_cells(cells: np.ndarray, metric: str, round_to: int) -> np.ndarray:
+    """[TP, FP, FN, TN] as one metric's interval is resampled from: its events and the rest of its denominator,
+    each total rounded to the nearest round_to, every other cell 0. The interval is then a function of rounded
+    counts only and cannot undo the rounding of the counts published beside it (docs/adr/0015)."""
+    out = np.zeros(4, dtype=np.int64)
+    for indices in (_NUMERATOR_CELLS[metric], _REST_CELLS[metric]):
+        out[indices[0]] = round_count(int(sum(int(cells[i]) for i in indices)), round_to)
+    return out
+
+
 def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
@@ -373,8 +404,12 @@ def audit_fairness(
     round_to: int,
     seed: int,
     outcome: str,
+    group_words: GroupWords | None = None,
 ) -> dict[str, object]:
-    """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed)."""
+    """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed).
+
+    `group_words` are the data dictionary's words for boolean groups (DataDictionary.boolean_group_words).
+    """
     rng = np.random.default_rng(seed)
     low_band, high_band = ratio_band
     results: list[dict[str, object]] = []
@@ -382,14 +417,14 @@ def audit_fairness(
     for attributes in characteristics_to_audit:
         key = characteristic_key(attributes)
         try:
-            groups = labels_for(frame, attributes)
+            groups = labels_for(frame, attributes, group_words)
         except KeyError as missing:
             results.append({"key": key, "attributes": list(attributes), "missing_column": str(missing)})
             continue
         table = group_table(frame, groups)
         table.insert(0, "characteristic", key)
         table = table.sort_values("group", kind="stable").reset_index(drop=True)
-        reference = reference_group(groups, key, reference_groups, attributes)
+        reference = reference_group(groups, key, reference_groups, attributes, group_words)
         shown = apply_suppression(
             table,
             min_cell=min_cell,
@@ -417,23 +452,32 @@ def audit_fairness(
                 entry[column] = figures.get(column)
             entry["ratios"] = {}
             if not hidden and not reference_hidden and row["group"] != reference:
-                intervals = ratio_intervals(
-                    _confusion_cells(frame[groups == row["group"]]),
-                    reference_cells,
-                    bootstrap,
-                    rng,
-                    min_events=min_cell,
-                )
+                group_cells = _confusion_cells(frame[groups == row["group"]])
+                # Resampled from the rounded cells (docs/adr/0015): the interval adds nothing the rounded counts
+                # do not already say; "assessable" still counts the exact events behind each rate.
+                intervals = {
+                    metric: ratio_intervals(
+                        rounded_cells(group_cells, metric, round_to),
+                        rounded_cells(reference_cells, metric, round_to),
+                        bootstrap,
+                        rng,
+                        min_events=min_cell,
+                    )[metric]
+                    for metric in RATIO_METRICS
+                }
+                exact_assessable = ratio_intervals(group_cells, reference_cells, 0, rng, min_events=min_cell)
                 for metric, interval in intervals.items():
                     mine, theirs = figures.get(metric), reference_figures.get(metric)
                     ratio, note = published_ratio(mine, theirs)
                     shown_rates = mine is not None and theirs is not None
-                    # An interval around a suppressed rate would describe the rate it hides.
+                    # An interval around a suppressed rate would describe the rate it hides, and one resting on a
+                    # small cell (e.g. 1 to 9 false alarms behind a precision) would describe that cell.
+                    publish = shown_rates and not interval_would_disclose(group_cells, reference_cells, metric, min_cell)
                     interval = Interval(
                         ratio,
-                        published_figure(interval.low) if shown_rates else None,
-                        published_figure(interval.high) if shown_rates else None,
-                        assessable=interval.assessable and shown_rates,
+                        published_figure(interval.low) if publish else None,
+                        published_figure(interval.high) if publish else None,
+                        assessable=exact_assessable[metric].assessable and publish,
                     )
                     flagged = (
                         interval.assessable

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 NOT_RECORDED = "Not recorded"
 INTERSECTION_JOIN = " + "
 
-# attr__ columns already hold the data dictionary's reporting groups; booleans still read as words.
-_DISPLAY: dict[str, dict[str, str]] = {
-    "disability": {
-        "True": "Disabled",
-        "False": "Not disabled",
-        "1": "Disabled",
-        "0": "Not disabled",
-        "Yes": "Disabled",
-        "No": "Not disabled",
-    },
-}
+# attr__ columns already hold the data dictionary's reporting groups; booleans hold Yes/No, read as the words
+# the dictionary gives them (`yes_group` / `no_group`, see DataDictionary.boolean_group_words).
+GroupWords = Mapping[str, Mapping[str, str]]
 
 
 def _boolean_display(attribute: str) -> dict[str, str]:
@@ -40,21 +32,34 @@ def characteristic_key(attributes: Sequence[str]) -> str:
     return INTERSECTION_JOIN.join(attributes)
 
 
-def group_labels(frame: pd.DataFrame, attribute: str) -> pd.Series:
-    """Readable group label per row for one attribute; missing values become 'Not recorded'."""
+def group_labels(frame: pd.DataFrame, attribute: str, words: GroupWords | None = None) -> pd.Series:
+    """Readable group label per row for one attribute; missing values become 'Not recorded'.
+
+    `words` maps attribute -> raw value -> group word (the dictionary's boolean_group_words); a boolean
+    without declared words reads from its name ('Care leaver' / 'Not care leaver').
+    """
     column = attribute_column(attribute)
     if column not in frame.columns:
         raise KeyError(column)
     raw = frame[column]
     labels = raw.astype("string")
-    mapping = _DISPLAY.get(attribute) or _boolean_display(attribute)
-    labels = labels.map(lambda value: NOT_RECORDED if pd.isna(value) else mapping.get(str(value), str(value)))
+    mapping = dict((words or {}).get(attribute) or {}) or _boolean_display(attribute)
+    # A blank (empty or only spaces) is not recorded, as the data contract reads it.
+    labels = labels.map(
+        lambda value: NOT_RECORDED if pd.isna(value) or not str(value).strip() else mapping.get(str(value), str(value))
+    )
     return pd.Series(labels.astype(str).to_numpy(), index=frame.index, name=characteristic_key([attribute]))
 
 
-def intersection_labels(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.Series:
-    """Readable group label per row for an intersection, e.g. 'Group A + Disabled'."""
-    parts = [group_labels(frame, attribute) for attribute in attributes]
+def not_recorded_mask(labels: pd.Series, group: str = NOT_RECORDED) -> pd.Series:
+    """True where a group label means 'not recorded': the audit's own label or the data dictionary's
+    not-recorded group (`not_recorded.group`, which the feature matrix writes)."""
+    return labels.isin({NOT_RECORDED, group})
+
+
+def intersection_labels(frame: pd.DataFrame, attributes: Sequence[str], words: GroupWords | None = None) -> pd.Series:
+    """Readable group label per row for an intersection, e.g. 'Group A + Group B'."""
+    parts = [group_labels(frame, attribute, words) for attribute in attributes]
     combined = parts[0]
     for part in parts[1:]:
         combined = combined + INTERSECTION_JOIN + part
@@ -70,11 +75,11 @@ def characteristics(protected: Sequence[str], intersections: Sequence[Sequence[s
     return seen
 
 
-def labels_for(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.Series:
+def labels_for(frame: pd.DataFrame, attributes: Sequence[str], words: GroupWords | None = None) -> pd.Series:
     """Group labels for one characteristic (single attribute or intersection)."""
     if len(attributes) == 1:
-        return group_labels(frame, attributes[0])
-    return intersection_labels(frame, attributes)
+        return group_labels(frame, attributes[0], words)
+    return intersection_labels(frame, attributes, words)
 
 
 def _normalise(text: str) -> str:
@@ -82,7 +87,8 @@ def _normalise(text: str) -> str:
 
 
 def reference_group(
-    groups: pd.Series, key: str, reference_groups: dict[str, str], attributes: Sequence[str]
+    groups: pd.Series, key: str, reference_groups: dict[str, str], attributes: Sequence[str],
+    words: GroupWords | None = None,
 ) -> str:
     """The configured reference group for a characteristic (raw or readable name), else the largest group."""
     wanted = None
@@ -91,10 +97,11 @@ def reference_group(
             wanted = value
     counts = groups.value_counts()
     if wanted is not None:
-        # Accept raw boolean codes too, mapped part by part ("Group A + True" -> "Group A + Disabled").
+        # Accept raw boolean codes too, mapped part by part ("Group A + True" -> "Group A + <its yes_group>").
         parts = [p.strip() for p in str(wanted).split("+")]
         mapped = [
-            _DISPLAY.get(attribute, {}).get(part, part) for attribute, part in zip(attributes, parts, strict=False)
+            (dict((words or {}).get(attribute) or {}) or _boolean_display(attribute)).get(part, part)
+            for attribute, part in zip(attributes, parts, strict=False)
         ]
         candidate = INTERSECTION_JOIN.join(mapped)
         for label in counts.index:

@@ -22,14 +22,19 @@ def _band(size: int) -> str:
     return str(size)
 
 
-def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
+def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to: int = 5) -> dict[str, Any] | None:
     """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
 
     Returns link_run_id, code-list hashes, threshold, per-source linked and dropped shares (with the source's
     pairwise precision and recall against ground truth when known), clusters per size band
     (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
-    clerical-review precision/recall/F1 when present, and unlinked rates by sex, ethnicity, age band, tenure.
+    clerical-review precision/recall/F1 when present, and unlinked rates by group.
+
+    Counts of records and residents are rounded to round_to like every count in the report, and a
+    cluster-size band of 1 to min_cell - 1 residents shows no count or share (small numbers).
     """
+    from earlysignal.audit.disclosure import published_count, published_rate
+
     if not linkage:
         return None
     quality = linkage.get("quality") or {}
@@ -51,17 +56,22 @@ def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
         "code_lists": linkage.get("code_lists") or {},
         "threshold": quality.get("threshold"),
         "prior_match_probability": quality.get("prior_match_probability"),
-        "records": quality.get("records"),
-        "residents": quality.get("residents"),
+        "records": None if quality.get("records") is None else published_count(quality["records"], min_cell, round_to),
+        "residents": (None if quality.get("residents") is None
+                      else published_count(quality["residents"], min_cell, round_to)),
         "pairs_compared": quality.get("pairs_compared"),
         "per_source": [
-            # Link runs before the per-source dropped share and accuracy existed leave them None.
+            # Link runs before the per-source dropped share and accuracy existed leave them None. Counts are
+            # rounded (None when small) like every count in the report.
             {"source": s, "dropped_records": None, "dropped_share": None, **v,
+             **{k: published_count(v[k], min_cell, round_to) for k in ("records", "dropped_records")
+                if v.get(k) is not None},
              **{f"truth_{k}": ((quality.get("ground_truth") or {}).get("per_source") or {}).get(s, {}).get(k)
                 for k in ("precision", "recall")}}
             for s, v in sorted((quality.get("per_source") or {}).items())
         ],
-        "cluster_sizes": [{"size": band, "clusters": n, "share": round(n / total, 4) if total else None}
+        "cluster_sizes": [{"size": band, "clusters": published_count(n, min_cell, round_to),
+                           "share": published_rate(n, total, min_cell, round_to)}
                           for band, n in bands.items()],
         "match_weights": weights,
         "ground_truth": quality.get("ground_truth"),

@@ -6,7 +6,7 @@ carries that characteristic into the model even though the characteristic is not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ def proxy_check(
     feature_columns: Sequence[str],
     protected: Sequence[str],
     min_cell: int,
+    group_words: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[dict[str, object]]:
     """Per feature: strongest single-feature AUC (direction-free) for any group-vs-rest, per characteristic.
 
@@ -53,7 +54,7 @@ def proxy_check(
     rows: dict[str, dict[str, object]] = {name: {"feature": name} for name in feature_columns}
     for attribute in protected:
         try:
-            labels = group_labels(sample, attribute)
+            labels = group_labels(sample, attribute, group_words)
         except KeyError:
             continue
         groups = [

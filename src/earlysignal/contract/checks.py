@@ -78,6 +78,9 @@ class _Context:
     seen_addresses: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     accepted_addresses: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     event_sources: set[str] = field(default_factory=set)
+    # Set when events are checked batch by batch (contract/streaming.py): flags the batch's duplicate
+    # rows from a pass over the whole file, since copies of an event_id can sit in different batches.
+    event_duplicates: Callable[[pa.Table, _Reasons], None] | None = None
 
     def remember(self, name: str, typed: pa.Table, accepted: pa.Table) -> None:
         if name == "residents":
@@ -263,7 +266,10 @@ def _check_events(table: pa.Table, reasons: _Reasons, context: _Context) -> None
             "known_at_before_event_time", _np(pc.less(table.column("known_at"), table.column("event_time")))
         )
         _flag_after_extract(table, reasons, ("event_time", "known_at"), context)
-        _flag_duplicates(table, reasons, "event_id", tuple(c.name for c in context.schemas["events"]))
+        if context.event_duplicates is not None:
+            context.event_duplicates(table, reasons)
+        else:
+            _flag_duplicates(table, reasons, "event_id", tuple(c.name for c in context.schemas["events"]))
         _flag_reference_masks(residents.result(), reasons, "resident")
         _flag_reference_masks(addresses.result(), reasons, "address")
 

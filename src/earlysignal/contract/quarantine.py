@@ -45,6 +45,10 @@ def report_table(report: ValidationReport, all_checks: bool = False) -> Table:
     table.add_column("accepted", justify="right")
     table.add_column("quarantined", justify="right")
     for name, counts in report.tables.items():
+        if name in report.absent_tables:
+            # No file, so no rows and no checks: say so rather than "0 read, all checks passed".
+            table.add_row(f"[bold]{name}[/bold] (not provided)", "–", "–", "–", style="dim")
+            continue
         style = "yellow" if counts.quarantined else None
         table.add_row(
             f"[bold]{name}[/bold] ({report.files[name].name})",

@@ -133,8 +133,12 @@ def read_table(
     columns: tuple[Column, ...],
     not_recorded: frozenset[str] = frozenset(),
     codes: Mapping[str, tuple[str, ...]] | None = None,
+    rows: pa.Table | None = None,
 ) -> TypedTable:
     """Read one table file and type it to `columns`; unknown columns are dropped with a warning.
+
+    `rows`: some of the file's rows already read (a slice of the borough, contract/slice.py), typed
+    here as if read from `path`; a slice may have no rows.
 
     `codes` gives the known codes of columns checked elsewhere (source, event_type, outcome_type), so
     their spaces and letter case are normalised like declared attribute values.
@@ -147,12 +151,33 @@ def read_table(
         return TypedTable(empty, empty, {}, [f"table {name} is absent; household and address scopes cannot be used"])
     if path.stat().st_size == 0:
         raise ContractError(f"{path.name} is empty (0 bytes); expected table {name} with a header row")
-    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
-    warnings: list[str] = []
-    if raw.num_rows == 0 and name not in EMPTY_ALLOWED:
+    if rows is not None:
+        raw = rows
+    else:
+        raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path, columns)
+    if raw.num_rows == 0 and name not in EMPTY_ALLOWED and rows is None:
         raise ContractError(f"{path.name} has a header but no rows; table {name} cannot be empty")
+    table = type_table(raw, path, columns, not_recorded, codes)
     if raw.num_rows == 0:
-        warnings.append(f"{path.name} has no rows")
+        table.warnings.insert(0, f"{path.name} has no rows")
+    return table
+
+
+def type_table(
+    raw: pa.Table,
+    path: Path,
+    columns: tuple[Column, ...],
+    not_recorded: frozenset[str] = frozenset(),
+    codes: Mapping[str, tuple[str, ...]] | None = None,
+    refuse_unreadable_column: bool = True,
+) -> TypedTable:
+    """Type the rows `raw` read from `path` (a whole file, or one batch of it) to `columns`; see read_table.
+
+    With refuse_unreadable_column=False a text column none of whose values parse is not refused here
+    (a batch can hold only bad values of a column the rest of the file has good ones in); the caller
+    decides over the whole file. Raises ContractError for a missing required column or an unusable type.
+    """
+    warnings: list[str] = []
     known = {c.name for c in columns}
     dropped = tuple(c for c in raw.column_names if c not in known)
     if dropped:
@@ -179,10 +204,14 @@ def read_table(
             typed_columns[column.name] = pa.chunked_array([pa.nulls(raw.num_rows, _arrow_type(column.kind))])
             continue
         array = raw.column(column.name)
+        if column.not_recorded and column.kind != "date" and array.null_count:
+            # Empty cells (CSV reads them as null) and nulls are "not recorded" as much as "Unknown" is. A null
+            # date is left out: an empty death_date says the person is alive, not that it went unrecorded.
+            nulled[column.name] = array.null_count
         if column.not_recorded and not_recorded and _is_text(array.type):
             array, n_null = _null_not_recorded(array, not_recorded)
             if n_null:
-                nulled[column.name] = n_null
+                nulled[column.name] = nulled.get(column.name, 0) + n_null
         if column.normalise and _is_text(array.type):
             known_codes = column.allowed or (codes or {}).get(column.name, ())
             array, n_changed, n_null = normalise_codes(array, known_codes, not_recorded if column.not_recorded else frozenset())
@@ -190,7 +219,7 @@ def read_table(
                 normalised[column.name] = n_changed
             if n_null:
                 nulled[column.name] = nulled.get(column.name, 0) + n_null
-        typed, bad = _coerce(array, column, path)
+        typed, bad = _coerce(array, column, path, refuse_unreadable_column)
         typed_columns[column.name] = typed
         if bad is not None and bad.any():
             unparseable[column.name] = bad
@@ -369,7 +398,9 @@ def _is_text(dtype: pa.DataType) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
 
 
-def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.ChunkedArray, np.ndarray | None]:
+def _coerce(
+    array: pa.ChunkedArray, column: Column, path: Path, refuse_unreadable_column: bool = True
+) -> tuple[pa.ChunkedArray, np.ndarray | None]:
     """Cast one column to its contract type; return it and a mask of values that could not be parsed."""
     dtype = array.type
     kind = column.kind
@@ -389,7 +420,7 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
             typed = array.cast(TIMESTAMP, safe=False)
             bad = None
         elif _is_text(dtype):
-            typed, bad = _parse_text(array.cast(pa.string()), column, path)
+            typed, bad = _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         else:
             _refuse_type(path, column, dtype)
         if kind == "date":
@@ -399,13 +430,13 @@ def _coerce(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.Chun
         if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
             return array.cast(pa.float64()), None
         if _is_text(dtype):
-            return _parse_text(array.cast(pa.string()), column, path)
+            return _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         _refuse_type(path, column, dtype)
     if kind == "bool":
         if pa.types.is_boolean(dtype):
             return array, None
         if pa.types.is_integer(dtype) or _is_text(dtype):
-            return _parse_text(array.cast(pa.string()), column, path)
+            return _parse_text(array.cast(pa.string()), column, path, refuse_unreadable_column)
         _refuse_type(path, column, dtype)
     raise AssertionError(f"unhandled column kind {kind}")  # pragma: no cover
 
@@ -420,7 +451,9 @@ _TRUE_TEXT = ("true", "t", "1", "yes", "y")
 _FALSE_TEXT = ("false", "f", "0", "no", "n")
 
 
-def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _parse_text(
+    array: pa.ChunkedArray, column: Column, path: Path, refuse_unreadable_column: bool = True
+) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Parse text into the column's type; unparseable cells become null and are flagged."""
     target = _arrow_type(column.kind)
     if column.kind == "bool":
@@ -444,7 +477,7 @@ def _parse_text(array: pa.ChunkedArray, column: Column, path: Path) -> tuple[pa.
             parsed = pa.chunked_array([pa.array(values, type=target, from_pandas=True)])
     bad = _np(pc.and_(pc.is_valid(array), pc.is_null(parsed)))
     given = int(pc.sum(pc.is_valid(array)).as_py() or 0)
-    if given and int(bad.sum()) == given:
+    if refuse_unreadable_column and given and int(bad.sum()) == given:
         example = array.filter(pc.is_valid(array))[0].as_py()
         raise ContractError(
             f"{path.name}: column {column.name}: none of its {given} values can be read as "

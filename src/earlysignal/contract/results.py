@@ -41,6 +41,7 @@ class ValidationReport:
     not_recorded: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     check_names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # every check run, per table, in order
+    absent_tables: tuple[str, ...] = ()  # optional tables with no file in the folder (e.g. residency)
 
     @property
     def total_quarantined(self) -> int:

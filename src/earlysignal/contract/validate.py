@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,18 +59,11 @@ def validate_directory(
     Raises ContractError for a file that cannot be used at all, or when the accepted event values of one
     event type sum to infinity (sums, means and trends of them could not be computed).
     """
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise ContractError(f"data folder {data_dir} does not exist or is not a folder")
-    contract = config.contract if config is not None else ContractSection()
-    dictionary = dictionary_for(config)
-    manifest = read_manifest(data_dir)
-    extract_date = _manifest_extract_date(manifest, data_dir / MANIFEST_NAME)
-    # Rows dated on the extract date itself are kept (an extract taken that day can hold its
-    # morning's records); anything from the next day on cannot have been extracted.
-    after_extract = np.datetime64(extract_date + dt.timedelta(days=1), "us").astype(np.int64)
-
-    schemas = table_schemas(dictionary)
+    setup = _setup(data_dir, config)
+    data_dir, manifest, extract_date, schemas, context = (
+        setup.data_dir, setup.manifest, setup.extract_date, setup.schemas, setup.context
+    )
+    tokens, codes = setup.tokens, setup.codes
     warnings: list[str] = []
     files: dict[str, Path] = {}
     frames: dict[str, pd.DataFrame] = {}
@@ -79,84 +73,20 @@ def validate_directory(
     not_recorded: dict[str, dict[str, int]] = {}
     dropped: dict[str, tuple[str, ...]] = {}
     quarantine_files: dict[str, Path] = {}
-    context = _Context(
-        outcome_types=tuple(contract.outcome_types) or tuple(dictionary.outcomes),
-        after_extract_us=int(after_extract),
-        schemas=schemas,
-        event_pairs=frozenset(dictionary.event_pairs()),
-        negative_pairs=frozenset(dictionary.negative_allowed_pairs()),
-    )
-    tokens = dictionary.not_recorded_tokens()
     quarantined_people: list[pd.DataFrame] = []
-    codes = {
-        "events": {
-            "source": tuple(dictionary.sources),
-            "event_type": tuple(sorted({t for _, t in dictionary.event_pairs()})),
-        },
-        "outcomes": {"outcome_type": context.outcome_types},
-    }
 
     for name in TABLE_NAMES:
         if on_table is not None:
             on_table(name)
-        path = table_path(data_dir, name)
-        files[name] = path
-        table = read_table(name, path, schemas[name], tokens, codes.get(name))
-        raw, typed = table.raw, table.typed
-        warnings.extend(table.warnings)
-        normalised[name], not_recorded[name], dropped[name] = table.normalised, table.not_recorded, table.dropped
-        reasons = _Reasons(typed.num_rows, name)
-        for column, mask in table.unparseable.items():
-            reasons.flag(f"unparseable:{column}", mask)
-        CHECKS[name](typed, reasons, context)
-        accepted_mask = reasons.ok()
-        accepted = typed if accepted_mask.all() else typed.filter(pa.array(accepted_mask))
-        # Counted independently: rows in the file, rows that survived the filter, rows given a reason.
-        quarantined = reasons.count()
-        reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
-        counts[name] = TableCounts(read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
-        checks[name] = reasons.counts()
-        context.remember(name, typed, accepted)
-        if name in ("residents", "residency") and quarantined:
-            quarantined_people.append(_quarantined_people(name, typed, reasons))
-        if name == "events":
-            _refuse_infinite_sums(accepted, np.flatnonzero(accepted_mask), path)
-        if write_quarantine and not (name in OPTIONAL_TABLES and not path.exists()):
-            target = data_dir / QUARANTINE_DIR / f"{name}.parquet"
-            try:
-                if quarantined:
-                    written = write_quarantine_file(raw, reasons, target)
-                    reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=written)
-                    quarantine_files[name] = target
-                elif target.exists():
-                    # A stale file from an earlier run would report problems this data no longer has.
-                    target.unlink()
-            except OSError as error:
-                raise ContractError(
-                    f"cannot write quarantine file {target}: {error}; "
-                    "fix the folder's permissions or validate without writing quarantine files"
-                ) from None
-        # Let the file's Arrow buffers go before pandas copies: at 20M events that is gigabytes.
-        del raw, typed, reasons, table
-        frames[name] = to_pandas(accepted)
-        del accepted
+        result = _validate_whole_table(name, data_dir, schemas, tokens, codes.get(name), context, write_quarantine)
+        _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
+        if result.people is not None:
+            quarantined_people.append(result.people)
+        frames[name] = result.frame
 
-    for name, columns in normalised.items():
-        for column, n in columns.items():
-            warnings.append(f"{files[name].name}: {n:,} {column} code(s) normalised (surrounding spaces or letter case)")
-    warnings.extend(_manifest_warnings(manifest, counts, context.event_sources))
-    report = ValidationReport(
-        data_dir=data_dir,
-        extract_date=extract_date,
-        files=files,
-        tables=counts,
-        checks=checks,
-        quarantine_files=quarantine_files,
-        warnings=tuple(warnings),
-        normalised=normalised,
-        not_recorded=not_recorded,
-        dropped_columns=dropped,
-        check_names={name: expanded_checks(name, schemas[name]) for name in TABLE_NAMES},
+    report = _report(
+        data_dir, extract_date, manifest, files, counts, checks, quarantine_files, warnings, normalised,
+        not_recorded, dropped, schemas, context,
     )
     return LinkedData(
         residents=frames["residents"],
@@ -169,6 +99,184 @@ def validate_directory(
         report=report,
         quarantined_residents=_people_frame(quarantined_people),
     )
+
+
+@dataclass
+class _Setup:
+    """What every table's checks need: the manifest, the extract date, the schemas and the shared context."""
+
+    data_dir: Path
+    manifest: dict
+    extract_date: dt.date
+    schemas: dict
+    context: _Context
+    tokens: frozenset[str]
+    codes: dict[str, dict[str, tuple[str, ...]]]
+
+
+def _setup(data_dir: str | Path, config: ProjectConfig | None) -> _Setup:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractError(f"data folder {data_dir} does not exist or is not a folder")
+    contract = config.contract if config is not None else ContractSection()
+    dictionary = dictionary_for(config)
+    manifest = read_manifest(data_dir)
+    extract_date = _manifest_extract_date(manifest, data_dir / MANIFEST_NAME)
+    # Rows dated on the extract date itself are kept (an extract taken that day can hold its
+    # morning's records); anything from the next day on cannot have been extracted.
+    after_extract = np.datetime64(extract_date + dt.timedelta(days=1), "us").astype(np.int64)
+    schemas = table_schemas(dictionary)
+    context = _Context(
+        outcome_types=tuple(contract.outcome_types) or tuple(dictionary.outcomes),
+        after_extract_us=int(after_extract),
+        schemas=schemas,
+        event_pairs=frozenset(dictionary.event_pairs()),
+        negative_pairs=frozenset(dictionary.negative_allowed_pairs()),
+    )
+    codes = {
+        "events": {
+            "source": tuple(dictionary.sources),
+            "event_type": tuple(sorted({t for _, t in dictionary.event_pairs()})),
+        },
+        "outcomes": {"outcome_type": context.outcome_types},
+    }
+    return _Setup(data_dir, manifest, extract_date, schemas, context, dictionary.not_recorded_tokens(), codes)
+
+
+@dataclass
+class _TableResult:
+    """What validating one table gives: its accepted rows and everything the report says about it."""
+
+    name: str
+    path: Path
+    frame: pd.DataFrame | None
+    counts: TableCounts
+    checks: dict[str, int]
+    normalised: dict[str, int]
+    not_recorded: dict[str, int]
+    dropped: tuple[str, ...]
+    warnings: list[str]
+    quarantine_file: Path | None
+    people: pd.DataFrame | None = None
+
+
+def _collect(
+    result: _TableResult,
+    files: dict[str, Path],
+    counts: dict[str, TableCounts],
+    checks: dict[str, dict[str, int]],
+    normalised: dict[str, dict[str, int]],
+    not_recorded: dict[str, dict[str, int]],
+    dropped: dict[str, tuple[str, ...]],
+    quarantine_files: dict[str, Path],
+    warnings: list[str],
+) -> None:
+    name = result.name
+    files[name] = result.path
+    counts[name] = result.counts
+    checks[name] = result.checks
+    normalised[name], not_recorded[name], dropped[name] = result.normalised, result.not_recorded, result.dropped
+    warnings.extend(result.warnings)
+    if result.quarantine_file is not None:
+        quarantine_files[name] = result.quarantine_file
+
+
+def _report(
+    data_dir: Path,
+    extract_date: dt.date,
+    manifest: dict,
+    files: dict[str, Path],
+    counts: dict[str, TableCounts],
+    checks: dict[str, dict[str, int]],
+    quarantine_files: dict[str, Path],
+    warnings: list[str],
+    normalised: dict[str, dict[str, int]],
+    not_recorded: dict[str, dict[str, int]],
+    dropped: dict[str, tuple[str, ...]],
+    schemas: dict,
+    context: _Context,
+) -> ValidationReport:
+    for name, columns in normalised.items():
+        for column, n in columns.items():
+            warnings.append(f"{files[name].name}: {n:,} {column} code(s) normalised (surrounding spaces or letter case)")
+    warnings.extend(_manifest_warnings(manifest, counts, context.event_sources))
+    return ValidationReport(
+        data_dir=data_dir,
+        extract_date=extract_date,
+        files=files,
+        tables=counts,
+        checks=checks,
+        quarantine_files=quarantine_files,
+        warnings=tuple(warnings),
+        normalised=normalised,
+        not_recorded=not_recorded,
+        dropped_columns=dropped,
+        check_names={name: expanded_checks(name, schemas[name]) for name in TABLE_NAMES},
+        absent_tables=tuple(name for name in TABLE_NAMES if name in OPTIONAL_TABLES and not files[name].exists()),
+    )
+
+
+def _validate_whole_table(
+    name: str,
+    data_dir: Path,
+    schemas: dict,
+    tokens: frozenset[str],
+    codes: dict[str, tuple[str, ...]] | None,
+    context: _Context,
+    write_quarantine: bool,
+) -> _TableResult:
+    """Read, check and (optionally) quarantine one table held whole in memory; its accepted rows as pandas."""
+    path = table_path(data_dir, name)
+    table = read_table(name, path, schemas[name], tokens, codes)
+    raw, typed = table.raw, table.typed
+    reasons = _Reasons(typed.num_rows, name)
+    for column, mask in table.unparseable.items():
+        reasons.flag(f"unparseable:{column}", mask)
+    CHECKS[name](typed, reasons, context)
+    accepted_mask = reasons.ok()
+    accepted = typed if accepted_mask.all() else typed.filter(pa.array(accepted_mask))
+    # Counted independently: rows in the file, rows that survived the filter, rows given a reason.
+    quarantined = reasons.count()
+    reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined)
+    context.remember(name, typed, accepted)
+    people = None
+    if name in ("residents", "residency") and quarantined:
+        people = _quarantined_people(name, typed, reasons)
+    if name == "events":
+        _refuse_infinite_sums(accepted, np.flatnonzero(accepted_mask), path)
+    quarantine_file = None
+    if write_quarantine and not (name in OPTIONAL_TABLES and not path.exists()):
+        target = data_dir / QUARANTINE_DIR / f"{name}.parquet"
+        try:
+            if quarantined:
+                written = write_quarantine_file(raw, reasons, target)
+                reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=written)
+                quarantine_file = target
+            elif target.exists():
+                # A stale file from an earlier run would report problems this data no longer has.
+                target.unlink()
+        except OSError as error:
+            raise ContractError(
+                f"cannot write quarantine file {target}: {error}; "
+                "fix the folder's permissions or validate without writing quarantine files"
+            ) from None
+    result = _TableResult(
+        name=name,
+        path=path,
+        frame=None,
+        counts=TableCounts(read=raw.num_rows, accepted=accepted.num_rows, quarantined=quarantined),
+        checks=reasons.counts(),
+        normalised=table.normalised,
+        not_recorded=table.not_recorded,
+        dropped=table.dropped,
+        warnings=table.warnings,
+        quarantine_file=quarantine_file,
+        people=people,
+    )
+    # Let the file's Arrow buffers go before pandas copies: at 20M events that is gigabytes.
+    del raw, typed, reasons, table
+    result.frame = to_pandas(accepted)
+    return result
 
 
 def _quarantined_people(name: str, typed: pa.Table, reasons: _Reasons) -> pd.DataFrame:
@@ -245,8 +353,13 @@ def _refuse_infinite_sums(accepted: pa.Table, file_rows: np.ndarray, path: Path)
     source, event_type = infinite.index[0]
     rows = frame.index[(frame["source"] == source) & (frame["event_type"] == event_type)]
     largest = frame.loc[rows, "magnitude"].sort_values(ascending=False, kind="stable").index[:5]
-    where = ", ".join(f"row {int(file_rows[i]) + 1}" for i in sorted(largest))
-    raise ContractError(
+    raise _infinite_sum_error(path, source, event_type, [int(file_rows[i]) + 1 for i in sorted(largest)])
+
+
+def _infinite_sum_error(path: Path, source: str, event_type: str, rows: list[int]) -> ContractError:
+    """The error for values of one event type adding up to infinity; `rows` are 1-based data rows."""
+    where = ", ".join(f"row {row}" for row in rows)
+    return ContractError(
         f"{path.name}: column value: the values of {source}/{event_type} add up to infinity, so sums, means and "
         f"trends of them cannot be computed; the largest are in {where} (1-based data rows). Check the unit of "
         f"value for this event type (a value such as 1e308 is not a real measurement) and correct or remove them"

@@ -219,3 +219,44 @@ def label_metadata(config: ProjectConfig, timing: LabelTiming | None, labels: pd
         "censored_rows": censored,
         "timing_columns": list(LABEL_TIMING_COLUMNS) if timing is not None else [],
     }
+
+
+def resident_label_timing(
+    config: ProjectConfig,
+    residents: pd.DataFrame,
+    residency: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    resident_ids: np.ndarray | list[str],
+    as_of: dt.date,
+    extract_date: dt.date,
+) -> LabelTiming:
+    """Label timing for named residents at one as_of (n = len(resident_ids), in that order), built by
+    `build_label_timing`, the code the feature matrix uses: same window (label.window_end), same
+    recording rule and same censoring (label.censoring). For callers that judge a list after the
+    fact (monitoring); `LabelTiming.at(cut, extract_date)` gives the labels as known at `cut`.
+    A resident named twice gets the same timing twice. Raises ConfigError as build_label_timing.
+    """
+    from earlysignal.engines.registry import get_engine
+
+    ids = pd.Index(pd.Series(resident_ids, dtype="object").astype(str))
+    unique = ids.unique()
+    grid = AsOfGrid.from_dates([as_of], config.label)
+    # Only the named residents' rows reach the engine: a list is a small part of the borough.
+    wanted = set(unique)
+    outcomes = outcomes.loc[outcomes["resident_id"].astype(str).isin(wanted)]
+    residency = residency.loc[residency["resident_id"].astype(str).isin(wanted)]
+    engine = get_engine("duckdb")
+    try:
+        engine.register("outcomes", outcomes)
+        engine.register("residency", residency)
+        engine.register("resident_index", pd.DataFrame({"resident_id": np.asarray(unique, dtype=object),
+                                                        "r_idx": np.arange(unique.size, dtype=np.int32)}))
+        engine.register("grid", grid.frame())
+        cohort = Cohort(r_idx=np.arange(unique.size, dtype=np.int64), j=np.zeros(unique.size, dtype=np.int64))
+        timing = build_label_timing(engine, config, grid, cohort, residents, np.asarray(unique, dtype=object),
+                                    extract_date)
+    finally:
+        engine.close()
+    back = unique.get_indexer(ids)
+    return LabelTiming(window_end=timing.window_end[back], known_at=timing.known_at[back],
+                       censored=timing.censored[back])

@@ -134,7 +134,8 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     frame["label"] = frame["label"].astype("Int8")
     missing = [c for c in metadata["feature_columns"] if c not in frame.columns]
     if missing:
-        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}{more}")
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
@@ -146,6 +147,16 @@ def data_fingerprint(data_dir: str | os.PathLike[str]) -> str:
 def default_matrix_path(config: ProjectConfig, data_dir: str | os.PathLike[str] | None = None) -> Path:
     """`<data.dir>/features/<label.name>.parquet`."""
     return Path(data_dir or config.data.dir) / "features" / f"{config.label.name}.parquet"
+
+
+def matrix_status_words(status: str) -> str:
+    """What a build did, in words for the console, from build_or_reuse_feature_matrix's status string
+    ('built: no matrix' -> 'Built the feature matrix (first build: none existed yet)')."""
+    if status == "reused":
+        return "Reused the feature matrix (spec and data unchanged)"
+    if status == "built: no matrix":
+        return "Built the feature matrix (first build: none existed yet)"
+    return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
 
 
 def build_or_reuse_feature_matrix(
@@ -187,19 +198,20 @@ def build_or_reuse_feature_matrix(
             if spec_changed
             else "built: data changed"
         )
-    started = time.perf_counter()
-    data = load_data(config)
-    loaded = time.perf_counter() - started
     build = getattr(config, "build", None)
     if build is not None and (build.memory_budget_gb is not None or build.partitions is not None):
-        # Bounded memory: the matrix is built partition by partition into a folder of part files.
-        from earlysignal.features.partition import build_partitioned_feature_matrix
+        # Bounded memory: the matrix is built partition by partition into a folder of part files, and
+        # the events are validated in batches and read back one partition at a time.
+        from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
-        metadata = build_partitioned_feature_matrix(
-            config, data, out, engine=engine,
+        build_partitioned_feature_matrix_from_folder(
+            config, data_dir, out, engine=engine,
             extra_metadata={"data_fingerprint": fingerprint, "data_dir": str(data_dir)},
         )
         return read_feature_matrix(out), reason
+    started = time.perf_counter()
+    data = load_data(config)
+    loaded = time.perf_counter() - started
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint

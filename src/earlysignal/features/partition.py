@@ -9,13 +9,16 @@ into partitions (largest first, into the lightest partition), so the rows of eac
 exactly the rows the whole-population build gives for those residents, value for value.
 
 What bounds memory is the feature matrix and the per-as_of arrays the builder holds for a partition
-(see `estimated_build_bytes`); the accepted input tables are still read whole by the data contract.
+(see `estimated_build_bytes`) and, with `build_partitioned_feature_matrix_from_folder`, the input: the
+events (the bulk of it) are validated in batches and read back one partition at a time
+(contract/streaming.py); residents, residency and outcomes are still held whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import os
 import shutil
@@ -34,6 +37,8 @@ from scipy.sparse.csgraph import connected_components
 from earlysignal.atomic import write_json
 from earlysignal.errors import ConfigError, EarlySignalError
 from earlysignal.features.matrix import FeatureMatrix, sidecar_path
+
+_log = logging.getLogger(__name__)
 
 # Bytes the builder holds per cohort row and feature: the float32 matrix, plus the Arrow copy
 # made while writing the part file (zstd pages are small next to it).
@@ -181,22 +186,135 @@ def build_partitioned_feature_matrix(
 
     `partitions` overrides the count chosen from `build.memory_budget_gb`. Raises ConfigError for a
     count below 1."""
-    from earlysignal.features.builder import build_feature_matrix
+    started_all = time.perf_counter()
+    out = Path(out)
+    grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
+    partitions = _chosen_partitions(config, len(data.residents), grid_dates, partitions)
+    components = household_components(data.residents, data.residency)
+    resident_partition = assign_partitions(components, np.ones(components.size), partitions)
+    index = PartitionIndex.of(data, resident_partition)
+    subsets = (partition_data(data, index, partition) for partition in range(partitions))
+    return _build_parts(
+        config, subsets, partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all
+    )
+
+
+def _chosen_partitions(config: Any, n_residents: int, grid_dates: Sequence[dt.date], partitions: int | None) -> int:
     from earlysignal.features.spec import feature_definitions
+
+    if partitions is not None:
+        return partitions
+    build = getattr(config, "build", None)
+    n_features = len(feature_definitions(config))
+    return (build.partitions if build is not None else None) or partition_count(
+        n_residents, len(grid_dates), n_features, build.memory_budget_gb if build is not None else None
+    )
+
+
+def build_partitioned_feature_matrix_from_folder(
+    config: Any,
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    partitions: int | None = None,
+    as_of_dates: Sequence[dt.date] | None = None,
+    with_labels: bool = True,
+    engine: Any = None,
+    extra_metadata: dict[str, Any] | None = None,
+    write_quarantine: bool = True,
+    batch_rows: int = 1_000_000,
+    on_loaded: Any = None,
+) -> dict[str, Any]:
+    """Validate the borough folder `data_dir` through the data contract with its events read per partition
+    (contract/streaming.py: residents, residency and outcomes whole, events `batch_rows` at a time) and
+    build the matrix into `out` as build_partitioned_feature_matrix does; the same rows, value for value.
+
+    The accepted events wait in a temporary folder beside `out`, one file per partition, removed at the
+    end. `on_loaded(data)` is called once validation is done (the contract report is data.report).
+    Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
+    from earlysignal.contract import require_usable
+    from earlysignal.contract.streaming import EVENTS_PART, load_partitioned_data
 
     started_all = time.perf_counter()
     out = Path(out)
     grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
-    n_features = len(feature_definitions(config))
-    build = getattr(config, "build", None)
-    if partitions is None:
-        partitions = (build.partitions if build is not None else None) or partition_count(
-            len(data.residents), len(grid_dates), n_features, build.memory_budget_gb if build is not None else None
-        )
-    components = household_components(data.residents, data.residency)
-    resident_partition = assign_partitions(components, np.ones(components.size), partitions)
-    index = PartitionIndex.of(data, resident_partition)
+    chosen: dict[str, int] = {}
 
+    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
+        chosen["count"] = count
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), count), count
+
+    work = out.with_name(out.name + ".events.tmp")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
+        require_usable(data.report, config.contract)
+        if on_loaded is not None:
+            on_loaded(data)
+        spell = _of_residents(data.residents, data.resident_partition, data.residency["resident_id"])
+        outcome = _of_residents(data.residents, data.resident_partition, data.outcomes["resident_id"])
+
+        def subsets():  # type: ignore[no-untyped-def]
+            for partition in range(data.partitions):
+                yield PartitionData(
+                    residents=data.residents[data.resident_partition == partition],
+                    residency=data.residency[spell == partition],
+                    events=data.events_of(partition),
+                    outcomes=data.outcomes[outcome == partition],
+                    extract_date=data.extract_date,
+                )
+                (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
+
+        return _build_parts(
+            config, subsets(), data.partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _of_residents(residents: pd.DataFrame, resident_partition: np.ndarray, column: pd.Series) -> np.ndarray:
+    position = pd.Index(residents["resident_id"].astype("str")).get_indexer(column.astype("str"))
+    return np.where(position >= 0, resident_partition[position], -1)
+
+
+def _build_parts(
+    config: Any,
+    subsets: Any,
+    partitions: int,
+    out: Path,
+    grid_dates: list[dt.date],
+    with_labels: bool,
+    engine: Any,
+    extra_metadata: dict[str, Any] | None,
+    started_all: float,
+) -> dict[str, Any]:
+    """Build every partition's rows from `subsets` (PartitionData per partition, in order) into part files."""
+    from earlysignal.features.builder import build_feature_matrix
+
+    def matrices():  # type: ignore[no-untyped-def]
+        for subset in subsets:
+            if len(subset.residents) == 0:
+                continue
+            yield build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
+
+    return _write_parts(matrices(), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+
+
+def _write_parts(
+    matrices: Any,
+    partitions: int,
+    out: Path,
+    grid_dates: list[dt.date],
+    with_labels: bool,
+    extra_metadata: dict[str, Any] | None,
+    started_all: float,
+) -> dict[str, Any]:
+    """Write each partition's matrix (FeatureMatrix per non-empty partition, in order) as a part file, then
+    the sidecar with the counts, prevalences and timings summed over partitions; returns the sidecar."""
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -207,11 +325,8 @@ def build_partitioned_feature_matrix(
     labelled: dict[str, int] = {}
     timings: dict[str, float] = {}
     part_rows: list[int] = []
-    for partition in range(partitions):
-        subset = partition_data(data, index, partition)
-        if len(subset.residents) == 0:
-            continue
-        matrix = build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
+    for matrix in matrices:
+        _log.info("partition part %d of at most %d built: %d rows", len(part_rows) + 1, partitions, len(matrix.frame))
         frame = matrix.frame
         if len(frame) == 0:
             continue
@@ -282,6 +397,7 @@ __all__ = [
     "PartitionIndex",
     "assign_partitions",
     "build_partitioned_feature_matrix",
+    "build_partitioned_feature_matrix_from_folder",
     "estimated_build_bytes",
     "household_components",
     "iter_partitions",

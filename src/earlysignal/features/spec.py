@@ -402,7 +402,8 @@ def feature_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
     names = [d.name for d in definitions]
     if len(set(names)) != len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})
-        raise ConfigError(f"features: generated feature names repeat: {repeated[:5]}")
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise ConfigError(f"features: generated feature names repeat: {repeated[:5]}{more}")
     return definitions
 
 

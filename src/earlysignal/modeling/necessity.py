@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.config import ProjectConfig
+from earlysignal.dictionary import dictionary_for
 from earlysignal.errors import ConfigError, EarlySignalError
 from earlysignal.features.spec import feature_definitions
 from earlysignal.modeling import metrics as M
@@ -147,6 +148,7 @@ def _fairness_findings(data: _Labelled, predictions: list[dict[str, Any]], confi
         reference_groups=dict(settings.reference_groups),
         ratio_band=settings.ratio_band,
         bootstrap=config.necessity.fairness_bootstrap,
+        group_words=dictionary_for(config).boolean_group_words(),
         min_cell=settings.min_cell,
         round_to=settings.round_to,
         seed=config.project.seed,

@@ -110,7 +110,8 @@ def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any
             raise TrainingError(f"feature matrix {path} does not exist; run `earlysignal features` first")
         return features.read_feature_matrix(path)
     built, status = features.build_or_reuse_feature_matrix(config, data_dir=data_dir)
-    console.print(f"Feature matrix: {status}")
+    console.print(f"{features.matrix_status_words(status)}: {len(built.frame):,} rows x "
+                  f"{len(built.feature_columns)} feature columns", highlight=False)
     return built
 
 

@@ -2,9 +2,10 @@
 capacity with bootstrap intervals, calibration of past scores, and the share of flagged residents
 who received a service response.
 
-Labels follow the point-in-time rules: an outcome counts only if it started in [as_of, as_of + horizon)
-and the council knew of it (`known_at`) before the monitoring date; a list whose horizon has not closed
-by then has no labels (None), never zeros.
+Labels are the feature matrix's labels (one code path, features/labels.py): an outcome counts only if
+it started in the label window and the council knew of it (`known_at`) before the monitoring date; a
+resident whose follow-up ended inside the window without it (left the area, died) is censored
+(unknown), not a realised negative; a list whose horizon has not closed by then has no labels (None).
 """
 
 from __future__ import annotations
@@ -16,53 +17,55 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from earlysignal.features.cohort import add_months
+from earlysignal.config import ProjectConfig
+from earlysignal.features.labels import resident_label_timing
 from earlysignal.modeling import metrics as M
 
 
-def horizon_end(as_of: dt.date, horizon_months: int) -> dt.date:
-    """The first day after a list's label window."""
-    return add_months(as_of, horizon_months)
-
-
 def realised_labels(
+    config: ProjectConfig,
+    data: Any,
     resident_ids: Sequence[str],
     as_of: dt.date,
-    outcomes: pd.DataFrame,
-    outcome_types: Sequence[str],
-    horizon_months: int,
     known_by: dt.date,
-) -> np.ndarray | None:
-    """0/1 per resident (n,): a labelled outcome in [as_of, as_of + horizon) known before known_by.
+) -> pd.arrays.IntegerArray | None:
+    """Nullable Int8 label per resident (n,) for a list made at as_of, as known at known_by.
 
-    None when as_of + horizon is after known_by (the horizon has not closed: labels unknown, not 0).
+    The feature matrix's own label code (`features.labels.resident_label_timing`, then `label_at`):
+    1 when a labelled outcome started in [as_of, label.window_end(as_of)) and was recorded before
+    known_by; null (censored) when, without such a record, the resident's follow-up ended inside the
+    window (left the area, died, label.censoring.end_column); 0 otherwise. None when the window had
+    not closed by known_by (labels unknown, not 0). data: residents, residency, outcomes, extract_date.
     """
-    end = horizon_end(as_of, horizon_months)
-    if end > known_by:
+    if config.label.window_end(as_of) > known_by:
         return None
-    o = outcomes
-    time = pd.to_datetime(o["outcome_time"])
-    known = pd.to_datetime(o["known_at"])
-    hit = (
-        o["outcome_type"].isin(list(outcome_types))
-        & (time >= pd.Timestamp(as_of))
-        & (time < pd.Timestamp(end))
-        & (known < pd.Timestamp(known_by))
+    timing = resident_label_timing(
+        config, data.residents, data.residency, data.outcomes, list(resident_ids), as_of, data.extract_date
     )
-    positive = set(o.loc[hit, "resident_id"].astype(str))
-    return np.fromiter((rid in positive for rid in resident_ids), dtype=np.int8, count=len(resident_ids))
+    return timing.at(known_by, data.extract_date)
 
 
-def list_performance(ranked: pd.DataFrame, labels: np.ndarray, k: int, bootstrap: int, seed: int) -> dict[str, Any]:
+def list_performance(
+    ranked: pd.DataFrame, labels: np.ndarray | pd.arrays.IntegerArray, k: int, bootstrap: int, seed: int
+) -> dict[str, Any]:
     """Precision and recall at capacity, AUC and base rate for one list, each {value, ci_low, ci_high}.
 
-    ranked: resident_id, score, rank (1 = top). Intervals are 95% percentile intervals over `bootstrap`
-    resamples of the list's residents (seeded); the list order is the one the caseworkers saw.
+    ranked: resident_id, score, rank (1 = top). labels: 0/1 per row, null where unknown (censored).
+    Censored residents are left out, in list order, as the audit leaves out unlabelled rows: precision
+    at capacity is over the flagged residents (rank <= k) whose outcome is known, recall over the
+    known positives. Intervals are 95% percentile intervals over `bootstrap` resamples of the list's
+    residents (seeded); the list order is the one the caseworkers saw.
     """
-    n = len(ranked)
+    values = pd.array(labels, dtype="Int8")
+    known = ~np.asarray(values.isna())
+    y = np.asarray(values.fillna(0), dtype=np.int8)[known]
+    kept = ranked.loc[known]
+    n = len(kept)
+    # The flagged residents whose outcome is known: the first k_known rows of the list without the censored.
+    k_known = int((ranked["rank"].to_numpy()[known] <= k).sum())
     # Rank, not score, fixes the order: ties were broken when the list was made, and must stay so.
-    order_key = (n - ranked["rank"].to_numpy(dtype=float))
-    scored = M.RankedList.build(labels, order_key, ranked["resident_id"].to_numpy(), k, is_probability=False)
+    order_key = -kept["rank"].to_numpy(dtype=float)
+    scored = M.RankedList.build(y, order_key, kept["resident_id"].to_numpy(), k_known, is_probability=False)
     point = scored.metrics()
     replicates = M.bootstrap_replicates({"list": scored}, bootstrap, seed)["list"] if bootstrap else {}
     out: dict[str, Any] = {}
@@ -70,7 +73,7 @@ def list_performance(ranked: pd.DataFrame, labels: np.ndarray, k: int, bootstrap
         low, high = M.interval(replicates[metric]) if bootstrap else (None, None)
         value = point[metric]
         out[metric] = {"value": float(value) if np.isfinite(value) else None, "ci_low": low, "ci_high": high}
-    out["base_rate"] = float(labels.mean()) if n else None
+    out["base_rate"] = float(y.mean()) if n else None
     return out
 
 

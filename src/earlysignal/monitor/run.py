@@ -24,7 +24,7 @@ from earlysignal.features.cohort import add_months
 from earlysignal.features.spec import feature_definitions
 from earlysignal.monitor.criteria import NOT_EVALUABLE, evaluate_criteria, worst
 from earlysignal.monitor.past_lists import PastList, find_past_lists
-from earlysignal.monitor.realised import horizon_end, list_performance, realised_labels, response_share
+from earlysignal.monitor.realised import list_performance, realised_labels, response_share
 from earlysignal.monitor.sources import feature_psi_by_source, month_start, source_volume_drift, sources_of_features
 
 SCHEMA_VERSION = 1
@@ -86,7 +86,7 @@ def monitoring_periods(
 def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: dt.date, seed: int) -> tuple[dict[str, Any], pd.DataFrame | None]:
     label = config.label
     ids = item.ranked["resident_id"].tolist()
-    labels = realised_labels(ids, item.as_of, data.outcomes, label.outcome_types, label.horizon_months, known_by)
+    labels = realised_labels(config, data, ids, item.as_of, known_by)
     k = item.capacity_k
     entry: dict[str, Any] = {
         "as_of": item.as_of.isoformat(),
@@ -94,7 +94,7 @@ def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: d
         "model_version": item.summary.get("model_version"),
         "capacity_k": k,
         "scored": _count(len(ids), config),
-        "horizon_end": horizon_end(item.as_of, label.horizon_months).isoformat(),
+        "horizon_end": label.window_end(item.as_of).isoformat(),
         "labels_known": labels is not None,
         "score_psi": (item.summary.get("drift") or {}).get("score_psi"),
         "max_feature_psi": (item.summary.get("drift") or {}).get("max_feature_psi"),
@@ -102,13 +102,21 @@ def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: d
     calibration_rows = None
     if labels is None:
         entry.update({m: {"value": None, "ci_low": None, "ci_high": None} for m in PROMISED_METRICS})
-        entry.update({"base_rate": None, "positives": None, "flagged_positives": None})
+        entry.update({"base_rate": None, "positives": None, "flagged_positives": None,
+                      "censored": None, "flagged_censored": None})
     else:
         entry.update(list_performance(item.ranked, labels, k, config.monitoring.bootstrap, seed))
         flagged = item.ranked["flagged"].to_numpy(dtype=bool)
-        entry["positives"] = _count(int(labels.sum()), config)
-        entry["flagged_positives"] = _count(int(labels[flagged].sum()), config)
-        calibration_rows = pd.DataFrame({"score": item.ranked["score"].to_numpy(dtype=float), "label": labels})
+        # Censored: follow-up ended inside the window without the outcome (moved away, died); neither
+        # a realised positive nor a realised negative, so left out of every figure and counted here.
+        censored = np.asarray(labels.isna())
+        known = np.asarray(labels.fillna(0), dtype=np.int8)
+        entry["positives"] = _count(int(known.sum()), config)
+        entry["flagged_positives"] = _count(int(known[flagged].sum()), config)
+        entry["censored"] = _count(int(censored.sum()), config)
+        entry["flagged_censored"] = _count(int(censored[flagged].sum()), config)
+        calibration_rows = pd.DataFrame({"score": item.ranked["score"].to_numpy(dtype=float)[~censored],
+                                         "label": known[~censored]})
     response = config.monitoring.response
     entry["response"] = None
     if response is not None:
@@ -187,7 +195,8 @@ def build_monitor(
         "known_by": known_by.isoformat(),
         "extract_date": data.extract_date.isoformat(),
         "label": {"name": config.label.name, "outcome_types": list(config.label.outcome_types),
-                  "horizon_months": config.label.horizon_months},
+                  "horizon_months": config.label.horizon_months, "horizon": config.label.horizon_text,
+                  "censoring": config.label.censoring.model_dump(mode="json")},
         "promise": promise,
         "lists": entries,
         "calibration": calibration,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from typing import Any
 
 import matplotlib
@@ -31,8 +32,11 @@ def k_curve_plot(curves: dict[str, Any]) -> str | None:
     if not curves.get("k"):
         return None
     figure, axis = plt.subplots(figsize=(6.4, 3.4))
-    axis.plot(curves["k"], curves["precision"], color=ACCENT, label="precision@k (share of flagged who escalated)")
-    axis.plot(curves["k"], curves["recall"], color=INK, linestyle="--", label="recall@k (share of escalations flagged)")
+    # Points withheld for small numbers (None) are gaps in the curve.
+    precision = [math.nan if v is None else v for v in curves["precision"]]
+    recall = [math.nan if v is None else v for v in curves["recall"]]
+    axis.plot(curves["k"], precision, color=ACCENT, label="precision@k (share of flagged who escalated)")
+    axis.plot(curves["k"], recall, color=INK, linestyle="--", label="recall@k (share of escalations flagged)")
     axis.axvline(curves["capacity"], color=WARN, linewidth=1)
     axis.annotate("capacity", (curves["capacity"], 0.95), color=WARN, xytext=(4, 0), textcoords="offset points")
     axis.set_xlabel("k: number of residents reviewed per as-of date")

@@ -1,0 +1,446 @@
+"""Validate a borough folder without holding its events in memory, and hand them out per partition.
+
+The contract's checks are the same as `validate_directory`'s and so are the counts, the quarantine files and
+the report; what differs is how the events table (by far the largest: ~42 rows per resident here) is held.
+Residents, residency spells and outcomes are read whole (they grow with the population, but ~20x more
+slowly). Then:
+
+1. `assign(residents, residency)` gives every accepted resident a partition (features/partition.py keeps
+   households and addresses whole);
+2. one DuckDB pass over events.parquet finds the rows whose event_id occurs more than once; the duplicate
+   check runs on those rows alone (the copies of an event_id can sit anywhere in the file);
+3. events.parquet is read in batches of `batch_rows` file rows: each batch is typed and checked (its
+   duplicate flags come from step 2), its quarantined rows are appended to the quarantine file and its
+   accepted rows to the Parquet file of every partition they belong to (their resident's, and their
+   address's: an event at an address is read by everyone who lived there);
+4. `StreamedData.events_of(p)` reads one partition's file: the accepted events of those residents and
+   addresses, in file order, with the dtypes `load_linked_data` gives.
+
+Peak memory is then the three smaller tables plus one batch, whatever the number of events. A CSV events
+file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from earlysignal.atomic import atomic_path
+from earlysignal.config import ProjectConfig
+from earlysignal.contract.checks import CHECKS, _flag_duplicates, _Reasons
+from earlysignal.contract.reading import (
+    _is_text,
+    decoded,
+    table_path,
+    to_pandas,
+    type_table,
+    value_shape,
+)
+from earlysignal.contract.results import TableCounts, ValidationReport
+from earlysignal.contract.schemas import (
+    EXPECTED_TEXT,
+    QUARANTINE_DIR,
+    REASON_COLUMN,
+    ROW_NUMBER_COLUMN,
+    expanded_checks,
+)
+from earlysignal.contract.validate import (
+    _collect,
+    _infinite_sum_error,
+    _people_frame,
+    _report,
+    _setup,
+    _TableResult,
+    _validate_whole_table,
+    reconcile_counts,
+)
+from earlysignal.errors import ContractError
+
+EVENTS_PART = "events-{:05d}.parquet"
+
+
+@dataclasses.dataclass
+class StreamedData:
+    """Accepted residents, residency and outcomes (whole, as in LinkedData), the validation report, and
+    the accepted events written per partition under `events_dir` (read one partition with events_of)."""
+
+    residents: pd.DataFrame
+    residency: pd.DataFrame
+    outcomes: pd.DataFrame
+    manifest: dict[str, Any]
+    extract_date: dt.date
+    data_dir: Path
+    report: ValidationReport
+    quarantined_residents: pd.DataFrame | None
+    events_dir: Path
+    resident_partition: np.ndarray  # [len(residents)] partition of each accepted resident
+    partitions: int
+    events_schema: pa.Schema
+
+    def events_of(self, partition: int) -> pd.DataFrame:
+        """The accepted events of one partition's residents and addresses, in file order."""
+        path = self.events_dir / EVENTS_PART.format(partition)
+        table = pq.read_table(path) if path.exists() else self.events_schema.empty_table()
+        return to_pandas(table)
+
+
+def load_partitioned_data(
+    data_dir: str | os.PathLike[str],
+    config: ProjectConfig | None,
+    work_dir: str | os.PathLike[str],
+    assign: Callable[[pd.DataFrame, pd.DataFrame], tuple[np.ndarray, int]],
+    write_quarantine: bool = True,
+    batch_rows: int = 1_000_000,
+) -> StreamedData:
+    """Validate `data_dir` like `load_linked_data` with events read `batch_rows` at a time, and write the
+    accepted events per partition into `work_dir` (which must exist; the caller removes it).
+
+    `assign(residents, residency)` returns ([R] partition per accepted resident, partition count).
+    Raises ContractError for an unusable file, as validate_directory does."""
+    setup = _setup(data_dir, config)
+    work_dir = Path(work_dir)
+    files: dict[str, Path] = {}
+    counts: dict[str, TableCounts] = {}
+    checks: dict[str, dict[str, int]] = {}
+    normalised: dict[str, dict[str, int]] = {}
+    not_recorded: dict[str, dict[str, int]] = {}
+    dropped: dict[str, tuple[str, ...]] = {}
+    quarantine_files: dict[str, Path] = {}
+    warnings: list[str] = []
+    people: list[pd.DataFrame] = []
+    frames: dict[str, pd.DataFrame] = {}
+
+    def whole(name: str) -> None:
+        result = _validate_whole_table(
+            name, setup.data_dir, setup.schemas, setup.tokens, setup.codes.get(name), setup.context, write_quarantine
+        )
+        _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
+        if result.people is not None:
+            people.append(result.people)
+        frames[name] = result.frame
+
+    whole("residents")
+    whole("residency")
+    resident_partition, partitions = assign(frames["residents"], frames["residency"])
+    router = _Router(frames["residents"], frames["residency"], resident_partition)
+    result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows)
+    _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
+    whole("outcomes")
+    report = _report(
+        setup.data_dir, setup.extract_date, setup.manifest, files, counts, checks, quarantine_files, warnings,
+        normalised, not_recorded, dropped, setup.schemas, setup.context,
+    )
+    return StreamedData(
+        residents=frames["residents"],
+        residency=frames["residency"],
+        outcomes=frames["outcomes"],
+        manifest=setup.manifest,
+        extract_date=setup.extract_date,
+        data_dir=setup.data_dir,
+        report=report,
+        quarantined_residents=_people_frame(people),
+        events_dir=work_dir,
+        resident_partition=resident_partition,
+        partitions=partitions,
+        events_schema=schema,
+    )
+
+
+class _Router:
+    """Partition of an event's resident and of its address (-1: none), looked up per batch."""
+
+    def __init__(self, residents: pd.DataFrame, residency: pd.DataFrame, resident_partition: np.ndarray) -> None:
+        self.ids = pd.Index(residents["resident_id"].astype("str"))
+        self.resident_partition = resident_partition
+        spell = self.of_residents(residency["resident_id"])
+        known = spell >= 0
+        # Partitions keep addresses whole, so every spell at an address names the same partition.
+        by_address = pd.Series(spell[known], index=residency["address_id"].astype("str").to_numpy()[known])
+        by_address = by_address.groupby(level=0).first()
+        self.addresses = pd.Index(by_address.index)
+        self.address_partition = by_address.to_numpy().astype(np.int64)
+
+    def of_residents(self, column: pd.Series) -> np.ndarray:
+        position = self.ids.get_indexer(column.astype("str"))
+        return np.where(position >= 0, self.resident_partition[position], -1)
+
+    def rows_by_partition(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(partition, row) pairs, sorted by partition then row: an event goes to its resident's partition
+        and to its address's when that is another one."""
+        resident = self.of_residents(table.column("resident_id").to_pandas())
+        position = self.addresses.get_indexer(table.column("address_id").to_pandas().astype("str"))
+        address = np.where(position >= 0, self.address_partition[position], -1)
+        rows = np.arange(table.num_rows)
+        extra = (address >= 0) & (address != resident)
+        parts = np.concatenate([resident[resident >= 0], address[extra]])
+        rows = np.concatenate([rows[resident >= 0], rows[extra]])
+        order = np.lexsort((rows, parts))
+        return parts[order], rows[order]
+
+
+def _duplicate_flags(path: Path, setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(file rows, reason codes 1 = duplicate_row, 2 = duplicate_event_id) from the duplicate check run on
+    every row whose event_id occurs more than once in the file (the only rows the check can flag)."""
+    connection = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(work_dir / "duckdb")})
+    try:
+        candidates = connection.execute(
+            "SELECT file_row_number FROM read_parquet($path, file_row_number = true) WHERE event_id IN ("
+            "SELECT event_id FROM read_parquet($path) WHERE event_id IS NOT NULL GROUP BY event_id "
+            "HAVING count(*) > 1) ORDER BY file_row_number",
+            {"path": str(path)},
+        ).fetchnumpy()["file_row_number"].astype(np.int64)
+    finally:
+        connection.close()
+    if candidates.size == 0:
+        return candidates, np.zeros(0, dtype=np.uint8)
+    columns = setup.schemas["events"]
+    file = pq.ParquetFile(path)
+    pieces = []
+    start = 0
+    for group in range(file.metadata.num_row_groups):
+        stop = start + file.metadata.row_group(group).num_rows
+        inside = candidates[(candidates >= start) & (candidates < stop)]
+        if inside.size:
+            raw = _select_known(file.read_row_group(group), columns).take(pa.array(inside - start))
+            pieces.append(decoded(type_table(raw, path, columns, setup.tokens, setup.codes["events"], False).typed))
+        start = stop
+    subset = pa.concat_tables(pieces)
+    reasons = _Reasons(subset.num_rows, "events")
+    _flag_duplicates(subset, reasons, "event_id", tuple(c.name for c in columns))
+    code = np.zeros(subset.num_rows, dtype=np.uint8)
+    for label, value in (("duplicate_row", 1), ("duplicate_event_id", 2)):
+        if label in reasons.labels:
+            code[reasons.codes == reasons.labels.index(label) + 1] = value
+    keep = code > 0
+    return candidates[keep], code[keep]
+
+
+def _select_known(raw: pa.Table, columns: tuple[Any, ...]) -> pa.Table:
+    known = {c.name for c in columns}
+    return raw.select([c for c in raw.column_names if c in known])
+
+
+def _stream_events(
+    setup: Any, router: _Router, partitions: int, work_dir: Path, write_quarantine: bool, batch_rows: int
+) -> tuple[_TableResult, pa.Schema]:
+    path = table_path(setup.data_dir, "events")
+    columns = setup.schemas["events"]
+    context = setup.context
+    if path.suffix != ".parquet" or path.stat().st_size == 0 or pq.ParquetFile(path).metadata.num_rows == 0:
+        return _events_whole(setup, router, partitions, work_dir, write_quarantine)
+
+    dup_rows, dup_codes = _duplicate_flags(path, setup, work_dir)
+    offset = 0
+
+    def batch_duplicates(table: pa.Table, reasons: _Reasons) -> None:
+        lo, hi = np.searchsorted(dup_rows, [offset, offset + table.num_rows])
+        for label, value in (("duplicate_row", 1), ("duplicate_event_id", 2)):
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[dup_rows[lo:hi][dup_codes[lo:hi] == value] - offset] = True
+            reasons.flag(label, mask)
+
+    context.event_duplicates = batch_duplicates
+    writers = _PartWriters(work_dir)
+    read = accepted_rows = quarantined_rows = written_quarantine = 0
+    reason_counts: dict[str, int] = {}
+    normalised_counts: dict[str, int] = {}
+    nulled_counts: dict[str, int] = {}
+    dropped: tuple[str, ...] = ()
+    warnings: list[str] = []
+    sources: set[str] = set()
+    # Per column, values that could not be parsed and values that were: a column none of whose values
+    # parse is refused, as read_table does, whichever batches its values fell in.
+    unreadable: dict[str, int] = {}
+    parsed: dict[str, int] = {}
+    first_bad: dict[str, Any] = {}
+    totals: pd.Series | None = None
+    largest: list[pd.DataFrame] = []
+    schema: pa.Schema | None = None
+    target = setup.data_dir / QUARANTINE_DIR / "events.parquet"
+    try:
+        file = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
+    except (pa.ArrowException, OSError) as error:
+        raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
+    try:
+        with contextlib.ExitStack() as stack:
+            quarantine_writer: pq.ParquetWriter | None = None
+            for batch in file.iter_batches(batch_size=batch_rows):
+                table = type_table(
+                    pa.Table.from_batches([batch]), path, columns, setup.tokens, setup.codes["events"], False
+                )
+                raw, typed = table.raw, table.typed
+                if offset == 0:
+                    warnings, dropped = list(table.warnings), table.dropped
+                reasons = _Reasons(typed.num_rows, "events")
+                for column, mask in table.unparseable.items():
+                    reasons.flag(f"unparseable:{column}", mask)
+                    unreadable[column] = unreadable.get(column, 0) + int(mask.sum())
+                    if column not in first_bad and mask.any():
+                        first_bad[column] = raw.column(column)[int(np.flatnonzero(mask)[0])].as_py()
+                for column in typed.column_names:
+                    parsed[column] = parsed.get(column, 0) + typed.num_rows - typed.column(column).null_count
+                CHECKS["events"](typed, reasons, context)
+                ok = reasons.ok()
+                accepted = decoded(typed if ok.all() else typed.filter(pa.array(ok)))
+                n_quarantined = reasons.count()
+                reconcile_counts("events", read=raw.num_rows, accepted=accepted.num_rows, quarantined=n_quarantined)
+                read += raw.num_rows
+                accepted_rows += accepted.num_rows
+                quarantined_rows += n_quarantined
+                for reason, n in reasons.counts().items():
+                    reason_counts[reason] = reason_counts.get(reason, 0) + n
+                for column, n in table.normalised.items():
+                    normalised_counts[column] = normalised_counts.get(column, 0) + n
+                for column, n in table.not_recorded.items():
+                    nulled_counts[column] = nulled_counts.get(column, 0) + n
+                if accepted.num_rows:
+                    sources.update(str(s) for s in pc.unique(accepted.column("source").drop_null()).to_pylist())
+                    batch_totals, batch_largest = _magnitudes(accepted, offset + np.flatnonzero(ok))
+                    totals = batch_totals if totals is None else totals.add(batch_totals, fill_value=0.0)
+                    largest.append(batch_largest)
+                if write_quarantine and n_quarantined:
+                    rows = np.flatnonzero(~ok)
+                    bad = decoded(raw.take(pa.array(rows)))
+                    bad = bad.append_column(ROW_NUMBER_COLUMN, pa.array(offset + rows + 1, pa.int64()))
+                    bad = bad.append_column(REASON_COLUMN, reasons.reason_array(~ok))
+                    if quarantine_writer is None:
+                        tmp = stack.enter_context(atomic_path(target))
+                        quarantine_writer = pq.ParquetWriter(tmp, bad.schema, compression="zstd")
+                    quarantine_writer.write_table(bad)
+                    written_quarantine += bad.num_rows
+                schema = schema or accepted.schema
+                parts, rows = router.rows_by_partition(accepted)
+                writers.write(accepted, parts, rows)
+                offset += raw.num_rows
+                del batch, raw, table, typed, reasons, accepted
+            if quarantine_writer is not None:
+                quarantine_writer.close()  # before the ExitStack renames it onto the target
+                reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=written_quarantine)
+            elif write_quarantine and target.exists():
+                # A stale file from an earlier run would report problems this data no longer has.
+                target.unlink()
+    except OSError as error:
+        raise ContractError(
+            f"cannot write quarantine file {target} or the events of a partition under {work_dir}: {error}; "
+            "fix the folders' permissions or free disk space"
+        ) from None
+    finally:
+        context.event_duplicates = None
+        writers.close()
+    for column, bad in unreadable.items():
+        given = bad + parsed.get(column, 0)
+        if bad and given == bad:
+            kind = next(c.kind for c in columns if c.name == column)
+            raise ContractError(
+                f"{path.name}: column {column}: none of its {given} values can be read as "
+                f"{EXPECTED_TEXT[kind]} (the first has the shape {value_shape(str(first_bad[column]))!r})"
+            )
+    reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=quarantined_rows)
+    context.event_sources = sources
+    if totals is not None:
+        infinite = totals[~np.isfinite(totals.to_numpy())]
+        if not infinite.empty:
+            source, event_type = infinite.index[0]
+            candidates = pd.concat(largest)
+            candidates = candidates[(candidates["source"] == source) & (candidates["event_type"] == event_type)]
+            rows = candidates.sort_values("magnitude", ascending=False, kind="stable")["row"].to_numpy()[:5]
+            raise _infinite_sum_error(path, source, event_type, sorted(int(r) for r in rows))
+    order = {check: i for i, check in enumerate(expanded_checks("events", columns))}
+    checks = dict(sorted(reason_counts.items(), key=lambda item: (item[0] in order, order.get(item[0], 0))))
+    result = _TableResult(
+        name="events",
+        path=path,
+        frame=None,
+        counts=TableCounts(read=read, accepted=accepted_rows, quarantined=quarantined_rows),
+        checks=checks,
+        normalised=normalised_counts,
+        not_recorded=nulled_counts,
+        dropped=dropped,
+        warnings=warnings,
+        quarantine_file=target if write_quarantine and written_quarantine else None,
+    )
+    assert schema is not None
+    return result, schema
+
+
+def _dictionary_columns(path: Path, columns: tuple[Any, ...]) -> list[str] | None:
+    """Few-valued text columns, read as dictionaries (as read_table does)."""
+    schema = pq.read_schema(path)
+    names = [
+        c.name for c in columns
+        if c.few_values and c.name in schema.names and _is_text(schema.field(c.name).type)
+    ]
+    return names or None
+
+
+def _magnitudes(accepted: pa.Table, file_rows: np.ndarray) -> tuple[pd.Series, pd.DataFrame]:
+    """Sum of |value| per (source, event_type), and the five largest |value| rows of each (for the error)."""
+    frame = pd.DataFrame(
+        {
+            "source": accepted.column("source").to_pandas().astype(str),
+            "event_type": accepted.column("event_type").to_pandas().astype(str),
+            "magnitude": np.abs(accepted.column("value").to_numpy(zero_copy_only=False).astype(np.float64)),
+            "row": file_rows + 1,
+        }
+    )
+    with np.errstate(over="ignore"):
+        totals = frame.groupby(["source", "event_type"], sort=True)["magnitude"].sum()
+    top = frame.sort_values("magnitude", ascending=False, kind="stable").groupby(["source", "event_type"]).head(5)
+    return totals, top
+
+
+class _PartWriters:
+    """One Parquet file per partition under `folder`, opened on its first rows and appended batch by batch."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.writers: dict[int, pq.ParquetWriter] = {}
+
+    def write(self, table: pa.Table, parts: np.ndarray, rows: np.ndarray) -> None:
+        """Append table.take(rows[parts == p]) to partition p's file, for every p in parts (sorted)."""
+        if parts.size == 0:
+            return
+        bounds = np.flatnonzero(np.r_[True, parts[1:] != parts[:-1], True])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            part = int(parts[lo])
+            piece = table.take(pa.array(rows[lo:hi]))
+            writer = self.writers.get(part)
+            if writer is None:
+                writer = pq.ParquetWriter(self.folder / EVENTS_PART.format(part), piece.schema, compression="zstd")
+                self.writers[part] = writer
+            writer.write_table(piece)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+
+
+def _events_whole(
+    setup: Any, router: _Router, partitions: int, work_dir: Path, write_quarantine: bool
+) -> tuple[_TableResult, pa.Schema]:
+    """A CSV (or empty) events file: validated whole as validate_directory does, then split per partition."""
+    result = _validate_whole_table(
+        "events", setup.data_dir, setup.schemas, setup.tokens, setup.codes.get("events"), setup.context, write_quarantine
+    )
+    accepted = pa.Table.from_pandas(result.frame, preserve_index=False)
+    result.frame = None
+    writers = _PartWriters(work_dir)
+    try:
+        parts, rows = router.rows_by_partition(accepted)
+        writers.write(accepted, parts, rows)
+    finally:
+        writers.close()
+    return result, accepted.schema

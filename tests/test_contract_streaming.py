@@ -1,0 +1,118 @@
+"""Events validated batch by batch and handed out per partition: the same accepted rows, quarantine and
+report as validating the whole folder at once, and the same feature matrix value for value."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from contract_fixtures import _t, clean_tables, write_borough
+from earlysignal.contract import load_linked_data
+from earlysignal.contract.streaming import load_partitioned_data
+from earlysignal.errors import ContractError
+from earlysignal.features import build_feature_matrix
+from earlysignal.features.partition import (
+    PartitionIndex,
+    assign_partitions,
+    build_partitioned_feature_matrix_from_folder,
+    household_components,
+    read_partitioned_frame,
+)
+from features_borough import every_aggregate_config, random_borough, write_folder
+
+
+def _bad_tables() -> dict[str, pd.DataFrame]:
+    """The clean borough with bad events spread over the file: copies of an event far from the first,
+    a conflicting copy, an unknown resident, a value recorded after the extract and a negative count."""
+    tables = clean_tables()
+    events = tables["events"]
+    extra = pd.DataFrame(
+        {
+            "event_id": ["E03", "E05", "E90", "E91", "E92", "E93"],
+            "resident_id": ["R1", "R2", "R9", "R4", "R1", "R3"],
+            "address_id": ["A1", None, None, "A3", None, None],
+            "source": ["police", "school", "police", "council_tax", "school", " AE "],
+            "event_type": ["domestic_incident", "fixed_term_exclusion", "callout", "summons", "absence", "injury_attendance"],
+            "event_time": [_t(x) for x in ["2022-05-06 23:10", "2023-01-10 11:00", "2022-01-01 10:00", "2026-03-01 10:00", "2024-01-01 09:00", "2024-04-04 10:00"]],
+            "known_at": [_t(x) for x in ["2022-05-07 08:00", "2023-01-13 11:00", "2022-01-01 10:00", "2026-03-01 10:00", "2024-01-01 09:00", "2024-04-04 10:00"]],
+            "value": [None, None, None, 50.0, -3.0, None],
+        }
+    )
+    tables["events"] = pd.concat([events, extra], ignore_index=True)
+    return tables
+
+
+def _components(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+    components = household_components(residents, residency)
+    return assign_partitions(components, np.ones(components.size), 2), 2
+
+
+@pytest.mark.parametrize("batch_rows", [4, 1_000])
+def test_events_checked_in_batches_give_the_whole_validation_s_report_rows_and_quarantine(tmp_path, batch_rows):
+    whole_dir = write_borough(tmp_path / "whole", _bad_tables())
+    # value as text, one cell unreadable: in 4-row batches its batch holds no other value at all.
+    events = pq.read_table(whole_dir / "events.parquet")
+    text = [None if v is None else str(v) for v in events.column("value").to_pylist()]
+    text[15] = "lots"
+    pq.write_table(events.set_column(7, "value", pa.array(text, pa.string())), whole_dir / "events.parquet")
+    streamed_dir = shutil.copytree(whole_dir, tmp_path / "streamed")
+    whole = load_linked_data(whole_dir)
+    work = tmp_path / "work"
+    work.mkdir()
+    streamed = load_partitioned_data(streamed_dir, None, work, _components, batch_rows=batch_rows)
+
+    expected = whole.report.to_dict()
+    got = streamed.report.to_dict()
+    for report in (expected, got):
+        report.pop("data_dir"), report.pop("files"), report.pop("quarantine_files")
+    assert got == expected
+    assert whole.report.checks["events"] == {
+        "unparseable:value": 1, "negative_value": 1, "duplicate_row": 1, "duplicate_event_id": 2, "unknown_resident": 1,
+    }
+    assert whole.report.normalised["events"] == {"source": 1}
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(streamed.report.quarantine_files["events"]), pd.read_parquet(whole.report.quarantine_files["events"])
+    )
+    for name in ("residents", "residency", "outcomes"):
+        pd.testing.assert_frame_equal(getattr(streamed, name), getattr(whole, name))
+    # Each partition gets the accepted events of its residents and of its addresses, in file order.
+    index = PartitionIndex.of(whole, streamed.resident_partition)
+    for partition in range(streamed.partitions):
+        mine = (index.event_resident == partition) | (index.event_address == partition)
+        pd.testing.assert_frame_equal(
+            streamed.events_of(partition), whole.events[mine].reset_index(drop=True), check_index_type=False
+        )
+
+
+def test_a_column_unreadable_in_every_batch_is_refused_like_the_whole_file(tmp_path):
+    folder = write_borough(tmp_path / "b")
+    events = pq.read_table(folder / "events.parquet")
+    pq.write_table(events.set_column(7, "value", pa.array(["lots"] * events.num_rows)), folder / "events.parquet")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(ContractError, match="column value: none of its 12 values can be read as a number"):
+        load_linked_data(folder, write_quarantine=False)
+    with pytest.raises(ContractError, match="column value: none of its 12 values can be read as a number"):
+        load_partitioned_data(folder, None, work, _components, write_quarantine=False, batch_rows=5)
+
+
+@pytest.mark.parametrize("partitions", [3, 7])
+def test_partitioned_build_reading_events_per_partition_equals_the_whole_build(tmp_path, partitions):
+    borough = random_borough(seed=3, households=30, events_per_resident=30)
+    config = every_aggregate_config()
+    whole = build_feature_matrix(config, borough)
+    folder = write_folder(borough, tmp_path / "borough")
+    out = tmp_path / "matrix.parquet"
+    metadata = build_partitioned_feature_matrix_from_folder(
+        config, folder, out, partitions=partitions, batch_rows=500, write_quarantine=False
+    )
+    assert metadata["partitions"]["count"] == partitions
+    assert metadata["rows_per_as_of"] == whole.metadata["rows_per_as_of"]
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)
+    # The per-partition event files are temporary.
+    assert not any(p.name.endswith(".events.tmp") for p in tmp_path.iterdir())
