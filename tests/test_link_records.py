@@ -96,3 +96,20 @@ def test_unlinked_rates_count_each_row_as_the_records_it_stands_for() -> None:
                                                          weights=np.array([20, 30, 4]))}
     assert rows["F"] == {"group": "F", "records": 50, "unlinked": 20, "unlinked_rate": 0.4, "suppressed": False}
     assert rows["M"]["suppressed"] is True and rows["M"]["records"] is None
+
+
+def test_the_spill_folder_holding_names_lives_in_the_ingested_folder_and_a_killed_runs_is_removed(tmp_path: Path) -> None:
+    """DuckDB's spill holds names: it belongs beside the ingested records, not in a shared /tmp, and what a
+    killed link left there is cleared by the next link."""
+    from earlysignal.linkage.records import SPILL_PREFIX, remove_stale_spills
+
+    path = _records(tmp_path / "person_records.parquet", [{"record_id": "A1", "seen_date": dt.date(2024, 1, 1)}])
+    with RecordStore(path, "1GB") as opened:
+        spills = [p for p in tmp_path.iterdir() if p.name.startswith(SPILL_PREFIX)]
+        assert len(spills) == 1 and spills[0].is_dir()
+        assert opened.con.execute("select current_setting('temp_directory')").fetchone()[0] == str(spills[0])
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(SPILL_PREFIX)] == []
+    (tmp_path / f"{SPILL_PREFIX}killed" / "duckdb_temp_storage").mkdir(parents=True)
+    (tmp_path / f"{SPILL_PREFIX}killed" / "duckdb_temp_storage" / "block.tmp").write_text("Amy Ray")
+    assert remove_stale_spills(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["person_records.parquet"]

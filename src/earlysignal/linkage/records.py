@@ -13,6 +13,8 @@ record: counts are weighted by group size and residency reads every record's own
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,25 @@ def _literal(value: Path | str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+SPILL_PREFIX = ".link-spill-"
+
+
+def spill_folder(ingested: Path | None) -> tempfile.TemporaryDirectory:
+    """A private folder for DuckDB to spill to while linking: it holds names, so it lives inside the ingested
+    folder (which already holds them, under the same protection) rather than in a shared temporary folder,
+    and is removed when linking ends. A link that was killed leaves it there; `remove_stale_spills` clears it."""
+    parent = ingested if ingested is not None and os.access(ingested, os.W_OK) else None
+    return tempfile.TemporaryDirectory(prefix=SPILL_PREFIX, dir=parent)
+
+
+def remove_stale_spills(ingested: Path) -> int:
+    """Remove spill folders an earlier, killed link left in `ingested`; returns how many were removed."""
+    stale = [p for p in ingested.glob(f"{SPILL_PREFIX}*") if p.is_dir()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
 class RecordStore:
     """The person records of one ingested folder, collapsed into groups, with per-record lookups in DuckDB.
 
@@ -46,7 +67,7 @@ class RecordStore:
 
     def __init__(self, person_records: Path, memory_limit: str) -> None:
         self.path = person_records
-        self._spill = tempfile.TemporaryDirectory(prefix="earlysignal-link-records-")
+        self._spill = spill_folder(person_records.parent)
         self.con = duckdb.connect()
         self.con.execute("SET threads TO 2")
         self.con.execute(f"SET memory_limit = '{memory_limit}'")

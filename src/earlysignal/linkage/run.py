@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from earlysignal.linkage import addresses as addr
 from earlysignal.linkage import histories as hist
 from earlysignal.linkage import quality as qual
 from earlysignal.linkage.people import link_people, standardise
-from earlysignal.linkage.records import RecordStore
+from earlysignal.linkage.records import RecordStore, remove_stale_spills
 from earlysignal.linkage.secret import keyed_id, load_secret
 
 PERSON_COLUMNS = (
@@ -43,6 +44,8 @@ EVENT_COLUMNS = ("event_id", "source", "person_record_id", "address_record_id", 
 OUTCOME_COLUMNS = ("source", "person_record_id", "outcome_type", "outcome_time", "known_at")
 OUTPUT_FILES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet", "person_links.parquet",
                 "link_quality.json", "manifest.json")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,9 @@ def run_link(
     people_path = ingested / "person_records.parquet"
     _check_parquet(people_path, PERSON_COLUMNS)
     _check_parquet(ingested / "events.parquet", EVENT_COLUMNS)
+    removed = remove_stale_spills(ingested)
+    if removed:
+        logger.warning("removed %d spill folder(s) left in %s by a link that did not finish", removed, ingested)
     with RecordStore(people_path, section.duckdb_memory_limit) as store:
         return _run_link(store, ingested, out_dir, config, secret, previous, ground_truth)
 
@@ -286,7 +292,7 @@ def _run_link(
     first_rows = pd.Series(np.arange(len(people))).groupby(profile, sort=True).first().to_numpy()
     standard = standardise(people.iloc[first_rows].reset_index(drop=True), section.sex_codes)
     seconds["standardise"] = time.perf_counter() - start
-    result = link_people(standard, section, seed=config.project.seed)
+    result = link_people(standard, section, seed=config.project.seed, spill_parent=ingested)
     seconds.update({f"splink_{k}": v for k, v in result.seconds.items()})
 
     start = time.perf_counter()
