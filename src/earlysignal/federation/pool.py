@@ -60,22 +60,27 @@ def random_effects(names: Sequence[str], effects: Sequence[float], errors: Seque
 
     if len(effects) < 2:
         raise ValueError("pooling needs at least two estimates")
-    result = combine_effects(np.asarray(effects, dtype=float), np.asarray(errors, dtype=float) ** 2,
-                             method_re="dl", row_names=list(names), use_t=False)
+    with np.errstate(invalid="ignore"):  # a negative tau² makes statsmodels take sqrt(<0); handled below
+        result = combine_effects(np.asarray(effects, dtype=float), np.asarray(errors, dtype=float) ** 2,
+                                 method_re="dl", row_names=list(names), use_t=False)
     frame = result.summary_frame()
-    row = frame.loc["random effect"]
     p_value = result.test_homogeneity().pvalue
+    # DerSimonian-Laird truncates tau² at 0 when Q < df; statsmodels 0.15 returns the negative moment
+    # estimate (and NaN intervals). With tau² = 0 the random-effects pool is the fixed-effect one.
+    between = float(result.tau2) > 0
+    row = frame.loc["random effect" if between else "fixed effect"]
+    weights = np.asarray(result.weights_rel_re if between else result.weights_rel_fe)
     return {
         "value": float(row["eff"]),
         "ci_low": float(row["ci_low"]),
         "ci_high": float(row["ci_upp"]),
         "fixed_effect": float(frame.loc["fixed effect", "eff"]),
-        "tau2": float(result.tau2),
-        "i2": float(result.i2),
+        "tau2": float(result.tau2) if between else 0.0,
+        "i2": max(0.0, float(result.i2)),
         "q": float(result.q),
         "df": int(len(effects) - 1),
-        "q_p_value": None if p_value is None else float(p_value),
-        "weights": {name: float(w) for name, w in zip(names, np.asarray(result.weights_rel_re), strict=True)},
+        "q_p_value": float(p_value),
+        "weights": {name: float(w) for name, w in zip(names, weights, strict=True)},
     }
 
 
@@ -211,7 +216,7 @@ def evaluation_sets(releases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     released by two or more boroughs (its home bundle and its transfers)."""
     sets = []
     homes = [r for r in releases if r["kind"] == KIND_HOME]
-    if homes:
+    if len(homes) >= 2:
         sets.append({"title": "Each borough's own model", "releases": homes})
     by_model: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for release in releases:
@@ -221,6 +226,9 @@ def evaluation_sets(releases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             trained_in = members[0]["trained_in"]
             sets.append({"title": f"Model {key[1]} version {key[2]} (trained in {trained_in}) in every borough "
                                   "that evaluated it", "releases": members})
+    if not sets:
+        # Nothing shares a model and fewer than two boroughs released their own: show them side by side.
+        sets.append({"title": "Every release", "releases": list(releases)})
     return sets
 
 
