@@ -132,3 +132,29 @@ def test_a_shipped_model_predicting_another_outcome_is_refused_before_any_data_i
     with tracking_at(world.tracking_uri), pytest.raises(BundleError, match="different label definition"):
         run_release(other, world.model_uri, out_dir=tmp_path / "x", shipped=True)
     assert not (tmp_path / "x").exists()
+
+
+def test_release_without_a_key_waits_for_the_checker_and_release_sign_signs_it_off(
+    world: FederationWorld, tmp_path: Path
+) -> None:
+    from audit_world import tracking_at
+
+    from earlysignal.federation.bundle import verify_bundle
+
+    config = world.root / "northgate.yaml"
+    config.write_text(json.dumps(world.configs["Northgate"].model_dump(mode="json")), encoding="utf-8")
+    out = tmp_path / "bundle"
+    with tracking_at(world.tracking_uri):
+        result = CliRunner().invoke(app, ["release", "--model", world.model_uri, "--out", str(out),
+                                          "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "Not signed off yet" in " ".join(result.output.split())
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "release.json"]
+    key = world.checker_keys["Northgate"]
+    result = CliRunner().invoke(app, ["release-sign", str(out), "--key", str(key), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    signed = verify_bundle(out, world.configs["Northgate"])
+    assert signed["signed_off"]["checker"] == "Northgate output checker" and signed["kind"] == "home"
+    # The same evaluation as the bundle the world wrote, figure for figure.
+    original = json.loads((world.bundles["Northgate"] / "release.json").read_text())
+    assert signed["performance"] == original["performance"] and signed["fairness"] == original["fairness"]
