@@ -262,3 +262,17 @@ def test_only_a_configured_checker_can_sign_off(release: dict, config: ProjectCo
     with pytest.raises(BundleError, match="does not match the owner of key"):
         sign_bundle(folder, keys["Olu Checker"][0], config, checker="Someone Else")
     assert not (folder / "signature.json").exists()
+
+
+def test_a_bundle_is_never_written_into_a_folder_holding_other_files(release: dict, tmp_path: Path) -> None:
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    (folder / "predictions.parquet").write_bytes(b"resident-level")
+    with pytest.raises(BundleError, match=r"holds other files \['predictions.parquet'\]"):
+        write_bundle(release, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["predictions.parquet"]
+    # Its own earlier bundle folder is fine: rewritten, and the old sign-off removed.
+    write_bundle(release, tmp_path / "again")
+    (tmp_path / "again" / "signature.json").write_text("{}")
+    write_bundle(release, tmp_path / "again")
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["manifest.json", "release.json"]

@@ -38,6 +38,7 @@ RELEASE_SCHEMA = 1
 RELEASE_JSON = "release.json"
 MANIFEST_JSON = "manifest.json"
 SIGNATURE_JSON = "signature.json"
+BUNDLE_FILES = (RELEASE_JSON, MANIFEST_JSON, SIGNATURE_JSON)
 KIND_HOME = "home"
 KIND_TRANSFER = "transfer"
 # Signatures cover this prefix, so an approval-ledger signature can never pass as a release sign-off.
@@ -365,12 +366,16 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str]) -> Pa
     if unsafe:
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
     folder = Path(out_dir)
+    # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
+    others = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES) if folder.is_dir() else []
+    if others:
+        raise BundleError(f"bundle folder {folder} holds other files {others[:5]}; write the bundle into an empty "
+                          "(or its own earlier) bundle folder, since everything in it leaves the borough")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SIGNATURE_JSON).unlink(missing_ok=True)
     text = json.dumps(release, indent=2, sort_keys=True, allow_nan=False, default=str)
-    write_json(json.loads(text), folder / RELEASE_JSON)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in (MANIFEST_JSON, SIGNATURE_JSON))
-    write_json({"schema": RELEASE_SCHEMA, "files": {p.name: _sha256(p) for p in files}}, folder / MANIFEST_JSON)
+    path = write_json(json.loads(text), folder / RELEASE_JSON)
+    write_json({"schema": RELEASE_SCHEMA, "files": {RELEASE_JSON: _sha256(path)}}, folder / MANIFEST_JSON)
     return folder
 
 
@@ -386,7 +391,7 @@ def _check_files(folder: Path) -> dict[str, Any]:
         listed = dict(manifest["files"])
     except (ValueError, KeyError, TypeError):
         raise BundleError(f"manifest check failed: {manifest_path} is not a valid bundle manifest") from None
-    present = {p.name for p in folder.iterdir() if p.is_file()} - {MANIFEST_JSON, SIGNATURE_JSON}
+    present = {p.name for p in folder.iterdir()} - {MANIFEST_JSON, SIGNATURE_JSON}
     if present != set(listed):
         extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
         raise BundleError(
