@@ -354,3 +354,63 @@ def test_ingest_loses_no_true_event_or_outcome_except_vague_repairs_and_restrict
     true_outcomes = pd.read_parquet(raw_borough_tiny / "outcomes.parquet")["outcome_type"].value_counts()
     got_outcomes = pd.read_parquet(ingested / "outcomes.parquet")["outcome_type"].value_counts()
     assert got_outcomes.to_dict() == true_outcomes.to_dict()
+
+
+def test_an_unknown_code_the_mapping_excludes_is_counted_as_excluded_unmapped(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(MAPPING))
+    mapping["extracts"][0]["unmapped"] = "exclude"
+    out = _run(tmp_path, HEADER + "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,x\nJ2,2 High St,N1 1AA,04/02/2024,5,ZZ9,EL,x\n",
+               mapping)
+    c = json.loads((out / "coverage.json").read_text())["housing_repairs"]
+    assert (c["read"], c["mapped"], c["excluded"], c["quarantined"]) == (2, 1, 1, 0)
+    assert c["excluded_by"] == {"unmapped": 1} and c["top_unmapped_codes"] == {"sor=ZZ9": 1}
+
+
+def test_a_quarantined_row_names_its_file_and_the_column_of_the_check_it_failed(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(MAPPING))
+    mapping["extracts"][0]["value"] = "cost"
+    out = _run(tmp_path, HEADER.replace("\n", ",cost\n") + "\n".join([
+        "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,x,12.50",
+        "J2,2 High St,N1 1AA,04/02/2024,5,CP1,CP,x,twelve",        # not a number
+        "J3,3 High St,N1 1AA,31/02/2024,5,CP1,CP,x,1",             # no such day
+        "J4,4 High St,N1 1AA,05/02/2024,5,QQ1,CP,x,1",             # unknown code
+    ]) + "\n", mapping)
+    q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
+    assert q["reason"].to_dict() == {"J2": "unparseable_value:cost", "J3": "unparseable_date:raised",
+                                     "J4": "unmapped_code:sor"}
+    assert q["file"].tolist() == ["jobs.csv"] * 3
+    assert q["row_number"].tolist() == [2, 3, 4]
+    c = json.loads((out / "coverage.json").read_text())["housing_repairs"]
+    assert c["quarantined_by"] == {"unmapped_code:sor": 1, "unparseable_date:raised": 1, "unparseable_value:cost": 1}
+    assert c["read"] == c["mapped"] + c["excluded"] + c["quarantined"] == 4
+
+
+def test_an_extract_whose_glob_matches_no_file_is_an_error_naming_the_extract_and_glob(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(MAPPING))
+    mapping["extracts"][0]["glob"] = "repairs/jobs_2025*.csv"
+    with pytest.raises(IngestError, match=r"extract 'jobs': no file in .* matches glob 'repairs/jobs_2025\*\.csv'"):
+        _run(tmp_path, HEADER + "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,x\n", mapping)
+
+
+def test_unreadable_and_placeholder_birth_dates_become_null_and_are_counted_without_losing_the_row(tmp_path: Path) -> None:
+    mapping = {
+        "source": "council_tax", "version": "t1",
+        "extracts": [{
+            "name": "parties", "glob": "ct/*.csv", "record_id": "id",
+            "person": {"first_name": "forename", "last_name": "surname", "postcode": "postcode",
+                       "birth_date": {"column": "dob", "format": "%d/%m/%Y"}},
+        }],
+    }
+    raw = tmp_path / "raw" / "ct"
+    raw.mkdir(parents=True)
+    (raw / "parties.csv").write_text("id,forename,surname,postcode,dob\nP1,Ann,Lee,N1 1AA,03/02/1980\n"
+                                     "P2,Bob,Lee,N1 1AA,1980-02-03\nP3,Cat,Lee,N1 1AA,01/01/1900\nP4,Dan,Lee,N1 1AA,\n")
+    path = tmp_path / "council_tax.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    ingest(tmp_path / "raw", tmp_path / "out", [path], EVENT_VOCABULARY, OUTCOME_TYPES, extract_date=dt.date(2025, 1, 1))
+    people = pd.read_parquet(tmp_path / "out" / "person_records.parquet").set_index("record_id")
+    assert sorted(people.index) == ["P1", "P2", "P3", "P4"]
+    assert people["birth_date"].notna().to_dict() == {"P1": True, "P2": False, "P3": False, "P4": False}
+    c = json.loads((tmp_path / "out" / "coverage.json").read_text())["council_tax"]
+    assert (c["unparseable_birth_dates"], c["placeholder_birth_dates"]) == (1, 1)
+    assert (c["read"], c["mapped"], c["excluded"], c["quarantined"]) == (4, 4, 0, 0)

@@ -305,3 +305,16 @@ def test_previous_ids_stay_with_most_of_their_records_and_merges_and_splits_are_
     assert labels.tolist() == ["merged"] * 3 + ["split", "split", "split", "new"]
     rows = set(map(tuple, table.to_numpy()))
     assert rows == {("P1", "P1", "kept"), ("P3", "P3", "kept"), ("P2", "P1", "merged"), ("P3", ids[5], "split")}
+
+
+def test_pairwise_accuracy_by_source_counts_the_pairs_touching_each_source() -> None:
+    # Records: a1 a2 (person P, linked), b1 (person P, not linked to them), b2 (person Q, linked to a1 a2).
+    predicted = pd.Series(["c1", "c1", "c2", "c1"])
+    truth = pd.Series(["P", "P", "P", "Q"])
+    source = pd.Series(["a", "a", "b", "b"])
+    out = qual.pairwise_accuracy_by_source(predicted, truth, source)
+    # a: predicted pairs touching a: (a1,a2) (a1,b2) (a2,b2) = 3, true (a1,a2) (a1,b1) (a2,b1) = 3, tp 1.
+    assert (out["a"]["predicted_pairs"], out["a"]["true_pairs"], out["a"]["true_positive_pairs"]) == (3, 3, 1)
+    # b: predicted (a1,b2) (a2,b2) = 2, true (a1,b1) (a2,b1) = 2, tp 0.
+    assert (out["b"]["predicted_pairs"], out["b"]["true_pairs"], out["b"]["true_positive_pairs"]) == (2, 2, 0)
+    assert out["a"]["precision"] == round(1 / 3, 4) and out["b"]["recall"] == 0.0 and out["a"]["records"] == 2

@@ -132,3 +132,62 @@ def test_door_replacement_feature_is_raised_under_true_domestic_abuse_after_link
     print(f"door feature > 0: {share_under:.3f} under abuse vs {share_else:.4f} otherwise "
           f"(ratio {share_under / share_else:.1f}, {rows['under_abuse'].sum()} rows under abuse)")
     assert share_under / share_else > 3.0, (share_under, share_else)
+
+
+def test_council_tax_holders_without_a_birth_date_enter_the_contract_through_a_linked_record(
+    linked: dict[str, Path]
+) -> None:
+    """Council tax carries no birth date: its holders link on name + address (Splink gives a missing birth
+    date the null level) and take birth date and sex from the other records of their cluster; the title
+    gives their sex. Only records of residents with no birth date or sex from any source are left out,
+    counted per source."""
+    records = pd.read_parquet(linked["ingested"] / "person_records.parquet", columns=["source", "birth_date", "sex"])
+    council_tax = records[records["source"] == "council_tax"]
+    assert council_tax["birth_date"].isna().all() and council_tax["sex"].notna().mean() > 0.4
+    quality = json.loads((linked["linked"] / "link_quality.json").read_text())
+    row = quality["per_source"]["council_tax"]
+    links = pd.read_parquet(linked["linked"] / "person_links.parquet", columns=["source", "resident_id"])
+    residents = set(pd.read_parquet(linked["linked"] / "residents.parquet", columns=["resident_id"])["resident_id"])
+    left_out = ~links.loc[links["source"] == "council_tax", "resident_id"].isin(residents)
+    assert row["dropped_records"] == int(left_out.sum())
+    # Measured on this borough: 34% left out with the title mapped to sex, 78% without it (the rest have
+    # no other record that names them: the A&E extract carries no names).
+    assert row["dropped_share"] < 0.5
+    assert sum(s["dropped_records"] for s in quality["per_source"].values()) == quality["dropped"]["records_of_dropped_residents"]
+
+
+def test_link_quality_gives_precision_and_recall_per_source_against_the_ground_truth(linked: dict[str, Path]) -> None:
+    truth = json.loads((linked["linked"] / "link_quality.json").read_text())["ground_truth"]
+    per_source = truth["per_source"]
+    assert set(per_source) == set(json.loads((linked["linked"] / "link_quality.json").read_text())["per_source"])
+    # Measured on this borough: council tax precision 0.976, recall 0.799 (pairs with at least one council tax record).
+    assert per_source["council_tax"]["precision"] >= 0.95 and per_source["council_tax"]["recall"] >= 0.75
+    assert sum(s["records"] for s in per_source.values()) == truth["records"]
+
+
+def test_door_replacement_features_carry_importance_in_a_model_of_true_abuse_after_linking(
+    linked: dict[str, Path], linked_features: pd.DataFrame
+) -> None:
+    """The importance half of the door signal surviving the trip (issue 10.5).
+
+    A small LightGBM predicts, from every feature built on the linked-by-us data, whether the row's true
+    household was under domestic abuse in the 365 days before as_of; the door-replacement family (its
+    counts over every window and the days since the last) must carry clearly positive mean |SHAP| importance.
+    Measured on this 2,500-resident borough with borough seeds 11 (this fixture), 12 and 13: family share
+    1.6%, 1.9%, 0.9% of all importance; best member ranked 20, 24 and 37 of 233. The thresholds (share
+    >= 0.5%, best rank <= 58, the top quarter) leave about half the lowest measured figure as margin; the
+    control (the same door values shuffled across rows) must keep under a third of the real share.
+    Not claimed: in the trained escalation model (CSC referral / child protection plan) at this size the
+    door features are unused, police domestic incidents carrying the abuse signal first (docs/performance.md).
+    """
+    from door_signal import door_importance, under_abuse
+
+    features = [c for c in linked_features.columns if "__" in c and not c.startswith("attr__")]
+    target = under_abuse(linked_features, linked["linked"], linked["borough"])
+    assert 300 <= int(target.sum()) <= len(target) // 2
+    real = door_importance(linked_features, features, target)
+    control = door_importance(linked_features, features, target, shuffle_door=True)
+    print(real, control["family_share"])
+    assert real["sanctuary_features"] == []
+    assert real["family_share"] >= 0.005 and real["family_best_rank"] <= len(features) // 4
+    assert control["family_share"] < real["family_share"] / 3

@@ -106,11 +106,14 @@ def test_report_prints_to_a_multi_page_pdf(report: Path, tmp_path: Path) -> None
 LINK_QUALITY = {
     "threshold": 0.8, "prior_match_probability": 0.00012, "records": 37404, "residents": 5301, "pairs_compared": 15927,
     "per_source": {"ae": {"records": 6036, "linked_share": 0.8671, "linked_to_other_source_share": 0.3393},
+                   "council_tax": {"records": 6351, "linked_share": 0.761, "linked_to_other_source_share": 0.6604,
+                                   "dropped_records": 2158, "dropped_share": 0.3398},
                    "school": {"records": 18787, "linked_share": 0.9995, "linked_to_other_source_share": 0.839}},
     "cluster_sizes": {"1": 2399, "2": 805, "3": 535, "4": 371, "12": 43, "80": 1},
     "match_weights": [{"comparison": "first_name_last_name", "level": "Exact match on full_name",
                        "m_probability": 0.8, "u_probability": 0.0002}],
-    "ground_truth": {"precision": 0.9902, "recall": 0.9551, "f1": 0.9723},
+    "ground_truth": {"precision": 0.9902, "recall": 0.9551, "f1": 0.9723,
+                     "per_source": {"council_tax": {"precision": 0.9755, "recall": 0.7988}}},
     "unlinked_by_group": {
         "sex": [{"group": "F", "records": 18000, "suppressed": False, "unlinked": 1200, "unlinked_rate": 0.0667}],
         "ethnicity": [{"group": "GRO", "records": 35, "suppressed": True, "unlinked": None, "unlinked_rate": None}],
@@ -139,6 +142,9 @@ def test_the_data_section_shows_link_quality_in_the_browser(report: Path, tmp_pa
     assert "<strong>0.8</strong>" in linkage and "L20261130T1200" in linkage and "ab" * 32 in linkage
     assert "precision <strong>0.990</strong>, recall <strong>0.955</strong>, F1 <strong>0.972</strong>" in linkage
     assert re.search(r"<td>ae</td><td class=\"n\">6036</td><td class=\"n\">86.7%</td><td class=\"n\">33.9%</td>", linkage)
+    # Council tax: 34.0% of its records left out (resident without birth date or sex), precision and recall of its pairs.
+    assert re.search(r"<td>council_tax</td><td class=\"n\">6351</td><td class=\"n\">76.1%</td><td class=\"n\">66.0%</td>"
+                     r"<td class=\"n\">34.0%</td><td class=\"n\">0.976</td><td class=\"n\">0.799</td>", linkage)
     # 2,399 of 4,154 residents have a single record; 12 and 80 records fall in the 11-20 and 51+ bands.
     assert re.search(r"<td>1</td><td class=\"n\">2399</td><td class=\"n\">57.8%</td>", linkage)
     assert "<td>11-20</td>" in linkage and "<td>51+</td>" in linkage

@@ -25,7 +25,8 @@ def _band(size: int) -> str:
 def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
     """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
 
-    Returns link_run_id, code-list hashes, threshold, per-source linked shares, clusters per size band
+    Returns link_run_id, code-list hashes, threshold, per-source linked and dropped shares (with the source's
+    pairwise precision and recall against ground truth when known), clusters per size band
     (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
     clerical-review precision/recall/F1 when present, and unlinked rates by sex, ethnicity, age band, tenure.
     """
@@ -53,7 +54,13 @@ def linkage_section(linkage: dict[str, Any] | None) -> dict[str, Any] | None:
         "records": quality.get("records"),
         "residents": quality.get("residents"),
         "pairs_compared": quality.get("pairs_compared"),
-        "per_source": [{"source": s, **v} for s, v in sorted((quality.get("per_source") or {}).items())],
+        "per_source": [
+            # Link runs before the per-source dropped share and accuracy existed leave them None.
+            {"source": s, "dropped_records": None, "dropped_share": None, **v,
+             **{f"truth_{k}": ((quality.get("ground_truth") or {}).get("per_source") or {}).get(s, {}).get(k)
+                for k in ("precision", "recall")}}
+            for s, v in sorted((quality.get("per_source") or {}).items())
+        ],
         "cluster_sizes": [{"size": band, "clusters": n, "share": round(n / total, 4) if total else None}
                           for band, n in bands.items()],
         "match_weights": weights,

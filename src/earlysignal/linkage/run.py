@@ -361,12 +361,16 @@ def run_link(
     sources_per_cluster = pd.DataFrame({"c": clusters, "s": people["source"].to_numpy()}).groupby("c")["s"].nunique()
     multi_source = pd.Series(clusters).map(sources_per_cluster) > 1
     linked = (cluster_sizes > 1).to_numpy()
+    # Records of residents without a birth date or a sex cannot enter the contract (counted per source).
+    record_dropped = people["resident_id"].isin(set(dropped_residents)).to_numpy()
     per_source = {}
     for source, idx in people.groupby("source").indices.items():
         per_source[str(source)] = {
             "records": int(len(idx)),
             "linked_share": round(float(linked[idx].mean()), 4),
             "linked_to_other_source_share": round(float(multi_source.to_numpy()[idx].mean()), 4),
+            "dropped_records": int(record_dropped[idx].sum()),
+            "dropped_share": round(float(record_dropped[idx].mean()), 4),
         }
     size_counts = pd.Series(clusters).value_counts().value_counts().sort_index()
     resident_attrs = people[["resident_id"]].merge(
@@ -413,7 +417,10 @@ def run_link(
             raise ContractError(f"--ground-truth {truth_path} does not exist")
         if truth is not None:
             truth_by_key = truth.set_index(_record_key(truth))["person_id"].astype(str)
-            quality["ground_truth"] = qual.pairwise_accuracy(pd.Series(clusters), record_keys.map(truth_by_key))
+            true_person = record_keys.map(truth_by_key)
+            quality["ground_truth"] = qual.pairwise_accuracy(pd.Series(clusters), true_person)
+            quality["ground_truth"]["per_source"] = qual.pairwise_accuracy_by_source(
+                pd.Series(clusters), true_person, people["source"])
     if section.clerical_review is not None:
         review_path = Path(section.clerical_review)
         if not review_path.exists():
