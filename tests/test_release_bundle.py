@@ -197,6 +197,12 @@ def test_link_quality_leaves_with_cluster_counts_rounded_and_a_single_cluster_wi
     assert bands["51+"] == {"size": "51+", "clusters": None, "share": None}
     assert bands["1"]["clusters"] == 2400 and bands["1"]["share"] == 2400 / 4155  # 4,154 clusters rounded
     assert shown["records"] == 37405 and shown["residents"] == 5300
+    # Per source: counts rounded, shares from the rounded counts (2,158 of 6,351 council tax records dropped).
+    sources = {row["source"]: row for row in shown["per_source"]}
+    assert sources["council_tax"]["records"] == 6350
+    assert sources["council_tax"]["dropped_share"] == 2160 / 6350
+    assert sources["ae"]["linked_share"] == round(0.8671 * 6036 / 5) * 5 / 6035
+    assert "dropped_records" not in sources["council_tax"]
     assert shown["ground_truth"] == {"precision": 0.99, "recall": 0.96, "f1": 0.97}
 
 

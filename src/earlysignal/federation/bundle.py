@@ -180,12 +180,7 @@ def released_linkage(section: dict[str, Any] | None, min_cell: int, round_to: in
         "threshold": section.get("threshold"),
         "records": published_count(section.get("records"), min_cell, round_to),
         "residents": published_count(section.get("residents"), min_cell, round_to),
-        "per_source": [
-            {"source": row.get("source"),
-             **{key: published_figure(value, 3) for key, value in row.items()
-                if key != "source" and isinstance(value, float)}}
-            for row in section.get("per_source") or []
-        ],
+        "per_source": [_released_source(row, min_cell, round_to) for row in section.get("per_source") or []],
         "cluster_sizes": [
             {"size": row.get("size"), "clusters": published_count(row.get("clusters"), min_cell, round_to),
              "share": published_rate(row.get("clusters"), total, min_cell, round_to)}
@@ -195,6 +190,16 @@ def released_linkage(section: dict[str, Any] | None, min_cell: int, round_to: in
         "clerical_review": figures(section.get("clerical_review")),
         "unlinked_by_group": section.get("unlinked_by_group") or [],
     }
+
+
+def _released_source(row: dict[str, Any], min_cell: int, round_to: int) -> dict[str, Any]:
+    """One source's link figures: record counts rounded or withheld, shares recomputed from rounded counts."""
+    records = row.get("records")
+    out: dict[str, Any] = {"source": row.get("source"), "records": published_count(records, min_cell, round_to)}
+    for key, value in row.items():
+        if key.endswith("_share") and isinstance(value, (int, float)) and isinstance(records, (int, float)):
+            out[key] = published_rate(round(float(value) * float(records)), records, min_cell, round_to)
+    return out
 
 
 def data_coverage(frame: pd.DataFrame, feature_metadata: dict[str, Any], protected: Sequence[str],
