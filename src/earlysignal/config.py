@@ -519,6 +519,14 @@ class ApprovalSection(_Section):
     trust_demo_key: bool = False
 
 
+class ReleaseSection(_Section):
+    """Release bundles and pooling across boroughs (docs/federation.md): this borough's name as it
+    appears in a pooled report, and the output checkers whose Ed25519 sign-off a bundle needs."""
+
+    borough: str = ""
+    checkers: tuple[ApproverEntry, ...] = ()
+
+
 class LinkageComparison(_Section):
     """One Splink comparison over columns of the standard person schema (docs/ingest-and-link.md).
 
@@ -728,6 +736,7 @@ class ProjectConfig(_Section):
     necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
     build: BuildSection = BuildSection()
+    release: ReleaseSection = ReleaseSection()
 
     @field_validator("dictionary")
     @classmethod
