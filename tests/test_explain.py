@@ -105,3 +105,67 @@ def test_values_read_naturally():
     assert format_value(2.71) == "2.7"
     assert format_value(12000) == "12,000"
     assert describe("x", 3, {}) == "x = 3"
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "sentence"),
+    [
+        ("{value} months at the current address", 1.0, "1 month at the current address"),
+        ("{value} months at the current address", 2.0, "2 months at the current address"),
+        ("{value} school sessions missed in total across months with school absence in the last 12 months", 1.0,
+         "1 school session missed in total across months with school absence in the last 12 months"),
+        ("{value} days since the last police call-out in the household", 1.0,
+         "1 day since the last police call-out in the household"),
+        ("{value} people in the household", 1.0, "1 person in the household"),
+        ("{value} children (under 18) in the household", 1.0, "1 child (under 18) in the household"),
+        ("aged {value}", 1.0, "aged 1"),
+        ("£{value} owed in total across council tax arrears reminders in the last 3 years", 1535.9,
+         "£1,535.90 owed in total across council tax arrears reminders in the last 3 years"),
+        ("£{value} owed in total across council tax arrears reminders in the last 3 years", 1625.0,
+         "£1,625 owed in total across council tax arrears reminders in the last 3 years"),
+        ("£{value} owed in total across council tax arrears reminders in the last 3 years", 1.0,
+         "£1 owed in total across council tax arrears reminders in the last 3 years"),
+    ],
+)
+def test_reason_wording_uses_the_singular_for_one_and_pounds_and_pence_for_money(template, value, sentence):
+    assert describe("f", value, {"f": template}) == sentence
+
+
+def test_the_same_amount_over_a_longer_window_is_not_given_as_a_second_reason():
+    def record(name, aggregate, window, description):
+        return {"name": name, "family": "council_tax", "scope": "household", "event_type": "arrears_reminder",
+                "aggregate": aggregate, "window": window, "description": description}
+
+    metadata = {"features": [
+        record("sum_12m", "sum", "365d", "£{value} owed in the household in the last 12 months"),
+        record("sum_3y", "sum", "3y", "£{value} owed in the household in the last 3 years"),
+        record("count_3y", "count", "3y", "{value} arrears reminders in the household in the last 3 years"),
+        {"name": "age", "aggregate": "age", "family": "static", "scope": "static", "description": "aged {value}"},
+    ]}
+    columns = ["sum_12m", "sum_3y", "count_3y", "age"]
+    # Row 0: all the debt is from the last 12 months, so the 3-year sum repeats it. Row 1: it is not.
+    values = pd.DataFrame([[1535.9, 1535.9, 6, 9], [400.0, 1535.9, 6, 9]], columns=columns, dtype=float)
+    contributions = np.array([[0.5, 0.6, 0.2, 0.1, 0.0], [0.5, 0.6, 0.2, 0.1, 0.0]])
+    reasons = top_reasons(contributions, values, columns, metadata)
+    assert list(reasons.loc[0, ["reason_1", "reason_2", "reason_3"]]) == [
+        "£1,535.90 owed in the household in the last 3 years",
+        "6 arrears reminders in the household in the last 3 years",
+        "aged 9",
+    ]
+    assert list(reasons.loc[0, ["contribution_1", "contribution_2", "contribution_3"]]) == [0.6, 0.2, 0.1]
+    assert list(reasons.loc[1, ["reason_1", "reason_2"]]) == [
+        "£1,535.90 owed in the household in the last 3 years",
+        "£400 owed in the household in the last 12 months",
+    ]
+
+
+def test_a_row_left_with_only_repeated_facts_gets_empty_reasons_not_a_repeat():
+    metadata = {"features": [
+        {"name": f"n_{w}", "family": "police", "scope": "household", "event_type": "callout", "aggregate": "count",
+         "window": w, "description": "{value} call-outs " + w} for w in ("365d", "3y")
+    ]}
+    columns = ["n_365d", "n_3y"]
+    values = pd.DataFrame([[2, 2]], columns=columns, dtype=float)
+    reasons = top_reasons(np.array([[0.3, 0.2, 0.0]]), values, columns, metadata)
+    assert list(reasons.loc[0, ["reason_1", "reason_2", "reason_3"]]) == ["2 call-outs 365d", "", ""]
+    assert reasons["contribution_2"].isna().all() and reasons["contribution_3"].isna().all()

@@ -48,7 +48,37 @@ def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
         template = descriptions[feature + ONE_SUFFIX]
     if "{value}" not in template:
         return template
-    return template.replace("{value}", format_value(value))
+    if value == 1 and not descriptions.get(feature + ONE_SUFFIX):
+        template = _singular(template)
+    text = format_value(value)
+    if "£{value}" in template and np.isfinite(value) and not float(value).is_integer():
+        text = f"{value:,.2f}"  # money in pounds and pence ("£1,535.90"), never "£1,535.9"
+    return template.replace("{value}", text)
+
+
+# Irregular plurals of unit words that follow a value ("1 people" -> "1 person").
+_IRREGULAR_SINGULAR = {"people": "person", "children": "child"}
+
+
+def _singular(template: str) -> str:
+    """The template for the value 1: the first plural noun of the two words after "{value}" made singular.
+
+    "{value} months at the current address" -> "{value} month at ...", "{value} school sessions missed"
+    -> "{value} school session missed", "{value} days since" -> "{value} day since". Templates with no
+    such word (money, "aged {value}") are returned unchanged.
+    """
+    head, marker, tail = template.partition("{value} ")
+    if not marker:
+        return template
+    words = tail.split(" ")
+    for k, word in enumerate(words[:2]):
+        if word in _IRREGULAR_SINGULAR:
+            words[k] = _IRREGULAR_SINGULAR[word]
+            return head + marker + " ".join(words)
+        if len(word) > 2 and word.endswith("s") and not word.endswith("ss") and word.isalpha():
+            words[k] = word[:-3] + "y" if word.endswith("ies") else word[:-1]
+            return head + marker + " ".join(words)
+    return template
 
 
 def description_templates(feature_metadata: dict[str, Any]) -> dict[str, str]:
@@ -111,22 +141,24 @@ def top_reasons(
 
     contributions is pred_contrib (rows x features + bias). Ties in contribution go to the
     feature listed first in the spec. Rows with fewer than n positive contributions get empty
-    reasons and null contributions for the rest.
+    reasons and null contributions for the rest. A feature repeating a reason already given over
+    another window (same count or amount) is skipped for the next one (`_distinct_facts`).
     """
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
     allowed = explainable_mask(values, columns) & concern_mask(values, columns, feature_metadata)
     usable = np.where(allowed & (contrib > 0), contrib, -np.inf)
-    # Stable sort on the negated contributions keeps the spec order among equal contributions.
-    order = np.argsort(-usable, axis=1, kind="stable")[:, :n]
-    templates = description_templates(feature_metadata)
     value_matrix = values[columns].to_numpy(dtype=float)
+    # Stable sort on the negated contributions keeps the spec order among equal contributions.
+    order = _distinct_facts(np.argsort(-usable, axis=1, kind="stable"), usable, value_matrix, columns,
+                            feature_metadata, n)
+    templates = description_templates(feature_metadata)
     rows = np.arange(len(values))
     out: dict[str, Any] = {}
     for i in range(n):
         j = order[:, i] if order.shape[1] > i else np.zeros(len(values), dtype=int)
         chosen = usable[rows, j] if order.shape[1] > i else np.full(len(values), -np.inf)
-        valid = np.isfinite(chosen)
+        valid = np.isfinite(chosen) & (j >= 0)
         out[f"reason_{i + 1}"] = [
             describe(columns[jj], value_matrix[r, jj], templates) if ok else ""
             for r, jj, ok in zip(rows, j, valid, strict=True)
@@ -139,3 +171,43 @@ def top_reasons(
     for i in range(n):
         ordered[f"contribution_{i + 1}"] = out[f"contribution_{i + 1}"]
     return pd.DataFrame(ordered, index=values.index)
+
+
+# Aggregates whose equal value over two windows is one fact: nothing happened in the longer window's extra
+# time, so "£1,535.90 owed ... in the last 3 years" beside "... in the last 12 months" repeats the same debt.
+SAME_FACT_ACROSS_WINDOWS = ("count", "sum", "distinct_types", "max", "days_since_last", "days_since_first")
+
+
+def _distinct_facts(
+    order: np.ndarray, usable: np.ndarray, value_matrix: np.ndarray, columns: list[str],
+    feature_metadata: dict[str, Any], n: int,
+) -> np.ndarray:
+    """The first n usable columns of each row's contribution order, skipping a feature that states the same
+    fact as one already chosen (same family, scope, event type and aggregate, another window, equal value).
+
+    order is (rows x features) of column indices; returns (rows x n), padded with columns whose `usable`
+    is -inf, or -1 where only repeated facts were left, so the caller leaves those reasons empty.
+    """
+    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
+    fact = [
+        (r.get("family"), r.get("scope"), r.get("event_type"), r.get("aggregate"))
+        if r.get("aggregate") in SAME_FACT_ACROSS_WINDOWS and r.get("family") else None
+        for r in (records.get(name, {}) for name in columns)
+    ]
+    if not any(fact):
+        return order[:, :n]
+    out = np.empty((order.shape[0], min(n, order.shape[1])), dtype=int)
+    for r in range(order.shape[0]):
+        chosen: list[int] = []
+        seen: set[tuple[Any, ...]] = set()
+        for j in order[r]:
+            if len(chosen) == out.shape[1] or not np.isfinite(usable[r, j]):
+                break
+            key = None if fact[j] is None else (*fact[j], value_matrix[r, j])
+            if key is not None and key in seen:
+                continue
+            seen.add(key) if key is not None else None
+            chosen.append(int(j))
+        chosen += [-1] * (out.shape[1] - len(chosen))  # -1: no reason in this slot
+        out[r] = chosen
+    return out
