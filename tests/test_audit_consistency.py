@@ -293,3 +293,34 @@ def test_a_group_hidden_only_in_a_data_table_is_listed_under_small_numbers() -> 
     assert "No group needed suppression." not in html
     assert ("<td>Records by group</td><td>sex</td><td>Female</td><td>fewer than 10 in the explanation sample, or "
             "hidden to protect such a group</td>") in html
+
+
+def test_a_residents_own_days_since_pointing_against_the_households_gets_a_line_of_its_own() -> None:
+    from earlysignal.audit.consistency import opposing_drivers
+
+    # The trial borough's A&E injuries: the household's days since lowers the score, the child's own raises it.
+    household = {"name": "household__ae__injury_attendance__days_since_last__all", "family": "ae", "source": "ae",
+                 "event_type": "injury_attendance", "scope": "household", "window": "all",
+                 "aggregate": "days_since_last",
+                 "description": "N days since the last A&E attendance for injury in the household"}
+    own = {**household, "name": "resident__ae__injury_attendance__days_since_last__all", "scope": "resident",
+           "description": "N days since the last A&E attendance for injury"}
+    count = {**household, "name": "household__ae__injury_attendance__count__365d", "aggregate": "count",
+             "window": "365d", "description": "N A&E attendances for injury in the household in the last 12 months"}
+    importance = [
+        {"feature": household["name"], "direction": "higher values lower the score",
+         "description": household["description"]},
+        {"feature": own["name"], "direction": "higher values raise the score", "description": own["description"]},
+        {"feature": count["name"], "direction": "higher values raise the score", "description": count["description"]},
+    ]
+    assert opposing_drivers(importance, [household, own, count]) == [{
+        "raises": [own["name"]],
+        "lowers": [household["name"]],
+        "text": (
+            "'days since the last A&E attendance for injury' raises the score while 'days since the last A&E "
+            "attendance for injury in the household' lowers it: the model reads them together, so for the same days "
+            "since the last A&E attendance for injury in the household, more days since the last A&E attendance for "
+            "injury raises the score; the push up is that comparison, not a sign that a longer time since the event "
+            "is itself a concern."
+        ),
+    }]
