@@ -324,3 +324,39 @@ def test_a_residents_own_days_since_pointing_against_the_households_gets_a_line_
             "is itself a concern."
         ),
     }]
+
+
+def test_the_model_card_and_limitations_state_the_as_of_dates_the_model_learnt_from_not_the_matrix_range() -> None:
+    # The trial borough: the matrix runs 2019-01-01..2025-10-01, but no model learnt from before 2020-04-01 (too
+    # little history) and 2025-10-01's label is not yet known, so neither end was trained or tested on.
+    split_plan = {
+        "splits": [{"name": "split_1", "fit": ["2020-04-01", "2023-10-01"], "calibration": ["2024-01-01"],
+                    "validation": ["2024-04-01"], "test": ["2025-01-01"]}],
+        "final": {"name": "final", "is_final": True, "fit": ["2021-07-01", "2025-01-01"],
+                  "calibration": ["2025-04-01"], "validation": ["2025-07-01"], "test": []},
+    }
+    audit = build_audit(
+        config=load_config(REPO / "conf" / "borough.yaml"),
+        model={"name": "m", "version": "1", "run_id": "run"},
+        predictions=_frame(),
+        metrics={"summary": {}, "splits": [], "split_plan": split_plan,
+                 "success_criterion": {"metric": "precision_at_capacity", "threshold": 0.65}},
+        feature_metadata={"feature_columns": [RECENT["name"]], "features": [RECENT],
+                          "as_of_dates": ["2019-01-01", "2025-01-01", "2025-10-01"], "extract_date": "2026-01-01"},
+        explain_sample=_frame().assign(**{RECENT["name"]: 1.0}),
+        contributions=np.zeros((2000, 2)),
+        approval=None,
+    )
+    assert audit["data"]["period"] == {
+        "first_as_of": "2019-01-01", "last_as_of": "2025-10-01", "extract_date": "2026-01-01",
+        "trained_from": "2020-04-01", "trained_to": "2025-07-01", "tested_from": "2025-01-01",
+        "tested_to": "2025-01-01",
+    }
+    assert "as-of dates 2020-04-01 to 2025-07-01; extract date 2026-01-01." in _card(audit, "Training data")
+    assert audit["limitations"][1].startswith(
+        "The model was trained on as-of dates from 2020-04-01 to 2025-07-01 and tested on 2025-01-01 "
+        "with data extracted on 2026-01-01;"
+    )
+    html = html_lib.unescape(render_audit_html(audit))
+    assert ("Prevalence is blank where the label is not yet known (its horizon passes the extract date) or where "
+            "between 1 and 9 residents escalated (small numbers).") in html
