@@ -49,7 +49,7 @@ def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
     if "{value}" not in template:
         return template
     if value == 1 and not descriptions.get(feature + ONE_SUFFIX):
-        template = _singular(template)
+        template = singular_template(template)
     text = format_value(value)
     if "£{value}" in template and np.isfinite(value) and not float(value).is_integer():
         text = f"{value:,.2f}"  # money in pounds and pence ("£1,535.90"), never "£1,535.9"
@@ -60,7 +60,7 @@ def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
 _IRREGULAR_SINGULAR = {"people": "person", "children": "child"}
 
 
-def _singular(template: str) -> str:
+def singular_template(template: str) -> str:
     """The template for the value 1: the first plural noun of the two words after "{value}" made singular.
 
     "{value} months at the current address" -> "{value} month at ...", "{value} school sessions missed"
