@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-necessity test install clean
+.PHONY: demo demo-necessity test install clean examples
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Early Signal needs Python >= 3.11, found " + sys.version'
@@ -26,6 +26,19 @@ demo-necessity: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The two public-data examples (docs/examples.md): adapter -> validate -> features -> train -> audit -> score.
+examples: $(STAMP)
+	for ex in rossi pbcseq; do \
+	  $(BIN)/python examples/$$ex/adapt.py && \
+	  $(BIN)/earlysignal validate --config examples/$$ex/config.yaml && \
+	  $(BIN)/earlysignal features --config examples/$$ex/config.yaml && \
+	  $(BIN)/earlysignal train --config examples/$$ex/config.yaml || exit 1; \
+	done
+	$(BIN)/earlysignal audit --config examples/rossi/config.yaml --model models:/rossi-arrest@candidate --out reports/examples/rossi-audit
+	$(BIN)/earlysignal score --config examples/rossi/config.yaml --model models:/rossi-arrest@candidate --as-of 2020-12-01 --allow-unapproved --out reports/examples/rossi-scores
+	$(BIN)/earlysignal audit --config examples/pbcseq/config.yaml --model models:/pbcseq-death@candidate --out reports/examples/pbcseq-audit
+	$(BIN)/earlysignal score --config examples/pbcseq/config.yaml --model models:/pbcseq-death@candidate --as-of 2009-07-01 --allow-unapproved --out reports/examples/pbcseq-scores
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis mlruns

@@ -109,7 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--residents", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--runs", type=int, default=3, help="runs of train and score (median reported)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of train and score (median reported); 0 builds the feature matrix only")
     parser.add_argument("--config", default="conf/borough.yaml")
     parser.add_argument("--as-of", default="2025-10-01", help="as_of date scored")
     parser.add_argument("--negative-sample-fraction", type=float, default=None,
@@ -145,7 +146,7 @@ def main() -> None:
         stage: {"median_seconds": statistics.median(r["seconds"] for r in runs),
                 "median_cpu_seconds": statistics.median(r.get("cpu_seconds", float("nan")) for r in runs),
                 "max_peak_rss_gb": max(r["peak_rss_gb"] for r in runs), "runs": len(runs)}
-        for stage, runs in results.items()
+        for stage, runs in results.items() if runs  # --runs 0: the feature matrix only
     }
     summary["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                           "load_average_after": os.getloadavg()}

@@ -68,7 +68,7 @@ def _council_config(tmp_path: Path) -> Path:
     raw["dictionary"] = "dictionary.yaml"
     raw["contract"] = {"outcome_types": ["rearrest"]}
     raw["cohort"] = {"exclude_open_outcomes": []}
-    raw["label"] = {"name": "rearrest", "outcome_types": ["rearrest"]}
+    raw["label"] = {"name": "rearrest", "outcome_types": ["rearrest"], "horizon_months": 6}
     raw["features"] = {"static": ["age"], "families": []}
     raw["audit"] = {"protected": ["sex", "ethnicity"], "intersections": []}
     path = tmp_path / "council.yaml"
@@ -378,12 +378,14 @@ def test_min_and_max_of_a_negative_balance_read_as_lowest_and_highest_record():
         }}}},
     })
     family = FeatureFamily(name="rent", source="rent", windows=["90d"], aggregates=["min", "last"], per_event_type=True)
-    descriptions = {d.name: d.description for d in family_definitions(family, dictionary)}
-    assert descriptions["resident__rent__statement__min__90d"].format(value=-50) == (
-        "rent balance £-50 at the lowest rent statement in the last 3 months"
+    from earlysignal.explain import reason_sentence
+
+    records = {d.name: d.public_record() for d in family_definitions(family, dictionary)}
+    assert reason_sentence(records["resident__rent__statement__min__90d"], -50) == (
+        "rent balance -£50.00 at the lowest rent statement in the last 3 months"
     )
-    assert descriptions["resident__rent__statement__last__90d"].format(value=120) == (
-        "rent balance £120 at the last rent statement in the last 3 months"
+    assert reason_sentence(records["resident__rent__statement__last__90d"], 120) == (
+        "rent balance £120.00 at the last rent statement in the last 3 months"
     )
 
 

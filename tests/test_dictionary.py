@@ -81,7 +81,7 @@ def test_config_resolves_its_dictionary_relative_to_the_config_file(tmp_path):
     )
     (folder / "project.yaml").write_text(
         "dictionary: dicts/ours.yaml\ntemporal: {first_as_of: 2024-01-01, last_as_of: 2024-01-01}\n"
-        "cohort: {exclude_open_outcomes: []}\nlabel: {outcome_types: [referral]}\nfeatures: {static: []}\n",
+        "cohort: {exclude_open_outcomes: []}\nlabel: {outcome_types: [referral], horizon_months: 6}\nfeatures: {static: []}\n",
         encoding="utf-8",
     )
     config = load_config(folder / "project.yaml")
@@ -92,12 +92,12 @@ def test_config_resolves_its_dictionary_relative_to_the_config_file(tmp_path):
 def test_label_outcome_not_in_the_dictionary_is_a_config_error():
     with pytest.raises(ConfigError, match=r"label.outcome_types names outcome types not in the data dictionary.*'jail'"):
         config_from_dict(
-            {"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}, "label": {"outcome_types": ["jail"]}}
+            {"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}, "label": {"outcome_types": ["jail"], "horizon_months": 6}}
         )
 
 
 def test_audit_protected_accepts_only_declared_category_attributes_or_age_band():
-    base = {"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}}
+    base = {"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}, "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6}}
     assert config_from_dict({**base, "audit": {"protected": ["ethnicity", "age_band"]}}).audit.protected == (
         "ethnicity",
         "age_band",
@@ -109,7 +109,7 @@ def test_audit_protected_accepts_only_declared_category_attributes_or_age_band()
 def test_an_event_type_marked_never_a_feature_is_refused_by_the_feature_spec():
     family = {"name": "repairs", "source": "housing_repairs", "event_types": ["door_replacement", "sanctuary_works"],
               "scopes": ["address"], "windows": ["365d"], "aggregates": ["count"]}
-    config = config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
+    config = config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}, "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
                                "features": {"static": [], "families": [family]}})
     with pytest.raises(ConfigError, match=r"housing_repairs/sanctuary_works must never be a feature \(done because abuse"):
         feature_definitions(config)
@@ -118,7 +118,7 @@ def test_an_event_type_marked_never_a_feature_is_refused_by_the_feature_spec():
 def test_a_family_listing_no_types_takes_every_type_allowed_as_a_feature():
     family = {"name": "repairs", "source": "housing_repairs", "scopes": ["address"], "windows": ["365d"],
               "aggregates": ["count"]}
-    config = config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
+    config = config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"}, "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
                                "features": {"static": [], "families": [family]}})
     types = {d.event_type for d in feature_definitions(config)}
     assert types == {"door_replacement", "lock_change", "window_repair", "damp_mould", "general_repair"}

@@ -22,7 +22,7 @@ import pandas as pd
 
 from earlysignal.atomic import write_json, write_parquet, write_text
 from earlysignal.errors import EarlySignalError
-from earlysignal.explain import N_REASONS, describe, description_templates
+from earlysignal.explain import N_REASONS, reason_sentence
 from earlysignal.journey import ReasonFeature
 from earlysignal.wording import Wording
 
@@ -62,7 +62,7 @@ def reason_features(
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
     row_of = pd.Series(np.arange(len(values)), index=values["resident_id"].astype(str).to_numpy())
-    templates = description_templates(feature_metadata)
+    by_name = {f["name"]: f for f in feature_metadata.get("features", [])}
     value_matrix = values[columns].to_numpy(dtype=float)
     records = []
     for i in range(1, N_REASONS + 1):
@@ -80,7 +80,9 @@ def reason_features(
             # The contribution pins the feature down; its rendered text confirms it (and decides when
             # the contribution was rounded on the way, or two features contributed exactly as much).
             candidates = [*np.flatnonzero(np.isclose(contrib[r], target, rtol=1e-9, atol=1e-12)), *range(len(columns))]
-            match = next((j for j in candidates if describe(columns[j], value_matrix[r, j], templates) == text), None)
+            match = next((j for j in candidates
+                          if reason_sentence(by_name.get(columns[j], {"name": columns[j]}), value_matrix[r, j]) == text),
+                         None)
             if match is None:
                 raise EarlySignalError(
                     f"reason {i} of resident {rid} ({text!r}) matches no feature of the model; the ranked list and "

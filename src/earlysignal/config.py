@@ -405,6 +405,9 @@ class TrainingSection(_Section):
     # Share of negative rows of each fit slice the booster learns from (every positive is kept;
     # kept negatives weigh 1 / share). 1.0: no sampling. Validation, calibration and test use all rows.
     negative_sample_fraction: float = Field(default=1.0, gt=0, le=1)
+    # Worker processes for the independent fits (test splits, final model), each with num_threads
+    # LightGBM threads and one BLAS thread: every fit is seeded, so results do not depend on it.
+    n_jobs: int = Field(default=2, gt=0)
 
 
 class CapacitySection(_Section):
@@ -514,6 +517,14 @@ class ApprovalSection(_Section):
     approvers: tuple[ApproverEntry, ...] = ()
     # Trust the key pair `earlysignal demo` makes in <store>/demo/ (synthetic data only; false for a real borough).
     trust_demo_key: bool = False
+
+
+class ReleaseSection(_Section):
+    """Release bundles and pooling across boroughs (docs/federation.md): this borough's name as it
+    appears in a pooled report, and the output checkers whose Ed25519 sign-off a bundle needs."""
+
+    borough: str = ""
+    checkers: tuple[ApproverEntry, ...] = ()
 
 
 class LinkageComparison(_Section):
@@ -725,6 +736,7 @@ class ProjectConfig(_Section):
     necessity: NecessitySection = NecessitySection()
     ingest: IngestSection = IngestSection()
     build: BuildSection = BuildSection()
+    release: ReleaseSection = ReleaseSection()
 
     @field_validator("dictionary")
     @classmethod

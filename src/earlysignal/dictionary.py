@@ -44,13 +44,42 @@ class ValueSpec(_Model):
     unit: str = ""
     negative: bool = False
     phrase: str = ""
+    # The wording of a value below zero, its `{value}` slot taking the size ("£{value} in credit");
+    # empty: the phrase with a minus sign ("rent balance -£50").
+    negative_phrase: str = ""
+    # Digits after the point when a value is shown; None: 2 for money (pence), else up to one.
+    decimals: int | None = Field(default=None, ge=0, le=6)
 
-    @field_validator("phrase")
+    @field_validator("phrase", "negative_phrase")
     @classmethod
     def _phrase_has_slot(cls, phrase: str) -> str:
         if phrase and "{value}" not in phrase:
             raise ValueError(f"phrase {phrase!r} needs a {{value}} slot")
         return phrase
+
+    @model_validator(mode="after")
+    def _negative_phrase_needs_negatives(self) -> ValueSpec:
+        if self.negative_phrase and not self.negative:
+            raise ValueError("negative_phrase applies only with negative: true (values below zero are refused otherwise)")
+        return self
+
+    @property
+    def shown_decimals(self) -> int | None:
+        """Digits after the point in reasons: as declared, 2 (pence) for money, else None (up to one)."""
+        if self.decimals is not None:
+            return self.decimals
+        return 2 if self.meaning == "money" else None
+
+    def negative_wording(self, label: str) -> str:
+        """The phrase for a value below zero with `{value}` its size: `negative_phrase`, or for pounds the phrase
+        with the minus before the pound sign ('£{value} owed' -> '-£{value} owed'); "" when values cannot be
+        negative or a signed number reads right as it is ('-3.5 °C')."""
+        if not self.negative:
+            return ""
+        if self.negative_phrase:
+            return self.negative_phrase
+        phrase = self.wording(label)
+        return phrase.replace("£{value}", "-£{value}", 1) if "£{value}" in phrase else ""
 
     def wording(self, label: str) -> str:
         """The phrase for one value of this event type, e.g. '£{value} owed' or 'bilirubin {value} mg/dl'."""
@@ -72,6 +101,8 @@ class EventTypeSpec(_Model):
 
     label: str
     plural: str = ""
+    # One event in counts and recency when `label` names a measurement ('bilirubin' -> 'bilirubin result').
+    singular: str = ""
     value: ValueSpec | None = None  # None: the source's value spec
     feature: bool = True  # false: never a model input (e.g. works done because abuse is already known)
     why_not_feature: str = ""

@@ -36,49 +36,82 @@ YES_NO = " (1 = yes, 0 = no): {value}"
 CONCERN_ABOVE_ZERO = ("count", "sum", "distinct_types", "trend")
 
 
-def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
-    """One feature and its value as a sentence from its description template ("{value} ...").
+def format_money(value: float, decimals: int = 2) -> str:
+    """An amount in pounds with separators, pence unless decimals=0: 2842.9 -> "£2,842.90", -5 -> "-£5.00"."""
+    if not np.isfinite(value):
+        return "unknown"
+    return f"{'-' if value < 0 else ''}£{abs(value):,.{decimals}f}"
 
-    A yes/no feature that is yes reads as its words ("home is privately rented"), not "(1 = yes...): 1".
+
+def _number(value: float, decimals: int | None) -> str:
+    if decimals is None or not np.isfinite(value):
+        return format_value(value)
+    return f"{value:,.{decimals}f}"
+
+
+def reason_sentence(record: dict[str, Any], value: float) -> str:
+    """One feature's sidecar record and value as the sentence a caseworker reads (the one wording function
+    behind the ranked list, the case list, journeys and explanation letters).
+
+    Uses `description_one` when the value is exactly 1 ("1 month ..."), `description_negative` with the
+    value's size when it is below zero ("£50 in credit", "rent balance -£50"); a yes/no attribute reads as
+    its label (or "<label>: no"); a negative trend reads as a fall ("fell by 2"); money reads "£2,842.90",
+    or whole pounds when the record's `value_decimals` is 0.
     """
-    template = descriptions.get(feature) or f"{feature} = {{value}}"
-    if template.endswith(YES_NO) and value == 1:
-        return template[: -len(YES_NO)]
-    if value == 1 and descriptions.get(feature + ONE_SUFFIX):
-        template = descriptions[feature + ONE_SUFFIX]
+    name = str(record.get("name", ""))
+    template = str(record.get("description") or f"{name} = {{value}}")
+    decimals = record.get("value_decimals")
+    if value == 1 and record.get("description_one"):
+        template = str(record["description_one"])
+    elif np.isfinite(value) and value < 0 and record.get("description_negative"):
+        template, value = str(record["description_negative"]), -value
     if "{value}" not in template:
         return template
-    if value == 1 and not descriptions.get(feature + ONE_SUFFIX):
-        template = singular_template(template)
-    text = format_value(value)
-    if "£{value}" in template and np.isfinite(value) and not float(value).is_integer():
-        text = f"{value:,.2f}"  # money in pounds and pence ("£1,535.90"), never "£1,535.9"
-    return template.replace("{value}", text)
+    if template.endswith(YES_NO):
+        base = template[: -len(YES_NO)]
+        return base if value >= 0.5 else f"{base}: no"
+    if "rose by {value}" in template and np.isfinite(value) and value < 0:
+        template, value = template.replace("rose by {value}", "fell by {value}"), -value
+    if "£{value}" in template:
+        # The sign goes before the pound sign ("-£50", never "£-50"); pence unless the dictionary says whole pounds.
+        money = format_money(value, 2 if decimals is None else int(decimals))
+        return template.replace("£{value}", money).replace("{value}", money.replace("£", "", 1))
+    return template.replace("{value}", _number(value, None if decimals is None else int(decimals)))
 
 
-# Irregular plurals of unit words that follow a value ("1 people" -> "1 person").
-_IRREGULAR_SINGULAR = {"people": "person", "children": "child"}
+def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Which values of one feature state a concern and so may be a reason (bool per row).
 
-
-def singular_template(template: str) -> str:
-    """The template for the value 1: the first plural noun of the two words after "{value}" made singular.
-
-    "{value} months at the current address" -> "{value} month at ...", "{value} school sessions missed"
-    -> "{value} school session missed", "{value} days since" -> "{value} day since". Templates with no
-    such word (money, "aged {value}") are returned unchanged.
+    A count, sum or trend is a concern only above zero ("0 months with school absence", "rose by 0",
+    "fell by 2" are not reasons to review anyone); a yes/no feature, or one code's 0/1 column of a
+    category ("home is owner occupied"), only when it is yes. Other values (ages, days since an event
+    that happened) are facts about the resident and are kept.
     """
-    head, marker, tail = template.partition("{value} ")
-    if not marker:
-        return template
-    words = tail.split(" ")
-    for k, word in enumerate(words[:2]):
-        if word in _IRREGULAR_SINGULAR:
-            words[k] = _IRREGULAR_SINGULAR[word]
-            return head + marker + " ".join(words)
-        if len(word) > 2 and word.endswith("s") and not word.endswith("ss") and word.isalpha():
-            words[k] = word[:-3] + "y" if word.endswith("ies") else word[:-1]
-            return head + marker + " ".join(words)
-    return template
+    values = np.asarray(values, dtype=float)
+    aggregate = record.get("aggregate", "")
+    one_hot = aggregate == "attribute" and bool(record.get("event_type"))
+    if aggregate in CONCERN_ABOVE_ZERO:
+        return values > 0
+    if one_hot or str(record.get("description", "")).endswith(YES_NO):
+        return values == 1
+    return np.ones(values.shape, dtype=bool)
+
+
+def concern_mask(values: pd.DataFrame, feature_columns: Sequence[str], feature_metadata: dict[str, Any]) -> np.ndarray:
+    """Which (row, feature) cells state a concern (`is_concern`), whatever their contribution (rows x features)."""
+    columns = list(feature_columns)
+    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
+    mask = np.ones((len(values), len(columns)), dtype=bool)
+    for j, name in enumerate(columns):
+        mask[:, j] = is_concern(records.get(name, {"name": name}), values[name].to_numpy(dtype=float))
+    return mask
+
+
+def describe(feature: str, value: float, descriptions: dict[str, str]) -> str:
+    """One feature and its value as a sentence from its description templates (`description_templates`)."""
+    record = {"name": feature, "description": descriptions.get(feature, ""),
+              "description_one": descriptions.get(feature + ONE_SUFFIX, "")}
+    return reason_sentence(record, value)
 
 
 def description_templates(feature_metadata: dict[str, Any]) -> dict[str, str]:
@@ -96,37 +129,27 @@ def explainable_mask(values: pd.DataFrame, feature_columns: Sequence[str]) -> np
 
     Imputed-flag columns are never reasons themselves, and a feature whose value was imputed for
     that row (e.g. "days since the last call-out" when there was none) is not either: its number
-    is a placeholder, not a fact about the resident.
+    is a placeholder, not a fact about the resident. A missing value (e.g. a lab result's last value
+    when there was no test in the window) is not a reason either: it would read "unknown mg/dl".
     """
     columns = list(feature_columns)
-    mask = np.ones((len(values), len(columns)), dtype=bool)
+    mask = np.isfinite(values[columns].to_numpy(dtype=float))
     present = set(columns)
     for j, name in enumerate(columns):
         if name.endswith(IMPUTED_SUFFIX):
             mask[:, j] = False
         elif name + IMPUTED_SUFFIX in present or name + IMPUTED_SUFFIX in values.columns:
-            mask[:, j] = values[name + IMPUTED_SUFFIX].to_numpy(dtype=float) < 0.5
+            mask[:, j] &= values[name + IMPUTED_SUFFIX].to_numpy(dtype=float) < 0.5
     return mask
 
 
-def concern_mask(values: pd.DataFrame, feature_columns: Sequence[str], feature_metadata: dict[str, Any]) -> np.ndarray:
-    """Which (row, feature) cells state a concern and so may be a reason, whatever their contribution.
-
-    A count, sum or trend is a concern only above zero ("0 months with school absence", "rose by -1"
-    are not reasons to review anyone); a yes/no feature only when it is yes. Other values (ages,
-    days since an event that happened) are facts about the resident and are kept.
-    """
-    columns = list(feature_columns)
-    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
-    mask = np.ones((len(values), len(columns)), dtype=bool)
-    for j, name in enumerate(columns):
-        record = records.get(name, {})
-        column = values[name].to_numpy(dtype=float)
-        if record.get("aggregate") in CONCERN_ABOVE_ZERO:
-            mask[:, j] = column > 0
-        elif str(record.get("description", "")).endswith(YES_NO):
-            mask[:, j] = column == 1
-    return mask
+def reason_fact(record: dict[str, Any]) -> str:
+    """The fact a feature states, the same for its windows: "family/event_type/scope/aggregate" for an event
+    feature ("3 repairs in the last 6 months" and "... 12 months" state one fact), else its name."""
+    window, scope = str(record.get("window") or ""), str(record.get("scope") or "static")
+    if not window or scope == "static" or record.get("is_imputed_flag"):
+        return str(record.get("name", ""))
+    return "/".join(str(record.get(key) or "") for key in ("family", "event_type", "scope", "aggregate"))
 
 
 def top_reasons(
@@ -137,33 +160,45 @@ def top_reasons(
     n: int = N_REASONS,
 ) -> pd.DataFrame:
     """reason_1..n and contribution_1..n: the n features pushing each score up most (positive only),
-    among values that state a concern (`concern_mask`).
+    among values that state a concern (`concern_mask`), one per fact (`reason_fact`).
 
-    contributions is pred_contrib (rows x features + bias). Ties in contribution go to the
-    feature listed first in the spec. Rows with fewer than n positive contributions get empty
-    reasons and null contributions for the rest. A feature repeating a reason already given over
-    another window (same count or amount) is skipped for the next one (`_distinct_facts`).
+    contributions is pred_contrib (rows x features + bias). Of the windows of one fact, only the one
+    contributing most is a reason, so a count is not repeated once per window. Ties in contribution go
+    to the feature listed first in the spec. Rows with fewer than n such features get empty reasons and
+    null contributions for the rest.
     """
     columns = list(feature_columns)
     contrib = np.asarray(contributions, dtype=float)[:, : len(columns)]
+    records = {f["name"]: f for f in feature_metadata.get("features", [])}
+    value_matrix = values[columns].to_numpy(dtype=float)
     allowed = explainable_mask(values, columns) & concern_mask(values, columns, feature_metadata)
     usable = np.where(allowed & (contrib > 0), contrib, -np.inf)
-    value_matrix = values[columns].to_numpy(dtype=float)
+    facts = np.array([reason_fact(records.get(name, {"name": name})) for name in columns], dtype=object)
     # Stable sort on the negated contributions keeps the spec order among equal contributions.
-    order = _distinct_facts(np.argsort(-usable, axis=1, kind="stable"), usable, value_matrix, columns,
-                            feature_metadata, n)
-    templates = description_templates(feature_metadata)
+    order = np.argsort(-usable, axis=1, kind="stable")
+    picked = np.full((len(values), n), -1, dtype=np.int64)
+    for r in range(len(values)):
+        seen: set[str] = set()
+        k = 0
+        for j in order[r]:
+            if k == n or not np.isfinite(usable[r, j]):
+                break
+            if facts[j] in seen:
+                continue
+            seen.add(facts[j])
+            picked[r, k] = j
+            k += 1
     rows = np.arange(len(values))
     out: dict[str, Any] = {}
     for i in range(n):
-        j = order[:, i] if order.shape[1] > i else np.zeros(len(values), dtype=int)
-        chosen = usable[rows, j] if order.shape[1] > i else np.full(len(values), -np.inf)
-        valid = np.isfinite(chosen) & (j >= 0)
+        j = np.maximum(picked[:, i], 0)
+        valid = picked[:, i] >= 0
+        chosen = np.where(valid, usable[rows, j] if columns else np.nan, np.nan)
         out[f"reason_{i + 1}"] = [
-            describe(columns[jj], value_matrix[r, jj], templates) if ok else ""
+            reason_sentence(records.get(columns[jj], {"name": columns[jj]}), value_matrix[r, jj]) if ok else ""
             for r, jj, ok in zip(rows, j, valid, strict=True)
         ]
-        out[f"contribution_{i + 1}"] = pd.array(np.where(valid, chosen, np.nan), dtype="Float64")
+        out[f"contribution_{i + 1}"] = pd.array(chosen, dtype="Float64")
         out[f"contribution_{i + 1}"][~valid] = pd.NA
     ordered = {}
     for i in range(n):
@@ -171,43 +206,3 @@ def top_reasons(
     for i in range(n):
         ordered[f"contribution_{i + 1}"] = out[f"contribution_{i + 1}"]
     return pd.DataFrame(ordered, index=values.index)
-
-
-# Aggregates whose equal value over two windows is one fact: nothing happened in the longer window's extra
-# time, so "£1,535.90 owed ... in the last 3 years" beside "... in the last 12 months" repeats the same debt.
-SAME_FACT_ACROSS_WINDOWS = ("count", "sum", "distinct_types", "max", "days_since_last", "days_since_first")
-
-
-def _distinct_facts(
-    order: np.ndarray, usable: np.ndarray, value_matrix: np.ndarray, columns: list[str],
-    feature_metadata: dict[str, Any], n: int,
-) -> np.ndarray:
-    """The first n usable columns of each row's contribution order, skipping a feature that states the same
-    fact as one already chosen (same family, scope, event type and aggregate, another window, equal value).
-
-    order is (rows x features) of column indices; returns (rows x n), padded with columns whose `usable`
-    is -inf, or -1 where only repeated facts were left, so the caller leaves those reasons empty.
-    """
-    records = {f["name"]: f for f in feature_metadata.get("features", []) if isinstance(f, dict) and "name" in f}
-    fact = [
-        (r.get("family"), r.get("scope"), r.get("event_type"), r.get("aggregate"))
-        if r.get("aggregate") in SAME_FACT_ACROSS_WINDOWS and r.get("family") else None
-        for r in (records.get(name, {}) for name in columns)
-    ]
-    if not any(fact):
-        return order[:, :n]
-    out = np.empty((order.shape[0], min(n, order.shape[1])), dtype=int)
-    for r in range(order.shape[0]):
-        chosen: list[int] = []
-        seen: set[tuple[Any, ...]] = set()
-        for j in order[r]:
-            if len(chosen) == out.shape[1] or not np.isfinite(usable[r, j]):
-                break
-            key = None if fact[j] is None else (*fact[j], value_matrix[r, j])
-            if key is not None and key in seen:
-                continue
-            seen.add(key) if key is not None else None
-            chosen.append(int(j))
-        chosen += [-1] * (out.shape[1] - len(chosen))  # -1: no reason in this slot
-        out[r] = chosen
-    return out

@@ -49,6 +49,8 @@ class ReasonFeature:
     aggregate: str
     description: str = ""
     description_one: str = ""  # the template for the value 1 (a count in the singular); empty: description
+    description_negative: str = ""  # the template for a value below zero, {value} its size; empty: description
+    value_decimals: int | None = None  # digits after the point (2 for money); None: up to one
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ReasonFeature:
@@ -63,6 +65,8 @@ class ReasonFeature:
             aggregate=str(get("aggregate") or ""),
             description=str(get("description") or ""),
             description_one=str(get("description_one") or ""),
+            description_negative=str(get("description_negative") or ""),
+            value_decimals=None if get("value_decimals") is None else int(get("value_decimals")),
         )
 
     def as_record(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
-from earlysignal.dictionary import AttributeSpec, DataDictionary, dictionary_for
+from earlysignal.dictionary import AttributeSpec, DataDictionary, ValueSpec, dictionary_for
 from earlysignal.errors import ConfigError
 from earlysignal.fingerprint import stable_hash
 
@@ -48,7 +48,9 @@ class FeatureDefinition:
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
     window_days: int | None = None
-    description_one: str = ""  # the template when the value is exactly 1 ("1 referral"); empty: description
+    description_one: str = ""  # the wording when the value is exactly 1 ("1 month ..."), when it differs
+    description_negative: str = ""  # the wording of a value below zero, {value} its size ("-£{value} ...")
+    value_decimals: int | None = None  # digits after the point in reasons (2 for money); None: up to one
 
     def public_record(self) -> dict[str, Any]:
         """The sidecar's view of this feature."""
@@ -59,6 +61,10 @@ class FeatureDefinition:
         record["missing_value"] = self.missing_value
         if self.description_one:
             record["description_one"] = self.description_one
+        if self.description_negative:
+            record["description_negative"] = self.description_negative
+        if self.value_decimals is not None:
+            record["value_decimals"] = self.value_decimals
         return record
 
 
@@ -66,7 +72,7 @@ def event_labels(source: str, event_type: str, dictionary: DataDictionary | None
     """(plural, singular) human label for an event type from the data dictionary, else from the type name."""
     if dictionary is not None and (source, event_type) in dictionary.event_pairs():
         spec = dictionary.event_type(source, event_type)
-        return spec.plural_label, spec.label
+        return spec.plural_label, spec.singular or spec.label
     words = event_type.replace("_", " ")
     return f"{words} events", f"{words} event"
 
@@ -140,6 +146,24 @@ def _missing_rule(family: FeatureFamily, aggregate: str) -> tuple[str, float | N
     return "null", None
 
 
+# Aggregates whose value is an event's `value` (money, a reading...), worded with the dictionary's value phrase.
+VALUE_AGGREGATES = ("sum", "mean", "max", "min", "last", "first")
+
+
+def _value_spec(
+    family: FeatureFamily, key: str, types: tuple[str, ...], dictionary: DataDictionary
+) -> tuple[ValueSpec, str]:
+    """(value spec, label) whose wording a feature's value takes: the type's, or the source's for a pool of
+    types that do not all read alike."""
+    if key != "all":
+        return dictionary.value_spec(family.source, key), dictionary.event_type(family.source, key).label
+    pairs = [(dictionary.value_spec(family.source, t), dictionary.event_type(family.source, t).label) for t in types]
+    if len({spec.wording(label) for spec, label in pairs}) == 1 and len({spec for spec, _ in pairs}) == 1:
+        return pairs[0]
+    source = dictionary.sources[family.source]
+    return source.value, source.label
+
+
 def _value_phrase(family: FeatureFamily, key: str, types: tuple[str, ...], dictionary: DataDictionary) -> str:
     """How one value reads ('£{value} owed', 'bilirubin {value} mg/dl'): the type's, or the source's for a pool."""
     if key != "all":
@@ -151,9 +175,23 @@ def _value_phrase(family: FeatureFamily, key: str, types: tuple[str, ...], dicti
     return source.value.wording(source.label)
 
 
+def _value_wording(
+    family: FeatureFamily, key: str, aggregate: str, window: str, scope: str, dictionary: DataDictionary,
+    types: tuple[str, ...],
+) -> tuple[str, int | None]:
+    """(template for a value below zero, digits after the point) of a feature whose value is an event's value:
+    ("-£{value} owed in total ...", 2) for money; ("", None) for counts, trends and recency."""
+    if aggregate not in VALUE_AGGREGATES:
+        return "", None
+    spec, label = _value_spec(family, key, types, dictionary)
+    negative = spec.negative_wording(label)
+    template = _describe(family, key, scope, aggregate, window, dictionary, types, value_phrase=negative) if negative else ""
+    return template, spec.shown_decimals
+
+
 def _describe(
     family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary,
-    types: tuple[str, ...],
+    types: tuple[str, ...], value_phrase: str = "",
 ) -> str:
     if key == "all":
         plural = family.description or family.name.replace("_", " ") + " events"
@@ -161,7 +199,7 @@ def _describe(
     else:
         plural, singular = event_labels(family.source, key, dictionary)
     where = SCOPE_PHRASES[scope]
-    value_phrase = _value_phrase(family, key, types, dictionary)
+    value_phrase = value_phrase or _value_phrase(family, key, types, dictionary)
     span = window_phrase(window)
     if aggregate == "count":
         return f"{{value}} {plural}{where} {span}" if window == "all" else f"{{value}} {plural}{where} in {span}"
@@ -169,13 +207,13 @@ def _describe(
         return f"{value_phrase} in total across {plural}{where} {'' if window == 'all' else 'in '}{span}"
     if aggregate == "mean":
         return f"{value_phrase} on average per {singular}{where} {'' if window == 'all' else 'in '}{span}"
-    if aggregate == "max":
-        return f"{value_phrase} at most in one {singular}{where} {'' if window == 'all' else 'in '}{span}"
     when = f"{'' if window == 'all' else 'in '}{span}"
-    if aggregate in ("min", "last", "first") and _is_reading(family, key, dictionary):
+    if aggregate in ("min", "max", "last", "first") and _is_reading(family, key, dictionary):
         # A reading such as a lab value: "bilirubin last value 3.2 mg/dl in the last 12 months".
-        which = {"min": "lowest value", "last": "last value", "first": "first value"}[aggregate]
+        which = {"min": "lowest value", "max": "highest value", "last": "last value", "first": "first value"}[aggregate]
         return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
+    if aggregate == "max":
+        return f"{value_phrase} at most in one {singular}{where} {when}"
     if aggregate == "min":
         # "at least in one" read as a lower bound on one record; the minimum is the lowest record.
         return f"{value_phrase} at the lowest {singular}{where} {when}"
@@ -194,18 +232,6 @@ def _describe(
     if aggregate == "days_since_first":
         return f"{{value}} days since the first {singular}{where}"
     raise ConfigError(f"features.families[{family.name}]: unknown aggregate {aggregate!r}")
-
-
-def _describe_one(
-    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary
-) -> str:
-    """A count's template for a value of exactly 1, with the singular label ("1 referral in ..."); else ""."""
-    if aggregate != "count" or key == "all":
-        return ""
-    _, singular = event_labels(family.source, key, dictionary)
-    where = SCOPE_PHRASES[scope]
-    span = window_phrase(window)
-    return f"{{value}} {singular}{where} {span}" if window == "all" else f"{{value}} {singular}{where} in {span}"
 
 
 def _is_reading(family: FeatureFamily, key: str, dictionary: DataDictionary) -> bool:
@@ -236,6 +262,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                 for window in _windows_for(family, aggregate):
                     name = f"{scope}__{family.name}__{key}__{aggregate}__{window}"
                     flag = f"{name}_imputed" if rule in ("zero", "constant") and aggregate in CAN_BE_MISSING else None
+                    negative, decimals = _value_wording(family, key, aggregate, window, scope, dictionary, types)
                     definition = FeatureDefinition(
                         name=name,
                         family=family.name,
@@ -245,7 +272,9 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         window=window,
                         aggregate=aggregate,
                         description=_describe(family, key, scope, aggregate, window, dictionary, types),
-                        description_one=_describe_one(family, key, scope, aggregate, window, dictionary),
+                        description_one=_describe_one(family, key, scope, aggregate, window, dictionary, types),
+                        description_negative=negative,
+                        value_decimals=decimals,
                         event_types=types if key == "all" else (key,),
                         missing_rule=rule,
                         missing_value=value,
@@ -266,6 +295,9 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                                     f"'{aggregate.replace('_', ' ')}' was filled in (flag = {{value}})"
                                 ),
                                 is_imputed_flag=True,
+                                description_one="",
+                                description_negative="",
+                                value_decimals=None,
                                 missing_rule="zero",
                                 missing_value=None,
                                 imputed_flag=None,
@@ -273,6 +305,28 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         )
     return definitions
 
+
+def _describe_one(
+    family: FeatureFamily, key: str, scope: str, aggregate: str, window: str, dictionary: DataDictionary,
+    types: tuple[str, ...],
+) -> str:
+    """A count's wording for exactly one event ("1 month with school absence"); "" for other aggregates."""
+    if aggregate != "count":
+        return ""
+    if key == "all":
+        plural = family.description or family.name.replace("_", " ") + " events"
+        singular = plural[:-1] if plural.endswith("s") else plural
+    else:
+        plural, singular = event_labels(family.source, key, dictionary)
+    many = _describe(family, key, scope, aggregate, window, dictionary, types)
+    return many.replace(f"{{value}} {plural}", f"{{value}} {singular}", 1)
+
+
+BUILT_IN_STATIC_ONE = {
+    "months_at_address": "{value} month at the current address",
+    "household_size": "{value} person in the household",
+    "household_children": "{value} child (under 18) in the household",
+}
 
 BUILT_IN_STATIC = {
     "age": ("residents", "aged {value}"),
@@ -348,6 +402,7 @@ def static_definitions(config: ProjectConfig) -> list[FeatureDefinition]:
                     window="",
                     aggregate=static,
                     description=description,
+                    description_one=BUILT_IN_STATIC_ONE.get(static, ""),
                 )
             )
         else:

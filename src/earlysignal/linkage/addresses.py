@@ -165,10 +165,16 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"matched_uprn": matched, "match_rule": rule, "address_key": address_key})
 
 
-def match_rates(rules: pd.Series) -> dict[str, float | int]:
-    """Counts per rule and the matched share (records with any address text, postcode or UPRN)."""
-    counts = {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
-    total = int(len(rules))
+def match_rates(rules: pd.Series, weights: pd.Series | np.ndarray | None = None) -> dict[str, float | int]:
+    """Counts per rule and the matched share (records with any address text, postcode or UPRN).
+
+    `weights`: how many records each row stands for (default one each).
+    """
+    if weights is None:
+        weights = np.ones(len(rules), dtype=np.int64)
+    by_rule = pd.Series(np.asarray(weights, dtype=np.int64), index=rules.index).groupby(rules.to_numpy()).sum()
+    counts = {str(k): int(v) for k, v in by_rule.sort_index().items()}
+    total = int(np.asarray(weights).sum())
     matched = total - counts.get("unmatched", 0)
     return {"records": total, "matched": matched, "match_rate": round(matched / total, 4) if total else float("nan"),
             "by_rule": counts}

@@ -21,12 +21,16 @@ from earlysignal.linkage.secret import keyed_id
 _FOREVER = pd.Timestamp("2262-01-01")
 
 
-def most_frequent_latest(frame: pd.DataFrame, key: str, value: str, order: str) -> pd.Series:
-    """Per `key`, the most frequent non-null `value`; ties go to the value seen latest (`order`)."""
-    data = frame[[key, value, order]].dropna(subset=[value])
+def most_frequent_latest(frame: pd.DataFrame, key: str, value: str, order: str, weight: str | None = None) -> pd.Series:
+    """Per `key`, the most frequent non-null `value`; ties go to the value seen latest (`order`).
+
+    `weight` names a column holding how many records each row stands for (default: one each).
+    """
+    data = frame[[key, value, order] + ([weight] if weight else [])].dropna(subset=[value])
     if data.empty:
         return pd.Series(dtype="object")
-    stats = data.groupby([key, value], sort=False, observed=True).agg(n=(order, "size"), last=(order, "max"))
+    stats = data.groupby([key, value], sort=False, observed=True).agg(
+        n=(weight, "sum") if weight else (order, "size"), last=(order, "max"))
     stats = stats.reset_index().sort_values([key, "n", "last", value], ascending=[True, False, False, True])
     return stats.drop_duplicates(key).set_index(key)[value]
 
@@ -42,12 +46,25 @@ def residency_spells(observations: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["resident_id", "address_id", "start_date", "end_date"])
     obs["seen_date"] = pd.to_datetime(obs["seen_date"]).dt.normalize()
     obs["seen_until"] = pd.to_datetime(obs["seen_until"]).dt.normalize()
-    # One address per resident per day.
     daily = (
         obs.groupby(["resident_id", "seen_date", "address_id"], sort=False)
         .agg(n=("address_id", "size"), until=("seen_until", "max"))
         .reset_index()
-        .sort_values(["resident_id", "seen_date", "n", "address_id"], ascending=[True, True, False, True])
+    )
+    return spells_from_daily(daily)
+
+
+def spells_from_daily(daily: pd.DataFrame) -> pd.DataFrame:
+    """Spells from daily observation counts: resident_id, seen_date, address_id, n (records), until.
+
+    The second half of `residency_spells`, for callers that count observations elsewhere (DuckDB).
+    IDs may be any sortable values (strings or int codes in the IDs' sort order).
+    """
+    if daily.empty:
+        return pd.DataFrame(columns=["resident_id", "address_id", "start_date", "end_date"])
+    # One address per resident per day.
+    daily = (
+        daily.sort_values(["resident_id", "seen_date", "n", "address_id"], ascending=[True, True, False, True])
         .drop_duplicates(["resident_id", "seen_date"])
         .reset_index(drop=True)
     )

@@ -8,9 +8,9 @@ m/u parameters. Names and identifiers stay inside the DuckDB connection and are 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -19,6 +19,7 @@ import pandas as pd
 
 from earlysignal.config import LinkageComparison, LinkageSection
 from earlysignal.errors import EarlySignalError
+from earlysignal.linkage.records import spill_folder
 
 # The standard person schema Splink sees (derived in `standardise`); config may use any of these.
 SCHEMA_COLUMNS: tuple[str, ...] = (
@@ -128,7 +129,7 @@ class LinkResult:
     representative: np.ndarray | None = None  # per record, the unique_id of the identical record Splink saw
 
 
-def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> LinkResult:
+def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_parent: Path | None = None) -> LinkResult:
     """Run Splink `link_and_dedupe` over the standardised people (one table per source).
 
     Trains the prior from `deterministic_rules`, u by random sampling (seeded), m by EM on each
@@ -146,8 +147,8 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int) -> Lin
     representative = people["unique_id"].groupby([keys[c] for c in profile_columns], sort=False).transform("min")
     people = people[people["unique_id"].to_numpy() == representative.to_numpy()]
     # DuckDB spills to disk beyond its memory limit; the spill holds names, so it goes to a private
-    # temporary folder that is removed when linking ends, never beside the outputs.
-    spill = tempfile.TemporaryDirectory(prefix="earlysignal-link-")
+    # folder beside the ingested records (records.spill_folder), never beside the outputs.
+    spill = spill_folder(spill_parent)
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     con.execute(f"SET memory_limit = '{section.duckdb_memory_limit}'")

@@ -36,21 +36,45 @@ def pairwise_accuracy(predicted: pd.Series, truth: pd.Series) -> dict[str, float
             "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
 
 
-def _pairs_touching(group: np.ndarray, flagged: np.ndarray) -> int:
-    """Pairs within each group (integer codes) with at least one flagged record: C(n,2) - C(n-k,2)."""
-    n = np.bincount(group).astype(np.int64)
-    other = n - np.bincount(group, weights=flagged, minlength=len(n)).astype(np.int64)
+def pairwise_accuracy_counted(counts: pd.DataFrame) -> dict[str, float | int]:
+    """Pairwise precision, recall and F1 from record counts per (cluster c, true entity t): columns c, t, n.
+
+    Equal to `pairwise_accuracy` over the records the counts stand for (each count is that many records).
+    """
+    frame = counts.dropna(subset=["c", "t"])
+    tp = _pairs(frame.groupby(["c", "t"])["n"].sum())
+    pred = _pairs(frame.groupby("c")["n"].sum())
+    true = _pairs(frame.groupby("t")["n"].sum())
+    precision = tp / pred if pred else float("nan")
+    recall = tp / true if true else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if pred and true and (precision + recall) else float("nan")
+    return {"records": int(frame["n"].sum()), "true_pairs": true, "predicted_pairs": pred, "true_positive_pairs": tp,
+            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def _pairs_touching(group: np.ndarray, flagged: np.ndarray, weights: np.ndarray | None = None) -> int:
+    """Pairs within each group (integer codes) with at least one flagged record: C(n,2) - C(n-k,2).
+
+    `weights`: how many records each row stands for (default one each).
+    """
+    w = np.ones(len(group), dtype=np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
+    n = np.rint(np.bincount(group, weights=w)).astype(np.int64)
+    other = n - np.rint(np.bincount(group, weights=flagged * w, minlength=len(n))).astype(np.int64)
     return int((n * (n - 1) // 2 - other * (other - 1) // 2).sum())
 
 
-def pairwise_accuracy_by_source(predicted: pd.Series, truth: pd.Series, source: pd.Series) -> dict[str, dict[str, Any]]:
+def pairwise_accuracy_by_source(predicted: pd.Series, truth: pd.Series, source: pd.Series,
+                                weights: pd.Series | np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Pairwise precision, recall and F1 per source, over the pairs with at least one record of that source.
 
     Aligned Series of cluster, true entity and source per record; records without a true entity are left
     out. A source's recall is the share of its true pairs (to any source, itself included) that were linked.
+    `weights`: how many records each row stands for (default one each).
     """
-    frame = pd.DataFrame({"c": predicted.to_numpy(), "t": truth.to_numpy(), "src": source.astype(str).to_numpy()})
+    frame = pd.DataFrame({"c": predicted.to_numpy(), "t": truth.to_numpy(), "src": source.astype(str).to_numpy(),
+                          "w": np.ones(len(predicted)) if weights is None else np.asarray(weights, dtype=np.float64)})
     frame = frame.dropna(subset=["c", "t"])
+    w = frame["w"].to_numpy(dtype=np.float64)
     # Integer codes once, so each source costs three bincounts rather than three groupbys.
     cluster = pd.factorize(frame["c"])[0]
     entity = pd.factorize(frame["t"])[0]
@@ -58,12 +82,12 @@ def pairwise_accuracy_by_source(predicted: pd.Series, truth: pd.Series, source: 
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(pd.unique(frame["src"])):
         flagged = (frame["src"] == name).to_numpy(dtype=np.float64)
-        tp, pred, true = (_pairs_touching(both, flagged), _pairs_touching(cluster, flagged),
-                          _pairs_touching(entity, flagged))
+        tp, pred, true = (_pairs_touching(both, flagged, w), _pairs_touching(cluster, flagged, w),
+                          _pairs_touching(entity, flagged, w))
         precision = tp / pred if pred else float("nan")
         recall = tp / true if true else float("nan")
         f1 = 2 * precision * recall / (precision + recall) if pred and true and (precision + recall) else float("nan")
-        out[str(name)] = {"records": int(flagged.sum()), "true_pairs": true, "predicted_pairs": pred,
+        out[str(name)] = {"records": int(round((flagged * w).sum())), "true_pairs": true, "predicted_pairs": pred,
                           "true_positive_pairs": tp, "precision": round(precision, 4), "recall": round(recall, 4),
                           "f1": round(f1, 4)}
     return out
@@ -99,13 +123,15 @@ def age_band(birth_date: pd.Series, on: dt.date) -> pd.Series:
     return out
 
 
-def suppressed_rates(unlinked: pd.Series, groups: pd.Series, min_cell: int, round_to: int) -> list[dict[str, Any]]:
+def suppressed_rates(unlinked: pd.Series, groups: pd.Series, min_cell: int, round_to: int,
+                     weights: pd.Series | np.ndarray | None = None) -> list[dict[str, Any]]:
     """Unlinked rate per group: counts under `min_cell` suppressed, others rounded to `round_to`,
-    the rate recomputed from the rounded counts."""
-    frame = pd.DataFrame({"u": unlinked.astype(bool).to_numpy(), "g": groups.astype("object").fillna("unknown").to_numpy()})
+    the rate recomputed from the rounded counts. `weights`: records each row stands for (default 1)."""
+    frame = pd.DataFrame({"u": unlinked.astype(bool).to_numpy(), "g": groups.astype("object").fillna("unknown").to_numpy(),
+                          "w": np.ones(len(unlinked), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)})
     rows = []
     for group, part in frame.groupby("g", sort=True):
-        records, failed = int(len(part)), int(part["u"].sum())
+        records, failed = int(part["w"].sum()), int(part["w"][part["u"]].sum())
         if records < min_cell:
             rows.append({"group": str(group), "records": None, "unlinked": None, "unlinked_rate": None, "suppressed": True})
             continue
@@ -115,6 +141,22 @@ def suppressed_rates(unlinked: pd.Series, groups: pd.Series, min_cell: int, roun
         rows.append({"group": str(group), "records": r_records, "unlinked": r_failed, "unlinked_rate": rate,
                      "suppressed": r_failed is None})
     return rows
+
+
+def ground_truth_person_column(path: Path) -> str:
+    """The person column of a ground-truth file (person_id, else resident_id); ContractError if absent."""
+    import pyarrow.parquet as pq
+
+    names = set(pq.ParquetFile(path).schema_arrow.names)
+    person = "person_id" if "person_id" in names else "resident_id"
+    missing = {"source", "record_id", person} - names
+    if missing:
+        from earlysignal.errors import ContractError
+
+        raise ContractError(
+            f"{path}: missing column(s) {sorted(missing)}; expected source, record_id and person_id (or resident_id)"
+        )
+    return person
 
 
 def read_ground_truth(path: Path) -> pd.DataFrame | None:

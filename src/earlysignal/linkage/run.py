@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from earlysignal.atomic import write_json, write_parquet
 from earlysignal.config import LinkageSection, ProjectConfig, config_to_dict
@@ -26,6 +28,7 @@ from earlysignal.linkage import addresses as addr
 from earlysignal.linkage import histories as hist
 from earlysignal.linkage import quality as qual
 from earlysignal.linkage.people import link_people, standardise
+from earlysignal.linkage.records import RecordStore, remove_stale_spills
 from earlysignal.linkage.secret import keyed_id, load_secret
 
 PERSON_COLUMNS = (
@@ -41,6 +44,8 @@ EVENT_COLUMNS = ("event_id", "source", "person_record_id", "address_record_id", 
 OUTCOME_COLUMNS = ("source", "person_record_id", "outcome_type", "outcome_time", "known_at")
 OUTPUT_FILES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet", "person_links.parquet",
                 "link_quality.json", "manifest.json")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,26 @@ def _stable_ids(
 ) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
     """Resident ID and change label per record, and the change table against the previous run.
 
+    `previous` is the previous run's person links (source, record_id, resident_id); see
+    `_stable_ids_counted` for the rule.
+    """
+    if previous is None:
+        return _stable_ids_counted(record_keys, clusters, None, None, secret, run_id)
+    at = pd.Series(np.arange(len(record_keys)), index=record_keys.to_numpy())
+    prev = pd.DataFrame({"idx": _record_key(previous).map(at), "prev": previous["resident_id"].to_numpy()})
+    counts = prev.dropna().astype({"idx": "int64"}).groupby(["idx", "prev"]).size().rename("n").reset_index()
+    return _stable_ids_counted(record_keys, clusters, counts, set(previous["resident_id"]), secret, run_id)
+
+
+def _stable_ids_counted(
+    record_keys: pd.Series, clusters: np.ndarray, previous_counts: pd.DataFrame | None,
+    previous_ids: set[str] | None, secret: bytes, run_id: str,
+) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """Resident ID and change label per row, and the change table against the previous run.
+
+    Rows are kept records (`record_keys` the smallest key of the records each stands for);
+    `previous_counts` (idx = row position, prev = previous resident ID, n = records) says how many of
+    a row's records the previous run gave each ID; `previous_ids` is every ID the previous run used.
     A new cluster's ID is the keyed hash of its smallest record key. With a previous run, each previous
     resident ID stays with the cluster holding most of its records (ties: the smaller cluster anchor);
     a cluster home to several previous IDs keeps the one with most records and the others are
@@ -116,13 +141,12 @@ def _stable_ids(
     anchor = frame.groupby("cluster")["key"].min()
     frame["anchor"] = frame["cluster"].map(anchor)
     provisional = {a: keyed_id(secret, "R", "record:" + a) for a in anchor.to_numpy()}
-    if previous is None:
+    if previous_counts is None:
         ids = frame["anchor"].map(provisional)
         return ids, pd.Series("new", index=frame.index), pd.DataFrame(
             columns=["previous_resident_id", "resident_id", "change"])
-    prev = previous.assign(key=_record_key(previous))[["key", "resident_id"]].rename(columns={"resident_id": "prev"})
-    frame = frame.merge(prev, on="key", how="left")
-    counts = frame.dropna(subset=["prev"]).groupby(["prev", "anchor"]).size().rename("n").reset_index()
+    counts = (previous_counts.assign(anchor=frame["anchor"].to_numpy()[previous_counts["idx"].to_numpy(dtype=np.int64)])
+              .groupby(["prev", "anchor"])["n"].sum().reset_index())
     home = counts.sort_values(["prev", "n", "anchor"], ascending=[True, False, True]).drop_duplicates("prev")
     ranked = home.sort_values(["anchor", "n", "prev"], ascending=[True, False, True])
     first_in_cluster = ~ranked["anchor"].duplicated()
@@ -137,7 +161,7 @@ def _stable_ids(
                       "resident_id": merged["anchor"].map(keeper).to_numpy(), "change": "merged"}),
     ]
     fresh = [a for a in anchor.to_numpy() if a not in cluster_id]
-    taken = set(keeper.to_numpy()) | set(prev["prev"])
+    taken = set(keeper.to_numpy()) | set(previous_ids or ())
     for anchor_key in fresh:
         new_id = provisional[anchor_key]
         if new_id in taken:
@@ -183,17 +207,40 @@ def run_link(
     section = config.linkage
     _check_codes(section, config)
     secret = load_secret(section)
+    people_path = ingested / "person_records.parquet"
+    _check_parquet(people_path, PERSON_COLUMNS)
+    _check_parquet(ingested / "events.parquet", EVENT_COLUMNS)
+    removed = remove_stale_spills(ingested)
+    if removed:
+        logger.warning("removed %d spill folder(s) left in %s by a link that did not finish", removed, ingested)
+    with RecordStore(people_path, section.duckdb_memory_limit) as store:
+        return _run_link(store, ingested, out_dir, config, secret, previous, ground_truth)
+
+
+def _check_parquet(path: Path, required: tuple[str, ...]) -> None:
+    if not path.exists():
+        raise ContractError(f"{path} is missing; run `earlysignal ingest` first (docs/ingest-and-link.md)")
+    present = set(pq.ParquetFile(path).schema_arrow.names)
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise ContractError(f"{path}: missing column(s) {missing}; the ingest-link interface needs {list(required)}")
+
+
+def _run_link(
+    store: RecordStore, ingested: Path, out_dir: Path, config: ProjectConfig, secret: bytes,
+    previous: str | Path | None, ground_truth: str | Path | None,
+) -> LinkSummary:
+    section = config.linkage
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    people = _read(ingested / "person_records.parquet", PERSON_COLUMNS)
+    # One row per group of identical records (records.py); `weight` is how many records each stands for.
+    people = store.kept
+    weight = people["n_records"].to_numpy(dtype=np.int64)
+    total_records = int(weight.sum())
     address_records = _read(ingested / "address_records.parquet", ADDRESS_COLUMNS, optional=True)
     if address_records is None:
         address_records = pd.DataFrame({c: pd.Series(dtype="object") for c in ADDRESS_COLUMNS})
     gazetteer = _read(ingested / "gazetteer.parquet", GAZETTEER_COLUMNS)
-    events = _read(ingested / "events.parquet", EVENT_COLUMNS)
-    outcomes = _read(ingested / "outcomes.parquet", OUTCOME_COLUMNS, optional=True)
-    if outcomes is None:
-        outcomes = pd.DataFrame({c: pd.Series(dtype="object") for c in OUTCOME_COLUMNS})
     manifest_path = ingested / "manifest.json"
     if not manifest_path.exists():
         raise ContractError(f"{manifest_path} is missing; expected the ingest manifest with extract_date")
@@ -203,19 +250,14 @@ def run_link(
     extract_date = dt.date.fromisoformat(str(ingest_manifest["extract_date"]))
     if people.empty:
         raise ContractError(f"{ingested / 'person_records.parquet'} has no rows; nothing to link")
-    duplicated = people.duplicated(["source", "record_id"])
-    if duplicated.any():
-        raise ContractError(
-            f"{ingested / 'person_records.parquet'}: {int(duplicated.sum())} rows repeat a (source, record_id); "
-            "record_id must be unique within its source"
-        )
-    previous_links = None
+    previous_path = None
     if previous is not None:
-        previous_links = _read(Path(previous) / "person_links.parquet", ("source", "record_id", "resident_id"))
+        previous_path = Path(previous) / "person_links.parquet"
+        _check_parquet(previous_path, ("source", "record_id", "resident_id"))
     inputs = {name: file_sha256(ingested / name) for name in sorted(p.name for p in ingested.glob("*.parquet"))}
     run_id = stable_hash({
         "inputs": inputs, "linkage": config_to_dict(config)["linkage"], "seed": config.project.seed,
-        "previous": None if previous_links is None else stable_hash(previous_links[["source", "record_id", "resident_id"]].astype(str).values.tolist()),
+        "previous": None if previous_path is None else file_sha256(previous_path),
     })[:16]
     seconds["read"] = time.perf_counter() - start
 
@@ -226,6 +268,7 @@ def run_link(
         ignore_index=True,
     )
     matches = addr.match_addresses(both, gazetteer)
+    del both
     address_id = _address_ids(matches, secret)
     people["address_id"] = address_id.iloc[: len(people)].to_numpy()
     people["matched_uprn"] = matches["matched_uprn"].iloc[: len(people)].to_numpy()
@@ -235,9 +278,10 @@ def run_link(
         keyed_id(secret, "A", "uprn:" + str(u)): t for u, t in tenure_by_uprn.items() if not pd.isna(u)
     }
     address_quality = {
-        "person_records": addr.match_rates(matches["match_rule"].iloc[: len(people)]),
+        "person_records": addr.match_rates(matches["match_rule"].iloc[: len(people)], weight),
         "address_records": addr.match_rates(matches["match_rule"].iloc[len(people):]),
     }
+    del matches, address_id
     seconds["addresses"] = time.perf_counter() - start
 
     # People: Splink. Records repeating every linkage field (a pupil's monthly rows) are standardised
@@ -248,15 +292,22 @@ def run_link(
     first_rows = pd.Series(np.arange(len(people))).groupby(profile, sort=True).first().to_numpy()
     standard = standardise(people.iloc[first_rows].reset_index(drop=True), section.sex_codes)
     seconds["standardise"] = time.perf_counter() - start
-    result = link_people(standard, section, seed=config.project.seed)
+    result = link_people(standard, section, seed=config.project.seed, spill_parent=ingested)
     seconds.update({f"splink_{k}": v for k, v in result.seconds.items()})
 
     start = time.perf_counter()
     cluster_by_uid = result.clusters.set_index("unique_id")["cluster_id"]
     distinct_clusters = cluster_by_uid.reindex(standard["unique_id"]).to_numpy()
     clusters = distinct_clusters[profile]
+    # A group's kept record is its smallest record ID, so the smallest key of a cluster is a kept record's.
     record_keys = _record_key(people)
-    resident_id, change, change_table = _stable_ids(record_keys, clusters, previous_links, secret, run_id)
+    previous_counts, previous_ids = None, None
+    if previous_path is not None:
+        previous_counts = store.counts_by_kept(previous_path, "resident_id").rename(
+            columns={"kept_idx": "idx", "value": "prev"})
+        previous_ids = store.distinct_values(previous_path, "resident_id")
+    resident_id, change, change_table = _stable_ids_counted(
+        record_keys, clusters, previous_counts, previous_ids, secret, run_id)
     people["resident_id"] = resident_id.to_numpy()
     # A record's match probability: its strongest link inside its cluster (null when it stands alone).
     edges = result.edges
@@ -266,22 +317,19 @@ def run_link(
         pd.concat([edges["unique_id_r"], edges["unique_id_l"]]).to_numpy()]
     best = best[same].groupby("uid")["match_probability"].max()
     # Records Splink saw through an identical representative share its links; a repeat of a record
-    # is certain to be the same person as it.
+    # (another record of its group, or of its profile) is certain to be the same person as it.
     rep = result.representative[profile]
-    repeated = pd.Series(rep).duplicated(keep=False).to_numpy()
+    repeated = pd.Series(rep).duplicated(keep=False).to_numpy() | (weight > 1)
     record_best = best.reindex(rep).to_numpy()
     record_best = np.where(repeated, 1.0, record_best)
-    links = pd.DataFrame({
-        "source": people["source"].astype(str).to_numpy(),
-        "record_id": people["record_id"].astype(str).to_numpy(),
-        "resident_id": people["resident_id"].to_numpy(),
-        "match_probability": record_best,
-        "link_run_id": run_id,
-        "cluster_change": change.to_numpy(),
+    per_kept_links = pd.DataFrame({
+        "resident_id": people["resident_id"].astype("object").to_numpy(),
+        "match_probability": record_best.astype("float64"),
+        "cluster_change": change.astype("object").to_numpy(),
     })
 
-    # Residents: attributes by the most-frequent-non-null-latest-on-ties rule.
-    people["_seen"] = pd.to_datetime(people["seen_date"])
+    # Residents: attributes by the most-frequent-non-null-latest-on-ties rule (counting records).
+    people["_seen"] = pd.to_datetime(people["last_seen"])
     people["_birth"] = standard["birth_date"].to_numpy()[profile]
     people["_sex"] = standard["sex"].to_numpy()[profile]
     people["_ethnicity"] = (
@@ -293,7 +341,7 @@ def run_link(
     ids = pd.Index(pd.unique(people["resident_id"]), name="resident_id")
     residents = pd.DataFrame(index=ids)
     for column, source in (("birth_date", "_birth"), ("sex", "_sex"), ("ethnicity", "_ethnicity"), ("disability", "_disability")):
-        residents[column] = hist.most_frequent_latest(people, "resident_id", source, "_seen").reindex(ids)
+        residents[column] = hist.most_frequent_latest(people, "resident_id", source, "_seen", "n_records").reindex(ids)
     usable = residents["birth_date"].notna() & residents["sex"].notna()
     dropped_residents = residents.index[~usable]
     residents = residents[usable].reset_index()
@@ -302,51 +350,53 @@ def run_link(
     residents = residents.sort_values("resident_id").reset_index(drop=True)
     kept = set(residents["resident_id"])
 
-    # Residency and households.
-    obs = people.loc[people["resident_id"].isin(kept), ["resident_id", "address_id", "seen_date", "seen_until"]]
-    spells = hist.residency_spells(obs)
+    # Integer codes (in ID sort order) stand for resident and address IDs inside DuckDB.
+    resident_names = residents["resident_id"].tolist()
+    resident_code = pd.Index(resident_names).get_indexer(people["resident_id"])
+    address_names = sorted(set(people["address_id"].dropna()) | set(address_records["address_id"].dropna()))
+    address_index = pd.Index(address_names)
+    person_address_code = address_index.get_indexer(people["address_id"].astype("object").where(people["address_id"].notna(), None))
+
+    # Residency and households, from every record's dated observation.
+    daily = store.daily_observations(resident_code, person_address_code)
+    spells = hist.spells_from_daily(daily)
+    del daily
+    spells["resident_id"] = np.asarray(resident_names, dtype=object)[spells["resident_id"].to_numpy(dtype=np.int64)] \
+        if len(spells) else pd.Series(dtype="object")
+    spells["address_id"] = np.asarray(address_names, dtype=object)[spells["address_id"].to_numpy(dtype=np.int64)] \
+        if len(spells) else pd.Series(dtype="object")
     spells["household_id"] = hist.household_ids(spells, secret).to_numpy()
     spells["tenure"] = hist.spell_tenure(spells["address_id"], tenure_by_address, section.default_tenure)
     residency = spells[["resident_id", "household_id", "address_id", "start_date", "end_date", "tenure"]].copy()
-    residency["start_date"] = residency["start_date"].dt.date
+    residency["start_date"] = pd.to_datetime(residency["start_date"]).dt.date
     residency["end_date"] = pd.to_datetime(residency["end_date"]).dt.date
     residency = residency.sort_values(["resident_id", "start_date"]).reset_index(drop=True)
+    lived_in = np.zeros(len(address_names), dtype=bool)
+    lived_in[address_index.get_indexer(pd.unique(residency["address_id"]))] = True
 
-    # Events: person events by resident (and address for configured sources), address events by address.
-    person_lookup = people.set_index(record_keys)[["resident_id", "address_id"]]
-    address_lookup = address_records.set_index(_record_key(address_records))["address_id"]
-    pkey = events["source"].astype(str) + "|" + events["person_record_id"].astype(str)
-    akey = events["source"].astype(str) + "|" + events["address_record_id"].astype(str)
-    has_person = events["person_record_id"].notna()
-    ev_resident = pkey.map(person_lookup["resident_id"]).where(has_person)
-    ev_resident = ev_resident.where(ev_resident.isin(kept))
-    ev_address = akey.map(address_lookup).where(events["address_record_id"].notna())
-    from_person = pkey.map(person_lookup["address_id"]).where(has_person & events["source"].isin(section.address_events_sources))
-    ev_address = ev_address.where(ev_address.notna(), from_person)
-    linked_events = pd.DataFrame({
-        "event_id": events["event_id"].astype(str),
-        "resident_id": ev_resident.astype("object"),
-        "address_id": ev_address.astype("object"),
-        "source": events["source"].astype(str),
-        "event_type": events["event_type"].astype(str),
-        "event_time": pd.to_datetime(events["event_time"]).astype("datetime64[us]"),
-        "known_at": pd.to_datetime(events["known_at"]).astype("datetime64[us]"),
-        "value": events["value"].astype("float64") if "value" in events else np.nan,
+    # Events (written by DuckDB straight to the output folder's temporary file) and outcomes.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kept_codes = pd.DataFrame({"res": resident_code.astype(np.int64), "addr": person_address_code.astype(np.int64)})
+    address_codes = pd.DataFrame({
+        "source": address_records["source"].astype(str).to_numpy(),
+        "record_id": address_records["record_id"].astype(str).to_numpy(),
+        "addr": address_index.get_indexer(address_records["address_id"].astype("object")).astype(np.int64),
     })
-    # An address where no linked resident ever lived has no residency spell, so the contract cannot
-    # place it: a person event keeps its resident and drops the address; an address event is counted out.
-    lived_in = linked_events["address_id"].isin(set(residency["address_id"]))
-    unplaced = linked_events["address_id"].notna() & ~lived_in
-    linked_events.loc[unplaced & linked_events["resident_id"].notna(), "address_id"] = None
-    unplaced_address_events = int((unplaced & linked_events["resident_id"].isna()).sum())
-    orphan = linked_events["resident_id"].isna() & (linked_events["address_id"].isna() | unplaced)
-    linked_events = linked_events[~orphan].reset_index(drop=True)
-
-    okey = outcomes["source"].astype(str) + "|" + outcomes["person_record_id"].astype(str)
-    out_resident = okey.map(person_lookup["resident_id"])
-    keep_outcome = out_resident.isin(kept)
+    event_counts = store.link_events(ingested / "events.parquet", kept_codes, address_codes, resident_names,
+                                     address_names, lived_in, tuple(section.address_events_sources),
+                                     out_dir / "events.parquet")
+    outcomes_path = ingested / "outcomes.parquet"
+    if outcomes_path.exists():
+        _check_parquet(outcomes_path, OUTCOME_COLUMNS)
+        outcomes = store.map_outcomes(outcomes_path)
+    else:
+        outcomes = pd.DataFrame({c: pd.Series(dtype="object") for c in OUTCOME_COLUMNS}).assign(kept_idx=pd.Series(dtype="int64"))
+    kept_idx = outcomes["kept_idx"].to_numpy(dtype=np.int64)
+    out_code = np.where(kept_idx >= 0, resident_code[np.maximum(kept_idx, 0)] if len(resident_code) else -1, -1)
+    keep_outcome = pd.Series(out_code >= 0, index=outcomes.index)
+    resident_array = np.asarray(resident_names, dtype=object)
     linked_outcomes = pd.DataFrame({
-        "resident_id": out_resident[keep_outcome].astype(str).to_numpy(),
+        "resident_id": resident_array[out_code[keep_outcome.to_numpy()]].astype(str) if keep_outcome.any() else pd.Series(dtype="str").to_numpy(),
         "outcome_type": outcomes.loc[keep_outcome, "outcome_type"].astype(str).to_numpy(),
         "outcome_time": pd.to_datetime(outcomes.loc[keep_outcome, "outcome_time"]).astype("datetime64[us]").to_numpy(),
         "known_at": pd.to_datetime(outcomes.loc[keep_outcome, "known_at"]).astype("datetime64[us]").to_numpy(),
@@ -355,38 +405,44 @@ def run_link(
     })
     seconds["histories"] = time.perf_counter() - start
 
-    # Quality.
+    # Quality, counting records (each kept row stands for `weight` records).
     start = time.perf_counter()
-    cluster_sizes = pd.Series(clusters).map(pd.Series(clusters).value_counts())
+    cluster_series = pd.Series(clusters)
+    cluster_records = pd.Series(weight).groupby(clusters).sum()
+    cluster_sizes = cluster_series.map(cluster_records)
     sources_per_cluster = pd.DataFrame({"c": clusters, "s": people["source"].to_numpy()}).groupby("c")["s"].nunique()
-    multi_source = pd.Series(clusters).map(sources_per_cluster) > 1
+    multi_source = (cluster_series.map(sources_per_cluster) > 1).to_numpy()
     linked = (cluster_sizes > 1).to_numpy()
     # Records of residents without a birth date or a sex cannot enter the contract (counted per source).
     record_dropped = people["resident_id"].isin(set(dropped_residents)).to_numpy()
     per_source = {}
     for source, idx in people.groupby("source").indices.items():
+        w = weight[idx]
         per_source[str(source)] = {
-            "records": int(len(idx)),
-            "linked_share": round(float(linked[idx].mean()), 4),
-            "linked_to_other_source_share": round(float(multi_source.to_numpy()[idx].mean()), 4),
-            "dropped_records": int(record_dropped[idx].sum()),
-            "dropped_share": round(float(record_dropped[idx].mean()), 4),
+            "records": int(w.sum()),
+            "linked_share": round(float((linked[idx] * w).sum() / w.sum()), 4),
+            "linked_to_other_source_share": round(float((multi_source[idx] * w).sum() / w.sum()), 4),
+            "dropped_records": int((record_dropped[idx] * w).sum()),
+            "dropped_share": round(float((record_dropped[idx] * w).sum() / w.sum()), 4),
         }
-    size_counts = pd.Series(clusters).value_counts().value_counts().sort_index()
+    size_counts = cluster_records.value_counts().sort_index()
     resident_attrs = people[["resident_id"]].merge(
         residents[["resident_id", "sex", "ethnicity", "birth_date"]], on="resident_id", how="left")
     last_spell = residency.sort_values("start_date").drop_duplicates("resident_id", keep="last").set_index("resident_id")["tenure"]
     min_cell, round_to = config.audit.min_cell, config.audit.round_to
     unlinked = pd.Series(~linked)
     by_group = {
-        "sex": qual.suppressed_rates(unlinked, resident_attrs["sex"], min_cell, round_to),
-        "ethnicity": qual.suppressed_rates(unlinked, resident_attrs["ethnicity"], min_cell, round_to),
-        "age_band": qual.suppressed_rates(unlinked, qual.age_band(resident_attrs["birth_date"], extract_date), min_cell, round_to),
-        "tenure": qual.suppressed_rates(unlinked, resident_attrs["resident_id"].map(last_spell), min_cell, round_to),
+        "sex": qual.suppressed_rates(unlinked, resident_attrs["sex"], min_cell, round_to, weight),
+        "ethnicity": qual.suppressed_rates(unlinked, resident_attrs["ethnicity"], min_cell, round_to, weight),
+        "age_band": qual.suppressed_rates(unlinked, qual.age_band(resident_attrs["birth_date"], extract_date), min_cell,
+                                          round_to, weight),
+        "tenure": qual.suppressed_rates(unlinked, resident_attrs["resident_id"].map(last_spell), min_cell, round_to, weight),
     }
+    dropped_set = set(dropped_residents)
     quality: dict[str, Any] = {
         "link_run_id": run_id,
-        "records": int(len(people)),
+        "records": total_records,
+        "records_collapsed": total_records - int(len(people)),
         "residents": int(len(residents)),
         "clusters": int(len(pd.unique(clusters))),
         "threshold": section.threshold,
@@ -400,53 +456,60 @@ def run_link(
         "unlinked_by_group": by_group,
         "dropped": {
             "residents_without_birth_date_or_sex": int(len(dropped_residents)),
-            "records_of_dropped_residents": int(people["resident_id"].isin(set(dropped_residents)).sum()),
-            "events_without_resident_or_address": int(orphan.sum()) - unplaced_address_events,
-            "address_events_where_no_resident_lived": unplaced_address_events,
+            "records_of_dropped_residents": int(weight[people["resident_id"].isin(dropped_set).to_numpy()].sum()),
+            "events_without_resident_or_address": event_counts["orphan"] - event_counts["unplaced_address_events"],
+            "address_events_where_no_resident_lived": event_counts["unplaced_address_events"],
             "outcomes_without_resident": int((~keep_outcome).sum()),
         },
         "small_count_rule": {"min_cell": min_cell, "round_to": round_to},
     }
-    if previous_links is not None:
+    if previous_path is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
     truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
     if truth_path is not None:
         truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
-        truth = qual.read_ground_truth(truth_path)
-        if truth is None and ground_truth is not None:
+        if not truth_path.exists() and ground_truth is not None:
             raise ContractError(f"--ground-truth {truth_path} does not exist")
-        if truth is not None:
-            truth_by_key = truth.set_index(_record_key(truth))["person_id"].astype(str)
-            true_person = record_keys.map(truth_by_key)
-            quality["ground_truth"] = qual.pairwise_accuracy(pd.Series(clusters), true_person)
+        if truth_path.exists():
+            person = qual.ground_truth_person_column(truth_path)
+            counts = store.counts_by_kept(truth_path, person)
+            kept_at = counts["kept_idx"].to_numpy(dtype=np.int64)
+            true_counts = pd.DataFrame({"c": clusters[kept_at], "t": counts["value"].to_numpy(),
+                                        "n": counts["n"].to_numpy(dtype=np.int64)})
+            quality["ground_truth"] = qual.pairwise_accuracy_counted(true_counts)
             quality["ground_truth"]["per_source"] = qual.pairwise_accuracy_by_source(
-                pd.Series(clusters), true_person, people["source"])
+                true_counts["c"], true_counts["t"], pd.Series(people["source"].to_numpy()[kept_at]), true_counts["n"])
     if section.clerical_review is not None:
         review_path = Path(section.clerical_review)
         if not review_path.exists():
             raise ContractError(f"linkage.clerical_review {review_path} does not exist")
         reviewed = pd.read_parquet(review_path) if review_path.suffix == ".parquet" else pd.read_csv(review_path)
-        quality["clerical_review"] = qual.clerical_accuracy(reviewed, pd.Series(clusters, index=record_keys.to_numpy()))
+        wanted = pd.concat([
+            reviewed[["source_l", "record_id_l"]].set_axis(["source", "record_id"], axis=1),
+            reviewed[["source_r", "record_id_r"]].set_axis(["source", "record_id"], axis=1),
+        ]).astype(str).drop_duplicates().reset_index(drop=True)
+        at = store.kept_of(wanted)
+        known = at >= 0
+        cluster_of = pd.Series(clusters[at[known]], index=_record_key(wanted[known]).to_numpy())
+        quality["clerical_review"] = qual.clerical_accuracy(reviewed, cluster_of)
     seconds["quality"] = time.perf_counter() - start
     quality["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
 
-    # Write everything atomically.
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Write the rest atomically (events.parquet is already in place).
     write_parquet(residents, out_dir / "residents.parquet")
     write_parquet(residency, out_dir / "residency.parquet")
-    write_parquet(linked_events, out_dir / "events.parquet")
     write_parquet(linked_outcomes, out_dir / "outcomes.parquet")
-    write_parquet(links, out_dir / "person_links.parquet")
-    if previous_links is not None:
+    store.write_person_links(per_kept_links, run_id, out_dir / "person_links.parquet")
+    if previous_path is not None:
         write_parquet(change_table, out_dir / "link_changes.parquet")
     write_json(quality, out_dir / "link_quality.json")
     manifest = {
         "extract_date": extract_date.isoformat(),
-        "sources": sorted(set(linked_events["source"]) | set(people["source"].astype(str))),
-        "row_counts": {"residents": len(residents), "residency": len(residency), "events": len(linked_events),
+        "sources": sorted(event_counts["sources"] | set(people["source"].astype(str))),
+        "row_counts": {"residents": len(residents), "residency": len(residency), "events": event_counts["rows"],
                        "outcomes": len(linked_outcomes)},
         "link_run_id": run_id,
         "ingest": {k: v for k, v in ingest_manifest.items() if k != "extract_date"},
     }
     write_json(manifest, out_dir / "manifest.json")
-    return LinkSummary(run_id, out_dir, len(residents), len(people), quality)
+    return LinkSummary(run_id, out_dir, len(residents), total_records, quality)

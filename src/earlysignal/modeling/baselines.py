@@ -44,7 +44,13 @@ class OneFeatureRanker:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature's values (missing counts as lowest)."""
-        return frame[self.feature].astype(float).fillna(-np.inf).to_numpy()
+        return self.predict_column(frame[self.feature].to_numpy(dtype=float, na_value=np.nan))
+
+    @staticmethod
+    def predict_column(values: np.ndarray) -> np.ndarray:
+        """The scores for the feature's values, shape (n,): float64, missing (NaN) as -inf."""
+        values = np.asarray(values, dtype=np.float64)
+        return np.where(np.isnan(values), -np.inf, values)
 
 
 class LogisticBaseline:
@@ -54,10 +60,13 @@ class LogisticBaseline:
         self.seed = seed
         self.max_iter = max_iter
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LogisticBaseline:
-        """Fit scaler and regression; sample_weight (shape (n,)) weighs the regression's rows."""
+    def fit(
+        self, frame: pd.DataFrame | np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> LogisticBaseline:
+        """Fit scaler and regression on a frame or array (n, features); sample_weight (shape (n,)) weighs rows."""
         self.pipeline_ = make_pipeline(
-            StandardScaler(), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
+            # copy=False: _as_matrix already made a private float64 copy, so scaling it in place is safe.
+            StandardScaler(copy=False), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
         )
         if sample_weight is None:
             self.pipeline_.fit(_as_matrix(frame), y)
@@ -65,13 +74,15 @@ class LogisticBaseline:
             self.pipeline_.fit(_as_matrix(frame), y, logisticregression__sample_weight=sample_weight)
         return self
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predicted probabilities."""
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Predicted probabilities, shape (n,)."""
         return self.pipeline_.predict_proba(_as_matrix(frame))[:, 1]
 
 
-def _as_matrix(frame: pd.DataFrame) -> np.ndarray:
-    return np.nan_to_num(frame.to_numpy(dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+def _as_matrix(frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+    # One float64 copy, cleaned in place (nan_to_num's default copy doubled the baseline's memory traffic).
+    matrix = np.array(frame, dtype=np.float64)
+    return np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def choose_one_feature(feature_columns: list[str], configured: str | None = None) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import subprocess
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,16 +117,78 @@ def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any
     return built
 
 
-def _labelled_rows(matrix: Any) -> _Labelled:
+@dataclass
+class _LeanMatrix:
+    """A single-file matrix read for training without its feature columns in a frame: each feature column
+    is read from the Parquet file on its own, straight into the labelled array (at 250,000 residents the
+    full frame is 1.6 GB that training never needs)."""
+
+    frame: pd.DataFrame  # every column but the features
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.metadata["feature_columns"])
+
+    def feature_values(self, column: str) -> np.ndarray:
+        """One feature column, all rows, float32 with NaN for missing."""
+        import pyarrow.parquet as pq
+
+        if not hasattr(self, "_file"):
+            self._file = pq.ParquetFile(self.path)
+        return np.asarray(self._file.read(columns=[column]).column(0).to_numpy(), dtype=np.float32)
+
+
+def _read_lean_matrix(path: Path) -> _LeanMatrix:
+    """Read a single-file matrix as _LeanMatrix (the same checks and label type as read_feature_matrix)."""
+    import pyarrow.parquet as pq
+
+    from earlysignal.features.matrix import read_feature_metadata
+
+    metadata = read_feature_metadata(path)
+    names = pq.read_schema(path).names
+    missing = [c for c in metadata["feature_columns"] if c not in names]
+    if missing:
+        raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
+    features = set(metadata["feature_columns"])
+    frame = pd.read_parquet(path, columns=[c for c in names if c not in features])
+    if "label" in frame.columns:
+        frame["label"] = frame["label"].astype("Int8")
+    return _LeanMatrix(frame, metadata, path)
+
+
+def _shared_scratch() -> str | None:
+    """Where the feature array is kept for the worker processes: shared memory when the system has it."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _feature_array(shape: tuple[int, int], scratch: Path | None) -> np.ndarray:
+    """An empty float32 array; memory-mapped in `scratch` when given, so worker processes map this one
+    copy instead of each receiving (or joblib writing out) another."""
+    if scratch is None:
+        return np.empty(shape, dtype=np.float32)
+    return np.lib.format.open_memmap(scratch / "features.npy", mode="w+", dtype=np.float32, shape=shape)
+
+
+def _labelled_rows(matrix: Any, scratch: Path | None = None) -> _Labelled:
     frame = matrix.frame
     for column in ("resident_id", "as_of", "label"):
         if column not in frame.columns:
             raise TrainingError(f"feature matrix lacks the column {column!r}")
-    labelled = frame.loc[frame["label"].notna()]
+    has_label = frame["label"].notna().to_numpy()
+    feature_columns = list(matrix.feature_columns)
+    labelled = frame.loc[has_label, [c for c in frame.columns if c not in set(feature_columns)]]
     if labelled.empty:
         raise TrainingError(empty_input_message(matrix))
     keep = ["resident_id", "as_of", "label", *[c for c in labelled.columns if c.startswith("attr__")]]
-    X = labelled[list(matrix.feature_columns)].to_numpy(dtype=np.float32)
+    # Filled column by column: one float32 copy of the labelled features, never a second frame of them.
+    X = _feature_array((len(labelled), len(feature_columns)), scratch)
+    read = getattr(matrix, "feature_values", None)
+    for j, column in enumerate(feature_columns):
+        values = read(column) if read else frame[column].to_numpy(dtype=np.float32, na_value=np.nan)
+        X[:, j] = values[has_label]
     y = labelled["label"].astype("int8").to_numpy()
     day = labelled["as_of"].to_numpy().astype("datetime64[D]")
     light = labelled[keep].reset_index(drop=True)
@@ -232,29 +296,142 @@ class _FittedSplit:
     fit_rows: int = 0  # rows of the fit slice
 
 
+@dataclass
+class _SplitTask:
+    """One independent fit (a test split or the final model), as positions into the labelled rows.
+
+    y holds the labels as known for this split (shape (n,), int8); the slices hold only rows whose label
+    was known then. test and baseline_train are None for the final model (nothing to evaluate)."""
+
+    name: str
+    y: np.ndarray
+    fit: np.ndarray
+    validation: np.ndarray
+    calibration: np.ndarray
+    test: np.ndarray | None = None
+    baseline_train: np.ndarray | None = None
+
+
+@dataclass
+class _SplitOutcome:
+    """What one task returns to the parent process: plain arrays and text, no live LightGBM handle."""
+
+    name: str
+    booster_text: str
+    calibrator: dict[str, Any]
+    best_iteration: int
+    fit_rows: int
+    fit_rows_used: int
+    test_margin: np.ndarray | None = None
+    test_score: np.ndarray | None = None
+    logistic_score: np.ndarray | None = None
+
+    def fitted(self) -> _FittedSplit:
+        return _FittedSplit(lgb.Booster(model_str=self.booster_text), Calibrator.from_dict(self.calibrator),
+                            self.best_iteration, self.fit_rows_used, self.fit_rows)
+
+
+def _check_slices(y: np.ndarray, split: Split, slices: dict[str, np.ndarray]) -> None:
+    """Raise SingleClassSliceError when a slice (positions into y) holds one label value only."""
+    for role, index in slices.items():
+        if len(np.unique(y[index])) < 2:
+            raise SingleClassSliceError(
+                f"split {split.name}: the {role} slice ({len(index)} rows) has only one label value; "
+                "use more as_of dates, a larger borough or a label with more positives"
+            )
+
+
+def _split_task(data: _Labelled, split: Split, with_test: bool) -> _SplitTask:
+    """The task for one split of `data` (labels as known for it); raises SingleClassSliceError."""
+    slices = {role: np.flatnonzero(data.mask(dates)) for role, dates in
+              (("fit", split.fit), ("validation", split.validation), ("calibration", split.calibration))}
+    _check_slices(data.y, split, slices)
+    task = _SplitTask(split.name, data.y, slices["fit"], slices["validation"], slices["calibration"])
+    if with_test:
+        task.baseline_train = np.flatnonzero(data.mask(split.training_dates))
+    return task
+
+
+def _run_task(X: np.ndarray, task: _SplitTask, config: ProjectConfig, feature_names: list[str]) -> _SplitOutcome:
+    """Fit one task's booster and calibrator (and, with a test slice, score it and fit the logistic
+    baseline). Runs in the parent or a worker process; BLAS is held to one thread so the result is the
+    same in either (a different thread count changes floating-point sums) and threads do not spin-wait."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        fitted = _fit_booster(X, task, config, feature_names)
+        outcome = _SplitOutcome(task.name, fitted.booster.model_to_string(), fitted.calibrator.to_dict(),
+                                fitted.best_iteration, fitted.fit_rows, fitted.fit_rows_used)
+        if task.test is not None and task.baseline_train is not None:
+            test_X = X[task.test]
+            outcome.test_margin = fitted.booster.predict(test_X, raw_score=True)
+            outcome.test_score = fitted.calibrator.predict(outcome.test_margin)
+            outcome.logistic_score = _logistic_scores(X, task, test_X, config, feature_names)
+    return outcome
+
+
+def _logistic_scores(
+    X: np.ndarray, task: _SplitTask, test_X: np.ndarray, config: ProjectConfig, feature_names: list[str]
+) -> np.ndarray:
+    """The logistic baseline's test probabilities: fitted on a seeded subsample (at most LOGISTIC_MAX_ROWS)
+    of the split's training dates, with the booster's negative sampling when that is on."""
+    assert task.baseline_train is not None
+    train_index = task.baseline_train
+    sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
+    logistic_weight = None
+    if config.training.negative_sample_fraction < 1:
+        # The baseline was the largest fixed cost once the booster sampled: it gets the same sampling.
+        keep, logistic_weight = negative_sample(
+            task.y[sub], config.training.negative_sample_fraction,
+            _split_seed(config.project.seed, f"{task.name}/logistic"),
+        )
+        sub = sub[keep]
+    logistic = LogisticBaseline(seed=config.project.seed).fit(X[sub], task.y[sub], logistic_weight)
+    return logistic.predict(test_X)
+
+
+def _run_tasks(
+    X: np.ndarray, tasks: list[_SplitTask], config: ProjectConfig, feature_names: list[str]
+) -> list[_SplitOutcome]:
+    """Run independent tasks, in `training.n_jobs` worker processes when that is above 1 (results are the
+    same either way: every task is seeded and single-threaded). Returns outcomes in the tasks' order."""
+    n_jobs = min(config.training.n_jobs, len(tasks))
+    if n_jobs <= 1:
+        return [_run_task(X, task, config, feature_names) for task in tasks]
+    from joblib import Parallel, delayed
+
+    # Later splits learn from more rows and usually stop later: start the largest first so the two
+    # workers finish together. X (read-only) reaches the workers as one memory-mapped file, not a copy each.
+    order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i].fit))
+    done = Parallel(n_jobs=n_jobs, backend="loky", max_nbytes="1M", mmap_mode="r")(
+        delayed(_run_task)(X, tasks[i], config, feature_names) for i in order
+    )
+    outcomes: list[_SplitOutcome | None] = [None] * len(tasks)
+    for i, outcome in zip(order, done, strict=True):
+        outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
 def _fit_calibrated_booster(
     data: _Labelled, split: Split, config: ProjectConfig, feature_names: list[str]
 ) -> _FittedSplit:
-    fit, val, cal = data.mask(split.fit), data.mask(split.validation), data.mask(split.calibration)
-    for role, mask in (("fit", fit), ("validation", val), ("calibration", cal)):
-        if len(np.unique(data.y[mask])) < 2:
-            raise SingleClassSliceError(
-                f"split {split.name}: the {role} slice ({mask.sum()} rows) has only one label value; "
-                "use more as_of dates, a larger borough or a label with more positives"
-            )
+    """Fit one split's booster and calibrator in this process (raises SingleClassSliceError)."""
+    return _fit_booster(data.X, _split_task(data, split, with_test=False), config, feature_names)
+
+
+def _fit_booster(X: np.ndarray, task: _SplitTask, config: ProjectConfig, feature_names: list[str]) -> _FittedSplit:
     params = lightgbm_params(config)
-    fit_index = np.flatnonzero(fit)
     keep, weight = negative_sample(
-        data.y[fit_index], config.training.negative_sample_fraction, _split_seed(config.project.seed, split.name)
+        task.y[task.fit], config.training.negative_sample_fraction, _split_seed(config.project.seed, task.name)
     )
-    fit_index = fit_index[keep]
+    fit_index = task.fit[keep]
     train_set = lgb.Dataset(
         # No weights at all without sampling, so the default fit is exactly the unsampled one.
-        data.X[fit_index], data.y[fit_index], weight=weight if len(keep) < int(fit.sum()) else None,
+        X[fit_index], task.y[fit_index], weight=weight if len(keep) < len(task.fit) else None,
         feature_name=feature_names, free_raw_data=True,
         params={"verbose": -1},
     )
-    valid_set = lgb.Dataset(data.X[val], data.y[val], reference=train_set)
+    valid_set = lgb.Dataset(X[task.validation], task.y[task.validation], reference=train_set)
     booster = lgb.train(
         params,
         train_set,
@@ -266,8 +443,10 @@ def _fit_calibrated_booster(
     # Round-trip through the text format (trimmed to the best iteration): the in-memory model is
     # then byte-for-byte the one that gets logged.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    calibrator = Calibrator(config.model.calibration).fit(booster.predict(data.X[cal], raw_score=True), data.y[cal])
-    return _FittedSplit(booster, calibrator, best, int(len(fit_index)), int(fit.sum()))
+    calibrator = Calibrator(config.model.calibration).fit(
+        booster.predict(X[task.calibration], raw_score=True), task.y[task.calibration]
+    )
+    return _FittedSplit(booster, calibrator, best, int(len(fit_index)), int(len(task.fit)))
 
 
 def _split_seed(seed: int, split_name: str) -> int:
@@ -357,6 +536,23 @@ def _with_interval(value: float, replicates: np.ndarray | None) -> dict[str, flo
     return {"value": None if not np.isfinite(value) else float(value), "ci_low": low, "ci_high": high}
 
 
+def _bootstrap_all(
+    all_lists: list[dict[str, M.RankedList]], n_boot: int, seed: int, n_jobs: int
+) -> list[dict[str, dict[str, np.ndarray]]]:
+    """Bootstrap replicates per split (split number i resampled with seed * 1000 + i), in up to n_jobs
+    worker processes: each split's resamples depend on its own seed only, so the result is the same."""
+    if not n_boot:
+        return [{} for _ in all_lists]
+    seeds = [seed * 1000 + number for number in range(len(all_lists))]
+    if min(n_jobs, len(all_lists)) <= 1:
+        return [M.bootstrap_replicates(lists, n_boot, seed=s) for lists, s in zip(all_lists, seeds, strict=True)]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(n_jobs, len(all_lists)), backend="loky")(
+        delayed(M.bootstrap_replicates)(lists, n_boot, seed=s) for lists, s in zip(all_lists, seeds, strict=True)
+    )
+
+
 def evaluate_splits(
     predictions: pd.DataFrame,
     margins: dict[str, np.ndarray],
@@ -365,11 +561,13 @@ def evaluate_splits(
     """Per-split and summary metrics (mean over splits) for the model, baselines and oracle, with CIs."""
     n_boot, seed = config.training.bootstrap, config.project.seed
     splits_out, point, boots = [], {}, {}
-    for number, (name, part) in enumerate(predictions.groupby("split", sort=False)):
-        k = M.capacity_k(len(part), config.capacity)
-        lists = _ranked_lists(part, margins[name], k)
+    groups = list(predictions.groupby("split", sort=False))
+    ks = [M.capacity_k(len(part), config.capacity) for _, part in groups]
+    all_lists = [_ranked_lists(part, margins[name], k) for (name, part), k in zip(groups, ks, strict=True)]
+    all_reps = _bootstrap_all(all_lists, n_boot, seed, config.training.n_jobs)
+    for number, (name, part) in enumerate(groups):
+        k, lists, reps = ks[number], all_lists[number], all_reps[number]
         values = {s: r.metrics() for s, r in lists.items()}
-        reps = M.bootstrap_replicates(lists, n_boot, seed=seed * 1000 + number) if n_boot else {}
         splits_out.append(
             {
                 "split": name,
@@ -477,21 +675,43 @@ def train_model(
     log_to_mlflow: bool = True,
 ) -> TrainingResult:
     """Train and evaluate on the temporal split plan, log to MLflow and register the `candidate` model."""
+    if config.training.n_jobs <= 1:
+        return _train_model(config, data_dir, matrix, progress, log_to_mlflow, None)
+    # The feature array is shared with the worker processes through a file in a folder removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="earlysignal-train-", dir=_shared_scratch()) as scratch:
+        return _train_model(config, data_dir, matrix, progress, log_to_mlflow, Path(scratch))
+
+
+def _train_model(
+    config: ProjectConfig,
+    data_dir: str | Path | None,
+    matrix: Any,
+    progress: Callable[[str], None] | None,
+    log_to_mlflow: bool,
+    scratch: Path | None,
+) -> TrainingResult:
     say = progress or (lambda message: None)
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
     say("feature matrix")
-    fm = load_matrix(config, data_dir if matrix is None else None, matrix)
+    if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).is_file():
+        fm = _read_lean_matrix(Path(matrix))
+    else:
+        fm = load_matrix(config, data_dir if matrix is None else None, matrix)
     feature_columns = list(fm.feature_columns)
     if not feature_columns:
         raise TrainingError("the feature matrix has no feature columns")
-    data = _labelled_rows(fm)
+    data = _labelled_rows(fm, scratch)
+    if not hasattr(matrix, "frame"):
+        # The matrix was read here, so nobody else holds its frame: after X is built only its metadata is
+        # used, and freeing the feature columns (1.6 GB at 250,000 residents) leaves room for the workers.
+        fm.frame = fm.frame.iloc[:0]
     labelled_dates = sorted({pd.Timestamp(d).date() for d in np.unique(data.day)})
     plan = plan_from_config(config, labelled_dates)
     console.print(plan_table(plan))
     one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
     parts, margins, best_iterations, skipped, fit_rows = [], {}, {}, [], {}
+    tasks: list[_SplitTask] = []
     for split in plan.splits:
-        say(f"{split.name}: training")
         # Training labels as known on the test date: nothing recorded later may teach the model.
         known = data.as_known_at(min(split.test))
         test = data.mask(split.test)
@@ -500,45 +720,42 @@ def train_model(
                 raise SingleClassSliceError(
                     f"split {split.name}: the test slice ({int(test.sum())} rows) has only one label value"
                 )
-            fitted = _fit_calibrated_booster(known, split, config, feature_columns)
+            task = _split_task(known, split, with_test=True)
         except SingleClassSliceError as error:
             console.print(f"[yellow]Skipped {split.name} (test as_of {min(split.test)}): {error}[/yellow]")
             skipped.append({"split": split.name, "test_as_of": min(split.test).isoformat(), "reason": str(error)})
             continue
-        best_iterations[split.name] = fitted.best_iteration
-        fit_rows[split.name] = {"fit_rows": fitted.fit_rows, "rows_used": fitted.fit_rows_used}
-        margin = fitted.booster.predict(data.X[test], raw_score=True)
-        part = data.frame.loc[test].reset_index(drop=True)
-        part.insert(2, "split", split.name)
-        part["score"] = fitted.calibrator.predict(margin)
+        task.test = np.flatnonzero(test)
+        tasks.append(task)
+    # The final model is one more independent task: it runs beside the splits (raises when it cannot be fitted).
+    tasks.append(_split_task(data, plan.final, with_test=False))
+    say(f"fitting {len(tasks)} models ({', '.join(t.name for t in tasks)}) in "
+        f"{min(config.training.n_jobs, len(tasks))} process(es)")
+    outcomes = {o.name: o for o in _run_tasks(data.X, tasks, config, feature_columns)}
+    for task in tasks[:-1]:
+        outcome = outcomes[task.name]
+        assert task.test is not None and outcome.test_margin is not None and task.baseline_train is not None
+        best_iterations[task.name] = outcome.best_iteration
+        fit_rows[task.name] = {"fit_rows": outcome.fit_rows, "rows_used": outcome.fit_rows_used}
+        margin = outcome.test_margin
+        part = data.frame.iloc[task.test].reset_index(drop=True)
+        part.insert(2, "split", task.name)
+        part["score"] = outcome.test_score
         # The booster's raw margin breaks ties between equal calibrated scores everywhere (list, metrics, audit).
         part["margin"] = margin
         # Baselines learn from every training date of the split (they need no early stopping).
-        train_index = np.flatnonzero(known.mask(split.training_dates))
-        test_X = pd.DataFrame(data.X[test], columns=feature_columns)
-        train_y = known.y[train_index]
-        part["score__prior"] = PriorBaseline().fit(test_X.iloc[:0], train_y).predict(test_X)
-        part["score__one_feature"] = OneFeatureRanker(one_feature).fit(test_X.iloc[:0], train_y).predict(test_X)
-        sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
-        logistic_weight = None
-        if config.training.negative_sample_fraction < 1:
-            # The baseline was the largest fixed cost once the booster sampled: it gets the same sampling.
-            keep, logistic_weight = negative_sample(
-                known.y[sub], config.training.negative_sample_fraction,
-                _split_seed(config.project.seed, f"{split.name}/logistic"),
-            )
-            sub = sub[keep]
-        logistic_X = pd.DataFrame(data.X[sub], columns=feature_columns)
-        logistic = LogisticBaseline(seed=config.project.seed).fit(logistic_X, known.y[sub], logistic_weight)
-        part["score__logistic"] = logistic.predict(test_X)
-        del test_X, logistic_X
-        say(f"{split.name}: oracle")
+        train_y = task.y[task.baseline_train]
+        part["score__prior"] = PriorBaseline().fit(None, train_y).predict(part)
+        part["score__one_feature"] = OneFeatureRanker(one_feature).predict_column(
+            data.X[task.test, feature_columns.index(one_feature)])
+        part["score__logistic"] = outcome.logistic_score
+        say(f"{task.name}: oracle")
         oracle = _oracle_scores(data_dir, part, config)
         part["oracle"] = pd.array(oracle if oracle is not None else [None] * len(part), dtype="Float64")
         k = M.capacity_k(len(part), config.capacity)
         part["rank"] = M.ranks(part["score"].to_numpy(), part["resident_id"].to_numpy(), tiebreak=margin)
         part["flagged"] = part["rank"] <= k
-        margins[split.name] = margin
+        margins[task.name] = margin
         parts.append(part)
     column_order = [
         "resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
@@ -589,8 +806,7 @@ def train_model(
         "split_plan": plan.to_dict(),
     }
 
-    say("final model")
-    final_fit = _fit_calibrated_booster(data, plan.final, config, feature_columns)
+    final_fit = outcomes[plan.final.name].fitted()
     metrics_doc["sampling"]["fit_rows_per_split"]["final"] = {
         "fit_rows": final_fit.fit_rows, "rows_used": final_fit.fit_rows_used,
     }
@@ -599,7 +815,8 @@ def train_model(
         _subsample(int(final_mask.sum()), DRIFT_REFERENCE_MAX_ROWS, config.project.seed)
     ]
     reference_frame = pd.DataFrame(data.X[reference_index], columns=feature_columns)
-    reference_score = final_fit.calibrator.predict(final_fit.booster.predict(data.X[reference_index], raw_score=True))
+    reference_margin = final_fit.booster.predict(data.X[reference_index], raw_score=True)
+    reference_score = final_fit.calibrator.predict(reference_margin)
     model_info = {
         "label": metrics_doc["label"],
         "calibration": config.model.calibration,
@@ -618,7 +835,9 @@ def train_model(
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)
-    degenerate = degenerate_model_reason(final_fit.booster, final_fit.booster.predict(data.X[final_mask], raw_score=True))
+    # On the drift reference's rows: every final training row when there are at most DRIFT_REFERENCE_MAX_ROWS,
+    # else a seeded sample of them (scoring all ~900,000 at 250,000 residents took seconds for a share).
+    degenerate = degenerate_model_reason(final_fit.booster, reference_margin)
     if degenerate:
         metrics_doc["not_registered"] = degenerate
 

@@ -1,0 +1,541 @@
+"""The release bundle: one borough's evaluation as checked aggregates, hashed and signed by a named checker.
+
+A bundle is a folder that may leave the borough:
+
+- `release.json`: aggregates only (metrics at capacity with intervals, calibration table, fairness by
+  group, data coverage, link quality, model and code versions and hashes). Every count is rounded to
+  `audit.round_to` or withheld when small (1 to `audit.min_cell` - 1), and every rate is recomputed
+  from the rounded counts (earlysignal.audit.disclosure, the audit's own rules), so nothing suppressed
+  can be worked back.
+- `manifest.json`: the SHA-256 of every other file of the bundle.
+- `signature.json`: the output checker's Ed25519 signature over the manifest's SHA-256, with their
+  name, role and key id. The checker's key is made with `earlysignal keys` and must be listed in
+  `release.checkers`; `pool` accepts only bundles whose signer is in its own `release.checkers`.
+
+An unsigned bundle, a file added, removed or edited after signing, or a signature by a key the pool
+does not trust is refused with a message naming the check that failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
+from earlysignal.config import CapacitySection, ProjectConfig
+from earlysignal.errors import EarlySignalError
+
+RELEASE_SCHEMA = 1
+RELEASE_JSON = "release.json"
+MANIFEST_JSON = "manifest.json"
+SIGNATURE_JSON = "signature.json"
+BUNDLE_FILES = (RELEASE_JSON, MANIFEST_JSON, SIGNATURE_JSON)
+KIND_HOME = "home"
+KIND_TRANSFER = "transfer"
+# Signatures cover this prefix, so an approval-ledger signature can never pass as a release sign-off.
+_SIGNING_DOMAIN = b"earlysignal-release-bundle-v1\n"
+# Whole numbers in release.json that are settings or identifiers, not counts of people.
+NOT_COUNTS = frozenset({"schema", "min_cell", "round_to", "bootstrap", "resamples", "seed", "horizon_months",
+                        "top_percent"})
+HEADLINE_METRICS = ("precision_at_capacity", "recall_at_capacity", "roc_auc")
+REQUIRED_COLUMNS = ("resident_id", "as_of", "label", "score", "flagged")
+
+
+class BundleError(EarlySignalError):
+    """A release bundle cannot be written, signed or accepted (unsigned, altered, untrusted, not disclosure-safe)."""
+
+
+def _now_utc() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------------- aggregates
+
+
+def _per_date_lists(frame: pd.DataFrame, capacity: CapacitySection) -> list[tuple[str, Any]]:
+    from earlysignal.modeling import metrics as M
+
+    lists = []
+    for as_of, part in frame.groupby("as_of", sort=True):
+        k = M.capacity_k(len(part), capacity)
+        tiebreak = part["margin"].to_numpy(dtype=float) if "margin" in part.columns else None
+        ranked = M.RankedList.build(
+            part["label"].to_numpy(dtype=float), part["score"].to_numpy(dtype=float),
+            part["resident_id"].astype(str).to_numpy(), k, tiebreak=tiebreak,
+        )
+        lists.append((pd.Timestamp(as_of).date().isoformat(), ranked))
+    return lists
+
+
+def headline_metrics(
+    frame: pd.DataFrame, capacity: CapacitySection, *, bootstrap: int, seed: int, min_cell: int, round_to: int
+) -> dict[str, Any]:
+    """Precision and recall at capacity and AUC over the test dates, per date and overall, as published.
+
+    frame: one row per (resident, test as_of) with label (0/1) and score (and margin, the tie-break).
+    Overall precision = escalations found in the lists / places on the lists and recall = found /
+    escalations, both summed over dates and computed from rounded counts; AUC is the mean over dates.
+    Intervals are 95% percentile intervals over `bootstrap` resamples of residents within each date,
+    rounded to 2 decimals, and withheld with the figure when the number found is small.
+    """
+    from earlysignal.audit.assemble import published_split
+    from earlysignal.modeling.metrics import interval
+
+    lists = _per_date_lists(frame, capacity)
+    per_date, found, places, positives, aucs = [], [], [], [], []
+    for as_of, ranked in lists:
+        values = ranked.metrics()
+        k = ranked.k
+        split = {
+            "split": as_of, "test_as_of": as_of, "n": len(ranked.y), "positives": int(ranked.y.sum()), "k": k,
+            "scorers": {"model": {m: {"value": None if not np.isfinite(values[m]) else float(values[m])}
+                                  for m in HEADLINE_METRICS}},
+        }
+        shown = published_split(split, min_cell, round_to)
+        model = shown["scorers"]["model"]
+        per_date.append({
+            "as_of": as_of, "n": shown["n"], "positives": shown["positives"], "k": k,
+            "base_rate": shown["base_rate"],
+            "precision_at_capacity": model["precision_at_capacity"]["value"],
+            "recall_at_capacity": model["recall_at_capacity"]["value"],
+            "roc_auc": published_figure(values["roc_auc"]),
+        })
+        found.append(values["precision_at_capacity"] * k if k else 0.0)
+        places.append(k)
+        positives.append(float(ranked.y.sum()))
+        aucs.append(values["roc_auc"])
+    total_found, total_places, total_positives = float(np.sum(found)), int(np.sum(places)), float(np.sum(positives))
+    replicates = {m: np.full(bootstrap, np.nan) for m in HEADLINE_METRICS}
+    rng = np.random.default_rng(seed)
+    for b in range(bootstrap):
+        b_found = b_pos = 0.0
+        b_auc = []
+        for _, ranked in lists:
+            n = len(ranked.y)
+            weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+            values = ranked.metrics(weights)
+            b_found += values["precision_at_capacity"] * ranked.k if ranked.k else 0.0
+            # ranked.y is in list order; weights are per original row: reorder before weighting labels.
+            b_pos += float((weights[ranked.order] * ranked.y).sum())
+            b_auc.append(values["roc_auc"])
+        replicates["precision_at_capacity"][b] = b_found / total_places if total_places else np.nan
+        replicates["recall_at_capacity"][b] = b_found / b_pos if b_pos else np.nan
+        replicates["roc_auc"][b] = float(np.nanmean(b_auc)) if np.isfinite(b_auc).any() else np.nan
+    small_found = is_small(round(total_found, 6), min_cell)
+    point = {
+        "precision_at_capacity": published_rate(round(total_found, 6), total_places, min_cell, round_to),
+        "recall_at_capacity": published_rate(round(total_found, 6), total_positives, min_cell, round_to),
+        "roc_auc": published_figure(float(np.nanmean(aucs))) if np.isfinite(aucs).any() else None,
+    }
+    summary = {}
+    for metric in HEADLINE_METRICS:
+        low, high = interval(replicates[metric]) if bootstrap else (None, None)
+        # An interval around a withheld figure would describe the count it hides.
+        hidden = point[metric] is None or (small_found and metric != "roc_auc")
+        summary[metric] = {
+            "value": point[metric],
+            "ci_low": None if hidden else published_figure(low),
+            "ci_high": None if hidden else published_figure(high),
+        }
+    return {
+        "per_as_of": per_date,
+        "summary": summary,
+        "n": published_count(len(frame), min_cell, round_to),
+        "positives": published_count(int(frame["label"].sum()), min_cell, round_to),
+        "bootstrap": {"resamples": bootstrap, "seed": seed, "level": 0.95,
+                      "unit": "residents resampled within each test as_of"},
+    }
+
+
+def released_linkage(section: dict[str, Any] | None, min_cell: int, round_to: int) -> dict[str, Any] | None:
+    """The audit's linkage section with every count rounded or withheld and shares from rounded counts.
+
+    Cluster counts per size band, records, residents and pairs compared are counts of people or
+    records; the unlinked-by-group table is already suppressed and rounded by `earlysignal link`.
+    Ground-truth and clerical-review figures keep their rates (2 decimals) and lose their counts.
+    """
+    if not section:
+        return None
+    clusters = section.get("cluster_sizes") or []
+    total = sum(int(row.get("clusters") or 0) for row in clusters)
+    rates = ("precision", "recall", "f1")
+
+    def figures(block: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not block:
+            return None
+        return {key: published_figure(block.get(key)) for key in rates if key in block}
+
+    return {
+        "link_run_id": section.get("link_run_id"),
+        "code_lists_sha256": section.get("code_lists_sha256"),
+        "threshold": section.get("threshold"),
+        "records": published_count(section.get("records"), min_cell, round_to),
+        "residents": published_count(section.get("residents"), min_cell, round_to),
+        "per_source": [_released_source(row, min_cell, round_to) for row in section.get("per_source") or []],
+        "cluster_sizes": [
+            {"size": row.get("size"), "clusters": published_count(row.get("clusters"), min_cell, round_to),
+             "share": published_rate(row.get("clusters"), total, min_cell, round_to)}
+            for row in clusters
+        ],
+        "ground_truth": figures(section.get("ground_truth")),
+        "clerical_review": figures(section.get("clerical_review")),
+        "unlinked_by_group": section.get("unlinked_by_group") or [],
+    }
+
+
+def _released_source(row: dict[str, Any], min_cell: int, round_to: int) -> dict[str, Any]:
+    """One source's link figures: record counts rounded or withheld, shares recomputed from rounded counts."""
+    records = row.get("records")
+    out: dict[str, Any] = {"source": row.get("source"), "records": published_count(records, min_cell, round_to)}
+    for key, value in row.items():
+        if key.endswith("_share") and isinstance(value, (int, float)) and isinstance(records, (int, float)):
+            out[key] = published_rate(round(float(value) * float(records)), records, min_cell, round_to)
+    return out
+
+
+def data_coverage(frame: pd.DataFrame, feature_metadata: dict[str, Any], protected: Sequence[str],
+                  min_cell: int, round_to: int) -> dict[str, Any]:
+    """Who was evaluated: cohort and escalations per test date (rounded), sources, period, and the share
+    of the evaluated rows whose protected characteristics are not recorded (from rounded counts)."""
+    from earlysignal.audit.assemble import missingness
+
+    per_date = []
+    for as_of, part in frame.groupby("as_of", sort=True):
+        per_date.append({
+            "as_of": pd.Timestamp(as_of).date().isoformat(),
+            "cohort": published_count(len(part), min_cell, round_to),
+            "escalations": published_count(int(part["label"].sum()), min_cell, round_to),
+            "prevalence": published_rate(int(part["label"].sum()), len(part), min_cell, round_to),
+        })
+    records = feature_metadata.get("features") or []
+    attributes = missingness(frame, [], protected, min_cell, round_to)["attributes"]
+    return {
+        "test_as_of": per_date,
+        "sources": sorted({str(f.get("source")) for f in records if f.get("source")}),
+        "features": len(feature_metadata.get("feature_columns") or []),
+        "extract_date": feature_metadata.get("extract_date"),
+        "not_recorded": attributes,
+    }
+
+
+def code_versions() -> dict[str, Any]:
+    """Early Signal's version, the git commit it runs from, and the versions of the packages a model uses."""
+    import importlib.metadata
+
+    from earlysignal.modeling.train import _git_commit, package_versions
+
+    try:
+        version = importlib.metadata.version("earlysignal")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"earlysignal": version, "git_commit": _git_commit(), "packages": package_versions()}
+
+
+def evaluation_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows a release evaluates: known labels only, with the columns it needs (BundleError naming them)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BundleError(f"{where} lacks column(s) {missing}; a release needs {list(REQUIRED_COLUMNS)}")
+    out = frame.loc[frame["label"].notna()].copy()
+    if out.empty:
+        raise BundleError(f"{where} has no rows with a known label: nothing to release")
+    out["label"] = out["label"].astype(int)
+    out["flagged"] = out["flagged"].astype(bool)
+    return out.reset_index(drop=True)
+
+
+def build_release(
+    frame: pd.DataFrame,
+    *,
+    config: ProjectConfig,
+    borough: str,
+    model: dict[str, Any],
+    kind: str = KIND_HOME,
+    feature_metadata: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The release document (release.json) from one borough's evaluation rows; aggregates only.
+
+    frame: one row per (resident, test as_of): resident_id, as_of, label, score, flagged (margin and
+    attr__* columns when present). config: the evaluating borough's (capacity, audit settings, label
+    words). model: name, version, run_id, model_sha256, spec_hash, trained_in. kind: 'home' (the
+    borough's own model) or 'transfer' (a model trained elsewhere). Raises BundleError on bad input.
+    """
+    from earlysignal.audit.assemble import calibration_curve, flagged_outcomes, outcome_labels, outcome_phrase
+    from earlysignal.audit.fairness import audit_fairness
+    from earlysignal.audit.groups import characteristics
+    from earlysignal.audit.linkage import linkage_section
+
+    if kind not in (KIND_HOME, KIND_TRANSFER):
+        raise BundleError(f"release kind must be {KIND_HOME!r} or {KIND_TRANSFER!r}, not {kind!r}")
+    if not borough.strip():
+        raise BundleError("a release needs the borough's name: set release.borough in the config or pass --borough")
+    metadata = feature_metadata or {}
+    rows = evaluation_frame(frame, "the evaluation rows")
+    settings = config.audit
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
+    fairness = audit_fairness(
+        rows,
+        characteristics(settings.protected, settings.intersections),
+        reference_groups=dict(settings.reference_groups),
+        ratio_band=settings.ratio_band,
+        bootstrap=settings.bootstrap,
+        min_cell=settings.min_cell,
+        round_to=settings.round_to,
+        seed=config.project.seed,
+        outcome=f"{what} {when}",
+    )
+    return {
+        "schema": RELEASE_SCHEMA,
+        "kind": kind,
+        "borough": borough.strip(),
+        "trained_in": str(model.get("trained_in") or borough).strip(),
+        "generated_at": _now_utc(),
+        "label": {"name": config.label.name, "outcome_types": list(config.label.outcome_types),
+                  "horizon": config.label.horizon_text, "words": f"{what} {when}"},
+        "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
+        "model": {key: model.get(key) for key in
+                  ("name", "version", "run_id", "model_sha256", "spec_hash", "data_fingerprint", "trained_in")},
+        "approval": approval,
+        "code": code_versions(),
+        "performance": headline_metrics(rows, config.capacity, bootstrap=config.training.bootstrap,
+                                        seed=config.project.seed, min_cell=settings.min_cell,
+                                        round_to=settings.round_to),
+        "flagged_outcomes": flagged_outcomes(rows, settings.round_to, settings.min_cell),
+        "calibration": calibration_curve(rows, min_cell=settings.min_cell, round_to=settings.round_to),
+        "fairness": fairness,
+        "coverage": data_coverage(rows, metadata, settings.protected, settings.min_cell, settings.round_to),
+        "linkage": released_linkage(linkage_section(metadata.get("linkage")), settings.min_cell, settings.round_to),
+        "small_numbers": {"min_cell": settings.min_cell, "round_to": settings.round_to,
+                          "rule": "counts of 1 to min_cell - 1 withheld, the rest rounded to round_to; "
+                                  "every rate computed from the rounded counts"},
+    }
+
+
+# ------------------------------------------------------------------------------ disclosure check
+
+
+def small_counts(document: Any, min_cell: int, path: str = "") -> list[str]:
+    """Where a document holds a whole number from 1 to min_cell - 1 that is a count (settings excepted).
+
+    Returns JSON paths such as 'performance.per_as_of[0].positives'; [] when the document is safe.
+    """
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in NOT_COUNTS:
+                continue
+            found.extend(small_counts(value, min_cell, f"{path}.{key}" if path else str(key)))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            found.extend(small_counts(value, min_cell, f"{path}[{index}]"))
+    elif isinstance(document, int) and not isinstance(document, bool) and 0 < document < min_cell:
+        found.append(path)
+    return found
+
+
+# ----------------------------------------------------------------------------- files and signing
+
+
+def _sha256(path: Path) -> str:
+    from earlysignal.fingerprint import file_sha256
+
+    return file_sha256(path)
+
+
+def _canonical(obj: Any) -> bytes:
+    from earlysignal.ledger import canonical
+
+    return canonical(obj)
+
+
+def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Write release.json and manifest.json into out_dir (atomically); returns the folder.
+
+    Refuses (BundleError) a document holding a small count. Any earlier signature.json is removed:
+    a new release needs a new sign-off.
+    """
+    from earlysignal.atomic import write_json
+
+    min_cell = int(release.get("small_numbers", {}).get("min_cell", 10))
+    unsafe = small_counts(release, min_cell)
+    if unsafe:
+        raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
+    folder = Path(out_dir)
+    # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
+    others = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES) if folder.is_dir() else []
+    if others:
+        raise BundleError(f"bundle folder {folder} holds other files {others[:5]}; write the bundle into an empty "
+                          "(or its own earlier) bundle folder, since everything in it leaves the borough")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SIGNATURE_JSON).unlink(missing_ok=True)
+    text = json.dumps(release, indent=2, sort_keys=True, allow_nan=False, default=str)
+    path = write_json(json.loads(text), folder / RELEASE_JSON)
+    write_json({"schema": RELEASE_SCHEMA, "files": {RELEASE_JSON: _sha256(path)}}, folder / MANIFEST_JSON)
+    return folder
+
+
+def _check_files(folder: Path) -> dict[str, Any]:
+    """The manifest, after checking that the folder holds exactly its files and each hashes as listed."""
+    manifest_path = folder / MANIFEST_JSON
+    if not folder.is_dir():
+        raise BundleError(f"bundle {folder} is not a folder; a release bundle is the folder `earlysignal release` wrote")
+    if not manifest_path.is_file():
+        raise BundleError(f"manifest check failed: {manifest_path} is missing; re-run `earlysignal release`")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        listed = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
+        raise BundleError(f"manifest check failed: {manifest_path} is not a valid bundle manifest") from None
+    present = {p.name for p in folder.iterdir()} - {MANIFEST_JSON, SIGNATURE_JSON}
+    if present != set(listed):
+        extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
+        raise BundleError(
+            f"manifest check failed: bundle {folder} has files the manifest does not list {extra} or lacks "
+            f"files it lists {missing}; the bundle was altered after it was written"
+        )
+    for name, digest in sorted(listed.items()):
+        actual = _sha256(folder / name)
+        if actual != digest:
+            raise BundleError(
+                f"manifest check failed: {folder / name} hashes to {actual[:12]}, not {str(digest)[:12]} as listed; "
+                "it was edited after the release was written"
+            )
+    if RELEASE_JSON not in listed:
+        raise BundleError(f"manifest check failed: bundle {folder} has no {RELEASE_JSON}")
+    return manifest
+
+
+def _signed_fields(folder: Path, release: dict[str, Any], checker: str, role: str, at: str, kid: str) -> dict[str, Any]:
+    return {
+        "manifest_sha256": _sha256(folder / MANIFEST_JSON),
+        "borough": release.get("borough"),
+        "kind": release.get("kind"),
+        "checker": checker,
+        "role": role,
+        "at": at,
+        "key_id": kid,
+    }
+
+
+def configured_checkers(config: ProjectConfig) -> list[Any]:
+    """The output checkers whose sign-off counts: `release.checkers` (name, role, Ed25519 public key)."""
+    from earlysignal.ledger import Approver, parse_public_key
+
+    return [
+        Approver(entry.name, entry.role, parse_public_key(entry.public_key, f"release.checkers[{index}].public_key"))
+        for index, entry in enumerate(config.release.checkers)
+    ]
+
+
+def sign_bundle(
+    bundle: str | os.PathLike[str], key_path: str | os.PathLike[str], config: ProjectConfig,
+    checker: str | None = None,
+) -> dict[str, Any]:
+    """Sign a written bundle off as its output checker; returns signature.json's content.
+
+    Checks the files against the manifest and that release.json holds no small count before signing.
+    The key must belong to a person listed in `release.checkers`; `checker`, when given, must be their
+    configured name. Raises BundleError otherwise.
+    """
+    from earlysignal.atomic import write_json
+    from earlysignal.ledger import key_id, load_private_key
+
+    folder = Path(bundle)
+    _check_files(folder)
+    release = json.loads((folder / RELEASE_JSON).read_text(encoding="utf-8"))
+    min_cell = int(release.get("small_numbers", {}).get("min_cell", 10))
+    unsafe = small_counts(release, min_cell)
+    if unsafe:
+        raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at "
+                          f"{unsafe[:5]}; do not sign it")
+    private_key = load_private_key(key_path)
+    wanted = key_id(private_key.public_key())
+    signer = next((c for c in configured_checkers(config) if c.key_id == wanted), None)
+    if signer is None:
+        raise BundleError(
+            f"the key {key_path} (key id {wanted[:16]}...) is not listed in release.checkers in the config; only "
+            "a configured output checker can sign a release off. Add its public key line (the .pub file) to "
+            "release.checkers with the person's name and role"
+        )
+    if checker is not None and checker.strip() != signer.name:
+        raise BundleError(f"--checker {checker!r} does not match the owner of key {key_path}: release.checkers "
+                          f"lists it as {signer.name!r}")
+    fields = _signed_fields(folder, release, signer.name, signer.role, _now_utc(), wanted)
+    signature = private_key.sign(_SIGNING_DOMAIN + _canonical(fields))
+    document = {**fields, "signature": base64.b64encode(signature).decode("ascii")}
+    write_json(document, folder / SIGNATURE_JSON)
+    return document
+
+
+def verify_bundle(bundle: str | os.PathLike[str], config: ProjectConfig) -> dict[str, Any]:
+    """The release document of a bundle, after every check; BundleError naming the check that failed.
+
+    Checks: the bundle is signed; it holds exactly the manifest's files and each hashes as listed; the
+    signature is valid over the manifest's hash, borough, kind, checker and time; the signing key is in
+    this config's `release.checkers`; release.json holds no small count.
+    """
+    from cryptography.exceptions import InvalidSignature
+
+    folder = Path(bundle)
+    signature_path = folder / SIGNATURE_JSON
+    if folder.is_dir() and not signature_path.is_file():
+        raise BundleError(
+            f"signature check failed: bundle {folder} is not signed off; its output checker signs it with "
+            "`earlysignal release-sign BUNDLE --key PATH` after reading it"
+        )
+    _check_files(folder)
+    release = json.loads((folder / RELEASE_JSON).read_text(encoding="utf-8"))
+    try:
+        signed = json.loads(signature_path.read_text(encoding="utf-8"))
+        signature = base64.b64decode(str(signed["signature"]), validate=True)
+    except (ValueError, KeyError, TypeError):
+        raise BundleError(f"signature check failed: {signature_path} is not a valid signature file") from None
+    trusted = configured_checkers(config)
+    if not trusted:
+        raise BundleError("signature check failed: release.checkers in the config is empty; list the output "
+                          "checkers whose sign-off the pool accepts (name, role, public key)")
+    signer = next((c for c in trusted if c.key_id == signed.get("key_id")), None)
+    if signer is None:
+        raise BundleError(
+            f"signature check failed: bundle {folder} is signed by key {str(signed.get('key_id'))[:16]}..., which "
+            "is not listed in release.checkers in this config; only listed output checkers' sign-off counts"
+        )
+    fields = _signed_fields(folder, release, str(signed.get("checker")), str(signed.get("role")),
+                            str(signed.get("at")), str(signed.get("key_id")))
+    try:
+        signer.public_key.verify(signature, _SIGNING_DOMAIN + _canonical(fields))
+    except InvalidSignature:
+        raise BundleError(
+            f"signature check failed: bundle {folder}'s signature by {signer.name} does not match its content; "
+            "the bundle or its signature file was altered after sign-off"
+        ) from None
+    min_cell = int(release.get("small_numbers", {}).get("min_cell", 10))
+    unsafe = small_counts(release, min_cell)
+    if unsafe:
+        raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at {unsafe[:5]}")
+    return {**release, "signed_off": {"checker": signer.name, "role": signer.role, "at": signed.get("at"),
+                                      "key_id": signer.key_id}}
+
+
+def bundle_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Bundle folders from the command line (a release.json path stands for its folder), in the order given."""
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        out.append(path.parent if path.name == RELEASE_JSON else path)
+    return out
+
+
+def digest_of(document: dict[str, Any]) -> str:
+    """SHA-256 of a document's canonical JSON (what the pool report cites for each bundle)."""
+    return hashlib.sha256(_canonical(document)).hexdigest()

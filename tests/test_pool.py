@@ -1,0 +1,147 @@
+"""Pooling released aggregates: random-effects meta-analysis, fairness findings across boroughs, transfer loss."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from earlysignal.federation.bundle import BundleError
+from earlysignal.federation.pool import (
+    ACROSS,
+    MIXED,
+    ONE_ONLY,
+    evaluation_sets,
+    fairness_consistency,
+    meta_analysis,
+    random_effects,
+    standard_error,
+    transfer_table,
+)
+
+
+def _release(borough: str, auc: tuple[float, float, float], *, kind: str = "home", trained_in: str | None = None,
+             sha: str = "a", precision: tuple | None = None, groups: dict | None = None) -> dict:
+    entry = lambda t: {"value": t[0], "ci_low": t[1], "ci_high": t[2]} if t else {  # noqa: E731
+        "value": None, "ci_low": None, "ci_high": None}
+    block_groups = [{"group": "White", "is_reference": True, "ratios": {}}]
+    for group, ratios in (groups or {}).items():
+        block_groups.append({"group": group, "is_reference": False, "ratios": ratios})
+    return {
+        "borough": borough, "kind": kind, "trained_in": trained_in or borough,
+        "model": {"model_sha256": sha * 64, "name": f"m-{sha}", "version": "1"},
+        "label": {"outcome_types": ["csc_referral"], "horizon": "12 months", "words": "a referral within 12 months"},
+        "performance": {"summary": {"roc_auc": entry(auc), "precision_at_capacity": entry(precision),
+                                    "recall_at_capacity": entry(None)}},
+        "fairness": {"ratio_metrics": [{"metric": "selection_rate", "label": "flagged"}],
+                     "characteristics": [{"key": "ethnicity", "reference": "White", "groups": block_groups}]},
+    }
+
+
+def test_random_effects_is_dersimonian_laird_on_the_released_intervals() -> None:
+    releases = [_release("A", (0.80, 0.78, 0.82)), _release("B", (0.70, 0.66, 0.74)),
+                _release("C", (0.76, 0.73, 0.79))]
+    pooled = meta_analysis(releases)["roc_auc"]["pooled"]
+    # By hand: se from the 95% interval, inverse-variance weights, Q, tau² (DL), re-weighted mean.
+    y = np.array([0.80, 0.70, 0.76])
+    se = np.array([0.04, 0.08, 0.06]) / (2 * 1.959963984540054)
+    w = 1 / se**2
+    fixed = (w * y).sum() / w.sum()
+    q = (w * (y - fixed) ** 2).sum()
+    tau2 = max(0.0, (q - 2) / (w.sum() - (w**2).sum() / w.sum()))
+    w_re = 1 / (se**2 + tau2)
+    mean = (w_re * y).sum() / w_re.sum()
+    half = 1.959963984540054 / math.sqrt(w_re.sum())
+    assert pooled["q"] == pytest.approx(q)
+    assert pooled["tau2"] == pytest.approx(tau2)
+    assert pooled["i2"] == pytest.approx(max(0.0, (q - 2) / q))
+    assert pooled["value"] == pytest.approx(mean)
+    assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert pooled["fixed_effect"] == pytest.approx(fixed)
+    assert pooled["df"] == 2 and pooled["i2"] > 0.5  # these three disagree beyond chance
+
+
+def test_boroughs_that_agree_have_no_heterogeneity_and_pool_as_fixed_effect() -> None:
+    # Q = 0 < df: the DerSimonian-Laird tau² is truncated at 0, so the pool is the inverse-variance mean.
+    pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
+    assert pooled["tau2"] == 0.0 and pooled["i2"] == 0.0 and pooled["value"] == pytest.approx(0.75)
+    half = 1.959963984540054 / math.sqrt(1 / 0.02**2 + 1 / 0.03**2)
+    assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((0.75 - half, 0.75 + half))
+    assert pooled["weights"] == pytest.approx({"A": 0.03**2 / (0.02**2 + 0.03**2), "B": 0.02**2 / (0.02**2 + 0.03**2)})
+
+
+def test_a_figure_withheld_for_small_numbers_is_shown_but_not_pooled() -> None:
+    releases = [_release("A", (0.8, 0.78, 0.82), precision=(0.3, 0.25, 0.35)), _release("B", (0.7, 0.66, 0.74)),
+                _release("C", (0.75, 0.7, 0.8), precision=(0.2, 0.15, 0.25))]
+    precision = meta_analysis(releases)["precision_at_capacity"]
+    assert [r["pooled"] for r in precision["boroughs"]] == [True, False, True]
+    assert precision["pooled"]["df"] == 1
+    only_one = meta_analysis(releases[:2])["precision_at_capacity"]
+    assert only_one["pooled"] is None and only_one["note"].startswith("not pooled")
+
+
+def test_an_interval_that_rounds_to_zero_width_keeps_half_a_rounding_unit_of_uncertainty() -> None:
+    assert standard_error({"value": 0.8, "ci_low": 0.8, "ci_high": 0.8}) == pytest.approx(0.005 / 1.959963984540054)
+    assert standard_error({"value": None, "ci_low": 0.7, "ci_high": 0.8}) is None
+
+
+def _ratio(finding: bool, ratio: float | None, assessable: bool = True) -> dict:
+    return {"selection_rate": {"ratio": ratio, "finding": finding, "assessable": assessable}}
+
+
+def test_fairness_findings_are_sorted_into_across_boroughs_one_only_and_mixed() -> None:
+    releases = [
+        _release("A", (0.8, 0.7, 0.9), groups={"Black": _ratio(True, 1.9), "Asian": _ratio(True, 0.5),
+                                               "Mixed": _ratio(True, 1.6)}),
+        _release("B", (0.8, 0.7, 0.9), groups={"Black": _ratio(True, 1.6), "Asian": _ratio(False, 1.0),
+                                               "Mixed": _ratio(True, 0.6)}),
+        _release("C", (0.8, 0.7, 0.9), groups={"Black": _ratio(False, None, assessable=False),
+                                               "Asian": _ratio(False, None, assessable=False),
+                                               "Mixed": _ratio(False, None, assessable=False)}),
+    ]
+    verdicts = {f["group"]: f for f in fairness_consistency(releases)}
+    assert verdicts["Black"]["verdict"] == ACROSS  # flagged in A and B the same way; C could not assess it
+    assert verdicts["Black"]["flagged_in"] == [{"borough": "A", "ratio": 1.9}, {"borough": "B", "ratio": 1.6}]
+    assert verdicts["Black"]["not_assessable_in"] == ["C"]
+    assert verdicts["Asian"]["verdict"] == ONE_ONLY and verdicts["Asian"]["assessed_not_flagged_in"] == ["B"]
+    assert verdicts["Mixed"]["verdict"] == MIXED  # flagged both ways
+    assert [f["verdict"] for f in fairness_consistency(releases)] == [ACROSS, MIXED, ONE_ONLY]
+
+
+def test_a_finding_flagged_in_two_boroughs_but_cleared_in_a_third_is_not_across_boroughs() -> None:
+    releases = [_release(b, (0.8, 0.7, 0.9), groups={"Black": _ratio(flag, 1.8 if flag else 1.05)})
+                for b, flag in (("A", True), ("B", True), ("C", False))]
+    (finding,) = fairness_consistency(releases)
+    assert finding["verdict"] == MIXED and finding["assessed_not_flagged_in"] == ["C"]
+
+
+def test_transfer_sets_the_shipped_model_beside_the_receiving_boroughs_own_and_its_home_figure() -> None:
+    releases = [
+        _release("A", (0.80, 0.78, 0.82), sha="a"),
+        _release("B", (0.78, 0.74, 0.82), sha="b"),
+        _release("B", (0.70, 0.66, 0.74), kind="transfer", trained_in="A", sha="a"),
+    ]
+    (row,) = transfer_table(releases)
+    auc = next(m for m in row["metrics"] if m["metric"] == "roc_auc")
+    assert auc["loss_vs_own_model"]["value"] == pytest.approx(0.08)
+    assert auc["loss_vs_home"]["value"] == pytest.approx(0.10)
+    half = 1.959963984540054 * math.hypot(0.08 / 3.919927969080108, 0.08 / 3.919927969080108)  # both 0.08 wide
+    assert auc["loss_vs_own_model"]["ci_low"] == pytest.approx(0.08 - half, abs=1e-4)
+    titles = [s["title"] for s in evaluation_sets(releases)]
+    assert titles == ["Each borough's own model",
+                      "Model m-a version 1 (trained in A) in every borough that evaluated it"]
+
+
+def test_bundles_predicting_different_outcomes_are_not_pooled(tmp_path) -> None:
+    from earlysignal.federation.pool import _check_comparable
+
+    a = _release("A", (0.8, 0.7, 0.9))
+    b = copy.deepcopy(a)
+    b["borough"] = "B"
+    b["label"] = {"outcome_types": ["cp_plan"], "horizon": "6 months", "words": "a plan within 6 months"}
+    with pytest.raises(BundleError, match="predict different outcomes"):
+        _check_comparable([a, b], [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(BundleError, match="same borough's release of the same model"):
+        _check_comparable([a, copy.deepcopy(a)], [tmp_path / "a", tmp_path / "a2"])
