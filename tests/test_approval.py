@@ -508,3 +508,19 @@ def test_the_explanation_names_who_approved_the_model_and_when_and_a_later_withd
     again = write_explanation(project, RESIDENT, AS_OF, scores_dir=folder.scores_dir, viewer="DPO", out=tmp_path / "b")
     assert f"That approval was later withdrawn by A. Chair on {revoked.revoked_at[:10]}." in again.markdown.read_text(
         encoding="utf-8")
+
+
+def test_a_claim_added_to_the_last_entry_fails_the_head_check_saying_it_was_edited_not_cut(
+    config, chair_key: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    version, _ = _approved_version(config, chair_key, tmp_path)
+    ledger = Ledger(ledger_dir)
+    entry = {**ledger.entries()[0], "extra_claim": "approved by the full board"}
+    ledger.path.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+    with pytest.raises(ApprovalError, match=r"^head check failed: entry 0 of .* is not the entry [0-9a-f]{12} "
+                       r"recorded there; it was edited, or entries were removed"):
+        require_approved(f"models:/{NAME}/{version}", config)
+    # With the head file rewritten to match, the registry's checkpoint still witnesses the edit.
+    _rewrite_ledger(ledger_dir, [entry])
+    with pytest.raises(ApprovalError, match=r"^head check failed: entry 0 of .* it was edited"):
+        require_approved(f"models:/{NAME}/{version}", config)

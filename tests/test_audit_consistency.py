@@ -293,3 +293,70 @@ def test_a_group_hidden_only_in_a_data_table_is_listed_under_small_numbers() -> 
     assert "No group needed suppression." not in html
     assert ("<td>Records by group</td><td>sex</td><td>Female</td><td>fewer than 10 in the explanation sample, or "
             "hidden to protect such a group</td>") in html
+
+
+def test_a_residents_own_days_since_pointing_against_the_households_gets_a_line_of_its_own() -> None:
+    from earlysignal.audit.consistency import opposing_drivers
+
+    # The trial borough's A&E injuries: the household's days since lowers the score, the child's own raises it.
+    household = {"name": "household__ae__injury_attendance__days_since_last__all", "family": "ae", "source": "ae",
+                 "event_type": "injury_attendance", "scope": "household", "window": "all",
+                 "aggregate": "days_since_last",
+                 "description": "N days since the last A&E attendance for injury in the household"}
+    own = {**household, "name": "resident__ae__injury_attendance__days_since_last__all", "scope": "resident",
+           "description": "N days since the last A&E attendance for injury"}
+    count = {**household, "name": "household__ae__injury_attendance__count__365d", "aggregate": "count",
+             "window": "365d", "description": "N A&E attendances for injury in the household in the last 12 months"}
+    importance = [
+        {"feature": household["name"], "direction": "higher values lower the score",
+         "description": household["description"]},
+        {"feature": own["name"], "direction": "higher values raise the score", "description": own["description"]},
+        {"feature": count["name"], "direction": "higher values raise the score", "description": count["description"]},
+    ]
+    assert opposing_drivers(importance, [household, own, count]) == [{
+        "raises": [own["name"]],
+        "lowers": [household["name"]],
+        "text": (
+            "'days since the last A&E attendance for injury' raises the score while 'days since the last A&E "
+            "attendance for injury in the household' lowers it: the model reads them together, so for the same days "
+            "since the last A&E attendance for injury in the household, more days since the last A&E attendance for "
+            "injury raises the score; the push up is that comparison, not a sign that a longer time since the event "
+            "is itself a concern."
+        ),
+    }]
+
+
+def test_the_model_card_and_limitations_state_the_as_of_dates_the_model_learnt_from_not_the_matrix_range() -> None:
+    # The trial borough: the matrix runs 2019-01-01..2025-10-01, but no model learnt from before 2020-04-01 (too
+    # little history) and 2025-10-01's label is not yet known, so neither end was trained or tested on.
+    split_plan = {
+        "splits": [{"name": "split_1", "fit": ["2020-04-01", "2023-10-01"], "calibration": ["2024-01-01"],
+                    "validation": ["2024-04-01"], "test": ["2025-01-01"]}],
+        "final": {"name": "final", "is_final": True, "fit": ["2021-07-01", "2025-01-01"],
+                  "calibration": ["2025-04-01"], "validation": ["2025-07-01"], "test": []},
+    }
+    audit = build_audit(
+        config=load_config(REPO / "conf" / "borough.yaml"),
+        model={"name": "m", "version": "1", "run_id": "run"},
+        predictions=_frame(),
+        metrics={"summary": {}, "splits": [], "split_plan": split_plan,
+                 "success_criterion": {"metric": "precision_at_capacity", "threshold": 0.65}},
+        feature_metadata={"feature_columns": [RECENT["name"]], "features": [RECENT],
+                          "as_of_dates": ["2019-01-01", "2025-01-01", "2025-10-01"], "extract_date": "2026-01-01"},
+        explain_sample=_frame().assign(**{RECENT["name"]: 1.0}),
+        contributions=np.zeros((2000, 2)),
+        approval=None,
+    )
+    assert audit["data"]["period"] == {
+        "first_as_of": "2019-01-01", "last_as_of": "2025-10-01", "extract_date": "2026-01-01",
+        "trained_from": "2020-04-01", "trained_to": "2025-07-01", "tested_from": "2025-01-01",
+        "tested_to": "2025-01-01",
+    }
+    assert "as-of dates 2020-04-01 to 2025-07-01; extract date 2026-01-01." in _card(audit, "Training data")
+    assert audit["limitations"][1].startswith(
+        "The model was trained on as-of dates from 2020-04-01 to 2025-07-01 and tested on 2025-01-01 "
+        "with data extracted on 2026-01-01;"
+    )
+    html = html_lib.unescape(render_audit_html(audit))
+    assert ("Prevalence is blank where the label is not yet known (its horizon passes the extract date) or where "
+            "between 1 and 9 residents escalated (small numbers).") in html

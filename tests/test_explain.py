@@ -119,3 +119,15 @@ def test_a_missing_value_is_never_given_as_a_reason():
     reasons = top_reasons(np.array([[0.9, 0.4, -1.0]]), values, columns, metadata)
     assert reasons.loc[0, "reason_1"] == "bilirubin last value 3.2 mg/dl on record"
     assert reasons.loc[0, "reason_2"] == ""
+
+
+def test_a_row_left_with_only_repeated_facts_gets_empty_reasons_not_a_repeat():
+    metadata = {"features": [
+        {"name": f"n_{w}", "family": "police", "scope": "household", "event_type": "callout", "aggregate": "count",
+         "window": w, "description": "{value} call-outs " + w} for w in ("365d", "3y")
+    ]}
+    columns = ["n_365d", "n_3y"]
+    values = pd.DataFrame([[2, 2]], columns=columns, dtype=float)
+    reasons = top_reasons(np.array([[0.3, 0.2, 0.0]]), values, columns, metadata)
+    assert list(reasons.loc[0, ["reason_1", "reason_2", "reason_3"]]) == ["2 call-outs 365d", "", ""]
+    assert reasons["contribution_2"].isna().all() and reasons["contribution_3"].isna().all()

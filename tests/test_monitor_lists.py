@@ -138,3 +138,18 @@ def test_demo_after_the_list_writes_a_journey_an_explanation_and_the_monitor_rep
     entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert [(e["viewer"], e["action"], e["resident_id"]) for e in entries] == [
         (DEMO_VIEWER, "journey", str(top)), (DEMO_VIEWER, "explanation", str(top))]
+
+
+def test_a_list_scored_on_the_extract_date_is_monitored_with_its_outcome_not_yet_known(monitored, tmp_path) -> None:
+    # The README's steps: score --as-of <extract date>, then monitor (which defaults to the extract date).
+    world, _, _ = monitored
+    from earlysignal import contract
+
+    extract = contract.load_linked_data(world.data_dir, world.config, write_quarantine=False).extract_date
+    scores = tmp_path / "scores"
+    with tracking_at(world.tracking_uri):
+        score_cohort(world.config, extract, model_uri=world.model_uri, out=scores / f"list-{extract}",
+                     allow_unapproved=True, log_to_mlflow=False)
+        result = run_monitor(world.config, scores_dir=scores, audit_path=world.audit_json, out=tmp_path / "monitor",
+                             log_to_mlflow=False)
+    assert [(e["as_of"], e["labels_known"]) for e in result.document["lists"]] == [(extract.isoformat(), False)]

@@ -283,3 +283,23 @@ def test_one_feature_baseline_prefers_a_whole_record_count_over_a_short_window_c
         "household__police__callout__count__all"
     )
     assert choose_one_feature(columns[:3]) == "resident__rent__statement__count__90d"
+
+
+def test_the_console_summary_never_cuts_a_metric_name_in_a_120_column_log(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from earlysignal.modeling import metrics as metric_defs
+    from earlysignal.modeling import train as train_module
+
+    out = io.StringIO()
+    monkeypatch.setattr(train_module, "console", Console(file=out, width=120, color_system=None))
+    interval = {"value": 0.812, "ci_low": 0.741, "ci_high": 0.884}
+    summary = {s: {m: interval for m in metric_defs.METRIC_NAMES} for s in train_module.SCORERS}
+    doc = {"summary": summary, "success_criterion": {"met": False, "statement": "NOT MET", "metric": "lift_at_capacity"}}
+    train_module._print_summary(doc, None)
+    text = out.getvalue()
+    assert "…" not in text
+    for metric in metric_defs.METRIC_NAMES:
+        assert f"│ {metric} " in text

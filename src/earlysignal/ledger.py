@@ -283,7 +283,7 @@ class Ledger:
         """The entries, after checking seq order, every `prev` link and the head (plus any checkpoints).
 
         Raises ApprovalError("chain check failed: ...") when an entry was removed, edited or reordered,
-        and ("head check failed: ...") when entries were cut from the end.
+        and ("head check failed: ...") when entries were cut from the end or the last one was edited.
         """
         entries = self.entries()
         previous = GENESIS
@@ -306,7 +306,13 @@ class Ledger:
         elif entries:
             raise ApprovalError(f"head check failed: {self.head_path} is missing while the ledger has entries")
         for count, digest in anchors:
-            if count > len(entries) or (count > 0 and entry_hash(entries[count - 1]) != digest):
+            if 0 < count <= len(entries) and entry_hash(entries[count - 1]) != digest:
+                # The same length but another last entry: an edit, not a cut (or a cut refilled to the same length).
+                raise ApprovalError(
+                    f"head check failed: entry {count - 1} of {self.path} is not the entry {digest[:12]} recorded "
+                    f"there; it was edited, or entries were removed from the end and others written in their place"
+                )
+            if count > len(entries):
                 raise ApprovalError(
                     f"head check failed: the ledger once had {count} entries ending in {digest[:12]}, but "
                     f"{self.path} now has {len(entries)} that do not end that way; entries were removed from its end"

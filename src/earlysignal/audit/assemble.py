@@ -198,6 +198,28 @@ def temporal_plan(split_plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def trained_period(plan: Sequence[dict[str, Any]], test_as_of: Sequence[str]) -> dict[str, Any]:
+    """{"trained_from", "trained_to", "tested_from", "tested_to"}: the as-of dates the models really learnt from
+    (any split, or the final model) and were tested on, which the feature matrix's first/last as-of need not be
+    (early dates without enough history, late dates whose label is not yet known). Empty without a plan."""
+    learnt = [d for row in plan for d in (row.get("trained_from"), row.get("trained_to")) if d]
+    if not learnt:
+        return {}
+    tests = sorted(test_as_of)
+    return {"trained_from": min(learnt), "trained_to": max(learnt),
+            "tested_from": tests[0] if tests else None, "tested_to": tests[-1] if tests else None}
+
+
+def _used_dates(period: dict[str, Any]) -> str:
+    """'trained on as-of dates A to B and tested on C to D' when the plan is known, else the matrix's range."""
+    if period.get("trained_from"):
+        tested = "" if not period.get("tested_from") else (
+            f" and tested on {period['tested_from']}" if period["tested_from"] == period["tested_to"]
+            else f" and tested on {period['tested_from']} to {period['tested_to']}")
+        return f"trained on as-of dates from {period['trained_from']} to {period['trained_to']}{tested}"
+    return f"trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')}"
+
+
 def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> list[dict[str, Any]]:
     """Per test as_of: how many were flagged and what share of them escalated (shares from rounded counts)."""
     out = []
@@ -491,7 +513,8 @@ def _model_card(
             "Every test date lies after all data used to train the model evaluated on it.")},
         {"title": "Training data", "text": (
             f"Linked council records from: {sources}; {len(features)} features; as-of dates "
-            f"{data.get('period', {}).get('first_as_of')} to {data.get('period', {}).get('last_as_of')}; "
+            f"{data.get('period', {}).get('trained_from') or data.get('period', {}).get('first_as_of')} to "
+            f"{data.get('period', {}).get('trained_to') or data.get('period', {}).get('last_as_of')}; "
             f"extract date {data.get('period', {}).get('extract_date')}.")},
         {"title": "Quantitative analyses", "text": (
             "Section 'Performance over time' gives metrics per test date (with 95% bootstrap intervals where no "
@@ -515,7 +538,7 @@ def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
     return [
         f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
         "reached services count as negatives, and decisions shaped by past practice are learned as if they were truth.",
-        f"The model was trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')} "
+        f"The model was {_used_dates(period)} "
         f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
         "is unknown until re-audited.",
         f"It has not been validated for anyone outside the cohort ({config.cohort.describe()}), "
@@ -635,6 +658,7 @@ def build_audit(
         "label_horizon_months": config.label.horizon_months,
         "label_horizon": config.label.horizon_text,
     }
+    data["period"].update(trained_period(performance["temporal_plan"], data.get("test_as_of", [])))
 
     # --- fairness and small numbers
     fairness = {

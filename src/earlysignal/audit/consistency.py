@@ -174,8 +174,9 @@ def opposing_drivers(
     """One line per set of related drivers (same source and event type: other window, scope or aggregate) that
     point opposite ways in the global importance, in plain words.
 
-    'Days since' features are left out: their direction reads the other way round by nature (fewer days
-    since the last event is more recent), so they never contradict a count.
+    'Days since' features are compared only with each other: their direction reads the other way round by
+    nature (fewer days since the last event is more recent), so they never contradict a count; but the
+    resident's own "days since" raising the score while the household's lowers it is a contradiction to explain.
     """
     records = {str(r.get("name")): r for r in feature_records}
     families: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
@@ -186,10 +187,10 @@ def opposing_drivers(
             or item.get("direction") not in (RAISES, LOWERS)
             or record.get("is_imputed_flag")
             or not record.get("window")
-            or str(record.get("aggregate", "")).startswith("days_since")
         ):
             continue
-        families.setdefault((record.get("source"), record.get("family"), record.get("event_type")), []).append(item)
+        days = str(record.get("aggregate", "")).startswith("days_since")
+        families.setdefault((record.get("source"), record.get("family"), record.get("event_type"), days), []).append(item)
     out: list[dict[str, Any]] = []
     for items in families.values():
         ups = [i for i in items if i["direction"] == RAISES]
@@ -200,6 +201,15 @@ def opposing_drivers(
         raise_verb = "raises" if len(ups) == 1 else "raise"
         lower_verb = "lowers" if len(downs) == 1 else "lower"
         head = f"{_quoted(ups)} {raise_verb} the score while {_quoted(downs)} {lower_verb} it"
+        if str(up_record.get("aggregate", "")).startswith("days_since"):
+            why = (
+                f"the model reads them together, so for the same {_driver_words(downs[0], str(downs[0]['feature']))}, "
+                f"more {_driver_words(ups[0], str(ups[0]['feature']))} raises the score; the push up is that "
+                "comparison, not a sign that a longer time since the event is itself a concern."
+            )
+            out.append({"raises": [str(i["feature"]) for i in ups], "lowers": [str(i["feature"]) for i in downs],
+                        "text": f"{head}: {why}"})
+            continue
         same_but_window = all(up_record.get(k) == down_record.get(k) for k in ("aggregate", "scope"))
         if len(ups) == 1 and len(downs) == 1 and same_but_window and up_record.get("window") != down_record.get("window"):
             why = (

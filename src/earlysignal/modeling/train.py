@@ -962,7 +962,8 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
 
     summary = metrics_doc["summary"]
     table = Table(title="Test metrics, mean over splits (95% bootstrap interval)")
-    table.add_column("metric")
+    # Never shrink the metric names ("precision_at_cap…"): the intervals beside them wrap instead.
+    table.add_column("metric", no_wrap=True, min_width=max(len(m) for m in M.METRIC_NAMES))
     scorers = [s for s in SCORERS if s in summary]
     for s in scorers:
         table.add_column(s)

@@ -262,7 +262,9 @@ def run_monitor(
             "the data, so labels would read as 0; monitor at or before the extract date"
         )
     lists = find_past_lists(scores_dir if scores_dir is not None else config.monitoring.scores_dir)
-    lists = [item for item in lists if item.as_of < known_by]
+    # A list scored on the monitoring date itself is known then (made from records before it): its outcome
+    # waits, its drift is live.
+    lists = [item for item in lists if item.as_of <= known_by]
     audit, used_audit = _read_audit(config, lists, Path(audit_path) if audit_path is not None else None)
     document = build_monitor(config, data, lists, audit, known_by, used_audit)
     out_dir = Path(out) if out is not None else default_out_dir(config, known_by)
