@@ -32,13 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from earlysignal.config import ContractSection, ProjectConfig
-from earlysignal.contract.checks import CHECKS, _Context, _Reasons
-from earlysignal.contract.reading import _manifest_extract_date, read_manifest, read_table, table_path, to_pandas
+from earlysignal.config import ProjectConfig
+from earlysignal.contract.checks import CHECKS, _Reasons
+from earlysignal.contract.reading import read_table, table_path, to_pandas
 from earlysignal.contract.results import LinkedData, TableCounts, ValidationReport
-from earlysignal.contract.schemas import MANIFEST_NAME, OPTIONAL_TABLES, TABLE_NAMES, expanded_checks, table_schemas
-from earlysignal.contract.validate import load_linked_data
-from earlysignal.dictionary import dictionary_for
+from earlysignal.contract.schemas import OPTIONAL_TABLES, TABLE_NAMES, expanded_checks
+from earlysignal.contract.validate import _setup, load_linked_data
 from earlysignal.errors import ContractError
 
 _ID_COLUMNS = {
@@ -161,31 +160,17 @@ def load_resident_slice(
     paths = {name: table_path(data_dir, name) for name in TABLE_NAMES}
     if not _filterable(paths):
         return load_linked_data(data_dir, config, write_quarantine=False)
-    contract = config.contract if config is not None else ContractSection()
-    dictionary = dictionary_for(config)
-    manifest = read_manifest(data_dir)
-    extract_date = _manifest_extract_date(manifest, data_dir / MANIFEST_NAME)
-    after_extract = np.datetime64(extract_date + dt.timedelta(days=1), "us").astype(np.int64)
-    schemas = table_schemas(dictionary)
-    context = _Context(
-        outcome_types=tuple(contract.outcome_types) or tuple(dictionary.outcomes),
-        after_extract_us=int(after_extract),
-        schemas=schemas,
-        event_pairs=frozenset(dictionary.event_pairs()),
-        negative_pairs=frozenset(dictionary.negative_allowed_pairs()),
-    )
-    codes = {
-        "events": {"source": tuple(dictionary.sources),
-                   "event_type": tuple(sorted({t for _, t in dictionary.event_pairs()}))},
-        "outcomes": {"outcome_type": context.outcome_types},
-    }
+    # The same manifest, extract date, schemas, codes and check context as whole-borough validation.
+    setup = _setup(data_dir, config)
+    manifest, extract_date, schemas, context, codes = (
+        setup.manifest, setup.extract_date, setup.schemas, setup.context, setup.codes)
     rows = _slice_rows(paths, str(resident_id), as_of)
     frames: dict[str, pd.DataFrame] = {}
     counts: dict[str, TableCounts] = {}
     checks: dict[str, dict[str, int]] = {}
     warnings: list[str] = []
     for name in TABLE_NAMES:
-        table = read_table(name, paths[name], schemas[name], dictionary.not_recorded_tokens(), codes.get(name),
+        table = read_table(name, paths[name], schemas[name], setup.tokens, codes.get(name),
                            rows=rows[name] if paths[name].exists() else None)
         warnings.extend(table.warnings)
         reasons = _Reasons(table.typed.num_rows, name)
