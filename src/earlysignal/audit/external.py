@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.audit.disclosure import published_count, published_figure, published_rate
-from earlysignal.audit.fairness import audit_fairness
+from earlysignal.audit.fairness import audit_fairness_for
 from earlysignal.audit.groups import NOT_RECORDED, characteristics
 from earlysignal.config import CapacitySection, ProjectConfig
 from earlysignal.errors import EarlySignalError
@@ -245,18 +245,7 @@ def build_external_audit(
     from earlysignal.audit.assemble import outcome_labels, outcome_phrase
 
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
-    fairness = audit_fairness(
-        frame,
-        characteristics(settings.protected, settings.intersections),
-        reference_groups=dict(settings.reference_groups),
-        ratio_band=settings.ratio_band,
-        bootstrap=settings.bootstrap,
-        min_cell=settings.min_cell,
-        round_to=settings.round_to,
-        seed=config.project.seed,
-        outcome=f"{what} {when}",
-        group_words=dictionary_for(config).boolean_group_words(),
-    )
+    fairness = audit_fairness_for(config, frame)
     from earlysignal.audit.consistency import findings_note
 
     # "No disparity" only when something could be assessed; otherwise say that nothing could be.

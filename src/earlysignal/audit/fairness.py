@@ -7,6 +7,11 @@ per as_of). Every rate below is computed on test rows whose label is known.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from earlysignal.config import ProjectConfig
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -528,3 +533,26 @@ def audit_fairness(
         "characteristics": results,
         "findings": findings,
     }
+
+
+def audit_fairness_for(config: ProjectConfig, frame: pd.DataFrame) -> dict[str, object]:
+    """audit_fairness on `frame` with the project's audit settings, outcome wording and the dictionary's group
+    words: the one call external-scores audits and release bundles share. Shapes and errors as audit_fairness."""
+    from earlysignal.audit.assemble import outcome_labels, outcome_phrase
+    from earlysignal.audit.groups import characteristics
+    from earlysignal.dictionary import dictionary_for
+
+    settings = config.audit
+    what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
+    return audit_fairness(
+        frame,
+        characteristics(settings.protected, settings.intersections),
+        reference_groups=dict(settings.reference_groups),
+        ratio_band=settings.ratio_band,
+        bootstrap=settings.bootstrap,
+        min_cell=settings.min_cell,
+        round_to=settings.round_to,
+        seed=config.project.seed,
+        outcome=f"{what} {when}",
+        group_words=dictionary_for(config).boolean_group_words(),
+    )

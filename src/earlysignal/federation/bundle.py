@@ -271,8 +271,7 @@ def build_release(
     borough's own model) or 'transfer' (a model trained elsewhere). Raises BundleError on bad input.
     """
     from earlysignal.audit.assemble import calibration_curve, flagged_outcomes, outcome_labels, outcome_phrase
-    from earlysignal.audit.fairness import audit_fairness
-    from earlysignal.audit.groups import characteristics
+    from earlysignal.audit.fairness import audit_fairness_for
     from earlysignal.audit.linkage import linkage_section
 
     if kind not in (KIND_HOME, KIND_TRANSFER):
@@ -283,17 +282,7 @@ def build_release(
     rows = evaluation_frame(frame, "the evaluation rows")
     settings = config.audit
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
-    fairness = audit_fairness(
-        rows,
-        characteristics(settings.protected, settings.intersections),
-        reference_groups=dict(settings.reference_groups),
-        ratio_band=settings.ratio_band,
-        bootstrap=settings.bootstrap,
-        min_cell=settings.min_cell,
-        round_to=settings.round_to,
-        seed=config.project.seed,
-        outcome=f"{what} {when}",
-    )
+    fairness = audit_fairness_for(config, rows)
     return {
         "schema": RELEASE_SCHEMA,
         "kind": kind,
