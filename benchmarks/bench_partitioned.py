@@ -56,7 +56,7 @@ def _child(args: argparse.Namespace) -> None:
         loaded["s"] = time.perf_counter() - started
         loaded["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         loaded["cpu"] = _cpu(cpu_start)
-        loaded["residents"] = len(data.residents)
+        loaded["residents"] = data.report.tables["residents"].accepted
         loaded["events"] = data.report.tables["events"].accepted
 
     with tempfile.TemporaryDirectory(dir=args.work) as folder, get_engine(args.engine) as engine:

@@ -16,8 +16,15 @@ slowly). Then:
 4. `StreamedData.events_of(p)` reads one partition's file: the accepted events of those residents and
    addresses, in file order, with the dtypes `load_linked_data` gives.
 
-Peak memory is then the three smaller tables plus one batch, whatever the number of events. A CSV events
-file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
+Residents, residency and outcomes are not held either once they are checked: as soon as partitions are
+assigned, each table's accepted rows are written one Arrow IPC file per partition (with their position in
+the accepted table, so the whole table can be put back in order) and dropped; `StreamedData.residents_of(p)`
+(and residency_of, outcomes_of) read one partition's. What stays in memory for the rest of the load is
+compact: the accepted and seen resident and address IDs (Arrow arrays, for the events' reference checks) and
+the routing index (ID -> partition). Peak memory is then that index, one batch of events, and the transient
+of checking the residents and residency tables whole (their checks compare rows across the file). A CSV
+events file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at
+scale.
 """
 
 from __future__ import annotations
@@ -69,23 +76,26 @@ from earlysignal.contract.validate import (
 from earlysignal.errors import ContractError
 
 EVENTS_PART = "events-{:05d}.parquet"
+# One partition's accepted rows of a smaller table (residents, residency, outcomes), Arrow IPC.
+TABLE_PART = "{name}-{partition:05d}.arrow"
+# Position of a row in its whole accepted table, kept in the partition files to restore file order.
+ROW_COLUMN = "_es_accepted_row"
 
 
 @dataclasses.dataclass
 class StreamedData:
-    """Accepted residents, residency and outcomes (whole, as in LinkedData), the validation report, and
-    the accepted events written per partition under `events_dir` (read one partition with events_of)."""
+    """The validation report and every table's accepted rows written per partition under `events_dir`:
+    events_of(p), residents_of(p), residency_of(p) and outcomes_of(p) read one partition's, in file order.
+    The `residents`, `residency` and `outcomes` properties read a whole table back (as LinkedData holds
+    it, same rows, order and dtypes): for small boroughs and tests, not for bounded-memory builds."""
 
-    residents: pd.DataFrame
-    residency: pd.DataFrame
-    outcomes: pd.DataFrame
     manifest: dict[str, Any]
     extract_date: dt.date
     data_dir: Path
     report: ValidationReport
     quarantined_residents: pd.DataFrame | None
     events_dir: Path
-    resident_partition: np.ndarray  # [len(residents)] partition of each accepted resident
+    resident_partition: np.ndarray  # [accepted residents] partition of each, in the accepted table's order
     partitions: int
     events_schema: pa.Schema
 
@@ -94,6 +104,43 @@ class StreamedData:
         path = self.events_dir / EVENTS_PART.format(partition)
         table = pq.read_table(path) if path.exists() else self.events_schema.empty_table()
         return to_pandas(table)
+
+    def residents_of(self, partition: int) -> pd.DataFrame:
+        """The accepted residents of one partition, in file order."""
+        return self._part("residents", partition).drop(columns=ROW_COLUMN)
+
+    def residency_of(self, partition: int) -> pd.DataFrame:
+        """The accepted residency spells of one partition's residents, in file order."""
+        return self._part("residency", partition).drop(columns=ROW_COLUMN)
+
+    def outcomes_of(self, partition: int) -> pd.DataFrame:
+        """The accepted outcomes of one partition's residents, in file order."""
+        return self._part("outcomes", partition).drop(columns=ROW_COLUMN)
+
+    @property
+    def residents(self) -> pd.DataFrame:
+        """Every accepted resident (read back from all partitions' files)."""
+        return self._whole("residents")
+
+    @property
+    def residency(self) -> pd.DataFrame:
+        """Every accepted residency spell (read back from all partitions' files)."""
+        return self._whole("residency")
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """Every accepted outcome (read back from all partitions' files)."""
+        return self._whole("outcomes")
+
+    def _part(self, name: str, partition: int) -> pd.DataFrame:
+        with pa.memory_map(str(self.events_dir / TABLE_PART.format(name=name, partition=partition))) as source:
+            return to_pandas(pa.ipc.open_file(source).read_all())
+
+    def _whole(self, name: str) -> pd.DataFrame:
+        # Rows of no partition (a spell or outcome of a resident not accepted) are in partition -1's file.
+        parts = [self._part(name, p) for p in range(-1, self.partitions)]
+        frame = pd.concat(parts, ignore_index=True).sort_values(ROW_COLUMN, kind="stable")
+        return frame.drop(columns=ROW_COLUMN).reset_index(drop=True)
 
 
 def load_partitioned_data(
@@ -134,18 +181,24 @@ def load_partitioned_data(
     whole("residents")
     whole("residency")
     resident_partition, partitions = assign(frames["residents"], frames["residency"])
+    resident_partition = np.asarray(resident_partition, dtype=np.int32)
     router = _Router(frames["residents"], frames["residency"], resident_partition)
+    # From here on the population is on disk: each table's accepted rows per partition.
+    _write_table_parts(work_dir, "residents", frames.pop("residents"), resident_partition, partitions)
+    spell_partition = router.of_residents(frames["residency"]["resident_id"])
+    _write_table_parts(work_dir, "residency", frames.pop("residency"), spell_partition, partitions)
+    del spell_partition
     result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows)
     _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
     whole("outcomes")
+    outcomes = frames.pop("outcomes")
+    _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
+    del outcomes, router
     report = _report(
         setup.data_dir, setup.extract_date, setup.manifest, files, counts, checks, quarantine_files, warnings,
         normalised, not_recorded, dropped, setup.schemas, setup.context,
     )
     return StreamedData(
-        residents=frames["residents"],
-        residency=frames["residency"],
-        outcomes=frames["outcomes"],
         manifest=setup.manifest,
         extract_date=setup.extract_date,
         data_dir=setup.data_dir,
@@ -156,6 +209,23 @@ def load_partitioned_data(
         partitions=partitions,
         events_schema=schema,
     )
+
+
+def _write_table_parts(
+    folder: Path, name: str, frame: pd.DataFrame, partition: np.ndarray, partitions: int
+) -> None:
+    """Write `frame`'s rows (partition[i] for row i; -1: no partition's) as one Arrow IPC file per partition
+    -1 .. partitions-1 under `folder`, each in file order with the row's position in ROW_COLUMN."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column(ROW_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    del frame
+    order = np.argsort(partition, kind="stable")
+    bounds = np.searchsorted(partition[order], np.arange(-1, partitions + 1))
+    for part, lo, hi in zip(range(-1, partitions), bounds[:-1], bounds[1:]):
+        piece = table.take(pa.array(order[lo:hi]))
+        with pa.OSFile(str(folder / TABLE_PART.format(name=name, partition=part)), "wb") as sink:
+            with pa.ipc.new_file(sink, piece.schema) as writer:
+                writer.write_table(piece)
 
 
 class _Router:

@@ -10,8 +10,9 @@ exactly the rows the whole-population build gives for those residents, value for
 
 What bounds memory is the feature matrix and the per-as_of arrays the builder holds for a partition
 (see `estimated_build_bytes`) and, with `build_partitioned_feature_matrix_from_folder`, the input: the
-events (the bulk of it) are validated in batches and read back one partition at a time
-(contract/streaming.py); residents, residency and outcomes are still held whole.
+events (the bulk of it) are validated in batches, and every table's accepted rows are written per
+partition and read back one partition at a time (contract/streaming.py); what stays whole is a compact
+index of resident and address IDs, and the residents and residency tables while they are checked.
 """
 
 from __future__ import annotations
@@ -255,16 +256,14 @@ def build_partitioned_feature_matrix_from_folder(
         require_usable(data.report, config.contract)
         if on_loaded is not None:
             on_loaded(data)
-        spell = _of_residents(data.residents, data.resident_partition, data.residency["resident_id"])
-        outcome = _of_residents(data.residents, data.resident_partition, data.outcomes["resident_id"])
 
         def subsets():  # type: ignore[no-untyped-def]
             for partition in range(data.partitions):
                 yield PartitionData(
-                    residents=data.residents[data.resident_partition == partition],
-                    residency=data.residency[spell == partition],
+                    residents=data.residents_of(partition),
+                    residency=data.residency_of(partition),
                     events=data.events_of(partition),
-                    outcomes=data.outcomes[outcome == partition],
+                    outcomes=data.outcomes_of(partition),
                     extract_date=data.extract_date,
                 )
                 (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
@@ -274,11 +273,6 @@ def build_partitioned_feature_matrix_from_folder(
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _of_residents(residents: pd.DataFrame, resident_partition: np.ndarray, column: pd.Series) -> np.ndarray:
-    position = pd.Index(residents["resident_id"].astype("str")).get_indexer(column.astype("str"))
-    return np.where(position >= 0, resident_partition[position], -1)
 
 
 def _build_parts(

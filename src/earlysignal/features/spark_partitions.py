@@ -35,7 +35,6 @@ from earlysignal.features.partition import (
     PartitionData,
     PartitionIndex,
     _chosen_partitions,
-    _of_residents,
     _write_parts,
     assign_partitions,
     household_components,
@@ -86,9 +85,6 @@ def build_partitioned_feature_matrix_on_spark(
         # StreamedData: partitions are assigned and each one's accepted events are in a file already;
         # the tasks read their own file (the folder must be on storage the executors see).
         partitions = data.partitions
-        of_resident = data.resident_partition
-        of_spell = _of_residents(data.residents, of_resident, data.residency["resident_id"])
-        of_outcome = _of_residents(data.residents, of_resident, data.outcomes["resident_id"])
         events_dir = str(data.events_dir)
         events_schema = data.events_schema.serialize().to_pybytes()
     else:
@@ -108,12 +104,20 @@ def build_partitioned_feature_matrix_on_spark(
 
     # Each partition's residents, spells and outcomes as one row of Arrow IPC blobs (they are small next
     # to the events, and IPC keeps their dtypes exactly).
-    people = pd.DataFrame({
-        PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
-        "residents": [_ipc(data.residents[of_resident == p]) for p in range(partitions)],
-        "residency": [_ipc(data.residency[of_spell == p]) for p in range(partitions)],
-        "outcomes": [_ipc(data.outcomes[of_outcome == p]) for p in range(partitions)],
-    })
+    if streamed:  # each partition's tables are in files already: read one partition at a time
+        people = pd.DataFrame({
+            PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
+            "residents": [_ipc(data.residents_of(p)) for p in range(partitions)],
+            "residency": [_ipc(data.residency_of(p)) for p in range(partitions)],
+            "outcomes": [_ipc(data.outcomes_of(p)) for p in range(partitions)],
+        })
+    else:
+        people = pd.DataFrame({
+            PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
+            "residents": [_ipc(data.residents[of_resident == p]) for p in range(partitions)],
+            "residency": [_ipc(data.residency[of_spell == p]) for p in range(partitions)],
+            "outcomes": [_ipc(data.outcomes[of_outcome == p]) for p in range(partitions)],
+        })
 
     config_json = config.model_dump_json()
     extract_date = data.extract_date
