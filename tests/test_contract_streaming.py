@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from contract_fixtures import _t, clean_tables, write_borough
+from contract_fixtures import _d, _t, clean_tables, write_borough
 from earlysignal.contract import load_linked_data
 from earlysignal.contract.streaming import load_partitioned_data
 from earlysignal.errors import ContractError
@@ -116,3 +116,73 @@ def test_partitioned_build_reading_events_per_partition_equals_the_whole_build(t
     pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)
     # The per-partition event files are temporary.
     assert not any(p.name.endswith(".events.tmp") for p in tmp_path.iterdir())
+
+
+def _bad_people() -> dict[str, pd.DataFrame]:
+    """The clean borough with bad residents and spells spread over both files: an exact copy of R2, a
+    conflicting copy of R4 (so R4, their spells and events go), a birth after the extract, a null ID, an
+    unknown resident's spell, two overlapping spells of R1, a repeated spell of R5 and one that ends
+    before it starts; residents also carry a column the contract does not know (a name)."""
+    tables = clean_tables()
+    residents = tables["residents"]
+    extra = pd.DataFrame(
+        {
+            "resident_id": ["R2", "R4", "R7", None],
+            "birth_date": [_d(x) for x in ["2012-07-19", "1990-11-11", "2030-01-01", "2001-01-01"]],
+            "death_date": [None, None, None, None],
+            "sex": ["M", "F", "F", "M"],
+            "ethnicity": ["Black", "Asian", "White", "White"],
+            "disability": [None, False, False, False],
+        }
+    )
+    residents = pd.concat([residents.iloc[:3], extra.iloc[:2], residents.iloc[3:], extra.iloc[2:]], ignore_index=True)
+    residents["full_name"] = [f"Person {i}" for i in range(len(residents))]
+    spells = pd.DataFrame(
+        {
+            "resident_id": ["R9", "R1", "R5", "R6"],
+            "household_id": ["H9", "H5", "H3", "H4"],
+            "address_id": ["A9", "A2", "A3", "A3"],
+            "start_date": [_d(x) for x in ["2019-01-01", "2016-01-01", "2020-04-01", "2021-01-01"]],
+            "end_date": [None, _d("2017-01-01"), None, _d("2020-01-01")],
+            "tenure": ["council", "council", "housing_association", "council"],
+        }
+    )
+    residency = tables["residency"]
+    tables["residency"] = pd.concat([spells.iloc[:2], residency, spells.iloc[2:]], ignore_index=True)
+    tables["residents"] = residents
+    return tables
+
+
+@pytest.mark.parametrize("batch_rows", [2, 1_000])
+def test_residents_and_residency_checked_in_buckets_give_the_whole_validation_s_report_and_quarantine(tmp_path, batch_rows):
+    whole_dir = write_borough(tmp_path / "whole", _bad_people())
+    streamed_dir = shutil.copytree(whole_dir, tmp_path / "streamed")
+    whole = load_linked_data(whole_dir)
+    work = tmp_path / "work"
+    work.mkdir()
+    streamed = load_partitioned_data(streamed_dir, None, work, _components, batch_rows=batch_rows)
+
+    assert whole.report.checks["residents"] == {
+        "null_key:resident_id": 1, "after_extract_date": 1, "duplicate_row": 1, "duplicate_resident_id": 2,
+    }
+    assert whole.report.checks["residency"] == {
+        "end_not_after_start": 1, "duplicate_row": 1, "overlapping_residency": 2, "quarantined_resident": 2,
+        "unknown_resident": 1,
+    }
+    expected = whole.report.to_dict()
+    got = streamed.report.to_dict()
+    for report in (expected, got):
+        report.pop("data_dir"), report.pop("files"), report.pop("quarantine_files")
+    assert got == expected
+    for name in ("residents", "residency", "events"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(streamed.report.quarantine_files[name]), pd.read_parquet(whole.report.quarantine_files[name])
+        )
+    pd.testing.assert_frame_equal(streamed.quarantined_residents, whole.quarantined_residents)
+    for name in ("residents", "residency", "outcomes"):
+        pd.testing.assert_frame_equal(getattr(streamed, name), getattr(whole, name))
+    # Partitions hold whole residents: each accepted resident, spell and outcome in exactly one.
+    for name in ("residents", "residency", "outcomes"):
+        of = getattr(streamed, f"{name}_of")
+        parts = pd.concat([of(p) for p in range(streamed.partitions)], ignore_index=True)
+        assert sorted(parts["resident_id"]) == sorted(getattr(whole, name)["resident_id"])

@@ -77,8 +77,9 @@ from earlysignal.errors import ContractError
 
 EVENTS_PART = "events-{:05d}.parquet"
 # One partition's accepted rows of a smaller table (residents, residency, outcomes), Arrow IPC.
-TABLE_PART = "{name}-{partition:05d}.arrow"
-# Position of a row in its whole accepted table, kept in the partition files to restore file order.
+TABLE_PART = "{name}-{partition:05d}.arrows"
+# A row's place in file order (its file row, or its position among the accepted rows), kept in the
+# partition files to restore file order.
 ROW_COLUMN = "_es_accepted_row"
 
 
@@ -134,7 +135,9 @@ class StreamedData:
 
     def _part(self, name: str, partition: int) -> pd.DataFrame:
         with pa.memory_map(str(self.events_dir / TABLE_PART.format(name=name, partition=partition))) as source:
-            return to_pandas(pa.ipc.open_file(source).read_all())
+            table = pa.ipc.open_stream(source).read_all()
+        # Residents and spells arrive bucket by bucket: back into file order.
+        return to_pandas(table.take(pc.sort_indices(table.column(ROW_COLUMN))))
 
     def _whole(self, name: str) -> pd.DataFrame:
         # Rows of no partition (a spell or outcome of a resident not accepted) are in partition -1's file.
@@ -151,11 +154,16 @@ def load_partitioned_data(
     write_quarantine: bool = True,
     batch_rows: int = 1_000_000,
 ) -> StreamedData:
-    """Validate `data_dir` like `load_linked_data` with events read `batch_rows` at a time, and write the
-    accepted events per partition into `work_dir` (which must exist; the caller removes it).
+    """Validate `data_dir` like `load_linked_data` with every table read `batch_rows` rows at a time (residents
+    and residency in buckets of residents, contract/by_resident.py; events in file batches), and write each
+    table's accepted rows per partition into `work_dir` (which must exist; the caller removes it).
 
-    `assign(residents, residency)` returns ([R] partition per accepted resident, partition count).
-    Raises ContractError for an unusable file, as validate_directory does."""
+    `assign(residents, residency)` gets the key columns only, coded as integers (residents: resident_id
+    0..R-1 in file order; residency: resident_id, household_id, address_id codes) and returns ([R] partition
+    per accepted resident, partition count). Raises ContractError for an unusable file, as
+    validate_directory does."""
+    from earlysignal.contract.by_resident import can_bucket, validate_by_resident
+
     setup = _setup(data_dir, config)
     work_dir = Path(work_dir)
     files: dict[str, Path] = {}
@@ -167,31 +175,40 @@ def load_partitioned_data(
     quarantine_files: dict[str, Path] = {}
     warnings: list[str] = []
     people: list[pd.DataFrame] = []
-    frames: dict[str, pd.DataFrame] = {}
 
-    def whole(name: str) -> None:
-        result = _validate_whole_table(
-            name, setup.data_dir, setup.schemas, setup.tokens, setup.codes.get(name), setup.context, write_quarantine
-        )
+    def collect(result: _TableResult) -> None:
         _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
         if result.people is not None:
             people.append(result.people)
-        frames[name] = result.frame
 
-    whole("residents")
-    whole("residency")
-    resident_partition, partitions = assign(frames["residents"], frames["residency"])
+    def whole(name: str) -> pd.DataFrame:
+        result = _validate_whole_table(
+            name, setup.data_dir, setup.schemas, setup.tokens, setup.codes.get(name), setup.context, write_quarantine
+        )
+        collect(result)
+        frame, result.frame = result.frame, None
+        return frame
+
+    if can_bucket(setup.data_dir):
+        tables = validate_by_resident(setup, work_dir, write_quarantine, batch_rows)
+        collect(tables.residents)
+        collect(tables.residency)
+    else:  # a CSV file: read whole, as validate_directory does, then handed on the same way
+        tables = _one_bucket(work_dir, whole("residents"), whole("residency"))
+    resident_ids, spells, addresses = _keys(tables)
+    resident_partition, partitions = assign(
+        pd.DataFrame({"resident_id": np.arange(len(resident_ids), dtype=np.int64)}), spells
+    )
     resident_partition = np.asarray(resident_partition, dtype=np.int32)
-    router = _Router(frames["residents"], frames["residency"], resident_partition)
-    # From here on the population is on disk: each table's accepted rows per partition.
-    _write_table_parts(work_dir, "residents", frames.pop("residents"), resident_partition, partitions)
-    spell_partition = router.of_residents(frames["residency"]["resident_id"])
-    _write_table_parts(work_dir, "residency", frames.pop("residency"), spell_partition, partitions)
-    del spell_partition
+    address_partition = np.full(len(addresses), -1, dtype=np.int32)
+    # Partitions keep addresses whole, so every spell at an address names the same partition.
+    address_partition[spells["address_id"].to_numpy()] = resident_partition[spells["resident_id"].to_numpy()]
+    del spells
+    router = _Router(resident_ids, resident_partition, addresses, address_partition)
+    _split_buckets(work_dir, tables, router, partitions)
     result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows)
-    _collect(result, files, counts, checks, normalised, not_recorded, dropped, quarantine_files, warnings)
-    whole("outcomes")
-    outcomes = frames.pop("outcomes")
+    collect(result)
+    outcomes = whole("outcomes")
     _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
     del outcomes, router
     report = _report(
@@ -211,10 +228,81 @@ def load_partitioned_data(
     )
 
 
+def _one_bucket(folder: Path, residents: pd.DataFrame, residency: pd.DataFrame) -> Any:
+    """Tables validated whole, written as the single bucket by_resident's readers expect."""
+    from earlysignal.contract.by_resident import BUCKET_ACCEPTED, FILE_ROW, BucketedTables
+
+    for name, frame in (("residents", residents), ("residency", residency)):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.append_column(FILE_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        with pa.ipc.new_stream(str(folder / BUCKET_ACCEPTED.format(name=name, bucket=0)), table.schema) as writer:
+            writer.write_table(table)
+    return BucketedTables(folder, 1, None, None)  # type: ignore[arg-type]
+
+
+def _keys(tables: Any) -> tuple[pa.Array, pd.DataFrame, pa.Array]:
+    """(accepted resident IDs in file order, the accepted spells' keys coded as integers, the accepted
+    address IDs in code order): all `assign` and the router need of the two tables."""
+    from earlysignal.contract.by_resident import FILE_ROW
+
+    def gathered(name: str, columns: list[str]) -> pa.Table:
+        table = pa.concat_tables([tables.accepted(name, b, columns) for b in range(tables.buckets)])
+        order = pc.sort_indices(table.column(FILE_ROW))
+        return table.drop_columns([FILE_ROW]).take(order).combine_chunks()
+
+    resident_ids = gathered("residents", ["resident_id"]).column(0).cast(pa.string()).combine_chunks()
+    keys = gathered("residency", ["resident_id", "household_id", "address_id"])
+    spell_resident = pc.index_in(keys.column("resident_id").cast(pa.string()), value_set=resident_ids)
+    households = pc.dictionary_encode(keys.column("household_id").cast(pa.string())).combine_chunks()
+    addresses = pc.dictionary_encode(keys.column("address_id").cast(pa.string())).combine_chunks()
+    del keys
+    spells = pd.DataFrame({
+        # Accepted spells always have an accepted resident (the reference check); -1 guards the impossible.
+        "resident_id": pc.fill_null(spell_resident, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+        "household_id": households.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        "address_id": addresses.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+    })
+    spells = spells[spells["resident_id"] >= 0].reset_index(drop=True)
+    return resident_ids, spells, addresses.dictionary
+
+
+def _split_buckets(folder: Path, tables: Any, router: _Router, partitions: int) -> None:
+    """Each bucket's accepted residents and spells appended to their partition's stream, then the buckets
+    removed; partitions with none get an empty stream."""
+    from earlysignal.contract.by_resident import BUCKET_ACCEPTED, FILE_ROW, write_empty_streams
+
+    for name in ("residents", "residency"):
+        writers: dict[int, Any] = {}
+        schema: pa.Schema | None = None
+        try:
+            for bucket in range(tables.buckets):
+                table = tables.accepted(name, bucket)
+                (folder / BUCKET_ACCEPTED.format(name=name, bucket=bucket)).unlink()
+                table = table.rename_columns([ROW_COLUMN if c == FILE_ROW else c for c in table.column_names])
+                schema = schema or table.schema
+                partition = router.of_residents(table.column("resident_id"))
+                order = np.argsort(partition, kind="stable")
+                bounds = np.searchsorted(partition[order], np.arange(-1, partitions + 1))
+                for part, lo, hi in zip(range(-1, partitions), bounds[:-1], bounds[1:]):
+                    if hi > lo:
+                        if part not in writers:
+                            path = folder / TABLE_PART.format(name=name, partition=part)
+                            writers[part] = pa.ipc.new_stream(str(path), table.schema)
+                        writers[part].write_table(table.take(pa.array(order[lo:hi])))
+                del table
+        finally:
+            for writer in writers.values():
+                writer.close()
+        assert schema is not None
+        write_empty_streams(
+            folder, [TABLE_PART.format(name=name, partition=p) for p in range(-1, partitions)], schema
+        )
+
+
 def _write_table_parts(
     folder: Path, name: str, frame: pd.DataFrame, partition: np.ndarray, partitions: int
 ) -> None:
-    """Write `frame`'s rows (partition[i] for row i; -1: no partition's) as one Arrow IPC file per partition
+    """Write `frame`'s rows (partition[i] for row i; -1: no partition's) as one Arrow IPC stream per partition
     -1 .. partitions-1 under `folder`, each in file order with the row's position in ROW_COLUMN."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.append_column(ROW_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64)))
@@ -223,35 +311,41 @@ def _write_table_parts(
     bounds = np.searchsorted(partition[order], np.arange(-1, partitions + 1))
     for part, lo, hi in zip(range(-1, partitions), bounds[:-1], bounds[1:]):
         piece = table.take(pa.array(order[lo:hi]))
-        with pa.OSFile(str(folder / TABLE_PART.format(name=name, partition=part)), "wb") as sink:
-            with pa.ipc.new_file(sink, piece.schema) as writer:
-                writer.write_table(piece)
+        with pa.ipc.new_stream(str(folder / TABLE_PART.format(name=name, partition=part)), piece.schema) as writer:
+            writer.write_table(piece)
 
 
 class _Router:
-    """Partition of an event's resident and of its address (-1: none), looked up per batch."""
+    """Partition of an event's resident and of its address (-1: none), looked up per batch with Arrow's
+    hash lookups on the accepted IDs (compact: no per-ID Python object)."""
 
-    def __init__(self, residents: pd.DataFrame, residency: pd.DataFrame, resident_partition: np.ndarray) -> None:
-        self.ids = pd.Index(residents["resident_id"].astype("str"))
+    def __init__(
+        self, resident_ids: pa.Array, resident_partition: np.ndarray, addresses: pa.Array, address_partition: np.ndarray
+    ) -> None:
+        self.ids = resident_ids
         self.resident_partition = resident_partition
-        spell = self.of_residents(residency["resident_id"])
-        known = spell >= 0
-        # Partitions keep addresses whole, so every spell at an address names the same partition.
-        by_address = pd.Series(spell[known], index=residency["address_id"].astype("str").to_numpy()[known])
-        by_address = by_address.groupby(level=0).first()
-        self.addresses = pd.Index(by_address.index)
-        self.address_partition = by_address.to_numpy().astype(np.int64)
+        self.addresses = addresses
+        self.address_partition = address_partition
 
-    def of_residents(self, column: pd.Series) -> np.ndarray:
-        position = self.ids.get_indexer(column.astype("str"))
-        return np.where(position >= 0, self.resident_partition[position], -1)
+    @staticmethod
+    def _lookup(column: Any, value_set: pa.Array, partition: np.ndarray) -> np.ndarray:
+        if isinstance(column, pd.Series):
+            column = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
+        position = pc.fill_null(pc.index_in(column.cast(pa.string()), value_set=value_set), -1)
+        position = position.to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.where(position >= 0, partition[position], -1).astype(np.int64) if partition.size else np.full(
+            position.size, -1, dtype=np.int64
+        )
+
+    def of_residents(self, column: Any) -> np.ndarray:
+        """Partition of each resident ID in `column` (pandas or Arrow; -1: not an accepted resident)."""
+        return self._lookup(column, self.ids, self.resident_partition)
 
     def rows_by_partition(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(partition, row) pairs, sorted by partition then row: an event goes to its resident's partition
         and to its address's when that is another one."""
-        resident = self.of_residents(table.column("resident_id").to_pandas())
-        position = self.addresses.get_indexer(table.column("address_id").to_pandas().astype("str"))
-        address = np.where(position >= 0, self.address_partition[position], -1)
+        resident = self.of_residents(table.column("resident_id"))
+        address = self._lookup(table.column("address_id"), self.addresses, self.address_partition)
         rows = np.arange(table.num_rows)
         extra = (address >= 0) & (address != resident)
         parts = np.concatenate([resident[resident >= 0], address[extra]])

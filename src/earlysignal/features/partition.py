@@ -64,15 +64,21 @@ class PartitionData:
     fingerprint: str | None = None
 
 
+def _key(column: pd.Series) -> pd.Series | np.ndarray:
+    # Integer codes (what contract/streaming.py hands over) are used as they are: no text copy of millions.
+    return column.to_numpy() if pd.api.types.is_integer_dtype(column.dtype) else column.astype("str")
+
+
 def household_components(residents: pd.DataFrame, residency: pd.DataFrame) -> np.ndarray:
     """Component number per row of `residents` ([R] int64, numbered from 0): residents linked by any
-    chain of shared households or addresses share a number; a resident with no spell is alone."""
-    ids = pd.Index(residents["resident_id"].astype("str"))
+    chain of shared households or addresses share a number; a resident with no spell is alone. The key
+    columns may be text IDs or integer codes (the same kind in both tables)."""
+    ids = pd.Index(_key(residents["resident_id"]))
     n = len(ids)
-    r = ids.get_indexer(residency["resident_id"].astype("str"))
+    r = ids.get_indexer(_key(residency["resident_id"]))
     spells = r >= 0  # spells of residents outside the table are not part of any build
-    households = pd.factorize(residency["household_id"].astype("str").to_numpy()[spells])[0]
-    addresses = pd.factorize(residency["address_id"].astype("str").to_numpy()[spells])[0]
+    households = pd.factorize(np.asarray(_key(residency["household_id"]))[spells])[0]
+    addresses = pd.factorize(np.asarray(_key(residency["address_id"]))[spells])[0]
     n_households = int(households.max()) + 1 if households.size else 0
     n_addresses = int(addresses.max()) + 1 if addresses.size else 0
     r = r[spells]
