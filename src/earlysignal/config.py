@@ -706,6 +706,10 @@ class BuildSection(_Section):
     # None: the whole population in one partition (one Parquet file).
     memory_budget_gb: float | None = Field(default=None, gt=0)
     partitions: int | None = Field(default=None, gt=0)  # a fixed count overrides the budget
+    # With engine spark: each partition's whole build (its SQL on an in-process DuckDB, then the NumPy
+    # step) runs in a Spark task through applyInPandas, instead of the SQL on Spark and the NumPy step
+    # on the driver (features/spark_partitions.py). Needs memory_budget_gb or partitions.
+    spark_tasks: bool = False
 
 
 class ProjectConfig(_Section):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path, write_json
-from earlysignal.errors import EarlySignalError
+from earlysignal.errors import ConfigError, EarlySignalError
 from earlysignal.fingerprint import directory_sha256
 
 if TYPE_CHECKING:
@@ -159,6 +159,21 @@ def matrix_status_words(status: str) -> str:
     return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
 
 
+def _build_in_spark_tasks(
+    config: ProjectConfig, data_dir: Path, out: Path, engine: Engine | None, extra: dict[str, Any]
+) -> None:
+    """The partitioned build with each partition in a Spark task (build.spark_tasks), on the Spark engine's
+    session. Raises ConfigError when the engine is not Spark."""
+    if engine is None or engine.name != "spark":
+        raise ConfigError(
+            "build.spark_tasks runs each partition in a Spark task, so it needs the Spark engine: "
+            "set build.engine: spark or pass --engine spark"
+        )
+    from earlysignal.features.spark_partitions import build_partitioned_feature_matrix_from_folder_on_spark
+
+    build_partitioned_feature_matrix_from_folder_on_spark(config, data_dir, out, engine.session, extra_metadata=extra)  # type: ignore[attr-defined]
+
+
 def build_or_reuse_feature_matrix(
     config: ProjectConfig,
     data_dir: str | os.PathLike[str] | None = None,
@@ -204,11 +219,17 @@ def build_or_reuse_feature_matrix(
         # the events are validated in batches and read back one partition at a time.
         from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
-        build_partitioned_feature_matrix_from_folder(
-            config, data_dir, out, engine=engine,
-            extra_metadata={"data_fingerprint": fingerprint, "data_dir": str(data_dir)},
-        )
+        extra = {"data_fingerprint": fingerprint, "data_dir": str(data_dir)}
+        if build.spark_tasks:
+            _build_in_spark_tasks(config, data_dir, out, engine, extra)
+        else:
+            build_partitioned_feature_matrix_from_folder(config, data_dir, out, engine=engine, extra_metadata=extra)
         return read_feature_matrix(out), reason
+    if build is not None and build.spark_tasks:
+        raise ConfigError(
+            "build.spark_tasks needs the population split into partitions: set build.partitions (e.g. the "
+            "cluster's executor cores x 2) or build.memory_budget_gb"
+        )
     started = time.perf_counter()
     data = load_data(config)
     loaded = time.perf_counter() - started

@@ -204,3 +204,51 @@ def _restore_dtypes(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame
         if column in frame.columns and str(frame[column].dtype) != dtype:
             frame[column] = frame[column].astype(dtype)
     return frame
+
+
+def build_partitioned_feature_matrix_from_folder_on_spark(
+    config: Any,
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    session: Any,
+    *,
+    partitions: int | None = None,
+    as_of_dates: Sequence[dt.date] | None = None,
+    with_labels: bool = True,
+    extra_metadata: dict[str, Any] | None = None,
+    write_quarantine: bool = True,
+    batch_rows: int = 1_000_000,
+) -> dict[str, Any]:
+    """Validate the borough folder `data_dir` with every table written per partition (contract/streaming.py),
+    then build each partition in a Spark task through applyInPandas (build_partitioned_feature_matrix_on_spark)
+    into the folder `out`; the same part files and sidecar as the single-machine build, value for value.
+
+    The per-partition files wait in a temporary folder beside `out` (it must be on storage the executors
+    can read: local disk in local mode, a shared mount on a cluster), removed at the end. Raises
+    ContractError for unusable files, UnusableDataError when too much is quarantined."""
+    import shutil
+
+    from earlysignal.contract import require_usable
+    from earlysignal.contract.streaming import load_partitioned_data
+
+    out = Path(out)
+    grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
+
+    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), count), count
+
+    work = out.with_name(out.name + ".events.tmp")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
+        require_usable(data.report, config.contract)
+        return build_partitioned_feature_matrix_on_spark(
+            config, data, out, session, as_of_dates=grid_dates, with_labels=with_labels,
+            extra_metadata={"spark_tasks": True, **(extra_metadata or {})},
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
