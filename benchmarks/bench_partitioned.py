@@ -67,6 +67,21 @@ def _child(args: argparse.Namespace) -> None:
             data = load_linked_data(args.data, config, write_quarantine=False)
             on_loaded(data)
             metadata = build_partitioned_feature_matrix(config, data, Path(folder) / "matrix.parquet", engine=engine)
+        elif args.spark_tasks:
+            from earlysignal.contract.streaming import StreamedData
+            from earlysignal.features import spark_partitions
+
+            # The load ends where the Spark job starts (on_loaded has no hook on this path).
+            original = spark_partitions.build_partitioned_feature_matrix_on_spark
+
+            def timed(config, data: StreamedData, *rest, **kw):  # type: ignore[no-untyped-def]
+                on_loaded(data)
+                return original(config, data, *rest, **kw)
+
+            spark_partitions.build_partitioned_feature_matrix_on_spark = timed
+            metadata = spark_partitions.build_partitioned_feature_matrix_from_folder_on_spark(
+                config, args.data, Path(folder) / "matrix.parquet", engine.session, write_quarantine=False,
+            )
         else:
             from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
@@ -94,6 +109,7 @@ def _child(args: argparse.Namespace) -> None:
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "parquet_gb": on_disk / 1e9,
         "engine": args.engine,
+        "spark_tasks": args.spark_tasks,
         "stages_summed_over_partitions": metadata["timings"],
     }))
 
@@ -135,6 +151,8 @@ def main() -> None:
     parser.add_argument("--input", default="per-partition", choices=["per-partition", "whole"],
                         help="per-partition: events validated in batches and read back per partition (default); "
                         "whole: the contract's tables loaded whole first (the earlier way)")
+    parser.add_argument("--spark-tasks", action="store_true",
+                        help="with --engine spark: each partition's build in a Spark task (build.spark_tasks)")
     parser.add_argument("--work", default=None, help="folder for the temporary matrix and event files")
     parser.add_argument("--data-dir", nargs="+", default=None,
                         help="existing borough folders to measure instead of generating (one per --residents)")
@@ -159,6 +177,8 @@ def main() -> None:
                 command += ["--work", args.work]
             if args.partitions:
                 command += ["--partitions", str(args.partitions)]
+            if args.spark_tasks:
+                command += ["--spark-tasks"]
             # The child's progress (one line per partition, with its peak RSS so far) goes to --progress.
             with open(args.progress or os.devnull, "a") as progress:
                 child = subprocess.run(command, stdout=subprocess.PIPE, stderr=progress, text=True)
