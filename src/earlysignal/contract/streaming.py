@@ -242,28 +242,42 @@ def _one_bucket(folder: Path, residents: pd.DataFrame, residency: pd.DataFrame) 
 
 def _keys(tables: Any) -> tuple[pa.Array, pd.DataFrame, pa.Array]:
     """(accepted resident IDs in file order, the accepted spells' keys coded as integers, the accepted
-    address IDs in code order): all `assign` and the router need of the two tables."""
+    address IDs in code order): all `assign` and the router need of the two tables. One text column is
+    decoded at a time (the buckets are memory-mapped), so the peak is one column's IDs and its hash table."""
     from earlysignal.contract.by_resident import FILE_ROW
 
-    def gathered(name: str, columns: list[str]) -> pa.Table:
-        table = pa.concat_tables([tables.accepted(name, b, columns) for b in range(tables.buckets)])
-        order = pc.sort_indices(table.column(FILE_ROW))
-        return table.drop_columns([FILE_ROW]).take(order).combine_chunks()
+    def column(name: str, key: str) -> pa.ChunkedArray:
+        chunks = [tables.accepted(name, b, [key]).column(0) for b in range(tables.buckets)]
+        return pa.chunked_array([c for chunked in chunks for c in chunked.chunks], chunks[0].type).cast(pa.string())
 
-    resident_ids = gathered("residents", ["resident_id"]).column(0).cast(pa.string()).combine_chunks()
-    keys = gathered("residency", ["resident_id", "household_id", "address_id"])
-    spell_resident = pc.index_in(keys.column("resident_id").cast(pa.string()), value_set=resident_ids)
-    households = pc.dictionary_encode(keys.column("household_id").cast(pa.string())).combine_chunks()
-    addresses = pc.dictionary_encode(keys.column("address_id").cast(pa.string())).combine_chunks()
-    del keys
+    rows = pa.chunked_array(
+        [c for b in range(tables.buckets) for c in tables.accepted("residents", b, []).column(FILE_ROW).chunks],
+        pa.int64(),
+    )
+    resident_ids = column("residents", "resident_id").take(pc.sort_indices(rows)).combine_chunks()
+    del rows
+
+    def codes(key: str) -> tuple[np.ndarray, pa.Array]:
+        encoded = pc.dictionary_encode(column("residency", key))
+        chunks = encoded.chunks
+        dictionary = chunks[-1].dictionary if chunks else pa.array([], pa.string())
+        if any(not chunk.dictionary.equals(dictionary) for chunk in chunks[:-1]):  # not seen with Arrow 25
+            encoded = pc.dictionary_encode(column("residency", key).combine_chunks())
+            chunks, dictionary = [encoded], encoded.dictionary
+        indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in chunks]
+        return (np.concatenate(indices) if indices else np.zeros(0)).astype(np.int64), dictionary
+
+    spell_resident = pc.fill_null(pc.index_in(column("residency", "resident_id"), value_set=resident_ids), -1)
+    households, _ = codes("household_id")
+    addresses, address_ids = codes("address_id")
     spells = pd.DataFrame({
         # Accepted spells always have an accepted resident (the reference check); -1 guards the impossible.
-        "resident_id": pc.fill_null(spell_resident, -1).to_numpy(zero_copy_only=False).astype(np.int64),
-        "household_id": households.indices.to_numpy(zero_copy_only=False).astype(np.int64),
-        "address_id": addresses.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        "resident_id": spell_resident.to_numpy().astype(np.int64),
+        "household_id": households,
+        "address_id": addresses,
     })
     spells = spells[spells["resident_id"] >= 0].reset_index(drop=True)
-    return resident_ids, spells, addresses.dictionary
+    return resident_ids, spells, address_ids
 
 
 def _split_buckets(folder: Path, tables: Any, router: _Router, partitions: int) -> None:
