@@ -186,3 +186,15 @@ def test_residents_and_residency_checked_in_buckets_give_the_whole_validation_s_
         of = getattr(streamed, f"{name}_of")
         parts = pd.concat([of(p) for p in range(streamed.partitions)], ignore_index=True)
         assert sorted(parts["resident_id"]) == sorted(getattr(whole, name)["resident_id"])
+
+
+def test_id_lookup_finds_each_id_s_position_and_minus_one_for_absent_and_null_ids():
+    from earlysignal.contract.streaming import _IdLookup
+
+    lookup = _IdLookup(pa.array(["R3", "R1", "R20", "R2"]))
+    values = pa.chunked_array([["R2", "R9", None], ["R3", "", "R20", "r1"]])
+    assert lookup.positions(values).tolist() == [3, -1, -1, 0, -1, 2, -1]
+    # Two IDs sharing a hash would make the binary search ambiguous: the exact lookup answers the same.
+    lookup.exact_only = True
+    assert lookup.positions(values).tolist() == [3, -1, -1, 0, -1, 2, -1]
+    assert _IdLookup(pa.array([], pa.string())).positions(pa.array(["R1"])).tolist() == [-1]

@@ -329,31 +329,62 @@ def _write_table_parts(
             writer.write_table(piece)
 
 
+def _hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash per value (DuckDB's, fast and deterministic; a null gets a hash too, never matched)."""
+    connection = duckdb.connect()
+    try:
+        connection.register("ids", pa.table({"id": values}))
+        return connection.execute("SELECT hash(id) AS h FROM ids").fetchnumpy()["h"]
+    finally:
+        connection.close()
+
+
+class _IdLookup:
+    """Position of each ID in a fixed array of distinct IDs, by binary search on their sorted 64-bit hashes
+    (8 + 8 bytes per ID, built once) and an exact comparison of the ID found; a hash table rebuilt for every
+    batch would cost batches x IDs. Falls back to Arrow's lookup if two IDs ever share a hash."""
+
+    def __init__(self, ids: pa.Array) -> None:
+        self.ids = ids
+        hashes = _hashes(ids)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted = hashes[self.order]
+        self.exact_only = bool(np.any(self.sorted[1:] == self.sorted[:-1]))
+
+    def positions(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """[len(values)] position in ids, -1 where absent (and for nulls)."""
+        if self.exact_only or len(self.ids) == 0:
+            return pc.fill_null(pc.index_in(values, value_set=self.ids), -1).to_numpy().astype(np.int64)
+        hashes = _hashes(values)
+        at = np.minimum(np.searchsorted(self.sorted, hashes), len(self.sorted) - 1)
+        candidate = self.order[at]
+        same = self.sorted[at] == hashes
+        same &= pc.fill_null(pc.equal(self.ids.take(pa.array(candidate)), values), False).to_numpy(zero_copy_only=False)
+        return np.where(same, candidate, -1).astype(np.int64)
+
+
 class _Router:
-    """Partition of an event's resident and of its address (-1: none), looked up per batch with Arrow's
-    hash lookups on the accepted IDs (compact: no per-ID Python object)."""
+    """Partition of an event's resident and of its address (-1: none), looked up per batch (compact: two
+    arrays of hashes and positions per ID, no per-ID Python object)."""
 
     def __init__(
         self, resident_ids: pa.Array, resident_partition: np.ndarray, addresses: pa.Array, address_partition: np.ndarray
     ) -> None:
-        self.ids = resident_ids
+        self.residents = _IdLookup(resident_ids.cast(pa.string()))
         self.resident_partition = resident_partition
-        self.addresses = addresses
+        self.addresses = _IdLookup(addresses.cast(pa.string()))
         self.address_partition = address_partition
 
     @staticmethod
-    def _lookup(column: Any, value_set: pa.Array, partition: np.ndarray) -> np.ndarray:
+    def _lookup(column: Any, ids: _IdLookup, partition: np.ndarray) -> np.ndarray:
         if isinstance(column, pd.Series):
             column = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
-        position = pc.fill_null(pc.index_in(column.cast(pa.string()), value_set=value_set), -1)
-        position = position.to_numpy(zero_copy_only=False).astype(np.int64)
-        return np.where(position >= 0, partition[position], -1).astype(np.int64) if partition.size else np.full(
-            position.size, -1, dtype=np.int64
-        )
+        position = ids.positions(column.cast(pa.string()))
+        return np.where(position >= 0, partition[np.maximum(position, 0)], -1).astype(np.int64)
 
     def of_residents(self, column: Any) -> np.ndarray:
         """Partition of each resident ID in `column` (pandas or Arrow; -1: not an accepted resident)."""
-        return self._lookup(column, self.ids, self.resident_partition)
+        return self._lookup(column, self.residents, self.resident_partition)
 
     def rows_by_partition(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(partition, row) pairs, sorted by partition then row: an event goes to its resident's partition
