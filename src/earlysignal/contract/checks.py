@@ -81,6 +81,9 @@ class _Context:
     # Set when events are checked batch by batch (contract/streaming.py): flags the batch's duplicate
     # rows from a pass over the whole file, since copies of an event_id can sit in different batches.
     event_duplicates: Callable[[pa.Table, _Reasons], None] | None = None
+    # Set when events are checked batch by batch: the events' reference lookups (same answer as
+    # _reference_masks) from indexes built once, instead of a hash set over every ID per batch.
+    event_references: Callable[[pa.ChunkedArray, pa.Array, pa.Array], tuple[np.ndarray, np.ndarray]] | None = None
 
     def remember(self, name: str, typed: pa.Table, accepted: pa.Table) -> None:
         if name == "residents":
@@ -243,12 +246,13 @@ def _overlapping_spells(table: pa.Table, candidates: np.ndarray) -> np.ndarray:
 def _check_events(table: pa.Table, reasons: _Reasons, context: _Context) -> None:
     # The two id lookups are the costliest scans and do not depend on other checks: they run on a
     # second thread (Arrow releases the GIL) while the rest goes on; flags are still applied in order.
+    references = context.event_references or _reference_masks
     with ThreadPoolExecutor(max_workers=1) as pool:
         residents = pool.submit(
-            _reference_masks, table.column("resident_id"), context.accepted_residents, context.seen_residents
+            references, table.column("resident_id"), context.accepted_residents, context.seen_residents
         )
         addresses = pool.submit(
-            _reference_masks, table.column("address_id"), context.accepted_addresses, context.seen_addresses
+            references, table.column("address_id"), context.accepted_addresses, context.seen_addresses
         )
         _flag_nulls(table, reasons, context.schemas["events"])
         reasons.flag(

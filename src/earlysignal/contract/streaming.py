@@ -341,14 +341,15 @@ def _hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 class _IdLookup:
     """Position of each ID in a fixed array of distinct IDs, by binary search on their sorted 64-bit hashes
-    (8 + 8 bytes per ID, built once) and an exact comparison of the ID found; a hash table rebuilt for every
+    (8 + 4 bytes per ID, built once) and an exact comparison of the ID found; a hash table rebuilt for every
     batch would cost batches x IDs. Falls back to Arrow's lookup if two IDs ever share a hash."""
 
     def __init__(self, ids: pa.Array) -> None:
         self.ids = ids
         hashes = _hashes(ids)
-        self.order = np.argsort(hashes, kind="stable")
-        self.sorted = hashes[self.order]
+        order = np.argsort(hashes, kind="stable")
+        self.sorted = hashes[order]
+        self.order = order.astype(np.int32) if len(order) < 2**31 else order
         self.exact_only = bool(np.any(self.sorted[1:] == self.sorted[:-1]))
 
     def positions(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -361,6 +362,28 @@ class _IdLookup:
         same = self.sorted[at] == hashes
         same &= pc.fill_null(pc.equal(self.ids.take(pa.array(candidate)), values), False).to_numpy(zero_copy_only=False)
         return np.where(same, candidate, -1).astype(np.int64)
+
+
+class _ReferenceLookups:
+    """The events' reference checks (checks._reference_masks' answer) from an _IdLookup per ID set, built
+    once for the whole file: (IDs whose parent rows were all quarantined, IDs never in the parent table)."""
+
+    def __init__(self, context: Any) -> None:
+        self.lookups = {
+            id(array): _IdLookup(array.cast(pa.string()))
+            for array in (
+                context.accepted_residents, context.seen_residents, context.accepted_addresses, context.seen_addresses
+            )
+        }
+
+    def __call__(self, values: pa.ChunkedArray, accepted: pa.Array, seen: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        values = values.cast(pa.string())
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        missing = valid & (self.lookups[id(accepted)].positions(values) < 0)
+        if not missing.any():
+            return missing, missing
+        was_seen = self.lookups[id(seen)].positions(values) >= 0
+        return missing & was_seen, missing & ~was_seen
 
 
 class _Router:
@@ -461,6 +484,7 @@ def _stream_events(
             reasons.flag(label, mask)
 
     context.event_duplicates = batch_duplicates
+    context.event_references = _ReferenceLookups(context)
     writers = _PartWriters(work_dir)
     read = accepted_rows = quarantined_rows = written_quarantine = 0
     reason_counts: dict[str, int] = {}
@@ -547,6 +571,7 @@ def _stream_events(
         ) from None
     finally:
         context.event_duplicates = None
+        context.event_references = None
         writers.close()
     for column, bad in unreadable.items():
         given = bad + parsed.get(column, 0)
