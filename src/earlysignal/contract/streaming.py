@@ -134,16 +134,22 @@ class StreamedData:
         return self._whole("outcomes")
 
     def _part(self, name: str, partition: int) -> pd.DataFrame:
-        with pa.memory_map(str(self.events_dir / TABLE_PART.format(name=name, partition=partition))) as source:
-            table = pa.ipc.open_stream(source).read_all()
-        # Residents and spells arrive bucket by bucket: back into file order.
-        return to_pandas(table.take(pc.sort_indices(table.column(ROW_COLUMN))))
+        return read_table_part(self.events_dir, name, partition)
 
     def _whole(self, name: str) -> pd.DataFrame:
         # Rows of no partition (a spell or outcome of a resident not accepted) are in partition -1's file.
         parts = [self._part(name, p) for p in range(-1, self.partitions)]
         frame = pd.concat(parts, ignore_index=True).sort_values(ROW_COLUMN, kind="stable")
         return frame.drop(columns=ROW_COLUMN).reset_index(drop=True)
+
+
+def read_table_part(folder: str | os.PathLike[str], name: str, partition: int) -> pd.DataFrame:
+    """One partition's accepted rows of `name` (residents, residency or outcomes) from the folder
+    load_partitioned_data wrote, in file order, with ROW_COLUMN (their place in file order) last."""
+    with pa.memory_map(str(Path(folder) / TABLE_PART.format(name=name, partition=partition))) as source:
+        table = pa.ipc.open_stream(source).read_all()
+    # Residents and spells arrive bucket by bucket: back into file order.
+    return to_pandas(table.take(pc.sort_indices(table.column(ROW_COLUMN))))
 
 
 def load_partitioned_data(

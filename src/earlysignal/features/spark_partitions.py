@@ -102,16 +102,11 @@ def build_partitioned_feature_matrix_on_spark(
         events.insert(1, "_es_row", rows)  # file order within a partition, restored in the task
         event_dtypes = {c: str(t) for c, t in data.events.dtypes.items()}
 
-    # Each partition's residents, spells and outcomes as one row of Arrow IPC blobs (they are small next
-    # to the events, and IPC keeps their dtypes exactly).
-    if streamed:  # each partition's tables are in files already: read one partition at a time
-        people = pd.DataFrame({
-            PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
-            "residents": [_ipc(data.residents_of(p)) for p in range(partitions)],
-            "residency": [_ipc(data.residency_of(p)) for p in range(partitions)],
-            "outcomes": [_ipc(data.outcomes_of(p)) for p in range(partitions)],
-        })
+    if streamed:  # each partition's tables are in files already: each task reads its own
+        people = pd.DataFrame({PARTITION_COLUMN: np.arange(partitions, dtype=np.int64)})
     else:
+        # Each partition's residents, spells and outcomes as one row of Arrow IPC blobs (they are small
+        # next to the events, and IPC keeps their dtypes exactly).
         people = pd.DataFrame({
             PARTITION_COLUMN: np.arange(partitions, dtype=np.int64),
             "residents": [_ipc(data.residents[of_resident == p]) for p in range(partitions)],
@@ -130,7 +125,10 @@ def build_partitioned_feature_matrix_on_spark(
         if people_pdf.empty:
             return _no_rows()
         partition = int(people_pdf[PARTITION_COLUMN].iloc[0])
-        tables = {name: _from_ipc(bytes(people_pdf[name].iloc[0])) for name in ("residents", "residency", "outcomes")}
+        if events_pdf is None:
+            tables = {name: _table_file(events_dir, name, partition) for name in ("residents", "residency", "outcomes")}
+        else:
+            tables = {name: _from_ipc(bytes(people_pdf[name].iloc[0])) for name in ("residents", "residency", "outcomes")}
         if len(tables["residents"]) == 0:
             return _no_rows()
         if events_pdf is None:
@@ -188,6 +186,13 @@ def _events_file(folder: str, partition: int, schema: bytes) -> pd.DataFrame:
     path = Path(folder) / EVENTS_PART.format(partition)
     table = pq.read_table(path) if path.exists() else pa.ipc.read_schema(pa.py_buffer(schema)).empty_table()
     return to_pandas(table)
+
+
+def _table_file(folder: str, name: str, partition: int) -> pd.DataFrame:
+    """One partition's residents, spells or outcomes from the streamed contract's files (StreamedData)."""
+    from earlysignal.contract.streaming import ROW_COLUMN, read_table_part
+
+    return read_table_part(folder, name, partition).drop(columns=ROW_COLUMN)
 
 
 def _no_rows() -> pd.DataFrame:
