@@ -74,8 +74,8 @@ def build_partitioned_feature_matrix_on_spark(
     (same part files, same sidecar). `session` is a SparkSession (local or a cluster's).
 
     `data` is LinkedData-like (events in memory: Spark groups them by partition and hands each task its
-    own) or the StreamedData of contract/streaming.py (each task reads its partition's events file, so no
-    event passes through the driver; `partitions` is then data.partitions). Raises ConfigError for a
+    own) or the StreamedData of contract/streaming.py (each task reads its partition's files, so no event,
+    resident or spell passes through the driver; `partitions` is then data.partitions). Raises ConfigError for a
     partition count below 1."""
     started_all = time.perf_counter()
     out = Path(out)
