@@ -162,6 +162,10 @@ class CohortSection(_Section):
     exclude_open_outcomes: tuple[str, ...] = ()
     require_recent_events: tuple[RecentEventRule, ...] = ()
     exclude_prior_outcomes: tuple[PriorOutcomeRule, ...] = ()
+    # A date column of residents (declared in the data dictionary), e.g. a study entry or registration
+    # date: a person is in the cohort only at as_of dates on or after it (and, when the dictionary names
+    # the column's `known_from`, only once that date was recorded before as_of). Null: no entry rule.
+    entry_column: str | None = None
 
     @property
     def uses_age(self) -> bool:
@@ -179,6 +183,8 @@ class CohortSection(_Section):
             parts.append(f"aged {self.max_age} or under")
         if self.require_residency:
             parts.append("living in the area")
+        if self.entry_column:
+            parts.append(f"whose {self.entry_column} had passed")
         for rule in self.require_recent_events:
             kinds = ", ".join(f"{k.source}/{k.event_type or '*'}" for k in rule.events)
             parts.append(f"with {kinds} in the {rule.within_days} days before")
