@@ -179,3 +179,68 @@ def test_entry_column_that_is_not_a_date_is_a_config_error():
 
 def test_cohort_description_names_the_entry_rule():
     assert _config(residency=False).cohort.describe() == "residents whose entry_date had passed at each as-of date"
+
+
+# ---- scoring: follow-up that has ended ----------------------------------------------------------
+
+
+def _scoring_lists(config, borough, as_of: dt.date) -> tuple[list[str], dict[str, str]]:
+    """What `score` ranks and lists as unscored at as_of: the cohort minus ended follow-up, and the rest."""
+    from earlysignal.features import follow_up_ended_ids
+    from earlysignal.scoring import unscored_residents
+
+    cohort = build_feature_matrix(config, borough, as_of_dates=[as_of], with_labels=False).frame
+    ended = follow_up_ended_ids(config, borough.residents, as_of)
+    scored = sorted(set(cohort["resident_id"]) - ended)
+    unscored = unscored_residents(borough, set(scored), as_of, config)
+    return scored, dict(zip(unscored["resident_id"], unscored["reason"], strict=True))
+
+
+def _with_end_column(config, end_column: str = "follow_up_end"):
+    return config.model_copy(update={"label": config.label.model_copy(update={
+        "censoring": config.label.censoring.model_copy(update={"end_column": end_column})})})
+
+
+@pytest.mark.parametrize("residency", [True, False], ids=["with_residency", "without_residency"])
+def test_score_lists_people_whose_follow_up_ended_as_unscored_and_everyone_reconciles(residency):
+    people = [
+        {"id": "FOLLOWED_UP", "entry": "2023-01-01", "end": "2024-09-01"},
+        {"id": "NO_END_DATE", "entry": "2023-01-01"},
+        {"id": "ENDED_BEFORE_AS_OF", "entry": "2023-01-01", "end": "2024-01-15"},
+        {"id": "ENDED_ON_AS_OF", "entry": "2023-01-01", "end": "2024-02-01"},
+        {"id": "ENTERS_LATER", "entry": "2024-03-01", "end": "2024-09-01"},
+        {"id": "NO_ENTRY_DATE", "end": "2024-09-01"},
+        {"id": "DIED", "entry": "2023-01-01", "death": dt.date(2024, 1, 20)},
+    ]
+    config = _with_end_column(_config(residency=residency))
+    scored, unscored = _scoring_lists(config, _borough(people, residency=residency), dt.date(2024, 2, 1))
+    assert scored == ["FOLLOWED_UP", "NO_END_DATE"]
+    ended = "follow-up ended (follow_up_end on or before as_of; see label.censoring.end_column)"
+    assert unscored == {
+        "ENDED_BEFORE_AS_OF": ended,
+        "ENDED_ON_AS_OF": ended,
+        "ENTERS_LATER": "not yet entered at as_of (entry_date after as_of)",
+        "NO_ENTRY_DATE": "no entry date (entry_date is empty; see cohort.entry_column)",
+        "DIED": "died before as_of",
+    }
+    assert sorted(scored + list(unscored)) == sorted(p["id"] for p in people)
+
+
+def test_follow_up_end_recorded_after_as_of_does_not_end_follow_up_at_as_of(tmp_path):
+    from earlysignal.features import follow_up_ended_ids
+
+    raw = yaml.safe_load(packaged_dictionary_path().read_text(encoding="utf-8"))
+    raw.setdefault("residents", {}).update({
+        "follow_up_end": {"kind": "date", "known_from": "end_recorded"},
+        "end_recorded": {"kind": "date"},
+    })
+    path = tmp_path / "dictionary.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    config = _with_end_column(_config(entry=None, dictionary=str(path)))
+    residents = pd.DataFrame({
+        "resident_id": ["ENDED_AND_RECORDED", "ENDED_BUT_RECORDED_ON_AS_OF", "ENDED_NEVER_RECORDED", "ENDS_LATER"],
+        "follow_up_end": pd.to_datetime(["2024-01-10", "2024-01-10", "2024-01-10", "2024-06-01"]),
+        "end_recorded": pd.to_datetime(["2024-01-12", "2024-02-01", None, "2024-06-01"]),
+    })
+    assert follow_up_ended_ids(config, residents, dt.date(2024, 2, 1)) == {"ENDED_AND_RECORDED"}
+    assert follow_up_ended_ids(_config(entry=None), residents, dt.date(2024, 2, 1)) == set()

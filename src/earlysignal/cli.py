@@ -236,7 +236,7 @@ def score(
     counts = result.summary["counts"]
     console.print(
         f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "
-        f"{counts['flagged']} flagged for review, {counts['unscored']} living in the borough not scored "
+        f"{counts['flagged']} flagged for review, {counts['unscored']} more in the population not scored "
         f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}"
         f"\nCase list: {result.summary['outputs'].get('case_list_html')}",
         highlight=False,
