@@ -244,3 +244,41 @@ def test_follow_up_end_recorded_after_as_of_does_not_end_follow_up_at_as_of(tmp_
     })
     assert follow_up_ended_ids(config, residents, dt.date(2024, 2, 1)) == {"ENDED_AND_RECORDED"}
     assert follow_up_ended_ids(_config(entry=None), residents, dt.date(2024, 2, 1)) == set()
+
+
+# ---- too few labelled as_of dates: say which windows were still open ----------------------------
+
+
+def test_too_few_labelled_dates_error_names_the_windows_still_open_at_the_extract_date():
+    from earlysignal.modeling.train import train_model
+    from earlysignal.timesplits import SplitPlanError
+    from synthetic_matrix import make_matrix
+    from test_training_small_data import _config as training_config
+
+    # Quarterly as_of dates 2020-01-01 .. 2021-04-01, extract date 2021-04-01, 6-month label windows.
+    matrix = make_matrix(residents=60, n_as_of=6, seed=1, unlabelled_tail=2)
+    with pytest.raises(SplitPlanError) as error:
+        train_model(training_config(n_test_splits=3), matrix=matrix, log_to_mlflow=False)
+    assert str(error.value) == (
+        "split split_1: no labelled as_of date has a label window closed before the test date. "
+        "2 as_of date(s) have no labels because their label window (6 months) was still open at the extract "
+        "date 2021-04-01 (2021-01-01 closes 2021-07-01, 2021-04-01 closes 2021-10-01): wait for a later "
+        "extract, or shorten label.horizon."
+    )
+
+
+def test_unlabelled_dates_note_tells_open_windows_from_empty_and_censored_dates():
+    from earlysignal.timesplits import unlabelled_dates_note
+
+    grid = [dt.date(2024, m, 1) for m in (1, 2, 3, 4)]
+    config = _config()  # one-month label windows
+    note = unlabelled_dates_note(grid, [grid[0]], config.label.window_end, dt.date(2024, 4, 15), "1 month",
+                                 {"2024-01-01": 5, "2024-02-01": 0, "2024-03-01": 4, "2024-04-01": 4})
+    assert note == (
+        "1 as_of date(s) have no labels because their label window (1 month) was still open at the extract "
+        "date 2024-04-15 (2024-04-01 closes 2024-05-01): wait for a later extract, or shorten label.horizon; "
+        "1 as_of date(s) have nobody in the cohort (2024-02-01); "
+        "1 as_of date(s) have no known label although the window closed (2024-03-01): every row's follow-up "
+        "ended inside it (see label.censoring)."
+    )
+    assert unlabelled_dates_note(grid, grid, config.label.window_end, dt.date(2024, 4, 15)) == ""
