@@ -113,7 +113,7 @@ def test_entry_rule_composes_with_residency():
                                   "ENTERED_BUT_MOVED_AWAY": ["2024-01-01"]}
 
 
-def test_entry_recorded_on_or_after_as_of_does_not_admit_the_person_then(tmp_path):
+def test_entry_recorded_on_or_after_as_of_does_not_admit_the_person_then(tmp_path, feature_engine):
     people = [
         # Backdated: entered in 2023, but the council's systems recorded it on 10 February 2024.
         {"id": "BACKDATED_ENTRY", "entry": "2023-06-01", "recorded": "2024-02-10"},
@@ -122,7 +122,7 @@ def test_entry_recorded_on_or_after_as_of_does_not_admit_the_person_then(tmp_pat
         {"id": "ENTRY_NEVER_RECORDED", "entry": "2023-06-01"},
     ]
     config = _config(dictionary=_dictionary_with_entry(tmp_path, known_from=True))
-    built = build_feature_matrix(config, _borough(people))
+    built = build_feature_matrix(config, _borough(people), engine=feature_engine)
     assert _rows(built.frame) == {
         "BACKDATED_ENTRY": ["2024-03-01"],
         "RECORDED_ON_THE_AS_OF_DATE": ["2024-03-01"],
@@ -263,6 +263,24 @@ def test_too_few_labelled_dates_error_names_the_windows_still_open_at_the_extrac
         "split split_1: no labelled as_of date has a label window closed before the test date. "
         "2 as_of date(s) have no labels because their label window (6 months) was still open at the extract "
         "date 2021-04-01 (2021-01-01 closes 2021-07-01, 2021-04-01 closes 2021-10-01): wait for a later "
+        "extract, or shorten label.horizon."
+    )
+
+
+def test_only_n_labelled_dates_error_says_the_other_windows_were_still_open_and_when_they_close():
+    from earlysignal.modeling.train import train_model
+    from earlysignal.timesplits import SplitPlanError
+    from synthetic_matrix import make_matrix
+    from test_training_small_data import _config as training_config
+
+    # Quarterly as_of dates 2020-01-01 .. 2020-10-01, extract date 2020-10-01: two windows still open.
+    matrix = make_matrix(residents=60, n_as_of=4, seed=1, unlabelled_tail=2)
+    with pytest.raises(SplitPlanError) as error:
+        train_model(training_config(n_test_splits=0), matrix=matrix, log_to_mlflow=False)
+    assert str(error.value).startswith("split final: only 2 labelled as_of date(s) in the 24-month training history")
+    assert str(error.value).endswith(
+        "2 as_of date(s) have no labels because their label window (6 months) was still open at the extract "
+        "date 2020-10-01 (2020-07-01 closes 2021-01-01, 2020-10-01 closes 2021-04-01): wait for a later "
         "extract, or shorten label.horizon."
     )
 
