@@ -300,3 +300,21 @@ def test_unlabelled_dates_note_tells_open_windows_from_empty_and_censored_dates(
         "ended inside it (see label.censoring)."
     )
     assert unlabelled_dates_note(grid, grid, config.label.window_end, dt.date(2024, 4, 15)) == ""
+
+
+def test_without_residency_a_quarantined_resident_is_listed_as_unscored_with_the_contract_reason(tmp_path):
+    from earlysignal.config import load_config
+    from earlysignal.contract import load_linked_data
+    from earlysignal.scoring import unscored_residents
+    from test_contract_dictionary import _council_config, _write_two_people
+
+    data = _write_two_people(tmp_path / "data")
+    (data / "residency.csv").unlink()
+    residents = data / "residents.csv"
+    residents.write_text(residents.read_text(encoding="utf-8").replace(",female,", ",X,"), encoding="utf-8")
+    linked = load_linked_data(data, load_config(_council_config(tmp_path)), write_quarantine=False)
+    assert list(linked.residents["resident_id"]) == ["P1"]
+    unscored = unscored_residents(linked, {"P1"}, dt.date(2024, 1, 1), load_config(_council_config(tmp_path)))
+    assert unscored[["resident_id", "reason"]].values.tolist() == [
+        ["P2", "quarantined by the data contract: invalid_value:sex"],
+    ]
