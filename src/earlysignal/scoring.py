@@ -119,11 +119,12 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
         entry_reasons = ["", "", ""]
         if entry is not None:
             entry_column, known_from = entry
-            entered_on = pd.to_datetime(rows[entry_column], format="ISO8601").to_numpy()
+            # Whole days, as the cohort SQL compares them (CAST AS DATE).
+            entered_on = pd.to_datetime(rows[entry_column], format="ISO8601").dt.normalize().to_numpy()
             no_entry = pd.isna(entered_on)
             not_entered = ~no_entry & (entered_on > np.datetime64(ts))
             if known_from is not None:
-                recorded = pd.to_datetime(rows[known_from], format="ISO8601").to_numpy()
+                recorded = pd.to_datetime(rows[known_from], format="ISO8601").dt.normalize().to_numpy()
                 not_recorded = pd.isna(recorded) | (recorded >= np.datetime64(ts))
             entry_reasons = [
                 f"no entry date ({entry_column} is empty; see cohort.entry_column)",
