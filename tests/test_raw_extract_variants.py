@@ -3,14 +3,19 @@ carried to the linked events, encodings (docs/ingest-and-link.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from link_fixtures import LINKAGE_CONFIG, write_ingested
 
 from earlysignal.config import config_from_dict
 from earlysignal.contract import validate_directory
+from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
+from earlysignal.ingest import IngestError, ingest
 from earlysignal.linkage.people import standardise
 from earlysignal.linkage.run import run_link
 
@@ -51,3 +56,51 @@ def test_linked_events_keep_the_rule_or_code_list_entry_that_coded_them(
     accepted = validate_directory(tmp_path / "out", config, write_quarantine=False)
     assert accepted.report.tables["events"].quarantined == 0
     assert sorted(accepted.events["coded_by"].astype(str).unique()) == sorted(linked["coded_by"].unique())
+
+
+PARTIES = {
+    "source": "council_tax", "version": "t1",
+    "extracts": [{
+        "name": "parties", "glob": "ct/*.csv", "record_id": "party", "encoding": "utf-8",
+        "person": {"first_name": "forename", "last_name": "surname", "postcode": "postcode",
+                   "seen_date": {"column": "from", "format": "%d/%m/%Y"}},
+    }],
+}
+
+
+def _ingest_parties(tmp_path: Path, content: bytes, mapping: dict = PARTIES) -> Path:
+    (tmp_path / "raw" / "ct").mkdir(parents=True)
+    (tmp_path / "raw" / "ct" / "parties.csv").write_bytes(content)
+    path = tmp_path / "council_tax.yaml"
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    dictionary = load_dictionary(packaged_dictionary_path())
+    ingest(tmp_path / "raw", tmp_path / "out", [path], dictionary.event_types_by_source(),
+           tuple(dictionary.outcomes), extract_date=dt.date(2025, 1, 1))
+    return tmp_path / "out"
+
+
+def test_person_only_extract_is_counted_as_mapped_without_coding_not_as_a_nameless_rule(tmp_path: Path) -> None:
+    out = _ingest_parties(tmp_path, b"party,forename,surname,postcode,from\nP1,Ann,Lee,N1 1AA,01/02/2020\n"
+                                    b"P2,Bo,Kay,N1 1AB,02/02/2020\nP3,Cy,Lo,N1 1AC,03/02/2020\n")
+    coverage = json.loads((out / "coverage.json").read_text())["council_tax"]
+    assert (coverage["read"], coverage["mapped"], coverage["mapped_not_coded"]) == (3, 3, 3)
+    assert coverage["hits_per_rule"] == {}
+    markdown = (out / "coverage.md").read_text()
+    assert "``" not in markdown
+    assert "**Mapped without coding** (person or address records only; the extract has no code list or rules): 3" in markdown
+
+
+def test_a_file_in_another_encoding_names_the_line_a_person_can_open(tmp_path: Path) -> None:
+    rows = [f"P{i},Ann,Lee,N1 1AA,01/02/2020\n" for i in range(5000)]
+    rows[3210] = "P3210,Zoë,Brontë,N1 1AA,01/02/2020\n"
+    content = ("party,forename,surname,postcode,from\n" + "".join(rows)).encode("cp1252")
+    with pytest.raises(IngestError) as error:
+        _ingest_parties(tmp_path, content)
+    message = str(error.value)
+    assert "parties.csv: cannot be read as utf-8" in message
+    assert "on line 3,212 of the file: byte 0xEB at byte 9 of the line" in message and "Zo" not in message
+    assert "council_tax.yaml (extract 'parties'), e.g. cp1252" in message
+    cp1252 = {**PARTIES, "extracts": [{**PARTIES["extracts"][0], "encoding": "cp1252"}]}
+    out = _ingest_parties(tmp_path / "again", content, cp1252)
+    people = pd.read_parquet(out / "person_records.parquet").set_index("record_id")
+    assert (people.loc["P3210", "first_name"], people.loc["P3210", "last_name"]) == ("Zoë", "Brontë")
