@@ -15,6 +15,7 @@ from link_fixtures import LINKAGE_CONFIG, write_ingested
 from earlysignal.config import config_from_dict
 from earlysignal.contract import validate_directory
 from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
+from earlysignal.errors import ConfigError
 from earlysignal.ingest import IngestError, ingest
 from earlysignal.linkage.people import standardise
 from earlysignal.linkage.run import run_link
@@ -104,3 +105,12 @@ def test_a_file_in_another_encoding_names_the_line_a_person_can_open(tmp_path: P
     out = _ingest_parties(tmp_path / "again", content, cp1252)
     people = pd.read_parquet(out / "person_records.parquet").set_index("record_id")
     assert (people.loc["P3210", "first_name"], people.loc["P3210", "last_name"]) == ("Zoë", "Brontë")
+
+
+def test_an_unknown_encoding_in_a_mapping_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    misspelt = {**PARTIES, "extracts": [{**PARTIES["extracts"][0], "encoding": "cp-1252"}]}
+    with pytest.raises(ConfigError) as error:
+        _ingest_parties(tmp_path, b"party,forename,surname,postcode,from\n", misspelt)
+    message = str(error.value)
+    assert "council_tax.yaml" in message and "extracts.0.encoding" in message
+    assert "unknown encoding 'cp-1252'; use a Python codec name such as utf-8, utf-8-sig, cp1252 or latin-1" in message
