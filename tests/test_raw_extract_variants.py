@@ -114,3 +114,19 @@ def test_an_unknown_encoding_in_a_mapping_is_a_config_error_naming_the_key(tmp_p
     message = str(error.value)
     assert "council_tax.yaml" in message and "extracts.0.encoding" in message
     assert "unknown encoding 'cp-1252'; use a Python codec name such as utf-8, utf-8-sig, cp1252 or latin-1" in message
+
+
+def test_birth_dates_in_another_format_stop_ingest_naming_the_column_and_key_without_the_date(tmp_path: Path) -> None:
+    dated = {**PARTIES, "extracts": [{**PARTIES["extracts"][0], "person": {
+        **PARTIES["extracts"][0]["person"], "birth_date": {"column": "dob", "format": "%d/%m/%Y"}}}]}
+    iso = (b"party,forename,surname,postcode,from,dob\nP1,Ann,Lee,N1 1AA,01/02/2020,1977-07-16\n"
+           b"P2,Bo,Kay,N1 1AB,02/02/2020,\n")
+    with pytest.raises(IngestError) as error:
+        _ingest_parties(tmp_path, iso, dated)
+    message = str(error.value)
+    assert "parties.csv: column 'dob': no birth date matches date format '%d/%m/%Y' (values look like '9999-99-99')" in message
+    assert "fix person.birth_date.format in" in message and "1977" not in message
+    # Some unreadable birth dates among readable ones are the data's fault: nulled and counted, not an error.
+    mixed = iso.replace(b"02/02/2020,\n", b"02/02/2020,16/07/1977\n")
+    out = _ingest_parties(tmp_path / "mixed", mixed, dated)
+    assert json.loads((out / "coverage.json").read_text())["council_tax"]["unparseable_birth_dates"] == 1

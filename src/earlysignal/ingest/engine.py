@@ -12,11 +12,11 @@ is the ingest side of the interface in docs/ingest-and-link.md.
 from __future__ import annotations
 
 import codecs
-
 import datetime as dt
 import hashlib
 import contextlib
 import json
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -593,7 +593,16 @@ def _person_records(rows: pd.DataFrame, extract: Extract, source: str, time: pd.
         raw = rows[p.birth_date.column]
         fmt = p.birth_date.format or "ISO8601"
         birth = pd.to_datetime(raw.where(raw != ""), format=fmt, errors="coerce").astype("datetime64[us]")
-        report.unparseable_birth_dates += int(((raw != "") & birth.isna()).sum())
+        filled = raw != ""
+        if filled.any() and birth[filled].isna().all():
+            # A wrong format, not bad rows: every birth date would silently become null and linkage would
+            # lose them. The example shows the value's shape only (digits as 9): it is a date of birth.
+            shape = re.sub(r"[0-9]", "9", str(raw[filled].iloc[0]))
+            raise IngestError(
+                f"{file}: column {p.birth_date.column!r}: no birth date matches date format {fmt!r} (values look "
+                f"like {shape!r}); fix person.birth_date.format in {mapping_path} (extract {extract.name!r})"
+            )
+        report.unparseable_birth_dates += int((filled & birth.isna()).sum())
         placeholder = birth == pd.Timestamp(PLACEHOLDER_BIRTH_DATE)
         report.placeholder_birth_dates += int(placeholder.sum())
         birth = birth.where(~placeholder)
