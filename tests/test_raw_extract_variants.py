@@ -130,3 +130,24 @@ def test_birth_dates_in_another_format_stop_ingest_naming_the_column_and_key_wit
     mixed = iso.replace(b"02/02/2020,\n", b"02/02/2020,16/07/1977\n")
     out = _ingest_parties(tmp_path / "mixed", mixed, dated)
     assert json.loads((out / "coverage.json").read_text())["council_tax"]["unparseable_birth_dates"] == 1
+
+
+def test_the_journey_says_which_rule_coded_a_record_behind_a_reason() -> None:
+    from journey_world import AS_OF, RESIDENT, world
+
+    from earlysignal.journey import Reason, ReasonFeature, build_journey
+    from earlysignal.report.journey import render_journey
+
+    data = world()
+    data.events["coded_by"] = pd.Series(pd.NA, index=data.events.index, dtype="string")
+    data.events.loc[data.events["event_id"] == "E04", "coded_by"] = "text_front_door_forced"
+    door = ReasonFeature(name="address__housing_repairs__door__count__365d", source="housing_repairs",
+                         event_types=("door_replacement",), scope="address", window_days=365, aggregate="count")
+    journey = build_journey(data, RESIDENT, AS_OF, [Reason(1, "2 door replacements at home in the last 12 months", door)])
+    coded = {e["event_id"]: e["coded_by"] for e in journey["events"] if e["event_id"] in ("E01", "E04")}
+    assert coded == {"E01": None, "E04": "text_front_door_forced"}
+    context = {"score": None, "scored": 0, "unscored_reason": None, "model": "m version 1", "approval_checked": True,
+               "access": {"viewer": "v", "time": "t", "seq": 1, "hash": "h"}, "access_log": "log", "scores_dir": "s",
+               "generated": "2025-01-01T00:00:00"}
+    page = render_journey(journey, context)
+    assert page.count("coded by text_front_door_forced") == 1 and page.count('class="muted coded-by"') == 1
