@@ -38,8 +38,8 @@ _UNDECOMPOSED = str.maketrans({"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ð"
 
 
 def _clean_name(values: pd.Series) -> pd.Series:
-    # Accents are folded to their base letter (Zoë -> zoe), not dropped: one system keeps "Zoë" where
-    # another (ASCII-only, or typed without accents) has "Zoe", and both must compare as the same name.
+    # Accents are folded to their base letter ("ë" -> "e"), not dropped: one system keeps an accented name where
+    # another (ASCII-only, or typed without accents) has it plain, and both must compare as the same name.
     out = values.astype("string").str.lower().str.translate(_UNDECOMPOSED).str.normalize("NFKD")
     out = out.str.replace(r"[^a-z]", "", regex=True)
     return out.where(out.str.len() > 0)
@@ -54,7 +54,7 @@ def standardise(records: pd.DataFrame, sex_codes: dict[str, str]) -> pd.DataFram
     """Person records -> the standard person schema, one row per record, same order.
 
     Columns: unique_id (int64 row number), source_dataset, and SCHEMA_COLUMNS. Names are lower-case
-    letters only (accents folded: "Zoë" -> "zoe"); postcodes "AB1 2CD"; NHS numbers and UPNs upper-case alphanumerics; sex through
+    letters only (accents folded: "é" -> "e"); postcodes "AB1 2CD"; NHS numbers and UPNs upper-case alphanumerics; sex through
     `sex_codes` (unmapped codes become null so they neither help nor hurt a match).
     """
     out = pd.DataFrame({"unique_id": range(len(records)), "source_dataset": records["source"].astype("string").values})
