@@ -151,3 +151,44 @@ def test_the_journey_says_which_rule_coded_a_record_behind_a_reason() -> None:
                "generated": "2025-01-01T00:00:00"}
     page = render_journey(journey, context)
     assert page.count("coded by text_front_door_forced") == 1 and page.count('class="muted coded-by"') == 1
+
+
+def test_cli_link_says_when_linkage_accuracy_was_not_measured_and_shows_a_clerical_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", "test-secret-" + "0123456789abcdef" * 2)
+    write_ingested(tmp_path / "in", n_households=30)
+    temporal = {"first_as_of": "2019-01-01", "last_as_of": "2025-10-01"}
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"temporal": temporal, "linkage": {**LINKAGE_CONFIG, "ground_truth": None}}))
+    result = CliRunner().invoke(app, ["link", "--ingested", str(tmp_path / "in"), "--out", str(tmp_path / "out1"),
+                                      "--config", str(plain)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert ("Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) and no "
+            "clerically reviewed pairs (linkage.clerical_review).") in output
+    # A reviewer looked at two pairs of police and school records: one the same person, one not.
+    truth = pd.read_parquet(tmp_path / "in" / "ground_truth" / "person_records.parquet")
+    person = truth.columns[truth.columns.str.contains("person")][0]
+    police, school = truth[truth["source"] == "police"], truth[truth["source"] == "school"]
+    same = school[school[person] == police[person].iloc[0]].iloc[0]
+    other = school[school[person] != police[person].iloc[0]].iloc[0]
+    reviewed = pd.DataFrame({"source_l": ["police", "police"], "record_id_l": [police["record_id"].iloc[0]] * 2,
+                             "source_r": ["school", "school"], "record_id_r": [same["record_id"], other["record_id"]],
+                             "is_match": [True, False]})
+    reviewed.to_csv(tmp_path / "reviewed.csv", index=False)
+    clerical = tmp_path / "clerical.yaml"
+    clerical.write_text(yaml.safe_dump({"temporal": temporal, "linkage": {
+        **LINKAGE_CONFIG, "ground_truth": None, "clerical_review": str(tmp_path / "reviewed.csv")}}))
+    result = CliRunner().invoke(app, ["link", "--ingested", str(tmp_path / "in"), "--out", str(tmp_path / "out2"),
+                                      "--config", str(clerical)])
+    assert result.exit_code == 0, result.output
+    quality = json.loads((tmp_path / "out2" / "link_quality.json").read_text())["clerical_review"]
+    output = " ".join(result.output.split())
+    assert (f"Against 2 clerically reviewed pairs: precision {quality['precision']}, recall {quality['recall']}, "
+            f"F1 {quality['f1']}.") in output
+    assert "not measured" not in output

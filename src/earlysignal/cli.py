@@ -830,6 +830,20 @@ def link(
             f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
             highlight=False,
         )
+    if quality.get("clerical_review"):
+        review = quality["clerical_review"]
+        console.print(
+            f"Against {review['pairs_reviewed']:,} clerically reviewed pairs: precision {review['precision']}, "
+            f"recall {review['recall']}, F1 {review['f1']}.",
+            highlight=False,
+        )
+    if "ground_truth" not in quality and not quality.get("clerical_review"):
+        # Real data has no ground truth: without a reviewed sample nobody has measured how well it linked.
+        console.print(
+            "[yellow]Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) "
+            "and no clerically reviewed pairs (linkage.clerical_review).[/yellow]",
+            highlight=False,
+        )
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
