@@ -32,9 +32,9 @@ class LinkageError(EarlySignalError):
     """The linkage config or the person records cannot be used as they are."""
 
 
-# Latin letters that Unicode does not decompose into a base letter and an accent.
-_UNDECOMPOSED = str.maketrans({"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae",
-                               "œ": "oe", "ı": "i"})
+# Latin letters that Unicode does not decompose into a base letter and an accent. (The ligature æ is
+# not folded: rare in these records, it is dropped as any other non-letter is.)
+_UNDECOMPOSED = str.maketrans({"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "œ": "oe", "ı": "i"})
 
 
 def _clean_name(values: pd.Series) -> pd.Series:
