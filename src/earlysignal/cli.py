@@ -830,6 +830,20 @@ def link(
             f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
             highlight=False,
         )
+    if quality.get("clerical_review"):
+        review = quality["clerical_review"]
+        console.print(
+            f"Against {review['pairs_reviewed']:,} clerically reviewed pairs: precision {review['precision']}, "
+            f"recall {review['recall']}, F1 {review['f1']}.",
+            highlight=False,
+        )
+    if "ground_truth" not in quality and not quality.get("clerical_review"):
+        # Real data has no ground truth: without a reviewed sample nobody has measured how well it linked.
+        console.print(
+            "[yellow]Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) "
+            "and no clerically reviewed pairs (linkage.clerical_review).[/yellow]",
+            highlight=False,
+        )
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
@@ -1119,3 +1133,43 @@ def pool(
         if across:
             console.print(f"  [bold red]{len(across)} fairness finding(s) hold across boroughs[/bold red]")
     console.print(f"Report: {html_path}\nNumbers: {json_path}", highlight=False)
+
+
+@app.command("privacy-scan")
+@user_errors_as_messages
+def privacy_scan(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Folders or files written after `link` (linked data and features, reports, the MLflow store, logs); folders are read recursively."),
+    ],
+    ingested: Annotated[
+        Path, typer.Option("--ingested", help="Folder written by `earlysignal ingest`: the identifiers to look for come from it.")
+    ],
+    born_before: Annotated[
+        str | None,
+        typer.Option("--born-before", help="Look for dates of birth of people born before YYYY-MM-DD (default: the earliest data_start in the ingest manifest, so event dates cannot pass for one)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Look for the raw extracts' names, dates of birth, NHS numbers, UPNs, addresses, postcodes, UPRNs and
+    systems' own person IDs in everything written after `link`; exit 1 when any is found.
+
+    Prints each file and kind of identifier found with a count, never the identifiers themselves.
+    """
+    from earlysignal.config import DEFAULT_CONFIG_PATH
+    from earlysignal.dates import parse_date
+    from earlysignal.privacy_scan import scan_outputs
+
+    cutoff = parse_date(born_before, "--born-before") if born_before else None
+    config_path = Path(config) if config else DEFAULT_CONFIG_PATH
+    # The project's own words (config, dictionary, mappings) are not names, even when they are also surnames.
+    vocabulary = sorted(config_path.parent.rglob("*.yaml")) if config_path.exists() else []
+    with console.status("scanning for identifiers"):
+        result = scan_outputs(ingested, list(paths), cutoff, vocabulary)
+    for finding in result.findings:
+        console.print(f"[bold red]{finding.path}[/bold red]: {len(finding.values):,} {finding.kind} value(s)", highlight=False)
+    verdict = "[bold red]identifiers found[/bold red]" if result.findings else "[green]no identifier found[/green]"
+    console.print(f"Scanned {len(result.files):,} file(s) against {ingested} (dates of birth before "
+                  f"{result.born_before.isoformat()}): {verdict}.", highlight=False)
+    if result.findings:
+        sys.exit(1)
