@@ -38,7 +38,14 @@ def _below_promise(criterion: SwitchOffCriterion, metric: str, lists: Sequence[d
         # The audit promised this version's performance; lists made by other versions are not held to it.
         evaluated = [item for item in evaluated if item.get("model_version") in (None, version)]
     if bound is None or not evaluated:
-        why = "no audit promise to compare with" if bound is None else "no list's label horizon has closed yet"
+        if promise is None:
+            why = "no audit to compare with (pass --audit or set monitoring.audit)"
+        elif bound is None:
+            # An audit that found too few escalations withholds its headline figure (docs/audit.md).
+            why = (f"the audit published no {metric.replace('_', ' ')} to compare with (withheld under the "
+                   "small-number rules: too few escalations in its test data)")
+        else:
+            why = "no list's label horizon has closed yet"
         return {"status": NOT_EVALUABLE, "detail": why, "bound": bound, "streak": 0, "evaluated_lists": len(evaluated)}
     streak = 0
     for item in reversed(evaluated):
