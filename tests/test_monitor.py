@@ -423,3 +423,31 @@ def test_the_precision_criterion_says_when_the_audit_withheld_its_promise() -> N
     assert "withheld under the small-number rules" in result["detail"]
     [no_audit] = evaluate_criteria([criterion], lists, None, [], None)
     assert no_audit["detail"].startswith("no audit to compare with")
+
+
+def test_source_psi_judges_windowed_features_not_those_over_the_whole_record(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    from earlysignal.monitor.past_lists import find_past_lists
+
+    config = config_from_dict(_tiny_config(boroughs["steady"]))
+    data = contract.load_linked_data(boroughs["steady"], config, write_quarantine=False)
+
+    def source_psi(feature_psi: dict[str, float]) -> dict:
+        root = tmp_path / f"lists-{len(list(tmp_path.iterdir()))}"
+        (root / "list").mkdir(parents=True)
+        ranked = pd.DataFrame({"resident_id": ["R1"], "score": [0.5], "rank": [1], "flagged": [True]})
+        ranked.to_parquet(root / "list" / "ranked.parquet")
+        (root / "list" / "summary.json").write_text(json.dumps(
+            {"as_of": "2026-01-01", "capacity_k": 1, "drift": {"feature_psi": feature_psi}}))
+        document = build_monitor(config, data, find_past_lists(root), None, data.extract_date)
+        return next(c for c in document["criteria"] if c["kind"] == "source_psi")
+
+    # General repairs ever recorded at the address grow with the length of the record: not a drift of the source.
+    whole_record = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
+                               "address__housing_repairs__general_repair__days_since_last__all": 0.3,
+                               "address__housing_repairs__general_repair__count__365d": 0.05})
+    assert whole_record["per_source"]["housing_repairs"] == "green"
+    windowed = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
+                           "address__housing_repairs__general_repair__count__365d": 0.31})
+    assert windowed["per_source"]["housing_repairs"] == "red"

@@ -81,7 +81,8 @@ def _psi(criterion: SwitchOffCriterion, latest_psi: dict[str, float] | None, sou
         return {"status": NOT_EVALUABLE, "detail": "no scored list with a drift summary", "per_source": {}}
     per_source = {s: _banded(latest_psi.get(s), criterion.amber, criterion.red) for s in sources if s in latest_psi}  # type: ignore[arg-type]
     flagged = sorted(s for s, v in per_source.items() if v in (AMBER, RED))
-    detail = (f"largest feature PSI per source in the latest list; above {criterion.red} red"
+    detail = (f"largest PSI of a source's windowed features in the latest list (features over the whole record "
+              f"grow with its length and are not judged); above {criterion.red} red"
               + (f", above {criterion.amber} amber" if criterion.amber is not None else "")
               + (f"; flagged: {', '.join(f'{s} ({latest_psi[s]:.2f})' for s in flagged)}" if flagged else "; no source flagged"))
     return {"status": worst(list(per_source.values())), "detail": detail, "per_source": per_source}

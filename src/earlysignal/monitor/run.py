@@ -26,7 +26,12 @@ from earlysignal.monitor.criteria import NOT_EVALUABLE, evaluate_criteria, worst
 from earlysignal.monitor.disclosure import ListCounts, publish_list_metrics, publish_response
 from earlysignal.monitor.past_lists import PastList, find_past_lists
 from earlysignal.monitor.realised import list_performance, realised_labels, response_share
-from earlysignal.monitor.sources import feature_psi_by_source, month_start, source_volume_drift, sources_of_features
+from earlysignal.monitor.sources import (
+    feature_psi_by_source,
+    month_start,
+    source_volume_drift,
+    windowed_sources_of_features,
+)
 
 SCHEMA_VERSION = 1
 PROMISED_METRICS = ("precision_at_capacity", "recall_at_capacity", "roc_auc")
@@ -181,7 +186,8 @@ def build_monitor(
     )
     for item in drift:
         item["monthly"] = {m: _count(c, config) for m, c in item["monthly"].items()}
-    source_of = sources_of_features(feature_definitions(config))
+    # Whole-record features drift with the length of the record, not the source: not judged here.
+    source_of = windowed_sources_of_features(feature_definitions(config))
     latest_psi = None
     for item in reversed(lists):
         feature_psi = (item.summary.get("drift") or {}).get("feature_psi")
