@@ -4,7 +4,9 @@ and each config-declared protected-characteristic proxy group, and measure what 
 
 A variant's contribution is full model minus variant, on the same test rows and the same bootstrap
 resamples (paired), averaged over the test splits as the training summary is. A source whose
-contribution interval includes 0 for both precision at capacity and AUC is "not shown to be necessary".
+contribution interval includes 0 for both precision at capacity and AUC is "not shown to be necessary";
+of those, leaving it out "costs nothing" only when both intervals lie within necessity.negligible, else
+there are too few escalations to tell (a wide interval is not evidence that the data is unneeded).
 The fairness findings of every variant are recomputed, so the board sees whether leaving a source out
 would remove or create a disparity.
 """
@@ -28,6 +30,7 @@ from earlysignal.features.spec import feature_definitions
 from earlysignal.modeling import metrics as M
 from earlysignal.modeling.train import _fit_calibrated_booster, _labelled_rows, _Labelled, load_matrix
 from earlysignal.timesplits import plan_from_config
+from earlysignal.wording import wording_from_config
 
 CONTRIBUTION_METRICS = ("precision_at_capacity", "roc_auc")
 SCHEMA_VERSION = 1
@@ -121,7 +124,23 @@ def paired_contribution(
         out["without"][m] = float(np.mean(own[m]))
     lows = [out["contribution"][m]["ci_low"] for m in CONTRIBUTION_METRICS]
     out["necessary"] = any(low is not None and low > 0 for low in lows)
+    out["verdict"] = verdict(out["necessary"], out["contribution"], config.necessity.negligible.model_dump())
     return out
+
+
+NECESSARY, COSTS_NOTHING, UNDETERMINED = "necessary", "costs nothing", "undetermined"
+
+
+def verdict(necessary: bool, contribution: dict[str, dict[str, Any]], negligible: dict[str, float]) -> str:
+    """'necessary'; 'costs nothing' when every loss interval's upper end is within `negligible`
+    ({metric: largest loss that counts as none}); else 'undetermined': not shown to be necessary, but
+    the intervals are too wide to say that leaving the source out costs nothing."""
+    if necessary:
+        return NECESSARY
+    highs = [contribution[m].get("ci_high") for m in CONTRIBUTION_METRICS]
+    if all(h is not None and h <= negligible[m] for h, m in zip(highs, CONTRIBUTION_METRICS, strict=True)):
+        return COSTS_NOTHING
+    return UNDETERMINED
 
 
 def _fairness_findings(data: _Labelled, predictions: list[dict[str, Any]], config: ProjectConfig) -> list[dict[str, Any]]:
@@ -190,6 +209,7 @@ def build_necessity(
             )
         groups = [g for g in groups if g["name"] in set(only)]
     bootstrap = config.necessity.bootstrap
+    wording = wording_from_config(config)
 
     say("full model")
     t0 = time.perf_counter()
@@ -211,6 +231,7 @@ def build_necessity(
         rows.append({
             "kind": group["kind"],
             "name": group["name"],
+            "label": wording.source(group["name"]) if group["kind"] == "source" else group["name"],
             "why": group["why"],
             "n_features": len(group["columns"]),
             **entry,
@@ -233,9 +254,15 @@ def build_necessity(
         "full": {"metrics": base, "fairness_findings": len(full_findings), "seconds": round(full_seconds, 1)},
         "variants": rows,
         "not_shown_necessary": [r["name"] for r in rows if not r["necessary"]],
+        # Of those: the ones whose whole loss interval is negligible, and the ones the data cannot decide.
+        "costs_nothing": [r["name"] for r in rows if r["verdict"] == COSTS_NOTHING],
+        "undetermined": [r["name"] for r in rows if r["verdict"] == UNDETERMINED],
+        "negligible": config.necessity.negligible.model_dump(),
         "seconds_total": round(time.perf_counter() - started, 1),
         "rule": ("necessary: the 95% paired interval of the loss in precision at capacity or in AUC when the "
-                 "source is left out lies above 0; otherwise not shown to be necessary"),
+                 "source is left out lies above 0; otherwise not shown to be necessary, and of those, leaving it out "
+                 "costs nothing when both intervals lie below the negligible losses (necessity.negligible), else "
+                 "the data cannot tell"),
     }
 
 
