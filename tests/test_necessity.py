@@ -113,6 +113,36 @@ def test_a_source_costs_nothing_only_when_its_whole_loss_interval_is_negligible(
     assert undecided["verdict"] == "undetermined"
 
 
+def test_precision_resting_on_fewer_than_ten_flagged_escalations_is_withheld_but_the_verdict_stands() -> None:
+    from earlysignal.modeling.necessity import publish_precision
+
+    def row(found: float) -> dict:
+        return {"name": "fire", "necessary": False, "verdict": "undetermined",
+                "contribution": {"precision_at_capacity": {"value": 0.0025, "ci_low": -0.005, "ci_high": 0.0075},
+                                 "roc_auc": {"value": 0.03, "ci_low": -0.01, "ci_high": 0.07}},
+                "without": {"precision_at_capacity": 0.01, "roc_auc": 0.8}, "flagged_escalations": {
+                    "full": 5.0, "variant": found}}
+
+    # 0.0125 over 4 test dates of 100 flagged: 5 escalations found, a count that must not be worked out.
+    small = {"full": {"metrics": {"precision_at_capacity": 0.0125, "roc_auc": 0.83}, "flagged_escalations": 5.0},
+             "variants": [row(4.0)]}
+    published = publish_precision(small, min_cell=10)
+    assert published["full"]["metrics"] == {"precision_at_capacity": None, "roc_auc": 0.83}
+    assert published["full"]["precision_withheld"] is True
+    [variant] = published["variants"]
+    assert variant["contribution"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None,
+                                                                "withheld": True}
+    assert variant["without"]["precision_at_capacity"] is None
+    assert variant["contribution"]["roc_auc"]["value"] == 0.03 and variant["verdict"] == "undetermined"
+    assert "flagged_escalations" not in json.dumps(published)
+    # Enough escalations on both sides: published as measured.
+    large = {"full": {"metrics": {"precision_at_capacity": 0.0725, "roc_auc": 0.83}, "flagged_escalations": 29.0},
+             "variants": [row(25.0)]}
+    shown = publish_precision(large, min_cell=10)
+    assert shown["full"]["metrics"]["precision_at_capacity"] == 0.0725 and "precision_withheld" not in shown["full"]
+    assert shown["variants"][0]["contribution"]["precision_at_capacity"]["value"] == 0.0025
+
+
 def test_the_report_calls_out_a_source_that_costs_nothing_apart_from_one_the_data_cannot_decide() -> None:
     from earlysignal.report.necessity_render import render_necessity_html
 
