@@ -165,7 +165,7 @@ def test_the_report_calls_out_a_source_that_costs_nothing_apart_from_one_the_dat
     unsure = html.split('data-verdict="undetermined">', 1)[1].split("</div>", 1)[0]
     assert "Fire." in costs and "Housing repairs" not in costs
     assert "Housing repairs." in unsure and "too few escalations" in unsure and "Fire" not in unsure
-    assert "Run time 61 s" in html
+    assert "Run time 61 s" in html and "Necessary: ..." in html
     assert "housing_repairs" not in html.replace('data-necessity="housing_repairs"', "")  # board words, not IDs
 
 
