@@ -451,3 +451,19 @@ def test_source_psi_judges_windowed_features_not_those_over_the_whole_record(
     windowed = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
                            "address__housing_repairs__general_repair__count__365d": 0.31})
     assert windowed["per_source"]["housing_repairs"] == "red"
+
+
+def test_the_page_says_the_audit_withheld_its_promise_instead_of_showing_dashes(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    from earlysignal.report.monitor_render import render_monitor_html
+
+    document = _list_world(boroughs, tmp_path, flagged_escalations=2, other_escalations=38)
+    document["promise"] = {"precision_at_capacity": {"value": None, "ci_low": None, "ci_high": None, "pooled": True},
+                           "recall_at_capacity": {"value": None, "ci_low": None, "ci_high": None, "pooled": True},
+                           "model_version": "2"}
+    html = render_monitor_html(document)
+    assert 'data-promise="withheld">The audit of model version 2 withheld its' in html
+    assert "The audit promised" not in html
+    assert html.count("withheld (small numbers)") >= 2  # the list's precision and recall (40 escalations: AUC shown)
+    assert "0.02" not in html.split('id="realised"', 1)[1].split("</table>", 1)[0]
