@@ -168,6 +168,7 @@ def keys(
         "Ask the config's owner to add you to approval.approvers:\n"
         f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
         highlight=False,
+        soft_wrap=True,  # the key line is pasted into YAML: a wrapped line is a broken key
     )
 
 
