@@ -616,7 +616,7 @@ class SwitchOffCriterion(_Section):
       the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
     - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
       (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
-    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    - source_psi: a source's largest windowed-feature PSI in the latest list above `amber` / `red` (window "all" not judged).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
