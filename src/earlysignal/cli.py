@@ -168,6 +168,7 @@ def keys(
         "Ask the config's owner to add you to approval.approvers:\n"
         f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
         highlight=False,
+        soft_wrap=True,  # the key line is pasted into YAML: a wrapped line is a broken key
     )
 
 
@@ -938,6 +939,10 @@ def necessity(
         loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
         shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
         verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        if row.get("verdict") == "costs nothing":
+            verdict += " [bold red](leaving it out costs nothing)[/bold red]"
+        elif row.get("verdict") == "undetermined":
+            verdict += " (too few escalations to tell whether it costs nothing)"
         console.print(
             f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
             f"AUC {shown['roc_auc']} -> {verdict}",

@@ -622,7 +622,7 @@ class SwitchOffCriterion(_Section):
       the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
     - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
       (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
-    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    - source_psi: a source's largest windowed-feature PSI in the latest list above `amber` / `red` (window "all" not judged).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -680,11 +680,20 @@ class ProxyGroup(_Section):
     why: str = ""  # which characteristic they stand in for, shown in the report
 
 
+class NegligibleLoss(_Section):
+    """Losses small enough to call "costs nothing" when the whole 95% interval stays under them."""
+
+    precision_at_capacity: float = Field(default=0.005, ge=0)
+    roc_auc: float = Field(default=0.01, ge=0)
+
+
 class NecessitySection(_Section):
     """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
 
     bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
     fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    # A source not shown to be necessary "costs nothing" only when its loss interval lies under these.
+    negligible: NegligibleLoss = NegligibleLoss()
     proxy_groups: tuple[ProxyGroup, ...] = ()
 
 

@@ -855,7 +855,8 @@ def _train_model(
         final_fit.calibrator,
         fm.metadata,
         build_reference(reference_frame, feature_columns, reference_score,
-                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1),
+                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
+                        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys()),
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)
