@@ -335,6 +335,31 @@ def _parse_dates(values: pd.Series, spec: DateColumn, file: Path, key: str, mapp
     return parsed.astype("datetime64[us]")
 
 
+def _in_sorted(values: np.ndarray, sorted_seen: np.ndarray) -> np.ndarray:
+    """Per value, whether it is in `sorted_seen` (sorted, distinct). The values are searched in sorted
+    order (searching in random order is cache-bound and ~20x slower at millions of IDs)."""
+    if len(sorted_seen) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    at = np.minimum(np.searchsorted(sorted_seen, ordered), len(sorted_seen) - 1)
+    found = np.empty(len(values), dtype=bool)
+    found[order] = sorted_seen[at] == ordered
+    return found
+
+
+def _merge_sorted(sorted_seen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`sorted_seen` with `values` added, sorted and distinct. The stable sort (timsort for 64-bit
+    integers) merges the two sorted runs in linear time, so a chunk costs O(seen + chunk log chunk)."""
+    fresh = np.sort(values)
+    if len(fresh):
+        fresh = fresh[np.concatenate([[True], fresh[1:] != fresh[:-1]])]
+    fresh = fresh[~_in_sorted(fresh, sorted_seen)]
+    merged = np.concatenate([sorted_seen, fresh])
+    merged.sort(kind="stable")
+    return merged
+
+
 # --------------------------------------------------------------------------------------------
 # One file
 # --------------------------------------------------------------------------------------------
@@ -360,9 +385,9 @@ def _process(
     fail(rid == "", f"missing_record_id:{extract.record_id}")
     # Record IDs seen earlier in the source are kept as 64-bit hashes: millions of IDs in little memory.
     hashes = pd.util.hash_pandas_object(rid, index=False).to_numpy()
-    dup = rid.duplicated().to_numpy() | np.isin(hashes, seen_ids)
+    dup = rid.duplicated().to_numpy() | _in_sorted(hashes, seen_ids)
     fail(dup & (rid != "").to_numpy(), f"duplicate_record_id:{extract.record_id}")
-    seen_ids = np.union1d(seen_ids, hashes[(rid != "").to_numpy()])
+    seen_ids = _merge_sorted(seen_ids, hashes[(rid != "").to_numpy()])
 
     time = None
     if extract.time is not None:
