@@ -606,6 +606,13 @@ class LinkageSection(_Section):
     default_tenure: str | None = None  # required by `link`: the data dictionary names the values
     # Sources whose person events are also recorded against the person record's address.
     address_events_sources: tuple[str, ...] = ()
+    # Residency (docs/ingest-and-link.md): a spell whose evidence stops for longer than this many days
+    # ends that many days after its last record (people leave the borough without telling every
+    # service); null keeps a spell open until another address is seen.
+    residency_lapse_days: int | None = Field(default=None, gt=0)
+    # Sources whose records without a seen_until are current (an open liability): evidence of living
+    # at the address up to the extract date.
+    ongoing_record_sources: tuple[str, ...] = ()
     # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
     # paths are read from the ingested folder. Real data: clerically reviewed pairs
     # (source_l, record_id_l, source_r, record_id_r, is_match).
