@@ -283,10 +283,12 @@ def test_an_event_type_outside_the_dictionary_is_a_config_error_naming_the_rule(
         _run(tmp_path, HEADER + "J1,1 High St,N1,03/02/2024,5,CP1,CP,x\n", mapping)
 
 
-def test_a_wrong_encoding_is_an_error_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows_before", [0, 5000])  # in the header's first block, or far into the file
+def test_a_wrong_encoding_is_an_error_naming_the_file_and_the_fix(tmp_path: Path, rows_before: int) -> None:
     raw = tmp_path / "raw" / "repairs"
     raw.mkdir(parents=True)
-    (raw / "jobs.csv").write_bytes((HEADER + "J1,1 Caf\u00e9 St,N1,03/02/2024,5,CP1,CP,x\n").encode("cp1252"))
+    good = "".join(f"G{i},1 High St,N1,03/02/2024,5,CP1,CP,x\n" for i in range(rows_before))
+    (raw / "jobs.csv").write_bytes((HEADER + good + "J1,1 Caf\u00e9 St,N1,03/02/2024,5,CP1,CP,x\n").encode("cp1252"))
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(MAPPING))
     with pytest.raises(IngestError, match=r"jobs.csv: cannot be read as utf-8.*encoding in"):
