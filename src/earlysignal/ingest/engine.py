@@ -416,10 +416,16 @@ def _process(
     n = len(frame)
     report.read += n
     reason = pd.Series([""] * n, index=frame.index, dtype=object)
+    # Which rows are quarantined / excluded / coded so far, as boolean arrays beside the text columns
+    # (comparing object columns with "" again and again cost seconds per million rows).
+    failed = np.zeros(n, dtype=bool)
+    is_excluded = np.zeros(n, dtype=bool)
+    is_coded = np.zeros(n, dtype=bool)
 
     def fail(mask: pd.Series | np.ndarray, why: str) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=frame.index) & (reason == "")
+        mask = np.asarray(mask, dtype=bool) & ~failed
         reason[mask] = why
+        failed[mask] = True
 
     if extract.gazetteer is not None:
         return _gazetteer(frame, extract, report, reason), seen_ids
@@ -439,62 +445,68 @@ def _process(
 
     excluded = pd.Series([""] * n, index=frame.index, dtype=object)
     for ex in extract.exclude:
-        hit = frame[ex.column].isin(ex.in_) & (excluded == "") & (reason == "")
+        hit = frame[ex.column].isin(ex.in_).to_numpy(dtype=bool) & ~is_excluded & ~failed
         excluded[hit] = ex.name
+        is_excluded[hit] = True
 
     target_kind = pd.Series([""] * n, index=frame.index, dtype=object)  # "event" / "outcome"
     target = pd.Series([""] * n, index=frame.index, dtype=object)
     coded_by = pd.Series([""] * n, index=frame.index, dtype=object)
     coding = extract.codes is not None or bool(extract.rules)
-    open_rows = (reason == "") & (excluded == "")
+    open_rows = ~failed & ~is_excluded
     if coding:
         if extract.codes is not None:
             code = frame[extract.codes.column].str.strip()
             for entry in extract.codes.entries:
-                hit = open_rows & (coded_by == "") & code.isin(entry.codes)
+                hit = open_rows & ~is_coded & code.isin(entry.codes).to_numpy(dtype=bool)
                 _assign(hit, entry, target_kind, target, coded_by)
+                is_coded[hit] = True
         for rule in extract.rules:
             text = frame[rule.column]
-            hit = open_rows & (coded_by == "") & _contains(text, rule.pattern)
+            hit = open_rows & ~is_coded & _contains(text, rule.pattern).to_numpy(dtype=bool)
             if rule.exclude:
-                hit &= ~_contains(text, rule.exclude)
+                hit &= ~_contains(text, rule.exclude).to_numpy(dtype=bool)
             for col, allowed in rule.when.items():
-                hit &= frame[col].isin(allowed)
+                hit &= frame[col].isin(allowed).to_numpy(dtype=bool)
             _assign(hit, rule, target_kind, target, coded_by)
-        unmapped = open_rows & (coded_by == "")
+            is_coded[hit] = True
+        unmapped = open_rows & ~is_coded
         if unmapped.any():
             _count_unmapped(frame[unmapped], extract, report)
             if extract.unmapped == "quarantine":
                 col = extract.codes.column if extract.codes is not None else extract.rules[0].column
                 fail(unmapped, f"unmapped_code:{col}")
             else:
-                excluded[unmapped & (excluded == "")] = "unmapped"
+                newly = unmapped & ~is_excluded
+                excluded[newly] = "unmapped"
+                is_excluded[newly] = True
 
     known = None
     if coding and extract.known_at is not None and time is not None:
         known = _known_at(frame, time, extract, file, mapping_path)
-        live = (reason == "") & (excluded == "")
+        live = ~failed & ~is_excluded
         col = extract.known_at.column or extract.time.column  # type: ignore[union-attr]
-        fail(live & known.isna(), f"unparseable_date:{col}")
-        fail(live & (known < time), "known_at_before_event_time")
-        late = (reason == "") & (excluded == "") & (known > cap)
+        fail(live & known.isna().to_numpy(), f"unparseable_date:{col}")
+        fail(live & (known < time).to_numpy(), "known_at_before_event_time")
+        late = ~failed & ~is_excluded & (known > cap).to_numpy()
         report.known_at_capped += int(late.sum())
         known = known.where(~late, cap)
-        fail((reason == "") & (excluded == "") & (time > cap), "event_after_extract_date")
+        fail(~failed & ~is_excluded & (time > cap).to_numpy(), "event_after_extract_date")
     value = None
     if extract.value:
         raw_value = frame[extract.value]
         value = pd.to_numeric(raw_value.where(raw_value != ""), errors="coerce")
-        fail((raw_value != "") & value.isna() & (excluded == ""), f"unparseable_value:{extract.value}")
+        fail((raw_value != "").to_numpy(dtype=bool) & value.isna().to_numpy() & ~is_excluded,
+             f"unparseable_value:{extract.value}")
     end = None
     if extract.end_time is not None:
         end = _parse_dates(frame[extract.end_time.column], extract.end_time, file, "end_time", mapping_path)
-        fail((frame[extract.end_time.column] != "") & end.isna() & (excluded == ""),
+        fail((frame[extract.end_time.column] != "").to_numpy(dtype=bool) & end.isna().to_numpy() & ~is_excluded,
              f"unparseable_date:{extract.end_time.column}")
 
     # Tally: excluded rows are those not quarantined first.
-    q = reason != ""
-    ex = (~q) & (excluded != "")
+    q = failed
+    ex = (~q) & is_excluded
     ok = (~q) & (~ex)
     for why, count in reason[q].value_counts().items():
         report.quarantined[str(why)] = report.quarantined.get(str(why), 0) + int(count)
