@@ -82,10 +82,20 @@ def main() -> None:
             trained = train_model(config, data_dir=data_dir, matrix=matrix)
         model = trained.metrics["summary"]["model"]
         predictions[name] = trained.test_predictions
+        # How much the escalation model itself uses the door-replacement features (total gain share, best rank).
+        booster = trained.model.booster
+        gain = dict(zip(booster.feature_name(), booster.feature_importance("gain"))) if booster is not None else {}
+        ranked = sorted(gain, key=lambda f: -gain[f])
+        door = [f for f in ranked if "door_replacement" in f]
+        total = sum(gain.values()) or 1.0
+        door_use = {"features": len(door), "gain_share": round(sum(gain[f] for f in door) / total, 4),
+                    "best_rank": ranked.index(door[0]) + 1 if door else None, "of": len(ranked),
+                    "top_features": ranked[:5]}
         results[name] = {
             "rows": len(matrix.frame),
             "positives": int(matrix.frame["label"].fillna(0).sum()) if "label" in matrix.frame else None,
             **{m: model[m] for m in ("roc_auc", "average_precision", "precision_at_capacity") if m in model},
+            "door_replacement_use": door_use,
         }
     auc = {name: results[name]["roc_auc"]["value"] for name in results}  # type: ignore[index]
     import pandas as pd
