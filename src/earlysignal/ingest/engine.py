@@ -271,8 +271,10 @@ def _read(file: Path, extract: Extract, mapping_path: Path, chunk_rows: int) -> 
         ) from None
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
+            # pyarrow's reader meets the bad byte far into a file; name the line a person can open.
             raise IngestError(
-                f"{file}: cannot be read as {extract.encoding} ({error}); set encoding in {mapping_path} "
+                f"{file}: cannot be read as {extract.encoding} (invalid UTF-8 data"
+                f"{_undecodable_at(file, extract.encoding)}); set encoding in {mapping_path} "
                 f"(extract {extract.name!r}), e.g. cp1252"
             ) from None
         raise IngestError(f"{file}: cannot be read as {extract.format}: {error}") from None
