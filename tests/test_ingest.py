@@ -249,6 +249,19 @@ def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path, chunk_rows:
     assert c["hits_per_rule"] == {"sor_door": 1, "text_door": 1}
 
 
+def test_a_record_id_repeated_chunks_later_is_quarantined_once_per_repeat(tmp_path: Path) -> None:
+    # Chunks of two rows: J1 comes back in the third and fourth chunks, J3 within the second chunk.
+    rows = ["J1", "J2", "J3", "J3", "J4", "J1", "J5", "J1"]
+    out = _run(tmp_path, HEADER + "\n".join(
+        f"{rid},{i} High St,N1 1AA,0{i % 9 + 1}/02/2024,5,CP1,CP,x" for i, rid in enumerate(rows, start=1)) + "\n",
+        chunk_rows=2)
+    q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet")
+    assert q["row_number"].tolist() == [4, 6, 8]
+    assert set(q["reason"]) == {"duplicate_record_id:job_ref"}
+    events = pd.read_parquet(out / "events.parquet")
+    assert sorted(events["address_record_id"]) == ["J1", "J2", "J3", "J4", "J5"]
+
+
 def test_a_missing_column_names_the_file_the_column_and_the_mapping_key(tmp_path: Path) -> None:
     rows = "job_ref,address,postcode,raised,priority,sor,text\nJ1,1 High St,N1,03/02/2024,5,CP1,x\n"
     with pytest.raises(IngestError) as error:
@@ -270,10 +283,12 @@ def test_an_event_type_outside_the_dictionary_is_a_config_error_naming_the_rule(
         _run(tmp_path, HEADER + "J1,1 High St,N1,03/02/2024,5,CP1,CP,x\n", mapping)
 
 
-def test_a_wrong_encoding_is_an_error_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows_before", [0, 5000])  # in the header's first block, or far into the file
+def test_a_wrong_encoding_is_an_error_naming_the_file_and_the_fix(tmp_path: Path, rows_before: int) -> None:
     raw = tmp_path / "raw" / "repairs"
     raw.mkdir(parents=True)
-    (raw / "jobs.csv").write_bytes((HEADER + "J1,1 Caf\u00e9 St,N1,03/02/2024,5,CP1,CP,x\n").encode("cp1252"))
+    good = "".join(f"G{i},1 High St,N1,03/02/2024,5,CP1,CP,x\n" for i in range(rows_before))
+    (raw / "jobs.csv").write_bytes((HEADER + good + "J1,1 Caf\u00e9 St,N1,03/02/2024,5,CP1,CP,x\n").encode("cp1252"))
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(MAPPING))
     with pytest.raises(IngestError, match=r"jobs.csv: cannot be read as utf-8.*encoding in"):

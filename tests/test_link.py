@@ -195,6 +195,30 @@ def test_residency_spell_ends_when_the_next_address_is_first_seen() -> None:
     assert s["end_date"] == pd.Timestamp("2020-03-01")
 
 
+def test_residency_spell_lapses_a_year_after_the_last_record_and_a_later_record_starts_a_new_one() -> None:
+    obs = pd.DataFrame({
+        "resident_id": ["r", "r", "r", "s", "s", "t", "u"],
+        "address_id": ["a", "a", "a", "a", "b", "a", "a"],
+        "seen_date": pd.to_datetime(["2018-01-01", "2018-06-01", "2021-01-01", "2020-01-01", "2020-09-01",
+                                     "2019-01-01", "2025-06-01"]),
+        # t's liability (an explicit end) says when t moved out; nobody else's record has an end.
+        "seen_until": pd.to_datetime([None, None, None, None, None, "2019-05-01", None]),
+    })
+    spells = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp("2026-01-01"))
+    got = {(r.resident_id, r.start_date.strftime("%Y-%m-%d")): None if pd.isna(r.end_date) else r.end_date.strftime("%Y-%m-%d")
+           for r in spells.itertuples()}
+    assert got == {
+        ("r", "2018-01-01"): "2019-06-01",   # last seen 2018-06-01: gone a year later, seen again in 2021
+        ("r", "2021-01-01"): "2022-01-01",
+        ("s", "2020-01-01"): "2020-09-01",   # a new address within the year ends the spell as before
+        ("s", "2020-09-01"): "2021-09-01",
+        ("t", "2019-01-01"): "2019-05-01",   # the recorded move-out, not the lapse
+        ("u", "2025-06-01"): None,           # a lapse reaching past the extract date leaves the spell open
+    }
+    # Without a lapse the old rule holds: open until another address is seen.
+    assert hist.residency_spells(obs)["end_date"].isna().sum() == 3
+
+
 def test_household_is_people_sharing_an_address_over_overlapping_spells() -> None:
     spells = pd.DataFrame({
         "address_id": ["a", "a", "a", "b"],

@@ -66,6 +66,23 @@ def test_every_record_keeps_its_own_dated_observation_for_residency(store) -> No
     assert daily["n"].tolist() == [1, 1, 1, 1, 1, 1]
 
 
+def test_a_record_of_an_ongoing_source_without_an_end_is_evidence_up_to_the_extract_date(tmp_path: Path) -> None:
+    path = _records(tmp_path / "person_records.parquet", [
+        {"record_id": "C1", "source": "council_tax", "seen_date": dt.date(2019, 4, 1)},                  # liability open
+        {"record_id": "C2", "source": "council_tax", "seen_date": dt.date(2018, 4, 1), "address_text": "2 Low Rd",
+         "seen_until": dt.date(2019, 3, 31)},                                                             # liability ended
+        {"record_id": "S1", "seen_date": dt.date(2020, 1, 1), "address_text": "3 Mid Rd"},                # a school record
+    ])
+    with RecordStore(path, "500MB") as store:
+        codes = np.arange(len(store.kept), dtype=np.int64)
+        daily = store.daily_observations(np.zeros(len(codes), dtype=np.int64), codes, ("council_tax",),
+                                         dt.date(2026, 1, 1))
+    until = dict(zip(store.kept["record_id"].to_numpy()[daily["address_id"]], daily["until"]))
+    assert until["C1"] == pd.Timestamp("2026-01-01")
+    assert until["C2"] == pd.Timestamp("2019-03-31")
+    assert pd.isna(until["S1"])
+
+
 def test_person_links_hold_one_row_per_record_in_file_order(store, tmp_path: Path) -> None:
     per_kept = pd.DataFrame({"resident_id": ["R1", "R1", "R2", "R3"], "match_probability": [1.0, 0.9, np.nan, np.nan],
                              "cluster_change": ["new"] * 4})

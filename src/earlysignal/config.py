@@ -565,12 +565,15 @@ class LinkageSection(_Section):
         ("source_person_key",),
         ("nhs_number",),
         ("upn",),
-        ("first_name", "last_name"),
+        # No rule on a name alone: at 250k residents a common name is shared by hundreds of records
+        # (103M pairs); every rule below keeps its blocks small whatever the borough's size.
+        ("first_name", "last_name", "postcode"),
+        ("first_name", "last_name", "uprn"),
         ("birth_date", "postcode"),
         ("birth_date", "last_name"),
         ("birth_date", "first_name"),
         ("last_name", "first_name_initial", "birth_year"),
-        'l."first_name" = r."last_name" AND l."last_name" = r."first_name"',
+        'l."first_name" = r."last_name" AND l."last_name" = r."first_name" AND l."birth_year" = r."birth_year"',
     )
     comparisons: tuple[LinkageComparison, ...] = (
         LinkageComparison(kind="forename_surname", forename="first_name", surname="last_name", term_frequency=True),
@@ -590,7 +593,8 @@ class LinkageSection(_Section):
     )
     deterministic_recall: float = Field(default=0.7, gt=0, le=1)
     # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
-    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date",), ("postcode", "last_name"))
+    # (birth_date alone gives 35M pairs at 250k; with the first initial, 1.2M.)
+    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date", "first_name_initial"), ("postcode", "last_name"))
     u_max_pairs: float = Field(default=2e6, gt=0)
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
@@ -608,6 +612,13 @@ class LinkageSection(_Section):
     default_tenure: str | None = None  # required by `link`: the data dictionary names the values
     # Sources whose person events are also recorded against the person record's address.
     address_events_sources: tuple[str, ...] = ()
+    # Residency (docs/ingest-and-link.md): a spell whose evidence stops for longer than this many days
+    # ends that many days after its last record (people leave the borough without telling every
+    # service); null keeps a spell open until another address is seen.
+    residency_lapse_days: int | None = Field(default=None, gt=0)
+    # Sources whose records without a seen_until are current (an open liability): evidence of living
+    # at the address up to the extract date.
+    ongoing_record_sources: tuple[str, ...] = ()
     # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
     # paths are read from the ingested folder. Real data: clerically reviewed pairs
     # (source_l, record_id_l, source_r, record_id_r, is_match).

@@ -15,6 +15,7 @@ import codecs
 import datetime as dt
 import hashlib
 import contextlib
+import csv
 import json
 import re
 import warnings
@@ -255,8 +256,7 @@ def _read(file: Path, extract: Extract, mapping_path: Path, chunk_rows: int) -> 
                 b.to_pandas().astype("string").fillna("")
                 for b in pq.ParquetFile(file).iter_batches(batch_size=chunk_rows))
         else:
-            chunks = pd.read_csv(file, dtype=str, keep_default_na=False, encoding=extract.encoding,
-                                 sep=extract.delimiter, chunksize=chunk_rows)
+            chunks = _csv_chunks(file, extract, chunk_rows)
         offset = 0
         for frame in chunks:
             if offset == 0:
@@ -269,8 +269,53 @@ def _read(file: Path, extract: Extract, mapping_path: Path, chunk_rows: int) -> 
             f"{file}: cannot be read as {extract.encoding} ({error.reason}{_undecodable_at(file, extract.encoding)}); "
             f"set encoding in {mapping_path} (extract {extract.name!r}), e.g. cp1252"
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, pa.ArrowInvalid) as error:
+    except pa.ArrowInvalid as error:
+        if "invalid UTF8" in str(error):
+            # pyarrow's reader meets the bad byte far into a file; name the line a person can open.
+            raise IngestError(
+                f"{file}: cannot be read as {extract.encoding} (invalid UTF-8 data"
+                f"{_undecodable_at(file, extract.encoding)}); set encoding in {mapping_path} "
+                f"(extract {extract.name!r}), e.g. cp1252"
+            ) from None
         raise IngestError(f"{file}: cannot be read as {extract.format}: {error}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as error:
+        raise IngestError(f"{file}: cannot be read as {extract.format}: {error}") from None
+
+
+def _csv_chunks(file: Path, extract: Extract, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV file as chunks of `chunk_rows` rows, every column text ('' for empty), read by pyarrow's
+    streaming reader (multi-threaded C++, no Python objects per cell: at 250k residents pandas' parser
+    and its conversion to strings took half of ingest)."""
+    import pyarrow.csv as pacsv
+
+    encoding = extract.encoding
+    with open(file, encoding="utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding,
+              newline="") as handle:
+        header = next(csv.reader(handle, delimiter=extract.delimiter), None)
+    if not header:
+        raise pd.errors.EmptyDataError("No columns to parse from file")
+    reader = pacsv.open_csv(
+        file,
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=extract.delimiter, newlines_in_values=True),
+        # Every column as text, empty cells as '' (never null): codes such as '01' keep their zeros.
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows).to_pandas(types_mapper={pa.string(): text}.get)
+            rest = table.slice(chunk_rows)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows or not pending:
+        table = pa.Table.from_batches(pending, schema=reader.schema)
+        yield table.to_pandas(types_mapper={pa.string(): text}.get)
 
 
 def _undecodable_at(file: Path, encoding: str) -> str:
@@ -356,6 +401,31 @@ def _parse_dates(values: pd.Series, spec: DateColumn, file: Path, key: str, mapp
     return parsed.astype("datetime64[us]")
 
 
+def _in_sorted(values: np.ndarray, sorted_seen: np.ndarray) -> np.ndarray:
+    """Per value, whether it is in `sorted_seen` (sorted, distinct). The values are searched in sorted
+    order (searching in random order is cache-bound and ~20x slower at millions of IDs)."""
+    if len(sorted_seen) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    at = np.minimum(np.searchsorted(sorted_seen, ordered), len(sorted_seen) - 1)
+    found = np.empty(len(values), dtype=bool)
+    found[order] = sorted_seen[at] == ordered
+    return found
+
+
+def _merge_sorted(sorted_seen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`sorted_seen` with `values` added, sorted and distinct. The stable sort (timsort for 64-bit
+    integers) merges the two sorted runs in linear time, so a chunk costs O(seen + chunk log chunk)."""
+    fresh = np.sort(values)
+    if len(fresh):
+        fresh = fresh[np.concatenate([[True], fresh[1:] != fresh[:-1]])]
+    fresh = fresh[~_in_sorted(fresh, sorted_seen)]
+    merged = np.concatenate([sorted_seen, fresh])
+    merged.sort(kind="stable")
+    return merged
+
+
 # --------------------------------------------------------------------------------------------
 # One file
 # --------------------------------------------------------------------------------------------
@@ -369,10 +439,16 @@ def _process(
     n = len(frame)
     report.read += n
     reason = pd.Series([""] * n, index=frame.index, dtype=object)
+    # Which rows are quarantined / excluded / coded so far, as boolean arrays beside the text columns
+    # (comparing object columns with "" again and again cost seconds per million rows).
+    failed = np.zeros(n, dtype=bool)
+    is_excluded = np.zeros(n, dtype=bool)
+    is_coded = np.zeros(n, dtype=bool)
 
     def fail(mask: pd.Series | np.ndarray, why: str) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=frame.index) & (reason == "")
+        mask = np.asarray(mask, dtype=bool) & ~failed
         reason[mask] = why
+        failed[mask] = True
 
     if extract.gazetteer is not None:
         return _gazetteer(frame, extract, report, reason), seen_ids
@@ -381,9 +457,9 @@ def _process(
     fail(rid == "", f"missing_record_id:{extract.record_id}")
     # Record IDs seen earlier in the source are kept as 64-bit hashes: millions of IDs in little memory.
     hashes = pd.util.hash_pandas_object(rid, index=False).to_numpy()
-    dup = rid.duplicated().to_numpy() | np.isin(hashes, seen_ids)
+    dup = rid.duplicated().to_numpy() | _in_sorted(hashes, seen_ids)
     fail(dup & (rid != "").to_numpy(), f"duplicate_record_id:{extract.record_id}")
-    seen_ids = np.union1d(seen_ids, hashes[(rid != "").to_numpy()])
+    seen_ids = _merge_sorted(seen_ids, hashes[(rid != "").to_numpy()])
 
     time = None
     if extract.time is not None:
@@ -392,62 +468,68 @@ def _process(
 
     excluded = pd.Series([""] * n, index=frame.index, dtype=object)
     for ex in extract.exclude:
-        hit = frame[ex.column].isin(ex.in_) & (excluded == "") & (reason == "")
+        hit = frame[ex.column].isin(ex.in_).to_numpy(dtype=bool) & ~is_excluded & ~failed
         excluded[hit] = ex.name
+        is_excluded[hit] = True
 
     target_kind = pd.Series([""] * n, index=frame.index, dtype=object)  # "event" / "outcome"
     target = pd.Series([""] * n, index=frame.index, dtype=object)
     coded_by = pd.Series([""] * n, index=frame.index, dtype=object)
     coding = extract.codes is not None or bool(extract.rules)
-    open_rows = (reason == "") & (excluded == "")
+    open_rows = ~failed & ~is_excluded
     if coding:
         if extract.codes is not None:
             code = frame[extract.codes.column].str.strip()
             for entry in extract.codes.entries:
-                hit = open_rows & (coded_by == "") & code.isin(entry.codes)
+                hit = open_rows & ~is_coded & code.isin(entry.codes).to_numpy(dtype=bool)
                 _assign(hit, entry, target_kind, target, coded_by)
+                is_coded[hit] = True
         for rule in extract.rules:
             text = frame[rule.column]
-            hit = open_rows & (coded_by == "") & _contains(text, rule.pattern)
+            hit = open_rows & ~is_coded & _contains(text, rule.pattern).to_numpy(dtype=bool)
             if rule.exclude:
-                hit &= ~_contains(text, rule.exclude)
+                hit &= ~_contains(text, rule.exclude).to_numpy(dtype=bool)
             for col, allowed in rule.when.items():
-                hit &= frame[col].isin(allowed)
+                hit &= frame[col].isin(allowed).to_numpy(dtype=bool)
             _assign(hit, rule, target_kind, target, coded_by)
-        unmapped = open_rows & (coded_by == "")
+            is_coded[hit] = True
+        unmapped = open_rows & ~is_coded
         if unmapped.any():
             _count_unmapped(frame[unmapped], extract, report)
             if extract.unmapped == "quarantine":
                 col = extract.codes.column if extract.codes is not None else extract.rules[0].column
                 fail(unmapped, f"unmapped_code:{col}")
             else:
-                excluded[unmapped & (excluded == "")] = "unmapped"
+                newly = unmapped & ~is_excluded
+                excluded[newly] = "unmapped"
+                is_excluded[newly] = True
 
     known = None
     if coding and extract.known_at is not None and time is not None:
         known = _known_at(frame, time, extract, file, mapping_path)
-        live = (reason == "") & (excluded == "")
+        live = ~failed & ~is_excluded
         col = extract.known_at.column or extract.time.column  # type: ignore[union-attr]
-        fail(live & known.isna(), f"unparseable_date:{col}")
-        fail(live & (known < time), "known_at_before_event_time")
-        late = (reason == "") & (excluded == "") & (known > cap)
+        fail(live & known.isna().to_numpy(), f"unparseable_date:{col}")
+        fail(live & (known < time).to_numpy(), "known_at_before_event_time")
+        late = ~failed & ~is_excluded & (known > cap).to_numpy()
         report.known_at_capped += int(late.sum())
         known = known.where(~late, cap)
-        fail((reason == "") & (excluded == "") & (time > cap), "event_after_extract_date")
+        fail(~failed & ~is_excluded & (time > cap).to_numpy(), "event_after_extract_date")
     value = None
     if extract.value:
         raw_value = frame[extract.value]
         value = pd.to_numeric(raw_value.where(raw_value != ""), errors="coerce")
-        fail((raw_value != "") & value.isna() & (excluded == ""), f"unparseable_value:{extract.value}")
+        fail((raw_value != "").to_numpy(dtype=bool) & value.isna().to_numpy() & ~is_excluded,
+             f"unparseable_value:{extract.value}")
     end = None
     if extract.end_time is not None:
         end = _parse_dates(frame[extract.end_time.column], extract.end_time, file, "end_time", mapping_path)
-        fail((frame[extract.end_time.column] != "") & end.isna() & (excluded == ""),
+        fail((frame[extract.end_time.column] != "").to_numpy(dtype=bool) & end.isna().to_numpy() & ~is_excluded,
              f"unparseable_date:{extract.end_time.column}")
 
     # Tally: excluded rows are those not quarantined first.
-    q = reason != ""
-    ex = (~q) & (excluded != "")
+    q = failed
+    ex = (~q) & is_excluded
     ok = (~q) & (~ex)
     for why, count in reason[q].value_counts().items():
         report.quarantined[str(why)] = report.quarantined.get(str(why), 0) + int(count)

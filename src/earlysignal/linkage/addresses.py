@@ -70,29 +70,34 @@ KEY_ORDER: tuple[str, ...] = ("uprn", "bag_pc", "bag", "num_pc", "pc_tokens", "t
 
 
 def _best_candidate(rows: pd.DataFrame, candidates: pd.DataFrame, on: list[str], min_words: int) -> pd.Series:
-    """Among gazetteer candidates sharing `on` with a record (columns rid, on, tokens), the one holding
-    all of the record's numbers that shares the most words with it (then the fewest extra numbers);
-    at least `min_words` shared words; unique best only."""
+    """Among gazetteer candidates sharing `on` with a record (record columns rid, on, nums, words;
+    candidate columns on, nums_g, set_g, uprn), the one holding all of the record's numbers that shares the
+    most words with it (then the fewest extra numbers); at least `min_words` shared words; unique best only.
+    `nums` / `words` are a record's number and word tokens, `nums_g` / `set_g` a candidate's numbers and
+    all its tokens (frozensets built once per address: scoring millions of pairs is set arithmetic only)."""
     if rows.empty:
         return pd.Series(dtype="string")
-    pairs = rows.merge(candidates, on=on, suffixes=("", "_g"))
+    pairs = rows.merge(candidates, on=on)
     if pairs.empty:
         return pd.Series(dtype="string")
-    scores = []
-    for mine, theirs in zip(pairs["tokens"].tolist(), pairs["tokens_g"].tolist()):
-        mine_n = {t for t in mine if _unit(t)}
-        their_n = {t for t in theirs if _unit(t)}
-        if not mine_n or not mine_n <= their_n:
-            scores.append(-1)
-            continue
-        words = len(set(mine) - mine_n & set(theirs))
-        scores.append(words * 100 - len(their_n - mine_n))
+    scores = np.fromiter(
+        ((len(words & theirs) * 100 - len(their_n - mine_n)) if mine_n and mine_n <= their_n else -1
+         for mine_n, words, their_n, theirs in zip(pairs["nums"].tolist(), pairs["words"].tolist(),
+                                                   pairs["nums_g"].tolist(), pairs["set_g"].tolist())),
+        dtype=np.int64, count=len(pairs))
     pairs["score"] = scores
     pairs = pairs[pairs["score"] >= max(min_words * 100 - 99, 1)]
     best = pairs.groupby("rid")["score"].transform("max")
     top = pairs[pairs["score"] == best]
     unique = top.groupby("rid")["uprn"].transform("nunique") == 1
     return top[unique].drop_duplicates("rid").set_index("rid")["uprn"].astype("string")
+
+
+def _split_tokens(tokens: list[tuple[str, ...]]) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """Per address, its number tokens and its word tokens (as frozensets)."""
+    nums = [frozenset(t for t in ts if _unit(t)) for ts in tokens]
+    words = [frozenset(ts) - n for ts, n in zip(tokens, nums)]
+    return nums, words
 
 
 def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
@@ -141,23 +146,27 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
     longest_word = pd.Series(
         [max((t for t in ts if not _unit(t) and len(t) >= 3), key=lambda w: (len(w), w), default=None) for ts in tokens],
         index=rest.index, dtype="object")
+    nums, words = _split_tokens(tokens)
     rows = pd.DataFrame({"pc": normalise_postcode(rest["postcode"]).astype("object"), "unit": first_unit,
-                         "word": longest_word, "tokens": tokens}, index=rest.index)
-    gaz_rows = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"), "tokens_g": gaz_tokens_list,
-                             "uprn": gaz_uprn, "unit": [[t for t in ts if _unit(t)] for ts in gaz_tokens_list],
-                             "word": [[t for t in ts if not _unit(t) and len(t) >= 3] for ts in gaz_tokens_list]})
+                         "word": longest_word, "nums": nums, "words": words}, index=rest.index)
+    gaz_nums, gaz_words = _split_tokens(gaz_tokens_list)
+    gaz_rows = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"),
+                             "set_g": [n | w for n, w in zip(gaz_nums, gaz_words)], "nums_g": gaz_nums,
+                             "uprn": gaz_uprn, "unit": [sorted(n) for n in gaz_nums],
+                             "word": [sorted(t for t in w if len(t) >= 3) for w in gaz_words]})
     gaz_rows = gaz_rows.dropna(subset=["uprn"]).explode("unit").dropna(subset=["unit"])
     # Within the postcode: candidates hold the record's first house/flat number (a cheap, lossless block,
     # since a candidate must hold all the record's numbers).
     todo = matched[rest.index].isna() & rows["pc"].notna() & rows["unit"].notna()
-    found = _best_candidate(rows.loc[todo, ["pc", "unit", "tokens"]].reset_index(names="rid"),
-                            gaz_rows.dropna(subset=["pc"])[["pc", "unit", "tokens_g", "uprn"]], ["pc", "unit"], min_words=1)
+    found = _best_candidate(rows.loc[todo, ["pc", "unit", "nums", "words"]].reset_index(names="rid"),
+                            gaz_rows.dropna(subset=["pc"])[["pc", "unit", "nums_g", "set_g", "uprn"]], ["pc", "unit"],
+                            min_words=1)
     matched[found.index] = found
     rule[found.index] = "pc_tokens"
     # No postcode (or a wrong one): candidates hold the record's first number and its longest word.
     todo = matched[rest.index].isna() & rows["unit"].notna() & rows["word"].notna()
-    by_word = gaz_rows.explode("word").dropna(subset=["word"])[["unit", "word", "tokens_g", "uprn"]]
-    found = _best_candidate(rows.loc[todo, ["unit", "word", "tokens"]].reset_index(names="rid"), by_word,
+    by_word = gaz_rows.explode("word").dropna(subset=["word"])[["unit", "word", "nums_g", "set_g", "uprn"]]
+    found = _best_candidate(rows.loc[todo, ["unit", "word", "nums", "words"]].reset_index(names="rid"), by_word,
                             ["unit", "word"], min_words=2)
     matched[found.index] = found
     rule[found.index] = "tokens"

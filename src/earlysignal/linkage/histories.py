@@ -6,7 +6,11 @@ Rules (documented in docs/ingest-and-link.md):
 * residency: the resident's dated address observations in time order; consecutive observations at
   one address make one spell, which ends when the next address's first observation begins (or at the
   last observation's `seen_until`, if any; else open). Two addresses seen on one day: the one seen
-  more often that day, then the smaller address_id;
+  more often that day, then the smaller address_id. With a lapse (`linkage.residency_lapse_days`), a
+  spell with no evidence for longer than the lapse ends that many days after its last evidence (an
+  observation is evidence from its date to its `seen_until`), and a later observation starts a new
+  spell; what a live system would conclude at any date from the records before it. An end on or
+  after the extract date is open;
 * household_id: spells at one address that overlap in time belong to one household (the union of
   overlapping intervals), keyed by address and the household's first start date.
 """
@@ -35,11 +39,12 @@ def most_frequent_latest(frame: pd.DataFrame, key: str, value: str, order: str, 
     return stats.drop_duplicates(key).set_index(key)[value]
 
 
-def residency_spells(observations: pd.DataFrame) -> pd.DataFrame:
+def residency_spells(observations: pd.DataFrame, lapse_days: int | None = None,
+                     extract_date: pd.Timestamp | None = None) -> pd.DataFrame:
     """Spells from observations (resident_id, address_id, seen_date, seen_until).
 
     Returns resident_id, address_id, start_date, end_date (null = open); spells of one resident never
-    overlap and each ends after it starts.
+    overlap and each ends after it starts. `lapse_days` and `extract_date` as in `spells_from_daily`.
     """
     obs = observations.dropna(subset=["resident_id", "address_id", "seen_date"]).copy()
     if obs.empty:
@@ -51,14 +56,19 @@ def residency_spells(observations: pd.DataFrame) -> pd.DataFrame:
         .agg(n=("address_id", "size"), until=("seen_until", "max"))
         .reset_index()
     )
-    return spells_from_daily(daily)
+    return spells_from_daily(daily, lapse_days, extract_date)
 
 
-def spells_from_daily(daily: pd.DataFrame) -> pd.DataFrame:
+def spells_from_daily(daily: pd.DataFrame, lapse_days: int | None = None,
+                      extract_date: pd.Timestamp | None = None) -> pd.DataFrame:
     """Spells from daily observation counts: resident_id, seen_date, address_id, n (records), until.
 
     The second half of `residency_spells`, for callers that count observations elsewhere (DuckDB).
-    IDs may be any sortable values (strings or int codes in the IDs' sort order).
+    IDs may be any sortable values (strings or int codes in the IDs' sort order). `lapse_days`: a gap
+    in a resident's evidence (each observation covers seen_date..until) longer than this ends the spell
+    `lapse_days` after the evidence stops, or at an explicit `until` beyond the last observation (a
+    recorded move-out); None keeps a spell open until the next address is seen. Ends on or after
+    `extract_date` are open (null).
     """
     if daily.empty:
         return pd.DataFrame(columns=["resident_id", "address_id", "start_date", "end_date"])
@@ -70,7 +80,16 @@ def spells_from_daily(daily: pd.DataFrame) -> pd.DataFrame:
     )
     new_resident = daily["resident_id"].ne(daily["resident_id"].shift())
     new_run = new_resident | daily["address_id"].ne(daily["address_id"].shift())
+    lapsed = pd.Series(False, index=daily.index)
+    if lapse_days is not None:
+        # Evidence so far (any address): the latest date an earlier observation of the resident covers.
+        covers = daily["until"].where(daily["until"] > daily["seen_date"], daily["seen_date"])
+        covered_to = covers.groupby(daily["resident_id"], sort=False).cummax()
+        previous = covered_to.groupby(daily["resident_id"], sort=False).shift()
+        lapsed = (~new_resident) & (daily["seen_date"] - previous > pd.Timedelta(days=lapse_days))
+        new_run = new_run | lapsed
     daily["run"] = new_run.cumsum()
+    daily["lapsed_before"] = lapsed
     runs = daily.groupby("run", sort=True).agg(
         resident_id=("resident_id", "first"),
         address_id=("address_id", "first"),
@@ -81,7 +100,16 @@ def spells_from_daily(daily: pd.DataFrame) -> pd.DataFrame:
     next_start = runs["start_date"].shift(-1)
     same_next = runs["resident_id"].eq(runs["resident_id"].shift(-1))
     moved_out = runs["until"].where(runs["until"] > runs["last_seen"])
-    end = next_start.where(same_next, moved_out)
+    if lapse_days is None:
+        end = next_start.where(same_next, moved_out)
+    else:
+        # No later address for the lapse: the spell ends when the evidence lapses (a recorded move-out
+        # date, else the last observation + the lapse), whether or not the resident is seen again.
+        lapse_end = moved_out.fillna(runs["last_seen"] + pd.Timedelta(days=lapse_days))
+        next_lapsed = daily.groupby("run", sort=True)["lapsed_before"].first().shift(-1).fillna(False).astype(bool)
+        end = next_start.where(same_next & ~next_lapsed, lapse_end)
+    if extract_date is not None:
+        end = end.where(end < pd.Timestamp(extract_date))
     runs["end_date"] = end.where(end > runs["start_date"])
     return runs[["resident_id", "address_id", "start_date", "end_date"]].reset_index(drop=True)
 

@@ -13,6 +13,7 @@ record: counts are weighted by group size and residency reads every record's own
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -141,18 +142,26 @@ class RecordStore:
         return int(self.con.execute("SELECT count(*) FROM record_kept").fetchall()[0][0])  # type: ignore[index]
 
     # ----------------------------------------------------------------------------------------
-    def daily_observations(self, resident_code: np.ndarray, address_code: np.ndarray) -> pd.DataFrame:
+    def daily_observations(self, resident_code: np.ndarray, address_code: np.ndarray,
+                           ongoing_sources: tuple[str, ...] = (), extract_date: dt.date | None = None) -> pd.DataFrame:
         """Per (resident, day, address) the record count and latest seen_until (residency's input).
 
-        `resident_code` / `address_code`: int codes per kept record (-1 = none). Returns columns
-        resident_id, seen_date, address_id (the int codes), n, until.
+        `resident_code` / `address_code`: int codes per kept record (-1 = none). A record of one of
+        `ongoing_sources` without a seen_until is current (an open council-tax liability): its seen_until
+        is taken as `extract_date`. Returns columns resident_id, seen_date, address_id (the int codes),
+        n, until.
         """
         self.con.register("kept_codes", pd.DataFrame({
             "kept_idx": np.arange(len(resident_code), dtype=np.int64),
             "res": resident_code.astype(np.int64), "addr": address_code.astype(np.int64)}))
-        daily = self.con.sql("""
+        until = "r.seen_until"
+        if ongoing_sources and extract_date is not None:
+            listed = ", ".join(_literal(s) for s in ongoing_sources)
+            until = (f"CASE WHEN r.seen_until IS NULL AND r.source IN ({listed}) "
+                     f"THEN DATE {_literal(extract_date.isoformat())} ELSE r.seen_until END")
+        daily = self.con.sql(f"""
             SELECT k.res AS resident_id, CAST(r.seen_date AS TIMESTAMP) AS seen_date, k.addr AS address_id,
-                   count(*) AS n, CAST(max(r.seen_until) AS TIMESTAMP) AS until
+                   count(*) AS n, CAST(max({until}) AS TIMESTAMP) AS until
             FROM record_kept r JOIN kept_codes k USING (kept_idx)
             WHERE k.res >= 0 AND k.addr >= 0 AND r.seen_date IS NOT NULL
             GROUP BY ALL

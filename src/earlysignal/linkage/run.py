@@ -358,8 +358,9 @@ def _run_link(
     person_address_code = address_index.get_indexer(people["address_id"].astype("object").where(people["address_id"].notna(), None))
 
     # Residency and households, from every record's dated observation.
-    daily = store.daily_observations(resident_code, person_address_code)
-    spells = hist.spells_from_daily(daily)
+    daily = store.daily_observations(resident_code, person_address_code, tuple(section.ongoing_record_sources),
+                                     extract_date)
+    spells = hist.spells_from_daily(daily, section.residency_lapse_days, pd.Timestamp(extract_date))
     del daily
     spells["resident_id"] = np.asarray(resident_names, dtype=object)[spells["resident_id"].to_numpy(dtype=np.int64)] \
         if len(spells) else pd.Series(dtype="object")
