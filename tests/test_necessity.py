@@ -203,3 +203,51 @@ def test_necessity_command_writes_the_table_and_the_audit_report_includes_it(tmp
     assert 'data-necessity="housing_repairs"' in html and 'data-necessity="age_and_family"' in html
     assert html.index('<section id="necessity">') < html.index('<section id="approval">')
     assert 'alt="Loss in precision at capacity and AUC without each source" src="data:image/png;base64,' in html
+
+
+def _matrix_with_recording_lags():
+    """A small matrix whose positives are recorded up to 200 days after their window ends and 3% of
+    whose negatives left the area inside the window: labels as known on a test date differ from the final
+    ones, as in a real borough."""
+    from synthetic_matrix import make_matrix
+
+    from earlysignal.features import FeatureMatrix
+    from earlysignal.features.labels import label_at
+
+    matrix = make_matrix(residents=1500, n_as_of=12, seed=5, unlabelled_tail=0)
+    frame = matrix.frame.copy()
+    rng = np.random.default_rng(11)
+    frame["label_window_end"] = (frame["as_of"] + pd.DateOffset(months=6)).astype("datetime64[us]")
+    lag = pd.to_timedelta(rng.integers(-150, 200, len(frame)), unit="D")
+    positive = (frame["label"] == 1).to_numpy()
+    frame["label_known_at"] = (frame["label_window_end"] + lag).where(positive).astype("datetime64[us]")
+    frame["label_censored"] = ~positive & (rng.random(len(frame)) < 0.03)
+    extract = pd.Timestamp(matrix.metadata["extract_date"]).date()
+    frame["label"] = label_at(frame["label_window_end"], frame["label_known_at"], frame["label_censored"],
+                              cut=None, extract_date=extract)
+    return FeatureMatrix(frame, matrix.metadata)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_necessity_full_model_scores_each_test_date_exactly_as_train_does(n_jobs) -> None:
+    from test_training import small_config
+
+    from earlysignal.modeling.necessity import _test_predictions
+    from earlysignal.modeling.train import _labelled_rows, train_model
+    from earlysignal.timesplits import plan_from_config
+
+    matrix = _matrix_with_recording_lags()
+    config = small_config(training={"negative_sample_fraction": 0.5, "n_jobs": n_jobs})
+    trained = train_model(config, matrix=matrix, log_to_mlflow=False)
+    data = _labelled_rows(matrix)
+    plan = plan_from_config(config, sorted({pd.Timestamp(d).date() for d in np.unique(data.day)}))
+    first_test = min(plan.splits[0].test)
+    # The recording lags matter: on the first test date fewer training positives were known than in the end.
+    assert data.as_known_at(first_test).y[data.mask(plan.splits[0].fit)].sum() < data.y[data.mask(plan.splits[0].fit)].sum()
+    full = _test_predictions(data, plan, config, list(matrix.feature_columns))
+    assert [p["split"] for p in full] == ["split_1", "split_2", "split_3"]
+    for p in full:
+        expected = trained.test_predictions[trained.test_predictions["split"] == p["split"]]
+        assert list(expected["resident_id"]) == list(data.frame.loc[p["test"], "resident_id"])
+        np.testing.assert_array_equal(p["margin"], expected["margin"].to_numpy())
+        np.testing.assert_array_equal(p["score"], expected["score"].to_numpy())

@@ -13,7 +13,9 @@ would remove or create a disparity.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +30,16 @@ from earlysignal.dictionary import dictionary_for
 from earlysignal.errors import ConfigError, EarlySignalError
 from earlysignal.features.spec import feature_definitions
 from earlysignal.modeling import metrics as M
-from earlysignal.modeling.train import _fit_calibrated_booster, _labelled_rows, _Labelled, load_matrix
+from earlysignal.modeling.train import (
+    _feature_array,
+    _labelled_rows,
+    _Labelled,
+    _read_lean_matrix,
+    _run_tasks,
+    _shared_scratch,
+    _split_task,
+    load_matrix,
+)
 from earlysignal.timesplits import plan_from_config
 from earlysignal.wording import wording_from_config
 
@@ -72,15 +83,26 @@ def feature_groups(config: ProjectConfig, feature_columns: Sequence[str]) -> lis
     return groups
 
 
-def _subset(data: _Labelled, keep: np.ndarray) -> _Labelled:
-    return _Labelled(data.frame, data.X[:, keep], data.y, data.day)
+def _subset(data: _Labelled, keep: np.ndarray, scratch: Path | None = None, name: str = "variant.npy") -> _Labelled:
+    """The same rows with only the `keep` columns (label timing kept, so training labels stay as known on
+    each test date). With `scratch`, the copy is a memory-mapped file `scratch`/`name` that worker
+    processes map."""
+    X = _feature_array((data.X.shape[0], int(keep.sum())), scratch, name)
+    for j, column in enumerate(np.flatnonzero(keep)):
+        X[:, j] = data.X[:, column]  # column by column: never a second temporary copy
+    return dataclasses.replace(data, X=X)
 
 
 def _test_predictions(data: _Labelled, plan: Any, config: ProjectConfig, names: list[str]) -> list[dict[str, Any]]:
-    """Per split: test row mask, calibrated scores and raw margins of a model trained on these columns."""
+    """Per split: test row mask, calibrated scores and raw margins of a model trained on these columns.
+
+    Each split's model is fitted exactly as `train` fits it: on the labels known on the split's test date
+    (ADR 0014), with the same negative sample, in `training.n_jobs` worker processes."""
+    tasks = [_split_task(data.as_known_at(min(split.test)), split, with_test=False) for split in plan.splits]
+    outcomes = _run_tasks(data.X, tasks, config, names)
     out = []
-    for split in plan.splits:
-        fitted = _fit_calibrated_booster(data, split, config, names)
+    for split, outcome in zip(plan.splits, outcomes, strict=True):
+        fitted = outcome.fitted()
         test = data.mask(split.test)
         margin = fitted.booster.predict(data.X[test], raw_score=True)
         out.append({"split": split.name, "test": test, "margin": margin, "score": fitted.calibrator.predict(margin)})
@@ -224,17 +246,18 @@ def build_necessity(
     *,
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     """The necessity document: per left-out source / proxy group, its contribution with paired intervals,
     the variant's metrics, fairness findings gained and lost, and run times (seconds).
 
     only: names of sources / proxy groups to evaluate (default all). Raises EarlySignalError for an
-    unknown name.
+    unknown name. scratch: a folder for the feature arrays the worker processes map (None: in memory).
     """
     say = progress or (lambda message: None)
     started = time.perf_counter()
     feature_columns = list(matrix.feature_columns)
-    data = _labelled_rows(matrix)
+    data = _labelled_rows(matrix, scratch)
     labelled_dates = sorted({pd.Timestamp(d).date() for d in np.unique(data.day)})
     plan = plan_from_config(config, labelled_dates)
     groups = feature_groups(config, feature_columns)
@@ -263,7 +286,11 @@ def build_necessity(
         if not keep.any():
             raise EarlySignalError(f"leaving out {group['name']} leaves no feature columns to train on")
         names = [c for c, k in zip(feature_columns, keep, strict=True) if k]
-        variant = _test_predictions(_subset(data, keep), plan, config, names)
+        reduced = _subset(data, keep, scratch, f"variant-{len(rows)}.npy")
+        variant = _test_predictions(reduced, plan, config, names)
+        del reduced
+        if scratch is not None:  # frees the variant's copy (shared memory) before the next one is made
+            (scratch / f"variant-{len(rows)}.npy").unlink(missing_ok=True)
         entry = paired_contribution(data, full, variant, config, bootstrap)
         findings = {_finding_key(f): f for f in _fairness_findings(data, variant, config)}
         rows.append({
@@ -325,8 +352,15 @@ def run_necessity(
     from earlysignal.report.necessity_render import render_necessity_html
 
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
-    fm = load_matrix(config, data_dir if matrix is None else None, matrix)
-    document = build_necessity(config, fm, only=only, progress=progress)
+    if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).is_file():
+        # As `train` reads it: feature columns one by one into the labelled array, never a frame of them.
+        fm = _read_lean_matrix(Path(matrix))
+    else:
+        fm = load_matrix(config, data_dir if matrix is None else None, matrix)
+    # The feature arrays live in a folder removed afterwards (shared memory when there is some).
+    with tempfile.TemporaryDirectory(prefix="earlysignal-necessity-", dir=_shared_scratch()) as scratch:
+        document = build_necessity(config, fm, only=only, progress=progress,
+                                   scratch=Path(scratch) if config.training.n_jobs > 1 else None)
     folder = Path(out_dir) if out_dir is not None else Path("reports") / "necessity" / config.model.name
     json_path = write_json(document, folder / "necessity.json")
     html_path = write_text(render_necessity_html(document), folder / "necessity.html")

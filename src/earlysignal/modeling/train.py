@@ -166,12 +166,12 @@ def _shared_scratch() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _feature_array(shape: tuple[int, int], scratch: Path | None) -> np.ndarray:
-    """An empty float32 array; memory-mapped in `scratch` when given, so worker processes map this one
-    copy instead of each receiving (or joblib writing out) another."""
+def _feature_array(shape: tuple[int, int], scratch: Path | None, name: str = "features.npy") -> np.ndarray:
+    """An empty float32 array; memory-mapped as `scratch`/`name` when scratch is given, so worker processes
+    map this one copy instead of each receiving (or joblib writing out) another."""
     if scratch is None:
         return np.empty(shape, dtype=np.float32)
-    return np.lib.format.open_memmap(scratch / "features.npy", mode="w+", dtype=np.float32, shape=shape)
+    return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.float32, shape=shape)
 
 
 def _labelled_rows(matrix: Any, scratch: Path | None = None) -> _Labelled:
