@@ -422,6 +422,15 @@ class CapacitySection(_Section):
     k: int | None = Field(default=100, gt=0)
     top_percent: float | None = Field(default=None, gt=0, le=100)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _share_alone_means_share(cls, data: Any) -> Any:
+        # `top_percent: 10` alone means 10% of the cohort; the default k of 100 would otherwise cap it silently
+        # (on 6,000 rows the team would review 100, not 600). Both given explicitly: the smaller wins.
+        if isinstance(data, dict) and data.get("top_percent") is not None and "k" not in data:
+            return {**data, "k": None}
+        return data
+
     @model_validator(mode="after")
     def _something_set(self) -> CapacitySection:
         if self.k is None and self.top_percent is None:
