@@ -522,8 +522,11 @@ def _model_card(
             "baselines; section 'Fairness' gives metrics per group and intersection with disparity ratios and intervals.")},
         {"title": "Ethical considerations", "text": (
             "Administrative records reflect who is seen by services, not only who needs help: groups that are more "
-            "watched are more recorded (surveillance bias), and household- and address-level features attach others' "
-            "histories to a child. Being flagged can bring unwanted attention. The label is a recorded service decision, "
+            "watched are more recorded (surveillance bias)"
+            # Only a model with household or address features attaches other people's records to a person.
+            + (", and household- and address-level features attach others' histories to a person"
+               if _shared_scopes(config) else "")
+            + ". Being flagged can bring unwanted attention. The label is a recorded service decision, "
             "not harm itself.")},
         {"title": "Caveats and recommendations", "text": (
             "Use the score only alongside what practitioners know; record overrides; re-run this audit at every retraining "
@@ -532,11 +535,16 @@ def _model_card(
     ]
 
 
+def _shared_scopes(config: ProjectConfig) -> bool:
+    """True when a feature family reads beyond the person (household or address scope)."""
+    return any(scope != "resident" for family in config.features.families for scope in family.scopes)
+
+
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     period = data.get("period", {})
     return [
-        f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
+        f"The label is a recorded service decision ({what} {when}), not harm itself: people who were harmed but never "
         "reached services count as negatives, and decisions shaped by past practice are learned as if they were truth.",
         f"The model was {_used_dates(period)} "
         f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
