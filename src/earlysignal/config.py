@@ -853,8 +853,11 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
-        if "input" in item and item["type"] != "missing":
-            lines.append(f"  {key}: {message} (got {item['input']!r})")
+        # A check across sections (empty loc) gets the whole config as input: echoing it buries the message.
+        if "input" in item and item["type"] != "missing" and item["loc"]:
+            got = repr(item["input"])
+            got = got if len(got) <= 200 else got[:200] + " …"
+            lines.append(f"  {key}: {message} (got {got})")
         else:
             lines.append(f"  {key}: {message}")
     return "\n".join(lines)
