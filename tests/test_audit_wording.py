@@ -30,3 +30,19 @@ def test_model_card_of_a_resident_only_model_says_nothing_of_household_features_
 def test_model_card_of_a_model_with_household_features_warns_they_attach_others_histories() -> None:
     config = load_config(ROOT / "conf" / "borough.yaml")  # household and address scopes
     assert "household- and address-level features attach others' histories to a person" in _ethics(config)
+
+
+def test_audit_names_the_cohort_entry_by_its_dictionary_label_not_its_column_name(tmp_path) -> None:
+    from earlysignal.audit.assemble import cohort_words
+
+    config = load_config(ROOT / "examples" / "pbcseq" / "config.yaml")
+    raw = (ROOT / "examples" / "pbcseq" / "dictionary.yaml").read_text(encoding="utf-8")
+    (tmp_path / "dictionary.yaml").write_text(
+        raw.replace("follow_up_end: {kind: date,", "entered: {kind: date, label: date of study entry}\n  follow_up_end: {kind: date,"),
+        encoding="utf-8")
+    config = config.model_copy(update={
+        "dictionary": str(tmp_path / "dictionary.yaml"),
+        "cohort": config.cohort.model_copy(update={"entry_column": "entered"})})
+    assert cohort_words(config) == "residents whose date of study entry had passed at each as-of date"
+    limitations = " ".join(_limitations(config, {}))
+    assert "(residents whose date of study entry had passed at each as-of date)" in limitations

@@ -172,8 +172,9 @@ class CohortSection(_Section):
         """True when an age bound is set (the cohort then needs birth_date)."""
         return self.min_age is not None or self.max_age is not None
 
-    def describe(self) -> str:
-        """The cohort in words, e.g. 'residents aged 0-17 living in the area at each as-of date'."""
+    def describe(self, entry_label: str | None = None) -> str:
+        """The cohort in words, e.g. 'residents aged 0-17 living in the area at each as-of date';
+        `entry_label`: the entry column in words (the data dictionary's label), else its name."""
         parts = ["residents"]
         if self.min_age is not None and self.max_age is not None:
             parts.append(f"aged {self.min_age}-{self.max_age}")
@@ -184,7 +185,7 @@ class CohortSection(_Section):
         if self.require_residency:
             parts.append("living in the area")
         if self.entry_column:
-            parts.append(f"whose {self.entry_column} had passed")
+            parts.append(f"whose {entry_label or self.entry_column} had passed")
         for rule in self.require_recent_events:
             kinds = ", ".join(f"{k.source}/{k.event_type or '*'}" for k in rule.events)
             parts.append(f"with {kinds} in the {rule.within_days} days before")
