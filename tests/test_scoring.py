@@ -259,3 +259,24 @@ def test_drift_compares_with_training_rows_from_the_same_month_of_the_year():
     assert seasonal["feature_psi"]["absence"] < 0.05
     pooled = drift_report(reference, october, rng.random(5000), warn_psi=0.25, month=None)
     assert pooled["feature_psi"]["absence"] > seasonal["feature_psi"]["absence"]
+
+
+def test_case_list_journey_commands_name_the_config_and_score_folder_the_list_was_made_with(borough, tmp_path):
+    """A caseworker copying the command from a list written to a non-default folder with a non-default config
+    must open that list, not the default one."""
+    import html
+    import shlex
+
+    out = tmp_path / "my lists" / "march"
+    result = CliRunner().invoke(
+        app,
+        ["score", "--as-of", AS_OF.isoformat(), "--model", borough.result.model_uri, "--allow-unapproved",
+         "--config", str(borough.config_path), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    top = pd.read_csv(out / "ranked-UNAPPROVED.csv")["resident_id"].iloc[0]
+    expected = (f"earlysignal journey --config {shlex.quote(str(borough.config_path))} --scores {shlex.quote(str(out))} "
+                f"--resident {top} --as-of {AS_OF.isoformat()}")
+    page = html.unescape((out / "case_list-UNAPPROVED.html").read_text(encoding="utf-8"))
+    assert expected in page
+    assert json.loads((out / "summary-UNAPPROVED.json").read_text(encoding="utf-8"))["config_path"] == str(borough.config_path)

@@ -232,7 +232,7 @@ def score(
     with progress_bar(transient=True) as bar:
         task = bar.add_task("scoring", total=None)
         result = score_cohort(project, day, model_uri=model, data_dir=data, out=out,
-                              allow_unapproved=allow_unapproved,
+                              allow_unapproved=allow_unapproved, config_path=config,
                               progress=lambda step: bar.update(task, description=f"scoring: {step}"))
     counts = result.summary["counts"]
     console.print(
@@ -636,7 +636,7 @@ def demo(
         f"Ranked list for caseworkers:  {result.ranked_csv}\n"
         f"Residents not scored, and why: {result.unscored_csv}\n"
         f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
-        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
+        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv, config)}\n"
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
@@ -687,14 +687,16 @@ def evaluation_purge(
     )
 
 
-def _first_journey_command(ranked_csv: Path) -> str:
+def _first_journey_command(ranked_csv: Path, config_path: Path | None = None) -> str:
     """The journey command for the top of a ranked list (the demo's closing hint)."""
     import pandas as pd
+
+    from earlysignal.caselist import journey_command
 
     ranked = pd.read_csv(ranked_csv, nrows=1)
     if ranked.empty:
         return "(nobody was scored)"
-    return f"earlysignal journey --resident {ranked['resident_id'][0]} --as-of {str(ranked['as_of'][0])[:10]}"
+    return journey_command(ranked["resident_id"][0], str(ranked["as_of"][0])[:10], ranked_csv.parent, config_path)
 
 
 def _as_of_date(text: str) -> Any:

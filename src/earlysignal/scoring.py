@@ -256,18 +256,20 @@ def score_cohort(
     *,
     progress: Callable[[str], None] | None = None,
     log_to_mlflow: bool = True,
+    config_path: str | Path | None = None,
 ) -> ScoringResult:
     """Score everyone in the cohort at as_of with a registered model; write the lists and a summary.
 
     Without allow_unapproved the version must pass every check of `require_approved`; with it,
-    every file written is marked UNAPPROVED (file name and `approval_status` column). Raises
+    every file written is marked UNAPPROVED (file name and `approval_status` column). `config_path` is the
+    config file the caller loaded (None: the default one); the case list's journey commands name it. Raises
     ApprovalError, ContractError or EarlySignalError (as_of outside the data, missing sources).
     """
     from earlysignal.tracking import quiet_downloads
 
     with quiet_downloads():
         return _score_cohort(config, as_of, model_uri, data_dir, out, allow_unapproved, progress=progress,
-                             log_to_mlflow=log_to_mlflow)
+                             log_to_mlflow=log_to_mlflow, config_path=config_path)
 
 
 def _score_cohort(
@@ -280,6 +282,7 @@ def _score_cohort(
     *,
     progress: Callable[[str], None] | None,
     log_to_mlflow: bool,
+    config_path: str | Path | None = None,
 ) -> ScoringResult:
     from earlysignal import contract, features
     from earlysignal.approval import require_approved
@@ -380,6 +383,7 @@ def _score_cohort(
         "approval": approval.as_dict() if approval is not None else None,
         "as_of": as_of.isoformat(),
         "data_dir": str(data_dir),
+        "config_path": str(config_path) if config_path is not None else None,
         "spec_hash": metadata.get("spec_hash"),
         "spec": spec_note,
         "capacity_k": k,
