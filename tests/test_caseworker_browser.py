@@ -10,6 +10,7 @@ from caseworker_folder import caseworker_folder
 from journey_world import AS_OF, RESIDENT
 from test_report_browser import _chromium, _console_messages, _run
 
+from earlysignal.caselist import journey_command
 from earlysignal.explanation import write_explanation
 from earlysignal.journey import view_journey
 from earlysignal.report.journey import JUDGEMENT_NOTE, render_case_list
@@ -29,7 +30,8 @@ def pages(tmp_path_factory):
         explanation = write_explanation(folder.config, RESIDENT, AS_OF, scores_dir=folder.scores_dir, viewer="DPO")
     rows = [{"resident_id": RESIDENT, "rank": 1, "score": 0.33, "percentile": 100.0, "flagged": True,
              "band": "flagged for review", "reasons": ["2 door replacements at home in the last 12 months"],
-             "journey": f"journeys/{RESIDENT}.html"}]
+             "journey": f"journeys/{RESIDENT}.html",
+             "command": journey_command(RESIDENT, AS_OF.isoformat(), folder.scores_dir, None)}]
     summary = {"as_of": AS_OF.isoformat(), "model_name": "m", "model_version": "1", "model_uri": "models:/m/1",
                "spec_hash": "abc", "approval_checked": True, "counts": {"scored": 1, "flagged": 1, "unscored": 0}}
     case_list = folder.scores_dir / "case_list.html"
