@@ -10,6 +10,7 @@ from caseworker_folder import caseworker_folder
 from journey_world import AS_OF, RESIDENT
 from test_report_browser import _chromium, _console_messages, _run
 
+from earlysignal.caselist import journey_command
 from earlysignal.explanation import write_explanation
 from earlysignal.journey import view_journey
 from earlysignal.caselist import journey_command

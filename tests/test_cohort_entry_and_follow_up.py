@@ -318,3 +318,50 @@ def test_without_residency_a_quarantined_resident_is_listed_as_unscored_with_the
     assert unscored[["resident_id", "reason"]].values.tolist() == [
         ["P2", "quarantined by the data contract: invalid_value:sex"],
     ]
+
+
+# ---- the feature matrix holds nobody whose follow-up had ended by as_of ---------------------------
+
+
+@pytest.mark.parametrize("residency", [True, False], ids=["with_residency", "without_residency"])
+def test_feature_matrix_leaves_out_rows_after_follow_up_ended_and_counts_only_in_window_censoring(residency):
+    people = [
+        {"id": "FOLLOWED_UP", "entry": "2023-01-01", "end": "2024-09-01"},
+        {"id": "ENDED_BEFORE_FEB", "entry": "2023-01-01", "end": "2024-01-15"},
+        {"id": "ENDED_ON_FEB_AS_OF", "entry": "2023-01-01", "end": "2024-02-01"},
+    ]
+    config = _with_end_column(_config(residency=residency))
+    built = build_feature_matrix(config, _borough(people, residency=residency))
+    # Before: ENDED_BEFORE_FEB and ENDED_ON_FEB_AS_OF also sat at 2024-02-01 and 2024-03-01 with a null
+    # label, counted as 4 more rows "censored inside the window" although follow-up ended before it began.
+    assert _rows(built.frame) == {
+        "FOLLOWED_UP": ["2024-01-01", "2024-02-01", "2024-03-01"],
+        "ENDED_BEFORE_FEB": ["2024-01-01"],
+        "ENDED_ON_FEB_AS_OF": ["2024-01-01"],
+    }
+    # Censored inside the window: ENDED_BEFORE_FEB in [2024-01-01, 2024-02-01); ENDED_ON_FEB_AS_OF's end is the
+    # window's end, so that window was fully followed up (label 0).
+    assert built.metadata["label"]["censored_rows"] == 1
+    first = built.frame[built.frame["as_of"] == pd.Timestamp("2024-01-01")].set_index("resident_id")["label"]
+    assert pd.isna(first["ENDED_BEFORE_FEB"]) and first["ENDED_ON_FEB_AS_OF"] == 0
+
+
+def test_feature_matrix_keeps_a_person_whose_follow_up_end_was_not_yet_recorded_at_as_of(tmp_path):
+    raw = yaml.safe_load(packaged_dictionary_path().read_text(encoding="utf-8"))
+    raw.setdefault("residents", {}).update({
+        "entry_date": {"kind": "date"},
+        "follow_up_end": {"kind": "date", "known_from": "entry_recorded"},  # its recording date, reused here
+        "entry_recorded": {"kind": "date"},
+    })
+    path = tmp_path / "dictionary.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    people = [
+        {"id": "END_RECORDED_IN_JANUARY", "entry": "2023-01-01", "end": "2024-01-10", "recorded": "2024-01-12"},
+        {"id": "END_RECORDED_IN_MARCH", "entry": "2023-01-01", "end": "2024-01-10", "recorded": "2024-03-01"},
+    ]
+    config = _with_end_column(_config(entry=None, dictionary=str(path)))
+    built = build_feature_matrix(config, _borough(people))
+    assert _rows(built.frame) == {
+        "END_RECORDED_IN_JANUARY": ["2024-01-01"],
+        "END_RECORDED_IN_MARCH": ["2024-01-01", "2024-02-01", "2024-03-01"],
+    }

@@ -111,9 +111,12 @@ def test_cgd_children_randomised_later_no_longer_sit_at_earlier_as_of_dates(cgd)
 
     with_entry, _, _ = _rows(_project(folder, "randomised"), folder / "data")
     assert (with_entry["as_of"] >= with_entry["resident_id"].map(randomised).to_numpy()).all()
-    expected = {day.date().isoformat(): int((randomised <= day).sum()) for day in GRID}
+    # In the cohort from randomisation until follow-up ends (label.censoring.end_column): 82 randomised by
+    # 1989-11-01, of whom one child's follow-up had already ended.
+    followed = {day.date().isoformat(): int(((randomised <= day) & (people["end"] > day)).sum()) for day in GRID}
     counted = with_entry["as_of"].dt.date.map(dt.date.isoformat).value_counts().to_dict()
-    assert counted == expected and expected["1989-11-01"] == 128 - 46 and expected["1990-01-01"] == 128
+    assert counted == followed and int((randomised <= pd.Timestamp(GRID[0])).sum()) == 128 - 46
+    assert followed["1989-11-01"] == 81 and int((randomised <= pd.Timestamp(GRID[2])).sum()) == 128
 
 
 def test_cgd_scoring_leaves_out_children_whose_follow_up_ended_and_reconciles(cgd):

@@ -46,6 +46,18 @@ def test_error_names_key_and_bad_value():
     assert "-6" in message
 
 
+def test_error_from_a_check_across_sections_does_not_echo_the_whole_config():
+    raw = _raw()
+    raw["audit"]["protected"] = ["sex", "race"]  # not declared by the synthetic borough's dictionary
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(raw, source="borough.yaml")
+    message = str(caught.value)
+    assert "audit.protected names attributes the data dictionary does not declare" in message
+    assert "['race']" in message
+    assert "(got {" not in message and "governance" not in message  # the config is not dumped after it
+    assert len(message) < 600
+
+
 def test_unknown_key_is_refused_by_name():
     raw = _raw()
     raw["cohort"]["max_agee"] = 17

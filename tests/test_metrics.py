@@ -83,6 +83,15 @@ def test_capacity_takes_the_smaller_of_k_and_top_percent():
     assert capacity_k(20, CapacitySection(k=100)) == 20
 
 
+def test_capacity_given_only_as_top_percent_is_not_capped_by_the_default_k():
+    # A config that says `capacity: {top_percent: 10}` means 10% of the cohort: 600 of 6,000 rows, not 100.
+    share_only = CapacitySection.model_validate({"top_percent": 10})
+    assert share_only.k is None
+    assert capacity_k(6000, share_only) == 600
+    assert capacity_k(6000, CapacitySection.model_validate({"k": 100, "top_percent": 10})) == 100
+    assert capacity_k(6000, CapacitySection.model_validate({})) == 100
+
+
 def test_lift_is_precision_over_base_rate():
     y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
     score = np.linspace(1, 0, 10)

@@ -172,8 +172,9 @@ class CohortSection(_Section):
         """True when an age bound is set (the cohort then needs birth_date)."""
         return self.min_age is not None or self.max_age is not None
 
-    def describe(self) -> str:
-        """The cohort in words, e.g. 'residents aged 0-17 living in the area at each as-of date'."""
+    def describe(self, entry_label: str | None = None) -> str:
+        """The cohort in words, e.g. 'residents aged 0-17 living in the area at each as-of date';
+        `entry_label`: the entry column in words (the data dictionary's label), else its name."""
         parts = ["residents"]
         if self.min_age is not None and self.max_age is not None:
             parts.append(f"aged {self.min_age}-{self.max_age}")
@@ -184,7 +185,7 @@ class CohortSection(_Section):
         if self.require_residency:
             parts.append("living in the area")
         if self.entry_column:
-            parts.append(f"whose {self.entry_column} had passed")
+            parts.append(f"whose {entry_label or self.entry_column} had passed")
         for rule in self.require_recent_events:
             kinds = ", ".join(f"{k.source}/{k.event_type or '*'}" for k in rule.events)
             parts.append(f"with {kinds} in the {rule.within_days} days before")
@@ -421,6 +422,15 @@ class CapacitySection(_Section):
 
     k: int | None = Field(default=100, gt=0)
     top_percent: float | None = Field(default=None, gt=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_alone_means_share(cls, data: Any) -> Any:
+        # `top_percent: 10` alone means 10% of the cohort; the default k of 100 would otherwise cap it silently
+        # (on 6,000 rows the team would review 100, not 600). Both given explicitly: the smaller wins.
+        if isinstance(data, dict) and data.get("top_percent") is not None and "k" not in data:
+            return {**data, "k": None}
+        return data
 
     @model_validator(mode="after")
     def _something_set(self) -> CapacitySection:
@@ -859,8 +869,11 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
-        if "input" in item and item["type"] != "missing":
-            lines.append(f"  {key}: {message} (got {item['input']!r})")
+        # A check across sections (empty loc) gets the whole config as input: echoing it buries the message.
+        if "input" in item and item["type"] != "missing" and item["loc"]:
+            got = repr(item["input"])
+            got = got if len(got) <= 200 else got[:200] + " …"
+            lines.append(f"  {key}: {message} (got {got})")
         else:
             lines.append(f"  {key}: {message}")
     return "\n".join(lines)

@@ -66,6 +66,14 @@ K_CURVE_POINTS = 40
 CALIBRATION_BINS = 10
 
 
+def cohort_words(config: ProjectConfig) -> str:
+    """The cohort in words, its entry column named by the data dictionary's label ("date of randomisation")."""
+    from earlysignal.dictionary import dictionary_for
+
+    spec = dictionary_for(config).residents.get(config.cohort.entry_column or "")
+    return config.cohort.describe(spec.label if spec is not None and spec.label else None)
+
+
 def outcome_labels(config: ProjectConfig) -> dict[str, str]:
     """Outcome type -> wording in reports, from the config's data dictionary."""
     from earlysignal.dictionary import dictionary_for
@@ -484,7 +492,7 @@ def _model_card(
     not_audited: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
-    cohort = config.cohort.describe()
+    cohort = cohort_words(config)
     features = data.get("features", [])
     sources = ", ".join(data.get("sources", [])) or "NOT PROVIDED"
     return [
@@ -522,8 +530,11 @@ def _model_card(
             "baselines; section 'Fairness' gives metrics per group and intersection with disparity ratios and intervals.")},
         {"title": "Ethical considerations", "text": (
             "Administrative records reflect who is seen by services, not only who needs help: groups that are more "
-            "watched are more recorded (surveillance bias), and household- and address-level features attach others' "
-            "histories to a child. Being flagged can bring unwanted attention. The label is a recorded service decision, "
+            "watched are more recorded (surveillance bias)"
+            # Only a model with household or address features attaches other people's records to a person.
+            + (", and household- and address-level features attach others' histories to a person"
+               if _shared_scopes(config) else "")
+            + ". Being flagged can bring unwanted attention. The label is a recorded service decision, "
             "not harm itself.")},
         {"title": "Caveats and recommendations", "text": (
             "Use the score only alongside what practitioners know; record overrides; re-run this audit at every retraining "
@@ -532,16 +543,21 @@ def _model_card(
     ]
 
 
+def _shared_scopes(config: ProjectConfig) -> bool:
+    """True when a feature family reads beyond the person (household or address scope)."""
+    return any(scope != "resident" for family in config.features.families for scope in family.scopes)
+
+
 def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     period = data.get("period", {})
     return [
-        f"The label is a recorded service decision ({what} {when}), not harm itself: children who were harmed but never "
+        f"The label is a recorded service decision ({what} {when}), not harm itself: people who were harmed but never "
         "reached services count as negatives, and decisions shaped by past practice are learned as if they were truth.",
         f"The model was {_used_dates(period)} "
         f"with data extracted on {period.get('extract_date')}; behaviour after changes in services, recording or population "
         "is unknown until re-audited.",
-        f"It has not been validated for anyone outside the cohort ({config.cohort.describe()}), "
+        f"It has not been validated for anyone outside the cohort ({cohort_words(config)}), "
         "for other outcomes or horizons, for other councils, or as a threshold for any action.",
         "Groups with fewer people or escalations than the small-number threshold are suppressed, so disparities in small "
         "groups cannot be assessed from this report.",
@@ -742,7 +758,7 @@ def build_audit(
         "model": model_doc,
         "summary": {
             "predicts": f"{what} {when}",
-            "cohort": config.cohort.describe(),
+            "cohort": cohort_words(config),
             "decision_point": governance.decision_point or None,
             "capacity": {"k": config.capacity.k, "top_percent": config.capacity.top_percent},
             "headline": headline,

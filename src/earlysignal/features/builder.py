@@ -25,7 +25,7 @@ from earlysignal.engines.registry import get_engine
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort, check_entry_column
 from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start
-from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
+from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata, still_followed_up
 from earlysignal.features.matrix import FeatureMatrix
 from earlysignal.dictionary import DataDictionary, dictionary_for
 from earlysignal.features.spec import (
@@ -1010,6 +1010,7 @@ def build_feature_matrix(
             started = time.perf_counter()
             resident_ids, n_households, address_ids = _register_tables(engine, data, grid)
             cohort = build_cohort(engine, config, grid)
+            cohort = still_followed_up(config, data.residents, resident_ids, cohort, grid)
             timings["cohort"] = time.perf_counter() - started
             step("Residency at each as_of")
             started = time.perf_counter()

@@ -149,6 +149,35 @@ def follow_up_ended_ids(config: ProjectConfig, residents: pd.DataFrame, as_of: d
     return set(ids[ended].tolist())
 
 
+def still_followed_up(
+    config: ProjectConfig, residents: pd.DataFrame, resident_ids: np.ndarray, cohort: Cohort, grid: AsOfGrid
+) -> Cohort:
+    """The cohort rows (r_idx, j) whose follow-up had not ended by their as_of by label.censoring.end_column,
+    by the rule of `follow_up_ended_ids` (end on or before as_of and, with a `known_from`, recorded before it);
+    the cohort unchanged without an end column. A person past follow-up is neither a training row with a
+    null label counted as censored "inside the window" nor, at scoring, ranked. Raises ConfigError as
+    `follow_up_ended_ids`."""
+    from earlysignal.dictionary import dictionary_for
+
+    column = config.label.censoring.end_column
+    if column is None or len(cohort) == 0:
+        return cohort
+    ids = np.asarray(resident_ids).astype(str).astype(object)
+    days = np.array(grid.dates, dtype="datetime64[D]")[cohort.j]
+    ends = _resident_dates(residents, column, ids)[cohort.r_idx]
+    ended = ~np.isnat(ends) & (ends <= days)
+    spec = dictionary_for(config).residents.get(column)
+    if spec is not None and spec.known_from is not None:
+        if spec.known_from not in residents.columns:
+            raise ConfigError(
+                f"label.censoring.end_column: the data dictionary says residents.{column} is known from "
+                f"residents.{spec.known_from}, which the data does not have; supply it or remove known_from"
+            )
+        recorded = _resident_dates(residents, spec.known_from, ids)[cohort.r_idx]
+        ended &= ~np.isnat(recorded) & (recorded < days)
+    return Cohort(r_idx=cohort.r_idx[~ended], j=cohort.j[~ended])
+
+
 def build_label_timing(
     engine: Engine,
     config: ProjectConfig,
