@@ -13,7 +13,6 @@ from test_report_browser import _chromium, _console_messages, _run
 from earlysignal.caselist import journey_command
 from earlysignal.explanation import write_explanation
 from earlysignal.journey import view_journey
-from earlysignal.caselist import journey_command
 from earlysignal.report.journey import JUDGEMENT_NOTE, render_case_list
 from earlysignal.wording import Wording
 
