@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+import os
 
 from earlysignal.errors import ConfigError
 
@@ -65,8 +67,8 @@ class LogisticBaseline:
     ) -> LogisticBaseline:
         """Fit scaler and regression on a frame or array (n, features); sample_weight (shape (n,)) weighs rows."""
         self.pipeline_ = make_pipeline(
-            # copy=False: _as_matrix already made a private float64 copy, so scaling it in place is safe.
-            StandardScaler(copy=False), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
+            SimpleImputer(strategy="median", add_indicator=True, copy=False),
+            StandardScaler(copy=False), LogisticRegression(C=float(os.environ.get("LC","1")), max_iter=self.max_iter, random_state=self.seed)
         )
         if sample_weight is None:
             self.pipeline_.fit(_as_matrix(frame), y)
@@ -82,7 +84,8 @@ class LogisticBaseline:
 def _as_matrix(frame: pd.DataFrame | np.ndarray) -> np.ndarray:
     # One float64 copy, cleaned in place (nan_to_num's default copy doubled the baseline's memory traffic).
     matrix = np.array(frame, dtype=np.float64)
-    return np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    matrix[~np.isfinite(matrix)] = np.nan
+    return matrix
 
 
 def choose_one_feature(feature_columns: list[str], configured: str | None = None) -> str:
