@@ -408,6 +408,9 @@ class TrainingSection(_Section):
     # Worker processes for the independent fits (test splits, final model), each with num_threads
     # LightGBM threads and one BLAS thread: every fit is seeded, so results do not depend on it.
     n_jobs: int = Field(default=2, gt=0)
+    # Inverse L2 strength of the logistic baseline (on standardised features). Strong by default: a few
+    # hundred correlated features and a few dozen positives overfit at C=1 and ranked below chance.
+    logistic_c: float = Field(default=0.01, gt=0)
 
 
 class CapacitySection(_Section):
