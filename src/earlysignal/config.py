@@ -457,6 +457,9 @@ class AuditSection(_Section):
 
 class ScoringSection(_Section):
     drift_warn_psi: float = Field(default=0.25, gt=0)
+    # A feature's missing share (0-1) moving by more than this between training and scoring is reported
+    # apart from its PSI (which compares known values only), e.g. a 3-year window that had too little history.
+    drift_warn_null_share: float = Field(default=0.1, gt=0, le=1)
 
 
 class GovernanceSection(_Section):

@@ -3,7 +3,8 @@
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
 needs no training data. Some records (e.g. term-time ones) are seasonal, so the reference is kept per
 calendar month of the training as_of dates too, and scoring compares like with like (the same month
-of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected);
+of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected), over known values (missing ones are
+compared apart, as a share then and now);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
 """
 
@@ -42,12 +43,30 @@ def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return counts / max(len(values), 1)
 
 
-def psi(reference: dict[str, Any], values: np.ndarray) -> float:
-    """PSI of new values against a reference made by reference_bins()."""
+def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
+    """PSI of new values against a reference made by reference_bins(), over known (finite) values only.
+
+    Missing values are compared apart (null_shares): a feature whose window reaches before the records begin
+    is null at early training dates and known later, and counting that null share inside the PSI made a
+    "3-year" trend read as drift of ~4.8 when only its history had grown. None when either side has no
+    known value.
+    """
     inner = np.asarray(reference["inner_edges"], dtype=float)
-    expected = np.maximum(np.asarray(reference["shares"], dtype=float), _FLOOR)
-    actual = np.maximum(_shares(values, inner), _FLOOR)
+    expected_all = np.asarray(reference["shares"], dtype=float)
+    actual_all = _shares(values, inner)
+    expected, actual = expected_all[:-1], actual_all[:-1]  # the last bin is the missing one
+    if expected.sum() <= 0 or actual.sum() <= 0:
+        return None
+    expected = np.maximum(expected / expected.sum(), _FLOOR)
+    actual = np.maximum(actual / actual.sum(), _FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def null_shares(reference: dict[str, Any], values: np.ndarray) -> tuple[float, float]:
+    """(share missing in the reference, share missing now) for a reference made by reference_bins()."""
+    values = np.asarray(values, dtype=float)
+    now = float(np.mean(~np.isfinite(values))) if values.size else 0.0
+    return float(np.asarray(reference["shares"], dtype=float)[-1]), now
 
 
 def _bins_for(frame: pd.DataFrame, columns: list[str], score: np.ndarray) -> dict[str, Any]:
@@ -81,23 +100,38 @@ def reference_for(reference: dict[str, Any], month: int | None) -> tuple[dict[st
 
 
 def drift_report(
-    reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None
+    reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None,
+    warn_null_share: float = 0.1,
 ) -> dict[str, Any]:
-    """PSI per feature and for the score, with the features above warn_psi listed (largest first)."""
+    """PSI per feature (over known values on both sides) and for the score, with the features above warn_psi
+    listed (largest first); and, apart, each feature's missing share then and now, listing those that moved
+    by more than warn_null_share (a proportion, 0-1) in `features_null_share_changed` (largest move first).
+    A feature with no known value on one side has PSI None."""
     reference, compared_with = reference_for(reference, month)
-    feature_psi = {
-        c: psi(bins, frame[c].to_numpy(dtype=float))
-        for c, bins in reference["features"].items()
-        if c in frame.columns
-    }
+    feature_psi: dict[str, float | None] = {}
+    null_share: dict[str, dict[str, float]] = {}
+    for c, bins in reference["features"].items():
+        if c not in frame.columns:
+            continue
+        values = frame[c].to_numpy(dtype=float)
+        feature_psi[c] = psi(bins, values)
+        then, now = null_shares(bins, values)
+        null_share[c] = {"reference": then, "now": now}
     score_psi = psi(reference["score"], score)
-    warnings = sorted((c for c, v in feature_psi.items() if v > warn_psi), key=lambda c: -feature_psi[c])
+    known = {c: v for c, v in feature_psi.items() if v is not None}
+    warnings = sorted((c for c, v in known.items() if v > warn_psi), key=lambda c: -known[c])
+    moved = sorted((c for c, s in null_share.items() if abs(s["now"] - s["reference"]) > warn_null_share),
+                   key=lambda c: -abs(null_share[c]["now"] - null_share[c]["reference"]))
     return {
         "reference": compared_with,
         "score_psi": score_psi,
         "feature_psi": feature_psi,
         "warn_psi": warn_psi,
         "features_over_warn": warnings,
-        "score_over_warn": score_psi > warn_psi,
-        "max_feature_psi": max(feature_psi.values(), default=0.0),
+        "score_over_warn": score_psi is not None and score_psi > warn_psi,
+        "max_feature_psi": max(known.values(), default=0.0),
+        "psi_over": "known values only; missing shares are compared apart (feature_null_share)",
+        "feature_null_share": null_share,
+        "warn_null_share": warn_null_share,
+        "features_null_share_changed": moved,
     }
