@@ -58,3 +58,17 @@ def test_drift_console_names_features_whose_missing_share_moved():
     assert " ".join(captured.get().split()) == ("1 feature(s) are missing far more or less often than in training (e.g. a window that reached before "
             "the records began at early training dates): household__school__absence__trend__3y (90% missing in "
             "training, 0% now)")
+
+
+def test_a_driver_known_at_few_rows_because_its_window_reached_before_the_records_is_annotated():
+    from earlysignal.audit.assemble import short_history_note
+
+    metadata = {"rows_per_as_of": {"2024-01-01": 600, "2024-04-01": 400},
+                "windows_before_data_start": {"school__absence__trend__3y": 905, "school__absence__count__3y": 400}}
+    assert short_history_note("school__absence__trend__3y", metadata) == (
+        "Known at only 9% of the rows the model learnt from and was tested on: at earlier as-of dates its window "
+        "reached back before the records began, so it was left blank there. How the model uses it once it is known "
+        "for everyone rests on few dates."
+    )
+    assert short_history_note("school__absence__count__3y", metadata) is None  # known at 60%
+    assert short_history_note("school__absence__count__365d", metadata) is None

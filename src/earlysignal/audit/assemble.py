@@ -551,6 +551,22 @@ def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
     ]
 
 
+SHORT_HISTORY_SHARE = 0.5  # a driver known at fewer of the matrix's rows than this is annotated
+
+
+def short_history_note(feature: str, feature_metadata: Mapping[str, Any]) -> str | None:
+    """A sentence for a driver whose window reached before its source's records began at most of the matrix's
+    rows (the sidecar's `windows_before_data_start` over the rows of every as_of), else None."""
+    nulled = int((feature_metadata.get("windows_before_data_start") or {}).get(feature, 0))
+    total = sum(int(v) for v in (feature_metadata.get("rows_per_as_of") or {}).values())
+    if not nulled or not total or 1 - nulled / total >= SHORT_HISTORY_SHARE:
+        return None
+    known = max(0, min(100, math.floor(100 * (1 - nulled / total))))
+    return (f"Known at only {known}% of the rows the model learnt from and was tested on: at earlier as-of dates its "
+            "window reached back before the records began, so it was left blank there. How the model uses it once "
+            "it is known for everyone rests on few dates.")
+
+
 def build_audit(
     *,
     config: ProjectConfig,
@@ -708,6 +724,9 @@ def build_audit(
     descriptions = {f["name"]: f["description"] for f in data["features"]}
     for item in importance:
         item["description"] = descriptions.get(item["feature"], "")
+        note = short_history_note(item["feature"], feature_metadata)
+        if note:
+            item["history_note"] = note
     proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell, group_words) if usable else []
     # Which inputs are a protected characteristic (or stand in for one): from the model's feature list.
     protected_names = list(dict.fromkeys([*settings.protected, *config.features.protected_as_features]))
