@@ -349,16 +349,25 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
 
     Precision at capacity times k (public) is the number of flagged residents who escalated, so it
     is recomputed from that number rounded (None when it is 1 to min_cell - 1); recall and lift follow.
-    Intervals of threshold metrics are dropped (they are resampled from the exact counts).
+    At a date whose escalations are withheld (1 to min_cell - 1) every scorer's figures at capacity are
+    withheld, a zero included. Intervals of threshold metrics are dropped (they are resampled from the exact counts).
     """
     n, positives, k = int(split["n"]), int(split["positives"]), int(split["k"])
     out = {**split, "n": published_count(n, min_cell, round_to), "positives": published_count(positives, min_cell, round_to),
            "base_rate": published_rate(positives, n, min_cell, round_to)}
     scorers = {}
+    # With the date's escalations withheld (1 to min_cell - 1), no scorer's figure at capacity is shown, a
+    # zero included: "none of its flagged escalated" beside a withheld count of escalations states that every
+    # one of them was missed, i.e. the withheld count is the "missed" cell, and it tells a hidden 1-9 from 0.
+    escalations_withheld = is_small(positives, min_cell)
     for scorer, values in split.get("scorers", {}).items():
         values = dict(values)
         precision = (values.get("precision_at_capacity") or {}).get("value")
-        if precision is not None and k > 0:
+        if escalations_withheld:
+            for metric in THRESHOLD_METRICS:
+                if metric in values or precision is not None:
+                    values[metric] = {"value": None, "ci_low": None, "ci_high": None}
+        elif precision is not None and k > 0:
             found = round(precision * k, 6)  # an expected count when ties straddle k: may be fractional
             shown = published_count(found, min_cell, round_to)
             base = out["base_rate"]
@@ -418,6 +427,9 @@ def published_summary(
                 "recall_at_capacity": published_rate(total, sum(positives), min_cell, round_to),
                 "lift_at_capacity": (shown_total / sum(ks)) / base if shown_total is not None and base else None,
             }
+            if is_small(sum(positives), min_cell):
+                # The escalations over the dates are withheld: no figure at capacity beside them, not even 0.
+                pooled = dict.fromkeys(pooled)
             for metric in THRESHOLD_METRICS:
                 if metric not in values:
                     continue
