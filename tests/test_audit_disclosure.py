@@ -464,3 +464,15 @@ def test_the_summary_over_dates_withholds_a_zero_beside_a_withheld_total_of_esca
     published = published_summary(summary, many, [published_split(s, MIN_CELL, ROUND_TO) for s in many], MIN_CELL, ROUND_TO)
     assert published["prior"]["precision_at_capacity"]["value"] == 0.0
     assert published["prior"]["recall_at_capacity"]["value"] == 0.0
+
+
+def test_the_k_curve_and_the_flagged_share_withhold_a_zero_beside_withheld_escalations():
+    from earlysignal.audit.assemble import flagged_outcomes, k_curves
+
+    frame = pd.DataFrame({"as_of": pd.Timestamp("2025-01-01"), "rank": np.arange(1, 1001),
+                          "label": np.r_[np.zeros(990, dtype=int), np.ones(6, dtype=int), np.zeros(4, dtype=int)],
+                          "flagged": np.r_[np.ones(100, dtype=bool), np.zeros(900, dtype=bool)]})
+    curves = k_curves(frame, {"2025-01-01": 100}, MIN_CELL, ROUND_TO)
+    assert set(curves["precision"]) == {None} and set(curves["recall"]) == {None}
+    (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
+    assert (row["flagged"], row["escalated_share"], row["missed_share"]) == (100, None, None)

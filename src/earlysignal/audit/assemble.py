@@ -144,7 +144,8 @@ def k_curves(
         p_vals, r_vals = [], []
         for labels in per_date:
             top = labels[: min(k, len(labels))]
-            found = published_count(top.sum(), min_cell, round_to)
+            # Beside a withheld count of escalations at the date, not even a zero is shown (ADR 0015).
+            found = None if is_small(labels.sum(), min_cell) else published_count(top.sum(), min_cell, round_to)
             p_vals.append(found / len(top) if len(top) and found is not None else None)
             r_vals.append(published_rate(top.sum(), labels.sum(), min_cell, round_to))
         precision.append(None if any(v is None for v in p_vals) else _num(np.mean(p_vals)))
@@ -232,7 +233,9 @@ def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> 
                 "as_of": pd.Timestamp(as_of).date().isoformat(),
                 "cohort": published_count(len(part), min_cell, round_to),
                 "flagged": published_count(len(flagged), min_cell, round_to),
-                "escalated_share": published_rate(found, len(flagged), min_cell, round_to),
+                "escalated_share": (
+                    None if is_small(positives, min_cell) else published_rate(found, len(flagged), min_cell, round_to)
+                ),
                 # Found and missed split the same escalations: with 1-9 found, "missed" would round to 100%.
                 "missed_share": (
                     None if is_small(found, min_cell)
