@@ -234,17 +234,22 @@ def _registry_checkpoints(name: str) -> list[tuple[int, str]]:
 
 
 def _verified_entries(
-    config: ProjectConfig, name: str, against_pin: bool = False
+    config: ProjectConfig, name: str, against_pin: bool = False, version: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[int, Approver]]:
     """The ledger's entries after the chain and head checks, and the verified signer of each entry for `name`.
 
-    With `against_pin` (the gate and signing), the config's approvers must also be the set the ledger pins."""
+    With `against_pin` (the gate and signing), the config's approvers must also be the set the ledger pins;
+    with `version` too (the gate), only when the ledger holds an approval of that version to trust (else the
+    gate's own "has not been approved" says more)."""
     from earlysignal.ledger import Ledger, approver_pin, entry_number, verify_signature
 
     ledger = Ledger(store_dir(config))
     entries = ledger.verify_chain(checkpoints=_registry_checkpoints(name))
     approver_pin(entries)  # every entry signed inside the approver set pinned when it was written
-    if against_pin:
+    if against_pin and (version is None or any(
+        e.get("action") == "approve" and e.get("model_name") == name and str(e.get("model_version")) == version
+        for e in entries
+    )):
         check_config_against_pin(config, entries)
     approvers = configured_approvers(config)
     signers = {}
@@ -541,7 +546,7 @@ def require_approved(model_uri: str, config: ProjectConfig) -> ApprovalRecord:
     from earlysignal.ledger import archive_path
 
     name, version = resolve_model_version(model_uri)
-    entries, signers = _verified_entries(config, name, against_pin=True)
+    entries, signers = _verified_entries(config, name, against_pin=True, version=version)
     store = store_dir(config)
     record = _record_from(entries, signers, name, version, store)
     approve_hint = (
