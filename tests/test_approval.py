@@ -623,3 +623,18 @@ def test_ledger_messages_number_entries_from_one_like_the_head(
         f"chain check failed: entry 2 of {ledger.path} does not link to the entry before it; "
         "an entry before it was removed, edited or reordered"
     )
+
+
+def test_keys_prints_the_public_key_line_unbroken_so_it_can_be_pasted_into_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home-config"))
+    monkeypatch.setenv("COLUMNS", "120")
+    made = CliRunner().invoke(app, ["keys", "--name", "Ada Board, Director of Children's Services"])
+    assert made.exit_code == 0, made.output
+    public = tmp_path / "home-config" / "earlysignal" / "keys" / "ada-board-director-of-children-s-services.pub"
+    assert f'    public_key: "{public.read_text().strip()}"\n' in made.output

@@ -3,8 +3,10 @@
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
 needs no training data. Some records (e.g. term-time ones) are seasonal, so the reference is kept per
 calendar month of the training as_of dates too, and scoring compares like with like (the same month
-of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected), over known values (missing ones are
-compared apart, as a share then and now);
+of the year) when the training history has it, else the whole training reference. A feature that is missing where its window reaches back before the data
+began (features/history.py) is compared on its complete windows only: how many rows lack it depends on
+the length of the record, not on the source; for such a feature the missing share in training and now is
+reported apart. PSI = sum over bins of (actual - expected) * ln(actual / expected);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
 """
 
@@ -43,49 +45,76 @@ def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return counts / max(len(values), 1)
 
 
-def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
-    """PSI of new values against a reference made by reference_bins(), over known (finite) values only.
+def present_only_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict[str, Any]:
+    """reference_bins() of the non-missing values only, marked `present_only`.
 
-    Missing values are compared apart (null_shares): a feature whose window reaches before the records begin
-    is null at early training dates and known later, and counting that null share inside the PSI made a
-    "3-year" trend read as drift of ~4.8 when only its history had grown. None when either side has no
-    known value.
+    For a feature whose missing values mean "the window reaches back before the data began"
+    (features/history.py): how many rows lack it depends on how long the records go back at each
+    as_of, not on the source, so the reference describes the complete windows only.
     """
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return {**reference_bins(finite, bins), "present_only": True, "present": int(finite.size)}
+
+
+def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
+    """PSI of new values against a reference made by reference_bins() or present_only_bins().
+
+    A present_only reference compares the non-missing new values with it, and gives None (not
+    comparable) when either side has none.
+    """
+    if reference.get("present_only"):
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if not reference.get("present") or values.size == 0:
+            return None
     inner = np.asarray(reference["inner_edges"], dtype=float)
-    expected_all = np.asarray(reference["shares"], dtype=float)
-    actual_all = _shares(values, inner)
-    expected, actual = expected_all[:-1], actual_all[:-1]  # the last bin is the missing one
-    if expected.sum() <= 0 or actual.sum() <= 0:
-        return None
-    expected = np.maximum(expected / expected.sum(), _FLOOR)
-    actual = np.maximum(actual / actual.sum(), _FLOOR)
+    expected = np.maximum(np.asarray(reference["shares"], dtype=float), _FLOOR)
+    actual = np.maximum(_shares(values, inner), _FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def null_shares(reference: dict[str, Any], values: np.ndarray) -> tuple[float, float]:
-    """(share missing in the reference, share missing now) for a reference made by reference_bins()."""
+def null_shares(reference: dict[str, Any], values: np.ndarray) -> tuple[float, float] | None:
+    """(share missing in the reference, share missing now) for a reference made by reference_bins(); None for a
+    present_only reference (its rows with missing values were left out, so it has no missing share)."""
+    if reference.get("present_only"):
+        return None
     values = np.asarray(values, dtype=float)
     now = float(np.mean(~np.isfinite(values))) if values.size else 0.0
     return float(np.asarray(reference["shares"], dtype=float)[-1]), now
 
 
-def _bins_for(frame: pd.DataFrame, columns: list[str], score: np.ndarray) -> dict[str, Any]:
+def _bins_for(
+    frame: pd.DataFrame, columns: list[str], score: np.ndarray, short_history: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     return {
-        "features": {c: reference_bins(frame[c].to_numpy(dtype=float)) for c in columns},
+        "features": {
+            c: (present_only_bins if c in short_history else reference_bins)(frame[c].to_numpy(dtype=float))
+            for c in columns
+        },
         "score": reference_bins(score),
     }
 
 
 def build_reference(
-    frame: pd.DataFrame, columns: Iterable[str], score: np.ndarray, months: np.ndarray | None = None
+    frame: pd.DataFrame,
+    columns: Iterable[str],
+    score: np.ndarray,
+    months: np.ndarray | None = None,
+    short_history: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Reference bins for every feature column and for the score: overall and per as_of calendar month."""
+    """Reference bins for every feature column and for the score: overall and per as_of calendar month.
+
+    short_history: features nulled where their window reaches back before the data began (the feature
+    matrix's `windows_before_data_start`); their reference holds the complete windows only.
+    """
     columns = list(columns)
-    reference = _bins_for(frame, columns, score)
+    short = frozenset(short_history)
+    reference = _bins_for(frame, columns, score, short)
     if months is not None:
         months = np.asarray(months)
         reference["by_month"] = {
-            str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m])
+            str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m], short)
             for m in np.unique(months)
         }
     return reference
@@ -103,10 +132,11 @@ def drift_report(
     reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None,
     warn_null_share: float = 0.1,
 ) -> dict[str, Any]:
-    """PSI per feature (over known values on both sides) and for the score, with the features above warn_psi
-    listed (largest first); and, apart, each feature's missing share then and now, listing those that moved
-    by more than warn_null_share (a proportion, 0-1) in `features_null_share_changed` (largest move first).
-    A feature with no known value on one side has PSI None."""
+    """PSI per feature and for the score, with the features above warn_psi listed (largest first); and, apart,
+    each feature's missing share then and now (features with an ordinary reference; a present_only one has no
+    missing share), listing those that moved by more than warn_null_share (a proportion, 0-1) in
+    `features_null_share_changed` (largest move first). A feature not comparable (no complete window on one
+    side) is left out of feature_psi."""
     reference, compared_with = reference_for(reference, month)
     feature_psi: dict[str, float | None] = {}
     null_share: dict[str, dict[str, float]] = {}
@@ -115,10 +145,13 @@ def drift_report(
             continue
         values = frame[c].to_numpy(dtype=float)
         feature_psi[c] = psi(bins, values)
-        then, now = null_shares(bins, values)
-        null_share[c] = {"reference": then, "now": now}
+        shares = null_shares(bins, values)
+        if shares is not None:
+            null_share[c] = {"reference": shares[0], "now": shares[1]}
     score_psi = psi(reference["score"], score)
-    known = {c: v for c, v in feature_psi.items() if v is not None}
+    # Not comparable: a window the data was too short for, in the reference or now.
+    feature_psi = {c: v for c, v in feature_psi.items() if v is not None}
+    known = feature_psi
     warnings = sorted((c for c, v in known.items() if v > warn_psi), key=lambda c: -known[c])
     moved = sorted((c for c, s in null_share.items() if abs(s["now"] - s["reference"]) > warn_null_share),
                    key=lambda c: -abs(null_share[c]["now"] - null_share[c]["reference"]))
