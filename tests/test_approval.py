@@ -294,7 +294,7 @@ def test_replaying_another_versions_approval_fails_the_signature_check(
     with pytest.raises(ApprovalError) as caught:
         require_approved(f"models:/{NAME}@champion", config)
     assert str(caught.value) == (
-        f"signature check failed: ledger entry 1 (approve {NAME} version 2) does not carry a valid signature by "
+        f"signature check failed: ledger entry 2 (approve {NAME} version 2) does not carry a valid signature by "
         "A. Chair's key; the entry was edited after it was signed (or copied from another entry)"
     )
 
@@ -311,7 +311,7 @@ def test_an_entry_signed_by_a_key_not_in_config_fails_the_signature_check(
         load_private_key(stranger),
     )
     with pytest.raises(ApprovalError, match=(
-        r"^signature check failed: ledger entry 0 \(approve toy-model version 1\) is signed by key [0-9a-f]{16}\.\.\., "
+        r"^signature check failed: ledger entry 1 \(approve toy-model version 1\) is signed by key [0-9a-f]{16}\.\.\., "
         r"which is not listed in approval.approvers in the config"
     )):
         require_approved(f"models:/{NAME}/{version}", config)
@@ -395,7 +395,9 @@ def test_demo_key_approves_only_when_the_config_trusts_it_and_is_labelled_demo(
     record = approve_model(NAME, version, report_path=report, key_path=demo_key, config=trusting)
     assert (record.approver, record.role, record.demo) == (DEMO_APPROVER_NAME, "demo", True)
     assert require_approved(f"models:/{NAME}@champion", trusting).demo is True
-    with pytest.raises(ApprovalError, match="signature check failed: .* not listed in approval.approvers"):
+    # Turning trust off removes the demo key from the pinned set: the gate says so before any signature.
+    with pytest.raises(ApprovalError, match=r"^approver-set check failed: .* added in the config: none; removed: "
+                       r"[0-9a-f]{16}\.\.\."):
         require_approved(f"models:/{NAME}@champion", config)
 
 
@@ -517,13 +519,110 @@ def test_a_claim_added_to_the_last_entry_fails_the_head_check_saying_it_was_edit
     ledger = Ledger(ledger_dir)
     entry = {**ledger.entries()[0], "extra_claim": "approved by the full board"}
     ledger.path.write_text(json.dumps(entry) + "\n", encoding="utf-8")
-    with pytest.raises(ApprovalError, match=r"^head check failed: entry 0 of .* is not the entry [0-9a-f]{12} "
+    with pytest.raises(ApprovalError, match=r"^head check failed: entry 1 of .* is not the entry [0-9a-f]{12} "
                        r"recorded there; it was edited, or entries were removed"):
         require_approved(f"models:/{NAME}/{version}", config)
     # With the head file rewritten to match, the registry's checkpoint still witnesses the edit.
     _rewrite_ledger(ledger_dir, [entry])
-    with pytest.raises(ApprovalError, match=r"^head check failed: entry 0 of .* it was edited"):
+    with pytest.raises(ApprovalError, match=r"^head check failed: entry 1 of .* it was edited"):
         require_approved(f"models:/{NAME}/{version}", config)
+
+
+# --- who may approve: the approver set is pinned in the ledger, not only listed in config -----------------
+
+
+def _with_approvers(config, *entries: tuple[str, Path]):
+    approvers = tuple(
+        ApproverEntry(name=name, role="Board member", public_key=key.with_suffix(".pub").read_text(encoding="utf-8").strip())
+        for name, key in entries
+    )
+    return config.model_copy(update={"approval": ApprovalSection(approvers=approvers, trust_demo_key=False)})
+
+
+def test_a_key_added_to_the_config_after_approval_cannot_approve_and_score_refuses_naming_the_check(
+    config, chair_key: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    first, _ = _approved_version(config, chair_key, tmp_path)
+    intruder, _ = generate_key_pair("Intruder", tmp_path / "intruder")
+    edited = _with_approvers(config, ("A. Chair", chair_key), ("Intruder", intruder))
+    second = _register_version()
+    report = _audit(edited, second, tmp_path / "v2")
+
+    with pytest.raises(ApprovalError, match=(
+        r"^approver-set check failed: approval.approvers in the config \(set [0-9a-f]{12}\) is not the approver set "
+        r"the ledger pins \(set [0-9a-f]{12}, ledger entry 1\); added in the config: Intruder \([0-9a-f]{16}\.\.\.\); "
+        r"removed: none\."
+    )):
+        approve_model(NAME, second, report_path=report, key_path=intruder, config=edited)
+    # The edited config alone stops scoring, even of the version the board approved.
+    with pytest.raises(ApprovalError, match=r"^approver-set check failed: approval.approvers in the config"):
+        require_approved(f"models:/{NAME}/{first}", edited)
+
+    # Signing the entry by hand (past `approve`) does not help: the ledger itself says the key was never pinned.
+    keys = sorted(_key_ids(chair_key, intruder))
+    Ledger(ledger_dir).append(
+        {"action": "approve", "model_name": NAME, "model_version": second, "approver": "Intruder",
+         "model_sha256": model_artifact_sha256((NAME, second)), "report_sha256": file_sha256(report),
+         "approver_keys": keys},
+        load_private_key(intruder),
+    )
+    mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", second)
+    for scoring_config in (edited, config):
+        with pytest.raises(ApprovalError, match=(
+            r"^approver-set check failed: ledger entry 2 \(approve\) is signed by key [0-9a-f]{16}\.\.\., which is "
+            r"not in the approver set pinned by ledger entry 1 \(set [0-9a-f]{12}\)"
+        )):
+            require_approved(f"models:/{NAME}@champion", scoring_config)
+
+
+def _key_ids(*private_paths: Path) -> list[str]:
+    from earlysignal.ledger import key_id
+
+    return [key_id(load_private_key(p).public_key()) for p in private_paths]
+
+
+def test_a_new_approver_counts_once_a_pinned_approver_signs_the_new_list(
+    config, chair_key: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    from earlysignal.approval import sign_approver_set
+    from earlysignal.ledger import approver_pin
+
+    _approved_version(config, chair_key, tmp_path)
+    deputy, _ = generate_key_pair("B. Deputy", tmp_path / "deputy")
+    edited = _with_approvers(config, ("A. Chair", chair_key), ("B. Deputy", deputy))
+    with pytest.raises(ApprovalError, match=r"^approver-set check failed: the key .* \(B. Deputy\) is not in the "
+                       r"approver set the ledger pins; only an approver already pinned can sign"):
+        sign_approver_set(edited, deputy, reason="new deputy")
+
+    entry = sign_approver_set(edited, chair_key, reason="B. Deputy joins, board of 12 Nov")
+    assert entry["seq"] == 1 and entry["approver_keys"] == sorted(_key_ids(chair_key, deputy))
+    assert approver_pin(Ledger(ledger_dir).entries()).seq == 1
+
+    second = _register_version()
+    report = _audit(edited, second, tmp_path / "v2")
+    record = approve_model(NAME, second, report_path=report, key_path=deputy, config=edited)
+    assert (record.approver, record.ledger_seq) == ("B. Deputy", 2)
+    assert require_approved(f"models:/{NAME}/{second}", edited).approver == "B. Deputy"
+    # The config from before the change no longer matches the pinned set.
+    with pytest.raises(ApprovalError, match=r"added in the config: none; removed: [0-9a-f]{16}\.\.\."):
+        require_approved(f"models:/{NAME}/{second}", config)
+
+
+def test_ledger_messages_number_entries_from_one_like_the_head(
+    config, chair_key: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    version, _ = _approved_version(config, chair_key, tmp_path)
+    revoke_approval(NAME, version, reason="drift", key_path=chair_key, config=config)
+    ledger = Ledger(ledger_dir)
+    first, second = ledger.entries()
+    assert ledger.head() == (2, entry_hash(second))  # two entries: the revocation is entry 2 (seq 1)
+    _rewrite_ledger(ledger_dir, [first, {**second, "prev": "f" * 64}])
+    with pytest.raises(ApprovalError) as caught:
+        require_approved(f"models:/{NAME}/{version}", config)
+    assert str(caught.value) == (
+        f"chain check failed: entry 2 of {ledger.path} does not link to the entry before it; "
+        "an entry before it was removed, edited or reordered"
+    )
 
 
 def test_keys_prints_the_public_key_line_unbroken_so_it_can_be_pasted_into_the_config(

@@ -417,3 +417,62 @@ def test_a_summary_over_dates_with_small_counts_is_pooled_from_rounded_totals():
                                                        "pooled": True}
     assert shown["model"]["recall_at_capacity"] == {"value": 15 / 160, "ci_low": 0.06, "ci_high": 0.14, "pooled": True}
     assert shown["model"]["lift_at_capacity"]["value"] == (15 / 400) / (160 / 4000)
+
+
+def test_no_figure_at_capacity_is_shown_for_any_scorer_at_a_date_whose_escalations_are_withheld():
+    from earlysignal.audit.assemble import published_split
+
+    def at_capacity(found: int, k: int = 100) -> dict:
+        return {"precision_at_capacity": {"value": found / k, "ci_low": 0.0, "ci_high": 0.1},
+                "recall_at_capacity": {"value": found / 6, "ci_low": 0.0, "ci_high": 1.0},
+                "lift_at_capacity": {"value": 1.0, "ci_low": 0.0, "ci_high": 2.0},
+                "roc_auc": {"value": 0.61, "ci_low": 0.5, "ci_high": 0.7}}
+
+    split = {"split": "split_1", "test_as_of": "2025-01-01", "n": 1285, "positives": 6, "base_rate": 6 / 1285,
+             "k": 100, "scorers": {"model": at_capacity(4), "prior": at_capacity(0), "logistic": at_capacity(0)}}
+    published = published_split(split, MIN_CELL, ROUND_TO)
+    assert (published["n"], published["positives"], published["base_rate"]) == (1285, None, None)
+    for scorer in ("model", "prior", "logistic"):
+        for metric in ("precision_at_capacity", "recall_at_capacity", "lift_at_capacity"):
+            assert published["scorers"][scorer][metric] == {"value": None, "ci_low": None, "ci_high": None}
+        assert published["scorers"][scorer]["roc_auc"]["value"] == 0.61
+
+    # With 60 escalations at the date, a baseline that found none shows 0 from the rounded count 0.
+    split_large = {**split, "positives": 60, "base_rate": 60 / 1285,
+                   "scorers": {"prior": at_capacity(0), "model": at_capacity(20)}}
+    shown = published_split(split_large, MIN_CELL, ROUND_TO)["scorers"]
+    assert shown["prior"]["precision_at_capacity"] == {"value": 0.0, "ci_low": None, "ci_high": None}
+    assert shown["model"]["precision_at_capacity"] == {"value": 0.2, "ci_low": None, "ci_high": None}
+
+
+def test_the_summary_over_dates_withholds_a_zero_beside_a_withheld_total_of_escalations():
+    from earlysignal.audit.assemble import published_split, published_summary
+
+    def split(name: str, positives: int, found: int) -> dict:
+        return {"split": name, "test_as_of": name, "n": 1200, "positives": positives, "base_rate": positives / 1200,
+                "k": 100, "scorers": {"prior": {"precision_at_capacity": {"value": found / 100},
+                                                "recall_at_capacity": {"value": found / positives},
+                                                "lift_at_capacity": {"value": 0.0}}}}
+
+    summary = {"prior": {m: {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+                         for m in ("precision_at_capacity", "recall_at_capacity", "lift_at_capacity")}}
+    few = [split("2025-01-01", 4, 0), split("2025-04-01", 3, 0)]  # 7 escalations in all: withheld
+    published = published_summary(summary, few, [published_split(s, MIN_CELL, ROUND_TO) for s in few], MIN_CELL, ROUND_TO)
+    assert published["prior"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None, "pooled": True}
+    assert published["prior"]["recall_at_capacity"]["value"] is None
+    many = [split("2025-01-01", 6, 0), split("2025-04-01", 6, 0)]  # 12 in all: rounded to 10, none found
+    published = published_summary(summary, many, [published_split(s, MIN_CELL, ROUND_TO) for s in many], MIN_CELL, ROUND_TO)
+    assert published["prior"]["precision_at_capacity"]["value"] == 0.0
+    assert published["prior"]["recall_at_capacity"]["value"] == 0.0
+
+
+def test_the_k_curve_and_the_flagged_share_withhold_a_zero_beside_withheld_escalations():
+    from earlysignal.audit.assemble import flagged_outcomes, k_curves
+
+    frame = pd.DataFrame({"as_of": pd.Timestamp("2025-01-01"), "rank": np.arange(1, 1001),
+                          "label": np.r_[np.zeros(990, dtype=int), np.ones(6, dtype=int), np.zeros(4, dtype=int)],
+                          "flagged": np.r_[np.ones(100, dtype=bool), np.zeros(900, dtype=bool)]})
+    curves = k_curves(frame, {"2025-01-01": 100}, MIN_CELL, ROUND_TO)
+    assert set(curves["precision"]) == {None} and set(curves["recall"]) == {None}
+    (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
+    assert (row["flagged"], row["escalated_share"], row["missed_share"]) == (100, None, None)

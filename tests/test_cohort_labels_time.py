@@ -306,3 +306,20 @@ def test_as_of_before_the_minimum_history_is_refused():
     borough = _borough([{"id": "C1"}], manifest={"data_start": "2023-07-01"})
     with pytest.raises(ConfigError, match=r"min_history_days=365 days after the data start 2023-07-01.*2024-06-30"):
         build_feature_matrix(config, borough)
+
+
+def test_lowest_first_and_last_values_over_a_window_before_the_data_start_are_null_too():
+    as_of = dt.date(2024, 1, 1)
+    config = _config(as_of=as_of, features={"static": [], "families": [{
+        "name": "council_tax", "source": "council_tax", "event_types": ["summons"], "scopes": ["resident"],
+        "windows": ["90d", "365d"], "aggregates": ["min", "first", "last", "max"],
+    }]})
+    events = [("E1", "C1", None, "council_tax", "summons", dt.datetime(2023, 12, 1), dt.datetime(2023, 12, 1), 250.0)]
+    built = build_feature_matrix(config, _borough([{"id": "C1"}], events=events, manifest={"data_start": "2023-07-01"}))
+    row = built.frame.iloc[0]
+    for aggregate in ("min", "first", "last", "max"):
+        assert row[f"resident__council_tax__summons__{aggregate}__90d"] == 250.0
+        assert np.isnan(row[f"resident__council_tax__summons__{aggregate}__365d"])
+    assert built.metadata["windows_before_data_start"] == {
+        f"resident__council_tax__summons__{aggregate}__365d": 1 for aggregate in ("min", "first", "last", "max")
+    }

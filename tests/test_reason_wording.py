@@ -163,3 +163,42 @@ def test_a_count_of_readings_counts_results_while_a_reading_names_the_measuremen
     config = load_config(REPO / "examples" / "pbcseq" / "config.yaml")
     records = {d.name: d.public_record() for d in feature_definitions(config)}
     assert reason_sentence(records[feature], value) == sentence
+
+
+@pytest.mark.parametrize(("aggregate", "value", "sentence"), [
+    ("max", 2842.9, "£2,842.90 in arrears at the highest rent statement in the last 3 months"),
+    ("max", -50, "£50.00 in credit at the highest rent statement in the last 3 months"),
+    ("last", 0.5, "£0.50 in arrears at the last rent statement in the last 3 months"),
+    ("mean", 1, "£1.00 in arrears on average per rent statement in the last 3 months"),
+    ("sum", 120, "£120.00 in arrears in total across rent statements in the last 3 months"),
+])
+def test_every_money_aggregate_reads_as_an_amount_with_pence_and_its_direction_in_words(aggregate, value, sentence):
+    records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "£{value} in arrears",
+                             "negative_phrase": "£{value} in credit"}, [aggregate])
+    assert reason_sentence(records[f"resident__rent__statement__{aggregate}__90d"], value) == sentence
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "mean", "max", "min", "last", "first"])
+def test_an_amount_of_nothing_or_in_credit_is_never_a_reason(aggregate):
+    records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "£{value} in arrears",
+                             "negative_phrase": "£{value} in credit"}, [aggregate])
+    record = records[f"resident__rent__statement__{aggregate}__90d"]
+    assert is_concern(record, np.array([0.0, -50.0, 0.01, 2842.9])).tolist() == [False, False, True, True]
+
+
+def test_a_money_phrase_with_words_after_the_amount_needs_its_own_wording_below_zero():
+    from earlysignal.dictionary import dictionary_from_dict
+    from earlysignal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=(
+        r"sources.rent.event_types.statement.value: Value error, phrase '£\{value\} owed' has words after the amount, so a value below zero would read '-£50 owed'; "
+        r"add negative_phrase with the words for it \(e.g. '£\{value\} in credit'\)"
+    )):
+        dictionary_from_dict({"name": "x", "sources": {"rent": {"label": "rent", "event_types": {"statement": {
+            "label": "statement", "value": {"meaning": "money", "negative": True, "phrase": "£{value} owed"}}}}}})
+    # With the amount last, the minus sign reads as it is.
+    records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "a balance of £{value}"},
+                            ["last"])
+    assert reason_sentence(records["resident__rent__statement__last__90d"], -50) == (
+        "a balance of -£50.00 at the last rent statement in the last 3 months"
+    )

@@ -169,6 +169,29 @@ def configured_approvers(config: ProjectConfig) -> list[Approver]:
     return approvers
 
 
+def check_config_against_pin(config: ProjectConfig, entries: list[dict[str, Any]]) -> None:
+    """Refuse when the config's approvers (approval.approvers, plus a trusted demo key) are not the set the
+    ledger pins: ApprovalError("approver-set check failed: ...") naming the keys added or removed."""
+    from earlysignal.ledger import approver_pin, approver_set_sha256, entry_number
+
+    pin = approver_pin(entries)
+    if pin is None:
+        return
+    approvers = configured_approvers(config)
+    listed = {a.key_id: a.name for a in approvers}
+    if set(listed) == pin.keys:
+        return
+    added = [f"{listed[k]} ({k[:16]}...)" for k in sorted(set(listed) - pin.keys)]
+    removed = [f"{k[:16]}..." for k in sorted(pin.keys - set(listed))]
+    raise ApprovalError(
+        f"approver-set check failed: approval.approvers in the config (set {approver_set_sha256(listed)[:12]}) is "
+        f"not the approver set the ledger pins (set {pin.sha256[:12]}, ledger entry {entry_number(pin.seq)}); "
+        f"added in the config: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}. Who may "
+        "approve is changed only by an approver already pinned signing the new list "
+        "(earlysignal approvers --key PATH --reason ...); otherwise restore the config"
+    )
+
+
 def record_audit_report(
     config: ProjectConfig, name: str, version: str | int, html_path: str | Path, json_path: str | Path
 ) -> str:
@@ -210,17 +233,30 @@ def _registry_checkpoints(name: str) -> list[tuple[int, str]]:
     return [(int(count), digest)] if count.isdigit() and digest else []
 
 
-def _verified_entries(config: ProjectConfig, name: str) -> tuple[list[dict[str, Any]], dict[int, Approver]]:
-    """The ledger's entries after the chain and head checks, and the verified signer of each entry for `name`."""
-    from earlysignal.ledger import Ledger, verify_signature
+def _verified_entries(
+    config: ProjectConfig, name: str, against_pin: bool = False, version: str | None = None
+) -> tuple[list[dict[str, Any]], dict[int, Approver]]:
+    """The ledger's entries after the chain and head checks, and the verified signer of each entry for `name`.
+
+    With `against_pin` (the gate and signing), the config's approvers must also be the set the ledger pins;
+    with `version` too (the gate), only when the ledger holds an approval of that version to trust (else the
+    gate's own "has not been approved" says more)."""
+    from earlysignal.ledger import Ledger, approver_pin, entry_number, verify_signature
 
     ledger = Ledger(store_dir(config))
     entries = ledger.verify_chain(checkpoints=_registry_checkpoints(name))
+    approver_pin(entries)  # every entry signed inside the approver set pinned when it was written
+    if against_pin and (version is None or any(
+        e.get("action") == "approve" and e.get("model_name") == name and str(e.get("model_version")) == version
+        for e in entries
+    )):
+        check_config_against_pin(config, entries)
     approvers = configured_approvers(config)
     signers = {}
     for entry in entries:
         if entry.get("model_name") == name:
-            where = f"ledger entry {entry['seq']} ({entry.get('action')} {name} version {entry.get('model_version')})"
+            where = (f"ledger entry {entry_number(entry['seq'])} ({entry.get('action')} {name} version "
+                     f"{entry.get('model_version')})")
             signers[entry["seq"]] = verify_signature(entry, approvers, where)
     return entries, signers
 
@@ -356,7 +392,7 @@ def approve_model(
             f"{name} version {version} (recorded for it: {listed}); an edited, foreign or empty file cannot be "
             f"approved. Run `earlysignal audit --model models:/{name}/{version}` and approve the report it writes"
         )
-    entries, signers = _verified_entries(config, name)
+    entries, signers = _verified_entries(config, name, against_pin=True)
     current = _record_from(entries, signers, name, version, store)
     if current is not None and not current.is_approved:
         raise ApprovalError(
@@ -378,6 +414,7 @@ def approve_model(
         "note": note,
         "criterion": criterion,
         "findings": findings,
+        "approver_keys": sorted(a.key_id for a in configured_approvers(config)),
     }
     ledger = Ledger(store)
     entry = ledger.append(fields, private_key)
@@ -409,15 +446,49 @@ def revoke_approval(
     if not current.is_approved:
         raise ApprovalError(f"model {name!r} version {version} was already revoked at {current.revoked_at}")
     ledger = Ledger(store_dir(config))
+    check_config_against_pin(config, ledger.verify_chain())
     entry = ledger.append(
         {"action": "revoke", "model_name": name, "model_version": version, "approver": signer.name,
-         "role": signer.role, "at": _now_utc(), "reason": reason.strip()},
+         "role": signer.role, "at": _now_utc(), "reason": reason.strip(),
+         "approver_keys": sorted(a.key_id for a in configured_approvers(config))},
         private_key,
     )
     _mirror_to_registry(name, version, entry, ledger)
     record = approval_status(name, version, config)
     assert record is not None
     return record
+
+
+def sign_approver_set(config: ProjectConfig, key_path: str | Path, reason: str) -> dict[str, Any]:
+    """Sign the config's approver list into the ledger as the new pinned set; returns the entry written.
+
+    The key must belong to an approver of the set pinned so far (or, before any pin, to one the config
+    lists) and be listed in the new set too. Raises ApprovalError otherwise, or without a reason.
+    """
+    from earlysignal.ledger import (
+        APPROVERS_ACTION, Ledger, approver_pin, key_id, load_private_key, public_key_text,
+    )
+
+    if not reason or not reason.strip():
+        raise ApprovalError("a change of who may approve needs a reason (--reason \"...\"), for the board's minutes")
+    key_path = Path(key_path)
+    private_key = load_private_key(key_path)
+    signer = _signer_for(config, private_key, key_path)
+    ledger = Ledger(store_dir(config))
+    pin = approver_pin(ledger.verify_chain())
+    if pin is not None and signer.key_id not in pin.keys:
+        raise ApprovalError(
+            f"approver-set check failed: the key {key_path} ({signer.name}) is not in the approver set the ledger "
+            "pins; only an approver already pinned can sign a change of who may approve"
+        )
+    approvers = configured_approvers(config)
+    return ledger.append(
+        {"action": APPROVERS_ACTION, "approver": signer.name, "role": signer.role, "at": _now_utc(),
+         "reason": reason.strip(), "approver_keys": sorted(a.key_id for a in approvers),
+         "approver_names": {a.key_id: a.name for a in approvers},
+         "signer_public_key": public_key_text(private_key.public_key())},
+        private_key,
+    )
 
 
 def _mirror_to_registry(name: str, version: str, entry: dict[str, Any], ledger: Any) -> None:
@@ -475,7 +546,7 @@ def require_approved(model_uri: str, config: ProjectConfig) -> ApprovalRecord:
     from earlysignal.ledger import archive_path
 
     name, version = resolve_model_version(model_uri)
-    entries, signers = _verified_entries(config, name)
+    entries, signers = _verified_entries(config, name, against_pin=True, version=version)
     store = store_dir(config)
     record = _record_from(entries, signers, name, version, store)
     approve_hint = (

@@ -78,7 +78,7 @@ def approve(
     """Approve a model version after its audit: sign an entry in the approval ledger and make it the champion."""
     from earlysignal.approval import approve_model, store_dir
     from earlysignal.config import load_config
-    from earlysignal.ledger import Ledger, entry_hash
+    from earlysignal.ledger import Ledger, entry_hash, entry_number
     from earlysignal.tracking import configure_tracking
 
     project = load_config(config)
@@ -95,7 +95,7 @@ def approve(
     console.print(
         f"[green]Approved[/green] {name} version {record.model_version} by {record.approver}"
         f"{f' ({record.role})' if record.role else ''} at {record.approved_at}; signed ledger entry "
-        f"{record.ledger_seq} in {ledger.path}; alias 'champion' now points to it.\n"
+        f"{entry_number(record.ledger_seq or 0)} of {len(entries)} in {ledger.path}; alias 'champion' now points to it.\n"
         f"  report sha256 {record.report_sha256} (archived: {record.report_path})\n"
         f"  model  sha256 {record.model_sha256}\n"
         f"  ledger head   {len(entries)}:{entry_hash(entries[-1])} (write this in the board's minutes)",
@@ -129,9 +129,15 @@ def revoke(
     name = model or project.model.name
     configure_tracking()
     record = revoke_approval(name, version, reason=reason, key_path=key, config=project, by=by)
+    from earlysignal.approval import store_dir
+    from earlysignal.ledger import Ledger, entry_hash
+
+    entries = Ledger(store_dir(project)).entries()
     console.print(
         f"[yellow]Revoked[/yellow] approval of {name} version {version} by {record.revoked_by} ({reason}); "
-        "this is final for that version.",
+        "this is final for that version.\n"
+        f"  signed ledger entry {len(entries)} of {len(entries)}; ledger head {len(entries)}:{entry_hash(entries[-1])} "
+        "(write this in the board's minutes)",
         highlight=False,
     )
 
@@ -169,6 +175,38 @@ def keys(
         f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
         highlight=False,
         soft_wrap=True,  # the key line is pasted into YAML: a wrapped line is a broken key
+    )
+    console.print(
+        "Then an approver already pinned in the ledger signs the new list: earlysignal approvers --key PATH "
+        "--reason \"...\" (until then `score` refuses: the approver-set check).",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_messages
+def approvers(
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your Ed25519 private key; you must be an approver the ledger already pins."),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why the list changes (e.g. \"new Chair, board of 12 Nov\").")],
+    config: ConfigOption = None,
+) -> None:
+    """Pin the config's approval.approvers in the ledger (a signed entry): who may approve changes only so."""
+    from earlysignal.approval import sign_approver_set, store_dir
+    from earlysignal.config import load_config
+    from earlysignal.ledger import Ledger, approver_set_sha256, entry_hash, entry_number
+
+    project = load_config(config)
+    entry = sign_approver_set(project, key, reason)
+    entries = Ledger(store_dir(project)).entries()
+    names = ", ".join(sorted(entry["approver_names"].values()))
+    console.print(
+        f"[green]Pinned[/green] the approver set {approver_set_sha256(entry['approver_keys'])[:12]} ({names}), "
+        f"signed by {entry['approver']} as ledger entry {entry_number(entry['seq'])} of {len(entries)}.\n"
+        f"  ledger head {len(entries)}:{entry_hash(entries[-1])} (write this in the board's minutes)",
+        highlight=False,
     )
 
 

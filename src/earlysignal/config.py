@@ -415,6 +415,9 @@ class TrainingSection(_Section):
     # Worker processes for the independent fits (test splits, final model), each with num_threads
     # LightGBM threads and one BLAS thread: every fit is seeded, so results do not depend on it.
     n_jobs: int = Field(default=2, gt=0)
+    # Inverse L2 strength of the logistic baseline (on standardised features). Strong by default: a few
+    # hundred correlated features and a few dozen positives overfit at C=1 and ranked below chance.
+    logistic_c: float = Field(default=0.01, gt=0)
 
 
 class CapacitySection(_Section):
@@ -470,6 +473,9 @@ class AuditSection(_Section):
 
 class ScoringSection(_Section):
     drift_warn_psi: float = Field(default=0.25, gt=0)
+    # A feature's missing share (0-1) moving by more than this between training and scoring is reported
+    # apart from its PSI (which compares known values only), e.g. a 3-year window that had too little history.
+    drift_warn_null_share: float = Field(default=0.1, gt=0, le=1)
 
 
 class GovernanceSection(_Section):

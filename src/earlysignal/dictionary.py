@@ -61,6 +61,16 @@ class ValueSpec(_Model):
     def _negative_phrase_needs_negatives(self) -> ValueSpec:
         if self.negative_phrase and not self.negative:
             raise ValueError("negative_phrase applies only with negative: true (values below zero are refused otherwise)")
+        if self.meaning == "money" and self.negative and not self.negative_phrase and self.phrase:
+            # A minus sign reads only when the amount ends the phrase ("a balance of -£50"); with words after
+            # it ("-£50 owed", "-£50 in arrears") the sentence says the opposite of what it means.
+            after = self.phrase.split("{value}", 1)[1].strip()
+            if after:
+                raise ValueError(
+                    f"phrase {self.phrase!r} has words after the amount, so a value below zero would read "
+                    f"'-£50{' ' + after}'; add negative_phrase with the words for it (e.g. '£{{value}} in credit'), "
+                    "its {value} slot taking the amount's size"
+                )
         return self
 
     @property

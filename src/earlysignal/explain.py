@@ -34,6 +34,8 @@ def format_value(value: float) -> str:
 YES_NO = " (1 = yes, 0 = no): {value}"
 # Aggregates whose value is a concern only above zero: no events, nothing owed or no rise is not a reason.
 CONCERN_ABOVE_ZERO = ("count", "sum", "distinct_types", "trend")
+# Aggregates of an event's value (a reading, an amount); an amount of money is a concern only above zero.
+MONEY_AGGREGATES = ("mean", "max", "min", "last", "first")
 
 
 def format_money(value: float, decimals: int = 2) -> str:
@@ -83,7 +85,8 @@ def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
     """Which values of one feature state a concern and so may be a reason (bool per row).
 
     A count, sum or trend is a concern only above zero ("0 months with school absence", "rose by 0",
-    "fell by 2" are not reasons to review anyone); a yes/no feature, or one code's 0/1 column of a
+    "fell by 2" are not reasons to review anyone), and so is an amount of money ("£0.00 owed", "£50.00 in
+    credit"); a yes/no feature, or one code's 0/1 column of a
     category ("home is owner occupied"), only when it is yes. Other values (ages, days since an event
     that happened) are facts about the resident and are kept.
     """
@@ -91,6 +94,9 @@ def is_concern(record: dict[str, Any], values: np.ndarray) -> np.ndarray:
     aggregate = record.get("aggregate", "")
     one_hot = aggregate == "attribute" and bool(record.get("event_type"))
     if aggregate in CONCERN_ABOVE_ZERO:
+        return values > 0
+    if aggregate in MONEY_AGGREGATES and "£{value}" in str(record.get("description", "")):
+        # An amount of nothing, or in credit, is no concern: "£0.00 owed at the last statement" is not a reason.
         return values > 0
     if one_hot or str(record.get("description", "")).endswith(YES_NO):
         return values == 1

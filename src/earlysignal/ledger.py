@@ -202,6 +202,12 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def entry_number(seq: int) -> int:
+    """The number people read for the entry with this `seq`: entries are counted from 1 in every message
+    (the stored `seq` counts from 0, so entry 1 has seq 0), as the head's entry count does."""
+    return int(seq) + 1
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
     """SHA-256 (hex) of an entry's canonical JSON, signature included: the next entry's `prev`."""
     return hashlib.sha256(canonical(entry)).hexdigest()
@@ -239,6 +245,94 @@ def verify_signature(entry: dict[str, Any], approvers: Sequence[Approver], where
             "the entry was edited after it was signed (or copied from another entry)"
         ) from None
     return signer
+
+
+# ---------------------------------------------------------------------------- the approver set
+# Who may approve is pinned in the ledger, not only listed in config: whoever can edit the config could
+# otherwise list their own key and approve their own model. The first entry that names an approver set
+# (`approver_keys`: the key ids the config listed when it was signed) pins it; a later change is an
+# `approvers` entry signed by a key of the set pinned before it.
+
+APPROVERS_ACTION = "approvers"
+
+
+def approver_set_sha256(key_ids: Sequence[str] | set[str] | frozenset[str]) -> str:
+    """SHA-256 (hex) of a set of key ids (sorted, one per line): the approver set's fingerprint."""
+    return hashlib.sha256("\n".join(sorted(set(key_ids))).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApproverPin:
+    """The approver set the ledger pins: key ids, and the entry (seq) that pinned it."""
+
+    keys: frozenset[str]
+    seq: int
+
+    @property
+    def sha256(self) -> str:
+        """The pinned set's fingerprint (approver_set_sha256)."""
+        return approver_set_sha256(self.keys)
+
+
+def _signed_by_own_key(entry: dict[str, Any], where: str) -> None:
+    """An `approvers` entry carries its signer's public key: check it is the key named and that it signed."""
+    from cryptography.exceptions import InvalidSignature
+
+    public = parse_public_key(str(entry.get("signer_public_key", "")), where)
+    if key_id(public) != entry.get("key_id"):
+        raise ApprovalError(f"approver-set check failed: {where} names key {str(entry.get('key_id'))[:16]}... "
+                            "but carries another public key")
+    try:
+        public.verify(base64.b64decode(str(entry.get("signature", "")), validate=True), signing_payload(entry))
+    except (InvalidSignature, ValueError):
+        raise ApprovalError(
+            f"approver-set check failed: {where} does not carry a valid signature by the key it names; "
+            "the entry was edited after it was signed"
+        ) from None
+
+
+def approver_pin(entries: Sequence[dict[str, Any]]) -> ApproverPin | None:
+    """The approver set the ledger pins after `entries` (None before any entry names one).
+
+    Raises ApprovalError("approver-set check failed: ...") when an entry after the pin is signed by a key
+    outside the set pinned at that point, or names another set without being a signed change of it.
+    """
+    pin: ApproverPin | None = None
+    for entry in entries:
+        seq = int(entry.get("seq", 0))
+        where = f"ledger entry {entry_number(seq)} ({entry.get('action')})"
+        keys = entry.get("approver_keys")
+        signer = str(entry.get("key_id", ""))
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise ApprovalError(f"approver-set check failed: {where} has an approver_keys that is not a list of key ids")
+        if entry.get("action") == APPROVERS_ACTION:
+            _signed_by_own_key(entry, where)
+            if keys is None or signer not in keys:
+                raise ApprovalError(f"approver-set check failed: {where} changes the approver set but its signer "
+                                    "is not in the new set")
+        if pin is None:
+            if keys is None:
+                continue  # written before approver sets were pinned: checked against the config only
+            if signer not in keys:
+                raise ApprovalError(f"approver-set check failed: {where} pins an approver set its own signer is not in")
+            pin = ApproverPin(frozenset(keys), seq)
+            continue
+        if signer not in pin.keys:
+            raise ApprovalError(
+                f"approver-set check failed: {where} is signed by key {signer[:16]}..., which is not in the approver "
+                f"set pinned by ledger entry {entry_number(pin.seq)} (set {pin.sha256[:12]}); a key added to "
+                "approval.approvers counts only after an approver already pinned signs the change "
+                "(earlysignal approvers --key PATH)"
+            )
+        if entry.get("action") == APPROVERS_ACTION:
+            pin = ApproverPin(frozenset(keys), seq)  # type: ignore[arg-type]
+        elif keys is not None and frozenset(keys) != pin.keys:
+            raise ApprovalError(
+                f"approver-set check failed: {where} was signed under approver set {approver_set_sha256(keys)[:12]}, "
+                f"not the set {pin.sha256[:12]} pinned by ledger entry {entry_number(pin.seq)}; the config's "
+                "approval.approvers was changed without a signed change (earlysignal approvers --key PATH)"
+            )
+    return pin
 
 
 # ------------------------------------------------------------------------------------- ledger
@@ -290,12 +384,12 @@ class Ledger:
         for index, entry in enumerate(entries):
             if entry.get("seq") != index:
                 raise ApprovalError(
-                    f"chain check failed: entry {index + 1} of {self.path} has seq {entry.get('seq')!r}, expected "
-                    f"{index}; an entry was removed, inserted or reordered"
+                    f"chain check failed: entry {entry_number(index)} of {self.path} has seq {entry.get('seq')!r}, "
+                    f"expected {index}; an entry was removed, inserted or reordered"
                 )
             if entry.get("prev") != previous:
                 raise ApprovalError(
-                    f"chain check failed: entry {index} of {self.path} does not link to the entry before it; "
+                    f"chain check failed: entry {entry_number(index)} of {self.path} does not link to the entry before it; "
                     "an entry before it was removed, edited or reordered"
                 )
             previous = entry_hash(entry)
@@ -309,7 +403,7 @@ class Ledger:
             if 0 < count <= len(entries) and entry_hash(entries[count - 1]) != digest:
                 # The same length but another last entry: an edit, not a cut (or a cut refilled to the same length).
                 raise ApprovalError(
-                    f"head check failed: entry {count - 1} of {self.path} is not the entry {digest[:12]} recorded "
+                    f"head check failed: entry {count} of {self.path} is not the entry {digest[:12]} recorded "
                     f"there; it was edited, or entries were removed from the end and others written in their place"
                 )
             if count > len(entries):

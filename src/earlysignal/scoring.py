@@ -362,7 +362,8 @@ def _score_cohort(
             f"[yellow]{n_quarantined:,} resident(s) living here at {as_of} were quarantined by the data contract and "
             "could not be scored; they are listed in unscored.csv with the reason.[/yellow]"
         )
-    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month)
+    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month,
+                         warn_null_share=config.scoring.drift_warn_null_share)
 
     # Every file says whether its scores passed the approval gate: a column, and the file name.
     unscored["approval_status"] = status
@@ -425,6 +426,18 @@ def _report_drift(drift: dict[str, Any], summary_json: Path | None = None) -> No
         more = and_more(len(drifted), CONSOLE_LIST_LIMIT, summary_json)
         console.print(
             f"[bold yellow]{len(drifted)} feature(s) drifted beyond PSI {drift['warn_psi']}: {top}"
+            + (f"\n{more}" if more else "") + "[/bold yellow]",
+            highlight=False,
+        )
+    moved = drift.get("features_null_share_changed") or []
+    if moved:
+        shares = drift["feature_null_share"]
+        top = ", ".join(f"{c} ({shares[c]['reference']:.0%} missing in training, {shares[c]['now']:.0%} now)"
+                        for c in moved[:CONSOLE_LIST_LIMIT])
+        more = and_more(len(moved), CONSOLE_LIST_LIMIT, summary_json)
+        console.print(
+            f"[bold yellow]{len(moved)} feature(s) are missing far more or less often than in training (a value "
+            f"recorded less often, or a measure with nothing to average): {top}"
             + (f"\n{more}" if more else "") + "[/bold yellow]",
             highlight=False,
         )

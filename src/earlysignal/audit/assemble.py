@@ -32,6 +32,7 @@ from earlysignal.audit.disclosure import is_small, published_count, published_fi
 from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import EarlySignalError
+from earlysignal.modeling.metrics import below_chance
 
 SCHEMA_VERSION = 1
 REQUIRED_PREDICTION_COLUMNS = ("as_of", "label", "score", "rank", "flagged")
@@ -151,7 +152,8 @@ def k_curves(
         p_vals, r_vals = [], []
         for labels in per_date:
             top = labels[: min(k, len(labels))]
-            found = published_count(top.sum(), min_cell, round_to)
+            # Beside a withheld count of escalations at the date, not even a zero is shown (ADR 0015).
+            found = None if is_small(labels.sum(), min_cell) else published_count(top.sum(), min_cell, round_to)
             p_vals.append(found / len(top) if len(top) and found is not None else None)
             r_vals.append(published_rate(top.sum(), labels.sum(), min_cell, round_to))
         precision.append(None if any(v is None for v in p_vals) else _num(np.mean(p_vals)))
@@ -239,7 +241,9 @@ def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> 
                 "as_of": pd.Timestamp(as_of).date().isoformat(),
                 "cohort": published_count(len(part), min_cell, round_to),
                 "flagged": published_count(len(flagged), min_cell, round_to),
-                "escalated_share": published_rate(found, len(flagged), min_cell, round_to),
+                "escalated_share": (
+                    None if is_small(positives, min_cell) else published_rate(found, len(flagged), min_cell, round_to)
+                ),
                 # Found and missed split the same escalations: with 1-9 found, "missed" would round to 100%.
                 "missed_share": (
                     None if is_small(found, min_cell)
@@ -356,16 +360,25 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
 
     Precision at capacity times k (public) is the number of flagged residents who escalated, so it
     is recomputed from that number rounded (None when it is 1 to min_cell - 1); recall and lift follow.
-    Intervals of threshold metrics are dropped (they are resampled from the exact counts).
+    At a date whose escalations are withheld (1 to min_cell - 1) every scorer's figures at capacity are
+    withheld, a zero included. Intervals of threshold metrics are dropped (they are resampled from the exact counts).
     """
     n, positives, k = int(split["n"]), int(split["positives"]), int(split["k"])
     out = {**split, "n": published_count(n, min_cell, round_to), "positives": published_count(positives, min_cell, round_to),
            "base_rate": published_rate(positives, n, min_cell, round_to)}
     scorers = {}
+    # With the date's escalations withheld (1 to min_cell - 1), no scorer's figure at capacity is shown, a
+    # zero included: "none of its flagged escalated" beside a withheld count of escalations states that every
+    # one of them was missed, i.e. the withheld count is the "missed" cell, and it tells a hidden 1-9 from 0.
+    escalations_withheld = is_small(positives, min_cell)
     for scorer, values in split.get("scorers", {}).items():
         values = dict(values)
         precision = (values.get("precision_at_capacity") or {}).get("value")
-        if precision is not None and k > 0:
+        if escalations_withheld:
+            for metric in THRESHOLD_METRICS:
+                if metric in values or precision is not None:
+                    values[metric] = {"value": None, "ci_low": None, "ci_high": None}
+        elif precision is not None and k > 0:
             found = round(precision * k, 6)  # an expected count when ties straddle k: may be fractional
             shown = published_count(found, min_cell, round_to)
             base = out["base_rate"]
@@ -425,6 +438,9 @@ def published_summary(
                 "recall_at_capacity": published_rate(total, sum(positives), min_cell, round_to),
                 "lift_at_capacity": (shown_total / sum(ks)) / base if shown_total is not None and base else None,
             }
+            if is_small(sum(positives), min_cell):
+                # The escalations over the dates are withheld: no figure at capacity beside them, not even 0.
+                pooled = dict.fromkeys(pooled)
             for metric in THRESHOLD_METRICS:
                 if metric not in values:
                     continue
@@ -566,6 +582,22 @@ def _limitations(config: ProjectConfig, data: dict[str, Any]) -> list[str]:
     ]
 
 
+SHORT_HISTORY_SHARE = 0.5  # a driver known at fewer of the matrix's rows than this is annotated
+
+
+def short_history_note(feature: str, feature_metadata: Mapping[str, Any]) -> str | None:
+    """A sentence for a driver whose window reached before its source's records began at most of the matrix's
+    rows (the sidecar's `windows_before_data_start` over the rows of every as_of), else None."""
+    nulled = int((feature_metadata.get("windows_before_data_start") or {}).get(feature, 0))
+    total = sum(int(v) for v in (feature_metadata.get("rows_per_as_of") or {}).values())
+    if not nulled or not total or 1 - nulled / total >= SHORT_HISTORY_SHARE:
+        return None
+    known = max(0, min(100, math.floor(100 * (1 - nulled / total))))
+    return (f"Known at only {known}% of the rows the model learnt from and was tested on: at earlier as-of dates its "
+            "window reached back before the records began, so it was left blank there. How the model uses it once "
+            "it is known for everyone rests on few dates.")
+
+
 def build_audit(
     *,
     config: ProjectConfig,
@@ -660,6 +692,8 @@ def build_audit(
     performance = {
         "splits": splits,
         "summary": summary,
+        # Worse than chance with the interval excluding 0.5: stated in the report, never shown silently.
+        "below_chance": below_chance(summary),
         "k_curves": k_curves(frame, capacity_per, settings.min_cell, settings.round_to) if evaluated else {},
         "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
                         if evaluated else []),
@@ -721,6 +755,9 @@ def build_audit(
     descriptions = {f["name"]: f["description"] for f in data["features"]}
     for item in importance:
         item["description"] = descriptions.get(item["feature"], "")
+        note = short_history_note(item["feature"], feature_metadata)
+        if note:
+            item["history_note"] = note
     proxies = proxy_check(explain_sample, usable, settings.protected, settings.min_cell, group_words) if usable else []
     # Which inputs are a protected characteristic (or stand in for one): from the model's feature list.
     protected_names = list(dict.fromkeys([*settings.protected, *config.features.protected_as_features]))

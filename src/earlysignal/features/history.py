@@ -23,7 +23,9 @@ import numpy as np
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import ConfigError
 
-_WINDOWED = {"count", "sum", "mean", "max", "distinct_types", "trend"}
+# Every aggregate over a window: the lowest, first or last value in "the last 3 years" is as partial as a count
+# when the records begin 1 year back (the first value seen is not the window's first).
+_WINDOWED = {"count", "sum", "mean", "max", "min", "first", "last", "distinct_types", "trend"}
 
 
 def _parse(value: Any, key: str) -> dt.date:

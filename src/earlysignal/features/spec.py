@@ -213,7 +213,8 @@ def _describe(
         which = {"min": "lowest value", "max": "highest value", "last": "last value", "first": "first value"}[aggregate]
         return f"{value_phrase.replace('{value}', which + ' {value}', 1)}{where} {when}"
     if aggregate == "max":
-        return f"{value_phrase} at most in one {singular}{where} {when}"
+        # "at most in one" read as a bound; the maximum is the highest record, as the minimum is the lowest.
+        return f"{value_phrase} at the highest {singular}{where} {when}"
     if aggregate == "min":
         # "at least in one" read as a lower bound on one record; the minimum is the lowest record.
         return f"{value_phrase} at the lowest {singular}{where} {when}"

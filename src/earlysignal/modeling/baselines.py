@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -54,19 +55,29 @@ class OneFeatureRanker:
 
 
 class LogisticBaseline:
-    """Standardised L2 logistic regression on the model's features (missing values filled with 0)."""
+    """Imputed, standardised, L2-penalised logistic regression on the model's features.
 
-    def __init__(self, seed: int = 0, max_iter: int = 300) -> None:
+    A missing value (a window before the source's records begin, a mean of nothing, a days-since with no
+    event) is not a zero: zero days since the last event would read as "just happened". So missing values
+    get the training median plus a 0/1 missing-indicator column, then every column is standardised, so a
+    placeholder such as 9999 days does not dominate the fit. Infinite values count as missing.
+    """
+
+    def __init__(self, seed: int = 0, max_iter: int = 300, c: float = 0.01) -> None:
         self.seed = seed
         self.max_iter = max_iter
+        self.c = c
 
     def fit(
         self, frame: pd.DataFrame | np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> LogisticBaseline:
-        """Fit scaler and regression on a frame or array (n, features); sample_weight (shape (n,)) weighs rows."""
+        """Fit imputer, scaler and regression on a frame or array (n, features); sample_weight (shape (n,)) weighs rows."""
         self.pipeline_ = make_pipeline(
-            # copy=False: _as_matrix already made a private float64 copy, so scaling it in place is safe.
-            StandardScaler(copy=False), LogisticRegression(max_iter=self.max_iter, random_state=self.seed)
+            # copy=False: _as_matrix already made a private float64 copy, so changing it in place is safe.
+            # keep_empty_features: a column missing everywhere stays (a constant) instead of a warning.
+            SimpleImputer(strategy="median", add_indicator=True, copy=False, keep_empty_features=True),
+            StandardScaler(copy=False),
+            LogisticRegression(C=self.c, max_iter=self.max_iter, random_state=self.seed),
         )
         if sample_weight is None:
             self.pipeline_.fit(_as_matrix(frame), y)
@@ -75,14 +86,16 @@ class LogisticBaseline:
         return self
 
     def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Predicted probabilities, shape (n,)."""
-        return self.pipeline_.predict_proba(_as_matrix(frame))[:, 1]
+        """Predicted probabilities of the positive class (label 1), shape (n,)."""
+        column = list(self.pipeline_.classes_).index(1)
+        return self.pipeline_.predict_proba(_as_matrix(frame))[:, column]
 
 
 def _as_matrix(frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-    # One float64 copy, cleaned in place (nan_to_num's default copy doubled the baseline's memory traffic).
+    # One private float64 copy; non-finite values become NaN (missing) for the imputer.
     matrix = np.array(frame, dtype=np.float64)
-    return np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    matrix[~np.isfinite(matrix)] = np.nan
+    return matrix
 
 
 def choose_one_feature(feature_columns: list[str], configured: str | None = None) -> str:

@@ -5,7 +5,8 @@ needs no training data. Some records (e.g. term-time ones) are seasonal, so the 
 calendar month of the training as_of dates too, and scoring compares like with like (the same month
 of the year) when the training history has it, else the whole training reference. A feature that is missing where its window reaches back before the data
 began (features/history.py) is compared on its complete windows only: how many rows lack it depends on
-the length of the record, not on the source. PSI = sum over bins of (actual - expected) * ln(actual / expected);
+the length of the record, not on the source; for such a feature the missing share in training and now is
+reported apart. PSI = sum over bins of (actual - expected) * ln(actual / expected);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
 """
 
@@ -73,6 +74,16 @@ def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def null_shares(reference: dict[str, Any], values: np.ndarray) -> tuple[float, float] | None:
+    """(share missing in the reference, share missing now) for a reference made by reference_bins(); None for a
+    present_only reference (its rows with missing values were left out, so it has no missing share)."""
+    if reference.get("present_only"):
+        return None
+    values = np.asarray(values, dtype=float)
+    now = float(np.mean(~np.isfinite(values))) if values.size else 0.0
+    return float(np.asarray(reference["shares"], dtype=float)[-1]), now
+
+
 def _bins_for(
     frame: pd.DataFrame, columns: list[str], score: np.ndarray, short_history: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
@@ -118,25 +129,42 @@ def reference_for(reference: dict[str, Any], month: int | None) -> tuple[dict[st
 
 
 def drift_report(
-    reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None
+    reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None,
+    warn_null_share: float = 0.1,
 ) -> dict[str, Any]:
-    """PSI per feature and for the score, with the features above warn_psi listed (largest first)."""
+    """PSI per feature and for the score, with the features above warn_psi listed (largest first); and, apart,
+    each feature's missing share then and now (features with an ordinary reference; a present_only one has no
+    missing share), listing those that moved by more than warn_null_share (a proportion, 0-1) in
+    `features_null_share_changed` (largest move first). A feature not comparable (no complete window on one
+    side) is left out of feature_psi."""
     reference, compared_with = reference_for(reference, month)
-    feature_psi = {
-        c: psi(bins, frame[c].to_numpy(dtype=float))
-        for c, bins in reference["features"].items()
-        if c in frame.columns
-    }
+    feature_psi: dict[str, float | None] = {}
+    null_share: dict[str, dict[str, float]] = {}
+    for c, bins in reference["features"].items():
+        if c not in frame.columns:
+            continue
+        values = frame[c].to_numpy(dtype=float)
+        feature_psi[c] = psi(bins, values)
+        shares = null_shares(bins, values)
+        if shares is not None:
+            null_share[c] = {"reference": shares[0], "now": shares[1]}
+    score_psi = psi(reference["score"], score)
     # Not comparable: a window the data was too short for, in the reference or now.
     feature_psi = {c: v for c, v in feature_psi.items() if v is not None}
-    score_psi = psi(reference["score"], score)
-    warnings = sorted((c for c, v in feature_psi.items() if v > warn_psi), key=lambda c: -feature_psi[c])
+    known = feature_psi
+    warnings = sorted((c for c, v in known.items() if v > warn_psi), key=lambda c: -known[c])
+    moved = sorted((c for c, s in null_share.items() if abs(s["now"] - s["reference"]) > warn_null_share),
+                   key=lambda c: -abs(null_share[c]["now"] - null_share[c]["reference"]))
     return {
         "reference": compared_with,
         "score_psi": score_psi,
         "feature_psi": feature_psi,
         "warn_psi": warn_psi,
         "features_over_warn": warnings,
-        "score_over_warn": score_psi > warn_psi,
-        "max_feature_psi": max(feature_psi.values(), default=0.0),
+        "score_over_warn": score_psi is not None and score_psi > warn_psi,
+        "max_feature_psi": max(known.values(), default=0.0),
+        "psi_over": "known values only; missing shares are compared apart (feature_null_share)",
+        "feature_null_share": null_share,
+        "warn_null_share": warn_null_share,
+        "features_null_share_changed": moved,
     }

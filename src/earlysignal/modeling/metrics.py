@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -224,3 +225,32 @@ def tie_order_key(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.n
     key = np.empty(len(s), dtype=float)
     key[order] = np.cumsum(change)
     return key
+
+
+SCORER_NAMES = {"model": "the model", "prior": "the base-rate baseline", "one_feature": "the one-feature baseline",
+                "logistic": "the logistic-regression baseline", "oracle": "the oracle"}
+
+
+def below_chance(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scorers that rank worse than chance: AUC below 0.5 with its whole 95% interval below 0.5.
+
+    `summary` is {scorer: {"roc_auc": {"value", "ci_low", "ci_high"}, ...}}. Returns one record per such
+    scorer ({scorer, roc_auc, ci_low, ci_high, text}), in `summary`'s order; a scorer without an interval is
+    never listed (chance cannot be ruled out). Such a ranking is a defect to find (a flipped sign, unknown
+    values read as zeros, overfitting), never a result to publish silently.
+    """
+    out = []
+    for scorer, metrics in summary.items():
+        entry = (metrics or {}).get("roc_auc") or {}
+        value, high = entry.get("value"), entry.get("ci_high")
+        if value is None or high is None or not np.isfinite(value) or not high < 0.5:
+            continue
+        name = SCORER_NAMES.get(scorer, scorer)
+        out.append({
+            "scorer": scorer, "roc_auc": float(value), "ci_low": entry.get("ci_low"), "ci_high": float(high),
+            "text": (f"{name[0].upper()}{name[1:]} ranks worse than chance: AUC {value:.3f} "
+                     f"(95% interval {entry.get('ci_low'):.3f}–{high:.3f}, below 0.5). Residents it puts first "
+                     "escalate less often than those it puts last; its figures are no benchmark until the cause "
+                     "is found."),
+        })
+    return out

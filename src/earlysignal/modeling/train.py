@@ -388,7 +388,9 @@ def _logistic_scores(
             _split_seed(config.project.seed, f"{task.name}/logistic"),
         )
         sub = sub[keep]
-    logistic = LogisticBaseline(seed=config.project.seed).fit(X[sub], task.y[sub], logistic_weight)
+    logistic = LogisticBaseline(seed=config.project.seed, c=config.training.logistic_c).fit(
+        X[sub], task.y[sub], logistic_weight
+    )
     return logistic.predict(test_X)
 
 
@@ -826,6 +828,7 @@ def _train_model(
         "splits": evaluation["splits"],
         "summary": evaluation["summary"],
         "success_criterion": criterion,
+        "below_chance": M.below_chance(evaluation["summary"]),
         "oracle_ratio": evaluation["oracle_ratio"],
         "split_plan": plan.to_dict(),
     }
@@ -986,6 +989,8 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
                 cells.append(f"{e['value']:.3f} ({e['ci_low']:.3f}-{e['ci_high']:.3f})")
         table.add_row(metric, *cells)
     console.print(table)
+    for warning in metrics_doc.get("below_chance") or []:
+        console.print(f"[bold red]Warning: {warning['text']}[/bold red]")
     crit = metrics_doc["success_criterion"]
     colour = "green" if crit["met"] else "bold red"
     console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
