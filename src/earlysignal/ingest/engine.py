@@ -54,7 +54,9 @@ class SourceReport:
     unmapped_phrases: dict[str, int] = field(default_factory=dict)
     placeholder_birth_dates: int = 0
     unparseable_birth_dates: int = 0
-    known_at_capped: int = 0
+    # Mapped rows whose rule-derived known_at is after the extract date: kept with that known_at, so
+    # they are used only at as-of dates after it (a term's attendance before the next term's return).
+    known_after_extract: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -85,7 +87,7 @@ class SourceReport:
             "top_unmapped_codes": _top(self.unmapped_codes), "top_unmapped_phrases": _top(self.unmapped_phrases),
             "placeholder_birth_dates": self.placeholder_birth_dates,
             "unparseable_birth_dates": self.unparseable_birth_dates,
-            "known_at_capped_to_extract_date": self.known_at_capped, "outputs": self.outputs,
+            "known_after_extract_date": self.known_after_extract, "outputs": self.outputs,
         }
 
 
@@ -409,10 +411,10 @@ def _process(
         col = extract.known_at.column or extract.time.column  # type: ignore[union-attr]
         fail(live & known.isna(), f"unparseable_date:{col}")
         fail(live & (known < time), "known_at_before_event_time")
-        late = (reason == "") & (excluded == "") & (known > cap)
-        report.known_at_capped += int(late.sum())
-        known = known.where(~late, cap)
         fail((reason == "") & (excluded == "") & (time > cap), "event_after_extract_date")
+        # A rule's known_at may fall after the extract date (e.g. a term's return arrives with the next
+        # term's): the record is real and kept as it is, never moved earlier to the extract date.
+        report.known_after_extract += int(((reason == "") & (excluded == "") & (known >= cap + pd.Timedelta(days=1))).sum())
     value = None
     if extract.value:
         raw_value = frame[extract.value]
@@ -538,8 +540,25 @@ def _known_at(frame: pd.DataFrame, time: pd.Series, extract: Extract, file: Path
     ey = np.where(em >= month, year, year + 1)
     known = pd.to_datetime(pd.DataFrame({"year": ey, "month": np.maximum(em, 1), "day": np.maximum(ed, 1)}),
                            errors="coerce")
-    known = pd.Series(known.to_numpy(), index=time.index).where(em > 0)
+    known = pd.Series(known.to_numpy(), index=time.index).where(em > 0).astype("datetime64[us]")
+    if rule.terms_in_arrears:
+        known = known.map(_later_term_ends(known.dropna().unique(), rule.terms, rule.terms_in_arrears))
     return known.astype("datetime64[us]").where(time.notna()) + lag
+
+
+def _later_term_ends(ends: Iterable[pd.Timestamp], terms: list[Any], k: int) -> dict[pd.Timestamp, pd.Timestamp]:
+    """For each term end date, the k-th term end after it (terms in arrears: a return for one term
+    arrives with the next term's)."""
+    days = sorted({tuple(int(x) for x in term.ends.split("-")) for term in terms})
+    out = {}
+    for end in ends:
+        end = pd.Timestamp(end)
+        later = end
+        for _ in range(k):
+            later = min(pd.Timestamp(year=y, month=m, day=d) for y in (later.year, later.year + 1)
+                        for m, d in days if pd.Timestamp(year=y, month=m, day=d) > later)
+        out[end] = later
+    return out
 
 
 def _text(rows: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -721,6 +740,10 @@ def coverage_markdown(coverage: dict[str, dict[str, Any]], extract_date: dt.date
             if c[key]:
                 lines.append(f"**{title}**: " + "; ".join(f"`{k}` {v:,}" for k, v in c[key].items()))
                 lines.append("")
+        if c["known_after_extract_date"]:
+            lines.append(f"Known after the extract date: {c['known_after_extract_date']:,} records, kept and usable "
+                         "from their known_at (the mapping's known_at rule).")
+            lines.append("")
         if c["placeholder_birth_dates"] or c["unparseable_birth_dates"]:
             lines.append(f"Birth dates set to null: {c['placeholder_birth_dates']:,} placeholder (1900-01-01), "
                          f"{c['unparseable_birth_dates']:,} unparseable.")
