@@ -738,6 +738,8 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
         "PersonBirthDate": p["birth_date"], "PersonStatedGenderCode": p["sex"].map({"M": "1", "F": "2"}),
         "EthnicCategory": _codes(rng, NHS_ETHNICITY, p["ethnicity"]), "Postcode": p["postcode"],
         "ArrivalDateTime": ev["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%S"), "DiagnosisSNOMED": dx,
+        # The day the record reached the council under the data-sharing agreement (1-2 months later).
+        "SubmissionDate": ev["known_at"].dt.strftime("%Y-%m-%d"),
     })
     yield "ecds", frame, _truth(ids, ev, "ae/" + ev["event_type"])
 
@@ -755,6 +757,8 @@ def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency
         "IncidentNumber": ids, "IncidentDate": ev["event_time"].dt.strftime("%d/%m/%Y"),
         "PropertyAddress": a["address"], "Postcode": a["postcode"], "UPRN": a["uprn"].astype(str),
         "IncidentType": ctx.rng.choice(["PRIMARY_DWELLING", "SECONDARY", "AFA_DWELLING", "SPECIAL_SERVICE"], len(ev)),
+        # The day the fire service's record reached the council.
+        "DateReceived": ev["known_at"].dt.strftime("%d/%m/%Y"),
     })
     yield "incidents", frame, _truth(ids, ev, "fire/fire_callout")
 

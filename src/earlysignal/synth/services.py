@@ -71,9 +71,6 @@ class EventSpec:
     male_multiplier: float = 1.0
     with_address: bool = False
     lag_days: tuple[float, float] = (1.0, 7.0)  # minimum, then an exponential with this mean
-    # The longest a record takes to reach the council (None: no limit). Batch feeds such as A&E
-    # submissions have a deadline; a mapping's lag rule can only be conservative if the lag is bounded.
-    lag_max_days: float | None = None
     value_lognormal: tuple[float, float] | None = None  # (log mean, log sd) of the value, e.g. pounds owed
 
 
@@ -113,11 +110,11 @@ SPECS: tuple[EventSpec, ...] = (
     EventSpec("police", "missing_person", "member", 0.008, (1.2, 0.3, 0.8, 1.0),
               age_multipliers=(0, 0, 0, 1, 1, 0, 0), with_address=True),
     EventSpec("fire", "fire_callout", "address", 0.012, (0.3, 0.2, 0.6, 1.2), (1.4, 1.3, 1.0, 0.8),
-              lag_days=(5, 20), lag_max_days=60),
+              lag_days=(5, 20)),
     EventSpec("ae", "attendance", "member", 0.40, (0.3, 0.2, 0.5, 0.8),
-              age_multipliers=(2.4, 1.5, 0.9, 0.9, 1.0, 1.0, 1.7), lag_days=(20, 25), lag_max_days=61),
+              age_multipliers=(2.4, 1.5, 0.9, 0.9, 1.0, 1.0, 1.7), lag_days=(20, 25)),
     EventSpec("ae", "injury_attendance", "member", 0.04, (1.8, 0.1, 0.3, 0.6),
-              age_multipliers=(1.5, 1.5, 1.0, 1.2, 1.2, 1.0, 1.5), lag_days=(20, 25), lag_max_days=61),
+              age_multipliers=(1.5, 1.5, 1.0, 1.2, 1.2, 1.0, 1.5), lag_days=(20, 25)),
     EventSpec("asb", "asb_report", "address", 0.08, (0.4, 0.3, 0.5, 1.1), (1.6, 1.4, 1.0, 0.6),
               lag_days=(0, 3)),
     EventSpec("homelessness", "approach", "reference", 0.01, (1.5, 1.6, 0.3, 0.5), (1.0, 1.0, 1.5, 0.3),
@@ -249,7 +246,7 @@ def generate_events(
         if spec.value_lognormal is not None:
             value = np.round(rng.lognormal(spec.value_lognormal[0], spec.value_lognormal[1], n), 2)
         buffer.add(resident, address, TYPE_CODE[(spec.source, spec.event_type)], time_us,
-                   time_us + _lag_us(rng, n, spec.lag_days, spec.lag_max_days), value)
+                   time_us + _lag_us(rng, n, spec.lag_days), value)
     _school_absence(rng, member_pieces, people, biases, timeline, buffer)
     _split_events(rng, splits, households, people, biases, buffer)
     return buffer
