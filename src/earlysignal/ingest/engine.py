@@ -412,9 +412,6 @@ def _process(
         fail(live & known.isna(), f"unparseable_date:{col}")
         fail(live & (known < time), "known_at_before_event_time")
         fail((reason == "") & (excluded == "") & (time > cap), "event_after_extract_date")
-        # A rule's known_at may fall after the extract date (e.g. a term's return arrives with the next
-        # term's): the record is real and kept as it is, never moved earlier to the extract date.
-        report.known_after_extract += int(((reason == "") & (excluded == "") & (known >= cap + pd.Timedelta(days=1))).sum())
     value = None
     if extract.value:
         raw_value = frame[extract.value]
@@ -435,6 +432,10 @@ def _process(
     for name, count in excluded[ex].value_counts().items():
         report.excluded[str(name)] = report.excluded.get(str(name), 0) + int(count)
     report.mapped += int(ok.sum())
+    if known is not None:
+        # A rule's known_at may fall after the extract date (e.g. a term's return arrives with the next
+        # term's): the record is real and kept as it is, never moved earlier to the extract date.
+        report.known_after_extract += int((ok & (known >= cap + pd.Timedelta(days=1))).sum())
     for name, count in coded_by[ok].value_counts().items():
         report.hits[str(name)] = report.hits.get(str(name), 0) + int(count)
 
