@@ -23,6 +23,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 _OWN_TEXT_GLOBS = ("src/earlysignal/**/*.yaml", "src/earlysignal/**/*.html", "src/earlysignal/**/*.py", "docs/*.md")
 TOKEN = re.compile(r"[a-z0-9]+")
+# The digits after a decimal point ("0.0065123", a model's leaf value) are part of a number, not an ID
+# that happens to be all digits; the whole part stays, so a UPRN written as a float is still found.
+FRACTION = re.compile(r"(?<=\d)\.\d+")
 
 
 def _own_vocabulary() -> set[str]:
@@ -136,7 +139,7 @@ def scan_files(paths: list[Path], identifiers: Identifiers) -> list[str]:
     for path in paths:
         hits: dict[str, set[str]] = {}
         for text in _texts(path):
-            tokens = TOKEN.findall(text)
+            tokens = TOKEN.findall(FRACTION.sub(" ", text))
             present = set(tokens)
             grams = {tuple(tokens[i:i + n]) for n in lengths for i in range(len(tokens) - n + 1)} | {(t,) for t in present}
             for kind, values in identifiers.tokens.items():
