@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path, write_json, write_parquet, write_text
 from earlysignal.errors import EarlySignalError
-from earlysignal.ingest.mapping import DateColumn, Extract, SourceMapping, load_mapping, mapping_hash
+from earlysignal.ingest.mapping import DateColumn, Extract, SourceMapping, Term, load_mapping, mapping_hash
 
 PLACEHOLDER_BIRTH_DATE = dt.date(1900, 1, 1)
 QUARANTINE_DIR = "quarantine"
@@ -547,7 +547,7 @@ def _known_at(frame: pd.DataFrame, time: pd.Series, extract: Extract, file: Path
     return known.astype("datetime64[us]").where(time.notna()) + lag
 
 
-def _later_term_ends(ends: Iterable[pd.Timestamp], terms: list[Any], k: int) -> dict[pd.Timestamp, pd.Timestamp]:
+def _later_term_ends(ends: Iterable[pd.Timestamp], terms: list[Term], k: int) -> dict[pd.Timestamp, pd.Timestamp]:
     """For each term end date, the k-th term end after it (terms in arrears: a return for one term
     arrives with the next term's)."""
     days = sorted({tuple(int(x) for x in term.ends.split("-")) for term in terms})
