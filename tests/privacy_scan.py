@@ -1,152 +1,18 @@
-"""The privacy scan: look for the raw extracts' names, dates of birth, NHS numbers, UPNs, addresses,
-postcodes, UPRNs and systems' own person IDs in files written after `link` (docs/ingest-and-link.md, "Privacy boundary").
-
-`raw_identifiers` reads identifiers from the ingest output (the person records, address records and
-gazetteer, exactly as the raw files gave them); `scan_files` reads every file (Parquet cell by cell,
-SQLite stores such as MLflow's table by table, cell by cell, everything else as text) and returns one
-finding per file and kind of identifier.
-"""
+"""The privacy scan for the tests: earlysignal.privacy_scan, with the repository's docs as own vocabulary."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+from earlysignal.privacy_scan import Finding, Identifiers, scan, scan_files
+from earlysignal.privacy_scan import raw_identifiers as _raw_identifiers
 
-# Words of the project's own vocabulary (ethnic groups, colours of the monitoring report, month names,
-# wording) that are also surnames or forenames: a bare token equal to one of these is not evidence.
-# Full names ("first last") are still looked for as phrases.
 REPO = Path(__file__).resolve().parents[1]
-_OWN_TEXT_GLOBS = ("src/earlysignal/**/*.yaml", "src/earlysignal/**/*.html", "src/earlysignal/**/*.py", "docs/*.md")
-TOKEN = re.compile(r"[a-z0-9]+")
-# The digits after a decimal point ("0.0065123", a model's leaf value) are part of a number, not an ID
-# that happens to be all digits; the whole part stays, so a UPRN written as a float is still found.
-FRACTION = re.compile(r"(?<=\d)\.\d+")
 
-
-def _own_vocabulary() -> set[str]:
-    words: set[str] = set()
-    for pattern in _OWN_TEXT_GLOBS:
-        for path in REPO.glob(pattern):
-            words |= set(TOKEN.findall(path.read_text(encoding="utf-8", errors="replace").lower()))
-    return words
-
-
-@dataclass
-class Identifiers:
-    """Identifier values by kind: `tokens` match a whole token, `phrases` a substring (lower case)."""
-
-    tokens: dict[str, set[str]] = field(default_factory=dict)
-    phrases: dict[str, set[str]] = field(default_factory=dict)
-
-    def count(self) -> dict[str, int]:
-        kinds = set(self.tokens) | set(self.phrases)
-        return {k: len(self.tokens.get(k, set())) + len(self.phrases.get(k, set())) for k in sorted(kinds)}
-
-
-def _values(frame: pd.DataFrame, column: str) -> set[str]:
-    if column not in frame:
-        return set()
-    return {str(v).strip().lower() for v in frame[column].dropna() if str(v).strip()}
+__all__ = ["Finding", "Identifiers", "raw_identifiers", "scan", "scan_files"]
 
 
 def raw_identifiers(ingested: Path, born_before: dt.date) -> Identifiers:
-    """Identifiers of the raw files, by kind, from what `ingest` read out of them.
-
-    Dates of birth are looked for (ISO, dd/mm/yyyy, dd-MON-yyyy) only for people born before
-    `born_before`, so that they cannot be mistaken for the event dates every artefact holds.
-    """
-    people = pd.read_parquet(ingested / "person_records.parquet")
-    addresses = pd.read_parquet(ingested / "address_records.parquet")
-    gazetteer = pd.read_parquet(ingested / "gazetteer.parquet")
-    own = _own_vocabulary()
-    found = Identifiers()
-    firsts, lasts = _values(people, "first_name"), _values(people, "last_name")
-    # Single names of four letters or more: shorter ones turn up by chance in binary files (a pickled
-    # model); a short name is still found with its other half as a full name.
-    found.tokens["name"] = {n for n in firsts | lasts if TOKEN.fullmatch(n) and len(n) >= 4 and n not in own}
-    full = people[["first_name", "last_name"]].dropna()
-    found.phrases["name"] = {f"{a} {b}".lower() for a, b in zip(full["first_name"], full["last_name"])}
-    found.tokens["nhs_number"] = {re.sub(r"\D", "", v) for v in _values(people, "nhs_number")} - {""}
-    found.tokens["upn"] = _values(people, "upn")
-    # A system's own person ID (pupil ID, council-tax party, claim reference) identifies the person to that system.
-    found.tokens["system_person_id"] = {v for v in _values(people, "source_person_id") if TOKEN.fullmatch(v) and len(v) >= 6}
-    found.tokens["uprn"] = _values(people, "uprn") | _values(addresses, "uprn") | _values(gazetteer, "uprn")
-    postcodes = _values(people, "postcode") | _values(addresses, "postcode") | _values(gazetteer, "postcode")
-    found.phrases["postcode"] = {p for p in postcodes if " " in p}
-    found.tokens["postcode"] = {p.replace(" ", "") for p in postcodes}
-    # An address is its text up to the first comma ("70 eden grove"), which holds the house and street.
-    texts = _values(people, "address_text") | _values(addresses, "address_text") | _values(gazetteer, "address_text")
-    found.phrases["address"] = {t.split(",")[0].strip() for t in texts if len(t.split(",")[0].strip()) >= 8}
-    births = pd.to_datetime(people["birth_date"], errors="coerce").dropna()
-    births = births[births < pd.Timestamp(born_before)].drop_duplicates()
-    found.phrases["date_of_birth"] = (
-        {d.strftime("%Y-%m-%d") for d in births} | {d.strftime("%d/%m/%Y") for d in births}
-        | {d.strftime("%d-%b-%Y").lower() for d in births}
-    )
-    return found
-
-
-IMAGES = (".png", ".jpg", ".jpeg", ".gif")
-# Embedded images (base64) are pixels, not text: their random letters are not looked at.
-DATA_URI = re.compile(r"data:[a-z/+.-]+;base64,[a-z0-9+/=]+")
-
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _sqlite_cells(path: Path) -> list[str]:
-    # Cells, not the file's bytes: free pages and b-tree bytes decode to chance letter runs ("lowa").
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-        tables = [row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")]
-        cells: list[str] = []
-        for table in tables:
-            for row in connection.execute(f'select * from "{table}"'):
-                for value in row:
-                    if isinstance(value, bytes):
-                        value = value.decode("utf-8", errors="replace")
-                    if value is not None:
-                        cells.append(str(value).lower())
-    return cells
-
-
-def _texts(path: Path) -> list[str]:
-    if path.suffix.lower() in IMAGES:
-        return []
-    with path.open("rb") as handle:
-        if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
-            return _sqlite_cells(path)
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-        cells = [str(v) for column in frame.columns for v in frame[column].dropna().astype(str).unique()]
-        return [" | ".join(map(str, frame.columns)).lower(), *(c.lower() for c in cells)]
-    return [DATA_URI.sub(" ", path.read_bytes().decode("utf-8", errors="replace").lower())]
-
-
-def scan_files(paths: list[Path], identifiers: Identifiers) -> list[str]:
-    """One finding per (file, kind of identifier) holding any: 'path: kind (examples)'; empty when clean.
-
-    Phrases are matched as runs of whole tokens ("70 eden grove" in "at 70 Eden Grove, London"), so a
-    date of birth 1987-02-13 is found as 1987-02-13 and not inside 11987-02-135.
-    """
-    phrases = {kind: {tuple(TOKEN.findall(v)): v for v in values} for kind, values in identifiers.phrases.items()}
-    lengths = sorted({len(t) for by_kind in phrases.values() for t in by_kind if len(t) > 1})
-    findings = []
-    for path in paths:
-        hits: dict[str, set[str]] = {}
-        for text in _texts(path):
-            tokens = TOKEN.findall(FRACTION.sub(" ", text))
-            present = set(tokens)
-            grams = {tuple(tokens[i:i + n]) for n in lengths for i in range(len(tokens) - n + 1)} | {(t,) for t in present}
-            for kind, values in identifiers.tokens.items():
-                hits.setdefault(kind, set()).update(present & values)
-            for kind, by_tokens in phrases.items():
-                hits.setdefault(kind, set()).update(by_tokens[g] for g in grams & by_tokens.keys())
-        for kind, values in sorted(hits.items()):
-            if values:
-                findings.append(f"{path}: {kind} ({', '.join(sorted(values)[:3])})")
-    return findings
+    """earlysignal.privacy_scan.raw_identifiers, not looking for the docs' words as single names."""
+    return _raw_identifiers(ingested, born_before, sorted(REPO.glob("docs/*.md")))

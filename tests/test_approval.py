@@ -524,3 +524,18 @@ def test_a_claim_added_to_the_last_entry_fails_the_head_check_saying_it_was_edit
     _rewrite_ledger(ledger_dir, [entry])
     with pytest.raises(ApprovalError, match=r"^head check failed: entry 0 of .* it was edited"):
         require_approved(f"models:/{NAME}/{version}", config)
+
+
+def test_keys_prints_the_public_key_line_unbroken_so_it_can_be_pasted_into_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home-config"))
+    monkeypatch.setenv("COLUMNS", "120")
+    made = CliRunner().invoke(app, ["keys", "--name", "Ada Board, Director of Children's Services"])
+    assert made.exit_code == 0, made.output
+    public = tmp_path / "home-config" / "earlysignal" / "keys" / "ada-board-director-of-children-s-services.pub"
+    assert f'    public_key: "{public.read_text().strip()}"\n' in made.output

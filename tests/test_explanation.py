@@ -128,3 +128,36 @@ def test_with_the_models_features_only_the_records_it_reads_are_counted():
     assert [(r["source"], r["about_you"], r["about_household"], r["about_home"]) for r in records["by_source"]] == [
         ("Repairs", 0, 0, 2), ("Police call-outs", 0, 3, 0)
     ]
+
+
+def test_records_about_the_home_from_before_the_resident_moved_in_are_said_to_be_about_earlier_occupants():
+    doc = _doc()
+    # res-child moved into A1 in January 2015; a door replacement (2012) and a call-out to the previous
+    # tenant (2013) are records about the home that are not about this family.
+    assert doc["home_before_you"] == {"total": 2, "first": "May 2012", "moved_in": "January 2015", "by_source": [
+        {"source": "Housing repairs", "records": 1}, {"source": "Police", "records": 1}]}
+    text = render_markdown(doc)
+    assert ("2 of the records about your home are from before you lived there (from May 2012 until you moved in, "
+            "in January 2015)") in text
+    assert "By service: Housing repairs 1, Police 1." in text
+    assert 'id="home-before-you">2 of the records about your home' in render_html(doc)
+    assert "res-before" not in text
+
+
+def test_moving_in_is_the_start_of_the_unbroken_stay_at_the_address():
+    from earlysignal.explanation import moved_in
+    from earlysignal.journey import household_at
+
+    data = world()
+    household = household_at(data, RESIDENT, AS_OF)
+    spells = data.residency
+    split = pd.concat([spells[spells["resident_id"] != RESIDENT], pd.DataFrame({
+        "resident_id": [RESIDENT, RESIDENT], "household_id": ["H1", "H1"], "address_id": ["A1", "A1"],
+        "start_date": pd.to_datetime(["2015-01-01", "2019-03-01"]).astype("datetime64[us]"),
+        "end_date": pd.to_datetime(["2019-03-01", None]).astype("datetime64[us]"),
+        "tenure": ["council", "council"]})], ignore_index=True)
+    assert moved_in(split, household, AS_OF) == pd.Timestamp("2015-01-01")  # one stay in two spells
+    gap = split.copy()
+    gap.loc[(gap["resident_id"] == RESIDENT) & (gap["start_date"] == pd.Timestamp("2019-03-01")), "start_date"] = (
+        pd.Timestamp("2020-06-01"))
+    assert moved_in(gap, household, AS_OF) == pd.Timestamp("2020-06-01")  # left in 2019, came back in 2020

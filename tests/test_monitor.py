@@ -336,3 +336,134 @@ def test_monitor_ignores_everything_recorded_after_the_monitoring_date(boroughs:
         [data.outcomes, extra_outcomes.assign(known_at=late - pd.Timedelta(days=1)).astype(data.outcomes.dtypes.to_dict())],
         ignore_index=True))
     assert build_monitor(config, known, lists, None, known_by)["lists"][0]["precision_at_capacity"]["value"] == 1.0
+
+
+# --- small numbers: a past list's figures never reveal a count under min_cell --------------------------------
+
+
+def _list_world(boroughs: dict[str, Path], tmp_path: Path, flagged_escalations: int, other_escalations: int):
+    """A 300-resident list at 2024-07-01 (100 flagged) whose escalations are planted: the first
+    `flagged_escalations` flagged and `other_escalations` unflagged residents get a plan in the window."""
+    import dataclasses
+
+    from earlysignal.monitor.past_lists import find_past_lists
+
+    config = config_from_dict(_tiny_config(boroughs["steady"]))
+    data = contract.load_linked_data(boroughs["steady"], config, write_quarantine=False)
+    as_of, known_by = dt.date(2024, 7, 1), dt.date(2025, 3, 1)
+    candidates = data.residents["resident_id"].astype(str).tolist()
+    labels = realised_labels(config, data, candidates, as_of, known_by)
+    ids = [rid for rid, label in zip(candidates, labels.fillna(-1).tolist(), strict=True) if label == 0][:300]
+    ranked = pd.DataFrame({"resident_id": ids, "score": np.linspace(0.5, 0.0, 300), "rank": np.arange(1, 301)})
+    ranked["flagged"] = ranked["rank"] <= 100
+    root = tmp_path / f"lists-{flagged_escalations}-{other_escalations}"
+    folder = root / "list"
+    folder.mkdir(parents=True)
+    ranked.to_parquet(folder / "ranked.parquet")
+    (folder / "summary.json").write_text(json.dumps({"as_of": as_of.isoformat(), "capacity_k": 100}))
+    escalated = ids[:flagged_escalations] + ids[100:100 + other_escalations]
+    extra = pd.DataFrame({"resident_id": escalated, "outcome_type": "child_protection_plan",
+                          "outcome_time": pd.Timestamp("2024-08-01"), "known_at": pd.Timestamp("2024-08-02"),
+                          "end_time": pd.NaT})
+    planted = dataclasses.replace(data, outcomes=pd.concat(
+        [data.outcomes, extra.astype(data.outcomes.dtypes.to_dict())], ignore_index=True))
+    audit = {"summary": {"headline": {"precision_at_capacity": {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}}}}
+    return build_monitor(config, planted, find_past_lists(root), audit, known_by)
+
+
+def test_a_past_lists_precision_is_withheld_when_few_flagged_escalated_but_the_criterion_still_judges_it(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    two = _list_world(boroughs, tmp_path, flagged_escalations=2, other_escalations=38)
+    three = _list_world(boroughs, tmp_path, flagged_escalations=3, other_escalations=38)
+    [entry] = two["lists"]
+    # Before: precision 0.02 beside "100 flagged" said exactly 2 flagged residents escalated.
+    for metric in ("precision_at_capacity", "recall_at_capacity"):
+        assert entry[metric] == {"value": None, "ci_low": None, "ci_high": None, "withheld": True}
+    assert entry["flagged_positives"] is None
+    assert entry["positives"] == 40 and entry["base_rate"] == pytest.approx(40 / 300)
+    # Two worlds differing only in that small cell publish the same figures (AUC aside, two decimals).
+    published = ("precision_at_capacity", "recall_at_capacity", "base_rate", "positives", "flagged_positives")
+    assert {k: entry[k] for k in published} == {k: three["lists"][0][k] for k in published}
+    assert entry["roc_auc"]["value"] == round(entry["roc_auc"]["value"], 2)
+    assert entry["roc_auc"]["ci_low"] is None  # an interval's width tells 2 escalations from 3
+    # The board's criterion is evaluated on the exact figure: the status shows, the count does not.
+    [criterion] = [c for c in two["criteria"] if c["kind"] == "precision_below_promise"]
+    assert (criterion["status"], criterion["evaluated_lists"]) == ("amber", 1)
+
+
+def test_a_past_lists_precision_is_rounded_numerator_over_rounded_denominator_with_intervals(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    document = _list_world(boroughs, tmp_path, flagged_escalations=22, other_escalations=19)
+    [entry] = document["lists"]
+    assert entry["precision_at_capacity"]["value"] == pytest.approx(20 / 100)  # 22 rounds to 20
+    assert entry["recall_at_capacity"]["value"] == pytest.approx(20 / 40)  # 22 of 41
+    assert entry["flagged_positives"] == 20 and entry["positives"] == 40
+    low, high = entry["precision_at_capacity"]["ci_low"], entry["precision_at_capacity"]["ci_high"]
+    assert low is not None and low < 0.22 < high
+
+
+def test_the_response_share_is_withheld_when_few_flagged_residents_received_one() -> None:
+    from earlysignal.monitor.disclosure import publish_response
+
+    assert publish_response({"flagged": 100, "responded": 3, "share": 0.03}, 10, 5) == {
+        "flagged": 100, "responded": None, "share": None}
+    assert publish_response({"flagged": 100, "responded": 47, "share": 0.47}, 10, 5) == {
+        "flagged": 100, "responded": 45, "share": 0.45}
+    assert publish_response({"flagged": 100, "responded": 0, "share": 0.0}, 10, 5)["share"] == 0.0
+
+
+def test_the_precision_criterion_says_when_the_audit_withheld_its_promise() -> None:
+    criterion = SwitchOffCriterion(name="precision", kind="precision_below_promise", consecutive=2)
+    lists = [_entry("2024-01-01", 0.3)]
+    withheld = {"precision_at_capacity": {"value": None, "ci_low": None, "ci_high": None, "pooled": True}}
+    [result] = evaluate_criteria([criterion], lists, withheld, [], None)
+    assert result["status"] == "not evaluable"
+    assert "withheld under the small-number rules" in result["detail"]
+    [no_audit] = evaluate_criteria([criterion], lists, None, [], None)
+    assert no_audit["detail"].startswith("no audit to compare with")
+
+
+def test_source_psi_judges_windowed_features_not_those_over_the_whole_record(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    from earlysignal.monitor.past_lists import find_past_lists
+
+    config = config_from_dict(_tiny_config(boroughs["steady"]))
+    data = contract.load_linked_data(boroughs["steady"], config, write_quarantine=False)
+
+    def source_psi(feature_psi: dict[str, float]) -> dict:
+        root = tmp_path / f"lists-{len(list(tmp_path.iterdir()))}"
+        (root / "list").mkdir(parents=True)
+        ranked = pd.DataFrame({"resident_id": ["R1"], "score": [0.5], "rank": [1], "flagged": [True]})
+        ranked.to_parquet(root / "list" / "ranked.parquet")
+        (root / "list" / "summary.json").write_text(json.dumps(
+            {"as_of": "2026-01-01", "capacity_k": 1, "drift": {"feature_psi": feature_psi}}))
+        document = build_monitor(config, data, find_past_lists(root), None, data.extract_date)
+        return next(c for c in document["criteria"] if c["kind"] == "source_psi")
+
+    # General repairs ever recorded at the address grow with the length of the record: not a drift of the source.
+    whole_record = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
+                               "address__housing_repairs__general_repair__days_since_last__all": 0.3,
+                               "address__housing_repairs__general_repair__count__365d": 0.05})
+    assert whole_record["per_source"]["housing_repairs"] == "green"
+    windowed = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
+                           "address__housing_repairs__general_repair__count__365d": 0.31})
+    assert windowed["per_source"]["housing_repairs"] == "red"
+
+
+def test_the_page_says_the_audit_withheld_its_promise_instead_of_showing_dashes(
+    boroughs: dict[str, Path], tmp_path: Path
+) -> None:
+    from earlysignal.report.monitor_render import render_monitor_html
+
+    document = _list_world(boroughs, tmp_path, flagged_escalations=2, other_escalations=38)
+    document["promise"] = {"precision_at_capacity": {"value": None, "ci_low": None, "ci_high": None, "pooled": True},
+                           "recall_at_capacity": {"value": None, "ci_low": None, "ci_high": None, "pooled": True},
+                           "model_version": "2"}
+    html = render_monitor_html(document)
+    assert 'data-promise="withheld">The audit of model version 2 withheld its' in html
+    assert "The audit promised" not in html
+    assert html.count("withheld (small numbers)") >= 2  # the list's precision and recall (40 escalations: AUC shown)
+    assert "0.02" not in html.split('id="realised"', 1)[1].split("</table>", 1)[0]

@@ -86,6 +86,89 @@ def test_losing_signal_shows_as_a_positive_contribution_with_an_interval_above_z
         np.mean([paired_contribution(data, [w], [w], config, 0)["without"]["roc_auc"] for w in weak]))
 
 
+def test_a_source_costs_nothing_only_when_its_whole_loss_interval_is_negligible(two_dates) -> None:
+    data, strong, weak = two_dates
+    config = _config(bootstrap=50)
+    assert paired_contribution(data, strong, strong, config, 50)["verdict"] == "costs nothing"
+    assert paired_contribution(data, strong, weak, config, 50)["verdict"] == "necessary"
+    # Not necessary, but the interval reaches a loss the board would care about: the data cannot tell.
+    wide = paired_contribution(data, strong, strong, _config(bootstrap=50, negligible={"roc_auc": 0.0,
+                                                                                       "precision_at_capacity": 0.0}), 50)
+    assert wide["verdict"] == "costs nothing"  # exactly zero is within a zero margin
+    # A small area (150 residents per date, ~15 escalations): a noisier variant, not shown to be necessary,
+    # whose AUC loss interval still reaches 0.11.
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.1).astype(np.int8)
+    small = _Labelled(pd.DataFrame({"resident_id": [f"R{i:05d}" for i in range(300)]}), np.zeros((300, 1), np.float32),
+                      y, np.repeat(np.array(["2024-01-01", "2024-04-01"], dtype="datetime64[D]"), 150))
+    tests = [np.arange(300) < 150, np.arange(300) >= 150]
+    full = [{"test": t, **_predictions(rng, y[t], 1.0)} for t in tests]
+    noisy = []
+    for p in full:
+        margin = p["margin"] + rng.normal(0, 0.7, len(p["margin"]))
+        noisy.append({"test": p["test"], "margin": margin, "score": 1 / (1 + np.exp(-margin))})
+    undecided = paired_contribution(small, full, noisy, config, 50)
+    assert undecided["necessary"] is False
+    assert undecided["contribution"]["roc_auc"]["ci_low"] < 0 < 0.1 < undecided["contribution"]["roc_auc"]["ci_high"]
+    assert undecided["verdict"] == "undetermined"
+
+
+def test_precision_resting_on_fewer_than_ten_flagged_escalations_is_withheld_but_the_verdict_stands() -> None:
+    from earlysignal.modeling.necessity import publish_precision
+
+    def row(found: float) -> dict:
+        return {"name": "fire", "necessary": False, "verdict": "undetermined",
+                "contribution": {"precision_at_capacity": {"value": 0.0025, "ci_low": -0.005, "ci_high": 0.0075},
+                                 "roc_auc": {"value": 0.03, "ci_low": -0.01, "ci_high": 0.07}},
+                "without": {"precision_at_capacity": 0.01, "roc_auc": 0.8}, "flagged_escalations": {
+                    "full": 5.0, "variant": found}}
+
+    # 0.0125 over 4 test dates of 100 flagged: 5 escalations found, a count that must not be worked out.
+    small = {"full": {"metrics": {"precision_at_capacity": 0.0125, "roc_auc": 0.83}, "flagged_escalations": 5.0},
+             "variants": [row(4.0)]}
+    published = publish_precision(small, min_cell=10)
+    assert published["full"]["metrics"] == {"precision_at_capacity": None, "roc_auc": 0.83}
+    assert published["full"]["precision_withheld"] is True
+    [variant] = published["variants"]
+    assert variant["contribution"]["precision_at_capacity"] == {"value": None, "ci_low": None, "ci_high": None,
+                                                                "withheld": True}
+    assert variant["without"]["precision_at_capacity"] is None
+    assert variant["contribution"]["roc_auc"]["value"] == 0.03 and variant["verdict"] == "undetermined"
+    assert "flagged_escalations" not in json.dumps(published)
+    # Enough escalations on both sides: published as measured.
+    large = {"full": {"metrics": {"precision_at_capacity": 0.0725, "roc_auc": 0.83}, "flagged_escalations": 29.0},
+             "variants": [row(25.0)]}
+    shown = publish_precision(large, min_cell=10)
+    assert shown["full"]["metrics"]["precision_at_capacity"] == 0.0725 and "precision_withheld" not in shown["full"]
+    assert shown["variants"][0]["contribution"]["precision_at_capacity"]["value"] == 0.0025
+
+
+def test_the_report_calls_out_a_source_that_costs_nothing_apart_from_one_the_data_cannot_decide() -> None:
+    from earlysignal.report.necessity_render import render_necessity_html
+
+    def row(name: str, verdict: str, high: float) -> dict:
+        entry = {"value": 0.0, "ci_low": -0.01, "ci_high": high}
+        return {"kind": "source", "name": name, "label": name.replace("_", " ").capitalize(), "why": "",
+                "n_features": 2, "necessary": False, "verdict": verdict, "seconds": 20.0,
+                "contribution": {"precision_at_capacity": entry, "roc_auc": entry},
+                "without": {"precision_at_capacity": 0.05, "roc_auc": 0.8},
+                "fairness": {"findings": 0, "gone": [], "new": []}}
+
+    document = {"label": "cpp_within_6m", "rule": "necessary: ...", "full": {"metrics": {"precision_at_capacity": 0.05, "roc_auc": 0.8},
+                                                   "fairness_findings": 0, "seconds": 20.0},
+                "seconds_total": 61.0, "bootstrap": {"resamples": 200},
+                "variants": [row("fire", "costs nothing", 0.004), row("housing_repairs", "undetermined", 0.14)],
+                "not_shown_necessary": ["fire", "housing_repairs"], "costs_nothing": ["fire"],
+                "undetermined": ["housing_repairs"], "negligible": {"precision_at_capacity": 0.005, "roc_auc": 0.01}}
+    html = render_necessity_html(document)
+    costs = html.split('data-verdict="costs nothing">', 1)[1].split("</div>", 1)[0]
+    unsure = html.split('data-verdict="undetermined">', 1)[1].split("</div>", 1)[0]
+    assert "Fire." in costs and "Housing repairs" not in costs
+    assert "Housing repairs." in unsure and "too few escalations" in unsure and "Fire" not in unsure
+    assert "Run time 61 s" in html and "Necessary: ..." in html
+    assert "housing_repairs" not in html.replace('data-necessity="housing_repairs"', "")  # board words, not IDs
+
+
 @pytest.mark.slow
 def test_necessity_command_writes_the_table_and_the_audit_report_includes_it(tmp_path_factory, monkeypatch) -> None:
     from audit_world import audit_world

@@ -225,6 +225,27 @@ def test_population_stability_index_is_zero_for_the_same_distribution_and_large_
     assert psi(counts, np.r_[np.zeros(900), np.ones(100), np.full(10, np.nan)]) == pytest.approx(0.0)
 
 
+def test_a_trend_missing_because_the_records_were_too_short_in_training_is_not_drift():
+    rng = np.random.default_rng(2)
+    # A 3-year trend needs 6 years of records: at the early training as_of dates it is null (history.py).
+    complete = rng.poisson(3.0, 6000).astype(float)
+    training = pd.DataFrame({"trend": np.r_[np.full(4000, np.nan), complete],
+                             "count": rng.poisson(3.0, 10_000).astype(float)})
+    reference = build_reference(training, ["trend", "count"], rng.random(10_000), short_history=["trend"])
+    now = pd.DataFrame({"trend": rng.poisson(3.0, 3000).astype(float), "count": rng.poisson(3.0, 3000).astype(float)})
+    report = drift_report(reference, now, rng.random(3000), warn_psi=0.25)
+    assert report["feature_psi"]["trend"] < 0.05
+    assert report["features_over_warn"] == []
+    # The same reference without the history flag reads the nulls as a shift (the PSI was ~4.6 on a borough).
+    naive = drift_report(build_reference(training, ["trend", "count"], rng.random(10_000)), now, rng.random(3000), 0.25)
+    assert naive["feature_psi"]["trend"] > 0.25
+    # A real shift in the complete windows still shows; a window too short now too is left out, not scored 0.
+    shifted = now.assign(trend=rng.poisson(6.0, 3000).astype(float))
+    assert drift_report(reference, shifted, rng.random(3000), 0.25)["feature_psi"]["trend"] > 0.25
+    too_short = now.assign(trend=np.nan)
+    assert "trend" not in drift_report(reference, too_short, rng.random(3000), 0.25)["feature_psi"]
+
+
 def test_drift_compares_with_training_rows_from_the_same_month_of_the_year():
     rng = np.random.default_rng(1)
     months = np.repeat([1, 4, 7, 10], 5000)
@@ -238,3 +259,24 @@ def test_drift_compares_with_training_rows_from_the_same_month_of_the_year():
     assert seasonal["feature_psi"]["absence"] < 0.05
     pooled = drift_report(reference, october, rng.random(5000), warn_psi=0.25, month=None)
     assert pooled["feature_psi"]["absence"] > seasonal["feature_psi"]["absence"]
+
+
+def test_case_list_journey_commands_name_the_config_and_score_folder_the_list_was_made_with(borough, tmp_path):
+    """A caseworker copying the command from a list written to a non-default folder with a non-default config
+    must open that list, not the default one."""
+    import html
+    import shlex
+
+    out = tmp_path / "my lists" / "march"
+    result = CliRunner().invoke(
+        app,
+        ["score", "--as-of", AS_OF.isoformat(), "--model", borough.result.model_uri, "--allow-unapproved",
+         "--config", str(borough.config_path), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    top = pd.read_csv(out / "ranked-UNAPPROVED.csv")["resident_id"].iloc[0]
+    expected = (f"earlysignal journey --config {shlex.quote(str(borough.config_path))} --scores {shlex.quote(str(out))} "
+                f"--resident {top} --as-of {AS_OF.isoformat()}")
+    page = html.unescape((out / "case_list-UNAPPROVED.html").read_text(encoding="utf-8"))
+    assert expected in page
+    assert json.loads((out / "summary-UNAPPROVED.json").read_text(encoding="utf-8"))["config_path"] == str(borough.config_path)

@@ -111,6 +111,16 @@ def journey_filename(resident_id: str, approved: bool = True) -> str:
     return f"{JOURNEY_DIR}/{marked(safe + '.html', approved)}"
 
 
+def journey_command(resident_id: str, as_of: str, scores_dir: Path, config_path: str | None) -> str:
+    """The `earlysignal journey` command line for one resident of a score folder, naming the folder and the
+    config the list was scored with (so a copied command opens this list, not the default one)."""
+    import shlex
+
+    config = f" --config {shlex.quote(str(config_path))}" if config_path else ""
+    return (f"earlysignal journey{config} --scores {shlex.quote(str(scores_dir))} "
+            f"--resident {shlex.quote(str(resident_id))} --as-of {as_of}")
+
+
 def write_case_list(
     out_dir: Path,
     ranked: pd.DataFrame,
@@ -129,6 +139,8 @@ def write_case_list(
     reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
     approved = bool(summary.get("approval_checked"))
     rows = case_list_rows(ranked, config.caseworker, approved)
+    for row in rows:
+        row["command"] = journey_command(row["resident_id"], summary["as_of"], out_dir, summary.get("config_path"))
     wording = wording_from_config(spec_config)
     html = render_case_list(rows, summary, total=len(ranked), wording=wording)
     return {

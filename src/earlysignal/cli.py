@@ -168,6 +168,7 @@ def keys(
         "Ask the config's owner to add you to approval.approvers:\n"
         f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
         highlight=False,
+        soft_wrap=True,  # the key line is pasted into YAML: a wrapped line is a broken key
     )
 
 
@@ -231,12 +232,12 @@ def score(
     with progress_bar(transient=True) as bar:
         task = bar.add_task("scoring", total=None)
         result = score_cohort(project, day, model_uri=model, data_dir=data, out=out,
-                              allow_unapproved=allow_unapproved,
+                              allow_unapproved=allow_unapproved, config_path=config,
                               progress=lambda step: bar.update(task, description=f"scoring: {step}"))
     counts = result.summary["counts"]
     console.print(
         f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "
-        f"{counts['flagged']} flagged for review, {counts['unscored']} living in the borough not scored "
+        f"{counts['flagged']} flagged for review, {counts['unscored']} more in the population not scored "
         f"(reasons in {result.unscored_csv}).\nRanked list: {result.ranked_csv}\nSummary: {result.summary_json}"
         f"\nCase list: {result.summary['outputs'].get('case_list_html')}",
         highlight=False,
@@ -635,7 +636,7 @@ def demo(
         f"Ranked list for caseworkers:  {result.ranked_csv}\n"
         f"Residents not scored, and why: {result.unscored_csv}\n"
         f"Case list (open in a browser): {result.ranked_csv.parent / 'case_list.html'}\n"
-        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv)}\n"
+        f"A flagged resident's journey:  {_first_journey_command(result.ranked_csv, config)}\n"
         f"Open MLflow:                  {ui_command()}",
         highlight=False,
     )
@@ -686,14 +687,16 @@ def evaluation_purge(
     )
 
 
-def _first_journey_command(ranked_csv: Path) -> str:
+def _first_journey_command(ranked_csv: Path, config_path: Path | None = None) -> str:
     """The journey command for the top of a ranked list (the demo's closing hint)."""
     import pandas as pd
+
+    from earlysignal.caselist import journey_command
 
     ranked = pd.read_csv(ranked_csv, nrows=1)
     if ranked.empty:
         return "(nobody was scored)"
-    return f"earlysignal journey --resident {ranked['resident_id'][0]} --as-of {str(ranked['as_of'][0])[:10]}"
+    return journey_command(ranked["resident_id"][0], str(ranked["as_of"][0])[:10], ranked_csv.parent, config_path)
 
 
 def _as_of_date(text: str) -> Any:
@@ -830,6 +833,20 @@ def link(
             f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
             highlight=False,
         )
+    if quality.get("clerical_review"):
+        review = quality["clerical_review"]
+        console.print(
+            f"Against {review['pairs_reviewed']:,} clerically reviewed pairs: precision {review['precision']}, "
+            f"recall {review['recall']}, F1 {review['f1']}.",
+            highlight=False,
+        )
+    if "ground_truth" not in quality and not quality.get("clerical_review"):
+        # Real data has no ground truth: without a reviewed sample nobody has measured how well it linked.
+        console.print(
+            "[yellow]Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) "
+            "and no clerically reviewed pairs (linkage.clerical_review).[/yellow]",
+            highlight=False,
+        )
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
@@ -924,6 +941,10 @@ def necessity(
         loss = {m: row["contribution"][m]["value"] for m in ("precision_at_capacity", "roc_auc")}
         shown = {m: "–" if v is None else f"{v:+.3f}" for m, v in loss.items()}
         verdict = "[green]necessary[/green]" if row["necessary"] else "[bold red]not shown to be necessary[/bold red]"
+        if row.get("verdict") == "costs nothing":
+            verdict += " [bold red](leaving it out costs nothing)[/bold red]"
+        elif row.get("verdict") == "undetermined":
+            verdict += " (too few escalations to tell whether it costs nothing)"
         console.print(
             f"{row['name']:>20}: loss in precision at capacity {shown['precision_at_capacity']}, "
             f"AUC {shown['roc_auc']} -> {verdict}",
@@ -1119,3 +1140,43 @@ def pool(
         if across:
             console.print(f"  [bold red]{len(across)} fairness finding(s) hold across boroughs[/bold red]")
     console.print(f"Report: {html_path}\nNumbers: {json_path}", highlight=False)
+
+
+@app.command("privacy-scan")
+@user_errors_as_messages
+def privacy_scan(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Folders or files written after `link` (linked data and features, reports, the MLflow store, logs); folders are read recursively."),
+    ],
+    ingested: Annotated[
+        Path, typer.Option("--ingested", help="Folder written by `earlysignal ingest`: the identifiers to look for come from it.")
+    ],
+    born_before: Annotated[
+        str | None,
+        typer.Option("--born-before", help="Look for dates of birth of people born before YYYY-MM-DD (default: the earliest data_start in the ingest manifest, so event dates cannot pass for one)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Look for the raw extracts' names, dates of birth, NHS numbers, UPNs, addresses, postcodes, UPRNs and
+    systems' own person IDs in everything written after `link`; exit 1 when any is found.
+
+    Prints each file and kind of identifier found with a count, never the identifiers themselves.
+    """
+    from earlysignal.config import DEFAULT_CONFIG_PATH
+    from earlysignal.dates import parse_date
+    from earlysignal.privacy_scan import scan_outputs
+
+    cutoff = parse_date(born_before, "--born-before") if born_before else None
+    config_path = Path(config) if config else DEFAULT_CONFIG_PATH
+    # The project's own words (config, dictionary, mappings) are not names, even when they are also surnames.
+    vocabulary = sorted(config_path.parent.rglob("*.yaml")) if config_path.exists() else []
+    with console.status("scanning for identifiers"):
+        result = scan_outputs(ingested, list(paths), cutoff, vocabulary)
+    for finding in result.findings:
+        console.print(f"[bold red]{finding.path}[/bold red]: {len(finding.values):,} {finding.kind} value(s)", highlight=False)
+    verdict = "[bold red]identifiers found[/bold red]" if result.findings else "[green]no identifier found[/green]"
+    console.print(f"Scanned {len(result.files):,} file(s) against {ingested} (dates of birth before "
+                  f"{result.born_before.isoformat()}): {verdict}.", highlight=False)
+    if result.findings:
+        sys.exit(1)

@@ -162,6 +162,10 @@ class CohortSection(_Section):
     exclude_open_outcomes: tuple[str, ...] = ()
     require_recent_events: tuple[RecentEventRule, ...] = ()
     exclude_prior_outcomes: tuple[PriorOutcomeRule, ...] = ()
+    # A date column of residents (declared in the data dictionary), e.g. a study entry or registration
+    # date: a person is in the cohort only at as_of dates on or after it (and, when the dictionary names
+    # the column's `known_from`, only once that date was recorded before as_of). Null: no entry rule.
+    entry_column: str | None = None
 
     @property
     def uses_age(self) -> bool:
@@ -179,6 +183,8 @@ class CohortSection(_Section):
             parts.append(f"aged {self.max_age} or under")
         if self.require_residency:
             parts.append("living in the area")
+        if self.entry_column:
+            parts.append(f"whose {self.entry_column} had passed")
         for rule in self.require_recent_events:
             kinds = ", ".join(f"{k.source}/{k.event_type or '*'}" for k in rule.events)
             parts.append(f"with {kinds} in the {rule.within_days} days before")
@@ -616,7 +622,7 @@ class SwitchOffCriterion(_Section):
       the audit's interval; red after `consecutive` such lists in a row (the latest included), amber after one.
     - source_volume_drop: a source's monthly volume in the recent months fell by more than `amber` / `red`
       (fractions, e.g. 0.5 = 50%) against the reference period; a month with no records at all is red.
-    - source_psi: a source's largest feature PSI in the latest list above `amber` / `red`.
+    - source_psi: a source's largest windowed-feature PSI in the latest list above `amber` / `red` (window "all" not judged).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -674,11 +680,20 @@ class ProxyGroup(_Section):
     why: str = ""  # which characteristic they stand in for, shown in the report
 
 
+class NegligibleLoss(_Section):
+    """Losses small enough to call "costs nothing" when the whole 95% interval stays under them."""
+
+    precision_at_capacity: float = Field(default=0.005, ge=0)
+    roc_auc: float = Field(default=0.01, ge=0)
+
+
 class NecessitySection(_Section):
     """`earlysignal necessity`: retrain without each source and each proxy group (UK GDPR data minimisation)."""
 
     bootstrap: int = Field(default=200, ge=0)  # paired resamples of each test date's residents
     fairness_bootstrap: int = Field(default=50, ge=0)  # resamples for the fairness findings of each variant
+    # A source not shown to be necessary "costs nothing" only when its loss interval lies under these.
+    negligible: NegligibleLoss = NegligibleLoss()
     proxy_groups: tuple[ProxyGroup, ...] = ()
 
 

@@ -88,6 +88,41 @@ def records_used(events: pd.DataFrame, household: Household, wording: Any, order
             "total": int(len(events))}
 
 
+def moved_in(residency: pd.DataFrame, household: Household, as_of: dt.date) -> pd.Timestamp | None:
+    """When the resident's unbroken stay at their as_of address began (spells at that address that
+    follow on from one another); None when they had no address on as_of."""
+    if household.address_id is None:
+        return None
+    spells = residency[(residency["resident_id"].astype(str) == household.resident_id)
+                       & (residency["address_id"].astype(str) == str(household.address_id))
+                       & (pd.to_datetime(residency["start_date"]) <= pd.Timestamp(as_of))]
+    if spells.empty:
+        return None
+    starts = pd.to_datetime(spells["start_date"]).tolist()
+    ends = pd.to_datetime(spells["end_date"]).tolist()
+    begun = max(starts)
+    # Walk back over spells at the same address ending on (or after) the day the later one began.
+    changed = True
+    while changed:
+        changed = False
+        for start, end in zip(starts, ends, strict=True):
+            if start < begun and (pd.isna(end) or end >= begun):
+                begun, changed = start, True
+    return begun
+
+
+def home_records_before(events: pd.DataFrame, since: pd.Timestamp | None, wording: Any) -> dict[str, Any] | None:
+    """Records about the home from before the resident lived there: {total, first, moved_in, by_source}, or None."""
+    if since is None or not len(events):
+        return None
+    rows = events[(events["about"] == "home") & (events["event_time"] < since)]
+    if rows.empty:
+        return None
+    counts = rows.groupby(rows["source"].astype(str), sort=False).size()
+    return {"total": int(len(rows)), "first": _month(rows["event_time"].min()), "moved_in": _month(since),
+            "by_source": [{"source": wording.source(str(k)), "records": int(v)} for k, v in counts.items()]}
+
+
 def build_explanation(
     config: Any,
     data: Any,
@@ -140,6 +175,8 @@ def build_explanation(
         "unscored_reason": unscored_reason,
         "flagged_count": int(summary.get("counts", {}).get("flagged", 0)),
         "records": records_used(events, household, wording, order),
+        # Records at an address count whoever lived there: say which came before the resident did.
+        "home_before_you": home_records_before(events, moved_in(data.residency, household, as_of), wording),
         "own_outcomes": [
             {"label": wording.outcome(str(o.outcome_type)), "month": _month(pd.Timestamp(o.outcome_time))}
             for o in own_outcomes.itertuples(index=False)
@@ -215,6 +252,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += ["", "Records by year:", "", "| Service | " + " | ".join(str(y) for y in records["years"]) + " |",
                   "|---|" + "---|" * len(records["years"])]
         lines += [f"| {r['source']} | " + " | ".join(str(c) for c in r["counts"]) + " |" for r in records["by_year"]]
+    before = doc.get("home_before_you")
+    if before:
+        lines += ["", f"{before['total']} of the records about your home are from before you lived there "
+                  f"(from {before['first']} until you moved in, in {before['moved_in']}): they are about the address and "
+                  "earlier occupants, not about you or your household, and nobody else is named here. The model "
+                  "counts records at an address whoever lived there. By service: "
+                  + ", ".join(f"{b['source']} {b['records']}" for b in before["by_source"]) + "."]
     if records["others"]:
         lines += ["", "Records about other people in your household were counted too. They are not shown here; "
                   "each person is described only by their role:", ""]

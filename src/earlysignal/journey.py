@@ -149,6 +149,7 @@ def known_events(data: JourneyData, household: Household, as_of: dt.date) -> pd.
     """Events known before as_of about the resident, their household members (at as_of) or their home.
 
     Columns: event_id, resident_id, address_id, source, event_type, event_time, known_at, value,
+    coded_by (the code-list entry or rule that coded the record in ingest; null when the data has none),
     who (role label; "the home" for an event at the address not tied to a household member),
     about ("resident", "household" or "home"). Sorted by event_time, then event_id.
     """
@@ -172,8 +173,10 @@ def known_events(data: JourneyData, household: Household, as_of: dt.date) -> pd.
     rows.loc[rows["about"] == "home", "resident_id"] = pd.NA
     rows["event_time"] = pd.to_datetime(rows["event_time"])
     rows["known_at"] = pd.to_datetime(rows["known_at"])
+    if "coded_by" not in rows:
+        rows["coded_by"] = pd.NA
     columns = ["event_id", "resident_id", "address_id", "source", "event_type", "event_time", "known_at", "value",
-               "who", "about"]
+               "coded_by", "who", "about"]
     return rows[columns].sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
 
@@ -357,6 +360,7 @@ def build_journey(
             "time": row.event_time.isoformat(),
             "known_at": row.known_at.isoformat(),
             "value": None if pd.isna(row.value) else float(row.value),
+            "coded_by": None if pd.isna(row.coded_by) else str(row.coded_by),
             "who": str(row.who),
             "about": str(row.about),
             "reasons": sorted(behind.get(str(row.event_id), [])),

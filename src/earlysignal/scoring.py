@@ -77,13 +77,28 @@ def _age_years(birth: pd.Series, as_of: dt.date) -> pd.Series:
     return years - before_birthday.astype(int)
 
 
+FOLLOW_UP_ENDED = "follow-up ended"
+
+
 def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_config: ProjectConfig) -> pd.DataFrame:
-    """Everyone living in the borough at as_of who is not in the scored cohort, with the reason why."""
+    """Everyone in the population at as_of who is not in the scored cohort, with the reason why.
+
+    The population is everyone living in the area at as_of (the residency table) or, when the data
+    has no residency table, every resident, quarantined ones included; scored + unscored = population.
+    Columns: resident_id, as_of, reason.
+    """
+    from earlysignal.features.cohort import entry_columns
+    from earlysignal.features.labels import follow_up_ended_ids
+
     ts = pd.Timestamp(as_of)
     spells = data.residency
-    start = pd.to_datetime(spells["start_date"])
-    end = pd.to_datetime(spells["end_date"])
-    living = spells.loc[(start <= ts) & (end.isna() | (end > ts)), "resident_id"].astype(str).unique()
+    has_residency = len(spells) > 0
+    if has_residency:
+        start = pd.to_datetime(spells["start_date"])
+        end = pd.to_datetime(spells["end_date"])
+        living = spells.loc[(start <= ts) & (end.isna() | (end > ts)), "resident_id"].astype(str).unique()
+    else:
+        living = data.residents["resident_id"].astype(str).unique()
     residents = data.residents.assign(resident_id=data.residents["resident_id"].astype(str)).set_index("resident_id")
     ids = pd.Index(living).difference(pd.Index(sorted(scored_ids)))
     frame = pd.DataFrame({"resident_id": ids.astype(str)})
@@ -91,15 +106,39 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
     reason = pd.Series("not in the cohort at as_of (see the cohort rules in docs/features.md)", index=frame.index)
     if known.any():
         rows = residents.reindex(frame["resident_id"])
-        age = _age_years(rows["birth_date"], as_of).to_numpy()
-        death = pd.to_datetime(rows["death_date"]).to_numpy()
+        nat = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[us]")
+        age = _age_years(rows["birth_date"] if "birth_date" in rows.columns else nat, as_of).to_numpy()
+        death = pd.to_datetime(rows["death_date"] if "death_date" in rows.columns else nat).to_numpy()
         cohort = spec_config.cohort
         open_state = _open_outcome_ids(data, ts, cohort.exclude_open_outcomes)
         in_open = frame["resident_id"].isin(open_state).to_numpy()
+        end_column = spec_config.label.censoring.end_column
+        ended = frame["resident_id"].isin(follow_up_ended_ids(spec_config, data.residents, as_of)).to_numpy()
+        entry = entry_columns(spec_config)
+        no_entry = not_entered = not_recorded = np.zeros(len(frame), dtype=bool)
+        entry_reasons = ["", "", ""]
+        if entry is not None:
+            entry_column, known_from = entry
+            # Whole days, as the cohort SQL compares them (CAST AS DATE).
+            entered_on = pd.to_datetime(rows[entry_column], format="ISO8601").dt.normalize().to_numpy()
+            no_entry = pd.isna(entered_on)
+            not_entered = ~no_entry & (entered_on > np.datetime64(ts))
+            if known_from is not None:
+                recorded = pd.to_datetime(rows[known_from], format="ISO8601").dt.normalize().to_numpy()
+                not_recorded = pd.isna(recorded) | (recorded >= np.datetime64(ts))
+            entry_reasons = [
+                f"no entry date ({entry_column} is empty; see cohort.entry_column)",
+                f"not yet entered at as_of ({entry_column} after as_of)",
+                f"entry not recorded before as_of ({known_from} on or after as_of or empty)",
+            ]
         reasons = np.select(
             [
                 ~known.to_numpy(),
                 ~pd.isna(death) & (death <= np.datetime64(ts)),
+                ended,
+                no_entry,
+                not_entered,
+                not_recorded,
                 age < (cohort.min_age if cohort.min_age is not None else -np.inf),
                 age > (cohort.max_age if cohort.max_age is not None else np.inf),
                 in_open,
@@ -107,6 +146,8 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
             [
                 "no resident record for this residency spell",
                 "died before as_of",
+                f"{FOLLOW_UP_ENDED} ({end_column} on or before as_of; see label.censoring.end_column)",
+                *entry_reasons,
                 f"younger than the cohort's minimum age ({cohort.min_age})",
                 f"older than the cohort's maximum age ({cohort.max_age})",
                 f"already in the outcome state at as_of ({', '.join(cohort.exclude_open_outcomes)} open)",
@@ -116,7 +157,7 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
         reason = pd.Series(reasons, index=frame.index)
     frame["as_of"] = ts
     frame["reason"] = reason.astype(str)
-    quarantined = quarantined_living(data, ts)
+    quarantined = quarantined_living(data, ts, everyone=not has_residency)
     # A quarantined spell beside an accepted one (a duplicated move) leaves the resident listed once, where they are.
     quarantined = quarantined[~quarantined["resident_id"].isin(set(frame["resident_id"]) | set(scored_ids))]
     frame = pd.concat([frame, quarantined], ignore_index=True)
@@ -126,14 +167,16 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
 QUARANTINED_PREFIX = "quarantined by the data contract: "
 
 
-def quarantined_living(data: Any, ts: pd.Timestamp) -> pd.DataFrame:
-    """Residents the data contract quarantined whose residency spell covers as_of, with the contract's reason."""
+def quarantined_living(data: Any, ts: pd.Timestamp, *, everyone: bool = False) -> pd.DataFrame:
+    """Residents the data contract quarantined whose residency spell covers as_of (every quarantined
+    resident when `everyone`: data without a residency table), with the contract's reason."""
     people = getattr(data, "quarantined_residents", None)
     if people is None or people.empty:
         return pd.DataFrame({"resident_id": pd.Series(dtype="str"), "as_of": pd.Series(dtype="datetime64[us]"),
                              "reason": pd.Series(dtype="str")})
     start, end = pd.to_datetime(people["start_date"]), pd.to_datetime(people["end_date"])
-    living = people[(start <= ts) & (end.isna() | (end > ts))].drop_duplicates("resident_id")
+    covering = (start <= ts) & (end.isna() | (end > ts))
+    living = people[covering | everyone].drop_duplicates("resident_id")
     return pd.DataFrame({"resident_id": living["resident_id"].astype(str).to_numpy(), "as_of": ts,
                          "reason": (QUARANTINED_PREFIX + living["reason"].astype(str)).to_numpy()})
 
@@ -213,18 +256,20 @@ def score_cohort(
     *,
     progress: Callable[[str], None] | None = None,
     log_to_mlflow: bool = True,
+    config_path: str | Path | None = None,
 ) -> ScoringResult:
     """Score everyone in the cohort at as_of with a registered model; write the lists and a summary.
 
     Without allow_unapproved the version must pass every check of `require_approved`; with it,
-    every file written is marked UNAPPROVED (file name and `approval_status` column). Raises
+    every file written is marked UNAPPROVED (file name and `approval_status` column). `config_path` is the
+    config file the caller loaded (None: the default one); the case list's journey commands name it. Raises
     ApprovalError, ContractError or EarlySignalError (as_of outside the data, missing sources).
     """
     from earlysignal.tracking import quiet_downloads
 
     with quiet_downloads():
         return _score_cohort(config, as_of, model_uri, data_dir, out, allow_unapproved, progress=progress,
-                             log_to_mlflow=log_to_mlflow)
+                             log_to_mlflow=log_to_mlflow, config_path=config_path)
 
 
 def _score_cohort(
@@ -237,6 +282,7 @@ def _score_cohort(
     *,
     progress: Callable[[str], None] | None,
     log_to_mlflow: bool,
+    config_path: str | Path | None = None,
 ) -> ScoringResult:
     from earlysignal import contract, features
     from earlysignal.approval import require_approved
@@ -285,6 +331,11 @@ def _score_cohort(
     say("building features")
     fm = features.build_feature_matrix(spec_config, data, as_of_dates=[as_of], with_labels=False)
     frame = fm.frame.reset_index(drop=True)
+    # Follow-up that has ended (label.censoring.end_column on or before as_of) is nobody's to act on:
+    # such a person is listed as unscored, not ranked.
+    ended = features.follow_up_ended_ids(spec_config, data.residents, as_of)
+    if ended:
+        frame = frame.loc[~frame["resident_id"].astype(str).isin(ended)].reset_index(drop=True)
     missing = [c for c in model.feature_columns if c not in frame.columns]
     if missing:
         raise EarlySignalError(f"the rebuilt features lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
@@ -299,6 +350,13 @@ def _score_cohort(
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
     unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
     n_quarantined = int(unscored["reason"].str.startswith(QUARANTINED_PREFIX).sum())
+    n_ended = int(unscored["reason"].str.startswith(FOLLOW_UP_ENDED).sum())
+    if n_ended:
+        console.print(
+            f"[yellow]{n_ended:,} resident(s) not scored because their follow-up had ended by {as_of} "
+            f"(label.censoring.end_column {spec_config.label.censoring.end_column}); they are listed in "
+            "unscored.csv with the reason.[/yellow]"
+        )
     if n_quarantined:
         console.print(
             f"[yellow]{n_quarantined:,} resident(s) living here at {as_of} were quarantined by the data contract and "
@@ -325,6 +383,7 @@ def _score_cohort(
         "approval": approval.as_dict() if approval is not None else None,
         "as_of": as_of.isoformat(),
         "data_dir": str(data_dir),
+        "config_path": str(config_path) if config_path is not None else None,
         "spec_hash": metadata.get("spec_hash"),
         "spec": spec_note,
         "capacity_k": k,
@@ -333,6 +392,7 @@ def _score_cohort(
             "flagged": int(ranked["flagged"].sum()),
             "unscored": int(len(unscored)),
             "unscored_quarantined": n_quarantined,
+            "unscored_follow_up_ended": n_ended,
             "unscored_by_reason": {str(r): int(c) for r, c in unscored["reason"].value_counts().sort_index().items()},
         },
         "score": {

@@ -100,12 +100,56 @@ class SplitPlan:
                     )
 
 
+def unlabelled_dates_note(
+    grid_dates: Iterable[dt.date],
+    labelled_dates: Iterable[dt.date],
+    window_end: Callable[[dt.date], dt.date],
+    extract_date: dt.date,
+    horizon_text: str = "",
+    rows_per_as_of: dict[str, int] | None = None,
+) -> str:
+    """Why the as_of dates of the grid that have no labelled row have none, in words for an error
+    message ('' when every date is labelled): a label window still open at the extract date (with
+    the date it closes), nobody in the cohort, or every row censored."""
+    labelled = set(labelled_dates)
+    missing = sorted(set(grid_dates) - labelled)
+    if not missing:
+        return ""
+    open_ = [d for d in missing if window_end(d) > extract_date]
+    closed = [d for d in missing if window_end(d) <= extract_date]
+    horizon = f" ({horizon_text})" if horizon_text else ""
+    parts = []
+    if open_:
+        shown = ", ".join(f"{d} closes {window_end(d)}" for d in open_[:6]) + (" ..." if len(open_) > 6 else "")
+        parts.append(
+            f"{len(open_)} as_of date(s) have no labels because their label window{horizon} was still open at "
+            f"the extract date {extract_date} ({shown}): wait for a later extract, or shorten label.horizon"
+        )
+    if closed:
+        rows = rows_per_as_of or {}
+        empty = [d for d in closed if rows.get(d.isoformat()) == 0]
+        censored = [d for d in closed if d not in empty]
+        if empty:
+            parts.append(f"{len(empty)} as_of date(s) have nobody in the cohort ({', '.join(map(str, empty[:6]))})")
+        if censored:
+            parts.append(
+                f"{len(censored)} as_of date(s) have no known label although the window closed "
+                f"({', '.join(map(str, censored[:6]))}): every row's follow-up ended inside it (see label.censoring)"
+            )
+    return "; ".join(parts) + "."
+
+
 def _training_slices(
-    candidates: Sequence[dt.date], history_months: int, validation_count: int, calibration_count: int, name: str
+    candidates: Sequence[dt.date], history_months: int, validation_count: int, calibration_count: int, name: str,
+    note: str = "",
 ) -> tuple[tuple[dt.date, ...], tuple[dt.date, ...], tuple[dt.date, ...]]:
-    """Split the eligible training dates into (fit, validation, calibration), newest slices last."""
+    """Split the eligible training dates into (fit, validation, calibration), newest slices last;
+    `note` (why some dates have no labels) ends any error."""
+    tail = f" {note}" if note else ""
     if not candidates:
-        raise SplitPlanError(f"split {name}: no labelled as_of date has a label window closed before the test date")
+        raise SplitPlanError(
+            f"split {name}: no labelled as_of date has a label window closed before the test date.{tail}"
+        )
     latest = max(candidates)
     earliest = add_months(latest, -history_months)
     window = sorted(d for d in candidates if d >= earliest)
@@ -115,7 +159,7 @@ def _training_slices(
             f"split {name}: only {len(window)} labelled as_of date(s) in the {history_months}-month training "
             f"history, need at least {needed} (training.validation_as_of_count={validation_count}, "
             f"training.calibration_as_of_count={calibration_count}, plus one to fit on). Add as_of dates "
-            "(temporal.first_as_of), lengthen training.history_years or lower training.n_test_splits."
+            f"(temporal.first_as_of), lengthen training.history_years or lower training.n_test_splits.{tail}"
         )
     # Validation is the newest slice (closest to the test date, so early stopping sees the most
     # test-like data); calibration is the slice just before it; the model fits on the rest.
@@ -135,12 +179,14 @@ def plan_splits(
     calibration_as_of_count: int = 1,
     window_end: Callable[[dt.date], dt.date] | None = None,
     horizon_text: str = "",
+    unlabelled_note: str = "",
 ) -> SplitPlan:
     """Plan rolling-origin splits: the latest ``n_test_splits`` labelled as_of dates are the tests.
 
     For each test date T the training candidates are the labelled dates d with d + horizon <= T,
     restricted to ``history_years`` before the newest candidate. The final model uses every
     labelled date up to the newest (its own validation and calibration slices included).
+    `unlabelled_note` (see `unlabelled_dates_note`) ends every too-few-dates SplitPlanError.
     """
     if window_end is None and horizon_months is None:
         raise SplitPlanError("plan_splits needs horizon_months or window_end")
@@ -153,6 +199,7 @@ def plan_splits(
     if len(dates) < n_test_splits + 1:
         raise SplitPlanError(
             f"{len(dates)} labelled as_of date(s) cannot support training.n_test_splits={n_test_splits}"
+            + (f". {unlabelled_note}" if unlabelled_note else "")
         )
     splits = []
     # n_test_splits 0: no test split, only the final model (dates[-0:] would be every date).
@@ -160,11 +207,11 @@ def plan_splits(
         name = f"split_{number}"
         candidates = [d for d in dates if end_of(d) <= test_date]
         fit, validation, calibration = _training_slices(
-            candidates, history_months, validation_as_of_count, calibration_as_of_count, name
+            candidates, history_months, validation_as_of_count, calibration_as_of_count, name, unlabelled_note
         )
         splits.append(Split(name, (test_date,), fit, validation, calibration))
     fit, validation, calibration = _training_slices(
-        dates, history_months, validation_as_of_count, calibration_as_of_count, "final"
+        dates, history_months, validation_as_of_count, calibration_as_of_count, "final", unlabelled_note
     )
     final = Split("final", (), fit, validation, calibration, is_final=True)
     plan = SplitPlan(
@@ -174,9 +221,24 @@ def plan_splits(
     return plan
 
 
-def plan_from_config(config: ProjectConfig, labelled_dates: Iterable[dt.date]) -> SplitPlan:
-    """The split plan for a config (training.* and label.horizon_months) over the labelled dates."""
+def plan_from_config(
+    config: ProjectConfig,
+    labelled_dates: Iterable[dt.date],
+    *,
+    grid_dates: Iterable[dt.date] = (),
+    extract_date: dt.date | None = None,
+    rows_per_as_of: dict[str, int] | None = None,
+) -> SplitPlan:
+    """The split plan for a config (training.* and label.horizon_months) over the labelled dates.
+
+    Given the matrix's whole as_of grid and extract date, an error for too few labelled dates also
+    says why the other dates have none (`unlabelled_dates_note`). Raises SplitPlanError."""
     t = config.training
+    labelled_dates = list(labelled_dates)
+    note = ""
+    if extract_date is not None:
+        note = unlabelled_dates_note(grid_dates, labelled_dates, config.label.window_end, extract_date,
+                                     config.label.horizon_text, rows_per_as_of)
     return plan_splits(
         labelled_dates,
         horizon_months=config.label.horizon_months,
@@ -186,6 +248,7 @@ def plan_from_config(config: ProjectConfig, labelled_dates: Iterable[dt.date]) -
         n_test_splits=t.n_test_splits,
         validation_as_of_count=t.validation_as_of_count,
         calibration_as_of_count=t.calibration_as_of_count,
+        unlabelled_note=note,
     )
 
 

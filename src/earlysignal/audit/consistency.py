@@ -272,7 +272,9 @@ def necessity_notes(audit: Mapping[str, Any]) -> tuple[str | None, list[str]]:
             f"audit of the registered model has {findings}: the necessity table compares retrained models with each "
             "other, not with the registered model."
         )
-    unneeded = [s for s in necessity.get("not_shown_necessary", []) if s in used]
+    # "Did as well without it" only of a source whose loss interval is negligible (costs_nothing), when the
+    # necessity run says so; older runs only list the sources not shown to be necessary.
+    unneeded = [s for s in necessity.get("costs_nothing", necessity.get("not_shown_necessary", [])) if s in used]
     sentence = None
     if unneeded:
         it, are, _ = _them(unneeded)

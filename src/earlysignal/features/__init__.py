@@ -1,6 +1,7 @@
 """Point-in-time features: spec, cohort, labels, SQL rendering and the matrix builder."""
 
 from earlysignal.features.builder import build_feature_matrix
+from earlysignal.features.labels import follow_up_ended_ids
 from earlysignal.features.matrix import (
     FeatureMatrix,
     build_or_reuse_feature_matrix,
@@ -22,6 +23,7 @@ __all__ = [
     "data_fingerprint",
     "default_matrix_path",
     "feature_definitions",
+    "follow_up_ended_ids",
     "matrix_status_words",
     "read_feature_matrix",
     "sidecar_path",

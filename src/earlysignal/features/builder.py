@@ -23,7 +23,7 @@ from earlysignal.config import FeatureFamily, ProjectConfig
 from earlysignal.engines.base import Engine
 from earlysignal.engines.registry import get_engine
 from earlysignal.errors import ContractError, EarlySignalError
-from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort
+from earlysignal.features.cohort import EPOCH, AsOfGrid, Cohort, build_cohort, check_entry_column
 from earlysignal.features.history import check_min_history, data_starts, null_windows_before_data_start
 from earlysignal.features.labels import add_label_timing_columns, build_label_timing, label_metadata
 from earlysignal.features.matrix import FeatureMatrix
@@ -83,13 +83,15 @@ def _uses_age(config: ProjectConfig) -> bool:
 
 
 def check_inputs_usable(config: ProjectConfig, data: LinkedDataLike) -> None:
-    """Before any work: age needs birth dates, household/address scopes need residency.
+    """Before any work: age needs birth dates, household/address scopes need residency, an entry
+    rule needs its date column (cohort.entry_column).
 
     Raises ConfigError naming the config key that asks for what the data cannot give.
     """
     from earlysignal.errors import ConfigError
 
     residents = data.residents
+    check_entry_column(config, residents)
     if _uses_age(config):
         births = residents["birth_date"] if "birth_date" in residents.columns else None
         if births is None or not births.notna().any():

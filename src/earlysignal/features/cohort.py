@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.config import LabelSection, ProjectConfig
+from earlysignal.dictionary import dictionary_for
 from earlysignal.engines.base import Engine
 from earlysignal.errors import ConfigError
 from earlysignal.features.sql import cohort_sql
@@ -93,6 +94,40 @@ class Cohort:
         return int(self.r_idx.size)
 
 
+def entry_columns(config: ProjectConfig) -> tuple[str, str | None] | None:
+    """(cohort.entry_column, the date column the dictionary names as its `known_from`, or None);
+    None when the cohort has no entry rule."""
+    column = config.cohort.entry_column
+    if column is None:
+        return None
+    spec = dictionary_for(config).residents.get(column)
+    return column, (spec.known_from if spec is not None else None)
+
+
+def check_entry_column(config: ProjectConfig, residents: pd.DataFrame) -> None:
+    """Before any work: cohort.entry_column (and its known_from column) must be date columns of
+    residents (nulls allowed: that person never enters). Raises ConfigError naming the key and column."""
+    columns = entry_columns(config)
+    if columns is None:
+        return
+    for role, column in zip(("cohort.entry_column", "its known_from"), columns, strict=True):
+        if column is None:
+            continue
+        if column not in residents.columns:
+            raise ConfigError(
+                f"{role}: residents has no column {column!r}; declare it in the data dictionary as a date "
+                "attribute of residents and supply it, or remove cohort.entry_column"
+            )
+        values = residents[column]
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        bad = values.notna().to_numpy() & parsed.isna().to_numpy()
+        if bad.any():
+            raise ConfigError(
+                f"{role}: residents.{column} is not a date column ({int(bad.sum()):,} value(s) are not dates, "
+                f"e.g. {values[bad].iloc[0]!r}); declare it as kind 'date' in the data dictionary"
+            )
+
+
 def build_cohort(engine: Engine, config: ProjectConfig, grid: AsOfGrid) -> Cohort:
     """Run the cohort SQL (tables already registered) and return its rows in output order.
 
@@ -125,6 +160,7 @@ def build_cohort(engine: Engine, config: ProjectConfig, grid: AsOfGrid) -> Cohor
         birth_range=birth_range,
         recent_events=[[(k.source, k.event_type) for k in rule.events] for rule in cohort.require_recent_events],
         prior_outcomes=[(rule.outcome_types, rule.within_days is not None) for rule in cohort.exclude_prior_outcomes],
+        **dict(zip(("entry_column", "entry_known_from"), entry_columns(config) or (None, None), strict=True)),
     )
     table = engine.run(sql)
     r_idx = table.column("r_idx").to_numpy().astype(np.int64)

@@ -123,6 +123,33 @@ def _resident_dates(residents: pd.DataFrame, column: str, resident_ids: np.ndarr
     return stamps.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
 
 
+def follow_up_ended_ids(config: ProjectConfig, residents: pd.DataFrame, as_of: dt.date) -> set[str]:
+    """Residents whose follow-up had ended by `as_of` by label.censoring.end_column: that date on or
+    before as_of and, when the data dictionary names the column's `known_from`, recorded before as_of
+    (an end nobody knew of yet does not end follow-up that day). Empty without an end column.
+    Death and leaving the area are not here: the cohort and the residency already exclude them.
+    Raises ConfigError if a column is missing or not a date."""
+    from earlysignal.dictionary import dictionary_for
+
+    column = config.label.censoring.end_column
+    if column is None or len(residents) == 0:
+        return set()
+    ids = residents["resident_id"].astype("str").to_numpy(dtype=object)
+    day = np.datetime64(as_of, "D")
+    ends = _resident_dates(residents, column, ids)
+    ended = ~np.isnat(ends) & (ends <= day)
+    spec = dictionary_for(config).residents.get(column)
+    if spec is not None and spec.known_from is not None:
+        if spec.known_from not in residents.columns:
+            raise ConfigError(
+                f"label.censoring.end_column: the data dictionary says residents.{column} is known from "
+                f"residents.{spec.known_from}, which the data does not have; supply it or remove known_from"
+            )
+        recorded = _resident_dates(residents, spec.known_from, ids)
+        ended &= ~np.isnat(recorded) & (recorded < day)
+    return set(ids[ended].tolist())
+
+
 def build_label_timing(
     engine: Engine,
     config: ProjectConfig,

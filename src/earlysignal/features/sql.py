@@ -180,6 +180,8 @@ def cohort_sql(
     birth_range: tuple[dt.date, dt.date] | None = None,
     recent_events: Sequence[Sequence[tuple[str, str | None]]] = (),
     prior_outcomes: Sequence[tuple[Sequence[str], bool]] = (),
+    entry_column: str | None = None,
+    entry_known_from: str | None = None,
 ) -> str:
     """(r_idx, j) of everyone eligible at each grid date: age in [min_age, max_age] (inclusive,
     completed years; a None bound is no bound), alive (death_date after as_of), living in the
@@ -193,6 +195,10 @@ def cohort_sql(
     ...): `since_i` is as_of minus rule i's days, numbered recent-event rules first, then windowed
     prior-outcome rules in order. What counts is when the council knew (known_at), never only when
     it happened: cohort membership at as_of uses nothing recorded on or after as_of.
+
+    `entry_column` (a date column of residents): only as_of dates on or after the person's entry
+    date (as a residency spell's start_date counts from its first day); a null entry date never
+    enters. `entry_known_from` (the date the entry was recorded): that date must be before as_of.
 
     `birth_range` (after, not after) is a loose pre-filter on birth dates that can never drop an
     eligible resident; it only spares the engine the residents x grid rows of the wrong ages."""
@@ -209,6 +215,11 @@ def cohort_sql(
             conditions.append(f"{age} >= {int(min_age)}")
         if max_age is not None:
             conditions.append(f"{age} <= {int(max_age)}")
+    if entry_column is not None:
+        conditions.append(f"CAST(r.{dialect.quote(entry_column)} AS DATE) <= g.as_of")
+        if entry_known_from is not None:
+            # Recorded on or after as_of: on that day nobody knew the person had entered (backdated entry).
+            conditions.append(f"CAST(r.{dialect.quote(entry_known_from)} AS DATE) < g.as_of")
     n_lookbacks = len(recent_events) + sum(1 for _, windowed in prior_outcomes if windowed)
     lookback_columns = "".join(f", lb.since_{i}" for i in range(n_lookbacks))
     lookback_join = "\n  JOIN cohort_lookback lb ON lb.j = g.j" if n_lookbacks else ""

@@ -11,10 +11,12 @@ is the ingest side of the interface in docs/ingest-and-link.md.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import contextlib
 import json
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ class SourceReport:
     excluded: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
+    not_coded: int = 0
     unmapped_codes: dict[str, int] = field(default_factory=dict)
     unmapped_phrases: dict[str, int] = field(default_factory=dict)
     placeholder_birth_dates: int = 0
@@ -84,6 +87,7 @@ class SourceReport:
             "share_mapped": round(self.mapped / self.read, 4) if self.read else None,
             "share_mapped_of_not_excluded": round(self.mapped / usable, 4) if usable else None,
             "hits_per_rule": dict(sorted(self.hits.items())),
+            "mapped_not_coded": self.not_coded,
             "top_unmapped_codes": _top(self.unmapped_codes), "top_unmapped_phrases": _top(self.unmapped_phrases),
             "placeholder_birth_dates": self.placeholder_birth_dates,
             "unparseable_birth_dates": self.unparseable_birth_dates,
@@ -264,11 +268,28 @@ def _read(file: Path, extract: Extract, mapping_path: Path, chunk_rows: int) -> 
             yield frame
     except UnicodeDecodeError as error:
         raise IngestError(
-            f"{file}: cannot be read as {extract.encoding} ({error.reason} at byte {error.start}); set "
-            f"encoding in {mapping_path} (extract {extract.name!r}), e.g. cp1252"
+            f"{file}: cannot be read as {extract.encoding} ({error.reason}{_undecodable_at(file, extract.encoding)}); "
+            f"set encoding in {mapping_path} (extract {extract.name!r}), e.g. cp1252"
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, pa.ArrowInvalid) as error:
         raise IngestError(f"{file}: cannot be read as {extract.format}: {error}") from None
+
+
+def _undecodable_at(file: Path, encoding: str) -> str:
+    """' on line N of the file: byte 0xEB at byte M of the line' for the first line of `file` that `encoding` cannot decode, else ''.
+
+    The CSV reader decodes in buffers, so its error's byte offset is not a place in the file; this
+    finds the line a person can open. Reads the file once, only after a decoding error.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with file.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as error:
+                # The byte and its place, not the text around it: the line may hold a name.
+                return f" on line {number:,} of the file: byte 0x{line[error.start]:02X} at byte {error.start + 1} of the line"
+    return ""
 
 
 def _check_columns(frame: pd.DataFrame, file: Path, extract: Extract, mapping_path: Path) -> None:
@@ -437,7 +458,12 @@ def _process(
         # term's): the record is real and kept as it is, never moved earlier to the extract date.
         report.known_after_extract += int((ok & (known >= cap + pd.Timedelta(days=1))).sum())
     for name, count in coded_by[ok].value_counts().items():
-        report.hits[str(name)] = report.hits.get(str(name), 0) + int(count)
+        if name == "":
+            # An extract without codes or rules (e.g. council-tax liable parties) maps rows to person
+            # records only: no entry or rule coded them, so they are not a rule's hits.
+            report.not_coded += int(count)
+        else:
+            report.hits[str(name)] = report.hits.get(str(name), 0) + int(count)
 
     out: dict[str, pd.DataFrame] = {}
     if q.any():
@@ -587,7 +613,16 @@ def _person_records(rows: pd.DataFrame, extract: Extract, source: str, time: pd.
         raw = rows[p.birth_date.column]
         fmt = p.birth_date.format or "ISO8601"
         birth = pd.to_datetime(raw.where(raw != ""), format=fmt, errors="coerce").astype("datetime64[us]")
-        report.unparseable_birth_dates += int(((raw != "") & birth.isna()).sum())
+        filled = raw != ""
+        if filled.any() and birth[filled].isna().all():
+            # A wrong format, not bad rows: every birth date would silently become null and linkage would
+            # lose them. The example shows the value's shape only (digits as 9): it is a date of birth.
+            shape = re.sub(r"[0-9]", "9", str(raw[filled].iloc[0]))
+            raise IngestError(
+                f"{file}: column {p.birth_date.column!r}: no birth date matches date format {fmt!r} (values look "
+                f"like {shape!r}); fix person.birth_date.format in {mapping_path} (extract {extract.name!r})"
+            )
+        report.unparseable_birth_dates += int((filled & birth.isna()).sum())
         placeholder = birth == pd.Timestamp(PLACEHOLDER_BIRTH_DATE)
         report.placeholder_birth_dates += int(placeholder.sum())
         birth = birth.where(~placeholder)
@@ -744,6 +779,10 @@ def coverage_markdown(coverage: dict[str, dict[str, Any]], extract_date: dt.date
         if c["known_after_extract_date"]:
             lines.append(f"Known after the extract date: {c['known_after_extract_date']:,} records, kept and usable "
                          "from their known_at (the mapping's known_at rule).")
+            lines.append("")
+        if c.get("mapped_not_coded"):
+            lines.append(f"**Mapped without coding** (person or address records only; the extract has no code "
+                         f"list or rules): {c['mapped_not_coded']:,}")
             lines.append("")
         if c["placeholder_birth_dates"] or c["unparseable_birth_dates"]:
             lines.append(f"Birth dates set to null: {c['placeholder_birth_dates']:,} placeholder (1900-01-01), "

@@ -9,6 +9,7 @@ documents every key; docs/config.md lists the project-config keys that point at 
 
 from __future__ import annotations
 
+import codecs
 import glob as globlib
 import hashlib
 import re
@@ -183,6 +184,17 @@ class Extract(_Model):
     codes: Codes | None = None
     rules: list[Rule] = Field(default_factory=list)
     unmapped: Literal["quarantine", "exclude"] = "quarantine"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r}; use a Python codec name such as utf-8, utf-8-sig, cp1252 or latin-1"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _shape(self) -> Extract:

@@ -32,8 +32,16 @@ class LinkageError(EarlySignalError):
     """The linkage config or the person records cannot be used as they are."""
 
 
+# Latin letters that Unicode does not decompose into a base letter and an accent. (The ligature æ is
+# not folded: rare in these records, it is dropped as any other non-letter is.)
+_UNDECOMPOSED = str.maketrans({"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "œ": "oe", "ı": "i"})
+
+
 def _clean_name(values: pd.Series) -> pd.Series:
-    out = values.astype("string").str.lower().str.replace(r"[^a-z]", "", regex=True)
+    # Accents are folded to their base letter ("ë" -> "e"), not dropped: one system keeps an accented name where
+    # another (ASCII-only, or typed without accents) has it plain, and both must compare as the same name.
+    out = values.astype("string").str.lower().str.translate(_UNDECOMPOSED).str.normalize("NFKD")
+    out = out.str.replace(r"[^a-z]", "", regex=True)
     return out.where(out.str.len() > 0)
 
 
@@ -46,7 +54,7 @@ def standardise(records: pd.DataFrame, sex_codes: dict[str, str]) -> pd.DataFram
     """Person records -> the standard person schema, one row per record, same order.
 
     Columns: unique_id (int64 row number), source_dataset, and SCHEMA_COLUMNS. Names are lower-case
-    letters only; postcodes "AB1 2CD"; NHS numbers and UPNs upper-case alphanumerics; sex through
+    letters only (accents folded: "é" -> "e"); postcodes "AB1 2CD"; NHS numbers and UPNs upper-case alphanumerics; sex through
     `sex_codes` (unmapped codes become null so they neither help nor hurt a match).
     """
     out = pd.DataFrame({"unique_id": range(len(records)), "source_dataset": records["source"].astype("string").values})

@@ -225,15 +225,18 @@ class RecordStore:
                                                     "address_id": pd.Series(address_ids, dtype="object"),
                                                     "lived": lived_in.astype(bool)}))
         con.register("address_event_sources", pd.DataFrame({"source": list(address_event_sources)}, dtype="object"))
-        has_value = "value" in [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet({_literal(events)})").fetchall()]
-        value = "CAST(e.value AS DOUBLE)" if has_value else "CAST(NULL AS DOUBLE)"
+        columns = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet({_literal(events)})").fetchall()]
+        value = "CAST(e.value AS DOUBLE)" if "value" in columns else "CAST(NULL AS DOUBLE)"
+        # The code-list entry or rule behind each event travels with it, so a reason or a journey can
+        # say why a job counted as a door replacement (docs/ingest-and-link.md).
+        coded_by = "CAST(e.coded_by AS VARCHAR)" if "coded_by" in columns else "CAST(NULL AS VARCHAR)"
         con.execute(f"""
             CREATE TEMP TABLE mapped_events AS
             WITH base AS (
                 SELECT e.file_row_number AS row_no, CAST(e.event_id AS VARCHAR) AS event_id,
                        CAST(e.source AS VARCHAR) AS source, CAST(e.event_type AS VARCHAR) AS event_type,
                        CAST(e.event_time AS TIMESTAMP) AS event_time, CAST(e.known_at AS TIMESTAMP) AS known_at,
-                       {value} AS value,
+                       {value} AS value, {coded_by} AS coded_by,
                        CASE WHEN e.person_record_id IS NOT NULL AND kc.res >= 0 THEN kc.res END AS res,
                        coalesce(
                            CASE WHEN e.address_record_id IS NOT NULL AND ac.addr >= 0 THEN ac.addr END,
@@ -258,7 +261,7 @@ class RecordStore:
         with atomic_path(target) as tmp:
             con.execute(f"""
                 COPY (SELECT m.event_id, rn.resident_id, an.address_id, m.source, m.event_type, m.event_time,
-                             m.known_at, m.value
+                             m.known_at, m.value, m.coded_by
                       FROM mapped_events m
                       LEFT JOIN resident_names rn ON rn.res = m.res
                       LEFT JOIN address_names an ON an.addr = CASE WHEN m.unplaced THEN NULL ELSE m.addr END

@@ -3,7 +3,9 @@
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
 needs no training data. Some records (e.g. term-time ones) are seasonal, so the reference is kept per
 calendar month of the training as_of dates too, and scoring compares like with like (the same month
-of the year) when the training history has it, else the whole training reference. PSI = sum over bins of (actual - expected) * ln(actual / expected);
+of the year) when the training history has it, else the whole training reference. A feature that is missing where its window reaches back before the data
+began (features/history.py) is compared on its complete windows only: how many rows lack it depends on
+the length of the record, not on the source. PSI = sum over bins of (actual - expected) * ln(actual / expected);
 by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
 """
 
@@ -42,31 +44,66 @@ def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return counts / max(len(values), 1)
 
 
-def psi(reference: dict[str, Any], values: np.ndarray) -> float:
-    """PSI of new values against a reference made by reference_bins()."""
+def present_only_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict[str, Any]:
+    """reference_bins() of the non-missing values only, marked `present_only`.
+
+    For a feature whose missing values mean "the window reaches back before the data began"
+    (features/history.py): how many rows lack it depends on how long the records go back at each
+    as_of, not on the source, so the reference describes the complete windows only.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return {**reference_bins(finite, bins), "present_only": True, "present": int(finite.size)}
+
+
+def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
+    """PSI of new values against a reference made by reference_bins() or present_only_bins().
+
+    A present_only reference compares the non-missing new values with it, and gives None (not
+    comparable) when either side has none.
+    """
+    if reference.get("present_only"):
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if not reference.get("present") or values.size == 0:
+            return None
     inner = np.asarray(reference["inner_edges"], dtype=float)
     expected = np.maximum(np.asarray(reference["shares"], dtype=float), _FLOOR)
     actual = np.maximum(_shares(values, inner), _FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def _bins_for(frame: pd.DataFrame, columns: list[str], score: np.ndarray) -> dict[str, Any]:
+def _bins_for(
+    frame: pd.DataFrame, columns: list[str], score: np.ndarray, short_history: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     return {
-        "features": {c: reference_bins(frame[c].to_numpy(dtype=float)) for c in columns},
+        "features": {
+            c: (present_only_bins if c in short_history else reference_bins)(frame[c].to_numpy(dtype=float))
+            for c in columns
+        },
         "score": reference_bins(score),
     }
 
 
 def build_reference(
-    frame: pd.DataFrame, columns: Iterable[str], score: np.ndarray, months: np.ndarray | None = None
+    frame: pd.DataFrame,
+    columns: Iterable[str],
+    score: np.ndarray,
+    months: np.ndarray | None = None,
+    short_history: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Reference bins for every feature column and for the score: overall and per as_of calendar month."""
+    """Reference bins for every feature column and for the score: overall and per as_of calendar month.
+
+    short_history: features nulled where their window reaches back before the data began (the feature
+    matrix's `windows_before_data_start`); their reference holds the complete windows only.
+    """
     columns = list(columns)
-    reference = _bins_for(frame, columns, score)
+    short = frozenset(short_history)
+    reference = _bins_for(frame, columns, score, short)
     if months is not None:
         months = np.asarray(months)
         reference["by_month"] = {
-            str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m])
+            str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m], short)
             for m in np.unique(months)
         }
     return reference
@@ -90,6 +127,8 @@ def drift_report(
         for c, bins in reference["features"].items()
         if c in frame.columns
     }
+    # Not comparable: a window the data was too short for, in the reference or now.
+    feature_psi = {c: v for c, v in feature_psi.items() if v is not None}
     score_psi = psi(reference["score"], score)
     warnings = sorted((c for c, v in feature_psi.items() if v > warn_psi), key=lambda c: -feature_psi[c])
     return {

@@ -4,7 +4,9 @@ and each config-declared protected-characteristic proxy group, and measure what 
 
 A variant's contribution is full model minus variant, on the same test rows and the same bootstrap
 resamples (paired), averaged over the test splits as the training summary is. A source whose
-contribution interval includes 0 for both precision at capacity and AUC is "not shown to be necessary".
+contribution interval includes 0 for both precision at capacity and AUC is "not shown to be necessary";
+of those, leaving it out "costs nothing" only when both intervals lie within necessity.negligible, else
+there are too few escalations to tell (a wide interval is not evidence that the data is unneeded).
 The fairness findings of every variant are recomputed, so the board sees whether leaving a source out
 would remove or create a disparity.
 """
@@ -28,6 +30,7 @@ from earlysignal.features.spec import feature_definitions
 from earlysignal.modeling import metrics as M
 from earlysignal.modeling.train import _fit_calibrated_booster, _labelled_rows, _Labelled, load_matrix
 from earlysignal.timesplits import plan_from_config
+from earlysignal.wording import wording_from_config
 
 CONTRIBUTION_METRICS = ("precision_at_capacity", "roc_auc")
 SCHEMA_VERSION = 1
@@ -98,6 +101,8 @@ def paired_contribution(
     diffs: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
     own: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
     reps: dict[str, list[np.ndarray]] = {m: [] for m in CONTRIBUTION_METRICS}
+    # Escalations among the flagged, summed over the test dates (for the small-number rules; never published).
+    found = {"full": 0.0, "variant": 0.0}
     for number, (f, v) in enumerate(zip(full, variant, strict=True)):
         part = data.frame.loc[f["test"]]
         y = data.y[f["test"]].astype(float)
@@ -108,6 +113,9 @@ def paired_contribution(
             "variant": M.RankedList.build(y, v["score"], ids, k, tiebreak=v["margin"]),
         }
         point = {name: ranked.metrics() for name, ranked in lists.items()}
+        for name in found:
+            value = point[name]["precision_at_capacity"] * k
+            found[name] += float(value) if np.isfinite(value) else 0.0
         boot = M.bootstrap_replicates(lists, bootstrap, seed=seed * 1000 + number) if bootstrap else {}
         for m in CONTRIBUTION_METRICS:
             diffs[m].append(point["full"][m] - point["variant"][m])
@@ -121,7 +129,56 @@ def paired_contribution(
         out["without"][m] = float(np.mean(own[m]))
     lows = [out["contribution"][m]["ci_low"] for m in CONTRIBUTION_METRICS]
     out["necessary"] = any(low is not None and low > 0 for low in lows)
+    out["verdict"] = verdict(out["necessary"], out["contribution"], config.necessity.negligible.model_dump())
+    out["flagged_escalations"] = found
     return out
+
+
+def publish_precision(document: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """The necessity document with precision at capacity withheld where it rests on a small count.
+
+    A precision at capacity pooled over test dates of known size k gives away the escalations among the
+    flagged (0.0125 over 4 dates of 100 is 5), and a difference of two such figures the escalations one
+    model found that the other did not; so, as in the audit (docs/audit.md), when the full model's or a
+    variant's flagged escalations are 1 to min_cell - 1, that row's precision figures and interval (or the
+    full model's) are withheld (`withheld: true`). Verdicts were reached on the exact figures and stay.
+    The exact counts (`flagged_escalations`) are removed.
+    """
+    from earlysignal.audit.disclosure import is_small
+
+    out = dict(document)
+    full = dict(document["full"])
+    full_found = full.pop("flagged_escalations", None)
+    full_small = full_found is not None and is_small(full_found, min_cell)
+    if full_small:
+        full = {**full, "metrics": {**full["metrics"], "precision_at_capacity": None}, "precision_withheld": True}
+    out["full"] = full
+    rows = []
+    for row in document["variants"]:
+        row = dict(row)
+        found = row.pop("flagged_escalations", {})
+        if full_small or is_small(found.get("variant"), min_cell):
+            row["contribution"] = {**row["contribution"], "precision_at_capacity": {
+                "value": None, "ci_low": None, "ci_high": None, "withheld": True}}
+            row["without"] = {**row["without"], "precision_at_capacity": None}
+        rows.append(row)
+    out["variants"] = rows
+    return out
+
+
+NECESSARY, COSTS_NOTHING, UNDETERMINED = "necessary", "costs nothing", "undetermined"
+
+
+def verdict(necessary: bool, contribution: dict[str, dict[str, Any]], negligible: dict[str, float]) -> str:
+    """'necessary'; 'costs nothing' when every loss interval's upper end is within `negligible`
+    ({metric: largest loss that counts as none}); else 'undetermined': not shown to be necessary, but
+    the intervals are too wide to say that leaving the source out costs nothing."""
+    if necessary:
+        return NECESSARY
+    highs = [contribution[m].get("ci_high") for m in CONTRIBUTION_METRICS]
+    if all(h is not None and h <= negligible[m] for h, m in zip(highs, CONTRIBUTION_METRICS, strict=True)):
+        return COSTS_NOTHING
+    return UNDETERMINED
 
 
 def _fairness_findings(data: _Labelled, predictions: list[dict[str, Any]], config: ProjectConfig) -> list[dict[str, Any]]:
@@ -190,6 +247,7 @@ def build_necessity(
             )
         groups = [g for g in groups if g["name"] in set(only)]
     bootstrap = config.necessity.bootstrap
+    wording = wording_from_config(config)
 
     say("full model")
     t0 = time.perf_counter()
@@ -211,6 +269,7 @@ def build_necessity(
         rows.append({
             "kind": group["kind"],
             "name": group["name"],
+            "label": wording.source(group["name"]) if group["kind"] == "source" else group["name"],
             "why": group["why"],
             "n_features": len(group["columns"]),
             **entry,
@@ -222,21 +281,30 @@ def build_necessity(
             "seconds": round(time.perf_counter() - t0, 1),
         })
     # Full-model metrics, for reading the contributions against.
-    base = paired_contribution(data, full, full, config, 0)["without"]
-    return {
+    base_entry = paired_contribution(data, full, full, config, 0)
+    base = base_entry["without"]
+    document = {
         "schema": SCHEMA_VERSION,
         "label": config.label.name,
         "splits": [s.name for s in plan.splits],
         "test_as_of": [str(d) for s in plan.splits for d in s.test],
         "bootstrap": {"resamples": bootstrap, "seed": config.project.seed, "level": 0.95, "paired": True,
                       "unit": "residents resampled within each test as_of; the same resamples for every variant"},
-        "full": {"metrics": base, "fairness_findings": len(full_findings), "seconds": round(full_seconds, 1)},
+        "full": {"metrics": base, "fairness_findings": len(full_findings), "seconds": round(full_seconds, 1),
+                 "flagged_escalations": base_entry["flagged_escalations"]["full"]},
         "variants": rows,
         "not_shown_necessary": [r["name"] for r in rows if not r["necessary"]],
+        # Of those: the ones whose whole loss interval is negligible, and the ones the data cannot decide.
+        "costs_nothing": [r["name"] for r in rows if r["verdict"] == COSTS_NOTHING],
+        "undetermined": [r["name"] for r in rows if r["verdict"] == UNDETERMINED],
+        "negligible": config.necessity.negligible.model_dump(),
         "seconds_total": round(time.perf_counter() - started, 1),
         "rule": ("necessary: the 95% paired interval of the loss in precision at capacity or in AUC when the "
-                 "source is left out lies above 0; otherwise not shown to be necessary"),
+                 "source is left out lies above 0; otherwise not shown to be necessary, and of those, leaving it out "
+                 "costs nothing when both intervals lie below the negligible losses (necessity.negligible), else "
+                 "the data cannot tell"),
     }
+    return publish_precision(document, config.audit.min_cell)
 
 
 def run_necessity(

@@ -724,7 +724,13 @@ def _train_model(
         # used, and freeing the feature columns (1.6 GB at 250,000 residents) leaves room for the workers.
         fm.frame = fm.frame.iloc[:0]
     labelled_dates = sorted({pd.Timestamp(d).date() for d in np.unique(data.day)})
-    plan = plan_from_config(config, labelled_dates)
+    meta = fm.metadata
+    plan = plan_from_config(
+        config, labelled_dates,
+        grid_dates=[dt.date.fromisoformat(d) for d in meta.get("as_of_dates", [])],
+        extract_date=dt.date.fromisoformat(meta["extract_date"]) if meta.get("extract_date") else None,
+        rows_per_as_of=meta.get("rows_per_as_of"),
+    )
     console.print(plan_table(plan))
     one_feature = choose_one_feature(feature_columns, config.training.one_feature_baseline)
     parts, margins, best_iterations, skipped, fit_rows = [], {}, {}, [], {}
@@ -849,7 +855,8 @@ def _train_model(
         final_fit.calibrator,
         fm.metadata,
         build_reference(reference_frame, feature_columns, reference_score,
-                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1),
+                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
+                        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys()),
         model_info,
     )
     explain_sample = _explain_sample(fm, data, predictions, model, config)

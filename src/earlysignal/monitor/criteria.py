@@ -38,7 +38,14 @@ def _below_promise(criterion: SwitchOffCriterion, metric: str, lists: Sequence[d
         # The audit promised this version's performance; lists made by other versions are not held to it.
         evaluated = [item for item in evaluated if item.get("model_version") in (None, version)]
     if bound is None or not evaluated:
-        why = "no audit promise to compare with" if bound is None else "no list's label horizon has closed yet"
+        if promise is None:
+            why = "no audit to compare with (pass --audit or set monitoring.audit)"
+        elif bound is None:
+            # An audit that found too few escalations withholds its headline figure (docs/audit.md).
+            why = (f"the audit published no {metric.replace('_', ' ')} to compare with (withheld under the "
+                   "small-number rules: too few escalations in its test data)")
+        else:
+            why = "no list's label horizon has closed yet"
         return {"status": NOT_EVALUABLE, "detail": why, "bound": bound, "streak": 0, "evaluated_lists": len(evaluated)}
     streak = 0
     for item in reversed(evaluated):
@@ -74,7 +81,8 @@ def _psi(criterion: SwitchOffCriterion, latest_psi: dict[str, float] | None, sou
         return {"status": NOT_EVALUABLE, "detail": "no scored list with a drift summary", "per_source": {}}
     per_source = {s: _banded(latest_psi.get(s), criterion.amber, criterion.red) for s in sources if s in latest_psi}  # type: ignore[arg-type]
     flagged = sorted(s for s, v in per_source.items() if v in (AMBER, RED))
-    detail = (f"largest feature PSI per source in the latest list; above {criterion.red} red"
+    detail = (f"largest PSI of a source's windowed features in the latest list (features over the whole record "
+              f"grow with its length and are not judged); above {criterion.red} red"
               + (f", above {criterion.amber} amber" if criterion.amber is not None else "")
               + (f"; flagged: {', '.join(f'{s} ({latest_psi[s]:.2f})' for s in flagged)}" if flagged else "; no source flagged"))
     return {"status": worst(list(per_source.values())), "detail": detail, "per_source": per_source}

@@ -23,9 +23,15 @@ from earlysignal.errors import EarlySignalError
 from earlysignal.features.cohort import add_months
 from earlysignal.features.spec import feature_definitions
 from earlysignal.monitor.criteria import NOT_EVALUABLE, evaluate_criteria, worst
+from earlysignal.monitor.disclosure import ListCounts, publish_list_metrics, publish_response
 from earlysignal.monitor.past_lists import PastList, find_past_lists
 from earlysignal.monitor.realised import list_performance, realised_labels, response_share
-from earlysignal.monitor.sources import feature_psi_by_source, month_start, source_volume_drift, sources_of_features
+from earlysignal.monitor.sources import (
+    feature_psi_by_source,
+    month_start,
+    source_volume_drift,
+    windowed_sources_of_features,
+)
 
 SCHEMA_VERSION = 1
 PROMISED_METRICS = ("precision_at_capacity", "recall_at_capacity", "roc_auc")
@@ -83,7 +89,10 @@ def monitoring_periods(
             "recent_start": recent_start, "recent_end": recent_end}
 
 
-def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: dt.date, seed: int) -> tuple[dict[str, Any], pd.DataFrame | None]:
+def _evaluate_list(
+    item: PastList, data: Any, config: ProjectConfig, known_by: dt.date, seed: int
+) -> tuple[dict[str, Any], pd.DataFrame | None, ListCounts | None]:
+    """One list's entry with its exact metrics, its calibration rows and the exact counts behind them."""
     label = config.label
     ids = item.ranked["resident_id"].tolist()
     labels = realised_labels(config, data, ids, item.as_of, known_by)
@@ -100,6 +109,7 @@ def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: d
         "max_feature_psi": (item.summary.get("drift") or {}).get("max_feature_psi"),
     }
     calibration_rows = None
+    counts = None
     if labels is None:
         entry.update({m: {"value": None, "ci_low": None, "ci_high": None} for m in PROMISED_METRICS})
         entry.update({"base_rate": None, "positives": None, "flagged_positives": None,
@@ -111,8 +121,9 @@ def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: d
         # a realised positive nor a realised negative, so left out of every figure and counted here.
         censored = np.asarray(labels.isna())
         known = np.asarray(labels.fillna(0), dtype=np.int8)
-        entry["positives"] = _count(int(known.sum()), config)
-        entry["flagged_positives"] = _count(int(known[flagged].sum()), config)
+        counts = ListCounts(known=int((~censored).sum()), positives=int(known.sum()),
+                            flagged_known=int((flagged & ~censored).sum()),
+                            flagged_positives=int(known[flagged].sum()))
         entry["censored"] = _count(int(censored.sum()), config)
         entry["flagged_censored"] = _count(int(censored[flagged].sum()), config)
         calibration_rows = pd.DataFrame({"score": item.ranked["score"].to_numpy(dtype=float)[~censored],
@@ -123,11 +134,8 @@ def _evaluate_list(item: PastList, data: Any, config: ProjectConfig, known_by: d
         flagged_ids = item.ranked.loc[item.ranked["flagged"].astype(bool), "resident_id"].tolist()
         share = response_share(flagged_ids, item.as_of, data.events, response.source, response.event_types,
                                response.within_days, known_by)
-        if share is not None:
-            share = {"flagged": _count(share["flagged"], config), "responded": _count(share["responded"], config),
-                     "share": share["share"]}
-        entry["response"] = share
-    return entry, calibration_rows
+        entry["response"] = publish_response(share, config.audit.min_cell, config.audit.round_to)
+    return entry, calibration_rows, counts
 
 
 def _promise(audit: dict[str, Any] | None, audit_path: Path | None) -> dict[str, Any] | None:
@@ -151,15 +159,17 @@ def build_monitor(
 ) -> dict[str, Any]:
     """The monitoring document (aggregates only, no resident-level rows) for the lists at known_by."""
     seed = config.project.seed
-    entries, calibration_frames = [], []
+    entries, calibration_frames, list_counts = [], [], []
     for index, item in enumerate(lists):
-        entry, rows = _evaluate_list(item, data, config, known_by, seed + index)
+        entry, rows, counts = _evaluate_list(item, data, config, known_by, seed + index)
         entries.append(entry)
+        list_counts.append(counts)
         if rows is not None:
             calibration_frames.append(rows)
     calibration = []
     if calibration_frames:
-        calibration = calibration_curve(pd.concat(calibration_frames, ignore_index=True), min_cell=config.audit.min_cell)
+        calibration = calibration_curve(pd.concat(calibration_frames, ignore_index=True),
+                                        min_cell=config.audit.min_cell, round_to=config.audit.round_to)
         for point in calibration:
             point["n"] = round_count(point["n"], config.audit.round_to)
 
@@ -176,7 +186,8 @@ def build_monitor(
     )
     for item in drift:
         item["monthly"] = {m: _count(c, config) for m, c in item["monthly"].items()}
-    source_of = sources_of_features(feature_definitions(config))
+    # Whole-record features drift with the length of the record, not the source: not judged here.
+    source_of = windowed_sources_of_features(feature_definitions(config))
     latest_psi = None
     for item in reversed(lists):
         feature_psi = (item.summary.get("drift") or {}).get("feature_psi")
@@ -187,7 +198,11 @@ def build_monitor(
         item["latest_feature_psi"] = latest_psi.get(item["source"]) if latest_psi else None
 
     promise = _promise(audit, audit_path)
+    # The criteria read the exact figures; the document publishes them under the small-number rules.
     criteria = evaluate_criteria(config.monitoring.switch_off, entries, promise, drift, latest_psi)
+    entries = [entry if counts is None else
+               publish_list_metrics(entry, counts, config.audit.min_cell, config.audit.round_to)
+               for entry, counts in zip(entries, list_counts, strict=True)]
     evaluable = [c["status"] for c in criteria if c["status"] != NOT_EVALUABLE]
     return {
         "schema": SCHEMA_VERSION,

@@ -151,3 +151,14 @@ def feature_psi_by_source(feature_psi: Mapping[str, float], source_of: Mapping[s
 def sources_of_features(definitions: Iterable[Any]) -> dict[str, str]:
     """feature name -> source, from feature definitions (objects with .name and .source)."""
     return {d.name: d.source for d in definitions}
+
+
+def windowed_sources_of_features(definitions: Iterable[Any]) -> dict[str, str]:
+    """feature name -> source, for the features the source_psi criterion judges: windowed ones only.
+
+    A feature over the whole record (window "all": counts and days since records began) grows with
+    the length of the record by construction, so its drift says how long the data goes back, not that
+    the source changed (an 8-year synthetic borough with no change turned housing repairs red on
+    general repairs ever recorded at the address, PSI 0.46). Such features stay in each list's drift summary.
+    """
+    return {d.name: d.source for d in definitions if getattr(d, "window", "") != "all"}

@@ -16,7 +16,7 @@ def contribution_plot(document: dict[str, Any]) -> str | None:
     if not rows:
         return None
     figure, axes = plt.subplots(1, 2, figsize=(8.4, 0.45 * len(rows) + 1.4), sharey=True)
-    labels = [r["name"] + (" (proxy group)" if r["kind"] == "proxy_group" else "") for r in rows]
+    labels = [(r.get("label") or r["name"]) + (" (proxy group)" if r["kind"] == "proxy_group" else "") for r in rows]
     for axis, metric in zip(axes, METRIC_WORDS, strict=True):
         for y, row in enumerate(rows):
             entry = row["contribution"][metric]
@@ -27,7 +27,13 @@ def contribution_plot(document: dict[str, Any]) -> str | None:
             colour = ACCENT if row["necessary"] else MUTED
             axis.plot([low, high], [y, y], color=colour, linewidth=2)
             axis.plot([entry["value"]], [y], "o", color=colour)
-        axis.axvline(0, color=WARN, linewidth=1)
+        if all(row["contribution"][metric]["value"] is None for row in rows):
+            # Every figure withheld (small numbers): say so rather than leave an empty panel.
+            axis.text(0.5, 0.5, "withheld (small numbers)", transform=axis.transAxes, ha="center", va="center",
+                      fontsize=9, color=MUTED)
+            axis.set_xticks([])
+        else:
+            axis.axvline(0, color=WARN, linewidth=1)
         axis.set_title(f"loss in {METRIC_WORDS[metric]} without it", fontsize=9, color=INK)
         axis.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(range(len(rows)), labels, fontsize=8)
