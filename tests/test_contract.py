@@ -347,13 +347,30 @@ def test_event_with_neither_resident_nor_address_is_quarantined(tmp_path):
 
 def test_rows_dated_after_the_extract_date_are_quarantined(tmp_path):
     tables = _with_events(_event(event_id="E99", event_time=dt.datetime(2026, 1, 2), known_at=dt.datetime(2026, 1, 2)))
-    tables["outcomes"].loc[0, "known_at"] = dt.datetime(2026, 2, 1)
+    tables["outcomes"].loc[0, ["outcome_time", "known_at"]] = [dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 1)]
     tables["residency"].loc[6, ["start_date", "end_date"]] = [dt.date(2026, 3, 1), None]
     linked = _load(tmp_path, tables)
     _assert_reconciled(linked)
     assert linked.report.checks["events"] == {"after_extract_date": 1}
     assert linked.report.checks["outcomes"] == {"after_extract_date": 1}
     assert linked.report.checks["residency"] == {"after_extract_date": 1}
+
+
+def test_rows_that_happened_before_the_extract_date_but_are_known_after_it_are_kept_and_counted(tmp_path):
+    # A rule-derived known_at (a term's attendance, known a term in arrears) may fall after the extract
+    # date; the record is real, so it is kept with its known_at and counted, never quarantined.
+    tables = _with_events(_event(event_id="E99", event_time=dt.datetime(2025, 11, 1), known_at=dt.datetime(2026, 4, 7)))
+    tables["outcomes"].loc[0, "known_at"] = dt.datetime(2026, 2, 1)
+    linked = _load(tmp_path, tables)
+    _assert_reconciled(linked)
+    assert linked.report.total_quarantined == 0
+    late = linked.events.set_index("event_id").loc["E99", "known_at"]
+    assert late == pd.Timestamp("2026-04-07")
+    assert (linked.outcomes["known_at"] == pd.Timestamp("2026-02-01")).sum() == 1
+    assert "events.parquet: 1 row(s) known after the extract date 2026-01-01 (kept; used only at as-of dates " \
+           "after their known_at)" in linked.report.warnings
+    assert "outcomes.parquet: 1 row(s) known after the extract date 2026-01-01 (kept; used only at as-of dates " \
+           "after their known_at)" in linked.report.warnings
 
 
 def test_overlapping_residency_spells_of_one_resident_are_both_quarantined(tmp_path):

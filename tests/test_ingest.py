@@ -295,7 +295,7 @@ def test_a_wrong_encoding_is_an_error_naming_the_file_and_the_fix(tmp_path: Path
         ingest(tmp_path / "raw", tmp_path / "out", [path], EVENT_VOCABULARY, OUTCOME_TYPES, dt.date(2025, 1, 1))
 
 
-def test_term_end_rule_makes_attendance_known_after_the_term(tmp_path: Path) -> None:
+def test_term_end_rule_makes_attendance_known_at_the_end_of_the_following_term(tmp_path: Path) -> None:
     mapping = yaml.safe_load((REPO / "conf" / "sources" / "school.yaml").read_text())
     mapping["extracts"] = mapping["extracts"][:1]
     raw = tmp_path / "raw" / "school"
@@ -306,15 +306,28 @@ def test_term_end_rule_makes_attendance_known_after_the_term(tmp_path: Path) -> 
         "A1,U1,Ann,,Lee,2012-05-01,F,WBRI,1 High St,N1,2023-10,40,3",
         "A2,U1,Ann,,Lee,1900-01-01,F,WBRI,1 High St,N1,2024-02,40,0",
         "A3,U1,Ann,,Lee,2012-05-01,F,WBRI,1 High St,N1,2024-06,40,1",
+        "A4,U1,Ann,,Lee,2012-05-01,F,WBRI,1 High St,N1,2024-11,40,2",
     ]) + "\n")
     path = tmp_path / "school.yaml"
     path.write_text(yaml.safe_dump(mapping))
     out = tmp_path / "out"
     ingest(tmp_path / "raw", out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, dt.date(2025, 1, 1))
     events = pd.read_parquet(out / "events.parquet").set_index("person_record_id")
+    # One term in arrears: autumn's return is in at the end of spring, spring's at the end of summer,
+    # summer's at the end of autumn (each + 7 days); the last autumn term is known after the extract.
     assert events["known_at"].to_dict() == {
-        "A1": pd.Timestamp("2023-12-27"), "A2": pd.Timestamp("2024-04-07"), "A3": pd.Timestamp("2024-07-29")}
-    assert events["value"].to_dict() == {"A1": 3.0, "A2": 0.0, "A3": 1.0}
+        "A1": pd.Timestamp("2024-04-07"), "A2": pd.Timestamp("2024-07-29"), "A3": pd.Timestamp("2024-12-27"),
+        "A4": pd.Timestamp("2025-04-07")}
+    assert events["value"].to_dict() == {"A1": 3.0, "A2": 0.0, "A3": 1.0, "A4": 2.0}
+    assert json.loads((out / "coverage.json").read_text())["school"]["known_after_extract_date"] == 1
+    assert "Known after the extract date: 1 records" in (out / "coverage.md").read_text()
+    own_term = {**mapping["extracts"][0]["known_at"], "terms_in_arrears": 0}
+    path.write_text(yaml.safe_dump({**mapping, "extracts": [{**mapping["extracts"][0], "known_at": own_term}]}))
+    ingest(tmp_path / "raw", out, [path], EVENT_VOCABULARY, OUTCOME_TYPES, dt.date(2025, 1, 1))
+    events = pd.read_parquet(out / "events.parquet").set_index("person_record_id")
+    assert events["known_at"].to_dict() == {
+        "A1": pd.Timestamp("2023-12-27"), "A2": pd.Timestamp("2024-04-07"), "A3": pd.Timestamp("2024-07-29"),
+        "A4": pd.Timestamp("2024-12-27")}
     people = pd.read_parquet(out / "person_records.parquet").set_index("record_id")
     assert people.loc["A2", "birth_date"] is None or pd.isna(people.loc["A2", "birth_date"])
     assert json.loads((out / "coverage.json").read_text())["school"]["placeholder_birth_dates"] == 1

@@ -221,3 +221,13 @@ def test_sanctuary_works_reach_the_linked_events_but_never_a_model_feature_or_a_
             assert "sanctuary" not in text.lower() and "target-hardening" not in text.lower(), (day, name)
     letter = (root / "explain" / "explanation.md").read_text(encoding="utf-8").lower()
     assert "sanctuary" not in letter and "target-hardening" not in letter
+
+
+def test_the_scan_ignores_digits_after_a_decimal_point_but_finds_an_id_written_as_a_float(tmp_path: Path) -> None:
+    ids = Identifiers(tokens={"system_person_id": {"0065123"}, "uprn": {"100023336956"}})
+    leaf = tmp_path / "booster.txt"
+    leaf.write_text("leaf_value=-0.00196374 0.0065123 0.0308269\n")
+    as_float = tmp_path / "uprns.txt"
+    as_float.write_text("uprn 100023336956.0 and 0065123\n")
+    assert scan_files([leaf], ids) == []
+    assert scan_files([as_float], ids) == [f"{as_float}: system_person_id (0065123)", f"{as_float}: uprn (100023336956)"]

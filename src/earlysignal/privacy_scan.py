@@ -29,6 +29,9 @@ PACKAGE = Path(__file__).resolve().parent
 _OWN_TEXT_GLOBS = ("**/*.yaml", "**/*.html", "**/*.py")
 # Letters and digits of any script, so an accented name is one token, as it is in the raw files.
 TOKEN = re.compile(r"[^\W_]+")
+# The digits after a decimal point ("0.0065123", a model's leaf value) are part of a number, not an ID
+# that happens to be all digits; the whole part stays, so a UPRN written as a float is still found.
+FRACTION = re.compile(r"(?<=\d)\.\d+")
 
 
 def _own_vocabulary(extra_files: Iterable[Path] = ()) -> set[str]:
@@ -162,7 +165,7 @@ def scan(paths: list[Path], identifiers: Identifiers) -> list[Finding]:
     for path in paths:
         hits: dict[str, set[str]] = {}
         for text in _texts(path):
-            tokens = TOKEN.findall(text)
+            tokens = TOKEN.findall(FRACTION.sub(" ", text))
             present = set(tokens)
             grams = {tuple(tokens[i:i + n]) for n in lengths for i in range(len(tokens) - n + 1)} | {(t,) for t in present}
             for kind, values in identifiers.tokens.items():

@@ -200,6 +200,10 @@ def _report(
         for column, n in columns.items():
             warnings.append(f"{files[name].name}: {n:,} {column} code(s) normalised (surrounding spaces or letter case)")
     warnings.extend(_manifest_warnings(manifest, counts, context.event_sources))
+    for name, n in context.known_after_extract.items():
+        if n:
+            warnings.append(f"{files[name].name}: {n:,} row(s) known after the extract date {extract_date} "
+                            "(kept; used only at as-of dates after their known_at)")
     return ValidationReport(
         data_dir=data_dir,
         extract_date=extract_date,

@@ -52,7 +52,7 @@ def label_at(
 ) -> pd.arrays.IntegerArray:
     """Nullable Int8 labels (n rows) as they were knowable at `cut`.
 
-    1: a labelled outcome in the window was recorded before `cut` (any record in the data when
+    1: a labelled outcome in the window was recorded before `cut` (recorded by the extract date when
     cut is None); null: the window had not closed by min(cut, extract_date) or, without a known
     outcome, follow-up ended inside the window; 0 otherwise. An outcome recorded on or after `cut`
     gives 0, not null: on that day the records said nothing happened, and nulling it would pick
@@ -62,7 +62,8 @@ def label_at(
     ends = np.asarray(window_end).astype("datetime64[D]")
     recorded = np.asarray(known_at).astype("datetime64[us]")
     if cut is None:
-        positive = ~np.isnat(recorded)
+        # A record the contract kept with a known_at after the extract date was not known on it.
+        positive = ~np.isnat(recorded) & (recorded < np.datetime64(extract_date + dt.timedelta(days=1), "us"))
     else:
         positive = ~np.isnat(recorded) & (recorded < np.datetime64(cut, "us"))
     unknown = (ends > limit) | (~positive & np.asarray(censored, dtype=bool))

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path, write_json, write_parquet, write_text
 from earlysignal.errors import EarlySignalError
-from earlysignal.ingest.mapping import DateColumn, Extract, SourceMapping, load_mapping, mapping_hash
+from earlysignal.ingest.mapping import DateColumn, Extract, SourceMapping, Term, load_mapping, mapping_hash
 
 PLACEHOLDER_BIRTH_DATE = dt.date(1900, 1, 1)
 QUARANTINE_DIR = "quarantine"
@@ -58,7 +58,9 @@ class SourceReport:
     unmapped_phrases: dict[str, int] = field(default_factory=dict)
     placeholder_birth_dates: int = 0
     unparseable_birth_dates: int = 0
-    known_at_capped: int = 0
+    # Mapped rows whose rule-derived known_at is after the extract date: kept with that known_at, so
+    # they are used only at as-of dates after it (a term's attendance before the next term's return).
+    known_after_extract: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -90,7 +92,7 @@ class SourceReport:
             "top_unmapped_codes": _top(self.unmapped_codes), "top_unmapped_phrases": _top(self.unmapped_phrases),
             "placeholder_birth_dates": self.placeholder_birth_dates,
             "unparseable_birth_dates": self.unparseable_birth_dates,
-            "known_at_capped_to_extract_date": self.known_at_capped, "outputs": self.outputs,
+            "known_after_extract_date": self.known_after_extract, "outputs": self.outputs,
         }
 
 
@@ -511,9 +513,6 @@ def _process(
         col = extract.known_at.column or extract.time.column  # type: ignore[union-attr]
         fail(live & known.isna().to_numpy(), f"unparseable_date:{col}")
         fail(live & (known < time).to_numpy(), "known_at_before_event_time")
-        late = ~failed & ~is_excluded & (known > cap).to_numpy()
-        report.known_at_capped += int(late.sum())
-        known = known.where(~late, cap)
         fail(~failed & ~is_excluded & (time > cap).to_numpy(), "event_after_extract_date")
     value = None
     if extract.value:
@@ -536,6 +535,10 @@ def _process(
     for name, count in excluded[ex].value_counts().items():
         report.excluded[str(name)] = report.excluded.get(str(name), 0) + int(count)
     report.mapped += int(ok.sum())
+    if known is not None:
+        # A rule's known_at may fall after the extract date (e.g. a term's return arrives with the next
+        # term's): the record is real and kept as it is, never moved earlier to the extract date.
+        report.known_after_extract += int((ok & (known >= cap + pd.Timedelta(days=1))).sum())
     for name, count in coded_by[ok].value_counts().items():
         if name == "":
             # An extract without codes or rules (e.g. council-tax liable parties) maps rows to person
@@ -646,8 +649,25 @@ def _known_at(frame: pd.DataFrame, time: pd.Series, extract: Extract, file: Path
     ey = np.where(em >= month, year, year + 1)
     known = pd.to_datetime(pd.DataFrame({"year": ey, "month": np.maximum(em, 1), "day": np.maximum(ed, 1)}),
                            errors="coerce")
-    known = pd.Series(known.to_numpy(), index=time.index).where(em > 0)
+    known = pd.Series(known.to_numpy(), index=time.index).where(em > 0).astype("datetime64[us]")
+    if rule.terms_in_arrears:
+        known = known.map(_later_term_ends(known.dropna().unique(), rule.terms, rule.terms_in_arrears))
     return known.astype("datetime64[us]").where(time.notna()) + lag
+
+
+def _later_term_ends(ends: Iterable[pd.Timestamp], terms: list[Term], k: int) -> dict[pd.Timestamp, pd.Timestamp]:
+    """For each term end date, the k-th term end after it (terms in arrears: a return for one term
+    arrives with the next term's)."""
+    days = sorted({tuple(int(x) for x in term.ends.split("-")) for term in terms})
+    out = {}
+    for end in ends:
+        end = pd.Timestamp(end)
+        later = end
+        for _ in range(k):
+            later = min(pd.Timestamp(year=y, month=m, day=d) for y in (later.year, later.year + 1)
+                        for m, d in days if pd.Timestamp(year=y, month=m, day=d) > later)
+        out[end] = later
+    return out
 
 
 def _text(rows: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -838,6 +858,10 @@ def coverage_markdown(coverage: dict[str, dict[str, Any]], extract_date: dt.date
             if c[key]:
                 lines.append(f"**{title}**: " + "; ".join(f"`{k}` {v:,}" for k, v in c[key].items()))
                 lines.append("")
+        if c["known_after_extract_date"]:
+            lines.append(f"Known after the extract date: {c['known_after_extract_date']:,} records, kept and usable "
+                         "from their known_at (the mapping's known_at rule).")
+            lines.append("")
         if c.get("mapped_not_coded"):
             lines.append(f"**Mapped without coding** (person or address records only; the extract has no code "
                          f"list or rules): {c['mapped_not_coded']:,}")

@@ -48,13 +48,15 @@ class Term(_Model):
 
 class KnownAt(_Model):
     """When a record became known: `lag` (event time + `days`), `column` (a recorded-date column) or
-    `term_end` (end of the school term holding the event month + `days`)."""
+    `term_end` (end of the school term holding the event month, or of the `terms_in_arrears`-th term
+    after it, + `days`)."""
 
     rule: Literal["lag", "column", "term_end"]
     days: float = 0.0
     column: str | None = None
     format: str | None = None
     terms: list[Term] = Field(default_factory=list)
+    terms_in_arrears: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _complete(self) -> KnownAt:
@@ -62,6 +64,8 @@ class KnownAt(_Model):
             raise ValueError("known_at.rule 'column' needs known_at.column")
         if self.rule == "term_end" and not self.terms:
             raise ValueError("known_at.rule 'term_end' needs known_at.terms")
+        if self.terms_in_arrears and self.rule != "term_end":
+            raise ValueError("known_at.terms_in_arrears needs known_at.rule 'term_end'")
         return self
 
 

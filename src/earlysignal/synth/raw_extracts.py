@@ -124,9 +124,10 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
         emit("housing_repairs", name, frame, truth)
 
     columns = ["source", "file", "record_id", "resident_id", "household_id", "address_id", "event_id", "truth"]
-    truth_all = pd.concat([t.reindex(columns=columns) for t in truth_rows], ignore_index=True)
+    truth_all = pd.concat([t.reindex(columns=[*columns, "known_at"]) for t in truth_rows], ignore_index=True)
     for col in columns:
         truth_all[col] = truth_all[col].astype("string")
+    truth_all["known_at"] = pd.to_datetime(truth_all["known_at"]).astype("datetime64[us]")
     write_parquet(truth_all, out_dir / "ground_truth" / "raw_records.parquet")
     identities = people.reset_index()[["resident_id", "first_name", "middle_name", "last_name", "maiden_name",
                                        "birth_date", "sex", "nhs_number", "upn"]]
@@ -503,6 +504,8 @@ def _truth(record_ids: list[str] | pd.Series, frame: pd.DataFrame, truth: pd.Ser
         "address_id": frame.get("home", frame.get("address_id")),
         "event_id": frame.get("event_id"),
         "truth": truth if isinstance(truth, str) else truth.to_numpy(),
+        # When the council's systems really knew the true event or outcome (tests check ingest's rules).
+        "known_at": frame["known_at"].to_numpy() if "known_at" in frame else None,
     })
 
 
@@ -735,6 +738,8 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
         "PersonBirthDate": p["birth_date"], "PersonStatedGenderCode": p["sex"].map({"M": "1", "F": "2"}),
         "EthnicCategory": _codes(rng, NHS_ETHNICITY, p["ethnicity"]), "Postcode": p["postcode"],
         "ArrivalDateTime": ev["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%S"), "DiagnosisSNOMED": dx,
+        # The day the record reached the council under the data-sharing agreement (1-2 months later).
+        "SubmissionDate": ev["known_at"].dt.strftime("%Y-%m-%d"),
     })
     yield "ecds", frame, _truth(ids, ev, "ae/" + ev["event_type"])
 
@@ -752,6 +757,8 @@ def _fire(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency
         "IncidentNumber": ids, "IncidentDate": ev["event_time"].dt.strftime("%d/%m/%Y"),
         "PropertyAddress": a["address"], "Postcode": a["postcode"], "UPRN": a["uprn"].astype(str),
         "IncidentType": ctx.rng.choice(["PRIMARY_DWELLING", "SECONDARY", "AFA_DWELLING", "SPECIAL_SERVICE"], len(ev)),
+        # The day the fire service's record reached the council.
+        "DateReceived": ev["known_at"].dt.strftime("%d/%m/%Y"),
     })
     yield "incidents", frame, _truth(ids, ev, "fire/fire_callout")
 
@@ -761,7 +768,8 @@ def _asb(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency:
     a = ctx.addresses("police", ev["home"])
     ids = ctx.ids("ASB", len(ev), 6)
     frame = pd.DataFrame({
-        "CaseRef": ids, "ReportDate": ev["event_time"].dt.strftime("%d/%m/%Y"), "Location": a["address"],
+        # The case is logged the day it is reported, which is when the council knows of it.
+        "CaseRef": ids, "ReportDate": ev["known_at"].dt.strftime("%d/%m/%Y"), "Location": a["address"],
         "Postcode": a["postcode"], "Category": ctx.rng.choice(["NOISE", "NUISANCE", "VERBAL", "VANDALISM"], len(ev)),
     })
     yield "reports", frame, _truth(ids, ev, "asb/asb_report")
@@ -834,11 +842,12 @@ def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, resi
             code.append(c)
             trade.append(tr)
             text.append(d if rng.random() < 0.6 else FREE_TEXT[t][int(rng.integers(0, len(FREE_TEXT[t])))])
+    # A job is raised when the tenant reports the repair, which is when the council knows of it.
     kinds.append(pd.DataFrame({
-        "home": ev["home"], "time": ev["event_time"], "code": code, "trade": trade, "text": text,
+        "home": ev["home"], "time": ev["known_at"].dt.floor("D"), "code": code, "trade": trade, "text": text,
         "priority": [PRIORITY[t][int(rng.integers(0, len(PRIORITY[t])))] for t in ev["event_type"]],
         "status": "COMPLETED", "truth": "housing_repairs/" + ev["event_type"], "event_id": ev["event_id"],
-        "household_id": None,
+        "household_id": None, "known_at": ev["known_at"],
     }))
     social = set(ctx.book.index[ctx.book["tenure"].isin(["council", "housing_association"])])
     # Sanctuary works: after a police domestic incident at a social home, the landlord hardens the home.
@@ -901,6 +910,7 @@ def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, resi
     dup["status"] = "CANCELLED"
     dup["truth"] = "cancelled"
     dup["event_id"] = None
+    dup["known_at"] = pd.NaT
     jobs = pd.concat([jobs, dup], ignore_index=True)
     jobs["time"] = pd.to_datetime(jobs["time"])
     jobs = jobs.sort_values(["time", "home"], kind="stable").reset_index(drop=True)
@@ -934,5 +944,5 @@ def _repairs(ctx: _Context, rng: np.random.Generator, events: pd.DataFrame, resi
     })
     truth = pd.DataFrame({"record_id": ids, "resident_id": None, "household_id": jobs["household_id"],
                           "address_id": jobs["home"].where(~is_block, None), "event_id": jobs["event_id"],
-                          "truth": jobs["truth"]})
+                          "truth": jobs["truth"], "known_at": jobs["known_at"]})
     yield "jobs", frame, truth

@@ -129,6 +129,9 @@ SPECS: tuple[EventSpec, ...] = (
 ABSENCE_MEAN_SESSIONS = 2.2
 ABSENCE_BETAS = (0.6, 0.3, 0.4, 0.5)
 ABSENCE_LAG_DAYS = (7, 10)
+# Every school's return is in within the following term (REAL-DATA.md: one term in arrears); the
+# shortest gap between two term ends is about 100 days.
+ABSENCE_LAG_MAX_DAYS = 60.0
 
 
 @dataclass
@@ -190,8 +193,11 @@ class EventBuffer:
         }
 
 
-def _lag_us(rng: np.random.Generator, n: int, lag: tuple[float, float]) -> np.ndarray:
+def _lag_us(rng: np.random.Generator, n: int, lag: tuple[float, float], max_days: float | None = None) -> np.ndarray:
     days = lag[0] + rng.exponential(lag[1], n) if lag[1] > 0 else np.full(n, lag[0])
+    if max_days is not None:
+        # Capping after the draw keeps the random stream, so the rest of the world is unchanged.
+        days = np.minimum(days, max_days)
     return np.round(days * US_PER_DAY).astype(np.int64)
 
 
@@ -296,7 +302,7 @@ def _school_absence(
     )
     known_day = np.maximum(term_end[month], last_day[month])
     time_us = month_start[month] * US_PER_DAY
-    known_us = known_day * US_PER_DAY + _lag_us(rng, len(month), ABSENCE_LAG_DAYS)
+    known_us = known_day * US_PER_DAY + _lag_us(rng, len(month), ABSENCE_LAG_DAYS, ABSENCE_LAG_MAX_DAYS)
     buffer.add(pieces.person[piece], np.full(len(piece), -1), TYPE_CODE[("school", "absence")], time_us,
                known_us, sessions)
 
