@@ -12,6 +12,7 @@ a test date T uses `label_at(T)`, so a plan recorded after T never labels a trai
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,15 +130,25 @@ def follow_up_ended_ids(config: ProjectConfig, residents: pd.DataFrame, as_of: d
     (an end nobody knew of yet does not end follow-up that day). Empty without an end column.
     Death and leaving the area are not here: the cohort and the residency already exclude them.
     Raises ConfigError if a column is missing or not a date."""
-    from earlysignal.dictionary import dictionary_for
-
     column = config.label.censoring.end_column
     if column is None or len(residents) == 0:
         return set()
     ids = residents["resident_id"].astype("str").to_numpy(dtype=object)
-    day = np.datetime64(as_of, "D")
-    ends = _resident_dates(residents, column, ids)
-    ended = ~np.isnat(ends) & (ends <= day)
+    ended = _ended_on_or_before(config, residents, ids, slice(None), np.datetime64(as_of, "D"))
+    return set(ids[ended].tolist())
+
+
+def _ended_on_or_before(
+    config: ProjectConfig, residents: pd.DataFrame, ids: np.ndarray, rows: Any, days: Any
+) -> np.ndarray:
+    """Boolean mask over `ids[rows]`: the end column falls on or before `days` (a date, or one per row) and,
+    when the dictionary gives it a `known_from`, was recorded before them. Raises ConfigError when that
+    `known_from` column is missing."""
+    from earlysignal.dictionary import dictionary_for
+
+    column = config.label.censoring.end_column
+    ends = _resident_dates(residents, column, ids)[rows]
+    ended = ~np.isnat(ends) & (ends <= days)
     spec = dictionary_for(config).residents.get(column)
     if spec is not None and spec.known_from is not None:
         if spec.known_from not in residents.columns:
@@ -145,9 +156,9 @@ def follow_up_ended_ids(config: ProjectConfig, residents: pd.DataFrame, as_of: d
                 f"label.censoring.end_column: the data dictionary says residents.{column} is known from "
                 f"residents.{spec.known_from}, which the data does not have; supply it or remove known_from"
             )
-        recorded = _resident_dates(residents, spec.known_from, ids)
-        ended &= ~np.isnat(recorded) & (recorded < day)
-    return set(ids[ended].tolist())
+        recorded = _resident_dates(residents, spec.known_from, ids)[rows]
+        ended &= ~np.isnat(recorded) & (recorded < days)
+    return ended
 
 
 def still_followed_up(
@@ -158,24 +169,12 @@ def still_followed_up(
     the cohort unchanged without an end column. A person past follow-up is neither a training row with a
     null label counted as censored "inside the window" nor, at scoring, ranked. Raises ConfigError as
     `follow_up_ended_ids`."""
-    from earlysignal.dictionary import dictionary_for
-
     column = config.label.censoring.end_column
     if column is None or len(cohort) == 0:
         return cohort
     ids = np.asarray(resident_ids).astype(str).astype(object)
     days = np.array(grid.dates, dtype="datetime64[D]")[cohort.j]
-    ends = _resident_dates(residents, column, ids)[cohort.r_idx]
-    ended = ~np.isnat(ends) & (ends <= days)
-    spec = dictionary_for(config).residents.get(column)
-    if spec is not None and spec.known_from is not None:
-        if spec.known_from not in residents.columns:
-            raise ConfigError(
-                f"label.censoring.end_column: the data dictionary says residents.{column} is known from "
-                f"residents.{spec.known_from}, which the data does not have; supply it or remove known_from"
-            )
-        recorded = _resident_dates(residents, spec.known_from, ids)[cohort.r_idx]
-        ended &= ~np.isnat(recorded) & (recorded < days)
+    ended = _ended_on_or_before(config, residents, ids, cohort.r_idx, days)
     return Cohort(r_idx=cohort.r_idx[~ended], j=cohort.j[~ended])
 
 
