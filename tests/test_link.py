@@ -59,6 +59,31 @@ def test_linkage_precision_and_recall_against_ground_truth_are_at_least_095(two_
     assert truth["records"] == len(pd.read_parquet(two_runs["in1"] / "person_records.parquet"))
 
 
+def test_ground_truth_given_on_the_command_line_is_read_relative_to_the_current_folder(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "synth" / "ground_truth").mkdir(parents=True)
+    truth = pd.read_parquet(two_runs["in1"] / "ground_truth" / "person_records.parquet")
+    truth.to_parquet(tmp_path / "synth" / "ground_truth" / "raw_records.parquet", index=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    run_link(two_runs["in1"], tmp_path / "out", _config(ground_truth=None),
+             ground_truth="synth/ground_truth/raw_records.parquet")
+    got = json.loads((tmp_path / "out" / "link_quality.json").read_text())["ground_truth"]
+    expected = json.loads((two_runs["out1"] / "link_quality.json").read_text())["ground_truth"]
+    assert got == expected
+
+
+def test_a_missing_ground_truth_file_stops_link_before_anything_is_linked(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    with pytest.raises(ContractError, match=r"--ground-truth .*synth/ground_truth/raw_records\.parquet does not exist"):
+        run_link(two_runs["in1"], tmp_path / "out", _config(), ground_truth="synth/ground_truth/raw_records.parquet")
+    assert not (tmp_path / "out").exists()
+
+
 def test_person_links_hold_only_record_keys_resident_ids_and_probabilities(two_runs: dict[str, Path]) -> None:
     links = pd.read_parquet(two_runs["out1"] / "person_links.parquet")
     records = pd.read_parquet(two_runs["in1"] / "person_records.parquet")

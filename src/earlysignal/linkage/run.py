@@ -199,12 +199,20 @@ def run_link(
     """Link ingested records into the data contract in `out_dir` (see module docstring).
 
     `previous` is an earlier link run's output folder; its person_links keep residents' IDs stable.
-    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record.
-    Raises ContractError for missing inputs or columns, ConfigError for bad linkage codes, SecretError
+    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record, a path
+    relative to the current folder (linkage.ground_truth's is relative to `ingested`).
+    Raises ContractError for missing inputs (a missing `ground_truth` before anything is linked) or columns, ConfigError for bad linkage codes, SecretError
     when no linkage secret is set.
     """
     ingested, out_dir = Path(ingested), Path(out_dir)
     section = config.linkage
+    if ground_truth is not None:
+        # A path given on the command line is relative to where the user runs the command (only the
+        # config's linkage.ground_truth is relative to --ingested); checked before the long link run.
+        ground_truth = Path(ground_truth).absolute()
+        if not ground_truth.is_file():
+            raise ContractError(f"--ground-truth {ground_truth} does not exist (a path relative to the current "
+                                "folder, e.g. <synth dir>/ground_truth/raw_records.parquet)")
     _check_codes(section, config)
     secret = load_secret(section)
     people_path = ingested / "person_records.parquet"
