@@ -244,6 +244,40 @@ def test_residency_spell_lapses_a_year_after_the_last_record_and_a_later_record_
     assert hist.residency_spells(obs)["end_date"].isna().sum() == 3
 
 
+def test_a_lapse_ending_on_the_extract_date_ends_the_spell_as_next_months_run_ends_it() -> None:
+    # r's last record is a year before the extract date; s's open liability is evidence up to it.
+    obs = pd.DataFrame({
+        "resident_id": ["r", "r", "s"],
+        "address_id": ["a", "a", "b"],
+        "seen_date": pd.to_datetime(["2024-06-01", "2025-01-01", "2024-01-01"]),
+        "seen_until": pd.to_datetime([None, None, "2026-01-01"]),
+    })
+
+    def ends(extract: str) -> dict[str, str | None]:
+        spells = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp(extract))
+        return {r.resident_id: None if pd.isna(r.end_date) else r.end_date.strftime("%Y-%m-%d")
+                for r in spells.itertuples()}
+
+    assert ends("2026-01-01") == {"r": "2026-01-01", "s": None}
+    assert ends("2026-02-01")["r"] == "2026-01-01"   # next month's run: the same end
+    assert ends("2026-01-02") == {"r": "2026-01-01", "s": "2026-01-01"}
+
+
+def test_a_record_dated_after_the_extract_date_starts_no_residency_spell() -> None:
+    # r's council-tax liability at b starts after the extract date; s is known only by such a record.
+    obs = pd.DataFrame({
+        "resident_id": ["r", "r", "s"],
+        "address_id": ["a", "b", "c"],
+        "seen_date": pd.to_datetime(["2025-06-01", "2026-01-12", "2026-01-20"]),
+        "seen_until": pd.to_datetime([None, None, None]),
+    })
+    spells = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp("2026-01-01"))
+    assert spells["resident_id"].tolist() == ["r"]
+    assert spells["address_id"].tolist() == ["a"] and spells["end_date"].isna().all()
+    later = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp("2026-02-01"))
+    assert later["address_id"].tolist() == ["a", "b", "c"]
+
+
 def test_household_is_people_sharing_an_address_over_overlapping_spells() -> None:
     spells = pd.DataFrame({
         "address_id": ["a", "a", "a", "b"],
