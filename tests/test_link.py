@@ -112,6 +112,19 @@ def test_second_monthly_run_keeps_every_existing_resident_id_unless_it_merged(tw
     assert len(newcomers) == 2 and not set(newcomers["resident_id"]) & set(first["resident_id"])
 
 
+def test_changes_since_previous_count_the_new_clusters_as_well_as_kept_and_merged_ids(two_runs: dict[str, Path]) -> None:
+    changes = json.loads((two_runs["out2"] / "link_quality.json").read_text())["changes_since_previous"]
+    links = pd.read_parquet(two_runs["out2"] / "person_links.parquet")
+    table = pd.read_parquet(two_runs["out2"] / "link_changes.parquet")
+    # Month 2 adds one newcomer household seen only by police: new clusters, which link_changes cannot list.
+    new = links.loc[links["cluster_change"] == "new", "resident_id"].nunique()
+    assert changes["new"] == new and new >= 1
+    assert not set(links.loc[links["cluster_change"] == "new", "resident_id"]) & set(table["resident_id"])
+    assert {k: v for k, v in changes.items() if k != "new"} == table["change"].value_counts().to_dict()
+    previous = pd.read_parquet(two_runs["out1"] / "person_links.parquet")["resident_id"].nunique()
+    assert changes.get("kept", 0) + changes.get("merged", 0) == previous
+
+
 def test_resident_id_is_the_keyed_hash_of_the_clusters_first_record(two_runs: dict[str, Path]) -> None:
     links = pd.read_parquet(two_runs["out1"] / "person_links.parquet")
     links["key"] = links["source"] + "|" + links["record_id"]

@@ -474,6 +474,8 @@ def _run_link(
     }
     if previous_path is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
+        # New clusters hold no previous ID, so link_changes (one row per previous ID) cannot list them.
+        quality["changes_since_previous"]["new"] = int(resident_id[change.eq("new").to_numpy()].nunique())
     truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
     if truth_path is not None:
         truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
