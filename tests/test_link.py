@@ -367,6 +367,26 @@ def test_cli_link_without_a_secret_exits_2_with_how_to_create_one(tmp_path: Path
     assert "EARLYSIGNAL_LINK_SECRET" in result.output and not (tmp_path / "out").exists()
 
 
+def test_cli_link_warns_when_previous_ids_have_no_record_in_this_months_extracts(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    # Month 1's extracts linked against month 2's output: month 2's newcomers have no record here.
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    result = CliRunner().invoke(app, ["link", "--ingested", str(two_runs["in1"]), "--out", str(tmp_path / "out"),
+                                      "--previous", str(two_runs["out2"])])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "out" / "link_changes.parquet")
+    gone = table[table["change"] == "gone"]
+    newcomers = pd.read_parquet(two_runs["out2"] / "person_links.parquet").query("record_id.str.startswith('INC-NEW')")
+    assert set(gone["previous_resident_id"]) == set(newcomers["resident_id"]) and gone["resident_id"].isna().all()
+    output = " ".join(result.output.split())
+    assert f"{len(gone)} previous resident ID(s) have no record in these extracts and are gone" in output
+
+
 def test_privacy_scan_finds_no_identifier_in_the_feature_matrix_built_from_linked_data(
     two_runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -401,6 +421,18 @@ def test_previous_ids_stay_with_most_of_their_records_and_merges_and_splits_are_
     assert labels.tolist() == ["merged"] * 3 + ["split", "split", "split", "new"]
     rows = set(map(tuple, table.to_numpy()))
     assert rows == {("P1", "P1", "kept"), ("P3", "P3", "kept"), ("P2", "P1", "merged"), ("P3", ids[5], "split")}
+
+
+def test_a_previous_id_whose_records_are_all_missing_from_this_run_is_recorded_as_gone() -> None:
+    from earlysignal.linkage.run import _stable_ids
+
+    # P2's only record was renumbered by its system (record 3 is now 9): its ID cannot carry on.
+    previous = pd.DataFrame({"source": ["s"] * 3, "record_id": ["1", "2", "3"], "resident_id": ["P1", "P1", "P2"]})
+    keys = pd.Series(["s|1", "s|2", "s|9"])
+    ids, labels, table = _stable_ids(keys, np.array([0, 0, 1]), previous, b"k" * 32, "run")
+    assert ids.tolist()[:2] == ["P1", "P1"] and ids[2] not in {"P1", "P2"}
+    assert labels.tolist() == ["kept", "kept", "new"]
+    assert [tuple(r) for r in table.to_numpy()] == [("P2", None, "gone"), ("P1", "P1", "kept")]
 
 
 def test_pairwise_accuracy_by_source_counts_the_pairs_touching_each_source() -> None:

@@ -135,7 +135,8 @@ def _stable_ids_counted(
     A new cluster's ID is the keyed hash of its smallest record key. With a previous run, each previous
     resident ID stays with the cluster holding most of its records (ties: the smaller cluster anchor);
     a cluster home to several previous IDs keeps the one with most records and the others are
-    `merged` into it; other clusters holding some of a previous ID's records are `split` from it.
+    `merged` into it; other clusters holding some of a previous ID's records are `split` from it; a
+    previous ID with no record in this run is `gone` (resident_id null).
     """
     frame = pd.DataFrame({"key": record_keys.to_numpy(), "cluster": clusters})
     anchor = frame.groupby("cluster")["key"].min()
@@ -179,6 +180,11 @@ def _stable_ids_counted(
     for anchor_key in away["prev"].map(homes):
         if change[anchor_key] == "kept":
             change[anchor_key] = "split"
+    # A previous ID none of whose records is in this run (an extract that lost or renumbered them, or
+    # holds only the month's new rows) would otherwise vanish without a trace.
+    gone = sorted(set(previous_ids or ()) - set(counts["prev"]))
+    changes.append(pd.DataFrame({"previous_resident_id": gone, "resident_id": [None] * len(gone), "change": "gone"},
+                                dtype=object))
     ids = frame["anchor"].map(cluster_id)
     labels = frame["anchor"].map(change)
     table = pd.concat(changes, ignore_index=True).drop_duplicates()
