@@ -318,6 +318,17 @@ def test_pairwise_accuracy_counts_pairs_within_clusters() -> None:
     assert (result["precision"], result["recall"]) == (0.3333, 0.5)
 
 
+def test_ground_truth_counts_people_split_over_clusters_and_clusters_mixing_people() -> None:
+    # p1's 20 records are one cluster, p2 is in two pieces (c2, c3), c3 also holds p3's record.
+    predicted = pd.Series(["c1"] * 20 + ["c2", "c3", "c3"])
+    truth = pd.Series(["p1"] * 20 + ["p2", "p2", "p3"])
+    result = qual.pairwise_accuracy(predicted, truth)
+    assert (result["persons"], result["persons_split"], result["clusters_mixed"]) == (3, 1, 1)
+    assert result["recall"] == round(190 / 191, 4)   # pairs barely notice p2's split
+    counts = pd.DataFrame({"c": predicted, "t": truth, "n": 1}).groupby(["c", "t"], as_index=False)["n"].sum()
+    assert qual.pairwise_accuracy_counted(counts) == result
+
+
 def test_unlinked_rate_by_group_suppresses_small_counts_and_rounds_to_five() -> None:
     unlinked = pd.Series([True] * 12 + [False] * 31 + [True] * 3)
     groups = pd.Series(["a"] * 43 + ["b"] * 3)

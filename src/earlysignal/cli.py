@@ -871,6 +871,12 @@ def link(
             f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
             highlight=False,
         )
+        if "persons_split" in truth:
+            console.print(
+                f"{truth['persons_split']:,} of {truth['persons']:,} true persons are split over several clusters; "
+                f"{truth['clusters_mixed']:,} clusters hold records of several people.",
+                highlight=False,
+            )
     if quality.get("clerical_review"):
         review = quality["clerical_review"]
         console.print(
