@@ -19,12 +19,14 @@ from earlysignal.journey import (
     known_events,
     known_outcomes,
 )
+from earlysignal.windows import WindowLength
 from earlysignal.wording import Wording, wording_from_config
 
 
 def feature(source: str, types: tuple[str, ...], scope: str, window_days: int | None, aggregate: str) -> ReasonFeature:
     return ReasonFeature(name=f"{scope}__{source}__{aggregate}", source=source, event_types=types, scope=scope,
-                         window_days=window_days, aggregate=aggregate)
+                         window_length=None if window_days is None else WindowLength("d", window_days),
+                         aggregate=aggregate)
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
+from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict
 from earlysignal.dictionary import AttributeSpec, DataDictionary, ValueSpec, dictionary_for
 from earlysignal.errors import ConfigError
 from earlysignal.fingerprint import stable_hash
+from earlysignal.windows import WindowLength, window_length
 
 
 SCOPE_PHRASES = {"resident": "", "household": " in the household", "address": " at home"}
@@ -39,7 +40,7 @@ class FeatureDefinition:
     source: str
     event_type: str  # an event type, "all" (the family's types pooled) or "" for static features
     scope: str  # resident, household, address or static
-    window: str  # 30d, 90d, 365d, 3y, all, or "" for static features
+    window: str  # 30d, 3m, 12m, 3y, all, or "" for static features
     aggregate: str
     description: str
     is_imputed_flag: bool = False
@@ -47,7 +48,7 @@ class FeatureDefinition:
     missing_rule: str = "zero"  # zero, null or constant: what an undefined value becomes
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
-    window_days: int | None = None
+    window_length: WindowLength | None = None  # None: the whole history (or a static feature)
     description_one: str = ""  # the wording when the value is exactly 1 ("1 month ..."), when it differs
     description_negative: str = ""  # the wording of a value below zero, {value} its size ("-£{value} ...")
     value_decimals: int | None = None  # digits after the point in reasons (2 for money); None: up to one
@@ -78,20 +79,10 @@ def event_labels(source: str, event_type: str, dictionary: DataDictionary | None
 
 
 def window_phrase(window: str) -> str:
-    """'the last 12 months' for 365d, 'the last 3 years' for 3y, 'on record' for all."""
-    days = window_days(window)
-    if days is None:
-        return "on record"
-    if days % 365 == 0:
-        years = days // 365
-        return "the last 12 months" if years == 1 else f"the last {years} years"
-    if days % 30 == 0:
-        months = days // 30
-        return "the last month" if months == 1 else f"the last {months} months"
-    if days % 7 == 0 and days < 30:
-        weeks = days // 7
-        return "the last week" if weeks == 1 else f"the last {weeks} weeks"
-    return f"the last {days} days"
+    """'the last 3 months' for 3m, 'the last 12 months' for 12m, 'the last 3 years' for 3y, 'the last 90 days'
+    for 90d, 'on record' for all."""
+    length = window_length(window)
+    return "on record" if length is None else length.phrase
 
 
 def _period(window: str) -> str:
@@ -280,7 +271,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         missing_rule=rule,
                         missing_value=value,
                         imputed_flag=flag,
-                        window_days=window_days(window),
+                        window_length=window_length(window),
                     )
                     definitions.append(definition)
                     if flag:
