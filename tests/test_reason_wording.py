@@ -80,7 +80,7 @@ def _rent_records(value_spec: dict, aggregates: list[str], windows: list[str] | 
             "repair": {"label": "repair"},
         }}},
     })
-    family = FeatureFamily(name="rent", source="rent", windows=windows or ["90d"], aggregates=aggregates,
+    family = FeatureFamily(name="rent", source="rent", windows=windows or ["3m"], aggregates=aggregates,
                            per_event_type=True)
     return {d.name: d.public_record() for d in family_definitions(family, dictionary)}
 
@@ -137,7 +137,7 @@ def test_one_fact_is_one_reason_whatever_the_number_of_windows(records):
     from earlysignal.explain import top_reasons
 
     absence = "resident__school__absence__count__"
-    columns = [absence + "90d", absence + "365d", absence + "3y", "resident__school__fixed_term_exclusion__count__365d",
+    columns = [absence + "3m", absence + "12m", absence + "3y", "resident__school__fixed_term_exclusion__count__365d",
                "household__school__absence__count__365d"]
     metadata = {"features": [records[c] for c in columns], "feature_columns": columns}
     values = pd.DataFrame([[3, 3, 5, 1, 3], [3, 3, 5, 0, 0]], columns=columns, dtype=float)
