@@ -39,6 +39,7 @@ from earlysignal.features.spec import (
     feature_definitions,
     protected_codes,
     spec_dict,
+    code_fingerprint,
     spec_hash,
     static_attribute,
 )
@@ -1181,6 +1182,7 @@ def _metadata(
         },
         "spec": spec_dict(config),
         "spec_hash": spec_hash(config),
+        "code_fingerprint": code_fingerprint(),
         "data_fingerprint": getattr(data, "fingerprint", None),
         "extract_date": data.extract_date.isoformat(),
         "as_of_dates": as_of_text,

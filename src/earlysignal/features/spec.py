@@ -9,13 +9,16 @@ used verbatim as reason codes ("4 door replacements at home in the last 12 month
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.metadata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict
 from earlysignal.dictionary import AttributeSpec, DataDictionary, ValueSpec, dictionary_for
 from earlysignal.errors import ConfigError
-from earlysignal.fingerprint import stable_hash
+from earlysignal.fingerprint import python_sources_sha256, stable_hash
 from earlysignal.windows import WindowLength, window_length
 
 
@@ -467,6 +470,24 @@ def spec_hash(config: ProjectConfig) -> str:
     return stable_hash({**spec_dict(config), "dictionary": dictionary})
 
 
+# The package's modules whose code decides a matrix's values (relative to src/earlysignal): reading and
+# checking the linked data, windows and labels' calendar rules, the SQL and the NumPy builder, the engines.
+MATRIX_CODE = ("features", "engines", "contract", "windows.py", "config.py", "dictionary.py", "dates.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> dict[str, str]:
+    """{'earlysignal': the installed package version, 'sources_sha256': SHA-256 of the MATRIX_CODE source
+    files}: what a cached feature matrix's values depend on besides the spec and the data (computed once
+    per process)."""
+    try:
+        version = importlib.metadata.version("earlysignal")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        from earlysignal import __version__ as version
+    package = Path(__file__).resolve().parents[1]
+    return {"earlysignal": version, "sources_sha256": python_sources_sha256(package, MATRIX_CODE)}
+
+
 def config_with_spec(config: ProjectConfig, spec: dict[str, Any]) -> ProjectConfig:
     """`config` with its cohort/label/temporal/features replaced by a recorded spec (e.g. from a
     model's sidecar), so scoring uses exactly the spec the model was trained with."""
@@ -494,6 +515,7 @@ def definitions_as_records(definitions: list[FeatureDefinition]) -> list[dict[st
 __all__ = [
     "FeatureDefinition",
     "age_band",
+    "code_fingerprint",
     "config_with_spec",
     "definitions_as_records",
     "event_labels",
