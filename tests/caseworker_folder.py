@@ -19,11 +19,11 @@ from earlysignal.windows import WindowLength
 REPO = Path(__file__).resolve().parents[1]
 
 REASON_FEATURES = {
-    "address__housing_repairs__door_replacement__count__12m": ReasonFeature(
-        "address__housing_repairs__door_replacement__count__12m", "housing_repairs", ("door_replacement",),
-        "address", WindowLength("m", 12), "count", "{value} door replacements at home in the last 12 months"),
-    "household__police__domestic_incident__count__12m": ReasonFeature(
-        "household__police__domestic_incident__count__12m", "police", ("domestic_incident",), "household", WindowLength("m", 12),
+    "address__housing_repairs__door_replacement__count__365d": ReasonFeature(
+        "address__housing_repairs__door_replacement__count__365d", "housing_repairs", ("door_replacement",),
+        "address", WindowLength("d", 365), "count", "{value} door replacements at home in the last 12 months"),
+    "household__police__domestic_incident__count__365d": ReasonFeature(
+        "household__police__domestic_incident__count__365d", "police", ("domestic_incident",), "household", WindowLength("d", 365),
         "count", "{value} domestic incidents reported to police in the household in the last 12 months"),
     "static__age": ReasonFeature("static__age", "residents", (), "static", None, "age", "aged {value}"),
 }
@@ -67,7 +67,7 @@ def caseworker_folder(root: Path, challenge_contact: str = "") -> CaseworkerFold
     reasons = pd.DataFrame({
         "resident_id": ["res-next", RESIDENT, RESIDENT, RESIDENT],
         "reason": [1, 1, 2, 3],
-        "feature": ["household__police__domestic_incident__count__12m", *REASON_FEATURES],
+        "feature": ["household__police__domestic_incident__count__365d", *REASON_FEATURES],
         "text": [ranked["reason_1"][0], *REASON_TEXTS],
         "contribution": [0.5, 0.9, 0.4, 0.1],
     })
