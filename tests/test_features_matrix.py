@@ -94,8 +94,14 @@ def test_matrix_from_before_code_fingerprints_is_rebuilt(folder, tmp_path):
     out = tmp_path / "m.parquet"
     config = _config(folder)
     build_or_reuse_feature_matrix(config, out=out)
+    # As an older release wrote it: no code fingerprint in the sidecar nor in the Parquet's embedded copy.
+    from earlysignal.features.matrix import EMBEDDED_METADATA_KEY
+
     meta = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
     del meta["code_fingerprint"]
+    table = pq.read_table(out)
+    pq.write_table(table.replace_schema_metadata(
+        {**table.schema.metadata, EMBEDDED_METADATA_KEY: json.dumps(meta).encode("utf-8")}), out)
     sidecar_path(out).write_text(json.dumps(meta), encoding="utf-8")
     _, status = build_or_reuse_feature_matrix(config, out=out)
     assert status == "built: code changed"
@@ -172,7 +178,7 @@ def test_features_command_builds_then_reuses_and_shows_sql(folder, tmp_path):
     assert "no matrix" not in first.output and "GROUP BY entity, type_idx, first_j, tb" in first.output
     second = runner.invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
     assert second.exit_code == 0
-    assert f"Reused the feature matrix (spec and data unchanged): {built:,} rows x " in " ".join(second.output.split())
+    assert f"Reused the feature matrix (spec, code and data unchanged): {built:,} rows x " in " ".join(second.output.split())
 
 
 def test_features_command_names_a_missing_data_folder(tmp_path):

@@ -39,13 +39,16 @@ class JourneyData(Protocol):
 
 
 def _record_window(get: Any) -> WindowLength | None:
-    """A record's window length: a FeatureDefinition's own, else parsed from its `window` ('12m', 'all';
-    '' for static features)."""
+    """A record's window length: a FeatureDefinition's own, else parsed from its `window` ('12m', '365d', 'all';
+    '' for static features), else (model_features.json written before calendar windows) its `window_days`."""
     length = get("window_length")
     if isinstance(length, WindowLength):
         return length
     window = get("window")
-    return window_length(str(window)) if window else None
+    if window:
+        return window_length(str(window))
+    days = get("window_days")
+    return None if days is None else WindowLength("d", int(days))
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class ReasonFeature:
         """Plain JSON data."""
         record = asdict(self)
         record["event_types"] = list(self.event_types)
+        del record["window_length"]
+        record["window"] = self.window_length.spelled if self.window_length else ("" if self.scope == "static" else "all")
         return record
 
 

@@ -61,6 +61,11 @@ class WindowLength:
         return WindowLength(self.unit, self.amount * factor)
 
     @property
+    def spelled(self) -> str:
+        """The window as config spells it: '365d', '12m' (a year window reads in months: '3y' is '36m')."""
+        return f"{self.amount}{self.unit}"
+
+    @property
     def phrase(self) -> str:
         """'the last 3 months', 'the last 12 months', 'the last 3 years', 'the last 4 weeks', 'the last 90 days'."""
         if self.unit == "m":
