@@ -388,6 +388,7 @@ def features(
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
+    _print_partitions(meta, project)
     label = meta.get("label", {})
     if label.get("included", True):
         console.print(
@@ -404,6 +405,27 @@ def features(
         )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
+
+
+def _print_partitions(meta: dict, project: object) -> None:
+    """One line on how a partitioned matrix was split: count, what chose it, part files and their rows."""
+    parts = meta.get("partitions")
+    if not parts:
+        return
+    build = getattr(project, "build", None)
+    if build is not None and build.partitions is not None:
+        chosen = f"build.partitions: {build.partitions}"
+    elif build is not None and build.memory_budget_gb is not None:
+        chosen = f"from build.memory_budget_gb: {build.memory_budget_gb}, by the estimate in docs/config.md"
+    else:
+        chosen = "as recorded in the sidecar"
+    rows = parts.get("rows_per_part") or [0]
+    where = "each in a Spark task" if meta.get("spark_tasks") else f"on {meta.get('engine', {}).get('name', 'duckdb')}"
+    console.print(
+        f"In {parts['count']} partitions ({chosen}), built {where}: {parts['parts']} part file(s) of "
+        f"{min(rows):,} to {max(rows):,} rows; households and addresses kept whole",
+        highlight=False,
+    )
 
 
 @app.command()

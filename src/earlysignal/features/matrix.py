@@ -226,7 +226,9 @@ def build_or_reuse_feature_matrix(
         if build.spark_tasks:
             _build_in_spark_tasks(config, data_dir, out, engine, extra)
         else:
-            build_partitioned_feature_matrix_from_folder(config, data_dir, out, engine=engine, extra_metadata=extra)
+            build_partitioned_feature_matrix_from_folder(
+                config, data_dir, out, engine=engine, extra_metadata=extra, progress=progress
+            )
         return read_feature_matrix(out), reason
     if build is not None and build.spark_tasks:
         raise ConfigError(
