@@ -282,3 +282,18 @@ def test_a_bundle_is_never_written_into_a_folder_holding_other_files(release: di
     (tmp_path / "again" / "signature.json").write_text("{}")
     write_bundle(release, tmp_path / "again")
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["manifest.json", "release.json"]
+
+
+def test_a_second_approval_and_a_small_feature_spec_do_not_block_the_release(
+    rows: pd.DataFrame, config: ProjectConfig, tmp_path: Path
+) -> None:
+    # The ledger position of an approval and the number of feature columns are not counts of people.
+    approval = {"status": "approved", "approver": "A Director", "role": "DCS", "approved_at": "2026-12-01T02:50:37Z",
+                "model_sha256": "ab" * 32, "report_sha256": "cd" * 32, "ledger_seq": 1, "demo": False}
+    release = build_release(rows, config=config, borough="Northgate", approval=approval,
+                            model={"name": "es", "version": "4", "model_sha256": "ab" * 32},
+                            feature_metadata={"feature_columns": ["a", "b", "c"]})
+    folder = write_bundle(release, tmp_path / "second-approval")
+    written = json.loads((folder / "release.json").read_text())
+    assert written["approval"]["ledger_seq"] == 1
+    assert written["coverage"]["features"] == 3

@@ -44,8 +44,10 @@ KIND_TRANSFER = "transfer"
 # Signatures cover this prefix, so an approval-ledger signature can never pass as a release sign-off.
 _SIGNING_DOMAIN = b"earlysignal-release-bundle-v1\n"
 # Whole numbers in release.json that are settings or identifiers, not counts of people.
+# Settings and identifiers, not counts of people: an approval's position in the ledger, the number of
+# feature columns.
 NOT_COUNTS = frozenset({"schema", "min_cell", "round_to", "bootstrap", "resamples", "seed", "horizon_months",
-                        "top_percent"})
+                        "top_percent", "ledger_seq", "features"})
 HEADLINE_METRICS = ("precision_at_capacity", "recall_at_capacity", "roc_auc")
 REQUIRED_COLUMNS = ("resident_id", "as_of", "label", "score", "flagged")
 
