@@ -97,6 +97,20 @@ def _check_comparable(spec: dict[str, Any], config: ProjectConfig, model_uri: st
             )
 
 
+def home_test_rows(model_uri: str) -> pd.DataFrame:
+    """resident_id, as_of, label of the labelled test rows a borough's own model logged, one per (resident,
+    as_of). Reads no approval: the own model's approval lives in the borough's own ledger, not in the copy
+    of the shipped model's home ledger a transfer evaluation is configured with. Raises BundleError when
+    the model was not evaluated, EarlySignalError when its run cannot be read."""
+    from earlysignal.modeling.artifacts import load_training_artifacts
+
+    artifacts = load_training_artifacts(model_uri)
+    if not artifacts.metrics.get("evaluated", True):
+        raise BundleError(f"{model_uri} was not evaluated (no test split); it has no test rows to compare on")
+    frame = artifacts.test_predictions
+    return frame.loc[frame["label"].notna(), ["resident_id", "as_of", "label"]]
+
+
 def transfer_evaluation(
     model_uri: str,
     config: ProjectConfig,
@@ -134,8 +148,7 @@ def transfer_evaluation(
     check_sources(spec_config, data, folder)
     home_rows = None
     if home_model_uri is not None:
-        home = home_evaluation(home_model_uri, config)
-        home_rows = home.frame.loc[home.frame["label"].notna(), ["resident_id", "as_of", "label"]]
+        home_rows = home_test_rows(home_model_uri)
         dates = sorted({pd.Timestamp(d).date() for d in home_rows["as_of"].unique()})
     elif as_of_dates:
         dates = sorted(as_of_dates)
