@@ -145,3 +145,81 @@ def test_bundles_predicting_different_outcomes_are_not_pooled(tmp_path) -> None:
         _check_comparable([a, b], [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(BundleError, match="same borough's release of the same model"):
         _check_comparable([a, copy.deepcopy(a)], [tmp_path / "a", tmp_path / "a2"])
+
+
+def test_two_of_one_boroughs_own_models_are_not_pooled_as_two_boroughs(tmp_path) -> None:
+    from earlysignal.federation.pool import _check_comparable
+
+    first = _release("A", (0.8, 0.7, 0.9), sha="a")
+    second = _release("A", (0.7, 0.6, 0.8), sha="b")
+    second["model"]["version"] = "2"
+    other = _release("B", (0.75, 0.65, 0.85), sha="c")
+    with pytest.raises(BundleError) as error:
+        _check_comparable([first, other, second], [tmp_path / "a1", tmp_path / "b", tmp_path / "a2"])
+    message = str(error.value)
+    assert f"{tmp_path / 'a1'} (m-a v1) and {tmp_path / 'a2'} (m-b v2) are both A's own model" in message
+    assert "keep the bundle of the version its board approved" in message
+    # A model shipped into A beside A's own model is a transfer, not a second own model.
+    shipped = _release("A", (0.7, 0.6, 0.8), kind="transfer", trained_in="B", sha="c")
+    _check_comparable([first, other, shipped], [tmp_path / "a1", tmp_path / "b", tmp_path / "a-from-b"])
+
+
+APPROVED = {"status": "approved", "approver": "A Director", "role": "DCS", "approved_at": "2026-12-01T00:00:00Z",
+            "ledger_seq": 0, "demo": False}
+CODE = {"earlysignal": "0.1.0", "git_commit": "c" * 40, "source_sha256": "d" * 64}
+
+
+def test_a_bundle_of_a_model_not_approved_when_released_is_named_with_what_to_do(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    approved = {**_release("A", (0.8, 0.7, 0.9)), "approval": APPROVED, "code": CODE}
+    candidate = {**_release("B", (0.7, 0.6, 0.8), sha="b"), "approval": None, "code": CODE}
+    revoked = {**_release("C", (0.7, 0.6, 0.8), sha="c"), "approval": {**APPROVED, "status": "revoked"}, "code": CODE}
+    paths = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    warnings = pool_warnings([approved, candidate, revoked], paths)
+    assert warnings == [
+        f"{tmp_path / 'b'}: m-b v1 had no signed approval in B's ledger when it was released; its figures are a "
+        "candidate's, not an approved model's. To pool an approved model, approve it (`earlysignal approve`) and "
+        "release again",
+        f"{tmp_path / 'c'}: the approval of m-c v1 was revoked when C released it; its figures are a candidate's, not "
+        "an approved model's. To pool an approved model, approve it (`earlysignal approve`) and release again",
+    ]
+    assert pool_warnings([approved, {**approved, "borough": "B"}], paths[:2]) == []
+
+
+def test_bundles_made_by_different_or_unidentified_code_are_named_with_their_versions(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    a = {**_release("A", (0.8, 0.7, 0.9)), "approval": APPROVED, "code": CODE}
+    b = {**_release("B", (0.7, 0.6, 0.8), sha="b"), "approval": APPROVED,
+         "code": {**CODE, "earlysignal": "0.2.0", "source_sha256": "e" * 64}}
+    paths = [tmp_path / "a", tmp_path / "b"]
+    [warning] = pool_warnings([a, b], paths)
+    assert warning.startswith("the bundles were made by different code (")
+    assert f"{tmp_path / 'a'}: Early Signal 0.1.0, commit cccccccccccc, source dddddddddddd" in warning
+    assert f"{tmp_path / 'b'}: Early Signal 0.2.0, commit cccccccccccc, source eeeeeeeeeeee" in warning
+    assert warning.endswith("Install the same pinned release in every borough and release again")
+    # An edited checkout at the same commit is different code: the source hash tells them apart.
+    edited = {**b, "code": {**CODE, "source_sha256": "f" * 64}}
+    assert len(pool_warnings([a, edited], paths)) == 1
+    unknown = {"earlysignal": "0.1.0", "git_commit": "unknown"}
+    [warning] = pool_warnings([{**a, "code": unknown}, {**b, "code": unknown}], paths)
+    assert warning.startswith("the bundles do not say which code made them")
+
+
+def test_a_bundle_records_the_code_it_was_made_by_not_the_repository_it_was_run_in(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    from earlysignal.federation.bundle import code_versions
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "borough.yaml").write_text("x: 1\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+                   check=True)
+    elsewhere = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    code = code_versions()
+    assert code["git_commit"] != elsewhere
+    assert len(code["source_sha256"]) == 64 and code_versions()["source_sha256"] == code["source_sha256"]

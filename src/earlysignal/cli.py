@@ -1137,15 +1137,31 @@ def release(
         progress.update(task, total=1, completed=1)
     summary = document["performance"]["summary"]
     words = ", ".join(
-        f"{name.replace('_', ' ')} {entry['value']}" for name, entry in summary.items() if entry.get("value") is not None
+        f"{name.replace('_', ' ')} {entry['value']:.2f}" for name, entry in summary.items() if entry.get("value") is not None
     )
     console.print(f"Release bundle for {document['borough']} ({document['kind']}): {folder}", highlight=False)
     console.print(f"  {words}", highlight=False)
+    _print_release_approval(document)
     if key is None:
         console.print(f"[yellow]Not signed off yet: the output checker reads {folder / 'release.json'} and runs "
                       f"`earlysignal release-sign {folder} --key PATH`.[/yellow]", highlight=False)
     else:
         console.print("[green]Signed off.[/green]")
+
+
+def _print_release_approval(document: dict) -> None:
+    """Whether the released model was approved, as the bundle records it; a warning when it was not."""
+    from earlysignal.federation.pool import approval_warning
+
+    problem = approval_warning(document)
+    if problem is None:
+        approval = document["approval"]
+        console.print(f"  model approved by {approval['approver']} ({approval['role']}) at {approval['approved_at']}",
+                      highlight=False)
+    else:
+        console.print(f"[yellow]  NOT APPROVED: {problem}; the bundle records this and the pooled report marks it. "
+                      "To release an approved model, approve it (`earlysignal approve`) and release again.[/yellow]",
+                      highlight=False)
 
 
 @app.command("release-sign")
@@ -1199,6 +1215,8 @@ def pool(
         across = [f for f in block["fairness"] if f["verdict"] == "across boroughs"]
         if across:
             console.print(f"  [bold red]{len(across)} fairness finding(s) hold across boroughs[/bold red]")
+    for warning in document.get("warnings", []):
+        console.print(f"[yellow]Warning: {warning}.[/yellow]", highlight=False)
     console.print(f"Report: {html_path}\nNumbers: {json_path}", highlight=False)
 
 

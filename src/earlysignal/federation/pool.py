@@ -238,12 +238,74 @@ def _check_comparable(releases: Sequence[dict[str, Any]], paths: Sequence[Path])
         detail = "; ".join(f"{p}: {r['label']['words']}" for p, r in zip(paths, releases, strict=True))
         raise BundleError(f"the bundles predict different outcomes, so they cannot be pooled: {detail}")
     seen: dict[tuple[str, str, str], Path] = {}
+    own: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path, release in zip(paths, releases, strict=True):
         key = (release["borough"], release["kind"], str(_model_key(release)))
         if key in seen:
             raise BundleError(f"bundles {seen[key]} and {path} are the same borough's release of the same model; "
                               "pool each evaluation once")
         seen[key] = path
+        if release["kind"] == KIND_HOME:
+            if release["borough"] in own:
+                # Two of one borough's own models would count its residents twice in the pool.
+                first_path, first = own[release["borough"]]
+                raise BundleError(
+                    f"bundles {first_path} ({_model_words(first)}) and {path} ({_model_words(release)}) are both "
+                    f"{release['borough']}'s own model; the pool counts each borough once: keep the bundle of the "
+                    "version its board approved and leave the other out"
+                )
+            own[release["borough"]] = (path, release)
+
+
+def _model_words(release: dict[str, Any]) -> str:
+    model = release.get("model") or {}
+    return f"{model.get('name')} v{model.get('version')}"
+
+
+def approval_warning(release: dict[str, Any]) -> str | None:
+    """Why a bundle's model was not an approved one when it was released (None when it was): no approval,
+    a revoked one, or only the synthetic demo key's."""
+    approval = release.get("approval")
+    where = release["borough"]
+    if not approval:
+        return f"{_model_words(release)} had no signed approval in {where}'s ledger when it was released"
+    if approval.get("status") != "approved":
+        return f"the approval of {_model_words(release)} was {approval.get('status')} when {where} released it"
+    if approval.get("demo"):
+        return f"{_model_words(release)} was approved with the synthetic demo key only"
+    return None
+
+
+def code_identity(release: dict[str, Any]) -> tuple[str, str, str]:
+    """(Early Signal version, git commit, source SHA-256) of the code that made a bundle; 'unknown' parts
+    when not recorded (bundles written before the source hash was)."""
+    code = release.get("code") or {}
+    return (str(code.get("earlysignal") or "unknown"), str(code.get("git_commit") or "unknown"),
+            str(code.get("source_sha256") or "unknown"))
+
+
+def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> list[str]:
+    """What a reader must know before reading the pooled figures, each naming the bundle and what to do:
+    a model that was not approved when released, and bundles made by different or unidentified code."""
+    warnings = []
+    for path, release in zip(paths, releases, strict=True):
+        problem = approval_warning(release)
+        if problem is not None:
+            warnings.append(
+                f"{path}: {problem}; its figures are a candidate's, not an approved model's. To pool an approved "
+                "model, approve it (`earlysignal approve`) and release again"
+            )
+    identities = [code_identity(r) for r in releases]
+    unidentified = any(i[1] == "unknown" and i[2] == "unknown" for i in identities)
+    if len(set(identities)) > 1 or unidentified:
+        detail = "; ".join(f"{p}: Early Signal {v}, commit {c[:12]}, source {h[:12]}"
+                           for p, (v, c, h) in zip(paths, identities, strict=True))
+        verdict = "were made by different code" if len(set(identities)) > 1 else "do not say which code made them"
+        warnings.append(
+            f"the bundles {verdict} ({detail}): differences between boroughs may partly be differences in the code. "
+            "Install the same pinned release in every borough and release again"
+        )
+    return warnings
 
 
 def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig) -> dict[str, Any]:
@@ -254,6 +316,7 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         raise BundleError("pool needs at least two release bundles (one folder per borough's release)")
     releases = [verify_bundle(folder, config) for folder in folders]
     _check_comparable(releases, folders)
+    warnings = pool_warnings(releases, folders)
     sets = []
     for group in evaluation_sets(releases):
         sets.append({"title": group["title"], "boroughs": [_label(r) for r in group["releases"]],
@@ -274,7 +337,9 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         "bundles": [
             {"path": str(folder), "borough": r["borough"], "kind": r["kind"], "trained_in": r["trained_in"],
              "model": r["model"], "signed_off": r["signed_off"], "generated_at": r.get("generated_at"),
-             "code": {"earlysignal": r["code"].get("earlysignal"), "git_commit": r["code"].get("git_commit")},
+             "code": {"earlysignal": r["code"].get("earlysignal"), "git_commit": r["code"].get("git_commit"),
+                      "source_sha256": r["code"].get("source_sha256")},
+             "approval": r.get("approval"), "approval_warning": approval_warning(r),
              "release_sha256": digest_of({k: v for k, v in r.items() if k != "signed_off"}),
              "n": r["performance"].get("n"), "positives": r["performance"].get("positives"),
              "test_as_of": [row["as_of"] for row in r["coverage"].get("test_as_of", [])],
@@ -283,7 +348,9 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         ],
         "sets": sets,
         "transfer": transfer_table(releases),
-        "same_code": len({r["code"].get("git_commit") for r in releases}) == 1,
+        "same_code": len({code_identity(r) for r in releases}) == 1
+        and not any(i[1] == "unknown" and i[2] == "unknown" for i in map(code_identity, releases)),
+        "warnings": warnings,
     }
 
 
