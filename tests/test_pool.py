@@ -64,8 +64,13 @@ def test_random_effects_is_dersimonian_laird_on_the_released_intervals() -> None
 
 
 def test_boroughs_that_agree_have_no_heterogeneity_and_pool_as_fixed_effect() -> None:
-    # Q = 0 < df: the DerSimonian-Laird tau² is truncated at 0, so the pool is the inverse-variance mean.
-    pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
+    # Q = 0 < df: the DerSimonian-Laird tau² is truncated at 0, so the pool is the inverse-variance mean
+    # (and statsmodels' square root of the negative estimate is not shown to the user as a warning).
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
     assert pooled["tau2"] == 0.0 and pooled["i2"] == 0.0 and pooled["value"] == pytest.approx(0.75)
     half = 1.959963984540054 / math.sqrt(1 / 0.02**2 + 1 / 0.03**2)
     assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((0.75 - half, 0.75 + half))
@@ -223,3 +228,24 @@ def test_a_bundle_records_the_code_it_was_made_by_not_the_repository_it_was_run_
     code = code_versions()
     assert code["git_commit"] != elsewhere
     assert len(code["source_sha256"]) == 64 and code_versions()["source_sha256"] == code["source_sha256"]
+
+
+def test_a_borough_that_withheld_the_group_or_uses_it_as_reference_is_listed_not_left_out(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    a = _release("A", (0.8, 0.7, 0.9), groups={"Black": _ratio(True, 2.1)})
+    b = _release("B", (0.8, 0.7, 0.9), groups={"Black": {}})  # the group's cells withheld: no ratio at all
+    c = _release("C", (0.8, 0.7, 0.9))
+    c["fairness"]["characteristics"][0].update(
+        reference="Black", groups=[{"group": "Black", "is_reference": True, "ratios": {}},
+                                   {"group": "White", "is_reference": False, "ratios": _ratio(False, 0.9)}])
+    (finding,) = fairness_consistency([a, b, c])
+    assert (finding["group"], finding["verdict"]) == ("Black", ONE_ONLY)
+    assert finding["not_assessable_in"] == ["B"] and finding["reference_in"] == ["C"]
+    for release in (a, b, c):
+        release.update(approval=APPROVED, code=CODE)
+    assert pool_warnings([a, b, c], [tmp_path / "a", tmp_path / "b", tmp_path / "c"]) == [
+        "the fairness reference group for ethnicity differs between boroughs (A: White, B: White, C: Black), so their "
+        "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups to the same "
+        "group for ethnicity in every borough's config and release again"
+    ]

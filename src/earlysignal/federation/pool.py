@@ -63,7 +63,7 @@ def random_effects(names: Sequence[str], effects: Sequence[float], errors: Seque
     with np.errstate(invalid="ignore"):  # a negative tau² makes statsmodels take sqrt(<0); handled below
         result = combine_effects(np.asarray(effects, dtype=float), np.asarray(errors, dtype=float) ** 2,
                                  method_re="dl", row_names=list(names), use_t=False)
-    frame = result.summary_frame()
+        frame = result.summary_frame()  # also takes that sqrt (its HKSJ columns, unused here)
     p_value = result.test_homogeneity().pvalue
     # DerSimonian-Laird truncates tau² at 0 when Q < df; statsmodels 0.15 returns the negative moment
     # estimate (and NaN intervals). With tau² = 0 the random-effects pool is the fixed-effect one.
@@ -132,9 +132,11 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
     (flagged in some boroughs but assessed and not flagged, or flagged the other way, in others).
     """
     status: dict[tuple[str, str, str], dict[str, Any]] = {}
+    references: dict[str, dict[str, str | None]] = {}  # characteristic -> borough -> its reference group
     for release in releases:
         name = _label(release)
         for block in release["fairness"].get("characteristics", []):
+            references.setdefault(block["key"], {})[name] = block.get("reference")
             for group in block.get("groups", []):
                 for metric, entry in (group.get("ratios") or {}).items():
                     key = (block["key"], group["group"], metric)
@@ -148,10 +150,16 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
                         record["not_assessable"].append(name)
     findings = []
     labels = {m["metric"]: m["label"] for r in releases for m in r["fairness"].get("ratio_metrics", [])}
+    names = [_label(r) for r in releases]
     for (characteristic, group, metric), record in sorted(status.items()):
         flagged = record["flagged"]
         if not flagged:
             continue
+        seen = set(flagged) | set(record["not_flagged"]) | set(record["not_assessable"])
+        here = references.get(characteristic, {})
+        # A borough with no ratio for the group: the group is its reference, or was withheld (small numbers).
+        reference_in = [n for n in names if n not in seen and here.get(n) == group]
+        record["not_assessable"] += [n for n in names if n not in seen and here.get(n) != group]
         directions = {None if r is None else (r > 1) for r in flagged.values()}
         if len(flagged) == 1:
             verdict = ONE_ONLY
@@ -165,6 +173,7 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
             "flagged_in": [{"borough": b, "ratio": r} for b, r in sorted(flagged.items())],
             "assessed_not_flagged_in": sorted(record["not_flagged"]),
             "not_assessable_in": sorted(record["not_assessable"]),
+            "reference_in": sorted(reference_in),
         })
     order = {ACROSS: 0, MIXED: 1, ONE_ONLY: 2}
     findings.sort(key=lambda f: (order[f["verdict"]], f["characteristic"], f["group"], f["metric"]))
@@ -294,6 +303,18 @@ def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> 
             warnings.append(
                 f"{path}: {problem}; its figures are a candidate's, not an approved model's. To pool an approved "
                 "model, approve it (`earlysignal approve`) and release again"
+            )
+    by_characteristic: dict[str, dict[str, str | None]] = {}
+    for release in releases:
+        for block in (release.get("fairness") or {}).get("characteristics", []):
+            by_characteristic.setdefault(block["key"], {})[_label(release)] = block.get("reference")
+    for characteristic, chosen in sorted(by_characteristic.items()):
+        if len(set(chosen.values())) > 1:
+            detail = ", ".join(f"{name}: {group}" for name, group in chosen.items())
+            warnings.append(
+                f"the fairness reference group for {characteristic} differs between boroughs ({detail}), so their "
+                "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups "
+                f"to the same group for {characteristic} in every borough's config and release again"
             )
     identities = [code_identity(r) for r in releases]
     unidentified = any(i[1] == "unknown" and i[2] == "unknown" for i in identities)
