@@ -71,6 +71,9 @@ def test_boroughs_that_agree_have_no_heterogeneity_and_pool_as_fixed_effect() ->
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
+        # Two boroughs' recall from the trial that printed statsmodels' "invalid value encountered in sqrt".
+        close = random_effects(["A", "B"], [0.2105, 0.2143], [0.0408, 0.0485])
+    assert close["tau2"] == 0.0 and close["i2"] == 0.0
     assert pooled["tau2"] == 0.0 and pooled["i2"] == 0.0 and pooled["value"] == pytest.approx(0.75)
     half = 1.959963984540054 / math.sqrt(1 / 0.02**2 + 1 / 0.03**2)
     assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((0.75 - half, 0.75 + half))
