@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from earlysignal.config import ProjectConfig
-from earlysignal.errors import EarlySignalError
+from earlysignal.errors import ApprovalError, EarlySignalError
 from earlysignal.federation.bundle import BundleError
 
 # The parts of the feature spec that must agree for a shipped model's figures to mean the same thing here.
@@ -134,7 +134,18 @@ def transfer_evaluation(
     from earlysignal.modeling.artifacts import load_scoring_model
     from earlysignal.scoring import check_sources
 
-    approval = require_approved(model_uri, config)
+    try:
+        approval = require_approved(model_uri, config)
+    except ApprovalError as error:
+        if not str(error).startswith("approver-set check failed"):
+            raise
+        # The receiving borough's own approvers in the same list is the usual cause.
+        raise ApprovalError(
+            f"{error}. A shipped model's approval is checked against its home board's approvers as pinned in "
+            "the copy of its ledger: give the transfer evaluation a config of its own whose approval.approvers "
+            "lists exactly the home board's approvers and whose approval.store is that copy (docs/federation.md, "
+            "'Transfer evaluation')"
+        ) from None
     pinned = f"models:/{approval.model_name}/{approval.model_version}"
     model = load_scoring_model(pinned)
     metadata = model.feature_metadata
