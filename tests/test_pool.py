@@ -210,6 +210,9 @@ def test_bundles_made_by_different_or_unidentified_code_are_named_with_their_ver
     # An edited checkout at the same commit is different code: the source hash tells them apart.
     edited = {**b, "code": {**CODE, "source_sha256": "f" * 64}}
     assert len(pool_warnings([a, edited], paths)) == 1
+    # The same package files at a later commit (only tests or docs changed) are the same code.
+    later = {**b, "code": {**CODE, "git_commit": "9" * 40}}
+    assert pool_warnings([a, later], paths) == []
     unknown = {"earlysignal": "0.1.0", "git_commit": "unknown"}
     [warning] = pool_warnings([{**a, "code": unknown}, {**b, "code": unknown}], paths)
     assert warning.startswith("the bundles do not say which code made them")

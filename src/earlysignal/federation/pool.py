@@ -293,6 +293,15 @@ def code_identity(release: dict[str, Any]) -> tuple[str, str, str]:
             str(code.get("source_sha256") or "unknown"))
 
 
+def same_code(releases: Sequence[dict[str, Any]]) -> bool:
+    """Whether every bundle was made by the same, identified code: the same source hash when all record one
+    (commits may differ by changes outside the package, e.g. tests), else the same version and known commit."""
+    identities = [code_identity(r) for r in releases]
+    if all(i[2] != "unknown" for i in identities):
+        return len({i[2] for i in identities}) == 1
+    return len({i[:2] for i in identities}) == 1 and all(i[1] != "unknown" for i in identities)
+
+
 def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> list[str]:
     """What a reader must know before reading the pooled figures, each naming the bundle and what to do:
     a model that was not approved when released, and bundles made by different or unidentified code."""
@@ -318,10 +327,10 @@ def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> 
             )
     identities = [code_identity(r) for r in releases]
     unidentified = any(i[1] == "unknown" and i[2] == "unknown" for i in identities)
-    if len(set(identities)) > 1 or unidentified:
+    if not same_code(releases):
         detail = "; ".join(f"{p}: Early Signal {v}, commit {c[:12]}, source {h[:12]}"
                            for p, (v, c, h) in zip(paths, identities, strict=True))
-        verdict = "were made by different code" if len(set(identities)) > 1 else "do not say which code made them"
+        verdict = "do not say which code made them" if unidentified else "were made by different code"
         warnings.append(
             f"the bundles {verdict} ({detail}): differences between boroughs may partly be differences in the code. "
             "Install the same pinned release in every borough and release again"
@@ -369,8 +378,7 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         ],
         "sets": sets,
         "transfer": transfer_table(releases),
-        "same_code": len({code_identity(r) for r in releases}) == 1
-        and not any(i[1] == "unknown" and i[2] == "unknown" for i in map(code_identity, releases)),
+        "same_code": same_code(releases),
         "warnings": warnings,
     }
 
