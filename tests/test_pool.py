@@ -255,3 +255,23 @@ def test_a_borough_that_withheld_the_group_or_uses_it_as_reference_is_listed_not
         "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups to the same "
         "group for ethnicity in every borough's config and release again"
     ]
+
+
+def test_the_board_summary_says_what_holds_across_boroughs_and_what_a_shipped_model_loses() -> None:
+    from earlysignal.federation.pool import board_summary
+
+    a = _release("A", (0.80, 0.76, 0.84), sha="a", groups={"Black": _ratio(True, 2.0)})
+    b = _release("B", (0.79, 0.75, 0.83), sha="b", groups={"Black": _ratio(True, 1.8), "Asian": _ratio(True, 1.5)})
+    shipped = _release("B", (0.70, 0.66, 0.74), kind="transfer", trained_in="A", sha="a")
+    releases = [a, b, shipped]
+    document = {"sets": [{"title": s["title"], "metrics": meta_analysis(s["releases"]),
+                          "fairness": fairness_consistency(s["releases"])} for s in evaluation_sets(releases)],
+                "transfer": transfer_table(releases)}
+    summary = board_summary(document)
+    assert summary[0].startswith("Each borough's own model: pooled AUC 0.795 (")
+    assert summary[0].endswith("; boroughs agree within chance (I² 0%).")
+    assert summary[1].startswith("Holds across boroughs: Black (ethnicity, against White), flagged ratio A 2.00, B 1.80.")
+    assert summary[2].startswith("1 fairness finding(s) in one borough only or mixed")
+    # The shipped model in B against B's own (0.79) and at home in A (0.80): both intervals exclude 0.
+    assert summary[-1] == ("A's model in B: AUC 0.70 (0.66 to 0.74); clearly worse than B's own model (difference "
+                           "0.09 (0.03 to 0.15)); clearly worse than at home in A (difference 0.10 (0.04 to 0.16)).")

@@ -1215,6 +1215,8 @@ def pool(
         across = [f for f in block["fairness"] if f["verdict"] == "across boroughs"]
         if across:
             console.print(f"  [bold red]{len(across)} fairness finding(s) hold across boroughs[/bold red]")
+    for line in document.get("summary", []):
+        console.print(f"- {line}", highlight=False)
     for warning in document.get("warnings", []):
         console.print(f"[yellow]Warning: {warning}.[/yellow]", highlight=False)
     console.print(f"Report: {html_path}\nNumbers: {json_path}", highlight=False)

@@ -338,6 +338,59 @@ def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> 
     return warnings
 
 
+def _interval_words(entry: dict[str, Any] | None, digits: int = 2) -> str:
+    if not entry or entry.get("value") is None:
+        return "withheld"
+    text = f"{entry['value']:.{digits}f}"
+    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+        text += f" ({entry['ci_low']:.{digits}f} to {entry['ci_high']:.{digits}f})"
+    return text
+
+
+def _loss_words(loss: dict[str, Any] | None, against: str) -> str | None:
+    if not loss:
+        return None
+    clear = loss.get("ci_low") is not None and (loss["ci_low"] > 0 or loss["ci_high"] < 0)
+    verdict = (("clearly worse than " if loss["value"] > 0 else "clearly better than ") if clear
+               else "no clear difference from ")
+    return f"{verdict}{against} (difference {_interval_words(loss)})"
+
+
+def board_summary(document: dict[str, Any]) -> list[str]:
+    """Plain-English conclusions from a pooled document, in reading order: each evaluation set's pooled AUC
+    and whether boroughs agree, the fairness findings that hold across boroughs and those in one only, and
+    each shipped model's AUC beside the receiving borough's own and at home."""
+    lines = []
+    for block in document["sets"]:
+        auc = block["metrics"]["roc_auc"]
+        pooled = auc["pooled"]
+        if pooled is None:
+            lines.append(f"{block['title']}: AUC not pooled ({auc['note']}).")
+        else:
+            agree = ("boroughs differ more than chance explains (I² {:.0f}%): read it as an average over different "
+                     "places" if pooled["i2"] >= 0.5 else "boroughs agree within chance (I² {:.0f}%)").format(
+                100 * pooled["i2"])
+            lines.append(f"{block['title']}: pooled AUC {_interval_words(pooled, 3)}; {agree}.")
+        across = [f for f in block["fairness"] if f["verdict"] == ACROSS]
+        for finding in across:
+            ratios = ", ".join(f"{item['borough']} {item['ratio']:.2f}" for item in finding["flagged_in"])
+            lines.append(f"Holds across boroughs: {finding['group']} ({finding['characteristic']}, against "
+                         f"{finding['reference']}), {finding['metric_label']} ratio {ratios}. A board should treat "
+                         "this as a property of the model or of recording, not of one place.")
+        local = [f for f in block["fairness"] if f["verdict"] != ACROSS]
+        if local:
+            lines.append(f"{len(local)} fairness finding(s) in one borough only or mixed: for the borough named, "
+                         "look at local practice and recording before the model.")
+    for row in document["transfer"]:
+        auc = next(m for m in row["metrics"] if m["metric"] == "roc_auc")
+        parts = [f"{row['trained_in']}'s model in {row['borough']}: AUC {_interval_words(auc['shipped'])}"]
+        own = _loss_words(auc["loss_vs_own_model"], f"{row['borough']}'s own model")
+        home = _loss_words(auc["loss_vs_home"], f"at home in {row['trained_in']}")
+        parts += [p for p in (own, home) if p]
+        lines.append("; ".join(parts) + ".")
+    return lines
+
+
 def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig) -> dict[str, Any]:
     """The pooled evaluation (pool.json content) of the bundles at `paths`; BundleError for any bundle
     that fails a check (unsigned, altered, untrusted checker, small count) or bundles that do not compare."""
@@ -352,7 +405,7 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         sets.append({"title": group["title"], "boroughs": [_label(r) for r in group["releases"]],
                      "metrics": meta_analysis(group["releases"]),
                      "fairness": fairness_consistency(group["releases"])})
-    return {
+    document = {
         "schema": POOL_SCHEMA,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "label": releases[0]["label"],
@@ -381,6 +434,8 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         "same_code": same_code(releases),
         "warnings": warnings,
     }
+    document["summary"] = board_summary(document)
+    return document
 
 
 def run_pool(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig,
