@@ -325,3 +325,14 @@ def test_the_receiving_boroughs_own_test_rows_are_read_without_its_approval_ledg
     stub.metrics = {"evaluated": False}
     with pytest.raises(BundleError, match="was not evaluated"):
         home_test_rows("models:/es-elmbridge/1")
+
+
+def test_keys_tells_an_output_checker_where_their_public_key_goes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    result = CliRunner().invoke(app, ["keys", "--name", "Riverside output checker", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "An output checker who signs release bundles off is listed under release.checkers instead" in said

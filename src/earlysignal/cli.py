@@ -181,6 +181,11 @@ def keys(
         "--reason \"...\" (until then `score` refuses: the approver-set check).",
         highlight=False,
     )
+    console.print(
+        "An output checker who signs release bundles off is listed under release.checkers instead, with the "
+        "same three lines; that list needs no signed change (docs/federation.md).",
+        highlight=False,
+    )
 
 
 @app.command()
