@@ -66,3 +66,15 @@ def test_spark_without_java_on_path_is_a_message_not_a_traceback(tmp_path, monke
     assert result.exit_code == 2
     assert "no `java` on PATH" in result.output and "Java 17" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_spark_engine_does_not_alarm_users_with_pyspark_s_pandas_3_caveat():
+    import warnings
+
+    import earlysignal.engines.spark_engine  # noqa: F401  (installs the filter)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn("PySpark does not yet fully support pandas >= 3.0.0. Some features may not work correctly.",
+                      FutureWarning, stacklevel=1)
+        warnings.warn("some other future change", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["some other future change"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import pyarrow as pa
 
 from earlysignal.engines.base import Dialect, Engine, TableLike
 from earlysignal.errors import EarlySignalError
+
+# PySpark warns on every run that it does not yet fully support pandas 3; the engine hands tables over as
+# Arrow, and the feature tests check its matrices equal DuckDB's value for value under pandas 3.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 # Local-mode settings for one machine; on a cluster the session comes from spark-submit / Databricks
 # and these are not applied (docs/spark.md).
