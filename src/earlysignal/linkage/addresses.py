@@ -3,7 +3,7 @@
 Matching runs in order and the first hit wins: (1) the record's own UPRN when the gazetteer has it;
 (2) the address's bag of tokens plus postcode; (3) the bag of tokens alone; (4) the house and flat
 numbers plus postcode. A key that points at more than one gazetteer address is ambiguous and never
-used. The bag of tokens (upper case, abbreviations expanded, "12C" split into "12 C", the words
+used. The bag of tokens (accents folded as in names, upper case, abbreviations expanded, "12C" split into "12 C", the words
 FLAT/APARTMENT/UNIT dropped, sorted, duplicates removed) makes "Flat 3, 12 High St" and
 "12 High Street Flat 3" one key. Unmatched addresses keep a keyed hash of their tokens, so people at
 the same unmatched address still share a household.
@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 import pandas as pd
+
+from earlysignal.linkage.folding import fold_accents
 
 # Common English street-address abbreviations (a property of the language, not of one borough).
 _ABBREVIATIONS = {
@@ -39,7 +41,8 @@ def address_tokens(text: str | None) -> tuple[str, ...]:
     """Sorted distinct tokens of an address, abbreviations expanded, flat words dropped."""
     if text is None or pd.isna(text):
         return ()
-    upper = _POSTCODE_IN_TEXT.sub(" ", str(text).upper())
+    # Accents folded as names are ("Église" = "Eglise"); unfolded, "É" would split a word in two.
+    upper = _POSTCODE_IN_TEXT.sub(" ", fold_accents(str(text)).upper())
     upper = _SPLIT_NUMBER_LETTER.sub(r"\1 \2", upper)
     tokens = {_ABBREVIATIONS.get(t, t) for t in _NON_ALNUM.split(upper) if t}
     return tuple(sorted(tokens - _DROP))

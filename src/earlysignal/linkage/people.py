@@ -19,6 +19,7 @@ import pandas as pd
 
 from earlysignal.config import LinkageComparison, LinkageSection
 from earlysignal.errors import EarlySignalError
+from earlysignal.linkage.folding import UNDECOMPOSED
 from earlysignal.linkage.records import spill_folder
 
 # The standard person schema Splink sees (derived in `standardise`); config may use any of these.
@@ -32,9 +33,8 @@ class LinkageError(EarlySignalError):
     """The linkage config or the person records cannot be used as they are."""
 
 
-# Latin letters that Unicode does not decompose into a base letter and an accent. (The ligature æ is
-# not folded: rare in these records, it is dropped as any other non-letter is.)
-_UNDECOMPOSED = str.maketrans({"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "œ": "oe", "ı": "i"})
+# Latin letters Unicode does not decompose (ø, ł, ß...): the same table folds addresses (folding.py).
+_UNDECOMPOSED = UNDECOMPOSED
 
 
 def _clean_name(values: pd.Series) -> pd.Series:
