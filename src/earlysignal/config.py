@@ -635,10 +635,11 @@ class LinkageSection(_Section):
     # Sources whose records without a seen_until are current (an open liability): evidence of living
     # at the address up to the extract date.
     ongoing_record_sources: tuple[str, ...] = ()
-    # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
-    # paths are read from the ingested folder. Real data: clerically reviewed pairs
+    # Synthetic worlds: the true person behind each record (source, record_id, person_id); a relative
+    # path is looked for in the ingested folder, then data.dir, then beside the ingested folder
+    # (linkage/truth.py). Real data: clerically reviewed pairs
     # (source_l, record_id_l, source_r, record_id_r, is_match).
-    ground_truth: Path | None = Path("ground_truth/person_records.parquet")
+    ground_truth: Path | None = Path("ground_truth/raw_records.parquet")
     clerical_review: Path | None = None
 
 

@@ -30,6 +30,7 @@ from earlysignal.linkage import quality as qual
 from earlysignal.linkage.people import link_people, standardise
 from earlysignal.linkage.records import RecordStore, remove_stale_spills
 from earlysignal.linkage.secret import keyed_id, load_secret
+from earlysignal.linkage.truth import MIN_RECORDS_COVERED, GroundTruthChoice, find_ground_truth
 
 PERSON_COLUMNS = (
     "source", "record_id", "source_person_id", "first_name", "middle_name", "last_name", "birth_date", "sex",
@@ -199,8 +200,11 @@ def run_link(
     """Link ingested records into the data contract in `out_dir` (see module docstring).
 
     `previous` is an earlier link run's output folder; its person_links keep residents' IDs stable.
-    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record.
-    Raises ContractError for missing inputs or columns, ConfigError for bad linkage codes, SecretError
+    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record
+    (linkage/truth.py says where a configured one is looked for; link_quality.json's
+    `ground_truth_used` says which file was used, or why none).
+    Raises ContractError for missing inputs or columns (or a --ground-truth that does not exist or
+    names under 99% of the records), ConfigError for bad linkage codes, SecretError
     when no linkage secret is set.
     """
     ingested, out_dir = Path(ingested), Path(out_dir)
@@ -213,8 +217,10 @@ def run_link(
     removed = remove_stale_spills(ingested)
     if removed:
         logger.warning("removed %d spill folder(s) left in %s by a link that did not finish", removed, ingested)
+    # Chosen before linking, so a --ground-truth that does not exist stops the run at once.
+    truth = find_ground_truth(ingested, section.ground_truth, config.data.dir, ground_truth)
     with RecordStore(people_path, section.duckdb_memory_limit) as store:
-        return _run_link(store, ingested, out_dir, config, secret, previous, ground_truth)
+        return _run_link(store, ingested, out_dir, config, secret, previous, truth)
 
 
 def _check_parquet(path: Path, required: tuple[str, ...]) -> None:
@@ -228,7 +234,7 @@ def _check_parquet(path: Path, required: tuple[str, ...]) -> None:
 
 def _run_link(
     store: RecordStore, ingested: Path, out_dir: Path, config: ProjectConfig, secret: bytes,
-    previous: str | Path | None, ground_truth: str | Path | None,
+    previous: str | Path | None, choice: GroundTruthChoice,
 ) -> LinkSummary:
     section = config.linkage
     seconds: dict[str, float] = {}
@@ -466,20 +472,34 @@ def _run_link(
     }
     if previous_path is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
-    truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
-    if truth_path is not None:
-        truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
-        if not truth_path.exists() and ground_truth is not None:
-            raise ContractError(f"--ground-truth {truth_path} does not exist")
-        if truth_path.exists():
-            person = qual.ground_truth_person_column(truth_path)
-            counts = store.counts_by_kept(truth_path, person)
+    if choice.path is not None:
+        truth_path = choice.path
+        person = qual.ground_truth_person_column(truth_path)
+        counts = store.counts_by_kept(truth_path, person)
+        covered = int(counts["n"].sum()) / total_records
+        if covered < MIN_RECORDS_COVERED and choice.origin == "--ground-truth":
+            raise ContractError(
+                f"--ground-truth {truth_path} names only {covered:.1%} of the {total_records:,} person records in "
+                f"{ingested}: it describes another world's extracts; give the ground truth of the borough these "
+                "records were ingested from")
+        if covered < MIN_RECORDS_COVERED:
+            # Found by looking (linkage.ground_truth), not named: another world's truth gives no figures.
+            logger.warning("ground truth %s names only %.1f%% of the person records; accuracy not measured",
+                           truth_path, covered * 100)
+            quality["ground_truth_used"] = (
+                f"not used: {truth_path} (from {choice.origin}) names only {covered:.1%} of these person records, so "
+                "it describes another world's extracts")
+        else:
+            quality["ground_truth_used"] = choice.describe()
             kept_at = counts["kept_idx"].to_numpy(dtype=np.int64)
             true_counts = pd.DataFrame({"c": clusters[kept_at], "t": counts["value"].to_numpy(),
                                         "n": counts["n"].to_numpy(dtype=np.int64)})
             quality["ground_truth"] = qual.pairwise_accuracy_counted(true_counts)
             quality["ground_truth"]["per_source"] = qual.pairwise_accuracy_by_source(
                 true_counts["c"], true_counts["t"], pd.Series(people["source"].to_numpy()[kept_at]), true_counts["n"])
+            quality["ground_truth"]["records_covered"] = round(covered, 4)
+    else:
+        quality["ground_truth_used"] = choice.describe()
     if section.clerical_review is not None:
         review_path = Path(section.clerical_review)
         if not review_path.exists():
