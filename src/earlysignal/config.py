@@ -609,8 +609,10 @@ class LinkageSection(_Section):
     )
     deterministic_recall: float = Field(default=0.7, gt=0, le=1)
     # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
-    # (birth_date alone gives 35M pairs at 250k; with the first initial, 1.2M.)
-    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date", "first_name_initial"), ("postcode", "last_name"))
+    # (birth_date alone gives 35M pairs at 250k; with the first initial, 1.2M.) Postcode + surname alone
+    # holds whole households, whose members skew the m probabilities: + first initial (docs/config.md).
+    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("birth_date", "first_name_initial"), ("postcode", "last_name", "first_name_initial"))
     u_max_pairs: float = Field(default=2e6, gt=0)
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
