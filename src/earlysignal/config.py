@@ -616,6 +616,9 @@ class LinkageSection(_Section):
     u_max_pairs: float = Field(default=2e6, gt=0)
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
+    # DuckDB's cap for link's per-record work (grouping repeats, mapping events, person links), which runs
+    # while pandas holds the kept records: a smaller cap spills sooner and keeps the process's peak down.
+    records_memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # The secret that keys resident, household and address IDs (HMAC-SHA256): an env var, else a file.
     secret_env: str = "EARLYSIGNAL_LINK_SECRET"
     secret_file: Path | None = None

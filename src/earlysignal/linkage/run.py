@@ -221,7 +221,7 @@ def run_link(
     # Chosen before linking, so a --ground-truth that does not exist stops the run at once.
     truth = find_ground_truth(ingested, section.ground_truth, config.data.dir, ground_truth)
     start, cpu_start = time.perf_counter(), time.process_time()
-    with RecordStore(people_path, section.duckdb_memory_limit) as store:
+    with RecordStore(people_path, section.records_memory_limit) as store:
         grouped = (time.perf_counter() - start, time.process_time() - cpu_start)
         return _run_link(store, ingested, out_dir, config, secret, previous, truth, grouped)
 
