@@ -81,6 +81,7 @@ def main() -> None:
         "total_cpu_s": round(sum(r["cpu_s"] for r in results.values()), 1),
         "peak_rss_gb_max_of_stages": round(peak, 2),
         "link_seconds": quality["seconds"],
+        "link_cpu_seconds": quality.get("cpu_seconds"),  # every thread; steadier than wall on a shared machine
         "ground_truth": quality.get("ground_truth"),
         "address_match_rate": {k: v["match_rate"] for k, v in quality["addresses"].items()},
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",

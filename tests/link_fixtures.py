@@ -160,7 +160,7 @@ def write_ingested(out: Path, month: int = 1, n_households: int = 60, seed: int 
     pd.DataFrame(events).to_parquet(out / "events.parquet", index=False)
     pd.DataFrame(outcomes, columns=["source", "person_record_id", "outcome_type", "outcome_time", "known_at", "end_time"]
                  ).to_parquet(out / "outcomes.parquet", index=False)
-    pd.DataFrame(truth).to_parquet(out / "ground_truth" / "person_records.parquet", index=False)
+    pd.DataFrame(truth).to_parquet(out / "ground_truth" / "raw_records.parquet", index=False)
     (out / "manifest.json").write_text(json.dumps({"extract_date": EXTRACT_DATE.isoformat(), "code_lists": {"x": "abc"}}))
     return {"people": people, "gazetteer": gaz, "person_records": person_records}
 

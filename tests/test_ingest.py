@@ -236,7 +236,8 @@ def test_each_bad_row_is_quarantined_with_its_reason(tmp_path: Path, chunk_rows:
     ]) + "\n", chunk_rows=chunk_rows)
     q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
     assert q["reason"].to_dict() == {
-        "J3": "unmapped_code:sor", "J4": "unmapped_code:sor", "J5": "unparseable_date:raised",
+        "J3": "unmapped_code:sor", "J4": "unmapped_code:sor", "J5": "unparseable_date:raised: '2024-02-07' does not match %d/%m/%Y "
+                                                         "(housing_repairs.yaml: extracts[jobs].time.format)",
         "J1": "duplicate_record_id:job_ref", "": "missing_record_id:job_ref", "J9": "event_after_extract_date",
     }
     assert q["row_number"].tolist() == [3, 4, 5, 6, 7, 9]
@@ -404,13 +405,46 @@ def test_a_quarantined_row_names_its_file_and_the_column_of_the_check_it_failed(
         "J4,4 High St,N1 1AA,05/02/2024,5,QQ1,CP,x,1",             # unknown code
     ]) + "\n", mapping)
     q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
-    assert q["reason"].to_dict() == {"J2": "unparseable_value:cost", "J3": "unparseable_date:raised",
-                                     "J4": "unmapped_code:sor"}
+    assert q["reason"].to_dict() == {
+        "J2": "unparseable_value:cost",
+        "J3": "unparseable_date:raised: '31/02/2024' does not match %d/%m/%Y (housing_repairs.yaml: extracts[jobs].time.format)",
+        "J4": "unmapped_code:sor"}
     assert q["file"].tolist() == ["jobs.csv"] * 3
     assert q["row_number"].tolist() == [2, 3, 4]
     c = json.loads((out / "coverage.json").read_text())["housing_repairs"]
-    assert c["quarantined_by"] == {"unmapped_code:sor": 1, "unparseable_date:raised": 1, "unparseable_value:cost": 1}
+    assert c["quarantined_by"] == {
+        "unmapped_code:sor": 1,
+        "unparseable_date:raised: does not match %d/%m/%Y (housing_repairs.yaml: extracts[jobs].time.format)": 1,
+        "unparseable_value:cost": 1}
     assert c["read"] == c["mapped"] + c["excluded"] + c["quarantined"] == 4
+
+
+def test_a_date_quarantine_reason_names_the_expected_format_and_the_mapping_key_to_fix(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(MAPPING))
+    mapping["extracts"][0]["known_at"] = {"rule": "column", "column": "logged", "format": "%Y-%m-%d"}
+    mapping["extracts"][0]["end_time"] = {"column": "closed"}  # no format: ISO 8601
+    out = _run(tmp_path, HEADER.replace("\n", ",logged,closed\n") + "\n".join([
+        "J1,1 High St,N1 1AA,03/02/2024,5,CP1,CP,x,2024-02-03,2024-03-01",
+        "J2,2 High St,N1 1AA,31/13/2024,5,CP1,CP,x,2024-02-03,",             # no 13th month
+        "J3,3 High St,N1 1AA,04/02/2024,5,CP1,CP,x,04/02/2024,",             # recorded date in the wrong format
+        "J4,4 High St,N1 1AA,04/02/2024,5,CP1,CP,x,2024-02-04,1st March",    # end time not ISO 8601
+        "J5,5 High St,N1 1AA,05/02/2024,5,CP1,CP,x,2024-02-05,31/13/2024",   # both: the first check names it
+    ]) + "\n", mapping)
+    q = pd.read_parquet(out / "quarantine" / "housing_repairs.parquet").set_index("job_ref")
+    assert q["reason"].to_dict() == {
+        "J2": "unparseable_date:raised: '31/13/2024' does not match %d/%m/%Y (housing_repairs.yaml: extracts[jobs].time.format)",
+        "J3": "unparseable_date:logged: '04/02/2024' does not match %Y-%m-%d (housing_repairs.yaml: extracts[jobs].known_at.format)",
+        "J4": "unparseable_date:closed: '1st March' does not match ISO 8601 (housing_repairs.yaml: extracts[jobs].end_time.format)",
+        "J5": "unparseable_date:closed: '31/13/2024' does not match ISO 8601 (housing_repairs.yaml: extracts[jobs].end_time.format)",
+    }
+    c = json.loads((out / "coverage.json").read_text())["housing_repairs"]
+    # Counts are per reason and format, not per bad value.
+    assert c["quarantined_by"] == {
+        "unparseable_date:closed: does not match ISO 8601 (housing_repairs.yaml: extracts[jobs].end_time.format)": 2,
+        "unparseable_date:logged: does not match %Y-%m-%d (housing_repairs.yaml: extracts[jobs].known_at.format)": 1,
+        "unparseable_date:raised: does not match %d/%m/%Y (housing_repairs.yaml: extracts[jobs].time.format)": 1,
+    }
+    assert (c["read"], c["mapped"], c["quarantined"]) == (5, 1, 4)
 
 
 def test_an_extract_whose_glob_matches_no_file_is_an_error_naming_the_extract_and_glob(tmp_path: Path) -> None:

@@ -217,6 +217,20 @@ def test_flat_numbering_variants_and_abbreviations_match_the_same_uprn() -> None
     assert matched["match_rule"].tolist() == ["bag_pc", "bag", "bag_pc", "unmatched", "uprn"]
 
 
+def test_address_accents_fold_the_way_names_do_so_plain_and_accented_spellings_match_one_uprn() -> None:
+    gazetteer = pd.DataFrame({"uprn": ["1", "2"], "postcode": ["E1 6AN", "N1 1AA"],
+                              "address_text": ["4 Rue de l'Église", "Flat 2, 7 Łódź Court"]})
+    records = pd.DataFrame({"uprn": [None] * 5, "postcode": ["E1 6AN", None, None, None, "N1 1AA"],
+                            "address_text": ["4 RUE DE L'EGLISE", "4 rue de l’église", "7 Lodz Ct Flat 2",
+                                             "2/7 ŁÓDŹ CT", "Flat 2, 7 Lodz Court"]})
+    matched = addr.match_addresses(records, gazetteer)
+    assert matched["matched_uprn"].tolist() == ["1", "1", "2", "2", "2"]
+    assert matched["match_rule"].tolist() == ["bag_pc", "bag", "bag", "bag", "bag_pc"]
+    assert addr.address_tokens("4 Rue de l'Église") == addr.address_tokens("4 rue de l'eglise") == (
+        "4", "DE", "EGLISE", "L", "RUE")
+    assert addr.address_tokens("Łódź Straße") == ("LODZ", "STRASSE")
+
+
 def test_residency_spell_ends_when_the_next_address_is_first_seen() -> None:
     obs = pd.DataFrame({
         "resident_id": ["r"] * 4 + ["s"],

@@ -174,7 +174,7 @@ def test_cli_link_says_when_linkage_accuracy_was_not_measured_and_shows_a_cleric
     assert ("Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) and no "
             "clerically reviewed pairs (linkage.clerical_review).") in output
     # A reviewer looked at two pairs of police and school records: one the same person, one not.
-    truth = pd.read_parquet(tmp_path / "in" / "ground_truth" / "person_records.parquet")
+    truth = pd.read_parquet(tmp_path / "in" / "ground_truth" / "raw_records.parquet")
     person = truth.columns[truth.columns.str.contains("person")][0]
     police, school = truth[truth["source"] == "police"], truth[truth["source"] == "school"]
     same = school[school[person] == police[person].iloc[0]].iloc[0]

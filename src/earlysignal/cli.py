@@ -871,7 +871,7 @@ def link(
     ] = None,
     ground_truth: Annotated[
         Path | None,
-        typer.Option("--ground-truth", help="Synthetic worlds: the true person per record (e.g. <synth dir>/ground_truth/raw_records.parquet); default linkage.ground_truth."),
+        typer.Option("--ground-truth", help="Synthetic worlds: the true person per record (e.g. <synth dir>/ground_truth/raw_records.parquet); default linkage.ground_truth, looked for in --ingested, data.dir, then beside --ingested."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -895,7 +895,8 @@ def link(
     if "ground_truth" in quality:
         truth = quality["ground_truth"]
         console.print(
-            f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
+            f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']} "
+            f"({quality.get('ground_truth_used', 'ground truth')}).",
             highlight=False,
         )
         if "persons_split" in truth:
@@ -913,8 +914,11 @@ def link(
         )
     if "ground_truth" not in quality and not quality.get("clerical_review"):
         # Real data has no ground truth: without a reviewed sample nobody has measured how well it linked.
+        used = quality.get("ground_truth_used", "")
+        why = (used if used and not used.startswith("no ground truth (")
+               else "no ground truth (--ground-truth, synthetic worlds)")
         console.print(
-            "[yellow]Linkage precision and recall not measured: no ground truth (--ground-truth, synthetic worlds) "
+            f"[yellow]Linkage precision and recall not measured: {why} "
             "and no clerically reviewed pairs (linkage.clerical_review).[/yellow]",
             highlight=False,
         )

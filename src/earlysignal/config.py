@@ -594,11 +594,16 @@ class LinkageSection(_Section):
     )
     deterministic_recall: float = Field(default=0.7, gt=0, le=1)
     # EM runs once per rule; each rule must leave the comparisons it does not use free to vary.
-    # (birth_date alone gives 35M pairs at 250k; with the first initial, 1.2M.)
-    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (("birth_date", "first_name_initial"), ("postcode", "last_name"))
+    # (birth_date alone gives 35M pairs at 250k; with the first initial, 1.2M.) Postcode + surname alone
+    # holds whole households, whose members skew the m probabilities: + first initial (docs/config.md).
+    em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (
+        ("birth_date", "first_name_initial"), ("postcode", "last_name", "first_name_initial"))
     u_max_pairs: float = Field(default=2e6, gt=0)
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
+    # DuckDB's cap for link's per-record work (grouping repeats, mapping events, person links), which runs
+    # while pandas holds the kept records: a smaller cap spills sooner and keeps the process's peak down.
+    records_memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # The secret that keys resident, household and address IDs (HMAC-SHA256): an env var, else a file.
     secret_env: str = "EARLYSIGNAL_LINK_SECRET"
     secret_file: Path | None = None
@@ -620,10 +625,11 @@ class LinkageSection(_Section):
     # Sources whose records without a seen_until are current (an open liability): evidence of living
     # at the address up to the extract date.
     ongoing_record_sources: tuple[str, ...] = ()
-    # Synthetic worlds: the true person behind each record (source, record_id, person_id); relative
-    # paths are read from the ingested folder. Real data: clerically reviewed pairs
+    # Synthetic worlds: the true person behind each record (source, record_id, person_id); a relative
+    # path is looked for in the ingested folder, then data.dir, then beside the ingested folder
+    # (linkage/truth.py). Real data: clerically reviewed pairs
     # (source_l, record_id_l, source_r, record_id_r, is_match).
-    ground_truth: Path | None = Path("ground_truth/person_records.parquet")
+    ground_truth: Path | None = Path("ground_truth/raw_records.parquet")
     clerical_review: Path | None = None
 
 

@@ -441,6 +441,9 @@ def _process(
     n = len(frame)
     report.read += n
     reason = pd.Series([""] * n, index=frame.index, dtype=object)
+    # A row's own wording in the quarantine file where it says more than the counted reason (a bad
+    # date's value); empty: the reason itself.
+    detail = pd.Series([""] * n, index=frame.index, dtype=object)
     # Which rows are quarantined / excluded / coded so far, as boolean arrays beside the text columns
     # (comparing object columns with "" again and again cost seconds per million rows).
     failed = np.zeros(n, dtype=bool)
@@ -451,6 +454,19 @@ def _process(
         mask = np.asarray(mask, dtype=bool) & ~failed
         reason[mask] = why
         failed[mask] = True
+
+    def fail_date(mask: pd.Series | np.ndarray, spec: DateColumn, key: str) -> None:
+        # The reason names the expected format and the mapping key to fix; the quarantined row's own
+        # reason adds its value, so a person sees "'31/13/2024' does not match %d/%m/%Y" at once.
+        mask = np.asarray(mask, dtype=bool) & ~failed
+        if not mask.any():
+            return
+        fmt = spec.format or "ISO 8601"
+        where = f"{mapping_path.name}: extracts[{extract.name}].{key}.format"
+        prefix = f"unparseable_date:{spec.column}"
+        values = frame.loc[mask, spec.column].astype(str)
+        detail[mask] = (prefix + ": '" + values + f"' does not match {fmt} ({where})").to_numpy()
+        fail(mask, f"{prefix}: does not match {fmt} ({where})")
 
     if extract.gazetteer is not None:
         return _gazetteer(frame, extract, report, reason), seen_ids
@@ -466,7 +482,7 @@ def _process(
     time = None
     if extract.time is not None:
         time = _parse_dates(frame[extract.time.column], extract.time, file, "time", mapping_path)
-        fail(time.isna(), f"unparseable_date:{extract.time.column}")
+        fail_date(time.isna(), extract.time, "time")
 
     excluded = pd.Series([""] * n, index=frame.index, dtype=object)
     for ex in extract.exclude:
@@ -510,8 +526,12 @@ def _process(
     if coding and extract.known_at is not None and time is not None:
         known = _known_at(frame, time, extract, file, mapping_path)
         live = ~failed & ~is_excluded
-        col = extract.known_at.column or extract.time.column  # type: ignore[union-attr]
-        fail(live & known.isna().to_numpy(), f"unparseable_date:{col}")
+        if extract.known_at.rule == "column":  # type: ignore[union-attr]
+            fail_date(live & known.isna().to_numpy(),
+                      DateColumn(column=extract.known_at.column or "", format=extract.known_at.format),  # type: ignore[union-attr]
+                      "known_at")
+        else:
+            fail(live & known.isna().to_numpy(), f"unparseable_date:{extract.time.column}")  # type: ignore[union-attr]
         fail(live & (known < time).to_numpy(), "known_at_before_event_time")
         fail(~failed & ~is_excluded & (time > cap).to_numpy(), "event_after_extract_date")
     value = None
@@ -523,8 +543,8 @@ def _process(
     end = None
     if extract.end_time is not None:
         end = _parse_dates(frame[extract.end_time.column], extract.end_time, file, "end_time", mapping_path)
-        fail((frame[extract.end_time.column] != "").to_numpy(dtype=bool) & end.isna().to_numpy() & ~is_excluded,
-             f"unparseable_date:{extract.end_time.column}")
+        fail_date((frame[extract.end_time.column] != "").to_numpy(dtype=bool) & end.isna().to_numpy() & ~is_excluded,
+                  extract.end_time, "end_time")
 
     # Tally: excluded rows are those not quarantined first.
     q = failed
@@ -552,7 +572,7 @@ def _process(
         qf = frame[q].drop(columns="__row").copy()
         qf.insert(0, "file", str(file.name))
         qf.insert(1, "row_number", frame.loc[q, "__row"].astype("int64"))
-        qf["reason"] = reason[q]
+        qf["reason"] = reason[q].where(detail[q] == "", detail[q])
         out["quarantine"] = qf.reset_index(drop=True)
     rows = frame[ok]
     record_id = rows[extract.record_id]

@@ -3,7 +3,7 @@
 Matching runs in order and the first hit wins: (1) the record's own UPRN when the gazetteer has it;
 (2) the address's bag of tokens plus postcode; (3) the bag of tokens alone; (4) the house and flat
 numbers plus postcode. A key that points at more than one gazetteer address is ambiguous and never
-used. The bag of tokens (upper case, abbreviations expanded, "12C" split into "12 C", the words
+used. The bag of tokens (accents folded as in names, upper case, abbreviations expanded, "12C" split into "12 C", the words
 FLAT/APARTMENT/UNIT dropped, sorted, duplicates removed) makes "Flat 3, 12 High St" and
 "12 High Street Flat 3" one key. Unmatched addresses keep a keyed hash of their tokens, so people at
 the same unmatched address still share a household.
@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 import pandas as pd
+
+from earlysignal.linkage.folding import fold_accents
 
 # Common English street-address abbreviations (a property of the language, not of one borough).
 _ABBREVIATIONS = {
@@ -39,21 +41,29 @@ def address_tokens(text: str | None) -> tuple[str, ...]:
     """Sorted distinct tokens of an address, abbreviations expanded, flat words dropped."""
     if text is None or pd.isna(text):
         return ()
-    upper = _POSTCODE_IN_TEXT.sub(" ", str(text).upper())
+    # Accents folded as names are ("Église" = "Eglise"); unfolded, "É" would split a word in two.
+    upper = _POSTCODE_IN_TEXT.sub(" ", fold_accents(str(text)).upper())
     upper = _SPLIT_NUMBER_LETTER.sub(r"\1 \2", upper)
     tokens = {_ABBREVIATIONS.get(t, t) for t in _NON_ALNUM.split(upper) if t}
     return tuple(sorted(tokens - _DROP))
 
 
-def _unit(token: str) -> bool:
-    """House/flat numbers and single letters (flat B, 12C): they identify a dwelling, words do not."""
-    return token[0].isdigit() or len(token) == 1
+def _partition(tokens: list[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """Per address, its unit tokens and its word tokens, each in token order. Units are house/flat numbers
+    and single letters (flat B, 12C): they identify a dwelling, words do not.
+
+    Split once per address: every key and candidate score below reads these (at 250k residents this
+    runs over a million addresses, so the split is not repeated per use)."""
+    nums = [tuple(t for t in ts if t[0].isdigit() or len(t) == 1) for ts in tokens]
+    words = [tuple(t for t in ts if not (t[0].isdigit() or len(t) == 1)) for ts in tokens]
+    return nums, words
 
 
-def _keys_from(tokens: list[tuple[str, ...]], postcode: pd.Series, index: pd.Index) -> pd.DataFrame:
-    """Match keys from address tokens: bag + postcode, bag, numbers + postcode."""
+def _keys_from(tokens: list[tuple[str, ...]], nums: list[tuple[str, ...]], postcode: pd.Series,
+               index: pd.Index) -> pd.DataFrame:
+    """Match keys from address tokens (and their unit tokens): bag + postcode, bag, numbers + postcode."""
     bag = pd.Series([" ".join(t) if t else None for t in tokens], index=index, dtype="object")
-    numbers = pd.Series([" ".join(x for x in t if _unit(x)) or None for t in tokens], index=index, dtype="object")
+    numbers = pd.Series([" ".join(n) or None for n in nums], index=index, dtype="object")
     pc = pd.Series(normalise_postcode(postcode).astype("object").to_numpy(), index=index)
     has_pc = pc.notna()
     return pd.DataFrame(
@@ -93,11 +103,10 @@ def _best_candidate(rows: pd.DataFrame, candidates: pd.DataFrame, on: list[str],
     return top[unique].drop_duplicates("rid").set_index("rid")["uprn"].astype("string")
 
 
-def _split_tokens(tokens: list[tuple[str, ...]]) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+def _split_tokens(nums: list[tuple[str, ...]], words: list[tuple[str, ...]]
+                  ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
     """Per address, its number tokens and its word tokens (as frozensets)."""
-    nums = [frozenset(t for t in ts if _unit(t)) for ts in tokens]
-    words = [frozenset(ts) - n for ts, n in zip(tokens, nums)]
-    return nums, words
+    return [frozenset(n) for n in nums], [frozenset(w) for w in words]
 
 
 def match_addresses(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
@@ -119,7 +128,8 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
     gaz = gazetteer.reset_index(drop=True)
     gaz_uprn = gaz["uprn"].astype("string")
     gaz_tokens_list = [address_tokens(t) for t in gaz["address_text"].astype("object").tolist()]
-    gkeys = _keys_from(gaz_tokens_list, gaz["postcode"], gaz.index)
+    gaz_unit_tokens, gaz_word_tokens = _partition(gaz_tokens_list)
+    gkeys = _keys_from(gaz_tokens_list, gaz_unit_tokens, gaz["postcode"], gaz.index)
     matched = pd.Series(pd.NA, index=records.index, dtype="string")
     rule = pd.Series("unmatched", index=records.index, dtype="object")
     address_key = pd.Series(None, index=records.index, dtype="object")
@@ -132,7 +142,8 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"matched_uprn": matched, "match_rule": rule, "address_key": address_key})
     # Only records without a known UPRN are tokenised: most of a big borough's records have one.
     tokens = [address_tokens(t) for t in rest["address_text"].astype("object").tolist()]
-    rkeys = _keys_from(tokens, rest["postcode"], rest.index)
+    unit_tokens, word_tokens = _partition(tokens)
+    rkeys = _keys_from(tokens, unit_tokens, rest["postcode"], rest.index)
     for key in KEY_ORDER[1:-2]:
         table = pd.DataFrame({"k": gkeys[key], "uprn": gaz_uprn}).dropna()
         counts = table.groupby("k")["uprn"].nunique()
@@ -142,14 +153,15 @@ def _match(records: pd.DataFrame, gazetteer: pd.DataFrame) -> pd.DataFrame:
         found = found[found.notna()]
         matched[found.index] = found.astype("string")
         rule[found.index] = key
-    first_unit = pd.Series([next((t for t in ts if _unit(t)), None) for ts in tokens], index=rest.index, dtype="object")
+    first_unit = pd.Series([n[0] if n else None for n in unit_tokens], index=rest.index, dtype="object")
+    # The longest word of three letters or more (ties: the alphabetically last), as (length, word) tuples.
     longest_word = pd.Series(
-        [max((t for t in ts if not _unit(t) and len(t) >= 3), key=lambda w: (len(w), w), default=None) for ts in tokens],
+        [max(((len(w), w) for w in ws if len(w) >= 3), default=(0, None))[1] for ws in word_tokens],
         index=rest.index, dtype="object")
-    nums, words = _split_tokens(tokens)
+    nums, words = _split_tokens(unit_tokens, word_tokens)
     rows = pd.DataFrame({"pc": normalise_postcode(rest["postcode"]).astype("object"), "unit": first_unit,
                          "word": longest_word, "nums": nums, "words": words}, index=rest.index)
-    gaz_nums, gaz_words = _split_tokens(gaz_tokens_list)
+    gaz_nums, gaz_words = _split_tokens(gaz_unit_tokens, gaz_word_tokens)
     gaz_rows = pd.DataFrame({"pc": normalise_postcode(gaz["postcode"]).astype("object"),
                              "set_g": [n | w for n, w in zip(gaz_nums, gaz_words)], "nums_g": gaz_nums,
                              "uprn": gaz_uprn, "unit": [sorted(n) for n in gaz_nums],
