@@ -63,7 +63,7 @@ def test_ground_truth_given_on_the_command_line_is_read_relative_to_the_current_
     two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "synth" / "ground_truth").mkdir(parents=True)
-    truth = pd.read_parquet(two_runs["in1"] / "ground_truth" / "person_records.parquet")
+    truth = pd.read_parquet(two_runs["in1"] / "ground_truth" / "raw_records.parquet")
     truth.to_parquet(tmp_path / "synth" / "ground_truth" / "raw_records.parquet", index=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
