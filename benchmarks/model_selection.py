@@ -148,7 +148,7 @@ def main() -> None:
                      "logistic": M.RankedList.build(y, log_score, ids, k)}
             boot = M.bootstrap_replicates(lists, args.bootstrap, seed=1000 + number)
             # Calibration is monotone and the raw margin breaks its ties, so it cannot change the order.
-            by_margin = M.RankedList.build(y, fit["margin"], ids, k).metrics()["average_precision"]
+            by_margin = M.RankedList.build(y, fit["margin"], ids, k, is_probability=False).metrics()["average_precision"]
             margin_same.append(bool(np.isclose(by_margin, lists["model"].metrics()["average_precision"])))
             for scorer, ranked in lists.items():
                 for metric, value in ranked.metrics().items():
@@ -163,6 +163,10 @@ def main() -> None:
             diff = np.mean(np.vstack(reps["model"][metric]), axis=0) - np.mean(np.vstack(reps["logistic"][metric]), axis=0)
             summary.setdefault("diff", {})[metric] = [
                 float(np.mean(values["model"][metric]) - np.mean(values["logistic"][metric])), *M.interval(diff)]
+        # Test scores for looking at where in the list the two differ (top 10, 20, 50... of each as_of).
+        np.savez_compressed(args.out.with_name(f"{args.out.stem}-{name}.npz"), **{
+            f"{t.name}__{key}": value for t, f, log_score in zip(tasks, fits, logistic, strict=True)
+            for key, value in (("y", data.y[t.test]), ("margin", f["margin"]), ("logistic", log_score))})
         report["variants"][name] = {
             "overrides": VARIANTS[name], "summary": summary,
             "best_iterations": [f["best_iteration"] for f in fits],
