@@ -1020,6 +1020,10 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     console.print(table)
     for warning in metrics_doc.get("below_chance") or []:
         console.print(f"[bold red]Warning: {warning['text']}[/bold red]")
+    for comparison in metrics_doc.get("baseline_comparison") or []:
+        if comparison["baseline"] == "logistic":
+            colour = "green" if comparison["verdict"] == "model better" else "yellow"
+            console.print(f"[{colour}]{comparison['text']}[/{colour}]", highlight=False)
     crit = metrics_doc["success_criterion"]
     colour = "green" if crit["met"] else "bold red"
     console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
