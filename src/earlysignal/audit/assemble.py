@@ -32,7 +32,7 @@ from earlysignal.audit.disclosure import is_small, published_count, published_fi
 from earlysignal.audit.suppression import round_count, suppression_reasons
 from earlysignal.config import ProjectConfig
 from earlysignal.errors import EarlySignalError
-from earlysignal.modeling.metrics import below_chance
+from earlysignal.modeling.metrics import baseline_comparison, below_chance
 
 SCHEMA_VERSION = 1
 REQUIRED_PREDICTION_COLUMNS = ("as_of", "label", "score", "rank", "flagged")
@@ -704,6 +704,9 @@ def build_audit(
         "summary": summary,
         # Worse than chance with the interval excluding 0.5: stated in the report, never shown silently.
         "below_chance": below_chance(summary),
+        # Model against the logistic and one-feature baselines, from the run's paired differences. AUC and average
+        # precision only: a difference of precisions at capacity is a difference of exact flagged counts.
+        "baseline_comparison": baseline_comparison(metrics.get("model_minus_baseline")),
         "k_curves": k_curves(frame, capacity_per, settings.min_cell, settings.round_to) if evaluated else {},
         "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
                         if evaluated else []),

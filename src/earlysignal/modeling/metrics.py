@@ -254,3 +254,57 @@ def below_chance(summary: dict[str, Any]) -> list[dict[str, Any]]:
                      "is found."),
         })
     return out
+
+
+COMPARISON_WORDS = {"roc_auc": "AUC", "average_precision": "average precision",
+                    "precision_at_capacity": "precision at capacity", "lift_at_capacity": "lift at capacity"}
+
+
+def _signed(metric: str, value: float) -> str:
+    return f"{value:+.1f}" if metric == "lift_at_capacity" else f"{value:+.3f}"
+
+
+def baseline_comparison(
+    differences: dict[str, dict[str, dict[str, Any]]] | None, criterion_metric: str | None = None
+) -> list[dict[str, Any]]:
+    """The model against each fitted baseline, in words, from paired differences (model minus baseline).
+
+    `differences` is metrics.json's `model_minus_baseline`: {baseline: {metric: {"value", "ci_low", "ci_high"}}}.
+    Compared on the criterion's metric (when it is a ranking metric), AUC and average precision. Per metric the
+    model is `better` when the difference's 95% interval lies above 0, `worse` when below, else `no clear
+    difference` (also without an interval). Returns one record per baseline ({baseline, verdict, metrics, text});
+    verdict is `model better` only when every compared metric is better, `baseline better` when any is worse.
+    """
+    out: list[dict[str, Any]] = []
+    metrics = [m for m in dict.fromkeys([criterion_metric, "roc_auc", "average_precision"]) if m in COMPARISON_WORDS]
+    for baseline, per_metric in (differences or {}).items():
+        rows = []
+        for metric in metrics:
+            entry = per_metric.get(metric) or {}
+            value, low, high = entry.get("value"), entry.get("ci_low"), entry.get("ci_high")
+            if value is None:
+                continue
+            verdict = ("better" if low is not None and low > 0 else "worse" if high is not None and high < 0
+                       else "no clear difference")
+            interval_words = (f" (95% interval {_signed(metric, low)} to {_signed(metric, high)})"
+                              if low is not None and high is not None else " (no interval)")
+            rows.append({"metric": metric, "difference": value, "ci_low": low, "ci_high": high, "verdict": verdict,
+                         "words": f"{COMPARISON_WORDS[metric]} {_signed(metric, value)}{interval_words}"})
+        if not rows:
+            continue
+        name = SCORER_NAMES.get(baseline, baseline)
+        figures = "; ".join(r["words"] for r in rows)
+        if all(r["verdict"] == "better" for r in rows):
+            verdict, text = "model better", f"The model ranks better than {name} (model minus baseline: {figures})."
+        elif any(r["verdict"] == "worse" for r in rows):
+            worse = ", ".join(COMPARISON_WORDS[r["metric"]] for r in rows if r["verdict"] == "worse")
+            verdict, text = "baseline better", (
+                f"{name[0].upper()}{name[1:]} ranks better than the model on {worse} (model minus baseline: {figures}). "
+                "On this evidence the simpler rule would serve at least as well as the model.")
+        else:
+            verdict, text = "no clear difference", (
+                f"The model does not clearly beat {name} (model minus baseline: {figures}; an interval that "
+                "includes 0 means no clear difference). On this evidence the simpler rule ranks about as well; "
+                "the case for the model has to rest on more than its ranking.")
+        out.append({"baseline": baseline, "verdict": verdict, "metrics": rows, "text": text})
+    return out

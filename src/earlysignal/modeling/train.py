@@ -627,7 +627,34 @@ def evaluate_splits(
                     )
             ratio = model / oracle if model is not None and oracle else float("nan")
             ratios[metric] = _with_interval(ratio, rep)
-    return {"splits": splits_out, "summary": summary, "oracle_ratio": ratios or None}
+    return {"splits": splits_out, "summary": summary, "oracle_ratio": ratios or None,
+            "model_minus_baseline": _model_minus_baselines(point, boots, len(splits_out))}
+
+
+def _model_minus_baselines(
+    point: dict[str, dict[str, list[float]]], boots: dict[str, dict[str, list[np.ndarray]]], n_splits: int
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Model minus each fitted baseline (logistic, one_feature) per metric, mean over splits, with the interval
+    of the paired bootstrap difference (the same resampled residents on both sides): an interval excluding 0
+    says one ranks better; two overlapping per-scorer intervals say nothing on their own."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for baseline in ("logistic", "one_feature"):
+        if baseline not in point or "model" not in point:
+            continue
+        out[baseline] = {}
+        for metric in COMPARED_METRICS:
+            model_values, base_values = point["model"].get(metric, []), point[baseline].get(metric, [])
+            if len(model_values) != n_splits or len(base_values) != n_splits:
+                continue
+            rep = None
+            if boots and len(boots["model"][metric]) == n_splits and len(boots[baseline][metric]) == n_splits:
+                rep = np.mean(np.vstack(boots["model"][metric]), axis=0) - np.mean(np.vstack(boots[baseline][metric]), axis=0)
+            out[baseline][metric] = _with_interval(float(np.mean(model_values) - np.mean(base_values)), rep)
+    return out
+
+
+# Metrics on which the model is compared with the baselines (ranking metrics: calibration is the model's own).
+COMPARED_METRICS = ("roc_auc", "average_precision", "precision_at_capacity", "lift_at_capacity")
 
 
 def _criterion(config: ProjectConfig, summary: dict[str, Any]) -> dict[str, Any]:
@@ -801,7 +828,7 @@ def _train_model(
         evaluation = evaluate_splits(predictions, margins, config)
         criterion = _criterion(config, evaluation["summary"])
     else:
-        evaluation = {"splits": [], "summary": {}, "oracle_ratio": None}
+        evaluation = {"splits": [], "summary": {}, "oracle_ratio": None, "model_minus_baseline": {}}
         criterion = _not_evaluated_criterion(config, plan, skipped)
         console.print(f"[bold yellow]{criterion['statement']}[/bold yellow]")
     metrics_doc = {
@@ -830,6 +857,8 @@ def _train_model(
         "success_criterion": criterion,
         "below_chance": M.below_chance(evaluation["summary"]),
         "oracle_ratio": evaluation["oracle_ratio"],
+        "model_minus_baseline": evaluation["model_minus_baseline"],
+        "baseline_comparison": M.baseline_comparison(evaluation["model_minus_baseline"], criterion.get("metric")),
         "split_plan": plan.to_dict(),
     }
 
@@ -991,6 +1020,10 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     console.print(table)
     for warning in metrics_doc.get("below_chance") or []:
         console.print(f"[bold red]Warning: {warning['text']}[/bold red]")
+    for comparison in metrics_doc.get("baseline_comparison") or []:
+        if comparison["baseline"] == "logistic":
+            colour = "green" if comparison["verdict"] == "model better" else "yellow"
+            console.print(f"[{colour}]{comparison['text']}[/{colour}]", highlight=False)
     crit = metrics_doc["success_criterion"]
     colour = "green" if crit["met"] else "bold red"
     console.print(f"[{colour}]Pre-registered success criterion {crit['statement']}[/{colour}]")
