@@ -95,6 +95,22 @@ class RecordingChange(_Section):
     start: dt.date
 
 
+class Disclosure(_Section):
+    """Abuse hidden from services (synthetic worlds only; docs/adr/0019-abuse-hidden-from-services.md).
+
+    Each household draws once whether it ever discloses domestic abuse. In households that do not, the
+    part of each `sources` event rate that abuse adds is kept at `kept` (0: those services learn nothing
+    of the abuse; 1: no thinning). Housing repairs are never thinned: a forced door needs mending whether
+    or not anyone discloses. `share: 1` reproduces the world before this setting existed, exactly.
+    """
+
+    # ONS Crime Survey for England and Wales: fewer than one in five partner-abuse victims report it to
+    # the police (18-21% in recent years); docs/synthetic-borough.md cites the figures.
+    share: float = Field(default=0.2, ge=0, le=1)
+    kept: float = Field(default=0.1, ge=0, le=1)
+    sources: tuple[str, ...] = ("police", "ae", "social_care")
+
+
 class SynthSection(_Section):
     residents: int = Field(default=50_000, gt=0)
     years: int = Field(default=10, gt=0, le=30)
@@ -103,6 +119,7 @@ class SynthSection(_Section):
     end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
     recording_change: tuple[RecordingChange, ...] = ()
+    disclosure: Disclosure = Disclosure()
 
 
 class ContractSection(_Section):
