@@ -99,16 +99,15 @@ class Disclosure(_Section):
     """Abuse hidden from services (synthetic worlds only; docs/adr/0019-abuse-hidden-from-services.md).
 
     Each household draws once whether it ever discloses domestic abuse. In households that do not, the
-    part of each `sources` event rate that abuse adds is kept at `kept` (0: those services learn nothing
-    of the abuse; 1: no thinning). Housing repairs are never thinned: a forced door needs mending whether
-    or not anyone discloses. `share: 1` reproduces the world before this setting existed, exactly.
+    part of each listed source's event rate that abuse adds is kept at `kept` (0: those services learn
+    nothing of the abuse; 1: no thinning). `share: 1` reproduces the world before this setting existed.
     """
 
-    # ONS Crime Survey for England and Wales: fewer than one in five partner-abuse victims report it to
-    # the police (18-21% in recent years); docs/synthetic-borough.md cites the figures.
+    # ONS Crime Survey for England and Wales: fewer than one in five partner-abuse victims reported the
+    # abuse (18.9% in the year ending March 2023); docs/synthetic-borough.md cites the figures.
     share: float = Field(default=0.2, ge=0, le=1)
     kept: float = Field(default=0.1, ge=0, le=1)
-    sources: tuple[str, ...] = ("police", "ae", "social_care")
+    sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/disclosure.py)
 
 
 class SynthSection(_Section):

@@ -24,18 +24,25 @@ from earlysignal.synth.bias import SOURCES
 
 # A spawn key no stage of the generator uses (recording_change uses 7001).
 _STREAM_KEY = (7002,)
+# The services hidden abuse is thinned from when `synth.disclosure.sources` is empty. Never housing repairs.
+DEFAULT_DISCLOSURE_SOURCES = ("police", "ae", "social_care")
+
+
+def disclosure_sources(disclosure: Disclosure) -> tuple[str, ...]:
+    """The sources thinned for hidden households: the configured ones, or the default three."""
+    return disclosure.sources or DEFAULT_DISCLOSURE_SOURCES
 
 
 def check_disclosure(disclosure: Disclosure, where: str = "synth.disclosure") -> None:
     """Raise ConfigError if `sources` names a source the synthetic world does not have."""
-    unknown = [s for s in disclosure.sources if s not in SOURCES]
+    unknown = [s for s in disclosure_sources(disclosure) if s not in SOURCES]
     if unknown:
         raise ConfigError(f"{where}.sources: unknown source(s) {unknown}; use some of {list(SOURCES)}")
 
 
 def disclosure_to_json(disclosure: Disclosure) -> dict[str, object]:
     """The setting as plain data for manifest.json and ground_truth/hazards.json."""
-    return {"share": disclosure.share, "kept": disclosure.kept, "sources": list(disclosure.sources)}
+    return {"share": disclosure.share, "kept": disclosure.kept, "sources": list(disclosure_sources(disclosure))}
 
 
 def hidden_households(seed: int, n_households: int, share: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from earlysignal.config import Disclosure, RecordingBias
 from earlysignal.synth.bias import bias_multiplier
-from earlysignal.synth.disclosure import thinning_factor
+from earlysignal.synth.disclosure import disclosure_sources, thinning_factor
 from earlysignal.synth.hazards import state_multiplier
 from earlysignal.synth.people import MALE, Households, People
 from earlysignal.synth.timeline import EPOCH, Timeline
@@ -229,7 +229,7 @@ def generate_events(
     abuse-attributable part of its listed sources' rates is thinned there (synth/disclosure.py).
     """
     buffer = EventBuffer()
-    thinned = set(disclosure.sources) if disclosure is not None and hidden is not None else set()
+    thinned = set(disclosure_sources(disclosure)) if disclosure is not None and hidden is not None else set()
     for spec in SPECS:
         pieces = member_pieces if spec.on == "member" else reference_pieces
         tenure = households.tenure[pieces.household]
@@ -347,7 +347,7 @@ def _split_events(
         return
 
     def kept(source: str) -> np.ndarray | float:
-        if hidden is None or disclosure is None or source not in disclosure.sources:
+        if hidden is None or disclosure is None or source not in disclosure_sources(disclosure):
             return 1.0
         return np.where(hidden[origin], disclosure.kept, 1.0)
 
