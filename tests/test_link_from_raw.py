@@ -109,19 +109,19 @@ def test_door_replacement_feature_is_raised_under_true_domestic_abuse_after_link
     pairs = links.merge(truth, on=["source", "record_id"])
     true_of = pairs.groupby("resident_id")["true_resident_id"].agg(lambda s: s.mode().iloc[0])
     rows = linked_features[["resident_id", "as_of"]].copy()
-    door = [c for c in linked_features.columns if "door_replacement" in c and c.endswith("count__365d")]
+    door = [c for c in linked_features.columns if "door_replacement" in c and c.endswith("count__12m")]
     assert len(door) == 1, door
     rows["doors"] = linked_features[door[0]].fillna(0).to_numpy()
     rows["true_resident_id"] = rows["resident_id"].map(true_of)
     rows["as_of"] = pd.to_datetime(rows["as_of"])
-    # Was the true household under domestic abuse at any time in the 365 days before as_of?
+    # Was the true household under domestic abuse at any time in the 12 months before as_of (the window)?
     residency = pd.read_parquet(borough / "residency.parquet", columns=["resident_id", "household_id", "start_date", "end_date"])
     states = pd.read_parquet(borough / "ground_truth" / "household_states.parquet")
     abuse = states[states["state"] == "domestic_abuse"][["household_id", "start_date", "end_date"]]
     spells = residency.rename(columns={"resident_id": "true_resident_id"}).merge(abuse, on="household_id", suffixes=("", "_da"))
     joined = rows.reset_index().merge(spells, on="true_resident_id")
     far = pd.Timestamp("2100-01-01")
-    lo = joined["as_of"] - pd.Timedelta(days=365)
+    lo = joined["as_of"] - pd.DateOffset(months=12)
     live = (pd.to_datetime(joined["start_date"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date"]).fillna(far) > lo)
     abused = (pd.to_datetime(joined["start_date_da"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date_da"]).fillna(far) > lo)
     under = set(joined.loc[live & abused, "index"])
@@ -171,7 +171,7 @@ def test_door_replacement_features_carry_importance_in_a_model_of_true_abuse_aft
     """The importance half of the door signal surviving the trip (issue 10.5).
 
     A small LightGBM predicts, from every feature built on the linked-by-us data, whether the row's true
-    household was under domestic abuse in the 365 days before as_of; the door-replacement family (its
+    household was under domestic abuse in the 12 months before as_of; the door-replacement family (its
     counts over every window and the days since the last) must carry clearly positive mean |SHAP| importance.
     Measured on this 2,500-resident borough with borough seeds 11 (this fixture), 12 and 13, on the world
     before ADR 0019 (abuse hidden from police, A&E and social care, not from repairs; the test passes on the
