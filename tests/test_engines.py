@@ -45,3 +45,36 @@ def test_an_unknown_engine_on_the_command_line_is_a_message_not_a_traceback(tmp_
     assert result.exit_code != 0
     assert "unknown engine 'hive'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_spark_with_java_home_pointing_nowhere_says_which_java_it_looked_for(tmp_path, monkeypatch):
+    from earlysignal.engines.spark_engine import SparkEngine
+
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    with pytest.raises(EarlySignalError) as error:
+        SparkEngine()
+    message = str(error.value)
+    assert f"JAVA_HOME is {tmp_path / 'nowhere'}" in message
+    assert str(tmp_path / "nowhere" / "bin" / "java") in message
+    assert "Java 17" in message and "--engine duckdb" in message
+
+
+def test_spark_without_java_on_path_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(app, ["features", "--engine", "spark", "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no `java` on PATH" in result.output and "Java 17" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_spark_engine_does_not_alarm_users_with_pyspark_s_pandas_3_caveat():
+    import warnings
+
+    import earlysignal.engines.spark_engine  # noqa: F401  (installs the filter)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn("PySpark does not yet fully support pandas >= 3.0.0. Some features may not work correctly.",
+                      FutureWarning, stacklevel=1)
+        warnings.warn("some other future change", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["some other future change"]

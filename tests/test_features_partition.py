@@ -196,3 +196,59 @@ def test_features_command_on_spark_runs_each_partition_in_a_spark_task_and_equal
     assert "GROUP BY" not in result.output and "Built the feature matrix" in " ".join(result.output.split())
     pd.testing.assert_frame_equal(built.frame, whole.frame)
     assert not any(p.name.endswith(".events.tmp") for p in tmp_path.iterdir())
+
+
+def test_a_partitioned_build_records_the_link_run_and_its_quality_like_the_whole_build(tmp_path):
+    import json
+
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import build_or_reuse_feature_matrix
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["link_run_id"] = "L20261201T0200"
+    manifest["ingest"] = {"code_lists_sha256": "cd" * 32, "code_lists": {"police": {"version": "3", "sha256": "ef" * 32}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "link_quality.json").write_text(json.dumps({"threshold": 0.8, "precision": 0.99}))
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    whole, _ = build_or_reuse_feature_matrix(config_from_dict(raw), out=tmp_path / "whole.parquet")
+    raw["build"] = {"partitions": 2}
+    parted, _ = build_or_reuse_feature_matrix(config_from_dict(raw), out=tmp_path / "parts.parquet")
+    # The audit, the release bundle and the MLflow tags read the link run from here.
+    assert whole.metadata["linkage"]["link_run_id"] == "L20261201T0200"
+    assert parted.metadata["linkage"] == whole.metadata["linkage"]
+    assert parted.metadata["linkage"]["quality"] == {"threshold": 0.8, "precision": 0.99}
+
+
+def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_count(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import read_feature_matrix
+    from earlysignal.features.partition import partition_count
+    from earlysignal.features.spec import feature_definitions
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    raw["build"] = {"memory_budget_gb": 0.00005}
+    config = config_from_dict(raw)
+    residents = len(pd.read_parquet(folder / "residents.parquet"))
+    expected = partition_count(residents, len(config.as_of_dates()), len(feature_definitions(config)), 0.00005)
+    assert expected >= 2
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "m.parquet"
+    for _ in range(2):  # built, then reused: both say how the matrix is split
+        result = CliRunner().invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert f"In {expected} partitions (from build.memory_budget_gb: 5e-05" in said
+    parts = read_feature_matrix(out).metadata["partitions"]
+    assert parts["count"] == expected
+    assert f"{parts['parts']} part file(s) of {min(parts['rows_per_part']):,} to {max(parts['rows_per_part']):,} rows" in said

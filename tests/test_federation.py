@@ -158,3 +158,27 @@ def test_release_without_a_key_waits_for_the_checker_and_release_sign_signs_it_o
     # The same evaluation as the bundle the world wrote, figure for figure.
     original = json.loads((world.bundles["Northgate"] / "release.json").read_text())
     assert signed["performance"] == original["performance"] and signed["fairness"] == original["fairness"]
+
+
+def test_a_receiving_borough_listing_its_own_approvers_too_is_told_to_use_a_transfer_config(
+    world: FederationWorld, tmp_path: Path
+) -> None:
+    from audit_world import tracking_at
+
+    from earlysignal.config import ApproverEntry
+    from earlysignal.errors import ApprovalError
+    from earlysignal.federation.release import run_release
+    from earlysignal.ledger import generate_key_pair
+
+    config = world.configs["Riverside"]
+    _, public = generate_key_pair("Riverside DCS", tmp_path / "keys")
+    own = ApproverEntry(name="Riverside DCS", role="Director of Children's Services", public_key=str(public))
+    both = config.model_copy(update={"approval": config.approval.model_copy(
+        update={"approvers": (*config.approval.approvers, own)})})
+    with tracking_at(world.tracking_uri), pytest.raises(ApprovalError) as error:
+        run_release(both, world.model_uri, out_dir=tmp_path / "x", shipped=True)
+    message = str(error.value)
+    assert message.startswith("approver-set check failed") and "added in the config: Riverside DCS" in message
+    assert "give the transfer evaluation a config of its own whose approval.approvers lists exactly the home " \
+           "board's approvers and whose approval.store is that copy" in message
+    assert not (tmp_path / "x").exists()

@@ -193,3 +193,33 @@ def test_door_replacement_features_carry_importance_in_a_model_of_true_abuse_aft
     assert real["sanctuary_features"] == []
     assert real["family_share"] >= 0.005 and real["family_best_rank"] <= len(features) // 4
     assert control["family_share"] < real["family_share"] / 3
+
+
+def test_person_records_carry_when_the_council_knew_them_never_before_they_were_seen(linked: dict[str, Path]) -> None:
+    records = pd.read_parquet(linked["ingested"] / "person_records.parquet")
+    assert records["known_at"].notna().equals(records["seen_date"].notna())
+    assert (records["known_at"].dropna() >= records["seen_date"].dropna()).all()
+    # A school census return arrives a term in arrears: its person record is known when its events are.
+    events = pd.read_parquet(linked["ingested"] / "events.parquet")
+    school = events[events["source"] == "school"].drop_duplicates("person_record_id")
+    known = records[records["source"] == "school"].set_index("record_id")["known_at"]
+    assert (pd.to_datetime(known.loc[school["person_record_id"]]).to_numpy()
+            == school["known_at"].dt.normalize().to_numpy()).all()
+    assert (pd.to_datetime(known) > pd.to_datetime(records.loc[records["source"] == "school", "seen_date"]).to_numpy()).all()
+
+
+def test_no_linked_residency_starts_before_the_council_knew_of_any_of_the_residents_records(
+    linked: dict[str, Path]
+) -> None:
+    # A cohort at an as_of is the residents with a spell covering it: a spell starting at a record's event time
+    # would put a child in the cohort on the strength of a census return that arrived a term later.
+    records = pd.read_parquet(linked["ingested"] / "person_records.parquet")
+    links = pd.read_parquet(linked["linked"] / "person_links.parquet")
+    known = links.merge(records[["source", "record_id", "known_at"]], on=["source", "record_id"], validate="one_to_one")
+    first_known = pd.to_datetime(known.groupby("resident_id")["known_at"].min())
+    residency = pd.read_parquet(linked["linked"] / "residency.parquet")
+    first_start = pd.to_datetime(residency.groupby("resident_id")["start_date"].min())
+    assert len(first_start) > 1000
+    assert (first_start >= first_known.reindex(first_start.index)).all()
+    # And nobody's residency rests on records known only after the extract date.
+    assert (pd.to_datetime(residency["start_date"]) <= pd.Timestamp("2026-01-01")).all()

@@ -64,8 +64,16 @@ def test_random_effects_is_dersimonian_laird_on_the_released_intervals() -> None
 
 
 def test_boroughs_that_agree_have_no_heterogeneity_and_pool_as_fixed_effect() -> None:
-    # Q = 0 < df: the DerSimonian-Laird tau² is truncated at 0, so the pool is the inverse-variance mean.
-    pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
+    # Q = 0 < df: the DerSimonian-Laird tau² is truncated at 0, so the pool is the inverse-variance mean
+    # (and statsmodels' square root of the negative estimate is not shown to the user as a warning).
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pooled = random_effects(["A", "B"], [0.75, 0.75], [0.02, 0.03])
+        # Two boroughs' recall from the trial that printed statsmodels' "invalid value encountered in sqrt".
+        close = random_effects(["A", "B"], [0.2105, 0.2143], [0.0408, 0.0485])
+    assert close["tau2"] == 0.0 and close["i2"] == 0.0
     assert pooled["tau2"] == 0.0 and pooled["i2"] == 0.0 and pooled["value"] == pytest.approx(0.75)
     half = 1.959963984540054 / math.sqrt(1 / 0.02**2 + 1 / 0.03**2)
     assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((0.75 - half, 0.75 + half))
@@ -145,3 +153,125 @@ def test_bundles_predicting_different_outcomes_are_not_pooled(tmp_path) -> None:
         _check_comparable([a, b], [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(BundleError, match="same borough's release of the same model"):
         _check_comparable([a, copy.deepcopy(a)], [tmp_path / "a", tmp_path / "a2"])
+
+
+def test_two_of_one_boroughs_own_models_are_not_pooled_as_two_boroughs(tmp_path) -> None:
+    from earlysignal.federation.pool import _check_comparable
+
+    first = _release("A", (0.8, 0.7, 0.9), sha="a")
+    second = _release("A", (0.7, 0.6, 0.8), sha="b")
+    second["model"]["version"] = "2"
+    other = _release("B", (0.75, 0.65, 0.85), sha="c")
+    with pytest.raises(BundleError) as error:
+        _check_comparable([first, other, second], [tmp_path / "a1", tmp_path / "b", tmp_path / "a2"])
+    message = str(error.value)
+    assert f"{tmp_path / 'a1'} (m-a v1) and {tmp_path / 'a2'} (m-b v2) are both A's own model" in message
+    assert "keep the bundle of the version its board approved" in message
+    # A model shipped into A beside A's own model is a transfer, not a second own model.
+    shipped = _release("A", (0.7, 0.6, 0.8), kind="transfer", trained_in="B", sha="c")
+    _check_comparable([first, other, shipped], [tmp_path / "a1", tmp_path / "b", tmp_path / "a-from-b"])
+
+
+APPROVED = {"status": "approved", "approver": "A Director", "role": "DCS", "approved_at": "2026-12-01T00:00:00Z",
+            "ledger_seq": 0, "demo": False}
+CODE = {"earlysignal": "0.1.0", "git_commit": "c" * 40, "source_sha256": "d" * 64}
+
+
+def test_a_bundle_of_a_model_not_approved_when_released_is_named_with_what_to_do(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    approved = {**_release("A", (0.8, 0.7, 0.9)), "approval": APPROVED, "code": CODE}
+    candidate = {**_release("B", (0.7, 0.6, 0.8), sha="b"), "approval": None, "code": CODE}
+    revoked = {**_release("C", (0.7, 0.6, 0.8), sha="c"), "approval": {**APPROVED, "status": "revoked"}, "code": CODE}
+    paths = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    warnings = pool_warnings([approved, candidate, revoked], paths)
+    assert warnings == [
+        f"{tmp_path / 'b'}: m-b v1 had no signed approval in B's ledger when it was released; its figures are a "
+        "candidate's, not an approved model's. To pool an approved model, approve it (`earlysignal approve`) and "
+        "release again",
+        f"{tmp_path / 'c'}: the approval of m-c v1 was revoked when C released it; its figures are a candidate's, not "
+        "an approved model's. To pool an approved model, approve it (`earlysignal approve`) and release again",
+    ]
+    assert pool_warnings([approved, {**approved, "borough": "B"}], paths[:2]) == []
+
+
+def test_bundles_made_by_different_or_unidentified_code_are_named_with_their_versions(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    a = {**_release("A", (0.8, 0.7, 0.9)), "approval": APPROVED, "code": CODE}
+    b = {**_release("B", (0.7, 0.6, 0.8), sha="b"), "approval": APPROVED,
+         "code": {**CODE, "earlysignal": "0.2.0", "source_sha256": "e" * 64}}
+    paths = [tmp_path / "a", tmp_path / "b"]
+    [warning] = pool_warnings([a, b], paths)
+    assert warning.startswith("the bundles were made by different code (")
+    assert f"{tmp_path / 'a'}: Early Signal 0.1.0, commit cccccccccccc, source dddddddddddd" in warning
+    assert f"{tmp_path / 'b'}: Early Signal 0.2.0, commit cccccccccccc, source eeeeeeeeeeee" in warning
+    assert warning.endswith("Install the same pinned release in every borough and release again")
+    # An edited checkout at the same commit is different code: the source hash tells them apart.
+    edited = {**b, "code": {**CODE, "source_sha256": "f" * 64}}
+    assert len(pool_warnings([a, edited], paths)) == 1
+    # The same package files at a later commit (only tests or docs changed) are the same code.
+    later = {**b, "code": {**CODE, "git_commit": "9" * 40}}
+    assert pool_warnings([a, later], paths) == []
+    unknown = {"earlysignal": "0.1.0", "git_commit": "unknown"}
+    [warning] = pool_warnings([{**a, "code": unknown}, {**b, "code": unknown}], paths)
+    assert warning.startswith("the bundles do not say which code made them")
+
+
+def test_a_bundle_records_the_code_it_was_made_by_not_the_repository_it_was_run_in(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    from earlysignal.federation.bundle import code_versions
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "borough.yaml").write_text("x: 1\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+                   check=True)
+    elsewhere = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    code = code_versions()
+    assert code["git_commit"] != elsewhere
+    assert len(code["source_sha256"]) == 64 and code_versions()["source_sha256"] == code["source_sha256"]
+
+
+def test_a_borough_that_withheld_the_group_or_uses_it_as_reference_is_listed_not_left_out(tmp_path) -> None:
+    from earlysignal.federation.pool import pool_warnings
+
+    a = _release("A", (0.8, 0.7, 0.9), groups={"Black": _ratio(True, 2.1)})
+    b = _release("B", (0.8, 0.7, 0.9), groups={"Black": {}})  # the group's cells withheld: no ratio at all
+    c = _release("C", (0.8, 0.7, 0.9))
+    c["fairness"]["characteristics"][0].update(
+        reference="Black", groups=[{"group": "Black", "is_reference": True, "ratios": {}},
+                                   {"group": "White", "is_reference": False, "ratios": _ratio(False, 0.9)}])
+    (finding,) = fairness_consistency([a, b, c])
+    assert (finding["group"], finding["verdict"]) == ("Black", ONE_ONLY)
+    assert finding["not_assessable_in"] == ["B"] and finding["reference_in"] == ["C"]
+    for release in (a, b, c):
+        release.update(approval=APPROVED, code=CODE)
+    assert pool_warnings([a, b, c], [tmp_path / "a", tmp_path / "b", tmp_path / "c"]) == [
+        "the fairness reference group for ethnicity differs between boroughs (A: White, B: White, C: Black), so their "
+        "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups to the same "
+        "group for ethnicity in every borough's config and release again"
+    ]
+
+
+def test_the_board_summary_says_what_holds_across_boroughs_and_what_a_shipped_model_loses() -> None:
+    from earlysignal.federation.pool import board_summary
+
+    a = _release("A", (0.80, 0.76, 0.84), sha="a", groups={"Black": _ratio(True, 2.0)})
+    b = _release("B", (0.79, 0.75, 0.83), sha="b", groups={"Black": _ratio(True, 1.8), "Asian": _ratio(True, 1.5)})
+    shipped = _release("B", (0.70, 0.66, 0.74), kind="transfer", trained_in="A", sha="a")
+    releases = [a, b, shipped]
+    document = {"sets": [{"title": s["title"], "metrics": meta_analysis(s["releases"]),
+                          "fairness": fairness_consistency(s["releases"])} for s in evaluation_sets(releases)],
+                "transfer": transfer_table(releases)}
+    summary = board_summary(document)
+    assert summary[0].startswith("Each borough's own model: pooled AUC 0.795 (")
+    assert summary[0].endswith("; boroughs agree within chance (I² 0%).")
+    assert summary[1].startswith("Holds across boroughs: Black (ethnicity, against White), flagged ratio A 2.00, B 1.80.")
+    assert summary[2].startswith("1 fairness finding(s) in one borough only or mixed")
+    # The shipped model in B against B's own (0.79) and at home in A (0.80): both intervals exclude 0.
+    assert summary[-1] == ("A's model in B: AUC 0.70 (0.66 to 0.74); clearly worse than B's own model (difference "
+                           "0.09 (0.03 to 0.15)); clearly worse than at home in A (difference 0.10 (0.04 to 0.16)).")

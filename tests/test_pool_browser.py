@@ -14,6 +14,7 @@ from test_report_browser import _chromium, _console_messages, _run
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 POOL_HEADINGS = [
+    "What a board should take from this",
     "What was pooled",
     "Performance across boroughs",
     "Fairness across boroughs",

@@ -282,3 +282,57 @@ def test_a_bundle_is_never_written_into_a_folder_holding_other_files(release: di
     (tmp_path / "again" / "signature.json").write_text("{}")
     write_bundle(release, tmp_path / "again")
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["manifest.json", "release.json"]
+
+
+def test_a_second_approval_and_a_small_feature_spec_do_not_block_the_release(
+    rows: pd.DataFrame, config: ProjectConfig, tmp_path: Path
+) -> None:
+    # The ledger position of an approval and the number of feature columns are not counts of people.
+    approval = {"status": "approved", "approver": "A Director", "role": "DCS", "approved_at": "2026-12-01T02:50:37Z",
+                "model_sha256": "ab" * 32, "report_sha256": "cd" * 32, "ledger_seq": 1, "demo": False}
+    release = build_release(rows, config=config, borough="Northgate", approval=approval,
+                            model={"name": "es", "version": "4", "model_sha256": "ab" * 32},
+                            feature_metadata={"feature_columns": ["a", "b", "c"]})
+    folder = write_bundle(release, tmp_path / "second-approval")
+    written = json.loads((folder / "release.json").read_text())
+    assert written["approval"]["ledger_seq"] == 1
+    assert written["coverage"]["features"] == 3
+
+
+def test_the_receiving_boroughs_own_test_rows_are_read_without_its_approval_ledger(monkeypatch) -> None:
+    # A transfer evaluation is configured with a copy of the shipped model's home ledger; the receiving
+    # borough's own model (approved in its own ledger) must not be checked against that copy.
+    import types
+
+    import earlysignal.approval
+    import earlysignal.modeling.artifacts
+    from earlysignal.errors import ApprovalError
+    from earlysignal.federation.evaluate import home_test_rows
+
+    logged = pd.DataFrame({"resident_id": ["R1", "R2", "R3"], "as_of": pd.to_datetime(["2025-01-01"] * 3),
+                           "label": [1.0, None, 0.0], "score": [0.9, 0.5, 0.1]})
+    stub = types.SimpleNamespace(metrics={"evaluated": True}, test_predictions=logged)
+    monkeypatch.setattr(earlysignal.modeling.artifacts, "load_training_artifacts", lambda uri: stub)
+
+    def no_ledger(*args, **kwargs):
+        raise ApprovalError("head check failed: the copied ledger is another borough's")
+
+    monkeypatch.setattr(earlysignal.approval, "approval_status", no_ledger)
+    monkeypatch.setattr(earlysignal.approval, "require_approved", no_ledger)
+    rows = home_test_rows("models:/es-elmbridge/1")
+    assert rows.to_dict("list") == {"resident_id": ["R1", "R3"], "as_of": [pd.Timestamp("2025-01-01")] * 2,
+                                    "label": [1.0, 0.0]}
+    stub.metrics = {"evaluated": False}
+    with pytest.raises(BundleError, match="was not evaluated"):
+        home_test_rows("models:/es-elmbridge/1")
+
+
+def test_keys_tells_an_output_checker_where_their_public_key_goes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    result = CliRunner().invoke(app, ["keys", "--name", "Riverside output checker", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "An output checker who signs release bundles off is listed under release.checkers instead" in said

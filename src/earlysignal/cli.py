@@ -181,6 +181,11 @@ def keys(
         "--reason \"...\" (until then `score` refuses: the approver-set check).",
         highlight=False,
     )
+    console.print(
+        "An output checker who signs release bundles off is listed under release.checkers instead, with the "
+        "same three lines; that list needs no signed change (docs/federation.md).",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -388,6 +393,7 @@ def features(
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )
+    _print_partitions(meta, project)
     label = meta.get("label", {})
     if label.get("included", True):
         console.print(
@@ -404,6 +410,27 @@ def features(
         )
     if status != "reused":
         console.print(f"Timings (s): {meta['timings']}", highlight=False)
+
+
+def _print_partitions(meta: dict, project: object) -> None:
+    """One line on how a partitioned matrix was split: count, what chose it, part files and their rows."""
+    parts = meta.get("partitions")
+    if not parts:
+        return
+    build = getattr(project, "build", None)
+    if build is not None and build.partitions is not None:
+        chosen = f"build.partitions: {build.partitions}"
+    elif build is not None and build.memory_budget_gb is not None:
+        chosen = f"from build.memory_budget_gb: {build.memory_budget_gb}, by the estimate in docs/config.md"
+    else:
+        chosen = "as recorded in the sidecar"
+    rows = parts.get("rows_per_part") or [0]
+    where = "each in a Spark task" if meta.get("spark_tasks") else f"on {meta.get('engine', {}).get('name', 'duckdb')}"
+    console.print(
+        f"In {parts['count']} partitions ({chosen}), built {where}: {parts['parts']} part file(s) of "
+        f"{min(rows):,} to {max(rows):,} rows; households and addresses kept whole",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -1115,15 +1142,31 @@ def release(
         progress.update(task, total=1, completed=1)
     summary = document["performance"]["summary"]
     words = ", ".join(
-        f"{name.replace('_', ' ')} {entry['value']}" for name, entry in summary.items() if entry.get("value") is not None
+        f"{name.replace('_', ' ')} {entry['value']:.2f}" for name, entry in summary.items() if entry.get("value") is not None
     )
     console.print(f"Release bundle for {document['borough']} ({document['kind']}): {folder}", highlight=False)
     console.print(f"  {words}", highlight=False)
+    _print_release_approval(document)
     if key is None:
         console.print(f"[yellow]Not signed off yet: the output checker reads {folder / 'release.json'} and runs "
                       f"`earlysignal release-sign {folder} --key PATH`.[/yellow]", highlight=False)
     else:
         console.print("[green]Signed off.[/green]")
+
+
+def _print_release_approval(document: dict) -> None:
+    """Whether the released model was approved, as the bundle records it; a warning when it was not."""
+    from earlysignal.federation.pool import approval_warning
+
+    problem = approval_warning(document)
+    if problem is None:
+        approval = document["approval"]
+        console.print(f"  model approved by {approval['approver']} ({approval['role']}) at {approval['approved_at']}",
+                      highlight=False)
+    else:
+        console.print(f"[yellow]  NOT APPROVED: {problem}; the bundle records this and the pooled report marks it. "
+                      "To release an approved model, approve it (`earlysignal approve`) and release again.[/yellow]",
+                      highlight=False)
 
 
 @app.command("release-sign")
@@ -1177,6 +1220,10 @@ def pool(
         across = [f for f in block["fairness"] if f["verdict"] == "across boroughs"]
         if across:
             console.print(f"  [bold red]{len(across)} fairness finding(s) hold across boroughs[/bold red]")
+    for line in document.get("summary", []):
+        console.print(f"- {line}", highlight=False)
+    for warning in document.get("warnings", []):
+        console.print(f"[yellow]Warning: {warning}.[/yellow]", highlight=False)
     console.print(f"Report: {html_path}\nNumbers: {json_path}", highlight=False)
 
 

@@ -8,11 +8,19 @@ contract's timestamps carry no zone, and any other zone would move events across
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 
 from earlysignal.engines.base import Dialect, Engine, TableLike
+from earlysignal.errors import EarlySignalError
+
+# PySpark warns on every run that it does not yet fully support pandas 3; the engine hands tables over as
+# Arrow, and the feature tests check its matrices equal DuckDB's value for value under pandas 3.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 # Local-mode settings for one machine; on a cluster the session comes from spark-submit / Databricks
 # and these are not applied (docs/spark.md).
@@ -54,8 +62,36 @@ def _spark_ready(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+JAVA_HELP = (
+    "the Spark engine needs Java 17 (Debian: apt-get install openjdk-17-jre-headless; docs/spark.md), "
+    "or build with --engine duckdb"
+)
+
+
+def require_java() -> str:
+    """The java executable Spark's launcher will run: $JAVA_HOME/bin/java when JAVA_HOME is set, else `java`
+    on PATH. Raises EarlySignalError naming where it looked when there is none (PySpark's own error is a
+    traceback about a gateway port)."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not java.is_file():
+            raise EarlySignalError(
+                f"JAVA_HOME is {home} but {java} does not exist: point JAVA_HOME at a Java install "
+                f"(e.g. /usr/lib/jvm/java-17-openjdk-amd64) or unset it to use java on PATH; {JAVA_HELP}"
+            )
+        return str(java)
+    found = shutil.which("java")
+    if found is None:
+        raise EarlySignalError(f"no `java` on PATH and JAVA_HOME is not set; {JAVA_HELP}")
+    return found
+
+
 def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
-    """The process's SparkSession in local mode (created once, then reused), UTC throughout."""
+    """The process's SparkSession in local mode (created once, then reused), UTC throughout.
+
+    Raises EarlySignalError when no Java can be found (require_java)."""
+    require_java()
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]

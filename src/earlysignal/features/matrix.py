@@ -225,11 +225,17 @@ def build_or_reuse_feature_matrix(
         # the events are validated in batches and read back one partition at a time.
         from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
-        extra = {"data_fingerprint": fingerprint, "code_fingerprint": wanted_code, "data_dir": str(data_dir)}
+        from earlysignal.provenance import linkage_provenance
+
+        # The link run travels with the matrix whichever way it was built (audit, bundle, MLflow tags).
+        extra = {"data_fingerprint": fingerprint, "code_fingerprint": wanted_code, "data_dir": str(data_dir),
+                 "linkage": linkage_provenance(data_dir)}
         if build.spark_tasks:
             _build_in_spark_tasks(config, data_dir, out, engine, extra)
         else:
-            build_partitioned_feature_matrix_from_folder(config, data_dir, out, engine=engine, extra_metadata=extra)
+            build_partitioned_feature_matrix_from_folder(
+                config, data_dir, out, engine=engine, extra_metadata=extra, progress=progress
+            )
         return read_feature_matrix(out), reason
     if build is not None and build.spark_tasks:
         raise ConfigError(

@@ -231,13 +231,15 @@ def build_partitioned_feature_matrix_from_folder(
     write_quarantine: bool = True,
     batch_rows: int = 1_000_000,
     on_loaded: Any = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Validate the borough folder `data_dir` through the data contract with its events read per partition
     (contract/streaming.py: residents, residency and outcomes whole, events `batch_rows` at a time) and
     build the matrix into `out` as build_partitioned_feature_matrix does; the same rows, value for value.
 
     The accepted events wait in a temporary folder beside `out`, one file per partition, removed at the
-    end. `on_loaded(data)` is called once validation is done (the contract report is data.report).
+    end. `on_loaded(data)` is called once validation is done (the contract report is data.report);
+    `progress` draws a bar with one step per partition on the console.
     Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
     from earlysignal.contract import require_usable
     from earlysignal.contract.streaming import EVENTS_PART, load_partitioned_data
@@ -275,7 +277,8 @@ def build_partitioned_feature_matrix_from_folder(
                 (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
 
         return _build_parts(
-            config, subsets(), data.partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all
+            config, subsets(), data.partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all,
+            progress=progress,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -291,17 +294,30 @@ def _build_parts(
     engine: Any,
     extra_metadata: dict[str, Any] | None,
     started_all: float,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Build every partition's rows from `subsets` (PartitionData per partition, in order) into part files."""
+    """Build every partition's rows from `subsets` (PartitionData per partition, in order) into part files;
+    `progress` shows one bar step per partition (a Spark build runs minutes between steps)."""
+    from contextlib import nullcontext
+
+    from earlysignal.console import progress_bar
     from earlysignal.features.builder import build_feature_matrix
 
-    def matrices():  # type: ignore[no-untyped-def]
-        for subset in subsets:
+    bar = progress_bar(transient=True) if progress else nullcontext()
+
+    def matrices(bar_progress: Any):  # type: ignore[no-untyped-def]
+        task = bar_progress.add_task(f"Building features in {partitions} partitions", total=partitions) if progress else None
+        for number, subset in enumerate(subsets, start=1):
+            if progress:
+                bar_progress.update(task, completed=number - 1, description=f"Building partition {number} of {partitions}")
             if len(subset.residents) == 0:
                 continue
             yield build_feature_matrix(config, subset, as_of_dates=grid_dates, with_labels=with_labels, engine=engine)
+        if progress:
+            bar_progress.update(task, completed=partitions)
 
-    return _write_parts(matrices(), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+    with bar as bar_progress:
+        return _write_parts(matrices(bar_progress), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
 
 
 def _write_parts(

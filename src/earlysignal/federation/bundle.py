@@ -44,8 +44,10 @@ KIND_TRANSFER = "transfer"
 # Signatures cover this prefix, so an approval-ledger signature can never pass as a release sign-off.
 _SIGNING_DOMAIN = b"earlysignal-release-bundle-v1\n"
 # Whole numbers in release.json that are settings or identifiers, not counts of people.
+# Settings and identifiers, not counts of people: an approval's position in the ledger, the number of
+# feature columns.
 NOT_COUNTS = frozenset({"schema", "min_cell", "round_to", "bootstrap", "resamples", "seed", "horizon_months",
-                        "top_percent"})
+                        "top_percent", "ledger_seq", "features"})
 HEADLINE_METRICS = ("precision_at_capacity", "recall_at_capacity", "roc_auc")
 REQUIRED_COLUMNS = ("resident_id", "as_of", "label", "score", "flagged")
 
@@ -228,16 +230,57 @@ def data_coverage(frame: pd.DataFrame, feature_metadata: dict[str, Any], protect
 
 
 def code_versions() -> dict[str, Any]:
-    """Early Signal's version, the git commit it runs from, and the versions of the packages a model uses."""
+    """Early Signal's version, the git commit of the installed source (not of the folder `release` runs
+    in), the SHA-256 of the package's source files, and the versions of the packages a model uses."""
     import importlib.metadata
 
-    from earlysignal.modeling.train import _git_commit, package_versions
+    from earlysignal.modeling.train import package_versions
 
     try:
         version = importlib.metadata.version("earlysignal")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    return {"earlysignal": version, "git_commit": _git_commit(), "packages": package_versions()}
+    return {"earlysignal": version, "git_commit": source_commit(), "source_sha256": source_sha256(),
+            "packages": package_versions()}
+
+
+def _package_dir() -> Path:
+    import earlysignal
+
+    return Path(earlysignal.__file__).resolve().parent
+
+
+def source_commit() -> str:
+    """The git commit the installed earlysignal package's files are tracked at; 'unknown' when the package
+    is not in a git checkout (an installed wheel). Asked of the package's folder: a borough's working
+    folder may be another repository or none."""
+    import subprocess
+
+    folder = _package_dir()
+    try:
+        subprocess.run(["git", "-C", str(folder), "ls-files", "--error-unmatch", "__init__.py"],
+                       capture_output=True, text=True, timeout=10, check=True)
+        result = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def source_sha256() -> str:
+    """SHA-256 over the earlysignal package's files (relative path and content, compiled files left out):
+    equal in two boroughs exactly when they run the same code, installed from a wheel or a checkout."""
+    import hashlib
+
+    from earlysignal.fingerprint import file_sha256
+
+    root = _package_dir()
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and p.suffix not in (".pyc", ".pyo")):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(file_sha256(path).encode("ascii"))
+    return digest.hexdigest()
 
 
 def evaluation_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:

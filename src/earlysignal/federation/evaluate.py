@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from earlysignal.config import ProjectConfig
-from earlysignal.errors import EarlySignalError
+from earlysignal.errors import ApprovalError, EarlySignalError
 from earlysignal.federation.bundle import BundleError
 
 # The parts of the feature spec that must agree for a shipped model's figures to mean the same thing here.
@@ -97,6 +97,20 @@ def _check_comparable(spec: dict[str, Any], config: ProjectConfig, model_uri: st
             )
 
 
+def home_test_rows(model_uri: str) -> pd.DataFrame:
+    """resident_id, as_of, label of the labelled test rows a borough's own model logged, one per (resident,
+    as_of). Reads no approval: the own model's approval lives in the borough's own ledger, not in the copy
+    of the shipped model's home ledger a transfer evaluation is configured with. Raises BundleError when
+    the model was not evaluated, EarlySignalError when its run cannot be read."""
+    from earlysignal.modeling.artifacts import load_training_artifacts
+
+    artifacts = load_training_artifacts(model_uri)
+    if not artifacts.metrics.get("evaluated", True):
+        raise BundleError(f"{model_uri} was not evaluated (no test split); it has no test rows to compare on")
+    frame = artifacts.test_predictions
+    return frame.loc[frame["label"].notna(), ["resident_id", "as_of", "label"]]
+
+
 def transfer_evaluation(
     model_uri: str,
     config: ProjectConfig,
@@ -120,7 +134,18 @@ def transfer_evaluation(
     from earlysignal.modeling.artifacts import load_scoring_model
     from earlysignal.scoring import check_sources
 
-    approval = require_approved(model_uri, config)
+    try:
+        approval = require_approved(model_uri, config)
+    except ApprovalError as error:
+        if not str(error).startswith("approver-set check failed"):
+            raise
+        # The receiving borough's own approvers in the same list is the usual cause.
+        raise ApprovalError(
+            f"{error}. A shipped model's approval is checked against its home board's approvers as pinned in "
+            "the copy of its ledger: give the transfer evaluation a config of its own whose approval.approvers "
+            "lists exactly the home board's approvers and whose approval.store is that copy (docs/federation.md, "
+            "'Transfer evaluation')"
+        ) from None
     pinned = f"models:/{approval.model_name}/{approval.model_version}"
     model = load_scoring_model(pinned)
     metadata = model.feature_metadata
@@ -134,8 +159,7 @@ def transfer_evaluation(
     check_sources(spec_config, data, folder)
     home_rows = None
     if home_model_uri is not None:
-        home = home_evaluation(home_model_uri, config)
-        home_rows = home.frame.loc[home.frame["label"].notna(), ["resident_id", "as_of", "label"]]
+        home_rows = home_test_rows(home_model_uri)
         dates = sorted({pd.Timestamp(d).date() for d in home_rows["as_of"].unique()})
     elif as_of_dates:
         dates = sorted(as_of_dates)

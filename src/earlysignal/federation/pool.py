@@ -63,7 +63,7 @@ def random_effects(names: Sequence[str], effects: Sequence[float], errors: Seque
     with np.errstate(invalid="ignore"):  # a negative tau² makes statsmodels take sqrt(<0); handled below
         result = combine_effects(np.asarray(effects, dtype=float), np.asarray(errors, dtype=float) ** 2,
                                  method_re="dl", row_names=list(names), use_t=False)
-    frame = result.summary_frame()
+        frame = result.summary_frame()  # also takes that sqrt (its HKSJ columns, unused here)
     p_value = result.test_homogeneity().pvalue
     # DerSimonian-Laird truncates tau² at 0 when Q < df; statsmodels 0.15 returns the negative moment
     # estimate (and NaN intervals). With tau² = 0 the random-effects pool is the fixed-effect one.
@@ -132,9 +132,11 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
     (flagged in some boroughs but assessed and not flagged, or flagged the other way, in others).
     """
     status: dict[tuple[str, str, str], dict[str, Any]] = {}
+    references: dict[str, dict[str, str | None]] = {}  # characteristic -> borough -> its reference group
     for release in releases:
         name = _label(release)
         for block in release["fairness"].get("characteristics", []):
+            references.setdefault(block["key"], {})[name] = block.get("reference")
             for group in block.get("groups", []):
                 for metric, entry in (group.get("ratios") or {}).items():
                     key = (block["key"], group["group"], metric)
@@ -148,10 +150,16 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
                         record["not_assessable"].append(name)
     findings = []
     labels = {m["metric"]: m["label"] for r in releases for m in r["fairness"].get("ratio_metrics", [])}
+    names = [_label(r) for r in releases]
     for (characteristic, group, metric), record in sorted(status.items()):
         flagged = record["flagged"]
         if not flagged:
             continue
+        seen = set(flagged) | set(record["not_flagged"]) | set(record["not_assessable"])
+        here = references.get(characteristic, {})
+        # A borough with no ratio for the group: the group is its reference, or was withheld (small numbers).
+        reference_in = [n for n in names if n not in seen and here.get(n) == group]
+        record["not_assessable"] += [n for n in names if n not in seen and here.get(n) != group]
         directions = {None if r is None else (r > 1) for r in flagged.values()}
         if len(flagged) == 1:
             verdict = ONE_ONLY
@@ -165,6 +173,7 @@ def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, A
             "flagged_in": [{"borough": b, "ratio": r} for b, r in sorted(flagged.items())],
             "assessed_not_flagged_in": sorted(record["not_flagged"]),
             "not_assessable_in": sorted(record["not_assessable"]),
+            "reference_in": sorted(reference_in),
         })
     order = {ACROSS: 0, MIXED: 1, ONE_ONLY: 2}
     findings.sort(key=lambda f: (order[f["verdict"]], f["characteristic"], f["group"], f["metric"]))
@@ -238,12 +247,148 @@ def _check_comparable(releases: Sequence[dict[str, Any]], paths: Sequence[Path])
         detail = "; ".join(f"{p}: {r['label']['words']}" for p, r in zip(paths, releases, strict=True))
         raise BundleError(f"the bundles predict different outcomes, so they cannot be pooled: {detail}")
     seen: dict[tuple[str, str, str], Path] = {}
+    own: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path, release in zip(paths, releases, strict=True):
         key = (release["borough"], release["kind"], str(_model_key(release)))
         if key in seen:
             raise BundleError(f"bundles {seen[key]} and {path} are the same borough's release of the same model; "
                               "pool each evaluation once")
         seen[key] = path
+        if release["kind"] == KIND_HOME:
+            if release["borough"] in own:
+                # Two of one borough's own models would count its residents twice in the pool.
+                first_path, first = own[release["borough"]]
+                raise BundleError(
+                    f"bundles {first_path} ({_model_words(first)}) and {path} ({_model_words(release)}) are both "
+                    f"{release['borough']}'s own model; the pool counts each borough once: keep the bundle of the "
+                    "version its board approved and leave the other out"
+                )
+            own[release["borough"]] = (path, release)
+
+
+def _model_words(release: dict[str, Any]) -> str:
+    model = release.get("model") or {}
+    return f"{model.get('name')} v{model.get('version')}"
+
+
+def approval_warning(release: dict[str, Any]) -> str | None:
+    """Why a bundle's model was not an approved one when it was released (None when it was): no approval,
+    a revoked one, or only the synthetic demo key's."""
+    approval = release.get("approval")
+    where = release["borough"]
+    if not approval:
+        return f"{_model_words(release)} had no signed approval in {where}'s ledger when it was released"
+    if approval.get("status") != "approved":
+        return f"the approval of {_model_words(release)} was {approval.get('status')} when {where} released it"
+    if approval.get("demo"):
+        return f"{_model_words(release)} was approved with the synthetic demo key only"
+    return None
+
+
+def code_identity(release: dict[str, Any]) -> tuple[str, str, str]:
+    """(Early Signal version, git commit, source SHA-256) of the code that made a bundle; 'unknown' parts
+    when not recorded (bundles written before the source hash was)."""
+    code = release.get("code") or {}
+    return (str(code.get("earlysignal") or "unknown"), str(code.get("git_commit") or "unknown"),
+            str(code.get("source_sha256") or "unknown"))
+
+
+def same_code(releases: Sequence[dict[str, Any]]) -> bool:
+    """Whether every bundle was made by the same, identified code: the same source hash when all record one
+    (commits may differ by changes outside the package, e.g. tests), else the same version and known commit."""
+    identities = [code_identity(r) for r in releases]
+    if all(i[2] != "unknown" for i in identities):
+        return len({i[2] for i in identities}) == 1
+    return len({i[:2] for i in identities}) == 1 and all(i[1] != "unknown" for i in identities)
+
+
+def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> list[str]:
+    """What a reader must know before reading the pooled figures, each naming the bundle and what to do:
+    a model that was not approved when released, and bundles made by different or unidentified code."""
+    warnings = []
+    for path, release in zip(paths, releases, strict=True):
+        problem = approval_warning(release)
+        if problem is not None:
+            warnings.append(
+                f"{path}: {problem}; its figures are a candidate's, not an approved model's. To pool an approved "
+                "model, approve it (`earlysignal approve`) and release again"
+            )
+    by_characteristic: dict[str, dict[str, str | None]] = {}
+    for release in releases:
+        for block in (release.get("fairness") or {}).get("characteristics", []):
+            by_characteristic.setdefault(block["key"], {})[_label(release)] = block.get("reference")
+    for characteristic, chosen in sorted(by_characteristic.items()):
+        if len(set(chosen.values())) > 1:
+            detail = ", ".join(f"{name}: {group}" for name, group in chosen.items())
+            warnings.append(
+                f"the fairness reference group for {characteristic} differs between boroughs ({detail}), so their "
+                "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups "
+                f"to the same group for {characteristic} in every borough's config and release again"
+            )
+    identities = [code_identity(r) for r in releases]
+    unidentified = any(i[1] == "unknown" and i[2] == "unknown" for i in identities)
+    if not same_code(releases):
+        detail = "; ".join(f"{p}: Early Signal {v}, commit {c[:12]}, source {h[:12]}"
+                           for p, (v, c, h) in zip(paths, identities, strict=True))
+        verdict = "do not say which code made them" if unidentified else "were made by different code"
+        warnings.append(
+            f"the bundles {verdict} ({detail}): differences between boroughs may partly be differences in the code. "
+            "Install the same pinned release in every borough and release again"
+        )
+    return warnings
+
+
+def _interval_words(entry: dict[str, Any] | None, digits: int = 2) -> str:
+    if not entry or entry.get("value") is None:
+        return "withheld"
+    text = f"{entry['value']:.{digits}f}"
+    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+        text += f" ({entry['ci_low']:.{digits}f} to {entry['ci_high']:.{digits}f})"
+    return text
+
+
+def _loss_words(loss: dict[str, Any] | None, against: str) -> str | None:
+    if not loss:
+        return None
+    clear = loss.get("ci_low") is not None and (loss["ci_low"] > 0 or loss["ci_high"] < 0)
+    verdict = (("clearly worse than " if loss["value"] > 0 else "clearly better than ") if clear
+               else "no clear difference from ")
+    return f"{verdict}{against} (difference {_interval_words(loss)})"
+
+
+def board_summary(document: dict[str, Any]) -> list[str]:
+    """Plain-English conclusions from a pooled document, in reading order: each evaluation set's pooled AUC
+    and whether boroughs agree, the fairness findings that hold across boroughs and those in one only, and
+    each shipped model's AUC beside the receiving borough's own and at home."""
+    lines = []
+    for block in document["sets"]:
+        auc = block["metrics"]["roc_auc"]
+        pooled = auc["pooled"]
+        if pooled is None:
+            lines.append(f"{block['title']}: AUC not pooled ({auc['note']}).")
+        else:
+            agree = ("boroughs differ more than chance explains (I² {:.0f}%): read it as an average over different "
+                     "places" if pooled["i2"] >= 0.5 else "boroughs agree within chance (I² {:.0f}%)").format(
+                100 * pooled["i2"])
+            lines.append(f"{block['title']}: pooled AUC {_interval_words(pooled, 3)}; {agree}.")
+        across = [f for f in block["fairness"] if f["verdict"] == ACROSS]
+        for finding in across:
+            ratios = ", ".join(f"{item['borough']} {item['ratio']:.2f}" for item in finding["flagged_in"])
+            lines.append(f"Holds across boroughs: {finding['group']} ({finding['characteristic']}, against "
+                         f"{finding['reference']}), {finding['metric_label']} ratio {ratios}. A board should treat "
+                         "this as a property of the model or of recording, not of one place.")
+        local = [f for f in block["fairness"] if f["verdict"] != ACROSS]
+        if local:
+            lines.append(f"{len(local)} fairness finding(s) in one borough only or mixed: for the borough named, "
+                         "look at local practice and recording before the model.")
+    for row in document["transfer"]:
+        auc = next(m for m in row["metrics"] if m["metric"] == "roc_auc")
+        parts = [f"{row['trained_in']}'s model in {row['borough']}: AUC {_interval_words(auc['shipped'])}"]
+        own = _loss_words(auc["loss_vs_own_model"], f"{row['borough']}'s own model")
+        home = _loss_words(auc["loss_vs_home"], f"at home in {row['trained_in']}")
+        parts += [p for p in (own, home) if p]
+        lines.append("; ".join(parts) + ".")
+    return lines
 
 
 def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig) -> dict[str, Any]:
@@ -254,12 +399,13 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         raise BundleError("pool needs at least two release bundles (one folder per borough's release)")
     releases = [verify_bundle(folder, config) for folder in folders]
     _check_comparable(releases, folders)
+    warnings = pool_warnings(releases, folders)
     sets = []
     for group in evaluation_sets(releases):
         sets.append({"title": group["title"], "boroughs": [_label(r) for r in group["releases"]],
                      "metrics": meta_analysis(group["releases"]),
                      "fairness": fairness_consistency(group["releases"])})
-    return {
+    document = {
         "schema": POOL_SCHEMA,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "label": releases[0]["label"],
@@ -274,7 +420,9 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         "bundles": [
             {"path": str(folder), "borough": r["borough"], "kind": r["kind"], "trained_in": r["trained_in"],
              "model": r["model"], "signed_off": r["signed_off"], "generated_at": r.get("generated_at"),
-             "code": {"earlysignal": r["code"].get("earlysignal"), "git_commit": r["code"].get("git_commit")},
+             "code": {"earlysignal": r["code"].get("earlysignal"), "git_commit": r["code"].get("git_commit"),
+                      "source_sha256": r["code"].get("source_sha256")},
+             "approval": r.get("approval"), "approval_warning": approval_warning(r),
              "release_sha256": digest_of({k: v for k, v in r.items() if k != "signed_off"}),
              "n": r["performance"].get("n"), "positives": r["performance"].get("positives"),
              "test_as_of": [row["as_of"] for row in r["coverage"].get("test_as_of", [])],
@@ -283,8 +431,11 @@ def pool_bundles(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig)
         ],
         "sets": sets,
         "transfer": transfer_table(releases),
-        "same_code": len({r["code"].get("git_commit") for r in releases}) == 1,
+        "same_code": same_code(releases),
+        "warnings": warnings,
     }
+    document["summary"] = board_summary(document)
+    return document
 
 
 def run_pool(paths: Sequence[str | os.PathLike[str]], config: ProjectConfig,
