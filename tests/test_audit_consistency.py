@@ -248,6 +248,28 @@ def test_link_quality_counts_are_rounded_and_small_bands_withheld_like_every_cou
     ]
 
 
+def test_linkage_section_counts_clusters_left_out_and_people_split_or_mixed(without_protected) -> None:
+    import copy
+
+    from earlysignal.audit.linkage import linkage_section
+
+    # Month 2 of a 3,000-resident trial: 8,457 clusters, of which 5,546 entered the contract as residents.
+    truth = {"precision": 0.9694, "recall": 0.9923, "f1": 0.9807, "persons": 6627, "persons_split": 146,
+             "clusters_mixed": 95}
+    section = linkage_section({"quality": {"records": 91370, "residents": 5546, "clusters": 8457, "ground_truth": truth,
+                                           "cluster_sizes": {"1": 3363, "2": 763, "3": 508, "40": 3823}}})
+    assert (section["clusters"], section["residents"]) == (8455, 5545)
+    assert [row["clusters"] for row in section["cluster_sizes"]] == [3365, 765, 510, 3825]
+    audit = copy.deepcopy(without_protected[0])
+    audit["data"]["linkage"] = section
+    html = html_lib.unescape(render_audit_html(audit))
+    assert ("counts every cluster of records the link found: 8455, the 5545 residents and about 2910 clusters "
+            "left out because none of their records gives a birth date or a sex") in html
+    assert "<th>Records per cluster</th><th>Clusters</th>" in html and "Records per resident" not in html
+    assert ("Pairs weigh people with many records most, so per person: 146 of 6627 people are split over several "
+            "clusters and 95 clusters hold records of several people.") in html
+
+
 def test_related_drivers_of_different_aggregates_pointing_opposite_ways_share_one_line() -> None:
     from earlysignal.audit.consistency import opposing_drivers
 

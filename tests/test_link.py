@@ -59,6 +59,31 @@ def test_linkage_precision_and_recall_against_ground_truth_are_at_least_095(two_
     assert truth["records"] == len(pd.read_parquet(two_runs["in1"] / "person_records.parquet"))
 
 
+def test_ground_truth_given_on_the_command_line_is_read_relative_to_the_current_folder(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "synth" / "ground_truth").mkdir(parents=True)
+    truth = pd.read_parquet(two_runs["in1"] / "ground_truth" / "person_records.parquet")
+    truth.to_parquet(tmp_path / "synth" / "ground_truth" / "raw_records.parquet", index=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    run_link(two_runs["in1"], tmp_path / "out", _config(ground_truth=None),
+             ground_truth="synth/ground_truth/raw_records.parquet")
+    got = json.loads((tmp_path / "out" / "link_quality.json").read_text())["ground_truth"]
+    expected = json.loads((two_runs["out1"] / "link_quality.json").read_text())["ground_truth"]
+    assert got == expected
+
+
+def test_a_missing_ground_truth_file_stops_link_before_anything_is_linked(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    with pytest.raises(ContractError, match=r"--ground-truth .*synth/ground_truth/raw_records\.parquet does not exist"):
+        run_link(two_runs["in1"], tmp_path / "out", _config(), ground_truth="synth/ground_truth/raw_records.parquet")
+    assert not (tmp_path / "out").exists()
+
+
 def test_person_links_hold_only_record_keys_resident_ids_and_probabilities(two_runs: dict[str, Path]) -> None:
     links = pd.read_parquet(two_runs["out1"] / "person_links.parquet")
     records = pd.read_parquet(two_runs["in1"] / "person_records.parquet")
@@ -85,6 +110,19 @@ def test_second_monthly_run_keeps_every_existing_resident_id_unless_it_merged(tw
     assert (moved["resident_id_1"].map(redirect) == moved["resident_id_2"]).all()
     newcomers = second[second["record_id"].str.startswith("INC-NEW")]
     assert len(newcomers) == 2 and not set(newcomers["resident_id"]) & set(first["resident_id"])
+
+
+def test_changes_since_previous_count_the_new_clusters_as_well_as_kept_and_merged_ids(two_runs: dict[str, Path]) -> None:
+    changes = json.loads((two_runs["out2"] / "link_quality.json").read_text())["changes_since_previous"]
+    links = pd.read_parquet(two_runs["out2"] / "person_links.parquet")
+    table = pd.read_parquet(two_runs["out2"] / "link_changes.parquet")
+    # Month 2 adds one newcomer household seen only by police: new clusters, which link_changes cannot list.
+    new = links.loc[links["cluster_change"] == "new", "resident_id"].nunique()
+    assert changes["new"] == new and new >= 1
+    assert not set(links.loc[links["cluster_change"] == "new", "resident_id"]) & set(table["resident_id"])
+    assert {k: v for k, v in changes.items() if k != "new"} == table["change"].value_counts().to_dict()
+    previous = pd.read_parquet(two_runs["out1"] / "person_links.parquet")["resident_id"].nunique()
+    assert changes.get("kept", 0) + changes.get("merged", 0) == previous
 
 
 def test_resident_id_is_the_keyed_hash_of_the_clusters_first_record(two_runs: dict[str, Path]) -> None:
@@ -219,6 +257,40 @@ def test_residency_spell_lapses_a_year_after_the_last_record_and_a_later_record_
     assert hist.residency_spells(obs)["end_date"].isna().sum() == 3
 
 
+def test_a_lapse_ending_on_the_extract_date_ends_the_spell_as_next_months_run_ends_it() -> None:
+    # r's last record is a year before the extract date; s's open liability is evidence up to it.
+    obs = pd.DataFrame({
+        "resident_id": ["r", "r", "s"],
+        "address_id": ["a", "a", "b"],
+        "seen_date": pd.to_datetime(["2024-06-01", "2025-01-01", "2024-01-01"]),
+        "seen_until": pd.to_datetime([None, None, "2026-01-01"]),
+    })
+
+    def ends(extract: str) -> dict[str, str | None]:
+        spells = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp(extract))
+        return {r.resident_id: None if pd.isna(r.end_date) else r.end_date.strftime("%Y-%m-%d")
+                for r in spells.itertuples()}
+
+    assert ends("2026-01-01") == {"r": "2026-01-01", "s": None}
+    assert ends("2026-02-01")["r"] == "2026-01-01"   # next month's run: the same end
+    assert ends("2026-01-02") == {"r": "2026-01-01", "s": "2026-01-01"}
+
+
+def test_a_record_dated_after_the_extract_date_starts_no_residency_spell() -> None:
+    # r's council-tax liability at b starts after the extract date; s is known only by such a record.
+    obs = pd.DataFrame({
+        "resident_id": ["r", "r", "s"],
+        "address_id": ["a", "b", "c"],
+        "seen_date": pd.to_datetime(["2025-06-01", "2026-01-12", "2026-01-20"]),
+        "seen_until": pd.to_datetime([None, None, None]),
+    })
+    spells = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp("2026-01-01"))
+    assert spells["resident_id"].tolist() == ["r"]
+    assert spells["address_id"].tolist() == ["a"] and spells["end_date"].isna().all()
+    later = hist.residency_spells(obs, lapse_days=365, extract_date=pd.Timestamp("2026-02-01"))
+    assert later["address_id"].tolist() == ["a", "b", "c"]
+
+
 def test_household_is_people_sharing_an_address_over_overlapping_spells() -> None:
     spells = pd.DataFrame({
         "address_id": ["a", "a", "a", "b"],
@@ -244,6 +316,17 @@ def test_pairwise_accuracy_counts_pairs_within_clusters() -> None:
     result = qual.pairwise_accuracy(predicted, truth)
     assert (result["true_pairs"], result["predicted_pairs"], result["true_positive_pairs"]) == (2, 3, 1)
     assert (result["precision"], result["recall"]) == (0.3333, 0.5)
+
+
+def test_ground_truth_counts_people_split_over_clusters_and_clusters_mixing_people() -> None:
+    # p1's 20 records are one cluster, p2 is in two pieces (c2, c3), c3 also holds p3's record.
+    predicted = pd.Series(["c1"] * 20 + ["c2", "c3", "c3"])
+    truth = pd.Series(["p1"] * 20 + ["p2", "p2", "p3"])
+    result = qual.pairwise_accuracy(predicted, truth)
+    assert (result["persons"], result["persons_split"], result["clusters_mixed"]) == (3, 1, 1)
+    assert result["recall"] == round(190 / 191, 4)   # pairs barely notice p2's split
+    counts = pd.DataFrame({"c": predicted, "t": truth, "n": 1}).groupby(["c", "t"], as_index=False)["n"].sum()
+    assert qual.pairwise_accuracy_counted(counts) == result
 
 
 def test_unlinked_rate_by_group_suppresses_small_counts_and_rounds_to_five() -> None:
@@ -295,6 +378,26 @@ def test_cli_link_without_a_secret_exits_2_with_how_to_create_one(tmp_path: Path
     assert "EARLYSIGNAL_LINK_SECRET" in result.output and not (tmp_path / "out").exists()
 
 
+def test_cli_link_warns_when_previous_ids_have_no_record_in_this_months_extracts(
+    two_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    # Month 1's extracts linked against month 2's output: month 2's newcomers have no record here.
+    monkeypatch.setenv("EARLYSIGNAL_LINK_SECRET", SECRET)
+    result = CliRunner().invoke(app, ["link", "--ingested", str(two_runs["in1"]), "--out", str(tmp_path / "out"),
+                                      "--previous", str(two_runs["out2"])])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "out" / "link_changes.parquet")
+    gone = table[table["change"] == "gone"]
+    newcomers = pd.read_parquet(two_runs["out2"] / "person_links.parquet").query("record_id.str.startswith('INC-NEW')")
+    assert set(gone["previous_resident_id"]) == set(newcomers["resident_id"]) and gone["resident_id"].isna().all()
+    output = " ".join(result.output.split())
+    assert f"{len(gone)} previous resident ID(s) have no record in these extracts and are gone" in output
+
+
 def test_privacy_scan_finds_no_identifier_in_the_feature_matrix_built_from_linked_data(
     two_runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -329,6 +432,18 @@ def test_previous_ids_stay_with_most_of_their_records_and_merges_and_splits_are_
     assert labels.tolist() == ["merged"] * 3 + ["split", "split", "split", "new"]
     rows = set(map(tuple, table.to_numpy()))
     assert rows == {("P1", "P1", "kept"), ("P3", "P3", "kept"), ("P2", "P1", "merged"), ("P3", ids[5], "split")}
+
+
+def test_a_previous_id_whose_records_are_all_missing_from_this_run_is_recorded_as_gone() -> None:
+    from earlysignal.linkage.run import _stable_ids
+
+    # P2's only record was renumbered by its system (record 3 is now 9): its ID cannot carry on.
+    previous = pd.DataFrame({"source": ["s"] * 3, "record_id": ["1", "2", "3"], "resident_id": ["P1", "P1", "P2"]})
+    keys = pd.Series(["s|1", "s|2", "s|9"])
+    ids, labels, table = _stable_ids(keys, np.array([0, 0, 1]), previous, b"k" * 32, "run")
+    assert ids.tolist()[:2] == ["P1", "P1"] and ids[2] not in {"P1", "P2"}
+    assert labels.tolist() == ["kept", "kept", "new"]
+    assert [tuple(r) for r in table.to_numpy()] == [("P2", None, "gone"), ("P1", "P1", "kept")]
 
 
 def test_pairwise_accuracy_by_source_counts_the_pairs_touching_each_source() -> None:

@@ -898,6 +898,12 @@ def link(
             f"Against ground truth: precision {truth['precision']}, recall {truth['recall']}, F1 {truth['f1']}.",
             highlight=False,
         )
+        if "persons_split" in truth:
+            console.print(
+                f"{truth['persons_split']:,} of {truth['persons']:,} true persons are split over several clusters; "
+                f"{truth['clusters_mixed']:,} clusters hold records of several people.",
+                highlight=False,
+            )
     if quality.get("clerical_review"):
         review = quality["clerical_review"]
         console.print(
@@ -914,6 +920,15 @@ def link(
         )
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
+        gone = quality["changes_since_previous"].get("gone", 0)
+        if gone:
+            # An ID no record carries any more is lost for good: usually an extract missing earlier rows.
+            console.print(
+                f"[yellow]{gone:,} previous resident ID(s) have no record in these extracts and are gone "
+                "(link_changes.parquet, change 'gone'): each month's extracts must hold every earlier record "
+                "under the same record ID (docs/ingest-and-link.md, 'Stable IDs across monthly runs').[/yellow]",
+                highlight=False,
+            )
     console.print(f"Output: {summary.out_dir} (link quality: {summary.out_dir / 'link_quality.json'})", highlight=False)
 
 

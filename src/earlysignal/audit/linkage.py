@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# Cluster sizes (records per resident) shown to the board in these bands.
+# Cluster sizes (records per cluster: residents and the clusters left out) shown to the board in these bands.
 CLUSTER_BANDS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, 50), (51, None))
 GROUP_ORDER = ("sex", "ethnicity", "age_band", "tenure")
 
@@ -26,8 +26,8 @@ def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to
     """The audit.json `data.linkage` block from a feature sidecar's `linkage` entry; None when not linked by us.
 
     Returns link_run_id, code-list hashes, threshold, per-source linked and dropped shares (with the source's
-    pairwise precision and recall against ground truth when known), clusters per size band
-    (share of residents), match weights (m, u, log2 m/u per comparison level), ground truth and
+    pairwise precision and recall against ground truth when known), clusters (every cluster the link
+    found, residents and those left out) and clusters per size band (share of clusters), match weights (m, u, log2 m/u per comparison level), ground truth and
     clerical-review precision/recall/F1 when present, and unlinked rates by group.
 
     Counts of records and residents are rounded to round_to like every count in the report, and a
@@ -59,6 +59,9 @@ def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to
         "records": None if quality.get("records") is None else published_count(quality["records"], min_cell, round_to),
         "residents": (None if quality.get("residents") is None
                       else published_count(quality["residents"], min_cell, round_to)),
+        # Clusters include those left out for want of a birth date or sex, so can outnumber residents.
+        "clusters": (None if quality.get("clusters") is None
+                     else published_count(quality["clusters"], min_cell, round_to)),
         "pairs_compared": quality.get("pairs_compared"),
         "per_source": [
             # Link runs before the per-source dropped share and accuracy existed leave them None. Counts are

@@ -9,8 +9,9 @@ Rules (documented in docs/ingest-and-link.md):
   more often that day, then the smaller address_id. With a lapse (`linkage.residency_lapse_days`), a
   spell with no evidence for longer than the lapse ends that many days after its last evidence (an
   observation is evidence from its date to its `seen_until`), and a later observation starts a new
-  spell; what a live system would conclude at any date from the records before it. An end on or
-  after the extract date is open;
+  spell; what a live system would conclude at any date from the records before it. An end after the
+  extract date, or on it from evidence reaching it (an open liability), is open; a lapse ending on the
+  extract date ends the spell there; a record dated after the extract date starts no spell;
 * household_id: spells at one address that overlap in time belong to one household (the union of
   overlapping intervals), keyed by address and the household's first start date.
 """
@@ -67,9 +68,14 @@ def spells_from_daily(daily: pd.DataFrame, lapse_days: int | None = None,
     IDs may be any sortable values (strings or int codes in the IDs' sort order). `lapse_days`: a gap
     in a resident's evidence (each observation covers seen_date..until) longer than this ends the spell
     `lapse_days` after the evidence stops, or at an explicit `until` beyond the last observation (a
-    recorded move-out); None keeps a spell open until the next address is seen. Ends on or after
-    `extract_date` are open (null).
+    recorded move-out); None keeps a spell open until the next address is seen. Ends after
+    `extract_date`, or on it from `until` evidence, are open (null); a lapse ending on it is an end;
+    observations dated after it are not used.
     """
+    if extract_date is not None:
+        # A record dated after the extract date (a council-tax liability starting next month) says
+        # where someone will live, not where they live: it starts no spell until that date has come.
+        daily = daily[daily["seen_date"] <= pd.Timestamp(extract_date)]
     if daily.empty:
         return pd.DataFrame(columns=["resident_id", "address_id", "start_date", "end_date"])
     # One address per resident per day.
@@ -100,6 +106,7 @@ def spells_from_daily(daily: pd.DataFrame, lapse_days: int | None = None,
     next_start = runs["start_date"].shift(-1)
     same_next = runs["resident_id"].eq(runs["resident_id"].shift(-1))
     moved_out = runs["until"].where(runs["until"] > runs["last_seen"])
+    lapsed_end = pd.Series(False, index=runs.index)
     if lapse_days is None:
         end = next_start.where(same_next, moved_out)
     else:
@@ -108,8 +115,13 @@ def spells_from_daily(daily: pd.DataFrame, lapse_days: int | None = None,
         lapse_end = moved_out.fillna(runs["last_seen"] + pd.Timedelta(days=lapse_days))
         next_lapsed = daily.groupby("run", sort=True)["lapsed_before"].first().shift(-1).fillna(False).astype(bool)
         end = next_start.where(same_next & ~next_lapsed, lapse_end)
+        lapsed_end = ~(same_next & ~next_lapsed) & moved_out.isna()
     if extract_date is not None:
-        end = end.where(end < pd.Timestamp(extract_date))
+        # An end on the extract date is an end when the lapse put it there (the resident was gone by
+        # that day, as next month's run will also say); evidence reaching the extract date (an open
+        # liability) or beyond it leaves the spell open.
+        extract = pd.Timestamp(extract_date)
+        end = end.where((end < extract) | (lapsed_end & (end == extract)))
     runs["end_date"] = end.where(end > runs["start_date"])
     return runs[["resident_id", "address_id", "start_date", "end_date"]].reset_index(drop=True)
 

@@ -24,6 +24,8 @@ def pairwise_accuracy(predicted: pd.Series, truth: pd.Series) -> dict[str, float
     """Pairwise precision, recall and F1 of a clustering against true entity labels (aligned Series).
 
     A pair counts as predicted when both records share a cluster and as true when they share an entity.
+    Also `persons` (true entities), `persons_split` (entities whose records fall in several clusters) and
+    `clusters_mixed` (clusters holding records of several entities).
     """
     frame = pd.DataFrame({"c": predicted.to_numpy(), "t": truth.to_numpy()}).dropna()
     tp = _pairs(frame.groupby(["c", "t"]).size())
@@ -33,7 +35,20 @@ def pairwise_accuracy(predicted: pd.Series, truth: pd.Series) -> dict[str, float
     recall = tp / true if true else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if pred and true and (precision + recall) else float("nan")
     return {"records": int(len(frame)), "true_pairs": true, "predicted_pairs": pred, "true_positive_pairs": tp,
-            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            **_entity_counts(frame[["c", "t"]].drop_duplicates())}
+
+
+def _entity_counts(cells: pd.DataFrame) -> dict[str, int]:
+    """Person-level errors from the distinct (cluster c, true entity t) cells.
+
+    Pairwise figures are dominated by people with many records (a pupil's monthly census rows), so a
+    person left in two pieces, or two people in one cluster, barely moves them; these counts do not.
+    """
+    per_entity = cells.groupby("t")["c"].nunique()
+    per_cluster = cells.groupby("c")["t"].nunique()
+    return {"persons": int(len(per_entity)), "persons_split": int((per_entity > 1).sum()),
+            "clusters_mixed": int((per_cluster > 1).sum())}
 
 
 def pairwise_accuracy_counted(counts: pd.DataFrame) -> dict[str, float | int]:
@@ -49,7 +64,8 @@ def pairwise_accuracy_counted(counts: pd.DataFrame) -> dict[str, float | int]:
     recall = tp / true if true else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if pred and true and (precision + recall) else float("nan")
     return {"records": int(frame["n"].sum()), "true_pairs": true, "predicted_pairs": pred, "true_positive_pairs": tp,
-            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            **_entity_counts(frame.loc[frame["n"] > 0, ["c", "t"]].drop_duplicates())}
 
 
 def _pairs_touching(group: np.ndarray, flagged: np.ndarray, weights: np.ndarray | None = None) -> int:

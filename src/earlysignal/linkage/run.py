@@ -135,7 +135,8 @@ def _stable_ids_counted(
     A new cluster's ID is the keyed hash of its smallest record key. With a previous run, each previous
     resident ID stays with the cluster holding most of its records (ties: the smaller cluster anchor);
     a cluster home to several previous IDs keeps the one with most records and the others are
-    `merged` into it; other clusters holding some of a previous ID's records are `split` from it.
+    `merged` into it; other clusters holding some of a previous ID's records are `split` from it; a
+    previous ID with no record in this run is `gone` (resident_id null).
     """
     frame = pd.DataFrame({"key": record_keys.to_numpy(), "cluster": clusters})
     anchor = frame.groupby("cluster")["key"].min()
@@ -179,6 +180,11 @@ def _stable_ids_counted(
     for anchor_key in away["prev"].map(homes):
         if change[anchor_key] == "kept":
             change[anchor_key] = "split"
+    # A previous ID none of whose records is in this run (an extract that lost or renumbered them, or
+    # holds only the month's new rows) would otherwise vanish without a trace.
+    gone = sorted(set(previous_ids or ()) - set(counts["prev"]))
+    changes.append(pd.DataFrame({"previous_resident_id": gone, "resident_id": [None] * len(gone), "change": "gone"},
+                                dtype=object))
     ids = frame["anchor"].map(cluster_id)
     labels = frame["anchor"].map(change)
     table = pd.concat(changes, ignore_index=True).drop_duplicates()
@@ -199,12 +205,20 @@ def run_link(
     """Link ingested records into the data contract in `out_dir` (see module docstring).
 
     `previous` is an earlier link run's output folder; its person_links keep residents' IDs stable.
-    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record.
-    Raises ContractError for missing inputs or columns, ConfigError for bad linkage codes, SecretError
+    `ground_truth` (synthetic worlds) overrides linkage.ground_truth: the true person per record, a path
+    relative to the current folder (linkage.ground_truth's is relative to `ingested`).
+    Raises ContractError for missing inputs (a missing `ground_truth` before anything is linked) or columns, ConfigError for bad linkage codes, SecretError
     when no linkage secret is set.
     """
     ingested, out_dir = Path(ingested), Path(out_dir)
     section = config.linkage
+    if ground_truth is not None:
+        # A path given on the command line is relative to where the user runs the command (only the
+        # config's linkage.ground_truth is relative to --ingested); checked before the long link run.
+        ground_truth = Path(ground_truth).absolute()
+        if not ground_truth.is_file():
+            raise ContractError(f"--ground-truth {ground_truth} does not exist (a path relative to the current "
+                                "folder, e.g. <synth dir>/ground_truth/raw_records.parquet)")
     _check_codes(section, config)
     secret = load_secret(section)
     people_path = ingested / "person_records.parquet"
@@ -466,6 +480,8 @@ def _run_link(
     }
     if previous_path is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
+        # New clusters hold no previous ID, so link_changes (one row per previous ID) cannot list them.
+        quality["changes_since_previous"]["new"] = int(resident_id[change.eq("new").to_numpy()].nunique())
     truth_path = Path(ground_truth) if ground_truth is not None else section.ground_truth
     if truth_path is not None:
         truth_path = truth_path if truth_path.is_absolute() else ingested / truth_path
