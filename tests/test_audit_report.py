@@ -61,14 +61,31 @@ def test_recording_bias_against_black_residents_is_flagged_as_a_disparity(biased
     assert black["mean_recorded_events"] > white["mean_recorded_events"]
 
 
-def test_without_recording_bias_no_finding_is_flagged_for_black_residents(fair: AuditWorld) -> None:
-    assert _findings_for(fair, "Black") == []
-    black = next(
-        g for c in fair.audit["fairness"]["characteristics"] if c["key"] == "ethnicity" for g in c["groups"]
-        if g["group"] == "Black"
-    )
-    assert black["suppressed"] is None, "the test world must be big enough to assess Black residents"
-    assert black["ratios"]["selection_rate"]["low"] < 1.25
+def test_without_recording_bias_black_residents_disparity_is_far_below_the_planted_one(
+    fair: AuditWorld, biased: AuditWorld
+) -> None:
+    """The planted bias, not the world, makes Black residents' flagged rate and FPR stand out.
+
+    The same world without the bias is not free of disparities: groups living more often in social housing
+    (Black and Asian households here), where hardship and abuse are commoner and more is recorded (repairs
+    exist only for social homes), are flagged more. Measured (ratio to White, 95% interval): fair
+    world FPR 1.56 (1.16-2.31), flagged rate 1.41 (1.05-1.80); biased world 3.07 (2.44-3.99) and 3.20
+    (2.54-4.02). Before ADR 0019 the fair world had no Black finding but had Asian ones (FPR 1.57, 1.22-2.15),
+    so "no finding at all" was a property of one draw, not of fairness.
+    """
+
+    def ratios(world: AuditWorld) -> dict[str, dict[str, float]]:
+        black = next(
+            g for c in world.audit["fairness"]["characteristics"] if c["key"] == "ethnicity"
+            for g in c["groups"] if g["group"] == "Black"
+        )
+        assert black["suppressed"] is None, "the test world must be big enough to assess Black residents"
+        return black["ratios"]
+
+    fair_ratios, biased_ratios = ratios(fair), ratios(biased)
+    for metric in ("selection_rate", "fpr"):
+        assert fair_ratios[metric]["ratio"] < biased_ratios[metric]["low"], metric
+        assert fair_ratios[metric]["ratio"] < 2.0, metric
 
 
 def _rounded(count: float) -> int:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from earlysignal.caselist import CASE_LIST_FILE, MODEL_FEATURES_FILE, REASONS_FILE, marked
+from earlysignal.explain import YES_NO
 from earlysignal.journey import view_journey
 from earlysignal.scoring import score_cohort
 
@@ -31,6 +32,9 @@ def scored(tmp_path_factory):
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
+    if template.endswith(YES_NO):
+        # A yes/no feature reads as its label (a reason is only ever the "yes"): "home is privately rented".
+        return re.compile("^" + re.escape(template[: -len(YES_NO)]) + "$")
     return re.compile("^" + re.escape(template).replace(re.escape("{value}"), r"(-?[\d,]+(?:\.\d{1,2})?|unknown)") + "$")
 
 

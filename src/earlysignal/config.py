@@ -86,6 +86,21 @@ class RecordingChange(_Section):
     start: dt.date
 
 
+class Disclosure(_Section):
+    """Abuse hidden from services (synthetic worlds only; docs/adr/0019-abuse-hidden-from-services.md).
+
+    Each household draws once whether it ever discloses domestic abuse. In households that do not, the
+    part of each listed source's event rate that abuse adds is kept at `kept` (0: those services learn
+    nothing of the abuse; 1: no thinning). `share: 1` reproduces the world before this setting existed.
+    """
+
+    # ONS Crime Survey for England and Wales: fewer than one in five partner-abuse victims reported the
+    # abuse (18.9% in the year ending March 2023); docs/synthetic-borough.md cites the figures.
+    share: float = Field(default=0.2, ge=0, le=1)
+    kept: float = Field(default=0.1, ge=0, le=1)
+    sources: tuple[str, ...] = ()  # empty: the synthetic world's default sources (synth/disclosure.py)
+
+
 class SynthSection(_Section):
     residents: int = Field(default=50_000, gt=0)
     years: int = Field(default=10, gt=0, le=30)
@@ -94,6 +109,7 @@ class SynthSection(_Section):
     end_date: ConfigDate = dt.date(2026, 1, 1)
     recording_bias: tuple[RecordingBias, ...] = ()
     recording_change: tuple[RecordingChange, ...] = ()
+    disclosure: Disclosure = Disclosure()
 
 
 class ContractSection(_Section):

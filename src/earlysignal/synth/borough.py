@@ -25,6 +25,7 @@ from earlysignal.synth.adversity import (
     state_runs,
 )
 from earlysignal.synth.bias import SOURCES, bias_to_json, check_recording_biases
+from earlysignal.synth.disclosure import check_disclosure, disclosure_to_json, hidden_households
 from earlysignal.synth.recording_change import change_to_json, check_recording_changes, recording_kept
 from earlysignal.synth.hazards import AGE_BAND_EDGES, PROCESSES, age_band
 from earlysignal.synth.outcomes import OUTCOME_CODES, Outcomes, generate_outcomes
@@ -83,6 +84,9 @@ def generator_arguments(synth: SynthSection) -> dict[str, Any]:
         "end_date": synth.end_date.isoformat(),
         # Only when set, so that boroughs made without a change keep their exact manifest.
         **({"recording_change": [change_to_json(c) for c in synth.recording_change]} if synth.recording_change else {}),
+        # Only when some abuse is hidden: a borough made with share 1 is the world from before the setting
+        # existed, and a demo folder made before it (no key) is not reused for the new default world.
+        **({"disclosure": disclosure_to_json(synth.disclosure)} if synth.disclosure.share < 1 else {}),
     }
 
 
@@ -166,6 +170,7 @@ def generate_borough(
     synth = synth or SynthSection()
     check_recording_biases(synth.recording_bias)
     check_recording_changes(synth.recording_change)
+    check_disclosure(synth.disclosure)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SynthError(f"--out {out_dir} exists and is not a folder")
@@ -199,8 +204,10 @@ def generate_borough(
     splits = tuple(a[has_victim] for a in splits)
     done("splits and deaths")
 
+    hidden = hidden_households(synth.seed, len(households), synth.disclosure.share)
     events = generate_events(
-        rng["events"], member_pieces, reference_pieces, households, people, synth.recording_bias, timeline, splits
+        rng["events"], member_pieces, reference_pieces, households, people, synth.recording_bias, timeline, splits,
+        hidden, synth.disclosure,
     ).columns(timeline.start_day * US_PER_DAY, timeline.end_day * US_PER_DAY)
     if synth.recording_change:
         source_names = np.array([s for s, _ in VOCABULARY])
@@ -215,7 +222,7 @@ def generate_borough(
 
     counts = _write_all(
         out_dir, synth, timeline, rng["ids"], households, people, members, runs,
-        (ref_person, ref_household, ref_start, ref_end), events, outcomes, bases, null_world,
+        (ref_person, ref_household, ref_start, ref_end), events, outcomes, bases, null_world, hidden,
     )
     done("writing")
     return BoroughSummary(
@@ -288,6 +295,7 @@ def _write_all(
     outcomes: Outcomes,
     bases: dict[str, float],
     null_world: bool,
+    hidden: np.ndarray,
 ) -> dict[str, int]:
     t0, t1 = timeline.start_day, timeline.end_day
     person_ids = writer.id_strings("R", _permuted_ids(rng, len(people)), 8)
@@ -373,7 +381,8 @@ def _write_all(
 
     truth = out_dir / "ground_truth"
     truth_counts = _write_ground_truth(
-        truth, timeline, households, people, members, runs, references, person_ids, household_ids, address_ids
+        truth, timeline, households, people, members, runs, references, person_ids, household_ids, address_ids,
+        hidden,
     )
     hazards = {
         "world": synth.world,
@@ -390,6 +399,8 @@ def _write_all(
         "recording_bias": [bias_to_json(b) for b in synth.recording_bias] if not null_world else [],
         # The latent chain, for oracle_risk(method="chain"); indices follow these tenure and kind lists.
         "chain": {**chain_parameters(), "tenures": list(TENURES), "kinds": list(HOUSEHOLD_KINDS)},
+        # Who never discloses is in households.parquet (`discloses`); outcome hazards do not depend on it.
+        "disclosure": disclosure_to_json(synth.disclosure),
     }
     writer.write_manifest(truth / "hazards.json", hazards)
     manifest = {
@@ -417,6 +428,7 @@ def _write_ground_truth(
     person_ids: pa.Array,
     household_ids: pa.Array,
     address_ids: pa.Array,
+    hidden: np.ndarray,
 ) -> dict[str, int]:
     t0, t1 = timeline.start_day, timeline.end_day
     truth.mkdir(parents=True, exist_ok=True)
@@ -493,6 +505,8 @@ def _write_ground_truth(
             "tenure": writer.take_categories(TENURES, households.tenure[hw]),
             "split_from": writer.take_strings(household_ids, split_from),
             "start_date": writer.dates(households.start[hw]),
+            # False: the household never discloses abuse (synth.disclosure; ADR 0019).
+            "discloses": pa.array(~hidden[hw], pa.bool_()),
         }
     ).sort_by("household_id")
     writer.write_table(truth_households, truth / "households.parquet")

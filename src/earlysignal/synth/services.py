@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from earlysignal.config import RecordingBias
+from earlysignal.config import Disclosure, RecordingBias
 from earlysignal.synth.bias import bias_multiplier
+from earlysignal.synth.disclosure import disclosure_sources, thinning_factor
 from earlysignal.synth.hazards import state_multiplier
 from earlysignal.synth.people import MALE, Households, People
 from earlysignal.synth.timeline import EPOCH, Timeline
@@ -219,9 +220,16 @@ def generate_events(
     biases: Sequence[RecordingBias],
     timeline: Timeline,
     splits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    hidden: np.ndarray | None = None,
+    disclosure: Disclosure | None = None,
 ) -> EventBuffer:
-    """Every service's events for the whole window."""
+    """Every service's events for the whole window.
+
+    `hidden` (bool per household) marks households that never disclose abuse; with `disclosure`, the
+    abuse-attributable part of its listed sources' rates is thinned there (synth/disclosure.py).
+    """
     buffer = EventBuffer()
+    thinned = set(disclosure_sources(disclosure)) if disclosure is not None and hidden is not None else set()
     for spec in SPECS:
         pieces = member_pieces if spec.on == "member" else reference_pieces
         tenure = households.tenure[pieces.household]
@@ -231,6 +239,8 @@ def generate_events(
             * state_multiplier(spec.betas)[pieces.mask]
             * bias_multiplier(people, biases, spec.source)[pieces.person]
         )
+        if spec.source in thinned:
+            rate = rate * thinning_factor(spec.betas, pieces.mask, hidden[pieces.household], disclosure.kept)
         if spec.on == "member":
             rate = rate * np.asarray(spec.age_multipliers, dtype=float)[pieces.band]
             rate = rate * np.where(people.sex[pieces.person] == MALE, spec.male_multiplier, 1.0)
@@ -247,8 +257,9 @@ def generate_events(
             value = np.round(rng.lognormal(spec.value_lognormal[0], spec.value_lognormal[1], n), 2)
         buffer.add(resident, address, TYPE_CODE[(spec.source, spec.event_type)], time_us,
                    time_us + _lag_us(rng, n, spec.lag_days), value)
-    _school_absence(rng, member_pieces, people, biases, timeline, buffer)
-    _split_events(rng, splits, households, people, biases, buffer)
+    absence_hidden = hidden if "school" in thinned else None
+    _school_absence(rng, member_pieces, people, biases, timeline, buffer, absence_hidden, disclosure)
+    _split_events(rng, splits, households, people, biases, buffer, hidden if thinned else None, disclosure)
     return buffer
 
 
@@ -270,6 +281,8 @@ def _school_absence(
     biases: Sequence[RecordingBias],
     timeline: Timeline,
     buffer: EventBuffer,
+    hidden: np.ndarray | None = None,
+    disclosure: Disclosure | None = None,
 ) -> None:
     """One absence record per pupil (age 4-16) per school month, value = sessions missed (may be 0)."""
     b = timeline.burn_in_months
@@ -296,6 +309,8 @@ def _school_absence(
         * state_multiplier(ABSENCE_BETAS)[pieces.mask[piece]]
         * bias_multiplier(people, biases, "school")[pieces.person[piece]]
     )
+    if hidden is not None and disclosure is not None:
+        mean = mean * thinning_factor(ABSENCE_BETAS, pieces.mask[piece], hidden[pieces.household[piece]], disclosure.kept)
     sessions = np.minimum(rng.poisson(mean), 40).astype(float)
     term_end = np.array(
         [_term_end_day(int(y), int(m)) for y, m in zip(_years_of(month_start), month_number, strict=True)]
@@ -318,17 +333,31 @@ def _split_events(
     people: People,
     biases: Sequence[RecordingBias],
     buffer: EventBuffer,
+    hidden: np.ndarray | None = None,
+    disclosure: Disclosure | None = None,
 ) -> None:
-    """Around a split: often a police domestic incident at the old home, then a homelessness approach."""
+    """Around a split: often a police domestic incident at the old home, then a homelessness approach.
+
+    Both are caused by the abuse, so for a household that never discloses (`hidden`) a listed source's
+    chance is multiplied by `disclosure.kept`; the draws are the same either way (streams unchanged).
+    """
     victim, origin, new_home, day = splits
     n = len(victim)
     if n == 0:
         return
-    police = rng.random(n) < np.minimum(0.5 * bias_multiplier(people, biases, "police")[victim], 1.0)
+
+    def kept(source: str) -> np.ndarray | float:
+        if hidden is None or disclosure is None or source not in disclosure_sources(disclosure):
+            return 1.0
+        return np.where(hidden[origin], disclosure.kept, 1.0)
+
+    police = rng.random(n) < np.minimum(0.5 * bias_multiplier(people, biases, "police")[victim], 1.0) * kept("police")
     t = (day - rng.integers(0, 14, n)) * US_PER_DAY + rng.integers(0, 86_400, n) * 1_000_000
     buffer.add(victim[police], households.address[origin[police]], TYPE_CODE[("police", "domestic_incident")],
                t[police], t[police] + _lag_us(rng, int(police.sum()), (1.0, 7.0)))
-    approach = rng.random(n) < np.minimum(0.5 * bias_multiplier(people, biases, "homelessness")[victim], 1.0)
+    approach = rng.random(n) < np.minimum(0.5 * bias_multiplier(people, biases, "homelessness")[victim], 1.0) * kept(
+        "homelessness"
+    )
     t = (day + rng.integers(0, 30, n)) * US_PER_DAY + rng.integers(0, 86_400, n) * 1_000_000
     buffer.add(victim[approach], np.full(int(approach.sum()), -1), TYPE_CODE[("homelessness", "approach")],
                t[approach], t[approach] + _lag_us(rng, int(approach.sum()), (0.0, 5.0)))
