@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path
 from earlysignal.config import ProjectConfig
+from earlysignal.contract.batches import BatchTally
 from earlysignal.contract.checks import CHECKS, _flag_duplicates, _Reasons
 from earlysignal.contract.reading import (
     _is_text,
@@ -53,16 +54,9 @@ from earlysignal.contract.reading import (
     table_path,
     to_pandas,
     type_table,
-    value_shape,
 )
 from earlysignal.contract.results import TableCounts, ValidationReport
-from earlysignal.contract.schemas import (
-    EXPECTED_TEXT,
-    QUARANTINE_DIR,
-    REASON_COLUMN,
-    ROW_NUMBER_COLUMN,
-    expanded_checks,
-)
+from earlysignal.contract.schemas import QUARANTINE_DIR, REASON_COLUMN, ROW_NUMBER_COLUMN
 from earlysignal.contract.validate import (
     _collect,
     _infinite_sum_error,
@@ -492,18 +486,11 @@ def _stream_events(
     context.event_duplicates = batch_duplicates
     context.event_references = _ReferenceLookups(context)
     writers = _PartWriters(work_dir)
-    read = accepted_rows = quarantined_rows = written_quarantine = 0
-    reason_counts: dict[str, int] = {}
-    normalised_counts: dict[str, int] = {}
-    nulled_counts: dict[str, int] = {}
+    tally = BatchTally("events")
+    written_quarantine = 0
     dropped: tuple[str, ...] = ()
     warnings: list[str] = []
     sources: set[str] = set()
-    # Per column, values that could not be parsed and values that were: a column none of whose values
-    # parse is refused, as read_table does, whichever batches its values fell in.
-    unreadable: dict[str, int] = {}
-    parsed: dict[str, int] = {}
-    first_bad: dict[str, Any] = {}
     totals: pd.Series | None = None
     largest: list[pd.DataFrame] = []
     schema: pa.Schema | None = None
@@ -523,27 +510,12 @@ def _stream_events(
                 if offset == 0:
                     warnings, dropped = list(table.warnings), table.dropped
                 reasons = _Reasons(typed.num_rows, "events")
-                for column, mask in table.unparseable.items():
-                    reasons.flag(f"unparseable:{column}", mask)
-                    unreadable[column] = unreadable.get(column, 0) + int(mask.sum())
-                    if column not in first_bad and mask.any():
-                        first_bad[column] = raw.column(column)[int(np.flatnonzero(mask)[0])].as_py()
-                for column in typed.column_names:
-                    parsed[column] = parsed.get(column, 0) + typed.num_rows - typed.column(column).null_count
+                tally.flag_unparseable(table, reasons, offset + np.arange(typed.num_rows))
                 CHECKS["events"](typed, reasons, context)
                 ok = reasons.ok()
                 accepted = decoded(typed if ok.all() else typed.filter(pa.array(ok)))
                 n_quarantined = reasons.count()
-                reconcile_counts("events", read=raw.num_rows, accepted=accepted.num_rows, quarantined=n_quarantined)
-                read += raw.num_rows
-                accepted_rows += accepted.num_rows
-                quarantined_rows += n_quarantined
-                for reason, n in reasons.counts().items():
-                    reason_counts[reason] = reason_counts.get(reason, 0) + n
-                for column, n in table.normalised.items():
-                    normalised_counts[column] = normalised_counts.get(column, 0) + n
-                for column, n in table.not_recorded.items():
-                    nulled_counts[column] = nulled_counts.get(column, 0) + n
+                tally.add(table, reasons, accepted.num_rows)
                 if accepted.num_rows:
                     sources.update(str(s) for s in pc.unique(accepted.column("source").drop_null()).to_pylist())
                     batch_totals, batch_largest = _magnitudes(accepted, offset + np.flatnonzero(ok))
@@ -566,7 +538,7 @@ def _stream_events(
                 del batch, raw, table, typed, reasons, accepted
             if quarantine_writer is not None:
                 quarantine_writer.close()  # before the ExitStack renames it onto the target
-                reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=written_quarantine)
+                reconcile_counts("events", read=tally.read, accepted=tally.accepted, quarantined=written_quarantine)
             elif write_quarantine and target.exists():
                 # A stale file from an earlier run would report problems this data no longer has.
                 target.unlink()
@@ -579,15 +551,7 @@ def _stream_events(
         context.event_duplicates = None
         context.event_references = None
         writers.close()
-    for column, bad in unreadable.items():
-        given = bad + parsed.get(column, 0)
-        if bad and given == bad:
-            kind = next(c.kind for c in columns if c.name == column)
-            raise ContractError(
-                f"{path.name}: column {column}: none of its {given} values can be read as "
-                f"{EXPECTED_TEXT[kind]} (the first has the shape {value_shape(str(first_bad[column]))!r})"
-            )
-    reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=quarantined_rows)
+    tally.refuse_unreadable(path, columns)
     context.event_sources = sources
     if totals is not None:
         infinite = totals[~np.isfinite(totals.to_numpy())]
@@ -597,19 +561,8 @@ def _stream_events(
             candidates = candidates[(candidates["source"] == source) & (candidates["event_type"] == event_type)]
             rows = candidates.sort_values("magnitude", ascending=False, kind="stable")["row"].to_numpy()[:5]
             raise _infinite_sum_error(path, source, event_type, sorted(int(r) for r in rows))
-    order = {check: i for i, check in enumerate(expanded_checks("events", columns))}
-    checks = dict(sorted(reason_counts.items(), key=lambda item: (item[0] in order, order.get(item[0], 0))))
-    result = _TableResult(
-        name="events",
-        path=path,
-        frame=None,
-        counts=TableCounts(read=read, accepted=accepted_rows, quarantined=quarantined_rows),
-        checks=checks,
-        normalised=normalised_counts,
-        not_recorded=nulled_counts,
-        dropped=dropped,
-        warnings=warnings,
-        quarantine_file=target if write_quarantine and written_quarantine else None,
+    result = tally.result(
+        path, columns, dropped, warnings, target if write_quarantine and written_quarantine else None
     )
     assert schema is not None
     return result, schema
