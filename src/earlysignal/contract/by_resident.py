@@ -147,14 +147,11 @@ class _StreamWriters:
 def _split(setup: Any, name: str, folder: Path, buckets: int, batch_rows: int) -> tuple[list[str], tuple[str, ...]]:
     """Write the file's contract columns, as read, into bucket streams; returns the typing's warnings and
     dropped columns (the same for every batch: they are about the file's columns)."""
-    from earlysignal.contract.streaming import _dictionary_columns
+    from earlysignal.contract.streaming import open_in_batches
 
     path = table_path(setup.data_dir, name)
     columns = setup.schemas[name]
-    try:
-        file = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
-    except (pa.ArrowException, OSError) as error:
-        raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
+    file = open_in_batches(path, columns)
     writers = _StreamWriters(folder, BUCKET_RAW, name)
     warnings: list[str] = []
     dropped: tuple[str, ...] = ()

@@ -178,14 +178,9 @@ def build_partitioned_feature_matrix_on_spark(
 
 def _events_file(folder: str, partition: int, schema: bytes) -> pd.DataFrame:
     """One partition's accepted events from the streamed contract's file (StreamedData.events_of)."""
-    import pyarrow.parquet as pq
+    from earlysignal.contract.streaming import read_events_part
 
-    from earlysignal.contract.reading import to_pandas
-    from earlysignal.contract.streaming import EVENTS_PART
-
-    path = Path(folder) / EVENTS_PART.format(partition)
-    table = pq.read_table(path) if path.exists() else pa.ipc.read_schema(pa.py_buffer(schema)).empty_table()
-    return to_pandas(table)
+    return read_events_part(folder, partition, pa.ipc.read_schema(pa.py_buffer(schema)))
 
 
 def _table_file(folder: str, name: str, partition: int) -> pd.DataFrame:
