@@ -1,19 +1,20 @@
-"""Validate a borough folder without holding its events in memory, and hand them out per partition.
+"""Validate a borough folder without holding its tables in memory, and hand them out per partition.
 
 The contract's checks are the same as `validate_directory`'s and so are the counts, the quarantine files and
-the report; what differs is how the events table (by far the largest: ~42 rows per resident here) is held.
-Residents, residency spells and outcomes are read whole (they grow with the population, but ~20x more
-slowly). Then:
+the report; what differs is how the tables are held. In order:
 
-1. `assign(residents, residency)` gives every accepted resident a partition (features/partition.py keeps
-   households and addresses whole);
-2. one DuckDB pass over events.parquet finds the rows whose event_id occurs more than once; the duplicate
-   check runs on those rows alone (the copies of an event_id can sit anywhere in the file);
-3. events.parquet is read in batches of `batch_rows` file rows: each batch is typed and checked (its
-   duplicate flags come from step 2), its quarantined rows are appended to the quarantine file and its
-   accepted rows to the Arrow IPC stream (zstd) of every partition they belong to (their resident's, and
-   their address's: an event at an address is read by everyone who lived there); a stream writer keeps
-   nothing per batch, so the open writers hold the same memory after the last batch as after the first;
+1. one DuckDB pass over events.parquet (by far the largest table: ~42 rows per resident here) finds the rows
+   whose event_id occurs more than once (the copies of an event_id can sit anywhere in the file); it runs
+   first, while nothing else is held, under DuckDB's memory limit (spilling to disk beyond it);
+2. residents and residency are checked a bucket of residents at a time (contract/by_resident.py), and
+   `assign(residents, residency)` gives every accepted resident a partition from their keys coded as
+   integers (features/partition.py keeps households and addresses whole);
+3. events.parquet is read in batches of `batch_rows` file rows (without pre-buffering, which would keep
+   every row group read): each batch is typed and checked (its duplicate flags come from step 1), its
+   quarantined rows are appended to the quarantine file and its accepted rows to the Arrow IPC stream (zstd)
+   of every partition they belong to (their resident's, and their address's: an event at an address is read
+   by everyone who lived there); a stream writer keeps nothing per batch, so the open writers hold the same
+   memory after the last batch as after the first;
 4. `StreamedData.events_of(p)` reads one partition's file: the accepted events of those residents and
    addresses, in file order, with the dtypes `load_linked_data` gives.
 
@@ -21,11 +22,10 @@ Residents, residency and outcomes are not held either once they are checked: as 
 assigned, each table's accepted rows are written one Arrow IPC file per partition (with their position in
 the accepted table, so the whole table can be put back in order) and dropped; `StreamedData.residents_of(p)`
 (and residency_of, outcomes_of) read one partition's. What stays in memory for the rest of the load is
-compact: the accepted and seen resident and address IDs (Arrow arrays, for the events' reference checks) and
-the routing index (ID -> partition). Peak memory is then that index, one batch of events, and the transient
-of checking the residents and residency tables whole (their checks compare rows across the file). A CSV
-events file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at
-scale.
+compact but grows with the population: the accepted and seen resident and address IDs (Arrow arrays, for the
+events' reference checks) and the routing index (sorted 64-bit hashes, 12 bytes per ID). Peak memory is then
+the larger of the duplicate pass and that index plus one batch of events. A CSV events file is read whole
+(Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
 """
 
 from __future__ import annotations
