@@ -235,3 +235,28 @@ def test_a_parquet_file_read_in_batches_keeps_no_row_group_once_its_batch_is_dro
         del batch
     # A pre-buffering reader would still hold the ten row groups it read (~6 MB of event IDs).
     assert pa.total_allocated_bytes() - before < 1_000_000
+
+
+def test_after_map_large_blocks_megabyte_arrays_are_mapped_not_taken_from_the_heap():
+    import ctypes
+    import platform
+
+    from earlysignal.contract.heap import map_large_blocks
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt's threshold is glibc's")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    assert map_large_blocks() is True
+    # Freeing a mapped 8 MiB block would raise glibc's own threshold to 8 MiB; fixed, it stays at 1 MiB.
+    block = np.ones(8 << 20, dtype=np.uint8)
+    del block
+    mapped = libc.mallinfo2().hblkhd
+    kept = [np.ones(2 << 20, dtype=np.uint8) for _ in range(20)]
+    assert libc.mallinfo2().hblkhd - mapped >= 20 * (2 << 20)
+    del kept

@@ -175,7 +175,9 @@ def load_partitioned_data(
     per accepted resident, partition count). Raises ContractError for an unusable file, as
     validate_directory does."""
     from earlysignal.contract.by_resident import can_bucket, validate_by_resident
+    from earlysignal.contract.heap import map_large_blocks
 
+    map_large_blocks()  # each batch's arrays go back to the system when freed (contract/heap.py)
     setup = _setup(data_dir, config)
     work_dir = Path(work_dir)
     files: dict[str, Path] = {}
