@@ -204,3 +204,25 @@ def test_a_declared_boolean_attribute_reads_as_words_not_yes_and_no():
     assert finding_text("Care leaver", "Not care leaver", "selection_rate", Interval(2.9, 1.91, 3.73), "x").startswith(
         "Care leaver residents are flagged 2.90 times as often as Not care leaver residents"
     )
+
+
+@pytest.mark.parametrize("unrecorded", [None, "", "  ", "Unknown"])
+def test_a_characteristic_recorded_for_nobody_is_named_not_audited_rather_than_shown_as_one_group(unrecorded) -> None:
+    frame = predictions()
+    frame["attr__sex"] = pd.array([unrecorded] * len(frame), dtype="string")
+    result = run(frame, not_recorded_group="Unknown")
+    for key in ("sex", "sex + ethnicity"):
+        block = _block(result, key)
+        assert block["not_recorded_for_all"] == ["sex"]
+        assert "groups" not in block and "reference" not in block
+    assert not any(f["characteristic"] in ("sex", "sex + ethnicity") for f in result["findings"])
+    # Ethnicity alone is still audited as before.
+    assert _block(result, "ethnicity")["groups"]
+
+
+def test_a_characteristic_recorded_for_some_is_audited_with_its_not_recorded_group() -> None:
+    frame = predictions()
+    frame["attr__sex"] = frame["attr__sex"].where(np.arange(len(frame)) % 2 == 0, None)
+    block = _block(run(frame), "sex")
+    assert "not_recorded_for_all" not in block
+    assert {g["group"] for g in block["groups"]} == {"Female", "Male", "Not recorded"}

@@ -16,7 +16,7 @@ from earlysignal.report import SECTION_HEADINGS, render_audit_html
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _document(approval: ApprovalRecord | None) -> dict:
+def _document(approval: ApprovalRecord | None, **attributes: object) -> dict:
     rng = np.random.default_rng(0)
     n = 2000
     predictions = pd.DataFrame(
@@ -30,6 +30,8 @@ def _document(approval: ApprovalRecord | None) -> dict:
             "attr__ethnicity": rng.choice(["White", "Black"], n),
         }
     )
+    for column, value in attributes.items():
+        predictions[column] = value
     predictions["rank"] = predictions["score"].rank(ascending=False, method="first").astype(int)
     predictions["flagged"] = predictions["rank"] <= 200
     sample = predictions.assign(x=rng.normal(size=n))
@@ -59,6 +61,18 @@ def test_a_characteristic_missing_from_the_predictions_shows_not_provided() -> N
     assert "NOT APPROVED" in html and "NOT EVALUABLE" in html
     assert '<meta name="earlysignal-model" content="m/4">' in html
     assert "R00001" not in html
+
+
+def test_a_characteristic_recorded_for_nobody_shows_not_recorded_and_is_not_called_audited() -> None:
+    # As from raw extracts that carry no disability field: the column exists, every value is missing.
+    document = _document(None, attr__disability=pd.array([None] * 2000, dtype="string"))
+    disability = next(c for c in document["fairness"]["characteristics"] if c["key"] == "disability")
+    assert disability["not_recorded_for_all"] == ["disability"] and "groups" not in disability
+    html = render_audit_html(document)
+    assert ("<span class=\"missing\">NOT RECORDED</span> disability is recorded for nobody in the test predictions, "
+            "so this characteristic cannot be audited") in html
+    factors = next(item["text"] for item in document["model_card"] if item["title"] == "Factors")
+    assert ("(age_band: not in the test predictions; disability: recorded for nobody in them, so not audited).") in factors
 
 
 def test_an_approval_shows_who_approved_which_version_and_when() -> None:

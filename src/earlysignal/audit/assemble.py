@@ -506,6 +506,7 @@ def _capacity_words(config: ProjectConfig) -> str:
 def _model_card(
     config: ProjectConfig, model: dict[str, Any], data: dict[str, Any], criterion: dict[str, Any], inputs_sentence: str = "",
     not_audited: Sequence[str] = (),
+    recorded_for_nobody: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     cohort = cohort_words(config)
@@ -525,7 +526,7 @@ def _model_card(
             "Performance and error rates are reported by " + ", ".join(config.audit.protected)
             + (" and the intersections " + "; ".join(" + ".join(i) for i in config.audit.intersections) if config.audit.intersections else "")
             # A characteristic the Fairness section shows as NOT PROVIDED is not "reported by" here either.
-            + (f" ({', '.join(not_audited)}: not in the test predictions, so not audited)" if not_audited else "")
+            + _not_audited_words(not_audited, recorded_for_nobody)
             # Said from the model's own inputs: "not inputs" beside a model that uses age would contradict itself.
             + ". " + inputs_sentence)},
         {"title": "Metrics", "text": (
@@ -557,6 +558,15 @@ def _model_card(
             "and whenever the population or recording practice changes; do not use outside the cohort and label it was "
             "validated for.")},
     ]
+
+
+def _not_audited_words(not_in_predictions: Sequence[str], recorded_for_nobody: Sequence[str]) -> str:
+    """' (age_band: not in the test predictions; disability: recorded for nobody in them; so not audited)', or ''."""
+    reasons = ([f"{', '.join(not_in_predictions)}: not in the test predictions"] if not_in_predictions else []) + (
+        [f"{', '.join(recorded_for_nobody)}: recorded for nobody in them" if not_in_predictions
+         else f"{', '.join(recorded_for_nobody)}: recorded for nobody in the test predictions"]
+        if recorded_for_nobody else [])
+    return f" ({'; '.join(reasons)}, so not audited)" if reasons else ""
 
 
 def _shared_scopes(config: ProjectConfig) -> bool:
@@ -725,6 +735,7 @@ def build_audit(
         seed=seed,
         outcome=f"{what} {when}",
         group_words=group_words,
+        not_recorded_group=not_recorded_group,
     )
     for block in fairness["characteristics"]:  # type: ignore[union-attr]
         if block.get("attributes") == ["age_band"] and "groups" in block:
@@ -808,6 +819,7 @@ def build_audit(
         "model_card": _model_card(
             config, model_doc, data, criterion, inputs_sentence,
             [c["key"] for c in fairness["characteristics"] if c.get("missing_column")],  # type: ignore[union-attr]
+            [c["key"] for c in fairness["characteristics"] if c.get("not_recorded_for_all")],  # type: ignore[union-attr]
         ),
         "data": data,
         "performance": performance,

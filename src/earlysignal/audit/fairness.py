@@ -21,7 +21,9 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import roc_auc_score
 
-from earlysignal.audit.groups import GroupWords, characteristic_key, labels_for, reference_group
+from earlysignal.audit.groups import (
+    NOT_RECORDED, GroupWords, characteristic_key, labels_for, not_recorded_mask, reference_group,
+)
 from earlysignal.audit.disclosure import published_count, published_figure, published_rate
 from earlysignal.audit.suppression import apply_suppression, round_count
 from earlysignal.modeling.metrics import tie_order_key
@@ -410,10 +412,13 @@ def audit_fairness(
     seed: int,
     outcome: str,
     group_words: GroupWords | None = None,
+    not_recorded_group: str = NOT_RECORDED,
 ) -> dict[str, object]:
     """Per-group metrics, ratios with intervals and findings for each characteristic (JSON-ready, suppressed).
 
     `group_words` are the data dictionary's words for boolean groups (DataDictionary.boolean_group_words).
+    A characteristic recorded for nobody in `frame` (every row null, blank or `not_recorded_group`) gets a
+    block with `not_recorded_for_all` and no groups: a table of one "Not recorded" row would read as audited.
     """
     rng = np.random.default_rng(seed)
     low_band, high_band = ratio_band
@@ -425,6 +430,13 @@ def audit_fairness(
             groups = labels_for(frame, attributes, group_words)
         except KeyError as missing:
             results.append({"key": key, "attributes": list(attributes), "missing_column": str(missing)})
+            continue
+        unrecorded = [
+            a for a in attributes
+            if len(frame) and not_recorded_mask(labels_for(frame, (a,), group_words), not_recorded_group).all()
+        ]
+        if unrecorded:
+            results.append({"key": key, "attributes": list(attributes), "not_recorded_for_all": unrecorded})
             continue
         table = group_table(frame, groups)
         table.insert(0, "characteristic", key)
@@ -555,4 +567,5 @@ def audit_fairness_for(config: ProjectConfig, frame: pd.DataFrame) -> dict[str, 
         seed=config.project.seed,
         outcome=f"{what} {when}",
         group_words=dictionary_for(config).boolean_group_words(),
+        not_recorded_group=dictionary_for(config).not_recorded.group,
     )
