@@ -237,26 +237,44 @@ def test_a_parquet_file_read_in_batches_keeps_no_row_group_once_its_batch_is_dro
     assert pa.total_allocated_bytes() - before < 1_000_000
 
 
-def test_after_map_large_blocks_megabyte_arrays_are_mapped_not_taken_from_the_heap():
-    import ctypes
-    import platform
+_MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+import numpy as np
 
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
     from earlysignal.contract.heap import map_large_blocks
+
+    assert map_large_blocks() is True
+block = np.ones(8 << 20, dtype=np.uint8)
+del block
+mapped = libc.mallinfo2().hblkhd
+kept = [np.ones(2 << 20, dtype=np.uint8) for _ in range(20)]
+print(libc.mallinfo2().hblkhd - mapped)
+"""
+
+
+def test_after_map_large_blocks_megabyte_arrays_are_mapped_not_taken_from_the_heap():
+    import platform
+    import subprocess
+    import sys
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt's threshold is glibc's")
 
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    def mapped_bytes(mode: str) -> int:
+        # A fresh process: a heap with free space left by earlier work would serve the arrays either way.
+        run = subprocess.run(
+            [sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, mode], capture_output=True, text=True, check=True
+        )
+        return int(run.stdout)
 
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = MallInfo2
-    assert map_large_blocks() is True
-    # Freeing a mapped 8 MiB block would raise glibc's own threshold to 8 MiB; fixed, it stays at 1 MiB.
-    block = np.ones(8 << 20, dtype=np.uint8)
-    del block
-    mapped = libc.mallinfo2().hblkhd
-    kept = [np.ones(2 << 20, dtype=np.uint8) for _ in range(20)]
-    assert libc.mallinfo2().hblkhd - mapped >= 20 * (2 << 20)
-    del kept
+    # Freeing a mapped 8 MiB block raises glibc's own threshold to 8 MiB, so 2 MiB arrays come from the heap
+    # (where their freed space stays); with the threshold fixed at 1 MiB they are mapped (and unmapped).
+    assert mapped_bytes("default") == 0
+    assert mapped_bytes("fixed") >= 20 * (2 << 20)
