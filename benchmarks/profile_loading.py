@@ -48,7 +48,6 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=None)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--work", default=None)
-    parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after each events batch (experiment)")
     args = parser.parse_args()
 
     import numpy as np
@@ -101,8 +100,6 @@ def main() -> None:
 
         def counted(self, *a, **kw):  # type: ignore[no-untyped-def]
             write(self, *a, **kw)
-            if args.trim:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
             batches["n"] += 1
             line(f"events batch {batches['n']} written")
 
