@@ -14,15 +14,16 @@ from journey_world import AS_OF, RESIDENT, world
 
 from earlysignal.config import ProjectConfig, config_from_dict
 from earlysignal.journey import ReasonFeature
+from earlysignal.windows import WindowLength
 
 REPO = Path(__file__).resolve().parents[1]
 
 REASON_FEATURES = {
     "address__housing_repairs__door_replacement__count__365d": ReasonFeature(
         "address__housing_repairs__door_replacement__count__365d", "housing_repairs", ("door_replacement",),
-        "address", 365, "count", "{value} door replacements at home in the last 12 months"),
+        "address", WindowLength("d", 365), "count", "{value} door replacements at home in the last 12 months"),
     "household__police__domestic_incident__count__365d": ReasonFeature(
-        "household__police__domestic_incident__count__365d", "police", ("domestic_incident",), "household", 365,
+        "household__police__domestic_incident__count__365d", "police", ("domestic_incident",), "household", WindowLength("d", 365),
         "count", "{value} domestic incidents reported to police in the household in the last 12 months"),
     "static__age": ReasonFeature("static__age", "residents", (), "static", None, "age", "aged {value}"),
 }

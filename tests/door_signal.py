@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DOOR_FEATURE_SUFFIX = "count__365d"
+DOOR_FEATURE_SUFFIX = "count__12m"
 
 
 def under_abuse(matrix: pd.DataFrame, linked: Path, borough: Path) -> pd.Series:
-    """Per matrix row: was the true household of the linked resident under domestic abuse in the 365 days
-    before as_of? Each linked resident stands for the true person behind most of its records."""
+    """Per matrix row: was the true household of the linked resident under domestic abuse in the 12 calendar
+    months before as_of (the feature's window)? Each linked resident stands for the true person behind most
+    of its records."""
     links = pd.read_parquet(linked / "person_links.parquet", columns=["source", "record_id", "resident_id"])
     truth = pd.read_parquet(borough / "ground_truth" / "raw_records.parquet", columns=["source", "record_id", "resident_id"])
     truth = truth.rename(columns={"resident_id": "true_resident_id"}).dropna()
@@ -31,7 +32,7 @@ def under_abuse(matrix: pd.DataFrame, linked: Path, borough: Path) -> pd.Series:
     spells = residency.rename(columns={"resident_id": "true_resident_id"}).merge(abuse, on="household_id", suffixes=("", "_da"))
     joined = rows.reset_index(drop=True).reset_index().merge(spells, on="true_resident_id")
     far = pd.Timestamp("2100-01-01")
-    lo = joined["as_of"] - pd.Timedelta(days=365)
+    lo = joined["as_of"] - pd.DateOffset(months=12)
     live = (pd.to_datetime(joined["start_date"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date"]).fillna(far) > lo)
     abused = (pd.to_datetime(joined["start_date_da"]) < joined["as_of"]) & (pd.to_datetime(joined["end_date_da"]).fillna(far) > lo)
     under = set(joined.loc[live & abused, "index"])
@@ -41,7 +42,7 @@ def under_abuse(matrix: pd.DataFrame, linked: Path, borough: Path) -> pd.Series:
 def door_importance(matrix: pd.DataFrame, feature_columns: list[str], target: pd.Series, seed: int = 0,
                     shuffle_door: bool = False) -> dict[str, object]:
     """Fit a small LightGBM (deterministic, one thread) of `target` on every feature and rank the features by
-    mean |SHAP contribution| over all rows. Returns the door 365-day count's rank (1 = most important), mean
+    mean |SHAP contribution| over all rows. Returns the door 12-month count's rank (1 = most important), mean
     |SHAP| and share of the total; the door-replacement family's (every window, days since) best rank and
     share; and any feature naming sanctuary works. `shuffle_door` permutes the door rows first (a control
     with the same values and no signal)."""

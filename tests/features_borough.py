@@ -218,7 +218,8 @@ def random_borough(seed: int = 0, households: int = 14, events_per_resident: int
 
 
 def every_aggregate_config(**overrides: Any) -> ProjectConfig:
-    """A config whose families cover every aggregate, scope, window kind and missing rule."""
+    """A config whose families cover every aggregate, scope, window kind (days, calendar months and years,
+    all) and missing rule."""
     raw: dict[str, Any] = {
         "temporal": {"first_as_of": "2019-01-01", "last_as_of": "2025-10-01", "frequency_months": 3},
         "cohort": {"min_age": 0, "max_age": 17, "exclude_open_outcomes": ["child_protection_plan"]},
@@ -230,7 +231,7 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "source": "housing_repairs",
                     "event_types": ["door_replacement", "lock_change", "damp_mould"],
                     "scopes": ["address", "household"],
-                    "windows": ["90d", "365d", "all"],
+                    "windows": ["3m", "365d", "all"],
                     "aggregates": ["count", "distinct_types", "days_since_last", "trend"],
                     "missing": {"days_since_last": {"rule": "constant", "value": 9999}},
                     "description": "repairs",
@@ -240,7 +241,7 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "source": "council_tax",
                     "event_types": ["arrears_reminder", "summons"],
                     "scopes": ["resident", "household", "address"],
-                    "windows": ["30d", "365d", "3y"],
+                    "windows": ["30d", "12m", "3y"],
                     "aggregates": ["count", "sum", "mean", "max", "trend", "days_since_first", "min", "last", "first"],
                     "missing": {"mean": {"rule": "zero"}, "days_since_first": {"rule": "null"}, "last": {"rule": "zero"}},
                     "description": "council tax recovery actions",
@@ -251,7 +252,7 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "event_types": ["absence", "fixed_term_exclusion"],
                     "per_event_type": False,
                     "scopes": ["resident", "household"],
-                    "windows": ["90d", "365d"],
+                    "windows": ["3m", "12m"],
                     "aggregates": ["count", "sum", "mean", "max", "distinct_types", "trend", "days_since_last", "last", "min"],
                     "missing": {"max": {"rule": "constant", "value": -1}, "min": {"rule": "constant", "value": -1}},
                     "description": "school records",
@@ -289,7 +290,7 @@ def every_aggregate_config(**overrides: Any) -> ProjectConfig:
                     "source": "asb",
                     "event_types": ["asb_report"],
                     "scopes": ["address"],
-                    "windows": ["365d"],
+                    "windows": ["12m"],
                     "aggregates": ["count"],
                     "description": "anti-social behaviour reports",
                 },

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from dateutil.relativedelta import relativedelta
 
 from earlysignal.config import ProjectConfig
 from earlysignal.features.spec import FeatureDefinition, feature_definitions
@@ -69,14 +70,21 @@ def _event_feature(definition: FeatureDefinition, visible: list[tuple], as_of: d
             return np.nan, True
         moment = max(e[2] for e in mine) if aggregate == "days_since_last" else min(e[2] for e in mine)
         return float((as_of - moment.date()).days), False
-    days = definition.window_days
+    length = definition.window_length
 
-    def in_window(start_days_ago: int | None, end_days_ago: int = 0) -> list[tuple]:
-        end = cutoff - dt.timedelta(days=end_days_ago)
-        start = None if start_days_ago is None else cutoff - dt.timedelta(days=start_days_ago)
+    def back(lengths: int) -> dt.datetime:
+        # `lengths` window lengths before as_of: days, or calendar months by dateutil (day clamped to month end).
+        assert length is not None
+        if length.unit == "d":
+            return cutoff - dt.timedelta(days=length.amount * lengths)
+        return cutoff - relativedelta(months=length.amount * lengths)
+
+    def in_window(start_lengths: int | None, end_lengths: int = 0) -> list[tuple]:
+        end = cutoff if end_lengths == 0 else back(end_lengths)
+        start = None if start_lengths is None or length is None else back(start_lengths)
         return [e for e in mine if e[2] < end and (start is None or e[2] >= start)]
 
-    rows = in_window(days)
+    rows = in_window(1)
     values = [e[3] for e in rows if e[3] is not None and not np.isnan(e[3])]
     if aggregate == "count":
         return float(len(rows)), False
@@ -100,7 +108,7 @@ def _event_feature(definition: FeatureDefinition, visible: list[tuple], as_of: d
     if aggregate == "distinct_types":
         return float(len({e[1] for e in rows})), False
     if aggregate == "trend":
-        before = in_window(2 * days, days)
+        before = in_window(2, 1)
         return float(len(rows) - len(before)), False
     raise AssertionError(f"unknown aggregate {aggregate}")
 

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 AGE = {"name": "static__age", "family": "static", "source": "residents", "event_type": "", "scope": "static",
        "window": "", "aggregate": "age", "description": "aged {value}"}
-RECENT = {"name": "address__repairs__all__count__180d", "family": "repairs", "source": "repairs", "event_type": "all",
-          "scope": "address", "window": "180d", "aggregate": "count",
+RECENT = {"name": "address__repairs__all__count__6m", "family": "repairs", "source": "repairs", "event_type": "all",
+          "scope": "address", "window": "6m", "aggregate": "count",
           "description": "{value} repairs at home in the last 6 months"}
 LONG = {**RECENT, "name": "address__repairs__all__count__3y", "window": "3y",
         "description": "{value} repairs at home in the last 3 years"}

@@ -15,6 +15,7 @@ from earlysignal.config import (
     window_days,
 )
 from earlysignal.errors import ConfigError
+from earlysignal.windows import WindowLength, window_length
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "borough.yaml"
 
@@ -101,10 +102,25 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("window", "days"), [("30d", 30), ("6m", 180), ("3y", 1095), ("all", None)]
+    ("window", "length"),
+    [("30d", WindowLength("d", 30)), ("6m", WindowLength("m", 6)), ("12m", WindowLength("m", 12)),
+     ("1y", WindowLength("m", 12)), ("3y", WindowLength("m", 36)), ("all", None)],
 )
-def test_window_lengths_are_fixed_day_counts(window, days):
-    assert window_days(window) == days
+def test_day_windows_are_fixed_lengths_and_month_and_year_windows_are_calendar_months(window, length):
+    assert window_length(window) == length
+
+
+def test_only_day_windows_have_a_length_in_days():
+    assert window_days("90d") == 90
+    assert window_days("all") is None
+    with pytest.raises(ValueError, match="calendar months"):
+        window_days("3m")
+
+
+@pytest.mark.parametrize("window", ["0m", "12", "12w", "1.5y", "m"])
+def test_malformed_window_is_refused_with_the_accepted_forms(window):
+    with pytest.raises(ConfigError, match="90d \\(days\\), 3m \\(calendar months\\)|longer than zero"):
+        config_from_dict({"features": {"families": [{"name": "f", "source": "police", "windows": [window]}]}})
 
 
 def test_month_grid_clamps_nothing_and_steps_by_frequency():

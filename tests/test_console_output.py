@@ -93,9 +93,12 @@ def test_every_matrix_build_status_reads_as_what_was_done() -> None:
 
     assert {status: matrix_status_words(status) for status in (
         "built: no matrix", "reused", "built: spec changed", "built: data changed", "built: spec and data changed",
+        "built: code changed", "built: spec, code and data changed",
     )} == {
         "built: no matrix": "Built the feature matrix (first build: none existed yet)",
-        "reused": "Reused the feature matrix (spec and data unchanged)",
+        "reused": "Reused the feature matrix (spec, code and data unchanged)",
+        "built: code changed": "Rebuilt the feature matrix (code changed)",
+        "built: spec, code and data changed": "Rebuilt the feature matrix (spec, code and data changed)",
         "built: spec changed": "Rebuilt the feature matrix (spec changed)",
         "built: data changed": "Rebuilt the feature matrix (data changed)",
         "built: spec and data changed": "Rebuilt the feature matrix (spec and data changed)",

@@ -377,14 +377,14 @@ def test_min_and_max_of_a_negative_balance_read_as_lowest_and_highest_record():
             "value": {"meaning": "money", "unit": "GBP", "negative": True, "phrase": "rent balance £{value}"},
         }}}},
     })
-    family = FeatureFamily(name="rent", source="rent", windows=["90d"], aggregates=["min", "last"], per_event_type=True)
+    family = FeatureFamily(name="rent", source="rent", windows=["3m"], aggregates=["min", "last"], per_event_type=True)
     from earlysignal.explain import reason_sentence
 
     records = {d.name: d.public_record() for d in family_definitions(family, dictionary)}
-    assert reason_sentence(records["resident__rent__statement__min__90d"], -50) == (
+    assert reason_sentence(records["resident__rent__statement__min__3m"], -50) == (
         "rent balance -£50.00 at the lowest rent statement in the last 3 months"
     )
-    assert reason_sentence(records["resident__rent__statement__last__90d"], 120) == (
+    assert reason_sentence(records["resident__rent__statement__last__3m"], 120) == (
         "rent balance £120.00 at the last rent statement in the last 3 months"
     )
 
@@ -400,9 +400,9 @@ def test_a_count_of_one_reads_in_the_singular_in_reasons():
         "sources": {"asc": {"label": "adult social care", "event_types": {
             "assessment": {"label": "care needs assessment"}}}},
     })
-    family = FeatureFamily(name="asc", source="asc", windows=["90d", "all"], aggregates=["count"])
+    family = FeatureFamily(name="asc", source="asc", windows=["3m", "all"], aggregates=["count"])
     templates = description_templates({"features": [d.public_record() for d in family_definitions(family, dictionary)]})
-    name = "resident__asc__assessment__count__90d"
+    name = "resident__asc__assessment__count__3m"
     assert describe(name, 1.0, templates) == "1 care needs assessment in the last 3 months"
     assert describe(name, 2.0, templates) == "2 care needs assessments in the last 3 months"
     assert describe(name, 0.0, templates) == "0 care needs assessments in the last 3 months"

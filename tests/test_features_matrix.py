@@ -25,7 +25,7 @@ from earlysignal.features import (
 from features_borough import every_aggregate_config, random_borough, write_folder
 
 SIDECAR_KEYS = {
-    "features", "feature_columns", "protected_columns", "label", "spec", "spec_hash", "data_fingerprint",
+    "features", "feature_columns", "protected_columns", "label", "spec", "spec_hash", "code_fingerprint", "data_fingerprint",
     "extract_date", "as_of_dates", "rows_per_as_of", "label_prevalence_per_as_of", "engine", "timings",
 }
 
@@ -65,6 +65,63 @@ def test_matrix_is_reused_when_unchanged_and_rebuilt_on_spec_or_data_change(fold
     _, status = build_or_reuse_feature_matrix(changed_spec, out=out)
     assert status == "built: data changed"
     pq.write_table(events, folder / "events.parquet")
+
+
+def test_matrix_built_by_other_code_is_rebuilt_not_reused_for_the_same_config(folder, tmp_path, monkeypatch):
+    from earlysignal.features import spec as spec_module
+
+    out = tmp_path / "m.parquet"
+    config = _config(folder)
+    _, status = build_or_reuse_feature_matrix(config, out=out)
+    assert status == "built: no matrix"
+    recorded = json.loads(sidecar_path(out).read_text(encoding="utf-8"))["code_fingerprint"]
+    assert recorded == spec_module.code_fingerprint() and set(recorded) == {"earlysignal", "sources_sha256"}
+    # The same config and data after a code upgrade: the feature code's source hash differs.
+    upgraded = {**recorded, "sources_sha256": "0" * 64}
+    monkeypatch.setattr(spec_module, "code_fingerprint", lambda: upgraded)
+    _, status = build_or_reuse_feature_matrix(config, out=out)
+    assert status == "built: code changed"
+    assert json.loads(sidecar_path(out).read_text(encoding="utf-8"))["code_fingerprint"] == upgraded
+    _, status = build_or_reuse_feature_matrix(config, out=out)
+    assert status == "reused"
+    # A new package version alone is a code change too; the spec hash shown in reports is untouched by either.
+    monkeypatch.setattr(spec_module, "code_fingerprint", lambda: {**upgraded, "earlysignal": "99.0"})
+    rebuilt, status = build_or_reuse_feature_matrix(config, out=out)
+    assert status == "built: code changed" and rebuilt.metadata["spec_hash"] == spec_hash(config)
+
+
+def test_matrix_from_before_code_fingerprints_is_rebuilt(folder, tmp_path):
+    out = tmp_path / "m.parquet"
+    config = _config(folder)
+    build_or_reuse_feature_matrix(config, out=out)
+    # As an older release wrote it: no code fingerprint in the sidecar nor in the Parquet's embedded copy.
+    from earlysignal.features.matrix import EMBEDDED_METADATA_KEY
+
+    meta = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
+    del meta["code_fingerprint"]
+    table = pq.read_table(out)
+    pq.write_table(table.replace_schema_metadata(
+        {**table.schema.metadata, EMBEDDED_METADATA_KEY: json.dumps(meta).encode("utf-8")}), out)
+    sidecar_path(out).write_text(json.dumps(meta), encoding="utf-8")
+    _, status = build_or_reuse_feature_matrix(config, out=out)
+    assert status == "built: code changed"
+
+
+def test_source_hash_moves_with_source_and_ignores_bytecode(tmp_path):
+    from earlysignal.fingerprint import python_sources_sha256
+
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "builder.py").write_text("WINDOW = 365\n", encoding="utf-8")
+    (tmp_path / "windows.py").write_text("MONTHS = 12\n", encoding="utf-8")
+    (tmp_path / "other.py").write_text("x = 1\n", encoding="utf-8")
+    parts = ("features", "windows.py")
+    before = python_sources_sha256(tmp_path, parts)
+    (tmp_path / "features" / "__pycache__").mkdir()
+    (tmp_path / "features" / "__pycache__" / "builder.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    (tmp_path / "other.py").write_text("x = 2\n", encoding="utf-8")  # not a listed part
+    assert python_sources_sha256(tmp_path, parts) == before
+    (tmp_path / "features" / "builder.py").write_text("WINDOW = 12\n", encoding="utf-8")
+    assert python_sources_sha256(tmp_path, parts) != before
 
 
 def test_matrix_and_sidecar_round_trip_with_documented_types(folder, tmp_path):
@@ -121,7 +178,7 @@ def test_features_command_builds_then_reuses_and_shows_sql(folder, tmp_path):
     assert "no matrix" not in first.output and "GROUP BY entity, type_idx, first_j, tb" in first.output
     second = runner.invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
     assert second.exit_code == 0
-    assert f"Reused the feature matrix (spec and data unchanged): {built:,} rows x " in " ".join(second.output.split())
+    assert f"Reused the feature matrix (spec, code and data unchanged): {built:,} rows x " in " ".join(second.output.split())
 
 
 def test_features_command_names_a_missing_data_folder(tmp_path):

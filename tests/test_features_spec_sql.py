@@ -18,7 +18,7 @@ from earlysignal.features.sql import bucket_expression, cohort_sql
 
 def _family(**overrides):
     family = {"name": "housing", "source": "housing_repairs", "event_types": ["door_replacement"],
-              "scopes": ["address"], "windows": ["365d"], "aggregates": ["count"]}
+              "scopes": ["address"], "windows": ["12m"], "aggregates": ["count"]}
     family.update(overrides)
     return config_from_dict({"temporal": {"first_as_of": "2024-01-01", "last_as_of": "2024-01-01"},
                              "label": {"outcome_types": ["child_protection_plan"], "horizon_months": 6},
@@ -27,22 +27,27 @@ def _family(**overrides):
 
 def test_names_follow_scope_family_type_aggregate_window_and_describe_themselves():
     [door] = feature_definitions(_family())
-    assert door.name == "address__housing__door_replacement__count__365d"
+    assert door.name == "address__housing__door_replacement__count__12m"
     assert door.description.format(value=4) == "4 door replacements at home in the last 12 months"
     police = _family(name="police", source="police", event_types=["callout"], scopes=["household"],
-                     windows=["90d"], aggregates=["days_since_last", "trend"])
+                     windows=["3m"], aggregates=["days_since_last", "trend"])
     described = {d.name: d.description.format(value=3) for d in feature_definitions(police)}
     assert described == {
         "household__police__callout__days_since_last__all": "3 days since the last police call-out in the household",
-        "household__police__callout__trend__90d":
+        "household__police__callout__trend__3m":
             "police call-outs in the household in the last 3 months rose by 3 on the 3 months before",
     }
 
 
 def test_unknown_event_types_fall_back_to_readable_words():
     assert event_labels("libraries", "late_return") == ("late return events", "late return event")
-    assert [window_phrase(w) for w in ("30d", "90d", "365d", "3y", "all")] == [
-        "the last month", "the last 3 months", "the last 12 months", "the last 3 years", "on record",
+    assert [window_phrase(w) for w in ("1m", "3m", "12m", "1y", "3y", "24m", "all")] == [
+        "the last month", "the last 3 months", "the last 12 months", "the last 12 months", "the last 3 years",
+        "the last 2 years", "on record",
+    ]
+    # Day windows say days (weeks under a month): a 365-day window is not "the last 12 months".
+    assert [window_phrase(w) for w in ("1d", "7d", "28d", "30d", "90d", "365d")] == [
+        "the last day", "the last week", "the last 4 weeks", "the last 30 days", "the last 90 days", "the last 365 days",
     ]
 
 

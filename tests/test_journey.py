@@ -19,12 +19,14 @@ from earlysignal.journey import (
     known_events,
     known_outcomes,
 )
+from earlysignal.windows import WindowLength
 from earlysignal.wording import Wording, wording_from_config
 
 
 def feature(source: str, types: tuple[str, ...], scope: str, window_days: int | None, aggregate: str) -> ReasonFeature:
     return ReasonFeature(name=f"{scope}__{source}__{aggregate}", source=source, event_types=types, scope=scope,
-                         window_days=window_days, aggregate=aggregate)
+                         window_length=None if window_days is None else WindowLength("d", window_days),
+                         aggregate=aggregate)
 
 
 @pytest.fixture
@@ -247,3 +249,31 @@ def test_journey_says_which_records_the_model_reads(data):
     used = {e["event_id"] for e in journey["events"] if e["used"]}
     assert used == {"E04", "E01", "E14", "E07", "E15"}
     assert all(e["used"] is None for e in build_journey(data, RESIDENT, AS_OF, REASONS)["events"])
+
+
+def test_reason_feature_record_round_trips_its_window_and_reads_older_day_counts():
+    import json
+
+    twelve = ReasonFeature(name="address__housing_repairs__door_replacement__count__12m", source="housing_repairs",
+                           event_types=("door_replacement",), scope="address", window_length=WindowLength("m", 12),
+                           aggregate="count")
+    record = json.loads(json.dumps(twelve.as_record()))
+    assert record["window"] == "12m" and "window_length" not in record
+    assert ReasonFeature.from_record(record) == twelve
+    # model_features.json written before calendar windows held window_days: a fixed day count.
+    older = {**record, "window_days": 365}
+    del older["window"]
+    assert ReasonFeature.from_record(older).window_length == WindowLength("d", 365)
+    whole = ReasonFeature.from_record({**record, "window": "all"})
+    assert whole.window_length is None
+
+
+def test_calendar_reason_window_takes_the_records_from_the_same_day_twelve_months_back(context):
+    # 12 calendar months before 2025-01-01 start at 2024-01-01 00:00: E05 (one minute before 2024-01-02) is in,
+    # where a 365-day window (starting 2024-01-02) leaves it out.
+    household, events = context
+    months = ReasonFeature(name="door_12m", source="housing_repairs", event_types=("door_replacement",),
+                           scope="address", window_length=WindowLength("m", 12), aggregate="count")
+    days = feature("housing_repairs", ("door_replacement",), "address", 365, "count")
+    assert "E05" in events_behind_reason(months, events, household, AS_OF)
+    assert "E05" not in events_behind_reason(days, events, household, AS_OF)

@@ -446,10 +446,10 @@ def test_source_psi_judges_windowed_features_not_those_over_the_whole_record(
     # General repairs ever recorded at the address grow with the length of the record: not a drift of the source.
     whole_record = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
                                "address__housing_repairs__general_repair__days_since_last__all": 0.3,
-                               "address__housing_repairs__general_repair__count__365d": 0.05})
+                               "address__housing_repairs__general_repair__count__12m": 0.05})
     assert whole_record["per_source"]["housing_repairs"] == "green"
     windowed = source_psi({"address__housing_repairs__general_repair__count__all": 0.46,
-                           "address__housing_repairs__general_repair__count__365d": 0.31})
+                           "address__housing_repairs__general_repair__count__12m": 0.31})
     assert windowed["per_source"]["housing_repairs"] == "red"
 
 

@@ -13,6 +13,7 @@ import yaml
 from link_fixtures import LINKAGE_CONFIG, write_ingested
 
 from earlysignal.config import config_from_dict
+from earlysignal.windows import WindowLength
 from earlysignal.contract import validate_directory
 from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 from earlysignal.errors import ConfigError
@@ -142,7 +143,8 @@ def test_the_journey_says_which_rule_coded_a_record_behind_a_reason() -> None:
     data.events["coded_by"] = pd.Series(pd.NA, index=data.events.index, dtype="string")
     data.events.loc[data.events["event_id"] == "E04", "coded_by"] = "text_front_door_forced"
     door = ReasonFeature(name="address__housing_repairs__door__count__365d", source="housing_repairs",
-                         event_types=("door_replacement",), scope="address", window_days=365, aggregate="count")
+                         event_types=("door_replacement",), scope="address", window_length=WindowLength("d", 365),
+                         aggregate="count")
     journey = build_journey(data, RESIDENT, AS_OF, [Reason(1, "2 door replacements at home in the last 12 months", door)])
     coded = {e["event_id"]: e["coded_by"] for e in journey["events"] if e["event_id"] in ("E01", "E04")}
     assert coded == {"E01": None, "E04": "text_front_door_forced"}

@@ -22,15 +22,15 @@ def records() -> dict[str, dict]:
 
 
 SENTENCES = [
-    ("resident__school__absence__count__90d", 3, "3 months with school absence in the last 3 months"),
-    ("resident__school__absence__count__90d", 1, "1 month with school absence in the last 3 months"),
-    ("household__council_tax__summons__count__365d", 1, "1 council tax summons in the household in the last 12 months"),
-    ("household__council_tax__summons__count__365d", 2, "2 council tax summonses in the household in the last 12 months"),
-    ("household__council_tax__summons__sum__365d", 2842.9,
+    ("resident__school__absence__count__3m", 3, "3 months with school absence in the last 3 months"),
+    ("resident__school__absence__count__3m", 1, "1 month with school absence in the last 3 months"),
+    ("household__council_tax__summons__count__12m", 1, "1 council tax summons in the household in the last 12 months"),
+    ("household__council_tax__summons__count__12m", 2, "2 council tax summonses in the household in the last 12 months"),
+    ("household__council_tax__summons__sum__12m", 2842.9,
      "£2,842.90 owed in total across council tax summonses in the household in the last 12 months"),
-    ("resident__school__absence__trend__365d", 2,
+    ("resident__school__absence__trend__12m", 2,
      "months with school absence in the last 12 months rose by 2 on the 12 months before"),
-    ("resident__school__absence__trend__365d", -2,
+    ("resident__school__absence__trend__12m", -2,
      "months with school absence in the last 12 months fell by 2 on the 12 months before"),
     ("household__police__callout__days_since_last__all", 12, "12 days since the last police call-out in the household"),
     ("static__months_at_address", 1, "1 month at the current address"),
@@ -48,11 +48,11 @@ def test_each_feature_family_reads_as_expected(records, feature, value, sentence
 
 
 @pytest.mark.parametrize(("feature", "value", "shown"), [
-    ("resident__school__absence__count__90d", 0, False),
-    ("resident__school__absence__count__90d", 1, True),
-    ("household__council_tax__summons__sum__365d", 0, False),
-    ("resident__school__absence__trend__365d", 0, False),
-    ("resident__school__absence__trend__365d", -2, False),
+    ("resident__school__absence__count__3m", 0, False),
+    ("resident__school__absence__count__3m", 1, True),
+    ("household__council_tax__summons__sum__12m", 0, False),
+    ("resident__school__absence__trend__12m", 0, False),
+    ("resident__school__absence__trend__12m", -2, False),
     ("static__tenure__owner_occupied", 0, False),
     ("static__tenure__owner_occupied", 1, True),
     ("static__age", 0, True),
@@ -80,7 +80,7 @@ def _rent_records(value_spec: dict, aggregates: list[str], windows: list[str] | 
             "repair": {"label": "repair"},
         }}},
     })
-    family = FeatureFamily(name="rent", source="rent", windows=windows or ["90d"], aggregates=aggregates,
+    family = FeatureFamily(name="rent", source="rent", windows=windows or ["3m"], aggregates=aggregates,
                            per_event_type=True)
     return {d.name: d.public_record() for d in family_definitions(family, dictionary)}
 
@@ -108,18 +108,18 @@ def _rent_records(value_spec: dict, aggregates: list[str], windows: list[str] | 
 ])
 def test_money_and_readings_read_with_their_sign_and_decimals_from_the_dictionary(value_spec, value, sentence):
     records = _rent_records(value_spec, ["min"])
-    assert reason_sentence(records["resident__rent__statement__min__90d"], value) == sentence
+    assert reason_sentence(records["resident__rent__statement__min__3m"], value) == sentence
 
 
 def test_a_sum_of_money_has_pence_and_a_count_beside_it_none():
     records = _rent_records({"meaning": "money", "unit": "GBP", "phrase": "£{value} owed"}, ["count", "sum"])
-    assert reason_sentence(records["resident__rent__statement__sum__90d"], 2842.9) == (
+    assert reason_sentence(records["resident__rent__statement__sum__3m"], 2842.9) == (
         "£2,842.90 owed in total across rent statements in the last 3 months"
     )
-    assert reason_sentence(records["resident__rent__statement__sum__90d"], 120) == (
+    assert reason_sentence(records["resident__rent__statement__sum__3m"], 120) == (
         "£120.00 owed in total across rent statements in the last 3 months"
     )
-    assert reason_sentence(records["resident__rent__statement__count__90d"], 3) == "3 rent statements in the last 3 months"
+    assert reason_sentence(records["resident__rent__statement__count__3m"], 3) == "3 rent statements in the last 3 months"
 
 
 def test_a_negative_phrase_without_negative_values_is_refused():
@@ -137,8 +137,8 @@ def test_one_fact_is_one_reason_whatever_the_number_of_windows(records):
     from earlysignal.explain import top_reasons
 
     absence = "resident__school__absence__count__"
-    columns = [absence + "90d", absence + "365d", absence + "3y", "resident__school__fixed_term_exclusion__count__365d",
-               "household__school__absence__count__365d"]
+    columns = [absence + "3m", absence + "12m", absence + "3y", "resident__school__fixed_term_exclusion__count__12m",
+               "household__school__absence__count__12m"]
     metadata = {"features": [records[c] for c in columns], "feature_columns": columns}
     values = pd.DataFrame([[3, 3, 5, 1, 3], [3, 3, 5, 0, 0]], columns=columns, dtype=float)
     contributions = np.array([[0.4, 0.5, 0.3, 0.2, 0.1, -2.0], [0.4, 0.5, 0.3, 0.2, 0.1, -2.0]])
@@ -155,7 +155,7 @@ def test_one_fact_is_one_reason_whatever_the_number_of_windows(records):
 
 @pytest.mark.parametrize(("feature", "value", "sentence"), [
     ("resident__labs__bilirubin__count__all", 1, "1 bilirubin result on record"),
-    ("resident__labs__bilirubin__count__365d", 3, "3 bilirubin results in the last 12 months"),
+    ("resident__labs__bilirubin__count__12m", 3, "3 bilirubin results in the last 12 months"),
     ("resident__labs__bilirubin__last__all", 3.2, "bilirubin last value 3.2 mg/dl on record"),
     ("resident__labs__platelets__count__all", 1, "1 platelet count on record"),
 ])
@@ -175,14 +175,14 @@ def test_a_count_of_readings_counts_results_while_a_reading_names_the_measuremen
 def test_every_money_aggregate_reads_as_an_amount_with_pence_and_its_direction_in_words(aggregate, value, sentence):
     records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "£{value} in arrears",
                              "negative_phrase": "£{value} in credit"}, [aggregate])
-    assert reason_sentence(records[f"resident__rent__statement__{aggregate}__90d"], value) == sentence
+    assert reason_sentence(records[f"resident__rent__statement__{aggregate}__3m"], value) == sentence
 
 
 @pytest.mark.parametrize("aggregate", ["sum", "mean", "max", "min", "last", "first"])
 def test_an_amount_of_nothing_or_in_credit_is_never_a_reason(aggregate):
     records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "£{value} in arrears",
                              "negative_phrase": "£{value} in credit"}, [aggregate])
-    record = records[f"resident__rent__statement__{aggregate}__90d"]
+    record = records[f"resident__rent__statement__{aggregate}__3m"]
     assert is_concern(record, np.array([0.0, -50.0, 0.01, 2842.9])).tolist() == [False, False, True, True]
 
 
@@ -199,6 +199,6 @@ def test_a_money_phrase_with_words_after_the_amount_needs_its_own_wording_below_
     # With the amount last, the minus sign reads as it is.
     records = _rent_records({"meaning": "money", "unit": "GBP", "negative": True, "phrase": "a balance of £{value}"},
                             ["last"])
-    assert reason_sentence(records["resident__rent__statement__last__90d"], -50) == (
+    assert reason_sentence(records["resident__rent__statement__last__3m"], -50) == (
         "a balance of -£50.00 at the last rent statement in the last 3 months"
     )

@@ -7,11 +7,9 @@ than 0 (got -6)" rather than a traceback.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import math
 import os
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from earlysignal.dates import ConfigDate
 from earlysignal.errors import ConfigError
+from earlysignal.windows import add_calendar_months, window_length
 
 DEFAULT_CONFIG_PATH = Path("conf/borough.yaml")
 
@@ -45,28 +44,20 @@ StaticFeature = str
 ProtectedAttribute = str
 AGE_BAND = "age_band"
 
-_WINDOW_RE = re.compile(r"^(?:(\d+)([dmy])|all)$")
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def window_days(window: str) -> int | None:
-    """Length of a window such as '30d', '6m' or '3y' in days; None for 'all'.
-
-    Months are 30 days and years 365 days, so windows are fixed lengths that SQL and
-    NumPy agree on exactly.
-    """
-    match = _WINDOW_RE.match(window)
-    if not match:
-        raise ValueError(f"window {window!r} is not of the form 30d, 6m, 3y or all")
-    if window == "all":
+    """Length in days of a fixed-day window such as '30d'; None for 'all'. Month and year windows
+    ('3m', '3y') are calendar windows with no fixed length in days: see `earlysignal.windows`.
+    Raises ValueError for a malformed window or a calendar one."""
+    length = window_length(window)
+    if length is None:
         return None
-    number, unit = int(match.group(1)), match.group(2)
-    if number <= 0:
-        raise ValueError(f"window {window!r} must be longer than zero")
-    return number * {"d": 1, "m": 30, "y": 365}[unit]
+    if length.unit != "d":
+        raise ValueError(f"window {window!r} is in calendar months, not a fixed number of days")
+    return length.amount
 
 
 class ProjectSection(_Section):
@@ -196,12 +187,6 @@ def _round_half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
 
 
-def _add_calendar_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
-
-
 def horizon_end(as_of: dt.date, *, days: float | None = None, weeks: float | None = None,
                 months: float | None = None) -> dt.date:
     """The first day after a label window that starts on `as_of` (the window is [as_of, end)).
@@ -220,8 +205,8 @@ def horizon_end(as_of: dt.date, *, days: float | None = None, weeks: float | Non
     if months is not None:
         exact = Fraction(str(months))
         whole = math.floor(exact)
-        base = _add_calendar_months(as_of, whole)
-        span = (_add_calendar_months(as_of, whole + 1) - base).days
+        base = add_calendar_months(as_of, whole)
+        span = (add_calendar_months(as_of, whole + 1) - base).days
         end = base + dt.timedelta(days=_round_half_up((exact - whole) * span))
     else:
         length = Fraction(str(days)) if days is not None else Fraction(str(weeks)) * 7
@@ -337,7 +322,7 @@ class FeatureFamily(_Section):
     event_types: tuple[str, ...] = ()  # empty: every event type of the source
     per_event_type: bool = True  # one feature set per event type, plus none for the whole family
     scopes: tuple[Scope, ...] = ("resident",)
-    windows: tuple[str, ...] = ("90d", "365d", "3y")
+    windows: tuple[str, ...] = ("3m", "12m", "3y")  # calendar months/years (earlysignal.windows)
     aggregates: tuple[Aggregate, ...] = ("count",)
     missing: dict[str, MissingRule] = Field(default_factory=dict)
     description: str = ""  # plural noun phrase, e.g. "door replacements"
@@ -346,7 +331,7 @@ class FeatureFamily(_Section):
     @classmethod
     def _windows_parse(cls, windows: tuple[str, ...]) -> tuple[str, ...]:
         for window in windows:
-            window_days(window)
+            window_length(window)
         return windows
 
     @field_validator("missing")

@@ -35,3 +35,23 @@ def directory_sha256(root: str | os.PathLike[str], exclude: tuple[str, ...] = ()
         digest.update(relative.encode("utf-8") + b"\0")
         digest.update(file_sha256(path).encode("ascii"))
     return digest.hexdigest()
+
+
+def python_sources_sha256(root: str | os.PathLike[str], parts: tuple[str, ...]) -> str:
+    """SHA-256 over the `.py` files of `parts` (files or folders relative to `root`): each file's relative
+    path and content, in sorted order. Bytecode caches and other files are left out, so the hash moves
+    only when source changes. A part that does not exist contributes its name only."""
+    root = Path(root)
+    files: set[Path] = set()
+    for part in parts:
+        path = root / part
+        if path.is_dir():
+            files.update(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+        elif path.is_file() and path.suffix == ".py":
+            files.add(path)
+    digest = hashlib.sha256()
+    digest.update("\0".join(sorted(parts)).encode("utf-8") + b"\0\0")
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(file_sha256(path).encode("ascii"))
+    return digest.hexdigest()

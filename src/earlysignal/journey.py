@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from earlysignal.errors import EarlySignalError
+from earlysignal.windows import WindowLength, window_length
 
 ADULT_AGE = 18  # roles: people under 18 are children in every UK service's usage
 
@@ -37,6 +38,19 @@ class JourneyData(Protocol):
     outcomes: pd.DataFrame
 
 
+def _record_window(get: Any) -> WindowLength | None:
+    """A record's window length: a FeatureDefinition's own, else parsed from its `window` ('12m', '365d', 'all';
+    '' for static features), else (model_features.json written before calendar windows) its `window_days`."""
+    length = get("window_length")
+    if isinstance(length, WindowLength):
+        return length
+    window = get("window")
+    if window:
+        return window_length(str(window))
+    days = get("window_days")
+    return None if days is None else WindowLength("d", int(days))
+
+
 @dataclass(frozen=True)
 class ReasonFeature:
     """The part of a feature definition that says which events a reason stands on."""
@@ -45,7 +59,7 @@ class ReasonFeature:
     source: str
     event_types: tuple[str, ...]
     scope: str  # resident, household, address or static
-    window_days: int | None  # None: the whole history
+    window_length: WindowLength | None  # None: the whole history
     aggregate: str
     description: str = ""
     description_one: str = ""  # the template for the value 1 (a count in the singular); empty: description
@@ -61,7 +75,7 @@ class ReasonFeature:
             source=str(get("source") or ""),
             event_types=tuple(get("event_types") or ()),
             scope=str(get("scope") or "static"),
-            window_days=None if get("window_days") is None else int(get("window_days")),
+            window_length=_record_window(get),
             aggregate=str(get("aggregate") or ""),
             description=str(get("description") or ""),
             description_one=str(get("description_one") or ""),
@@ -73,6 +87,8 @@ class ReasonFeature:
         """Plain JSON data."""
         record = asdict(self)
         record["event_types"] = list(self.event_types)
+        del record["window_length"]
+        record["window"] = self.window_length.spelled if self.window_length else ("" if self.scope == "static" else "all")
         return record
 
 
@@ -265,9 +281,10 @@ def _behind(feature: ReasonFeature, arrays: _EventArrays, household: Household, 
             return []
         edge = times[mask].max() if feature.aggregate == "days_since_last" else times[mask].min()
         mask &= times == edge
-    elif feature.window_days is not None:
-        span = feature.window_days * (2 if feature.aggregate == "trend" else 1)
-        mask &= times >= ts - np.timedelta64(span, "D")
+    elif feature.window_length is not None:
+        # The builder's boundary rule (earlysignal.windows): [start, as_of), calendar months for 'm'/'y'.
+        span = feature.window_length.times(2) if feature.aggregate == "trend" else feature.window_length
+        mask &= times >= np.datetime64(span.start(_stamp(as_of).date()), "us")
     ids = arrays.ids[mask]
     order = np.lexsort((ids.astype(str), times[mask]))
     return [str(i) for i in ids[order]]
@@ -283,7 +300,7 @@ def events_used_by_model(
     used: set[str] = set()
     seen: set[tuple[Any, ...]] = set()
     for feature in features:
-        key = (feature.source, feature.event_types, feature.scope, feature.window_days,
+        key = (feature.source, feature.event_types, feature.scope, feature.window_length,
                feature.aggregate if feature.aggregate in ("trend", "days_since_last", "days_since_first") else "")
         if key in seen:
             continue

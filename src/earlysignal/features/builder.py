@@ -33,6 +33,7 @@ from earlysignal.features.spec import (
     BUILT_IN_STATIC,
     FeatureDefinition,
     age_band,
+    code_fingerprint,
     definitions_as_records,
     family_definitions,
     family_event_types,
@@ -44,6 +45,7 @@ from earlysignal.features.spec import (
 )
 from earlysignal.features.sql import event_groups_sql, memberships_sql
 from earlysignal.fingerprint import stable_hash
+from earlysignal.windows import WindowLength, window_length
 
 MICROSECONDS_PER_DAY = 86_400_000_000
 
@@ -339,7 +341,7 @@ class _Groups:
     vmax: np.ndarray | None
     last_day: np.ndarray
     first_day: np.ndarray
-    lookups: dict[int | None, np.ndarray]
+    lookups: dict[WindowLength | None, np.ndarray]
     J: int
     vmin: np.ndarray | None = None
     v_last: np.ndarray | None = None
@@ -361,8 +363,8 @@ class _Groups:
         assert self.vmax is not None
         return self.vmax, self.vmax
 
-    def last_j(self, window: int | None) -> np.ndarray:
-        """Last as_of index each group counts at, for a window of `window` days (None: all history)."""
+    def last_j(self, window: WindowLength | None) -> np.ndarray:
+        """Last as_of index each group counts at, for a window of length `window` (None: all history)."""
         if window is None:
             return np.full(self.tb.size, self.J - 1, dtype=np.int64)
         return self.lookups[window][self.tb]
@@ -375,7 +377,7 @@ class _EventTable:
     kinds: list[tuple[str, str]]
     columns: dict[str, np.ndarray | None]
     bounds: np.ndarray
-    lookups: dict[int | None, np.ndarray]
+    lookups: dict[WindowLength | None, np.ndarray]
     J: int
 
     def groups(self, source: str, event_type: str) -> _Groups:
@@ -409,30 +411,32 @@ class _EventTable:
 
 @dataclass(frozen=True)
 class _FamilyWindows:
-    plain: list[int | None]
-    count: list[int | None]
-    value: list[int | None]
-    maximum: list[int | None]
-    picks: dict[str, list[int | None]] = field(default_factory=dict)  # min / last / first -> windows
+    plain: list[WindowLength | None]
+    count: list[WindowLength | None]
+    value: list[WindowLength | None]
+    maximum: list[WindowLength | None]
+    picks: dict[str, list[WindowLength | None]] = field(default_factory=dict)  # min / last / first -> windows
 
     @property
-    def every(self) -> list[int | None]:
+    def every(self) -> list[WindowLength | None]:
         picked = {w for windows in self.picks.values() for w in windows}
-        return sorted(set(self.count) | set(self.value) | set(self.maximum) | picked, key=lambda d: -1 if d is None else d)
+        return sorted(set(self.count) | set(self.value) | set(self.maximum) | picked, key=_window_order)
+
+
+def _window_order(window: WindowLength | None) -> tuple[int, str, int]:
+    return (0, "", 0) if window is None else (1, window.unit, window.amount)
 
 
 def _family_windows(family: FeatureFamily) -> _FamilyWindows:
-    """Window lengths (days; None = all history) each statistic of a family needs (2w for trends)."""
-    from earlysignal.config import window_days
-
+    """Window lengths (None = all history) each statistic of a family needs (twice the length for trends)."""
     aggregates = set(family.aggregates)
-    plain = [window_days(w) for w in family.windows]
-    count: set[int | None] = set()
+    plain = [window_length(w) for w in family.windows]
+    count: set[WindowLength | None] = set()
     if aggregates & {"count", "distinct_types", "sum", "mean", "trend"}:
         count.update(plain)
     if "trend" in aggregates:
-        count.update(2 * w for w in plain if w is not None)
-    order = lambda d: -1 if d is None else d  # noqa: E731
+        count.update(w.times(2) for w in plain if w is not None)
+    order = _window_order
     return _FamilyWindows(
         plain=plain,
         count=sorted(count, key=order),
@@ -456,7 +460,7 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
     if not users:
         return None
     kinds: list[tuple[str, str]] = []
-    windows: set[int | None] = set()
+    windows: set[WindowLength | None] = set()
     for family in users:
         for event_type in family_event_types(family, ctx.dictionary):
             if (family.source, event_type) not in kinds:
@@ -467,8 +471,10 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
     with_pick = {a: any(a in f.aggregates for f in users) for a in PICK_AGGREGATES}
     grid = ctx.grid
     as_of_days = grid.days
-    lengths = [w for w in windows if w is not None]
-    threshold_days = np.unique(np.concatenate([as_of_days - w for w in lengths])) if lengths else np.zeros(0, np.int64)
+    lengths = sorted((w for w in windows if w is not None), key=_window_order)
+    # Each window's first day at each as_of (calendar months differ in days from one as_of to the next).
+    starts = {w: w.start_days(as_of_days) for w in lengths}
+    threshold_days = np.unique(np.concatenate([starts[w] for w in lengths])) if lengths else np.zeros(0, np.int64)
     thresholds = [dt.datetime.combine(EPOCH + dt.timedelta(days=int(d)), dt.time()) for d in threshold_days]
     table = ctx.engine.run(
         event_groups_sql(
@@ -484,12 +490,13 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
             with_first=with_pick["first"],
         )
     )
-    lookups: dict[int | None, np.ndarray] = {}
+    lookups: dict[WindowLength | None, np.ndarray] = {}
     for w in lengths:
         # tb = number of thresholds <= t, so the largest threshold <= t is threshold_days[tb-1];
-        # each window's own thresholds A_i - w are among them, hence this lookup is exact.
+        # each window's own starts start_w(A_i) are among them (and non-decreasing in i), hence this
+        # lookup is exact.
         lookup = np.full(threshold_days.size + 1, -1, dtype=np.int64)
-        lookup[1:] = np.searchsorted(as_of_days - w, threshold_days, side="right") - 1
+        lookup[1:] = np.searchsorted(starts[w], threshold_days, side="right") - 1
         lookups[w] = lookup
     type_idx = table.column("type_idx").to_numpy().astype(np.int16)
     order = np.argsort(type_idx, kind="stable")
@@ -521,7 +528,7 @@ def _event_table(ctx: _Context, families: Sequence[FeatureFamily], entity: str) 
     return _EventTable(kinds=kinds, columns=columns, bounds=bounds, lookups=lookups, J=grid.size)
 
 
-def _window_sums(groups: _Groups, window: int | None, weights: np.ndarray, n_entities: int, J: int) -> np.ndarray:
+def _window_sums(groups: _Groups, window: WindowLength | None, weights: np.ndarray, n_entities: int, J: int) -> np.ndarray:
     """[J, entities] sums of `weights` over events counting at each as_of, via a difference array:
     +w at first_j, -w at last_j + 1, then a running sum down the as_of axis."""
     first, last = groups.first_j, groups.last_j(window)
@@ -544,7 +551,7 @@ def _running(dense: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
     return dense
 
 
-def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) -> np.ndarray:
+def _window_max(groups: _Groups, window: WindowLength | None, n_entities: int, J: int) -> np.ndarray:
     """[J, entities] max value over events counting at each as_of (-inf where none)."""
     assert groups.vmax is not None
     out = np.full((J, n_entities), -np.inf)
@@ -558,7 +565,7 @@ def _window_max(groups: _Groups, window: int | None, n_entities: int, J: int) ->
 
 
 def _window_pick(
-    groups: _Groups, aggregate: str, window: int | None, n_entities: int, J: int
+    groups: _Groups, aggregate: str, window: WindowLength | None, n_entities: int, J: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """([J, entities] key, [J, entities] value) of the event picked by a min / last / first aggregate among
     the events counting at each as_of (key -inf where there is none)."""
@@ -651,11 +658,11 @@ class _ScopeGatherer:
 class _TypeStats:
     """Per-scope statistics of one event type (or of the family pooled) at the cohort rows."""
 
-    count: dict[int | None, np.ndarray] = field(default_factory=dict)
-    total: dict[int | None, np.ndarray] = field(default_factory=dict)
-    valued: dict[int | None, np.ndarray] = field(default_factory=dict)
-    vmax: dict[int | None, np.ndarray] = field(default_factory=dict)
-    picks: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    count: dict[WindowLength | None, np.ndarray] = field(default_factory=dict)
+    total: dict[WindowLength | None, np.ndarray] = field(default_factory=dict)
+    valued: dict[WindowLength | None, np.ndarray] = field(default_factory=dict)
+    vmax: dict[WindowLength | None, np.ndarray] = field(default_factory=dict)
+    picks: dict[tuple[str, WindowLength | None], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     last_day: np.ndarray | None = None
     first_day: np.ndarray | None = None
 
@@ -691,7 +698,7 @@ def _spread(
     kind: str,
     dense: np.ndarray,
     how: str,
-    window: int | None = None,
+    window: WindowLength | None = None,
 ) -> None:
     """Gather one [J, entities] statistic to the cohort rows of every scope (then it can be dropped)."""
     for scope, gatherer in gatherers.items():
@@ -786,11 +793,11 @@ def _family_columns(
 def _aggregate_values(
     definition: FeatureDefinition,
     stats: _TypeStats,
-    distinct: dict[int | None, np.ndarray] | None,
+    distinct: dict[WindowLength | None, np.ndarray] | None,
     as_of_days: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(values, undefined mask or None) of one event feature at the cohort rows."""
-    w = definition.window_days
+    w = definition.window_length
     aggregate = definition.aggregate
     if aggregate == "count":
         return stats.count[w], None
@@ -812,7 +819,7 @@ def _aggregate_values(
         return np.where(undefined, np.nan, value), undefined
     if aggregate == "trend":
         assert w is not None
-        return 2.0 * stats.count[w] - stats.count[2 * w], None
+        return 2.0 * stats.count[w] - stats.count[w.times(2)], None
     if aggregate == "distinct_types":
         assert distinct is not None
         return distinct[w], None
@@ -1175,6 +1182,7 @@ def _metadata(
         },
         "spec": spec_dict(config),
         "spec_hash": spec_hash(config),
+        "code_fingerprint": code_fingerprint(),
         "data_fingerprint": getattr(data, "fingerprint", None),
         "extract_date": data.extract_date.isoformat(),
         "as_of_dates": as_of_text,

@@ -82,14 +82,14 @@ def null_windows_before_data_start(
     nulled: dict[str, int] = {}
     epoch = dt.date(1970, 1, 1)
     for definition in definitions:
-        window = getattr(definition, "window_days", None)
+        window = getattr(definition, "window_length", None)
         if window is None or definition.aggregate not in _WINDOWED or definition.name not in columns:
             continue
         start = per_source.get(definition.source, overall)
         if start is None:
             continue
-        reach = 2 * window if definition.aggregate == "trend" else window
-        short = row_as_of_days - reach < (start - epoch).days
+        reach = window.times(2) if definition.aggregate == "trend" else window
+        short = reach.start_days(row_as_of_days) < (start - epoch).days
         count = int(np.count_nonzero(short))
         if count:
             values[short, columns[definition.name]] = np.nan

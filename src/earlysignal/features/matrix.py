@@ -153,7 +153,7 @@ def matrix_status_words(status: str) -> str:
     """What a build did, in words for the console, from build_or_reuse_feature_matrix's status string
     ('built: no matrix' -> 'Built the feature matrix (first build: none existed yet)')."""
     if status == "reused":
-        return "Reused the feature matrix (spec and data unchanged)"
+        return "Reused the feature matrix (spec, code and data unchanged)"
     if status == "built: no matrix":
         return "Built the feature matrix (first build: none existed yet)"
     return f"Rebuilt the feature matrix ({status.removeprefix('built: ')})"
@@ -181,11 +181,12 @@ def build_or_reuse_feature_matrix(
     engine: Engine | None = None,
     progress: bool = False,
 ) -> tuple[FeatureMatrix, str]:
-    """Reuse the matrix at `out` when its spec hash and data fingerprint match; otherwise build and
-    write it. The string says 'reused', 'built: spec changed', 'built: data changed',
-    'built: spec and data changed' or 'built: no matrix'."""
+    """Reuse the matrix at `out` when its spec hash, code fingerprint (package version and the source of
+    the modules that make a matrix: features.spec.code_fingerprint) and data fingerprint all match;
+    otherwise build and write it. The string says 'reused', 'built: no matrix', or 'built: X changed'
+    naming what changed: 'spec', 'code', 'data', 'spec and data', 'spec, code and data' ..."""
     from earlysignal.features.builder import build_feature_matrix, load_data
-    from earlysignal.features.spec import spec_hash
+    from earlysignal.features.spec import code_fingerprint, spec_hash
 
     if data_dir is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"dir": Path(data_dir)})})
@@ -195,6 +196,7 @@ def build_or_reuse_feature_matrix(
     out = Path(out) if out is not None else default_matrix_path(config)
     remove_stale_temporaries(out)
     wanted_spec = spec_hash(config)
+    wanted_code = code_fingerprint()
     fingerprint = data_fingerprint(data_dir)
     reason = "built: no matrix"
     if out.exists() and (sidecar_path(out).exists() or _embedded_metadata(out) is not None):
@@ -202,24 +204,28 @@ def build_or_reuse_feature_matrix(
             previous = read_feature_metadata(out)
         except EarlySignalError:
             previous = {}
-        spec_changed = previous.get("spec_hash") != wanted_spec
-        data_changed = previous.get("data_fingerprint") != fingerprint
-        if not spec_changed and not data_changed:
+        # A matrix from before a code upgrade (or with no code fingerprint at all) is rebuilt: new code
+        # may compute the same spec differently (e.g. calendar windows, docs/adr/0020-calendar-windows.md).
+        changed = [
+            what
+            for what, differs in (
+                ("spec", previous.get("spec_hash") != wanted_spec),
+                ("code", previous.get("code_fingerprint") != wanted_code),
+                ("data", previous.get("data_fingerprint") != fingerprint),
+            )
+            if differs
+        ]
+        if not changed:
             return read_feature_matrix(out), "reused"
-        reason = (
-            "built: spec and data changed"
-            if spec_changed and data_changed
-            else "built: spec changed"
-            if spec_changed
-            else "built: data changed"
-        )
+        listed = changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
+        reason = f"built: {listed} changed"
     build = getattr(config, "build", None)
     if build is not None and (build.memory_budget_gb is not None or build.partitions is not None):
         # Bounded memory: the matrix is built partition by partition into a folder of part files, and
         # the events are validated in batches and read back one partition at a time.
         from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
 
-        extra = {"data_fingerprint": fingerprint, "data_dir": str(data_dir)}
+        extra = {"data_fingerprint": fingerprint, "code_fingerprint": wanted_code, "data_dir": str(data_dir)}
         if build.spark_tasks:
             _build_in_spark_tasks(config, data_dir, out, engine, extra)
         else:
@@ -236,6 +242,7 @@ def build_or_reuse_feature_matrix(
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
+    matrix.metadata["code_fingerprint"] = wanted_code
     matrix.metadata["data_dir"] = str(data_dir)
     from earlysignal.provenance import linkage_provenance
 

@@ -9,13 +9,17 @@ used verbatim as reason codes ("4 door replacements at home in the last 12 month
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.metadata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict, window_days
+from earlysignal.config import FeatureFamily, ProjectConfig, config_from_dict, config_to_dict
 from earlysignal.dictionary import AttributeSpec, DataDictionary, ValueSpec, dictionary_for
 from earlysignal.errors import ConfigError
-from earlysignal.fingerprint import stable_hash
+from earlysignal.fingerprint import python_sources_sha256, stable_hash
+from earlysignal.windows import WindowLength, window_length
 
 
 SCOPE_PHRASES = {"resident": "", "household": " in the household", "address": " at home"}
@@ -39,7 +43,7 @@ class FeatureDefinition:
     source: str
     event_type: str  # an event type, "all" (the family's types pooled) or "" for static features
     scope: str  # resident, household, address or static
-    window: str  # 30d, 90d, 365d, 3y, all, or "" for static features
+    window: str  # 30d, 3m, 12m, 3y, all, or "" for static features
     aggregate: str
     description: str
     is_imputed_flag: bool = False
@@ -47,7 +51,7 @@ class FeatureDefinition:
     missing_rule: str = "zero"  # zero, null or constant: what an undefined value becomes
     missing_value: float | None = None
     imputed_flag: str | None = None  # name of the 0/1 column marking imputed rows, if any
-    window_days: int | None = None
+    window_length: WindowLength | None = None  # None: the whole history (or a static feature)
     description_one: str = ""  # the wording when the value is exactly 1 ("1 month ..."), when it differs
     description_negative: str = ""  # the wording of a value below zero, {value} its size ("-£{value} ...")
     value_decimals: int | None = None  # digits after the point in reasons (2 for money); None: up to one
@@ -78,20 +82,10 @@ def event_labels(source: str, event_type: str, dictionary: DataDictionary | None
 
 
 def window_phrase(window: str) -> str:
-    """'the last 12 months' for 365d, 'the last 3 years' for 3y, 'on record' for all."""
-    days = window_days(window)
-    if days is None:
-        return "on record"
-    if days % 365 == 0:
-        years = days // 365
-        return "the last 12 months" if years == 1 else f"the last {years} years"
-    if days % 30 == 0:
-        months = days // 30
-        return "the last month" if months == 1 else f"the last {months} months"
-    if days % 7 == 0 and days < 30:
-        weeks = days // 7
-        return "the last week" if weeks == 1 else f"the last {weeks} weeks"
-    return f"the last {days} days"
+    """'the last 3 months' for 3m, 'the last 12 months' for 12m, 'the last 3 years' for 3y, 'the last 90 days'
+    for 90d, 'on record' for all."""
+    length = window_length(window)
+    return "on record" if length is None else length.phrase
 
 
 def _period(window: str) -> str:
@@ -280,7 +274,7 @@ def family_definitions(family: FeatureFamily, dictionary: DataDictionary) -> lis
                         missing_rule=rule,
                         missing_value=value,
                         imputed_flag=flag,
-                        window_days=window_days(window),
+                        window_length=window_length(window),
                     )
                     definitions.append(definition)
                     if flag:
@@ -476,6 +470,24 @@ def spec_hash(config: ProjectConfig) -> str:
     return stable_hash({**spec_dict(config), "dictionary": dictionary})
 
 
+# The package's modules whose code decides a matrix's values (relative to src/earlysignal): reading and
+# checking the linked data, windows and labels' calendar rules, the SQL and the NumPy builder, the engines.
+MATRIX_CODE = ("features", "engines", "contract", "windows.py", "config.py", "dictionary.py", "dates.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> dict[str, str]:
+    """{'earlysignal': the installed package version, 'sources_sha256': SHA-256 of the MATRIX_CODE source
+    files}: what a cached feature matrix's values depend on besides the spec and the data (computed once
+    per process)."""
+    try:
+        version = importlib.metadata.version("earlysignal")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        from earlysignal import __version__ as version
+    package = Path(__file__).resolve().parents[1]
+    return {"earlysignal": version, "sources_sha256": python_sources_sha256(package, MATRIX_CODE)}
+
+
 def config_with_spec(config: ProjectConfig, spec: dict[str, Any]) -> ProjectConfig:
     """`config` with its cohort/label/temporal/features replaced by a recorded spec (e.g. from a
     model's sidecar), so scoring uses exactly the spec the model was trained with."""
@@ -503,6 +515,7 @@ def definitions_as_records(definitions: list[FeatureDefinition]) -> list[dict[st
 __all__ = [
     "FeatureDefinition",
     "age_band",
+    "code_fingerprint",
     "config_with_spec",
     "definitions_as_records",
     "event_labels",

@@ -12,9 +12,10 @@ Registered table names the SQL expects:
 
 The event query avoids joining events to the grid (which multiplies every event by every
 as_of whose window holds it). An event (event_time t, known_at k) counts for grid date A_j in a
-window of w days iff max(k, t) < A_j and t >= A_j - w, i.e. for the contiguous index range
-first_j <= j <= last_j(w). The SQL (one query per entity kind, all families at once) tags each event with first_j (how many grid dates are
-<= max(k, t)) and a time bucket tb (how many of the window thresholds A_i - w are <= t) and
+window w iff max(k, t) < A_j and t >= start_w(A_j) (A_j - N days, or N calendar months back:
+earlysignal.windows), i.e. for the contiguous index range first_j <= j <= last_j(w), since
+start_w never decreases with A. The SQL (one query per entity kind, all families at once) tags each event with first_j (how many grid dates are
+<= max(k, t)) and a time bucket tb (how many of the window thresholds start_w(A_i) are <= t) and
 groups by (entity, event type, first_j, tb); every window's last_j is a function of tb, so one
 GROUP BY serves all windows, and the builder turns the groups into difference arrays along j.
 """

@@ -559,6 +559,11 @@ def _process(
     if extract.person is not None:
         out["person_records"] = _person_records(rows, extract, source, time[ok] if time is not None else None,
                                                 file, mapping_path, report)
+        # When the council knew of the record (its known_at rule; else when it was seen): residency evidence
+        # counts from then, so a cohort at an as_of never rests on a record that arrived later (ADR 0021).
+        seen = pd.to_datetime(out["person_records"]["seen_date"])
+        known_rows = pd.to_datetime(known[ok]) if known is not None else seen
+        out["person_records"]["known_at"] = known_rows.where(known_rows > seen, seen).dt.date.to_numpy()
     if extract.address is not None:
         out["address_records"] = _address_records(rows, extract, source)
     if coding:
@@ -787,7 +792,7 @@ _SCHEMAS: dict[str, dict[str, str]] = {
                        "first_name": "string", "middle_name": "string", "last_name": "string",
                        "birth_date": "date", "sex": "string", "postcode": "string", "address_text": "string",
                        "uprn": "string", "nhs_number": "string", "upn": "string", "seen_date": "date",
-                       "seen_until": "date"},
+                       "seen_until": "date", "known_at": "date"},
     "address_records": {"source": "string", "record_id": "string", "address_text": "string",
                         "postcode": "string", "uprn": "string", "property_ref": "string"},
     "gazetteer": {"uprn": "string", "parent_uprn": "string", "address_text": "string", "postcode": "string",

@@ -28,7 +28,7 @@ from earlysignal.atomic import atomic_path
 from earlysignal.errors import ContractError
 
 # Columns that describe the record rather than the person: they may differ within a group.
-RECORD_COLUMNS = ("source", "record_id", "seen_date", "seen_until")
+RECORD_COLUMNS = ("source", "record_id", "seen_date", "seen_until", "known_at")
 
 
 def _quote(name: str) -> str:
@@ -93,12 +93,16 @@ class RecordStore:
         src = f"read_parquet({_literal(self.path)}, file_row_number = true)"
         columns = [r[0] for r in self.con.sql(f"DESCRIBE SELECT * FROM read_parquet({_literal(self.path)})").fetchall()]
         identity = [c for c in columns if c not in RECORD_COLUMNS]
+        # When the council knew of each record; person records ingested before it was written count from
+        # when they were seen.
+        known = "known_at" if "known_at" in columns else "seen_date"
         # Records of one source identical in every person field are one row for linkage; the window
         # gives each record its group's smallest record ID, size and first and last seen dates.
         group = "PARTITION BY " + ", ".join(_quote(c) for c in ["source", *identity])
         self.con.execute(f"""
             CREATE TEMP TABLE alias AS
             SELECT file_row_number AS row_no, source, record_id, seen_date, seen_until,
+                   greatest(seen_date, coalesce({known}, seen_date)) AS known_from,
                    min(record_id) OVER w AS kept_record_id, count(*) OVER w AS n_records,
                    min(seen_date) OVER w AS first_seen, max(seen_date) OVER w AS last_seen,
                    min(file_row_number) OVER w AS first_row
@@ -128,7 +132,7 @@ class RecordStore:
         # record_kept: every record -> its group's kept record (by position in `kept`).
         self.con.execute("""
             CREATE TEMP TABLE record_kept AS
-            SELECT a.row_no, a.source, a.record_id, a.seen_date, a.seen_until, k.kept_idx
+            SELECT a.row_no, a.source, a.record_id, a.seen_date, a.seen_until, a.known_from, k.kept_idx
             FROM alias a JOIN kept_rows k ON k.source = a.source AND k.record_id = a.kept_record_id
         """)
         self.con.unregister("kept_rows")
@@ -149,7 +153,8 @@ class RecordStore:
         `resident_code` / `address_code`: int codes per kept record (-1 = none). A record of one of
         `ongoing_sources` without a seen_until is current (an open council-tax liability): its seen_until
         is taken as `extract_date`. Returns columns resident_id, seen_date, address_id (the int codes),
-        n, until.
+        n, until; seen_date is the day the council knew of the record (the later of its seen_date and
+        known_at), so residency built from it never starts before its evidence arrived.
         """
         self.con.register("kept_codes", pd.DataFrame({
             "kept_idx": np.arange(len(resident_code), dtype=np.int64),
@@ -159,11 +164,15 @@ class RecordStore:
             listed = ", ".join(_literal(s) for s in ongoing_sources)
             until = (f"CASE WHEN r.seen_until IS NULL AND r.source IN ({listed}) "
                      f"THEN DATE {_literal(extract_date.isoformat())} ELSE r.seen_until END")
+        # A record whose known_at rule puts it after the extract date is not evidence at any date the data
+        # covers (ADR 0018 keeps such events unusable until then; residency follows the same rule).
+        not_yet_known = (f"AND r.known_from <= DATE {_literal(extract_date.isoformat())}"
+                         if extract_date is not None else "")
         daily = self.con.sql(f"""
-            SELECT k.res AS resident_id, CAST(r.seen_date AS TIMESTAMP) AS seen_date, k.addr AS address_id,
+            SELECT k.res AS resident_id, CAST(r.known_from AS TIMESTAMP) AS seen_date, k.addr AS address_id,
                    count(*) AS n, CAST(max({until}) AS TIMESTAMP) AS until
             FROM record_kept r JOIN kept_codes k USING (kept_idx)
-            WHERE k.res >= 0 AND k.addr >= 0 AND r.seen_date IS NOT NULL
+            WHERE k.res >= 0 AND k.addr >= 0 AND r.known_from IS NOT NULL {not_yet_known}
             GROUP BY ALL
         """).df()
         self.con.unregister("kept_codes")
