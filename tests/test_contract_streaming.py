@@ -198,3 +198,83 @@ def test_id_lookup_finds_each_id_s_position_and_minus_one_for_absent_and_null_id
     lookup.exact_only = True
     assert lookup.positions(values).tolist() == [3, -1, -1, 0, -1, 2, -1]
     assert _IdLookup(pa.array([], pa.string())).positions(pa.array(["R1"])).tolist() == [-1]
+
+
+def test_each_partition_s_events_are_one_arrow_stream_appended_batch_by_batch(tmp_path):
+    from earlysignal.contract.streaming import EVENTS_PART
+
+    folder = write_borough(tmp_path / "b")
+    work = tmp_path / "work"
+    work.mkdir()
+    streamed = load_partitioned_data(folder, None, work, _components, write_quarantine=False, batch_rows=3)
+
+    whole = load_linked_data(folder, write_quarantine=False)
+    index = PartitionIndex.of(whole, streamed.resident_partition)
+    for partition in range(streamed.partitions):
+        mine = (index.event_resident == partition) | (index.event_address == partition)
+        # One file per partition, whatever the batch count: the 12 events came in 4 batches of 3 rows.
+        with pa.OSFile(str(work / EVENTS_PART.format(partition))) as source:
+            reader = pa.ipc.open_stream(source)
+            batches = [batch.num_rows for batch in reader]
+        assert sum(batches) == int(mine.sum())
+        assert len(batches) > 1
+    assert sorted(p.name for p in work.glob("events-*")) == [EVENTS_PART.format(p) for p in range(streamed.partitions)]
+
+
+def test_a_parquet_file_read_in_batches_keeps_no_row_group_once_its_batch_is_dropped(tmp_path):
+    from earlysignal.contract.streaming import open_in_batches
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "events.parquet"
+    table = pa.table({"event_id": [f"E{i:08d}-{rng.integers(1 << 40)}" for i in range(200_000)]})
+    pq.write_table(table, path, row_group_size=20_000, compression="none")
+    del table
+    before = pa.total_allocated_bytes()
+    file = open_in_batches(path, ())
+    for batch in file.iter_batches(batch_size=20_000):
+        del batch
+    # A pre-buffering reader would still hold the ten row groups it read (~6 MB of event IDs).
+    assert pa.total_allocated_bytes() - before < 1_000_000
+
+
+_MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+import numpy as np
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    from earlysignal.contract.heap import map_large_blocks
+
+    assert map_large_blocks() is True
+block = np.ones(8 << 20, dtype=np.uint8)
+del block
+mapped = libc.mallinfo2().hblkhd
+kept = [np.ones(2 << 20, dtype=np.uint8) for _ in range(20)]
+print(libc.mallinfo2().hblkhd - mapped)
+"""
+
+
+def test_after_map_large_blocks_megabyte_arrays_are_mapped_not_taken_from_the_heap():
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt's threshold is glibc's")
+
+    def mapped_bytes(mode: str) -> int:
+        # A fresh process: a heap with free space left by earlier work would serve the arrays either way.
+        run = subprocess.run(
+            [sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, mode], capture_output=True, text=True, check=True
+        )
+        return int(run.stdout)
+
+    # Freeing a mapped 8 MiB block raises glibc's own threshold to 8 MiB, so 2 MiB arrays come from the heap
+    # (where their freed space stays); with the threshold fixed at 1 MiB they are mapped (and unmapped).
+    assert mapped_bytes("default") == 0
+    assert mapped_bytes("fixed") >= 20 * (2 << 20)

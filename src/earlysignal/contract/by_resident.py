@@ -27,16 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path
+from earlysignal.contract.batches import BatchTally
 from earlysignal.contract.checks import CHECKS, _Reasons
-from earlysignal.contract.reading import decoded, table_path, type_table, value_shape
-from earlysignal.contract.results import TableCounts
-from earlysignal.contract.schemas import (
-    EXPECTED_TEXT,
-    QUARANTINE_DIR,
-    REASON_COLUMN,
-    ROW_NUMBER_COLUMN,
-    expanded_checks,
-)
+from earlysignal.contract.reading import decoded, table_path, type_table
+from earlysignal.contract.schemas import QUARANTINE_DIR, REASON_COLUMN, ROW_NUMBER_COLUMN
 from earlysignal.contract.validate import _quarantined_people, _TableResult, reconcile_counts
 from earlysignal.errors import ContractError
 
@@ -153,14 +147,11 @@ class _StreamWriters:
 def _split(setup: Any, name: str, folder: Path, buckets: int, batch_rows: int) -> tuple[list[str], tuple[str, ...]]:
     """Write the file's contract columns, as read, into bucket streams; returns the typing's warnings and
     dropped columns (the same for every batch: they are about the file's columns)."""
-    from earlysignal.contract.streaming import _dictionary_columns
+    from earlysignal.contract.streaming import open_in_batches
 
     path = table_path(setup.data_dir, name)
     columns = setup.schemas[name]
-    try:
-        file = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
-    except (pa.ArrowException, OSError) as error:
-        raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
+    file = open_in_batches(path, columns)
     writers = _StreamWriters(folder, BUCKET_RAW, name)
     warnings: list[str] = []
     dropped: tuple[str, ...] = ()
@@ -198,13 +189,7 @@ def _validate_table(
     columns = setup.schemas[name]
     warnings, dropped = _split(setup, name, folder, buckets, batch_rows)
     accepted_writers = _StreamWriters(folder, BUCKET_ACCEPTED, name)
-    read = accepted_rows = quarantined_rows = 0
-    reason_counts: dict[str, int] = {}
-    normalised: dict[str, int] = {}
-    nulled: dict[str, int] = {}
-    unreadable: dict[str, int] = {}
-    parsed: dict[str, int] = {}
-    first_bad: dict[str, tuple[int, Any]] = {}
+    tally = BatchTally(name)
     bad_rows: list[pa.Table] = []
     people: list[pd.DataFrame] = []
     schema: pa.Schema | None = None
@@ -221,33 +206,15 @@ def _validate_table(
             table = type_table(raw, path, columns, setup.tokens, setup.codes.get(name), False)
             typed = table.typed
             reasons = _Reasons(typed.num_rows, name)
-            for column, mask in table.unparseable.items():
-                reasons.flag(f"unparseable:{column}", mask)
-                unreadable[column] = unreadable.get(column, 0) + int(mask.sum())
-                if mask.any():
-                    at = int(np.flatnonzero(mask)[0])
-                    if column not in first_bad or file_rows[at] < first_bad[column][0]:
-                        first_bad[column] = (int(file_rows[at]), raw.column(column)[at].as_py())
-            for column in typed.column_names:
-                parsed[column] = parsed.get(column, 0) + typed.num_rows - typed.column(column).null_count
+            tally.flag_unparseable(table, reasons, file_rows)
             if before is not None:
                 before(bucket)
             CHECKS[name](typed, reasons, setup.context)
             ok = reasons.ok()
             accepted = typed if ok.all() else typed.filter(pa.array(ok))
-            n_quarantined = reasons.count()
-            reconcile_counts(name, read=raw.num_rows, accepted=accepted.num_rows, quarantined=n_quarantined)
-            read += raw.num_rows
-            accepted_rows += accepted.num_rows
-            quarantined_rows += n_quarantined
-            for reason, n in reasons.counts().items():
-                reason_counts[reason] = reason_counts.get(reason, 0) + n
-            for column, n in table.normalised.items():
-                normalised[column] = normalised.get(column, 0) + n
-            for column, n in table.not_recorded.items():
-                nulled[column] = nulled.get(column, 0) + n
+            tally.add(table, reasons, accepted.num_rows)
             remember(bucket, typed, accepted)
-            if n_quarantined:
+            if not ok.all():
                 people.append(_quarantined_people(name, typed, reasons))
                 if write_quarantine:
                     rows = np.flatnonzero(~ok)
@@ -261,36 +228,14 @@ def _validate_table(
             del raw, table, typed, reasons, accepted
     finally:
         accepted_writers.close()
-    for column, bad in unreadable.items():
-        given = bad + parsed.get(column, 0)
-        if bad and given == bad:
-            kind = next(c.kind for c in columns if c.name == column)
-            raise ContractError(
-                f"{path.name}: column {column}: none of its {given} values can be read as "
-                f"{EXPECTED_TEXT[kind]} (the first has the shape {value_shape(str(first_bad[column][1]))!r})"
-            )
-    reconcile_counts(name, read=read, accepted=accepted_rows, quarantined=quarantined_rows)
+    tally.refuse_unreadable(path, columns)
     # Buckets with no accepted row still get an (empty) stream, so every bucket can be read back.
     write_empty_streams(
         folder, [BUCKET_ACCEPTED.format(name=name, bucket=b) for b in range(buckets)],
         schema or _empty_typed(setup, name).schema,
     )
-    quarantine_file = _write_quarantine(setup.data_dir, name, bad_rows, write_quarantine, quarantined_rows)
-    order = {check: i for i, check in enumerate(expanded_checks(name, columns))}
-    checks = dict(sorted(reason_counts.items(), key=lambda item: (item[0] in order, order.get(item[0], 0))))
-    return _TableResult(
-        name=name,
-        path=path,
-        frame=None,
-        counts=TableCounts(read=read, accepted=accepted_rows, quarantined=quarantined_rows),
-        checks=checks,
-        normalised=normalised,
-        not_recorded=nulled,
-        dropped=dropped,
-        warnings=warnings,
-        quarantine_file=quarantine_file,
-        people=_people(name, people),
-    )
+    quarantine_file = _write_quarantine(setup.data_dir, name, bad_rows, write_quarantine, tally.quarantined)
+    return tally.result(path, columns, dropped, warnings, quarantine_file, _people(name, people))
 
 
 def write_empty_streams(folder: Path, names: list[str], schema: pa.Schema) -> None:

@@ -1,18 +1,20 @@
-"""Validate a borough folder without holding its events in memory, and hand them out per partition.
+"""Validate a borough folder without holding its tables in memory, and hand them out per partition.
 
 The contract's checks are the same as `validate_directory`'s and so are the counts, the quarantine files and
-the report; what differs is how the events table (by far the largest: ~42 rows per resident here) is held.
-Residents, residency spells and outcomes are read whole (they grow with the population, but ~20x more
-slowly). Then:
+the report; what differs is how the tables are held. In order:
 
-1. `assign(residents, residency)` gives every accepted resident a partition (features/partition.py keeps
-   households and addresses whole);
-2. one DuckDB pass over events.parquet finds the rows whose event_id occurs more than once; the duplicate
-   check runs on those rows alone (the copies of an event_id can sit anywhere in the file);
-3. events.parquet is read in batches of `batch_rows` file rows: each batch is typed and checked (its
-   duplicate flags come from step 2), its quarantined rows are appended to the quarantine file and its
-   accepted rows to the Parquet file of every partition they belong to (their resident's, and their
-   address's: an event at an address is read by everyone who lived there);
+1. one DuckDB pass over events.parquet (by far the largest table: ~42 rows per resident here) finds the rows
+   whose event_id occurs more than once (the copies of an event_id can sit anywhere in the file); it runs
+   first, while nothing else is held, under DuckDB's memory limit (spilling to disk beyond it);
+2. residents and residency are checked a bucket of residents at a time (contract/by_resident.py), and
+   `assign(residents, residency)` gives every accepted resident a partition from their keys coded as
+   integers (features/partition.py keeps households and addresses whole);
+3. events.parquet is read in batches of `batch_rows` file rows (without pre-buffering, which would keep
+   every row group read): each batch is typed and checked (its duplicate flags come from step 1), its
+   quarantined rows are appended to the quarantine file and its accepted rows to the Arrow IPC stream (zstd)
+   of every partition they belong to (their resident's, and their address's: an event at an address is read
+   by everyone who lived there); a stream writer keeps nothing per batch, so the open writers hold the same
+   memory after the last batch as after the first;
 4. `StreamedData.events_of(p)` reads one partition's file: the accepted events of those residents and
    addresses, in file order, with the dtypes `load_linked_data` gives.
 
@@ -20,11 +22,10 @@ Residents, residency and outcomes are not held either once they are checked: as 
 assigned, each table's accepted rows are written one Arrow IPC file per partition (with their position in
 the accepted table, so the whole table can be put back in order) and dropped; `StreamedData.residents_of(p)`
 (and residency_of, outcomes_of) read one partition's. What stays in memory for the rest of the load is
-compact: the accepted and seen resident and address IDs (Arrow arrays, for the events' reference checks) and
-the routing index (ID -> partition). Peak memory is then that index, one batch of events, and the transient
-of checking the residents and residency tables whole (their checks compare rows across the file). A CSV
-events file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at
-scale.
+compact but grows with the population: the accepted and seen resident and address IDs (Arrow arrays, for the
+events' reference checks) and the routing index (sorted 64-bit hashes, 12 bytes per ID). Peak memory is then
+the larger of the duplicate pass and that index plus one batch of events. A CSV events file is read whole
+(Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path
 from earlysignal.config import ProjectConfig
+from earlysignal.contract.batches import BatchTally
 from earlysignal.contract.checks import CHECKS, _flag_duplicates, _Reasons
 from earlysignal.contract.reading import (
     _is_text,
@@ -53,16 +55,9 @@ from earlysignal.contract.reading import (
     table_path,
     to_pandas,
     type_table,
-    value_shape,
 )
 from earlysignal.contract.results import TableCounts, ValidationReport
-from earlysignal.contract.schemas import (
-    EXPECTED_TEXT,
-    QUARANTINE_DIR,
-    REASON_COLUMN,
-    ROW_NUMBER_COLUMN,
-    expanded_checks,
-)
+from earlysignal.contract.schemas import QUARANTINE_DIR, REASON_COLUMN, ROW_NUMBER_COLUMN
 from earlysignal.contract.validate import (
     _collect,
     _infinite_sum_error,
@@ -75,7 +70,10 @@ from earlysignal.contract.validate import (
 )
 from earlysignal.errors import ContractError
 
-EVENTS_PART = "events-{:05d}.parquet"
+# One partition's accepted events, an Arrow IPC stream (zstd): a stream writer keeps nothing per batch
+# written, where a Parquet writer keeps every row group's metadata until it closes (partitions x batches).
+EVENTS_PART = "events-{:05d}.arrows"
+EVENTS_COMPRESSION = pa.ipc.IpcWriteOptions(compression="zstd")
 # One partition's accepted rows of a smaller table (residents, residency, outcomes), Arrow IPC.
 TABLE_PART = "{name}-{partition:05d}.arrows"
 # A row's place in file order (its file row, or its position among the accepted rows), kept in the
@@ -102,9 +100,7 @@ class StreamedData:
 
     def events_of(self, partition: int) -> pd.DataFrame:
         """The accepted events of one partition's residents and addresses, in file order."""
-        path = self.events_dir / EVENTS_PART.format(partition)
-        table = pq.read_table(path) if path.exists() else self.events_schema.empty_table()
-        return to_pandas(table)
+        return read_events_part(self.events_dir, partition, self.events_schema)
 
     def residents_of(self, partition: int) -> pd.DataFrame:
         """The accepted residents of one partition, in file order."""
@@ -143,6 +139,16 @@ class StreamedData:
         return frame.drop(columns=ROW_COLUMN).reset_index(drop=True)
 
 
+def read_events_part(folder: str | os.PathLike[str], partition: int, schema: pa.Schema) -> pd.DataFrame:
+    """One partition's accepted events from the folder load_partitioned_data wrote, in file order, with the
+    dtypes load_linked_data gives (no rows, with `schema`'s columns, for a partition without events)."""
+    path = Path(folder) / EVENTS_PART.format(partition)
+    if not path.exists():
+        return to_pandas(schema.empty_table())
+    with pa.OSFile(str(path)) as source:
+        return to_pandas(pa.ipc.open_stream(source).read_all())
+
+
 def read_table_part(folder: str | os.PathLike[str], name: str, partition: int) -> pd.DataFrame:
     """One partition's accepted rows of `name` (residents, residency or outcomes) from the folder
     load_partitioned_data wrote, in file order, with ROW_COLUMN (their place in file order) last."""
@@ -169,7 +175,9 @@ def load_partitioned_data(
     per accepted resident, partition count). Raises ContractError for an unusable file, as
     validate_directory does."""
     from earlysignal.contract.by_resident import can_bucket, validate_by_resident
+    from earlysignal.contract.heap import map_large_blocks
 
+    map_large_blocks()  # each batch's arrays go back to the system when freed (contract/heap.py)
     setup = _setup(data_dir, config)
     work_dir = Path(work_dir)
     files: dict[str, Path] = {}
@@ -195,6 +203,8 @@ def load_partitioned_data(
         frame, result.frame = result.frame, None
         return frame
 
+    # The events' duplicate pass (DuckDB, up to its memory limit) runs first, while nothing else is held.
+    duplicates = _early_duplicate_flags(setup, work_dir)
     if can_bucket(setup.data_dir):
         tables = validate_by_resident(setup, work_dir, write_quarantine, batch_rows)
         collect(tables.residents)
@@ -212,7 +222,7 @@ def load_partitioned_data(
     del spells
     router = _Router(resident_ids, resident_partition, addresses, address_partition)
     _split_buckets(work_dir, tables, router, partitions)
-    result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows)
+    result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows, duplicates)
     collect(result)
     outcomes = whole("outcomes")
     _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
@@ -444,7 +454,7 @@ def _duplicate_flags(path: Path, setup: Any, work_dir: Path) -> tuple[np.ndarray
     if candidates.size == 0:
         return candidates, np.zeros(0, dtype=np.uint8)
     columns = setup.schemas["events"]
-    file = pq.ParquetFile(path)
+    file = pq.ParquetFile(path, pre_buffer=False)
     pieces = []
     start = 0
     for group in range(file.metadata.num_row_groups):
@@ -470,16 +480,35 @@ def _select_known(raw: pa.Table, columns: tuple[Any, ...]) -> pa.Table:
     return raw.select([c for c in raw.column_names if c in known])
 
 
+def _early_duplicate_flags(setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """_duplicate_flags of a non-empty Parquet events file; None for a CSV or empty file (validated whole)
+    and for one that cannot be read (refused where it is read, after the other tables, as before)."""
+    path = table_path(setup.data_dir, "events")
+    try:
+        in_batches = path.suffix == ".parquet" and path.stat().st_size > 0 and pq.ParquetFile(path).metadata.num_rows > 0
+    except (pa.ArrowException, OSError):
+        return None
+    return _duplicate_flags(path, setup, work_dir) if in_batches else None
+
+
 def _stream_events(
-    setup: Any, router: _Router, partitions: int, work_dir: Path, write_quarantine: bool, batch_rows: int
+    setup: Any,
+    router: _Router,
+    partitions: int,
+    work_dir: Path,
+    write_quarantine: bool,
+    batch_rows: int,
+    duplicates: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[_TableResult, pa.Schema]:
+    """Check the events file batch by batch and write its accepted rows per partition; `duplicates` is
+    _early_duplicate_flags' answer (None: the file is validated whole, then split)."""
     path = table_path(setup.data_dir, "events")
     columns = setup.schemas["events"]
     context = setup.context
-    if path.suffix != ".parquet" or path.stat().st_size == 0 or pq.ParquetFile(path).metadata.num_rows == 0:
+    if duplicates is None:
         return _events_whole(setup, router, partitions, work_dir, write_quarantine)
 
-    dup_rows, dup_codes = _duplicate_flags(path, setup, work_dir)
+    dup_rows, dup_codes = duplicates
     offset = 0
 
     def batch_duplicates(table: pa.Table, reasons: _Reasons) -> None:
@@ -492,26 +521,16 @@ def _stream_events(
     context.event_duplicates = batch_duplicates
     context.event_references = _ReferenceLookups(context)
     writers = _PartWriters(work_dir)
-    read = accepted_rows = quarantined_rows = written_quarantine = 0
-    reason_counts: dict[str, int] = {}
-    normalised_counts: dict[str, int] = {}
-    nulled_counts: dict[str, int] = {}
+    tally = BatchTally("events")
+    written_quarantine = 0
     dropped: tuple[str, ...] = ()
     warnings: list[str] = []
     sources: set[str] = set()
-    # Per column, values that could not be parsed and values that were: a column none of whose values
-    # parse is refused, as read_table does, whichever batches its values fell in.
-    unreadable: dict[str, int] = {}
-    parsed: dict[str, int] = {}
-    first_bad: dict[str, Any] = {}
     totals: pd.Series | None = None
     largest: list[pd.DataFrame] = []
     schema: pa.Schema | None = None
     target = setup.data_dir / QUARANTINE_DIR / "events.parquet"
-    try:
-        file = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
-    except (pa.ArrowException, OSError) as error:
-        raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
+    file = open_in_batches(path, columns)
     try:
         with contextlib.ExitStack() as stack:
             quarantine_writer: pq.ParquetWriter | None = None
@@ -523,27 +542,12 @@ def _stream_events(
                 if offset == 0:
                     warnings, dropped = list(table.warnings), table.dropped
                 reasons = _Reasons(typed.num_rows, "events")
-                for column, mask in table.unparseable.items():
-                    reasons.flag(f"unparseable:{column}", mask)
-                    unreadable[column] = unreadable.get(column, 0) + int(mask.sum())
-                    if column not in first_bad and mask.any():
-                        first_bad[column] = raw.column(column)[int(np.flatnonzero(mask)[0])].as_py()
-                for column in typed.column_names:
-                    parsed[column] = parsed.get(column, 0) + typed.num_rows - typed.column(column).null_count
+                tally.flag_unparseable(table, reasons, offset + np.arange(typed.num_rows))
                 CHECKS["events"](typed, reasons, context)
                 ok = reasons.ok()
                 accepted = decoded(typed if ok.all() else typed.filter(pa.array(ok)))
                 n_quarantined = reasons.count()
-                reconcile_counts("events", read=raw.num_rows, accepted=accepted.num_rows, quarantined=n_quarantined)
-                read += raw.num_rows
-                accepted_rows += accepted.num_rows
-                quarantined_rows += n_quarantined
-                for reason, n in reasons.counts().items():
-                    reason_counts[reason] = reason_counts.get(reason, 0) + n
-                for column, n in table.normalised.items():
-                    normalised_counts[column] = normalised_counts.get(column, 0) + n
-                for column, n in table.not_recorded.items():
-                    nulled_counts[column] = nulled_counts.get(column, 0) + n
+                tally.add(table, reasons, accepted.num_rows)
                 if accepted.num_rows:
                     sources.update(str(s) for s in pc.unique(accepted.column("source").drop_null()).to_pylist())
                     batch_totals, batch_largest = _magnitudes(accepted, offset + np.flatnonzero(ok))
@@ -566,7 +570,7 @@ def _stream_events(
                 del batch, raw, table, typed, reasons, accepted
             if quarantine_writer is not None:
                 quarantine_writer.close()  # before the ExitStack renames it onto the target
-                reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=written_quarantine)
+                reconcile_counts("events", read=tally.read, accepted=tally.accepted, quarantined=written_quarantine)
             elif write_quarantine and target.exists():
                 # A stale file from an earlier run would report problems this data no longer has.
                 target.unlink()
@@ -579,15 +583,7 @@ def _stream_events(
         context.event_duplicates = None
         context.event_references = None
         writers.close()
-    for column, bad in unreadable.items():
-        given = bad + parsed.get(column, 0)
-        if bad and given == bad:
-            kind = next(c.kind for c in columns if c.name == column)
-            raise ContractError(
-                f"{path.name}: column {column}: none of its {given} values can be read as "
-                f"{EXPECTED_TEXT[kind]} (the first has the shape {value_shape(str(first_bad[column]))!r})"
-            )
-    reconcile_counts("events", read=read, accepted=accepted_rows, quarantined=quarantined_rows)
+    tally.refuse_unreadable(path, columns)
     context.event_sources = sources
     if totals is not None:
         infinite = totals[~np.isfinite(totals.to_numpy())]
@@ -597,22 +593,22 @@ def _stream_events(
             candidates = candidates[(candidates["source"] == source) & (candidates["event_type"] == event_type)]
             rows = candidates.sort_values("magnitude", ascending=False, kind="stable")["row"].to_numpy()[:5]
             raise _infinite_sum_error(path, source, event_type, sorted(int(r) for r in rows))
-    order = {check: i for i, check in enumerate(expanded_checks("events", columns))}
-    checks = dict(sorted(reason_counts.items(), key=lambda item: (item[0] in order, order.get(item[0], 0))))
-    result = _TableResult(
-        name="events",
-        path=path,
-        frame=None,
-        counts=TableCounts(read=read, accepted=accepted_rows, quarantined=quarantined_rows),
-        checks=checks,
-        normalised=normalised_counts,
-        not_recorded=nulled_counts,
-        dropped=dropped,
-        warnings=warnings,
-        quarantine_file=target if write_quarantine and written_quarantine else None,
+    result = tally.result(
+        path, columns, dropped, warnings, target if write_quarantine and written_quarantine else None
     )
     assert schema is not None
     return result, schema
+
+
+def open_in_batches(path: Path, columns: tuple[Any, ...]) -> pq.ParquetFile:
+    """`path` opened to be read batch by batch, few-valued text columns as dictionaries (as read_table reads
+    them). Without pre-buffering: a pre-buffering reader keeps every row group's column chunks it has read
+    until it is closed, so its memory grows with the file (measured: +0.13 GB over 10 of the 250k borough's
+    11 row groups of events). Raises ContractError when the file cannot be read as Parquet."""
+    try:
+        return pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns), pre_buffer=False)
+    except (pa.ArrowException, OSError) as error:
+        raise ContractError(f"{path.name} cannot be read as Parquet: {error}") from None
 
 
 def _dictionary_columns(path: Path, columns: tuple[Any, ...]) -> list[str] | None:
@@ -642,11 +638,12 @@ def _magnitudes(accepted: pa.Table, file_rows: np.ndarray) -> tuple[pd.Series, p
 
 
 class _PartWriters:
-    """One Parquet file per partition under `folder`, opened on its first rows and appended batch by batch."""
+    """One Arrow IPC stream per partition under `folder`, opened on its first rows and appended batch by batch
+    (what each holds does not grow with the batches written)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.writers: dict[int, Any] = {}
 
     def write(self, table: pa.Table, parts: np.ndarray, rows: np.ndarray) -> None:
         """Append table.take(rows[parts == p]) to partition p's file, for every p in parts (sorted)."""
@@ -658,7 +655,8 @@ class _PartWriters:
             piece = table.take(pa.array(rows[lo:hi]))
             writer = self.writers.get(part)
             if writer is None:
-                writer = pq.ParquetWriter(self.folder / EVENTS_PART.format(part), piece.schema, compression="zstd")
+                path = str(self.folder / EVENTS_PART.format(part))
+                writer = pa.ipc.new_stream(path, piece.schema, options=EVENTS_COMPRESSION)
                 self.writers[part] = writer
             writer.write_table(piece)
 

@@ -17,6 +17,7 @@ index of resident and address IDs, and the residents and residency tables while 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -24,7 +25,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,27 +242,12 @@ def build_partitioned_feature_matrix_from_folder(
     end. `on_loaded(data)` is called once validation is done (the contract report is data.report);
     `progress` draws a bar with one step per partition on the console.
     Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
-    from earlysignal.contract import require_usable
-    from earlysignal.contract.streaming import EVENTS_PART, load_partitioned_data
+    from earlysignal.contract.streaming import EVENTS_PART
 
     started_all = time.perf_counter()
     out = Path(out)
     grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
-    chosen: dict[str, int] = {}
-
-    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
-        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
-        chosen["count"] = count
-        components = household_components(residents, residency)
-        return assign_partitions(components, np.ones(components.size), count), count
-
-    work = out.with_name(out.name + ".events.tmp")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    try:
-        data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
-        require_usable(data.report, config.contract)
+    with loaded_per_partition(config, data_dir, out, grid_dates, partitions, write_quarantine, batch_rows) as data:
         if on_loaded is not None:
             on_loaded(data)
 
@@ -280,6 +266,38 @@ def build_partitioned_feature_matrix_from_folder(
             config, subsets(), data.partitions, out, grid_dates, with_labels, engine, extra_metadata, started_all,
             progress=progress,
         )
+
+
+@contextlib.contextmanager
+def loaded_per_partition(
+    config: Any,
+    data_dir: str | os.PathLike[str],
+    out: Path,
+    grid_dates: list[dt.date],
+    partitions: int | None,
+    write_quarantine: bool,
+    batch_rows: int,
+) -> Iterator[Any]:
+    """Validate `data_dir` with every table written per partition (contract/streaming.py: households and
+    addresses kept whole, `partitions` or the count the budget gives) into a temporary folder beside `out`,
+    removed on exit; yields the StreamedData once require_usable passes. Raises ContractError for unusable
+    files, UnusableDataError when too much is quarantined."""
+    from earlysignal.contract import require_usable
+    from earlysignal.contract.streaming import load_partitioned_data
+
+    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), count), count
+
+    work = out.with_name(out.name + ".events.tmp")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
+        require_usable(data.report, config.contract)
+        yield data
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

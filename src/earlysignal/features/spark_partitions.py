@@ -38,6 +38,7 @@ from earlysignal.features.partition import (
     _write_parts,
     assign_partitions,
     household_components,
+    loaded_per_partition,
 )
 
 PARTITION_COLUMN = "_es_partition"
@@ -178,14 +179,9 @@ def build_partitioned_feature_matrix_on_spark(
 
 def _events_file(folder: str, partition: int, schema: bytes) -> pd.DataFrame:
     """One partition's accepted events from the streamed contract's file (StreamedData.events_of)."""
-    import pyarrow.parquet as pq
+    from earlysignal.contract.streaming import read_events_part
 
-    from earlysignal.contract.reading import to_pandas
-    from earlysignal.contract.streaming import EVENTS_PART
-
-    path = Path(folder) / EVENTS_PART.format(partition)
-    table = pq.read_table(path) if path.exists() else pa.ipc.read_schema(pa.py_buffer(schema)).empty_table()
-    return to_pandas(table)
+    return read_events_part(folder, partition, pa.ipc.read_schema(pa.py_buffer(schema)))
 
 
 def _table_file(folder: str, name: str, partition: int) -> pd.DataFrame:
@@ -231,29 +227,10 @@ def build_partitioned_feature_matrix_from_folder_on_spark(
     The per-partition files wait in a temporary folder beside `out` (it must be on storage the executors
     can read: local disk in local mode, a shared mount on a cluster), removed at the end. Raises
     ContractError for unusable files, UnusableDataError when too much is quarantined."""
-    import shutil
-
-    from earlysignal.contract import require_usable
-    from earlysignal.contract.streaming import load_partitioned_data
-
     out = Path(out)
     grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
-
-    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
-        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
-        components = household_components(residents, residency)
-        return assign_partitions(components, np.ones(components.size), count), count
-
-    work = out.with_name(out.name + ".events.tmp")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    try:
-        data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
-        require_usable(data.report, config.contract)
+    with loaded_per_partition(config, data_dir, out, grid_dates, partitions, write_quarantine, batch_rows) as data:
         return build_partitioned_feature_matrix_on_spark(
             config, data, out, session, as_of_dates=grid_dates, with_labels=with_labels,
             extra_metadata={"spark_tasks": True, **(extra_metadata or {})},
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
