@@ -59,6 +59,7 @@ def _child(args: argparse.Namespace) -> None:
         loaded["residents"] = data.report.tables["residents"].accepted
         loaded["events"] = data.report.tables["events"].accepted
 
+    Path(args.work).mkdir(parents=True, exist_ok=True)  # a fresh --work folder is made, not required
     with tempfile.TemporaryDirectory(dir=args.work) as folder, get_engine(args.engine) as engine:
         if args.input == "whole":
             from earlysignal.contract import load_linked_data
