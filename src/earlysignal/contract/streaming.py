@@ -220,12 +220,23 @@ def load_partitioned_data(
     # Partitions keep addresses whole, so every spell at an address names the same partition.
     address_partition[spells["address_id"].to_numpy()] = resident_partition[spells["resident_id"].to_numpy()]
     del spells
-    router = _Router(resident_ids, resident_partition, addresses, address_partition)
-    _split_buckets(work_dir, tables, router, partitions)
-    result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows, duplicates)
-    collect(result)
-    outcomes = whole("outcomes")
-    _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
+    context = setup.context
+    router = _Router(
+        context.seen_residents, resident_ids, resident_partition, context.seen_addresses, addresses, address_partition
+    )
+    # From here the router answers every reference check (events, outcomes): the ID arrays are not kept twice.
+    del resident_ids, addresses, address_partition
+    context.seen_residents = context.accepted_residents = pa.array([], pa.string())
+    context.seen_addresses = context.accepted_addresses = pa.array([], pa.string())
+    context.reference_lookups = router.references
+    try:
+        _split_buckets(work_dir, tables, router, partitions)
+        result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows, duplicates)
+        collect(result)
+        outcomes = whole("outcomes")
+        _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
+    finally:
+        context.reference_lookups = None
     del outcomes, router
     report = _report(
         setup.data_dir, setup.extract_date, setup.manifest, files, counts, checks, quarantine_files, warnings,
@@ -355,81 +366,104 @@ def _hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         connection.close()
 
 
-class _IdLookup:
-    """Position of each ID in a fixed array of distinct IDs, by binary search on their sorted 64-bit hashes
-    (8 + 4 bytes per ID, built once) and an exact comparison of the ID found; a hash table rebuilt for every
-    batch would cost batches x IDs. Falls back to Arrow's lookup if two IDs ever share a hash."""
+class _IdIndex:
+    """A code per distinct ID (int32, e.g. a partition), looked up by binary search on the IDs' sorted 64-bit
+    hashes and an exact comparison of the ID found, so a value that only shares a hash with an ID is not
+    taken for it. Holds one copy of the IDs (in hash order), their hashes and codes: 8 + 4 bytes per ID
+    beside the text, built once; a hash table rebuilt for every batch would cost batches x IDs. Falls back to
+    Arrow's exact lookup if two of the IDs share a hash."""
 
-    def __init__(self, ids: pa.Array) -> None:
-        self.ids = ids
+    def __init__(self, ids: pa.Array, code: int = -1) -> None:
+        """`ids` distinct (nulls dropped), every code set to `code`."""
+        ids = ids.cast(pa.string()).drop_null()
         hashes = _hashes(ids)
         order = np.argsort(hashes, kind="stable")
         self.sorted = hashes[order]
-        self.order = order.astype(np.int32) if len(order) < 2**31 else order
+        del hashes
+        self.ids = ids.take(pa.array(order)) if len(ids) else ids
+        del order
+        self.codes = np.full(len(self.ids), code, dtype=np.int32)
         self.exact_only = bool(np.any(self.sorted[1:] == self.sorted[:-1]))
 
-    def positions(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """[len(values)] position in ids, -1 where absent (and for nulls)."""
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def positions(self, values: Any) -> np.ndarray:
+        """[len(values)] int64 position of each value among the index's IDs (pandas or Arrow text), -1 where
+        absent (and for nulls)."""
+        if isinstance(values, pd.Series):
+            values = pa.array(values.to_numpy(dtype=object), pa.string(), from_pandas=True)
+        values = values.cast(pa.string())
         if self.exact_only or len(self.ids) == 0:
             return pc.fill_null(pc.index_in(values, value_set=self.ids), -1).to_numpy().astype(np.int64)
         hashes = _hashes(values)
         at = np.minimum(np.searchsorted(self.sorted, hashes), len(self.sorted) - 1)
-        candidate = self.order[at]
         same = self.sorted[at] == hashes
-        same &= pc.fill_null(pc.equal(self.ids.take(pa.array(candidate)), values), False).to_numpy(zero_copy_only=False)
-        return np.where(same, candidate, -1).astype(np.int64)
+        del hashes
+        # Only the hash matches are compared as text (nearly every value, but a single take of them).
+        rows = np.flatnonzero(same)
+        if rows.size:
+            values = values.take(pa.array(rows)) if rows.size < len(values) else values
+            equal = pc.equal(self.ids.take(pa.array(at[rows])), values)
+            same[rows] = pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
+        return np.where(same, at, -1)
+
+    def codes_of(self, values: Any, absent: int = -1) -> np.ndarray:
+        """[len(values)] int32 code of each value, `absent` where it is not an ID of the index (or null)."""
+        position = self.positions(values)
+        if len(self.codes) == 0:
+            return np.full(len(position), absent, dtype=np.int32)
+        return np.where(position >= 0, self.codes[np.maximum(position, 0)], absent).astype(np.int32)
+
+    def set_codes(self, ids: pa.Array, codes: np.ndarray) -> None:
+        """Give each of `ids` (all in the index) its code. Raises ValueError for an ID not in the index."""
+        position = self.positions(ids)
+        if np.any(position < 0):
+            raise ValueError(f"{int(np.sum(position < 0))} IDs are not in the index")
+        self.codes[position] = codes
 
 
-class _ReferenceLookups:
-    """The events' reference checks (checks._reference_masks' answer) from an _IdLookup per ID set, built
-    once for the whole file: (IDs whose parent rows were all quarantined, IDs never in the parent table)."""
-
-    def __init__(self, context: Any) -> None:
-        self.lookups = {
-            id(array): _IdLookup(array.cast(pa.string()))
-            for array in (
-                context.accepted_residents, context.seen_residents, context.accepted_addresses, context.seen_addresses
-            )
-        }
-
-    def __call__(self, values: pa.ChunkedArray, accepted: pa.Array, seen: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        values = values.cast(pa.string())
-        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
-        missing = valid & (self.lookups[id(accepted)].positions(values) < 0)
-        if not missing.any():
-            return missing, missing
-        was_seen = self.lookups[id(seen)].positions(values) >= 0
-        return missing & was_seen, missing & ~was_seen
+# An ID code: a partition (0, 1, ...) for an accepted ID; these for the others.
+NOT_SEEN = -1  # never in the parent table (or null)
+SEEN_NOT_ACCEPTED = -2  # in the parent table, every row of it quarantined
+ACCEPTED_NO_PARTITION = -3  # accepted, in no partition (not expected: partitions hold every accepted ID)
 
 
 class _Router:
-    """Partition of an event's resident and of its address (-1: none), looked up per batch (compact: two
-    arrays of hashes and positions per ID, no per-ID Python object)."""
+    """Every resident and address ever seen with its partition (SEEN_NOT_ACCEPTED when none of its rows
+    was accepted): routes an event, spell or outcome to partitions and answers the reference checks of
+    events and outcomes (checks._reference_masks' answer), one _IdIndex per ID kind. Compact: a single copy
+    of each kind's IDs, no per-ID Python object."""
 
     def __init__(
-        self, resident_ids: pa.Array, resident_partition: np.ndarray, addresses: pa.Array, address_partition: np.ndarray
+        self,
+        seen_residents: pa.Array,
+        resident_ids: pa.Array,
+        resident_partition: np.ndarray,
+        seen_addresses: pa.Array,
+        addresses: pa.Array,
+        address_partition: np.ndarray,
     ) -> None:
-        self.residents = _IdLookup(resident_ids.cast(pa.string()))
-        self.resident_partition = resident_partition
-        self.addresses = _IdLookup(addresses.cast(pa.string()))
-        self.address_partition = address_partition
-
-    @staticmethod
-    def _lookup(column: Any, ids: _IdLookup, partition: np.ndarray) -> np.ndarray:
-        if isinstance(column, pd.Series):
-            column = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
-        position = ids.positions(column.cast(pa.string()))
-        return np.where(position >= 0, partition[np.maximum(position, 0)], -1).astype(np.int64)
+        self.residents = _IdIndex(seen_residents, SEEN_NOT_ACCEPTED)
+        self.residents.set_codes(resident_ids, np.where(resident_partition >= 0, resident_partition, ACCEPTED_NO_PARTITION))
+        self.addresses = _IdIndex(seen_addresses, SEEN_NOT_ACCEPTED)
+        self.addresses.set_codes(addresses, np.where(address_partition >= 0, address_partition, ACCEPTED_NO_PARTITION))
 
     def of_residents(self, column: Any) -> np.ndarray:
         """Partition of each resident ID in `column` (pandas or Arrow; -1: not an accepted resident)."""
-        return self._lookup(column, self.residents, self.resident_partition)
+        return np.maximum(self.residents.codes_of(column), -1).astype(np.int64)
+
+    def references(self, values: pa.ChunkedArray, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values whose parent rows were all quarantined, values never in the parent table) for `what`
+        "resident" or "address"; nulls are in neither."""
+        code = (self.residents if what == "resident" else self.addresses).codes_of(values, NOT_SEEN)
+        return code == SEEN_NOT_ACCEPTED, (code == NOT_SEEN) & pc.is_valid(values).to_numpy(zero_copy_only=False)
 
     def rows_by_partition(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(partition, row) pairs, sorted by partition then row: an event goes to its resident's partition
         and to its address's when that is another one."""
         resident = self.of_residents(table.column("resident_id"))
-        address = self._lookup(table.column("address_id"), self.addresses, self.address_partition)
+        address = np.maximum(self.addresses.codes_of(table.column("address_id")), -1).astype(np.int64)
         rows = np.arange(table.num_rows)
         extra = (address >= 0) & (address != resident)
         parts = np.concatenate([resident[resident >= 0], address[extra]])
@@ -519,7 +553,6 @@ def _stream_events(
             reasons.flag(label, mask)
 
     context.event_duplicates = batch_duplicates
-    context.event_references = _ReferenceLookups(context)
     writers = _PartWriters(work_dir)
     tally = BatchTally("events")
     written_quarantine = 0
@@ -581,7 +614,6 @@ def _stream_events(
         ) from None
     finally:
         context.event_duplicates = None
-        context.event_references = None
         writers.close()
     tally.refuse_unreadable(path, columns)
     context.event_sources = sources
