@@ -53,8 +53,17 @@ def _components(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.nd
     return assign_partitions(components, np.ones(components.size), 2), 2
 
 
-@pytest.mark.parametrize("batch_rows", [4, 1_000])
-def test_events_checked_in_batches_give_the_whole_validation_s_report_rows_and_quarantine(tmp_path, batch_rows):
+@pytest.mark.parametrize(
+    ("batch_rows", "duplicate_key"),
+    # length(event_id): a key most event_ids share, as if every one's hash collided with others'.
+    [(4, "hash(event_id)"), (1_000, "hash(event_id)"), (4, "length(event_id)")],
+)
+def test_events_checked_in_batches_give_the_whole_validation_s_report_rows_and_quarantine(
+    tmp_path, monkeypatch, batch_rows, duplicate_key
+):
+    from earlysignal.contract import streaming
+
+    monkeypatch.setattr(streaming, "DUPLICATE_KEY", duplicate_key)
     whole_dir = write_borough(tmp_path / "whole", _bad_tables())
     # value as text, one cell unreadable: in 4-row batches its batch holds no other value at all.
     events = pq.read_table(whole_dir / "events.parquet")
@@ -226,6 +235,16 @@ def test_router_routes_accepted_ids_and_answers_the_reference_checks_as_the_whol
     table = pa.table({"resident_id": residents, "address_id": addresses})
     parts, rows = router.rows_by_partition(table)
     assert list(zip(parts.tolist(), rows.tolist())) == [(0, 0), (0, 2), (0, 5), (1, 4), (1, 5)]
+
+
+def test_duplicate_pass_gets_what_the_memory_budget_leaves_after_what_the_process_holds():
+    from earlysignal.contract.streaming import duplicate_pass_memory_limit
+
+    mib = 1024**2
+    # 1.5 GiB budget, 300 MiB held, 256 MiB kept for what DuckDB holds outside its limit.
+    assert duplicate_pass_memory_limit(1.5, 300 * mib) == 1536 * mib - 300 * mib - 256 * mib
+    assert duplicate_pass_memory_limit(0.25, 300 * mib) == 128 * mib  # never below the floor
+    assert duplicate_pass_memory_limit(None, 300 * mib) == 1024 * mib  # no budget: 1 GiB
 
 
 def test_id_index_is_exact_when_hashes_collide(monkeypatch):

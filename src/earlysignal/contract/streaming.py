@@ -49,6 +49,7 @@ from earlysignal.atomic import atomic_path
 from earlysignal.config import ProjectConfig
 from earlysignal.contract.batches import BatchTally
 from earlysignal.contract.checks import CHECKS, _flag_duplicates, _Reasons
+from earlysignal.contract.heap import resident_bytes
 from earlysignal.contract.reading import (
     _is_text,
     decoded,
@@ -203,8 +204,9 @@ def load_partitioned_data(
         frame, result.frame = result.frame, None
         return frame
 
-    # The events' duplicate pass (DuckDB, up to its memory limit) runs first, while nothing else is held.
-    duplicates = _early_duplicate_flags(setup, work_dir)
+    # The events' duplicate pass (DuckDB, within what the budget leaves) runs first, while nothing else is held.
+    budget_gb = getattr(getattr(config, "build", None), "memory_budget_gb", None)
+    duplicates = _early_duplicate_flags(setup, work_dir, budget_gb)
     if can_bucket(setup.data_dir):
         tables = validate_by_resident(setup, work_dir, write_quarantine, batch_rows)
         collect(tables.residents)
@@ -472,15 +474,48 @@ class _Router:
         return parts[order], rows[order]
 
 
-def _duplicate_flags(path: Path, setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+# The duplicate pass groups events by a 64-bit hash of event_id (8 bytes a group, where the text is ~14 and
+# more): rows whose hash occurs more than once are the candidates, a superset of the repeated event_ids
+# that the exact check below narrows (a hash shared by two different event_ids flags neither).
+DUPLICATE_KEY = "hash(event_id)"
+# DuckDB's memory limit for the duplicate pass when no budget is set, and the least it is given.
+DUPLICATE_PASS_DEFAULT_BYTES = 1024**3
+DUPLICATE_PASS_MIN_BYTES = 128 * 1024**2
+# What the duplicate pass holds beyond DuckDB's memory limit (the library, allocations outside its buffer
+# manager, the Parquet reader's buffers; measured 0.05-0.1 GB), kept out of the budget it is given.
+DUPLICATE_PASS_OVERHEAD_BYTES = 256 * 1024**2
+
+
+def duplicate_pass_memory_limit(budget_gb: float | None, held_bytes: int) -> int:
+    """Bytes of DuckDB memory for the events' duplicate pass: what `build.memory_budget_gb` (GiB) leaves
+    after `held_bytes` (what the process holds already) and the pass's overhead outside DuckDB's limit, at
+    least DUPLICATE_PASS_MIN_BYTES; DuckDB spills the rest of the grouping to disk. None: 1 GiB."""
+    if budget_gb is None:
+        return DUPLICATE_PASS_DEFAULT_BYTES
+    left = int(budget_gb * 1024**3) - held_bytes - DUPLICATE_PASS_OVERHEAD_BYTES
+    return max(DUPLICATE_PASS_MIN_BYTES, left)
+
+
+def _duplicate_flags(
+    path: Path, setup: Any, work_dir: Path, memory_limit: int = DUPLICATE_PASS_DEFAULT_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
     """(file rows, reason codes 1 = duplicate_row, 2 = duplicate_event_id) from the duplicate check run on
-    every row whose event_id occurs more than once in the file (the only rows the check can flag)."""
-    connection = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(work_dir / "duckdb")})
+    every row whose event_id's hash occurs more than once in the file (the only rows the check can flag),
+    found by DuckDB within `memory_limit` bytes (spilling to a folder under `work_dir` beyond it)."""
+    connection = duckdb.connect(
+        config={
+            "memory_limit": f"{max(1, memory_limit // 1024**2)}MiB",
+            "temp_directory": str(work_dir / "duckdb"),
+            # The rows are sorted below: no need to keep the file's order while grouping.
+            "preserve_insertion_order": False,
+        }
+    )
     try:
         candidates = connection.execute(
-            "SELECT file_row_number FROM read_parquet($path, file_row_number = true) WHERE event_id IN ("
-            "SELECT event_id FROM read_parquet($path) WHERE event_id IS NOT NULL GROUP BY event_id "
-            "HAVING count(*) > 1) ORDER BY file_row_number",
+            f"SELECT file_row_number FROM read_parquet($path, file_row_number = true) "
+            f"WHERE event_id IS NOT NULL AND {DUPLICATE_KEY} IN ("
+            f"SELECT {DUPLICATE_KEY} FROM read_parquet($path) WHERE event_id IS NOT NULL "
+            f"GROUP BY {DUPLICATE_KEY} HAVING count(*) > 1) ORDER BY file_row_number",
             {"path": str(path)},
         ).fetchnumpy()["file_row_number"].astype(np.int64)
     finally:
@@ -514,15 +549,20 @@ def _select_known(raw: pa.Table, columns: tuple[Any, ...]) -> pa.Table:
     return raw.select([c for c in raw.column_names if c in known])
 
 
-def _early_duplicate_flags(setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """_duplicate_flags of a non-empty Parquet events file; None for a CSV or empty file (validated whole)
-    and for one that cannot be read (refused where it is read, after the other tables, as before)."""
+def _early_duplicate_flags(
+    setup: Any, work_dir: Path, budget_gb: float | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """_duplicate_flags of a non-empty Parquet events file, within what `budget_gb` (build.memory_budget_gb)
+    leaves; None for a CSV or empty file (validated whole) and for one that cannot be read (refused where it
+    is read, after the other tables, as before)."""
     path = table_path(setup.data_dir, "events")
     try:
         in_batches = path.suffix == ".parquet" and path.stat().st_size > 0 and pq.ParquetFile(path).metadata.num_rows > 0
     except (pa.ArrowException, OSError):
         return None
-    return _duplicate_flags(path, setup, work_dir) if in_batches else None
+    if not in_batches:
+        return None
+    return _duplicate_flags(path, setup, work_dir, duplicate_pass_memory_limit(budget_gb, resident_bytes()))
 
 
 def _stream_events(
