@@ -4,8 +4,9 @@ The contract's checks are the same as `validate_directory`'s and so are the coun
 the report; what differs is how the tables are held. In order:
 
 1. one DuckDB pass over events.parquet (by far the largest table: ~42 rows per resident here) finds the rows
-   whose event_id occurs more than once (the copies of an event_id can sit anywhere in the file); it runs
-   first, while nothing else is held, under DuckDB's memory limit (spilling to disk beyond it);
+   whose event_id's 64-bit hash occurs more than once (the copies of an event_id can sit anywhere in the
+   file; rows that only share a hash are cleared by the exact check); it runs first, while nothing else is
+   held, with DuckDB's memory limit set to what `build.memory_budget_gb` leaves (spilling to disk beyond it);
 2. residents and residency are checked a bucket of residents at a time (contract/by_resident.py), and
    `assign(residents, residency)` gives every accepted resident a partition from their keys coded as
    integers (features/partition.py keeps households and addresses whole);
@@ -22,10 +23,12 @@ Residents, residency and outcomes are not held either once they are checked: as 
 assigned, each table's accepted rows are written one Arrow IPC file per partition (with their position in
 the accepted table, so the whole table can be put back in order) and dropped; `StreamedData.residents_of(p)`
 (and residency_of, outcomes_of) read one partition's. What stays in memory for the rest of the load is
-compact but grows with the population: the accepted and seen resident and address IDs (Arrow arrays, for the
-events' reference checks) and the routing index (sorted 64-bit hashes, 12 bytes per ID). Peak memory is then
-the larger of the duplicate pass and that index plus one batch of events. A CSV events file is read whole
-(Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
+compact but grows with the population: one index per ID kind (`_Router`: every resident and address ever
+seen, once, in the order of their 64-bit hashes, with the hash and an int32 code: the partition, or "seen,
+not accepted"), which routes rows and answers the events' and outcomes' reference checks. Peak memory is
+then the larger of the duplicate pass (bounded by the budget) and that index plus one batch of events.
+A CSV events file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use
+Parquet at scale.
 """
 
 from __future__ import annotations
