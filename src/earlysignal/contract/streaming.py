@@ -216,6 +216,10 @@ def load_partitioned_data(
         collect(tables.residency)
     else:  # a CSV file: read whole, as validate_directory does, then handed on the same way
         tables = _one_bucket(work_dir, whole("residents"), whole("residency"))
+    context = setup.context
+    # The router (below) answers the reference checks from the seen IDs and the partitions: the accepted
+    # ID arrays are not needed again, so they are not held while the keys are coded and partitions assigned.
+    context.accepted_residents = context.accepted_addresses = pa.array([], pa.string())
     resident_ids, spells, addresses = _keys(tables)
     resident_partition, partitions = assign(
         pd.DataFrame({"resident_id": np.arange(len(resident_ids), dtype=np.int64)}), spells
@@ -225,14 +229,12 @@ def load_partitioned_data(
     # Partitions keep addresses whole, so every spell at an address names the same partition.
     address_partition[spells["address_id"].to_numpy()] = resident_partition[spells["resident_id"].to_numpy()]
     del spells
-    context = setup.context
     router = _Router(
         context.seen_residents, resident_ids, resident_partition, context.seen_addresses, addresses, address_partition
     )
     # From here the router answers every reference check (events, outcomes): the ID arrays are not kept twice.
     del resident_ids, addresses, address_partition
-    context.seen_residents = context.accepted_residents = pa.array([], pa.string())
-    context.seen_addresses = context.accepted_addresses = pa.array([], pa.string())
+    context.seen_residents = context.seen_addresses = pa.array([], pa.string())
     context.reference_lookups = router.references
     try:
         _split_buckets(work_dir, tables, router, partitions)
