@@ -201,7 +201,8 @@ def test_residents_and_residency_checked_in_buckets_give_the_whole_validation_s_
 def test_id_index_gives_each_id_its_code_and_the_absent_code_for_unknown_and_null_ids():
     from earlysignal.contract.streaming import _IdIndex
 
-    index = _IdIndex(pa.array(["R3", "R1", None, "R20", "R2"]), code=-2)
+    assert _IdIndex(pa.array(["R3", "R1", "R20"]), code=None).codes_of(pa.array(["R20", "R3", "R9"])).tolist() == [2, 0, -1]
+    index = _IdIndex(pa.array(["R3", "R1", "R20", "R2"]), code=-2)
     index.set_codes(pa.array(["R2", "R20"]), np.array([7, 0]))
     values = pa.chunked_array([["R2", "R9", None], ["R3", "", "R20", "r1"]])
     assert index.codes_of(values).tolist() == [7, -1, -1, -2, -1, 0, -1]
