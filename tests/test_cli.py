@@ -53,3 +53,35 @@ def test_validate_reads_the_folder_given_by_data(tmp_path):
     assert "0 rows quarantined" in result.output
     clash = CliRunner().invoke(app, ["validate", str(folder), "--data", str(tmp_path)])
     assert clash.exit_code == 2
+
+
+def test_help_lists_every_command_in_the_order_users_know_whichever_module_holds_it() -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    output = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    listed = re.findall(r"^│ ([a-z][a-z-]+) {2,}", output, flags=re.MULTILINE)
+    # The order --help showed when every command lived in cli.py.
+    assert listed == [
+        "approve", "revoke", "keys", "approvers", "train", "score", "validate", "features", "synth", "audit", "demo",
+        "evaluation-purge", "journey", "explain", "access-log", "link", "monitor", "necessity", "ingest", "release",
+        "release-sign", "pool", "privacy-scan",
+    ]
+
+
+def test_a_command_not_in_the_listed_order_comes_after_the_known_ones_in_registration_order() -> None:
+    import typer
+
+    from earlysignal.commands import _listed_position
+
+    def later() -> None: ...
+
+    def earlier() -> None: ...
+
+    infos = [typer.models.CommandInfo(name="zeta", callback=later), typer.models.CommandInfo(callback=earlier),
+             typer.models.CommandInfo(name="pool", callback=later)]
+    ordered = [info for _, info in sorted(enumerate(infos), key=_listed_position)]
+    assert [info.name or info.callback.__name__ for info in ordered] == ["pool", "zeta", "earlier"]
