@@ -5,8 +5,10 @@
 Runs `load_partitioned_data` (contract/streaming.py: residents and residency checked in buckets, events in
 batches, every table's accepted rows written per partition) on a borough folder with the partition count
 `earlysignal features` would choose, and prints one line per phase and per events batch: the process's
-current RSS (/proc/self/statm), its peak so far (ru_maxrss) and the bytes Arrow's memory pool holds
-(pa.total_allocated_bytes), so what grows with the number of batches or partitions shows as a trend.
+current RSS (/proc/self/statm), its peak so far, its peak since the previous line (VmHWM, reset after each
+line through /proc/self/clear_refs, so every phase's own peak shows, not only the largest so far) and the
+bytes Arrow's memory pool holds (pa.total_allocated_bytes), so what grows with the number of batches or
+partitions shows as a trend.
 `--partitions` and `--batch-rows` vary the two counts on a small borough.
 """
 
@@ -33,6 +35,19 @@ def _malloc_gb() -> tuple[float, float]:
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return (info.uordblks + info.hblkhd) / 1e9, (info.arena + info.hblkhd) / 1e9
+
+
+def _phase_peak_gb() -> float | None:
+    """The process's peak RSS since the last call (VmHWM, then reset through /proc/self/clear_refs: Linux
+    4.0+), so a phase's own peak shows even after an earlier phase set a higher one; None if unavailable."""
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except (OSError, StopIteration, ValueError):
+        return None
+    return kb * 1024 / 1e9
 
 
 def _rss_gb() -> float:
@@ -66,12 +81,17 @@ def main() -> None:
     started = time.perf_counter()
     cpu = os.times()
 
+    overall = {"peak": 0.0}
+
     def line(what: str) -> None:
         now = os.times()
+        phase = _phase_peak_gb()
+        overall["peak"] = max(overall["peak"], phase or 0.0)
         print(
             f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {time.perf_counter() - started:7.1f} s "
             f"cpu {now.user - cpu.user + now.system - cpu.system:7.1f} s  rss {_rss_gb():.3f} GB  "
-            f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.3f} GB  "
+            f"peak {max(overall['peak'], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6):.3f} GB  "
+            f"since last line {'n/a' if phase is None else f'{phase:.3f}'} GB  "
             f"arrow {pa.total_allocated_bytes() / 1e9:.3f} GB  malloc in use/held {'/'.join(f'{v:.3f}' for v in _malloc_gb())} GB"
             f"  {what}",
             flush=True,

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -52,8 +53,17 @@ def _components(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.nd
     return assign_partitions(components, np.ones(components.size), 2), 2
 
 
-@pytest.mark.parametrize("batch_rows", [4, 1_000])
-def test_events_checked_in_batches_give_the_whole_validation_s_report_rows_and_quarantine(tmp_path, batch_rows):
+@pytest.mark.parametrize(
+    ("batch_rows", "duplicate_key"),
+    # length(event_id): a key most event_ids share, as if every one's hash collided with others'.
+    [(4, "hash(event_id)"), (1_000, "hash(event_id)"), (4, "length(event_id)")],
+)
+def test_events_checked_in_batches_give_the_whole_validation_s_report_rows_and_quarantine(
+    tmp_path, monkeypatch, batch_rows, duplicate_key
+):
+    from earlysignal.contract import streaming
+
+    monkeypatch.setattr(streaming, "DUPLICATE_KEY", duplicate_key)
     whole_dir = write_borough(tmp_path / "whole", _bad_tables())
     # value as text, one cell unreadable: in 4-row batches its batch holds no other value at all.
     events = pq.read_table(whole_dir / "events.parquet")
@@ -188,16 +198,73 @@ def test_residents_and_residency_checked_in_buckets_give_the_whole_validation_s_
         assert sorted(parts["resident_id"]) == sorted(getattr(whole, name)["resident_id"])
 
 
-def test_id_lookup_finds_each_id_s_position_and_minus_one_for_absent_and_null_ids():
-    from earlysignal.contract.streaming import _IdLookup
+def test_id_index_gives_each_id_its_code_and_the_absent_code_for_unknown_and_null_ids():
+    from earlysignal.contract.streaming import _IdIndex
 
-    lookup = _IdLookup(pa.array(["R3", "R1", "R20", "R2"]))
+    assert _IdIndex(pa.array(["R3", "R1", "R20"]), code=None).codes_of(pa.array(["R20", "R3", "R9"])).tolist() == [2, 0, -1]
+    index = _IdIndex(pa.array(["R3", "R1", "R20", "R2"]), code=-2)
+    index.set_codes(pa.array(["R2", "R20"]), np.array([7, 0]))
     values = pa.chunked_array([["R2", "R9", None], ["R3", "", "R20", "r1"]])
-    assert lookup.positions(values).tolist() == [3, -1, -1, 0, -1, 2, -1]
-    # Two IDs sharing a hash would make the binary search ambiguous: the exact lookup answers the same.
-    lookup.exact_only = True
-    assert lookup.positions(values).tolist() == [3, -1, -1, 0, -1, 2, -1]
-    assert _IdLookup(pa.array([], pa.string())).positions(pa.array(["R1"])).tolist() == [-1]
+    assert index.codes_of(values).tolist() == [7, -1, -1, -2, -1, 0, -1]
+    assert index.codes_of(pd.Series(["R1", None, "R4"])).tolist() == [-2, -1, -1]
+    assert _IdIndex(pa.array([], pa.string())).codes_of(pa.array(["R1"])).tolist() == [-1]
+    with pytest.raises(ValueError, match="1 IDs are not in the index"):
+        index.set_codes(pa.array(["R1", "R7"]), np.array([1, 2]))
+
+
+def test_router_routes_accepted_ids_and_answers_the_reference_checks_as_the_whole_validation_does():
+    from earlysignal.contract.checks import _reference_masks
+    from earlysignal.contract.streaming import _Router
+
+    seen_residents, accepted_residents = pa.array(["R1", "R2", "R3", "R4"]), pa.array(["R3", "R1", "R4"])
+    seen_addresses, accepted_addresses = pa.array(["A1", "A2"]), pa.array(["A2"])
+    router = _Router(
+        seen_residents, accepted_residents, np.array([1, 0, 1]), seen_addresses, accepted_addresses, np.array([0])
+    )
+    residents = pa.chunked_array([["R1", "R2", None, "R9", "R4", "R3"]])
+    addresses = pa.chunked_array([[None, "A1", "A2", "A9", None, "A2"]])
+    assert router.of_residents(residents).tolist() == [0, -1, -1, -1, 1, 1]
+    for values, accepted, seen, what in (
+        (residents, accepted_residents, seen_residents, "resident"),
+        (addresses, accepted_addresses, seen_addresses, "address"),
+    ):
+        quarantined, unknown = router.references(values, what)
+        expected_quarantined, expected_unknown = _reference_masks(values, accepted, seen)
+        assert quarantined.tolist() == expected_quarantined.tolist()
+        assert unknown.tolist() == expected_unknown.tolist()
+    # An event goes to its resident's partition, and to its address's when that is another one.
+    table = pa.table({"resident_id": residents, "address_id": addresses})
+    parts, rows = router.rows_by_partition(table)
+    assert list(zip(parts.tolist(), rows.tolist())) == [(0, 0), (0, 2), (0, 5), (1, 4), (1, 5)]
+
+
+def test_duplicate_pass_gets_what_the_memory_budget_leaves_after_what_the_process_holds():
+    from earlysignal.contract.streaming import duplicate_pass_memory_limit
+
+    mib = 1024**2
+    # 1.5 GiB budget, 300 MiB held, 256 MiB kept for what DuckDB holds outside its limit.
+    assert duplicate_pass_memory_limit(1.5, 300 * mib) == 1536 * mib - 300 * mib - 256 * mib
+    assert duplicate_pass_memory_limit(0.25, 300 * mib) == 128 * mib  # never below the floor
+    assert duplicate_pass_memory_limit(None, 300 * mib) == 1024 * mib  # no budget: 1 GiB
+
+
+def test_id_index_is_exact_when_hashes_collide(monkeypatch):
+    from earlysignal.contract import streaming
+
+    # A deliberately weak hash (the text's length) makes collisions certain.
+    def by_length(values):  # type: ignore[no-untyped-def]
+        return pc.fill_null(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False).astype(np.uint64)
+
+    monkeypatch.setattr(streaming, "_hashes", by_length)
+    # IDs of different lengths: a value that only shares an ID's hash ("R9" with "R1") is not that ID.
+    distinct = streaming._IdIndex(pa.array(["R1", "R20", "R300"]), code=5)
+    assert not distinct.exact_only
+    assert distinct.codes_of(pa.array(["R9", "R1", "R21", "R300", "X"])).tolist() == [-1, 5, -1, 5, -1]
+    # Two IDs sharing a hash: the binary search would be ambiguous, so the exact lookup answers.
+    shared = streaming._IdIndex(pa.array(["R1", "R2", "R30"]))
+    assert shared.exact_only
+    shared.set_codes(pa.array(["R2", "R1", "R30"]), np.array([2, 1, 3]))
+    assert shared.codes_of(pa.array(["R2", "R1", "R9", "R30", None])).tolist() == [2, 1, -1, 3, -1]
 
 
 def test_each_partition_s_events_are_one_arrow_stream_appended_batch_by_batch(tmp_path):

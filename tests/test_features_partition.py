@@ -38,6 +38,14 @@ def test_residents_sharing_a_household_or_an_address_share_a_component():
     })
     # R1-R2 share H1; R3 moved from A2 to A3, where R4 lives in another household; R5 has no spell.
     assert household_components(residents, residency).tolist() == [0, 0, 1, 1, 2]
+    # The same keys coded as integers (residents 0..R-1 in order, as contract/streaming.py hands them over;
+    # household and address codes with gaps), and a spell of a resident outside the table: same components.
+    codes = pd.DataFrame({
+        "resident_id": np.array([0, 1, 2, 2, 3, 7]),
+        "household_id": np.array([0, 0, 5, 9, 2, 0]),
+        "address_id": np.array([4, 4, 1, 0, 0, 4]),
+    })
+    assert household_components(pd.DataFrame({"resident_id": np.arange(5)}), codes).tolist() == [0, 0, 1, 1, 2]
 
 
 def test_components_are_packed_whole_and_balanced():

@@ -86,11 +86,8 @@ def validate_by_resident(setup: Any, folder: Path, write_quarantine: bool, batch
         bucket_accepted.append(pc.unique(accepted.column("resident_id").drop_null()))
 
     residents = _validate_table("residents", setup, folder, buckets, batch_rows, write_quarantine, remember_residents)
-    context.seen_residents = _concat(bucket_seen)
-    context.accepted_residents = _concat(bucket_accepted)
     seen_addresses: list[pa.Array] = []
     accepted_addresses: list[pa.Array] = []
-    everyone = (context.seen_residents, context.accepted_residents)
 
     def before_residency(bucket: int) -> None:
         # A spell's resident is in the same bucket: look it up among that bucket's residents only.
@@ -105,7 +102,11 @@ def validate_by_resident(setup: Any, folder: Path, write_quarantine: bool, batch
             "residency", setup, folder, buckets, batch_rows, write_quarantine, remember_residency, before_residency
         )
     finally:
-        context.seen_residents, context.accepted_residents = everyone
+        # Joined only now, so the residents' IDs are not held twice while residency is checked.
+        context.seen_residents = _concat(bucket_seen)
+        del bucket_seen[:]
+        context.accepted_residents = _concat(bucket_accepted)
+        del bucket_accepted[:]
     context.seen_addresses = pc.unique(_concat(seen_addresses))
     context.accepted_addresses = pc.unique(_concat(accepted_addresses))
     return BucketedTables(folder, buckets, residents, residency)

@@ -83,9 +83,18 @@ class _Context:
     # Set when events are checked batch by batch (contract/streaming.py): flags the batch's duplicate
     # rows from a pass over the whole file, since copies of an event_id can sit in different batches.
     event_duplicates: Callable[[pa.Table, _Reasons], None] | None = None
-    # Set when events are checked batch by batch: the events' reference lookups (same answer as
-    # _reference_masks) from indexes built once, instead of a hash set over every ID per batch.
-    event_references: Callable[[pa.ChunkedArray, pa.Array, pa.Array], tuple[np.ndarray, np.ndarray]] | None = None
+    # Set when events are checked batch by batch: the reference lookups of events and outcomes,
+    # (values, "resident" | "address") -> _reference_masks' answer, from indexes built once (instead of a
+    # hash set over every ID per batch); the ID arrays above are then left empty.
+    reference_lookups: Callable[[pa.ChunkedArray, str], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def references(self, values: pa.ChunkedArray, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """_reference_masks of `values` against the accepted and seen residents or addresses (`what`)."""
+        if self.reference_lookups is not None:
+            return self.reference_lookups(values, what)
+        if what == "resident":
+            return _reference_masks(values, self.accepted_residents, self.seen_residents)
+        return _reference_masks(values, self.accepted_addresses, self.seen_addresses)
 
     def remember(self, name: str, typed: pa.Table, accepted: pa.Table) -> None:
         if name == "residents":
@@ -255,14 +264,9 @@ def _overlapping_spells(table: pa.Table, candidates: np.ndarray) -> np.ndarray:
 def _check_events(table: pa.Table, reasons: _Reasons, context: _Context) -> None:
     # The two id lookups are the costliest scans and do not depend on other checks: they run on a
     # second thread (Arrow releases the GIL) while the rest goes on; flags are still applied in order.
-    references = context.event_references or _reference_masks
     with ThreadPoolExecutor(max_workers=1) as pool:
-        residents = pool.submit(
-            references, table.column("resident_id"), context.accepted_residents, context.seen_residents
-        )
-        addresses = pool.submit(
-            references, table.column("address_id"), context.accepted_addresses, context.seen_addresses
-        )
+        residents = pool.submit(context.references, table.column("resident_id"), "resident")
+        addresses = pool.submit(context.references, table.column("address_id"), "address")
         _flag_nulls(table, reasons, context.schemas["events"])
         reasons.flag(
             "missing_resident_and_address",
@@ -321,9 +325,7 @@ def _check_outcomes(table: pa.Table, reasons: _Reasons, context: _Context) -> No
     reasons.flag("end_before_outcome_time", _np(pc.less(table.column("end_time"), table.column("outcome_time"))))
     _flag_after_extract(table, reasons, ("outcome_time",), context)
     _flag_duplicates(table, reasons, None, tuple(c.name for c in context.schemas["outcomes"]))
-    _flag_reference(
-        table.column("resident_id"), context.accepted_residents, context.seen_residents, reasons, "resident"
-    )
+    _flag_reference_masks(context.references(table.column("resident_id"), "resident"), reasons, "resident")
     _count_known_after_extract(table, reasons, "outcomes", context)
 
 

@@ -4,8 +4,9 @@ The contract's checks are the same as `validate_directory`'s and so are the coun
 the report; what differs is how the tables are held. In order:
 
 1. one DuckDB pass over events.parquet (by far the largest table: ~42 rows per resident here) finds the rows
-   whose event_id occurs more than once (the copies of an event_id can sit anywhere in the file); it runs
-   first, while nothing else is held, under DuckDB's memory limit (spilling to disk beyond it);
+   whose event_id's 64-bit hash occurs more than once (the copies of an event_id can sit anywhere in the
+   file; rows that only share a hash are cleared by the exact check); it runs first, while nothing else is
+   held, with DuckDB's memory limit set to what `build.memory_budget_gb` leaves (spilling to disk beyond it);
 2. residents and residency are checked a bucket of residents at a time (contract/by_resident.py), and
    `assign(residents, residency)` gives every accepted resident a partition from their keys coded as
    integers (features/partition.py keeps households and addresses whole);
@@ -22,10 +23,12 @@ Residents, residency and outcomes are not held either once they are checked: as 
 assigned, each table's accepted rows are written one Arrow IPC file per partition (with their position in
 the accepted table, so the whole table can be put back in order) and dropped; `StreamedData.residents_of(p)`
 (and residency_of, outcomes_of) read one partition's. What stays in memory for the rest of the load is
-compact but grows with the population: the accepted and seen resident and address IDs (Arrow arrays, for the
-events' reference checks) and the routing index (sorted 64-bit hashes, 12 bytes per ID). Peak memory is then
-the larger of the duplicate pass and that index plus one batch of events. A CSV events file is read whole
-(Arrow's CSV reader cannot give file row numbers batch by batch); use Parquet at scale.
+compact but grows with the population: one index per ID kind (`_Router`: every resident and address ever
+seen, once, in the order of their 64-bit hashes, with the hash and an int32 code: the partition, or "seen,
+not accepted"), which routes rows and answers the events' and outcomes' reference checks. Peak memory is
+then the larger of the duplicate pass (bounded by the budget) and that index plus one batch of events.
+A CSV events file is read whole (Arrow's CSV reader cannot give file row numbers batch by batch); use
+Parquet at scale.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from earlysignal.atomic import atomic_path
 from earlysignal.config import ProjectConfig
 from earlysignal.contract.batches import BatchTally
 from earlysignal.contract.checks import CHECKS, _flag_duplicates, _Reasons
+from earlysignal.contract.heap import resident_bytes
 from earlysignal.contract.reading import (
     _is_text,
     decoded,
@@ -203,14 +207,19 @@ def load_partitioned_data(
         frame, result.frame = result.frame, None
         return frame
 
-    # The events' duplicate pass (DuckDB, up to its memory limit) runs first, while nothing else is held.
-    duplicates = _early_duplicate_flags(setup, work_dir)
+    # The events' duplicate pass (DuckDB, within what the budget leaves) runs first, while nothing else is held.
+    budget_gb = getattr(getattr(config, "build", None), "memory_budget_gb", None)
+    duplicates = _early_duplicate_flags(setup, work_dir, budget_gb)
     if can_bucket(setup.data_dir):
         tables = validate_by_resident(setup, work_dir, write_quarantine, batch_rows)
         collect(tables.residents)
         collect(tables.residency)
     else:  # a CSV file: read whole, as validate_directory does, then handed on the same way
         tables = _one_bucket(work_dir, whole("residents"), whole("residency"))
+    context = setup.context
+    # The router (below) answers the reference checks from the seen IDs and the partitions: the accepted
+    # ID arrays are not needed again, so they are not held while the keys are coded and partitions assigned.
+    context.accepted_residents = context.accepted_addresses = pa.array([], pa.string())
     resident_ids, spells, addresses = _keys(tables)
     resident_partition, partitions = assign(
         pd.DataFrame({"resident_id": np.arange(len(resident_ids), dtype=np.int64)}), spells
@@ -220,12 +229,21 @@ def load_partitioned_data(
     # Partitions keep addresses whole, so every spell at an address names the same partition.
     address_partition[spells["address_id"].to_numpy()] = resident_partition[spells["resident_id"].to_numpy()]
     del spells
-    router = _Router(resident_ids, resident_partition, addresses, address_partition)
-    _split_buckets(work_dir, tables, router, partitions)
-    result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows, duplicates)
-    collect(result)
-    outcomes = whole("outcomes")
-    _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
+    router = _Router(
+        context.seen_residents, resident_ids, resident_partition, context.seen_addresses, addresses, address_partition
+    )
+    # From here the router answers every reference check (events, outcomes): the ID arrays are not kept twice.
+    del resident_ids, addresses, address_partition
+    context.seen_residents = context.seen_addresses = pa.array([], pa.string())
+    context.reference_lookups = router.references
+    try:
+        _split_buckets(work_dir, tables, router, partitions)
+        result, schema = _stream_events(setup, router, partitions, work_dir, write_quarantine, batch_rows, duplicates)
+        collect(result)
+        outcomes = whole("outcomes")
+        _write_table_parts(work_dir, "outcomes", outcomes, router.of_residents(outcomes["resident_id"]), partitions)
+    finally:
+        context.reference_lookups = None
     del outcomes, router
     report = _report(
         setup.data_dir, setup.extract_date, setup.manifest, files, counts, checks, quarantine_files, warnings,
@@ -283,12 +301,14 @@ def _keys(tables: Any) -> tuple[pa.Array, pd.DataFrame, pa.Array]:
         indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in chunks]
         return (np.concatenate(indices) if indices else np.zeros(0)).astype(np.int64), dictionary
 
-    spell_resident = pc.fill_null(pc.index_in(column("residency", "resident_id"), value_set=resident_ids), -1)
+    # Each spell's resident as its position in resident_ids (an index on hashes: a hash table of millions
+    # of IDs, as pc.index_in builds, holds ~80 bytes per ID).
+    spell_resident = _IdIndex(resident_ids, code=None).codes_of(column("residency", "resident_id"))
     households, _ = codes("household_id")
     addresses, address_ids = codes("address_id")
     spells = pd.DataFrame({
         # Accepted spells always have an accepted resident (the reference check); -1 guards the impossible.
-        "resident_id": spell_resident.to_numpy().astype(np.int64),
+        "resident_id": spell_resident.astype(np.int64),
         "household_id": households,
         "address_id": addresses,
     })
@@ -355,81 +375,107 @@ def _hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         connection.close()
 
 
-class _IdLookup:
-    """Position of each ID in a fixed array of distinct IDs, by binary search on their sorted 64-bit hashes
-    (8 + 4 bytes per ID, built once) and an exact comparison of the ID found; a hash table rebuilt for every
-    batch would cost batches x IDs. Falls back to Arrow's lookup if two IDs ever share a hash."""
+class _IdIndex:
+    """A code per distinct ID (int32, e.g. a partition), looked up by binary search on the IDs' sorted 64-bit
+    hashes and an exact comparison of the ID found, so a value that only shares a hash with an ID is not
+    taken for it. Holds one copy of the IDs (in hash order), their hashes and codes: 8 + 4 bytes per ID
+    beside the text, built once; a hash table rebuilt for every batch would cost batches x IDs. Falls back to
+    Arrow's exact lookup if two of the IDs share a hash."""
 
-    def __init__(self, ids: pa.Array) -> None:
-        self.ids = ids
+    def __init__(self, ids: pa.Array, code: int | None = -1) -> None:
+        """`ids` distinct, without nulls; every code set to `code` (None: each ID's position in `ids`)."""
+        ids = ids.cast(pa.string())
         hashes = _hashes(ids)
         order = np.argsort(hashes, kind="stable")
         self.sorted = hashes[order]
-        self.order = order.astype(np.int32) if len(order) < 2**31 else order
+        del hashes
+        self.ids = ids.take(pa.array(order)) if len(ids) else ids
+        if code is None:
+            self.codes = order.astype(np.int32)
+        else:
+            self.codes = np.full(len(self.ids), code, dtype=np.int32)
+        del order
         self.exact_only = bool(np.any(self.sorted[1:] == self.sorted[:-1]))
 
-    def positions(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """[len(values)] position in ids, -1 where absent (and for nulls)."""
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def positions(self, values: Any) -> np.ndarray:
+        """[len(values)] int64 position of each value among the index's IDs (pandas or Arrow text), -1 where
+        absent (and for nulls)."""
+        if isinstance(values, pd.Series):
+            values = pa.array(values.to_numpy(dtype=object), pa.string(), from_pandas=True)
+        values = values.cast(pa.string())
         if self.exact_only or len(self.ids) == 0:
             return pc.fill_null(pc.index_in(values, value_set=self.ids), -1).to_numpy().astype(np.int64)
         hashes = _hashes(values)
         at = np.minimum(np.searchsorted(self.sorted, hashes), len(self.sorted) - 1)
-        candidate = self.order[at]
         same = self.sorted[at] == hashes
-        same &= pc.fill_null(pc.equal(self.ids.take(pa.array(candidate)), values), False).to_numpy(zero_copy_only=False)
-        return np.where(same, candidate, -1).astype(np.int64)
+        del hashes
+        # Only the hash matches are compared as text (nearly every value, but a single take of them).
+        rows = np.flatnonzero(same)
+        if rows.size:
+            values = values.take(pa.array(rows)) if rows.size < len(values) else values
+            equal = pc.equal(self.ids.take(pa.array(at[rows])), values)
+            same[rows] = pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
+        return np.where(same, at, -1)
+
+    def codes_of(self, values: Any, absent: int = -1) -> np.ndarray:
+        """[len(values)] int32 code of each value, `absent` where it is not an ID of the index (or null)."""
+        position = self.positions(values)
+        if len(self.codes) == 0:
+            return np.full(len(position), absent, dtype=np.int32)
+        return np.where(position >= 0, self.codes[np.maximum(position, 0)], absent).astype(np.int32)
+
+    def set_codes(self, ids: pa.Array, codes: np.ndarray) -> None:
+        """Give each of `ids` (all in the index) its code. Raises ValueError for an ID not in the index."""
+        position = self.positions(ids)
+        if np.any(position < 0):
+            raise ValueError(f"{int(np.sum(position < 0))} IDs are not in the index")
+        self.codes[position] = codes
 
 
-class _ReferenceLookups:
-    """The events' reference checks (checks._reference_masks' answer) from an _IdLookup per ID set, built
-    once for the whole file: (IDs whose parent rows were all quarantined, IDs never in the parent table)."""
-
-    def __init__(self, context: Any) -> None:
-        self.lookups = {
-            id(array): _IdLookup(array.cast(pa.string()))
-            for array in (
-                context.accepted_residents, context.seen_residents, context.accepted_addresses, context.seen_addresses
-            )
-        }
-
-    def __call__(self, values: pa.ChunkedArray, accepted: pa.Array, seen: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        values = values.cast(pa.string())
-        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
-        missing = valid & (self.lookups[id(accepted)].positions(values) < 0)
-        if not missing.any():
-            return missing, missing
-        was_seen = self.lookups[id(seen)].positions(values) >= 0
-        return missing & was_seen, missing & ~was_seen
+# An ID code: a partition (0, 1, ...) for an accepted ID; these for the others.
+NOT_SEEN = -1  # never in the parent table (or null)
+SEEN_NOT_ACCEPTED = -2  # in the parent table, every row of it quarantined
+ACCEPTED_NO_PARTITION = -3  # accepted, in no partition (not expected: partitions hold every accepted ID)
 
 
 class _Router:
-    """Partition of an event's resident and of its address (-1: none), looked up per batch (compact: two
-    arrays of hashes and positions per ID, no per-ID Python object)."""
+    """Every resident and address ever seen with its partition (SEEN_NOT_ACCEPTED when none of its rows
+    was accepted): routes an event, spell or outcome to partitions and answers the reference checks of
+    events and outcomes (checks._reference_masks' answer), one _IdIndex per ID kind. Compact: a single copy
+    of each kind's IDs, no per-ID Python object."""
 
     def __init__(
-        self, resident_ids: pa.Array, resident_partition: np.ndarray, addresses: pa.Array, address_partition: np.ndarray
+        self,
+        seen_residents: pa.Array,
+        resident_ids: pa.Array,
+        resident_partition: np.ndarray,
+        seen_addresses: pa.Array,
+        addresses: pa.Array,
+        address_partition: np.ndarray,
     ) -> None:
-        self.residents = _IdLookup(resident_ids.cast(pa.string()))
-        self.resident_partition = resident_partition
-        self.addresses = _IdLookup(addresses.cast(pa.string()))
-        self.address_partition = address_partition
-
-    @staticmethod
-    def _lookup(column: Any, ids: _IdLookup, partition: np.ndarray) -> np.ndarray:
-        if isinstance(column, pd.Series):
-            column = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
-        position = ids.positions(column.cast(pa.string()))
-        return np.where(position >= 0, partition[np.maximum(position, 0)], -1).astype(np.int64)
+        self.residents = _IdIndex(seen_residents, SEEN_NOT_ACCEPTED)
+        self.residents.set_codes(resident_ids, np.where(resident_partition >= 0, resident_partition, ACCEPTED_NO_PARTITION))
+        self.addresses = _IdIndex(seen_addresses, SEEN_NOT_ACCEPTED)
+        self.addresses.set_codes(addresses, np.where(address_partition >= 0, address_partition, ACCEPTED_NO_PARTITION))
 
     def of_residents(self, column: Any) -> np.ndarray:
         """Partition of each resident ID in `column` (pandas or Arrow; -1: not an accepted resident)."""
-        return self._lookup(column, self.residents, self.resident_partition)
+        return np.maximum(self.residents.codes_of(column), -1).astype(np.int64)
+
+    def references(self, values: pa.ChunkedArray, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values whose parent rows were all quarantined, values never in the parent table) for `what`
+        "resident" or "address"; nulls are in neither."""
+        code = (self.residents if what == "resident" else self.addresses).codes_of(values, NOT_SEEN)
+        return code == SEEN_NOT_ACCEPTED, (code == NOT_SEEN) & pc.is_valid(values).to_numpy(zero_copy_only=False)
 
     def rows_by_partition(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(partition, row) pairs, sorted by partition then row: an event goes to its resident's partition
         and to its address's when that is another one."""
         resident = self.of_residents(table.column("resident_id"))
-        address = self._lookup(table.column("address_id"), self.addresses, self.address_partition)
+        address = np.maximum(self.addresses.codes_of(table.column("address_id")), -1).astype(np.int64)
         rows = np.arange(table.num_rows)
         extra = (address >= 0) & (address != resident)
         parts = np.concatenate([resident[resident >= 0], address[extra]])
@@ -438,15 +484,48 @@ class _Router:
         return parts[order], rows[order]
 
 
-def _duplicate_flags(path: Path, setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+# The duplicate pass groups events by a 64-bit hash of event_id (8 bytes a group, where the text is ~14 and
+# more): rows whose hash occurs more than once are the candidates, a superset of the repeated event_ids
+# that the exact check below narrows (a hash shared by two different event_ids flags neither).
+DUPLICATE_KEY = "hash(event_id)"
+# DuckDB's memory limit for the duplicate pass when no budget is set, and the least it is given.
+DUPLICATE_PASS_DEFAULT_BYTES = 1024**3
+DUPLICATE_PASS_MIN_BYTES = 128 * 1024**2
+# What the duplicate pass holds beyond DuckDB's memory limit (the library, allocations outside its buffer
+# manager, the Parquet reader's buffers; measured 0.05-0.1 GB), kept out of the budget it is given.
+DUPLICATE_PASS_OVERHEAD_BYTES = 256 * 1024**2
+
+
+def duplicate_pass_memory_limit(budget_gb: float | None, held_bytes: int) -> int:
+    """Bytes of DuckDB memory for the events' duplicate pass: what `build.memory_budget_gb` (GiB) leaves
+    after `held_bytes` (what the process holds already) and the pass's overhead outside DuckDB's limit, at
+    least DUPLICATE_PASS_MIN_BYTES; DuckDB spills the rest of the grouping to disk. None: 1 GiB."""
+    if budget_gb is None:
+        return DUPLICATE_PASS_DEFAULT_BYTES
+    left = int(budget_gb * 1024**3) - held_bytes - DUPLICATE_PASS_OVERHEAD_BYTES
+    return max(DUPLICATE_PASS_MIN_BYTES, left)
+
+
+def _duplicate_flags(
+    path: Path, setup: Any, work_dir: Path, memory_limit: int = DUPLICATE_PASS_DEFAULT_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
     """(file rows, reason codes 1 = duplicate_row, 2 = duplicate_event_id) from the duplicate check run on
-    every row whose event_id occurs more than once in the file (the only rows the check can flag)."""
-    connection = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(work_dir / "duckdb")})
+    every row whose event_id's hash occurs more than once in the file (the only rows the check can flag),
+    found by DuckDB within `memory_limit` bytes (spilling to a folder under `work_dir` beyond it)."""
+    connection = duckdb.connect(
+        config={
+            "memory_limit": f"{max(1, memory_limit // 1024**2)}MiB",
+            "temp_directory": str(work_dir / "duckdb"),
+            # The rows are sorted below: no need to keep the file's order while grouping.
+            "preserve_insertion_order": False,
+        }
+    )
     try:
         candidates = connection.execute(
-            "SELECT file_row_number FROM read_parquet($path, file_row_number = true) WHERE event_id IN ("
-            "SELECT event_id FROM read_parquet($path) WHERE event_id IS NOT NULL GROUP BY event_id "
-            "HAVING count(*) > 1) ORDER BY file_row_number",
+            f"SELECT file_row_number FROM read_parquet($path, file_row_number = true) "
+            f"WHERE event_id IS NOT NULL AND {DUPLICATE_KEY} IN ("
+            f"SELECT {DUPLICATE_KEY} FROM read_parquet($path) WHERE event_id IS NOT NULL "
+            f"GROUP BY {DUPLICATE_KEY} HAVING count(*) > 1) ORDER BY file_row_number",
             {"path": str(path)},
         ).fetchnumpy()["file_row_number"].astype(np.int64)
     finally:
@@ -480,15 +559,20 @@ def _select_known(raw: pa.Table, columns: tuple[Any, ...]) -> pa.Table:
     return raw.select([c for c in raw.column_names if c in known])
 
 
-def _early_duplicate_flags(setup: Any, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """_duplicate_flags of a non-empty Parquet events file; None for a CSV or empty file (validated whole)
-    and for one that cannot be read (refused where it is read, after the other tables, as before)."""
+def _early_duplicate_flags(
+    setup: Any, work_dir: Path, budget_gb: float | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """_duplicate_flags of a non-empty Parquet events file, within what `budget_gb` (build.memory_budget_gb)
+    leaves; None for a CSV or empty file (validated whole) and for one that cannot be read (refused where it
+    is read, after the other tables, as before)."""
     path = table_path(setup.data_dir, "events")
     try:
         in_batches = path.suffix == ".parquet" and path.stat().st_size > 0 and pq.ParquetFile(path).metadata.num_rows > 0
     except (pa.ArrowException, OSError):
         return None
-    return _duplicate_flags(path, setup, work_dir) if in_batches else None
+    if not in_batches:
+        return None
+    return _duplicate_flags(path, setup, work_dir, duplicate_pass_memory_limit(budget_gb, resident_bytes()))
 
 
 def _stream_events(
@@ -519,7 +603,6 @@ def _stream_events(
             reasons.flag(label, mask)
 
     context.event_duplicates = batch_duplicates
-    context.event_references = _ReferenceLookups(context)
     writers = _PartWriters(work_dir)
     tally = BatchTally("events")
     written_quarantine = 0
@@ -581,7 +664,6 @@ def _stream_events(
         ) from None
     finally:
         context.event_duplicates = None
-        context.event_references = None
         writers.close()
     tally.refuse_unreadable(path, columns)
     context.event_sources = sources

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from earlysignal.atomic import write_json
@@ -74,22 +74,49 @@ def household_components(residents: pd.DataFrame, residency: pd.DataFrame) -> np
     """Component number per row of `residents` ([R] int64, numbered from 0): residents linked by any
     chain of shared households or addresses share a number; a resident with no spell is alone. The key
     columns may be text IDs or integer codes (the same kind in both tables)."""
-    ids = pd.Index(_key(residents["resident_id"]))
-    n = len(ids)
-    r = ids.get_indexer(_key(residency["resident_id"]))
+    resident_keys = _key(residents["resident_id"])
+    n = len(resident_keys)
+    spell_keys = _key(residency["resident_id"])
+    if isinstance(resident_keys, np.ndarray) and np.array_equal(resident_keys, np.arange(n)):
+        # Codes 0..R-1 in order (contract/streaming.py): a spell's code is its resident's row.
+        r = np.where((spell_keys >= 0) & (spell_keys < n), spell_keys, -1)
+    else:
+        r = pd.Index(resident_keys).get_indexer(spell_keys)
+    del resident_keys, spell_keys
     spells = r >= 0  # spells of residents outside the table are not part of any build
-    households = pd.factorize(np.asarray(_key(residency["household_id"]))[spells])[0]
-    addresses = pd.factorize(np.asarray(_key(residency["address_id"]))[spells])[0]
+    households = _dense(_key(residency["household_id"]), spells)
+    addresses = _dense(_key(residency["address_id"]), spells)
+    r = r[spells]
     n_households = int(households.max()) + 1 if households.size else 0
     n_addresses = int(addresses.max()) + 1 if addresses.size else 0
-    r = r[spells]
-    rows = np.concatenate([r, r])
-    cols = np.concatenate([n + households, n + n_households + addresses])
     size = n + n_households + n_addresses
-    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(size, size))
+    index = np.int32 if size < 2**31 and 2 * r.size < 2**31 else np.int64
+    # The graph as CSR, built directly (each resident's row: their spells' household and address nodes):
+    # a COO matrix would be copied into CSR with float64 weights on the way, on top of scipy's transpose.
+    order = np.argsort(r, kind="stable")
+    indices = np.empty(2 * r.size, dtype=index)
+    indices[0::2] = n + households[order]
+    indices[1::2] = n + n_households + addresses[order]
+    del households, addresses, order
+    indptr = np.empty(size + 1, dtype=index)
+    indptr[0] = 0
+    np.cumsum(2 * np.bincount(r, minlength=n), out=indptr[1 : n + 1])
+    indptr[n + 1 :] = indptr[n]
+    graph = csr_matrix((np.ones(indices.size, dtype=np.float64), indices, indptr), shape=(size, size))
+    del indices, indptr
     _, labels = connected_components(graph, directed=False)
+    del graph
     # Renumber in order of first appearance among residents, so numbering does not depend on scipy's.
     return pd.factorize(labels[:n])[0].astype(np.int64)
+
+
+def _dense(keys: Any, rows: np.ndarray) -> np.ndarray:
+    """Codes 0..K-1 of keys[rows]: integer codes as they are (gaps only add nodes without edges), text
+    factorised."""
+    keys = np.asarray(keys)[rows]
+    if np.issubdtype(keys.dtype, np.integer) and (keys.size == 0 or keys.min() >= 0):
+        return keys.astype(np.int64, copy=False)
+    return pd.factorize(keys)[0]
 
 
 def assign_partitions(components: np.ndarray, weights: np.ndarray, partitions: int) -> np.ndarray:
