@@ -252,3 +252,41 @@ def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_c
     parts = read_feature_matrix(out).metadata["partitions"]
     assert parts["count"] == expected
     assert f"{parts['parts']} part file(s) of {min(parts['rows_per_part']):,} to {max(parts['rows_per_part']):,} rows" in said
+
+
+def test_partitioned_builds_null_windows_before_the_data_start_and_count_over_every_partition(tmp_path):
+    """manifest.json's data_start nulls windows that reach back before the records begin (features/history.py);
+    a partitioned build, from memory or from the folder as `earlysignal features` reads it, must do the same,
+    and its sidecar must count censored labels and nulled cells over the whole borough."""
+    import json
+
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import build_or_reuse_feature_matrix
+    from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=12, events_per_resident=15), tmp_path / "borough")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "data_start": "2018-01-01"}))
+    raw = config_to_dict(every_aggregate_config())
+    raw["data"] = {"dir": str(folder)}
+    config = config_from_dict(raw)
+    whole, _ = build_or_reuse_feature_matrix(config, out=tmp_path / "whole.parquet")
+    nulled = whole.metadata["windows_before_data_start"]
+    assert nulled and all(cells > 0 for cells in nulled.values())  # the 3y windows and trends of 2019-2020
+    assert whole.metadata["label"]["censored_rows"] > 0
+
+    out = tmp_path / "from_folder.parquet"
+    metadata = build_partitioned_feature_matrix_from_folder(config, folder, out, partitions=3, write_quarantine=False)
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)
+    assert metadata["windows_before_data_start"] == nulled
+    assert metadata["label"]["censored_rows"] == whole.metadata["label"]["censored_rows"]
+
+    from earlysignal.contract import load_linked_data
+
+    in_memory = tmp_path / "in_memory.parquet"
+    data = load_linked_data(folder, config, write_quarantine=False)
+    metadata = build_partitioned_feature_matrix(config, data, in_memory, partitions=3)
+    pd.testing.assert_frame_equal(read_partitioned_frame(in_memory), whole.frame)
+    assert metadata["windows_before_data_start"] == nulled
+    assert metadata["label"]["censored_rows"] == whole.metadata["label"]["censored_rows"]
