@@ -34,3 +34,4 @@ def test_figures_over_every_test_date_are_printed_with_their_intervals_only():
         "precision at capacity 0.07 (0.05-0.09); roc auc 0.77 (0.66-0.86); "
         "withheld (small numbers): recall at capacity"
     )
+
