@@ -290,3 +290,41 @@ def test_partitioned_builds_null_windows_before_the_data_start_and_count_over_ev
     pd.testing.assert_frame_equal(read_partitioned_frame(in_memory), whole.frame)
     assert metadata["windows_before_data_start"] == nulled
     assert metadata["label"]["censored_rows"] == whole.metadata["label"]["censored_rows"]
+
+
+def test_features_command_never_reads_a_partitioned_matrix_back_whole(tmp_path, monkeypatch):
+    """Reading the part files back into one frame would undo build.memory_budget_gb: the command prints
+    the row count from the sidecar, whether it built the matrix or reused it."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import earlysignal.features.matrix as matrix_module
+    from earlysignal.cli import app
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import read_feature_matrix
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    raw["build"] = {"partitions": 3}
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "m.parquet"
+
+    def refuse(path):  # noqa: ANN001
+        raise AssertionError(f"the features command read {path} back whole")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(matrix_module, "read_feature_matrix", refuse)
+        for status in ("Built", "Reused"):
+            result = CliRunner().invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            said = " ".join(result.output.split())
+            assert said.startswith(status)
+            rows = sum(len(pd.read_parquet(part)) for part in sorted(out.glob("part-*.parquet")))
+            assert f": {rows:,} rows x " in said
+    # Callers that need the frame still get it (training, the demo).
+    matrix, status = matrix_module.build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "reused" and len(matrix.frame) == rows
+    pd.testing.assert_frame_equal(matrix.frame, read_feature_matrix(out).frame)
