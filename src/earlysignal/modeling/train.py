@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import math
 import os
 import re
 import subprocess
@@ -1030,6 +1031,14 @@ def _explain_sample(
     return out.sort_values(["as_of", "resident_id"], kind="stable").reset_index(drop=True)
 
 
+def metric_text(value: float) -> str:
+    """A metric for the console: three decimals, or three significant figures under 0.01 (an ECE or Brier
+    score at a 0.2% base rate is 0.0004 and would print as 0.000)."""
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:.3f}"
+    return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
+
+
 def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     from rich.table import Table
 
@@ -1047,9 +1056,9 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
             if e["value"] is None:
                 cells.append("-")
             elif e["ci_low"] is None:
-                cells.append(f"{e['value']:.3f}")
+                cells.append(metric_text(e["value"]))
             else:
-                cells.append(f"{e['value']:.3f} ({e['ci_low']:.3f}-{e['ci_high']:.3f})")
+                cells.append(f"{metric_text(e['value'])} ({metric_text(e['ci_low'])}-{metric_text(e['ci_high'])})")
         table.add_row(metric, *cells)
     console.print(table)
     for warning in metrics_doc.get("below_chance") or []:
