@@ -260,3 +260,79 @@ def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_c
     parts = read_feature_matrix(out).metadata["partitions"]
     assert parts["count"] == expected
     assert f"{parts['parts']} part file(s) of {min(parts['rows_per_part']):,} to {max(parts['rows_per_part']):,} rows" in said
+
+
+def test_partitioned_builds_null_windows_before_the_data_start_and_count_over_every_partition(tmp_path):
+    """manifest.json's data_start nulls windows that reach back before the records begin (features/history.py);
+    a partitioned build, from memory or from the folder as `earlysignal features` reads it, must do the same,
+    and its sidecar must count censored labels and nulled cells over the whole borough."""
+    import json
+
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import build_or_reuse_feature_matrix
+    from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=12, events_per_resident=15), tmp_path / "borough")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "data_start": "2018-01-01"}))
+    raw = config_to_dict(every_aggregate_config())
+    raw["data"] = {"dir": str(folder)}
+    config = config_from_dict(raw)
+    whole, _ = build_or_reuse_feature_matrix(config, out=tmp_path / "whole.parquet")
+    nulled = whole.metadata["windows_before_data_start"]
+    assert nulled and all(cells > 0 for cells in nulled.values())  # the 3y windows and trends of 2019-2020
+    assert whole.metadata["label"]["censored_rows"] > 0
+
+    out = tmp_path / "from_folder.parquet"
+    metadata = build_partitioned_feature_matrix_from_folder(config, folder, out, partitions=3, write_quarantine=False)
+    pd.testing.assert_frame_equal(read_partitioned_frame(out), whole.frame)
+    assert metadata["windows_before_data_start"] == nulled
+    assert metadata["label"]["censored_rows"] == whole.metadata["label"]["censored_rows"]
+
+    from earlysignal.contract import load_linked_data
+
+    in_memory = tmp_path / "in_memory.parquet"
+    data = load_linked_data(folder, config, write_quarantine=False)
+    metadata = build_partitioned_feature_matrix(config, data, in_memory, partitions=3)
+    pd.testing.assert_frame_equal(read_partitioned_frame(in_memory), whole.frame)
+    assert metadata["windows_before_data_start"] == nulled
+    assert metadata["label"]["censored_rows"] == whole.metadata["label"]["censored_rows"]
+
+
+def test_features_command_never_reads_a_partitioned_matrix_back_whole(tmp_path, monkeypatch):
+    """Reading the part files back into one frame would undo build.memory_budget_gb: the command prints
+    the row count from the sidecar, whether it built the matrix or reused it."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import earlysignal.features.matrix as matrix_module
+    from earlysignal.cli import app
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import read_feature_matrix
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["data"] = {"dir": str(folder)}
+    raw["build"] = {"partitions": 3}
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "m.parquet"
+
+    def refuse(path):  # noqa: ANN001
+        raise AssertionError(f"the features command read {path} back whole")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(matrix_module, "read_feature_matrix", refuse)
+        for status in ("Built", "Reused"):
+            result = CliRunner().invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            said = " ".join(result.output.split())
+            assert said.startswith(status)
+            rows = sum(len(pd.read_parquet(part)) for part in sorted(out.glob("part-*.parquet")))
+            assert f": {rows:,} rows x " in said
+    # Callers that need the frame still get it (training, the demo).
+    matrix, status = matrix_module.build_or_reuse_feature_matrix(config_from_dict(raw), out=out)
+    assert status == "reused" and len(matrix.frame) == rows
+    pd.testing.assert_frame_equal(matrix.frame, read_feature_matrix(out).frame)

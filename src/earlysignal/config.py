@@ -110,6 +110,16 @@ class SynthSection(_Section):
     recording_bias: tuple[RecordingBias, ...] = ()
     recording_change: tuple[RecordingChange, ...] = ()
     disclosure: Disclosure = Disclosure()
+    # {tenure: share} and {ethnic group: share}; empty: the built-in inner-London mix (synth/people.py).
+    tenure_mix: dict[str, float] = Field(default_factory=dict)
+    ethnicity_mix: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _mix(self) -> SynthSection:
+        from earlysignal.synth.people import make_mix  # synth imports config; import here, not at the top
+
+        make_mix(self.tenure_mix, self.ethnicity_mix)
+        return self
 
 
 class ContractSection(_Section):

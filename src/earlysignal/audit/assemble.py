@@ -161,6 +161,14 @@ def k_curves(
     return {"k": ks, "precision": precision, "recall": recall, "capacity": capacity}
 
 
+def _significant_decimals(value: float, figures: int) -> int:
+    """Decimal places that keep `figures` significant figures of `value` (at least `figures` places)."""
+    value = abs(float(value))
+    if value == 0 or not math.isfinite(value):
+        return figures
+    return max(figures, figures - 1 - math.floor(math.log10(value)))
+
+
 def calibration_curve(
     frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cell: int = 10, round_to: int = 5
 ) -> list[dict[str, Any]]:
@@ -178,7 +186,9 @@ def calibration_curve(
             continue
         out.append(
             {
-                "mean_score": published_figure(scores[mask].mean(), 3),
+                # Three significant figures, not three decimals: at a base rate of 0.2% most bins' mean
+                # scores are under 0.0005 and would all print as 0.0 beside their observed rates.
+                "mean_score": published_figure(scores[mask].mean(), _significant_decimals(scores[mask].mean(), 3)),
                 # From rounded counts; a band with 1-9 escalations shows no observed rate (small numbers).
                 "observed": published_rate(labels[mask].sum(), mask.sum(), min_cell, round_to),
                 "n": published_count(int(mask.sum()), min_cell, round_to),

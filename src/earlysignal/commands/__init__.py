@@ -3,7 +3,7 @@
 Importing this package registers every command; `--help` then lists them by stage, in the order a
 council meets them (COMMAND_PANELS: trying it, getting data in, building and auditing a model, governance,
 the monthly list, across boroughs), whichever module a command lives in. A command missing from
-COMMAND_PANELS is listed after these, under "Other", in the order it was registered.
+COMMAND_PANELS is listed after these, under "More commands", in the order it was registered.
 """
 
 from __future__ import annotations
@@ -57,6 +57,6 @@ def _listed_position(item: tuple[int, Any]) -> tuple[int, int]:
 
 app.registered_commands[:] = [info for _, info in sorted(enumerate(app.registered_commands), key=_listed_position)]
 for _info in app.registered_commands:
-    _info.rich_help_panel = PANEL_OF.get(command_name(_info), "Other")
+    _info.rich_help_panel = PANEL_OF.get(command_name(_info), "More commands")
     if _info.help is None and _info.callback is not None and _info.callback.__doc__:
         _info.help = one_line_summary(_info.callback.__doc__)

@@ -36,17 +36,20 @@ def features(
     from earlysignal.config import load_config
     from earlysignal.engines import get_engine
     from earlysignal.features import build_or_reuse_feature_matrix, default_matrix_path, matrix_status_words, sidecar_path
+    from earlysignal.features.matrix import matrix_rows
 
     project = load_config(config)
     target = out if out is not None else default_matrix_path(project, data_dir)
     with get_engine(engine or project.build.engine) as runner:
-        matrix, status = build_or_reuse_feature_matrix(project, data_dir=data_dir, out=target, engine=runner, progress=True)
+        matrix, status = build_or_reuse_feature_matrix(
+            project, data_dir=data_dir, out=target, engine=runner, progress=True, read_back=False
+        )
         if show_sql:
             for statement in runner.executed_sql:
                 console.print(statement + ";\n", markup=False, highlight=False)
     meta = matrix.metadata
     console.print(
-        f"{matrix_status_words(status)}: {len(matrix.frame):,} rows x {len(matrix.feature_columns)} feature columns "
+        f"{matrix_status_words(status)}: {matrix_rows(matrix):,} rows x {len(matrix.feature_columns)} feature columns "
         f"over {len(meta['as_of_dates'])} as_of dates -> {target} (+ {sidecar_path(target).name})",
         highlight=False,
     )

@@ -79,18 +79,37 @@ def release(
             home_model_uri=home_model, trained_in=trained_in, key_path=key, checker=checker,
         )
         progress.update(task, total=1, completed=1)
-    summary = document["performance"]["summary"]
-    words = ", ".join(
-        f"{name.replace('_', ' ')} {entry['value']:.2f}" for name, entry in summary.items() if entry.get("value") is not None
-    )
     console.print(f"Release bundle for {document['borough']} ({document['kind']}): {folder}", highlight=False)
-    console.print(f"  {words}", highlight=False)
+    console.print(f"  {release_summary_words(document['performance'])}", highlight=False)
     _print_release_approval(document)
     if key is None:
         console.print(f"[yellow]Not signed off yet: the output checker reads {folder / 'release.json'} and runs "
                       f"`earlysignal release-sign {folder} --key PATH`.[/yellow]", highlight=False)
     else:
         console.print("[green]Signed off.[/green]")
+
+
+def release_summary_words(performance: dict) -> str:
+    """One line on the released figures over all test dates: each shown figure with its interval and, when
+    the AUC is a mean over some dates only or a figure is withheld, which (so it is not read as the
+    training run's figure over every date)."""
+    n_dates = len(performance.get("per_as_of") or [])
+    words, withheld = [], []
+    for name, entry in performance["summary"].items():
+        label = name.replace("_", " ")
+        if entry.get("value") is None:
+            withheld.append(label)
+            continue
+        text = f"{label} {entry['value']:.2f}"
+        if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+            text += f" ({entry['ci_low']:.2f}-{entry['ci_high']:.2f})"
+        over = entry.get("over_as_of")
+        if over is not None and len(over) < n_dates:
+            text += f" (mean over {len(over)} of {n_dates} test dates; the others' AUC is withheld: small numbers)"
+        words.append(text)
+    if withheld:
+        words.append(f"withheld (small numbers): {', '.join(withheld)}")
+    return "; ".join(words) if words else "every figure withheld (small numbers)"
 
 
 def _print_release_approval(document: dict) -> None:

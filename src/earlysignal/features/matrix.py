@@ -119,6 +119,18 @@ def read_feature_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return sidecar
 
 
+def matrix_rows(matrix: FeatureMatrix) -> int:
+    """Rows of a matrix, from its frame or, when the frame was not read back, from its metadata."""
+    if len(matrix.frame) or not matrix.metadata.get("rows_per_as_of"):
+        return len(matrix.frame)
+    return int(sum(matrix.metadata["rows_per_as_of"].values()))
+
+
+def _metadata_only(path: Path) -> FeatureMatrix:
+    """A matrix on disk as its metadata and an empty frame (build_or_reuse_feature_matrix, read_back=False)."""
+    return FeatureMatrix(frame=pd.DataFrame(), metadata=read_feature_metadata(path))
+
+
 def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     """Read a matrix and its sidecar."""
     path = Path(path)
@@ -218,11 +230,16 @@ def build_or_reuse_feature_matrix(
     out: str | os.PathLike[str] | None = None,
     engine: Engine | None = None,
     progress: bool = False,
+    read_back: bool = True,
 ) -> tuple[FeatureMatrix, str]:
     """Reuse the matrix at `out` when its spec hash, code fingerprint (package version and the source of
     the modules that make a matrix: features.spec.code_fingerprint) and data fingerprint all match;
     otherwise build and write it. The string says 'reused', 'built: no matrix', or 'built: X changed'
-    naming what changed: 'spec', 'code', 'data', 'spec and data', 'spec, code and data' ..."""
+    naming what changed: 'spec', 'code', 'data', 'spec and data', 'spec, code and data' ...
+
+    `read_back=False`: a matrix on disk (reused, or built in partitions) is not read back into memory;
+    the FeatureMatrix returned then has its metadata and an empty frame (rows: `matrix_rows`), so a
+    partitioned build stays within its memory budget."""
     from earlysignal.features.builder import build_feature_matrix, load_data
     from earlysignal.features.spec import code_fingerprint, spec_hash
 
@@ -255,7 +272,7 @@ def build_or_reuse_feature_matrix(
             if differs
         ]
         if not changed:
-            return read_feature_matrix(out), "reused"
+            return (read_feature_matrix(out) if read_back else _metadata_only(out)), "reused"
         listed = changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
         reason = f"built: {listed} changed"
         if "data" in changed:
@@ -278,7 +295,9 @@ def build_or_reuse_feature_matrix(
             build_partitioned_feature_matrix_from_folder(
                 config, data_dir, out, engine=engine, extra_metadata=extra, progress=progress
             )
-        return read_feature_matrix(out), reason
+        # Reading the whole matrix back would undo the budget (at 120,000 residents: 3.1 GB peak with a
+        # budget of 0.6 GB, where the build itself peaked under 1 GB).
+        return (read_feature_matrix(out) if read_back else _metadata_only(out)), reason
     if build is not None and build.spark_tasks:
         raise ConfigError(
             "build.spark_tasks needs the population split into partitions: set build.partitions (e.g. the "

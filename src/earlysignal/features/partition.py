@@ -63,6 +63,9 @@ class PartitionData:
     outcomes: pd.DataFrame
     extract_date: dt.date
     fingerprint: str | None = None
+    # The borough's manifest.json: its data start nulls windows that reach back before the records begin,
+    # exactly as in a whole build (features/history.py).
+    manifest: dict[str, Any] | None = None
 
 
 def _key(column: pd.Series) -> pd.Series | np.ndarray:
@@ -200,6 +203,7 @@ def partition_data(data: Any, index: PartitionIndex, partition: int) -> Partitio
         outcomes=data.outcomes[index.outcomes == partition],
         extract_date=data.extract_date,
         fingerprint=getattr(data, "fingerprint", None),
+        manifest=getattr(data, "manifest", None),
     )
 
 
@@ -286,6 +290,7 @@ def build_partitioned_feature_matrix_from_folder(
                     events=data.events_of(partition),
                     outcomes=data.outcomes_of(partition),
                     extract_date=data.extract_date,
+                    manifest=data.manifest,
                 )
                 (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
 
@@ -385,6 +390,8 @@ def _write_parts(
     positives: dict[str, float] = {}
     labelled: dict[str, int] = {}
     timings: dict[str, float] = {}
+    censored = 0
+    short_windows: dict[str, int] = {}
     part_rows: list[int] = []
     for matrix in matrices:
         _log.info("partition part %d of at most %d built: %d rows", len(part_rows) + 1, partitions, len(matrix.frame))
@@ -410,6 +417,10 @@ def _write_parts(
             labelled[day] = labelled.get(day, 0) + int(at.sum())
         for key, value in matrix.metadata["timings"].items():
             timings[key] = timings.get(key, 0.0) + value
+        # Counts over the borough, not the first partition's: censored labels, cells nulled before data start.
+        censored += int((matrix.metadata.get("label") or {}).get("censored_rows", 0))
+        for name, cells in (matrix.metadata.get("windows_before_data_start") or {}).items():
+            short_windows[name] = short_windows.get(name, 0) + int(cells)
         del matrix, frame
     if metadata is None:
         shutil.rmtree(tmp)
@@ -425,6 +436,10 @@ def _write_parts(
     timings["total"] = time.perf_counter() - started_all
     metadata["timings"] = {k: round(v, 3) for k, v in timings.items()}
     metadata["partitions"] = {"count": partitions, "parts": len(part_rows), "rows_per_part": part_rows}
+    if "label" in metadata:
+        metadata["label"] = {**metadata["label"], "censored_rows": censored}
+    if "windows_before_data_start" in metadata:
+        metadata["windows_before_data_start"] = short_windows
     metadata.update(extra_metadata or {})
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()

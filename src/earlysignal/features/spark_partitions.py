@@ -117,6 +117,7 @@ def build_partitioned_feature_matrix_on_spark(
 
     config_json = config.model_dump_json()
     extract_date = data.extract_date
+    manifest = getattr(data, "manifest", None)
 
     def build_one(events_pdf: pd.DataFrame | None, people_pdf: pd.DataFrame) -> pd.DataFrame:
         from earlysignal.config import ProjectConfig
@@ -139,7 +140,7 @@ def build_partitioned_feature_matrix_on_spark(
             events_part = _restore_dtypes(events_part.reset_index(drop=True), event_dtypes)
         subset = PartitionData(
             residents=tables["residents"], residency=tables["residency"], events=events_part,
-            outcomes=tables["outcomes"], extract_date=extract_date,
+            outcomes=tables["outcomes"], extract_date=extract_date, manifest=manifest,
         )
         task_config = ProjectConfig.model_validate_json(config_json)
         with get_engine("duckdb") as engine:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import math
 import os
 import re
 import subprocess
@@ -119,6 +120,19 @@ def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any
     return built
 
 
+def _built_or_reused_lean(config: ProjectConfig, data_dir: Path) -> Any:
+    """The matrix of data_dir built or reused (as load_matrix), but a matrix on disk (reused, or built in
+    partitions) is read lean: its feature columns one at a time, never as one frame."""
+    from earlysignal import features
+
+    built, status = features.build_or_reuse_feature_matrix(config, data_dir=data_dir, read_back=False)
+    path = features.default_matrix_path(config, data_dir)
+    fm = built if len(built.frame) else _read_lean_matrix(path)
+    console.print(f"{features.matrix_status_words(status)}: {len(fm.frame):,} rows x "
+                  f"{len(fm.feature_columns)} feature columns", highlight=False)
+    return fm
+
+
 @dataclass
 class _LeanMatrix:
     """A single-file matrix read for training without its feature columns in a frame: each feature column
@@ -133,31 +147,50 @@ class _LeanMatrix:
     def feature_columns(self) -> list[str]:
         return list(self.metadata["feature_columns"])
 
+    # A partitioned matrix (a folder of part files): its part files, and the permutation that puts their
+    # rows in the whole build's (as_of, resident_id) order, as read_partitioned_frame does.
+    parts: list[Path] | None = None
+    order: np.ndarray | None = None
+
     def feature_values(self, column: str) -> np.ndarray:
         """One feature column, all rows, float32 with NaN for missing."""
         import pyarrow.parquet as pq
 
+        if self.parts is not None:
+            values = pq.read_table(self.parts, columns=[column]).column(0).to_numpy()
+            return np.asarray(values if self.order is None else values[self.order], dtype=np.float32)
         if not hasattr(self, "_file"):
             self._file = pq.ParquetFile(self.path)
         return np.asarray(self._file.read(columns=[column]).column(0).to_numpy(), dtype=np.float32)
 
 
 def _read_lean_matrix(path: Path) -> _LeanMatrix:
-    """Read a single-file matrix as _LeanMatrix (the same checks and label type as read_feature_matrix)."""
+    """Read a matrix file, or a partitioned matrix's folder of part files, as _LeanMatrix (the same checks,
+    row order and label type as read_feature_matrix). Raises EarlySignalError for missing columns or parts."""
     import pyarrow.parquet as pq
 
     from earlysignal.features.matrix import read_feature_metadata
 
     metadata = read_feature_metadata(path)
-    names = pq.read_schema(path).names
+    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else None
+    if parts is not None and not parts:
+        raise EarlySignalError(f"{path} holds no part files; rebuild the matrix with `earlysignal features`")
+    names = pq.read_schema(parts[0] if parts else path).names
     missing = [c for c in metadata["feature_columns"] if c not in names]
     if missing:
         raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
     features = set(metadata["feature_columns"])
-    frame = pd.read_parquet(path, columns=[c for c in names if c not in features])
+    others = [c for c in names if c not in features]
+    order = None
+    if parts is None:
+        frame = pd.read_parquet(path, columns=others)
+    else:
+        frame = pq.read_table(parts, columns=others).to_pandas()
+        order = np.lexsort((frame["resident_id"].to_numpy(dtype=object).astype(str), frame["as_of"].to_numpy()))
+        frame = frame.iloc[order].reset_index(drop=True)
     if "label" in frame.columns:
         frame["label"] = frame["label"].astype("Int8")
-    return _LeanMatrix(frame, metadata, path)
+    return _LeanMatrix(frame, metadata, path, parts, order)
 
 
 def _shared_scratch() -> str | None:
@@ -740,8 +773,10 @@ def _train_model(
     say = progress or (lambda message: None)
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
     say("feature matrix")
-    if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).is_file():
+    if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).exists():
         fm = _read_lean_matrix(Path(matrix))
+    elif matrix is None:
+        fm = _built_or_reused_lean(config, data_dir)
     else:
         fm = load_matrix(config, data_dir if matrix is None else None, matrix)
     feature_columns = list(fm.feature_columns)
@@ -996,6 +1031,14 @@ def _explain_sample(
     return out.sort_values(["as_of", "resident_id"], kind="stable").reset_index(drop=True)
 
 
+def metric_text(value: float) -> str:
+    """A metric for the console: three decimals, or three significant figures under 0.01 (an ECE or Brier
+    score at a 0.2% base rate is 0.0004 and would print as 0.000)."""
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:.3f}"
+    return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
+
+
 def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
     from rich.table import Table
 
@@ -1013,9 +1056,9 @@ def _print_summary(metrics_doc: dict[str, Any], config: ProjectConfig) -> None:
             if e["value"] is None:
                 cells.append("-")
             elif e["ci_low"] is None:
-                cells.append(f"{e['value']:.3f}")
+                cells.append(metric_text(e["value"]))
             else:
-                cells.append(f"{e['value']:.3f} ({e['ci_low']:.3f}-{e['ci_high']:.3f})")
+                cells.append(f"{metric_text(e['value'])} ({metric_text(e['ci_low'])}-{metric_text(e['ci_high'])})")
         table.add_row(metric, *cells)
     console.print(table)
     for warning in metrics_doc.get("below_chance") or []:

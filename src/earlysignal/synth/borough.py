@@ -40,6 +40,7 @@ from earlysignal.synth.people import (
     apply_deaths,
     apply_splits,
     expected_household_size,
+    make_mix,
     occupy_addresses,
     populate,
     reference_intervals,
@@ -87,6 +88,9 @@ def generator_arguments(synth: SynthSection) -> dict[str, Any]:
         # Only when some abuse is hidden: a borough made with share 1 is the world from before the setting
         # existed, and a demo folder made before it (no key) is not reused for the new default world.
         **({"disclosure": disclosure_to_json(synth.disclosure)} if synth.disclosure.share < 1 else {}),
+        # Only when set: boroughs with the built-in mix keep their exact manifest.
+        **({"tenure_mix": dict(synth.tenure_mix)} if synth.tenure_mix else {}),
+        **({"ethnicity_mix": dict(synth.ethnicity_mix)} if synth.ethnicity_mix else {}),
     }
 
 
@@ -179,9 +183,10 @@ def generate_borough(
     timeline = make_timeline(synth.end_date, synth.years)
     null_world = synth.world == "null"
 
-    n_addresses = max(int(round(synth.residents / expected_household_size())), 1)
-    households = occupy_addresses(rng["addresses"], n_addresses, timeline)
-    people, members = populate(rng["people"], households, timeline)
+    mix = make_mix(synth.tenure_mix, synth.ethnicity_mix)
+    n_addresses = max(int(round(synth.residents / expected_household_size(mix))), 1)
+    households = occupy_addresses(rng["addresses"], n_addresses, timeline, mix)
+    people, members = populate(rng["people"], households, timeline, mix)
     people, members = add_births(rng["births"], households, people, members, timeline)
     done("people")
 

@@ -65,6 +65,57 @@ ROLE_REFERENCE, ROLE_ADULT, ROLE_CHILD = 0, 1, 2
 FEMALE, MALE = 0, 1
 
 
+@dataclass(frozen=True)
+class Mix:
+    """The borough's tenure and ethnic mix: shares of addresses by tenure (TENURES order), each tenure's
+    households' main group (rows: tenure, columns: ETHNICITIES) and the group of members who differ."""
+
+    tenure_shares: np.ndarray
+    ethnicity_by_tenure: np.ndarray
+    ethnicity_shares: np.ndarray
+
+
+DEFAULT_MIX = Mix(TENURE_SHARES, ETHNICITY_BY_TENURE, ETHNICITY_SHARES)
+
+
+def make_mix(tenure_mix: dict[str, float], ethnicity_mix: dict[str, float]) -> Mix:
+    """The mix from `synth.tenure_mix` and `synth.ethnicity_mix` ({name: share}); empty: the built-in one.
+
+    Tenure shares replace TENURE_SHARES (every tenure named, shares summing to 1). Ethnicity shares are
+    borough-wide targets for households' main group: each group's column of ETHNICITY_BY_TENURE is
+    reweighted until the mix over the tenure shares equals them, so groups keep their relative
+    over-representation in social housing; the residents' mix lands near it (household sizes differ by
+    tenure, 10% of members differ from their household, some children are Mixed).
+    Raises ValueError naming the key for an unknown or missing name or shares not summing to 1."""
+    tenure = _shares("synth.tenure_mix", tenure_mix, TENURES) if tenure_mix else TENURE_SHARES
+    if not ethnicity_mix:
+        return Mix(tenure, ETHNICITY_BY_TENURE, ETHNICITY_SHARES)
+    target = _shares("synth.ethnicity_mix", ethnicity_mix, ETHNICITIES)
+    # Fixed point: reweight the groups until the household-level mix over the tenure shares is the target.
+    weights = np.where(target > 0, 1.0, 0.0)
+    for _ in range(50):
+        by_tenure = ETHNICITY_BY_TENURE * weights[None, :]
+        by_tenure = by_tenure / by_tenure.sum(axis=1, keepdims=True)
+        implied = tenure @ by_tenure
+        weights = weights * np.divide(target, implied, out=np.zeros_like(target), where=implied > 0)
+    return Mix(tenure, by_tenure, target)
+
+
+def _shares(key: str, given: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
+    unknown = sorted(set(given) - set(names))
+    missing = [n for n in names if n not in given]
+    if unknown or missing:
+        raise ValueError(
+            f"{key}: give a share for each of {', '.join(names)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
+    shares = np.array([float(given[n]) for n in names])
+    if (shares < 0).any() or abs(shares.sum() - 1.0) > 1e-6:
+        raise ValueError(f"{key}: shares must be >= 0 and sum to 1 (they sum to {shares.sum():.4f})")
+    return shares
+
+
 @dataclass
 class Households:
     """One row per household (an occupancy of one address by one group of people)."""
@@ -123,15 +174,17 @@ def _choice_rows(rng: np.random.Generator, probabilities: np.ndarray, rows: np.n
     return (u[:, None] > cumulative[rows]).sum(axis=1).astype(np.int8)
 
 
-def expected_household_size() -> float:
+def expected_household_size(mix: Mix = DEFAULT_MIX) -> float:
     """Mean household size implied by the kind mix (used to size the address stock)."""
     sizes = np.array([1, 2, 1 + 1.7, 2 + 1.7, 1, 2, 2.7])
-    return float(TENURE_SHARES @ KIND_BY_TENURE @ sizes)
+    return float(mix.tenure_shares @ KIND_BY_TENURE @ sizes)
 
 
-def occupy_addresses(rng: np.random.Generator, n_addresses: int, timeline: Timeline) -> Households:
+def occupy_addresses(
+    rng: np.random.Generator, n_addresses: int, timeline: Timeline, mix: Mix = DEFAULT_MIX
+) -> Households:
     """Addresses with a tenure, each occupied by a chain of households from before the window to its end."""
-    tenure = rng.choice(len(TENURES), size=n_addresses, p=TENURE_SHARES).astype(np.int8)
+    tenure = rng.choice(len(TENURES), size=n_addresses, p=mix.tenure_shares).astype(np.int8)
     mean_days = MEAN_STAY_YEARS[tenure] * DAYS_PER_YEAR
     t0, t1 = timeline.start_day, timeline.end_day
     # Exponential stays are memoryless, so the occupant at the window start has an exponential
@@ -162,7 +215,7 @@ def occupy_addresses(rng: np.random.Generator, n_addresses: int, timeline: Timel
     address, start, end = address[order], start[order], end[order]
     tenure_h = tenure[address]
     kind = _choice_rows(rng, KIND_BY_TENURE, tenure_h)
-    ethnicity = _choice_rows(rng, ETHNICITY_BY_TENURE, tenure_h)
+    ethnicity = _choice_rows(rng, mix.ethnicity_by_tenure, tenure_h)
     return Households(
         address=address.astype(np.int64),
         tenure=tenure_h,
@@ -188,7 +241,9 @@ def _adult_ages(rng: np.random.Generator, kind: np.ndarray) -> tuple[np.ndarray,
     return first, second
 
 
-def populate(rng: np.random.Generator, households: Households, timeline: Timeline) -> tuple[People, Memberships]:
+def populate(
+    rng: np.random.Generator, households: Households, timeline: Timeline, mix: Mix = DEFAULT_MIX
+) -> tuple[People, Memberships]:
     """Members of every household, with ages as at the later of moving in and the window start."""
     kind = households.kind
     n_h = len(households)
@@ -219,7 +274,7 @@ def populate(rng: np.random.Generator, households: Households, timeline: Timelin
 
     reference_day = np.maximum(households.start, timeline.start_day)[household]
     birth = reference_day - _days(age)
-    ethnicity = _member_ethnicity(rng, households.ethnicity[household], role)
+    ethnicity = _member_ethnicity(rng, households.ethnicity[household], role, mix.ethnicity_shares)
     disability = _disability(rng, age)
     start = np.maximum(households.start[household], birth)
     people = People(
@@ -240,10 +295,12 @@ def populate(rng: np.random.Generator, households: Households, timeline: Timelin
     return people, members
 
 
-def _member_ethnicity(rng: np.random.Generator, household_ethnicity: np.ndarray, role: np.ndarray) -> np.ndarray:
+def _member_ethnicity(
+    rng: np.random.Generator, household_ethnicity: np.ndarray, role: np.ndarray, shares: np.ndarray
+) -> np.ndarray:
     """Mostly the household's group; some partners differ, and some children are Mixed."""
     n = len(household_ethnicity)
-    other = rng.choice(len(ETHNICITIES), size=n, p=ETHNICITY_SHARES).astype(np.int8)
+    other = rng.choice(len(ETHNICITIES), size=n, p=shares).astype(np.int8)
     differs = rng.random(n) < 0.10
     ethnicity = np.where(differs, other, household_ethnicity)
     mixed_child = (role == ROLE_CHILD) & (rng.random(n) < 0.06)
