@@ -163,3 +163,50 @@ def test_penalty_columns_without_a_comparison_are_a_clear_error(tmp_path: Path) 
             run_link(tmp_path / "in", tmp_path / "out", config)
     finally:
         mp.undo()
+
+
+def _planted_world() -> tuple[pd.DataFrame, pd.DataFrame]:
+    # Person A: 8 records in cluster 1, 2 planted (sex) in cluster 2. Person B: 6 in cluster 3 (2 planted upn),
+    # 1 planted (nhs_number;upn) in cluster 5. Person C: 6 records, nothing planted, one cluster.
+    true_counts = pd.DataFrame({"k": [0, 1, 2, 3, 4, 5, 6], "c": [1, 1, 2, 3, 5, 4, 3],
+                                "t": ["A", "A", "A", "B", "B", "C", "B"], "n": [5, 3, 2, 4, 1, 6, 2]})
+    planted = pd.DataFrame({"k": [2, 4, 6], "value": ["sex", "nhs_number;upn", "upn"], "n": [2, 1, 2]})
+    return true_counts, planted
+
+
+def test_planted_records_outside_their_persons_main_cluster_count_as_separated() -> None:
+    from earlysignal.linkage.quality import planted_disagreements
+
+    out = planted_disagreements(*_planted_world(), min_cell=1, round_to=1)
+    assert out["by_field"] == [
+        {"group": "nhs_number", "records": 1, "separated": 1, "separated_rate": 1.0, "suppressed": False},
+        {"group": "none", "records": 18, "separated": None, "separated_rate": None, "suppressed": True},
+        {"group": "sex", "records": 2, "separated": 2, "separated_rate": 1.0, "suppressed": False},
+        {"group": "upn", "records": 3, "separated": 1, "separated_rate": 0.333, "suppressed": False},
+    ]
+    assert out["pairwise"] == {"true_pairs": 32, "precision": 1.0, "recall": 0.3125}
+    assert (out["persons"], out["persons_split"]) == (2, 2)
+
+
+def test_planted_disagreement_counts_are_suppressed_and_rounded_like_the_other_group_tables() -> None:
+    from earlysignal.linkage.quality import planted_disagreements
+
+    out = planted_disagreements(*_planted_world(), min_cell=10, round_to=5)
+    rows = {r["group"]: r for r in out["by_field"]}
+    assert rows["sex"] == {"group": "sex", "records": None, "separated": None, "separated_rate": None, "suppressed": True}
+    assert rows["none"]["records"] == 20 and rows["none"]["separated"] is None
+    assert out["pairwise"]["true_pairs"] == 30
+    assert out["persons"] is None and out["persons_split"] is None
+
+
+def test_link_quality_of_the_raw_borough_reports_records_planted_to_disagree(world: dict) -> None:
+    import json
+
+    planted = json.loads((world["root"] / "floored" / "link_quality.json").read_text())["ground_truth"][
+        "planted_disagreements"]
+    groups = [r["group"] for r in planted["by_field"]]
+    assert groups == sorted(groups) and {"none", "upn"} <= set(groups)
+    for row in planted["by_field"]:
+        for key in ("records", "separated"):
+            assert row[key] is None or (row[key] >= 10 and row[key] % 5 == 0)
+    assert 0.9 <= planted["pairwise"]["recall"] <= 1.0
