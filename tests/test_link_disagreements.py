@@ -1,9 +1,10 @@
 """A disagreement on sex, NHS number or UPN must not rule a match out (docs/adr/0022-disagreement-penalty-floor.md).
 
-On the tiny raw borough, Splink's EM learns that a disagreement on sex almost never happens (about -46
-bits), so one disagreement outweighs everything else that agrees. Records added to its ingested records: the same person recorded with
-the other sex (and, separately, with a mistyped NHS number) but the same name, birth date and address;
-and a different person who shares only a surname, an address and sex with someone.
+Records added to the tiny raw borough's ingested records: the same person recorded with the other sex (and,
+separately, with a mistyped NHS number) but the same name, birth date and address, and a stranger who shares
+only a surname, an address and sex with someone. EM on this borough trains a mild sex penalty (about -2.6
+bits), so the runs that show the floor at work force it to -42 bits first, as issue 10 measured EM giving
+when it never saw a disagreement.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import splink.comparison_library as cl
 from earlysignal.config import config_from_dict, load_config, packaged_config_path
 from earlysignal.dictionary import load_dictionary, packaged_dictionary_path
 from earlysignal.ingest import ingest
+from earlysignal.linkage import people
 from earlysignal.linkage.people import LinkageError, floor_disagreement_weights
 from earlysignal.linkage.run import run_link
 
@@ -37,9 +39,24 @@ def _mistype(number: str) -> str:
     return number[:-1] + str((int(number[-1]) + 3) % 10)
 
 
+def _overconfident(floor, bits: dict[str, float]):  # type: ignore[no-untyped-def]
+    """The floor, after setting the named comparisons' disagreement weights to `bits` (EM that never saw one)."""
+
+    def wrapper(comparisons, columns, max_penalty):  # type: ignore[no-untyped-def]
+        for comparison in comparisons:
+            for level in comparison.comparison_levels:
+                if (comparison.output_column_name in bits and not level.is_null_level
+                        and level.sql_condition.strip().upper() == "ELSE"):
+                    level.m_probability = level.u_probability * 2.0 ** bits[comparison.output_column_name]
+        return floor(comparisons, columns, max_penalty)
+
+    return wrapper
+
+
 @pytest.fixture(scope="module")
 def world(raw_borough_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """The tiny raw borough ingested, plus three records; linked with the floor and without it."""
+    """The tiny raw borough ingested, plus three records; linked with the default floor, a one-bit floor, and
+    with EM's sex weight forced to -42 bits, floored and not."""
     root = tmp_path_factory.mktemp("disagree")
     ingest(raw_borough_tiny / "raw", root / "in", sorted((REPO / "conf" / "sources").glob("*.yaml")),
            DICTIONARY.event_types_by_source(), tuple(DICTIONARY.outcomes))
@@ -57,8 +74,13 @@ def world(raw_borough_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> d
             & care["postcode"].notna().to_numpy()
             & (pd.to_datetime(care["birth_date"]).to_numpy() == pd.to_datetime(who["birth_date"]).to_numpy())
             & (pd.to_datetime(who["birth_date"]).dt.year < 1990).to_numpy())
-    picked = care[true].drop_duplicates("resident_id").head(2)
-    sex_row, nhs_row = (picked.iloc[i].drop("resident_id") for i in range(2))
+    # The first has a sex on every record, so no record without one can join the other-sex record to them.
+    everyone = records.merge(truth[["source", "record_id", "resident_id"]], on=["source", "record_id"])
+    sexed = everyone.groupby("resident_id")["sex"].apply(lambda v: bool(v.notna().all()))
+    candidates = care[true].drop_duplicates("resident_id")
+    sex_row = candidates[candidates["resident_id"].map(sexed)].iloc[0]
+    nhs_row = candidates[candidates["resident_id"] != sex_row["resident_id"]].iloc[0]
+    sex_row, nhs_row = sex_row.drop("resident_id"), nhs_row.drop("resident_id")
     other_sex = {"F": "M", "M": "F"}[sex_row["sex"]]
     blank = {"source_person_id": None, "upn": None}
     added = pd.DataFrame([
@@ -79,9 +101,16 @@ def world(raw_borough_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     config = load_config(packaged_config_path())
     # A floor of one bit binds on every disagreement level EM trains here (about -2 to -3 bits on this world).
     one_bit = config.model_copy(update={"linkage": config.linkage.model_copy(update={"max_disagreement_penalty": 1.0})})
+    # EM as overconfident as issue 10 measured it (sex -42 bits), with and without the floor.
+    unfloored = config.model_copy(update={"linkage": config.linkage.model_copy(
+        update={"max_disagreement_penalty": 10_000.0})})
+    truth_path = raw_borough_tiny / "ground_truth" / "raw_records.parquet"
     try:
-        run_link(root / "in", root / "floored", config, ground_truth=raw_borough_tiny / "ground_truth" / "raw_records.parquet")
-        run_link(root / "in", root / "one_bit", one_bit, ground_truth=raw_borough_tiny / "ground_truth" / "raw_records.parquet")
+        run_link(root / "in", root / "floored", config, ground_truth=truth_path)
+        run_link(root / "in", root / "one_bit", one_bit, ground_truth=truth_path)
+        mp.setattr(people, "floor_disagreement_weights", _overconfident(people.floor_disagreement_weights, {"sex": -42.0}))
+        run_link(root / "in", root / "overconfident_floored", config, ground_truth=truth_path)
+        run_link(root / "in", root / "overconfident", unfloored, ground_truth=truth_path)
     finally:
         mp.undo()
     return {"root": root, "sex_row": sex_row, "nhs_row": nhs_row}
@@ -96,6 +125,16 @@ def test_same_person_recorded_with_the_other_sex_is_linked_under_the_penalty_flo
     root = world["root"]
     assert _resident(root / "floored", "housing_register", "HR-SEX") == \
         _resident(root / "floored", "social_care", world["sex_row"]["record_id"])
+
+
+def test_when_em_rules_a_sex_disagreement_out_the_floor_links_the_same_person_again(world: dict) -> None:
+    root = world["root"]
+    person = world["sex_row"]["record_id"]
+    # Unfloored, -42 bits outweigh the agreeing name, birth date and address: the person is split.
+    assert _resident(root / "overconfident", "housing_register", "HR-SEX") != \
+        _resident(root / "overconfident", "social_care", person)
+    assert _resident(root / "overconfident_floored", "housing_register", "HR-SEX") == \
+        _resident(root / "overconfident_floored", "social_care", person)
 
 
 def test_same_person_with_a_mistyped_nhs_number_is_linked(world: dict) -> None:
