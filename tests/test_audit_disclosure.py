@@ -435,7 +435,9 @@ def test_no_figure_at_capacity_is_shown_for_any_scorer_at_a_date_whose_escalatio
     for scorer in ("model", "prior", "logistic"):
         for metric in ("precision_at_capacity", "recall_at_capacity", "lift_at_capacity"):
             assert published["scorers"][scorer][metric] == {"value": None, "ci_low": None, "ci_high": None}
-        assert published["scorers"][scorer]["roc_auc"]["value"] == 0.61
+        # An AUC over six escalations shows where those six sit in the ranking: withheld with them.
+        assert published["scorers"][scorer]["roc_auc"] == {"value": None, "ci_low": None, "ci_high": None}
+    assert set(published["withheld"]) == {"precision_at_capacity", "recall_at_capacity", "lift_at_capacity", "roc_auc"}
 
     # With 60 escalations at the date, a baseline that found none shows 0 from the rounded count 0.
     split_large = {**split, "positives": 60, "base_rate": 60 / 1285,
@@ -443,6 +445,51 @@ def test_no_figure_at_capacity_is_shown_for_any_scorer_at_a_date_whose_escalatio
     shown = published_split(split_large, MIN_CELL, ROUND_TO)["scorers"]
     assert shown["prior"]["precision_at_capacity"] == {"value": 0.0, "ci_low": None, "ci_high": None}
     assert shown["model"]["precision_at_capacity"] == {"value": 0.2, "ci_low": None, "ci_high": None}
+
+
+def _ranked_split(as_of: str, positives: int, auc: float, n: int = 1200) -> dict:
+    return {"split": as_of, "test_as_of": as_of, "n": n, "positives": positives, "base_rate": positives / n, "k": 100,
+            "scorers": {"model": {"roc_auc": {"value": auc, "ci_low": auc - 0.04, "ci_high": auc + 0.04},
+                                  "average_precision": {"value": auc / 3, "ci_low": 0.1, "ci_high": 0.4}},
+                        "logistic": {"roc_auc": {"value": auc - 0.05, "ci_low": 0.5, "ci_high": 0.9}}}}
+
+
+def test_auc_over_the_test_dates_leaves_out_a_date_whose_escalations_are_withheld():
+    from earlysignal.audit.assemble import published_baseline_differences, published_criterion, published_split, published_summary
+
+    splits = [_ranked_split("2025-01-01", 60, 0.80), _ranked_split("2025-04-01", 4, 0.40),
+              _ranked_split("2025-07-01", 70, 0.70)]
+    published = [published_split(s, MIN_CELL, ROUND_TO) for s in splits]
+    assert published[1]["scorers"]["model"]["roc_auc"]["value"] is None
+    assert published[1]["scorers"]["model"]["average_precision"]["value"] is None
+    assert published[1]["scorers"]["logistic"]["roc_auc"]["value"] is None
+    assert "small number" in published[1]["withheld"]["roc_auc"]
+    assert published[0]["withheld"] == {} and published[0]["scorers"]["model"]["roc_auc"]["value"] == 0.80
+    # The run's mean over all three dates (0.633) beside the two shown would give the hidden 0.40 back.
+    summary = {"model": {"roc_auc": {"value": 0.633, "ci_low": 0.6, "ci_high": 0.67},
+                         "average_precision": {"value": 0.211, "ci_low": 0.15, "ci_high": 0.27}},
+               "logistic": {"roc_auc": {"value": 0.583, "ci_low": 0.55, "ci_high": 0.62}}}
+    shown = published_summary(summary, splits, published, MIN_CELL, ROUND_TO)
+    assert shown["model"]["roc_auc"] == {"value": pytest.approx(0.75), "ci_low": None, "ci_high": None,
+                                         "over_test_dates": ["2025-01-01", "2025-07-01"],
+                                         "withheld_test_dates": ["2025-04-01"]}
+    assert shown["model"]["average_precision"]["value"] == pytest.approx(0.25)
+    assert shown["logistic"]["roc_auc"]["value"] == pytest.approx(0.70)
+    criterion = published_criterion({"metric": "roc_auc", "threshold": 0.7, "value": 0.633, "met": False}, shown)
+    assert criterion["value"] == pytest.approx(0.75) and criterion["ci_low"] is None
+    assert "withheld at 2025-04-01" in criterion["note"]
+    differences = {"logistic": {"roc_auc": {"value": 0.05}, "precision_at_capacity": {"value": 0.01}}}
+    assert published_baseline_differences(differences, splits, MIN_CELL) == {
+        "logistic": {"precision_at_capacity": {"value": 0.01}}}
+    assert published_baseline_differences(differences, [splits[0], splits[2]], MIN_CELL) == differences
+
+
+def test_auc_is_withheld_at_a_date_where_only_a_handful_did_not_escalate():
+    from earlysignal.audit.assemble import published_split
+
+    published = published_split(_ranked_split("2025-01-01", 1195, 0.6), MIN_CELL, ROUND_TO)
+    assert published["scorers"]["model"]["roc_auc"]["value"] is None
+    assert "did not escalate" in published["withheld"]["roc_auc"]
 
 
 def test_the_summary_over_dates_withholds_a_zero_beside_a_withheld_total_of_escalations():

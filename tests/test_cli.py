@@ -53,3 +53,49 @@ def test_validate_reads_the_folder_given_by_data(tmp_path):
     assert "0 rows quarantined" in result.output
     clash = CliRunner().invoke(app, ["validate", str(folder), "--data", str(tmp_path)])
     assert clash.exit_code == 2
+
+
+def test_help_lists_every_command_by_stage_in_pipeline_order_whichever_module_holds_it() -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+
+    output = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    listed = re.findall(r"^│ ([a-z][a-z-]+) {2,}", output, flags=re.MULTILINE)
+    assert listed == [
+        "demo", "synth", "ingest", "link", "validate", "privacy-scan", "features", "train", "audit", "necessity",
+        "keys", "approvers", "approve", "revoke", "score", "journey", "explain", "access-log", "monitor",
+        "evaluation-purge", "release", "release-sign", "pool",
+    ]
+    panels = re.findall(r"^╭─ (.+?) ─", output, flags=re.MULTILINE)
+    assert panels == ["Options", "Try it", "Data in: synthesise or ingest, link, check",
+                      "Model: features, training, the board's audit", "Governance: keys and approval",
+                      "Each month: the list, the caseworker's pages, monitoring", "Across boroughs: aggregates only"]
+
+
+def test_a_command_not_in_the_listed_order_comes_after_the_known_ones_in_registration_order() -> None:
+    import typer
+
+    from earlysignal.commands import _listed_position
+
+    def later() -> None: ...
+
+    def earlier() -> None: ...
+
+    infos = [typer.models.CommandInfo(name="zeta", callback=later), typer.models.CommandInfo(callback=earlier),
+             typer.models.CommandInfo(name="pool", callback=later)]
+    ordered = [info for _, info in sorted(enumerate(infos), key=_listed_position)]
+    assert [info.name or info.callback.__name__ for info in ordered] == ["pool", "zeta", "earlier"]
+
+
+def test_a_command_summary_wrapped_in_the_source_is_one_line_in_help() -> None:
+    from earlysignal.commands import one_line_summary
+
+    doc = """Run the whole story: synth, ingest,
+    link and the rest.
+
+    Second paragraph
+    kept as written."""
+    assert one_line_summary(doc) == "Run the whole story: synth, ingest, link and the rest.\n\nSecond paragraph\nkept as written."

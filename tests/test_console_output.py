@@ -103,3 +103,5 @@ def test_every_matrix_build_status_reads_as_what_was_done() -> None:
         "built: data changed": "Rebuilt the feature matrix (data changed)",
         "built: spec and data changed": "Rebuilt the feature matrix (spec and data changed)",
     }
+    assert matrix_status_words("built: data changed: events.parquet, manifest.json") == (
+        "Rebuilt the feature matrix (data changed: events.parquet, manifest.json)")

@@ -78,3 +78,57 @@ def test_the_spark_engine_does_not_alarm_users_with_pyspark_s_pandas_3_caveat():
                       FutureWarning, stacklevel=1)
         warnings.warn("some other future change", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["some other future change"]
+
+
+# What a local Spark session printed before its logging was configured (docs/spark.md), none of it ours.
+SPARK_NOISE = (
+    "NativeCodeLoader",                          # no native Hadoop library
+    "resolves to a loopback address",            # the machine's hostname
+    "SPARK_LOCAL_IP",
+    "Using Spark's default log4j profile",
+    "Setting default log level",
+    "To adjust logging level use sc.setLogLevel",
+    "[Stage ",                                   # console progress bars
+    "a warning that stays hidden",
+)
+
+NOISE_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from features_borough import every_aggregate_config, random_borough, write_folder
+from earlysignal.config import config_from_dict, config_to_dict
+from earlysignal.engines import get_engine
+from earlysignal.features import build_or_reuse_feature_matrix
+
+work = Path(sys.argv[1])
+folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), work / "borough")
+raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2025-01-01"))
+raw["data"] = {"dir": str(folder)}
+raw["features"]["families"] = raw["features"]["families"][:1]  # one family: the session, not the spec, is tested
+with get_engine("spark") as engine:
+    matrix, status = build_or_reuse_feature_matrix(config_from_dict(raw), out=work / "m.parquet", engine=engine)
+    logger = engine.session._jvm.org.apache.logging.log4j.LogManager.getLogger("earlysignal.noise_test")
+    logger.warn("a warning that stays hidden")
+    logger.error("an error that stays visible")
+print(status, len(matrix.frame))
+"""
+
+
+@pytest.mark.spark
+def test_a_local_spark_build_prints_no_start_up_noise_but_keeps_errors(tmp_path):
+    from pathlib import Path
+
+    pytest.importorskip("pyspark")
+    # A process of its own: the session (and its logging) is made once per process.
+    result = subprocess.run([sys.executable, "-c", NOISE_SCRIPT, str(tmp_path), str(Path(__file__).parent)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[0] == "built:" and int(result.stdout.split()[-1]) > 0
+    assert [line for line in SPARK_NOISE if line in result.stderr] == []
+    assert "ERROR noise_test: an error that stays visible" in result.stderr
+    # The JVM itself warns about the incubator module Spark's launcher always adds; no setting removes it.
+    others = [line for line in result.stderr.splitlines()
+              if line.strip() and "an error that stays visible" not in line
+              and line != "WARNING: Using incubator modules: jdk.incubator.vector"]
+    assert others == []

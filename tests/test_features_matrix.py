@@ -63,8 +63,41 @@ def test_matrix_is_reused_when_unchanged_and_rebuilt_on_spec_or_data_change(fold
     events = pq.read_table(folder / "events.parquet")
     pq.write_table(events.slice(0, events.num_rows - 1), folder / "events.parquet")
     _, status = build_or_reuse_feature_matrix(changed_spec, out=out)
-    assert status == "built: data changed"
+    assert status == "built: data changed: events.parquet"
     pq.write_table(events, folder / "events.parquet")
+
+
+def test_a_second_matrix_written_into_the_data_folder_is_not_a_data_change(tmp_path):
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    config = _config(folder)
+    first, second = folder / "first.parquet", folder / "second.parquet"
+    assert build_or_reuse_feature_matrix(config, out=first)[1] == "built: no matrix"
+    assert build_or_reuse_feature_matrix(config, out=second)[1] == "built: no matrix"
+    (folder / "raw").mkdir()
+    (folder / "raw" / "extract.csv").write_text("an ingested source's raw extract\n", encoding="utf-8")
+    # The data folder now holds both matrices, their sidecars and a raw extract: none is an input.
+    assert build_or_reuse_feature_matrix(config, out=first)[1] == "reused"
+    assert build_or_reuse_feature_matrix(config, out=second)[1] == "reused"
+    # An input table that appears is named as the change.
+    pd.DataFrame({"resident_id": ["x"]}).to_csv(folder / "outcomes.csv", index=False)
+    try:
+        from earlysignal.features.matrix import changed_data_files, data_files
+
+        recorded = json.loads(sidecar_path(first).read_text(encoding="utf-8"))
+        assert changed_data_files(recorded, data_files(folder)) == "outcomes.csv added"
+    finally:
+        (folder / "outcomes.csv").unlink()
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "note": "re-extracted"}), encoding="utf-8")
+    assert build_or_reuse_feature_matrix(config, out=first)[1] == "built: data changed: manifest.json"
+
+
+def test_a_matrix_that_does_not_record_its_input_files_says_so_when_the_data_changed():
+    from earlysignal.features.matrix import changed_data_files
+
+    now = {"manifest.json": "a" * 64, "events.parquet": "b" * 64}
+    assert changed_data_files({}, now) == "the matrix does not record its input files (built by an earlier version)"
+    assert changed_data_files({"data_files": {**now, "residency.parquet": "c" * 64}}, now) == "residency.parquet removed"
 
 
 def test_matrix_built_by_other_code_is_rebuilt_not_reused_for_the_same_config(folder, tmp_path, monkeypatch):

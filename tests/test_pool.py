@@ -90,6 +90,23 @@ def test_a_figure_withheld_for_small_numbers_is_shown_but_not_pooled() -> None:
     assert only_one["pooled"] is None and only_one["note"].startswith("not pooled")
 
 
+def test_a_borough_whose_auc_is_withheld_is_named_and_left_out_of_the_auc_pool() -> None:
+    withheld = _release("B", None)
+    withheld["performance"]["summary"]["roc_auc"]["withheld"] = "no test date's AUC is shown (small numbers)"
+    partial = _release("C", (0.75, 0.7, 0.8))
+    partial["performance"]["summary"]["roc_auc"]["withheld_as_of"] = ["2025-01-01"]
+    releases = [_release("A", (0.8, 0.78, 0.82)), withheld, partial]
+    auc = meta_analysis(releases)["roc_auc"]
+    assert [r["pooled"] for r in auc["boroughs"]] == [True, False, True]
+    assert auc["left_out"] == ["B"] and auc["pooled"]["df"] == 1 and set(auc["pooled"]["weights"]) == {"A", "C"}
+    assert auc["boroughs"][1]["left_out"] == "withheld in the bundle: no test date's AUC is shown (small numbers)"
+    assert "left out of the pool: B" in auc["note"]
+    assert auc["boroughs"][2]["withheld_as_of"] == ["2025-01-01"] and auc["boroughs"][2]["left_out"] is None
+    two_withheld = meta_analysis([withheld, _release("D", None)])["roc_auc"]
+    assert two_withheld["pooled"] is None and two_withheld["left_out"] == ["B", "D"]
+    assert two_withheld["note"].startswith("not pooled") and "left out of the pool: B, D" in two_withheld["note"]
+
+
 def test_an_interval_that_rounds_to_zero_width_keeps_half_a_rounding_unit_of_uncertainty() -> None:
     assert standard_error({"value": 0.8, "ci_low": 0.8, "ci_high": 0.8}) == pytest.approx(0.005 / 1.959963984540054)
     assert standard_error({"value": None, "ci_low": 0.7, "ci_high": 0.8}) is None
@@ -275,3 +292,27 @@ def test_the_board_summary_says_what_holds_across_boroughs_and_what_a_shipped_mo
     # The shipped model in B against B's own (0.79) and at home in A (0.80): both intervals exclude 0.
     assert summary[-1] == ("A's model in B: AUC 0.70 (0.66 to 0.74); clearly worse than B's own model (difference "
                            "0.09 (0.03 to 0.15)); clearly worse than at home in A (difference 0.10 (0.04 to 0.16)).")
+
+
+def test_the_pooled_report_says_which_borough_is_left_out_of_the_auc_pool_and_why() -> None:
+    import re
+
+    from earlysignal.federation.pool import board_summary
+    from earlysignal.report.pool_render import render_pool_html
+
+    withheld = _release("B", None)
+    withheld["performance"]["summary"]["roc_auc"]["withheld"] = "no test date's AUC is shown (small numbers)"
+    partial = _release("C", (0.75, 0.7, 0.8))
+    partial["performance"]["summary"]["roc_auc"]["withheld_as_of"] = ["2025-01-01"]
+    releases = [_release("A", (0.8, 0.78, 0.82)), withheld, partial]
+    document = {"label": releases[0]["label"], "generated_at": "2026-01-01T00:00:00Z", "bundles": [],
+                "method": dict.fromkeys(("pooling", "standard_errors", "heterogeneity", "fairness"), "-"),
+                "same_code": True, "warnings": [], "transfer": [],
+                "sets": [{"title": "Each borough's own model", "boroughs": ["A", "B", "C"],
+                          "metrics": meta_analysis(releases), "fairness": []}]}
+    document["summary"] = board_summary(document)
+    assert "Not in that pooled AUC: B (AUC withheld for small numbers or released without an interval)." in document["summary"]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_pool_html(document)))
+    assert "(not pooled: withheld in the bundle: no test date&#39;s AUC is shown (small numbers))" in text
+    assert "left out of the pool: B" in text
+    assert "withheld at 2025-01-01, small numbers" in text

@@ -336,3 +336,52 @@ def test_keys_tells_an_output_checker_where_their_public_key_goes(tmp_path: Path
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert "An output checker who signs release bundles off is listed under release.checkers instead" in said
+
+
+def _with_few_escalations(rows: pd.DataFrame, as_of: str, escalations: int) -> pd.DataFrame:
+    """The same rows with exactly `escalations` residents escalating on one test date (the top-scored ones
+    excepted, so the list still misses some)."""
+    out = rows.copy()
+    index = out.index[out["as_of"] == pd.Timestamp(as_of)]
+    out.loc[index, "label"] = 0
+    out.loc[index[-escalations:], "label"] = 1
+    return out
+
+
+def test_a_date_with_a_handful_of_escalations_carries_no_auc_and_says_why(config: ProjectConfig) -> None:
+    rows = _with_few_escalations(evaluation_rows(), "2025-01-01", 3)
+    release = build_release(rows, config=config, borough="Northgate", model={"name": "es", "version": "3"})
+    first, second = release["performance"]["per_as_of"]
+    assert second["positives"] is None and second["roc_auc"] is None
+    assert set(second["withheld"]) == {"precision_at_capacity", "recall_at_capacity", "roc_auc"}
+    assert "small number" in second["withheld"]["roc_auc"]
+    assert first["roc_auc"] is not None and "roc_auc" not in first["withheld"]
+    # The overall AUC is the first date's alone (figure and interval), so the hidden one cannot be
+    # worked back as twice the mean minus the first date's.
+    first_rows = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    exact_first = M.RankedList.build(first_rows["label"].to_numpy(float), first_rows["score"].to_numpy(float),
+                                     first_rows["resident_id"].to_numpy(), 100).metrics()["roc_auc"]
+    summary = release["performance"]["summary"]["roc_auc"]
+    assert summary["value"] == round(exact_first, 2) == first["roc_auc"]
+    assert summary["over_as_of"] == ["2024-10-01"] and summary["withheld_as_of"] == ["2025-01-01"]
+    assert summary["withheld"] is not None and summary["ci_low"] <= summary["value"] <= summary["ci_high"]
+
+
+def test_a_date_with_a_handful_of_residents_not_escalating_carries_no_auc(config: ProjectConfig) -> None:
+    rows = evaluation_rows()
+    index = rows.index[rows["as_of"] == pd.Timestamp("2025-01-01")]
+    rows.loc[index, "label"] = 1
+    rows.loc[index[:4], "label"] = 0
+    release = build_release(rows, config=config, borough="Northgate", model={"name": "es", "version": "3"})
+    second = release["performance"]["per_as_of"][1]
+    assert second["roc_auc"] is None and "did not escalate" in second["withheld"]["roc_auc"]
+    assert release["performance"]["summary"]["roc_auc"]["withheld_as_of"] == ["2025-01-01"]
+
+
+def test_no_overall_auc_when_every_dates_escalations_are_withheld(config: ProjectConfig) -> None:
+    rows = _with_few_escalations(_with_few_escalations(evaluation_rows(), "2025-01-01", 3), "2024-10-01", 8)
+    summary = build_release(rows, config=config, borough="Northgate",
+                            model={"name": "es", "version": "3"})["performance"]["summary"]["roc_auc"]
+    assert summary["value"] is None and summary["ci_low"] is None and summary["ci_high"] is None
+    assert summary["over_as_of"] == [] and summary["withheld_as_of"] == ["2024-10-01", "2025-01-01"]
+    assert summary["withheld"].startswith("no test date's AUC is shown")

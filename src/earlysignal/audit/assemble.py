@@ -353,6 +353,24 @@ def recording_by_group(
 
 
 THRESHOLD_METRICS = ("precision_at_capacity", "recall_at_capacity", "lift_at_capacity")
+# Figures over the ranking of every escalation: over a handful of escalations (or non-escalations) they
+# show where those few residents sit in the list, so they are withheld with the count.
+RANKING_METRICS = ("roc_auc", "average_precision")
+ESCALATIONS_WITHHELD = ("the date's escalations are a small number (1 to min_cell - 1): they are withheld, and so is "
+                        "every figure over them (an AUC over a few escalations shows where they sit in the ranking)")
+NON_ESCALATIONS_WITHHELD = ("the date's residents who did not escalate are a small number (1 to min_cell - 1): an "
+                            "AUC over them would show where those few residents sit in the ranking")
+
+
+def ranking_withheld(split: dict[str, Any], min_cell: int) -> str | None:
+    """Why a test split's AUC and average precision are withheld (its escalations or non-escalations are
+    1 to min_cell - 1), or None when they are shown. split: the training run's exact split (n, positives)."""
+    n, positives = int(split["n"]), int(split["positives"])
+    if is_small(positives, min_cell):
+        return ESCALATIONS_WITHHELD
+    if is_small(n - positives, min_cell):
+        return NON_ESCALATIONS_WITHHELD
+    return None
 
 
 def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict[str, Any]:
@@ -371,8 +389,17 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
     # zero included: "none of its flagged escalated" beside a withheld count of escalations states that every
     # one of them was missed, i.e. the withheld count is the "missed" cell, and it tells a hidden 1-9 from 0.
     escalations_withheld = is_small(positives, min_cell)
+    ranking_reason = ranking_withheld(split, min_cell)
+    withheld: dict[str, str] = {}
     for scorer, values in split.get("scorers", {}).items():
         values = dict(values)
+        if ranking_reason is not None:
+            for metric in RANKING_METRICS:
+                if metric in values:
+                    values[metric] = {"value": None, "ci_low": None, "ci_high": None}
+                    withheld[metric] = ranking_reason
+        if escalations_withheld:
+            withheld.update(dict.fromkeys((m for m in THRESHOLD_METRICS if m in values), ESCALATIONS_WITHHELD))
         precision = (values.get("precision_at_capacity") or {}).get("value")
         if escalations_withheld:
             for metric in THRESHOLD_METRICS:
@@ -391,6 +418,7 @@ def published_split(split: dict[str, Any], min_cell: int, round_to: int) -> dict
                 values[metric] = {"value": recomputed[metric], "ci_low": None, "ci_high": None}
         scorers[scorer] = values
     out["scorers"] = scorers
+    out["withheld"] = withheld
     return out
 
 
@@ -461,8 +489,41 @@ def published_summary(
             for metric in THRESHOLD_METRICS:
                 if metric in values:
                     values[metric] = {"value": None, "ci_low": None, "ci_high": None}
+        _ranking_summary(values, scorer, splits, published_splits, min_cell)
         out[scorer] = values
     return out
+
+
+def _ranking_summary(values: dict[str, Any], scorer: str, splits: Sequence[dict[str, Any]],
+                     published_splits: Sequence[dict[str, Any]], min_cell: int) -> None:
+    """AUC and average precision over the test dates when some date's are withheld: the mean over the dates
+    shown, without the run's interval (it covers every date), naming the dates left out; the mean over every
+    date, beside the others, would give a withheld one back. In place; unchanged when no date is withheld."""
+    hidden = [ranking_withheld(split, min_cell) is not None for split in splits]
+    if not any(hidden) or len(splits) != len(published_splits):
+        return
+    shown = [p for p, h in zip(published_splits, hidden, strict=True) if not h]
+    for metric in RANKING_METRICS:
+        if metric not in values:
+            continue
+        figures = [((p.get("scorers", {}).get(scorer) or {}).get(metric) or {}).get("value") for p in shown]
+        value = float(np.mean(figures)) if figures and all(f is not None for f in figures) else None
+        values[metric] = {
+            "value": value, "ci_low": None, "ci_high": None,
+            "over_test_dates": [p["test_as_of"] for p in shown],
+            "withheld_test_dates": [p["test_as_of"] for p, h in zip(published_splits, hidden, strict=True) if h],
+        }
+
+
+def published_baseline_differences(
+    differences: dict[str, Any] | None, splits: Sequence[dict[str, Any]], min_cell: int
+) -> dict[str, Any] | None:
+    """The run's model-minus-baseline differences as published: AUC and average precision dropped when some
+    test date's are withheld (their mean over every date, less the dates shown, gives the hidden date's)."""
+    if not differences or not any(ranking_withheld(split, min_cell) for split in splits):
+        return differences
+    return {baseline: {m: v for m, v in per_metric.items() if m not in RANKING_METRICS}
+            for baseline, per_metric in differences.items()}
 
 
 def published_criterion(criterion: dict[str, Any], summary: dict[str, Any], round_to: int = 5) -> dict[str, Any]:
@@ -471,7 +532,9 @@ def published_criterion(criterion: dict[str, Any], summary: dict[str, Any], roun
     side of the threshold (so the report never shows MET beside a figure that reads NOT MET)."""
     out = dict(criterion)
     metric, threshold, met = out.get("metric"), out.get("threshold"), out.get("met")
-    if metric in THRESHOLD_METRICS and metric in summary.get("model", {}):
+    # A ranking metric's summary differs from the run's only when a test date's figure is withheld.
+    withheld_dates = (summary.get("model", {}).get(metric) or {}).get("withheld_test_dates")
+    if (metric in THRESHOLD_METRICS or (metric in RANKING_METRICS and withheld_dates)) and metric in summary.get("model", {}):
         entry = summary["model"][metric]
         out.update(value=entry.get("value"), ci_low=entry.get("ci_low"), ci_high=entry.get("ci_high"))
         if "oracle" in summary and metric in summary["oracle"]:
@@ -484,9 +547,12 @@ def published_criterion(criterion: dict[str, Any], summary: dict[str, Any], roun
         out["note"] = (f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} "
                        f"{threshold}; the figure itself is not shown because a count behind it is small.")
     elif met is not None and threshold is not None and (value >= threshold) != bool(met):
+        why = (f"is the mean over the test dates whose figure is shown (withheld at {', '.join(withheld_dates)})"
+               if metric in RANKING_METRICS and withheld_dates else
+               f"is computed from counts rounded to the nearest {round_to}")
         out["note"] = (
             f"The criterion was judged on the exact figure, which is {'at or above' if met else 'below'} {threshold}; "
-            f"the {value:.3f} shown is computed from counts rounded to the nearest {round_to} and so falls on the other side."
+            f"the {value:.3f} shown {why} and so falls on the other side."
         )
     if met is not None:
         shown = "not shown (small numbers)" if value is None else f"{value:.3f}"
@@ -706,7 +772,8 @@ def build_audit(
         "below_chance": below_chance(summary),
         # Model against the logistic and one-feature baselines, from the run's paired differences. AUC and average
         # precision only: a difference of precisions at capacity is a difference of exact flagged counts.
-        "baseline_comparison": baseline_comparison(metrics.get("model_minus_baseline")),
+        "baseline_comparison": baseline_comparison(published_baseline_differences(
+            metrics.get("model_minus_baseline"), metrics.get("splits", []), settings.min_cell)),
         "k_curves": k_curves(frame, capacity_per, settings.min_cell, settings.round_to) if evaluated else {},
         "calibration": (calibration_curve(frame, min_cell=settings.min_cell, round_to=settings.round_to)
                         if evaluated else []),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from earlysignal.audit.disclosure import published_count, published_figure, published_rate
+from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.audit.fairness import audit_fairness_for
 from earlysignal.audit.groups import NOT_RECORDED, characteristics
 from earlysignal.config import CapacitySection, ProjectConfig
@@ -214,7 +214,9 @@ def _performance(frame: pd.DataFrame, min_cell: int, round_to: int) -> list[dict
                 "flagged": published_count(int(flagged.sum()), min_cell, round_to),
                 "precision": published_rate(found, int(flagged.sum()), min_cell, round_to),
                 "recall": published_rate(found, positives, min_cell, round_to),
-                "auc": published_figure(auc) if math.isfinite(auc) else None,
+                # AUC over a handful of escalations (or non-escalations) shows where those residents rank.
+                "auc": (published_figure(auc) if math.isfinite(auc) and not is_small(positives, min_cell)
+                        and not is_small(len(part) - positives, min_cell) else None),
             }
         )
     return out

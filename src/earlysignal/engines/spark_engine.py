@@ -22,6 +22,11 @@ from earlysignal.errors import EarlySignalError
 # Arrow, and the feature tests check its matrices equal DuckDB's value for value under pandas 3.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
+# Errors only, on stderr, for the local session: Spark's start-up warnings would bury the project's output.
+# Passed as a file URI (spaces escaped): the launcher splits extraJavaOptions on whitespace.
+LOG4J2_PROPERTIES = Path(__file__).with_name("spark_log4j2.properties")
+_JAVA_OPTIONS = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_PROPERTIES.resolve().as_uri()}"
+
 # Local-mode settings for one machine; on a cluster the session comes from spark-submit / Databricks
 # and these are not applied (docs/spark.md).
 LOCAL_CONF: dict[str, str] = {
@@ -32,8 +37,8 @@ LOCAL_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.driver.memory": "2g",
     "spark.sql.ansi.enabled": "false",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.driver.extraJavaOptions": _JAVA_OPTIONS,
+    "spark.executor.extraJavaOptions": _JAVA_OPTIONS,
 }
 
 

@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 
 from earlysignal.atomic import atomic_path, write_json
 from earlysignal.errors import ConfigError, EarlySignalError
-from earlysignal.fingerprint import directory_sha256
+from earlysignal.fingerprint import file_sha256, stable_hash
 
 if TYPE_CHECKING:
     from earlysignal.config import ProjectConfig
     from earlysignal.engines.base import Engine
 
-# Folders inside a data directory that are outputs or answers, not inputs.
-FINGERPRINT_EXCLUDES = ("quarantine", "features", "ground_truth")
+# The link run's quality file: the matrix records it (provenance.linkage_provenance), so it is an input.
+LINK_QUALITY_NAME = "link_quality.json"
 
 
 @dataclass
@@ -139,9 +139,47 @@ def read_feature_matrix(path: str | os.PathLike[str]) -> FeatureMatrix:
     return FeatureMatrix(frame=frame, metadata=metadata)
 
 
+def data_files(data_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """{file name: SHA-256} of the borough's input files present in data_dir: manifest.json, each contract
+    table's file (<table>.parquet or .csv) and link_quality.json (the link run the matrix records).
+
+    Outputs written beside them (a second matrix, its sidecar, quarantine/, raw/ or ingested/ extracts)
+    are not inputs of the matrix and are left out, so writing one never makes the data look changed.
+    """
+    from earlysignal.contract.schemas import MANIFEST_NAME, TABLE_NAMES
+
+    folder = Path(data_dir)
+    names = [MANIFEST_NAME, *(f"{table}.{suffix}" for table in TABLE_NAMES for suffix in ("parquet", "csv")),
+             LINK_QUALITY_NAME]
+    return {name: file_sha256(folder / name) for name in names if (folder / name).is_file()}
+
+
+def fingerprint_of(files: dict[str, str]) -> str:
+    """The data fingerprint (SHA-256) of data_files' {name: SHA-256}."""
+    return stable_hash(files)
+
+
 def data_fingerprint(data_dir: str | os.PathLike[str]) -> str:
-    """SHA-256 over the data folder's files, excluding quarantine/, features/ and ground_truth/."""
-    return directory_sha256(data_dir, exclude=FINGERPRINT_EXCLUDES)
+    """SHA-256 over the borough's input files (data_files): the manifest, the contract's tables and the link
+    quality file; nothing else in the folder moves it."""
+    return fingerprint_of(data_files(data_dir))
+
+
+def changed_data_files(previous: dict[str, Any], current: dict[str, str]) -> str:
+    """Which input files differ from those a matrix was built from, in words ('events.parquet',
+    'residency.parquet added', ...); a generic phrase when the matrix did not record its files."""
+    before = previous.get("data_files")
+    if not isinstance(before, dict):
+        return "the matrix does not record its input files (built by an earlier version)"
+    parts = []
+    for name in sorted(set(before) | set(current)):
+        if name not in before:
+            parts.append(f"{name} added")
+        elif name not in current:
+            parts.append(f"{name} removed")
+        elif before[name] != current[name]:
+            parts.append(name)
+    return ", ".join(parts) or "the same files, fingerprinted differently"
 
 
 def default_matrix_path(config: ProjectConfig, data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -197,7 +235,8 @@ def build_or_reuse_feature_matrix(
     remove_stale_temporaries(out)
     wanted_spec = spec_hash(config)
     wanted_code = code_fingerprint()
-    fingerprint = data_fingerprint(data_dir)
+    files = data_files(data_dir)
+    fingerprint = fingerprint_of(files)
     reason = "built: no matrix"
     if out.exists() and (sidecar_path(out).exists() or _embedded_metadata(out) is not None):
         try:
@@ -219,6 +258,9 @@ def build_or_reuse_feature_matrix(
             return read_feature_matrix(out), "reused"
         listed = changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
         reason = f"built: {listed} changed"
+        if "data" in changed:
+            # Say which input moved: a rebuild with no visible cause is one nobody can check.
+            reason += f": {changed_data_files(previous, files)}"
     build = getattr(config, "build", None)
     if build is not None and (build.memory_budget_gb is not None or build.partitions is not None):
         # Bounded memory: the matrix is built partition by partition into a folder of part files, and
@@ -228,8 +270,8 @@ def build_or_reuse_feature_matrix(
         from earlysignal.provenance import linkage_provenance
 
         # The link run travels with the matrix whichever way it was built (audit, bundle, MLflow tags).
-        extra = {"data_fingerprint": fingerprint, "code_fingerprint": wanted_code, "data_dir": str(data_dir),
-                 "linkage": linkage_provenance(data_dir)}
+        extra = {"data_fingerprint": fingerprint, "data_files": files, "code_fingerprint": wanted_code,
+                 "data_dir": str(data_dir), "linkage": linkage_provenance(data_dir)}
         if build.spark_tasks:
             _build_in_spark_tasks(config, data_dir, out, engine, extra)
         else:
@@ -248,6 +290,7 @@ def build_or_reuse_feature_matrix(
     matrix = build_feature_matrix(config, data, engine=engine, progress=progress)
     matrix.metadata["timings"] = {"load": round(loaded, 3), **matrix.metadata["timings"]}
     matrix.metadata["data_fingerprint"] = fingerprint
+    matrix.metadata["data_files"] = files
     matrix.metadata["code_fingerprint"] = wanted_code
     matrix.metadata["data_dir"] = str(data_dir)
     from earlysignal.provenance import linkage_provenance

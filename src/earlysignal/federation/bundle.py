@@ -78,6 +78,35 @@ def _per_date_lists(frame: pd.DataFrame, capacity: CapacitySection) -> list[tupl
     return lists
 
 
+ESCALATIONS_WITHHELD = ("the date's escalations are a small number (1 to min_cell - 1): they are withheld, and so is "
+                        "every figure over them (an AUC over a few escalations shows where they sit in the ranking)")
+NON_ESCALATIONS_WITHHELD = ("the date's residents who did not escalate are a small number (1 to min_cell - 1): an "
+                            "AUC over them would show where those few residents sit in the ranking")
+FOUND_WITHHELD = "the number of flagged residents who escalated is a small number (1 to min_cell - 1)"
+AUC_OVER_SHOWN_DATES = ("the mean over the test dates whose AUC is shown (over_as_of); dates whose AUC is withheld "
+                        "(withheld_as_of) are left out of the figure and its interval, or it would give theirs back")
+AUC_NO_DATE_SHOWN = "no test date's AUC is shown (small numbers), so there is no overall AUC"
+
+
+def withheld_reasons(n: int, positives: int, values: dict[str, float], k: int, min_cell: int) -> dict[str, str]:
+    """Which of one test date's headline figures are withheld, and why: {metric: reason}, {} when none.
+
+    n: residents evaluated at the date; positives: those who escalated; values: the exact metrics
+    (precision_at_capacity, roc_auc); k: places on the list. AUC is withheld when either class is a
+    small count; precision and recall when the escalations or the number found are small.
+    """
+    out: dict[str, str] = {}
+    if is_small(positives, min_cell):
+        out.update(dict.fromkeys(("precision_at_capacity", "recall_at_capacity", "roc_auc"), ESCALATIONS_WITHHELD))
+        return out
+    if is_small(n - positives, min_cell):
+        out["roc_auc"] = NON_ESCALATIONS_WITHHELD
+    precision = values.get("precision_at_capacity")
+    if precision is not None and np.isfinite(precision) and k and is_small(round(precision * k, 6), min_cell):
+        out.update(dict.fromkeys(("precision_at_capacity", "recall_at_capacity"), FOUND_WITHHELD))
+    return out
+
+
 def headline_metrics(
     frame: pd.DataFrame, capacity: CapacitySection, *, bootstrap: int, seed: int, min_cell: int, round_to: int
 ) -> dict[str, Any]:
@@ -85,18 +114,25 @@ def headline_metrics(
 
     frame: one row per (resident, test as_of) with label (0/1) and score (and margin, the tie-break).
     Overall precision = escalations found in the lists / places on the lists and recall = found /
-    escalations, both summed over dates and computed from rounded counts; AUC is the mean over dates.
-    Intervals are 95% percentile intervals over `bootstrap` resamples of residents within each date,
-    rounded to 2 decimals, and withheld with the figure when the number found is small.
+    escalations, both summed over dates and computed from rounded counts; AUC is the mean over the
+    dates whose AUC is shown. A date's AUC is withheld when its escalations (or non-escalations) are
+    1 to min_cell - 1; each date says what it withholds and why (`withheld`). Intervals are 95%
+    percentile intervals over `bootstrap` resamples of residents within each date, rounded to 2
+    decimals, and withheld with the figure when the number found is small.
     """
     from earlysignal.audit.assemble import published_split
     from earlysignal.modeling.metrics import interval
 
     lists = _per_date_lists(frame, capacity)
     per_date, found, places, positives, aucs = [], [], [], [], []
+    # Dates whose AUC is shown; a withheld one is left out of the overall mean and its resamples too, or
+    # the mean times the number of dates minus the shown ones would give it back.
+    auc_shown: list[bool] = []
     for as_of, ranked in lists:
         values = ranked.metrics()
         k = ranked.k
+        reasons = withheld_reasons(len(ranked.y), int(ranked.y.sum()), values, k, min_cell)
+        auc_shown.append("roc_auc" not in reasons)
         split = {
             "split": as_of, "test_as_of": as_of, "n": len(ranked.y), "positives": int(ranked.y.sum()), "k": k,
             "scorers": {"model": {m: {"value": None if not np.isfinite(values[m]) else float(values[m])}
@@ -109,26 +145,27 @@ def headline_metrics(
             "base_rate": shown["base_rate"],
             "precision_at_capacity": model["precision_at_capacity"]["value"],
             "recall_at_capacity": model["recall_at_capacity"]["value"],
-            "roc_auc": published_figure(values["roc_auc"]),
+            "roc_auc": None if "roc_auc" in reasons else published_figure(values["roc_auc"]),
+            "withheld": reasons,
         })
         found.append(values["precision_at_capacity"] * k if k else 0.0)
         places.append(k)
         positives.append(float(ranked.y.sum()))
-        aucs.append(values["roc_auc"])
+        aucs.append(values["roc_auc"] if auc_shown[-1] else np.nan)
     total_found, total_places, total_positives = float(np.sum(found)), int(np.sum(places)), float(np.sum(positives))
     replicates = {m: np.full(bootstrap, np.nan) for m in HEADLINE_METRICS}
     rng = np.random.default_rng(seed)
     for b in range(bootstrap):
         b_found = b_pos = 0.0
         b_auc = []
-        for _, ranked in lists:
+        for (_, ranked), shown in zip(lists, auc_shown, strict=True):
             n = len(ranked.y)
             weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
             values = ranked.metrics(weights)
             b_found += values["precision_at_capacity"] * ranked.k if ranked.k else 0.0
             # ranked.y is in list order; weights are per original row: reorder before weighting labels.
             b_pos += float((weights[ranked.order] * ranked.y).sum())
-            b_auc.append(values["roc_auc"])
+            b_auc.append(values["roc_auc"] if shown else np.nan)
         replicates["precision_at_capacity"][b] = b_found / total_places if total_places else np.nan
         replicates["recall_at_capacity"][b] = b_found / b_pos if b_pos else np.nan
         replicates["roc_auc"][b] = float(np.nanmean(b_auc)) if np.isfinite(b_auc).any() else np.nan
@@ -148,6 +185,13 @@ def headline_metrics(
             "ci_low": None if hidden else published_figure(low),
             "ci_high": None if hidden else published_figure(high),
         }
+    dates = [as_of for as_of, _ in lists]
+    left_out = [as_of for as_of, shown in zip(dates, auc_shown, strict=True) if not shown]
+    summary["roc_auc"]["over_as_of"] = [as_of for as_of in dates if as_of not in left_out]
+    summary["roc_auc"]["withheld_as_of"] = left_out
+    summary["roc_auc"]["withheld"] = (
+        None if summary["roc_auc"]["value"] is not None and not left_out else
+        (AUC_OVER_SHOWN_DATES if summary["roc_auc"]["value"] is not None else AUC_NO_DATE_SHOWN))
     return {
         "per_as_of": per_date,
         "summary": summary,

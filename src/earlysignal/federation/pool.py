@@ -103,8 +103,13 @@ def meta_analysis(releases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for release in releases:
             entry = release["performance"]["summary"][metric]
             error = standard_error(entry)
-            rows.append({"borough": _label(release), "value": entry.get("value"), "ci_low": entry.get("ci_low"),
-                         "ci_high": entry.get("ci_high"), "pooled": error is not None})
+            row = {"borough": _label(release), "value": entry.get("value"), "ci_low": entry.get("ci_low"),
+                   "ci_high": entry.get("ci_high"), "pooled": error is not None,
+                   "left_out": None if error is not None else left_out_reason(entry)}
+            if entry.get("withheld_as_of"):
+                # A figure over some of the borough's test dates only: the reader must know which.
+                row["withheld_as_of"] = list(entry["withheld_as_of"])
+            rows.append(row)
             if error is not None:
                 names.append(_label(release))
                 effects.append(float(entry["value"]))
@@ -113,15 +118,28 @@ def meta_analysis(releases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if pooled is not None:
             for row in rows:
                 row["weight"] = pooled["weights"].get(row["borough"])
+        left_out = [row["borough"] for row in rows if row["left_out"]]
+        note = None if pooled is not None else "not pooled: fewer than two boroughs released this figure with an interval"
+        if left_out:
+            note = "; ".join(filter(None, [note, f"left out of the pool: {', '.join(left_out)} (figure withheld "
+                                                 "in the bundle, small numbers, or released without an interval)"]))
         out[metric] = {
             "metric": metric,
             "words": METRIC_WORDS[metric],
             "boroughs": rows,
             "pooled": pooled,
-            "note": None if pooled is not None else
-            "not pooled: fewer than two boroughs released this figure with an interval",
+            "left_out": left_out,
+            "note": note,
         }
     return out
+
+
+def left_out_reason(entry: dict[str, Any]) -> str:
+    """Why a borough's released figure cannot enter the pool: withheld (the bundle's reason when it gives
+    one) or released without an interval."""
+    if entry.get("value") is None:
+        return f"withheld in the bundle: {entry.get('withheld') or 'a count behind it is small'}"
+    return "released without an interval (a count behind the interval is small), so it has no standard error"
 
 
 def fairness_consistency(releases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -371,6 +389,9 @@ def board_summary(document: dict[str, Any]) -> list[str]:
                      "places" if pooled["i2"] >= 0.5 else "boroughs agree within chance (I² {:.0f}%)").format(
                 100 * pooled["i2"])
             lines.append(f"{block['title']}: pooled AUC {_interval_words(pooled, 3)}; {agree}.")
+            if auc.get("left_out"):
+                lines.append(f"Not in that pooled AUC: {', '.join(auc['left_out'])} (AUC withheld for small numbers "
+                             "or released without an interval).")
         across = [f for f in block["fairness"] if f["verdict"] == ACROSS]
         for finding in across:
             ratios = ", ".join(f"{item['borough']} {item['ratio']:.2f}" for item in finding["flagged_in"])
