@@ -251,3 +251,30 @@ def test_necessity_full_model_scores_each_test_date_exactly_as_train_does(n_jobs
         assert list(expected["resident_id"]) == list(data.frame.loc[p["test"], "resident_id"])
         np.testing.assert_array_equal(p["margin"], expected["margin"].to_numpy())
         np.testing.assert_array_equal(p["score"], expected["score"].to_numpy())
+
+
+def test_pooling_worlds_averages_their_contributions_and_narrows_the_interval(two_dates) -> None:
+    from earlysignal.modeling.necessity import pooled_contribution, split_pairs
+
+    data, strong, weak = two_dates
+    config = _config(bootstrap=200)
+    # A second world: the same kind of rows, drawn afresh.
+    rng = np.random.default_rng(1)
+    y2 = (rng.random(len(data.y)) < 0.1).astype(np.int8)
+    data2 = _Labelled(data.frame, data.X, y2, data.day)
+    tests = [f["test"] for f in strong]
+    strong2 = [{"test": t, **_predictions(rng, y2[t], 2.0)} for t in tests]
+    weak2 = [{"test": t, **_predictions(rng, y2[t], 0.5)} for t in tests]
+    one = paired_contribution(data, strong, weak, config, 200)
+    two = paired_contribution(data2, strong2, weak2, config, 200)
+    pooled = pooled_contribution(split_pairs(data, strong, weak) + split_pairs(data2, strong2, weak2), config, 200)
+    assert pooled_contribution(split_pairs(data, strong, weak), config, 200) == one
+    for metric in ("precision_at_capacity", "roc_auc"):
+        assert pooled["contribution"][metric]["value"] == pytest.approx(
+            (one["contribution"][metric]["value"] + two["contribution"][metric]["value"]) / 2)
+
+    def width(result: dict) -> float:
+        return result["contribution"]["roc_auc"]["ci_high"] - result["contribution"]["roc_auc"]["ci_low"]
+
+    # Twice the escalations: the mean's interval is about 1/sqrt(2) as wide as either world's.
+    assert width(pooled) < 0.85 * min(width(one), width(two))

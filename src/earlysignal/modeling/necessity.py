@@ -114,25 +114,58 @@ def _with_interval(value: float, replicates: np.ndarray | None) -> dict[str, flo
     return {"value": float(value) if np.isfinite(value) else None, "ci_low": low, "ci_high": high}
 
 
+@dataclass(frozen=True)
+class SplitPair:
+    """One test split's rows scored by the full model and by a variant: what a paired contribution needs.
+
+    y: [n] 0/1 labels; ids: [n] resident IDs; *_score: [n] calibrated probabilities; *_margin: [n] raw
+    margins (the tie-break when ranking). Small (no feature columns), so splits of several worlds can be
+    kept and pooled (`pooled_contribution`)."""
+
+    y: np.ndarray
+    ids: np.ndarray
+    full_score: np.ndarray
+    full_margin: np.ndarray
+    variant_score: np.ndarray
+    variant_margin: np.ndarray
+
+
+def split_pairs(data: _Labelled, full: list[dict[str, Any]], variant: list[dict[str, Any]]) -> list[SplitPair]:
+    """The test rows of each split (`_test_predictions`' output for the full model and a variant) as SplitPairs."""
+    pairs = []
+    for f, v in zip(full, variant, strict=True):
+        pairs.append(SplitPair(
+            y=data.y[f["test"]].astype(float), ids=data.frame.loc[f["test"], "resident_id"].to_numpy(),
+            full_score=f["score"], full_margin=f["margin"], variant_score=v["score"], variant_margin=v["margin"],
+        ))
+    return pairs
+
+
 def paired_contribution(
     data: _Labelled, full: list[dict[str, Any]], variant: list[dict[str, Any]], config: ProjectConfig, bootstrap: int
 ) -> dict[str, Any]:
     """Full minus variant per metric: point (mean over splits) and a paired 95% bootstrap interval, plus the
     variant's own metrics. Resamples are seeded per split, so every variant sees the same resamples."""
+    return pooled_contribution(split_pairs(data, full, variant), config, bootstrap)
+
+
+def pooled_contribution(pairs: Sequence[SplitPair], config: ProjectConfig, bootstrap: int) -> dict[str, Any]:
+    """`paired_contribution` over any list of test splits, e.g. the splits of several independent synthetic
+    worlds: the point is the mean over all splits of full minus variant, and each bootstrap replicate the mean
+    over splits of that split's paired replicate (residents resampled within each split, independently per
+    split, seeded by the split's place in the list), so the interval is the mean's. Returns the same dict as
+    paired_contribution: contribution {metric: value, ci_low, ci_high}, without, necessary, verdict and
+    flagged_escalations (escalations among the flagged, summed; for the small-number rules, never published)."""
     seed = config.project.seed
     diffs: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
     own: dict[str, list[float]] = {m: [] for m in CONTRIBUTION_METRICS}
     reps: dict[str, list[np.ndarray]] = {m: [] for m in CONTRIBUTION_METRICS}
-    # Escalations among the flagged, summed over the test dates (for the small-number rules; never published).
     found = {"full": 0.0, "variant": 0.0}
-    for number, (f, v) in enumerate(zip(full, variant, strict=True)):
-        part = data.frame.loc[f["test"]]
-        y = data.y[f["test"]].astype(float)
-        ids = part["resident_id"].to_numpy()
-        k = M.capacity_k(len(part), config.capacity)
+    for number, pair in enumerate(pairs):
+        k = M.capacity_k(len(pair.y), config.capacity)
         lists = {
-            "full": M.RankedList.build(y, f["score"], ids, k, tiebreak=f["margin"]),
-            "variant": M.RankedList.build(y, v["score"], ids, k, tiebreak=v["margin"]),
+            "full": M.RankedList.build(pair.y, pair.full_score, pair.ids, k, tiebreak=pair.full_margin),
+            "variant": M.RankedList.build(pair.y, pair.variant_score, pair.ids, k, tiebreak=pair.variant_margin),
         }
         point = {name: ranked.metrics() for name, ranked in lists.items()}
         for name in found:
