@@ -270,6 +270,24 @@ def test_linkage_section_counts_clusters_left_out_and_people_split_or_mixed(with
             "clusters and 95 clusters hold records of several people.") in html
 
 
+def test_audit_shows_a_floored_disagreement_weight_beside_its_trained_value(without_protected) -> None:
+    import copy
+
+    from earlysignal.audit.linkage import linkage_section
+
+    weights = [{"comparison": "sex", "level": "Exact match on sex", "m_probability": 0.9995, "u_probability": 0.5},
+               {"comparison": "sex", "level": "All other comparisons", "m_probability": 0.5 / 1024,
+                "u_probability": 0.5, "m_probability_trained": 0.5 / 2**46}]
+    section = linkage_section({"quality": {"match_weights": weights, "max_disagreement_penalty": 10.0}})
+    assert [(w["weight"], w["floored"], w["trained_weight"]) for w in section["match_weights"]] == [
+        (1.0, False, None), (-10.0, True, -46.0)]
+    audit = copy.deepcopy(without_protected[0])
+    audit["data"]["linkage"] = section
+    html = html_lib.unescape(render_audit_html(audit))
+    assert "-10.00 (floored; trained -46.00)" in html
+    assert "A disagreement on sex counts at most 10.0 bits against a match" in html
+
+
 def test_related_drivers_of_different_aggregates_pointing_opposite_ways_share_one_line() -> None:
     from earlysignal.audit.consistency import opposing_drivers
 

@@ -624,6 +624,11 @@ class LinkageSection(_Section):
     # holds whole households, whose members skew the m probabilities: + first initial (docs/config.md).
     em_blocking_rules: tuple[tuple[str, ...] | str, ...] = (
         ("birth_date", "first_name_initial"), ("postcode", "last_name", "first_name_initial"))
+    # However rarely EM saw them disagree, a disagreement on one of `disagreement_penalty_columns` counts
+    # at most this many bits (match weight) against a match: real systems record sex differently and
+    # mistype identifiers (docs/adr/0022-disagreement-penalty-floor.md). null: EM's weights as trained.
+    max_disagreement_penalty: float | None = Field(default=10.0, gt=0)
+    disagreement_penalty_columns: tuple[str, ...] = ("sex", "nhs_number", "upn")
     u_max_pairs: float = Field(default=2e6, gt=0)
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")

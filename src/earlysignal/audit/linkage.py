@@ -47,8 +47,13 @@ def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to
     for level in quality.get("match_weights") or []:
         m, u = level.get("m_probability"), level.get("u_probability")
         weight = math.log2(m / u) if m and u and m > 0 and u > 0 else None
+        trained = level.get("m_probability_trained")
+        trained_weight = math.log2(trained / u) if trained and u and trained > 0 and u > 0 else None
         weights.append({"comparison": level.get("comparison"), "level": level.get("level"),
-                        "m": m, "u": u, "weight": None if weight is None else round(weight, 2)})
+                        "m": m, "u": u, "weight": None if weight is None else round(weight, 2),
+                        # Set only where linkage.max_disagreement_penalty floored the trained weight (ADR 0022).
+                        "floored": "m_probability_trained" in level,
+                        "trained_weight": None if trained_weight is None else round(trained_weight, 2)})
     groups = quality.get("unlinked_by_group") or {}
     return {
         "link_run_id": linkage.get("link_run_id"),
@@ -77,6 +82,7 @@ def linkage_section(linkage: dict[str, Any] | None, min_cell: int = 10, round_to
                            "share": published_rate(n, total, min_cell, round_to)}
                           for band, n in bands.items()],
         "match_weights": weights,
+        "max_disagreement_penalty": quality.get("max_disagreement_penalty"),
         "ground_truth": quality.get("ground_truth"),
         "clerical_review": quality.get("clerical_review"),
         "unlinked_by_group": [

@@ -8,7 +8,9 @@ m/u parameters. Names and identifiers stay inside the DuckDB connection and are 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,44 @@ def _comparison(spec: LinkageComparison) -> Any:
     return comparison
 
 
+def floor_disagreement_weights(comparisons: Sequence[Any], columns: Sequence[str], max_penalty: float) -> list[dict[str, Any]]:
+    """Raise the m probability of the "else" (disagreement) level of each Splink comparison on `columns`, in
+    place, so that its match weight log2(m/u) is at least -`max_penalty` bits; the comparison's other
+    non-null levels' m probabilities are scaled down so they still sum to one with it.
+
+    `comparisons`: trained Splink `Comparison` objects (levels with `m_probability` / `u_probability`, as
+    Splink reads them: a level EM never observed counts at Splink's small default). Levels already above
+    the floor, or without a u, are left alone. Returns one dict per level changed: comparison, level, and m
+    and match weight (bits) as trained and as used.
+    """
+    changed: list[dict[str, Any]] = []
+    for comparison in comparisons:
+        name = comparison.output_column_name
+        if name not in columns:
+            continue
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        for level in levels:
+            u, m = level.u_probability, level.m_probability
+            if level.sql_condition.strip().upper() != "ELSE" or u is None or u <= 0:
+                continue
+            m = 0.0 if m is None else float(m)
+            floor = float(u) * 2.0 ** (-max_penalty)
+            if m >= floor:
+                continue
+            others = [lv for lv in levels if lv is not level and lv.m_probability is not None]
+            rest = sum(float(lv.m_probability) for lv in others)
+            trained_weight = round(math.log2(m / u), 2) if m > 0 else None
+            level.m_probability = floor
+            if rest > 0:
+                # The levels stay a probability distribution over what a true match's pair shows.
+                for lv in others:
+                    lv.m_probability = float(lv.m_probability) * (1.0 - floor) / rest
+            changed.append({"comparison": name, "level": level.label_for_charts, "m_probability_trained": m,
+                            "m_probability_used": floor, "match_weight_trained": trained_weight,
+                            "match_weight_used": round(-float(max_penalty), 2)})
+    return changed
+
+
 @dataclass
 class LinkResult:
     """Clusters and diagnostics of one Splink run.
@@ -136,15 +176,26 @@ class LinkResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per stage, all threads
     distinct_records: int = 0  # records Splink compared after collapsing identical ones
     representative: np.ndarray | None = None  # per record, the unique_id of the identical record Splink saw
+    # Disagreement levels whose trained weight was floored (linkage.max_disagreement_penalty).
+    floored: list[dict[str, Any]] = field(default_factory=list)
 
 
 def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_parent: Path | None = None) -> LinkResult:
     """Run Splink `link_and_dedupe` over the standardised people (one table per source).
 
     Trains the prior from `deterministic_rules`, u by random sampling (seeded), m by EM on each
-    `em_blocking_rules`, predicts over `blocking_rules` and clusters at `threshold`.
-    Raises LinkageError for config naming unknown columns.
+    `em_blocking_rules`, floors the disagreement weights of `disagreement_penalty_columns` at
+    -`max_disagreement_penalty` bits (`floor_disagreement_weights`), predicts over `blocking_rules` and
+    clusters at `threshold`. Raises LinkageError for config naming unknown columns.
     """
+    if section.max_disagreement_penalty is not None:
+        compared = {c.column for c in section.comparisons if c.column is not None}
+        missing = sorted(set(section.disagreement_penalty_columns) - compared)
+        if missing:
+            raise LinkageError(
+                f"linkage.disagreement_penalty_columns names {missing}, which no linkage.comparisons entry compares; "
+                "add a comparison on each or remove them from the list"
+            )
     from splink import DuckDBAPI, Linker, SettingsCreator
 
     seconds: dict[str, float] = {}
@@ -185,6 +236,14 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_
     linker.training.estimate_u_using_random_sampling(max_pairs=section.u_max_pairs, seed=seed)
     for rule in section.em_blocking_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(_block_sql(rule))
+    floored: list[dict[str, Any]] = []
+    if section.max_disagreement_penalty is not None:
+        # EM learns that a true match never disagrees on sex or an identifier when these data never showed
+        # one doing so. The trained levels are floored where they are: a round trip through the settings
+        # dict (save_model_to_json -> Linker) would reload every level Splink marks "not observed" at its
+        # untrained default m instead of the small value it predicts with.
+        floored = floor_disagreement_weights(linker._settings_obj.comparisons, section.disagreement_penalty_columns,
+                                             section.max_disagreement_penalty)
     seconds["train"] = time.perf_counter() - start
     cpu_seconds["train"] = time.process_time() - cpu_start
 
@@ -224,6 +283,11 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_
                     "tf_adjustment": bool(level.get("tf_adjustment_column")),
                 }
             )
+    floored_levels = {(f["comparison"], f["level"]): f for f in floored}
+    for parameter in parameters:
+        hit = floored_levels.get((parameter["comparison"], parameter["level"]))
+        if hit is not None:
+            parameter["m_probability_trained"] = hit["m_probability_trained"]
     prior = float(model.get("probability_two_random_records_match", float("nan")))
     con.close()
     spill.cleanup()
@@ -232,4 +296,4 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_
     clusters = pd.DataFrame({"unique_id": np.arange(len(representative), dtype=np.int64),
                              "cluster_id": cluster_of.reindex(representative.to_numpy()).to_numpy()})
     return LinkResult(clusters, edges, pairs_compared, parameters, prior, seconds, cpu_seconds, int(len(cluster_of)),
-                      representative.to_numpy(dtype=np.int64))
+                      representative.to_numpy(dtype=np.int64), floored)

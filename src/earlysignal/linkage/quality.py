@@ -194,3 +194,52 @@ def read_ground_truth(path: Path) -> pd.DataFrame | None:
         )
     truth = truth[["source", "record_id", person]].rename(columns={person: "person_id"}).dropna()
     return truth.drop_duplicates(["source", "record_id"])
+
+
+def planted_disagreements(true_counts: pd.DataFrame, planted: pd.DataFrame, min_cell: int,
+                          round_to: int) -> dict[str, Any]:
+    """How records planted to disagree on sex, NHS number or UPN (synthetic ground truth) fared in linkage.
+
+    `true_counts`: one row per kept record: k (kept index), c (cluster), t (true person), n (records);
+    `planted`: k, value (the planted fields, ";"-joined, e.g. "sex" or "nhs_number;upn"), n (records).
+    A record is *separated* when its cluster is not the one holding most of its true person's records
+    (ties: the smallest cluster). Returns `by_field`: per planted field, and "none" (records with no
+    planted disagreement) for comparison, records / separated / separated_rate with counts under
+    `min_cell` suppressed and the rest rounded to `round_to` (as the unlinked-by-group tables);
+    `pairwise`: precision and recall over the pairs with at least one planted record; `persons` and
+    `persons_split`: people with a planted record, and those of them left in several clusters
+    (suppressed and rounded the same way).
+    """
+    frame = true_counts.dropna(subset=["c", "t"])
+    per_cell = frame.groupby(["t", "c"], sort=True)["n"].sum().reset_index()
+    # The person's main cluster: most records, ties to the smallest cluster ID (sorted above).
+    main = per_cell.sort_values(["t", "n"], ascending=[True, False], kind="stable").drop_duplicates("t").set_index("t")["c"]
+    separated = (frame["c"].to_numpy() != frame["t"].map(main).to_numpy())
+    label = planted.groupby("k")["value"].first()
+    fields = frame["k"].map(label)
+    rows = frame.assign(field=fields.fillna("none").astype(str), separated=separated)
+    rows = rows.assign(field=rows["field"].str.split(";")).explode("field")
+    table = suppressed_rates(rows["separated"], rows["field"], min_cell, round_to, rows["n"].to_numpy(dtype=np.int64))
+    by_field = [{"group": r["group"], "records": r["records"], "separated": r["unlinked"],
+                 "separated_rate": r["unlinked_rate"], "suppressed": r["suppressed"]} for r in table]
+    flagged = fields.notna().to_numpy(dtype=np.float64)
+    w = frame["n"].to_numpy(dtype=np.float64)
+    cluster = pd.factorize(frame["c"])[0]
+    entity = pd.factorize(frame["t"])[0]
+    both = pd.factorize(pd.Series(cluster.astype(np.int64) * (int(entity.max(initial=0)) + 1) + entity))[0]
+    tp, pred, true = (_pairs_touching(both, flagged, w), _pairs_touching(cluster, flagged, w),
+                      _pairs_touching(entity, flagged, w))
+    people = frame.loc[fields.notna().to_numpy(), "t"].unique()
+    clusters_per_person = per_cell.groupby("t")["c"].nunique().reindex(people)
+
+    def rounded(count: int) -> int | None:
+        return None if count < min_cell else int(round_to * round(count / round_to))
+
+    return {
+        "by_field": by_field,
+        "pairwise": {"true_pairs": rounded(true), "precision": round(tp / pred, 4) if pred else None,
+                     "recall": round(tp / true, 4) if true else None},
+        "persons": rounded(int(len(people))),
+        "persons_split": rounded(int((clusters_per_person > 1).sum())),
+        "separated_means": "not in the cluster holding most of the true person's records",
+    }

@@ -484,6 +484,9 @@ def _run_link(
         "per_source": per_source,
         "cluster_sizes": {str(int(k)): int(v) for k, v in size_counts.items()},
         "match_weights": result.parameters,
+        # Disagreement levels whose trained weight was floored (docs/adr/0022-disagreement-penalty-floor.md).
+        "max_disagreement_penalty": section.max_disagreement_penalty,
+        "disagreement_weights_floored": result.floored,
         "addresses": address_quality,
         "unlinked_by_group": by_group,
         "dropped": {
@@ -525,6 +528,11 @@ def _run_link(
             quality["ground_truth"]["per_source"] = qual.pairwise_accuracy_by_source(
                 true_counts["c"], true_counts["t"], pd.Series(people["source"].to_numpy()[kept_at]), true_counts["n"])
             quality["ground_truth"]["records_covered"] = round(covered, 4)
+            if "planted_disagreement" in pq.ParquetFile(truth_path).schema_arrow.names:
+                # Synthetic worlds: records planted to disagree on sex, NHS number or UPN (ADR 0022).
+                planted = store.counts_by_kept(truth_path, "planted_disagreement").rename(columns={"kept_idx": "k"})
+                quality["ground_truth"]["planted_disagreements"] = qual.planted_disagreements(
+                    true_counts.assign(k=kept_at), planted, min_cell, round_to)
     else:
         quality["ground_truth_used"] = choice.describe()
     if section.clerical_review is not None:

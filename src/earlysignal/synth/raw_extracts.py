@@ -25,6 +25,7 @@ import pandas as pd
 
 from earlysignal.atomic import write_csv, write_json, write_parquet
 from earlysignal.synth import names as N
+from earlysignal.synth.identity_noise import DisagreementRates, IdentityNoise, planted_label
 
 RAW_DIR = "raw"
 # What a builder yields per raw file: (file name, the raw rows, the truth behind each row).
@@ -77,13 +78,15 @@ STYLES: dict[str, Style] = {
 }
 
 
-def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
+def write_raw_extracts(out_dir: Path, seed: int, disagreements: DisagreementRates | None = None) -> dict[str, int]:
     """Write `<out_dir>/raw/` from the borough in `out_dir`; returns rows written per raw file.
 
     Reads residents, residency, events, outcomes and ground_truth/ (as written by `generate_borough`);
     writes raw CSVs, the `addressbase` gazetteer, and ground_truth/raw_records.parquet (source,
     record_id -> resident, household, address, true event or outcome), ground_truth/addresses.parquet
     (address_id -> UPRN) and ground_truth/identities.parquet (true names, birth dates, NHS numbers, UPNs).
+    `disagreements`: the planted sex / NHS-number / UPN disagreements (identity_noise.py; default
+    DisagreementRates()); each changed record is flagged in raw_records.parquet's `planted_disagreement`.
     Deterministic in `seed` and the borough.
     """
     out_dir = Path(out_dir)
@@ -94,6 +97,7 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
     events = pd.read_parquet(out_dir / "events.parquet")
     outcomes = pd.read_parquet(out_dir / "outcomes.parquet")
     truth_people = pd.read_parquet(out_dir / "ground_truth" / "people.parquet")
+    borough = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
 
     book, blocks = _address_book(rng_addr, residency)
     people = _identities(rng_people, residents, residency, truth_people)
@@ -112,7 +116,13 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
     counts["addressbase/addressbase"] = len(gazetteer)
 
     events = _with_home(events, residency)
-    ctx = _Context(book, blocks, people, rng_noise, rng_ids)
+    # Planted disagreements draw from a stream of their own, so every other value stays as it was.
+    rng_identity = np.random.default_rng(np.random.SeedSequence([seed, 20261, 22]))
+    school = events[events["source"] == "school"]
+    noise = IdentityNoise(rng_identity, people, school.groupby("resident_id")["event_time"].min(),
+                          pd.Timestamp(borough["window_start"]), pd.Timestamp(borough["extract_date"]),
+                          disagreements if disagreements is not None else DisagreementRates())
+    ctx = _Context(book, blocks, people, rng_noise, rng_ids, noise)
     for source, builder in (
         ("school", _school), ("police", _police), ("social_care", _social_care), ("early_help", _early_help),
         ("homelessness", _homelessness), ("council_tax", _council_tax), ("benefits", _benefits), ("ae", _ae),
@@ -124,15 +134,15 @@ def write_raw_extracts(out_dir: Path, seed: int) -> dict[str, int]:
         emit("housing_repairs", name, frame, truth)
 
     columns = ["source", "file", "record_id", "resident_id", "household_id", "address_id", "event_id", "truth"]
-    truth_all = pd.concat([t.reindex(columns=[*columns, "known_at"]) for t in truth_rows], ignore_index=True)
-    for col in columns:
+    truth_all = pd.concat([t.reindex(columns=[*columns, "known_at", "planted_disagreement"]) for t in truth_rows],
+                          ignore_index=True)
+    for col in [*columns, "planted_disagreement"]:
         truth_all[col] = truth_all[col].astype("string")
     truth_all["known_at"] = pd.to_datetime(truth_all["known_at"]).astype("datetime64[us]")
     write_parquet(truth_all, out_dir / "ground_truth" / "raw_records.parquet")
     identities = people.reset_index()[["resident_id", "first_name", "middle_name", "last_name", "maiden_name",
                                        "birth_date", "sex", "nhs_number", "upn"]]
     write_parquet(identities, out_dir / "ground_truth" / "identities.parquet")
-    borough = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     write_json({"extract_date": borough["extract_date"], "window_start": borough["window_start"],
                 "files": counts, "generator": {"name": "earlysignal.synth.raw_extracts", "seed": seed}},
                raw / "manifest.json")
@@ -368,7 +378,7 @@ class _Context:
     """Shared state for the builders: address book, identities, noise and ID streams."""
 
     def __init__(self, book: pd.DataFrame, blocks: pd.DataFrame, people: pd.DataFrame, rng: np.random.Generator,
-                 rng_ids: np.random.Generator) -> None:
+                 rng_ids: np.random.Generator, noise: IdentityNoise) -> None:
         self.book = book.set_index("address_id")
         self.position = pd.Series(np.arange(len(self.book), dtype=float), index=self.book.index)
         self._cache: dict[str, np.ndarray] = {}
@@ -376,6 +386,7 @@ class _Context:
         self.people = people
         self.rng = rng
         self.rng_ids = rng_ids
+        self.noise = noise
 
     def ids(self, prefix: str, n: int, width: int = 8) -> list[str]:
         """Distinct system record IDs in a shuffled order."""
@@ -496,7 +507,8 @@ def _date_text(values: pd.Series, fmt: str) -> pd.Series:
     return pd.to_datetime(values).dt.strftime(fmt)
 
 
-def _truth(record_ids: list[str] | pd.Series, frame: pd.DataFrame, truth: pd.Series | str) -> pd.DataFrame:
+def _truth(record_ids: list[str] | pd.Series, frame: pd.DataFrame, truth: pd.Series | str,
+           planted: np.ndarray | None = None) -> pd.DataFrame:
     return pd.DataFrame({
         "record_id": list(record_ids),
         "resident_id": frame.get("resident_id"),
@@ -506,6 +518,8 @@ def _truth(record_ids: list[str] | pd.Series, frame: pd.DataFrame, truth: pd.Ser
         "truth": truth if isinstance(truth, str) else truth.to_numpy(),
         # When the council's systems really knew the true event or outcome (tests check ingest's rules).
         "known_at": frame["known_at"].to_numpy() if "known_at" in frame else None,
+        # Which identifying fields of this record were planted to disagree with the true ones (identity_noise.py).
+        "planted_disagreement": planted,
     })
 
 
@@ -530,28 +544,33 @@ def _school(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residen
     ev = _pick(events, "school")
     attendance = ev[ev["event_type"] == "absence"].reset_index(drop=True)
     p = ctx.persons("school", attendance["resident_id"], attendance["home"])
+    sex, sex_changed = ctx.noise.sex("school", p["sex"], attendance["resident_id"], attendance["event_time"])
+    upn, upn_changed = ctx.noise.upn("school", p["upn"], attendance["resident_id"], attendance["event_time"])
     ethnic = _codes(ctx.rng, DFE_ETHNICITY, p["ethnicity"])
     ids = ctx.ids("ATT", len(attendance), 9)
     frame = pd.DataFrame({
-        "AttendanceRecordID": ids, "UPN": p["upn"], "LegalForename": p["first_name"],
+        "AttendanceRecordID": ids, "UPN": upn, "LegalForename": p["first_name"],
         "MiddleNames": p["middle_name"], "LegalSurname": p["last_name"], "DOB": p["birth_date"],
-        "Gender": p["sex"], "Ethnicity": ethnic, "AddressLine1": p["address"], "Postcode": p["postcode"],
+        "Gender": sex, "Ethnicity": ethnic, "AddressLine1": p["address"], "Postcode": p["postcode"],
         "Month": attendance["event_time"].dt.strftime("%Y-%m"),
         "SessionsPossible": 40, "SessionsMissed": attendance["value"].astype(int),
     })
-    yield "attendance", frame, _truth(ids, attendance, "school/absence")
+    yield "attendance", frame, _truth(ids, attendance, "school/absence", planted_label(sex=sex_changed, upn=upn_changed))
     exc = ev[ev["event_type"] != "absence"].reset_index(drop=True)
     p = ctx.persons("school", exc["resident_id"], exc["home"])
+    sex, sex_changed = ctx.noise.sex("school", p["sex"], exc["resident_id"], exc["event_time"])
+    upn, upn_changed = ctx.noise.upn("school", p["upn"], exc["resident_id"], exc["event_time"])
     ids = ctx.ids("EXC", len(exc), 7)
     kind = np.where(exc["event_type"] == "permanent_exclusion", "PERM", "FIXD")
     frame = pd.DataFrame({
-        "ExclusionID": ids, "UPN": p["upn"], "LegalForename": p["first_name"], "LegalSurname": p["last_name"],
-        "DOB": p["birth_date"], "Gender": p["sex"], "AddressLine1": p["address"], "Postcode": p["postcode"],
+        "ExclusionID": ids, "UPN": upn, "LegalForename": p["first_name"], "LegalSurname": p["last_name"],
+        "DOB": p["birth_date"], "Gender": sex, "AddressLine1": p["address"], "Postcode": p["postcode"],
         "Category": kind, "StartDate": exc["event_time"].dt.strftime("%Y-%m-%d"),
         "DateEntered": exc["known_at"].dt.strftime("%Y-%m-%d"),
         "Reason": ctx.rng.choice(["PA", "VA", "DB", "DM", "BU"], len(exc)),
     })
-    yield "exclusions", frame, _truth(ids, exc, "school/" + exc["event_type"])
+    yield "exclusions", frame, _truth(ids, exc, "school/" + exc["event_type"],
+                                      planted_label(sex=sex_changed, upn=upn_changed))
 
 
 def _codes(rng: np.random.Generator, table: dict, groups: pd.Series) -> np.ndarray:
@@ -569,6 +588,7 @@ def _codes(rng: np.random.Generator, table: dict, groups: pd.Series) -> np.ndarr
 def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "police")
     p = ctx.persons("police", ev["resident_id"], ev["home"])
+    sex, sex_changed = ctx.noise.sex("police", p["sex"], ev["resident_id"], ev["event_time"])
     category = np.select(
         [ev["event_type"] == "domestic_incident", ev["event_type"] == "missing_person"],
         [ctx.rng.choice(["DA", "DOM", "DV-NON-CRIME"], len(ev)), np.full(len(ev), "MISPER")],
@@ -581,9 +601,9 @@ def _police(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residen
         "PoliceRef": ids, "IncidentDateTime": ev["event_time"].dt.strftime("%d/%m/%Y %H:%M"),
         "NotifiedDate": ev["known_at"].dt.strftime("%d/%m/%Y"), "IncidentCategory": category, "DASHRisk": risk,
         "Forename": p["first_name"], "Surname": p["last_name"], "DOB": p["birth_date"],
-        "Sex": p["sex"].map({"F": "Female", "M": "Male"}), "Address": p["address"], "Postcode": p["postcode"],
+        "Sex": sex.map({"F": "Female", "M": "Male"}), "Address": p["address"], "Postcode": p["postcode"],
     })
-    yield "notifications", frame, _truth(ids, ev, "police/" + ev["event_type"])
+    yield "notifications", frame, _truth(ids, ev, "police/" + ev["event_type"], planted_label(sex=sex_changed))
 
 
 def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
@@ -595,12 +615,13 @@ def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
     person_id = dict(zip(everyone, ctx.ids("", len(everyone), 7), strict=True))
     rng = ctx.rng
     p = ctx.persons("social_care", ev["resident_id"], ev["home"])
+    sex, sex_changed = ctx.noise.sex("social_care", p["sex"], ev["resident_id"], ev["event_time"])
     restricted = rng.random(len(ev)) < 0.01
     ids = ctx.ids("C", len(ev), 8)
     frame = pd.DataFrame({
         "contact_id": ids, "mosaic_person_id": ev["resident_id"].map(person_id),
         "first_name": p["first_name"], "last_name": p["last_name"], "date_of_birth": p["birth_date"],
-        "gender": p["sex"], "ethnicity": _codes(rng, DFE_ETHNICITY, p["ethnicity"]),
+        "gender": sex, "ethnicity": _codes(rng, DFE_ETHNICITY, p["ethnicity"]),
         "nhs_number": np.where(rng.random(len(ev)) < 0.6, p["nhs_number"], ""),
         "upn": np.where(rng.random(len(ev)) < 0.3, p["upn"], ""),
         "address": p["address"], "postcode": p["postcode"],
@@ -608,21 +629,29 @@ def _social_care(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
         "contact_source": rng.choice(["4", "5A", "6", "1A", "3B"], len(ev)),
         "restricted": np.where(restricted, "Y", "N"),
     })
-    yield "contacts", frame, _truth(ids, ev, pd.Series(np.where(restricted, "restricted", "social_care/contact")))
+    nhs, nhs_changed = ctx.noise.nhs_number("social_care", frame["nhs_number"], ev["resident_id"], per_record=False)
+    upn, upn_changed = ctx.noise.upn("social_care", frame["upn"], ev["resident_id"], ev["event_time"])
+    frame["nhs_number"], frame["upn"] = nhs.to_numpy(), upn.to_numpy()
+    yield "contacts", frame, _truth(ids, ev, pd.Series(np.where(restricted, "restricted", "social_care/contact")),
+                                    planted_label(sex=sex_changed, nhs_number=nhs_changed, upn=upn_changed))
     p = ctx.persons("social_care", oc["resident_id"], oc["home"])
+    sex, sex_changed = ctx.noise.sex("social_care", p["sex"], oc["resident_id"], oc["outcome_time"])
     step = oc["outcome_type"].map({"csc_referral": "REF", "s47_enquiry": "S47", "child_protection_plan": "CPP",
                                    "adult_safeguarding_concern": "ASC"})
     ids = ctx.ids("EP", len(oc), 8)
     frame = pd.DataFrame({
         "episode_id": ids, "mosaic_person_id": oc["resident_id"].map(person_id),
         "first_name": p["first_name"], "last_name": p["last_name"], "date_of_birth": p["birth_date"],
-        "gender": p["sex"], "nhs_number": np.where(rng.random(len(oc)) < 0.6, p["nhs_number"], ""),
+        "gender": sex, "nhs_number": np.where(rng.random(len(oc)) < 0.6, p["nhs_number"], ""),
         "address": p["address"], "postcode": p["postcode"], "step": step,
         "start_date": oc["outcome_time"].dt.strftime("%d/%m/%Y"),
         "end_date": oc["end_time"].dt.strftime("%d/%m/%Y").fillna(""),
         "date_recorded": oc["known_at"].dt.strftime("%d/%m/%Y"),
     })
-    yield "episodes", frame, _truth(ids, oc.assign(event_id=None), "outcome/" + oc["outcome_type"])
+    nhs, nhs_changed = ctx.noise.nhs_number("social_care", frame["nhs_number"], oc["resident_id"], per_record=False)
+    frame["nhs_number"] = nhs.to_numpy()
+    yield "episodes", frame, _truth(ids, oc.assign(event_id=None), "outcome/" + oc["outcome_type"],
+                                    planted_label(sex=sex_changed, nhs_number=nhs_changed))
 
 
 def _early_help(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
@@ -680,8 +709,9 @@ def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
                      strict=True))
     home = spells["address_id"].rename("home")
     p = ctx.persons("council_tax", spells["resident_id"], home)
+    sex, sex_changed = ctx.noise.sex("council_tax", p["sex"], spells["resident_id"], spells["start"])
     ids = ctx.ids("LP", len(spells), 8)
-    titles = np.where(p["sex"] == "F", rng.choice(["MS", "MRS", "MISS"], len(spells)), "MR")
+    titles = np.where(sex == "F", rng.choice(["MS", "MRS", "MISS"], len(spells)), "MR")
     frame = pd.DataFrame({
         "LIABLE_PARTY_ID": ids, "ACCOUNT_REF": spells["household_id"].map(account),
         "PARTY_REF": spells["resident_id"].map(party), "TITLE": titles, "FORENAME": p["first_name"],
@@ -689,7 +719,7 @@ def _council_tax(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, re
         "UPRN": p["uprn"].astype(str), "LIABLE_FROM": spells["start"].dt.strftime("%d-%b-%Y").str.upper(),
         "LIABLE_TO": pd.to_datetime(spells["end_date"]).dt.strftime("%d-%b-%Y").str.upper().fillna(""),
     })
-    yield "liable_parties", frame, _truth(ids, spells.assign(home=home), "party")
+    yield "liable_parties", frame, _truth(ids, spells.assign(home=home), "party", planted_label(sex=sex_changed))
     ev = _pick(events, "council_tax")
     p = ctx.persons("council_tax", ev["resident_id"], ev["home"])
     stage = np.select([ev["event_type"] == "arrears_reminder", ev["event_type"] == "summons"],
@@ -728,6 +758,7 @@ OTHER_SNOMED = ("233604007", "195967001", "22298006", "68566005", "29857009", "4
 def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: pd.DataFrame) -> Extracts:
     ev = _pick(events, "ae")
     p = ctx.persons("ae", ev["resident_id"], ev["home"])
+    sex, sex_changed = ctx.noise.sex("ae", p["sex"], ev["resident_id"], ev["event_time"])
     rng = ctx.rng
     injury = (ev["event_type"] == "injury_attendance").to_numpy()
     dx = np.where(injury, rng.choice(INJURY_SNOMED, len(ev)), rng.choice(OTHER_SNOMED, len(ev)))
@@ -735,13 +766,15 @@ def _ae(ctx: _Context, events: pd.DataFrame, outcomes: pd.DataFrame, residency: 
     frame = pd.DataFrame({
         "AttendanceIdentifier": ids,
         "NHSNumber": np.where(rng.random(len(ev)) < 0.95, p["nhs_number"], ""),
-        "PersonBirthDate": p["birth_date"], "PersonStatedGenderCode": p["sex"].map({"M": "1", "F": "2"}),
+        "PersonBirthDate": p["birth_date"], "PersonStatedGenderCode": sex.map({"M": "1", "F": "2"}),
         "EthnicCategory": _codes(rng, NHS_ETHNICITY, p["ethnicity"]), "Postcode": p["postcode"],
         "ArrivalDateTime": ev["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%S"), "DiagnosisSNOMED": dx,
         # The day the record reached the council under the data-sharing agreement (1-2 months later).
         "SubmissionDate": ev["known_at"].dt.strftime("%Y-%m-%d"),
     })
-    yield "ecds", frame, _truth(ids, ev, "ae/" + ev["event_type"])
+    nhs, nhs_changed = ctx.noise.nhs_number("ae", frame["NHSNumber"], ev["resident_id"], per_record=True)
+    frame["NHSNumber"] = nhs.to_numpy()
+    yield "ecds", frame, _truth(ids, ev, "ae/" + ev["event_type"], planted_label(sex=sex_changed, nhs_number=nhs_changed))
 
 
 # --------------------------------------------------------------------------------------------
