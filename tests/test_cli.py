@@ -90,12 +90,25 @@ def test_a_command_not_in_the_listed_order_comes_after_the_known_ones_in_registr
     assert [info.name or info.callback.__name__ for info in ordered] == ["pool", "zeta", "earlier"]
 
 
-def test_a_command_summary_wrapped_in_the_source_is_one_line_in_help() -> None:
-    from earlysignal.commands import one_line_summary
+def test_each_help_paragraph_wrapped_in_the_source_is_one_line_in_help_and_lists_keep_their_lines() -> None:
+    from earlysignal.commands import help_from_docstring
 
     doc = """Run the whole story: synth, ingest,
     link and the rest.
 
     Second paragraph
-    kept as written."""
-    assert one_line_summary(doc) == "Run the whole story: synth, ingest, link and the rest.\n\nSecond paragraph\nkept as written."
+    reflowed too.
+
+    - a list item
+    - kept as written"""
+    assert help_from_docstring(doc) == (
+        "Run the whole story: synth, ingest, link and the rest.\n\nSecond paragraph reflowed too.\n\n"
+        "- a list item\n- kept as written"
+    )
+
+
+def test_a_later_help_paragraph_is_not_broken_where_the_source_wraps_it() -> None:
+    output = CliRunner().invoke(app, ["release", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    # The docstring wraps after "link quality,"; on a wide terminal the sentence goes on, on the same line.
+    line = next(line for line in output.splitlines() if "link quality," in line)
+    assert "link quality, model and code versions" in line

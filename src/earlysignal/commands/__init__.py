@@ -9,6 +9,7 @@ COMMAND_PANELS is listed after these, under "More commands", in the order it was
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from earlysignal.cli import app
@@ -42,11 +43,18 @@ def command_name(info: Any) -> str:
     return info.name or info.callback.__name__.lower().replace("_", "-")
 
 
-def one_line_summary(docstring: str) -> str:
-    """The docstring with its first paragraph on one line (--help would otherwise break it where the source
-    wraps it); later paragraphs are kept as written."""
-    first, _, rest = inspect.cleandoc(docstring).partition("\n\n")
-    return " ".join(first.split()) + (f"\n\n{rest}" if rest else "")
+def help_from_docstring(docstring: str) -> str:
+    """The docstring with each paragraph on one line: Typer keeps the source's line breaks, so --help would
+    break sentences where the source wraps them. A paragraph that is a list (a line starting with "-", "*"
+    or "1.") or starts with Click's no-rewrap marker "\\b" is kept as written."""
+    paragraphs = inspect.cleandoc(docstring).split("\n\n")
+    return "\n\n".join(paragraph if _keeps_its_lines(paragraph) else " ".join(paragraph.split())
+                       for paragraph in paragraphs)
+
+
+def _keeps_its_lines(paragraph: str) -> bool:
+    return paragraph.startswith("\b") or any(
+        re.match(r"\s*([-*\u2022]|\d+[.)])\s", line) for line in paragraph.splitlines())
 
 
 def _listed_position(item: tuple[int, Any]) -> tuple[int, int]:
@@ -59,4 +67,4 @@ app.registered_commands[:] = [info for _, info in sorted(enumerate(app.registere
 for _info in app.registered_commands:
     _info.rich_help_panel = PANEL_OF.get(command_name(_info), "More commands")
     if _info.help is None and _info.callback is not None and _info.callback.__doc__:
-        _info.help = one_line_summary(_info.callback.__doc__)
+        _info.help = help_from_docstring(_info.callback.__doc__)
