@@ -455,10 +455,19 @@ def scoring_partition_count(config: ProjectConfig, n_residents: int, n_events: i
     return max(1, math.ceil(needed / (build.memory_budget_gb * 1024**3)))
 
 
-# What one accepted event costs while its partition is built and scored: the pandas frame read back from the
-# partition's file and the feature builder's working copies of it (measured: docs/performance.md, "Scoring
-# per partition, measured").
-BYTES_PER_SCORED_EVENT = 400
+# What one accepted event costs while its partition is built and scored, the build included: the pandas frame
+# read back from the partition's file and the feature builder's working copies. Measured on the 120,000-resident
+# borough: one partition (4.39M events, 286,596 residents ever) took 0.82 GB above what the process held before
+# it, two partitions 0.40-0.45 GB each: ~190 bytes an event (docs/performance.md, "Scoring per partition,
+# measured"). The build's own estimate (estimated_build_bytes, every resident a cohort row) is added on top.
+BYTES_PER_SCORED_EVENT = 200
+
+
+# Rows of the events file the contract checks at a time while scoring per partition: a quarter of what
+# `features` uses. Scoring holds the model and MLflow beside the loading, and with a million rows a batch the
+# loading was its peak (120k borough: 0.82 GB loading against 0.66 GB building and scoring 8 partitions; with
+# 250,000 rows 0.65 GB, at the same speed; 100,000 rows lowered it no further). docs/performance.md.
+SCORING_BATCH_ROWS = 250_000
 
 
 def _events_rows(data_dir: Path) -> int:
@@ -491,7 +500,7 @@ def score_partitions(
     metadata = model.feature_metadata
     n_events = _events_rows(data_dir)
     # Scoring lists what the contract quarantined instead of refusing the data (as score_whole does).
-    with loaded_per_partition(spec_config, data_dir, work, [as_of], None, False, 1_000_000,
+    with loaded_per_partition(spec_config, data_dir, work, [as_of], None, False, SCORING_BATCH_ROWS,
                               count=lambda n: scoring_partition_count(spec_config, n, n_events),
                               require_usable_data=False) as data:
         manifest = data.manifest or {}
