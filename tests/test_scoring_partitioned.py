@@ -143,3 +143,32 @@ def test_the_drift_of_a_cohort_counted_in_pieces_equals_its_drift_at_once():
     assert counts.report(0.1) == at_once
     assert at_once["features_over_warn"] and at_once["feature_null_share"]["count"]["now"] > 0.1
 
+
+
+def test_without_sources_and_start_in_the_manifest_the_checks_read_the_partitions_events(borough, data_dir, tmp_path):
+    from earlysignal.errors import ContractError, EarlySignalError
+
+    bare = tmp_path / "bare"
+    shutil.copytree(data_dir, bare)
+    manifest = json.loads((bare / "manifest.json").read_text())
+    manifest.pop("window_start")
+    manifest.pop("sources")
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    events = pd.read_parquet(bare / "events.parquet", columns=["event_time"])
+    first = pd.to_datetime(events["event_time"]).min().date()
+    before = first - dt.timedelta(days=1)
+    raw = borough.config.model_dump(mode="json")
+    raw["build"].update(partitions=3)
+    for build in ({}, {"partitions": 3}):
+        config = borough.config if not build else config_from_dict(raw)
+        with pytest.raises(EarlySignalError, match=rf"is before the records in .* start \({first}\)"):
+            score_cohort(config, before, model_uri=borough.result.model_uri, data_dir=bare, out=tmp_path / "out",
+                         allow_unapproved=True, log_to_mlflow=False)
+    events = pd.read_parquet(bare / "events.parquet")
+    events[events["source"] != "fire"].to_parquet(bare / "events.parquet", index=False)
+    manifest["row_counts"]["events"] = int((events["source"] != "fire").sum())
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ContractError, match=r"needs source\(s\) \['fire'\]"):
+        score_cohort(config_from_dict(raw), AS_OF, model_uri=borough.result.model_uri, data_dir=bare,
+                     out=tmp_path / "out", allow_unapproved=True, log_to_mlflow=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.events.tmp").exists()
