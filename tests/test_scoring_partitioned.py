@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -125,26 +124,6 @@ def test_a_memory_budget_scores_in_the_partitions_it_needs(borough, data_dir, wh
     _assert_same_outputs(result, whole)
 
 
-def test_the_drift_of_a_cohort_counted_in_pieces_equals_its_drift_at_once():
-    from earlysignal.modeling.drift import DriftCounts, build_reference, drift_report
-
-    rng = np.random.default_rng(3)
-    training = pd.DataFrame({"count": rng.poisson(2, 4000).astype(float),
-                             "trend": np.where(rng.random(4000) < 0.4, np.nan, rng.normal(size=4000))})
-    reference = build_reference(training, ["count", "trend"], rng.random(4000), months=rng.integers(1, 4, 4000),
-                                short_history=["trend"])
-    now = pd.DataFrame({"count": np.where(rng.random(3000) < 0.2, np.nan, rng.poisson(3, 3000)),
-                        "trend": np.where(rng.random(3000) < 0.7, np.nan, rng.normal(0.5, size=3000))})
-    score = rng.random(3000)
-    at_once = drift_report(reference, now, score, 0.1, month=2)
-    counts = DriftCounts(reference, month=2)
-    for lo, hi in ((0, 1000), (1000, 1000), (1000, 2999), (2999, 3000)):
-        counts.add(now.iloc[lo:hi], score[lo:hi])
-    assert counts.report(0.1) == at_once
-    assert at_once["features_over_warn"] and at_once["feature_null_share"]["count"]["now"] > 0.1
-
-
-
 def test_without_sources_and_start_in_the_manifest_the_checks_read_the_partitions_events(borough, data_dir, tmp_path):
     from earlysignal.errors import ContractError, EarlySignalError
 
@@ -172,3 +151,4 @@ def test_without_sources_and_start_in_the_manifest_the_checks_read_the_partition
         score_cohort(config_from_dict(raw), AS_OF, model_uri=borough.result.model_uri, data_dir=bare,
                      out=tmp_path / "out", allow_unapproved=True, log_to_mlflow=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.events.tmp").exists()
+

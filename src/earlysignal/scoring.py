@@ -466,7 +466,7 @@ BYTES_PER_SCORED_EVENT = 200
 # Rows of the events file the contract checks at a time while scoring per partition: a quarter of what
 # `features` uses. Scoring holds the model and MLflow beside the loading, and with a million rows a batch the
 # loading was its peak (120k borough: 0.82 GB loading against 0.66 GB building and scoring 8 partitions; with
-# 250,000 rows 0.65 GB, at the same speed; 100,000 rows lowered it no further). docs/performance.md.
+# 250,000 rows 0.65 GB, no slower in single runs; 100,000 rows lowered it no further). docs/performance.md.
 SCORING_BATCH_ROWS = 250_000
 
 
