@@ -124,19 +124,31 @@ def journey_command(resident_id: str, as_of: str, scores_dir: Path, config_path:
 def write_case_list(
     out_dir: Path,
     ranked: pd.DataFrame,
-    values: pd.DataFrame,
-    contributions: np.ndarray,
+    values: pd.DataFrame | None,
+    contributions: np.ndarray | None,
     feature_columns: Sequence[str],
     feature_metadata: dict[str, Any],
     spec_config: Any,
     config: Any,
     summary: dict[str, Any],
+    *,
+    reasons: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Write reasons.parquet, model_features.json and case_list.html into out_dir; return their paths."""
+    """Write reasons.parquet, model_features.json and case_list.html into out_dir; return their paths.
+
+    reasons.parquet is reason_features() of every scored resident with a reason, so it needs the feature
+    values and contributions of the whole cohort: pass them (`values`, `contributions`, row-aligned), or pass
+    `reasons` already traced (reason_features of each partition, concatenated: scoring per partition), in
+    which case `values` and `contributions` are not read. The page itself reads `ranked` only."""
     from earlysignal.report.journey import render_case_list
     from earlysignal.wording import wording_from_config
 
-    reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
+    if reasons is None:
+        if values is None or contributions is None:
+            raise ValueError("write_case_list needs either `reasons` or both `values` and `contributions`")
+        reasons = reason_features(ranked, contributions, values, feature_columns, feature_metadata)
+    else:
+        reasons = reasons.sort_values(["resident_id", "reason"], kind="stable").reset_index(drop=True)
     approved = bool(summary.get("approval_checked"))
     rows = case_list_rows(ranked, config.caseworker, approved)
     for row in rows:

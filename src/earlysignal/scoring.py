@@ -25,7 +25,7 @@ from earlysignal.dates import check_as_of_in_range
 from earlysignal.errors import ContractError, EarlySignalError
 from earlysignal.explain import top_reasons
 from earlysignal.modeling import metrics as M
-from earlysignal.modeling.drift import drift_report
+from earlysignal.modeling.drift import DriftCounts
 
 RANKED_COLUMNS = [
     "resident_id", "as_of", "score", "rank", "percentile", "flagged",
@@ -61,8 +61,17 @@ def _required_sources(spec_config: ProjectConfig) -> set[str]:
 def check_sources(spec_config: ProjectConfig, data: Any, data_dir: Path) -> None:
     """Raise if the data lacks a source the model's feature spec needs."""
     present = set(data.events["source"].dropna().unique().tolist()) if len(data.events) else set()
-    declared = set((data.manifest or {}).get("sources", []) or [])
-    missing = sorted(_required_sources(spec_config) - present - declared)
+    _check_source_set(spec_config, present, data.manifest, data_dir)
+
+
+def _undeclared_sources(spec_config: ProjectConfig, manifest: dict[str, Any] | None) -> set[str]:
+    """The sources the spec needs that manifest.json's 'sources' does not list (only these need events)."""
+    return _required_sources(spec_config) - set((manifest or {}).get("sources", []) or [])
+
+
+def _check_source_set(spec_config: ProjectConfig, present: set[str], manifest: dict[str, Any] | None,
+                      data_dir: Path) -> None:
+    missing = sorted(_undeclared_sources(spec_config, manifest) - present)
     if missing:
         raise ContractError(
             f"{data_dir}: the model's feature spec needs source(s) {missing}, which this data does not have "
@@ -87,12 +96,24 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
     has no residency table, every resident, quarantined ones included; scored + unscored = population.
     Columns: resident_id, as_of, reason.
     """
+    has_residency = len(data.residency) > 0
+    frame = unscored_living(data, scored_ids, as_of, spec_config, has_residency=has_residency)
+    return with_quarantined(frame, data, scored_ids, as_of, has_residency=has_residency)
+
+
+def unscored_living(
+    data: Any, scored_ids: set[str], as_of: dt.date, spec_config: ProjectConfig, *, has_residency: bool
+) -> pd.DataFrame:
+    """unscored_residents without the quarantined residents, in no particular order: everyone `data`'s
+    residency (or, when the borough has no residency table, `has_residency` False: its residents) puts in
+    the area at as_of who is not in `scored_ids`, with the reason. Every row depends on the resident's own
+    records only, so the lists of disjoint sets of residents (partitions) add up to the whole borough's.
+    Columns: resident_id, as_of, reason."""
     from earlysignal.features.cohort import entry_columns
     from earlysignal.features.labels import follow_up_ended_ids
 
     ts = pd.Timestamp(as_of)
     spells = data.residency
-    has_residency = len(spells) > 0
     if has_residency:
         start = pd.to_datetime(spells["start_date"])
         end = pd.to_datetime(spells["end_date"])
@@ -157,7 +178,16 @@ def unscored_residents(data: Any, scored_ids: set[str], as_of: dt.date, spec_con
         reason = pd.Series(reasons, index=frame.index)
     frame["as_of"] = ts
     frame["reason"] = reason.astype(str)
-    quarantined = quarantined_living(data, ts, everyone=not has_residency)
+    return frame
+
+
+def with_quarantined(
+    frame: pd.DataFrame, data: Any, scored_ids: set[str], as_of: dt.date, *, has_residency: bool
+) -> pd.DataFrame:
+    """unscored_living's `frame` (the whole borough's) with the quarantined residents living here at as_of
+    added (data.quarantined_residents: as many as the contract quarantined, a small table), sorted by
+    resident_id."""
+    quarantined = quarantined_living(data, pd.Timestamp(as_of), everyone=not has_residency)
     # A quarantined spell beside an accepted one (a duplicated move) leaves the resident listed once, where they are.
     quarantined = quarantined[~quarantined["resident_id"].isin(set(frame["resident_id"]) | set(scored_ids))]
     frame = pd.concat([frame, quarantined], ignore_index=True)
@@ -210,18 +240,58 @@ def output_name(name: str, approval: Any) -> str:
     return f"{stem}-{UNAPPROVED}.{suffix}"
 
 
-def data_start(data: Any) -> dt.date | None:
-    """When the data's records start: manifest window_start, else the earliest event date."""
+def _manifest_start(manifest: dict[str, Any] | None) -> dt.date | None:
+    """manifest.json's window_start, None when it has none."""
     from earlysignal.dates import parse_date
 
-    manifest = data.manifest or {}
-    if manifest.get("window_start") is not None:
-        return parse_date(manifest["window_start"], "manifest.json: key window_start")
+    manifest = manifest or {}
+    if manifest.get("window_start") is None:
+        return None
+    return parse_date(manifest["window_start"], "manifest.json: key window_start")
+
+
+def data_start(data: Any) -> dt.date | None:
+    """When the data's records start: manifest window_start, else the earliest event date."""
+    start = _manifest_start(data.manifest)
+    if start is not None:
+        return start
     if data.events is None or data.events.empty:
         return None
     column = "event_time" if "event_time" in data.events.columns else "known_at"
     earliest = pd.to_datetime(data.events[column]).min()
     return None if pd.isna(earliest) else earliest.date()
+
+
+def _events_digest(data: Any, want_sources: bool, want_start: bool) -> tuple[set[str], dt.date | None]:
+    """(the accepted events' distinct sources, their earliest event_time (else known_at) as a date) from the
+    per-partition event files of a StreamedData, read one record batch at a time: what check_sources and
+    data_start take from the whole events table, without holding it. Reads nothing for what is not wanted."""
+    import pyarrow as pa
+
+    from earlysignal.contract.reading import to_pandas
+    from earlysignal.contract.streaming import EVENTS_PART
+
+    sources: set[str] = set()
+    earliest: pd.Timestamp | None = None
+    if not (want_sources or want_start):
+        return sources, None
+    names = data.events_schema.names
+    column = "event_time" if "event_time" in names else "known_at"
+    wanted = [c for c, want in (("source", want_sources), (column, want_start)) if want and c in names]
+    for partition in range(data.partitions):
+        path = Path(data.events_dir) / EVENTS_PART.format(partition)
+        if not path.exists():
+            continue
+        with pa.OSFile(str(path)) as source, pa.ipc.open_stream(source) as reader:
+            for batch in reader:
+                part = to_pandas(pa.Table.from_batches([batch]).select(wanted))
+                if "source" in wanted:
+                    sources.update(part["source"].dropna().unique().tolist())
+                if column in wanted and len(part):
+                    first = pd.to_datetime(part[column]).min()
+                    if not pd.isna(first) and (earliest is None or first < earliest):
+                        earliest = first
+    return sources, (earliest.date() if earliest is not None else None)
 
 
 def rank_cohort(
@@ -257,19 +327,245 @@ def score_cohort(
     progress: Callable[[str], None] | None = None,
     log_to_mlflow: bool = True,
     config_path: str | Path | None = None,
+    on_partition: Callable[[int, int], None] | None = None,
 ) -> ScoringResult:
     """Score everyone in the cohort at as_of with a registered model; write the lists and a summary.
 
     Without allow_unapproved the version must pass every check of `require_approved`; with it,
     every file written is marked UNAPPROVED (file name and `approval_status` column). `config_path` is the
-    config file the caller loaded (None: the default one); the case list's journey commands name it. Raises
+    config file the caller loaded (None: the default one); the case list's journey commands name it.
+    With `build.memory_budget_gb` or `build.partitions` set the data is read, and the cohort built and
+    scored, one partition at a time (`score_partitions`); the outputs are the same as without.
+    `on_partition(done, total)` is called as each partition is scored (a progress bar). Raises
     ApprovalError, ContractError or EarlySignalError (as_of outside the data, missing sources).
     """
     from earlysignal.tracking import quiet_downloads
 
     with quiet_downloads():
         return _score_cohort(config, as_of, model_uri, data_dir, out, allow_unapproved, progress=progress,
-                             log_to_mlflow=log_to_mlflow, config_path=config_path)
+                             log_to_mlflow=log_to_mlflow, config_path=config_path, on_partition=on_partition)
+
+
+REASON_COLUMNS = ["reason_1", "reason_2", "reason_3", "contribution_1", "contribution_2", "contribution_3"]
+
+
+@dataclass
+class ScoredRows:
+    """What scoring keeps of a cohort's feature rows once they are scored: everything the outputs need.
+
+    `rows`: resident_id, as_of, score, margin, reason_1..3, contribution_1..3, one row per scored resident in
+    the whole build's row order (resident_id); `reasons`: reason_features of those rows (resident_id, reason,
+    feature, text, contribution: up to 3 rows per resident); `drift`: the bin counts drift_report needs;
+    `unscored`: the unscored list (quarantined residents included). Small next to the feature frame (233
+    floats a row) and the contributions matrix, which are held for one partition at a time."""
+
+    rows: pd.DataFrame
+    reasons: pd.DataFrame
+    drift: DriftCounts
+    unscored: pd.DataFrame
+    partitions: int | None = None  # None: the data was loaded whole
+
+
+def score_rows(model: Any, frame: pd.DataFrame, metadata: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Score a rebuilt feature frame (one as_of): (resident_id, as_of, score, margin, reason_1..3,
+    contribution_1..3 per row, index as `frame`'s; the contributions matrix [rows, features + 1], log-odds).
+    Rows are independent: scoring a frame in pieces gives the pieces of the whole frame's result."""
+    margin = model.raw_margin(frame)
+    score = model.calibrator.predict(margin)
+    contributions = model.contributions(frame)
+    reasons = top_reasons(contributions, frame, model.feature_columns, metadata)
+    rows = pd.DataFrame({"resident_id": frame["resident_id"].astype(str).to_numpy(),
+                         "as_of": frame["as_of"].to_numpy(), "score": score, "margin": margin}, index=frame.index)
+    return pd.concat([rows, reasons], axis=1), contributions
+
+
+def _cohort_frame(spec_config: ProjectConfig, data: Any, as_of: dt.date, model: Any) -> pd.DataFrame:
+    """The model's features rebuilt for `data`'s residents at as_of, without those whose follow-up has ended.
+    Raises EarlySignalError when a model column is missing."""
+    from earlysignal import features
+
+    fm = features.build_feature_matrix(spec_config, data, as_of_dates=[as_of], with_labels=False)
+    frame = fm.frame.reset_index(drop=True)
+    del fm
+    # Follow-up that has ended (label.censoring.end_column on or before as_of) is nobody's to act on:
+    # such a person is listed as unscored, not ranked.
+    ended = features.follow_up_ended_ids(spec_config, data.residents, as_of)
+    if ended:
+        frame = frame.loc[~frame["resident_id"].astype(str).isin(ended)].reset_index(drop=True)
+    missing = [c for c in model.feature_columns if c not in frame.columns]
+    if missing:
+        raise EarlySignalError(f"the rebuilt features lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
+    return frame
+
+
+def _score_batch(
+    model: Any, frame: pd.DataFrame, metadata: dict[str, Any], drift: DriftCounts
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score `frame`, add it to `drift`, trace its reasons: (rows, reasons) as ScoredRows keeps them."""
+    from earlysignal.caselist import reason_features
+
+    rows, contributions = score_rows(model, frame, metadata)
+    drift.add(frame, rows["score"].to_numpy())
+    reasons = reason_features(rows, contributions, frame, model.feature_columns, metadata)
+    return rows, reasons
+
+
+def score_whole(
+    spec_config: ProjectConfig, model: Any, as_of: dt.date, data_dir: Path,
+    say: Callable[[str], None],
+) -> ScoredRows:
+    """Load the borough whole through the data contract, rebuild its cohort at as_of and score it."""
+    from earlysignal import contract
+
+    say("loading data")
+    # Scoring only reads: quarantine files are the validate and features stages' job.
+    data = contract.load_linked_data(data_dir, spec_config, write_quarantine=False)
+    check_sources(spec_config, data, data_dir)
+    check_as_of_in_range(as_of, data_start(data), data.extract_date, data_dir)
+    say("building features")
+    frame = _cohort_frame(spec_config, data, as_of, model)
+    say("scoring and reasons")
+    drift = DriftCounts(model.drift_reference, month=as_of.month)
+    rows, reasons = _score_batch(model, frame, model.feature_metadata, drift)
+    unscored = unscored_residents(data, set(rows["resident_id"]), as_of, spec_config)
+    return ScoredRows(rows, reasons, drift, unscored)
+
+
+def scoring_partition_count(config: ProjectConfig, n_residents: int, n_events: int) -> int:
+    """Partitions for scoring one as_of: build.partitions when set, else enough for each partition's build
+    (features/partition.py estimated_build_bytes, one as_of) and its share of the events
+    (`n_events` x BYTES_PER_SCORED_EVENT) to fit build.memory_budget_gb. Raises ConfigError for a
+    non-positive budget or count."""
+    import math
+
+    from earlysignal.errors import ConfigError
+    from earlysignal.features.partition import estimated_build_bytes
+    from earlysignal.features.spec import feature_definitions
+
+    build = config.build
+    if build.partitions is not None:
+        if build.partitions < 1:
+            raise ConfigError(f"build.partitions must be at least 1, got {build.partitions}")
+        return int(build.partitions)
+    if build.memory_budget_gb is None:
+        return 1
+    if build.memory_budget_gb <= 0:
+        raise ConfigError(f"build.memory_budget_gb must be positive, got {build.memory_budget_gb}")
+    needed = estimated_build_bytes(n_residents, 1, len(feature_definitions(config))) + n_events * BYTES_PER_SCORED_EVENT
+    return max(1, math.ceil(needed / (build.memory_budget_gb * 1024**3)))
+
+
+# What one accepted event costs while its partition is built and scored, the build included: the pandas frame
+# read back from the partition's file and the feature builder's working copies. Measured on the 120,000-resident
+# borough: one partition (4.39M events, 286,596 residents ever) took 0.82 GB above what the process held before
+# it, two partitions 0.40-0.45 GB each: ~190 bytes an event (docs/performance.md, "Scoring per partition,
+# measured"). The build's own estimate (estimated_build_bytes, every resident a cohort row) is added on top.
+BYTES_PER_SCORED_EVENT = 200
+
+
+# Rows of the events file the contract checks at a time while scoring per partition: a quarter of what
+# `features` uses. Scoring holds the model and MLflow beside the loading, and with a million rows a batch the
+# loading was its peak (120k borough: 0.82 GB loading against 0.66 GB building and scoring 8 partitions; with
+# 250,000 rows 0.65 GB, no slower in single runs; 100,000 rows lowered it no further). docs/performance.md.
+SCORING_BATCH_ROWS = 250_000
+
+
+def _events_rows(data_dir: Path) -> int:
+    """Rows of the events file (Parquet: from its footer, nothing read); 0 for CSV or an unreadable file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from earlysignal.contract.reading import table_path
+
+    try:
+        path = table_path(data_dir, "events")
+        return int(pq.ParquetFile(path).metadata.num_rows) if path.suffix == ".parquet" else 0
+    except (pa.ArrowException, OSError, EarlySignalError):
+        return 0
+
+
+def score_partitions(
+    spec_config: ProjectConfig, model: Any, as_of: dt.date, data_dir: Path, work: Path,
+    say: Callable[[str], None], on_partition: Callable[[int, int], None] | None = None,
+) -> ScoredRows:
+    """Score the borough one partition at a time (the partitions of features/partition.py: households and
+    addresses kept whole, so each partition's rows equal the whole build's): the data contract writes every
+    table's accepted rows per partition into a temporary folder `work` (removed at the end), then each
+    partition's residents are built at as_of, scored, their reasons traced and their unscored residents
+    listed; only ScoredRows' small tables are kept across partitions. The result equals score_whole's."""
+    from earlysignal.features.partition import PartitionData, loaded_per_partition
+    from earlysignal.contract.streaming import EVENTS_PART
+
+    say("loading data per partition")
+    metadata = model.feature_metadata
+    n_events = _events_rows(data_dir)
+    # Scoring lists what the contract quarantined instead of refusing the data (as score_whole does).
+    with loaded_per_partition(spec_config, data_dir, work, [as_of], None, False, SCORING_BATCH_ROWS,
+                              count=lambda n: scoring_partition_count(spec_config, n, n_events),
+                              require_usable_data=False) as data:
+        manifest = data.manifest or {}
+        sources, earliest = _events_digest(data, want_sources=bool(_undeclared_sources(spec_config, manifest)),
+                                           want_start=manifest.get("window_start") is None)
+        _check_source_set(spec_config, sources, manifest, data_dir)
+        start = _manifest_start(manifest) or earliest
+        check_as_of_in_range(as_of, start, data.extract_date, data_dir)
+        residency = data.report.tables.get("residency")
+        has_residency = residency is not None and residency.accepted > 0
+        drift = DriftCounts(model.drift_reference, month=as_of.month)
+        rows: list[pd.DataFrame] = []
+        reasons: list[pd.DataFrame] = []
+        unscored: list[pd.DataFrame] = []
+        total = data.partitions
+        for partition in range(total):
+            say(f"partition {partition + 1} of {total}")
+            subset = PartitionData(
+                residents=data.residents_of(partition),
+                residency=data.residency_of(partition),
+                events=data.events_of(partition),
+                outcomes=data.outcomes_of(partition),
+                extract_date=data.extract_date,
+                manifest=data.manifest,
+            )
+            scored: set[str] = set()
+            if len(subset.residents):
+                frame = _cohort_frame(spec_config, subset, as_of, model)
+                part_rows, part_reasons = _score_batch(model, frame, metadata, drift)
+                del frame
+                rows.append(part_rows)
+                reasons.append(part_reasons)
+                scored = set(part_rows["resident_id"])
+            unscored.append(unscored_living(subset, scored, as_of, spec_config, has_residency=has_residency))
+            del subset
+            (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
+            if on_partition is not None:
+                on_partition(partition + 1, total)
+        # Partition -1: the spells and outcomes of no accepted resident (the contract quarantines such rows, so
+        # it is normally empty); nobody there is scored, but a spell there would still be someone living here.
+        orphans = PartitionData(residents=data.residents_of(-1), residency=data.residency_of(-1),
+                                events=pd.DataFrame(), outcomes=data.outcomes_of(-1), extract_date=data.extract_date)
+        if len(orphans.residency) or len(orphans.residents):
+            unscored.append(unscored_living(orphans, set(), as_of, spec_config, has_residency=has_residency))
+        if not rows:
+            raise EarlySignalError(f"{data_dir}: no accepted resident to score (every partition is empty)")
+        say("ranking")
+        all_rows = _concat_nonempty(rows).sort_values("resident_id", kind="stable").reset_index(drop=True)
+        listed = _concat_nonempty(unscored)
+        whole_unscored = with_quarantined(listed, data, set(all_rows["resident_id"]), as_of,
+                                          has_residency=has_residency)
+    return ScoredRows(all_rows, _concat_nonempty(reasons), drift, whole_unscored, partitions=total)
+
+
+def _concat_nonempty(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """pd.concat of the frames with rows (an empty one would change the dtypes); the first frame when none has."""
+    kept = [f for f in frames if len(f)]
+    if not kept:
+        return frames[0].iloc[0:0].reset_index(drop=True) if frames else pd.DataFrame()
+    return pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0].reset_index(drop=True)
+
+
+def _per_partition(config: ProjectConfig) -> bool:
+    build = getattr(config, "build", None)
+    return build is not None and (build.memory_budget_gb is not None or build.partitions is not None)
 
 
 def _score_cohort(
@@ -283,8 +579,9 @@ def _score_cohort(
     progress: Callable[[str], None] | None,
     log_to_mlflow: bool,
     config_path: str | Path | None = None,
+    on_partition: Callable[[int, int], None] | None = None,
 ) -> ScoringResult:
-    from earlysignal import contract, features
+    from earlysignal import features
     from earlysignal.approval import require_approved
     from earlysignal.modeling.artifacts import load_scoring_model
     from earlysignal.modeling.registry import resolve_model_version
@@ -323,32 +620,19 @@ def _score_cohort(
             "scoring with the model's spec.[/yellow]"
         )
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
-    say("loading data")
-    # Scoring only reads: quarantine files are the validate and features stages' job.
-    data = contract.load_linked_data(data_dir, spec_config, write_quarantine=False)
-    check_sources(spec_config, data, data_dir)
-    check_as_of_in_range(as_of, data_start(data), data.extract_date, data_dir)
-    say("building features")
-    fm = features.build_feature_matrix(spec_config, data, as_of_dates=[as_of], with_labels=False)
-    frame = fm.frame.reset_index(drop=True)
-    # Follow-up that has ended (label.censoring.end_column on or before as_of) is nobody's to act on:
-    # such a person is listed as unscored, not ranked.
-    ended = features.follow_up_ended_ids(spec_config, data.residents, as_of)
-    if ended:
-        frame = frame.loc[~frame["resident_id"].astype(str).isin(ended)].reset_index(drop=True)
-    missing = [c for c in model.feature_columns if c not in frame.columns]
-    if missing:
-        raise EarlySignalError(f"the rebuilt features lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
-    say("scoring and reasons")
-    margin = model.raw_margin(frame)
-    score = model.calibrator.predict(margin)
-    k = M.capacity_k(len(frame), config.capacity)
-    ranked = rank_cohort(frame, score, margin, k)
-    contributions = model.contributions(frame)
-    reasons = top_reasons(contributions, frame, model.feature_columns, metadata)
-    ranked = pd.concat([ranked, reasons], axis=1).assign(approval_status=status)[RANKED_COLUMNS]
+    out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
+    if _per_partition(config):
+        # The accepted rows wait per partition beside the output folder, removed at the end.
+        scored = score_partitions(spec_config, model, as_of, data_dir, out_dir, say, on_partition)
+    else:
+        scored = score_whole(spec_config, model, as_of, data_dir, say)
+    rows = scored.rows
+    score = rows["score"].to_numpy()
+    k = M.capacity_k(len(rows), config.capacity)
+    ranked = rank_cohort(rows, score, rows["margin"].to_numpy(), k)
+    ranked = pd.concat([ranked, rows[REASON_COLUMNS]], axis=1).assign(approval_status=status)[RANKED_COLUMNS]
     ranked = ranked.sort_values("rank", kind="stable").reset_index(drop=True)
-    unscored = unscored_residents(data, set(ranked["resident_id"]), as_of, spec_config)
+    unscored = scored.unscored
     n_quarantined = int(unscored["reason"].str.startswith(QUARANTINED_PREFIX).sum())
     n_ended = int(unscored["reason"].str.startswith(FOLLOW_UP_ENDED).sum())
     if n_ended:
@@ -362,12 +646,10 @@ def _score_cohort(
             f"[yellow]{n_quarantined:,} resident(s) living here at {as_of} were quarantined by the data contract and "
             "could not be scored; they are listed in unscored.csv with the reason.[/yellow]"
         )
-    drift = drift_report(model.drift_reference, frame, score, config.scoring.drift_warn_psi, month=as_of.month,
-                         warn_null_share=config.scoring.drift_warn_null_share)
+    drift = scored.drift.report(config.scoring.drift_warn_psi, warn_null_share=config.scoring.drift_warn_null_share)
 
     # Every file says whether its scores passed the approval gate: a column, and the file name.
     unscored["approval_status"] = status
-    out_dir = Path(out) if out is not None else default_out_dir(config, as_of)
     paths = {
         "ranked_parquet": write_parquet(ranked, out_dir / output_name("ranked.parquet", approval)),
         "ranked_csv": write_csv(ranked, out_dir / output_name("ranked.csv", approval)),
@@ -404,8 +686,10 @@ def _score_cohort(
         "contributions_scale": "log-odds of the uncalibrated model (LightGBM pred_contrib)",
         "outputs": {key: str(path) for key, path in paths.items()},
     }
-    case_list = write_case_list(out_dir, ranked, frame, contributions, model.feature_columns, metadata,
-                                spec_config, config, summary)
+    if scored.partitions is not None:
+        summary["partitions"] = scored.partitions  # read and scored in this many partitions (build section)
+    case_list = write_case_list(out_dir, ranked, None, None, model.feature_columns, metadata,
+                                spec_config, config, summary, reasons=scored.reasons)
     summary["outputs"].update({key: str(path) for key, path in case_list.items()})
     paths["summary_json"] = write_json(summary, out_dir / output_name("summary.json", approval))
     _report_drift(drift, paths["summary_json"])

@@ -72,7 +72,9 @@ def score(
         task = bar.add_task("scoring", total=None)
         result = score_cohort(project, day, model_uri=model, data_dir=data, out=out,
                               allow_unapproved=allow_unapproved, config_path=config,
-                              progress=lambda step: bar.update(task, description=f"scoring: {step}"))
+                              progress=lambda step: bar.update(task, description=f"scoring: {step}"),
+                              # Scoring per partition (build section): one bar step per partition.
+                              on_partition=lambda done, total: bar.update(task, completed=done, total=total))
     counts = result.summary["counts"]
     console.print(
         f"Scored {counts['scored']} residents at {day} with {result.summary['model_uri']}: "

@@ -309,18 +309,26 @@ def loaded_per_partition(
     partitions: int | None,
     write_quarantine: bool,
     batch_rows: int,
+    *,
+    count: Any = None,
+    require_usable_data: bool = True,
 ) -> Iterator[Any]:
     """Validate `data_dir` with every table written per partition (contract/streaming.py: households and
     addresses kept whole, `partitions` or the count the budget gives) into a temporary folder beside `out`,
-    removed on exit; yields the StreamedData once require_usable passes. Raises ContractError for unusable
-    files, UnusableDataError when too much is quarantined."""
+    removed on exit; yields the StreamedData once require_usable passes. `count(n_residents)`, when given,
+    chooses the partition count instead (from the accepted residents ever); `require_usable_data` False skips
+    require_usable (scoring lists quarantined residents rather than refusing, as with the data loaded whole).
+    Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
     from earlysignal.contract import require_usable
     from earlysignal.contract.streaming import load_partitioned_data
 
     def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
-        count = _chosen_partitions(config, len(residents), grid_dates, partitions)
+        if count is not None:
+            chosen = int(count(len(residents)))
+        else:
+            chosen = _chosen_partitions(config, len(residents), grid_dates, partitions)
         components = household_components(residents, residency)
-        return assign_partitions(components, np.ones(components.size), count), count
+        return assign_partitions(components, np.ones(components.size), chosen), chosen
 
     work = out.with_name(out.name + ".events.tmp")
     if work.exists():
@@ -328,7 +336,8 @@ def loaded_per_partition(
     work.mkdir(parents=True)
     try:
         data = load_partitioned_data(data_dir, config, work, assign, write_quarantine, batch_rows)
-        require_usable(data.report, config.contract)
+        if require_usable_data:
+            require_usable(data.report, config.contract)
         yield data
     finally:
         shutil.rmtree(work, ignore_errors=True)

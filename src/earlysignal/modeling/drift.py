@@ -35,14 +35,19 @@ def reference_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict[str, Any]
     return {"inner_edges": inner.tolist(), "shares": shares.tolist()}
 
 
-def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """Share of values per bin: len(inner)+1 value bins, then one for missing."""
+def bin_counts(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Count of values per bin ([len(inner) + 2] float64): len(inner)+1 value bins, then one for missing
+    (NaN and infinite values). Counts of batches add up to the counts of all their values."""
     values = np.asarray(values, dtype=float)
     missing = ~np.isfinite(values)
-    index = np.searchsorted(inner, values, side="right")
+    index = np.searchsorted(np.asarray(inner, dtype=float), values, side="right")
     index[missing] = len(inner) + 1
-    counts = np.bincount(index, minlength=len(inner) + 2).astype(float)
-    return counts / max(len(values), 1)
+    return np.bincount(index, minlength=len(inner) + 2).astype(float)
+
+
+def _shares(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Share of values per bin: len(inner)+1 value bins, then one for missing."""
+    return bin_counts(values, inner) / max(len(np.asarray(values)), 1)
 
 
 def present_only_bins(values: np.ndarray, bins: int = DRIFT_BINS) -> dict[str, Any]:
@@ -128,6 +133,81 @@ def reference_for(reference: dict[str, Any], month: int | None) -> tuple[dict[st
     return reference, "all training as_of dates"
 
 
+def psi_of_counts(reference: dict[str, Any], counts: np.ndarray) -> float | None:
+    """psi() from the new values' bin_counts() against the reference's inner edges: the same figure as
+    psi() of the values themselves. None for a present_only reference when either side has no value."""
+    counts = np.asarray(counts, dtype=float)
+    if reference.get("present_only"):
+        counts = np.concatenate([counts[:-1], [0.0]])  # only the non-missing values are compared
+        if not reference.get("present") or counts.sum() == 0:
+            return None
+    expected = np.maximum(np.asarray(reference["shares"], dtype=float), _FLOOR)
+    actual = np.maximum(counts / max(counts.sum(), 1.0), _FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def null_shares_of_counts(reference: dict[str, Any], counts: np.ndarray) -> tuple[float, float] | None:
+    """null_shares() from the new values' bin_counts(): (share missing in the reference, share missing now)."""
+    if reference.get("present_only"):
+        return None
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    now = float(counts[-1] / total) if total else 0.0
+    return float(np.asarray(reference["shares"], dtype=float)[-1]), now
+
+
+class DriftCounts:
+    """The bin counts drift_report needs, added up one batch of rows at a time (a partition of the cohort),
+    so the drift of a whole cohort is computed without holding its feature frame: per feature of the
+    reference and for the score, [bins + 1] counts against the reference's own edges (a few hundred numbers
+    a feature). report() gives exactly what drift_report of all the rows at once gives."""
+
+    def __init__(self, reference: dict[str, Any], month: int | None = None) -> None:
+        self.reference, self.compared_with = reference_for(reference, month)
+        self.features: dict[str, np.ndarray] = {}
+        self.score = np.zeros(len(self.reference["score"]["inner_edges"]) + 2)
+
+    def add(self, frame: pd.DataFrame, score: np.ndarray) -> None:
+        """Count one batch: `frame` holds the feature columns (rows aligned with `score`, [rows] float)."""
+        for c, bins in self.reference["features"].items():
+            if c not in frame.columns:
+                continue
+            counts = bin_counts(frame[c].to_numpy(dtype=float), np.asarray(bins["inner_edges"], dtype=float))
+            self.features[c] = self.features[c] + counts if c in self.features else counts
+        self.score += bin_counts(score, np.asarray(self.reference["score"]["inner_edges"], dtype=float))
+
+    def report(self, warn_psi: float, warn_null_share: float = 0.1) -> dict[str, Any]:
+        """drift_report's dict for every row added."""
+        feature_psi: dict[str, float | None] = {}
+        null_share: dict[str, dict[str, float]] = {}
+        for c, bins in self.reference["features"].items():
+            if c not in self.features:
+                continue
+            feature_psi[c] = psi_of_counts(bins, self.features[c])
+            shares = null_shares_of_counts(bins, self.features[c])
+            if shares is not None:
+                null_share[c] = {"reference": shares[0], "now": shares[1]}
+        score_psi = psi_of_counts(self.reference["score"], self.score)
+        # Not comparable: a window the data was too short for, in the reference or now.
+        known = {c: v for c, v in feature_psi.items() if v is not None}
+        warnings = sorted((c for c, v in known.items() if v > warn_psi), key=lambda c: -known[c])
+        moved = sorted((c for c, s in null_share.items() if abs(s["now"] - s["reference"]) > warn_null_share),
+                       key=lambda c: -abs(null_share[c]["now"] - null_share[c]["reference"]))
+        return {
+            "reference": self.compared_with,
+            "score_psi": score_psi,
+            "feature_psi": known,
+            "warn_psi": warn_psi,
+            "features_over_warn": warnings,
+            "score_over_warn": score_psi is not None and score_psi > warn_psi,
+            "max_feature_psi": max(known.values(), default=0.0),
+            "psi_over": "known values only; missing shares are compared apart (feature_null_share)",
+            "feature_null_share": null_share,
+            "warn_null_share": warn_null_share,
+            "features_null_share_changed": moved,
+        }
+
+
 def drift_report(
     reference: dict[str, Any], frame: pd.DataFrame, score: np.ndarray, warn_psi: float, month: int | None = None,
     warn_null_share: float = 0.1,
@@ -136,35 +216,7 @@ def drift_report(
     each feature's missing share then and now (features with an ordinary reference; a present_only one has no
     missing share), listing those that moved by more than warn_null_share (a proportion, 0-1) in
     `features_null_share_changed` (largest move first). A feature not comparable (no complete window on one
-    side) is left out of feature_psi."""
-    reference, compared_with = reference_for(reference, month)
-    feature_psi: dict[str, float | None] = {}
-    null_share: dict[str, dict[str, float]] = {}
-    for c, bins in reference["features"].items():
-        if c not in frame.columns:
-            continue
-        values = frame[c].to_numpy(dtype=float)
-        feature_psi[c] = psi(bins, values)
-        shares = null_shares(bins, values)
-        if shares is not None:
-            null_share[c] = {"reference": shares[0], "now": shares[1]}
-    score_psi = psi(reference["score"], score)
-    # Not comparable: a window the data was too short for, in the reference or now.
-    feature_psi = {c: v for c, v in feature_psi.items() if v is not None}
-    known = feature_psi
-    warnings = sorted((c for c, v in known.items() if v > warn_psi), key=lambda c: -known[c])
-    moved = sorted((c for c, s in null_share.items() if abs(s["now"] - s["reference"]) > warn_null_share),
-                   key=lambda c: -abs(null_share[c]["now"] - null_share[c]["reference"]))
-    return {
-        "reference": compared_with,
-        "score_psi": score_psi,
-        "feature_psi": feature_psi,
-        "warn_psi": warn_psi,
-        "features_over_warn": warnings,
-        "score_over_warn": score_psi is not None and score_psi > warn_psi,
-        "max_feature_psi": max(known.values(), default=0.0),
-        "psi_over": "known values only; missing shares are compared apart (feature_null_share)",
-        "feature_null_share": null_share,
-        "warn_null_share": warn_null_share,
-        "features_null_share_changed": moved,
-    }
+    side) is left out of feature_psi. The same as DriftCounts over `frame` in batches (scoring per partition)."""
+    counts = DriftCounts(reference, month)
+    counts.add(frame, score)
+    return counts.report(warn_psi, warn_null_share)
