@@ -52,3 +52,22 @@ def test_the_scoring_partition_count_follows_the_budget_and_the_events(build):
     assert count(300_000, 5_000_000, memory_budget_gb=0.3) > count(300_000, 5_000_000, memory_budget_gb=0.6)
     with pytest.raises(ConfigError):
         count(300_000, 5_000_000, **build)
+
+
+def test_the_scoring_partition_count_leaves_room_for_what_the_process_already_holds():
+    from earlysignal.config import load_config
+    from earlysignal.scoring import MIN_PARTITION_SHARE, scoring_partition_count
+
+    raw = load_config(None).model_dump(mode="json")
+    raw["build"].update({"partitions": None, "memory_budget_gb": 1.0})
+    config = config_from_dict(raw)
+    alone = scoring_partition_count(config, 300_000, 5_000_000)
+    # Half the budget already held: partitions get half as much each, so about twice as many.
+    half = scoring_partition_count(config, 300_000, 5_000_000, held_bytes=1024**3 // 2)
+    assert 2 * (alone - 1) < half <= 2 * alone and half > alone
+    # Holding the whole budget or more: each partition gets the floor share, never zero or a negative room.
+    floor = scoring_partition_count(config, 300_000, 5_000_000, held_bytes=1024**3)
+    assert floor == scoring_partition_count(config, 300_000, 5_000_000, held_bytes=5 * 1024**3)
+    share = round(1 / MIN_PARTITION_SHARE)
+    assert share * (alone - 1) < floor <= share * alone and floor > half
+

@@ -364,6 +364,7 @@ class ScoredRows:
     drift: DriftCounts
     unscored: pd.DataFrame
     partitions: int | None = None  # None: the data was loaded whole
+    held_bytes: int | None = None  # the process's resident set when the partitions were chosen
 
 
 def score_rows(model: Any, frame: pd.DataFrame, metadata: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -431,11 +432,13 @@ def score_whole(
     return ScoredRows(rows, reasons, drift, unscored)
 
 
-def scoring_partition_count(config: ProjectConfig, n_residents: int, n_events: int) -> int:
+def scoring_partition_count(config: ProjectConfig, n_residents: int, n_events: int, held_bytes: int = 0) -> int:
     """Partitions for scoring one as_of: build.partitions when set, else enough for each partition's build
     (features/partition.py estimated_build_bytes, one as_of) and its share of the events
-    (`n_events` x BYTES_PER_SCORED_EVENT) to fit build.memory_budget_gb. Raises ConfigError for a
-    non-positive budget or count."""
+    (`n_events` x BYTES_PER_SCORED_EVENT) to fit what is left of build.memory_budget_gb once the process
+    holds `held_bytes` (its resident set when the partitions are chosen: libraries, the model, the loader's
+    ID index), and at least MIN_PARTITION_SHARE of the budget. Raises ConfigError for a non-positive budget
+    or count."""
     import math
 
     from earlysignal.errors import ConfigError
@@ -452,7 +455,23 @@ def scoring_partition_count(config: ProjectConfig, n_residents: int, n_events: i
     if build.memory_budget_gb <= 0:
         raise ConfigError(f"build.memory_budget_gb must be positive, got {build.memory_budget_gb}")
     needed = estimated_build_bytes(n_residents, 1, len(feature_definitions(config))) + n_events * BYTES_PER_SCORED_EVENT
-    return max(1, math.ceil(needed / (build.memory_budget_gb * 1024**3)))
+    budget = build.memory_budget_gb * 1024**3
+    # The budget is the process's: what it already holds is not a partition's to use. The share's floor keeps
+    # the count finite when the process alone is near or over the budget (the run then says so).
+    available = max(budget - held_bytes, budget * MIN_PARTITION_SHARE)
+    return max(1, math.ceil(needed / available))
+
+
+# The least share of build.memory_budget_gb one partition is given when the process already holds most of it
+# (at 120,000 residents the libraries, the model and the loader's ID index hold ~0.5 GB before any partition).
+MIN_PARTITION_SHARE = 0.1
+
+
+def resident_set_bytes() -> int:
+    """This process's resident set size now (bytes, psutil)."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 # What one accepted event costs while its partition is built and scored, the build included: the pandas frame
@@ -499,9 +518,11 @@ def score_partitions(
     say("loading data per partition")
     metadata = model.feature_metadata
     n_events = _events_rows(data_dir)
+    held: dict[str, int] = {}  # the process's resident set when the partitions are chosen
     # Scoring lists what the contract quarantined instead of refusing the data (as score_whole does).
     with loaded_per_partition(spec_config, data_dir, work, [as_of], None, False, SCORING_BATCH_ROWS,
-                              count=lambda n: scoring_partition_count(spec_config, n, n_events),
+                              count=lambda n: scoring_partition_count(spec_config, n, n_events,
+                                                                      held.setdefault("bytes", resident_set_bytes())),
                               require_usable_data=False) as data:
         manifest = data.manifest or {}
         sources, earliest = _events_digest(data, want_sources=bool(_undeclared_sources(spec_config, manifest)),
@@ -552,7 +573,22 @@ def score_partitions(
         listed = _concat_nonempty(unscored)
         whole_unscored = with_quarantined(listed, data, set(all_rows["resident_id"]), as_of,
                                           has_residency=has_residency)
-    return ScoredRows(all_rows, _concat_nonempty(reasons), drift, whole_unscored, partitions=total)
+    _say_if_over_budget(spec_config, held.get("bytes"), total)
+    return ScoredRows(all_rows, _concat_nonempty(reasons), drift, whole_unscored, partitions=total,
+                      held_bytes=held.get("bytes"))
+
+
+def _say_if_over_budget(config: ProjectConfig, held_bytes: int | None, partitions: int) -> None:
+    """Warn when the process alone held most of build.memory_budget_gb before any partition was built."""
+    budget_gb = config.build.memory_budget_gb
+    if budget_gb is None or held_bytes is None or held_bytes < (1 - MIN_PARTITION_SHARE) * budget_gb * 1024**3:
+        return
+    console.print(
+        f"[yellow]This process held {held_bytes / 1024**3:.2f} GB (libraries, the model, the data's ID index) before "
+        f"any partition was built, against build.memory_budget_gb {budget_gb}: the budget cannot be met here; each of "
+        f"the {partitions} partitions was given {MIN_PARTITION_SHARE:.0%} of it.[/yellow]",
+        highlight=False,
+    )
 
 
 def _concat_nonempty(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -688,6 +724,8 @@ def _score_cohort(
     }
     if scored.partitions is not None:
         summary["partitions"] = scored.partitions  # read and scored in this many partitions (build section)
+        if scored.held_bytes is not None:
+            summary["held_gb_when_partitioned"] = round(scored.held_bytes / 1024**3, 3)
     case_list = write_case_list(out_dir, ranked, None, None, model.feature_columns, metadata,
                                 spec_config, config, summary, reasons=scored.reasons)
     summary["outputs"].update({key: str(path) for key, path in case_list.items()})
