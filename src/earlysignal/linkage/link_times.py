@@ -4,7 +4,8 @@ Splink's pairwise match weight of two records depends only on those two records 
 parameters; term-frequency adjustments aside), so a pair's link was knowable once both records were:
 its *edge date* is the later of the two records' known dates. Clusters are connected components of the
 pairs at or above the threshold, and a cluster at an earlier date is a component of the edges known by
-then. Each cluster has an *anchor*, its earliest-known record (ties: the smaller record key), and every
+then. Each cluster has an *anchor*, its earliest-known record among those that may anchor it (link: those
+carrying a birth date, which the contract needs; ties: the smaller record key), and every
 record's *linked date* is the earliest date at which known edges join it to the anchor: the minimax
 (bottleneck) path value from the anchor, found by joining the cluster's edges in date order with a
 union-find (docs/adr/0023-links-known-in-time.md). Everything the record brings to the resident (events,
@@ -21,14 +22,15 @@ _START = -1_000_000  # a day before any record (year -768), standing for UNDATED
 
 
 def linked_days(node_known: np.ndarray, anchor_rank: np.ndarray, cluster: np.ndarray,
-                left: np.ndarray, right: np.ndarray) -> np.ndarray:
+                left: np.ndarray, right: np.ndarray, can_anchor: np.ndarray | None = None) -> np.ndarray:
     """Per node, the first day known edges join it to its cluster's anchor (days since 1970-01-01, int64).
 
     `node_known`: per node, the day it was first known (int64 days; `UNDATED` for a node without any
     date, taken as known from the start). `anchor_rank`: per node, its tie-break order (smaller wins among
     nodes known on the same day). `cluster`: per node, its cluster (any hashable ints). `left` / `right`:
-    the node positions of every edge at or above the threshold (within clusters). The anchor of a cluster
-    is its node with the smallest (`node_known`, `anchor_rank`); the anchor's day is its own known day.
+    the node positions of every edge at or above the threshold (within clusters). `can_anchor`: nodes
+    preferred as anchors (default: all). The anchor of a cluster is its node with the smallest
+    (not `can_anchor`, `node_known`, `anchor_rank`); the anchor's day is its own known day.
     Every node of a connected cluster gets a day at or after its own known day. Raises ValueError when an
     edge joins two clusters.
     """
@@ -41,7 +43,8 @@ def linked_days(node_known: np.ndarray, anchor_rank: np.ndarray, cluster: np.nda
     if len(left) and (cluster[left] != cluster[right]).any():
         raise ValueError("an edge joins two clusters: edges must be the within-cluster pairs at the threshold")
     # The anchor per cluster: smallest known day, then smallest rank.
-    order = np.lexsort((np.asarray(anchor_rank), node_known, cluster))
+    preferred = np.ones(n, dtype=bool) if can_anchor is None else np.asarray(can_anchor, dtype=bool)
+    order = np.lexsort((np.asarray(anchor_rank), node_known, ~preferred, cluster))
     first = np.ones(n, dtype=bool)
     first[1:] = cluster[order][1:] != cluster[order][:-1]
     is_anchor = np.zeros(n, dtype=bool)

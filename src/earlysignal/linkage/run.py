@@ -193,13 +193,17 @@ def _stable_ids_counted(
     return ids, labels, table.sort_values(["change", "previous_resident_id", "resident_id"]).reset_index(drop=True)
 
 
-def _kept_linked_days(people: pd.DataFrame, profile: np.ndarray, result: Any, record_keys: pd.Series) -> np.ndarray:
-    """Per kept record, the day a chain of known links first joined it to its cluster's anchor (datetime64[D];
-    NaT when none of the records involved carries a date). See linkage/link_times.py.
+def _kept_linked_days(people: pd.DataFrame, profile: np.ndarray, result: Any, record_keys: pd.Series,
+                      standard: pd.DataFrame) -> np.ndarray:
+    """Per kept record, the day its resident could first hold it (datetime64[D]; NaT when none of the records
+    involved carries a date): the day a chain of known links joined it to its cluster's anchor, and not before
+    the resident's records by then held a sex. See linkage/link_times.py.
 
     Nodes are the records Splink compared (identical records share one, as they share their links); a node
-    is known from its earliest record's known day (`first_known`), and its anchor tie-break is its smallest
-    record key.
+    is known from its earliest record's known day (`first_known`). The anchor is the earliest-known node with
+    a birth date (ties: smallest record key): the contract holds no resident without one, so records known
+    before any of the person's dated records could not have been anyone's in it (a council-tax holder whose
+    birth date arrives with a later school record enters the contract then).
     """
     rep = result.representative[profile]
     nodes, node_of = np.unique(rep, return_inverse=True)
@@ -215,7 +219,13 @@ def _kept_linked_days(people: pd.DataFrame, profile: np.ndarray, result: Any, re
     edges = result.edges
     left = np.searchsorted(nodes, edges["unique_id_l"].to_numpy(dtype=np.int64))
     right = np.searchsorted(nodes, edges["unique_id_r"].to_numpy(dtype=np.int64))
-    linked = linked_days(node_known, rank, cluster, left, right)[node_of]
+    dated = standard["birth_date"].reindex(nodes).notna().to_numpy()
+    node_linked = linked_days(node_known, rank, cluster, left, right, can_anchor=dated)
+    # The first day the anchor's records held a sex too (the other attribute the contract needs).
+    with_sex = standard["sex"].reindex(nodes).notna().to_numpy()
+    sexed = pd.Series(np.where(with_sex, node_linked, np.iinfo(np.int64).max)).groupby(cluster).transform("min").to_numpy()
+    sexed = np.where(sexed == np.iinfo(np.int64).max, UNDATED, sexed)
+    linked = np.maximum(node_linked, sexed)[node_of]
     return np.where(linked == UNDATED, np.datetime64("NaT"), linked.astype("datetime64[D]"))
 
 
@@ -366,7 +376,7 @@ def _run_link(
         record_keys, clusters, previous_counts, previous_ids, secret, run_id)
     people["resident_id"] = resident_id.to_numpy()
     # When each record joined its resident: its events, outcomes and residency count from then on.
-    kept_linked = _kept_linked_days(people, profile, result, record_keys)
+    kept_linked = _kept_linked_days(people, profile, result, record_keys, standard)
     # A record's match probability: its strongest link inside its cluster (null when it stands alone).
     edges = result.edges
     best = pd.concat([edges[["unique_id_l", "match_probability"]].rename(columns={"unique_id_l": "uid"}),
