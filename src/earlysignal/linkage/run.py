@@ -376,7 +376,10 @@ def _run_link(
         record_keys, clusters, previous_counts, previous_ids, secret, run_id)
     people["resident_id"] = resident_id.to_numpy()
     # When each record joined its resident: its events, outcomes and residency count from then on.
+    linking_start, linking_cpu = time.perf_counter(), time.process_time()
     kept_linked = _kept_linked_days(people, profile, result, record_keys, standard)
+    seconds["link_times"] = time.perf_counter() - linking_start
+    cpu_seconds["link_times"] = time.process_time() - linking_cpu
     # A record's match probability: its strongest link inside its cluster (null when it stands alone).
     edges = result.edges
     best = pd.concat([edges[["unique_id_l", "match_probability"]].rename(columns={"unique_id_l": "uid"}),
