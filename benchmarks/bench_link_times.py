@@ -49,6 +49,7 @@ def main() -> None:
     print(f"link x{args.runs}: wall median {statistics.median(walls):.1f} s {[round(w, 1) for w in walls]}, "
           f"CPU median {statistics.median(cpus):.1f} s {[round(c, 1) for c in cpus]}")
     print("stage seconds (last run):", quality.get("seconds"))
+    print("stage CPU seconds (last run):", quality.get("cpu_seconds"))
     print("linked_in_time:", quality.get("linked_in_time"))
     print("ground truth:", {k: quality.get("ground_truth", {}).get(k) for k in ("precision", "recall")})
 
