@@ -87,8 +87,12 @@ def test_a_missing_ground_truth_file_stops_link_before_anything_is_linked(
 def test_person_links_hold_only_record_keys_resident_ids_and_probabilities(two_runs: dict[str, Path]) -> None:
     links = pd.read_parquet(two_runs["out1"] / "person_links.parquet")
     records = pd.read_parquet(two_runs["in1"] / "person_records.parquet")
-    assert list(links.columns) == ["source", "record_id", "resident_id", "match_probability", "link_run_id", "cluster_change"]
+    assert list(links.columns) == ["source", "record_id", "resident_id", "match_probability", "link_run_id",
+                                   "cluster_change", "linked_at"]
     assert len(links) == len(records) and links["link_run_id"].nunique() == 1
+    # A record is joined to its resident no earlier than it was known (seen).
+    seen = links.merge(records[["source", "record_id", "seen_date"]], on=["source", "record_id"])
+    assert (pd.to_datetime(seen["linked_at"]) >= pd.to_datetime(seen["seen_date"])).all()
     residents = pd.read_parquet(two_runs["out1"] / "residents.parquet")
     assert set(links["resident_id"]) == set(residents["resident_id"])
     linked = links["match_probability"].dropna()

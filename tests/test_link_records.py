@@ -84,13 +84,19 @@ def test_a_record_of_an_ongoing_source_without_an_end_is_evidence_up_to_the_extr
 
 
 def test_person_links_hold_one_row_per_record_in_file_order(store, tmp_path: Path) -> None:
+    # Group A1 (A1, A3, A4) was joined to its resident on 15 Feb 2024; the others as soon as they were known.
+    linked = np.array(["2024-02-15", "NaT", "NaT", "NaT"], dtype="datetime64[D]")
     per_kept = pd.DataFrame({"resident_id": ["R1", "R1", "R2", "R3"], "match_probability": [1.0, 0.9, np.nan, np.nan],
-                             "cluster_change": ["new"] * 4})
+                             "cluster_change": ["new"] * 4, "linked": linked})
     assert store.write_person_links(per_kept, "run1", tmp_path / "person_links.parquet") == 6
     links = pd.read_parquet(tmp_path / "person_links.parquet")
     assert links["record_id"].tolist() == ["A3", "A1", "A2", "A4", "A5", "B1"]
     assert links["resident_id"].tolist() == ["R1", "R1", "R1", "R1", "R2", "R3"]
     assert links["link_run_id"].unique().tolist() == ["run1"]
+    # Each record's linked_at: the later of its own known day (its seen date here) and its group's linked day.
+    assert pd.to_datetime(links["linked_at"]).dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-03-01", "2024-02-15", "2024-02-01", "2024-04-01", "2024-04-01", "2024-02-09"]
+    assert store.kept.set_index("record_id").loc["A1", "first_known"] == pd.Timestamp("2024-01-01")
 
 
 def test_a_repeated_record_id_is_refused(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ SCORED_AT = ("2025-01-01", "2026-01-01")
 # Dates of birth are looked for only among people born before the data's first records (2022), so
 # the event dates every artefact holds cannot be mistaken for one.
 BORN_BEFORE = dt.date(2015, 1, 1)
-CONTRACT_TABLES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet")
+# The contract tables and link's person_links (the day each record joined its resident, ADR 0023) hold dates
+# by design: any date can equal someone's birth date.
+CONTRACT_TABLES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet", "person_links.parquet")
 
 
 def _config(root: Path) -> dict:

@@ -630,6 +630,9 @@ class LinkageSection(_Section):
     max_disagreement_penalty: float | None = Field(default=10.0, gt=0)
     disagreement_penalty_columns: tuple[str, ...] = ("sex", "nhs_number", "upn")
     u_max_pairs: float = Field(default=2e6, gt=0)
+    # A previous link run's link_model.json: predict with its parameters instead of training (the same
+    # pair then gets the same weight whatever else the extract holds). null: train on this extract.
+    trained_model: Path | None = None
     # DuckDB's memory cap while Splink runs (it spills to a private temporary folder beyond it).
     duckdb_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # DuckDB's cap for link's per-record work (grouping repeats, mapping events, person links), which runs

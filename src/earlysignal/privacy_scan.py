@@ -179,6 +179,9 @@ def scan(paths: list[Path], identifiers: Identifiers) -> list[Finding]:
 
 
 CONTRACT_TABLES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet")
+# Link's per-record table carries the day each record joined its resident (ADR 0023): a record's date, as the
+# contract tables' dates are, so it too is not searched for dates of birth (any date can equal one).
+DATED_TABLES = (*CONTRACT_TABLES, "person_links.parquet")
 INGEST_FILES = ("person_records.parquet", "address_records.parquet", "gazetteer.parquet")
 
 
@@ -214,7 +217,8 @@ def scan_outputs(ingested: Path, paths: list[Path], born_before: dt.date | None 
     Dates of birth are looked for among people born before `born_before` (default: the earliest
     `data_start` in the ingest manifest, so no event date can pass for one), and not in the data
     contract's own tables (residents, residency, events, outcomes beside a manifest.json), which hold
-    birth and event dates by design. Raises PrivacyScanError when an ingest file or a path is missing
+    birth and event dates by design, nor in link's person_links beside them (the day each record joined
+    its resident). Raises PrivacyScanError when an ingest file or a path is missing
     or no file is found.
     """
     missing = [name for name in INGEST_FILES if not (ingested / name).exists()]
@@ -233,7 +237,7 @@ def scan_outputs(ingested: Path, paths: list[Path], born_before: dt.date | None 
     cutoff = born_before or _earliest_data_start(ingested)
     identifiers = raw_identifiers(ingested, cutoff, vocabulary_files)
     without_birth = Identifiers(identifiers.tokens, {k: v for k, v in identifiers.phrases.items() if k != "date_of_birth"})
-    contract = [f for f in files if f.name in CONTRACT_TABLES and (f.parent / "manifest.json").exists()]
+    contract = [f for f in files if f.name in DATED_TABLES and (f.parent / "manifest.json").exists()]
     rest = [f for f in files if f not in contract]
     findings = scan(rest, identifiers) + scan(contract, without_birth)
     return OutputScan(files=files, findings=sorted(findings, key=lambda f: (str(f.path), f.kind)), born_before=cutoff)

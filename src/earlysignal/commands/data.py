@@ -246,6 +246,16 @@ def link(
             "and no clerically reviewed pairs (linkage.clerical_review).[/yellow]",
             highlight=False,
         )
+    in_time = quality.get("linked_in_time")
+    if in_time and in_time["records_linked_after_known"]:
+        # ADR 0023: what these records bring counts only from the day they joined their resident.
+        console.print(
+            f"{in_time['records_linked_after_known']:,} records joined their resident after they were known "
+            f"({in_time['residents_with_such_records']:,} residents); {in_time['events_known_later_by_linkage']:,} "
+            f"events and {in_time['outcomes_known_later_by_linkage']:,} outcomes count from that day "
+            "(person_links.linked_at).",
+            highlight=False,
+        )
     if "changes_since_previous" in quality:
         console.print(f"Changes since the previous run: {quality['changes_since_previous']}", highlight=False)
         gone = quality["changes_since_previous"].get("gone", 0)

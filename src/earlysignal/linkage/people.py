@@ -159,6 +159,60 @@ def floor_disagreement_weights(comparisons: Sequence[Any], columns: Sequence[str
     return changed
 
 
+def model_parameters(linker: Any) -> dict[str, Any]:
+    """The prior and every non-null comparison level's m and u as the linker predicts with them.
+
+    Splink's own model JSON leaves out levels training never observed (it predicts with a small default
+    for them), so a reload from it would not reproduce the weights; these are the values used.
+    """
+    settings = linker._settings_obj
+    return {
+        "probability_two_random_records_match": float(settings._probability_two_random_records_match),
+        "comparisons": [
+            {"comparison": c.output_column_name,
+             "levels": [{"level": lv.label_for_charts, "m_probability": lv.m_probability,
+                         "u_probability": lv.u_probability}
+                        for lv in c.comparison_levels if not lv.is_null_level]}
+            for c in settings.comparisons
+        ],
+    }
+
+
+def read_model_parameters(path: Path) -> dict[str, Any]:
+    """A link run's `link_model.json` (`model_parameters`). Raises LinkageError when missing or not one."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise LinkageError(f"linkage.trained_model {path} does not exist; give a link output's link_model.json")
+    model = json.loads(path.read_text(encoding="utf-8"))
+    if "comparisons" not in model or "probability_two_random_records_match" not in model:
+        raise LinkageError(f"linkage.trained_model {path} is not a link_model.json (keys comparisons and "
+                           "probability_two_random_records_match are needed)")
+    return model
+
+
+def set_model_parameters(linker: Any, model: dict[str, Any]) -> None:
+    """Give the linker the prior and m/u of `model` (`model_parameters`) instead of training.
+
+    Raises LinkageError when the model's comparisons or levels differ from linkage.comparisons.
+    """
+    settings = linker._settings_obj
+    given = {c["comparison"]: c["levels"] for c in model["comparisons"]}
+    for comparison in settings.comparisons:
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        stored = given.get(comparison.output_column_name)
+        if stored is None or [s["level"] for s in stored] != [lv.label_for_charts for lv in levels]:
+            raise LinkageError(
+                f"linkage.trained_model: comparison {comparison.output_column_name!r} has levels "
+                f"{[lv.label_for_charts for lv in levels]} here but {None if stored is None else [s['level'] for s in stored]} "
+                "in the trained model; it was trained with other linkage.comparisons")
+        for level, values in zip(levels, stored):
+            level.m_probability = values["m_probability"]
+            level.u_probability = values["u_probability"]
+    settings._probability_two_random_records_match = float(model["probability_two_random_records_match"])
+
+
 @dataclass
 class LinkResult:
     """Clusters and diagnostics of one Splink run.
@@ -178,6 +232,8 @@ class LinkResult:
     representative: np.ndarray | None = None  # per record, the unique_id of the identical record Splink saw
     # Disagreement levels whose trained weight was floored (linkage.max_disagreement_penalty).
     floored: list[dict[str, Any]] = field(default_factory=list)
+    # The parameters predictions used (`model_parameters`), for linkage.trained_model in a later run.
+    model: dict[str, Any] = field(default_factory=dict)
 
 
 def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_parent: Path | None = None) -> LinkResult:
@@ -230,20 +286,25 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_
     cpu_seconds["prepare"] = time.process_time() - cpu_start
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    linker.training.estimate_probability_two_random_records_match(
-        [_block_sql(r) for r in section.deterministic_rules], recall=section.deterministic_recall
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=section.u_max_pairs, seed=seed)
-    for rule in section.em_blocking_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(_block_sql(rule))
     floored: list[dict[str, Any]] = []
-    if section.max_disagreement_penalty is not None:
+    if section.trained_model is not None:
+        # A previous run's parameters as used (floored already): the same pair gets the same weight.
+        set_model_parameters(linker, read_model_parameters(section.trained_model))
+    else:
+        linker.training.estimate_probability_two_random_records_match(
+            [_block_sql(r) for r in section.deterministic_rules], recall=section.deterministic_recall
+        )
+        linker.training.estimate_u_using_random_sampling(max_pairs=section.u_max_pairs, seed=seed)
+        for rule in section.em_blocking_rules:
+            linker.training.estimate_parameters_using_expectation_maximisation(_block_sql(rule))
+    if section.max_disagreement_penalty is not None and section.trained_model is None:
         # EM learns that a true match never disagrees on sex or an identifier when these data never showed
         # one doing so. The trained levels are floored where they are: a round trip through the settings
         # dict (save_model_to_json -> Linker) would reload every level Splink marks "not observed" at its
         # untrained default m instead of the small value it predicts with.
         floored = floor_disagreement_weights(linker._settings_obj.comparisons, section.disagreement_penalty_columns,
                                              section.max_disagreement_penalty)
+    used_parameters = model_parameters(linker)
     seconds["train"] = time.perf_counter() - start
     cpu_seconds["train"] = time.process_time() - cpu_start
 
@@ -296,4 +357,4 @@ def link_people(people: pd.DataFrame, section: LinkageSection, seed: int, spill_
     clusters = pd.DataFrame({"unique_id": np.arange(len(representative), dtype=np.int64),
                              "cluster_id": cluster_of.reindex(representative.to_numpy()).to_numpy()})
     return LinkResult(clusters, edges, pairs_compared, parameters, prior, seconds, cpu_seconds, int(len(cluster_of)),
-                      representative.to_numpy(dtype=np.int64), floored)
+                      representative.to_numpy(dtype=np.int64), floored, used_parameters)

@@ -31,6 +31,13 @@ from earlysignal.errors import ContractError
 RECORD_COLUMNS = ("source", "record_id", "seen_date", "seen_until", "known_at")
 
 
+def _linked_column(linked: np.ndarray | None, n: int) -> pd.Series:
+    """Per kept record its linked day as a date column DuckDB reads (all null when not given)."""
+    if linked is None:
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[s]")
+    return pd.Series(np.asarray(linked).astype("datetime64[D]").astype("datetime64[s]"))
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -62,7 +69,8 @@ class RecordStore:
     """The person records of one ingested folder, collapsed into groups, with per-record lookups in DuckDB.
 
     Use as a context manager. `kept` (pandas, one row per group, in file order of the group's first
-    record) holds every person column plus `n_records` (group size), `first_seen` / `last_seen` (dates)
+    record) holds every person column plus `n_records` (group size), `first_seen` / `last_seen` (dates),
+    `first_known` (the earliest day any record of the group was known: seen date, or known_at when later)
     and `kept_idx` (row position). Raises ContractError when a (source, record_id) repeats.
     """
 
@@ -105,6 +113,7 @@ class RecordStore:
                    greatest(seen_date, coalesce({known}, seen_date)) AS known_from,
                    min(record_id) OVER w AS kept_record_id, count(*) OVER w AS n_records,
                    min(seen_date) OVER w AS first_seen, max(seen_date) OVER w AS last_seen,
+                   min(greatest(seen_date, coalesce({known}, seen_date))) OVER w AS first_known,
                    min(file_row_number) OVER w AS first_row
             FROM {src} WINDOW w AS ({group})
         """)
@@ -116,11 +125,11 @@ class RecordStore:
             )
         self.con.execute("""
             CREATE TEMP TABLE groups AS
-            SELECT source, kept_record_id, n_records, first_seen, last_seen, first_row
+            SELECT source, kept_record_id, n_records, first_seen, last_seen, first_known, first_row
             FROM alias WHERE record_id = kept_record_id
         """)
         kept = self.con.sql(f"""
-            SELECT p.* EXCLUDE (file_row_number), r.n_records, r.first_seen, r.last_seen
+            SELECT p.* EXCLUDE (file_row_number), r.n_records, r.first_seen, r.last_seen, r.first_known
             FROM {src} p JOIN groups r ON p.source = r.source AND p.record_id = r.kept_record_id
             ORDER BY r.first_row
         """).df()
@@ -147,18 +156,23 @@ class RecordStore:
 
     # ----------------------------------------------------------------------------------------
     def daily_observations(self, resident_code: np.ndarray, address_code: np.ndarray,
-                           ongoing_sources: tuple[str, ...] = (), extract_date: dt.date | None = None) -> pd.DataFrame:
+                           ongoing_sources: tuple[str, ...] = (), extract_date: dt.date | None = None,
+                           linked: np.ndarray | None = None) -> pd.DataFrame:
         """Per (resident, day, address) the record count and latest seen_until (residency's input).
 
-        `resident_code` / `address_code`: int codes per kept record (-1 = none). A record of one of
+        `resident_code` / `address_code`: int codes per kept record (-1 = none). `linked` (datetime64[D]
+        per kept record, NaT = none): the day its records joined their resident (link_times.py); a
+        record is evidence from the later of that day and its own known day. A record of one of
         `ongoing_sources` without a seen_until is current (an open council-tax liability): its seen_until
         is taken as `extract_date`. Returns columns resident_id, seen_date, address_id (the int codes),
         n, until; seen_date is the day the council knew of the record (the later of its seen_date and
-        known_at), so residency built from it never starts before its evidence arrived.
+        known_at, and the linked day), so residency built from it never starts before its evidence arrived
+        nor before the council could know whose it was.
         """
         self.con.register("kept_codes", pd.DataFrame({
             "kept_idx": np.arange(len(resident_code), dtype=np.int64),
-            "res": resident_code.astype(np.int64), "addr": address_code.astype(np.int64)}))
+            "res": resident_code.astype(np.int64), "addr": address_code.astype(np.int64),
+            "linked": _linked_column(linked, len(resident_code))}))
         until = "r.seen_until"
         if ongoing_sources and extract_date is not None:
             listed = ", ".join(_literal(s) for s in ongoing_sources)
@@ -166,11 +180,11 @@ class RecordStore:
                      f"THEN DATE {_literal(extract_date.isoformat())} ELSE r.seen_until END")
         # A record whose known_at rule puts it after the extract date is not evidence at any date the data
         # covers (ADR 0018 keeps such events unusable until then; residency follows the same rule).
-        not_yet_known = (f"AND r.known_from <= DATE {_literal(extract_date.isoformat())}"
+        not_yet_known = (f"AND greatest(r.known_from, CAST(k.linked AS DATE)) <= DATE {_literal(extract_date.isoformat())}"
                          if extract_date is not None else "")
         daily = self.con.sql(f"""
-            SELECT k.res AS resident_id, CAST(r.known_from AS TIMESTAMP) AS seen_date, k.addr AS address_id,
-                   count(*) AS n, CAST(max({until}) AS TIMESTAMP) AS until
+            SELECT k.res AS resident_id, CAST(greatest(r.known_from, CAST(k.linked AS DATE)) AS TIMESTAMP) AS seen_date,
+                   k.addr AS address_id, count(*) AS n, CAST(max({until}) AS TIMESTAMP) AS until
             FROM record_kept r JOIN kept_codes k USING (kept_idx)
             WHERE k.res >= 0 AND k.addr >= 0 AND r.known_from IS NOT NULL {not_yet_known}
             GROUP BY ALL
@@ -208,26 +222,45 @@ class RecordStore:
     def write_person_links(self, per_kept: pd.DataFrame, run_id: str, target: Path) -> int:
         """Write person_links (one row per record, in file order) from per-kept-record values.
 
-        `per_kept`: resident_id, match_probability, cluster_change, one row per kept record in order.
-        Returns the rows written.
+        `per_kept`: resident_id, match_probability, cluster_change, linked (datetime64[D], NaT = none),
+        one row per kept record in order. A record's `linked_at` is the later of its own known day and
+        its kept record's linked day (link_times.py). Returns the rows written.
         """
-        self.con.register("kept_links", per_kept.assign(kept_idx=np.arange(len(per_kept), dtype=np.int64)))
+        kept_links = per_kept.assign(kept_idx=np.arange(len(per_kept), dtype=np.int64),
+                                     linked=_linked_column(per_kept["linked"].to_numpy(), len(per_kept)))
+        self.con.register("kept_links", kept_links)
         with atomic_path(target) as tmp:
             self.con.execute(f"""
                 COPY (SELECT r.source, r.record_id, k.resident_id, CAST(k.match_probability AS DOUBLE) AS match_probability,
-                             {_literal(run_id)} AS link_run_id, k.cluster_change
+                             {_literal(run_id)} AS link_run_id, k.cluster_change,
+                             greatest(r.known_from, CAST(k.linked AS DATE)) AS linked_at
                       FROM record_kept r JOIN kept_links k USING (kept_idx) ORDER BY r.row_no)
                 TO {_literal(tmp)} (FORMAT parquet, COMPRESSION zstd)
             """)
         self.con.unregister("kept_links")
         return self.records
 
+    def linked_later(self, resident_code: np.ndarray, linked: np.ndarray) -> dict[str, int]:
+        """Records (of contract residents, `resident_code` >= 0 per kept record) joined to their resident
+        after they were known (`linked` later than their own known day), and the residents holding any."""
+        self.con.register("kept_later", pd.DataFrame({
+            "kept_idx": np.arange(len(resident_code), dtype=np.int64), "res": resident_code.astype(np.int64),
+            "linked": _linked_column(linked, len(resident_code))}))
+        row = self.con.execute("""
+            SELECT count(*), count(DISTINCT k.res) FROM record_kept r JOIN kept_later k USING (kept_idx)
+            WHERE k.res >= 0 AND CAST(k.linked AS DATE) > coalesce(r.known_from, DATE '0001-01-01')
+        """).fetchall()[0]
+        self.con.unregister("kept_later")
+        return {"records": int(row[0]), "residents": int(row[1])}
+
     def link_events(self, events: Path, kept_codes: pd.DataFrame, address_codes: pd.DataFrame,
                     resident_ids: list[str], address_ids: list[str], lived_in: np.ndarray,
                     address_event_sources: tuple[str, ...], target: Path) -> dict[str, Any]:
         """Map ingested events to residents and addresses and write the contract's events table.
 
-        `kept_codes` (res, addr int codes per kept record, -1 = none; res is -1 for dropped residents),
+        `kept_codes` (res, addr int codes per kept record, -1 = none; res is -1 for dropped residents;
+        optional `linked`, datetime64[D] per kept record: a person event with a resident is known from
+        the later of its own known_at and that day, link_times.py),
         `address_codes` (source, record_id, addr per address record), `resident_ids` / `address_ids`
         (code -> ID), `lived_in` (per address code: some linked resident has a spell there). A person
         event keeps its resident; its address comes from its address record, else (for
@@ -235,7 +268,9 @@ class RecordStore:
         is dropped from a person event and drops an address-only event. Returns counts and sources.
         """
         con = self.con
-        con.register("kept_codes", kept_codes.assign(kept_idx=np.arange(len(kept_codes), dtype=np.int64)))
+        linked = kept_codes["linked"].to_numpy() if "linked" in kept_codes else None
+        con.register("kept_codes", kept_codes.assign(kept_idx=np.arange(len(kept_codes), dtype=np.int64),
+                                                     linked=_linked_column(linked, len(kept_codes))))
         con.register("address_codes", address_codes)
         con.register("resident_names", pd.DataFrame({"res": np.arange(len(resident_ids), dtype=np.int64),
                                                      "resident_id": pd.Series(resident_ids, dtype="object")}))
@@ -253,7 +288,11 @@ class RecordStore:
             WITH base AS (
                 SELECT e.file_row_number AS row_no, CAST(e.event_id AS VARCHAR) AS event_id,
                        CAST(e.source AS VARCHAR) AS source, CAST(e.event_type AS VARCHAR) AS event_type,
-                       CAST(e.event_time AS TIMESTAMP) AS event_time, CAST(e.known_at AS TIMESTAMP) AS known_at,
+                       CAST(e.event_time AS TIMESTAMP) AS event_time,
+                       CASE WHEN e.person_record_id IS NOT NULL AND kc.res >= 0
+                            THEN greatest(CAST(e.known_at AS TIMESTAMP), CAST(kc.linked AS TIMESTAMP))
+                            ELSE CAST(e.known_at AS TIMESTAMP) END AS known_at,
+                       CAST(e.known_at AS TIMESTAMP) AS own_known_at,
                        {value} AS value, {coded_by} AS coded_by,
                        CASE WHEN e.person_record_id IS NOT NULL AND kc.res >= 0 THEN kc.res END AS res,
                        coalesce(
@@ -273,7 +312,8 @@ class RecordStore:
         """)
         counts = con.execute("""
             SELECT count(*) FILTER (WHERE res IS NULL AND (addr IS NULL OR unplaced)) AS orphan,
-                   count(*) FILTER (WHERE res IS NULL AND unplaced) AS unplaced_address_events
+                   count(*) FILTER (WHERE res IS NULL AND unplaced) AS unplaced_address_events,
+                   count(*) FILTER (WHERE res IS NOT NULL AND known_at > own_known_at) AS known_later_by_linkage
             FROM mapped_events
         """).fetchall()[0]
         with atomic_path(target) as tmp:
@@ -295,7 +335,7 @@ class RecordStore:
             con.unregister(name)
         assert counts is not None
         return {"rows": int(written), "orphan": int(counts[0]), "unplaced_address_events": int(counts[1]),
-                "sources": sources}
+                "known_later_by_linkage": int(counts[2]), "sources": sources}
 
     def map_outcomes(self, outcomes: Path) -> pd.DataFrame:
         """Ingested outcomes with the kept record of their person record (kept_idx, -1 when unknown)."""

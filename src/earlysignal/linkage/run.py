@@ -27,6 +27,7 @@ from earlysignal.fingerprint import file_sha256, stable_hash
 from earlysignal.linkage import addresses as addr
 from earlysignal.linkage import histories as hist
 from earlysignal.linkage import quality as qual
+from earlysignal.linkage.link_times import UNDATED, linked_days
 from earlysignal.linkage.people import link_people, standardise
 from earlysignal.linkage.records import RecordStore, remove_stale_spills
 from earlysignal.linkage.secret import keyed_id, load_secret
@@ -44,7 +45,7 @@ GAZETTEER_COLUMNS = ("uprn", "address_text", "postcode")
 EVENT_COLUMNS = ("event_id", "source", "person_record_id", "address_record_id", "event_type", "event_time", "known_at")
 OUTCOME_COLUMNS = ("source", "person_record_id", "outcome_type", "outcome_time", "known_at")
 OUTPUT_FILES = ("residents.parquet", "residency.parquet", "events.parquet", "outcomes.parquet", "person_links.parquet",
-                "link_quality.json", "manifest.json")
+                "link_quality.json", "link_model.json", "manifest.json")
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,42 @@ def _stable_ids_counted(
     labels = frame["anchor"].map(change)
     table = pd.concat(changes, ignore_index=True).drop_duplicates()
     return ids, labels, table.sort_values(["change", "previous_resident_id", "resident_id"]).reset_index(drop=True)
+
+
+def _kept_linked_days(people: pd.DataFrame, profile: np.ndarray, result: Any, record_keys: pd.Series,
+                      standard: pd.DataFrame) -> np.ndarray:
+    """Per kept record, the day its resident could first hold it (datetime64[D]; NaT when none of the records
+    involved carries a date): the day a chain of known links joined it to its cluster's anchor, and not before
+    the resident's records by then held a sex. See linkage/link_times.py.
+
+    Nodes are the records Splink compared (identical records share one, as they share their links); a node
+    is known from its earliest record's known day (`first_known`). The anchor is the earliest-known node with
+    a birth date (ties: smallest record key): the contract holds no resident without one, so records known
+    before any of the person's dated records could not have been anyone's in it (a council-tax holder whose
+    birth date arrives with a later school record enters the contract then).
+    """
+    rep = result.representative[profile]
+    nodes, node_of = np.unique(rep, return_inverse=True)
+    known = pd.to_datetime(people["first_known"]).to_numpy().astype("datetime64[D]")
+    days = np.where(np.isnat(known), np.iinfo(np.int64).max, known.astype(np.int64))
+    node_known = np.full(len(nodes), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(node_known, node_of, days)
+    node_known[node_known == np.iinfo(np.int64).max] = UNDATED
+    node_key = pd.Series(record_keys.to_numpy()).groupby(node_of).min().reindex(range(len(nodes))).to_numpy()
+    rank = np.empty(len(nodes), dtype=np.int64)
+    rank[np.argsort(node_key, kind="stable")] = np.arange(len(nodes))
+    cluster = pd.factorize(result.clusters.set_index("unique_id")["cluster_id"].reindex(nodes).to_numpy())[0]
+    edges = result.edges
+    left = np.searchsorted(nodes, edges["unique_id_l"].to_numpy(dtype=np.int64))
+    right = np.searchsorted(nodes, edges["unique_id_r"].to_numpy(dtype=np.int64))
+    dated = standard["birth_date"].reindex(nodes).notna().to_numpy()
+    node_linked = linked_days(node_known, rank, cluster, left, right, can_anchor=dated)
+    # The first day the anchor's records held a sex too (the other attribute the contract needs).
+    with_sex = standard["sex"].reindex(nodes).notna().to_numpy()
+    sexed = pd.Series(np.where(with_sex, node_linked, np.iinfo(np.int64).max)).groupby(cluster).transform("min").to_numpy()
+    sexed = np.where(sexed == np.iinfo(np.int64).max, UNDATED, sexed)
+    linked = np.maximum(node_linked, sexed)[node_of]
+    return np.where(linked == UNDATED, np.datetime64("NaT"), linked.astype("datetime64[D]"))
 
 
 def _map_codes(values: pd.Series, codes: dict[str, Any]) -> pd.Series:
@@ -338,6 +375,11 @@ def _run_link(
     resident_id, change, change_table = _stable_ids_counted(
         record_keys, clusters, previous_counts, previous_ids, secret, run_id)
     people["resident_id"] = resident_id.to_numpy()
+    # When each record joined its resident: its events, outcomes and residency count from then on.
+    linking_start, linking_cpu = time.perf_counter(), time.process_time()
+    kept_linked = _kept_linked_days(people, profile, result, record_keys, standard)
+    seconds["link_times"] = time.perf_counter() - linking_start
+    cpu_seconds["link_times"] = time.process_time() - linking_cpu
     # A record's match probability: its strongest link inside its cluster (null when it stands alone).
     edges = result.edges
     best = pd.concat([edges[["unique_id_l", "match_probability"]].rename(columns={"unique_id_l": "uid"}),
@@ -355,6 +397,7 @@ def _run_link(
         "resident_id": people["resident_id"].astype("object").to_numpy(),
         "match_probability": record_best.astype("float64"),
         "cluster_change": change.astype("object").to_numpy(),
+        "linked": kept_linked,
     })
 
     # Residents: attributes by the most-frequent-non-null-latest-on-ties rule (counting records).
@@ -389,7 +432,7 @@ def _run_link(
 
     # Residency and households, from every record's dated observation.
     daily = store.daily_observations(resident_code, person_address_code, tuple(section.ongoing_record_sources),
-                                     extract_date)
+                                     extract_date, linked=kept_linked)
     spells = hist.spells_from_daily(daily, section.residency_lapse_days, pd.Timestamp(extract_date))
     del daily
     spells["resident_id"] = np.asarray(resident_names, dtype=object)[spells["resident_id"].to_numpy(dtype=np.int64)] \
@@ -407,7 +450,8 @@ def _run_link(
 
     # Events (written by DuckDB straight to the output folder's temporary file) and outcomes.
     out_dir.mkdir(parents=True, exist_ok=True)
-    kept_codes = pd.DataFrame({"res": resident_code.astype(np.int64), "addr": person_address_code.astype(np.int64)})
+    kept_codes = pd.DataFrame({"res": resident_code.astype(np.int64), "addr": person_address_code.astype(np.int64),
+                               "linked": kept_linked})
     address_codes = pd.DataFrame({
         "source": address_records["source"].astype(str).to_numpy(),
         "record_id": address_records["record_id"].astype(str).to_numpy(),
@@ -426,11 +470,17 @@ def _run_link(
     out_code = np.where(kept_idx >= 0, resident_code[np.maximum(kept_idx, 0)] if len(resident_code) else -1, -1)
     keep_outcome = pd.Series(out_code >= 0, index=outcomes.index)
     resident_array = np.asarray(resident_names, dtype=object)
+    # An outcome is known to be the resident's once its record was linked to them (link_times.py).
+    own_known = pd.to_datetime(outcomes["known_at"]).astype("datetime64[us]")
+    outcome_linked = pd.Series(kept_linked[np.maximum(kept_idx, 0)] if len(kept_linked) else
+                               np.full(len(kept_idx), np.datetime64("NaT"), dtype="datetime64[D]"),
+                               index=outcomes.index).astype("datetime64[us]").where(out_code >= 0)
+    outcome_known = own_known.where(~(outcome_linked > own_known), outcome_linked)
     linked_outcomes = pd.DataFrame({
         "resident_id": resident_array[out_code[keep_outcome.to_numpy()]].astype(str) if keep_outcome.any() else pd.Series(dtype="str").to_numpy(),
         "outcome_type": outcomes.loc[keep_outcome, "outcome_type"].astype(str).to_numpy(),
         "outcome_time": pd.to_datetime(outcomes.loc[keep_outcome, "outcome_time"]).astype("datetime64[us]").to_numpy(),
-        "known_at": pd.to_datetime(outcomes.loc[keep_outcome, "known_at"]).astype("datetime64[us]").to_numpy(),
+        "known_at": outcome_known[keep_outcome].to_numpy(),
         "end_time": (pd.to_datetime(outcomes.loc[keep_outcome, "end_time"]).astype("datetime64[us]").to_numpy()
                      if "end_time" in outcomes else pd.NaT),
     })
@@ -462,6 +512,7 @@ def _run_link(
         residents[["resident_id", "sex", "ethnicity", "birth_date"]], on="resident_id", how="left")
     last_spell = residency.sort_values("start_date").drop_duplicates("resident_id", keep="last").set_index("resident_id")["tenure"]
     min_cell, round_to = config.audit.min_cell, config.audit.round_to
+    later = store.linked_later(resident_code, kept_linked)
     unlinked = pd.Series(~linked)
     by_group = {
         "sex": qual.suppressed_rates(unlinked, resident_attrs["sex"], min_cell, round_to, weight),
@@ -484,6 +535,8 @@ def _run_link(
         "per_source": per_source,
         "cluster_sizes": {str(int(k)): int(v) for k, v in size_counts.items()},
         "match_weights": result.parameters,
+        # A previous run's parameters used instead of training (linkage.trained_model), else null.
+        "trained_model": None if section.trained_model is None else str(section.trained_model),
         # Disagreement levels whose trained weight was floored (docs/adr/0022-disagreement-penalty-floor.md).
         "max_disagreement_penalty": section.max_disagreement_penalty,
         "disagreement_weights_floored": result.floored,
@@ -497,6 +550,14 @@ def _run_link(
             "outcomes_without_resident": int((~keep_outcome).sum()),
         },
         "small_count_rule": {"min_cell": min_cell, "round_to": round_to},
+        # Records joined to their resident only after they were known, through a record known later
+        # (docs/adr/0023-links-known-in-time.md): what they bring counts from the joining day.
+        "linked_in_time": {
+            "records_linked_after_known": later["records"],
+            "residents_with_such_records": later["residents"],
+            "events_known_later_by_linkage": event_counts["known_later_by_linkage"],
+            "outcomes_known_later_by_linkage": int((outcome_known[keep_outcome] > own_known[keep_outcome]).sum()),
+        },
     }
     if previous_path is not None:
         quality["changes_since_previous"] = {str(k): int(v) for k, v in change_table["change"].value_counts().sort_index().items()}
@@ -564,6 +625,7 @@ def _run_link(
     quality["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     quality["cpu_seconds"] = {k: round(v, 2) for k, v in cpu_seconds.items()}
     write_json(quality, out_dir / "link_quality.json")
+    write_json(result.model, out_dir / "link_model.json")
     manifest = {
         "extract_date": extract_date.isoformat(),
         "sources": sorted(event_counts["sources"] | set(people["source"].astype(str))),
