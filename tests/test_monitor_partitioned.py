@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from planted_visits import plant_visits
 
 from earlysignal import contract
 from earlysignal.config import SynthSection, config_from_dict
@@ -29,8 +30,6 @@ def borough(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("monitor-partitioned")
     folder = root / "borough"
     generate_borough(folder, SynthSection(residents=4000, years=3, seed=5))
-    events = pd.read_parquet(folder / "events.parquet")
-    residency = pd.read_parquet(folder / "residency.parquet", columns=["resident_id", "address_id"])
     outcomes = pd.read_parquet(folder / "outcomes.parquet", columns=["resident_id", "outcome_type"])
     residents = pd.read_parquet(folder / "residents.parquet", columns=["resident_id"])["resident_id"].astype(str)
     rng = np.random.default_rng(11)
@@ -50,28 +49,15 @@ def borough(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ranked.to_parquet(scores / as_of / "ranked.parquet")
         (scores / as_of / "summary.json").write_text(json.dumps({"as_of": as_of, "capacity_k": 200}))
 
-    # Events at an address where their resident never lived (a call-out at a relative's, a visit): the contract
-    # accepts them and the partitioned load stores them in the resident's partition and in the address's.
-    lived = set(zip(residency["resident_id"].astype(str), residency["address_id"].astype(str), strict=True))
-    addresses = residency["address_id"].astype(str).unique()
-    base = events.loc[events["resident_id"].notna()].sample(PLANTED_VISITS, random_state=3)
-    moved = rng.choice(addresses, len(base))
-    # Early help contacts of the first list's flagged residents at such addresses: the response share reads them.
+    # Early help contacts of the first list's flagged residents at addresses where they never lived: the response
+    # share reads them, from whichever partition holds them.
     first = pd.Timestamp(LIST_DATES[0])
     contacts = pd.DataFrame({
         "resident_id": flagged_by_date[LIST_DATES[0]][:60],
-        "source": "early_help", "event_type": "contact",
+        "source": "early_help", "event_type": "contact", "value": np.nan,
         "event_time": first + pd.Timedelta(days=20), "known_at": first + pd.Timedelta(days=21),
     })
-    contacts["address_id"] = rng.choice(addresses, len(contacts))
-    planted = pd.concat([base.assign(address_id=moved), contacts], ignore_index=True)
-    planted = planted[[(r, a) not in lived for r, a in zip(planted["resident_id"], planted["address_id"], strict=True)]]
-    planted = planted.assign(event_id=[f"VISIT{i:05d}" for i in range(len(planted))])
-    events = pd.concat([events, planted[events.columns].astype(events.dtypes.to_dict())], ignore_index=True)
-    events.to_parquet(folder / "events.parquet", index=False)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["row_counts"]["events"] = len(events)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    plant_visits(folder, PLANTED_VISITS, seed=3, extra=contacts)
     return {"data": folder, "scores": scores, "root": root}
 
 
