@@ -1,7 +1,9 @@
 """`earlysignal monitor`: how the past lists turned out and whether the board's switch-off criteria hold.
 
-build_monitor() is a pure function of the data, the past lists, the audit's promise and the config;
-run_monitor() reads them, writes monitor.json and monitor.html atomically and logs aggregates to MLflow.
+monitor_document() is a pure function of what was read of the data (monitor/inputs.py), the past lists, the
+audit's promise and the config; build_monitor() gives it a borough held whole; run_monitor() reads the data
+(whole, or per partition when build.memory_budget_gb or build.partitions is set), writes monitor.json and
+monitor.html atomically and logs aggregates to MLflow.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class MonitorResult:
     html_path: Path
     document: dict[str, Any]
     run_id: str | None
+    partitions: int | None = None  # how many partitions the data was read in (None: read whole)
 
 
 def _count(value: int, config: ProjectConfig) -> int | None:
@@ -310,13 +313,14 @@ def run_monitor(
         recent = (periods["recent_start"], periods["recent_end"])
         gather = inputs_per_partition if bounded else inputs_from_data
         inputs = gather(config, data, lists, known_by, recent)
+        partitions = data.partitions if bounded else None
         del data
     document = monitor_document(config, inputs, lists, audit, known_by, used_audit)
     out_dir = Path(out) if out is not None else default_out_dir(config, known_by)
     json_path = write_json(document, out_dir / "monitor.json")
     html_path = write_text(render_monitor_html(document), out_dir / "monitor.html")
     run_id = _log_monitor_run(config, document, html_path) if log_to_mlflow else None
-    return MonitorResult(out_dir, json_path, html_path, document, run_id)
+    return MonitorResult(out_dir, json_path, html_path, document, run_id, partitions)
 
 
 def _bounded(config: ProjectConfig) -> bool:
