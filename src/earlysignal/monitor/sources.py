@@ -81,18 +81,18 @@ class VolumeCounts:
     @classmethod
     def of(cls, events: pd.DataFrame, thresholds: np.ndarray) -> VolumeCounts:
         """Count `events` (source, event_type, event_time, known_at; any number of rows)."""
-        time = pd.to_datetime(events["event_time"])
-        known = pd.to_datetime(events["known_at"])
-        # The same arithmetic as the comparison it stands for, so the buckets agree with it to the last bit.
-        month_end = (time.dt.to_period("M") + 1).dt.start_time
-        lag_days = ((known - month_end) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+        time = pd.to_datetime(events["event_time"]).to_numpy(dtype="datetime64[us]")
+        known = pd.to_datetime(events["known_at"]).to_numpy(dtype="datetime64[us]")
+        months = time.astype("datetime64[M]")
+        # Days from the end of the event's month to when it was known (microseconds over a day's, as floats).
+        lag_days = (known - (months + 1).astype("datetime64[us]")) / np.timedelta64(1, "D")
         # A missing lag (no known_at) sorts after every threshold: never counted as known in time.
         bucket = np.searchsorted(thresholds, lag_days, side="right")
-        keep = (time.notna() & events["source"].notna()).to_numpy()
+        keep = ~np.isnat(time) & events["source"].notna().to_numpy()
         frame = pd.DataFrame({
             "source": events["source"].astype("object").to_numpy()[keep],
             "event_type": events["event_type"].astype("object").to_numpy()[keep],
-            "month": (time.dt.year * 12 + time.dt.month - 1).to_numpy()[keep].astype(np.int64),
+            "month": months[keep].astype(np.int64) + 1970 * 12,
             "bucket": bucket[keep].astype(np.int64),
         })
         counts = frame.groupby(list(cls.KEYS), sort=True, dropna=False).size().rename("n").reset_index()
