@@ -79,6 +79,9 @@ def monitor(
         colour = colours.get(criterion["status"], "white")
         console.print(f"[{colour}]{criterion['status'].upper():>13}[/{colour}]  {criterion['name']}: {criterion['detail']}",
                       highlight=False)
+    if result.partitions is not None:
+        console.print(f"Data read in {result.partitions} partition(s) (build.memory_budget_gb / build.partitions): "
+                      "the same figures as the whole borough, within the memory budget.", highlight=False)
     overall = result.document["overall"]
     console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
                   f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",

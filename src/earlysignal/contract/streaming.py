@@ -37,7 +37,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,8 @@ class StreamedData:
     resident_partition: np.ndarray  # [accepted residents] partition of each, in the accepted table's order
     partitions: int
     events_schema: pa.Schema
+    # The sources of the accepted events (what LinkedData.events["source"] holds), without reading them back.
+    event_sources: frozenset[str] = frozenset()
 
     def events_of(self, partition: int) -> pd.DataFrame:
         """The accepted events of one partition's residents and addresses, in file order."""
@@ -151,6 +153,21 @@ def read_events_part(folder: str | os.PathLike[str], partition: int, schema: pa.
         return to_pandas(schema.empty_table())
     with pa.OSFile(str(path)) as source:
         return to_pandas(pa.ipc.open_stream(source).read_all())
+
+
+def iter_events_part(
+    folder: str | os.PathLike[str], partition: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """One partition's accepted events from the folder load_partitioned_data wrote, one piece at a time (each
+    at most one input batch of rows), `columns` only, in file order, with load_linked_data's dtypes: for a
+    pass over the events that holds one batch, however large the partition."""
+    path = Path(folder) / EVENTS_PART.format(partition)
+    if not path.exists():
+        return
+    with pa.OSFile(str(path)) as source:
+        for batch in pa.ipc.open_stream(source):
+            table = pa.Table.from_batches([batch])
+            yield to_pandas(table.select(columns) if columns is not None else table)
 
 
 def read_table_part(folder: str | os.PathLike[str], name: str, partition: int) -> pd.DataFrame:
@@ -259,6 +276,7 @@ def load_partitioned_data(
         resident_partition=resident_partition,
         partitions=partitions,
         events_schema=schema,
+        event_sources=frozenset(context.event_sources),
     )
 
 

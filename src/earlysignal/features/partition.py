@@ -379,6 +379,64 @@ def _build_parts(
         return _write_parts(matrices(bar_progress), partitions, out, grid_dates, with_labels, extra_metadata, started_all)
 
 
+class PartTotals:
+    """The sidecar of a matrix built in parts: the first part's metadata with the counts, prevalences and
+    timings summed over every part (add each non-empty part's metadata and frame, then finish)."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] | None = None
+        self.rows_per_as_of: dict[str, int] = {}
+        self.positives: dict[str, float] = {}
+        self.labelled: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
+        self.censored = 0
+        self.short_windows: dict[str, int] = {}
+        self.part_rows: list[int] = []
+
+    @property
+    def parts(self) -> int:
+        return len(self.part_rows)
+
+    def add(self, metadata: dict[str, Any], frame: pd.DataFrame) -> None:
+        """One non-empty part: its matrix metadata and frame (as_of and label columns are read)."""
+        self.part_rows.append(len(frame))
+        self.metadata = self.metadata or metadata
+        label = frame["label"]
+        for day, count in metadata["rows_per_as_of"].items():
+            self.rows_per_as_of[day] = self.rows_per_as_of.get(day, 0) + count
+        days = frame["as_of"].dt.strftime("%Y-%m-%d").to_numpy()
+        known = label.notna().to_numpy()
+        for day in np.unique(days[known]):
+            at = known & (days == day)
+            self.positives[day] = self.positives.get(day, 0.0) + float(label[at].astype("float64").sum())
+            self.labelled[day] = self.labelled.get(day, 0) + int(at.sum())
+        for key, value in metadata["timings"].items():
+            self.timings[key] = self.timings.get(key, 0.0) + value
+        # Counts over the borough, not the first partition's: censored labels, cells nulled before data start.
+        self.censored += int((metadata.get("label") or {}).get("censored_rows", 0))
+        for name, cells in (metadata.get("windows_before_data_start") or {}).items():
+            self.short_windows[name] = self.short_windows.get(name, 0) + int(cells)
+
+    def finish(self, partitions: int, with_labels: bool, started_all: float) -> dict[str, Any]:
+        """The summed metadata (call after at least one add)."""
+        assert self.metadata is not None
+        metadata = dict(self.metadata)
+        metadata["rows_per_as_of"] = {d: self.rows_per_as_of.get(d, 0) for d in metadata["as_of_dates"]}
+        metadata["label_prevalence_per_as_of"] = {
+            d: (self.positives.get(d, 0.0) / self.labelled[d] if with_labels and self.labelled.get(d) else None)
+            for d in metadata["as_of_dates"]
+        }
+        timings = dict(self.timings)
+        timings["total"] = time.perf_counter() - started_all
+        metadata["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        metadata["partitions"] = {"count": partitions, "parts": len(self.part_rows), "rows_per_part": self.part_rows}
+        if "label" in metadata:
+            metadata["label"] = {**metadata["label"], "censored_rows": self.censored}
+        if "windows_before_data_start" in metadata:
+            metadata["windows_before_data_start"] = self.short_windows
+        return metadata
+
+
 def _write_parts(
     matrices: Any,
     partitions: int,
@@ -394,16 +452,9 @@ def _write_parts(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    metadata: dict[str, Any] | None = None
-    rows_per_as_of: dict[str, int] = {}
-    positives: dict[str, float] = {}
-    labelled: dict[str, int] = {}
-    timings: dict[str, float] = {}
-    censored = 0
-    short_windows: dict[str, int] = {}
-    part_rows: list[int] = []
+    totals = PartTotals()
     for matrix in matrices:
-        _log.info("partition part %d of at most %d built: %d rows", len(part_rows) + 1, partitions, len(matrix.frame))
+        _log.info("partition part %d of at most %d built: %d rows", totals.parts + 1, partitions, len(matrix.frame))
         frame = matrix.frame
         if len(frame) == 0:
             continue
@@ -411,44 +462,17 @@ def _write_parts(
         if not np.array_equal(order, np.arange(order.size)):  # the builder's (j, r_idx) order already is this
             frame = frame.iloc[order].reset_index(drop=True)
         pq.write_table(
-            pa.Table.from_pandas(frame, preserve_index=False), tmp / PART_NAME.format(len(part_rows)), compression="zstd"
+            pa.Table.from_pandas(frame, preserve_index=False), tmp / PART_NAME.format(totals.parts), compression="zstd"
         )
-        part_rows.append(len(frame))
-        metadata = metadata or matrix.metadata
-        label = frame["label"]
-        for day, count in matrix.metadata["rows_per_as_of"].items():
-            rows_per_as_of[day] = rows_per_as_of.get(day, 0) + count
-        days = frame["as_of"].dt.strftime("%Y-%m-%d").to_numpy()
-        known = label.notna().to_numpy()
-        for day in np.unique(days[known]):
-            at = known & (days == day)
-            positives[day] = positives.get(day, 0.0) + float(label[at].astype("float64").sum())
-            labelled[day] = labelled.get(day, 0) + int(at.sum())
-        for key, value in matrix.metadata["timings"].items():
-            timings[key] = timings.get(key, 0.0) + value
-        # Counts over the borough, not the first partition's: censored labels, cells nulled before data start.
-        censored += int((matrix.metadata.get("label") or {}).get("censored_rows", 0))
-        for name, cells in (matrix.metadata.get("windows_before_data_start") or {}).items():
-            short_windows[name] = short_windows.get(name, 0) + int(cells)
+        totals.add(matrix.metadata, frame)
         del matrix, frame
-    if metadata is None:
+    if totals.metadata is None:
         shutil.rmtree(tmp)
         raise EarlySignalError(
             f"the feature matrix has no rows: no resident is in the cohort at any of the {len(grid_dates)} as_of dates; "
             f"nothing was written to {out}"
         )
-    metadata = dict(metadata)
-    metadata["rows_per_as_of"] = {d: rows_per_as_of.get(d, 0) for d in metadata["as_of_dates"]}
-    metadata["label_prevalence_per_as_of"] = {
-        d: (positives.get(d, 0.0) / labelled[d] if with_labels and labelled.get(d) else None) for d in metadata["as_of_dates"]
-    }
-    timings["total"] = time.perf_counter() - started_all
-    metadata["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    metadata["partitions"] = {"count": partitions, "parts": len(part_rows), "rows_per_part": part_rows}
-    if "label" in metadata:
-        metadata["label"] = {**metadata["label"], "censored_rows": censored}
-    if "windows_before_data_start" in metadata:
-        metadata["windows_before_data_start"] = short_windows
+    metadata = totals.finish(partitions, with_labels, started_all)
     metadata.update(extra_metadata or {})
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()

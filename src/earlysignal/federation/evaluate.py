@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from earlysignal.config import ProjectConfig
@@ -155,41 +157,39 @@ def transfer_evaluation(
     _check_comparable(spec, config, pinned)
     spec_config = features.config_with_spec(config, spec)
     folder = Path(data_dir) if data_dir is not None else Path(config.data.dir)
-    data = contract.load_linked_data(folder, spec_config, write_quarantine=False)
-    check_sources(spec_config, data, folder)
-    home_rows = None
-    if home_model_uri is not None:
-        home_rows = home_test_rows(home_model_uri)
-        dates = sorted({pd.Timestamp(d).date() for d in home_rows["as_of"].unique()})
-    elif as_of_dates:
-        dates = sorted(as_of_dates)
+    home_rows = home_test_rows(home_model_uri) if home_model_uri is not None else None
+
+    def test_dates(extract_date: dt.date) -> list[dt.date]:
+        if home_rows is not None:
+            dates = sorted({pd.Timestamp(d).date() for d in home_rows["as_of"].unique()})
+        elif as_of_dates:
+            dates = sorted(as_of_dates)
+        else:
+            dates = default_test_dates(config, extract_date)
+        if not dates:
+            raise BundleError(f"no test as-of date has a closed label window before the extract date {extract_date} "
+                              f"in {folder}; pass --as-of dates")
+        return dates
+
+    if _bounded(config):
+        out, feature_metadata = _scored_per_partition(model, spec_config, folder, test_dates, home_rows)
     else:
-        dates = default_test_dates(config, data.extract_date)
-    if not dates:
-        raise BundleError(f"no test as-of date has a closed label window before the extract date {data.extract_date} "
-                          f"in {folder}; pass --as-of dates")
-    matrix = features.build_feature_matrix(spec_config, data, as_of_dates=dates, with_labels=True)
-    frame = matrix.frame.loc[matrix.frame["label"].notna()].reset_index(drop=True)
-    if home_rows is not None:
-        keys = home_rows.assign(resident_id=home_rows["resident_id"].astype(str),
-                                as_of=pd.to_datetime(home_rows["as_of"]))
-        frame = frame.assign(resident_id=frame["resident_id"].astype(str)).merge(
-            keys[["resident_id", "as_of"]], on=["resident_id", "as_of"], how="inner")
-        if len(frame) != len(keys):
-            raise BundleError(
-                f"the shipped model could be scored on {len(frame):,} of the {len(keys):,} test rows of "
-                f"{home_model_uri}; the data in {folder} is not the data that model was evaluated on"
-            )
-    if frame.empty:
-        raise BundleError(f"no resident in {folder} has a known label at {[d.isoformat() for d in dates]}")
-    missing = [c for c in model.feature_columns if c not in frame.columns]
-    if missing:
-        raise BundleError(f"the features built here lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
-    margin = model.raw_margin(frame)
-    out = frame[["resident_id", "as_of", "label", *[c for c in frame.columns if c.startswith("attr__")]]].copy()
-    out["label"] = out["label"].astype(int)
-    out["score"] = model.calibrator.predict(margin)
-    out["margin"] = margin
+        data = contract.load_linked_data(folder, spec_config, write_quarantine=False)
+        check_sources(spec_config, data, folder)
+        dates = test_dates(data.extract_date)
+        matrix = features.build_feature_matrix(spec_config, data, as_of_dates=dates, with_labels=True)
+        del data
+        out = _scored_rows(model, matrix.frame, home_rows)
+        feature_metadata = matrix.metadata
+        del matrix
+    if home_rows is not None and len(out) != len(home_rows):
+        raise BundleError(
+            f"the shipped model could be scored on {len(out):,} of the {len(home_rows):,} test rows of "
+            f"{home_model_uri}; the data in {folder} is not the data that model was evaluated on"
+        )
+    if out.empty:
+        raise BundleError(f"no resident in {folder} has a known label at "
+                          f"{feature_metadata.get('as_of_dates')}")
     out["flagged"] = False
     for _, index in out.groupby("as_of").indices.items():
         part = out.iloc[index]
@@ -206,12 +206,108 @@ def transfer_evaluation(
             "run_id": None,
             "model_sha256": approval.model_sha256,
             "spec_hash": metadata.get("spec_hash"),
-            "data_fingerprint": matrix.metadata.get("data_fingerprint"),
+            "data_fingerprint": feature_metadata.get("data_fingerprint"),
             "trained_in": origin,
         },
-        matrix.metadata,
+        feature_metadata,
         _approval_doc(approval),
     )
+
+
+def _bounded(config: ProjectConfig) -> bool:
+    """Whether the config asks for bounded memory (build.memory_budget_gb or build.partitions)."""
+    return config.build.memory_budget_gb is not None or config.build.partitions is not None
+
+
+def _scored_rows(model: Any, frame: pd.DataFrame, home_rows: pd.DataFrame | None) -> pd.DataFrame:
+    """The labelled rows of a feature matrix frame (those of `home_rows` only, when given) scored by the shipped
+    model: resident_id, as_of, label (int), the attr__ columns, score (calibrated) and margin (raw), in the
+    frame's order. Raises BundleError when the frame lacks one of the model's feature columns."""
+    frame = frame.loc[frame["label"].notna()].reset_index(drop=True)
+    if home_rows is not None:
+        keys = home_rows.assign(resident_id=home_rows["resident_id"].astype(str),
+                                as_of=pd.to_datetime(home_rows["as_of"]))
+        frame = frame.assign(resident_id=frame["resident_id"].astype(str)).merge(
+            keys[["resident_id", "as_of"]], on=["resident_id", "as_of"], how="inner")
+    missing = [c for c in model.feature_columns if c not in frame.columns]
+    if missing:
+        raise BundleError(f"the features built here lack {len(missing)} of the model's columns, e.g. {missing[:3]}")
+    margin = model.raw_margin(frame) if len(frame) else np.zeros(0)
+    out = frame[["resident_id", "as_of", "label", *[c for c in frame.columns if c.startswith("attr__")]]].copy()
+    out["label"] = out["label"].astype(int)
+    out["score"] = model.calibrator.predict(margin) if len(frame) else np.zeros(0)
+    out["margin"] = margin
+    return out
+
+
+def _scored_per_partition(
+    model: Any,
+    spec_config: ProjectConfig,
+    folder: Path,
+    test_dates: Callable[[dt.date], list[dt.date]],
+    home_rows: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """_scored_rows over the whole borough, built and scored one partition at a time (contract/streaming.py
+    validates the folder and writes every table per partition, households and addresses whole, into a
+    temporary folder; features/partition.py's count from build.partitions or build.memory_budget_gb at the
+    test dates) in the system's temporary folder (TMPDIR). Held at once: one partition's tables and feature matrix, and the scored rows so far (a
+    dozen columns per labelled test row, no feature). Returns the rows in the whole build's order (as_of,
+    resident_id) and the matrix metadata summed over partitions, as a whole build gives them."""
+    import shutil
+    import tempfile
+    import time
+
+    from earlysignal.contract.reading import _manifest_extract_date, read_manifest
+    from earlysignal.contract.schemas import MANIFEST_NAME
+    from earlysignal.contract.streaming import EVENTS_PART, load_partitioned_data
+    from earlysignal.features.builder import build_feature_matrix
+    from earlysignal.features.partition import (
+        PartitionData,
+        PartTotals,
+        _chosen_partitions,
+        assign_partitions,
+        household_components,
+    )
+    from earlysignal.scoring import check_sources
+
+    started = time.perf_counter()
+    dates = test_dates(_manifest_extract_date(read_manifest(folder), folder / MANIFEST_NAME))
+
+    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+        count = _chosen_partitions(spec_config, len(residents), dates, None)
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), count), count
+
+    # The system's temporary folder (TMPDIR): the borough's data folder may be read-only.
+    work = Path(tempfile.mkdtemp(prefix="earlysignal-transfer-"))
+    try:
+        data = load_partitioned_data(folder, spec_config, work, assign, write_quarantine=False)
+        check_sources(spec_config, SimpleNamespace(events=pd.DataFrame({"source": sorted(data.event_sources)}),
+                                                   manifest=data.manifest), folder)
+        parts: list[pd.DataFrame] = []
+        totals = PartTotals()
+        for partition in range(data.partitions):
+            subset = PartitionData(
+                residents=data.residents_of(partition), residency=data.residency_of(partition),
+                events=data.events_of(partition), outcomes=data.outcomes_of(partition),
+                extract_date=data.extract_date, manifest=data.manifest,
+            )
+            (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
+            if len(subset.residents) == 0:
+                continue
+            matrix = build_feature_matrix(spec_config, subset, as_of_dates=dates, with_labels=True)
+            del subset
+            if len(matrix.frame):
+                totals.add(matrix.metadata, matrix.frame)
+                parts.append(_scored_rows(model, matrix.frame, home_rows))
+            del matrix
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if totals.metadata is None:
+        raise BundleError(f"no resident in {folder} is in the cohort at {[d.isoformat() for d in dates]}")
+    out = pd.concat(parts, ignore_index=True)
+    order = np.lexsort((out["resident_id"].to_numpy(dtype=object).astype(str), out["as_of"].to_numpy()))
+    return out.iloc[order].reset_index(drop=True), totals.finish(data.partitions, True, started)
 
 
 def _origin_borough(pinned: str) -> str | None:

@@ -90,9 +90,22 @@ def response_share(
 
     None when the response window has not closed by known_by.
     """
-    end = as_of + dt.timedelta(days=within_days)
-    if end > known_by:
+    if as_of + dt.timedelta(days=within_days) > known_by:
         return None
+    return share_of_flagged(flagged_ids, responded_ids(events, as_of, source, event_types, within_days, known_by))
+
+
+def responded_ids(
+    events: pd.DataFrame,
+    as_of: dt.date,
+    source: str,
+    event_types: Sequence[str],
+    within_days: int,
+    known_by: dt.date,
+) -> set[str]:
+    """Residents with a `source` event (of `event_types`, all when empty) in [as_of, as_of + within_days)
+    known before known_by, among `events` (resident_id, source, event_type, event_time, known_at)."""
+    end = as_of + dt.timedelta(days=within_days)
     e = events
     time = pd.to_datetime(e["event_time"])
     hit = (
@@ -104,7 +117,11 @@ def response_share(
     )
     if event_types:
         hit &= e["event_type"].isin(list(event_types))
-    responded = set(e.loc[hit, "resident_id"].astype(str))
+    return set(e.loc[hit, "resident_id"].astype(str))
+
+
+def share_of_flagged(flagged_ids: Sequence[str], responded: set[str]) -> dict[str, Any]:
+    """{flagged, responded, share}: how many of `flagged_ids` are in `responded`."""
     n = len(flagged_ids)
     count = sum(1 for rid in flagged_ids if rid in responded)
     return {"flagged": n, "responded": count, "share": count / n if n else None}

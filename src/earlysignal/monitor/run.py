@@ -1,13 +1,18 @@
 """`earlysignal monitor`: how the past lists turned out and whether the board's switch-off criteria hold.
 
-build_monitor() is a pure function of the data, the past lists, the audit's promise and the config;
-run_monitor() reads them, writes monitor.json and monitor.html atomically and logs aggregates to MLflow.
+monitor_document() is a pure function of what was read of the data (monitor/inputs.py), the past lists, the
+audit's promise and the config; build_monitor() gives it a borough held whole; run_monitor() reads the data
+(whole, or per partition when build.memory_budget_gb or build.partitions is set), writes monitor.json and
+monitor.html atomically and logs aggregates to MLflow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +30,12 @@ from earlysignal.features.spec import feature_definitions
 from earlysignal.monitor.criteria import NOT_EVALUABLE, evaluate_criteria, worst
 from earlysignal.monitor.disclosure import ListCounts, publish_list_metrics, publish_response
 from earlysignal.monitor.past_lists import PastList, find_past_lists
-from earlysignal.monitor.realised import list_performance, realised_labels, response_share
+from earlysignal.monitor.inputs import MonitorInputs, inputs_from_data, inputs_per_partition
+from earlysignal.monitor.realised import list_performance
 from earlysignal.monitor.sources import (
     feature_psi_by_source,
     month_start,
-    source_volume_drift,
+    source_volume_drift_of_counts,
     windowed_sources_of_features,
 )
 
@@ -46,6 +52,7 @@ class MonitorResult:
     html_path: Path
     document: dict[str, Any]
     run_id: str | None
+    partitions: int | None = None  # how many partitions the data was read in (None: read whole)
 
 
 def _count(value: int, config: ProjectConfig) -> int | None:
@@ -90,12 +97,16 @@ def monitoring_periods(
 
 
 def _evaluate_list(
-    item: PastList, data: Any, config: ProjectConfig, known_by: dt.date, seed: int
+    item: PastList,
+    labels: pd.arrays.IntegerArray | None,
+    share: dict[str, Any] | None,
+    config: ProjectConfig,
+    seed: int,
 ) -> tuple[dict[str, Any], pd.DataFrame | None, ListCounts | None]:
-    """One list's entry with its exact metrics, its calibration rows and the exact counts behind them."""
+    """One list's entry with its exact metrics, its calibration rows and the exact counts behind them, from its
+    realised labels (None: horizon open) and its response share (None: no response setting or window open)."""
     label = config.label
     ids = item.ranked["resident_id"].tolist()
-    labels = realised_labels(config, data, ids, item.as_of, known_by)
     k = item.capacity_k
     entry: dict[str, Any] = {
         "as_of": item.as_of.isoformat(),
@@ -128,12 +139,8 @@ def _evaluate_list(
         entry["flagged_censored"] = _count(int(censored[flagged].sum()), config)
         calibration_rows = pd.DataFrame({"score": item.ranked["score"].to_numpy(dtype=float)[~censored],
                                          "label": known[~censored]})
-    response = config.monitoring.response
     entry["response"] = None
-    if response is not None:
-        flagged_ids = item.ranked.loc[item.ranked["flagged"].astype(bool), "resident_id"].tolist()
-        share = response_share(flagged_ids, item.as_of, data.events, response.source, response.event_types,
-                               response.within_days, known_by)
+    if config.monitoring.response is not None:
         entry["response"] = publish_response(share, config.audit.min_cell, config.audit.round_to)
     return entry, calibration_rows, counts
 
@@ -157,11 +164,28 @@ def build_monitor(
     known_by: dt.date,
     audit_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The monitoring document (aggregates only, no resident-level rows) for the lists at known_by."""
+    """The monitoring document (aggregates only, no resident-level rows) for the lists at known_by, from a
+    borough held whole (LinkedData or any object with residents, residency, events, outcomes, extract_date)."""
+    periods = monitoring_periods(config, lists, known_by, training_period(audit))
+    inputs = inputs_from_data(config, data, lists, known_by, (periods["recent_start"], periods["recent_end"]))
+    return monitor_document(config, inputs, lists, audit, known_by, audit_path)
+
+
+def monitor_document(
+    config: ProjectConfig,
+    inputs: MonitorInputs,
+    lists: list[PastList],
+    audit: dict[str, Any] | None,
+    known_by: dt.date,
+    audit_path: Path | None = None,
+) -> dict[str, Any]:
+    """The monitoring document from what was read of the data (monitor/inputs.py: labels, response shares
+    and event volumes, gathered whole or per partition); the same inputs give the same document."""
     seed = config.project.seed
     entries, calibration_frames, list_counts = [], [], []
     for index, item in enumerate(lists):
-        entry, rows, counts = _evaluate_list(item, data, config, known_by, seed + index)
+        entry, rows, counts = _evaluate_list(item, inputs.labels[index], inputs.responses[index], config,
+                                             seed + index)
         entries.append(entry)
         list_counts.append(counts)
         if rows is not None:
@@ -175,10 +199,8 @@ def build_monitor(
 
     periods = monitoring_periods(config, lists, known_by, training_period(audit))
     sources = list(dict.fromkeys(f.source for f in config.features.families))
-    # Point in time: a record the council only knew of at or after the monitoring date does not count.
-    known_events = data.events.loc[pd.to_datetime(data.events["known_at"]) < pd.Timestamp(known_by)]
-    drift = source_volume_drift(
-        known_events, sources,
+    drift = source_volume_drift_of_counts(
+        inputs.volumes, sources,
         (periods["reference_start"], periods["reference_end"]),
         (periods["recent_start"], periods["recent_end"]),
         known_by,
@@ -208,7 +230,7 @@ def build_monitor(
         "schema": SCHEMA_VERSION,
         "model_name": config.model.name,
         "known_by": known_by.isoformat(),
-        "extract_date": data.extract_date.isoformat(),
+        "extract_date": inputs.extract_date.isoformat(),
         "label": {"name": config.label.name, "outcome_types": list(config.label.outcome_types),
                   "horizon_months": config.label.horizon_months, "horizon": config.label.horizon_text,
                   "censoring": config.label.censoring.model_dump(mode="json")},
@@ -269,24 +291,61 @@ def run_monitor(
     from earlysignal.report.monitor_render import render_monitor_html
 
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
-    data = contract.load_linked_data(data_dir, config, write_quarantine=False)
-    known_by = known_by or data.extract_date
-    if known_by > data.extract_date:
-        raise EarlySignalError(
-            f"--as-of {known_by} is after the data's extract date {data.extract_date}: outcomes after it are not in "
-            "the data, so labels would read as 0; monitor at or before the extract date"
-        )
-    lists = find_past_lists(scores_dir if scores_dir is not None else config.monitoring.scores_dir)
-    # A list scored on the monitoring date itself is known then (made from records before it): its outcome
-    # waits, its drift is live.
-    lists = [item for item in lists if item.as_of <= known_by]
-    audit, used_audit = _read_audit(config, lists, Path(audit_path) if audit_path is not None else None)
-    document = build_monitor(config, data, lists, audit, known_by, used_audit)
+    bounded = _bounded(config)
+    with contextlib.ExitStack() as stack:
+        if bounded:
+            work_parent = Path(out).parent if out is not None else Path("reports") / "monitor"
+            data = stack.enter_context(_loaded_per_partition(config, data_dir, work_parent))
+        else:
+            data = contract.load_linked_data(data_dir, config, write_quarantine=False)
+        known_by = known_by or data.extract_date
+        if known_by > data.extract_date:
+            raise EarlySignalError(
+                f"--as-of {known_by} is after the data's extract date {data.extract_date}: outcomes after it are not "
+                "in the data, so labels would read as 0; monitor at or before the extract date"
+            )
+        lists = find_past_lists(scores_dir if scores_dir is not None else config.monitoring.scores_dir)
+        # A list scored on the monitoring date itself is known then (made from records before it): its outcome
+        # waits, its drift is live.
+        lists = [item for item in lists if item.as_of <= known_by]
+        audit, used_audit = _read_audit(config, lists, Path(audit_path) if audit_path is not None else None)
+        periods = monitoring_periods(config, lists, known_by, training_period(audit))
+        recent = (periods["recent_start"], periods["recent_end"])
+        gather = inputs_per_partition if bounded else inputs_from_data
+        inputs = gather(config, data, lists, known_by, recent)
+        partitions = data.partitions if bounded else None
+        del data
+    document = monitor_document(config, inputs, lists, audit, known_by, used_audit)
     out_dir = Path(out) if out is not None else default_out_dir(config, known_by)
     json_path = write_json(document, out_dir / "monitor.json")
     html_path = write_text(render_monitor_html(document), out_dir / "monitor.html")
     run_id = _log_monitor_run(config, document, html_path) if log_to_mlflow else None
-    return MonitorResult(out_dir, json_path, html_path, document, run_id)
+    return MonitorResult(out_dir, json_path, html_path, document, run_id, partitions)
+
+
+def _bounded(config: ProjectConfig) -> bool:
+    """Whether the config asks for bounded memory (build.memory_budget_gb or build.partitions)."""
+    build = config.build
+    return build.memory_budget_gb is not None or build.partitions is not None
+
+
+@contextlib.contextmanager
+def _loaded_per_partition(config: ProjectConfig, data_dir: Path, work_parent: Path) -> Iterator[Any]:
+    """The contract run over `data_dir` with every table written per partition (contract/streaming.py: the same
+    checks and accepted rows as load_linked_data, no quarantine files written, as monitor never writes them)
+    into a temporary folder under `work_parent`, removed on exit. The partition count is the feature build's
+    (build.partitions, else from build.memory_budget_gb); monitoring holds far less per partition than a build."""
+    from earlysignal.contract.streaming import load_partitioned_data
+    from earlysignal.features.partition import _chosen_partitions, assign_partitions, household_components
+
+    def assign(residents: pd.DataFrame, residency: pd.DataFrame) -> tuple[np.ndarray, int]:
+        count = _chosen_partitions(config, len(residents), list(config.as_of_dates()), None)
+        components = household_components(residents, residency)
+        return assign_partitions(components, np.ones(components.size), count), count
+
+    work_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".monitor-partitions-", dir=work_parent) as work:
+        yield load_partitioned_data(data_dir, config, work, assign, write_quarantine=False)
 
 
 STATUS_CODES = {"green": 0, "amber": 1, "red": 2}

@@ -7,9 +7,10 @@ from it means; the model keeps scoring as if nothing happened. These numbers mak
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,17 +33,6 @@ def months_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return out
 
 
-def monthly_volumes(events: pd.DataFrame, sources: Sequence[str], months: Sequence[dt.date]) -> pd.DataFrame:
-    """Events per (source, calendar month of event_time): a sources x months frame of counts (zeros kept)."""
-    month = pd.to_datetime(events["event_time"]).dt.to_period("M")
-    counts = events.assign(month=month).groupby(["source", "month"], observed=True).size()
-    periods = [pd.Period(m, freq="M") for m in months]
-    table = counts.unstack("month", fill_value=0) if len(counts) else pd.DataFrame()
-    table = table.reindex(index=list(sources), columns=periods, fill_value=0).fillna(0).astype(int)
-    table.columns = [p.start_time.date() for p in periods]
-    return table
-
-
 def mix_psi(reference: Mapping[str, int], recent: Mapping[str, int]) -> float | None:
     """PSI of the event-type mix of recent records against the reference period (None without records)."""
     kinds = sorted(set(reference) | set(recent))
@@ -59,8 +49,83 @@ def _next_month(day: dt.date) -> dt.date:
     return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
+def month_index(day: dt.date) -> int:
+    """Months since year 0 of day's month (year * 12 + month - 1): a month as one integer."""
+    return day.year * 12 + day.month - 1
+
+
+def lag_thresholds(recent: tuple[dt.date, dt.date], known_by: dt.date) -> np.ndarray:
+    """The reporting allowances (days) of the recent months, sorted and distinct: a recent month m is
+    seen known_by - end(m) days after it ended, and reference records count towards its expectation
+    when they were known less than that many days after their own month ended."""
+    return np.unique(np.array([(known_by - _next_month(m)).days for m in months_between(*recent)], dtype=float))
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeCounts:
+    """Events counted per (source, event_type, month of event_time, lag bucket): everything the volume drift
+    reads of the events, a table whose size is set by the sources, types, months and recent months, never by
+    the population.
+
+    counts: columns source (str), event_type (str, null kept), month (int, `month_index`), bucket (int), n
+    (int64). bucket = how many of `thresholds` are <= the event's reporting lag in days (its known_at minus
+    the end of its event month); the event was known less than thresholds[i] days after its month ended
+    exactly when bucket <= i. Events without event_time or source are left out (they fall in no month).
+    """
+
+    counts: pd.DataFrame
+    thresholds: np.ndarray
+
+    KEYS: ClassVar[tuple[str, ...]] = ("source", "event_type", "month", "bucket")
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, thresholds: np.ndarray) -> VolumeCounts:
+        """Count `events` (source, event_type, event_time, known_at; any number of rows)."""
+        time = pd.to_datetime(events["event_time"]).to_numpy(dtype="datetime64[us]")
+        known = pd.to_datetime(events["known_at"]).to_numpy(dtype="datetime64[us]")
+        months = time.astype("datetime64[M]")
+        # Days from the end of the event's month to when it was known (microseconds over a day's, as floats).
+        lag_days = (known - (months + 1).astype("datetime64[us]")) / np.timedelta64(1, "D")
+        # A missing lag (no known_at) sorts after every threshold: never counted as known in time.
+        bucket = np.searchsorted(thresholds, lag_days, side="right")
+        keep = ~np.isnat(time) & events["source"].notna().to_numpy()
+        frame = pd.DataFrame({
+            "source": events["source"].astype("object").to_numpy()[keep],
+            "event_type": events["event_type"].astype("object").to_numpy()[keep],
+            "month": months[keep].astype(np.int64) + 1970 * 12,
+            "bucket": bucket[keep].astype(np.int64),
+        })
+        counts = frame.groupby(list(cls.KEYS), sort=True, dropna=False).size().rename("n").reset_index()
+        return cls(counts.astype({"n": np.int64}), np.asarray(thresholds, dtype=float))
+
+    @classmethod
+    def total(cls, parts: Sequence[VolumeCounts], thresholds: np.ndarray) -> VolumeCounts:
+        """The counts of several sets of events (disjoint: each event in one part) added up."""
+        frames = [p.counts for p in parts if len(p.counts)]
+        if not frames:
+            return cls.of(pd.DataFrame({"source": [], "event_type": [], "event_time": pd.to_datetime([]),
+                                        "known_at": pd.to_datetime([])}), thresholds)
+        counts = pd.concat(frames, ignore_index=True)
+        counts = counts.groupby(list(cls.KEYS), sort=True, dropna=False)["n"].sum().reset_index()
+        return cls(counts.astype({"n": np.int64}), np.asarray(thresholds, dtype=float))
+
+
 def source_volume_drift(
     events: pd.DataFrame,
+    sources: Sequence[str],
+    reference: tuple[dt.date, dt.date],
+    recent: tuple[dt.date, dt.date],
+    known_by: dt.date,
+    alpha: float = 0.01,
+) -> list[dict[str, Any]]:
+    """Per source: recent monthly volume against what the reference period leads one to expect (see
+    `source_volume_drift_of_counts`, which this is over the events' `VolumeCounts`)."""
+    volumes = VolumeCounts.of(events, lag_thresholds(recent, known_by))
+    return source_volume_drift_of_counts(volumes, sources, reference, recent, known_by, alpha)
+
+
+def source_volume_drift_of_counts(
+    volumes: VolumeCounts,
     sources: Sequence[str],
     reference: tuple[dt.date, dt.date],
     recent: tuple[dt.date, dt.date],
@@ -70,11 +135,12 @@ def source_volume_drift(
     """Per source: recent monthly volume against what the reference period leads one to expect, the drop
     (fraction, 0.8 = 80% fewer records), silent recent months and the event-type mix PSI.
 
-    Periods are [start, end) of whole months. Sources that record late (school census a term in arrears,
-    A&E a month or two) would look like they dropped in the last months, so the comparison is like for
-    like: a recent month m, seen known_by - end(m) days after it ended, is compared with the reference
-    months of the same calendar month (seasonal sources), counting their events known within the same
-    number of days after their month ended.
+    Periods are [start, end) of whole months (first days of months; ValueError otherwise). Sources that
+    record late (school census a term in arrears, A&E a month or two) would look like they dropped in the
+    last months, so the comparison is like for like: a recent month m, seen known_by - end(m) days after it
+    ended, is compared with the reference months of the same calendar month (seasonal sources), counting
+    their events known within the same number of days after their month ended. `volumes` must be bucketed
+    with lag_thresholds(recent, known_by) (ValueError otherwise).
 
     Small sources vary a lot from month to month by chance, so each drop carries the one-sided Poisson
     probability of seeing so few records if nothing had changed (`p_value`); `significant` is p < alpha.
@@ -82,41 +148,49 @@ def source_volume_drift(
     (exp(-expected) < alpha).
     """
     from scipy.stats import poisson
+
+    if any(day.day != 1 for day in (*reference, *recent)):
+        raise ValueError(f"periods must start and end on the first of a month, got {reference} and {recent}")
+    thresholds = lag_thresholds(recent, known_by)
+    if not np.array_equal(thresholds, volumes.thresholds):
+        raise ValueError("the volume counts were bucketed for other recent months or another monitoring date")
     ref_months = months_between(*reference)
     recent_months = months_between(*recent)
-    volumes = monthly_volumes(events, sources, ref_months + recent_months)
-    time = pd.to_datetime(events["event_time"])
-    known = pd.to_datetime(events["known_at"])
-    month_end = (time.dt.to_period("M") + 1).dt.start_time
-    lag_days = (known - month_end) / pd.Timedelta(days=1)
-    in_ref = (time >= pd.Timestamp(reference[0])) & (time < pd.Timestamp(reference[1]))
-    in_recent = (time >= pd.Timestamp(recent[0])) & (time < pd.Timestamp(recent[1]))
-    allowance = np.array([(known_by - _next_month(m)).days for m in recent_months], dtype=float)
+    counts = volumes.counts
+    month = counts["month"].to_numpy()
+    n = counts["n"].to_numpy()
+    bucket = counts["bucket"].to_numpy()
+    source_of = counts["source"].to_numpy()
+    event_type = counts["event_type"]
+    in_ref = (month >= month_index(reference[0])) & (month < month_index(reference[1]))
+    in_recent = (month >= month_index(recent[0])) & (month < month_index(recent[1]))
+    # Calendar month (1-12) of each count's month.
+    calendar = month % 12 + 1
+    allowance_bucket = {a: int(np.searchsorted(thresholds, a)) for a in thresholds}
+    allowance = [float((known_by - _next_month(m)).days) for m in recent_months]
     # Records such as school absence are seasonal: a recent month is compared with the reference
     # months of the same calendar month when the reference period has any, else with all of them.
     ref_calendar = np.array([m.month for m in ref_months])
-    event_calendar = time.dt.month.to_numpy()
     out = []
     for source in sources:
-        mine = (events["source"] == source).to_numpy()
-        ref_rows = mine & in_ref.to_numpy()
-        ref_lags = lag_days.to_numpy()[ref_rows]
-        ref_event_calendar = event_calendar[ref_rows]
-        recent_counts = volumes.loc[source, recent_months].to_numpy(dtype=float)
+        mine = source_of == source
+
+        def monthly(months: list[dt.date], mine: np.ndarray = mine) -> np.ndarray:
+            return np.array([int(n[mine & (month == month_index(m))].sum()) for m in months], dtype=float)
+
+        ref_counts = monthly(ref_months)
+        recent_counts = monthly(recent_months)
+        ref_rows = mine & in_ref
         expected = np.zeros(len(recent_months))
         for i, (m, a) in enumerate(zip(recent_months, allowance, strict=True)):
             same = int((ref_calendar == m.month).sum())
-            pool = (ref_event_calendar == m.month) if same else np.ones(len(ref_lags), dtype=bool)
-            expected[i] = float(((ref_lags < a) & pool).sum()) / (same or max(len(ref_months), 1))
+            pool = ref_rows & (calendar == m.month) if same else ref_rows
+            expected[i] = float(int(n[pool & (bucket <= allowance_bucket[a])].sum())) / (same or max(len(ref_months), 1))
         drop = p_value = None
         if ref_months and expected.sum() > 0:
             drop = 1.0 - float(recent_counts.sum() / expected.sum())
             p_value = float(poisson.cdf(recent_counts.sum(), expected.sum()))
-        mix = mix_psi(
-            events.loc[mine & in_ref.to_numpy(), "event_type"].value_counts().to_dict(),
-            events.loc[mine & in_recent.to_numpy(), "event_type"].value_counts().to_dict(),
-        )
-        ref_counts = volumes.loc[source, ref_months].to_numpy(dtype=float)
+        mix = mix_psi(_type_counts(event_type, n, mine & in_ref), _type_counts(event_type, n, mine & in_recent))
         out.append({
             "source": source,
             "reference_monthly_mean": float(ref_counts.mean()) if len(ref_counts) else None,
@@ -132,9 +206,18 @@ def source_volume_drift(
                 if c == 0 and np.exp(-e) < alpha
             ],
             "type_mix_psi": mix,
-            "monthly": {m.isoformat(): int(c) for m, c in volumes.loc[source].items()},
+            "monthly": {m.isoformat(): int(c) for m, c in
+                        zip(ref_months + recent_months, np.concatenate([ref_counts, recent_counts]), strict=True)},
         })
     return out
+
+
+def _type_counts(event_type: pd.Series, n: np.ndarray, rows: np.ndarray) -> dict[str, int]:
+    """Events per event type over the count rows `rows` (types not recorded left out)."""
+    types = event_type[rows]
+    known = types.notna().to_numpy()
+    totals = pd.Series(n[rows][known]).groupby(types[known].astype(str).to_numpy()).sum()
+    return {str(k): int(v) for k, v in totals.items() if v > 0}
 
 
 def feature_psi_by_source(feature_psi: Mapping[str, float], source_of: Mapping[str, str]) -> dict[str, float]:
