@@ -33,6 +33,7 @@ import pandas as pd
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.config import CapacitySection, ProjectConfig
 from earlysignal.errors import EarlySignalError
+from earlysignal.federation.differencing import close_differencing, worked_back
 
 RELEASE_SCHEMA = 1
 RELEASE_JSON = "release.json"
@@ -370,7 +371,7 @@ def build_release(
     settings = config.audit
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     fairness = audit_fairness_for(config, rows)
-    return {
+    document = {
         "schema": RELEASE_SCHEMA,
         "kind": kind,
         "borough": borough.strip(),
@@ -393,8 +394,23 @@ def build_release(
         "linkage": released_linkage(linkage_section(metadata.get("linkage")), settings.min_cell, settings.round_to),
         "small_numbers": {"min_cell": settings.min_cell, "round_to": settings.round_to,
                           "rule": "counts of 1 to min_cell - 1 withheld, the rest rounded to round_to; "
-                                  "every rate computed from the rounded counts"},
+                                  "every rate computed from the rounded counts; further figures withheld "
+                                  "(complementary suppression) until no withheld count can be worked back "
+                                  "by differencing the tables"},
     }
+    try:
+        return close_differencing(document, _not_recorded_groups(config))
+    except ValueError as error:
+        raise BundleError(f"the release cannot be made disclosure-safe: {error}; raise audit.min_cell or "
+                          "leave out the characteristic whose groups are smallest (audit.protected)") from None
+
+
+def _not_recorded_groups(config: ProjectConfig) -> list[str]:
+    """The group words that mean 'not recorded' (the audit's and the data dictionary's)."""
+    from earlysignal.audit.groups import NOT_RECORDED
+    from earlysignal.dictionary import dictionary_for
+
+    return sorted({NOT_RECORDED, dictionary_for(config).not_recorded.group})
 
 
 # ------------------------------------------------------------------------------ disclosure check
@@ -417,6 +433,16 @@ def small_counts(document: Any, min_cell: int, path: str = "") -> list[str]:
     elif isinstance(document, int) and not isinstance(document, bool) and 0 < document < min_cell:
         found.append(path)
     return found
+
+
+def _refuse_worked_back(release: dict[str, Any], what_now: str) -> None:
+    """BundleError when the differencing attack (federation.differencing) pins a withheld count."""
+    leaks = worked_back(release)
+    if leaks:
+        named = "; ".join(f"{b.name} ({b.where}) to {b.low}-{b.high}" for b in leaks[:3])
+        raise BundleError(f"disclosure check failed: {len(leaks)} withheld count(s) can be worked back by differencing "
+                          f"the release's tables: {named}; rebuild it with `earlysignal release` (which adds "
+                          f"complementary suppressions), {what_now}")
 
 
 # ----------------------------------------------------------------------------- files and signing
@@ -446,6 +472,7 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str]) -> Pa
     unsafe = small_counts(release, min_cell)
     if unsafe:
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
+    _refuse_worked_back(release, "it cannot leave the borough")
     folder = Path(out_dir)
     # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
     others = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES) if folder.is_dir() else []
@@ -534,6 +561,7 @@ def sign_bundle(
     if unsafe:
         raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at "
                           f"{unsafe[:5]}; do not sign it")
+    _refuse_worked_back(release, "do not sign it")
     private_key = load_private_key(key_path)
     wanted = key_id(private_key.public_key())
     signer = next((c for c in configured_checkers(config) if c.key_id == wanted), None)

@@ -1,0 +1,535 @@
+"""The differencing attack on a release: what a reader can work back about a withheld count.
+
+A reader of release.json knows the code that wrote it, so knows how its tables add up: a test date's
+escalations are found plus missed, the groups of a characteristic sum to everyone evaluated, the
+calibration bins to everyone (less the bins dropped), the flagged in every group to the places on
+the lists (k, published exactly). Every published count c rounded to r says the exact count is in
+[c - r/2, c + r/2); a withheld count says it is 1 to min_cell - 1; a rate published beside its
+rounded denominator gives its rounded numerator. This module writes all of that down as an integer
+linear program and asks, for each withheld count, the smallest and largest values it can take
+(scipy's HiGHS MILP). A withheld count is *worked back* when it is pinned to fewer than
+min_cell - 1 values, i.e. more tightly than "1 to min_cell - 1", the protection the rule promises.
+
+`attack_release(release)` returns every withheld count with its bounds; `worked_back(release)`
+those the release gives away. The release tests and `write_bundle` run it (docs/federation.md,
+"What a reader cannot work back").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# An upper bound on any count in a release (people in one borough's evaluation, summed over dates).
+_BIG = 10_000_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What the attack learnt about one withheld count: it lies in [low, high] (whole numbers).
+
+    name: the unknown ('date 2025-01-01 escalations found'); where: the release path that withholds it.
+    """
+
+    name: str
+    where: str
+    low: int
+    high: int
+    min_cell: int
+
+    @property
+    def worked_back(self) -> bool:
+        """True when the count is provably small and pinned to fewer values than 1 to min_cell - 1."""
+        return self.high <= self.min_cell - 1 and (self.high - self.low + 1) < self.min_cell - 1
+
+
+@dataclass
+class CountProgram:
+    """Unknown exact counts, each in an interval, tied by linear equalities; solved for one count's range."""
+
+    low: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    rows: list[tuple[dict[int, float], float, float]] = field(default_factory=list)
+    targets: list[tuple[int, str]] = field(default_factory=list)
+
+    def variable(self, name: str, low: float = 0, high: float = _BIG) -> int:
+        """A new non-negative whole count in [low, high]; returns its index."""
+        self.names.append(name)
+        self.low.append(max(0.0, float(low)))
+        self.high.append(float(high))
+        return len(self.names) - 1
+
+    def narrow(self, index: int, low: float, high: float) -> None:
+        """Intersect a count's interval with [low, high]."""
+        self.low[index] = max(self.low[index], float(low))
+        self.high[index] = min(self.high[index], float(high))
+
+    def relate(self, coefficients: dict[int, float], low: float, high: float | None = None) -> None:
+        """low <= sum(coefficient * count) <= high (high = low for an equality)."""
+        self.rows.append((dict(coefficients), float(low), float(low if high is None else high)))
+
+    def range_of(self, index: int) -> tuple[int, int] | None:
+        """The smallest and largest whole value the count can take; None when the program is infeasible."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        size = len(self.names)
+        matrix = np.zeros((len(self.rows), size))
+        lows, highs = np.zeros(len(self.rows)), np.zeros(len(self.rows))
+        for r, (coefficients, low, high) in enumerate(self.rows):
+            for column, value in coefficients.items():
+                matrix[r, column] += value
+            lows[r], highs[r] = low, high
+        constraints = [LinearConstraint(matrix, lows, highs)] if self.rows else []
+        bounds = Bounds(np.asarray(self.low), np.asarray(self.high))
+        out = []
+        for sign in (1.0, -1.0):
+            objective = np.zeros(size)
+            objective[index] = sign
+            result = milp(objective, constraints=constraints, bounds=bounds, integrality=np.ones(size))
+            if not result.success:
+                return None
+            out.append(int(round(result.x[index])))
+        return out[0], out[1]
+
+
+def _rounding_window(value: int, round_to: int) -> tuple[int, int]:
+    """Whole counts that round (halves up) to `value`: [value - round_to/2, value + round_to/2)."""
+    return math.ceil(value - round_to / 2), math.ceil(value + round_to / 2) - 1
+
+
+def _rounded_numerator(rate: float | None, denominator: int | None, round_to: int) -> int | None:
+    """The rounded count behind a rate published as rounded numerator / rounded denominator."""
+    if rate is None or not denominator:
+        return None
+    value = rate * denominator
+    return int(round(value)) if abs(value - round(value)) < 1e-6 else None
+
+
+class _Release:
+    """Builds the program for one release document."""
+
+    def __init__(self, release: dict[str, Any], not_recorded_groups: Sequence[str]):
+        self.doc = release
+        small = release.get("small_numbers") or {}
+        self.min_cell = int(small.get("min_cell", 10))
+        self.round_to = int(small.get("round_to", 5))
+        self.program = CountProgram()
+        self.not_recorded = set(not_recorded_groups)
+
+    # A published count (rounded) or a withheld one (small) narrows an unknown.
+    def published(self, index: int, value: Any, where: str, *, withheld_means_small: bool = True) -> None:
+        if value is None:
+            if withheld_means_small:
+                self.program.narrow(index, 1, self.min_cell - 1)
+                self.program.targets.append((index, where))
+            return
+        self.program.narrow(index, *_rounding_window(int(value), self.round_to))
+
+    def from_rate(self, index: int, rate: Any, denominator: int | None) -> None:
+        top = _rounded_numerator(rate, denominator, self.round_to)
+        if top is not None:
+            self.program.narrow(index, *_rounding_window(top, self.round_to))
+
+    def build(self) -> CountProgram:
+        p = self.program
+        performance = self.doc.get("performance") or {}
+        dates = performance.get("per_as_of") or []
+        outcomes = {row["as_of"]: row for row in self.doc.get("flagged_outcomes") or []}
+        coverage = {row["as_of"]: row for row in (self.doc.get("coverage") or {}).get("test_as_of") or []}
+        ns, positives, found, ks = [], [], [], []
+        for i, row in enumerate(dates):
+            as_of, k = row["as_of"], int(row["k"])
+            n = p.variable(f"{as_of} residents")
+            pos = p.variable(f"{as_of} escalations")
+            hit = p.variable(f"{as_of} flagged who escalated", 0, k)
+            missed = p.variable(f"{as_of} escalations missed")
+            p.relate({pos: 1, hit: -1, missed: -1}, 0)
+            p.relate({pos: 1, n: -1}, -_BIG, 0)
+            p.relate({n: 1}, k, _BIG)
+            self.published(n, row.get("n"), f"performance.per_as_of[{i}].n")
+            if (row.get("withheld") or {}).get("positives") == POSITIVES_COMPLEMENT:
+                p.narrow(pos, self.min_cell, _BIG)
+            else:
+                self.published(pos, row.get("positives"), f"performance.per_as_of[{i}].positives")
+            cover = coverage.get(as_of) or {}
+            if cover.get("cohort") is not None:
+                self.published(n, cover["cohort"], "")
+            if row.get("positives") is not None:
+                # Found: rounded through precision (over the exact k) or withheld as small.
+                if (row.get("withheld") or {}).get("precision_at_capacity") == DATE_COMPLEMENT:
+                    p.narrow(hit, self.min_cell, k)
+                elif row.get("precision_at_capacity") is None:
+                    p.narrow(hit, 1, self.min_cell - 1)
+                    p.targets.append((hit, f"performance.per_as_of[{i}].precision_at_capacity"))
+                else:
+                    self.from_rate(hit, row["precision_at_capacity"], k)
+                outcome = outcomes.get(as_of) or {}
+                if outcome.get("missed_share") is not None:
+                    self.from_rate(missed, outcome["missed_share"], row["positives"])
+                elif outcome and row.get("precision_at_capacity") is not None:
+                    p.narrow(missed, 1, self.min_cell - 1)
+                    p.targets.append((missed, f"flagged_outcomes[{i}].missed_share"))
+                self.from_rate(hit, row.get("recall_at_capacity"), row["positives"])
+            ns.append(n), positives.append(pos), found.append(hit), ks.append(k)
+        if not dates:
+            return p
+        total_n = p.variable("residents over the test dates")
+        total_pos = p.variable("escalations over the test dates")
+        total_found = p.variable("flagged who escalated over the test dates")
+        p.relate({total_n: 1, **{v: -1 for v in ns}}, 0)
+        p.relate({total_pos: 1, **{v: -1 for v in positives}}, 0)
+        p.relate({total_found: 1, **{v: -1 for v in found}}, 0)
+        self.published(total_n, performance.get("n"), "performance.n")
+        if performance.get("positives_withheld") is None:
+            self.published(total_pos, performance.get("positives"), "performance.positives")
+        summary = performance.get("summary") or {}
+        precision = (summary.get("precision_at_capacity") or {}).get("value")
+        self.from_rate(total_found, precision, _round(sum(ks), self.round_to))
+        if performance.get("positives") is not None:
+            self.from_rate(total_found, (summary.get("recall_at_capacity") or {}).get("value"), performance["positives"])
+        self._calibration(total_n, total_pos)
+        self._fairness(total_n, total_pos, total_found, sum(ks))
+        self._not_recorded(total_n)
+        return p
+
+    def _calibration(self, total_n: int, total_pos: int) -> None:
+        from earlysignal.audit.assemble import CALIBRATION_BINS
+
+        p = self.program
+        bins = self.doc.get("calibration") or []
+        if not bins:
+            return
+        dropped = max(0, CALIBRATION_BINS - len(bins))
+        rest_n = p.variable("residents in dropped calibration bins", 0, dropped * (self.min_cell - 1))
+        rest_pos = p.variable("escalations in dropped calibration bins")
+        p.relate({rest_pos: 1, rest_n: -1}, -_BIG, 0)
+        n_terms, pos_terms = {total_n: 1.0, rest_n: -1.0}, {total_pos: 1.0, rest_pos: -1.0}
+        for j, row in enumerate(bins):
+            n = p.variable(f"calibration bin {j} residents")
+            pos = p.variable(f"calibration bin {j} escalations")
+            p.relate({pos: 1, n: -1}, -_BIG, 0)
+            self.published(n, row.get("n"), f"calibration[{j}].n", withheld_means_small=False)
+            if row.get("n") is not None:
+                if row.get("withheld") == BIN_COMPLEMENT:
+                    pass
+                elif row.get("observed") is None:
+                    p.narrow(pos, 1, self.min_cell - 1)
+                    p.targets.append((pos, f"calibration[{j}].observed"))
+                else:
+                    self.from_rate(pos, row["observed"], row["n"])
+            n_terms[n] = -1.0
+            pos_terms[pos] = -1.0
+        p.relate(n_terms, 0)
+        p.relate(pos_terms, 0)
+
+    def _fairness(self, total_n: int, total_pos: int, total_found: int, places: int) -> None:
+        p = self.program
+        blocks = [b for b in (self.doc.get("fairness") or {}).get("characteristics") or [] if b.get("groups")]
+        cells: dict[tuple[str, str], dict[str, int]] = {}
+        for block in blocks:
+            key = block["key"]
+            sums: dict[str, dict[int, float]] = {"n": {total_n: 1.0}, "positives": {total_pos: 1.0},
+                                                 "flagged": {}, "tp": {total_found: 1.0}}
+            for row in block["groups"]:
+                group = row["group"]
+                where = f"fairness[{key}][{group}]"
+                v = {c: p.variable(f"{key}={group} {c}") for c in ("n", "positives", "flagged", "tp")}
+                cells[(key, group)] = v
+                p.relate({v["positives"]: 1, v["n"]: -1}, -_BIG, 0)
+                p.relate({v["flagged"]: 1, v["n"]: -1}, -_BIG, 0)
+                p.relate({v["tp"]: 1, v["flagged"]: -1}, -_BIG, 0)
+                p.relate({v["tp"]: 1, v["positives"]: -1}, -_BIG, 0)
+                # Flagged who did not escalate cannot outnumber those who did not escalate.
+                p.relate({v["flagged"]: 1, v["tp"]: -1, v["n"]: -1, v["positives"]: 1}, -_BIG, 0)
+                reason = row.get("suppressed")
+                if reason == "secondary":
+                    p.narrow(v["n"], self.min_cell, _BIG)
+                    p.narrow(v["positives"], self.min_cell, _BIG)
+                elif reason == "primary":
+                    # Primary: fewer than min_cell people or fewer than min_cell escalations (a binary switch).
+                    switch = p.variable(f"{key}={group} small people (1) or escalations (0)", 0, 1)
+                    p.relate({v["n"]: 1, switch: -_BIG}, -_BIG, self.min_cell - 1)
+                    p.relate({v["positives"]: 1, switch: _BIG}, -_BIG, self.min_cell - 1 + _BIG)
+                    p.targets.append((v["positives"], f"{where}.positives"))
+                    p.targets.append((v["n"], f"{where}.n"))
+                elif reason is None:
+                    self.published(v["n"], row.get("n"), f"{where}.n")
+                    self.published(v["positives"], row.get("positives"), f"{where}.positives")
+                    self.published(v["flagged"], row.get("flagged"), f"{where}.flagged")
+                    self.from_rate(v["tp"], row.get("precision"), row.get("flagged"))
+                    self.from_rate(v["tp"], row.get("recall"), row.get("positives"))
+                    if row.get("flagged") is not None and row.get("precision") is None:
+                        p.narrow(v["tp"], 1, self.min_cell - 1)
+                        p.targets.append((v["tp"], f"{where}.precision"))
+                    if row.get("recall") is None and row.get("precision") is not None and row.get("positives"):
+                        missed = p.variable(f"{key}={group} missed")
+                        p.relate({missed: 1, v["positives"]: -1, v["tp"]: 1}, 0)
+                        p.narrow(missed, 1, self.min_cell - 1)
+                        p.targets.append((missed, f"{where}.recall"))
+                for column in sums:
+                    sums[column][v[column]] = -1.0
+            for column, terms in sums.items():
+                p.relate(terms, -places if column == "flagged" else 0)
+        # An intersection's groups add up to each of its attributes' groups.
+        for block in blocks:
+            attributes = block.get("attributes") or []
+            if len(attributes) < 2:
+                continue
+            for position, attribute in enumerate(attributes):
+                for (key, group), v in list(cells.items()):
+                    if key != attribute:
+                        continue
+                    parts = [w for (k2, g2), w in cells.items() if k2 == block["key"]
+                             and g2.split(" + ")[position] == group]
+                    if not parts:
+                        continue
+                    for column in ("n", "positives", "flagged", "tp"):
+                        p.relate({v[column]: 1.0, **{w[column]: -1.0 for w in parts}}, 0)
+        self._cells = cells
+
+    def _not_recorded(self, total_n: int) -> None:
+        """The share not recorded per attribute gives the rounded size of its 'Not recorded' group."""
+        p = self.program
+        shown_n = (self.doc.get("performance") or {}).get("n")
+        cells = getattr(self, "_cells", {})
+        for row in (self.doc.get("coverage") or {}).get("not_recorded") or []:
+            missing = _rounded_numerator(row.get("share_not_recorded"), shown_n, self.round_to)
+            if missing is None:
+                continue
+            for (key, group), v in cells.items():
+                if key == row.get("attribute") and group in self.not_recorded:
+                    p.narrow(v["n"], *_rounding_window(missing, self.round_to))
+
+
+def _round(value: float, round_to: int) -> int:
+    from earlysignal.audit.suppression import round_count
+
+    return round_count(value, round_to)
+
+
+def attack_release(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",)) -> list[Bound]:
+    """Every withheld count of a release with the range the differencing attack pins it to.
+
+    release: a release.json document. not_recorded_groups: the group words that mean "not recorded"
+    (the data dictionary's). Returns one Bound per withheld count; a count the program finds
+    infeasible (the release's figures contradict each other) is reported as low > high.
+    """
+    builder = _Release(release, not_recorded_groups)
+    program = builder.build()
+    out = []
+    seen = set()
+    for index, where in program.targets:
+        if index in seen:
+            continue
+        seen.add(index)
+        found = program.range_of(index)
+        low, high = found if found is not None else (1, 0)
+        out.append(Bound(program.names[index], where, low, high, builder.min_cell))
+    return out
+
+
+def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",)) -> list[Bound]:
+    """The withheld counts a reader can pin more tightly than 1 to min_cell - 1 ([] when the release is safe)."""
+    return [b for b in attack_release(release, not_recorded_groups) if b.worked_back]
+
+
+# ------------------------------------------------------------------------- closing what leaks
+
+TOTAL_WITHHELD = ("withheld: a test date's number of flagged residents who escalated is withheld, and the total over "
+                  "the dates less the dates shown would give it back (complementary suppression)")
+COMPLEMENT = "secondary"
+BIN_COMPLEMENT = ("observed rate withheld so that another band's withheld number of escalations cannot be worked "
+                  "out from the total (complementary suppression)")
+POSITIVES_COMPLEMENT = ("withheld so that another test date's withheld number of escalations cannot be worked out "
+                        "from the total over the dates (complementary suppression); this date's is not small")
+TOTAL_POSITIVES_WITHHELD = ("withheld: the escalations over the test dates would give a withheld count back "
+                            "(complementary suppression)")
+# A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes.
+SMALL_CELL = "small cell"
+DATE_COMPLEMENT = ("withheld so that another test date's withheld number found cannot be worked out from the total "
+                   "over the dates (complementary suppression); this date's number found is not small")
+# How many rounds of complementary suppression a release may take before it is refused.
+MAX_ROUNDS = 25
+
+
+def _hide_group(block: dict[str, Any], row: dict[str, Any], findings: list[dict[str, Any]],
+                reason: str = COMPLEMENT) -> list[dict[str, Any]]:
+    """Blank one fairness row as a complementary (secondary) suppression; drops its findings (and, for the
+    reference group, every ratio and finding of the block, since they are measured against it)."""
+    for key in list(row):
+        if key not in ("group", "is_reference", "suppressed", "ratios"):
+            row[key] = None
+    row["suppressed"] = reason
+    row["ratios"] = {}
+    dropped = {row["group"]}
+    if row.get("is_reference"):
+        for other in block["groups"]:
+            other["ratios"] = {}
+        dropped = {g["group"] for g in block["groups"]}
+    return [f for f in findings if not (f.get("characteristic") == block["key"] and f.get("group") in dropped)]
+
+
+def _complement_in(block: dict[str, Any], leaked_group: str | None) -> dict[str, Any] | None:
+    """The shown group of a block to hide next: the smallest by published people, then escalations; the
+    reference group last (hiding it takes every ratio of the block with it)."""
+    shown = [g for g in block["groups"] if g.get("suppressed") is None and g["group"] != leaked_group]
+    if not shown:
+        return None
+    return min(shown, key=lambda g: (bool(g.get("is_reference")), g.get("n") or 0, g.get("positives") or 0, g["group"]))
+
+
+def _related_blocks(blocks: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The block itself, then the blocks its groups add up with (an intersection's attributes, or the
+    intersections an attribute is part of)."""
+    own = next(b for b in blocks if b["key"] == key)
+    attributes = set(own.get("attributes") or [])
+    others = [b for b in blocks if b is not own and (set(b.get("attributes") or []) & attributes)]
+    return [own, *others]
+
+
+def _complement_positives(release: dict[str, Any]) -> bool:
+    """Withhold the escalations at the shown test date with fewest (everywhere they are published or follow
+    from a rate); False when no date's are shown."""
+    dates = (release.get("performance") or {}).get("per_as_of") or []
+    shown = [row for row in dates if row.get("positives") is not None]
+    if not shown:
+        return False
+    row = min(shown, key=lambda r: (r["positives"], r["as_of"]))
+    row["positives"] = row["base_rate"] = row["recall_at_capacity"] = None
+    row["withheld"] = {**(row.get("withheld") or {}), "positives": POSITIVES_COMPLEMENT,
+                       "recall_at_capacity": POSITIVES_COMPLEMENT}
+    for outcome in release.get("flagged_outcomes") or []:
+        if outcome.get("as_of") == row["as_of"]:
+            outcome["missed_share"] = None
+    for cover in (release.get("coverage") or {}).get("test_as_of") or []:
+        if cover.get("as_of") == row["as_of"]:
+            cover["escalations"] = cover["prevalence"] = None
+    return True
+
+
+def _withhold_total_positives(release: dict[str, Any]) -> bool:
+    """Withhold the escalations over the test dates and the overall recall (which gives them back)."""
+    performance = release.get("performance") or {}
+    if performance.get("positives_withheld") is not None:
+        return False
+    performance["positives"] = None
+    performance["positives_withheld"] = TOTAL_POSITIVES_WITHHELD
+    recall = (performance.get("summary") or {}).get("recall_at_capacity")
+    if recall is not None:
+        performance["summary"]["recall_at_capacity"] = {"value": None, "ci_low": None, "ci_high": None,
+                                                        "withheld": TOTAL_POSITIVES_WITHHELD}
+    return True
+
+
+def _complement_date(release: dict[str, Any]) -> bool:
+    """Withhold the number found at the shown test date that finds fewest (its precision, recall, and the shares
+    of flagged_outcomes that give it); False when no date's is shown."""
+    dates = (release.get("performance") or {}).get("per_as_of") or []
+    shown = [row for row in dates if row.get("precision_at_capacity") is not None]
+    if not shown:
+        return False
+    row = min(shown, key=lambda r: (r["precision_at_capacity"] * r["k"], r["as_of"]))
+    row["precision_at_capacity"] = row["recall_at_capacity"] = None
+    row["withheld"] = {**(row.get("withheld") or {}), "precision_at_capacity": DATE_COMPLEMENT,
+                       "recall_at_capacity": DATE_COMPLEMENT}
+    for outcome in release.get("flagged_outcomes") or []:
+        if outcome.get("as_of") == row["as_of"]:
+            outcome["escalated_share"] = outcome["missed_share"] = None
+    return True
+
+
+def _close_one(release: dict[str, Any], leak: Bound) -> bool:
+    """One complementary suppression aimed at a worked-back count; False when nothing is left to hide."""
+    where = leak.where
+    summary = (release.get("performance") or {}).get("summary") or {}
+    dated = where.startswith(("performance.per_as_of", "flagged_outcomes")) or leak.name.endswith("over the test dates")
+    if dated and where.endswith(".positives") and _complement_positives(release):
+        return True
+    if dated and not where.endswith(".positives") and _complement_date(release):
+        return True
+    if dated:
+        changed = False
+        for metric in ("precision_at_capacity", "recall_at_capacity"):
+            entry = summary.get(metric) or {}
+            if entry.get("value") is not None:
+                summary[metric] = {"value": None, "ci_low": None, "ci_high": None, "withheld": TOTAL_WITHHELD}
+                changed = True
+        if changed:
+            return True
+    if where.startswith("calibration["):
+        bins = [b for b in release.get("calibration") or [] if b.get("observed") is not None]
+        if bins:
+            smallest = min(bins, key=lambda b: (b["observed"] * (b.get("n") or 0), b.get("mean_score") or 0))
+            smallest["observed"] = None
+            smallest["withheld"] = BIN_COMPLEMENT
+            return True
+        return False
+    fairness = release.get("fairness") or {}
+    blocks = [b for b in fairness.get("characteristics") or [] if b.get("groups")]
+    if where.startswith("fairness["):
+        key, group = where[len("fairness["):].split("][", 1)
+        group = group.split("]", 1)[0]
+    elif blocks:
+        # A headline count still recoverable through the fairness tables' totals: hide where the tables
+        # are most detailed (the block with the most shown groups).
+        key = max(blocks, key=lambda b: sum(g.get("suppressed") is None for g in b["groups"]))["key"]
+        group = None
+    else:
+        return False
+    own = next((b for b in blocks if b["key"] == key), None)
+    row = next((g for g in (own or {}).get("groups", []) if g["group"] == group), None)
+    if row is not None and row.get("suppressed") is None:
+        # The worked-back count is a small cell of a shown row: the row goes, then its complement if needed.
+        fairness["findings"] = _hide_group(own, row, fairness.get("findings") or [], SMALL_CELL)
+        return True
+    for block in _related_blocks(blocks, key):
+        target = _complement_in(block, group if block["key"] == key else None)
+        if target is not None:
+            fairness["findings"] = _hide_group(block, target, fairness.get("findings") or [])
+            return True
+    return False
+
+
+def _close_with_fallback(release: dict[str, Any], leak: Bound) -> bool:
+    """The aimed suppression, else the totals over the test dates (escalations, then the number found)."""
+    if _close_one(release, leak):
+        return True
+    if _withhold_total_positives(release):
+        return True
+    summary = (release.get("performance") or {}).get("summary") or {}
+    if (summary.get("precision_at_capacity") or {}).get("value") is not None:
+        for metric in ("precision_at_capacity", "recall_at_capacity"):
+            summary[metric] = {"value": None, "ci_low": None, "ci_high": None, "withheld": TOTAL_WITHHELD}
+        return True
+    return False
+
+
+def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",)) -> dict[str, Any]:
+    """The release with complementary suppressions added until no withheld count can be worked back.
+
+    Each round runs the attack; for the first count it pins, withholds one more figure: the totals over
+    the test dates (for a date's count), the next smallest shown group of the same or a related fairness
+    table (for a group's count), or the smallest shown observed rate (for a calibration bin). Deterministic.
+    Returns a new document; raises ValueError when a count is still worked back after MAX_ROUNDS or when
+    nothing is left to withhold (the release must not leave).
+    """
+    import copy
+
+    out = copy.deepcopy(release)
+    for _ in range(MAX_ROUNDS):
+        leaks = worked_back(out, not_recorded_groups)
+        if not leaks:
+            return out
+        if not _close_with_fallback(out, leaks[0]):
+            raise ValueError(f"{leaks[0].name} ({leaks[0].where}) can be worked back to {leaks[0].low}-"
+                             f"{leaks[0].high} and there is nothing left to withhold")
+    leaks = worked_back(out, not_recorded_groups)
+    if leaks:
+        raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {MAX_ROUNDS} complementary "
+                         f"suppressions, e.g. {leaks[0].name} ({leaks[0].where}) to {leaks[0].low}-{leaks[0].high}")
+    return out
