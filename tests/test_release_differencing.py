@@ -125,3 +125,22 @@ def test_complementary_suppression_keeps_the_figures_it_does_not_need(config) ->
                           model={"name": "es", "version": "3"})
     strip = lambda d: {k: v for k, v in copy.deepcopy(d).items() if k not in ("generated_at", "code")}  # noqa: E731
     assert strip(again) == strip(release)  # deterministic
+
+
+def test_a_second_release_cannot_undo_the_first_ones_complementary_suppression(config) -> None:
+    rows = evaluation_rows(seed=0)
+    first = build_release(rows, config=config, borough="Northgate", model={"name": "es", "version": "3"})
+    assert first["performance"]["per_as_of"][0]["precision_at_capacity"] is None  # the complement
+    # A later release over the first test date alone shows that date's number found, and the first release's
+    # total over both dates less it pins the second date's handful.
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    naive = build_release(only_first_date, config=config, borough="Northgate", model={"name": "es", "version": "3"})
+    assert naive["performance"]["per_as_of"][0]["precision_at_capacity"] is not None
+    from earlysignal.federation.differencing import attack_releases
+
+    assert "2025-01-01 flagged who escalated" in [b.name for b in attack_releases([first, naive]) if b.worked_back]
+    # Told of the first release (release.earlier), the second withholds what the first withheld at that date.
+    second = build_release(only_first_date, config=config, borough="Northgate",
+                           model={"name": "es", "version": "3"}, earlier=[first])
+    assert second["performance"]["per_as_of"][0]["precision_at_capacity"] is None
+    assert [b for b in attack_releases([first, second]) if b.worked_back] == []

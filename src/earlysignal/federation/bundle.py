@@ -350,13 +350,17 @@ def build_release(
     kind: str = KIND_HOME,
     feature_metadata: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    earlier: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The release document (release.json) from one borough's evaluation rows; aggregates only.
 
     frame: one row per (resident, test as_of): resident_id, as_of, label, score, flagged (margin and
     attr__* columns when present). config: the evaluating borough's (capacity, audit settings, label
     words). model: name, version, run_id, model_sha256, spec_hash, trained_in. kind: 'home' (the
-    borough's own model) or 'transfer' (a model trained elsewhere). Raises BundleError on bad input.
+    borough's own model) or 'transfer' (a model trained elsewhere). earlier: the borough's earlier
+    release.json documents (`release.earlier`), read with this one by the differencing attack.
+    Complementary suppressions are added until no withheld count can be worked back
+    (federation.differencing). Raises BundleError on bad input or when that cannot be reached.
     """
     from earlysignal.audit.assemble import calibration_curve, flagged_outcomes, outcome_labels, outcome_phrase
     from earlysignal.audit.fairness import audit_fairness_for
@@ -399,10 +403,25 @@ def build_release(
                                   "by differencing the tables"},
     }
     try:
-        return close_differencing(document, _not_recorded_groups(config))
+        return close_differencing(document, _not_recorded_groups(config), earlier)
     except ValueError as error:
         raise BundleError(f"the release cannot be made disclosure-safe: {error}; raise audit.min_cell or "
                           "leave out the characteristic whose groups are smallest (audit.protected)") from None
+
+
+def earlier_releases(config: ProjectConfig, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The release.json documents listed in `release.earlier` (bundle folders or release.json paths, relative
+    to `base` when given), oldest first. BundleError naming the entry when one cannot be read."""
+    out = []
+    for index, raw in enumerate(config.release.earlier):
+        path = Path(raw) if base is None or Path(raw).is_absolute() else Path(base) / raw
+        path = path if path.name == RELEASE_JSON else path / RELEASE_JSON
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            raise BundleError(f"release.earlier[{index}]: cannot read {path} ({error}); list the bundle folders this "
+                              "borough has released before, or remove the entry") from None
+    return out
 
 
 def _not_recorded_groups(config: ProjectConfig) -> list[str]:

@@ -113,13 +113,24 @@ def _rounded_numerator(rate: float | None, denominator: int | None, round_to: in
 class _Release:
     """Builds the program for one release document."""
 
-    def __init__(self, release: dict[str, Any], not_recorded_groups: Sequence[str]):
+    def __init__(self, release: dict[str, Any], not_recorded_groups: Sequence[str],
+                 program: CountProgram | None = None, shared: dict[tuple[str, ...], int] | None = None):
         self.doc = release
         small = release.get("small_numbers") or {}
         self.min_cell = int(small.get("min_cell", 10))
         self.round_to = int(small.get("round_to", 5))
-        self.program = CountProgram()
+        self.program = program if program is not None else CountProgram()
+        # The same date's counts in two releases of one borough are the same unknowns (residents and
+        # escalations by date; the number found by date, model and k).
+        self.shared = shared if shared is not None else {}
         self.not_recorded = set(not_recorded_groups)
+
+    def _date_variable(self, key: tuple[str, ...], name: str, high: float = _BIG) -> int:
+        borough = str(self.doc.get("borough") or "")
+        full = (borough, *key)
+        if full not in self.shared:
+            self.shared[full] = self.program.variable(name, 0, high)
+        return self.shared[full]
 
     # A published count (rounded) or a withheld one (small) narrows an unknown.
     def published(self, index: int, value: Any, where: str, *, withheld_means_small: bool = True) -> None:
@@ -136,6 +147,7 @@ class _Release:
             self.program.narrow(index, *_rounding_window(top, self.round_to))
 
     def build(self) -> CountProgram:
+        """Add this release's unknowns and relations to the program; returns it."""
         p = self.program
         performance = self.doc.get("performance") or {}
         dates = performance.get("per_as_of") or []
@@ -144,9 +156,10 @@ class _Release:
         ns, positives, found, ks = [], [], [], []
         for i, row in enumerate(dates):
             as_of, k = row["as_of"], int(row["k"])
-            n = p.variable(f"{as_of} residents")
-            pos = p.variable(f"{as_of} escalations")
-            hit = p.variable(f"{as_of} flagged who escalated", 0, k)
+            model = str((self.doc.get("model") or {}).get("model_sha256") or self.doc.get("model"))
+            n = self._date_variable((as_of, "residents"), f"{as_of} residents")
+            pos = self._date_variable((as_of, "escalations"), f"{as_of} escalations")
+            hit = self._date_variable((as_of, "found", model, str(k)), f"{as_of} flagged who escalated", k)
             missed = p.variable(f"{as_of} escalations missed")
             p.relate({pos: 1, hit: -1, missed: -1}, 0)
             p.relate({pos: 1, n: -1}, -_BIG, 0)
@@ -154,6 +167,8 @@ class _Release:
             self.published(n, row.get("n"), f"performance.per_as_of[{i}].n")
             if (row.get("withheld") or {}).get("positives") == POSITIVES_COMPLEMENT:
                 p.narrow(pos, self.min_cell, _BIG)
+            elif (row.get("withheld") or {}).get("positives") == EARLIER_WITHHELD:
+                pass
             else:
                 self.published(pos, row.get("positives"), f"performance.per_as_of[{i}].positives")
             cover = coverage.get(as_of) or {}
@@ -161,8 +176,11 @@ class _Release:
                 self.published(n, cover["cohort"], "")
             if row.get("positives") is not None:
                 # Found: rounded through precision (over the exact k) or withheld as small.
-                if (row.get("withheld") or {}).get("precision_at_capacity") == DATE_COMPLEMENT:
+                reason = (row.get("withheld") or {}).get("precision_at_capacity")
+                if reason == DATE_COMPLEMENT:
                     p.narrow(hit, self.min_cell, k)
+                elif reason == EARLIER_WITHHELD:
+                    pass
                 elif row.get("precision_at_capacity") is None:
                     p.narrow(hit, 1, self.min_cell - 1)
                     p.targets.append((hit, f"performance.per_as_of[{i}].precision_at_capacity"))
@@ -319,8 +337,20 @@ def attack_release(release: dict[str, Any], not_recorded_groups: Sequence[str] =
     (the data dictionary's). Returns one Bound per withheld count; a count the program finds
     infeasible (the release's figures contradict each other) is reported as low > high.
     """
-    builder = _Release(release, not_recorded_groups)
-    program = builder.build()
+    return attack_releases([release], not_recorded_groups)
+
+
+def attack_releases(releases: Sequence[dict[str, Any]],
+                    not_recorded_groups: Sequence[str] = ("Not recorded",)) -> list[Bound]:
+    """attack_release on several releases read together (one borough's releases over time, or its home and
+    transfer bundles): a test date's counts are the same unknowns in each. Bounds of every release's
+    withheld counts, in order."""
+    program, shared = CountProgram(), {}
+    min_cell = 10
+    for release in releases:
+        builder = _Release(release, not_recorded_groups, program, shared)
+        builder.build()
+        min_cell = builder.min_cell
     out = []
     seen = set()
     for index, where in program.targets:
@@ -329,13 +359,15 @@ def attack_release(release: dict[str, Any], not_recorded_groups: Sequence[str] =
         seen.add(index)
         found = program.range_of(index)
         low, high = found if found is not None else (1, 0)
-        out.append(Bound(program.names[index], where, low, high, builder.min_cell))
+        out.append(Bound(program.names[index], where, low, high, min_cell))
     return out
 
 
-def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",)) -> list[Bound]:
-    """The withheld counts a reader can pin more tightly than 1 to min_cell - 1 ([] when the release is safe)."""
-    return [b for b in attack_release(release, not_recorded_groups) if b.worked_back]
+def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",),
+                earlier: Sequence[dict[str, Any]] = ()) -> list[Bound]:
+    """The withheld counts a reader can pin more tightly than 1 to min_cell - 1 ([] when the release is safe),
+    reading the release with the borough's `earlier` releases (whose withheld counts count too)."""
+    return [b for b in attack_releases([*earlier, release], not_recorded_groups) if b.worked_back]
 
 
 # ------------------------------------------------------------------------- closing what leaks
@@ -349,6 +381,8 @@ POSITIVES_COMPLEMENT = ("withheld so that another test date's withheld number of
                         "from the total over the dates (complementary suppression); this date's is not small")
 TOTAL_POSITIVES_WITHHELD = ("withheld: the escalations over the test dates would give a withheld count back "
                             "(complementary suppression)")
+EARLIER_WITHHELD = ("withheld because an earlier release of this borough withheld it: showing it now would undo "
+                    "that release's suppression")
 # A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes.
 SMALL_CELL = "small cell"
 DATE_COMPLEMENT = ("withheld so that another test date's withheld number found cannot be worked out from the total "
@@ -509,10 +543,45 @@ def _close_with_fallback(release: dict[str, Any], leak: Bound) -> bool:
     return False
 
 
-def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",)) -> dict[str, Any]:
+def _keep_earlier_suppressions(release: dict[str, Any], earlier: Sequence[dict[str, Any]]) -> None:
+    """Withhold, at each test date, what an earlier release of the same borough withheld at that date (the
+    number found with the same model and k; the escalations), so that the new release cannot undo it."""
+    model = (release.get("model") or {}).get("model_sha256")
+    for old in earlier:
+        if old.get("borough") != release.get("borough"):
+            continue
+        same_model = model is not None and (old.get("model") or {}).get("model_sha256") == model
+        before = {(row["as_of"], int(row["k"])): row for row in (old.get("performance") or {}).get("per_as_of") or []}
+        for row in (release.get("performance") or {}).get("per_as_of") or []:
+            was = before.get((row["as_of"], int(row["k"])))
+            if was is None:
+                continue
+            if was.get("positives") is None and row.get("positives") is not None:
+                row["positives"] = row["base_rate"] = row["recall_at_capacity"] = None
+                row["withheld"] = {**(row.get("withheld") or {}), "positives": EARLIER_WITHHELD,
+                                   "recall_at_capacity": EARLIER_WITHHELD}
+                for outcome in release.get("flagged_outcomes") or []:
+                    if outcome.get("as_of") == row["as_of"]:
+                        outcome["missed_share"] = None
+                for cover in (release.get("coverage") or {}).get("test_as_of") or []:
+                    if cover.get("as_of") == row["as_of"]:
+                        cover["escalations"] = cover["prevalence"] = None
+            if same_model and was.get("precision_at_capacity") is None and row.get("precision_at_capacity") is not None:
+                row["precision_at_capacity"] = row["recall_at_capacity"] = None
+                row["withheld"] = {**(row.get("withheld") or {}), "precision_at_capacity": EARLIER_WITHHELD,
+                                   "recall_at_capacity": EARLIER_WITHHELD}
+                for outcome in release.get("flagged_outcomes") or []:
+                    if outcome.get("as_of") == row["as_of"]:
+                        outcome["escalated_share"] = outcome["missed_share"] = None
+
+
+def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",),
+                       earlier: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The release with complementary suppressions added until no withheld count can be worked back.
 
-    Each round runs the attack; for the first count it pins, withholds one more figure: the totals over
+    earlier: the borough's earlier releases (release.json documents) a reader may hold; what they withheld
+    at a test date is withheld again, and the attack reads them with this one. Each round runs the
+    attack; for the first count it pins, withholds one more figure: the totals over
     the test dates (for a date's count), the next smallest shown group of the same or a related fairness
     table (for a group's count), or the smallest shown observed rate (for a calibration bin). Deterministic.
     Returns a new document; raises ValueError when a count is still worked back after MAX_ROUNDS or when
@@ -521,14 +590,17 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
     import copy
 
     out = copy.deepcopy(release)
+    _keep_earlier_suppressions(out, earlier)
+    # What the earlier releases give away on their own, this one cannot take back.
+    already = {b.name for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1])} if earlier else set()
     for _ in range(MAX_ROUNDS):
-        leaks = worked_back(out, not_recorded_groups)
+        leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
         if not leaks:
             return out
         if not _close_with_fallback(out, leaks[0]):
             raise ValueError(f"{leaks[0].name} ({leaks[0].where}) can be worked back to {leaks[0].low}-"
                              f"{leaks[0].high} and there is nothing left to withhold")
-    leaks = worked_back(out, not_recorded_groups)
+    leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
     if leaks:
         raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {MAX_ROUNDS} complementary "
                          f"suppressions, e.g. {leaks[0].name} ({leaks[0].where}) to {leaks[0].low}-{leaks[0].high}")
