@@ -144,3 +144,17 @@ def test_a_second_release_cannot_undo_the_first_ones_complementary_suppression(c
                            model={"name": "es", "version": "3"}, earlier=[first])
     assert second["performance"]["per_as_of"][0]["precision_at_capacity"] is None
     assert [b for b in attack_releases([first, second]) if b.worked_back] == []
+
+
+def test_the_headline_interval_goes_when_the_false_alarms_over_the_dates_are_a_handful(config) -> None:
+    """ADR 0015's rule for the pooled summary, in the bundle: 96 of 100 flagged escalate at each date, so the
+    flagged who did not are 4 + 4: the precision stays (from rounded counts), its interval (which would describe
+    the 8) goes."""
+    rows = evaluation_rows(weak_second_date=False)
+    for as_of, part in rows.groupby("as_of"):
+        flagged = part.index[part["flagged"]]
+        rows.loc[flagged, "label"] = 1
+        rows.loc[flagged[:4], "label"] = 0
+    release = build_release(rows, config=config, borough="Northgate", model={"name": "es", "version": "3"})
+    summary = release["performance"]["summary"]["precision_at_capacity"]
+    assert summary["value"] is not None and summary["ci_low"] is None and summary["ci_high"] is None

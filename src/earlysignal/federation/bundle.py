@@ -171,6 +171,10 @@ def headline_metrics(
         replicates["recall_at_capacity"][b] = b_found / b_pos if b_pos else np.nan
         replicates["roc_auc"][b] = float(np.nanmean(b_auc)) if np.isfinite(b_auc).any() else np.nan
     small_found = is_small(round(total_found, 6), min_cell)
+    # As the audit's pooled summary (docs/adr/0015): an interval resampled from the exact rows describes every
+    # cell behind it, so it is kept only when none of the totals (found, false alarms, missed) is small.
+    small_total = small_found or any(is_small(round(c, 6), min_cell) for c in
+                                     (total_places - total_found, total_positives - total_found))
     point = {
         "precision_at_capacity": published_rate(round(total_found, 6), total_places, min_cell, round_to),
         "recall_at_capacity": published_rate(round(total_found, 6), total_positives, min_cell, round_to),
@@ -180,7 +184,7 @@ def headline_metrics(
     for metric in HEADLINE_METRICS:
         low, high = interval(replicates[metric]) if bootstrap else (None, None)
         # An interval around a withheld figure would describe the count it hides.
-        hidden = point[metric] is None or (small_found and metric != "roc_auc")
+        hidden = point[metric] is None or (small_total and metric != "roc_auc")
         summary[metric] = {
             "value": point[metric],
             "ci_low": None if hidden else published_figure(low),
