@@ -523,3 +523,24 @@ def test_the_k_curve_and_the_flagged_share_withhold_a_zero_beside_withheld_escal
     assert set(curves["precision"]) == {None} and set(curves["recall"]) == {None}
     (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
     assert (row["flagged"], row["escalated_share"], row["missed_share"]) == (100, None, None)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_small_count_of_a_group_can_be_worked_back_from_the_group_tables_read_together(seed: int):
+    """The differencing attack (audit.differencing) on the fairness section alone: a characteristic's groups add
+    up to everyone and an intersection's to each attribute's groups, so a hidden or withheld count that only
+    the rounding protects is pinned to a few values. Complementary suppression closes it."""
+    from test_release_bundle import evaluation_rows
+
+    from earlysignal.audit.differencing import attack_release
+    from earlysignal.audit.fairness import audit_fairness_for
+
+    rows = evaluation_rows(seed=seed)
+    fairness = audit_fairness_for(load_config(REPO / "conf" / "borough.yaml"), rows)
+    bounds = attack_release({"small_numbers": {"min_cell": MIN_CELL, "round_to": ROUND_TO}, "fairness": fairness})
+    assert bounds
+    assert [b for b in bounds if b.worked_back] == []
+    # What was added says why: a group whose own small cell (here flagged who escalated) was exposed is hidden.
+    reasons = {g["suppressed"] for block in fairness["characteristics"] for g in block.get("groups", [])}
+    assert reasons <= {None, "primary", "secondary", "small cell"}
+    assert "small cell" in reasons or "secondary" in reasons

@@ -24,7 +24,7 @@ from earlysignal.federation.bundle import (
     verify_bundle,
     write_bundle,
 )
-from earlysignal.federation.differencing import DATE_COMPLEMENT
+from earlysignal.audit.differencing import DATE_COMPLEMENT
 from earlysignal.ledger import generate_key_pair
 from earlysignal.modeling import metrics as M
 

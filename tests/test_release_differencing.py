@@ -1,4 +1,4 @@
-"""Nothing withheld in a release can be worked back by differencing its tables (federation/differencing.py).
+"""Nothing withheld in a release can be worked back by differencing its tables (audit/differencing.py).
 
 The attacker knows how the tables add up (dates to the total, groups to everyone, intersections to
 their attributes, flagged to the places on the lists) and solves for each withheld count's range;
@@ -17,7 +17,7 @@ from test_release_bundle import _with_few_escalations, evaluation_rows
 from earlysignal.audit.suppression import round_count
 from earlysignal.config import load_config
 from earlysignal.federation.bundle import BundleError, build_release, write_bundle
-from earlysignal.federation.differencing import attack_release, worked_back
+from earlysignal.audit.differencing import attack_release, worked_back
 
 from test_release_bundle import REPO
 
@@ -136,7 +136,7 @@ def test_a_second_release_cannot_undo_the_first_ones_complementary_suppression(c
     only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
     naive = build_release(only_first_date, config=config, borough="Northgate", model={"name": "es", "version": "3"})
     assert naive["performance"]["per_as_of"][0]["precision_at_capacity"] is not None
-    from earlysignal.federation.differencing import attack_releases
+    from earlysignal.audit.differencing import attack_releases
 
     assert "2025-01-01 flagged who escalated" in [b.name for b in attack_releases([first, naive]) if b.worked_back]
     # Told of the first release (release.earlier), the second withholds what the first withheld at that date.

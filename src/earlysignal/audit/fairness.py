@@ -537,14 +537,28 @@ def audit_fairness(
     # Largest disparities first; a group never flagged (ratio 0) or flagged beside a never-flagged
     # reference (ratio undefined) is the largest possible.
     findings.sort(key=lambda f: -math.inf if f["ratio"] in (None, 0) else -abs(math.log(f["ratio"])))  # type: ignore[arg-type]
-    return {
+    return protect_group_tables({
         "ratio_band": list(ratio_band),
         "bootstrap": bootstrap,
         # A list, not a mapping: audit.json is written with sorted keys and the table keeps this order.
         "ratio_metrics": [{"metric": m, "label": words} for m, words in RATIO_METRICS.items()],
         "characteristics": results,
         "findings": findings,
-    }
+    }, min_cell, round_to, (NOT_RECORDED, not_recorded_group))
+
+
+def protect_group_tables(
+    fairness: dict[str, object], min_cell: int, round_to: int, not_recorded_groups: Sequence[str]
+) -> dict[str, object]:
+    """The fairness section with complementary suppressions added (audit.differencing) until no small count
+    of a group can be worked back from the tables read together: a characteristic's groups add up to
+    everyone, an intersection's to each of its attributes' groups. A group hidden this way reads
+    'secondary' (protecting another) or 'small cell' (a count inside it, such as flagged who escalated,
+    is small). Raises ValueError when that cannot be reached."""
+    from earlysignal.audit.differencing import close_differencing
+
+    document = {"small_numbers": {"min_cell": min_cell, "round_to": round_to}, "fairness": fairness}
+    return close_differencing(document, list(not_recorded_groups))["fairness"]
 
 
 def audit_fairness_for(config: ProjectConfig, frame: pd.DataFrame) -> dict[str, object]:

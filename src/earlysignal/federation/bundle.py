@@ -33,7 +33,7 @@ import pandas as pd
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.config import CapacitySection, ProjectConfig
 from earlysignal.errors import EarlySignalError
-from earlysignal.federation.differencing import close_differencing, worked_back
+from earlysignal.audit.differencing import close_differencing, worked_back
 
 RELEASE_SCHEMA = 1
 RELEASE_JSON = "release.json"
@@ -364,7 +364,7 @@ def build_release(
     borough's own model) or 'transfer' (a model trained elsewhere). earlier: the borough's earlier
     release.json documents (`release.earlier`), read with this one by the differencing attack.
     Complementary suppressions are added until no withheld count can be worked back
-    (federation.differencing). Raises BundleError on bad input or when that cannot be reached.
+    (audit.differencing). Raises BundleError on bad input or when that cannot be reached.
     """
     from earlysignal.audit.assemble import calibration_curve, flagged_outcomes, outcome_labels, outcome_phrase
     from earlysignal.audit.fairness import audit_fairness_for
@@ -459,7 +459,7 @@ def small_counts(document: Any, min_cell: int, path: str = "") -> list[str]:
 
 
 def _refuse_worked_back(release: dict[str, Any], what_now: str) -> None:
-    """BundleError when the differencing attack (federation.differencing) pins a withheld count."""
+    """BundleError when the differencing attack (audit.differencing) pins a withheld count."""
     leaks = worked_back(release)
     if leaks:
         named = "; ".join(f"{b.name} ({b.where}) to {b.low}-{b.high}" for b in leaks[:3])

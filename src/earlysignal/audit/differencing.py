@@ -194,11 +194,14 @@ class _Release:
                     p.targets.append((missed, f"flagged_outcomes[{i}].missed_share"))
                 self.from_rate(hit, row.get("recall_at_capacity"), row["positives"])
             ns.append(n), positives.append(pos), found.append(hit), ks.append(k)
-        if not dates:
-            return p
         total_n = p.variable("residents over the test dates")
         total_pos = p.variable("escalations over the test dates")
         total_found = p.variable("flagged who escalated over the test dates")
+        if not dates:
+            # A document with group tables only (the audit's fairness section): the tables still add up
+            # to common totals, each other's and their intersections'.
+            self._fairness(total_n, total_pos, total_found, None)
+            return p
         p.relate({total_n: 1, **{v: -1 for v in ns}}, 0)
         p.relate({total_pos: 1, **{v: -1 for v in positives}}, 0)
         p.relate({total_found: 1, **{v: -1 for v in found}}, 0)
@@ -245,10 +248,11 @@ class _Release:
         p.relate(n_terms, 0)
         p.relate(pos_terms, 0)
 
-    def _fairness(self, total_n: int, total_pos: int, total_found: int, places: int) -> None:
+    def _fairness(self, total_n: int, total_pos: int, total_found: int, places: int | None) -> None:
         p = self.program
         blocks = [b for b in (self.doc.get("fairness") or {}).get("characteristics") or [] if b.get("groups")]
         cells: dict[tuple[str, str], dict[str, int]] = {}
+        total_flagged = p.variable("flagged over the test dates")
         for block in blocks:
             key = block["key"]
             sums: dict[str, dict[int, float]] = {"n": {total_n: 1.0}, "positives": {total_pos: 1.0},
@@ -281,7 +285,7 @@ class _Release:
                     self.published(v["flagged"], row.get("flagged"), f"{where}.flagged")
                     self.from_rate(v["tp"], row.get("precision"), row.get("flagged"))
                     self.from_rate(v["tp"], row.get("recall"), row.get("positives"))
-                    if row.get("flagged") is not None and row.get("precision") is None:
+                    if row.get("flagged") and row.get("precision") is None:
                         p.narrow(v["tp"], 1, self.min_cell - 1)
                         p.targets.append((v["tp"], f"{where}.precision"))
                     if row.get("recall") is None and row.get("precision") is not None and row.get("positives"):
@@ -291,8 +295,10 @@ class _Release:
                         p.targets.append((missed, f"{where}.recall"))
                 for column in sums:
                     sums[column][v[column]] = -1.0
+            if places is None:
+                sums["flagged"][total_flagged] = 1.0
             for column, terms in sums.items():
-                p.relate(terms, -places if column == "flagged" else 0)
+                p.relate(terms, -places if column == "flagged" and places is not None else 0)
         # An intersection's groups add up to each of its attributes' groups.
         for block in blocks:
             attributes = block.get("attributes") or []
@@ -533,6 +539,8 @@ def _close_with_fallback(release: dict[str, Any], leak: Bound) -> bool:
     """The aimed suppression, else the totals over the test dates (escalations, then the number found)."""
     if _close_one(release, leak):
         return True
+    if "performance" not in release:
+        return False
     if _withhold_total_positives(release):
         return True
     summary = (release.get("performance") or {}).get("summary") or {}
