@@ -387,10 +387,14 @@ POSITIVES_COMPLEMENT = ("withheld so that another test date's withheld number of
                         "from the total over the dates (complementary suppression); this date's is not small")
 TOTAL_POSITIVES_WITHHELD = ("withheld: the escalations over the test dates would give a withheld count back "
                             "(complementary suppression)")
+NOT_RECORDED_WITHHELD = ("withheld: with the group tables it would give back a small count of residents "
+                         "(complementary suppression)")
 EARLIER_WITHHELD = ("withheld because an earlier release of this borough withheld it: showing it now would undo "
                     "that release's suppression")
-# A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes.
-SMALL_CELL = "small cell"
+# A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes,
+# published as a secondary suppression like any other. A reason of its own would tell the reader that a count
+# inside the row is small, which is what the row is hidden to keep back.
+SMALL_CELL = COMPLEMENT
 DATE_COMPLEMENT = ("withheld so that another test date's withheld number found cannot be worked out from the total "
                    "over the dates (complementary suppression); this date's number found is not small")
 # How many rounds of complementary suppression a release may take before it is refused.
@@ -539,6 +543,13 @@ def _close_with_fallback(release: dict[str, Any], leak: Bound) -> bool:
     """The aimed suppression, else the totals over the test dates (escalations, then the number found)."""
     if _close_one(release, leak):
         return True
+    # The share of residents whose characteristic is not recorded gives the rounded size of its "Not recorded"
+    # group: the next figure to withhold when a group's count is still pinned.
+    for row in (release.get("coverage") or {}).get("not_recorded") or []:
+        if row.get("share_not_recorded") is not None and leak.where.startswith("fairness["):
+            row["share_not_recorded"] = None
+            row["withheld"] = NOT_RECORDED_WITHHELD
+            return True
     if "performance" not in release:
         return False
     if _withhold_total_positives(release):

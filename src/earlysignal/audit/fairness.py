@@ -553,8 +553,8 @@ def protect_group_tables(
     """The fairness section with complementary suppressions added (audit.differencing) until no small count
     of a group can be worked back from the tables read together: a characteristic's groups add up to
     everyone, an intersection's to each of its attributes' groups. A group hidden this way reads
-    'secondary' (protecting another) or 'small cell' (a count inside it, such as flagged who escalated,
-    is small). Raises ValueError when that cannot be reached."""
+    'secondary', whether it protects another group or a small count of its own (flagged who escalated,
+    escalations missed). Raises ValueError when that cannot be reached."""
     from earlysignal.audit.differencing import close_differencing
 
     document = {"small_numbers": {"min_cell": min_cell, "round_to": round_to}, "fairness": fairness}
