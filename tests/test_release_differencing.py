@@ -158,3 +158,23 @@ def test_the_headline_interval_goes_when_the_false_alarms_over_the_dates_are_a_h
     release = build_release(rows, config=config, borough="Northgate", model={"name": "es", "version": "3"})
     summary = release["performance"]["summary"]["precision_at_capacity"]
     assert summary["value"] is not None and summary["ci_low"] is None and summary["ci_high"] is None
+
+
+def test_a_cluster_band_withheld_beside_one_other_band_is_protected_by_withholding_that_one() -> None:
+    from earlysignal.audit.differencing import close_differencing
+
+    # 100 singletons and 2 clusters of 51+: the share (100 over 100) gives the total of 98-102 clusters, and
+    # 98-102 singletons leave 1 to 4 for the withheld band.
+    document = {"small_numbers": {"min_cell": MIN_CELL, "round_to": 5}, "linkage": {"cluster_sizes": [
+        {"size": "1", "clusters": 100, "share": 100 / 100}, {"size": "51+", "clusters": None, "share": None}]}}
+    assert [(b.name, b.low, b.high) for b in worked_back(document)] == [("clusters of size 51+", 1, 4)]
+    closed = close_differencing(document)
+    assert closed["linkage"]["cluster_sizes"][0]["clusters"] is None and worked_back(closed) == []
+    # Four shown bands beside the withheld one (the link-quality example): the rounding of each leaves 1-9 open.
+    from earlysignal.audit.linkage import linkage_section
+    from earlysignal.federation.bundle import released_linkage
+    from test_report_browser import LINK_QUALITY
+
+    shown = released_linkage(linkage_section({"link_run_id": "L1", "quality": LINK_QUALITY}), MIN_CELL, 5)
+    example = {"small_numbers": {"min_cell": MIN_CELL, "round_to": 5}, "linkage": shown}
+    assert attack_release(example) and worked_back(example) == []

@@ -201,6 +201,8 @@ class _Release:
             # A document with group tables only (the audit's fairness section): the tables still add up
             # to common totals, each other's and their intersections'.
             self._fairness(total_n, total_pos, total_found, None)
+            self._calibration(total_n, total_pos)
+            self._cluster_sizes()
             return p
         p.relate({total_n: 1, **{v: -1 for v in ns}}, 0)
         p.relate({total_pos: 1, **{v: -1 for v in positives}}, 0)
@@ -214,9 +216,30 @@ class _Release:
         if performance.get("positives") is not None:
             self.from_rate(total_found, (summary.get("recall_at_capacity") or {}).get("value"), performance["positives"])
         self._calibration(total_n, total_pos)
+        self._cluster_sizes()
         self._fairness(total_n, total_pos, total_found, sum(ks))
         self._not_recorded(total_n)
         return p
+
+    def _cluster_sizes(self) -> None:
+        """Linked residents per cluster-size band add up to every cluster; each shown share is a rounded count
+        over the rounded number of clusters, which it gives away."""
+        p = self.program
+        bands = ((self.doc.get("linkage") or {}).get("cluster_sizes")) or []
+        if not bands:
+            return
+        total = p.variable("clusters in every size band")
+        terms: dict[int, float] = {total: 1.0}
+        for j, row in enumerate(bands):
+            band = p.variable(f"clusters of size {row.get('size')}")
+            terms[band] = -1.0
+            if row.get("withheld") == BAND_COMPLEMENT:
+                p.narrow(band, self.min_cell, _BIG)
+            else:
+                self.published(band, row.get("clusters"), f"linkage.cluster_sizes[{j}].clusters")
+            if row.get("clusters") and row.get("share"):
+                self.published(total, int(round(row["clusters"] / row["share"])), "")
+        p.relate(terms, 0)
 
     def _calibration(self, total_n: int, total_pos: int) -> None:
         from earlysignal.audit.assemble import CALIBRATION_BINS
@@ -389,6 +412,8 @@ TOTAL_POSITIVES_WITHHELD = ("withheld: the escalations over the test dates would
                             "(complementary suppression)")
 NOT_RECORDED_WITHHELD = ("withheld: with the group tables it would give back a small count of residents "
                          "(complementary suppression)")
+BAND_COMPLEMENT = ("withheld so that a band with a handful of clusters cannot be worked out from the total "
+                   "(complementary suppression); this band's is not small")
 EARLIER_WITHHELD = ("withheld because an earlier release of this borough withheld it: showing it now would undo "
                     "that release's suppression")
 # A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes,
@@ -505,6 +530,14 @@ def _close_one(release: dict[str, Any], leak: Bound) -> bool:
                 changed = True
         if changed:
             return True
+    if where.startswith("linkage.cluster_sizes"):
+        bands = [b for b in (release.get("linkage") or {}).get("cluster_sizes") or [] if b.get("clusters") is not None]
+        if bands:
+            smallest = min(bands, key=lambda b: (b["clusters"], str(b.get("size"))))
+            smallest["clusters"] = smallest["share"] = None
+            smallest["withheld"] = BAND_COMPLEMENT
+            return True
+        return False
     if where.startswith("calibration["):
         bins = [b for b in release.get("calibration") or [] if b.get("observed") is not None]
         if bins:
