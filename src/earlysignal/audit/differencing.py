@@ -1,18 +1,22 @@
 """The differencing attack on a release: what a reader can work back about a withheld count.
 
-A reader of release.json knows the code that wrote it, so knows how its tables add up: a test date's
-escalations are found plus missed, the groups of a characteristic sum to everyone evaluated, the
-calibration bins to everyone (less the bins dropped), the flagged in every group to the places on
-the lists (k, published exactly). Every published count c rounded to r says the exact count is in
+A reader of release.json (or of the audit's group tables) knows the code that wrote it, so knows how
+its tables add up: a test date's escalations are found plus missed, the dates sum to the total, the
+groups of a characteristic to everyone evaluated and an intersection's to each attribute's groups, the
+calibration bins to everyone (less the bins dropped), cluster-size bands to every cluster, the flagged
+in every group to the places on the lists (k, published exactly), and a date's counts are the same in
+each of the borough's releases. Every published count c rounded to r says the exact count is in
 [c - r/2, c + r/2); a withheld count says it is 1 to min_cell - 1; a rate published beside its
 rounded denominator gives its rounded numerator. This module writes all of that down as an integer
 linear program and asks, for each withheld count, the smallest and largest values it can take
 (scipy's HiGHS MILP). A withheld count is *worked back* when it is pinned to fewer than
 min_cell - 1 values, i.e. more tightly than "1 to min_cell - 1", the protection the rule promises.
 
-`attack_release(release)` returns every withheld count with its bounds; `worked_back(release)`
-those the release gives away. The release tests and `write_bundle` run it (docs/federation.md,
-"What a reader cannot work back").
+`attack_release(release)` (and `attack_releases` for several read together) returns every withheld
+count with its bounds; `worked_back(release)` those the release gives away. `close_differencing` adds
+complementary suppressions until nothing is worked back: `audit_fairness` runs it on its group tables,
+`build_release` on the whole release, and `write_bundle` / `release-sign` refuse a release it still
+succeeds on (docs/federation.md, "What a reader cannot work back"; docs/adr/0024).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from earlysignal.audit.groups import INTERSECTION_JOIN
 
 # An upper bound on any count in a release (people in one borough's evaluation, summed over dates).
 _BIG = 10_000_000
@@ -214,7 +220,8 @@ class _Release:
         precision = (summary.get("precision_at_capacity") or {}).get("value")
         self.from_rate(total_found, precision, _round(sum(ks), self.round_to))
         if performance.get("positives") is not None:
-            self.from_rate(total_found, (summary.get("recall_at_capacity") or {}).get("value"), performance["positives"])
+            recall = (summary.get("recall_at_capacity") or {}).get("value")
+            self.from_rate(total_found, recall, performance["positives"])
         self._calibration(total_n, total_pos)
         self._cluster_sizes()
         self._fairness(total_n, total_pos, total_found, sum(ks))
@@ -331,8 +338,11 @@ class _Release:
                 for (key, group), v in list(cells.items()):
                     if key != attribute:
                         continue
-                    parts = [w for (k2, g2), w in cells.items() if k2 == block["key"]
-                             and g2.split(" + ")[position] == group]
+                    # Only labels that split into one word per attribute (a group word holding the join would not).
+                    labels = {g2: g2.split(INTERSECTION_JOIN) for (k2, g2) in cells if k2 == block["key"]}
+                    if any(len(words) != len(attributes) for words in labels.values()):
+                        continue
+                    parts = [cells[(block["key"], g2)] for g2, words in labels.items() if words[position] == group]
                     if not parts:
                         continue
                     for column in ("n", "positives", "flagged", "tp"):
@@ -348,9 +358,11 @@ class _Release:
             missing = _rounded_numerator(row.get("share_not_recorded"), shown_n, self.round_to)
             if missing is None:
                 continue
-            for (key, group), v in cells.items():
-                if key == row.get("attribute") and group in self.not_recorded:
-                    p.narrow(v["n"], *_rounding_window(missing, self.round_to))
+            # Every group that means "not recorded" (the audit's word and the dictionary's) counts here.
+            groups = [v["n"] for (key, group), v in cells.items()
+                      if key == row.get("attribute") and group in self.not_recorded]
+            if groups:
+                p.relate(dict.fromkeys(groups, 1.0), *_rounding_window(missing, self.round_to))
 
 
 def _round(value: float, round_to: int) -> int:
