@@ -434,8 +434,18 @@ EARLIER_WITHHELD = ("withheld because an earlier release of this borough withhel
 SMALL_CELL = COMPLEMENT
 DATE_COMPLEMENT = ("withheld so that another test date's withheld number found cannot be worked out from the total "
                    "over the dates (complementary suppression); this date's number found is not small")
-# How many rounds of complementary suppression a release may take before it is refused.
-MAX_ROUNDS = 25
+# Rounds of complementary suppression beyond one per figure that can be withheld (each round withholds one,
+# so the loop ends; this is a guard against a move that withholds nothing new).
+EXTRA_ROUNDS = 5
+
+
+def _withholdable(release: dict[str, Any]) -> int:
+    """How many figures the loop could withhold: groups, dates (found and escalations), bins, bands, shares, totals."""
+    groups = sum(len(b.get("groups") or []) for b in (release.get("fairness") or {}).get("characteristics") or [])
+    dates = 2 * len((release.get("performance") or {}).get("per_as_of") or [])
+    others = (len(release.get("calibration") or []) + len((release.get("linkage") or {}).get("cluster_sizes") or [])
+              + len((release.get("coverage") or {}).get("not_recorded") or []) + 2)
+    return groups + dates + others
 
 
 def _hide_group(block: dict[str, Any], row: dict[str, Any], findings: list[dict[str, Any]],
@@ -645,11 +655,13 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
 
     earlier: the borough's earlier releases (release.json documents) a reader may hold; what they withheld
     at a test date is withheld again, and the attack reads them with this one. Each round runs the
-    attack; for the first count it pins, withholds one more figure: the totals over
-    the test dates (for a date's count), the next smallest shown group of the same or a related fairness
-    table (for a group's count), or the smallest shown observed rate (for a calibration bin). Deterministic.
-    Returns a new document; raises ValueError when a count is still worked back after MAX_ROUNDS or when
-    nothing is left to withhold (the release must not leave).
+    attack and, for the first count it pins, withholds one more figure: for a date's count, the same
+    count at the shown date with fewest (else the total over the dates); for a group's count, the
+    group's own row when the count is a small cell inside it, else the next smallest shown group of the
+    same or a related table; for a calibration bin or a cluster band, the smallest one shown; then the
+    not-recorded shares and the totals. Deterministic. Returns a new document; raises ValueError when a
+    count is still worked back after one round per figure that can be withheld (plus EXTRA_ROUNDS) or
+    when nothing is left to withhold (the release must not leave).
     """
     import copy
 
@@ -657,7 +669,8 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
     _keep_earlier_suppressions(out, earlier)
     # What the earlier releases give away on their own, this one cannot take back.
     already = {b.name for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1])} if earlier else set()
-    for _ in range(MAX_ROUNDS):
+    rounds = _withholdable(out) + EXTRA_ROUNDS
+    for _ in range(rounds):
         leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
         if not leaks:
             return out
@@ -666,6 +679,6 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
                              f"{leaks[0].high} and there is nothing left to withhold")
     leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
     if leaks:
-        raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {MAX_ROUNDS} complementary "
+        raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {rounds} complementary "
                          f"suppressions, e.g. {leaks[0].name} ({leaks[0].where}) to {leaks[0].low}-{leaks[0].high}")
     return out
