@@ -30,8 +30,8 @@ import numpy as np
 
 from earlysignal.audit.groups import INTERSECTION_JOIN
 
-# An upper bound on any count in a release (people in one borough's evaluation, summed over dates).
-_BIG = 10_000_000
+# No bound (one-sided constraints and unbounded counts); HiGHS takes infinities as such.
+_BIG = math.inf
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class _Release:
         # escalations by date; the number found by date, model and k).
         self.shared = shared if shared is not None else {}
         self.not_recorded = set(not_recorded_groups)
+        self.big = 2 * _largest_whole_number(release) + 1000
 
     def _date_variable(self, key: tuple[str, ...], name: str, high: float = _BIG) -> int:
         borough = str(self.doc.get("borough") or "")
@@ -304,9 +305,11 @@ class _Release:
                     p.narrow(v["positives"], self.min_cell, _BIG)
                 elif reason == "primary":
                     # Primary: fewer than min_cell people or fewer than min_cell escalations (a binary switch).
+                    # The big-M is the largest count the document could hold: a larger M makes HiGHS's
+                    # tolerances (1e-6 relative) admit fractional switches and report false infeasibility.
                     switch = p.variable(f"{key}={group} small people (1) or escalations (0)", 0, 1)
-                    p.relate({v["n"]: 1, switch: -_BIG}, -_BIG, self.min_cell - 1)
-                    p.relate({v["positives"]: 1, switch: _BIG}, -_BIG, self.min_cell - 1 + _BIG)
+                    p.relate({v["n"]: 1, switch: -self.big}, -_BIG, self.min_cell - 1)
+                    p.relate({v["positives"]: 1, switch: self.big}, -_BIG, self.min_cell - 1 + self.big)
                     p.targets.append((v["positives"], f"{where}.positives"))
                     p.targets.append((v["n"], f"{where}.n"))
                 elif reason is None:
@@ -363,6 +366,17 @@ class _Release:
                       if key == row.get("attribute") and group in self.not_recorded]
             if groups:
                 p.relate(dict.fromkeys(groups, 1.0), *_rounding_window(missing, self.round_to))
+
+
+def _largest_whole_number(document: Any) -> int:
+    """The largest whole number anywhere in a document (a bound on its counts, settings aside)."""
+    if isinstance(document, dict):
+        return max((_largest_whole_number(v) for v in document.values()), default=0)
+    if isinstance(document, list):
+        return max((_largest_whole_number(v) for v in document), default=0)
+    if isinstance(document, int) and not isinstance(document, bool):
+        return abs(document)
+    return 0
 
 
 def _round(value: float, round_to: int) -> int:
