@@ -206,8 +206,13 @@ class _Release:
         total_found = p.variable("flagged who escalated over the test dates")
         if not dates:
             # A document with group tables only (the audit's fairness section): the tables still add up
-            # to common totals, each other's and their intersections'.
-            self._fairness(total_n, total_pos, total_found, None)
+            # to common totals, each other's and their intersections', and to the totals the audit
+            # publishes beside them (everyone and the escalations rounded, the places on the lists exact).
+            self.published(total_n, performance.get("n"), "performance.n", withheld_means_small=False)
+            self.published(total_pos, performance.get("positives"), "performance.positives",
+                           withheld_means_small=False)
+            places = performance.get("places")
+            self._fairness(total_n, total_pos, total_found, None if places is None else int(places))
             self._calibration(total_n, total_pos)
             self._cluster_sizes()
             return p
