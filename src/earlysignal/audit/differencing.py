@@ -21,6 +21,7 @@ succeeds on (docs/federation.md, "What a reader cannot work back"; docs/adr/0024
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -423,6 +424,23 @@ def attack_releases(releases: Sequence[dict[str, Any]],
     return out
 
 
+def still_pinned(releases: Sequence[dict[str, Any]], name: str,
+                 not_recorded_groups: Sequence[str] = ("Not recorded",)) -> bool:
+    """Whether the one withheld count called `name` is still worked back from `releases` read together."""
+    program, shared = CountProgram(), {}
+    min_cell = 10
+    for release in releases:
+        builder = _Release(release, not_recorded_groups, program, shared)
+        builder.build()
+        min_cell = builder.min_cell
+    for index, where in program.targets:
+        if program.names[index] == name:
+            found = program.range_of(index)
+            low, high = found if found is not None else (1, 0)
+            return Bound(name, where, low, high, min_cell).worked_back
+    return False
+
+
 def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",),
                 earlier: Sequence[dict[str, Any]] = ()) -> list[Bound]:
     """The withheld counts a reader can pin more tightly than 1 to min_cell - 1 ([] when the release is safe),
@@ -445,6 +463,8 @@ NOT_RECORDED_WITHHELD = ("withheld: with the group tables it would give back a s
                          "(complementary suppression)")
 BAND_COMPLEMENT = ("withheld so that a band with a handful of clusters cannot be worked out from the total "
                    "(complementary suppression); this band's is not small")
+INTERSECTION_WITHHELD = ("not shown: its groups are so small that their counts could be worked out from the tables "
+                         "of its characteristics, and hiding those tables' rows would lose more than this table shows")
 EARLIER_WITHHELD = ("withheld because an earlier release of this borough withheld it: showing it now would undo "
                     "that release's suppression")
 # A shown group whose own small cell (flagged who escalated, or missed) could be worked back: the whole row goes,
@@ -482,15 +502,6 @@ def _hide_group(block: dict[str, Any], row: dict[str, Any], findings: list[dict[
             other["ratios"] = {}
         dropped = {g["group"] for g in block["groups"]}
     return [f for f in findings if not (f.get("characteristic") == block["key"] and f.get("group") in dropped)]
-
-
-def _complement_in(block: dict[str, Any], leaked_group: str | None) -> dict[str, Any] | None:
-    """The shown group of a block to hide next: the smallest by published people, then escalations; the
-    reference group last (hiding it takes every ratio of the block with it)."""
-    shown = [g for g in block["groups"] if g.get("suppressed") is None and g["group"] != leaked_group]
-    if not shown:
-        return None
-    return min(shown, key=lambda g: (bool(g.get("is_reference")), g.get("n") or 0, g.get("positives") or 0, g["group"]))
 
 
 def _related_blocks(blocks: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -553,7 +564,8 @@ def _complement_date(release: dict[str, Any]) -> bool:
     return True
 
 
-def _close_one(release: dict[str, Any], leak: Bound) -> bool:
+def _close_one(release: dict[str, Any], leak: Bound, context: tuple[Sequence[str], Sequence[dict[str, Any]]]
+               = (("Not recorded",), ())) -> bool:
     """One complementary suppression aimed at a worked-back count; False when nothing is left to hide."""
     where = leak.where
     summary = (release.get("performance") or {}).get("summary") or {}
@@ -605,17 +617,78 @@ def _close_one(release: dict[str, Any], leak: Bound) -> bool:
         # The worked-back count is a small cell of a shown row: the row goes, then its complement if needed.
         fairness["findings"] = _hide_group(own, row, fairness.get("findings") or [], SMALL_CELL)
         return True
-    for block in _related_blocks(blocks, key):
-        target = _complement_in(block, group if block["key"] == key else None)
-        if target is not None:
-            fairness["findings"] = _hide_group(block, target, fairness.get("findings") or [])
-            return True
-    return False
+    candidates = _group_candidates(blocks, own, group, key)
+    if own is not None and len(own.get("attributes") or []) >= 2 and (not candidates or candidates[0][0] != key):
+        # Nothing left to hide in the intersection but its attributes' own rows, which are what a board reads:
+        # the intersection's table goes instead (marginals outrank intersections).
+        fairness["findings"] = [f for f in fairness.get("findings") or [] if f.get("characteristic") != key]
+        own["groups"] = []
+        own.pop("reference", None)
+        own["withheld"] = INTERSECTION_WITHHELD
+        return True
+    if not candidates:
+        return False
+    # Look one move ahead among the candidates of the first kind (an intersection's own cells before the
+    # attributes' tables, whose rows are what a board reads): the first after whose hiding this count is no
+    # longer pinned; else the first, and the next round goes on (a rectangle of cells takes a few rounds).
+    not_recorded_groups, earlier = context
+    first_kind = [c for c in candidates if c[0] == candidates[0][0]]
+    chosen = candidates[0]
+    for block_key, name in first_kind[:12]:
+        trial = copy.deepcopy(release)
+        trial_blocks = [b for b in trial["fairness"]["characteristics"] if b.get("groups")]
+        trial_block = next(b for b in trial_blocks if b["key"] == block_key)
+        trial_row = next(g for g in trial_block["groups"] if g["group"] == name)
+        trial["fairness"]["findings"] = _hide_group(trial_block, trial_row, trial["fairness"].get("findings") or [])
+        if not still_pinned([*earlier, trial], leak.name, not_recorded_groups):
+            chosen = (block_key, name)
+            break
+    block = next(b for b in blocks if b["key"] == chosen[0])
+    target = next(g for g in block["groups"] if g["group"] == chosen[1])
+    fairness["findings"] = _hide_group(block, target, fairness.get("findings") or [])
+    return True
 
 
-def _close_with_fallback(release: dict[str, Any], leak: Bound) -> bool:
+def _group_candidates(blocks: list[dict[str, Any]], own: dict[str, Any] | None, group: str | None,
+                      key: str) -> list[tuple[str, str]]:
+    """Shown groups that could be hidden next for a count of `group` in table `key`, in order of preference:
+    an intersection's cells sharing the group's row or column, the attributes' groups it adds up to, the
+    rest of its own table, then related tables; smallest by people first and reference groups last."""
+    def shown(block: dict[str, Any]) -> list[dict[str, Any]]:
+        return [g for g in block["groups"] if g.get("suppressed") is None and g["group"] != group]
+
+    def order(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return sorted(rows, key=lambda br: (bool(br[1].get("is_reference")), br[1].get("n") or 0,
+                                            br[1].get("positives") or 0, br[0]["key"], br[1]["group"]))
+
+    out: list[tuple[str, str]] = []
+
+    def add(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        for block, row in order(rows):
+            if (block["key"], row["group"]) not in out:
+                out.append((block["key"], row["group"]))
+
+    related = _related_blocks(blocks, key) if any(b["key"] == key for b in blocks) else []
+    attributes = (own or {}).get("attributes") or []
+    words = group.split(INTERSECTION_JOIN) if group else []
+    if own is not None and len(attributes) >= 2 and len(words) == len(attributes):
+        add([(own, g) for g in shown(own)
+             if any(w == word for w, word in zip(g["group"].split(INTERSECTION_JOIN), words, strict=False))])
+        marginals = []
+        for attribute, word in zip(attributes, words, strict=True):
+            block = next((b for b in blocks if b["key"] == attribute), None)
+            if block is not None:
+                marginals += [(block, g) for g in block["groups"] if g["group"] == word and g.get("suppressed") is None]
+        add(marginals)
+    for block in related:
+        add([(block, g) for g in shown(block)])
+    return out
+
+
+def _close_with_fallback(release: dict[str, Any], leak: Bound,
+                         context: tuple[Sequence[str], Sequence[dict[str, Any]]] = (("Not recorded",), ())) -> bool:
     """The aimed suppression, else the totals over the test dates (escalations, then the number found)."""
-    if _close_one(release, leak):
+    if _close_one(release, leak, context):
         return True
     # The share of residents whose characteristic is not recorded gives the rounded size of its "Not recorded"
     # group: the next figure to withhold when a group's count is still pinned.
@@ -682,8 +755,6 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
     count is still worked back after one round per figure that can be withheld (plus EXTRA_ROUNDS) or
     when nothing is left to withhold (the release must not leave).
     """
-    import copy
-
     out = copy.deepcopy(release)
     _keep_earlier_suppressions(out, earlier)
     # What the earlier releases give away on their own, this one cannot take back.
@@ -693,7 +764,7 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
         leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
         if not leaks:
             return out
-        if not _close_with_fallback(out, leaks[0]):
+        if not _close_with_fallback(out, leaks[0], (not_recorded_groups, earlier)):
             raise ValueError(f"{leaks[0].name} ({leaks[0].where}) can be worked back to {leaks[0].low}-"
                              f"{leaks[0].high} and there is nothing left to withhold")
     leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
