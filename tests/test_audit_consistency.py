@@ -325,8 +325,11 @@ def test_a_group_hidden_only_in_a_data_table_is_listed_under_small_numbers() -> 
     sample = frame.head(200).assign(**{RECENT["name"]: 1.0})
     audit, html = _audit(frame, [RECENT], sample, np.column_stack([np.zeros(200), np.zeros(200)]))
     sex = next(b for b in audit["fairness"]["characteristics"] if b["key"] == "sex")
-    assert [g["suppressed"] for g in sex["groups"]] == [None, None]
-    assert [row for row in audit["small_numbers"]["suppressed"] if row["characteristic"] == "sex"] == [
+    # In the fairness table only the women's 9 flagged who escalated are small (a withheld precision, which the
+    # other tables would pin down): their row is a secondary suppression (audit.differencing), the men's is shown.
+    assert [g["suppressed"] for g in sex["groups"]] == ["secondary", None]
+    assert [row for row in audit["small_numbers"]["suppressed"] if row["characteristic"] == "sex"
+            and row["table"] == "Records by group"] == [
         {"characteristic": "sex", "group": "Female", "reason": "sample", "table": "Records by group"},
         {"characteristic": "sex", "group": "Male", "reason": "sample", "table": "Records by group"},
     ]

@@ -523,3 +523,40 @@ def test_the_k_curve_and_the_flagged_share_withhold_a_zero_beside_withheld_escal
     assert set(curves["precision"]) == {None} and set(curves["recall"]) == {None}
     (row,) = flagged_outcomes(frame, ROUND_TO, MIN_CELL)
     assert (row["flagged"], row["escalated_share"], row["missed_share"]) == (100, None, None)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_small_count_of_a_group_can_be_worked_back_from_the_group_tables_read_together(seed: int):
+    """The differencing attack (audit.differencing) on the fairness section alone: a characteristic's groups add
+    up to everyone and an intersection's to each attribute's groups, so a hidden or withheld count that only
+    the rounding protects is pinned to a few values. Complementary suppression closes it."""
+    from test_release_bundle import evaluation_rows
+
+    from earlysignal.audit.differencing import attack_release
+    from earlysignal.audit.fairness import audit_fairness_for
+
+    rows = evaluation_rows(seed=seed)
+    fairness = audit_fairness_for(load_config(REPO / "conf" / "borough.yaml"), rows)
+    bounds = attack_release({"small_numbers": {"min_cell": MIN_CELL, "round_to": ROUND_TO}, "fairness": fairness})
+    assert bounds
+    assert [b for b in bounds if b.worked_back] == []
+    # What was added reads as a secondary suppression (a reason of its own would say a count inside is small).
+    reasons = {g["suppressed"] for block in fairness["characteristics"] for g in block.get("groups", [])}
+    assert reasons <= {None, "primary", "secondary"} and "secondary" in reasons
+
+
+def test_the_flagged_total_less_the_men_shown_no_longer_pins_the_womens_handful():
+    """The audit publishes k exactly: 100 flagged less the men's 91 shown as 90 left the women's withheld 9 flagged
+    at 8 or 9 (not 1 to 9). Complementary suppression now hides another row's flagged too."""
+    from earlysignal.audit.differencing import attack_release
+
+    frame = _world()
+    document, _ = _published_document(frame)
+    fairness = document["fairness"]
+    places = int(frame["flagged"].sum())
+    attack = {"small_numbers": {"min_cell": MIN_CELL, "round_to": ROUND_TO}, "fairness": fairness,
+              "performance": {"n": 1000, "positives": 170, "places": places}}
+    assert [b for b in attack_release(attack) if b.worked_back] == []
+    sex = next(c for c in fairness["characteristics"] if c["key"] == "sex")
+    assert [g["suppressed"] for g in sex["groups"]] == ["secondary", None] or all(
+        g["flagged"] is None for g in sex["groups"])

@@ -558,6 +558,9 @@ class ReleaseSection(_Section):
 
     borough: str = ""
     checkers: tuple[ApproverEntry, ...] = ()
+    # Bundle folders (or release.json files) this borough has released before: a new release withholds what
+    # they withheld at the same test dates, and is checked against them read together (docs/federation.md).
+    earlier: tuple[str, ...] = ()
 
 
 class LinkageComparison(_Section):

@@ -101,7 +101,7 @@ def protected_inputs_sentence(inputs: Sequence[Mapping[str, str]], protected: Se
 def ratio_table_note(block: Mapping[str, Any], min_cell: int) -> str | None:
     """Why a characteristic has no disparity ratio to show (None when it has at least one)."""
     groups = block.get("groups") or []
-    if any(g.get("ratios") for g in groups):
+    if any(g.get("ratios") for g in groups) or block.get("withheld"):
         return None
     key = block.get("key", "")
     if len(groups) <= 1:

@@ -537,14 +537,37 @@ def audit_fairness(
     # Largest disparities first; a group never flagged (ratio 0) or flagged beside a never-flagged
     # reference (ratio undefined) is the largest possible.
     findings.sort(key=lambda f: -math.inf if f["ratio"] in (None, 0) else -abs(math.log(f["ratio"])))  # type: ignore[arg-type]
-    return {
+    return protect_group_tables({
         "ratio_band": list(ratio_band),
         "bootstrap": bootstrap,
         # A list, not a mapping: audit.json is written with sorted keys and the table keeps this order.
         "ratio_metrics": [{"metric": m, "label": words} for m, words in RATIO_METRICS.items()],
         "characteristics": results,
         "findings": findings,
-    }
+    }, min_cell, round_to, (NOT_RECORDED, not_recorded_group), frame)
+
+
+def protect_group_tables(
+    fairness: dict[str, object], min_cell: int, round_to: int, not_recorded_groups: Sequence[str],
+    frame: pd.DataFrame | None = None,
+) -> dict[str, object]:
+    """The fairness section with complementary suppressions added (audit.differencing) until no small count
+    of a group can be worked back from the tables read together: a characteristic's groups add up to
+    everyone, an intersection's to each of its attributes' groups. A group hidden this way reads
+    'secondary', whether it protects another group or a small count of its own (flagged who escalated,
+    escalations missed). frame: the rows audited, for the totals published beside the tables (everyone,
+    escalations, places on the lists). Raises ValueError when that cannot be reached."""
+    from earlysignal.audit.differencing import close_differencing
+
+    document: dict[str, object] = {"small_numbers": {"min_cell": min_cell, "round_to": round_to},
+                                   "fairness": fairness}
+    if frame is not None and len(frame):
+        # What the audit publishes beside the tables: everyone and the escalations (rounded), and the places on
+        # the lists (k per test date, exact), which the flagged in every characteristic's groups add up to.
+        document["performance"] = {"n": published_count(len(frame), min_cell, round_to),
+                                   "positives": published_count(int(frame["label"].sum()), min_cell, round_to),
+                                   "places": int(frame["flagged"].astype(bool).sum())}
+    return close_differencing(document, list(not_recorded_groups))["fairness"]
 
 
 def audit_fairness_for(config: ProjectConfig, frame: pd.DataFrame) -> dict[str, object]:

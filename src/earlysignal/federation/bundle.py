@@ -33,6 +33,7 @@ import pandas as pd
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.config import CapacitySection, ProjectConfig
 from earlysignal.errors import EarlySignalError
+from earlysignal.audit.differencing import close_differencing, worked_back
 
 RELEASE_SCHEMA = 1
 RELEASE_JSON = "release.json"
@@ -170,6 +171,10 @@ def headline_metrics(
         replicates["recall_at_capacity"][b] = b_found / b_pos if b_pos else np.nan
         replicates["roc_auc"][b] = float(np.nanmean(b_auc)) if np.isfinite(b_auc).any() else np.nan
     small_found = is_small(round(total_found, 6), min_cell)
+    # As the audit's pooled summary (docs/adr/0015): an interval resampled from the exact rows describes every
+    # cell behind it, so it is kept only when none of the totals (found, false alarms, missed) is small.
+    small_total = small_found or any(is_small(round(c, 6), min_cell) for c in
+                                     (total_places - total_found, total_positives - total_found))
     point = {
         "precision_at_capacity": published_rate(round(total_found, 6), total_places, min_cell, round_to),
         "recall_at_capacity": published_rate(round(total_found, 6), total_positives, min_cell, round_to),
@@ -179,7 +184,7 @@ def headline_metrics(
     for metric in HEADLINE_METRICS:
         low, high = interval(replicates[metric]) if bootstrap else (None, None)
         # An interval around a withheld figure would describe the count it hides.
-        hidden = point[metric] is None or (small_found and metric != "roc_auc")
+        hidden = point[metric] is None or (small_total and metric != "roc_auc")
         summary[metric] = {
             "value": point[metric],
             "ci_low": None if hidden else published_figure(low),
@@ -349,13 +354,17 @@ def build_release(
     kind: str = KIND_HOME,
     feature_metadata: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    earlier: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The release document (release.json) from one borough's evaluation rows; aggregates only.
 
     frame: one row per (resident, test as_of): resident_id, as_of, label, score, flagged (margin and
     attr__* columns when present). config: the evaluating borough's (capacity, audit settings, label
     words). model: name, version, run_id, model_sha256, spec_hash, trained_in. kind: 'home' (the
-    borough's own model) or 'transfer' (a model trained elsewhere). Raises BundleError on bad input.
+    borough's own model) or 'transfer' (a model trained elsewhere). earlier: the borough's earlier
+    release.json documents (`release.earlier`), read with this one by the differencing attack.
+    Complementary suppressions are added until no withheld count can be worked back
+    (audit.differencing). Raises BundleError on bad input or when that cannot be reached.
     """
     from earlysignal.audit.assemble import calibration_curve, flagged_outcomes, outcome_labels, outcome_phrase
     from earlysignal.audit.fairness import audit_fairness_for
@@ -370,7 +379,7 @@ def build_release(
     settings = config.audit
     what, when = outcome_phrase(config.label.outcome_types, config.label.horizon_text, outcome_labels(config))
     fairness = audit_fairness_for(config, rows)
-    return {
+    document = {
         "schema": RELEASE_SCHEMA,
         "kind": kind,
         "borough": borough.strip(),
@@ -393,8 +402,38 @@ def build_release(
         "linkage": released_linkage(linkage_section(metadata.get("linkage")), settings.min_cell, settings.round_to),
         "small_numbers": {"min_cell": settings.min_cell, "round_to": settings.round_to,
                           "rule": "counts of 1 to min_cell - 1 withheld, the rest rounded to round_to; "
-                                  "every rate computed from the rounded counts"},
+                                  "every rate computed from the rounded counts; further figures withheld "
+                                  "(complementary suppression) until no withheld count can be worked back "
+                                  "by differencing the tables"},
     }
+    try:
+        return close_differencing(document, _not_recorded_groups(config), earlier)
+    except ValueError as error:
+        raise BundleError(f"the release cannot be made disclosure-safe: {error}; raise audit.min_cell or "
+                          "leave out the characteristic whose groups are smallest (audit.protected)") from None
+
+
+def earlier_releases(config: ProjectConfig, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The release.json documents listed in `release.earlier` (bundle folders or release.json paths, relative
+    to `base` when given), oldest first. BundleError naming the entry when one cannot be read."""
+    out = []
+    for index, raw in enumerate(config.release.earlier):
+        path = Path(raw) if base is None or Path(raw).is_absolute() else Path(base) / raw
+        path = path if path.name == RELEASE_JSON else path / RELEASE_JSON
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            raise BundleError(f"release.earlier[{index}]: cannot read {path} ({error}); list the bundle folders this "
+                              "borough has released before, or remove the entry") from None
+    return out
+
+
+def _not_recorded_groups(config: ProjectConfig) -> list[str]:
+    """The group words that mean 'not recorded' (the audit's and the data dictionary's)."""
+    from earlysignal.audit.groups import NOT_RECORDED
+    from earlysignal.dictionary import dictionary_for
+
+    return sorted({NOT_RECORDED, dictionary_for(config).not_recorded.group})
 
 
 # ------------------------------------------------------------------------------ disclosure check
@@ -417,6 +456,16 @@ def small_counts(document: Any, min_cell: int, path: str = "") -> list[str]:
     elif isinstance(document, int) and not isinstance(document, bool) and 0 < document < min_cell:
         found.append(path)
     return found
+
+
+def _refuse_worked_back(release: dict[str, Any], what_now: str) -> None:
+    """BundleError when the differencing attack (audit.differencing) pins a withheld count."""
+    leaks = worked_back(release)
+    if leaks:
+        named = "; ".join(f"{b.name} ({b.where}) to {b.low}-{b.high}" for b in leaks[:3])
+        raise BundleError(f"disclosure check failed: {len(leaks)} withheld count(s) can be worked back by differencing "
+                          f"the release's tables: {named}; rebuild it with `earlysignal release` (which adds "
+                          f"complementary suppressions), {what_now}")
 
 
 # ----------------------------------------------------------------------------- files and signing
@@ -446,6 +495,7 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str]) -> Pa
     unsafe = small_counts(release, min_cell)
     if unsafe:
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
+    _refuse_worked_back(release, "it cannot leave the borough")
     folder = Path(out_dir)
     # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
     others = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES) if folder.is_dir() else []
@@ -534,6 +584,7 @@ def sign_bundle(
     if unsafe:
         raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at "
                           f"{unsafe[:5]}; do not sign it")
+    _refuse_worked_back(release, "do not sign it")
     private_key = load_private_key(key_path)
     wanted = key_id(private_key.public_key())
     signer = next((c for c in configured_checkers(config) if c.key_id == wanted), None)

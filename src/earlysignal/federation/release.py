@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from earlysignal.config import ProjectConfig
-from earlysignal.federation.bundle import KIND_HOME, KIND_TRANSFER, BundleError, build_release, sign_bundle, write_bundle
+from earlysignal.federation.bundle import (
+    KIND_HOME,
+    KIND_TRANSFER,
+    BundleError,
+    build_release,
+    earlier_releases,
+    sign_bundle,
+    write_bundle,
+)
 from earlysignal.federation.evaluate import home_evaluation, transfer_evaluation
 
 
@@ -62,6 +70,7 @@ def run_release(
         kind=KIND_TRANSFER if shipped else KIND_HOME,
         feature_metadata=evaluation.feature_metadata,
         approval=evaluation.approval,
+        earlier=earlier_releases(config),
     )
     folder = Path(out_dir) if out_dir is not None else default_bundle_dir(
         name, str(evaluation.model["name"]), str(evaluation.model["version"]))
