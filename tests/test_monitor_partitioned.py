@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,16 @@ def test_a_memory_budget_alone_also_reads_the_borough_per_partition(
     monkeypatch.setattr(streaming, "load_partitioned_data", counted)
     assert _monitor(borough, "budget", budget=0.05) == whole
     assert calls == [1]
+
+
+def test_the_monitor_says_its_measured_peak_against_the_budget_instead_of_promising_it() -> None:
+    """A 150,000-resident trial's monitor peaked at 0.80 GB with a 0.6 GB budget while the console said "within
+    the memory budget": the budget bounds each partition, not the process, so the line now says the peak."""
+    from types import SimpleNamespace
+
+    from earlysignal.commands.monitoring import _peak_words
+
+    tiny = _peak_words(SimpleNamespace(build=SimpleNamespace(memory_budget_gb=1e-6)))
+    assert "above build.memory_budget_gb 1e-06" in tiny and "within" not in tiny
+    assert "within build.memory_budget_gb" in _peak_words(SimpleNamespace(build=SimpleNamespace(memory_budget_gb=1e6)))
+    assert re.fullmatch(r"peak memory \d+\.\d\d GB", _peak_words(SimpleNamespace(build=SimpleNamespace(memory_budget_gb=None))))

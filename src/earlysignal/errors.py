@@ -23,3 +23,8 @@ class ApprovalError(EarlySignalError):
 
 class UnusableDataError(ContractError):
     """Validation left nothing usable (a required table with no accepted rows) or quarantined too much."""
+
+
+class DisclosureError(EarlySignalError, ValueError):
+    """Published tables cannot be made safe: a withheld small count can still be worked back by differencing
+    and nothing is left to withhold (a ValueError too, for callers that catch the differencing check's)."""

@@ -240,12 +240,34 @@ def _used_dates(period: dict[str, Any]) -> str:
     return f"trained and tested on as-of dates from {period.get('first_as_of')} to {period.get('last_as_of')}"
 
 
+def _tie_at_capacity(part: pd.DataFrame) -> bool:
+    """True when the last flagged row ties (in score, then margin when given) with a row left off the list."""
+    if "score" not in part.columns or not part["flagged"].any() or part["flagged"].all():
+        return False
+    keys = ["score", "margin"] if "margin" in part.columns else ["score"]
+    on = part.loc[part["flagged"], keys].to_numpy(dtype=float)
+    off = part.loc[~part["flagged"], keys].to_numpy(dtype=float)
+    last = on[np.lexsort(on.T[::-1])][0]  # the lowest (score, margin) on the list
+    return bool((off == last).all(axis=1).any())
+
+
 def flagged_outcomes(frame: pd.DataFrame, round_to: int, min_cell: int = 10) -> list[dict[str, Any]]:
-    """Per test as_of: how many were flagged and what share of them escalated (shares from rounded counts)."""
+    """Per test as_of: how many were flagged and what share of them escalated (shares from rounded counts).
+
+    When the capacity cuts through residents tied in score (and margin), the headline's precision and recall at
+    capacity count the escalations found over every order of the tie (modeling.metrics.RankedList), not those
+    of the one order the flagged column took: the shares are then None (published beside the headline, two
+    different numbers found for one list would let the differencing attack pin a withheld one)."""
     out = []
     for as_of, part in frame.groupby("as_of", sort=True):
         flagged = part[part["flagged"]]
         found, positives = int(flagged["label"].sum()), int(part["label"].sum())
+        if _tie_at_capacity(part):
+            out.append({"as_of": pd.Timestamp(as_of).date().isoformat(),
+                        "cohort": published_count(len(part), min_cell, round_to),
+                        "flagged": published_count(len(flagged), min_cell, round_to),
+                        "escalated_share": None, "missed_share": None})
+            continue
         out.append(
             {
                 "as_of": pd.Timestamp(as_of).date().isoformat(),

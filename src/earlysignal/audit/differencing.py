@@ -697,16 +697,34 @@ def _close_with_fallback(release: dict[str, Any], leak: Bound,
             row["share_not_recorded"] = None
             row["withheld"] = NOT_RECORDED_WITHHELD
             return True
-    if "performance" not in release:
+    if "performance" in release:
+        if _withhold_total_positives(release):
+            return True
+        summary = (release.get("performance") or {}).get("summary") or {}
+        if (summary.get("precision_at_capacity") or {}).get("value") is not None:
+            for metric in ("precision_at_capacity", "recall_at_capacity"):
+                summary[metric] = {"value": None, "ci_low": None, "ci_high": None, "withheld": TOTAL_WITHHELD}
+            return True
+    return _complement_unrelated_group(release, leak)
+
+
+def _complement_unrelated_group(release: dict[str, Any], leak: Bound) -> bool:
+    """Last resort for a group's count: hide a shown group of a table unrelated to the leak's. Every
+    characteristic's groups add up to the same everyone, so with the totals withheld a shown group of, say,
+    disability still bounds the escalations from below and, with a table whose groups are all small, pins
+    one of them (e.g. both sexes withheld, 15 not-disabled escalations shown: women 15 - 9 = 6 or more).
+    The smallest non-reference group first, as _group_candidates orders; False when none is shown."""
+    if not leak.where.startswith("fairness["):
         return False
-    if _withhold_total_positives(release):
-        return True
-    summary = (release.get("performance") or {}).get("summary") or {}
-    if (summary.get("precision_at_capacity") or {}).get("value") is not None:
-        for metric in ("precision_at_capacity", "recall_at_capacity"):
-            summary[metric] = {"value": None, "ci_low": None, "ci_high": None, "withheld": TOTAL_WITHHELD}
-        return True
-    return False
+    fairness = release.get("fairness") or {}
+    blocks = [b for b in fairness.get("characteristics") or [] if b.get("groups")]
+    shown = [(b, g) for b in blocks for g in b["groups"] if g.get("suppressed") is None]
+    if not shown:
+        return False
+    block, row = min(shown, key=lambda br: (bool(br[1].get("is_reference")), br[1].get("n") or 0,
+                                            br[1].get("positives") or 0, br[0]["key"], br[1]["group"]))
+    fairness["findings"] = _hide_group(block, row, fairness.get("findings") or [])
+    return True
 
 
 def _keep_earlier_suppressions(release: dict[str, Any], earlier: Sequence[dict[str, Any]]) -> None:

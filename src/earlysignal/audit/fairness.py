@@ -556,8 +556,9 @@ def protect_group_tables(
     everyone, an intersection's to each of its attributes' groups. A group hidden this way reads
     'secondary', whether it protects another group or a small count of its own (flagged who escalated,
     escalations missed). frame: the rows audited, for the totals published beside the tables (everyone,
-    escalations, places on the lists). Raises ValueError when that cannot be reached."""
+    escalations, places on the lists). Raises DisclosureError (a ValueError) when that cannot be reached."""
     from earlysignal.audit.differencing import close_differencing
+    from earlysignal.errors import DisclosureError
 
     document: dict[str, object] = {"small_numbers": {"min_cell": min_cell, "round_to": round_to},
                                    "fairness": fairness}
@@ -567,7 +568,12 @@ def protect_group_tables(
         document["performance"] = {"n": published_count(len(frame), min_cell, round_to),
                                    "positives": published_count(int(frame["label"].sum()), min_cell, round_to),
                                    "places": int(frame["flagged"].astype(bool).sum())}
-    return close_differencing(document, list(not_recorded_groups))["fairness"]
+    try:
+        return close_differencing(document, list(not_recorded_groups))["fairness"]
+    except ValueError as error:
+        raise DisclosureError(
+            f"the fairness tables cannot be published disclosure-safe: {error}; raise audit.min_cell or leave out "
+            "the characteristic whose groups are smallest (audit.protected)") from None
 
 
 def audit_fairness_for(config: ProjectConfig, frame: pd.DataFrame) -> dict[str, object]:
