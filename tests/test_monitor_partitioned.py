@@ -152,7 +152,7 @@ def test_the_monitor_says_its_measured_peak_against_the_budget_instead_of_promis
     the memory budget": the budget bounds each partition, not the process, so the line now says the peak."""
     from types import SimpleNamespace
 
-    from earlysignal.commands.monitoring import _peak_words
+    from earlysignal.console import peak_memory_words as _peak_words
 
     tiny = _peak_words(SimpleNamespace(build=SimpleNamespace(memory_budget_gb=1e-6)))
     assert "above build.memory_budget_gb 1e-06" in tiny and "within" not in tiny

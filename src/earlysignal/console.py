@@ -52,3 +52,19 @@ def and_more(total: int, shown: int, where: str | os.PathLike[str] | None = None
     if total <= shown:
         return None
     return f"  ... and {total - shown} more" + (f" (see {where})" if where is not None else "")
+
+
+def peak_memory_words(project: object) -> str:
+    """The process's peak resident memory so far beside the budget, in words: the budget bounds each
+    partition, not the process, so the peak is measured and said rather than promised (docs/config.md)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    budget = getattr(getattr(project, "build", None), "memory_budget_gb", None)
+    words = f"peak memory {peak / 1024**3:.2f} GB"
+    if budget is None:
+        return words
+    side = "within" if peak <= budget * 1024**3 else "above"
+    return (f"{words}, {side} build.memory_budget_gb {budget} (the budget bounds each partition, not the process; "
+            "docs/config.md)")

@@ -34,6 +34,12 @@ def train(
         task = bar.add_task("training", total=None)
         result = train_model(project, data_dir=data, matrix=matrix,
                              progress=lambda step: bar.update(task, description=f"training: {step}"))
+    if project.build.memory_budget_gb is not None:
+        from earlysignal.console import peak_memory_words
+
+        # Training holds every labelled row's features at once (docs/config.md, build): say what it took.
+        console.print(f"Training held every labelled row's features at once: {peak_memory_words(project)}.",
+                      highlight=False)
     console.print(
         f"Registered [bold]{result.model_uri}[/bold] (alias 'candidate'), MLflow run {result.run_id}.\n"
         f"Next: earlysignal audit --model {result.model_uri}",

@@ -65,6 +65,7 @@ def monitor(
     per source and the switch-off criteria (monitoring.switch_off) as green / amber / red."""
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
+    from earlysignal.console import peak_memory_words
     from earlysignal.monitor import run_monitor
 
     known_by = None
@@ -81,24 +82,8 @@ def monitor(
                       highlight=False)
     if result.partitions is not None:
         console.print(f"Data read in {result.partitions} partition(s) (build.memory_budget_gb / build.partitions): "
-                      f"the same figures as the whole borough; {_peak_words(project)}.", highlight=False)
+                      f"the same figures as the whole borough; {peak_memory_words(project)}.", highlight=False)
     overall = result.document["overall"]
     console.print(f"Overall: [{colours.get(overall, 'white')}]{overall.upper()}[/{colours.get(overall, 'white')}] "
                   f"({len(result.document['lists'])} list(s)).\nReport: {result.html_path}\nNumbers: {result.json_path}",
                   highlight=False)
-
-
-def _peak_words(project: object) -> str:
-    """The process's peak resident memory so far beside the budget, in words: the budget bounds each
-    partition, not the process, so the peak is measured and said rather than promised (docs/config.md)."""
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    budget = getattr(getattr(project, "build", None), "memory_budget_gb", None)
-    words = f"peak memory {peak / 1024**3:.2f} GB"
-    if budget is None:
-        return words
-    side = "within" if peak <= budget * 1024**3 else "above"
-    return (f"{words}, {side} build.memory_budget_gb {budget} (the budget bounds each partition, not the process; "
-            "docs/config.md)")
