@@ -94,9 +94,9 @@ def reference_group(
 
     ``groups``: each resident's group label for ``key``; ``reference_groups``: ``audit.reference_groups`` (raw
     codes or readable names). Returns the configured group for ``key``; else, for an intersection whose every
-    attribute has a configured reference group, the group joining them (``{sex: Female, ethnicity: White}`` gives
-    ``sex + ethnicity`` the reference ``Female + White``, so boroughs that set the attributes' references
-    compare the same intersection group) when that group occurs; else the largest group (ties by name).
+    attribute has a configured reference group, the group joining them (``{a: X, b: Y}`` gives ``a + b`` the
+    reference ``X + Y``, so boroughs that set the attributes' references compare the same intersection group)
+    when that group occurs; else the largest group (ties by name).
     Raises ValueError when a group configured for ``key`` itself does not occur.
     """
 
