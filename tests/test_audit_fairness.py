@@ -226,3 +226,19 @@ def test_a_characteristic_recorded_for_some_is_audited_with_its_not_recorded_gro
     block = _block(run(frame), "sex")
     assert "not_recorded_for_all" not in block
     assert {g["group"] for g in block["groups"]} == {"Female", "Male", "Not recorded"}
+
+
+def test_an_intersection_takes_its_attributes_configured_reference_groups() -> None:
+    """Boroughs that set {sex: ..., ethnicity: ...} (docs/federation.md) compare the same intersection group:
+    without its own entry, sex + ethnicity's reference joins its attributes' (not the largest intersection)."""
+    frame = predictions()
+    largest = _block(run(frame), "sex + ethnicity")["reference"]
+    wanted = "Male + White" if largest == "Female + White" else "Female + White"
+    sex = wanted.split(" + ")[0]
+    configured = run(frame, reference_groups={"sex": sex, "ethnicity": "White"})
+    assert _block(configured, "sex")["reference"] == sex
+    assert _block(configured, "sex + ethnicity")["reference"] == wanted != largest
+    # Its own entry still wins; one attribute configured alone leaves the largest group.
+    own = run(frame, reference_groups={"sex": sex, "ethnicity": "White", "sex + ethnicity": "Female + Black"})
+    assert _block(own, "sex + ethnicity")["reference"] == "Female + Black"
+    assert _block(run(frame, reference_groups={"sex": sex}), "sex + ethnicity")["reference"] == largest

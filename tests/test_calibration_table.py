@@ -25,3 +25,16 @@ def test_the_training_console_keeps_three_significant_figures_of_small_metrics()
     assert [metric_text(v) for v in (0.73233, 27.893, 0.0004, 0.000666, 0.0023, 0.0)] == [
         "0.732", "27.893", "0.000400", "0.000666", "0.00230", "0.000"
     ]
+
+
+def test_a_band_withheld_for_small_numbers_says_why():
+    """An output checker reading release.json sees why a band has no observed rate, as for every other withheld
+    figure (a trial bundle showed 8 of 9 bands as a bare null beside one that gave its reason)."""
+    scores = np.concatenate([np.full(1000, 0.01), np.full(1000, 0.1), np.full(1000, 0.5)])
+    labels = np.zeros(3000)
+    labels[1000:1003] = 1  # 3 escalations in the middle band: small
+    labels[2000:2100] = 1  # 100 in the top band
+    table = calibration_curve(pd.DataFrame({"score": scores, "label": labels}), bins=3)
+    assert [row["observed"] for row in table] == [0.0, None, 0.1]
+    assert [row.get("withheld") for row in table] == [
+        None, "the band's escalations are a small number (1 to min_cell - 1): its observed rate is withheld", None]

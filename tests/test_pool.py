@@ -274,6 +274,24 @@ def test_a_borough_that_withheld_the_group_or_uses_it_as_reference_is_listed_not
     ]
 
 
+def test_a_differing_intersection_reference_names_the_key_that_sets_it(tmp_path) -> None:
+    """An output checker reading the warning for sex + ethnicity learns which config key fixes it."""
+    from earlysignal.federation.pool import pool_warnings
+
+    releases = []
+    for borough, reference in (("A", "Male + White"), ("B", "Female + White")):
+        release = _release(borough, (0.8, 0.7, 0.9))
+        release["fairness"]["characteristics"].append(
+            {"key": "sex + ethnicity", "reference": reference,
+             "groups": [{"group": reference, "is_reference": True, "ratios": {}}]})
+        release.update(approval=APPROVED, code=CODE)
+        releases.append(release)
+    (warning,) = pool_warnings(releases, [tmp_path / "a", tmp_path / "b"])
+    assert warning.startswith("the fairness reference group for sex + ethnicity differs between boroughs "
+                              "(A: Male + White, B: Female + White)")
+    assert '"sex + ethnicity": "Male + White"' in warning and "which the intersection then joins" in warning
+
+
 def test_the_board_summary_says_what_holds_across_boroughs_and_what_a_shipped_model_loses() -> None:
     from earlysignal.federation.pool import board_summary
 

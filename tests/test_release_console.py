@@ -35,3 +35,16 @@ def test_figures_over_every_test_date_are_printed_with_their_intervals_only():
         "withheld (small numbers): recall at capacity"
     )
 
+
+
+def test_a_figure_withheld_as_a_complement_is_not_called_small():
+    """The overall recall withheld so that a date's small count cannot be worked back is not a small number itself;
+    the console said "withheld (small numbers)" for it (a 3,000-resident trial borough)."""
+    performance = _performance(["2025-04-01", "2025-07-01"], None)
+    performance["summary"]["recall_at_capacity"]["withheld"] = (
+        "withheld: the escalations over the test dates would give a withheld count back (complementary suppression)")
+    assert release_summary_words(performance) == (
+        "roc auc 0.77 (0.66-0.86) (mean over 2 of 4 test dates; the others' AUC is withheld: small numbers); "
+        "withheld (small numbers): precision at capacity; withheld so that a small count cannot be worked back "
+        "(complementary suppression): recall at capacity"
+    )

@@ -178,3 +178,39 @@ def test_a_cluster_band_withheld_beside_one_other_band_is_protected_by_withholdi
     shown = released_linkage(linkage_section({"link_run_id": "L1", "quality": LINK_QUALITY}), MIN_CELL, 5)
     example = {"small_numbers": {"min_cell": MIN_CELL, "round_to": 5}, "linkage": shown}
     assert attack_release(example) and worked_back(example) == []
+
+
+def _one_date_release(hidden: str, model: str) -> dict:
+    """One borough, one test date, ethnicity in three groups: Black is small (primary); the complement that hides
+    it is Asian in one release and White in the other (two models over the same test rows, e.g. home and
+    transfer bundles, need not choose alike)."""
+    shown = {"White": (2000, 40, 60), "Asian": (400, 10, 20)}
+    groups = []
+    for group in ("White", "Black", "Asian"):
+        if group in ("Black", hidden):
+            groups.append({"group": group, "n": None, "positives": None, "flagged": None,
+                           "suppressed": "primary" if group == "Black" else "secondary"})
+        else:
+            n, positives, flagged = shown[group]
+            groups.append({"group": group, "n": n, "positives": positives, "flagged": flagged, "precision": 0.5,
+                           "recall": None, "suppressed": None})
+    return {"borough": "B", "small_numbers": {"min_cell": MIN_CELL, "round_to": 5}, "model": {"model_sha256": model},
+            "performance": {"n": 2700, "positives": 60, "summary": {}, "per_as_of": [
+                {"as_of": "2025-01-01", "n": 2700, "positives": 60, "k": 100, "precision_at_capacity": 0.4,
+                 "recall_at_capacity": 40 / 60, "withheld": {}}]},
+            "fairness": {"characteristics": [{"key": "ethnicity", "attributes": ["ethnicity"], "groups": groups}]}}
+
+
+def test_two_releases_over_the_same_test_rows_share_their_groups_counts() -> None:
+    """Each release alone leaves Black's escalations 0-9; a reader holding both takes Asian from one and White
+    from the other: 58-62 less 38-42 less 10-12 leaves 5-9. The attack read the groups of two releases as
+    different unknowns and missed it (only the dates' counts were shared)."""
+    from earlysignal.audit.differencing import attack_releases
+
+    first, second = _one_date_release("Asian", "a" * 64), _one_date_release("White", "b" * 64)
+
+    def black(releases: list[dict]) -> set[tuple[int, int]]:
+        return {(b.low, b.high) for b in attack_releases(releases) if b.name == "ethnicity=Black positives"}
+
+    assert black([first]) == black([second]) == {(0, 9)}
+    assert black([first, second]) == {(5, 9)}

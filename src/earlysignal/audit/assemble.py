@@ -169,6 +169,9 @@ def _significant_decimals(value: float, figures: int) -> int:
     return max(figures, figures - 1 - math.floor(math.log10(value)))
 
 
+BIN_SMALL = "the band's escalations are a small number (1 to min_cell - 1): its observed rate is withheld"
+
+
 def calibration_curve(
     frame: pd.DataFrame, bins: int = CALIBRATION_BINS, min_cell: int = 10, round_to: int = 5
 ) -> list[dict[str, Any]]:
@@ -184,16 +187,18 @@ def calibration_curve(
         mask = index == b
         if mask.sum() < min_cell:
             continue
-        out.append(
-            {
-                # Three significant figures, not three decimals: at a base rate of 0.2% most bins' mean
-                # scores are under 0.0005 and would all print as 0.0 beside their observed rates.
-                "mean_score": published_figure(scores[mask].mean(), _significant_decimals(scores[mask].mean(), 3)),
-                # From rounded counts; a band with 1-9 escalations shows no observed rate (small numbers).
-                "observed": published_rate(labels[mask].sum(), mask.sum(), min_cell, round_to),
-                "n": published_count(int(mask.sum()), min_cell, round_to),
-            }
-        )
+        row: dict[str, Any] = {
+            # Three significant figures, not three decimals: at a base rate of 0.2% most bins' mean
+            # scores are under 0.0005 and would all print as 0.0 beside their observed rates.
+            "mean_score": published_figure(scores[mask].mean(), _significant_decimals(scores[mask].mean(), 3)),
+            # From rounded counts; a band with 1-9 escalations shows no observed rate (small numbers).
+            "observed": published_rate(labels[mask].sum(), mask.sum(), min_cell, round_to),
+            "n": published_count(int(mask.sum()), min_cell, round_to),
+        }
+        if row["observed"] is None:
+            # Say why, as every other withheld figure does: an output checker reads a bare null as a gap.
+            row["withheld"] = BIN_SMALL
+        out.append(row)
     return out
 
 

@@ -290,6 +290,20 @@ class _Release:
         blocks = [b for b in (self.doc.get("fairness") or {}).get("characteristics") or [] if b.get("groups")]
         cells: dict[tuple[str, str], dict[str, int]] = {}
         total_flagged = p.variable("flagged over the test dates")
+        # Two releases of one borough over the same test dates (a second model, a transfer bundle beside the home
+        # one) hold the same residents: a group's size and escalations are the same unknowns in both, and its
+        # flagged counts too under the same model and k, as the dates' counts are (_date_variable).
+        rows = (self.doc.get("performance") or {}).get("per_as_of") or []
+        over = tuple((row["as_of"], int(row["k"])) for row in rows)
+        model = str((self.doc.get("model") or {}).get("model_sha256") or self.doc.get("model"))
+
+        def cell(key: str, group: str, column: str) -> int:
+            name = f"{key}={group} {column}"
+            if not over:
+                return p.variable(name)
+            scope = ("group", *map(str, over)) + ((model,) if column in ("flagged", "tp") else ())
+            return self._date_variable((*scope, key, group, column), name)
+
         for block in blocks:
             key = block["key"]
             sums: dict[str, dict[int, float]] = {"n": {total_n: 1.0}, "positives": {total_pos: 1.0},
@@ -297,7 +311,7 @@ class _Release:
             for row in block["groups"]:
                 group = row["group"]
                 where = f"fairness[{key}][{group}]"
-                v = {c: p.variable(f"{key}={group} {c}") for c in ("n", "positives", "flagged", "tp")}
+                v = {c: cell(key, group, c) for c in ("n", "positives", "flagged", "tp")}
                 cells[(key, group)] = v
                 p.relate({v["positives"]: 1, v["n"]: -1}, -_BIG, 0)
                 p.relate({v["flagged"]: 1, v["n"]: -1}, -_BIG, 0)

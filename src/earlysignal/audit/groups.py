@@ -90,15 +90,25 @@ def reference_group(
     groups: pd.Series, key: str, reference_groups: dict[str, str], attributes: Sequence[str],
     words: GroupWords | None = None,
 ) -> str:
-    """The configured reference group for a characteristic (raw or readable name), else the largest group."""
-    wanted = None
-    for config_key, value in reference_groups.items():
-        if _normalise(config_key) == _normalise(key):
-            wanted = value
-    counts = groups.value_counts()
-    if wanted is not None:
+    """The reference group of a characteristic (a single attribute or an intersection such as ``sex + ethnicity``).
+
+    ``groups``: each resident's group label for ``key``; ``reference_groups``: ``audit.reference_groups`` (raw
+    codes or readable names). Returns the configured group for ``key``; else, for an intersection whose every
+    attribute has a configured reference group, the group joining them (``{a: X, b: Y}`` gives ``a + b`` the
+    reference ``X + Y``, so boroughs that set the attributes' references compare the same intersection group)
+    when that group occurs; else the largest group (ties by name).
+    Raises ValueError when a group configured for ``key`` itself does not occur.
+    """
+
+    def configured(name: str) -> str | None:
+        wanted = None
+        for config_key, value in reference_groups.items():
+            if _normalise(config_key) == _normalise(name):
+                wanted = value
+        return None if wanted is None else str(wanted)
+
+    def label_of(parts: Sequence[str]) -> str | None:
         # Accept raw boolean codes too, mapped part by part ("Group A + True" -> "Group A + <its yes_group>").
-        parts = [p.strip() for p in str(wanted).split("+")]
         mapped = [
             (dict((words or {}).get(attribute) or {}) or _boolean_display(attribute)).get(part, part)
             for attribute, part in zip(attributes, parts, strict=False)
@@ -107,9 +117,23 @@ def reference_group(
         for label in counts.index:
             if _normalise(label) == _normalise(candidate):
                 return str(label)
+        return None
+
+    counts = groups.value_counts()
+    wanted = configured(key)
+    if wanted is not None:
+        found = label_of([p.strip() for p in wanted.split("+")])
+        if found is not None:
+            return found
         raise ValueError(
             f"audit.reference_groups.{key}: group {wanted!r} is not among the groups found: {sorted(counts.index)}"
         )
+    if len(attributes) > 1:
+        per_attribute = [configured(attribute) for attribute in attributes]
+        if all(value is not None for value in per_attribute):
+            found = label_of([str(value).strip() for value in per_attribute])
+            if found is not None:
+                return found
     # Largest group; ties broken by name so the choice is deterministic.
     top = counts[counts == counts.max()].index
     return str(sorted(top)[0])

@@ -94,11 +94,13 @@ def release_summary_words(performance: dict) -> str:
     the AUC is a mean over some dates only or a figure is withheld, which (so it is not read as the
     training run's figure over every date)."""
     n_dates = len(performance.get("per_as_of") or [])
-    words, withheld = [], []
+    words, withheld, complements = [], [], []
     for name, entry in performance["summary"].items():
         label = name.replace("_", " ")
         if entry.get("value") is None:
-            withheld.append(label)
+            # A figure withheld so that another's small count cannot be worked back is not itself small:
+            # the checker reads the two kinds apart (release.json gives each reason in `withheld`).
+            (complements if "complementary" in str(entry.get("withheld") or "") else withheld).append(label)
             continue
         text = f"{label} {entry['value']:.2f}"
         if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
@@ -109,6 +111,9 @@ def release_summary_words(performance: dict) -> str:
         words.append(text)
     if withheld:
         words.append(f"withheld (small numbers): {', '.join(withheld)}")
+    if complements:
+        words.append(f"withheld so that a small count cannot be worked back (complementary suppression): "
+                     f"{', '.join(complements)}")
     return "; ".join(words) if words else "every figure withheld (small numbers)"
 
 

@@ -338,10 +338,15 @@ def pool_warnings(releases: Sequence[dict[str, Any]], paths: Sequence[Path]) -> 
     for characteristic, chosen in sorted(by_characteristic.items()):
         if len(set(chosen.values())) > 1:
             detail = ", ".join(f"{name}: {group}" for name, group in chosen.items())
+            how = ""
+            if "+" in characteristic:
+                example = next(group for group in chosen.values() if group)
+                how = (f" (the key \"{characteristic}\", e.g. \"{characteristic}\": \"{example}\", or the same "
+                       "group for each of its characteristics, which the intersection then joins)")
             warnings.append(
                 f"the fairness reference group for {characteristic} differs between boroughs ({detail}), so their "
                 "ratios compare different groups and a finding cannot hold across them. Set audit.reference_groups "
-                f"to the same group for {characteristic} in every borough's config and release again"
+                f"to the same group for {characteristic} in every borough's config{how} and release again"
             )
     identities = [code_identity(r) for r in releases]
     unidentified = any(i[1] == "unknown" and i[2] == "unknown" for i in identities)
