@@ -539,14 +539,7 @@ def score_partitions(
         total = data.partitions
         for partition in range(total):
             say(f"partition {partition + 1} of {total}")
-            subset = PartitionData(
-                residents=data.residents_of(partition),
-                residency=data.residency_of(partition),
-                events=data.events_of(partition),
-                outcomes=data.outcomes_of(partition),
-                extract_date=data.extract_date,
-                manifest=data.manifest,
-            )
+            subset = PartitionData.from_streamed(data, partition)
             scored: set[str] = set()
             if len(subset.residents):
                 frame = _cohort_frame(spec_config, subset, as_of, model)

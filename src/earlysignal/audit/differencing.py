@@ -534,17 +534,21 @@ def _complement_positives(release: dict[str, Any]) -> bool:
     shown = [row for row in dates if row.get("positives") is not None]
     if not shown:
         return False
-    row = min(shown, key=lambda r: (r["positives"], r["as_of"]))
+    _withhold_date_positives(release, min(shown, key=lambda r: (r["positives"], r["as_of"])), POSITIVES_COMPLEMENT)
+    return True
+
+
+def _withhold_date_positives(release: dict[str, Any], row: dict[str, Any], reason: str) -> None:
+    """Withhold one test date's escalations (`row` of performance.per_as_of) everywhere they are published or
+    follow from a rate: the row's positives, base rate and recall, the date's missed share and its coverage."""
     row["positives"] = row["base_rate"] = row["recall_at_capacity"] = None
-    row["withheld"] = {**(row.get("withheld") or {}), "positives": POSITIVES_COMPLEMENT,
-                       "recall_at_capacity": POSITIVES_COMPLEMENT}
+    row["withheld"] = {**(row.get("withheld") or {}), "positives": reason, "recall_at_capacity": reason}
     for outcome in release.get("flagged_outcomes") or []:
         if outcome.get("as_of") == row["as_of"]:
             outcome["missed_share"] = None
     for cover in (release.get("coverage") or {}).get("test_as_of") or []:
         if cover.get("as_of") == row["as_of"]:
             cover["escalations"] = cover["prevalence"] = None
-    return True
 
 
 def _withhold_total_positives(release: dict[str, Any]) -> bool:
@@ -755,15 +759,7 @@ def _keep_earlier_suppressions(release: dict[str, Any], earlier: Sequence[dict[s
             if was is None:
                 continue
             if was.get("positives") is None and row.get("positives") is not None:
-                row["positives"] = row["base_rate"] = row["recall_at_capacity"] = None
-                row["withheld"] = {**(row.get("withheld") or {}), "positives": EARLIER_WITHHELD,
-                                   "recall_at_capacity": EARLIER_WITHHELD}
-                for outcome in release.get("flagged_outcomes") or []:
-                    if outcome.get("as_of") == row["as_of"]:
-                        outcome["missed_share"] = None
-                for cover in (release.get("coverage") or {}).get("test_as_of") or []:
-                    if cover.get("as_of") == row["as_of"]:
-                        cover["escalations"] = cover["prevalence"] = None
+                _withhold_date_positives(release, row, EARLIER_WITHHELD)
             if same_model and was.get("precision_at_capacity") is None and row.get("precision_at_capacity") is not None:
                 row["precision_at_capacity"] = row["recall_at_capacity"] = None
                 row["withheld"] = {**(row.get("withheld") or {}), "precision_at_capacity": EARLIER_WITHHELD,

@@ -67,6 +67,18 @@ class PartitionData:
     # exactly as in a whole build (features/history.py).
     manifest: dict[str, Any] | None = None
 
+    @classmethod
+    def from_streamed(cls, data: Any, partition: int) -> PartitionData:
+        """One partition's tables read back from a StreamedData (contract/streaming.py)."""
+        return cls(
+            residents=data.residents_of(partition),
+            residency=data.residency_of(partition),
+            events=data.events_of(partition),
+            outcomes=data.outcomes_of(partition),
+            extract_date=data.extract_date,
+            manifest=data.manifest,
+        )
+
 
 def _key(column: pd.Series) -> pd.Series | np.ndarray:
     # Integer codes (what contract/streaming.py hands over) are used as they are: no text copy of millions.
@@ -284,14 +296,7 @@ def build_partitioned_feature_matrix_from_folder(
 
         def subsets():  # type: ignore[no-untyped-def]
             for partition in range(data.partitions):
-                yield PartitionData(
-                    residents=data.residents_of(partition),
-                    residency=data.residency_of(partition),
-                    events=data.events_of(partition),
-                    outcomes=data.outcomes_of(partition),
-                    extract_date=data.extract_date,
-                    manifest=data.manifest,
-                )
+                yield PartitionData.from_streamed(data, partition)
                 (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
 
         return _build_parts(

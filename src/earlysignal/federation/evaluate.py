@@ -287,11 +287,7 @@ def _scored_per_partition(
         parts: list[pd.DataFrame] = []
         totals = PartTotals()
         for partition in range(data.partitions):
-            subset = PartitionData(
-                residents=data.residents_of(partition), residency=data.residency_of(partition),
-                events=data.events_of(partition), outcomes=data.outcomes_of(partition),
-                extract_date=data.extract_date, manifest=data.manifest,
-            )
+            subset = PartitionData.from_streamed(data, partition)
             (data.events_dir / EVENTS_PART.format(partition)).unlink(missing_ok=True)
             if len(subset.residents) == 0:
                 continue
