@@ -82,10 +82,10 @@ def test_the_attack_pins_a_dates_withheld_number_found_from_the_total_less_the_d
     assert worked_back(_two_dates(5)) == []
 
 
-def test_a_release_a_count_can_be_worked_back_from_is_never_written(tmp_path) -> None:
+def test_a_release_a_count_can_be_worked_back_from_is_never_written(tmp_path, config) -> None:
     document = _two_dates(2)
     with pytest.raises(BundleError, match="can be worked back by differencing"):
-        write_bundle(document, tmp_path / "bundle")
+        write_bundle(document, tmp_path / "bundle", config)
     assert not (tmp_path / "bundle" / "release.json").exists()
 
 

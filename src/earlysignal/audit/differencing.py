@@ -462,6 +462,14 @@ def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("
     return [b for b in attack_releases([*earlier, release], not_recorded_groups) if b.worked_back]
 
 
+def new_leaks(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",),
+              earlier: Sequence[dict[str, Any]] = ()) -> list[Bound]:
+    """worked_back(release, ..., earlier) less what the earlier releases give away read on their own: a leak
+    already published cannot be taken back, and must not block every later release."""
+    already = {b.name for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1])} if earlier else set()
+    return [b for b in worked_back(release, not_recorded_groups, earlier) if b.name not in already]
+
+
 # ------------------------------------------------------------------------- closing what leaks
 
 TOTAL_WITHHELD = ("withheld: a test date's number of flagged residents who escalated is withheld, and the total over "
