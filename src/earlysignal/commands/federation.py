@@ -63,7 +63,8 @@ def release(
     model and code versions and hashes; counts under audit.min_cell withheld, the rest rounded to
     audit.round_to, every rate from rounded counts. Nothing resident-level is written. A named output
     checker signs the bundle off (--key now, or `earlysignal release-sign`); `pool` accepts only signed,
-    unaltered bundles.
+    unaltered bundles. Every bundle is registered (release.register_dir) and each new one is checked against
+    all of the borough's earlier ones, wherever --out points.
     """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
@@ -167,7 +168,8 @@ def release_sign(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Sign a release bundle off as its output checker, after reading it (checks it holds no small count)."""
+    """Sign a release bundle off as its output checker, after reading it (checks it holds no small count and that
+    no withheld count can be worked back with the borough's earlier releases), and register it."""
     from earlysignal.config import load_config
     from earlysignal.federation.bundle import sign_bundle
 
