@@ -165,6 +165,10 @@ def test_release_sign_reads_the_register_and_registers_what_it_signs(
     # Month two built and written without this register (another working folder, or code before it).
     only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
     alone = build_release(only_first_date, config=config, borough="Northgate", model=dict(MODEL))
+    # Written here (a script calling write_bundle on a document built without the register): refused.
+    with pytest.raises(BundleError, match=r"can be worked back .* read with 1 earlier release\(s\) of this borough"):
+        write_bundle(alone, tmp_path / "direct", config)
+    assert not (tmp_path / "direct").exists()
     monkeypatch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(tmp_path / "elsewhere-register"))
     folder = write_bundle(alone, tmp_path / "alone", config)
     monkeypatch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(release_register))
