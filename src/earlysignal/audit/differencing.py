@@ -47,6 +47,9 @@ class Bound:
     low: int
     high: int
     min_cell: int
+    # Which of the releases read together withheld it (their position, oldest first): names repeat across
+    # releases (a date's number found under two models), so a count is known by (release, name).
+    release: int = 0
 
     @property
     def worked_back(self) -> bool:
@@ -451,33 +454,38 @@ def attack_releases(releases: Sequence[dict[str, Any]],
     withheld counts, in order."""
     program, shared = CountProgram(), {}
     min_cell = 10
-    for release in releases:
+    owner: list[int] = []
+    for position, release in enumerate(releases):
         builder = _Release(release, not_recorded_groups, program, shared)
         builder.build()
         min_cell = builder.min_cell
+        owner += [position] * (len(program.targets) - len(owner))
     out = []
     seen = set()
-    for index, where in program.targets:
+    for (index, where), position in zip(program.targets, owner, strict=True):
         if index in seen:
             continue
         seen.add(index)
         found = program.range_of(index)
         low, high = found if found is not None else (1, 0)
-        out.append(Bound(program.names[index], where, low, high, min_cell))
+        out.append(Bound(program.names[index], where, low, high, min_cell, position))
     return out
 
 
 def still_pinned(releases: Sequence[dict[str, Any]], name: str,
-                 not_recorded_groups: Sequence[str] = ("Not recorded",)) -> bool:
-    """Whether the one withheld count called `name` is still worked back from `releases` read together."""
+                 not_recorded_groups: Sequence[str] = ("Not recorded",), release: int | None = None) -> bool:
+    """Whether the one withheld count called `name` (of the release at position `release`, when given) is still
+    worked back from `releases` read together."""
     program, shared = CountProgram(), {}
     min_cell = 10
-    for release in releases:
-        builder = _Release(release, not_recorded_groups, program, shared)
+    owner: list[int] = []
+    for position, document in enumerate(releases):
+        builder = _Release(document, not_recorded_groups, program, shared)
         builder.build()
         min_cell = builder.min_cell
-    for index, where in program.targets:
-        if program.names[index] == name:
+        owner += [position] * (len(program.targets) - len(owner))
+    for (index, where), position in zip(program.targets, owner, strict=True):
+        if program.names[index] == name and release in (None, position):
             found = program.range_of(index)
             low, high = found if found is not None else (1, 0)
             return Bound(name, where, low, high, min_cell).worked_back
@@ -494,7 +502,7 @@ def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("
 # Process-local memos, keyed by the SHA-256 of the documents' canonical JSON: what a set of earlier releases gives
 # away on its own, and the (release, earlier) pairs close_differencing left with nothing worked back. `release`
 # closes a release and then write_bundle checks the same documents again: the second attack is the first's answer.
-_ALREADY: dict[str, frozenset[str]] = {}
+_ALREADY: dict[str, frozenset[tuple[int, str]]] = {}
 _CLOSED: set[str] = set()
 # Sections of release.json that are not figures the attack reads (written beside the closed figures).
 _NOT_ATTACKED = ("earlier_releases",)
@@ -512,13 +520,15 @@ def _documents_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _already_worked_back(earlier: Sequence[dict[str, Any]], not_recorded_groups: Sequence[str]) -> frozenset[str]:
-    """The names of the withheld counts the earlier releases give away read together on their own."""
+def _already_worked_back(earlier: Sequence[dict[str, Any]],
+                         not_recorded_groups: Sequence[str]) -> frozenset[tuple[int, str]]:
+    """The withheld counts (release position, name) the earlier releases give away read together on their own."""
     if not earlier:
         return frozenset()
     key = _documents_key(list(earlier), list(not_recorded_groups))
     if key not in _ALREADY:
-        _ALREADY[key] = frozenset(b.name for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1]))
+        _ALREADY[key] = frozenset((b.release, b.name)
+                                  for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1]))
     return _ALREADY[key]
 
 
@@ -529,7 +539,7 @@ def new_leaks(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("No
     if _documents_key(release, list(earlier), list(not_recorded_groups)) in _CLOSED:
         return []
     already = _already_worked_back(earlier, not_recorded_groups)
-    return [b for b in worked_back(release, not_recorded_groups, earlier) if b.name not in already]
+    return [b for b in worked_back(release, not_recorded_groups, earlier) if (b.release, b.name) not in already]
 
 
 # ------------------------------------------------------------------------- closing what leaks
@@ -728,7 +738,7 @@ def _close_one(release: dict[str, Any], leak: Bound, context: tuple[Sequence[str
         trial_block = next(b for b in trial_blocks if b["key"] == block_key)
         trial_row = next(g for g in trial_block["groups"] if g["group"] == name)
         trial["fairness"]["findings"] = _hide_group(trial_block, trial_row, trial["fairness"].get("findings") or [])
-        if not still_pinned([*earlier, trial], leak.name, not_recorded_groups):
+        if not still_pinned([*earlier, trial], leak.name, not_recorded_groups, leak.release):
             chosen = (block_key, name)
             break
     block = next(b for b in blocks if b["key"] == chosen[0])
@@ -859,14 +869,14 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
     already = _already_worked_back(earlier, not_recorded_groups)
     rounds = _withholdable(out) + EXTRA_ROUNDS
     for _ in range(rounds):
-        leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
+        leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if (b.release, b.name) not in already]
         if not leaks:
             _CLOSED.add(_documents_key(out, list(earlier), list(not_recorded_groups)))
             return out
         if not _close_with_fallback(out, leaks[0], (not_recorded_groups, earlier)):
             raise ValueError(f"{leaks[0].name} ({leaks[0].where}) can be worked back to {leaks[0].low}-"
                              f"{leaks[0].high} and there is nothing left to withhold")
-    leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
+    leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if (b.release, b.name) not in already]
     if leaks:
         raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {rounds} complementary "
                          f"suppressions, e.g. {leaks[0].name} ({leaks[0].where}) to {leaks[0].low}-{leaks[0].high}")
