@@ -58,6 +58,8 @@ def main() -> None:
     args.out.mkdir(parents=True)
     figures = {}
     for name, config in (("whole", args.whole), ("budget", args.budget)):
+        # Each run its own release register: the budget release read with the whole one would not compare.
+        os.environ["EARLYSIGNAL_RELEASE_REGISTER"] = str(args.out / f"register-{name}")
         monitor = [cli, "monitor", "--config", str(config), "--scores", str(args.scores),
                    "--out", str(args.out / f"monitor-{name}")]
         if args.audit is not None:

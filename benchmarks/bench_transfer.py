@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["EARLYSIGNAL_APPROVAL_STORE"] = str(root / "approval")
+    # A fresh release register per run: a rerun's bundles must not be read with the last run's.
+    shutil.rmtree(root / "release-register", ignore_errors=True)
+    os.environ["EARLYSIGNAL_RELEASE_REGISTER"] = str(root / "release-register")
 
     from earlysignal.approval import approve_model
     from earlysignal.audit import run_audit

@@ -32,6 +32,28 @@ def approval_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def release_register_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A release register for the session (module fixtures that release), so no test reads or writes the
+    repository's reports/release-register; each test gets its own below."""
+    folder = tmp_path_factory.mktemp("release-register")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(folder / "session"))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def release_register(release_register_base: Path, request: pytest.FixtureRequest,
+                     monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own release register (not created until a release is written): releases of one borough in
+    other tests must not be read with this test's (docs/adr/0024, "A borough's own bundles")."""
+    import hashlib
+
+    folder = release_register_base / hashlib.sha256(request.node.nodeid.encode("utf-8")).hexdigest()[:16]
+    monkeypatch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def raw_borough_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~2,500-resident, 4-year borough (seed 11) with raw departmental extracts in raw/, generated once."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from audit_world import REPO, tracking_at
 
 from earlysignal.config import ProjectConfig, config_from_dict, load_config
@@ -84,7 +85,9 @@ def federation_world(base: Path) -> FederationWorld:
     approvers = [{"name": "Northgate DCS", "role": "Director of Children's Services", "public_key": str(approver_pub)}]
     configs = {name: borough_config(root, name, checkers, approvers) for name in BOROUGHS}
     bundles = {}
-    with tracking_at(uri):
+    # The world's own release register: its bundles are not read with other tests' releases of these boroughs.
+    with tracking_at(uri), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(root / "release-register"))
         for config in configs.values():
             generate_borough(config.data.dir, config.synth)
         home = configs["Northgate"]

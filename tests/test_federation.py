@@ -149,10 +149,14 @@ def test_release_without_a_key_waits_for_the_checker_and_release_sign_signs_it_o
                                           "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "Not signed off yet" in " ".join(result.output.split())
+    # This test's own release register is empty: the console says the release was checked on its own.
+    assert "No earlier release of Northgate in the release register or release.earlier" in " ".join(result.output.split())
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "release.json"]
     key = world.checker_keys["Northgate"]
     result = CliRunner().invoke(app, ["release-sign", str(out), "--key", str(key), "--config", str(config)])
     assert result.exit_code == 0, result.output
+    # The bundle was registered when written; release-sign reads it, leaves itself out, and registers the sign-off.
+    assert "No earlier release of Northgate" in " ".join(result.output.split())
     signed = verify_bundle(out, world.configs["Northgate"])
     assert signed["signed_off"]["checker"] == "Northgate output checker" and signed["kind"] == "home"
     # The same evaluation as the bundle the world wrote, figure for figure.

@@ -94,7 +94,7 @@ def release(rows: pd.DataFrame, config: ProjectConfig) -> dict:
 
 
 def _signed(release: dict, folder: Path, config: ProjectConfig, key: Path) -> Path:
-    write_bundle(release, folder)
+    write_bundle(release, folder, config)
     sign_bundle(folder, key, config)
     return folder
 
@@ -212,16 +212,16 @@ def test_link_quality_leaves_with_cluster_counts_rounded_and_a_single_cluster_wi
     assert shown["ground_truth"] == {"precision": 0.99, "recall": 0.96, "f1": 0.97}
 
 
-def test_a_document_with_a_small_count_is_never_written(release: dict, tmp_path: Path) -> None:
+def test_a_document_with_a_small_count_is_never_written(release: dict, config: ProjectConfig, tmp_path: Path) -> None:
     leaky = json.loads(json.dumps(release))
     leaky["performance"]["per_as_of"][0]["positives"] = 7
     with pytest.raises(BundleError, match=r"counts under 10 at \['performance.per_as_of\[0\].positives'\]"):
-        write_bundle(leaky, tmp_path / "leaky")
+        write_bundle(leaky, tmp_path / "leaky", config)
     assert not (tmp_path / "leaky" / "release.json").exists()
 
 
 def test_pool_refuses_an_unsigned_bundle(release: dict, config: ProjectConfig, tmp_path: Path) -> None:
-    folder = write_bundle(release, tmp_path / "unsigned")
+    folder = write_bundle(release, tmp_path / "unsigned", config)
     with pytest.raises(BundleError, match="signature check failed: .* is not signed off"):
         verify_bundle(folder, config)
 
@@ -261,14 +261,14 @@ def test_a_signature_moved_onto_another_bundle_is_refused(
     first = _signed(release, tmp_path / "first", config, keys["Olu Checker"][0])
     other = json.loads(json.dumps(release))
     other["performance"]["summary"]["roc_auc"]["value"] = 0.99
-    second = write_bundle(other, tmp_path / "second")
+    second = write_bundle(other, tmp_path / "second", config)
     shutil.copy(first / "signature.json", second / "signature.json")
     with pytest.raises(BundleError, match="signature check failed: .* does not match its content"):
         verify_bundle(second, config)
 
 
 def test_only_a_configured_checker_can_sign_off(release: dict, config: ProjectConfig, keys: dict, tmp_path: Path) -> None:
-    folder = write_bundle(release, tmp_path / "bundle")
+    folder = write_bundle(release, tmp_path / "bundle", config)
     with pytest.raises(BundleError, match="is not listed in release.checkers in the config"):
         sign_bundle(folder, keys["Someone Else"][0], config)
     with pytest.raises(BundleError, match="does not match the owner of key"):
@@ -276,17 +276,19 @@ def test_only_a_configured_checker_can_sign_off(release: dict, config: ProjectCo
     assert not (folder / "signature.json").exists()
 
 
-def test_a_bundle_is_never_written_into_a_folder_holding_other_files(release: dict, tmp_path: Path) -> None:
+def test_a_bundle_is_never_written_into_a_folder_holding_other_files(
+    release: dict, config: ProjectConfig, tmp_path: Path
+) -> None:
     folder = tmp_path / "busy"
     folder.mkdir()
     (folder / "predictions.parquet").write_bytes(b"resident-level")
     with pytest.raises(BundleError, match=r"holds other files \['predictions.parquet'\]"):
-        write_bundle(release, folder)
+        write_bundle(release, folder, config)
     assert sorted(p.name for p in folder.iterdir()) == ["predictions.parquet"]
     # Its own earlier bundle folder is fine: rewritten, and the old sign-off removed.
-    write_bundle(release, tmp_path / "again")
+    write_bundle(release, tmp_path / "again", config)
     (tmp_path / "again" / "signature.json").write_text("{}")
-    write_bundle(release, tmp_path / "again")
+    write_bundle(release, tmp_path / "again", config)
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["manifest.json", "release.json"]
 
 
@@ -299,7 +301,7 @@ def test_a_second_approval_and_a_small_feature_spec_do_not_block_the_release(
     release = build_release(rows, config=config, borough="Northgate", approval=approval,
                             model={"name": "es", "version": "4", "model_sha256": "ab" * 32},
                             feature_metadata={"feature_columns": ["a", "b", "c"]})
-    folder = write_bundle(release, tmp_path / "second-approval")
+    folder = write_bundle(release, tmp_path / "second-approval", config)
     written = json.loads((folder / "release.json").read_text())
     assert written["approval"]["ledger_seq"] == 1
     assert written["coverage"]["features"] == 3

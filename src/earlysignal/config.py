@@ -560,7 +560,12 @@ class ReleaseSection(_Section):
     checkers: tuple[ApproverEntry, ...] = ()
     # Bundle folders (or release.json files) this borough has released before: a new release withholds what
     # they withheld at the same test dates, and is checked against them read together (docs/federation.md).
+    # Its own bundles are read from the register whatever this lists; this adds bundles written elsewhere.
     earlier: tuple[str, ...] = ()
+    # The release register: every bundle `release` wrote (or `release-sign` signed) here, with a copy of its
+    # release.json; each new release is checked against this borough's (ADR 0024, "A borough's own bundles").
+    # $EARLYSIGNAL_RELEASE_REGISTER overrides it.
+    register_dir: Path = Path("reports/release-register")
 
 
 class LinkageComparison(_Section):

@@ -47,6 +47,9 @@ class Bound:
     low: int
     high: int
     min_cell: int
+    # Which of the releases read together withheld it (their position, oldest first): names repeat across
+    # releases (a date's number found under two models), so a count is known by (release, name).
+    release: int = 0
 
     @property
     def worked_back(self) -> bool:
@@ -63,9 +66,18 @@ class CountProgram:
     names: list[str] = field(default_factory=list)
     rows: list[tuple[dict[int, float], float, float]] = field(default_factory=list)
     targets: list[tuple[int, str]] = field(default_factory=list)
+    # The matrix form, built once per program (cleared by any change), and every whole solution found so far:
+    # each is a feasible point, so a count it puts on the count's own bound needs no solve for that side.
+    _compiled: tuple[Any, Any, int] | None = field(default=None, repr=False)
+    _witnesses: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def _changed(self) -> None:
+        self._compiled = None
+        self._witnesses = []
 
     def variable(self, name: str, low: float = 0, high: float = _BIG) -> int:
         """A new non-negative whole count in [low, high]; returns its index."""
+        self._changed()
         self.names.append(name)
         self.low.append(max(0.0, float(low)))
         self.high.append(float(high))
@@ -73,33 +85,53 @@ class CountProgram:
 
     def narrow(self, index: int, low: float, high: float) -> None:
         """Intersect a count's interval with [low, high]."""
+        self._changed()
         self.low[index] = max(self.low[index], float(low))
         self.high[index] = min(self.high[index], float(high))
 
     def relate(self, coefficients: dict[int, float], low: float, high: float | None = None) -> None:
         """low <= sum(coefficient * count) <= high (high = low for an equality)."""
+        self._changed()
         self.rows.append((dict(coefficients), float(low), float(low if high is None else high)))
 
-    def range_of(self, index: int) -> tuple[int, int] | None:
-        """The smallest and largest whole value the count can take; None when the program is infeasible."""
-        from scipy.optimize import Bounds, LinearConstraint, milp
+    def _compile(self) -> tuple[Any, Any, int]:
+        from scipy.optimize import Bounds, LinearConstraint
 
-        size = len(self.names)
-        matrix = np.zeros((len(self.rows), size))
-        lows, highs = np.zeros(len(self.rows)), np.zeros(len(self.rows))
-        for r, (coefficients, low, high) in enumerate(self.rows):
-            for column, value in coefficients.items():
-                matrix[r, column] += value
-            lows[r], highs[r] = low, high
-        constraints = [LinearConstraint(matrix, lows, highs)] if self.rows else []
-        bounds = Bounds(np.asarray(self.low), np.asarray(self.high))
+        if self._compiled is None:
+            size = len(self.names)
+            matrix = np.zeros((len(self.rows), size))
+            lows, highs = np.zeros(len(self.rows)), np.zeros(len(self.rows))
+            for r, (coefficients, low, high) in enumerate(self.rows):
+                for column, value in coefficients.items():
+                    matrix[r, column] += value
+                lows[r], highs[r] = low, high
+            constraints = [LinearConstraint(matrix, lows, highs)] if self.rows else []
+            self._compiled = (constraints, Bounds(np.asarray(self.low), np.asarray(self.high)), size)
+        return self._compiled
+
+    def range_of(self, index: int) -> tuple[int, int] | None:
+        """The smallest and largest whole value the count can take; None when the program is infeasible.
+
+        Each side is one MILP (HiGHS), unless a whole solution found for another count already puts this one on
+        its own lower (or finite upper) bound, which proves that side: the range is the same, the solves fewer
+        (reading many releases together, most withheld counts are shown 1 to min_cell - 1 by earlier solutions).
+        """
+        from scipy.optimize import milp
+
+        constraints, bounds, size = self._compile()
+        edges = (math.ceil(self.low[index] - 1e-9),
+                 math.floor(self.high[index] + 1e-9) if math.isfinite(self.high[index]) else None)
         out = []
-        for sign in (1.0, -1.0):
+        for sign, edge in ((1.0, edges[0]), (-1.0, edges[1])):
+            if edge is not None and any(int(w[index]) == edge for w in self._witnesses):
+                out.append(edge)
+                continue
             objective = np.zeros(size)
             objective[index] = sign
             result = milp(objective, constraints=constraints, bounds=bounds, integrality=np.ones(size))
             if not result.success:
                 return None
+            self._witnesses.append(np.round(result.x).astype(np.int64))
             out.append(int(round(result.x[index])))
         return out[0], out[1]
 
@@ -422,33 +454,38 @@ def attack_releases(releases: Sequence[dict[str, Any]],
     withheld counts, in order."""
     program, shared = CountProgram(), {}
     min_cell = 10
-    for release in releases:
+    owner: list[int] = []
+    for position, release in enumerate(releases):
         builder = _Release(release, not_recorded_groups, program, shared)
         builder.build()
         min_cell = builder.min_cell
+        owner += [position] * (len(program.targets) - len(owner))
     out = []
     seen = set()
-    for index, where in program.targets:
+    for (index, where), position in zip(program.targets, owner, strict=True):
         if index in seen:
             continue
         seen.add(index)
         found = program.range_of(index)
         low, high = found if found is not None else (1, 0)
-        out.append(Bound(program.names[index], where, low, high, min_cell))
+        out.append(Bound(program.names[index], where, low, high, min_cell, position))
     return out
 
 
 def still_pinned(releases: Sequence[dict[str, Any]], name: str,
-                 not_recorded_groups: Sequence[str] = ("Not recorded",)) -> bool:
-    """Whether the one withheld count called `name` is still worked back from `releases` read together."""
+                 not_recorded_groups: Sequence[str] = ("Not recorded",), release: int | None = None) -> bool:
+    """Whether the one withheld count called `name` (of the release at position `release`, when given) is still
+    worked back from `releases` read together."""
     program, shared = CountProgram(), {}
     min_cell = 10
-    for release in releases:
-        builder = _Release(release, not_recorded_groups, program, shared)
+    owner: list[int] = []
+    for position, document in enumerate(releases):
+        builder = _Release(document, not_recorded_groups, program, shared)
         builder.build()
         min_cell = builder.min_cell
-    for index, where in program.targets:
-        if program.names[index] == name:
+        owner += [position] * (len(program.targets) - len(owner))
+    for (index, where), position in zip(program.targets, owner, strict=True):
+        if program.names[index] == name and release in (None, position):
             found = program.range_of(index)
             low, high = found if found is not None else (1, 0)
             return Bound(name, where, low, high, min_cell).worked_back
@@ -460,6 +497,49 @@ def worked_back(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("
     """The withheld counts a reader can pin more tightly than 1 to min_cell - 1 ([] when the release is safe),
     reading the release with the borough's `earlier` releases (whose withheld counts count too)."""
     return [b for b in attack_releases([*earlier, release], not_recorded_groups) if b.worked_back]
+
+
+# Process-local memos, keyed by the SHA-256 of the documents' canonical JSON: what a set of earlier releases gives
+# away on its own, and the (release, earlier) pairs close_differencing left with nothing worked back. `release`
+# closes a release and then write_bundle checks the same documents again: the second attack is the first's answer.
+_ALREADY: dict[str, frozenset[tuple[int, str]]] = {}
+_CLOSED: set[str] = set()
+# Sections of release.json that are not figures the attack reads (written beside the closed figures).
+_NOT_ATTACKED = ("earlier_releases",)
+
+
+def _documents_key(*parts: Any) -> str:
+    import hashlib
+    import json
+
+    def strip(document: Any) -> Any:
+        return {k: v for k, v in document.items() if k not in _NOT_ATTACKED} if isinstance(document, dict) else document
+
+    payload = [[strip(d) for d in part] if isinstance(part, (list, tuple)) else strip(part) for part in parts]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _already_worked_back(earlier: Sequence[dict[str, Any]],
+                         not_recorded_groups: Sequence[str]) -> frozenset[tuple[int, str]]:
+    """The withheld counts (release position, name) the earlier releases give away read together on their own."""
+    if not earlier:
+        return frozenset()
+    key = _documents_key(list(earlier), list(not_recorded_groups))
+    if key not in _ALREADY:
+        _ALREADY[key] = frozenset((b.release, b.name)
+                                  for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1]))
+    return _ALREADY[key]
+
+
+def new_leaks(release: dict[str, Any], not_recorded_groups: Sequence[str] = ("Not recorded",),
+              earlier: Sequence[dict[str, Any]] = ()) -> list[Bound]:
+    """worked_back(release, ..., earlier) less what the earlier releases give away read on their own: a leak
+    already published cannot be taken back, and must not block every later release."""
+    if _documents_key(release, list(earlier), list(not_recorded_groups)) in _CLOSED:
+        return []
+    already = _already_worked_back(earlier, not_recorded_groups)
+    return [b for b in worked_back(release, not_recorded_groups, earlier) if (b.release, b.name) not in already]
 
 
 # ------------------------------------------------------------------------- closing what leaks
@@ -658,7 +738,7 @@ def _close_one(release: dict[str, Any], leak: Bound, context: tuple[Sequence[str
         trial_block = next(b for b in trial_blocks if b["key"] == block_key)
         trial_row = next(g for g in trial_block["groups"] if g["group"] == name)
         trial["fairness"]["findings"] = _hide_group(trial_block, trial_row, trial["fairness"].get("findings") or [])
-        if not still_pinned([*earlier, trial], leak.name, not_recorded_groups):
+        if not still_pinned([*earlier, trial], leak.name, not_recorded_groups, leak.release):
             chosen = (block_key, name)
             break
     block = next(b for b in blocks if b["key"] == chosen[0])
@@ -786,16 +866,17 @@ def close_differencing(release: dict[str, Any], not_recorded_groups: Sequence[st
     out = copy.deepcopy(release)
     _keep_earlier_suppressions(out, earlier)
     # What the earlier releases give away on their own, this one cannot take back.
-    already = {b.name for b in worked_back(earlier[-1], not_recorded_groups, earlier[:-1])} if earlier else set()
+    already = _already_worked_back(earlier, not_recorded_groups)
     rounds = _withholdable(out) + EXTRA_ROUNDS
     for _ in range(rounds):
-        leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
+        leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if (b.release, b.name) not in already]
         if not leaks:
+            _CLOSED.add(_documents_key(out, list(earlier), list(not_recorded_groups)))
             return out
         if not _close_with_fallback(out, leaks[0], (not_recorded_groups, earlier)):
             raise ValueError(f"{leaks[0].name} ({leaks[0].where}) can be worked back to {leaks[0].low}-"
                              f"{leaks[0].high} and there is nothing left to withhold")
-    leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if b.name not in already]
+    leaks = [b for b in worked_back(out, not_recorded_groups, earlier) if (b.release, b.name) not in already]
     if leaks:
         raise ValueError(f"{len(leaks)} withheld count(s) can still be worked back after {rounds} complementary "
                          f"suppressions, e.g. {leaks[0].name} ({leaks[0].where}) to {leaks[0].low}-{leaks[0].high}")

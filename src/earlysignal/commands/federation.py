@@ -63,7 +63,8 @@ def release(
     model and code versions and hashes; counts under audit.min_cell withheld, the rest rounded to
     audit.round_to, every rate from rounded counts. Nothing resident-level is written. A named output
     checker signs the bundle off (--key now, or `earlysignal release-sign`); `pool` accepts only signed,
-    unaltered bundles.
+    unaltered bundles. Every bundle is registered (release.register_dir) and each new one is checked against
+    all of the borough's earlier ones, wherever --out points.
     """
     from earlysignal.config import load_config
     from earlysignal.console import progress_bar
@@ -81,6 +82,7 @@ def release(
         progress.update(task, total=1, completed=1)
     console.print(f"Release bundle for {document['borough']} ({document['kind']}): {folder}", highlight=False)
     console.print(f"  {release_summary_words(document['performance'])}", highlight=False)
+    _print_earlier(document["borough"], document.get("earlier_releases") or [], project)
     _print_release_approval(document)
     if key is None:
         console.print(f"[yellow]Not signed off yet: the output checker reads {folder / 'release.json'} and runs "
@@ -117,6 +119,30 @@ def release_summary_words(performance: dict) -> str:
     return "; ".join(words) if words else "every figure withheld (small numbers)"
 
 
+def earlier_words(borough: str, earlier: list[dict]) -> list[str]:
+    """Lines saying which earlier releases of the borough the differencing attack read with this one."""
+    if not earlier:
+        return [f"No earlier release of {borough} in the release register or release.earlier: checked on its own."]
+    lines = [f"Checked with {len(earlier)} earlier release(s) of {borough} read together (a reader may hold them all):"]
+    lines += [f"  - {e['generated_at']} {e['kind']} {e['model']} (release.json sha256 {e['release_sha256'][:12]}, "
+              f"from the {e['from']})" for e in earlier]
+    return lines
+
+
+def _print_earlier(borough: str, earlier: list[dict], project) -> None:
+    from earlysignal.federation.register import ReleaseRegister, register_dir
+
+    for line in earlier_words(borough, earlier):
+        console.print(f"  {line}", highlight=False)
+    folder = register_dir(project)
+    others = sorted({str(e.get("borough")) for e in ReleaseRegister(folder).entries()} - {borough})
+    if others:
+        # A borough renamed between releases would not be read with its old bundles: say so where it shows.
+        console.print(f"[yellow]  The register {folder} also holds releases named {', '.join(others)}; they were "
+                      f"not read with this one. If any is {borough} under another name, release under that name."
+                      "[/yellow]", highlight=False)
+
+
 def _print_release_approval(document: dict) -> None:
     """Whether the released model was approved, as the bundle records it; a warning when it was not."""
     from earlysignal.federation.pool import approval_warning
@@ -142,13 +168,22 @@ def release_sign(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Sign a release bundle off as its output checker, after reading it (checks it holds no small count)."""
+    """Sign a release bundle off as its output checker, after reading it (checks it holds no small count and that
+    no withheld count can be worked back with the borough's earlier releases), and register it."""
     from earlysignal.config import load_config
     from earlysignal.federation.bundle import sign_bundle
 
-    signed = sign_bundle(bundle, key, load_config(config), checker=checker)
+    from earlysignal.federation.register import earlier_for
+    from earlysignal.fingerprint import file_sha256
+
+    project = load_config(config)
+    signed = sign_bundle(bundle, key, project, checker=checker)
     console.print(f"Signed off {bundle} as {signed['checker']} at {signed['at']} "
                   f"(manifest sha256 {signed['manifest_sha256'][:12]}).", highlight=False)
+    own = file_sha256(Path(bundle) / "release.json")
+    earlier = earlier_for(project, signed["borough"], exclude=own).releases
+    for line in earlier_words(str(signed["borough"]), [e.summary() for e in earlier]):
+        console.print(f"  {line}", highlight=False)
 
 
 @app.command()

@@ -33,7 +33,7 @@ import pandas as pd
 from earlysignal.audit.disclosure import is_small, published_count, published_figure, published_rate
 from earlysignal.config import CapacitySection, ProjectConfig
 from earlysignal.errors import EarlySignalError
-from earlysignal.audit.differencing import close_differencing, worked_back
+from earlysignal.audit.differencing import close_differencing
 
 RELEASE_SCHEMA = 1
 RELEASE_JSON = "release.json"
@@ -362,7 +362,8 @@ def build_release(
     attr__* columns when present). config: the evaluating borough's (capacity, audit settings, label
     words). model: name, version, run_id, model_sha256, spec_hash, trained_in. kind: 'home' (the
     borough's own model) or 'transfer' (a model trained elsewhere). earlier: the borough's earlier
-    release.json documents (`release.earlier`), read with this one by the differencing attack.
+    release.json documents (the release register's and `release.earlier`'s; federation.register.earlier_for),
+    read with this one by the differencing attack.
     Complementary suppressions are added until no withheld count can be worked back
     (audit.differencing). Raises BundleError on bad input or when that cannot be reached.
     """
@@ -413,21 +414,6 @@ def build_release(
                           "leave out the characteristic whose groups are smallest (audit.protected)") from None
 
 
-def earlier_releases(config: ProjectConfig, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The release.json documents listed in `release.earlier` (bundle folders or release.json paths, relative
-    to `base` when given), oldest first. BundleError naming the entry when one cannot be read."""
-    out = []
-    for index, raw in enumerate(config.release.earlier):
-        path = Path(raw) if base is None or Path(raw).is_absolute() else Path(base) / raw
-        path = path if path.name == RELEASE_JSON else path / RELEASE_JSON
-        try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as error:
-            raise BundleError(f"release.earlier[{index}]: cannot read {path} ({error}); list the bundle folders this "
-                              "borough has released before, or remove the entry") from None
-    return out
-
-
 def _not_recorded_groups(config: ProjectConfig) -> list[str]:
     """The group words that mean 'not recorded' (the audit's and the data dictionary's)."""
     from earlysignal.audit.groups import NOT_RECORDED
@@ -458,13 +444,18 @@ def small_counts(document: Any, min_cell: int, path: str = "") -> list[str]:
     return found
 
 
-def _refuse_worked_back(release: dict[str, Any], what_now: str) -> None:
-    """BundleError when the differencing attack (audit.differencing) pins a withheld count."""
-    leaks = worked_back(release)
+def _refuse_worked_back(release: dict[str, Any], what_now: str, earlier: Sequence[dict[str, Any]] = (),
+                        not_recorded_groups: Sequence[str] = ("Not recorded",)) -> None:
+    """BundleError when the differencing attack (audit.differencing) pins a withheld count, reading the release
+    with the borough's `earlier` releases (what those give away on their own is theirs, not this one's)."""
+    from earlysignal.audit.differencing import new_leaks
+
+    leaks = new_leaks(release, not_recorded_groups, earlier)
     if leaks:
         named = "; ".join(f"{b.name} ({b.where}) to {b.low}-{b.high}" for b in leaks[:3])
+        read = f" read with {len(earlier)} earlier release(s) of this borough" if earlier else ""
         raise BundleError(f"disclosure check failed: {len(leaks)} withheld count(s) can be worked back by differencing "
-                          f"the release's tables: {named}; rebuild it with `earlysignal release` (which adds "
+                          f"the release's tables{read}: {named}; rebuild it with `earlysignal release` (which adds "
                           f"complementary suppressions), {what_now}")
 
 
@@ -483,29 +474,41 @@ def _canonical(obj: Any) -> bytes:
     return canonical(obj)
 
 
-def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Write release.json and manifest.json into out_dir (atomically); returns the folder.
+def release_bytes(release: dict[str, Any]) -> bytes:
+    """release.json's bytes as write_bundle writes them (sorted keys, indented): what the register hashes."""
+    text = json.dumps(release, indent=2, sort_keys=True, allow_nan=False, default=str)
+    return (json.dumps(json.loads(text), indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
 
-    Refuses (BundleError) a document holding a small count. Any earlier signature.json is removed:
-    a new release needs a new sign-off.
+
+def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str], config: ProjectConfig) -> Path:
+    """Write release.json and manifest.json into out_dir (atomically) and register it; returns the folder.
+
+    Refuses (BundleError) a document holding a small count, or one in which the differencing attack pins a
+    withheld count when it is read with this borough's earlier releases: every one in the release register
+    (`release.register_dir`) and those `release.earlier` lists, whatever the folder. A registered or listed
+    bundle that is missing or altered is an error too. The release is registered (a copy of release.json)
+    before its folder is written. Any earlier signature.json is removed: a new release needs a new sign-off.
     """
-    from earlysignal.atomic import write_json
+    from earlysignal.atomic import write_json, write_text
+    from earlysignal.federation.register import EVENT_WRITTEN, ReleaseRegister, earlier_for, register_dir
 
     min_cell = int(release.get("small_numbers", {}).get("min_cell", 10))
     unsafe = small_counts(release, min_cell)
     if unsafe:
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
-    _refuse_worked_back(release, "it cannot leave the borough")
+    content = release_bytes(release)
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    _refuse_worked_back(release, "it cannot leave the borough", earlier.documents, _not_recorded_groups(config))
     folder = Path(out_dir)
     # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
     others = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES) if folder.is_dir() else []
     if others:
         raise BundleError(f"bundle folder {folder} holds other files {others[:5]}; write the bundle into an empty "
                           "(or its own earlier) bundle folder, since everything in it leaves the borough")
+    ReleaseRegister(register_dir(config)).record(folder, content, EVENT_WRITTEN)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SIGNATURE_JSON).unlink(missing_ok=True)
-    text = json.dumps(release, indent=2, sort_keys=True, allow_nan=False, default=str)
-    path = write_json(json.loads(text), folder / RELEASE_JSON)
+    path = write_text(content.decode("utf-8"), folder / RELEASE_JSON)
     write_json({"schema": RELEASE_SCHEMA, "files": {RELEASE_JSON: _sha256(path)}}, folder / MANIFEST_JSON)
     return folder
 
@@ -584,7 +587,11 @@ def sign_bundle(
     if unsafe:
         raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at "
                           f"{unsafe[:5]}; do not sign it")
-    _refuse_worked_back(release, "do not sign it")
+    from earlysignal.federation.register import EVENT_SIGNED, ReleaseRegister, earlier_for, register_dir
+
+    content = (folder / RELEASE_JSON).read_bytes()
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    _refuse_worked_back(release, "do not sign it", earlier.documents, _not_recorded_groups(config))
     private_key = load_private_key(key_path)
     wanted = key_id(private_key.public_key())
     signer = next((c for c in configured_checkers(config) if c.key_id == wanted), None)
@@ -597,6 +604,8 @@ def sign_bundle(
     if checker is not None and checker.strip() != signer.name:
         raise BundleError(f"--checker {checker!r} does not match the owner of key {key_path}: release.checkers "
                           f"lists it as {signer.name!r}")
+    # Signed means it may leave: a bundle written under another register (or none) is registered here now.
+    ReleaseRegister(register_dir(config)).record(folder, content, EVENT_SIGNED)
     fields = _signed_fields(folder, release, signer.name, signer.role, _now_utc(), wanted)
     signature = private_key.sign(_SIGNING_DOMAIN + _canonical(fields))
     document = {**fields, "signature": base64.b64encode(signature).decode("ascii")}

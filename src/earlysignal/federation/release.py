@@ -14,11 +14,11 @@ from earlysignal.federation.bundle import (
     KIND_TRANSFER,
     BundleError,
     build_release,
-    earlier_releases,
     sign_bundle,
     write_bundle,
 )
 from earlysignal.federation.evaluate import home_evaluation, transfer_evaluation
+from earlysignal.federation.register import describe, earlier_for
 
 
 def default_bundle_dir(borough: str, model_name: str, model_version: str) -> Path:
@@ -46,12 +46,17 @@ def run_release(
 
     shipped False: the borough's own model on its logged test rows. shipped True: a model trained
     elsewhere, approved, evaluated here on `data_dir` (see transfer_evaluation). With key_path the
-    bundle is signed off at once by that output checker; without, it waits for `release-sign`.
+    bundle is signed off at once by that output checker; without, it waits for `release-sign`. The
+    release is read with every earlier release of the borough (federation.register.earlier_for) and
+    release.json lists them under `earlier_releases`.
     """
     name = (borough or config.release.borough or "").strip()
     if not name:
         raise BundleError("a release needs the borough's name as the pooled report will show it: set "
                           "release.borough in the config or pass --borough")
+    # Every earlier release of this borough (its register's, whatever --out, and release.earlier's), checked
+    # before minutes of evaluation: a missing or altered one stops here.
+    earlier = earlier_for(config, name)
     if shipped:
         evaluation = transfer_evaluation(model_uri, config, data_dir, as_of_dates=as_of_dates,
                                          home_model_uri=home_model_uri, trained_in=trained_in)
@@ -70,11 +75,13 @@ def run_release(
         kind=KIND_TRANSFER if shipped else KIND_HOME,
         feature_metadata=evaluation.feature_metadata,
         approval=evaluation.approval,
-        earlier=earlier_releases(config),
+        earlier=earlier.documents,
     )
+    # The checker reads beside the figures which earlier releases they were checked against (no paths).
+    release["earlier_releases"] = describe(earlier.releases)
     folder = Path(out_dir) if out_dir is not None else default_bundle_dir(
         name, str(evaluation.model["name"]), str(evaluation.model["version"]))
-    write_bundle(release, folder)
+    write_bundle(release, folder, config)
     if key_path is not None:
         sign_bundle(folder, key_path, config, checker=checker)
     return folder, release
