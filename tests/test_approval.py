@@ -638,3 +638,28 @@ def test_keys_prints_the_public_key_line_unbroken_so_it_can_be_pasted_into_the_c
     assert made.exit_code == 0, made.output
     public = tmp_path / "home-config" / "earlysignal" / "keys" / "ada-board-director-of-children-s-services.pub"
     assert f'    public_key: "{public.read_text().strip()}"\n' in made.output
+
+
+def test_keys_suggests_the_name_and_the_role_apart_as_approval_approvers_wants_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from earlysignal.cli import app
+    from earlysignal.config import ApproverEntry
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home-config"))
+    monkeypatch.setenv("COLUMNS", "200")
+    made = CliRunner().invoke(app, ["keys", "--name", "Ada Board: Chair, Director of Children's Services"])
+    assert made.exit_code == 0, made.output
+    lines = made.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  - name: "))
+    suggested = yaml.safe_load("\n".join(lines[start : start + 3]))
+    entry = ApproverEntry(**suggested[0])
+    assert (entry.name, entry.role) == ("Ada Board: Chair", "Director of Children's Services")
+    assert entry.public_key.startswith("ssh-ed25519 ")
+
+    alone = CliRunner().invoke(app, ["keys", "--name", "Riverside output checker"])
+    assert alone.exit_code == 0, alone.output
+    assert '  - name: "Riverside output checker"\n    role: "..."\n' in alone.output

@@ -77,12 +77,12 @@ def test_drifted_features_cut_at_five_say_how_many_more_and_where() -> None:
 
     names = [f"feature_{i}" for i in range(7)]
     drift = {"score_over_warn": False, "warn_psi": 0.25, "features_over_warn": names,
-             "feature_psi": dict(zip(names, np.linspace(0.9, 0.3, 7)))}
+             "feature_psi": dict(zip(names, np.linspace(0.9, 0.3, 7))), "reference": "training as_of dates in month 1"}
     with console.capture() as captured:
         _report_drift(drift, Path("reports/scores/2025-01-01/summary.json"))
     text = " ".join(captured.get().split())
     assert text == (
-        "7 feature(s) drifted beyond PSI 0.25: feature_0 (0.90), feature_1 (0.80), feature_2 (0.70), "
+        "7 feature(s) drifted beyond PSI 0.25 (compared with training as_of dates in month 1): feature_0 (0.90), feature_1 (0.80), feature_2 (0.70), "
         "feature_3 (0.60), feature_4 (0.50) ... and 2 more (see reports/scores/2025-01-01/summary.json)"
     )
     assert not re.search(r"feature_[56]", text)

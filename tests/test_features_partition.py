@@ -56,6 +56,36 @@ def test_components_are_packed_whole_and_balanced():
     assert np.bincount(partition).tolist() == [4, 4]
 
 
+def test_a_memory_budget_below_what_any_build_needs_is_refused_with_a_config_error():
+    from earlysignal.config import MIN_MEMORY_BUDGET_GB, config_from_dict, config_to_dict
+
+    raw = config_to_dict(every_aggregate_config())
+    raw["build"] = {"memory_budget_gb": 0.01}
+    with pytest.raises(ConfigError, match=r"build\.memory_budget_gb: .*0\.01 GB is below what any build needs"):
+        config_from_dict(raw)
+    raw["build"] = {"memory_budget_gb": MIN_MEMORY_BUDGET_GB}
+    assert config_from_dict(raw).build.memory_budget_gb == MIN_MEMORY_BUDGET_GB
+    raw["build"] = {"partitions": 200}  # a fixed count is the way to ask for many partitions
+    assert config_from_dict(raw).build.partitions == 200
+
+
+def test_the_partition_count_is_said_before_the_events_are_read_and_anything_is_built(borough, tmp_path, monkeypatch):
+    from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.console import console
+    from earlysignal.features.partition import build_partitioned_feature_matrix_from_folder
+    from features_borough import write_folder
+
+    folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
+    raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
+    raw["build"] = {"partitions": 3}
+    said: list[str] = []
+    monkeypatch.setattr(console, "print", lambda text="", *a, **k: said.append(str(text)))
+    build_partitioned_feature_matrix_from_folder(
+        config_from_dict(raw), folder, tmp_path / "m.parquet", progress=True, on_loaded=lambda data: said.append("loaded")
+    )
+    assert said[: said.index("loaded")] == ["Building in 3 partitions (build.partitions: 3)"]
+
+
 def test_partition_count_follows_the_memory_budget():
     assert partition_count(250_000, 20, 230, None) == 1
     # 250k x 20 rows x (230 x 8 + 200) bytes + 250k x 20 x 32 bytes = 10.36e9 bytes: 10 GB -> 1 GB parts.
@@ -230,12 +260,13 @@ def test_a_partitioned_build_records_the_link_run_and_its_quality_like_the_whole
     assert parted.metadata["linkage"]["quality"] == {"threshold": 0.8, "precision": 0.99}
 
 
-def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_count(tmp_path):
+def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_count(tmp_path, monkeypatch):
     import yaml
     from typer.testing import CliRunner
 
     from earlysignal.cli import app
     from earlysignal.config import config_from_dict, config_to_dict
+    from earlysignal.features import partition
     from earlysignal.features import read_feature_matrix
     from earlysignal.features.partition import partition_count
     from earlysignal.features.spec import feature_definitions
@@ -244,19 +275,30 @@ def test_features_command_says_how_many_partitions_it_built_and_what_chose_the_c
     folder = write_folder(random_borough(seed=3, households=8, events_per_resident=15), tmp_path / "borough")
     raw = config_to_dict(every_aggregate_config(temporal__first_as_of="2023-01-01"))
     raw["data"] = {"dir": str(folder)}
-    raw["build"] = {"memory_budget_gb": 0.00005}
+    raw["build"] = {"memory_budget_gb": 0.25}
     config = config_from_dict(raw)
     residents = len(pd.read_parquet(folder / "residents.parquet"))
-    expected = partition_count(residents, len(config.as_of_dates()), len(feature_definitions(config)), 0.00005)
+    # A tiny borough needs one partition under any budget the config accepts: make each row weigh what a
+    # borough's would, so the estimate needs about three.
+    monkeypatch.setattr(partition, "BYTES_PER_ROW", int(0.6 * 1024**3 / (residents * len(config.as_of_dates()))))
+    expected = partition_count(residents, len(config.as_of_dates()), len(feature_definitions(config)), 0.25)
     assert expected >= 2
     config_path = tmp_path / "c.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "m.parquet"
-    for _ in range(2):  # built, then reused: both say how the matrix is split
+    for run in range(2):  # built, then reused: both say how the matrix is split
         result = CliRunner().invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
         assert result.exit_code == 0, result.output
         said = " ".join(result.output.split())
-        assert f"In {expected} partitions (from build.memory_budget_gb: 5e-05" in said
+        assert f"In {expected} partitions (from build.memory_budget_gb: 0.25" in said
+        # The build says the count and why before it starts (a reused matrix builds nothing).
+        before = (f"Building in {expected} partitions: the whole build is estimated at "
+                  f"{partition.estimated_build_bytes(residents, len(config.as_of_dates()), len(feature_definitions(config))) / 1024**3:,.2f} GB "
+                  f"({residents:,} residents ever x {len(config.as_of_dates())} as_of dates x "
+                  f"{len(feature_definitions(config))} features, docs/config.md), build.memory_budget_gb is 0.25")
+        assert (before in said) == (run == 0)
+        if run == 0:
+            assert said.index(before) < said.index("Built the feature matrix")
     parts = read_feature_matrix(out).metadata["partitions"]
     assert parts["count"] == expected
     assert f"{parts['parts']} part file(s) of {min(parts['rows_per_part']):,} to {max(parts['rows_per_part']):,} rows" in said
@@ -329,7 +371,8 @@ def test_features_command_never_reads_a_partitioned_matrix_back_whole(tmp_path, 
             result = CliRunner().invoke(app, ["features", "--config", str(config_path), "--out", str(out)])
             assert result.exit_code == 0, result.output
             said = " ".join(result.output.split())
-            assert said.startswith(status)
+            # A build first says its partition count and why; a reuse builds nothing.
+            assert said.startswith(("Building in 3 partitions (build.partitions: 3) " if status == "Built" else "") + status)
             rows = sum(len(pd.read_parquet(part)) for part in sorted(out.glob("part-*.parquet")))
             assert f": {rows:,} rows x " in said
     # Callers that need the frame still get it (training, the demo).

@@ -15,7 +15,14 @@ from typer.testing import CliRunner
 from earlysignal.cli import app
 from earlysignal.config import config_from_dict
 from earlysignal.errors import ContractError
-from earlysignal.modeling.drift import build_reference, drift_report, psi, reference_bins
+from earlysignal.modeling.drift import (
+    OffGridRows,
+    build_reference,
+    drift_report,
+    off_grid_as_of_dates,
+    psi,
+    reference_bins,
+)
 from earlysignal.scoring import RANKED_COLUMNS, score_cohort
 
 pytestmark = pytest.mark.slow
@@ -280,3 +287,58 @@ def test_case_list_journey_commands_name_the_config_and_score_folder_the_list_wa
     page = html.unescape((out / "case_list-UNAPPROVED.html").read_text(encoding="utf-8"))
     assert expected in page
     assert json.loads((out / "summary-UNAPPROVED.json").read_text(encoding="utf-8"))["config_path"] == str(borough.config_path)
+
+
+def _seasonal_training(rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, OffGridRows]:
+    """Training rows on a quarterly grid (months 1, 4, 7, 10) and rows rebuilt at the other months: a school
+    absence count runs high in February (the three months before hold the winter term) and ordinary otherwise."""
+    grid = np.repeat([1, 4, 7, 10], 4000)
+    frame = pd.DataFrame({"absence": rng.poisson(4.0, grid.size).astype(float)})
+    other = np.repeat([2, 3, 5, 6, 8, 9, 11, 12], 4000)
+    rebuilt = pd.DataFrame({"absence": rng.poisson(np.where(other == 2, 9.0, 4.0)).astype(float)})
+    return frame, grid, OffGridRows(rebuilt, rng.random(other.size), other)
+
+
+def test_a_monthly_list_off_the_training_grid_is_compared_with_the_same_month_rebuilt_over_the_training_span():
+    rng = np.random.default_rng(3)
+    frame, grid, rebuilt = _seasonal_training(rng)
+    february = pd.DataFrame({"absence": rng.poisson(9.0, 4000).astype(float)})
+    reference = build_reference(frame, ["absence"], rng.random(len(frame)), months=grid, off_grid=rebuilt)
+    report = drift_report(reference, february, rng.random(4000), warn_psi=0.25, month=2)
+    assert report["reference"] == "as_of dates in month 2 over the training span (rebuilt for drift, not trained on)"
+    assert report["features_over_warn"] == []
+    # A month the grid has keeps the training rows' bins; the overall reference stays the training rows'.
+    assert "rows" not in reference["by_month"]["4"] and reference["by_month"]["2"]["rows"] == "off_grid"
+    assert reference["features"] == build_reference(frame, ["absence"], rng.random(len(frame)))["features"]
+    # Without the rebuilt months, February is compared with every training as_of pooled, warns, and says why.
+    pooled = drift_report(build_reference(frame, ["absence"], rng.random(len(frame)), months=grid),
+                          february, rng.random(4000), warn_psi=0.25, month=2)
+    assert pooled["features_over_warn"] == ["absence"]
+    assert pooled["reference"] == "all training as_of dates (none in month 2: seasonal features may warn for that alone)"
+
+
+def test_a_shifted_source_still_warns_against_the_same_month_rebuilt():
+    rng = np.random.default_rng(4)
+    frame, grid, rebuilt = _seasonal_training(rng)
+    reference = build_reference(frame, ["absence"], rng.random(len(frame)), months=grid, off_grid=rebuilt)
+    # The school now records twice the absence of a usual February: drift, whatever the season.
+    shifted = pd.DataFrame({"absence": rng.poisson(18.0, 4000).astype(float)})
+    assert drift_report(reference, shifted, rng.random(4000), warn_psi=0.25, month=2)["features_over_warn"] == ["absence"]
+    # And an ordinary month's values in February are a shift too (the rebuilt month is not a wider reference).
+    ordinary = pd.DataFrame({"absence": rng.poisson(4.0, 4000).astype(float)})
+    assert drift_report(reference, ordinary, rng.random(4000), warn_psi=0.25, month=2)["features_over_warn"] == ["absence"]
+
+
+def test_off_grid_as_of_dates_are_the_firsts_of_the_months_the_training_grid_never_lands_on():
+    grid = [dt.date(2023, 7, 1)] + [dt.date(2024, m, 1) for m in (1, 4, 7, 10)] + [dt.date(2025, 1, 1)]
+    assert off_grid_as_of_dates(grid) == [
+        dt.date(2023, 8, 1), dt.date(2023, 9, 1), dt.date(2023, 11, 1), dt.date(2023, 12, 1),
+        dt.date(2024, 2, 1), dt.date(2024, 3, 1), dt.date(2024, 5, 1), dt.date(2024, 6, 1),
+        dt.date(2024, 8, 1), dt.date(2024, 9, 1), dt.date(2024, 11, 1), dt.date(2024, 12, 1),
+    ]
+    # The span's last year: one as_of for each calendar month the grid lacks.
+    assert off_grid_as_of_dates(grid, last_years=1) == [
+        dt.date(2024, 2, 1), dt.date(2024, 3, 1), dt.date(2024, 5, 1), dt.date(2024, 6, 1),
+        dt.date(2024, 8, 1), dt.date(2024, 9, 1), dt.date(2024, 11, 1), dt.date(2024, 12, 1),
+    ]
+    assert off_grid_as_of_dates([dt.date(2024, m, 1) for m in range(1, 13)]) == []

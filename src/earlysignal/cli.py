@@ -8,9 +8,11 @@ User errors (`EarlySignalError`) print as one clear message and exit with code 2
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -36,17 +38,39 @@ ConfigOption = Annotated[
 
 
 def user_errors_as_messages(func: F) -> F:
-    """Show an EarlySignalError as a plain red message and exit 2, without a traceback."""
+    """Show an EarlySignalError as a plain red message and exit 2, without a traceback. While the command runs,
+    SIGTERM (what `kill`, systemd and schedulers send) unwinds it as Ctrl-C does, so its temporary files and
+    folders are removed on the way out; the exit code is then 143 (128 + SIGTERM), as for a default SIGTERM."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EarlySignalError as error:
-            console.print(f"[bold red]Error:[/bold red] {error}", highlight=False)
-            sys.exit(2)
+        with _sigterm_unwinds():
+            try:
+                return func(*args, **kwargs)
+            except EarlySignalError as error:
+                console.print(f"[bold red]Error:[/bold red] {error}", highlight=False)
+                sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) in the main thread (every `finally` runs) instead of ending the process
+    where it stands; the previous handler is put back on exit. Elsewhere than the main thread: nothing changes."""
+
+    def unwind(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, unwind)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:  # pragma: no cover - console-script entry point

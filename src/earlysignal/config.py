@@ -772,6 +772,13 @@ class IngestSection(_Section):
     mappings: list[str] = Field(default_factory=lambda: ["conf/sources/*.yaml"])
 
 
+# The least build.memory_budget_gb accepted: `earlysignal features` holds 0.20 GB (libraries, DuckDB, Arrow)
+# before it reads a row, and no partitioned build measured peaked under 0.57 GB (20,000 residents: 0.58 GB with
+# budgets of 0.5 down to 0.05, 6 to 56 partitions; 120,000: 0.67 GB), so a budget under this one cannot be met
+# by any partition count and only multiplies partitions (docs/performance.md, "A budget below the floor").
+MIN_MEMORY_BUDGET_GB = 0.25
+
+
 class BuildSection(_Section):
     """How the feature matrix is built: which engine runs the SQL and how the population is partitioned
     (docs/config.md). None of it changes a feature value, so none of it is in the spec hash."""
@@ -785,6 +792,17 @@ class BuildSection(_Section):
     # step) runs in a Spark task through applyInPandas, instead of the SQL on Spark and the NumPy step
     # on the driver (features/spark_partitions.py). Needs memory_budget_gb or partitions.
     spark_tasks: bool = False
+
+    @field_validator("memory_budget_gb")
+    @classmethod
+    def _budget_at_least_the_floor(cls, value: float | None) -> float | None:
+        if value is not None and value < MIN_MEMORY_BUDGET_GB:
+            raise ValueError(
+                f"{value} GB is below what any build needs: the process holds about 0.2 GB before it reads a row "
+                f"and partitioned builds peaked at 0.58 GB or more (docs/config.md); give at least "
+                f"{MIN_MEMORY_BUDGET_GB}, or build.partitions for a fixed count"
+            )
+        return value
 
 
 class ProjectConfig(_Section):

@@ -740,8 +740,8 @@ def _report_drift(drift: dict[str, Any], summary_json: Path | None = None) -> No
         top = ", ".join(f"{c} ({drift['feature_psi'][c]:.2f})" for c in drifted[:CONSOLE_LIST_LIMIT])
         more = and_more(len(drifted), CONSOLE_LIST_LIMIT, summary_json)
         console.print(
-            f"[bold yellow]{len(drifted)} feature(s) drifted beyond PSI {drift['warn_psi']}: {top}"
-            + (f"\n{more}" if more else "") + "[/bold yellow]",
+            f"[bold yellow]{len(drifted)} feature(s) drifted beyond PSI {drift['warn_psi']} (compared with "
+            f"{drift['reference']}): {top}" + (f"\n{more}" if more else "") + "[/bold yellow]",
             highlight=False,
         )
     moved = drift.get("features_null_share_changed") or []

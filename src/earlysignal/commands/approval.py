@@ -103,10 +103,24 @@ def revoke(
     )
 
 
+def approver_name_and_role(text: str) -> tuple[str, str]:
+    """`keys --name` text as approval.approvers wants it: "Jane Smith, DCS" -> ("Jane Smith", "DCS"); the
+    role is everything after the first comma ("" when there is none)."""
+    person, _, role = text.partition(",")
+    return person.strip(), role.strip()
+
+
+def _yaml_text(value: str) -> str:
+    """A YAML double-quoted scalar: a JSON string is one (a name may hold a colon or a quote)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 @app.command()
 @user_errors_as_messages
 def keys(
-    name: Annotated[str, typer.Option("--name", help="The approver's name; the files are named after it.")],
+    name: Annotated[str, typer.Option("--name", help="The approver's name and role as \"Name, Role\" (e.g. \"Jane Smith, DCS\"); the files are named after it.")],
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for the key pair (default: ~/.config/earlysignal/keys, outside any repository)."),
@@ -129,14 +143,19 @@ def keys(
             "move it somewhere only you can read and never commit it.",
             highlight=False,
         )
+    person, role = approver_name_and_role(name)
     console.print(
         f"Private key: {private_path} (mode 0600; keep it secret, sign with --key {private_path})\n"
         f"Public key:  {public_path}\n"
         "Ask the config's owner to add you to approval.approvers:\n"
-        f"  - name: {name}\n    role: \"...\"\n    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
+        f"  - name: {_yaml_text(person)}\n    role: {_yaml_text(role or '...')}\n"
+        f"    public_key: \"{public_path.read_text(encoding='utf-8').strip()}\"",
         highlight=False,
         soft_wrap=True,  # the key line is pasted into YAML: a wrapped line is a broken key
     )
+    if not role:
+        console.print('Replace role "..." with your role (e.g. "Director of Children\'s Services"): '
+                      '--name "Name, Role" fills it in.', highlight=False)
     console.print(
         "Then an approver already pinned in the ledger signs the new list: earlysignal approvers --key PATH "
         "--reason \"...\" (until then `score` refuses: the approver-set check).",

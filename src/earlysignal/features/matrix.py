@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +57,15 @@ EMBEDDED_METADATA_KEY = b"earlysignal.matrix"
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary files a killed write of this matrix or its sidecar left behind; returns them.
+    """Delete what a killed write of this matrix or its sidecar left behind (SIGKILL or a power cut: an error,
+    Ctrl-C and SIGTERM clean up on the way out); returns the paths removed. That is the temporary files of an
+    atomic write, and a partitioned build's folders `<matrix>.tmp/` (part files) and `<matrix>.events.tmp/`
+    (every table's accepted rows per partition; features/partition.py).
 
     Two `features` runs writing the same matrix at once are not supported: one would remove the other's.
     """
+    from earlysignal.features.partition import EVENTS_TMP_SUFFIX, PARTS_TMP_SUFFIX
+
     path = Path(path)
     if not path.parent.is_dir():
         return []
@@ -68,6 +74,11 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     ]
     for p in stale:
         p.unlink(missing_ok=True)
+    folders = [path.with_name(path.name + suffix) for suffix in (PARTS_TMP_SUFFIX, EVENTS_TMP_SUFFIX)]
+    for folder in folders:
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            stale.append(folder)
     return stale
 
 

@@ -51,6 +51,11 @@ BYTES_PER_RESIDENT_AS_OF = 4 + 4 + 8 + 16
 # Bytes per cohort row outside the matrix: keys, label, resident_id text, attribute text columns.
 BYTES_PER_ROW = 200
 PART_NAME = "part-{:05d}.parquet"
+# Beside the matrix `<out>` while a partitioned build runs: its part files, and every table's accepted rows per
+# partition. Removed when the build ends, however it ends short of SIGKILL; matrix.remove_stale_temporaries
+# removes what a killed build left at the start of the next.
+PARTS_TMP_SUFFIX = ".tmp"
+EVENTS_TMP_SUFFIX = ".events.tmp"
 
 
 @dataclasses.dataclass
@@ -262,6 +267,35 @@ def _chosen_partitions(config: Any, n_residents: int, grid_dates: Sequence[dt.da
     )
 
 
+# Below about this budget the loading (libraries plus a batch of events), not the partitions, sets the peak:
+# 0.58 GB at 20,000 residents, 0.67 GB at 120,000 (docs/performance.md).
+LOADING_FLOOR_GB = 0.6
+
+
+def partition_choice_words(config: Any, n_residents: int, n_as_of: int, chosen: int) -> str:
+    """Why a build has `chosen` partitions, said before it starts: the fixed count, or the budget against the
+    estimate for `n_residents` (residents ever) x `n_as_of` dates x the spec's features (docs/config.md)."""
+    from earlysignal.features.spec import feature_definitions
+
+    build = getattr(config, "build", None)
+    if build is not None and build.partitions is not None:
+        return f"Building in {chosen} partitions (build.partitions: {build.partitions})"
+    budget = build.memory_budget_gb if build is not None else None
+    if budget is None:
+        return f"Building in {chosen} partition(s)"
+    n_features = len(feature_definitions(config))
+    estimate = estimated_build_bytes(n_residents, n_as_of, n_features) / 1024**3
+    words = (
+        f"Building in {chosen} partitions: the whole build is estimated at {estimate:,.2f} GB ({n_residents:,} "
+        f"residents ever x {n_as_of} as_of dates x {n_features} features, docs/config.md), "
+        f"build.memory_budget_gb is {budget}"
+    )
+    if budget < LOADING_FLOOR_GB:
+        words += (f"; below about {LOADING_FLOOR_GB} GB the loading, not the partitions, sets the peak, so more "
+                  "partitions cost time without lowering it")
+    return words
+
+
 def build_partitioned_feature_matrix_from_folder(
     config: Any,
     data_dir: str | os.PathLike[str],
@@ -283,14 +317,23 @@ def build_partitioned_feature_matrix_from_folder(
 
     The accepted events wait in a temporary folder beside `out`, one file per partition, removed at the
     end. `on_loaded(data)` is called once validation is done (the contract report is data.report);
-    `progress` draws a bar with one step per partition on the console.
+    `progress` says the partition count and why on the console as soon as the residents are read (before the
+    events are validated and anything is built), and draws a bar with one step per partition.
     Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
     from earlysignal.contract.streaming import EVENTS_PART
 
     started_all = time.perf_counter()
     out = Path(out)
     grid_dates = list(as_of_dates) if as_of_dates is not None else list(config.as_of_dates())
-    with loaded_per_partition(config, data_dir, out, grid_dates, partitions, write_quarantine, batch_rows) as data:
+    announce = None
+    if progress:
+        from earlysignal.console import console
+
+        def announce(residents: int, chosen: int) -> None:
+            console.print(partition_choice_words(config, residents, len(grid_dates), chosen), highlight=False)
+
+    with loaded_per_partition(config, data_dir, out, grid_dates, partitions, write_quarantine, batch_rows,
+                              announce=announce) as data:
         if on_loaded is not None:
             on_loaded(data)
 
@@ -317,12 +360,14 @@ def loaded_per_partition(
     *,
     count: Any = None,
     require_usable_data: bool = True,
+    announce: Any = None,
 ) -> Iterator[Any]:
     """Validate `data_dir` with every table written per partition (contract/streaming.py: households and
     addresses kept whole, `partitions` or the count the budget gives) into a temporary folder beside `out`,
     removed on exit; yields the StreamedData once require_usable passes. `count(n_residents)`, when given,
     chooses the partition count instead (from the accepted residents ever); `require_usable_data` False skips
     require_usable (scoring lists quarantined residents rather than refusing, as with the data loaded whole).
+    `announce(n_residents, chosen)`, when given, is called once the count is chosen, before the events are read.
     Raises ContractError for unusable files, UnusableDataError when too much is quarantined."""
     from earlysignal.contract import require_usable
     from earlysignal.contract.streaming import load_partitioned_data
@@ -332,10 +377,12 @@ def loaded_per_partition(
             chosen = int(count(len(residents)))
         else:
             chosen = _chosen_partitions(config, len(residents), grid_dates, partitions)
+        if announce is not None:
+            announce(len(residents), chosen)
         components = household_components(residents, residency)
         return assign_partitions(components, np.ones(components.size), chosen), chosen
 
-    work = out.with_name(out.name + ".events.tmp")
+    work = out.with_name(out.name + EVENTS_TMP_SUFFIX)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -453,10 +500,29 @@ def _write_parts(
 ) -> dict[str, Any]:
     """Write each partition's matrix (FeatureMatrix per non-empty partition, in order) as a part file, then
     the sidecar with the counts, prevalences and timings summed over partitions; returns the sidecar."""
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(out.name + PARTS_TMP_SUFFIX)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    try:
+        return _write_parts_into(tmp, matrices, partitions, out, grid_dates, with_labels, extra_metadata, started_all)
+    except BaseException:
+        # An error, Ctrl-C or SIGTERM (cli.py turns it into SystemExit): no half-written folder of parts stays.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_parts_into(
+    tmp: Path,
+    matrices: Any,
+    partitions: int,
+    out: Path,
+    grid_dates: list[dt.date],
+    with_labels: bool,
+    extra_metadata: dict[str, Any] | None,
+    started_all: float,
+) -> dict[str, Any]:
+    """_write_parts' work, its part files written into the folder `tmp`, renamed onto `out` at the end."""
     totals = PartTotals()
     for matrix in matrices:
         _log.info("partition part %d of at most %d built: %d rows", totals.parts + 1, partitions, len(matrix.frame))

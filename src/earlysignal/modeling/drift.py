@@ -2,8 +2,11 @@
 
 The reference is stored inside the model's artefacts as bin edges and proportions, so scoring
 needs no training data. Some records (e.g. term-time ones) are seasonal, so the reference is kept per
-calendar month of the training as_of dates too, and scoring compares like with like (the same month
-of the year) when the training history has it, else the whole training reference. A feature that is missing where its window reaches back before the data
+calendar month too, and scoring compares like with like (the same month of the year): from the training
+as_of dates in that month, or, for a month the training grid never lands on (a quarterly grid has only
+January, April, July and October), from the cohort rebuilt at as_of dates in that month over the training
+span (`OffGridRows`); with neither, from the whole training reference, and the report says so. Against the
+pooled reference a monthly list warned in 8 months of 12 on school features alone (docs/modeling.md). A feature that is missing where its window reaches back before the data
 began (features/history.py) is compared on its complete windows only: how many rows lack it depends on
 the length of the record, not on the source; for such a feature the missing share in training and now is
 reported apart. PSI = sum over bins of (actual - expected) * ln(actual / expected);
@@ -12,7 +15,9 @@ by convention under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a large
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,35 +106,89 @@ def _bins_for(
     }
 
 
+@dataclass(frozen=True)
+class OffGridRows:
+    """The cohort at as_of dates off the training grid but inside the training span, for the drift reference
+    of the calendar months the grid never lands on: feature rows built as at those dates (the model's feature
+    columns), the final model's calibrated scores ([rows] float) and each row's calendar month ([rows] int,
+    1-12). Not trained on; only binned."""
+
+    frame: pd.DataFrame
+    score: np.ndarray
+    months: np.ndarray
+
+
+def off_grid_as_of_dates(training_as_of: Sequence[dt.date], last_years: int | None = None) -> list[dt.date]:
+    """The 1st of every month from the first to the last training as_of whose calendar month has no training
+    as_of (for OffGridRows); with `last_years`, only those in the span's last `last_years` x 12 months. Dates
+    in ascending order; [] when the grid has every calendar month."""
+    if not training_as_of:
+        return []
+    first, last = min(training_as_of), max(training_as_of)
+    on_grid = {d.month for d in training_as_of}
+    dates, day = [], dt.date(first.year, first.month, 1)
+    while day <= last:
+        if day.month not in on_grid:
+            dates.append(day)
+        day = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    if last_years is not None:
+        since = dt.date(last.year - last_years, last.month, 1)
+        dates = [d for d in dates if d > since]
+    return dates
+
+
 def build_reference(
     frame: pd.DataFrame,
     columns: Iterable[str],
     score: np.ndarray,
     months: np.ndarray | None = None,
     short_history: Iterable[str] = (),
+    off_grid: OffGridRows | None = None,
 ) -> dict[str, Any]:
     """Reference bins for every feature column and for the score: overall and per as_of calendar month.
 
-    short_history: features nulled where their window reaches back before the data began (the feature
-    matrix's `windows_before_data_start`); their reference holds the complete windows only.
+    frame, score: the training rows ([rows] feature columns; [rows] calibrated scores); months: their as_of's
+    calendar month ([rows] int 1-12). short_history: features nulled where their window reaches back before
+    the data began (the feature matrix's `windows_before_data_start`); their reference holds the complete
+    windows only. off_grid: rows at as_of dates in the calendar months the training rows lack; those months'
+    bins come from them (marked `rows: off_grid`); a month the training rows have keeps theirs, and the
+    overall reference is the training rows' only.
     """
     columns = list(columns)
     short = frozenset(short_history)
     reference = _bins_for(frame, columns, score, short)
+    by_month: dict[str, Any] = {}
     if months is not None:
         months = np.asarray(months)
-        reference["by_month"] = {
+        by_month = {
             str(int(m)): _bins_for(frame.loc[months == m], columns, np.asarray(score)[months == m], short)
             for m in np.unique(months)
         }
+    if off_grid is not None:
+        other = np.asarray(off_grid.months)
+        for m in np.unique(other):
+            if str(int(m)) in by_month:
+                continue
+            rows = other == m
+            bins = _bins_for(off_grid.frame.loc[rows], columns, np.asarray(off_grid.score)[rows], short)
+            by_month[str(int(m))] = {**bins, "rows": "off_grid"}
+    if by_month:
+        reference["by_month"] = by_month
     return reference
 
 
 def reference_for(reference: dict[str, Any], month: int | None) -> tuple[dict[str, Any], str]:
-    """The reference to compare with: the same calendar month's if there is one, else the overall one."""
+    """The reference to compare with, and words saying which: the same calendar month's if there is one
+    (training rows, or rows rebuilt off the training grid), else the overall one."""
     by_month = reference.get("by_month", {})
     if month is not None and str(month) in by_month:
-        return by_month[str(month)], f"training as_of dates in month {month}"
+        chosen = by_month[str(month)]
+        if chosen.get("rows") == "off_grid":
+            return chosen, f"as_of dates in month {month} over the training span (rebuilt for drift, not trained on)"
+        return chosen, f"training as_of dates in month {month}"
+    if month is not None and by_month:
+        # A seasonal feature may differ from the pooled months for that reason alone: say so.
+        return reference, f"all training as_of dates (none in month {month}: seasonal features may warn for that alone)"
     return reference, "all training as_of dates"
 
 
