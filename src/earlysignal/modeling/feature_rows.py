@@ -16,19 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-# Rows decoded at once from a file: 32,768 rows x 233 float32 features are 30 MB, whatever the borough's size.
-READ_BATCH_ROWS = 32_768
+# Rows decoded at once from a file: 8,192 rows x 233 float32 features are 7.6 MB, whatever the borough's size.
+READ_BATCH_ROWS = 8_192
+# A batch is held three times while it is read (Arrow's decoded batch, the rows taken from it, their NumPy copy).
+READ_BATCH_COPIES = 3
 BYTES_PER_VALUE = 4  # float32 features
 
-# What a LightGBM dataset costs while it is built from a float32 array, per byte of that array (its bin sample
-# as doubles, the binned copy, the histogram buffers), on top of the array itself. Measured on the
-# 150,000-resident borough's tasks (233 features, 7 leaves, 10,000 to 100,000 rows; docs/performance.md,
-# "Training reads what it needs"): peak RSS rose by 2.0-2.3 times the array's bytes, array included.
-LIGHTGBM_DATASET_FACTOR = 1.4
+# What LightGBM holds while it bins and fits a float32 array of rows, per byte of that array, on top of it (its bin
+# sample as doubles, the binned copy, the histograms). Measured with benchmarks/bench_train_bounded.py `factors` on the
+# 150,000-resident borough (233 features, 7 leaves): 0.61, 0.09 and 0.60 for 20,000, 60,000 and 120,000 rows
+# (docs/performance.md, "Training reads what it needs"); the largest, with a margin.
+LIGHTGBM_DATASET_FACTOR = 0.7
 
-# The logistic baseline's copies per byte of its float32 rows, on top of them: one float64 copy (2), the
-# imputer's missing-indicator columns and the scaler's working copy (measured 2.9-3.3 above the rows).
-LOGISTIC_FACTOR = 3.5
+# The logistic baseline's working copies per byte of its float32 rows, on top of them: a float64 copy, the imputer's
+# missing-indicator columns, the scaler and L-BFGS. Measured the same way: 4.8, 7.0 and 8.1 for 20,000, 60,000 and
+# 120,000 rows (more rows, more columns with a missing value, more indicator columns); the largest, with a margin.
+LOGISTIC_FACTOR = 8.5
 
 
 @dataclass
@@ -55,11 +58,13 @@ class FeatureRows:
     def __getitem__(self, index: np.ndarray) -> np.ndarray:
         return self.read(np.asarray(index))[0]
 
-    def read(self, *indexes: np.ndarray) -> tuple[np.ndarray, ...]:
+    def read(self, *indexes: np.ndarray, columns: list[str] | None = None) -> tuple[np.ndarray, ...]:
         """The features of several row sets (labelled row positions, any order, repeats allowed) in one pass
-        over the files: a float32 array (len(index), features) per set."""
-        out = tuple(np.empty((len(index), len(self.feature_columns)), dtype=np.float32) for index in indexes)
-        for owner, slots, block in self._blocks(indexes):
+        over the files: a float32 array (len(index), features) per set; only `columns` (in that order) when
+        given, and only they are decoded."""
+        width = len(columns if columns is not None else self.feature_columns)
+        out = tuple(np.empty((len(index), width), dtype=np.float32) for index in indexes)
+        for owner, slots, block in self._blocks(indexes, columns):
             for number in np.unique(owner):
                 mine = owner == number
                 out[number][slots[mine]] = block[mine]
@@ -71,11 +76,14 @@ class FeatureRows:
         for _, slots, block in self._blocks((np.asarray(index),)):
             yield slots, block
 
-    def _blocks(self, indexes: tuple[np.ndarray, ...]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _blocks(
+        self, indexes: tuple[np.ndarray, ...], columns: list[str] | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(owner set, slot in that set, rows) per file batch holding any wanted row, in file order."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        columns = list(columns if columns is not None else self.feature_columns)
         wanted = np.concatenate([self.position[np.asarray(ix, dtype=np.int64)] for ix in indexes])
         owner = np.concatenate([np.full(len(ix), n, dtype=np.int64) for n, ix in enumerate(indexes)])
         slot = np.concatenate([np.arange(len(ix), dtype=np.int64) for ix in indexes])
@@ -89,12 +97,11 @@ class FeatureRows:
                 self.progress(f"file {number + 1} of {len(self.files)}")
             offset = int(self.starts[number])
             reader = pq.ParquetFile(path)
-            for batch in reader.iter_batches(batch_size=self.batch_rows, columns=self.feature_columns,
-                                             use_threads=False):
+            for batch in reader.iter_batches(batch_size=self.batch_rows, columns=columns, use_threads=False):
                 a, b = np.searchsorted(wanted, [offset, offset + batch.num_rows])
                 if a < b:
                     taken = batch.take(pa.array(wanted[a:b] - offset))
-                    block = np.empty((b - a, len(self.feature_columns)), dtype=np.float32)
+                    block = np.empty((b - a, len(columns)), dtype=np.float32)
                     for j, column in enumerate(taken.columns):
                         block[:, j] = column.to_numpy(zero_copy_only=False)
                     del taken
@@ -102,6 +109,25 @@ class FeatureRows:
                 offset += batch.num_rows
                 del batch
             reader.close()
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand memory freed after reading and fitting back to the system: Arrow's allocator and glibc's malloc keep
+    freed pages for reuse, so they would stay in the process's resident set (0.12 GB after reading the
+    150,000-resident borough's light columns) and count against build.memory_budget_gb."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    if name and "libc.so" in name:  # glibc: malloc_trim(0) returns the heap's free pages
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def rows_bytes(rows: int, n_features: int) -> int:
@@ -142,12 +168,14 @@ class TaskRows:
         datasets; the calibration and logistic rows with the baseline's copies; one batch of test rows."""
         logistic = sampled_rows(self.logistic_positives, self.logistic_negatives, fraction) \
             if self.logistic_positives + self.logistic_negatives else 0
+        reading = rows_bytes(READ_BATCH_ROWS, n_features) * READ_BATCH_COPIES
         return {
-            "fit and validation": int(rows_bytes(self.fit_rows(fraction) + self.validation, n_features)
-                                      * (1 + LIGHTGBM_DATASET_FACTOR)),
-            "calibration and logistic baseline": int(rows_bytes(self.calibration, n_features)
-                                                     + rows_bytes(logistic, n_features) * (1 + LOGISTIC_FACTOR)),
-            "test": rows_bytes(min(self.test, READ_BATCH_ROWS), n_features) * 2,
+            "fit and validation": reading + int(rows_bytes(self.fit_rows(fraction) + self.validation, n_features)
+                                                * (1 + LIGHTGBM_DATASET_FACTOR)),
+            "calibration and logistic baseline": reading + int(
+                rows_bytes(self.calibration, n_features) + rows_bytes(logistic, n_features) * (1 + LOGISTIC_FACTOR)
+            ),
+            "test": reading,
         }
 
     def bytes(self, fraction: float, n_features: int) -> int:
@@ -168,4 +196,4 @@ class TaskRows:
         return low / 1000
 
 
-__all__ = ["FeatureRows", "READ_BATCH_ROWS", "TaskRows", "rows_bytes", "sampled_rows"]
+__all__ = ["FeatureRows", "READ_BATCH_ROWS", "TaskRows", "release_memory", "rows_bytes", "sampled_rows"]

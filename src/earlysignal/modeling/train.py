@@ -34,7 +34,7 @@ from earlysignal.modeling.baselines import LogisticBaseline, OneFeatureRanker, P
 from earlysignal.modeling.calibration import Calibrator
 from earlysignal.modeling.drift import build_reference
 from earlysignal.modeling import feature_rows as feature_rows_module
-from earlysignal.modeling.feature_rows import FeatureRows, TaskRows
+from earlysignal.modeling.feature_rows import FeatureRows, TaskRows, release_memory
 from earlysignal.modeling.pyfunc_model import EarlySignalModel
 from earlysignal.timesplits import Split, SplitPlan, plan_from_config, plan_table
 
@@ -210,6 +210,7 @@ def _read_lean_matrix(path: Path, labelled_only: bool = False) -> _LeanMatrix:
         start += table.num_rows
         if labelled_only and "label" in others:
             table = table.filter(pc.is_valid(table["label"]))
+            release_memory()  # the file's unlabelled rows
         tables.append(table)
     table = pa.concat_tables(tables)
     del tables
@@ -229,6 +230,7 @@ def _read_lean_matrix(path: Path, labelled_only: bool = False) -> _LeanMatrix:
     order = None if np.array_equal(rows, np.arange(start)) else rows
     if "label" in frame.columns:
         frame["label"] = frame["label"].astype("Int8")
+    release_memory()
     return _LeanMatrix(frame, metadata, path, parts, order)
 
 
@@ -492,23 +494,54 @@ def _run_task(
     return outcome
 
 
+# OpenBLAS's matrix-vector kernel (the logistic baseline's X @ coef) works through a call's rows in blocks of 4 and
+# treats the last rows (n mod 4) apart, in another order of sums: a row's score can then differ in its last bit with
+# where it falls in a call. Scored a batch at a time, each batch is padded to whole blocks of LOGISTIC_BLOCK rows
+# (a multiple of any such kernel's block) and the slice's own last n mod LOGISTIC_BLOCK rows are scored in one call,
+# so every row is treated as in the one call on the whole slice (tests/test_training_bounded.py checks it).
+LOGISTIC_BLOCK = 64
+
+
 def _score_test(
     X: np.ndarray | FeatureRows, test: np.ndarray, booster: lgb.Booster, calibrator: Calibrator,
     logistic: LogisticBaseline, one_feature: int | None, outcome: _SplitOutcome,
 ) -> None:
-    """Fill outcome's per-row test results (shape (len(test),), float64), a batch of rows at a time: every
-    scorer works row by row, so the batches' results are the whole slice's."""
+    """Fill outcome's per-row test results (shape (len(test),), float64), a batch of rows at a time: the booster,
+    the calibrator and the one-feature rule work row by row, and the logistic baseline is scored in whole blocks
+    (LOGISTIC_BLOCK), so the batches' results are the whole slice's, bit for bit."""
     n = len(test)
     margin, score, logistic_score = np.empty(n), np.empty(n), np.empty(n)
     one = np.empty(n) if one_feature is not None else None
+    head = n - n % LOGISTIC_BLOCK  # slots from here on are the whole slice's last rows
+    last_slots, last_rows = [], []
     for slots, rows in _row_batches(X, test):
         margin[slots] = booster.predict(rows, raw_score=True)
         score[slots] = calibrator.predict(margin[slots])
-        logistic_score[slots] = logistic.predict(rows)
+        if len(slots) == n:  # the whole slice at once
+            logistic_score[slots] = logistic.predict(rows)
+        else:
+            inside = slots < head
+            logistic_score[slots[inside]] = _predict_in_blocks(logistic, rows[inside])
+            last_slots.append(slots[~inside])
+            last_rows.append(rows[~inside])
         if one is not None:
             one[slots] = OneFeatureRanker.predict_column(rows[:, one_feature])
+    if last_slots:
+        slots, rows = np.concatenate(last_slots), np.concatenate(last_rows)
+        order = np.argsort(slots)
+        if len(slots):
+            logistic_score[slots[order]] = logistic.predict(rows[order])
     outcome.test_margin, outcome.test_score, outcome.logistic_score = margin, score, logistic_score
     outcome.one_feature_score = one
+
+
+def _predict_in_blocks(logistic: LogisticBaseline, rows: np.ndarray) -> np.ndarray:
+    """logistic.predict(rows) with the rows padded (copies of the first) to a whole number of LOGISTIC_BLOCK."""
+    if not len(rows):
+        return np.empty(0)
+    pad = (-len(rows)) % LOGISTIC_BLOCK
+    padded = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)]) if pad else rows
+    return logistic.predict(padded)[: len(rows)]
 
 
 def _logistic_rows(task: _SplitTask, config: ProjectConfig) -> tuple[np.ndarray, np.ndarray | None]:
@@ -569,16 +602,18 @@ def _run_tasks_bounded(
     (bounded memory). With build.memory_budget_gb, the largest task is checked against the budget before
     any fit, and each task again before it reads its rows (raises TrainingError). Outcomes by task name."""
     sizes = {task.name: _task_rows(task, config) for task in tasks}
-    _check_task_memory(list(sizes.values()), config, len(feature_names), "before any model was fitted")
+    every = list(sizes.values())
+    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted")
     outcomes = {}
     for number, task in enumerate(tasks, 1):
-        _check_task_memory([sizes[task.name]], config, len(feature_names), f"after {number - 1} of {len(tasks)} "
-                           "models were fitted" if number > 1 else "before any model was fitted")
+        when = f"after {number - 1} of {len(tasks)} models were fitted" if number > 1 else "before any model was fitted"
+        _check_task_memory([sizes[task.name]], every, config, len(feature_names), when)
 
         def said(message: str, number: int = number) -> None:
             say(f"model {number} of {len(tasks)}, {message}")
 
         outcomes[task.name] = _run_task(X, task, config, feature_names, one_feature, said)
+        release_memory()
     return outcomes
 
 
@@ -595,11 +630,14 @@ def _task_rows(task: _SplitTask, config: ProjectConfig) -> TaskRows:
                     len(task.test) if task.test is not None else 0)
 
 
-def _check_task_memory(sizes: list[TaskRows], config: ProjectConfig, n_features: int, when: str) -> None:
+def _check_task_memory(
+    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str
+) -> None:
     """Raise TrainingError when the largest of the tasks `sizes` would not fit what build.memory_budget_gb leaves
     once this process holds its resident set now (at least MIN_PARTITION_SHARE of the budget, as scoring per
-    partition gives). The error gives the numbers and the largest training.negative_sample_fraction that
-    would fit; the fraction is never lowered here (a sampling change is a recorded modelling decision)."""
+    partition gives). The error gives the numbers and the largest training.negative_sample_fraction with which
+    every task of `every` would fit; the fraction is never lowered here (a sampling change is a recorded
+    modelling decision)."""
     from earlysignal.scoring import MIN_PARTITION_SHARE, resident_set_bytes
 
     budget_gb = config.build.memory_budget_gb
@@ -615,7 +653,8 @@ def _check_task_memory(sizes: list[TaskRows], config: ProjectConfig, n_features:
         return
     stages = task.stages(fraction, n_features)
     stage = max(stages, key=lambda k: stages[k])
-    largest = task.largest_fraction(available, n_features)
+    fractions = [t.largest_fraction(available, n_features) for t in every]
+    largest = None if any(f is None for f in fractions) else min(f for f in fractions if f is not None)
     gb = 1024**3
     rows = (f"{task.fit_rows(fraction):,} fit rows (negative_sample_fraction {fraction}) and {task.validation:,} "
             f"validation rows" if stage == "fit and validation" else
@@ -1071,6 +1110,8 @@ def _train_model(
         "resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
         "score__logistic", "oracle", "rank", "flagged",
     ]
+    if bounded:
+        release_memory()  # what the oracle's ground truth took (synthetic boroughs)
     attr_columns = [c for c in data.frame.columns if c.startswith("attr__")]
     if parts:
         predictions = pd.concat(parts, ignore_index=True)
@@ -1127,14 +1168,12 @@ def _train_model(
     reference_index = np.flatnonzero(final_mask)[
         _subsample(int(final_mask.sum()), DRIFT_REFERENCE_MAX_ROWS, config.project.seed)
     ]
-    explain_index = _explain_index(data, predictions, config)
-    say(f"reading the drift reference ({len(reference_index):,} rows) and the explanation sample "
-        f"({len(explain_index):,} rows)")
-    reference_X, explain_X = _take(data.X, reference_index, explain_index)
-    reference_frame = pd.DataFrame(reference_X, columns=feature_columns)
-    reference_margin = final_fit.booster.predict(reference_X, raw_score=True)
-    del reference_X
-    reference_score = final_fit.calibrator.predict(reference_margin)
+    say(f"drift reference ({len(reference_index):,} rows)")
+    reference, reference_margin, input_example = _drift_reference(
+        data.X, reference_index, feature_columns, final_fit,
+        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
+        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys(), say=say,
+    )
     model_info = {
         "label": metrics_doc["label"],
         "calibration": config.model.calibration,
@@ -1148,13 +1187,12 @@ def _train_model(
         final_fit.booster,
         final_fit.calibrator,
         fm.metadata,
-        build_reference(reference_frame, feature_columns, reference_score,
-                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
-                        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys()),
+        reference,
         model_info,
     )
-    explain_sample = _explain_sample(fm, data, explain_index, explain_X, model)
-    del explain_X
+    explain_index = _explain_index(data, predictions, config)
+    say(f"explanation sample ({len(explain_index):,} rows)")
+    explain_sample = _explain_sample(fm, data, explain_index, _take(data.X, explain_index)[0], model)
     # On the drift reference's rows: every final training row when there are at most DRIFT_REFERENCE_MAX_ROWS,
     # else a seeded sample of them (scoring all ~900,000 at 250,000 residents took seconds for a share).
     degenerate = degenerate_model_reason(final_fit.booster, reference_margin)
@@ -1176,7 +1214,7 @@ def _train_model(
         metrics_doc=metrics_doc,
         explain_sample=explain_sample,
         model=model,
-        reference_frame=reference_frame,
+        input_example=input_example,
         git_commit=_git_commit(),
         versions=package_versions(),
     )
@@ -1240,6 +1278,49 @@ def _not_evaluated_criterion(config: ProjectConfig, plan: SplitPlan, skipped: li
         "met": None,
         "statement": f"NOT EVALUATED: {why}; only the final model was trained",
     }
+
+
+# Feature columns of the drift reference's rows held at once when the features are read from the matrix's files:
+# 200,000 rows x 24 columns are 18 MB (all 233 would be 178 MB).
+REFERENCE_COLUMNS = 24
+
+
+def _drift_reference(
+    X: np.ndarray | FeatureRows, index: np.ndarray, feature_columns: list[str], fitted: _FittedSplit,
+    months: np.ndarray, short_history: Any, say: Callable[[str], None] = _quiet,
+) -> tuple[dict[str, Any], np.ndarray, pd.DataFrame]:
+    """The drift reference of rows `index` (drift.build_reference, with the final model's calibrated scores and
+    the rows' calendar months), the final booster's raw margins on them (shape (len(index),)) and the model's
+    input example (their per-feature medians: one float64 row). From FeatureRows, margins are computed a batch
+    of rows at a time and the features read REFERENCE_COLUMNS columns at a time: each feature's bins and median
+    depend on its own values only, so the groups' results put together are the whole frame's."""
+    if not isinstance(X, FeatureRows):
+        frame = pd.DataFrame(X[index], columns=feature_columns)
+        margin = fitted.booster.predict(X[index], raw_score=True)
+        reference = build_reference(frame, feature_columns, fitted.calibrator.predict(margin), months=months,
+                                    short_history=short_history)
+        return reference, margin, frame.median().to_frame().T.astype("float64")
+    margin = np.empty(len(index))
+    for slots, rows in X.batches(index):
+        margin[slots] = fitted.booster.predict(rows, raw_score=True)
+    score = fitted.calibrator.predict(margin)
+    reference: dict[str, Any] = {}
+    medians = []
+    for start in range(0, len(feature_columns), REFERENCE_COLUMNS):
+        group = feature_columns[start : start + REFERENCE_COLUMNS]
+        say(f"drift reference: features {start + 1}-{start + len(group)} of {len(feature_columns)}")
+        (values,) = X.read(index, columns=group)
+        frame = pd.DataFrame(values, columns=group, copy=False)
+        part = build_reference(frame, group, score, months=months, short_history=short_history)
+        medians.append(frame.median())
+        del frame, values
+        reference.setdefault("features", {}).update(part["features"])
+        reference["score"] = part["score"]
+        for month, bins in part.get("by_month", {}).items():
+            merged = reference.setdefault("by_month", {}).setdefault(month, {"features": {}})
+            merged["features"].update(bins["features"])
+            merged["score"] = bins["score"]
+    return reference, margin, pd.concat(medians).to_frame().T.astype("float64")
 
 
 def _explain_index(data: _Labelled, predictions: pd.DataFrame, config: ProjectConfig) -> np.ndarray:
