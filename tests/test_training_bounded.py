@@ -79,11 +79,24 @@ class _Logged:
         return "run", "1"
 
 
+class _Recorded(np.ndarray):
+    """The whole path's feature array, noting every row set taken from it (X[index])."""
+
+    taken: list[bytes] = []
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray) and key.dtype.kind in "iu":
+            _Recorded.taken.append(np.asarray(key, dtype=np.int64).tobytes())
+        return np.asarray(super().__getitem__(key))
+
+
 def _train(config, matrix: Path, monkeypatch, *, bounded: bool, batch_rows: int | None = None):
-    """train_model with MLflow logging captured; in bounded runs the whole-array builder fails and every read
-    is recorded (rows x columns)."""
+    """train_model with MLflow logging captured: (result, what would be logged, the row sets read as bytes, the
+    values each read held). In bounded runs the whole-array builder fails; in the whole run its array notes the
+    row sets taken from it."""
     logged = _Logged()
-    reads: list[int] = []
+    taken: list[bytes] = []
+    cells: list[int] = []
     with monkeypatch.context() as patch:
         patch.setattr("earlysignal.modeling.run_logging.log_training_run", logged)
         if bounded:
@@ -92,17 +105,26 @@ def _train(config, matrix: Path, monkeypatch, *, bounded: bool, batch_rows: int 
 
             patch.setattr(T, "_feature_array", no_array)
             patch.setattr(T._LeanMatrix, "feature_values", no_array)
-            read = FeatureRows.read
+            read, batches = FeatureRows.read, FeatureRows.batches
 
             def counted(self, *indexes, columns=None):
-                reads.append(sum(len(ix) for ix in indexes) * len(columns or self.feature_columns))
+                taken.extend(np.asarray(ix, dtype=np.int64).tobytes() for ix in indexes)
+                cells.append(sum(len(ix) for ix in indexes) * len(columns or self.feature_columns))
                 return read(self, *indexes, columns=columns)
 
+            def counted_batches(self, index):
+                taken.append(np.asarray(index, dtype=np.int64).tobytes())
+                return batches(self, index)
+
             patch.setattr(FeatureRows, "read", counted)
+            patch.setattr(FeatureRows, "batches", counted_batches)
+        else:
+            _Recorded.taken = taken
+            patch.setattr(T, "_feature_array", lambda shape, scratch, name="": np.empty(shape, np.float32).view(_Recorded))
         if batch_rows is not None:
             patch.setattr(feature_rows, "READ_BATCH_ROWS", batch_rows)
         result = T.train_model(config, matrix=matrix, data_dir=config.data.dir)
-    return result, logged.calls[0], reads
+    return result, logged.calls[0], taken, cells
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +134,10 @@ def whole(matrices, borough):
 
 
 def _assert_identical(run, whole_run, tmp_path: Path, same_matrix: bool = False):
-    (result, logged, _), (expected, expected_logged, _) = run, whole_run
+    (result, logged, taken, _), (expected, expected_logged, expected_taken, _) = run, whole_run
+    # Every model read the very rows the whole path took from its array (fit, validation, calibration, logistic,
+    # test, drift reference, explanation sample), and no others.
+    assert expected_taken and set(taken) == set(expected_taken)
     assert result.model.booster.model_to_string() == expected.model.booster.model_to_string()
     assert result.model.calibrator.to_dict() == expected.model.calibrator.to_dict()
     assert result.model.drift_reference == expected.model.drift_reference
@@ -144,10 +169,9 @@ def test_partitioned_matrix_trains_per_model_reads_to_exactly_the_whole_path_s_r
                  batch_rows=500 if parts == 7 else None)
     _assert_identical(run, whole, tmp_path)
     final_fit_slice = int(whole[0].metrics["sampling"]["fit_rows_per_split"]["final"]["fit_rows"])
-    assert run[2], "no row was read from the part files"
     n_features = len(whole[0].model.feature_columns)
     # No read holds as many values as the final model's whole fit slice, let alone every labelled row.
-    assert max(run[2]) < final_fit_slice * n_features
+    assert run[3] and max(run[3]) < final_fit_slice * n_features
 
 
 def test_single_file_with_a_budget_trains_to_exactly_the_whole_path_s_result(
