@@ -594,6 +594,19 @@ def _run_tasks(
     return [o for o in outcomes if o is not None]
 
 
+def _said_with_files(say: Callable[[str], None], rows: FeatureRows) -> Callable[[str], None]:
+    """`say`, and the files `rows` reads said beside the step that reads them ("model 2 of 5, split_2: reading
+    52,075 fit and 33,549 validation rows (file 3 of 34)")."""
+    step = [""]
+
+    def said(message: str) -> None:
+        step[0] = message
+        say(message)
+
+    rows.progress = lambda part: say(f"{step[0]} ({part})")
+    return said
+
+
 def _run_tasks_bounded(
     X: FeatureRows, tasks: list[_SplitTask], config: ProjectConfig, feature_names: list[str], one_feature: int,
     say: Callable[[str], None],
@@ -1040,7 +1053,9 @@ def _train_model(
         raise TrainingError("the feature matrix has no feature columns")
     # A matrix given in memory keeps the whole path: its features are held already.
     bounded = bounded and isinstance(fm, _LeanMatrix)
-    data = _labelled_rows(fm, scratch, on_disk=bounded, progress=say if bounded else None)
+    data = _labelled_rows(fm, scratch, on_disk=bounded)
+    if isinstance(data.X, FeatureRows):
+        say = _said_with_files(say, data.X)
     if not hasattr(matrix, "frame"):
         # The matrix was read here, so nobody else holds its frame: after X is built only its metadata is
         # used, and freeing the feature columns (1.6 GB at 250,000 residents) leaves room for the workers.
