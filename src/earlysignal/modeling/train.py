@@ -1140,6 +1140,8 @@ def _train_model(
     if evaluated:
         evaluation = evaluate_splits(predictions, margins, config)
         criterion = _criterion(config, evaluation["summary"])
+        if bounded:
+            release_memory()  # the bootstrap's ranked lists and what was pickled for its workers
     else:
         evaluation = {"splits": [], "summary": {}, "oracle_ratio": None, "model_minus_baseline": {}}
         criterion = _not_evaluated_criterion(config, plan, skipped)
