@@ -167,7 +167,12 @@ class _LeanMatrix:
         """One feature column, every row of `frame`, float32 with NaN for missing."""
         import pyarrow.parquet as pq
 
-        values = pq.read_table(self.files, columns=[column]).column(0).to_numpy()
+        if self.parts is not None:
+            values = pq.read_table(self.parts, columns=[column]).column(0).to_numpy()
+        else:
+            if not hasattr(self, "_file"):
+                self._file = pq.ParquetFile(self.path)
+            values = self._file.read(columns=[column]).column(0).to_numpy()
         return np.asarray(values if self.order is None else values[self.order], dtype=np.float32)
 
     def feature_rows(self, rows: np.ndarray, progress: Callable[[str], None] | None = None) -> FeatureRows:
