@@ -804,6 +804,12 @@ class BuildSection(_Section):
             )
         return value
 
+    @property
+    def bounded(self) -> bool:
+        """Whether memory is to be bounded (memory_budget_gb or partitions set): stages after the build then
+        read the matrix or the data per partition instead of whole (docs/config.md, build)."""
+        return self.memory_budget_gb is not None or self.partitions is not None
+
 
 class ProjectConfig(_Section):
     # The data dictionary file (docs/data-contract.md); relative paths are resolved against the config

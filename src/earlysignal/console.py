@@ -54,9 +54,10 @@ def and_more(total: int, shown: int, where: str | os.PathLike[str] | None = None
     return f"  ... and {total - shown} more" + (f" (see {where})" if where is not None else "")
 
 
-def peak_memory_words(project: object) -> str:
-    """The process's peak resident memory so far beside the budget, in words: the budget bounds each
-    partition, not the process, so the peak is measured and said rather than promised (docs/config.md)."""
+def peak_memory_words(project: object, bounds: str = "each partition") -> str:
+    """The process's peak resident memory so far beside the budget, in words: the budget bounds `bounds` (each
+    partition; for train, what each model reads), not the process, so the peak is measured and said rather than
+    promised (docs/config.md)."""
     import resource
     import sys
 
@@ -66,5 +67,5 @@ def peak_memory_words(project: object) -> str:
     if budget is None:
         return words
     side = "within" if peak <= budget * 1024**3 else "above"
-    return (f"{words}, {side} build.memory_budget_gb {budget} (the budget bounds each partition, not the process; "
+    return (f"{words}, {side} build.memory_budget_gb {budget} (the budget bounds {bounds}, not the process; "
             "docs/config.md)")

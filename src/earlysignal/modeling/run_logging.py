@@ -176,7 +176,7 @@ def log_training_run(
     metrics_doc: dict[str, Any],
     explain_sample: pd.DataFrame,
     model: EarlySignalModel,
-    reference_frame: pd.DataFrame,
+    input_example: pd.DataFrame,
     git_commit: str,
     versions: dict[str, str],
 ) -> tuple[str, str]:
@@ -243,8 +243,9 @@ def log_training_run(
             mlflow.log_figure(figure, name)
             plt.close(figure)
 
-        # The input example is a synthetic row of per-feature medians, never a real resident's record.
-        example = reference_frame.median().to_frame().T.astype("float64")
+        # The input example (one row, float64) is the drift reference's per-feature medians, never a real
+        # resident's record.
+        example = input_example
         signature = infer_signature(example, model.predict_proba(example))
         artifacts = model.save_artifacts(folder / "model_files")
         info = mlflow.pyfunc.log_model(

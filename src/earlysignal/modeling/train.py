@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from earlysignal.modeling import metrics as M
 from earlysignal.modeling.baselines import LogisticBaseline, OneFeatureRanker, PriorBaseline, choose_one_feature
 from earlysignal.modeling.calibration import Calibrator
 from earlysignal.modeling.drift import build_reference
+from earlysignal.modeling import feature_rows as feature_rows_module
+from earlysignal.modeling.feature_rows import FeatureRows, TaskRows, release_memory
 from earlysignal.modeling.pyfunc_model import EarlySignalModel
 from earlysignal.timesplits import Split, SplitPlan, plan_from_config, plan_table
 
@@ -72,7 +74,7 @@ class _Labelled:
     """The labelled rows of the matrix as arrays, indexed by as_of date."""
 
     frame: pd.DataFrame  # resident_id, as_of, label, attr__* (no feature columns: X holds them)
-    X: np.ndarray
+    X: np.ndarray | FeatureRows  # FeatureRows: the features left on disk, read per task (bounded memory)
     y: np.ndarray
     day: np.ndarray  # datetime64[D]
     # Label timing (label_window_end, label_known_at, label_censored) when the matrix has it.
@@ -120,24 +122,27 @@ def load_matrix(config: ProjectConfig, data_dir: Path | None = None, matrix: Any
     return built
 
 
-def _built_or_reused_lean(config: ProjectConfig, data_dir: Path) -> Any:
+def _built_or_reused_lean(config: ProjectConfig, data_dir: Path, labelled_only: bool = False) -> Any:
     """The matrix of data_dir built or reused (as load_matrix), but a matrix on disk (reused, or built in
-    partitions) is read lean: its feature columns one at a time, never as one frame."""
+    partitions) is read lean (_read_lean_matrix, its labelled rows only with labelled_only): its feature
+    columns one at a time, never as one frame."""
     from earlysignal import features
 
     built, status = features.build_or_reuse_feature_matrix(config, data_dir=data_dir, read_back=False)
     path = features.default_matrix_path(config, data_dir)
-    fm = built if len(built.frame) else _read_lean_matrix(path)
-    console.print(f"{features.matrix_status_words(status)}: {len(fm.frame):,} rows x "
+    fm = built if len(built.frame) else _read_lean_matrix(path, labelled_only=labelled_only)
+    rows = "labelled rows" if labelled_only and isinstance(fm, _LeanMatrix) else "rows"
+    console.print(f"{features.matrix_status_words(status)}: {len(fm.frame):,} {rows} x "
                   f"{len(fm.feature_columns)} feature columns", highlight=False)
     return fm
 
 
 @dataclass
 class _LeanMatrix:
-    """A single-file matrix read for training without its feature columns in a frame: each feature column
-    is read from the Parquet file on its own, straight into the labelled array (at 250,000 residents the
-    full frame is 1.6 GB that training never needs)."""
+    """A matrix on disk read for training without its feature columns in a frame: each feature column
+    is read from the Parquet file(s) on its own, straight into the labelled array (at 250,000 residents the
+    full frame is 1.6 GB that training never needs), or, when memory is bounded, each task's rows are read
+    from the files as it needs them (FeatureRows)."""
 
     frame: pd.DataFrame  # every column but the features
     metadata: dict[str, Any]
@@ -147,26 +152,47 @@ class _LeanMatrix:
     def feature_columns(self) -> list[str]:
         return list(self.metadata["feature_columns"])
 
-    # A partitioned matrix (a folder of part files): its part files, and the permutation that puts their
-    # rows in the whole build's (as_of, resident_id) order, as read_partitioned_frame does.
+    # A partitioned matrix (a folder of part files): its part files, else None (one file).
     parts: list[Path] | None = None
+    # For each row of `frame`, its row in the files' concatenated order (the part files' rows, one file after
+    # the other); None: the same order (one file, every row). Puts the rows in the whole build's (as_of,
+    # resident_id) order, as read_partitioned_frame does.
     order: np.ndarray | None = None
 
+    @property
+    def files(self) -> list[Path]:
+        return list(self.parts) if self.parts is not None else [self.path]
+
     def feature_values(self, column: str) -> np.ndarray:
-        """One feature column, all rows, float32 with NaN for missing."""
+        """One feature column, every row of `frame`, float32 with NaN for missing."""
         import pyarrow.parquet as pq
 
         if self.parts is not None:
             values = pq.read_table(self.parts, columns=[column]).column(0).to_numpy()
-            return np.asarray(values if self.order is None else values[self.order], dtype=np.float32)
-        if not hasattr(self, "_file"):
-            self._file = pq.ParquetFile(self.path)
-        return np.asarray(self._file.read(columns=[column]).column(0).to_numpy(), dtype=np.float32)
+        else:
+            if not hasattr(self, "_file"):
+                self._file = pq.ParquetFile(self.path)
+            values = self._file.read(columns=[column]).column(0).to_numpy()
+        return np.asarray(values if self.order is None else values[self.order], dtype=np.float32)
+
+    def feature_rows(self, rows: np.ndarray, progress: Callable[[str], None] | None = None) -> FeatureRows:
+        """The features of `frame`'s rows `rows` (positions, shape (n,)) left in the files, read on demand."""
+        import pyarrow.parquet as pq
+
+        counts = [pq.ParquetFile(file).metadata.num_rows for file in self.files]
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        position = np.asarray(rows, dtype=np.int64) if self.order is None else self.order[rows].astype(np.int64)
+        return FeatureRows(self.files, starts, position, self.feature_columns, feature_rows_module.READ_BATCH_ROWS,
+                           progress)
 
 
-def _read_lean_matrix(path: Path) -> _LeanMatrix:
+def _read_lean_matrix(path: Path, labelled_only: bool = False) -> _LeanMatrix:
     """Read a matrix file, or a partitioned matrix's folder of part files, as _LeanMatrix (the same checks,
-    row order and label type as read_feature_matrix). Raises EarlySignalError for missing columns or parts."""
+    row order and label type as read_feature_matrix). labelled_only: only the rows with a label (the rest
+    are never held; when there is none, every row, so that the error can say why). The non-feature columns
+    are read a file at a time. Raises EarlySignalError for missing columns or parts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from earlysignal.features.matrix import read_feature_metadata
@@ -181,15 +207,35 @@ def _read_lean_matrix(path: Path) -> _LeanMatrix:
         raise EarlySignalError(f"{path}: columns listed in the sidecar are missing: {missing[:5]}")
     features = set(metadata["feature_columns"])
     others = [c for c in names if c not in features]
-    order = None
-    if parts is None:
-        frame = pd.read_parquet(path, columns=others)
-    else:
-        frame = pq.read_table(parts, columns=others).to_pandas()
-        order = np.lexsort((frame["resident_id"].to_numpy(dtype=object).astype(str), frame["as_of"].to_numpy()))
-        frame = frame.iloc[order].reset_index(drop=True)
+    row_column = "__earlysignal_row"
+    tables, start = [], 0
+    for file in parts if parts is not None else [path]:
+        table = pq.ParquetFile(file).read(columns=others, use_threads=False)
+        table = table.append_column(row_column, pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
+        start += table.num_rows
+        if labelled_only and "label" in others:
+            table = table.filter(pc.is_valid(table["label"]))
+            release_memory()  # the file's unlabelled rows
+        tables.append(table)
+    table = pa.concat_tables(tables)
+    del tables
+    if labelled_only and table.num_rows == 0:
+        return _read_lean_matrix(path)
+    if parts is not None and {"as_of", "resident_id"} <= set(others):
+        # The whole build's order: (as_of, resident_id), resident IDs compared as text.
+        ids = table["resident_id"]
+        if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+            ids = pc.cast(ids, pa.large_string())
+        keys = pa.table({"as_of": table["as_of"], "resident_id": ids})
+        table = table.take(pc.sort_indices(keys, sort_keys=[("as_of", "ascending"), ("resident_id", "ascending")]))
+        del ids, keys
+    rows = table.column(row_column).to_numpy()
+    frame = table.drop_columns([row_column]).to_pandas()
+    del table
+    order = None if np.array_equal(rows, np.arange(start)) else rows
     if "label" in frame.columns:
         frame["label"] = frame["label"].astype("Int8")
+    release_memory()
     return _LeanMatrix(frame, metadata, path, parts, order)
 
 
@@ -207,23 +253,34 @@ def _feature_array(shape: tuple[int, int], scratch: Path | None, name: str = "fe
     return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.float32, shape=shape)
 
 
-def _labelled_rows(matrix: Any, scratch: Path | None = None) -> _Labelled:
+def _labelled_rows(
+    matrix: Any, scratch: Path | None = None, *, on_disk: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> _Labelled:
+    """The labelled rows of `matrix`: their light columns, and their features either as one float32 array
+    (in `scratch` when given) or, with on_disk (a _LeanMatrix only), left in the matrix's files and read per
+    task (FeatureRows; `progress` is told each file read). Raises TrainingError when no row is labelled."""
     frame = matrix.frame
     for column in ("resident_id", "as_of", "label"):
         if column not in frame.columns:
             raise TrainingError(f"feature matrix lacks the column {column!r}")
     has_label = frame["label"].notna().to_numpy()
     feature_columns = list(matrix.feature_columns)
-    labelled = frame.loc[has_label, [c for c in frame.columns if c not in set(feature_columns)]]
+    columns = [c for c in frame.columns if c not in set(feature_columns)]
+    # Every row labelled (a matrix read with labelled_only): no copy of the frame.
+    labelled = frame[columns] if has_label.all() else frame.loc[has_label, columns]
     if labelled.empty:
         raise TrainingError(empty_input_message(matrix))
     keep = ["resident_id", "as_of", "label", *[c for c in labelled.columns if c.startswith("attr__")]]
-    # Filled column by column: one float32 copy of the labelled features, never a second frame of them.
-    X = _feature_array((len(labelled), len(feature_columns)), scratch)
-    read = getattr(matrix, "feature_values", None)
-    for j, column in enumerate(feature_columns):
-        values = read(column) if read else frame[column].to_numpy(dtype=np.float32, na_value=np.nan)
-        X[:, j] = values[has_label]
+    if on_disk:
+        X: np.ndarray | FeatureRows = matrix.feature_rows(np.flatnonzero(has_label), progress)
+    else:
+        # Filled column by column: one float32 copy of the labelled features, never a second frame of them.
+        X = _feature_array((len(labelled), len(feature_columns)), scratch)
+        read = getattr(matrix, "feature_values", None)
+        for j, column in enumerate(feature_columns):
+            values = read(column) if read else frame[column].to_numpy(dtype=np.float32, na_value=np.nan)
+            X[:, j] = values[has_label]
     y = labelled["label"].astype("int8").to_numpy()
     day = labelled["as_of"].to_numpy().astype("datetime64[D]")
     light = labelled[keep].reset_index(drop=True)
@@ -360,6 +417,7 @@ class _SplitOutcome:
     test_margin: np.ndarray | None = None
     test_score: np.ndarray | None = None
     logistic_score: np.ndarray | None = None
+    one_feature_score: np.ndarray | None = None
 
     def fitted(self) -> _FittedSplit:
         return _FittedSplit(lgb.Booster(model_str=self.booster_text), Calibrator.from_dict(self.calibrator),
@@ -387,29 +445,114 @@ def _split_task(data: _Labelled, split: Split, with_test: bool) -> _SplitTask:
     return task
 
 
-def _run_task(X: np.ndarray, task: _SplitTask, config: ProjectConfig, feature_names: list[str]) -> _SplitOutcome:
-    """Fit one task's booster and calibrator (and, with a test slice, score it and fit the logistic
-    baseline). Runs in the parent or a worker process; BLAS is held to one thread so the result is the
-    same in either (a different thread count changes floating-point sums) and threads do not spin-wait."""
+def _take(X: np.ndarray | FeatureRows, *indexes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """X[index] for each index (labelled row positions): from the array, or read from the matrix's files in
+    one pass over them (FeatureRows)."""
+    if isinstance(X, FeatureRows):
+        return X.read(*indexes)
+    return tuple(X[index] for index in indexes)
+
+
+def _row_batches(X: np.ndarray | FeatureRows, index: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(slots, X[index[slots]]) batches that cover `index` once: one batch from the array, one file batch at a
+    time from FeatureRows (only its rows held)."""
+    if isinstance(X, FeatureRows):
+        yield from X.batches(index)
+    else:
+        yield np.arange(len(index)), X[index]
+
+
+def _quiet(message: str) -> None:
+    """A progress callback that says nothing."""
+
+
+def _run_task(
+    X: np.ndarray | FeatureRows, task: _SplitTask, config: ProjectConfig, feature_names: list[str],
+    one_feature: int | None = None, say: Callable[[str], None] = _quiet,
+) -> _SplitOutcome:
+    """Fit one task's booster and calibrator (and, with a test slice, fit the logistic baseline and score the
+    test rows: margin, calibrated score, logistic score and, given its column number, the one-feature score).
+    Reads the fit and validation rows, then the calibration and logistic rows, then the test rows a batch at a
+    time, so that with FeatureRows no more than one of these is held at once. Runs in the parent or a worker
+    process; BLAS is held to one thread so the result is the same in either (a different thread count changes
+    floating-point sums) and threads do not spin-wait."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        fitted = _fit_booster(X, task, config, feature_names)
-        outcome = _SplitOutcome(task.name, fitted.booster.model_to_string(), fitted.calibrator.to_dict(),
-                                fitted.best_iteration, fitted.fit_rows, fitted.fit_rows_used)
-        if task.test is not None and task.baseline_train is not None:
-            test_X = X[task.test]
-            outcome.test_margin = fitted.booster.predict(test_X, raw_score=True)
-            outcome.test_score = fitted.calibrator.predict(outcome.test_margin)
-            outcome.logistic_score = _logistic_scores(X, task, test_X, config, feature_names)
+        booster, best, fit_rows_used = _boost(X, task, config, feature_names, say)
+        evaluated = task.test is not None and task.baseline_train is not None
+        logistic_index, logistic_weight = _logistic_rows(task, config) if evaluated else (None, None)
+        wanted = [task.calibration] + ([logistic_index] if logistic_index is not None else [])
+        say(f"{task.name}: reading {len(task.calibration):,} calibration"
+            + (f" and {len(logistic_index):,} logistic baseline" if logistic_index is not None else "") + " rows")
+        read = list(_take(X, *wanted))
+        calibrator = _calibrated(booster, read.pop(0), task, config)
+        outcome = _SplitOutcome(task.name, booster.model_to_string(), calibrator.to_dict(), best,
+                                int(len(task.fit)), fit_rows_used)
+        if evaluated:
+            assert task.test is not None and logistic_index is not None
+            logistic = LogisticBaseline(seed=config.project.seed, c=config.training.logistic_c).fit(
+                read.pop(0), task.y[logistic_index], logistic_weight
+            )
+            say(f"{task.name}: scoring {len(task.test):,} test rows")
+            _score_test(X, task.test, booster, calibrator, logistic, one_feature, outcome)
     return outcome
 
 
-def _logistic_scores(
-    X: np.ndarray, task: _SplitTask, test_X: np.ndarray, config: ProjectConfig, feature_names: list[str]
-) -> np.ndarray:
-    """The logistic baseline's test probabilities: fitted on a seeded subsample (at most LOGISTIC_MAX_ROWS)
-    of the split's training dates, with the booster's negative sampling when that is on."""
+# OpenBLAS's matrix-vector kernel (the logistic baseline's X @ coef) works through a call's rows in blocks of 4 and
+# treats the last rows (n mod 4) apart, in another order of sums: a row's score can then differ in its last bit with
+# where it falls in a call. Scored a batch at a time, each batch is padded to whole blocks of LOGISTIC_BLOCK rows
+# (a multiple of any such kernel's block) and the slice's own last n mod LOGISTIC_BLOCK rows are scored in one call,
+# so every row is treated as in the one call on the whole slice (tests/test_training_bounded.py checks it).
+LOGISTIC_BLOCK = 64
+
+
+def _score_test(
+    X: np.ndarray | FeatureRows, test: np.ndarray, booster: lgb.Booster, calibrator: Calibrator,
+    logistic: LogisticBaseline, one_feature: int | None, outcome: _SplitOutcome,
+) -> None:
+    """Fill outcome's per-row test results (shape (len(test),), float64), a batch of rows at a time: the booster,
+    the calibrator and the one-feature rule work row by row, and the logistic baseline is scored in whole blocks
+    (LOGISTIC_BLOCK), so the batches' results are the whole slice's, bit for bit."""
+    n = len(test)
+    margin, score, logistic_score = np.empty(n), np.empty(n), np.empty(n)
+    one = np.empty(n) if one_feature is not None else None
+    head = n - n % LOGISTIC_BLOCK  # slots from here on are the whole slice's last rows
+    last_slots, last_rows = [], []
+    for slots, rows in _row_batches(X, test):
+        margin[slots] = booster.predict(rows, raw_score=True)
+        score[slots] = calibrator.predict(margin[slots])
+        if len(slots) == n:  # the whole slice at once
+            logistic_score[slots] = logistic.predict(rows)
+        else:
+            inside = slots < head
+            logistic_score[slots[inside]] = _predict_in_blocks(logistic, rows[inside])
+            last_slots.append(slots[~inside])
+            last_rows.append(rows[~inside])
+        if one is not None:
+            one[slots] = OneFeatureRanker.predict_column(rows[:, one_feature])
+    if last_slots:
+        slots, rows = np.concatenate(last_slots), np.concatenate(last_rows)
+        order = np.argsort(slots)
+        if len(slots):
+            logistic_score[slots[order]] = logistic.predict(rows[order])
+    outcome.test_margin, outcome.test_score, outcome.logistic_score = margin, score, logistic_score
+    outcome.one_feature_score = one
+
+
+def _predict_in_blocks(logistic: LogisticBaseline, rows: np.ndarray) -> np.ndarray:
+    """logistic.predict(rows) with the rows padded (copies of the first) to a whole number of LOGISTIC_BLOCK."""
+    if not len(rows):
+        return np.empty(0)
+    pad = (-len(rows)) % LOGISTIC_BLOCK
+    padded = np.concatenate([rows, np.repeat(rows[:1], pad, axis=0)]) if pad else rows
+    return logistic.predict(padded)[: len(rows)]
+
+
+def _logistic_rows(task: _SplitTask, config: ProjectConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The logistic baseline's training rows (positions, ascending) and weights (None: unweighted): a seeded
+    subsample (at most LOGISTIC_MAX_ROWS) of the split's training dates, with the booster's negative sampling
+    when that is on."""
     assert task.baseline_train is not None
     train_index = task.baseline_train
     sub = train_index[_subsample(len(train_index), LOGISTIC_MAX_ROWS, config.project.seed)]
@@ -421,32 +564,131 @@ def _logistic_scores(
             _split_seed(config.project.seed, f"{task.name}/logistic"),
         )
         sub = sub[keep]
-    logistic = LogisticBaseline(seed=config.project.seed, c=config.training.logistic_c).fit(
-        X[sub], task.y[sub], logistic_weight
-    )
+    return sub, logistic_weight
+
+
+def _logistic_scores(
+    X: np.ndarray, task: _SplitTask, test_X: np.ndarray, config: ProjectConfig, feature_names: list[str]
+) -> np.ndarray:
+    """The logistic baseline's test probabilities (shape (len(test_X),)), fitted as train does."""
+    sub, weight = _logistic_rows(task, config)
+    logistic = LogisticBaseline(seed=config.project.seed, c=config.training.logistic_c).fit(X[sub], task.y[sub], weight)
     return logistic.predict(test_X)
 
 
 def _run_tasks(
-    X: np.ndarray, tasks: list[_SplitTask], config: ProjectConfig, feature_names: list[str]
+    X: np.ndarray, tasks: list[_SplitTask], config: ProjectConfig, feature_names: list[str],
+    one_feature: int | None = None,
 ) -> list[_SplitOutcome]:
     """Run independent tasks, in `training.n_jobs` worker processes when that is above 1 (results are the
     same either way: every task is seeded and single-threaded). Returns outcomes in the tasks' order."""
     n_jobs = min(config.training.n_jobs, len(tasks))
     if n_jobs <= 1:
-        return [_run_task(X, task, config, feature_names) for task in tasks]
+        return [_run_task(X, task, config, feature_names, one_feature) for task in tasks]
     from joblib import Parallel, delayed
 
     # Later splits learn from more rows and usually stop later: start the largest first so the two
     # workers finish together. X (read-only) reaches the workers as one memory-mapped file, not a copy each.
     order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i].fit))
     done = Parallel(n_jobs=n_jobs, backend="loky", max_nbytes="1M", mmap_mode="r")(
-        delayed(_run_task)(X, tasks[i], config, feature_names) for i in order
+        delayed(_run_task)(X, tasks[i], config, feature_names, one_feature) for i in order
     )
     outcomes: list[_SplitOutcome | None] = [None] * len(tasks)
     for i, outcome in zip(order, done, strict=True):
         outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def _said_with_files(say: Callable[[str], None], rows: FeatureRows) -> Callable[[str], None]:
+    """`say`, and the files `rows` reads said beside the step that reads them ("model 2 of 5, split_2: reading
+    52,075 fit and 33,549 validation rows (file 3 of 34)")."""
+    step = [""]
+
+    def said(message: str) -> None:
+        step[0] = message
+        say(message)
+
+    rows.progress = lambda part: say(f"{step[0]} ({part})")
+    return said
+
+
+def _run_tasks_bounded(
+    X: FeatureRows, tasks: list[_SplitTask], config: ProjectConfig, feature_names: list[str], one_feature: int,
+    say: Callable[[str], None],
+) -> dict[str, _SplitOutcome]:
+    """Run the tasks one at a time in this process, each reading only its own rows from the matrix's files
+    (bounded memory). With build.memory_budget_gb, the largest task is checked against the budget before
+    any fit, and each task again before it reads its rows (raises TrainingError). Outcomes by task name."""
+    sizes = {task.name: _task_rows(task, config) for task in tasks}
+    every = list(sizes.values())
+    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted")
+    outcomes = {}
+    for number, task in enumerate(tasks, 1):
+        when = f"after {number - 1} of {len(tasks)} models were fitted" if number > 1 else "before any model was fitted"
+        _check_task_memory([sizes[task.name]], every, config, len(feature_names), when)
+
+        def said(message: str, number: int = number) -> None:
+            say(f"model {number} of {len(tasks)}, {message}")
+
+        outcomes[task.name] = _run_task(X, task, config, feature_names, one_feature, said)
+        release_memory()
+    return outcomes
+
+
+def _task_rows(task: _SplitTask, config: ProjectConfig) -> TaskRows:
+    """The rows `task` reads, counted for its memory estimate (feature_rows.TaskRows)."""
+    fit_y = task.y[task.fit]
+    logistic_positives = logistic_negatives = 0
+    if task.baseline_train is not None:
+        sub = task.baseline_train[_subsample(len(task.baseline_train), LOGISTIC_MAX_ROWS, config.project.seed)]
+        logistic_positives = int((task.y[sub] != 0).sum())
+        logistic_negatives = len(sub) - logistic_positives
+    return TaskRows(task.name, int((fit_y != 0).sum()), int((fit_y == 0).sum()), len(task.validation),
+                    len(task.calibration), logistic_positives, logistic_negatives,
+                    len(task.test) if task.test is not None else 0)
+
+
+def _check_task_memory(
+    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str
+) -> None:
+    """Raise TrainingError when the largest of the tasks `sizes` would not fit what build.memory_budget_gb leaves
+    once this process holds its resident set now (at least MIN_PARTITION_SHARE of the budget, as scoring per
+    partition gives). The error gives the numbers and the largest training.negative_sample_fraction with which
+    every task of `every` would fit; the fraction is never lowered here (a sampling change is a recorded
+    modelling decision)."""
+    from earlysignal.scoring import MIN_PARTITION_SHARE, resident_set_bytes
+
+    budget_gb = config.build.memory_budget_gb
+    if budget_gb is None or not sizes:
+        return
+    fraction = config.training.negative_sample_fraction
+    task = max(sizes, key=lambda t: t.bytes(fraction, n_features))
+    need = task.bytes(fraction, n_features)
+    held = resident_set_bytes()
+    budget = budget_gb * 1024**3
+    available = max(budget - held, budget * MIN_PARTITION_SHARE)
+    if need <= available:
+        return
+    stages = task.stages(fraction, n_features)
+    stage = max(stages, key=lambda k: stages[k])
+    fractions = [t.largest_fraction(available, n_features) for t in every]
+    largest = None if any(f is None for f in fractions) else min(f for f in fractions if f is not None)
+    gb = 1024**3
+    rows = (f"{task.fit_rows(fraction):,} fit rows (negative_sample_fraction {fraction}) and {task.validation:,} "
+            f"validation rows" if stage == "fit and validation" else
+            f"{task.calibration:,} calibration rows and the logistic baseline's")
+    text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows} "
+            f"x {n_features} float32 features, with LightGBM's or the baseline's working copies), but "
+            f"build.memory_budget_gb {budget_gb} leaves {available / gb:.2f} GB once this process holds "
+            f"{held / gb:.2f} GB (libraries and the labelled rows' light columns). ")
+    if largest is not None and largest < fraction:
+        text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}); lowering it is a "
+                 "modelling decision, recorded in MLflow and the report, so it is never done for you. ")
+    else:
+        text += ("No negative_sample_fraction fits: the validation and calibration slices (every row of their as_of "
+                 "dates) alone are too large. ")
+    text += f"Or raise build.memory_budget_gb to at least {math.ceil((held + need) / gb * 100) / 100:.2f} (docs/config.md, build)."
+    raise TrainingError(text)
 
 
 # LightGBM refuses these in feature names ("special JSON characters"); a dictionary's category codes
@@ -472,19 +714,44 @@ def _fit_calibrated_booster(
     return _fit_booster(data.X, _split_task(data, split, with_test=False), config, feature_names)
 
 
-def _fit_booster(X: np.ndarray, task: _SplitTask, config: ProjectConfig, feature_names: list[str]) -> _FittedSplit:
-    params = lightgbm_params(config)
+def _fit_booster(
+    X: np.ndarray | FeatureRows, task: _SplitTask, config: ProjectConfig, feature_names: list[str]
+) -> _FittedSplit:
+    """The task's booster and its calibrator (fitted on the task's calibration rows)."""
+    booster, best, fit_rows_used = _boost(X, task, config, feature_names)
+    (calibration_X,) = _take(X, task.calibration)
+    return _FittedSplit(booster, _calibrated(booster, calibration_X, task, config), best, fit_rows_used,
+                        int(len(task.fit)))
+
+
+def _fit_rows(task: _SplitTask, config: ProjectConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The booster's fit rows (positions, ascending) after negative sampling, and their weights (None when
+    nothing was sampled, so the default fit is exactly the unsampled one)."""
     keep, weight = negative_sample(
         task.y[task.fit], config.training.negative_sample_fraction, _split_seed(config.project.seed, task.name)
     )
-    fit_index = task.fit[keep]
+    return task.fit[keep], (weight if len(keep) < len(task.fit) else None)
+
+
+def _boost(
+    X: np.ndarray | FeatureRows, task: _SplitTask, config: ProjectConfig, feature_names: list[str],
+    say: Callable[[str], None] = _quiet,
+) -> tuple[lgb.Booster, int, int]:
+    """The task's booster, early-stopped on its validation rows and trimmed to the best iteration:
+    (booster, best iteration, fit rows used). Only the fit and validation rows are read."""
+    params = lightgbm_params(config)
+    fit_index, weight = _fit_rows(task, config)
+    say(f"{task.name}: reading {len(fit_index):,} fit and {len(task.validation):,} validation rows")
+    fit_X, valid_X = _take(X, fit_index, task.validation)
     train_set = lgb.Dataset(
-        # No weights at all without sampling, so the default fit is exactly the unsampled one.
-        X[fit_index], task.y[fit_index], weight=weight if len(keep) < len(task.fit) else None,
+        fit_X, task.y[fit_index], weight=weight,
         feature_name=lightgbm_feature_names(feature_names), free_raw_data=True,
         params={"verbose": -1},
     )
-    valid_set = lgb.Dataset(X[task.validation], task.y[task.validation], reference=train_set)
+    valid_set = lgb.Dataset(valid_X, task.y[task.validation], reference=train_set)
+    # The datasets hold the rows until LightGBM has binned them (free_raw_data), then let them go.
+    del fit_X, valid_X
+    say(f"{task.name}: fitting")
     booster = lgb.train(
         params,
         train_set,
@@ -492,14 +759,19 @@ def _fit_booster(X: np.ndarray, task: _SplitTask, config: ProjectConfig, feature
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(config.model.early_stopping_rounds, verbose=False)],
     )
+    del train_set, valid_set
     best = int(booster.best_iteration or booster.current_iteration())
     # Round-trip through the text format (trimmed to the best iteration): the in-memory model is
     # then byte-for-byte the one that gets logged.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    calibrator = Calibrator(config.model.calibration).fit(
-        booster.predict(X[task.calibration], raw_score=True), task.y[task.calibration]
+    return booster, best, int(len(fit_index))
+
+
+def _calibrated(booster: lgb.Booster, calibration_X: np.ndarray, task: _SplitTask, config: ProjectConfig) -> Calibrator:
+    """The calibrator of the booster's margins on the task's calibration rows (their features given)."""
+    return Calibrator(config.model.calibration).fit(
+        booster.predict(calibration_X, raw_score=True), task.y[task.calibration]
     )
-    return _FittedSplit(booster, calibrator, best, int(len(fit_index)), int(len(task.fit)))
 
 
 def _split_seed(seed: int, split_name: str) -> int:
@@ -773,16 +1045,22 @@ def _train_model(
     say = progress or (lambda message: None)
     data_dir = Path(data_dir) if data_dir is not None else Path(config.data.dir)
     say("feature matrix")
+    # Bounded memory: only the labelled rows' light columns are read now, their features when a task needs them.
+    bounded = config.build.bounded
     if matrix is not None and not hasattr(matrix, "frame") and Path(matrix).exists():
-        fm = _read_lean_matrix(Path(matrix))
+        fm = _read_lean_matrix(Path(matrix), labelled_only=bounded)
     elif matrix is None:
-        fm = _built_or_reused_lean(config, data_dir)
+        fm = _built_or_reused_lean(config, data_dir, labelled_only=bounded)
     else:
         fm = load_matrix(config, data_dir if matrix is None else None, matrix)
     feature_columns = list(fm.feature_columns)
     if not feature_columns:
         raise TrainingError("the feature matrix has no feature columns")
-    data = _labelled_rows(fm, scratch)
+    # A matrix given in memory keeps the whole path: its features are held already.
+    bounded = bounded and isinstance(fm, _LeanMatrix)
+    data = _labelled_rows(fm, scratch, on_disk=bounded)
+    if isinstance(data.X, FeatureRows):
+        say = _said_with_files(say, data.X)
     if not hasattr(matrix, "frame"):
         # The matrix was read here, so nobody else holds its frame: after X is built only its metadata is
         # used, and freeing the feature columns (1.6 GB at 250,000 residents) leaves room for the workers.
@@ -817,9 +1095,13 @@ def _train_model(
         tasks.append(task)
     # The final model is one more independent task: it runs beside the splits (raises when it cannot be fitted).
     tasks.append(_split_task(data, plan.final, with_test=False))
-    say(f"fitting {len(tasks)} models ({', '.join(t.name for t in tasks)}) in "
-        f"{min(config.training.n_jobs, len(tasks))} process(es)")
-    outcomes = {o.name: o for o in _run_tasks(data.X, tasks, config, feature_columns)}
+    one_index = feature_columns.index(one_feature)
+    if bounded:
+        outcomes = _run_tasks_bounded(data.X, tasks, config, feature_columns, one_index, say)
+    else:
+        say(f"fitting {len(tasks)} models ({', '.join(t.name for t in tasks)}) in "
+            f"{min(config.training.n_jobs, len(tasks))} process(es)")
+        outcomes = {o.name: o for o in _run_tasks(data.X, tasks, config, feature_columns, one_index)}
     for task in tasks[:-1]:
         outcome = outcomes[task.name]
         assert task.test is not None and outcome.test_margin is not None and task.baseline_train is not None
@@ -834,8 +1116,7 @@ def _train_model(
         # Baselines learn from every training date of the split (they need no early stopping).
         train_y = task.y[task.baseline_train]
         part["score__prior"] = PriorBaseline().fit(None, train_y).predict(part)
-        part["score__one_feature"] = OneFeatureRanker(one_feature).predict_column(
-            data.X[task.test, feature_columns.index(one_feature)])
+        part["score__one_feature"] = outcome.one_feature_score
         part["score__logistic"] = outcome.logistic_score
         say(f"{task.name}: oracle")
         oracle = _oracle_scores(data_dir, part, config)
@@ -849,6 +1130,8 @@ def _train_model(
         "resident_id", "as_of", "split", "label", "score", "margin", "score__prior", "score__one_feature",
         "score__logistic", "oracle", "rank", "flagged",
     ]
+    if bounded:
+        release_memory()  # what the oracle's ground truth took (synthetic boroughs)
     attr_columns = [c for c in data.frame.columns if c.startswith("attr__")]
     if parts:
         predictions = pd.concat(parts, ignore_index=True)
@@ -862,6 +1145,8 @@ def _train_model(
     if evaluated:
         evaluation = evaluate_splits(predictions, margins, config)
         criterion = _criterion(config, evaluation["summary"])
+        if bounded:
+            release_memory()  # the bootstrap's ranked lists and what was pickled for its workers
     else:
         evaluation = {"splits": [], "summary": {}, "oracle_ratio": None, "model_minus_baseline": {}}
         criterion = _not_evaluated_criterion(config, plan, skipped)
@@ -905,9 +1190,12 @@ def _train_model(
     reference_index = np.flatnonzero(final_mask)[
         _subsample(int(final_mask.sum()), DRIFT_REFERENCE_MAX_ROWS, config.project.seed)
     ]
-    reference_frame = pd.DataFrame(data.X[reference_index], columns=feature_columns)
-    reference_margin = final_fit.booster.predict(data.X[reference_index], raw_score=True)
-    reference_score = final_fit.calibrator.predict(reference_margin)
+    say(f"drift reference ({len(reference_index):,} rows)")
+    reference, reference_margin, input_example = _drift_reference(
+        data.X, reference_index, feature_columns, final_fit,
+        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
+        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys(), say=say,
+    )
     model_info = {
         "label": metrics_doc["label"],
         "calibration": config.model.calibration,
@@ -921,12 +1209,12 @@ def _train_model(
         final_fit.booster,
         final_fit.calibrator,
         fm.metadata,
-        build_reference(reference_frame, feature_columns, reference_score,
-                        months=data.day[reference_index].astype("datetime64[M]").astype(int) % 12 + 1,
-                        short_history=(fm.metadata.get("windows_before_data_start") or {}).keys()),
+        reference,
         model_info,
     )
-    explain_sample = _explain_sample(fm, data, predictions, model, config)
+    explain_index = _explain_index(data, predictions, config)
+    say(f"explanation sample ({len(explain_index):,} rows)")
+    explain_sample = _explain_sample(fm, data, explain_index, _take(data.X, explain_index)[0], model)
     # On the drift reference's rows: every final training row when there are at most DRIFT_REFERENCE_MAX_ROWS,
     # else a seeded sample of them (scoring all ~900,000 at 250,000 residents took seconds for a share).
     degenerate = degenerate_model_reason(final_fit.booster, reference_margin)
@@ -948,7 +1236,7 @@ def _train_model(
         metrics_doc=metrics_doc,
         explain_sample=explain_sample,
         model=model,
-        reference_frame=reference_frame,
+        input_example=input_example,
         git_commit=_git_commit(),
         versions=package_versions(),
     )
@@ -1014,14 +1302,62 @@ def _not_evaluated_criterion(config: ProjectConfig, plan: SplitPlan, skipped: li
     }
 
 
-def _explain_sample(
-    fm: Any, data: _Labelled, predictions: pd.DataFrame, model: EarlySignalModel, config: ProjectConfig
-) -> pd.DataFrame:
-    """Up to EXPLAIN_SAMPLE_MAX test rows with features; score is the registered (final) model's."""
+# Feature columns of the drift reference's rows held at once when the features are read from the matrix's files:
+# 200,000 rows x 24 columns are 18 MB (all 233 would be 178 MB).
+REFERENCE_COLUMNS = 24
+
+
+def _drift_reference(
+    X: np.ndarray | FeatureRows, index: np.ndarray, feature_columns: list[str], fitted: _FittedSplit,
+    months: np.ndarray, short_history: Any, say: Callable[[str], None] = _quiet,
+) -> tuple[dict[str, Any], np.ndarray, pd.DataFrame]:
+    """The drift reference of rows `index` (drift.build_reference, with the final model's calibrated scores and
+    the rows' calendar months), the final booster's raw margins on them (shape (len(index),)) and the model's
+    input example (their per-feature medians: one float64 row). From FeatureRows, margins are computed a batch
+    of rows at a time and the features read REFERENCE_COLUMNS columns at a time: each feature's bins and median
+    depend on its own values only, so the groups' results put together are the whole frame's."""
+    if not isinstance(X, FeatureRows):
+        frame = pd.DataFrame(X[index], columns=feature_columns)
+        margin = fitted.booster.predict(X[index], raw_score=True)
+        reference = build_reference(frame, feature_columns, fitted.calibrator.predict(margin), months=months,
+                                    short_history=short_history)
+        return reference, margin, frame.median().to_frame().T.astype("float64")
+    margin = np.empty(len(index))
+    for slots, rows in X.batches(index):
+        margin[slots] = fitted.booster.predict(rows, raw_score=True)
+    score = fitted.calibrator.predict(margin)
+    reference: dict[str, Any] = {}
+    medians = []
+    for start in range(0, len(feature_columns), REFERENCE_COLUMNS):
+        group = feature_columns[start : start + REFERENCE_COLUMNS]
+        say(f"drift reference: features {start + 1}-{start + len(group)} of {len(feature_columns)}")
+        (values,) = X.read(index, columns=group)
+        frame = pd.DataFrame(values, columns=group, copy=False)
+        part = build_reference(frame, group, score, months=months, short_history=short_history)
+        medians.append(frame.median())
+        del frame, values
+        reference.setdefault("features", {}).update(part["features"])
+        reference["score"] = part["score"]
+        for month, bins in part.get("by_month", {}).items():
+            merged = reference.setdefault("by_month", {}).setdefault(month, {"features": {}})
+            merged["features"].update(bins["features"])
+            merged["score"] = bins["score"]
+    return reference, margin, pd.concat(medians).to_frame().T.astype("float64")
+
+
+def _explain_index(data: _Labelled, predictions: pd.DataFrame, config: ProjectConfig) -> np.ndarray:
+    """The explanation sample's rows (labelled positions, ascending): up to EXPLAIN_SAMPLE_MAX test rows."""
     test_dates = tuple(sorted({pd.Timestamp(d).date() for d in predictions["as_of"].unique()}))
     index = np.flatnonzero(data.mask(test_dates))
-    index = index[_subsample(len(index), EXPLAIN_SAMPLE_MAX, config.project.seed)]
-    features = pd.DataFrame(data.X[index], columns=list(fm.feature_columns))
+    return index[_subsample(len(index), EXPLAIN_SAMPLE_MAX, config.project.seed)]
+
+
+def _explain_sample(
+    fm: Any, data: _Labelled, index: np.ndarray, features_X: np.ndarray, model: EarlySignalModel
+) -> pd.DataFrame:
+    """The explanation sample: rows `index` with their features (features_X, float32 (len(index), features));
+    score is the registered (final) model's."""
+    features = pd.DataFrame(features_X, columns=list(fm.feature_columns))
     base = data.frame.iloc[index].reset_index(drop=True)
     out = pd.concat([base[["resident_id", "as_of", "label"]], features], axis=1)
     out["label"] = out["label"].astype("int8")
