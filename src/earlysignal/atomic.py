@@ -64,3 +64,18 @@ def write_text(text: str, target: str | os.PathLike[str]) -> Path:
 def write_json(obj: Any, target: str | os.PathLike[str]) -> Path:
     """Write JSON atomically, keys sorted so the same object gives the same bytes."""
     return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", target)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], name: str) -> Iterator[None]:
+    """Hold an exclusive lock on `folder`/`name` (created with the folder if missing) for the block: one writer at
+    a time appends to a chained file (the approval ledger, the release register). Blocks until it is free."""
+    import fcntl
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / name, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

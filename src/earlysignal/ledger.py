@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,15 +412,10 @@ class Ledger:
                 )
         return entries
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.store.mkdir(parents=True, exist_ok=True)
-        with open(self.store / ".ledger.lock", "a", encoding="utf-8") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        from earlysignal.atomic import folder_lock
+
+        return folder_lock(self.store, ".ledger.lock")
 
     def append(self, fields: dict[str, Any], private_key: Any) -> dict[str, Any]:
         """Sign and append one entry (after re-checking the chain); returns the entry as written."""

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,15 +134,10 @@ class ReleaseRegister:
             previous = _line_hash(entry)
         return out
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".register.lock", "a", encoding="utf-8") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        from earlysignal.atomic import folder_lock
+
+        return folder_lock(self.folder, ".register.lock")
 
     def record(self, bundle: str | os.PathLike[str], content: bytes, event: str) -> dict[str, Any]:
         """Copy a bundle's release.json bytes into the archive and append an entry for it; returns the entry.
