@@ -132,6 +132,31 @@ def test_a_register_line_removed_is_a_clear_error(
         _release(config, only_first_date, tmp_path / "c", monkeypatch)
 
 
+def test_lines_cut_from_the_end_of_the_register_are_still_read_from_their_copies(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # Cutting the last lines leaves a chain that still checks (each line only names the one before it), and
+    # deleting register.jsonl leaves no line at all: found by a newcomer's three-month trial, where the next
+    # release was then checked without them. Their archived copies are still there, and are read.
+    register = release_register / "register.jsonl"
+    first = _release(config, rows, tmp_path / "month-1", monkeypatch)
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    second = _release(config, only_first_date, tmp_path / "month-2", monkeypatch)
+    first_sha, second_sha = (e["release_sha256"] for e in _register(release_register))
+    register.write_text(register.read_text().splitlines()[0] + "\n")
+    third = _release(config, only_first_date, tmp_path / "month-3", monkeypatch)
+    assert {(e["release_sha256"], e["from"]) for e in third["earlier_releases"]} == {
+        (first_sha, "register"), (second_sha, "register archive")}
+    # register.jsonl deleted: month one's copy is still read, so the first date's number found stays withheld.
+    register.unlink()
+    fourth = _release(config, only_first_date, tmp_path / "month-4", monkeypatch)
+    assert first_sha in {e["release_sha256"] for e in fourth["earlier_releases"]}
+    assert {e["from"] for e in fourth["earlier_releases"]} == {"register archive"}
+    assert fourth["performance"]["per_as_of"][0]["precision_at_capacity"] is None
+    assert _pinned(first, second, third, fourth) == []
+
+
 def test_a_listed_bundle_that_is_missing_or_altered_is_a_clear_error(
     config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
     release_register: Path,

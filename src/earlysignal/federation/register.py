@@ -60,7 +60,7 @@ class EarlierRelease:
         model = self.document.get("model") or {}
         return {"release_sha256": self.sha256, "generated_at": str(self.document.get("generated_at")),
                 "kind": str(self.document.get("kind")), "model": f"{model.get('name')} v{model.get('version')}",
-                "from": "register" if self.source == "register" else "release.earlier"}
+                "from": self.source if self.source.startswith("register") else "release.earlier"}
 
     def words(self) -> str:
         """One line for the console: when, which model, its hash and where it is."""
@@ -214,6 +214,7 @@ class ReleaseRegister:
                                   f"edited after {where}. Restore it from a backup of the register")
             document = json.loads(copy.read_text(encoding="utf-8"))
             out.append(EarlierRelease(document, digest, "register", str(entry.get("bundle"))))
+        out += self._unlisted_copies(entries, borough, seen)
         registered: dict[str, set[str]] = {}
         for entry in entries:
             registered.setdefault(str(entry.get("bundle")), set()).add(str(entry.get("release_sha256")))
@@ -226,6 +227,42 @@ class ReleaseRegister:
                     f"borough, sign it off with `earlysignal release-sign {folder}` (which registers it); if it "
                     "never did, move it out of that folder")
         return EarlierReleases(out, others)
+
+
+    def _unlisted_copies(self, entries: list[dict[str, Any]], borough: str | None,
+                         seen: set[str]) -> list[EarlierRelease]:
+        """The borough's archived copies that no line of register.jsonl names, oldest first.
+
+        Lines cut from the end of register.jsonl (or the whole file deleted) leave a chain that still checks,
+        but their copies stay in `archive/`: they are read all the same, so a shortened register cannot make
+        a release forget what the borough sent. A copy without a line is also what a `release` interrupted
+        between archiving and appending leaves; reading it costs figures, never protection.
+        """
+        from earlysignal.fingerprint import file_sha256
+
+        folder = self.copy_path("0" * 64).parent
+        if not folder.is_dir():
+            return []
+        named = {str(e.get("release_sha256")) for e in entries}
+        out: list[EarlierRelease] = []
+        for copy in sorted(folder.glob("*.json")):
+            digest = copy.stem
+            if copy.name.startswith(".") or digest in named or digest in seen:
+                continue
+            if file_sha256(copy) != digest:
+                raise BundleError(f"release register check failed: {copy} no longer hashes to its name; it was "
+                                  "edited. Restore it from a backup of the register")
+            try:
+                document = json.loads(copy.read_text(encoding="utf-8"))
+            except ValueError:
+                raise BundleError(f"release register check failed: {copy} is not a release.json; restore the "
+                                  "register's archive from a backup") from None
+            if document.get("borough") != borough:
+                continue
+            seen.add(digest)
+            out.append(EarlierRelease(document, digest, "register archive",
+                                      f"{copy} (no line in {self.path.name}: restore it from a backup)"))
+        return sorted(out, key=lambda r: (str(r.document.get("generated_at")), r.sha256))
 
 
 def listed_releases(config: ProjectConfig, base: str | os.PathLike[str] | None = None) -> list[EarlierRelease]:
