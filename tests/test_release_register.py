@@ -157,6 +157,34 @@ def test_lines_cut_from_the_end_of_the_register_are_still_read_from_their_copies
     assert _pinned(first, second, third, fourth) == []
 
 
+def test_a_renamed_borough_releasing_its_own_model_is_a_clear_error(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # The register matches releases by borough name: month two released as "Northgate Council" was checked on
+    # its own (a newcomer's three-month trial), and a reader holding both could difference them.
+    first = _release(config, rows, tmp_path / "month-1", monkeypatch)
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    renamed = config.model_copy(update={"release": config.release.model_copy(update={"borough": "Northgate Council"})})
+    with pytest.raises(BundleError, match=r"home release of model es under the borough name 'Northgate'.*"
+                                          r"Release under 'Northgate'"):
+        _release(renamed, only_first_date, tmp_path / "month-2", monkeypatch)
+    assert not (tmp_path / "month-2").exists()
+    # write_bundle guards the door too: a document built under the new name by a script is refused.
+    from earlysignal.federation.bundle import write_bundle
+
+    alone = build_release(only_first_date, config=config, borough="Northgate Council", model=dict(MODEL))
+    assert _pinned({**first, "borough": "Northgate Council"}, alone)
+    with pytest.raises(BundleError, match="Release under 'Northgate'"):
+        write_bundle(alone, tmp_path / "direct", renamed)
+    # A transfer release of the same model in another borough name is not a rename.
+    shipped = build_release(only_first_date, config=config, borough="Riverside", model=dict(MODEL), kind="transfer",
+                            earlier=[])
+    from earlysignal.federation.register import check_home_borough
+
+    check_home_borough(config, shipped)
+
+
 def test_a_listed_bundle_that_is_missing_or_altered_is_a_clear_error(
     config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
     release_register: Path,

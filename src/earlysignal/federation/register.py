@@ -309,6 +309,30 @@ def earlier_for(config: ProjectConfig, borough: str | None, exclude: str | None 
     return EarlierReleases(ordered, registered.other_boroughs)
 
 
+def check_home_borough(config: ProjectConfig, release: dict[str, Any]) -> None:
+    """Refuse a home release of a model the register already holds home releases of under another borough name.
+
+    The register matches releases by borough name, so a borough renamed between releases ('Thornbury',
+    then 'Thornbury Council') would be checked without its own earlier bundles. A model's home is one
+    borough: its own model released as home under a second name is that rename. BundleError naming the
+    entry and the name to use; transfer releases (a shipped model evaluated elsewhere) are not concerned.
+    """
+    if release.get("kind") != "home":
+        return
+    borough = release.get("borough")
+    model = (release.get("model") or {}).get("name")
+    register = ReleaseRegister(register_dir(config))
+    for entry in register.entries():
+        if (entry.get("kind") == "home" and (entry.get("model") or {}).get("name") == model
+                and entry.get("borough") != borough):
+            raise BundleError(
+                f"release register check failed: {register.path} entry {int(entry['seq']) + 1} is a home release "
+                f"of model {model} under the borough name {entry.get('borough')!r}; released as {borough!r} it "
+                "would not be read with that borough's earlier releases (the register matches them by name). "
+                f"Release under {entry.get('borough')!r} (release.borough or --borough): a model's home is one "
+                "borough")
+
+
 def describe(earlier: Sequence[EarlierRelease]) -> list[dict[str, str]]:
     """The `earlier_releases` section of release.json: what the attack read beside it."""
     return [r.summary() for r in earlier]

@@ -18,7 +18,7 @@ from earlysignal.federation.bundle import (
     write_bundle,
 )
 from earlysignal.federation.evaluate import home_evaluation, transfer_evaluation
-from earlysignal.federation.register import describe, earlier_for
+from earlysignal.federation.register import check_home_borough, describe, earlier_for
 
 
 def default_bundle_dir(borough: str, model_name: str, model_version: str) -> Path:
@@ -57,6 +57,10 @@ def run_release(
     # Every earlier release of this borough (its register's, whatever --out, and release.earlier's), checked
     # before minutes of evaluation: a missing or altered one stops here.
     earlier = earlier_for(config, name)
+    if not shipped and model_uri.startswith("models:/"):
+        # A renamed borough's own model: said before the evaluation runs, not after (write_bundle checks again).
+        check_home_borough(config, {"kind": KIND_HOME, "borough": name,
+                                    "model": {"name": model_uri[len("models:/"):].split("/")[0].split("@")[0]}})
     if shipped:
         evaluation = transfer_evaluation(model_uri, config, data_dir, as_of_dates=as_of_dates,
                                          home_model_uri=home_model_uri, trained_in=trained_in)
