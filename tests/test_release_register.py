@@ -177,12 +177,55 @@ def test_a_renamed_borough_releasing_its_own_model_is_a_clear_error(
     assert _pinned({**first, "borough": "Northgate Council"}, alone)
     with pytest.raises(BundleError, match="Release under 'Northgate'"):
         write_bundle(alone, tmp_path / "direct", renamed)
+    # A register that already holds both names (renamed before this check existed): no name is refused, and a
+    # new release reads the releases under both, since they are the same borough's own model.
+    from earlysignal.federation.bundle import release_bytes
+    from earlysignal.federation.register import ReleaseRegister
+
+    ReleaseRegister(release_register).record(tmp_path / "old-renamed", release_bytes(alone), "written")
+    third = _release(config, only_first_date, tmp_path / "month-3", monkeypatch)
+    assert len(third["earlier_releases"]) == 2
+    assert _pinned(first, alone, third) == _pinned(first, alone)
     # A transfer release of the same model in another borough name is not a rename.
     shipped = build_release(only_first_date, config=config, borough="Riverside", model=dict(MODEL), kind="transfer",
                             earlier=[])
     from earlysignal.federation.register import check_home_borough
 
     check_home_borough(config, shipped)
+
+
+def test_a_second_register_or_a_deleted_one_is_a_clear_error_when_the_registry_knows_the_first(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # A second config with another release.register_dir (or the register folder deleted) started the borough's
+    # history again in silence (a newcomer's three-month trial). The model registry, which every config of the
+    # borough shares, records where the model's home releases were registered.
+    from mlflow import MlflowClient
+
+    from earlysignal.tracking import configure_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    configure_tracking()
+    MlflowClient().create_registered_model("es")
+    _release(config, rows, tmp_path / "month-1", monkeypatch)
+    assert MlflowClient().get_registered_model("es").tags["earlysignal.release_register"] == str(
+        release_register.resolve())
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    second = config.model_copy(update={"release": config.release.model_copy(
+        update={"register_dir": tmp_path / "second-register"})})
+    monkeypatch.delenv("EARLYSIGNAL_RELEASE_REGISTER")
+    with pytest.raises(BundleError, match=r"home releases of es were registered in .*"
+                                          r"Point release.register_dir .* at "):
+        _release(second, only_first_date, tmp_path / "month-2", monkeypatch)
+    assert not (tmp_path / "month-2").exists()
+    # The register moved with its copies is the same history: released into, and the registry follows it.
+    shutil.copytree(release_register, tmp_path / "second-register")
+    _release(second, only_first_date, tmp_path / "month-2", monkeypatch)
+    # The register folder deleted where it is: the same error, saying to restore it.
+    shutil.rmtree(tmp_path / "second-register")
+    with pytest.raises(BundleError, match="Restore the register folder from a backup"):
+        _release(second, only_first_date, tmp_path / "month-3", monkeypatch)
 
 
 def test_a_listed_bundle_that_is_missing_or_altered_is_a_clear_error(

@@ -468,6 +468,11 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
+def _home_model(release: dict[str, Any]) -> str | None:
+    """The model's name for a home release (its earlier releases under another borough name count), else None."""
+    return (release.get("model") or {}).get("name") if release.get("kind") == KIND_HOME else None
+
+
 def _canonical(obj: Any) -> bytes:
     from earlysignal.ledger import canonical
 
@@ -500,7 +505,8 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str], confi
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
     check_home_borough(config, release)
     content = release_bytes(release)
-    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest(),
+                          model=_home_model(release))
     _refuse_worked_back(release, "it cannot leave the borough", earlier.documents, _not_recorded_groups(config))
     folder = Path(out_dir)
     # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
@@ -595,7 +601,8 @@ def sign_bundle(
 
     check_home_borough(config, release)
     content = (folder / RELEASE_JSON).read_bytes()
-    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest(),
+                          model=_home_model(release))
     _refuse_worked_back(release, "do not sign it", earlier.documents, _not_recorded_groups(config))
     private_key = load_private_key(key_path)
     wanted = key_id(private_key.public_key())
