@@ -492,8 +492,8 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str], confi
     withheld count when it is read with this borough's earlier releases: every one in the release register
     (`release.register_dir`) and those `release.earlier` lists, whatever the folder. A registered or listed
     bundle that is missing or altered is an error too, and so is a home release of a model the register holds
-    home releases of under another borough name (a renamed borough; register.check_home_borough). The release is registered (a copy of release.json)
-    before its folder is written. Any earlier signature.json is removed: a new release needs a new sign-off.
+    home releases of under another borough name only (a renamed borough; register.check_home_borough). The
+    release is registered (a copy of release.json) before its folder is written. Any earlier signature.json is removed: a new release needs a new sign-off.
     """
     from earlysignal.atomic import write_json, write_text
     from earlysignal.federation.register import (

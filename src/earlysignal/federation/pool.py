@@ -279,7 +279,8 @@ def _check_comparable(releases: Sequence[dict[str, Any]], paths: Sequence[Path])
                 raise BundleError(
                     f"bundles {first_path} ({_model_words(first)}) and {path} ({_model_words(release)}) are both "
                     f"{release['borough']}'s own model; the pool counts each borough once: keep the bundle of the "
-                    f"version its board approved and leave the other out{_latest_words(first_path, first, path, release)}"
+                    "version its board approved and leave the other out"
+                    + _latest_words(first_path, first, path, release)
                 )
             own[release["borough"]] = (path, release)
 

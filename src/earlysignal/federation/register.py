@@ -307,7 +307,8 @@ def earlier_for(config: ProjectConfig, borough: str | None, exclude: str | None 
     """Every earlier release a new release of `borough` is read with: the register's (always) and those
     `release.earlier` lists, one per distinct release.json, oldest first; `exclude` leaves out the release
     being signed. With `model` (a home release of the borough's own model), home releases of that model under
-    another borough name are read too: the same borough renamed. BundleError when one is missing or altered (see ReleaseRegister.releases, listed_releases)."""
+    another borough name are read too: the same borough renamed. BundleError when one is missing or altered
+    (see ReleaseRegister.releases, listed_releases)."""
     registered = ReleaseRegister(register_dir(config)).releases(borough, exclude, model)
     seen = {r.sha256 for r in registered.releases} | ({exclude} if exclude else set())
     listed = []
