@@ -135,7 +135,7 @@ def test_a_shipped_model_predicting_another_outcome_is_refused_before_any_data_i
 
 
 def test_release_without_a_key_waits_for_the_checker_and_release_sign_signs_it_off(
-    world: FederationWorld, tmp_path: Path
+    world: FederationWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from audit_world import tracking_at
 
@@ -147,16 +147,28 @@ def test_release_without_a_key_waits_for_the_checker_and_release_sign_signs_it_o
     with tracking_at(world.tracking_uri):
         result = CliRunner().invoke(app, ["release", "--model", world.model_uri, "--out", str(out),
                                           "--config", str(config)])
+    # This test's own release register is empty, but the registry records that Northgate's model was released
+    # from the world's register: a release here would forget it, so it stops and names that register.
+    words = " ".join(result.output.split())
+    assert result.exit_code == 2 and "home releases of es-northgate were registered in" in words, result.output
+    assert not out.exists()
+    # A copy of the world's register (a register moved with its copies) holds them: the release goes ahead.
+    shutil.copytree(world.root / "release-register", tmp_path / "register")
+    monkeypatch.setenv("EARLYSIGNAL_RELEASE_REGISTER", str(tmp_path / "register"))
+    with tracking_at(world.tracking_uri):
+        result = CliRunner().invoke(app, ["release", "--model", world.model_uri, "--out", str(out),
+                                          "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "Not signed off yet" in " ".join(result.output.split())
-    # This test's own release register is empty: the console says the release was checked on its own.
-    assert "No earlier release of Northgate in the release register or release.earlier" in " ".join(result.output.split())
+    # Read with the world's own Northgate bundle (the same evaluation), from its register.
+    assert "Checked with 1 earlier release(s) of Northgate" in " ".join(result.output.split())
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "release.json"]
     key = world.checker_keys["Northgate"]
     result = CliRunner().invoke(app, ["release-sign", str(out), "--key", str(key), "--config", str(config)])
     assert result.exit_code == 0, result.output
-    # The bundle was registered when written; release-sign reads it, leaves itself out, and registers the sign-off.
-    assert "No earlier release of Northgate" in " ".join(result.output.split())
+    # The bundle was registered when written; release-sign reads the register, leaves itself out, and registers
+    # the sign-off.
+    assert "Checked with 1 earlier release(s) of Northgate" in " ".join(result.output.split())
     signed = verify_bundle(out, world.configs["Northgate"])
     assert signed["signed_off"]["checker"] == "Northgate output checker" and signed["kind"] == "home"
     # The same evaluation as the bundle the world wrote, figure for figure.

@@ -184,6 +184,14 @@ def test_two_of_one_boroughs_own_models_are_not_pooled_as_two_boroughs(tmp_path)
     message = str(error.value)
     assert f"{tmp_path / 'a1'} (m-a v1) and {tmp_path / 'a2'} (m-b v2) are both A's own model" in message
     assert "keep the bundle of the version its board approved" in message
+    assert "both were approved" not in message
+    # A borough releasing every month has every version approved: the message names the latest bundle.
+    for release, at in ((first, "2026-11-01T09:00:00Z"), (second, "2026-12-01T09:00:00Z")):
+        release["approval"] = {"status": "approved", "demo": False}
+        release["generated_at"] = at
+    with pytest.raises(BundleError, match=r"both were approved: a borough releasing month after month keeps its "
+                                          r"latest, here .*a2, generated at 2026-12-01T09:00:00Z"):
+        _check_comparable([first, other, second], [tmp_path / "a1", tmp_path / "b", tmp_path / "a2"])
     # A model shipped into A beside A's own model is a transfer, not a second own model.
     shipped = _release("A", (0.7, 0.6, 0.8), kind="transfer", trained_in="B", sha="c")
     _check_comparable([first, other, shipped], [tmp_path / "a1", tmp_path / "b", tmp_path / "a-from-b"])

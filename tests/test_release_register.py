@@ -132,6 +132,102 @@ def test_a_register_line_removed_is_a_clear_error(
         _release(config, only_first_date, tmp_path / "c", monkeypatch)
 
 
+def test_lines_cut_from_the_end_of_the_register_are_still_read_from_their_copies(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # Cutting the last lines leaves a chain that still checks (each line only names the one before it), and
+    # deleting register.jsonl leaves no line at all: found by a newcomer's three-month trial, where the next
+    # release was then checked without them. Their archived copies are still there, and are read.
+    register = release_register / "register.jsonl"
+    first = _release(config, rows, tmp_path / "month-1", monkeypatch)
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    second = _release(config, only_first_date, tmp_path / "month-2", monkeypatch)
+    first_sha, second_sha = (e["release_sha256"] for e in _register(release_register))
+    register.write_text(register.read_text().splitlines()[0] + "\n")
+    third = _release(config, only_first_date, tmp_path / "month-3", monkeypatch)
+    assert {(e["release_sha256"], e["from"]) for e in third["earlier_releases"]} == {
+        (first_sha, "register"), (second_sha, "register archive")}
+    # register.jsonl deleted: month one's copy is still read, so the first date's number found stays withheld.
+    register.unlink()
+    fourth = _release(config, only_first_date, tmp_path / "month-4", monkeypatch)
+    assert first_sha in {e["release_sha256"] for e in fourth["earlier_releases"]}
+    assert {e["from"] for e in fourth["earlier_releases"]} == {"register archive"}
+    assert fourth["performance"]["per_as_of"][0]["precision_at_capacity"] is None
+    assert _pinned(first, second, third, fourth) == []
+
+
+def test_a_renamed_borough_releasing_its_own_model_is_a_clear_error(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # The register matches releases by borough name: month two released as "Northgate Council" was checked on
+    # its own (a newcomer's three-month trial), and a reader holding both could difference them.
+    first = _release(config, rows, tmp_path / "month-1", monkeypatch)
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    renamed = config.model_copy(update={"release": config.release.model_copy(update={"borough": "Northgate Council"})})
+    with pytest.raises(BundleError, match=r"home release of model es under the borough name 'Northgate'.*"
+                                          r"Release under 'Northgate'"):
+        _release(renamed, only_first_date, tmp_path / "month-2", monkeypatch)
+    assert not (tmp_path / "month-2").exists()
+    # write_bundle guards the door too: a document built under the new name by a script is refused.
+    from earlysignal.federation.bundle import write_bundle
+
+    alone = build_release(only_first_date, config=config, borough="Northgate Council", model=dict(MODEL))
+    assert _pinned({**first, "borough": "Northgate Council"}, alone)
+    with pytest.raises(BundleError, match="Release under 'Northgate'"):
+        write_bundle(alone, tmp_path / "direct", renamed)
+    # A register that already holds both names (renamed before this check existed): no name is refused, and a
+    # new release reads the releases under both, since they are the same borough's own model.
+    from earlysignal.federation.bundle import release_bytes
+    from earlysignal.federation.register import ReleaseRegister
+
+    ReleaseRegister(release_register).record(tmp_path / "old-renamed", release_bytes(alone), "written")
+    third = _release(config, only_first_date, tmp_path / "month-3", monkeypatch)
+    assert len(third["earlier_releases"]) == 2
+    assert _pinned(first, alone, third) == _pinned(first, alone)
+    # A transfer release of the same model in another borough name is not a rename.
+    shipped = build_release(only_first_date, config=config, borough="Riverside", model=dict(MODEL), kind="transfer",
+                            earlier=[])
+    from earlysignal.federation.register import check_home_borough
+
+    check_home_borough(config, shipped)
+
+
+def test_a_second_register_or_a_deleted_one_is_a_clear_error_when_the_registry_knows_the_first(
+    config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    release_register: Path,
+) -> None:
+    # A second config with another release.register_dir (or the register folder deleted) started the borough's
+    # history again in silence (a newcomer's three-month trial). The model registry, which every config of the
+    # borough shares, records where the model's home releases were registered.
+    from mlflow import MlflowClient
+
+    from earlysignal.tracking import configure_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    configure_tracking()
+    MlflowClient().create_registered_model("es")
+    _release(config, rows, tmp_path / "month-1", monkeypatch)
+    assert MlflowClient().get_registered_model("es").tags["earlysignal.release_register"] == str(
+        release_register.resolve())
+    only_first_date = rows[rows["as_of"] == pd.Timestamp("2024-10-01")]
+    second = config.model_copy(update={"release": config.release.model_copy(
+        update={"register_dir": tmp_path / "second-register"})})
+    monkeypatch.delenv("EARLYSIGNAL_RELEASE_REGISTER")
+    with pytest.raises(BundleError, match=r"home releases of es were registered in .*"
+                                          r"Point release.register_dir .* at "):
+        _release(second, only_first_date, tmp_path / "month-2", monkeypatch)
+    assert not (tmp_path / "month-2").exists()
+    # The register moved with its copies is the same history: released into, and the registry follows it.
+    shutil.copytree(release_register, tmp_path / "second-register")
+    _release(second, only_first_date, tmp_path / "month-2", monkeypatch)
+    # The register folder deleted where it is: the same error, saying to restore it.
+    shutil.rmtree(tmp_path / "second-register")
+    with pytest.raises(BundleError, match="Restore the register folder from a backup"):
+        _release(second, only_first_date, tmp_path / "month-3", monkeypatch)
+
+
 def test_a_listed_bundle_that_is_missing_or_altered_is_a_clear_error(
     config: ProjectConfig, rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
     release_register: Path,

@@ -175,13 +175,16 @@ def release_sign(
 
     from earlysignal.federation.register import earlier_for
     from earlysignal.fingerprint import file_sha256
+    import json
 
     project = load_config(config)
     signed = sign_bundle(bundle, key, project, checker=checker)
     console.print(f"Signed off {bundle} as {signed['checker']} at {signed['at']} "
                   f"(manifest sha256 {signed['manifest_sha256'][:12]}).", highlight=False)
     own = file_sha256(Path(bundle) / "release.json")
-    earlier = earlier_for(project, signed["borough"], exclude=own).releases
+    document = json.loads((Path(bundle) / "release.json").read_text(encoding="utf-8"))
+    model = (document.get("model") or {}).get("name") if document.get("kind") == "home" else None
+    earlier = earlier_for(project, signed["borough"], exclude=own, model=model).releases
     for line in earlier_words(str(signed["borough"]), [e.summary() for e in earlier]):
         console.print(f"  {line}", highlight=False)
 

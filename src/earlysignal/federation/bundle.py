@@ -468,6 +468,11 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
+def _home_model(release: dict[str, Any]) -> str | None:
+    """The model's name for a home release (its earlier releases under another borough name count), else None."""
+    return (release.get("model") or {}).get("name") if release.get("kind") == KIND_HOME else None
+
+
 def _canonical(obj: Any) -> bytes:
     from earlysignal.ledger import canonical
 
@@ -486,18 +491,22 @@ def write_bundle(release: dict[str, Any], out_dir: str | os.PathLike[str], confi
     Refuses (BundleError) a document holding a small count, or one in which the differencing attack pins a
     withheld count when it is read with this borough's earlier releases: every one in the release register
     (`release.register_dir`) and those `release.earlier` lists, whatever the folder. A registered or listed
-    bundle that is missing or altered is an error too. The release is registered (a copy of release.json)
-    before its folder is written. Any earlier signature.json is removed: a new release needs a new sign-off.
+    bundle that is missing or altered is an error too, and so is a home release of a model the register holds
+    home releases of under another borough name only (a renamed borough; register.check_home_borough). The
+    release is registered (a copy of release.json) before its folder is written. Any earlier signature.json is removed: a new release needs a new sign-off.
     """
     from earlysignal.atomic import write_json, write_text
-    from earlysignal.federation.register import EVENT_WRITTEN, ReleaseRegister, earlier_for, register_dir
+    from earlysignal.federation.register import (
+        EVENT_WRITTEN, ReleaseRegister, check_home_borough, earlier_for, register_dir)
 
     min_cell = int(release.get("small_numbers", {}).get("min_cell", 10))
     unsafe = small_counts(release, min_cell)
     if unsafe:
         raise BundleError(f"the release holds counts under {min_cell} at {unsafe[:5]}; it cannot leave the borough")
+    check_home_borough(config, release)
     content = release_bytes(release)
-    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest(),
+                          model=_home_model(release))
     _refuse_worked_back(release, "it cannot leave the borough", earlier.documents, _not_recorded_groups(config))
     folder = Path(out_dir)
     # Everything in the folder leaves the borough with the bundle: nothing but the bundle may be in it.
@@ -587,10 +596,13 @@ def sign_bundle(
     if unsafe:
         raise BundleError(f"disclosure check failed: {folder / RELEASE_JSON} holds counts under {min_cell} at "
                           f"{unsafe[:5]}; do not sign it")
-    from earlysignal.federation.register import EVENT_SIGNED, ReleaseRegister, earlier_for, register_dir
+    from earlysignal.federation.register import (
+        EVENT_SIGNED, ReleaseRegister, check_home_borough, earlier_for, register_dir)
 
+    check_home_borough(config, release)
     content = (folder / RELEASE_JSON).read_bytes()
-    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest())
+    earlier = earlier_for(config, release.get("borough"), exclude=hashlib.sha256(content).hexdigest(),
+                          model=_home_model(release))
     _refuse_worked_back(release, "do not sign it", earlier.documents, _not_recorded_groups(config))
     private_key = load_private_key(key_path)
     wanted = key_id(private_key.public_key())

@@ -280,8 +280,19 @@ def _check_comparable(releases: Sequence[dict[str, Any]], paths: Sequence[Path])
                     f"bundles {first_path} ({_model_words(first)}) and {path} ({_model_words(release)}) are both "
                     f"{release['borough']}'s own model; the pool counts each borough once: keep the bundle of the "
                     "version its board approved and leave the other out"
+                    + _latest_words(first_path, first, path, release)
                 )
             own[release["borough"]] = (path, release)
+
+
+def _latest_words(first_path: Path, first: dict[str, Any], path: Path, release: dict[str, Any]) -> str:
+    """When both models were approved (a borough releasing every month), which bundle is the latest."""
+    approved = [(str(r.get("generated_at")), str(p)) for p, r in ((first_path, first), (path, release))
+                if (r.get("approval") or {}).get("status") == "approved" and not (r.get("approval") or {}).get("demo")]
+    if len(approved) < 2:
+        return ""
+    return (f" (both were approved: a borough releasing month after month keeps its latest, here {max(approved)[1]}, "
+            "generated at " + max(approved)[0] + ")")
 
 
 def _model_words(release: dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ class EarlierRelease:
         model = self.document.get("model") or {}
         return {"release_sha256": self.sha256, "generated_at": str(self.document.get("generated_at")),
                 "kind": str(self.document.get("kind")), "model": f"{model.get('name')} v{model.get('version')}",
-                "from": "register" if self.source == "register" else "release.earlier"}
+                "from": self.source if self.source.startswith("register") else "release.earlier"}
 
     def words(self) -> str:
         """One line for the console: when, which model, its hash and where it is."""
@@ -93,6 +93,14 @@ def _line_hash(entry: dict[str, Any]) -> str:
 
 def _now_utc() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _ours(entry: dict[str, Any], borough: str | None, model: str | None) -> bool:
+    """An entry of this borough: its name, or (for a home release of `model`) a home release of the same model
+    under another name, which is the same borough renamed (a model's home is one borough)."""
+    if entry.get("borough") == borough:
+        return True
+    return model is not None and entry.get("kind") == "home" and (entry.get("model") or {}).get("name") == model
 
 
 class ReleaseRegister:
@@ -177,7 +185,7 @@ class ReleaseRegister:
             write_text(old + _canonical(entry).decode("utf-8") + "\n", self.path)
             return entry
 
-    def releases(self, borough: str | None, exclude: str | None = None) -> EarlierReleases:
+    def releases(self, borough: str | None, exclude: str | None = None, model: str | None = None) -> EarlierReleases:
         """This borough's registered releases (one per distinct release.json, oldest first), each read from its
         archived copy, leaving out `exclude` (a release.json's SHA-256); plus the other boroughs registered here.
 
@@ -188,7 +196,7 @@ class ReleaseRegister:
         from earlysignal.fingerprint import file_sha256
 
         entries = self.entries()
-        ours = [e for e in entries if e.get("borough") == borough]
+        ours = [e for e in entries if _ours(e, borough, model)]
         others = sorted({str(e.get("borough")) for e in entries if e.get("borough") != borough})
         out: list[EarlierRelease] = []
         seen = {exclude} if exclude else set()
@@ -208,6 +216,7 @@ class ReleaseRegister:
                                   f"edited after {where}. Restore it from a backup of the register")
             document = json.loads(copy.read_text(encoding="utf-8"))
             out.append(EarlierRelease(document, digest, "register", str(entry.get("bundle"))))
+        out += self._unlisted_copies(entries, borough, seen, model)
         registered: dict[str, set[str]] = {}
         for entry in entries:
             registered.setdefault(str(entry.get("bundle")), set()).add(str(entry.get("release_sha256")))
@@ -220,6 +229,43 @@ class ReleaseRegister:
                     f"borough, sign it off with `earlysignal release-sign {folder}` (which registers it); if it "
                     "never did, move it out of that folder")
         return EarlierReleases(out, others)
+
+
+    def _unlisted_copies(self, entries: list[dict[str, Any]], borough: str | None,
+                         seen: set[str], model: str | None = None) -> list[EarlierRelease]:
+        """The borough's archived copies that no line of register.jsonl names, oldest first.
+
+        Lines cut from the end of register.jsonl (or the whole file deleted) leave a chain that still checks,
+        but their copies stay in `archive/`: they are read all the same, so a shortened register cannot make
+        a release forget what the borough sent. A copy without a line is also what a `release` interrupted
+        between archiving and appending leaves; reading it costs figures, never protection.
+        """
+        from earlysignal.fingerprint import file_sha256
+
+        folder = self.copy_path("0" * 64).parent
+        if not folder.is_dir():
+            return []
+        named = {str(e.get("release_sha256")) for e in entries}
+        out: list[EarlierRelease] = []
+        for copy in sorted(folder.glob("*.json")):
+            digest = copy.stem
+            if copy.name.startswith(".") or digest in named or digest in seen:
+                continue
+            if file_sha256(copy) != digest:
+                raise BundleError(f"release register check failed: {copy} no longer hashes to its name; it was "
+                                  "edited. Restore it from a backup of the register")
+            try:
+                document = json.loads(copy.read_text(encoding="utf-8"))
+            except ValueError:
+                raise BundleError(f"release register check failed: {copy} is not a release.json; restore the "
+                                  "register's archive from a backup") from None
+            if not _ours({"borough": document.get("borough"), "kind": document.get("kind"),
+                          "model": document.get("model") or {}}, borough, model):
+                continue
+            seen.add(digest)
+            out.append(EarlierRelease(document, digest, "register archive",
+                                      f"{copy} (no line in {self.path.name}: restore it from a backup)"))
+        return sorted(out, key=lambda r: (str(r.document.get("generated_at")), r.sha256))
 
 
 def listed_releases(config: ProjectConfig, base: str | os.PathLike[str] | None = None) -> list[EarlierRelease]:
@@ -250,11 +296,14 @@ def listed_releases(config: ProjectConfig, base: str | os.PathLike[str] | None =
     return out
 
 
-def earlier_for(config: ProjectConfig, borough: str | None, exclude: str | None = None) -> EarlierReleases:
+def earlier_for(config: ProjectConfig, borough: str | None, exclude: str | None = None,
+                model: str | None = None) -> EarlierReleases:
     """Every earlier release a new release of `borough` is read with: the register's (always) and those
     `release.earlier` lists, one per distinct release.json, oldest first; `exclude` leaves out the release
-    being signed. BundleError when one is missing or altered (see ReleaseRegister.releases, listed_releases)."""
-    registered = ReleaseRegister(register_dir(config)).releases(borough, exclude)
+    being signed. With `model` (a home release of the borough's own model), home releases of that model under
+    another borough name are read too: the same borough renamed. BundleError when one is missing or altered
+    (see ReleaseRegister.releases, listed_releases)."""
+    registered = ReleaseRegister(register_dir(config)).releases(borough, exclude, model)
     seen = {r.sha256 for r in registered.releases} | ({exclude} if exclude else set())
     listed = []
     for release in listed_releases(config):
@@ -264,6 +313,94 @@ def earlier_for(config: ProjectConfig, borough: str | None, exclude: str | None 
     ordered = sorted([*registered.releases, *listed],
                      key=lambda r: (str(r.document.get("generated_at")), r.sha256))
     return EarlierReleases(ordered, registered.other_boroughs)
+
+
+def check_home_borough(config: ProjectConfig, release: dict[str, Any]) -> None:
+    """Refuse a home release of a model the register already holds home releases of under another borough name.
+
+    The register matches releases by borough name, so a borough renamed between releases ('Thornbury',
+    then 'Thornbury Council') would be checked without its own earlier bundles. A model's home is one
+    borough: its own model released as home under a second name is that rename. BundleError naming the
+    entry and the name to use; transfer releases (a shipped model evaluated elsewhere) are not concerned.
+    """
+    if release.get("kind") != "home":
+        return
+    borough = release.get("borough")
+    model = (release.get("model") or {}).get("name")
+    register = ReleaseRegister(register_dir(config))
+    homes = [e for e in register.entries() if e.get("kind") == "home" and (e.get("model") or {}).get("name") == model]
+    if any(e.get("borough") == borough for e in homes):
+        # Released under both names already (a rename before this check existed): the releases are read
+        # together (earlier_for with the model), and refusing either name would leave no way on.
+        return
+    for entry in homes:
+        if entry.get("borough") != borough:
+            raise BundleError(
+                f"release register check failed: {register.path} entry {int(entry['seq']) + 1} is a home release "
+                f"of model {model} under the borough name {entry.get('borough')!r}; released as {borough!r} it "
+                "would not be read with that borough's earlier releases (the register matches them by name). "
+                f"Release under {entry.get('borough')!r} (release.borough or --borough): a model's home is one "
+                "borough")
+
+
+REGISTER_TAG = "earlysignal.release_register"
+
+
+def _registry_client() -> Any:
+    from mlflow import MlflowClient
+
+    from earlysignal.tracking import configure_tracking
+
+    configure_tracking()
+    return MlflowClient()
+
+
+def check_register_anchor(config: ProjectConfig, model_name: str) -> None:
+    """Refuse a home release of `model_name` into a register holding none of its releases when the model
+    registry records that its releases were registered (MLflow tag `earlysignal.release_register` on the
+    registered model, set by `record_register_anchor`).
+
+    The register's place comes from the config (relative to where `release` runs) or the environment, so a
+    second config with another `release.register_dir`, or the register folder deleted, would start the
+    borough's history again in silence; the registry is the second witness, as it is for the approval
+    ledger's head. A register moved with its copies holds the model's releases and passes. A model not in
+    the registry (or no registry) is not checked. BundleError naming both folders and what to do.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        recorded = (_registry_client().get_registered_model(model_name).tags or {}).get(REGISTER_TAG)
+    except MlflowException:
+        return
+    if not recorded:
+        return
+    register = ReleaseRegister(register_dir(config))
+    names = {(e.get("model") or {}).get("name") for e in register.entries() if e.get("kind") == "home"}
+    folder = register.copy_path("0" * 64).parent
+    for copy in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            document = json.loads(copy.read_text(encoding="utf-8"))
+            if document.get("kind") == "home":
+                names.add((document.get("model") or {}).get("name"))
+    if model_name in names:
+        return
+    here = Path(register.folder).resolve()
+    where = ("this config's register" if str(here) != recorded else "the register there now")
+    raise BundleError(
+        f"release register check failed: the model registry records that home releases of {model_name} were "
+        f"registered in {recorded}, but {where} ({here}: release.register_dir, or ${REGISTER_ENV}) holds none "
+        "of them, so a release now would not be read with them. "
+        + (f"Point release.register_dir (or ${REGISTER_ENV}) at {recorded}, or copy that folder here"
+           if str(here) != recorded else "Restore the register folder from a backup (it was deleted or emptied)"))
+
+
+def record_register_anchor(config: ProjectConfig, model_name: str) -> None:
+    """Record on the registered model (MLflow tag) the register its latest home release was registered in."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        _registry_client().set_registered_model_tag(
+            model_name, REGISTER_TAG, str(Path(register_dir(config)).resolve()))
 
 
 def describe(earlier: Sequence[EarlierRelease]) -> list[dict[str, str]]:

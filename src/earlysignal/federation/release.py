@@ -18,7 +18,8 @@ from earlysignal.federation.bundle import (
     write_bundle,
 )
 from earlysignal.federation.evaluate import home_evaluation, transfer_evaluation
-from earlysignal.federation.register import describe, earlier_for
+from earlysignal.federation.register import (
+    check_home_borough, check_register_anchor, describe, earlier_for, record_register_anchor)
 
 
 def default_bundle_dir(borough: str, model_name: str, model_version: str) -> Path:
@@ -56,7 +57,14 @@ def run_release(
                           "release.borough in the config or pass --borough")
     # Every earlier release of this borough (its register's, whatever --out, and release.earlier's), checked
     # before minutes of evaluation: a missing or altered one stops here.
-    earlier = earlier_for(config, name)
+    own_model = (model_uri[len("models:/"):].split("/")[0].split("@")[0]
+                 if not shipped and model_uri.startswith("models:/") else None)
+    earlier = earlier_for(config, name, model=own_model)
+    if own_model:
+        # A renamed borough's own model, or its earlier releases registered elsewhere: said before the
+        # evaluation runs, not after (write_bundle checks the name again).
+        check_home_borough(config, {"kind": KIND_HOME, "borough": name, "model": {"name": own_model}})
+        check_register_anchor(config, own_model)
     if shipped:
         evaluation = transfer_evaluation(model_uri, config, data_dir, as_of_dates=as_of_dates,
                                          home_model_uri=home_model_uri, trained_in=trained_in)
@@ -82,6 +90,8 @@ def run_release(
     folder = Path(out_dir) if out_dir is not None else default_bundle_dir(
         name, str(evaluation.model["name"]), str(evaluation.model["version"]))
     write_bundle(release, folder, config)
+    if own_model:
+        record_register_anchor(config, own_model)
     if key_path is not None:
         sign_bundle(folder, key_path, config, checker=checker)
     return folder, release
