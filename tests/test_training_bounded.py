@@ -235,6 +235,25 @@ def test_a_budget_the_fixed_rows_alone_exceed_says_no_fraction_fits(matrices, bo
     assert "No negative_sample_fraction fits" in message and "raise build.memory_budget_gb to at least" in message
 
 
+def test_a_budget_error_at_the_logistic_stage_counts_the_logistic_rows(borough, monkeypatch):
+    # The calibration and logistic baseline stage is the largest here (the baseline's working copies, 8.5 times its
+    # rows): the message says how many logistic rows, at which fraction, were estimated, not a dangling
+    # "the logistic baseline's x 233 float32 features".
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.config.MIN_MEMORY_BUDGET_GB", 0.0)
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: 0)
+    config = _config(borough, memory_budget_gb=10 / 1024)
+    task = TaskRows("split_1", fit_positives=10, fit_negatives=2_000, validation=1_000, calibration=1_200,
+                    logistic_positives=40, logistic_negatives=20_000, test=1_000)
+    assert max(task.stages(0.5, 233), key=task.stages(0.5, 233).get) == "calibration and logistic baseline"
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory([task], [task], config, 233, "before any model was fitted")
+    message = str(error.value)
+    assert "at its calibration and logistic baseline stage (1,200 calibration rows and 10,040 logistic baseline " \
+           "rows (negative_sample_fraction 0.5) x 233 float32 features, with the baseline's working copies)" in message
+
+
 # --------------------------------------------------------------------------- reading rows
 
 def test_feature_rows_give_the_whole_array_s_rows_in_any_order_and_by_batch(matrices):

@@ -675,10 +675,13 @@ def _check_task_memory(
     largest = None if any(f is None for f in fractions) else min(f for f in fractions if f is not None)
     gb = 1024**3
     rows = (f"{task.fit_rows(fraction):,} fit rows (negative_sample_fraction {fraction}) and {task.validation:,} "
-            f"validation rows" if stage == "fit and validation" else
-            f"{task.calibration:,} calibration rows and the logistic baseline's")
-    text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows} "
-            f"x {n_features} float32 features, with LightGBM's or the baseline's working copies), but "
+            f"validation rows x {n_features} float32 features, with LightGBM's working copies"
+            if stage == "fit and validation" else
+            f"{task.calibration:,} calibration rows and {task.logistic_rows(fraction):,} logistic baseline rows "
+            f"(negative_sample_fraction {fraction}) x {n_features} float32 features, with the baseline's working "
+            "copies")
+    text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows}"
+            "), but "
             f"build.memory_budget_gb {budget_gb} leaves {available / gb:.2f} GB once this process holds "
             f"{held / gb:.2f} GB (libraries and the labelled rows' light columns). ")
     if largest is not None and largest < fraction:
