@@ -254,6 +254,35 @@ def test_a_budget_error_at_the_logistic_stage_counts_the_logistic_rows(borough, 
            "rows (negative_sample_fraction 0.5) x 233 float32 features, with the baseline's working copies)" in message
 
 
+def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown_between_models(borough, monkeypatch):
+    # Measured at 60,000 residents: the fraction named before any fit (0.124) was refused after the first model, as
+    # the process held 1.7 MiB more ("0.123 or less would fit"). The check before any fit now keeps
+    # TRAIN_GROWTH_BYTES free, so the fraction it names passes every model's own check after a growth that size.
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.config.MIN_MEMORY_BUDGET_GB", 0.0)
+    held = [0]
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: held[0])
+    tasks = [TaskRows(f"split_{i}", fit_positives=50, fit_negatives=200_000 + 1_000 * i, validation=20_000,
+                      calibration=20_000, logistic_positives=40, logistic_negatives=3_000, test=20_000)
+             for i in (1, 2, 3)]
+    raw = _raw_config(borough)
+    raw["build"] = {"memory_budget_gb": 0.125}
+    raw["training"]["negative_sample_fraction"] = 1.0
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory(tasks, tasks, config_from_dict(raw), 233, "before any model was fitted",
+                             reserve=T.TRAIN_GROWTH_BYTES)
+    message = str(error.value)
+    assert f"keeps {T.TRAIN_GROWTH_BYTES // 1024**2} MiB for what it gains between models" in message
+    fraction = float(re.search(r"negative_sample_fraction (0\.\d+) or less would fit", message).group(1))
+    raw["training"]["negative_sample_fraction"] = fraction
+    config = config_from_dict(raw)
+    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=T.TRAIN_GROWTH_BYTES)
+    held[0] = T.TRAIN_GROWTH_BYTES
+    for task in tasks:
+        T._check_task_memory([task], tasks, config, 233, "after a model was fitted")
+
+
 # --------------------------------------------------------------------------- reading rows
 
 def test_feature_rows_give_the_whole_array_s_rows_in_any_order_and_by_batch(matrices):

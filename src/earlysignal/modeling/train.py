@@ -621,7 +621,8 @@ def _run_tasks_bounded(
     any fit, and each task again before it reads its rows (raises TrainingError). Outcomes by task name."""
     sizes = {task.name: _task_rows(task, config) for task in tasks}
     every = list(sizes.values())
-    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted")
+    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted",
+                       reserve=TRAIN_GROWTH_BYTES)
     outcomes = {}
     for number, task in enumerate(tasks, 1):
         when = f"after {number - 1} of {len(tasks)} models were fitted" if number > 1 else "before any model was fitted"
@@ -648,14 +649,22 @@ def _task_rows(task: _SplitTask, config: ProjectConfig) -> TaskRows:
                     len(task.test) if task.test is not None else 0)
 
 
+# What this process's resident set grows by while it fits the models one after another (what the allocator keeps of
+# each model's reads and LightGBM's datasets): 3.5 MiB over five models at 60,000 residents (budget 0.5, fraction 0.1;
+# docs/performance.md, "A newcomer's bounded training"); four times that, with a margin. The check before any fit keeps
+# it free, so that a run that passes it (and the fraction its error names) passes each model's own check later.
+TRAIN_GROWTH_BYTES = 16 * 1024**2
+
+
 def _check_task_memory(
-    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str
+    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str,
+    reserve: int = 0,
 ) -> None:
     """Raise TrainingError when the largest of the tasks `sizes` would not fit what build.memory_budget_gb leaves
-    once this process holds its resident set now (at least MIN_PARTITION_SHARE of the budget, as scoring per
-    partition gives). The error gives the numbers and the largest training.negative_sample_fraction with which
-    every task of `every` would fit; the fraction is never lowered here (a sampling change is a recorded
-    modelling decision)."""
+    once this process holds its resident set now and `reserve` bytes more (at least MIN_PARTITION_SHARE of the
+    budget, as scoring per partition gives). The error gives the numbers and the largest
+    training.negative_sample_fraction with which every task of `every` would fit; the fraction is never lowered
+    here (a sampling change is a recorded modelling decision)."""
     from earlysignal.scoring import MIN_PARTITION_SHARE, resident_set_bytes
 
     budget_gb = config.build.memory_budget_gb
@@ -666,7 +675,7 @@ def _check_task_memory(
     need = task.bytes(fraction, n_features)
     held = resident_set_bytes()
     budget = budget_gb * 1024**3
-    available = max(budget - held, budget * MIN_PARTITION_SHARE)
+    available = max(budget - held - reserve, budget * MIN_PARTITION_SHARE)
     if need <= available:
         return
     stages = task.stages(fraction, n_features)
@@ -683,14 +692,16 @@ def _check_task_memory(
     text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows}"
             "), but "
             f"build.memory_budget_gb {budget_gb} leaves {available / gb:.2f} GB once this process holds "
-            f"{held / gb:.2f} GB (libraries and the labelled rows' light columns). ")
+            f"{held / gb:.2f} GB (libraries and the labelled rows' light columns)"
+            + (f" and keeps {reserve / 1024**2:.0f} MiB for what it gains between models" if reserve else "") + ". ")
     if largest is not None and largest < fraction:
         text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}); lowering it is a "
                  "modelling decision, recorded in MLflow and the report, so it is never done for you. ")
     else:
         text += ("No negative_sample_fraction fits: the validation and calibration slices (every row of their as_of "
                  "dates) alone are too large. ")
-    text += f"Or raise build.memory_budget_gb to at least {math.ceil((held + need) / gb * 100) / 100:.2f} (docs/config.md, build)."
+    text += (f"Or raise build.memory_budget_gb to at least {math.ceil((held + reserve + need) / gb * 100) / 100:.2f} "
+             "(docs/config.md, build).")
     raise TrainingError(text)
 
 
