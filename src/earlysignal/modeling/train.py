@@ -693,7 +693,8 @@ def _check_task_memory(
             "), but "
             f"build.memory_budget_gb {budget_gb} leaves {available / gb:.2f} GB once this process holds "
             f"{held / gb:.2f} GB (libraries and the labelled rows' light columns)"
-            + (f" and keeps {reserve / 1024**2:.0f} MiB for what it gains between models" if reserve else "") + ". ")
+            + (f" and keeps {reserve / 1024**2:.0f} MiB for what it gains between models"
+               if reserve and available < budget - held else "") + ". ")
     if largest is not None and largest < fraction:
         text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}); lowering it is a "
                  "modelling decision, recorded in MLflow and the report, so it is never done for you. ")
