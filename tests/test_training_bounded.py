@@ -257,7 +257,8 @@ def test_a_budget_error_at_the_logistic_stage_counts_the_logistic_rows(borough, 
 def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown_between_models(borough, monkeypatch):
     # Measured at 60,000 residents: the fraction named before any fit (0.124) was refused after the first model, as
     # the process held 1.7 MiB more ("0.123 or less would fit"). The check before any fit now keeps
-    # TRAIN_GROWTH_BYTES free, so the fraction it names passes every model's own check after a growth that size.
+    # TRAIN_GROWTH_SHARE of the budget free, so the fraction it names passes every model's own check after a growth
+    # that size.
     from earlysignal.modeling.feature_rows import TaskRows
 
     monkeypatch.setattr("earlysignal.config.MIN_MEMORY_BUDGET_GB", 0.0)
@@ -269,18 +270,21 @@ def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown
     raw = _raw_config(borough)
     raw["build"] = {"memory_budget_gb": 0.125}
     raw["training"]["negative_sample_fraction"] = 1.0
+    reserve = int(T.TRAIN_GROWTH_SHARE * 0.125 * 1024**3)
     with pytest.raises(T.TrainingError) as error:
-        T._check_task_memory(tasks, tasks, config_from_dict(raw), 233, "before any model was fitted",
-                             reserve=T.TRAIN_GROWTH_BYTES)
+        T._check_task_memory(tasks, tasks, config_from_dict(raw), 233, "before any model was fitted", reserve=reserve)
     message = str(error.value)
-    assert f"keeps {T.TRAIN_GROWTH_BYTES // 1024**2} MiB for what it gains between models" in message
+    assert f"keeps {reserve / 1024**2:.0f} MiB for what it gains between models" in message
     fraction = float(re.search(r"negative_sample_fraction (0\.\d+) or less would fit", message).group(1))
     raw["training"]["negative_sample_fraction"] = fraction
     config = config_from_dict(raw)
-    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=T.TRAIN_GROWTH_BYTES)
-    held[0] = T.TRAIN_GROWTH_BYTES
+    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=reserve)
+    held[0] = reserve
     for task in tasks:
         T._check_task_memory([task], tasks, config, 233, "after a model was fitted")
+    # A new run with that fraction whose process holds as much more before any fit (0.36 and 0.37 GB were measured
+    # in two runs of the same config) passes too: 0.109 named, then refused before any fit ("0.107 or less").
+    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=reserve)
 
 
 # --------------------------------------------------------------------------- reading rows
