@@ -285,6 +285,12 @@ def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown
     # A new run with that fraction whose process holds as much more before any fit (0.36 and 0.37 GB were measured
     # in two runs of the same config) passes too: 0.109 named, then refused before any fit ("0.107 or less").
     T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=reserve)
+    # The budget it names passes too, at fraction 1.0, with its own reserve and the same run-to-run spare.
+    raw["training"]["negative_sample_fraction"] = 1.0
+    raw["build"] = {"memory_budget_gb": float(re.search(r"memory_budget_gb to at least ([\d.]+)", message).group(1))}
+    bigger = config_from_dict(raw)
+    reserve = int(T.TRAIN_GROWTH_SHARE * bigger.build.memory_budget_gb * 1024**3)
+    T._check_task_memory(tasks, tasks, bigger, 233, "before any model was fitted", reserve=reserve)
 
 
 # --------------------------------------------------------------------------- reading rows

@@ -708,8 +708,9 @@ def _check_task_memory(
     else:
         text += ("No negative_sample_fraction fits: the validation and calibration slices (every row of their as_of "
                  "dates) alone are too large. ")
-    text += (f"Or raise build.memory_budget_gb to at least {math.ceil((held + reserve + spare + need) / gb * 100) / 100:.2f} "
-             "(docs/config.md, build).")
+    # The budget B that a new run passes with the same spare: held + need + (reserve + spare, each a share of B) <= B.
+    enough = (held + need) / (1 - 2 * TRAIN_GROWTH_SHARE)
+    text += f"Or raise build.memory_budget_gb to at least {math.ceil(enough / gb * 100) / 100:.2f} (docs/config.md, build)."
     raise TrainingError(text)
 
 
