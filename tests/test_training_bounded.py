@@ -293,6 +293,23 @@ def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown
     T._check_task_memory(tasks, tasks, bigger, 233, "before any model was fitted", reserve=reserve)
 
 
+def test_a_budget_this_process_alone_exceeds_says_so(borough, monkeypatch):
+    # Measured: build.memory_budget_gb 0.25 (the floor) while train held 0.36 GB before any fit; the error gave
+    # "leaves 0.03 GB" without saying that the process alone was over the budget.
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: int(0.36 * 1024**3))
+    config = _config(borough, memory_budget_gb=0.25)
+    task = TaskRows("split_1", fit_positives=10, fit_negatives=200_000, validation=13_000, calibration=13_000,
+                    logistic_positives=40, logistic_negatives=100_000, test=13_000)
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory([task], [task], config, 233, "before any model was fitted")
+    message = str(error.value)
+    assert "leaves 0.03 GB once this process holds 0.36 GB" in message
+    assert "This process alone holds about as much as the budget or more, so each model was given 10% of it" in message
+    assert "No negative_sample_fraction fits" in message
+
+
 # --------------------------------------------------------------------------- reading rows
 
 def test_feature_rows_give_the_whole_array_s_rows_in_any_order_and_by_batch(matrices):

@@ -701,13 +701,16 @@ def _check_task_memory(
             f"{held / gb:.2f} GB (libraries and the labelled rows' light columns)"
             + (f" and keeps {reserve / 1024**2:.0f} MiB for what it gains between models"
                if reserve and available < budget - held else "") + ". ")
+    if budget - held - reserve < budget * MIN_PARTITION_SHARE:
+        text += (f"This process alone holds about as much as the budget or more, so each model was given "
+                 f"{MIN_PARTITION_SHARE:.0%} of it (as scoring gives each partition). ")
     if largest is not None and largest < fraction:
         text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}; named with "
                  f"{spare / 1024**2:.0f} MiB to spare, as what this process holds varies from run to run); lowering "
                  "it is a modelling decision, recorded in MLflow and the report, so it is never done for you. ")
     else:
         text += ("No negative_sample_fraction fits: the validation and calibration slices (every row of their as_of "
-                 "dates) alone are too large. ")
+                 "dates) with the rows decoded a batch at a time are too large alone. ")
     # The budget B that a new run passes with the same spare: held + need + (reserve + spare, each a share of B) <= B.
     enough = (held + need) / (1 - 2 * TRAIN_GROWTH_SHARE)
     text += f"Or raise build.memory_budget_gb to at least {math.ceil(enough / gb * 100) / 100:.2f} (docs/config.md, build)."
