@@ -214,14 +214,16 @@ def test_a_budget_too_small_for_the_largest_model_stops_before_any_fit_and_names
     assert "build.memory_budget_gb 0.0390625 leaves 0.04 GB" in message
     fraction = float(re.search(r"negative_sample_fraction (0\.\d+) or less would fit", message).group(1))
     assert 0 < fraction < 0.5
-    # The fraction it names passes the same checks, for every model; a thousandth more does not.
+    # The fraction it names passes the same checks, for every model, in a run whose process holds TRAIN_GROWTH_SHARE of
+    # the budget more (the spare it is named with); a thousandth more does not.
+    spare = int(T.TRAIN_GROWTH_SHARE * config.build.memory_budget_gb * 1024**3)
     raw = config.model_dump(mode="json")
     raw["training"]["negative_sample_fraction"] = round(fraction + 0.001, 3)
-    again, _ = _budget_error(config_from_dict(raw), matrices[3], monkeypatch, held=0)
+    again, _ = _budget_error(config_from_dict(raw), matrices[3], monkeypatch, held=spare)
     assert "would fit" in again
     raw["training"]["negative_sample_fraction"] = fraction
     with monkeypatch.context() as patch:
-        patch.setattr("earlysignal.scoring.resident_set_bytes", lambda: 0)
+        patch.setattr("earlysignal.scoring.resident_set_bytes", lambda: spare)
         result = T.train_model(config_from_dict(raw), matrix=matrices[3], data_dir=config.data.dir,
                                log_to_mlflow=False)
     assert result.metrics["sampling"]["negative_fraction"] == fraction
