@@ -214,14 +214,16 @@ def test_a_budget_too_small_for_the_largest_model_stops_before_any_fit_and_names
     assert "build.memory_budget_gb 0.0390625 leaves 0.04 GB" in message
     fraction = float(re.search(r"negative_sample_fraction (0\.\d+) or less would fit", message).group(1))
     assert 0 < fraction < 0.5
-    # The fraction it names passes the same checks, for every model; a thousandth more does not.
+    # The fraction it names passes the same checks, for every model, in a run whose process holds TRAIN_GROWTH_SHARE of
+    # the budget more (the spare it is named with); a thousandth more does not.
+    spare = int(T.TRAIN_GROWTH_SHARE * config.build.memory_budget_gb * 1024**3)
     raw = config.model_dump(mode="json")
     raw["training"]["negative_sample_fraction"] = round(fraction + 0.001, 3)
-    again, _ = _budget_error(config_from_dict(raw), matrices[3], monkeypatch, held=0)
+    again, _ = _budget_error(config_from_dict(raw), matrices[3], monkeypatch, held=spare)
     assert "would fit" in again
     raw["training"]["negative_sample_fraction"] = fraction
     with monkeypatch.context() as patch:
-        patch.setattr("earlysignal.scoring.resident_set_bytes", lambda: 0)
+        patch.setattr("earlysignal.scoring.resident_set_bytes", lambda: spare)
         result = T.train_model(config_from_dict(raw), matrix=matrices[3], data_dir=config.data.dir,
                                log_to_mlflow=False)
     assert result.metrics["sampling"]["negative_fraction"] == fraction
@@ -233,6 +235,81 @@ def test_a_budget_the_fixed_rows_alone_exceed_says_no_fraction_fits(matrices, bo
     message, fits = _budget_error(config, matrices[2], monkeypatch, held=0)
     assert fits == 0
     assert "No negative_sample_fraction fits" in message and "raise build.memory_budget_gb to at least" in message
+
+
+def test_a_budget_error_at_the_logistic_stage_counts_the_logistic_rows(borough, monkeypatch):
+    # The calibration and logistic baseline stage is the largest here (the baseline's working copies, 8.5 times its
+    # rows): the message says how many logistic rows, at which fraction, were estimated, not a dangling
+    # "the logistic baseline's x 233 float32 features".
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.config.MIN_MEMORY_BUDGET_GB", 0.0)
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: 0)
+    config = _config(borough, memory_budget_gb=10 / 1024)
+    task = TaskRows("split_1", fit_positives=10, fit_negatives=2_000, validation=1_000, calibration=1_200,
+                    logistic_positives=40, logistic_negatives=20_000, test=1_000)
+    assert max(task.stages(0.5, 233), key=task.stages(0.5, 233).get) == "calibration and logistic baseline"
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory([task], [task], config, 233, "before any model was fitted")
+    message = str(error.value)
+    assert "at its calibration and logistic baseline stage (1,200 calibration rows and 10,040 logistic baseline " \
+           "rows (negative_sample_fraction 0.5) x 233 float32 features, with the baseline's working copies)" in message
+
+
+def test_the_fraction_named_before_any_fit_still_fits_once_the_process_has_grown_between_models(borough, monkeypatch):
+    # Measured at 60,000 residents: the fraction named before any fit (0.124) was refused after the first model, as
+    # the process held 1.7 MiB more ("0.123 or less would fit"). The check before any fit now keeps
+    # TRAIN_GROWTH_SHARE of the budget free, so the fraction it names passes every model's own check after a growth
+    # that size.
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.config.MIN_MEMORY_BUDGET_GB", 0.0)
+    held = [0]
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: held[0])
+    tasks = [TaskRows(f"split_{i}", fit_positives=50, fit_negatives=200_000 + 1_000 * i, validation=20_000,
+                      calibration=20_000, logistic_positives=40, logistic_negatives=3_000, test=20_000)
+             for i in (1, 2, 3)]
+    raw = _raw_config(borough)
+    raw["build"] = {"memory_budget_gb": 0.125}
+    raw["training"]["negative_sample_fraction"] = 1.0
+    reserve = int(T.TRAIN_GROWTH_SHARE * 0.125 * 1024**3)
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory(tasks, tasks, config_from_dict(raw), 233, "before any model was fitted", reserve=reserve)
+    message = str(error.value)
+    assert f"keeps {reserve / 1024**2:.0f} MiB for what it gains between models" in message
+    fraction = float(re.search(r"negative_sample_fraction (0\.\d+) or less would fit", message).group(1))
+    raw["training"]["negative_sample_fraction"] = fraction
+    config = config_from_dict(raw)
+    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=reserve)
+    held[0] = reserve
+    for task in tasks:
+        T._check_task_memory([task], tasks, config, 233, "after a model was fitted")
+    # A new run with that fraction whose process holds as much more before any fit (0.36 and 0.37 GB were measured
+    # in two runs of the same config) passes too: 0.109 named, then refused before any fit ("0.107 or less").
+    T._check_task_memory(tasks, tasks, config, 233, "before any model was fitted", reserve=reserve)
+    # The budget it names passes too, at fraction 1.0, with its own reserve and the same run-to-run spare.
+    raw["training"]["negative_sample_fraction"] = 1.0
+    raw["build"] = {"memory_budget_gb": float(re.search(r"memory_budget_gb to at least ([\d.]+)", message).group(1))}
+    bigger = config_from_dict(raw)
+    reserve = int(T.TRAIN_GROWTH_SHARE * bigger.build.memory_budget_gb * 1024**3)
+    T._check_task_memory(tasks, tasks, bigger, 233, "before any model was fitted", reserve=reserve)
+
+
+def test_a_budget_this_process_alone_exceeds_says_so(borough, monkeypatch):
+    # Measured: build.memory_budget_gb 0.25 (the floor) while train held 0.36 GB before any fit; the error gave
+    # "leaves 0.03 GB" without saying that the process alone was over the budget.
+    from earlysignal.modeling.feature_rows import TaskRows
+
+    monkeypatch.setattr("earlysignal.scoring.resident_set_bytes", lambda: int(0.36 * 1024**3))
+    config = _config(borough, memory_budget_gb=0.25)
+    task = TaskRows("split_1", fit_positives=10, fit_negatives=200_000, validation=13_000, calibration=13_000,
+                    logistic_positives=40, logistic_negatives=100_000, test=13_000)
+    with pytest.raises(T.TrainingError) as error:
+        T._check_task_memory([task], [task], config, 233, "before any model was fitted")
+    message = str(error.value)
+    assert "leaves 0.03 GB once this process holds 0.36 GB" in message
+    assert "This process alone holds about as much as the budget or more, so each model was given 10% of it" in message
+    assert "No negative_sample_fraction fits" in message
 
 
 # --------------------------------------------------------------------------- reading rows

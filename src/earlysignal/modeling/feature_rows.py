@@ -163,11 +163,16 @@ class TaskRows:
     def fit_rows(self, fraction: float) -> int:
         return sampled_rows(self.fit_positives, self.fit_negatives, fraction)
 
+    def logistic_rows(self, fraction: float) -> int:
+        """The logistic baseline's rows after negative sampling (0 for the final model)."""
+        if not self.logistic_positives + self.logistic_negatives:
+            return 0
+        return sampled_rows(self.logistic_positives, self.logistic_negatives, fraction)
+
     def stages(self, fraction: float, n_features: int) -> dict[str, int]:
         """Estimated bytes held at each of the task's reads: the fit and validation rows with LightGBM's
         datasets; the calibration and logistic rows with the baseline's copies; one batch of test rows."""
-        logistic = sampled_rows(self.logistic_positives, self.logistic_negatives, fraction) \
-            if self.logistic_positives + self.logistic_negatives else 0
+        logistic = self.logistic_rows(fraction)
         reading = rows_bytes(READ_BATCH_ROWS, n_features) * READ_BATCH_COPIES
         return {
             "fit and validation": reading + int(rows_bytes(self.fit_rows(fraction) + self.validation, n_features)

@@ -621,7 +621,9 @@ def _run_tasks_bounded(
     any fit, and each task again before it reads its rows (raises TrainingError). Outcomes by task name."""
     sizes = {task.name: _task_rows(task, config) for task in tasks}
     every = list(sizes.values())
-    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted")
+    budget_gb = config.build.memory_budget_gb
+    _check_task_memory(every, every, config, len(feature_names), "before any model was fitted",
+                       reserve=int(TRAIN_GROWTH_SHARE * budget_gb * 1024**3) if budget_gb else 0)
     outcomes = {}
     for number, task in enumerate(tasks, 1):
         when = f"after {number - 1} of {len(tasks)} models were fitted" if number > 1 else "before any model was fitted"
@@ -648,13 +650,24 @@ def _task_rows(task: _SplitTask, config: ProjectConfig) -> TaskRows:
                     len(task.test) if task.test is not None else 0)
 
 
+# What this process's resident set grows by while it fits the models one after another (what the allocator keeps of
+# each model's reads and LightGBM's datasets, which the budget bounds), as a share of build.memory_budget_gb: 3.5 MiB
+# over five models at 60,000 residents with a 0.5 budget (0.7%; fraction 0.1; docs/performance.md, "A newcomer's
+# bounded training"); four times that, with a margin. The check before any fit keeps it free, so that a run that passes
+# it (and the fraction its error names) passes each model's own check later.
+TRAIN_GROWTH_SHARE = 0.03
+
+
 def _check_task_memory(
-    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str
+    sizes: list[TaskRows], every: list[TaskRows], config: ProjectConfig, n_features: int, when: str,
+    reserve: int = 0,
 ) -> None:
     """Raise TrainingError when the largest of the tasks `sizes` would not fit what build.memory_budget_gb leaves
-    once this process holds its resident set now (at least MIN_PARTITION_SHARE of the budget, as scoring per
-    partition gives). The error gives the numbers and the largest training.negative_sample_fraction with which
-    every task of `every` would fit; the fraction is never lowered here (a sampling change is a recorded
+    once this process holds its resident set now and `reserve` bytes more (at least MIN_PARTITION_SHARE of the
+    budget, as scoring per partition gives). The error gives the numbers and the largest
+    training.negative_sample_fraction with which every task of `every` would fit in a new run that holds up to
+    TRAIN_GROWTH_SHARE of the budget more than this one (what the process holds varies from run to run), and the
+    budget that would do with the same spare; the fraction is never lowered here (a sampling change is a recorded
     modelling decision)."""
     from earlysignal.scoring import MIN_PARTITION_SHARE, resident_set_bytes
 
@@ -666,28 +679,41 @@ def _check_task_memory(
     need = task.bytes(fraction, n_features)
     held = resident_set_bytes()
     budget = budget_gb * 1024**3
-    available = max(budget - held, budget * MIN_PARTITION_SHARE)
+    available = max(budget - held - reserve, budget * MIN_PARTITION_SHARE)
     if need <= available:
         return
     stages = task.stages(fraction, n_features)
     stage = max(stages, key=lambda k: stages[k])
-    fractions = [t.largest_fraction(available, n_features) for t in every]
+    spare = int(TRAIN_GROWTH_SHARE * budget)
+    named_for = max(available - spare, budget * MIN_PARTITION_SHARE)
+    fractions = [t.largest_fraction(named_for, n_features) for t in every]
     largest = None if any(f is None for f in fractions) else min(f for f in fractions if f is not None)
     gb = 1024**3
     rows = (f"{task.fit_rows(fraction):,} fit rows (negative_sample_fraction {fraction}) and {task.validation:,} "
-            f"validation rows" if stage == "fit and validation" else
-            f"{task.calibration:,} calibration rows and the logistic baseline's")
-    text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows} "
-            f"x {n_features} float32 features, with LightGBM's or the baseline's working copies), but "
+            f"validation rows x {n_features} float32 features, with LightGBM's working copies"
+            if stage == "fit and validation" else
+            f"{task.calibration:,} calibration rows and {task.logistic_rows(fraction):,} logistic baseline rows "
+            f"(negative_sample_fraction {fraction}) x {n_features} float32 features, with the baseline's working "
+            "copies")
+    text = (f"training stopped {when}: {task.name} would hold about {need / gb:.2f} GB at its {stage} stage ({rows}"
+            "), but "
             f"build.memory_budget_gb {budget_gb} leaves {available / gb:.2f} GB once this process holds "
-            f"{held / gb:.2f} GB (libraries and the labelled rows' light columns). ")
+            f"{held / gb:.2f} GB (libraries and the labelled rows' light columns)"
+            + (f" and keeps {reserve / 1024**2:.0f} MiB for what it gains between models"
+               if reserve and available < budget - held else "") + ". ")
+    if budget - held - reserve < budget * MIN_PARTITION_SHARE:
+        text += (f"This process alone holds about as much as the budget or more, so each model was given "
+                 f"{MIN_PARTITION_SHARE:.0%} of it (as scoring gives each partition). ")
     if largest is not None and largest < fraction:
-        text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}); lowering it is a "
-                 "modelling decision, recorded in MLflow and the report, so it is never done for you. ")
+        text += (f"training.negative_sample_fraction {largest} or less would fit (now {fraction}; named with "
+                 f"{spare / 1024**2:.0f} MiB to spare, as what this process holds varies from run to run); lowering "
+                 "it is a modelling decision, recorded in MLflow and the report, so it is never done for you. ")
     else:
         text += ("No negative_sample_fraction fits: the validation and calibration slices (every row of their as_of "
-                 "dates) alone are too large. ")
-    text += f"Or raise build.memory_budget_gb to at least {math.ceil((held + need) / gb * 100) / 100:.2f} (docs/config.md, build)."
+                 "dates) with the rows decoded a batch at a time are too large alone. ")
+    # The budget B that a new run passes with the same spare: held + need + (reserve + spare, each a share of B) <= B.
+    enough = (held + need) / (1 - 2 * TRAIN_GROWTH_SHARE)
+    text += f"Or raise build.memory_budget_gb to at least {math.ceil(enough / gb * 100) / 100:.2f} (docs/config.md, build)."
     raise TrainingError(text)
 
 
