@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,6 +337,21 @@ def approver_pin(entries: Sequence[dict[str, Any]]) -> ApproverPin | None:
 # ------------------------------------------------------------------------------------- ledger
 
 
+def json_lines(path: Path, not_json: Callable[[int], Exception]) -> Iterator[tuple[int, Any]]:
+    """(line number from 1, parsed value) for each non-blank line of a JSON-lines file; nothing when it does not
+    exist. Raises not_json(line number) for a line that is not JSON (a chained file is never half-read)."""
+    if not path.exists():
+        return
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise not_json(number) from None
+        yield number, value
+
+
 class Ledger:
     """The append-only approval ledger in one store folder."""
 
@@ -347,16 +362,10 @@ class Ledger:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry in file order (no checks beyond JSON syntax); [] when there is no ledger."""
-        if not self.path.exists():
-            return []
         entries = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                raise ApprovalError(f"chain check failed: {self.path} line {number} is not valid JSON") from None
+        for number, entry in json_lines(
+            self.path, lambda number: ApprovalError(f"chain check failed: {self.path} line {number} is not valid JSON")
+        ):
             if not isinstance(entry, dict):
                 raise ApprovalError(f"chain check failed: {self.path} line {number} is not a JSON object")
             entries.append(entry)

@@ -121,18 +121,14 @@ class ReleaseRegister:
 
         Raises BundleError naming the line when one is not JSON or an entry was removed, edited or reordered.
         """
-        if not self.path.exists():
-            return []
+        from earlysignal.ledger import json_lines
+
         out: list[dict[str, Any]] = []
         previous = GENESIS
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                raise BundleError(f"release register check failed: {self.path} line {number} is not valid JSON; "
-                                  "restore the register from a backup") from None
+        not_json = lambda number: BundleError(  # noqa: E731
+            f"release register check failed: {self.path} line {number} is not valid JSON; restore the register "
+            "from a backup")
+        for number, entry in json_lines(self.path, not_json):
             if not isinstance(entry, dict) or entry.get("seq") != len(out) or entry.get("prev") != previous:
                 raise BundleError(
                     f"release register check failed: {self.path} line {number} does not follow the line before it "
